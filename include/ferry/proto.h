@@ -1,0 +1,173 @@
+/*
+ * proto.h - Ferry's wire protocol: frames, their payloads, and the
+ * incremental decoder.  docs/protocol.md is the reference; this header is
+ * its C form.
+ *
+ * Every frame is a 32-byte little-endian header followed by `len` payload
+ * bytes.  The header carries the CRC32C of the payload and a CRC32C of its
+ * own first 28 bytes, so a corrupt length is caught before it is trusted.
+ * Frames that belong to a channel's stream (file-begin, data, file-end)
+ * carry consecutive sequence numbers; the relay stores them byte for byte
+ * and forwards the same bytes to every receiver.
+ */
+#ifndef FERRY_PROTO_H
+#define FERRY_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#define FY_PROTO_MAGIC 0x59524546u /* "FERY" read as a little-endian u32 */
+#define FY_PROTO_VERSION 1u
+#define FY_FRAME_HDR_SIZE 32u
+#define FY_PAYLOAD_MAX_DEFAULT ((size_t)1 << 20) /* 1 MiB */
+#define FY_PAYLOAD_MAX_LIMIT ((size_t)16 << 20)  /* no configuration may exceed it */
+#define FY_NAME_MAX 255u    /* file and channel names, bytes */
+#define FY_TOKEN_MAX 255u
+#define FY_ERRTEXT_MAX 1024u
+#define FY_SHA256_LEN 32u
+
+enum fy_frame_type {
+    FY_FT_HELLO = 1,
+    FY_FT_WELCOME = 2,
+    FY_FT_FILE_BEGIN = 3, /* stream frame: has a sequence number */
+    FY_FT_DATA = 4,       /* stream frame */
+    FY_FT_FILE_END = 5,   /* stream frame */
+    FY_FT_ACK = 6,
+    FY_FT_ERROR = 7,
+    FY_FT_PING = 8,
+    FY_FT_PONG = 9,
+    FY_FT_BYE = 10,
+    FY_FT_MAX_ = 10
+};
+
+/* Decoded header. On the wire (little-endian, packed):
+ *   0 magic u32 | 4 version u8 | 5 type u8 | 6 flags u16 | 8 channel u32 |
+ *  12 len u32 | 16 seq u64 | 24 crc u32 (payload CRC32C) |
+ *  28 hcrc u32 (CRC32C of bytes 0..27) */
+typedef struct fy_frame_hdr {
+    uint8_t type;
+    uint8_t version;
+    uint16_t flags;   /* must be 0 in version 1 */
+    uint32_t channel; /* channel id from welcome; 0 before it */
+    uint32_t len;     /* payload bytes */
+    uint64_t seq;     /* stream frames: sequence number; others 0 or echo */
+    uint32_t crc;     /* CRC32C of the payload */
+} fy_frame_hdr;
+
+static inline bool fy_frame_is_stream(uint8_t type)
+{
+    return type == FY_FT_FILE_BEGIN || type == FY_FT_DATA || type == FY_FT_FILE_END;
+}
+
+/* Roles and receiver modes in hello. */
+enum fy_role { FY_ROLE_SENDER = 1, FY_ROLE_RECEIVER = 2 };
+enum fy_mode {
+    FY_MODE_LIVE = 0,   /* from the next packet on */
+    FY_MODE_START = 1,  /* from the first packet the relay still holds */
+    FY_MODE_RESUME = 2  /* from resume_from */
+};
+
+typedef struct fy_hello {
+    uint8_t role;
+    uint8_t mode;
+    uint64_t resume_from;
+    char channel[FY_NAME_MAX + 1];
+    char token[FY_TOKEN_MAX + 1];
+} fy_hello;
+
+typedef struct fy_welcome {
+    uint32_t channel;   /* id to put in later headers */
+    uint64_t next_seq;  /* sender: seq of its first stream frame; receiver: first seq it will get */
+    uint64_t first_seq; /* oldest seq the relay still holds (retention) */
+    uint32_t max_payload;
+} fy_welcome;
+
+typedef struct fy_file_begin {
+    uint64_t size;
+    char name[FY_NAME_MAX + 1];
+} fy_file_begin;
+
+typedef struct fy_file_end {
+    uint64_t size;
+    uint8_t sha256[FY_SHA256_LEN];
+} fy_file_end;
+
+typedef struct fy_ack {
+    uint64_t seq; /* relay->sender: stored through seq; receiver->relay: received through seq */
+} fy_ack;
+
+typedef struct fy_error {
+    uint32_t code; /* FY_E* number (err.h) */
+    char text[FY_ERRTEXT_MAX + 1];
+} fy_error;
+
+/* ---- headers ------------------------------------------------------------ */
+
+/* Fill out[0..31] from h; computes hcrc (h->crc must already be set). */
+void fy_frame_hdr_encode(const fy_frame_hdr *h, uint8_t out[FY_FRAME_HDR_SIZE]);
+
+/* Parse and check a header: magic, version, header CRC, type, flags, and
+ * len <= max_payload.  Returns 0 or -FY_EMAGIC, -FY_EVERSION, -FY_EHDRCHECK,
+ * -FY_ETYPE, -FY_EFLAGS, -FY_EOVERSIZE. */
+int fy_frame_hdr_decode(const uint8_t in[FY_FRAME_HDR_SIZE], size_t max_payload, fy_frame_hdr *h);
+
+/* Build a complete header for payload p (sets len and crc in h).  For
+ * writev: iov[0] = the header bytes, iov[1] = the payload, no copy. */
+void fy_frame_seal(fy_frame_hdr *h, const void *p, size_t len, uint8_t out[FY_FRAME_HDR_SIZE]);
+
+/* ---- control payloads ---------------------------------------------------- */
+/* encode: write into out (cap bytes), set *len; -ENOBUFS if cap is too small,
+ *         -FY_ENAME / -EINVAL for a field that is out of range.
+ * decode: -FY_ETRUNC for a short payload, -FY_EPAYLOAD for trailing bytes or
+ *         a bad field, -FY_ENAME for a name that fails fy_name_check. */
+int fy_hello_encode(const fy_hello *v, uint8_t *out, size_t cap, size_t *len);
+int fy_hello_decode(const uint8_t *p, size_t n, fy_hello *v);
+int fy_welcome_encode(const fy_welcome *v, uint8_t *out, size_t cap, size_t *len);
+int fy_welcome_decode(const uint8_t *p, size_t n, fy_welcome *v);
+int fy_file_begin_encode(const fy_file_begin *v, uint8_t *out, size_t cap, size_t *len);
+int fy_file_begin_decode(const uint8_t *p, size_t n, fy_file_begin *v);
+int fy_file_end_encode(const fy_file_end *v, uint8_t *out, size_t cap, size_t *len);
+int fy_file_end_decode(const uint8_t *p, size_t n, fy_file_end *v);
+int fy_ack_encode(const fy_ack *v, uint8_t *out, size_t cap, size_t *len);
+int fy_ack_decode(const uint8_t *p, size_t n, fy_ack *v);
+int fy_error_encode(const fy_error *v, uint8_t *out, size_t cap, size_t *len);
+int fy_error_decode(const uint8_t *p, size_t n, fy_error *v);
+
+/* A channel or file name: 1..FY_NAME_MAX bytes of [A-Za-z0-9._-], not
+ * starting with '.', so it is always safe as one path component.
+ * Returns 0 or -FY_ENAME. */
+int fy_name_check(const char *name, size_t len);
+
+/* ---- incremental decoder ------------------------------------------------- */
+
+typedef struct fy_dec fy_dec;
+
+/* A decoded frame.  raw points at the header and payload, contiguous
+ * (raw_len = 32 + hdr.len), valid until the next fy_dec_* call. */
+typedef struct fy_frame {
+    fy_frame_hdr hdr;
+    const uint8_t *raw;
+    size_t raw_len;
+    const uint8_t *payload;
+} fy_frame;
+
+int fy_dec_new(size_t max_payload, fy_dec **out);
+void fy_dec_free(fy_dec *d);
+
+/* Feed bytes.  Consumes from p[0..n) and sets *used to how many bytes were
+ * taken.  Returns 1 with *f filled when a whole frame (header checked,
+ * payload CRC checked) is ready -- call again with the rest of the input;
+ * 0 when all n bytes were taken and more are needed; or a negative FY_E*
+ * error, after which the decoder stays failed (the connection must end).
+ * Any split of the same byte stream yields the same frames. */
+int fy_dec_feed(fy_dec *d, const uint8_t *p, size_t n, size_t *used, fy_frame *f);
+
+/* ---- checksums ----------------------------------------------------------- */
+
+/* CRC32C (Castagnoli), hardware-accelerated where the CPU has it.  Start
+ * with crc = 0; chaining calls over pieces gives the CRC of the whole. */
+uint32_t fy_crc32c(uint32_t crc, const void *p, size_t n);
+
+#endif

@@ -1,0 +1,139 @@
+/*
+ * store.h - one channel's log on disk: data segments and their index.
+ *
+ * A channel directory holds segments named by the sequence number of their
+ * first frame, zero-padded to 20 digits: <base>.log holds the frames exactly
+ * as received (header + payload, back to back) and <base>.idx holds one
+ * fixed-size record per frame (fy_idx_rec).  docs/storage.md is the byte
+ * layout.
+ *
+ * Ownership follows the actors: fy_store_open() recovers the directory and
+ * returns two halves: the fy_log (appends; owned by the channel's
+ * file-writer) and the fy_idx (index appends and look-ups; owned by the
+ * indexer).  Forwarders read with their own fy_logrd, which opens the
+ * segment files read-only and reads only below an end position the writer
+ * has published to them in messages.
+ */
+#ifndef FERRY_STORE_H
+#define FERRY_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+typedef struct fy_log fy_log;
+typedef struct fy_idx fy_idx;
+typedef struct fy_logrd fy_logrd;
+
+/* Where a frame is: segment (its base seq) and byte offset in that segment. */
+typedef struct fy_pos {
+    uint64_t seg;
+    uint64_t off;
+} fy_pos;
+
+/* One index record (32 bytes on disk, little-endian). */
+typedef struct fy_idx_rec {
+    uint64_t seq;
+    uint64_t seg;
+    uint64_t off;  /* of the frame's header in the segment */
+    uint32_t len;  /* header + payload */
+    uint32_t crc;  /* the frame's payload CRC32C, as in its header */
+} fy_idx_rec;
+
+enum fy_fsync_mode {
+    FY_FSYNC_NEVER = 0,
+    FY_FSYNC_INTERVAL = 1, /* fy_log_sync when fsync_ms has passed (the writer's timer) */
+    FY_FSYNC_FILE_END = 2  /* at every file-end frame */
+};
+
+typedef struct fy_store_opts {
+    uint64_t segment_bytes;  /* roll when a segment would pass this; 0 = 256 MiB */
+    size_t max_payload;      /* frames larger than this are corrupt; 0 = 1 MiB */
+    uint64_t retain_bytes;   /* 0 = keep everything */
+    uint64_t retain_secs;    /* 0 = keep everything */
+} fy_store_opts;
+
+/* What recovery found and did (for the log line and for tests). */
+typedef struct fy_recovery {
+    uint64_t segments;
+    uint64_t frames;          /* frames in the channel after recovery */
+    uint64_t first_seq, next_seq;
+    uint64_t truncated_bytes; /* cut from the tail of the last segment */
+    uint64_t index_dropped;   /* index records removed (ahead of or not matching the data) */
+    uint64_t index_added;     /* index records rebuilt from the data */
+    uint64_t scanned_bytes;   /* data bytes read by recovery */
+} fy_recovery;
+
+/* Open (creating if needed) the channel log in directory dir, recovering it:
+ * check the tail of the last segment, cut a torn or corrupt last frame,
+ * bring the index in line with the data.  Reads only the data beyond the
+ * last good index record.  rep may be NULL.  Returns 0 or -errno /
+ * -FY_ECORRUPT (damage recovery cannot repair, e.g. a corrupt frame in the
+ * middle of a non-last segment). */
+int fy_store_open(const char *dir, const fy_store_opts *o, fy_log **log, fy_idx **idx,
+                  fy_recovery *rep);
+
+/* ---- fy_log: the writer's half --------------------------------------------- */
+
+/* Append n complete frames (frames[i] = one frame's header+payload bytes)
+ * with as few write calls as possible, rolling the segment first when a frame
+ * would pass segment_bytes.  Fills recs[i] for each frame.  Frames must
+ * carry consecutive seqs starting at fy_log_next_seq().  Returns 0 or -errno
+ * (-FY_ESEQ for a wrong sequence); on error nothing past the last whole
+ * frame is kept. */
+int fy_log_append(fy_log *l, const struct iovec *frames, size_t n, fy_idx_rec *recs);
+uint64_t fy_log_next_seq(const fy_log *l);
+uint64_t fy_log_first_seq(const fy_log *l);
+/* End of the written data (the next frame's position). */
+fy_pos fy_log_end(const fy_log *l);
+/* fdatasync the current segment.  Returns 0 or -errno. */
+int fy_log_sync(fy_log *l);
+/* Remove whole old segments (never the current one) past the retention
+ * limits; now_s is wall-clock seconds.  Sets *first_seq to the new first
+ * sequence.  The index half must then fy_idx_trim() to it. */
+int fy_log_retain(fy_log *l, uint64_t now_s, uint64_t *first_seq);
+void fy_log_close(fy_log *l);
+
+/* ---- fy_idx: the indexer's half -------------------------------------------- */
+
+int fy_idx_append(fy_idx *x, const fy_idx_rec *recs, size_t n);
+/* Look up seq.  Returns 0, or -FY_ENOSEQ if seq is not (or no longer) held. */
+int fy_idx_lookup(fy_idx *x, uint64_t seq, fy_idx_rec *out);
+/* Drop index files of segments below first_seq (after fy_log_retain). */
+int fy_idx_trim(fy_idx *x, uint64_t first_seq);
+int fy_idx_sync(fy_idx *x);
+void fy_idx_close(fy_idx *x);
+
+/* ---- fy_logrd: a forwarder's reader ---------------------------------------- */
+
+int fy_logrd_open(const char *dir, fy_logrd **out);
+void fy_logrd_close(fy_logrd *r);
+/* Position the reader at a frame (from the index, or from a live message). */
+int fy_logrd_seek(fy_logrd *r, fy_pos at);
+fy_pos fy_logrd_pos(const fy_logrd *r);
+/* Send bytes from the reader's position to socket fd with sendfile(), never
+ * past `end` (a position the writer published), at most max bytes, crossing
+ * into the next segment when the current one is exhausted.  Sets *sent.
+ * Returns 0 (check *sent and fy_logrd_pos), -EAGAIN if the socket is full
+ * (after sending what it could), or -errno. */
+int fy_logrd_sendfile(fy_logrd *r, int fd, fy_pos end, size_t max, size_t *sent);
+/* Read whole frames from the position into buf (at most cap bytes, at
+ * least one frame if it fits) without passing end.  Sets *len.  For callers
+ * that need the bytes (checking, tools).  Returns 0 or -errno / -FY_ECORRUPT. */
+int fy_logrd_read(fy_logrd *r, fy_pos end, uint8_t *buf, size_t cap, size_t *len);
+
+/* ---- offline checking (ferry check) --------------------------------------- */
+
+typedef struct fy_check_report {
+    uint64_t segments, frames, bytes;
+    uint64_t crc_errors, index_errors;
+    uint64_t first_seq, next_seq;
+} fy_check_report;
+
+/* Verify every frame's header and payload CRC and every index record of the
+ * channel in dir, read-only.  Returns 0 when clean, -FY_ECORRUPT when
+ * anything is wrong (details in rep), or -errno. */
+int fy_store_check(const char *dir, size_t max_payload, fy_check_report *rep);
+
+#endif
