@@ -1,0 +1,56 @@
+/*
+ * sock.h - socket helpers shared by the relay, the client, the swarm and the
+ * baseline: address parsing, listen, connect, and the few blocking loops a
+ * client needs.  The relay's actors use the non-blocking forms only.  This
+ * module (src/net) is the only place that calls socket(), bind(), connect()
+ * and accept4(); actors call recv()/send()/writev() through it as well so
+ * every I/O system call is in one folder.
+ */
+#ifndef FERRY_SOCK_H
+#define FERRY_SOCK_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+typedef struct fy_addr {
+    struct sockaddr_storage ss;
+    socklen_t len;
+} fy_addr;
+
+/* Parse "HOST:PORT", "[v6]:PORT" or ":PORT" (host defaults to
+ * default_host).  Numeric hosts and "localhost" only: no DNS.  Returns 0 or
+ * -EINVAL. */
+int fy_addr_parse(const char *text, const char *default_host, fy_addr *out);
+/* Format as "HOST:PORT" / "[v6]:PORT" into buf (cap >= 64). */
+void fy_addr_format(const fy_addr *a, char *buf, size_t cap);
+uint16_t fy_addr_port(const fy_addr *a);
+
+/* Non-blocking, close-on-exec listening socket with SO_REUSEADDR.  backlog
+ * 0 = SOMAXCONN.  Returns fd or -errno.  *bound (may be NULL) gets the real
+ * address (port 0 -> the port picked). */
+int fy_sock_listen(const fy_addr *a, int backlog, fy_addr *bound);
+/* accept4 non-blocking + cloexec; returns fd, -EAGAIN, or -errno. */
+int fy_sock_accept(int lfd, fy_addr *peer);
+/* Blocking connect with a timeout in ms (0 = none); the returned fd is
+ * blocking, TCP_NODELAY set.  Returns fd or -errno (-ETIMEDOUT). */
+int fy_sock_connect(const fy_addr *a, int timeout_ms);
+int fy_sock_set_nonblock(int fd, int on);
+int fy_sock_set_nodelay(int fd);
+/* Socket buffer sizes (bytes; 0 = leave). */
+int fy_sock_set_bufs(int fd, int sndbuf, int rcvbuf);
+
+/* One recv()/writev() on a non-blocking socket: returns bytes (> 0), 0 on
+ * orderly close (recv only), -EAGAIN, or -errno.  EINTR is retried. */
+ssize_t fy_sock_recv(int fd, void *buf, size_t n);
+ssize_t fy_sock_writev(int fd, const struct iovec *iov, int iovcnt);
+
+/* Blocking helpers for clients: write all / read exactly n bytes.
+ * Return 0, -EPIPE/-ECONNRESET/... , or -ENODATA (read: EOF before n). */
+int fy_sock_write_all(int fd, const void *p, size_t n);
+int fy_sock_writev_all(int fd, struct iovec *iov, int iovcnt);
+int fy_sock_read_full(int fd, void *p, size_t n);
+
+#endif

@@ -1,0 +1,95 @@
+/*
+ * klog.c - key=value log lines on stderr (include/ferry/klog.h).
+ *
+ * A line is built in a stack buffer and written with one write(2): lines
+ * from different threads never interleave, and no lock is needed.  The
+ * program name and level threshold are the only process-wide settings; they
+ * are written once by fy_klog_setup() before any thread starts and only read
+ * afterwards.
+ */
+#include "ferry/klog.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *g_prog = "ferry";
+static enum fy_klog_level g_min = FY_LOG_INFO;
+
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+void fy_klog_setup(const char *prog, enum fy_klog_level min_level)
+{
+    g_prog = prog;
+    g_min = min_level;
+}
+
+int fy_klog_level_parse(const char *s)
+{
+    for (int i = 0; i < 4; i++)
+        if (strcmp(s, level_names[i]) == 0)
+            return i;
+    return -EINVAL;
+}
+
+const char *fy_klog_q(const char *s, char *buf, size_t cap)
+{
+    size_t o = 0;
+    if (cap < 3) {
+        if (cap)
+            buf[0] = '\0';
+        return buf;
+    }
+    buf[o++] = '"';
+    for (; s && *s && o + 6 < cap; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            buf[o++] = '\\';
+            buf[o++] = (char)c;
+        } else if (c < 0x20 || c >= 0x7f) {
+            o += (size_t)snprintf(buf + o, cap - o, "\\x%02x", c);
+        } else {
+            buf[o++] = (char)c;
+        }
+    }
+    buf[o++] = '"';
+    buf[o] = '\0';
+    return buf;
+}
+
+void fy_klog(enum fy_klog_level lvl, const char *msg, const char *fmt, ...)
+{
+    char line[2048], qmsg[512];
+    struct timespec ts;
+    struct tm tm;
+
+    if (lvl < g_min)
+        return;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    int n = snprintf(line, sizeof(line),
+                     "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s prog=%s msg=%s",
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                     tm.tm_sec, ts.tv_nsec / 1000000, level_names[lvl], g_prog,
+                     fy_klog_q(msg, qmsg, sizeof(qmsg)));
+    if (fmt && fmt[0] && n > 0 && (size_t)n < sizeof(line) - 2) {
+        va_list ap;
+        line[n++] = ' ';
+        va_start(ap, fmt);
+        int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+        va_end(ap);
+        if (m > 0)
+            n += m < (int)(sizeof(line) - (size_t)n - 1) ? m : (int)(sizeof(line) - (size_t)n - 2);
+    }
+    if (n < 0)
+        return;
+    if ((size_t)n > sizeof(line) - 2)
+        n = (int)sizeof(line) - 2;
+    line[n++] = '\n';
+    /* stderr is unbuffered; one write keeps the line whole.  A failed log
+     * write has nowhere better to be reported. */
+    ssize_t w = write(STDERR_FILENO, line, (size_t)n);
+    (void)w;
+}
