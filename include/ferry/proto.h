@@ -27,6 +27,10 @@
 #define FY_TOKEN_MAX 255u
 #define FY_ERRTEXT_MAX 1024u
 #define FY_SHA256_LEN 32u
+#define FY_PING_MAX 64u     /* ping/pong payload: opaque, echoed */
+/* Largest control payload (an error frame with the longest text); a
+ * max_payload below it still works but limits error texts and names. */
+#define FY_CTL_PAYLOAD_MAX (8u + FY_ERRTEXT_MAX)
 
 enum fy_frame_type {
     FY_FT_HELLO = 1,
@@ -105,13 +109,24 @@ typedef struct fy_error {
 
 /* ---- headers ------------------------------------------------------------ */
 
-/* Fill out[0..31] from h; computes hcrc (h->crc must already be set). */
+/* Fill out[0..31] from h; computes hcrc (h->crc must already be set).
+ * Writes FY_PROTO_VERSION when h->version is 0.  Any thread. */
 void fy_frame_hdr_encode(const fy_frame_hdr *h, uint8_t out[FY_FRAME_HDR_SIZE]);
 
-/* Parse and check a header: magic, version, header CRC, type, flags, and
- * len <= max_payload.  Returns 0 or -FY_EMAGIC, -FY_EVERSION, -FY_EHDRCHECK,
- * -FY_ETYPE, -FY_EFLAGS, -FY_EOVERSIZE. */
+/* Parse and check a header, in this order: magic, version, header CRC,
+ * type, flags, and len <= fy_frame_payload_max(type, max_payload) (so a
+ * length is never trusted before the header CRC vouched for it).  Returns
+ * 0 or -FY_EMAGIC, -FY_EVERSION, -FY_EHDRCHECK, -FY_ETYPE, -FY_EFLAGS,
+ * -FY_EOVERSIZE.  Does not look at the payload.  Any thread. */
 int fy_frame_hdr_decode(const uint8_t in[FY_FRAME_HDR_SIZE], size_t max_payload, fy_frame_hdr *h);
+
+/* Largest payload a frame of `type` may carry under max_payload: the
+ * control types have fixed limits (docs/protocol.md), data frames have
+ * max_payload.  0 for an unknown type.  Any thread. */
+size_t fy_frame_payload_max(uint8_t type, size_t max_payload);
+
+/* "hello", "data", ... for logs; "unknown" for other values.  Any thread. */
+const char *fy_frame_type_name(uint8_t type);
 
 /* Build a complete header for payload p (sets len and crc in h).  For
  * writev: iov[0] = the header bytes, iov[1] = the payload, no copy. */
@@ -153,6 +168,7 @@ typedef struct fy_frame {
     const uint8_t *payload;
 } fy_frame;
 
+/* max_payload: 1..FY_PAYLOAD_MAX_LIMIT, else -EINVAL; -ENOMEM. */
 int fy_dec_new(size_t max_payload, fy_dec **out);
 void fy_dec_free(fy_dec *d);
 
@@ -161,7 +177,12 @@ void fy_dec_free(fy_dec *d);
  * payload CRC checked) is ready -- call again with the rest of the input;
  * 0 when all n bytes were taken and more are needed; or a negative FY_E*
  * error, after which the decoder stays failed (the connection must end).
- * Any split of the same byte stream yields the same frames. */
+ * Any split of the same byte stream yields the same frames.
+ * Errors: those of fy_frame_hdr_decode, -FY_ESEQ for a stream frame with
+ * seq 0, -FY_ECRC for a payload CRC mismatch, -ENOMEM; *used is 0 then.
+ * A frame wholly inside p is returned in place (f->raw points into p);
+ * one cut by the end of an input is assembled in the decoder's buffer
+ * (at most 32 + max_payload bytes).  One decoder, one thread at a time. */
 int fy_dec_feed(fy_dec *d, const uint8_t *p, size_t n, size_t *used, fy_frame *f);
 
 /* ---- checksums ----------------------------------------------------------- */

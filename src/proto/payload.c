@@ -1,0 +1,267 @@
+/*
+ * payload.c - control-frame payloads (hello, welcome, file-begin, file-end,
+ * ack, error) and the name rule.
+ *
+ * Each payload is a fixed little-endian part followed by its variable
+ * strings, with explicit lengths and no terminators; layouts are in
+ * docs/protocol.md and beside each codec below.  Decoding is strict: a
+ * short payload is -FY_ETRUNC, anything left over or any reserved byte
+ * that is not zero is -FY_EPAYLOAD, and a name that could not be used as a
+ * single path component is -FY_ENAME.  Strictness costs nothing here and
+ * keeps room for later versions to give those bytes a meaning.
+ */
+#include "ferry/proto.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "ferry/err.h"
+#include "le.h"
+
+#define HELLO_FIXED 16u
+#define WELCOME_SIZE 24u
+#define FBEGIN_FIXED 12u
+#define FEND_SIZE (8u + FY_SHA256_LEN)
+#define ACK_SIZE 8u
+#define ERROR_FIXED 8u
+
+int fy_name_check(const char *name, size_t len)
+{
+    if (len == 0 || len > FY_NAME_MAX || name[0] == '.')
+        return -FY_ENAME;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)name[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '_' || c == '-';
+        if (!ok)
+            return -FY_ENAME;
+    }
+    return 0;
+}
+
+/* Length of a NUL-terminated field of an array of cap+1 bytes; cap+1 when
+ * the array holds no terminator (the encoder then refuses it). */
+static size_t field_len(const char *s, size_t cap)
+{
+    return strnlen(s, cap + 1);
+}
+
+/* Copy a length-prefixed string out of a payload into a C string. */
+static void take_str(char *dst, const uint8_t *src, size_t n)
+{
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+/* Opaque strings (token, error text) become C strings, so they may not
+ * hold a NUL byte: it would silently cut them short. */
+static bool has_nul(const uint8_t *p, size_t n)
+{
+    return n > 0 && memchr(p, 0, n) != NULL;
+}
+
+/* ---- hello --------------------------------------------------------------
+ *  0 role u8 | 1 mode u8 | 2 name_len u16 | 4 token_len u16 |
+ *  6 reserved u16 = 0 | 8 resume_from u64 | 16 name | 16+name_len token */
+
+int fy_hello_encode(const fy_hello *v, uint8_t *out, size_t cap, size_t *len)
+{
+    size_t nl = field_len(v->channel, FY_NAME_MAX);
+    size_t tl = field_len(v->token, FY_TOKEN_MAX);
+
+    if (fy_name_check(v->channel, nl) < 0)
+        return -FY_ENAME;
+    if (tl > FY_TOKEN_MAX || (v->role != FY_ROLE_SENDER && v->role != FY_ROLE_RECEIVER) ||
+        v->mode > FY_MODE_RESUME)
+        return -EINVAL;
+    if (cap < HELLO_FIXED + nl + tl)
+        return -ENOBUFS;
+    out[0] = v->role;
+    out[1] = v->mode;
+    fy__st16(out + 2, (uint16_t)nl);
+    fy__st16(out + 4, (uint16_t)tl);
+    fy__st16(out + 6, 0);
+    fy__st64(out + 8, v->resume_from);
+    memcpy(out + HELLO_FIXED, v->channel, nl);
+    memcpy(out + HELLO_FIXED + nl, v->token, tl);
+    *len = HELLO_FIXED + nl + tl;
+    return 0;
+}
+
+int fy_hello_decode(const uint8_t *p, size_t n, fy_hello *v)
+{
+    if (n < HELLO_FIXED)
+        return -FY_ETRUNC;
+    if ((p[0] != FY_ROLE_SENDER && p[0] != FY_ROLE_RECEIVER) || p[1] > FY_MODE_RESUME ||
+        fy__ld16(p + 6) != 0)
+        return -FY_EPAYLOAD;
+    size_t nl = fy__ld16(p + 2), tl = fy__ld16(p + 4);
+    if (n < HELLO_FIXED + nl + tl)
+        return -FY_ETRUNC;
+    if (n > HELLO_FIXED + nl + tl)
+        return -FY_EPAYLOAD;
+    const uint8_t *name = p + HELLO_FIXED, *tok = name + nl;
+    if (fy_name_check((const char *)name, nl) < 0)
+        return -FY_ENAME;
+    if (tl > FY_TOKEN_MAX || has_nul(tok, tl))
+        return -FY_EPAYLOAD;
+    v->role = p[0];
+    v->mode = p[1];
+    v->resume_from = fy__ld64(p + 8);
+    take_str(v->channel, name, nl);
+    take_str(v->token, tok, tl);
+    return 0;
+}
+
+/* ---- welcome ------------------------------------------------------------
+ *  0 channel u32 | 4 max_payload u32 | 8 next_seq u64 | 16 first_seq u64 */
+
+int fy_welcome_encode(const fy_welcome *v, uint8_t *out, size_t cap, size_t *len)
+{
+    if (v->max_payload == 0 || v->max_payload > FY_PAYLOAD_MAX_LIMIT || v->next_seq == 0)
+        return -EINVAL;
+    if (cap < WELCOME_SIZE)
+        return -ENOBUFS;
+    fy__st32(out + 0, v->channel);
+    fy__st32(out + 4, v->max_payload);
+    fy__st64(out + 8, v->next_seq);
+    fy__st64(out + 16, v->first_seq);
+    *len = WELCOME_SIZE;
+    return 0;
+}
+
+int fy_welcome_decode(const uint8_t *p, size_t n, fy_welcome *v)
+{
+    if (n < WELCOME_SIZE)
+        return -FY_ETRUNC;
+    if (n > WELCOME_SIZE)
+        return -FY_EPAYLOAD;
+    uint32_t maxp = fy__ld32(p + 4);
+    uint64_t next = fy__ld64(p + 8);
+    if (maxp == 0 || maxp > FY_PAYLOAD_MAX_LIMIT || next == 0)
+        return -FY_EPAYLOAD;
+    v->channel = fy__ld32(p);
+    v->max_payload = maxp;
+    v->next_seq = next;
+    v->first_seq = fy__ld64(p + 16);
+    return 0;
+}
+
+/* ---- file-begin ---------------------------------------------------------
+ *  0 size u64 | 8 name_len u16 | 10 reserved u16 = 0 | 12 name */
+
+int fy_file_begin_encode(const fy_file_begin *v, uint8_t *out, size_t cap, size_t *len)
+{
+    size_t nl = field_len(v->name, FY_NAME_MAX);
+
+    if (fy_name_check(v->name, nl) < 0)
+        return -FY_ENAME;
+    if (cap < FBEGIN_FIXED + nl)
+        return -ENOBUFS;
+    fy__st64(out, v->size);
+    fy__st16(out + 8, (uint16_t)nl);
+    fy__st16(out + 10, 0);
+    memcpy(out + FBEGIN_FIXED, v->name, nl);
+    *len = FBEGIN_FIXED + nl;
+    return 0;
+}
+
+int fy_file_begin_decode(const uint8_t *p, size_t n, fy_file_begin *v)
+{
+    if (n < FBEGIN_FIXED)
+        return -FY_ETRUNC;
+    if (fy__ld16(p + 10) != 0)
+        return -FY_EPAYLOAD;
+    size_t nl = fy__ld16(p + 8);
+    if (n < FBEGIN_FIXED + nl)
+        return -FY_ETRUNC;
+    if (n > FBEGIN_FIXED + nl)
+        return -FY_EPAYLOAD;
+    if (fy_name_check((const char *)p + FBEGIN_FIXED, nl) < 0)
+        return -FY_ENAME;
+    v->size = fy__ld64(p);
+    take_str(v->name, p + FBEGIN_FIXED, nl);
+    return 0;
+}
+
+/* ---- file-end -----------------------------------------------------------
+ *  0 size u64 | 8 sha256[32] */
+
+int fy_file_end_encode(const fy_file_end *v, uint8_t *out, size_t cap, size_t *len)
+{
+    if (cap < FEND_SIZE)
+        return -ENOBUFS;
+    fy__st64(out, v->size);
+    memcpy(out + 8, v->sha256, FY_SHA256_LEN);
+    *len = FEND_SIZE;
+    return 0;
+}
+
+int fy_file_end_decode(const uint8_t *p, size_t n, fy_file_end *v)
+{
+    if (n < FEND_SIZE)
+        return -FY_ETRUNC;
+    if (n > FEND_SIZE)
+        return -FY_EPAYLOAD;
+    v->size = fy__ld64(p);
+    memcpy(v->sha256, p + 8, FY_SHA256_LEN);
+    return 0;
+}
+
+/* ---- ack ----------------------------------------------------------------
+ *  0 seq u64 */
+
+int fy_ack_encode(const fy_ack *v, uint8_t *out, size_t cap, size_t *len)
+{
+    if (cap < ACK_SIZE)
+        return -ENOBUFS;
+    fy__st64(out, v->seq);
+    *len = ACK_SIZE;
+    return 0;
+}
+
+int fy_ack_decode(const uint8_t *p, size_t n, fy_ack *v)
+{
+    if (n < ACK_SIZE)
+        return -FY_ETRUNC;
+    if (n > ACK_SIZE)
+        return -FY_EPAYLOAD;
+    v->seq = fy__ld64(p);
+    return 0;
+}
+
+/* ---- error --------------------------------------------------------------
+ *  0 code u32 (!= 0) | 4 text_len u16 (<= 1024) | 6 reserved u16 = 0 | 8 text */
+
+int fy_error_encode(const fy_error *v, uint8_t *out, size_t cap, size_t *len)
+{
+    size_t tl = field_len(v->text, FY_ERRTEXT_MAX);
+
+    if (v->code == 0 || tl > FY_ERRTEXT_MAX)
+        return -EINVAL;
+    if (cap < ERROR_FIXED + tl)
+        return -ENOBUFS;
+    fy__st32(out, v->code);
+    fy__st16(out + 4, (uint16_t)tl);
+    fy__st16(out + 6, 0);
+    memcpy(out + ERROR_FIXED, v->text, tl);
+    *len = ERROR_FIXED + tl;
+    return 0;
+}
+
+int fy_error_decode(const uint8_t *p, size_t n, fy_error *v)
+{
+    if (n < ERROR_FIXED)
+        return -FY_ETRUNC;
+    uint32_t code = fy__ld32(p);
+    size_t tl = fy__ld16(p + 4);
+    if (code == 0 || tl > FY_ERRTEXT_MAX || fy__ld16(p + 6) != 0)
+        return -FY_EPAYLOAD;
+    if (n < ERROR_FIXED + tl)
+        return -FY_ETRUNC;
+    if (n > ERROR_FIXED + tl || has_nul(p + ERROR_FIXED, tl))
+        return -FY_EPAYLOAD;
+    v->code = code;
+    take_str(v->text, p + ERROR_FIXED, tl);
+    return 0;
+}

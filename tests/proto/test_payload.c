@@ -1,0 +1,379 @@
+/*
+ * test_payload.c - control payloads: round trips of each kind, and for
+ * each way a payload can be wrong the one error code it must produce
+ * (truncated, trailing bytes, bad field, bad name, buffer too small).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <string.h>
+
+#include "ferry/err.h"
+#include "ferry/proto.h"
+
+typedef int (*dec_fn)(const uint8_t *p, size_t n, void *v);
+
+/* Every proper prefix of a valid payload is -FY_ETRUNC; one extra byte is
+ * -FY_EPAYLOAD. */
+static void check_prefixes_and_trailing(const uint8_t *p, size_t n, dec_fn dec, void *scratch)
+{
+    uint8_t *b = malloc(n + 1);
+    assert_non_null(b);
+    memcpy(b, p, n);
+    b[n] = 0;
+    for (size_t k = 0; k < n; k++)
+        assert_int_equal(dec(b, k, scratch), -FY_ETRUNC);
+    assert_int_equal(dec(b, n + 1, scratch), -FY_EPAYLOAD);
+    assert_int_equal(dec(b, n, scratch), 0);
+    free(b);
+}
+
+static int hello_dec(const uint8_t *p, size_t n, void *v) { return fy_hello_decode(p, n, v); }
+static int welcome_dec(const uint8_t *p, size_t n, void *v) { return fy_welcome_decode(p, n, v); }
+static int fbegin_dec(const uint8_t *p, size_t n, void *v) { return fy_file_begin_decode(p, n, v); }
+static int fend_dec(const uint8_t *p, size_t n, void *v) { return fy_file_end_decode(p, n, v); }
+static int ack_dec(const uint8_t *p, size_t n, void *v) { return fy_ack_decode(p, n, v); }
+static int error_dec(const uint8_t *p, size_t n, void *v) { return fy_error_decode(p, n, v); }
+
+/* ---- names ---------------------------------------------------------------- */
+
+static void test_name_check(void **state)
+{
+    (void)state;
+    char big[300];
+    memset(big, 'a', sizeof big);
+    assert_int_equal(fy_name_check("a", 1), 0);
+    assert_int_equal(fy_name_check("file-1.tar.gz", 13), 0);
+    assert_int_equal(fy_name_check("A_Z-09.x", 8), 0);
+    assert_int_equal(fy_name_check("a..b", 4), 0);
+    assert_int_equal(fy_name_check(big, 255), 0);
+    assert_int_equal(fy_name_check(big, 256), -FY_ENAME);
+    assert_int_equal(fy_name_check("", 0), -FY_ENAME);
+    assert_int_equal(fy_name_check("..", 2), -FY_ENAME);
+    assert_int_equal(fy_name_check(".", 1), -FY_ENAME);
+    assert_int_equal(fy_name_check(".hidden", 7), -FY_ENAME);
+    assert_int_equal(fy_name_check("a/b", 3), -FY_ENAME);
+    assert_int_equal(fy_name_check("/", 1), -FY_ENAME);
+    assert_int_equal(fy_name_check("a\0b", 3), -FY_ENAME);
+    assert_int_equal(fy_name_check("a b", 3), -FY_ENAME);
+    assert_int_equal(fy_name_check("a\\b", 3), -FY_ENAME);
+    assert_int_equal(fy_name_check("caf\xc3\xa9", 5), -FY_ENAME);
+    for (int c = 1; c < 256; c++) {
+        char s[2] = {'x', (char)c};
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '_' || c == '-';
+        assert_int_equal(fy_name_check(s, 2), ok ? 0 : -FY_ENAME);
+    }
+}
+
+/* ---- hello ---------------------------------------------------------------- */
+
+static void test_hello(void **state)
+{
+    (void)state;
+    uint8_t b[600];
+    size_t n;
+    fy_hello v = {.role = FY_ROLE_RECEIVER, .mode = FY_MODE_RESUME, .resume_from = 0x0102030405060708ull};
+    fy_hello g;
+    strcpy(v.channel, "news.feed-1");
+    strcpy(v.token, "s3cret token!");
+    assert_int_equal(fy_hello_encode(&v, b, sizeof b, &n), 0);
+    assert_int_equal(n, 16 + 11 + 13);
+    assert_int_equal(b[0], FY_ROLE_RECEIVER);
+    assert_int_equal(b[1], FY_MODE_RESUME);
+    assert_int_equal(b[2], 11);
+    assert_int_equal(b[4], 13);
+    assert_int_equal(b[8], 8);
+    assert_memory_equal(b + 16, "news.feed-1s3cret token!", 24);
+    memset(&g, 0xee, sizeof g);
+    assert_int_equal(fy_hello_decode(b, n, &g), 0);
+    assert_int_equal(g.role, v.role);
+    assert_int_equal(g.mode, v.mode);
+    assert_int_equal(g.resume_from, v.resume_from);
+    assert_string_equal(g.channel, v.channel);
+    assert_string_equal(g.token, v.token);
+    check_prefixes_and_trailing(b, n, hello_dec, &g);
+
+    /* Longest name and token; empty token; sender role. */
+    memset(v.channel, 'c', FY_NAME_MAX);
+    v.channel[FY_NAME_MAX] = 0;
+    memset(v.token, 't', FY_TOKEN_MAX);
+    v.token[FY_TOKEN_MAX] = 0;
+    assert_int_equal(fy_hello_encode(&v, b, sizeof b, &n), 0);
+    assert_int_equal(n, fy_frame_payload_max(FY_FT_HELLO, FY_PAYLOAD_MAX_DEFAULT));
+    assert_int_equal(fy_hello_decode(b, n, &g), 0);
+    assert_string_equal(g.channel, v.channel);
+    assert_string_equal(g.token, v.token);
+    assert_int_equal(fy_hello_encode(&v, b, n - 1, &n), -ENOBUFS);
+    v.role = FY_ROLE_SENDER;
+    v.mode = FY_MODE_LIVE;
+    v.resume_from = 0;
+    strcpy(v.channel, "c");
+    v.token[0] = 0;
+    assert_int_equal(fy_hello_encode(&v, b, sizeof b, &n), 0);
+    assert_int_equal(n, 17);
+    assert_int_equal(fy_hello_decode(b, n, &g), 0);
+    assert_int_equal(g.role, FY_ROLE_SENDER);
+    assert_string_equal(g.token, "");
+    check_prefixes_and_trailing(b, n, hello_dec, &g);
+
+    /* Encoder refuses what the decoder would refuse. */
+    fy_hello e = v;
+    strcpy(e.channel, "../etc");
+    assert_int_equal(fy_hello_encode(&e, b, sizeof b, &n), -FY_ENAME);
+    e.channel[0] = 0;
+    assert_int_equal(fy_hello_encode(&e, b, sizeof b, &n), -FY_ENAME);
+    e = v;
+    memset(e.channel, 'x', sizeof e.channel); /* no terminator */
+    assert_int_equal(fy_hello_encode(&e, b, sizeof b, &n), -FY_ENAME);
+    e = v;
+    memset(e.token, 'x', sizeof e.token);
+    assert_int_equal(fy_hello_encode(&e, b, sizeof b, &n), -EINVAL);
+    e = v;
+    e.role = 3;
+    assert_int_equal(fy_hello_encode(&e, b, sizeof b, &n), -EINVAL);
+    e = v;
+    e.mode = 3;
+    assert_int_equal(fy_hello_encode(&e, b, sizeof b, &n), -EINVAL);
+}
+
+static void hello_bytes(uint8_t *b, size_t *n, const char *name, size_t nl, const char *tok,
+                        size_t tl)
+{
+    memset(b, 0, 16);
+    b[0] = FY_ROLE_RECEIVER;
+    b[2] = (uint8_t)nl;
+    b[3] = (uint8_t)(nl >> 8);
+    b[4] = (uint8_t)tl;
+    b[5] = (uint8_t)(tl >> 8);
+    memcpy(b + 16, name, nl);
+    memcpy(b + 16 + nl, tok, tl);
+    *n = 16 + nl + tl;
+}
+
+static void test_hello_bad(void **state)
+{
+    (void)state;
+    uint8_t b[1200];
+    size_t n;
+    fy_hello g;
+    char big[600];
+    memset(big, 'a', sizeof big);
+
+    hello_bytes(b, &n, "ok", 2, "t", 1);
+    assert_int_equal(fy_hello_decode(b, n, &g), 0);
+    b[0] = 0;
+    assert_int_equal(fy_hello_decode(b, n, &g), -FY_EPAYLOAD);
+    b[0] = 3;
+    assert_int_equal(fy_hello_decode(b, n, &g), -FY_EPAYLOAD);
+    b[0] = FY_ROLE_SENDER;
+    b[1] = 3;
+    assert_int_equal(fy_hello_decode(b, n, &g), -FY_EPAYLOAD);
+    b[1] = 0;
+    b[7] = 1; /* reserved */
+    assert_int_equal(fy_hello_decode(b, n, &g), -FY_EPAYLOAD);
+
+    const struct {
+        const char *s;
+        size_t n;
+    } bad[] = {{"", 0}, {"..", 2}, {"a/b", 3}, {".x", 2}, {"a\0b", 3}, {big, 256}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        hello_bytes(b, &n, bad[i].s, bad[i].n, "t", 1);
+        assert_int_equal(fy_hello_decode(b, n, &g), -FY_ENAME);
+    }
+    hello_bytes(b, &n, "ok", 2, "t\0t", 3);
+    assert_int_equal(fy_hello_decode(b, n, &g), -FY_EPAYLOAD);
+    hello_bytes(b, &n, "ok", 2, big, 256);
+    assert_int_equal(fy_hello_decode(b, n, &g), -FY_EPAYLOAD);
+    /* Lengths that point past the payload: truncated, never an overread. */
+    hello_bytes(b, &n, "ok", 2, "t", 1);
+    b[2] = 0xff;
+    b[3] = 0xff;
+    assert_int_equal(fy_hello_decode(b, n, &g), -FY_ETRUNC);
+}
+
+/* ---- welcome -------------------------------------------------------------- */
+
+static void test_welcome(void **state)
+{
+    (void)state;
+    uint8_t b[64];
+    size_t n;
+    fy_welcome v = {.channel = 42, .next_seq = 1001, .first_seq = 17, .max_payload = 1 << 20}, g;
+    assert_int_equal(fy_welcome_encode(&v, b, sizeof b, &n), 0);
+    assert_int_equal(n, 24);
+    memset(&g, 0xee, sizeof g);
+    assert_int_equal(fy_welcome_decode(b, n, &g), 0);
+    assert_int_equal(g.channel, 42);
+    assert_int_equal(g.next_seq, 1001);
+    assert_int_equal(g.first_seq, 17);
+    assert_int_equal(g.max_payload, 1 << 20);
+    check_prefixes_and_trailing(b, n, welcome_dec, &g);
+    assert_int_equal(fy_welcome_encode(&v, b, 23, &n), -ENOBUFS);
+
+    fy_welcome e = v;
+    e.max_payload = 0;
+    assert_int_equal(fy_welcome_encode(&e, b, sizeof b, &n), -EINVAL);
+    e.max_payload = (uint32_t)FY_PAYLOAD_MAX_LIMIT + 1;
+    assert_int_equal(fy_welcome_encode(&e, b, sizeof b, &n), -EINVAL);
+    e = v;
+    e.next_seq = 0;
+    assert_int_equal(fy_welcome_encode(&e, b, sizeof b, &n), -EINVAL);
+
+    assert_int_equal(fy_welcome_encode(&v, b, sizeof b, &n), 0);
+    memset(b + 4, 0, 4);
+    assert_int_equal(fy_welcome_decode(b, n, &g), -FY_EPAYLOAD);
+    memset(b + 4, 0xff, 4);
+    assert_int_equal(fy_welcome_decode(b, n, &g), -FY_EPAYLOAD);
+    assert_int_equal(fy_welcome_encode(&v, b, sizeof b, &n), 0);
+    memset(b + 8, 0, 8);
+    assert_int_equal(fy_welcome_decode(b, n, &g), -FY_EPAYLOAD);
+}
+
+/* ---- file-begin / file-end ------------------------------------------------ */
+
+static void test_file_begin(void **state)
+{
+    (void)state;
+    uint8_t b[300];
+    size_t n;
+    fy_file_begin v = {.size = 0x123456789abull}, g;
+    strcpy(v.name, "report-2024.pdf");
+    assert_int_equal(fy_file_begin_encode(&v, b, sizeof b, &n), 0);
+    assert_int_equal(n, 12 + 15);
+    memset(&g, 0xee, sizeof g);
+    assert_int_equal(fy_file_begin_decode(b, n, &g), 0);
+    assert_int_equal(g.size, v.size);
+    assert_string_equal(g.name, v.name);
+    check_prefixes_and_trailing(b, n, fbegin_dec, &g);
+    assert_int_equal(fy_file_begin_encode(&v, b, n - 1, &n), -ENOBUFS);
+
+    memset(v.name, 'n', FY_NAME_MAX);
+    v.name[FY_NAME_MAX] = 0;
+    assert_int_equal(fy_file_begin_encode(&v, b, sizeof b, &n), 0);
+    assert_int_equal(n, fy_frame_payload_max(FY_FT_FILE_BEGIN, FY_PAYLOAD_MAX_DEFAULT));
+    assert_int_equal(fy_file_begin_decode(b, n, &g), 0);
+    assert_string_equal(g.name, v.name);
+
+    const char *bad[] = {"", "..", "a/b", ".profile", "x y"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        strcpy(v.name, bad[i]);
+        assert_int_equal(fy_file_begin_encode(&v, b, sizeof b, &n), -FY_ENAME);
+        /* Hand-made payload with the same name. */
+        size_t nl = strlen(bad[i]);
+        memset(b, 0, 12);
+        b[8] = (uint8_t)nl;
+        memcpy(b + 12, bad[i], nl);
+        assert_int_equal(fy_file_begin_decode(b, 12 + nl, &g), -FY_ENAME);
+    }
+    memset(v.name, 'n', sizeof v.name);
+    assert_int_equal(fy_file_begin_encode(&v, b, sizeof b, &n), -FY_ENAME);
+
+    strcpy(v.name, "ok");
+    assert_int_equal(fy_file_begin_encode(&v, b, sizeof b, &n), 0);
+    b[11] = 1;
+    assert_int_equal(fy_file_begin_decode(b, n, &g), -FY_EPAYLOAD);
+}
+
+static void test_file_end(void **state)
+{
+    (void)state;
+    uint8_t b[64];
+    size_t n;
+    fy_file_end v = {.size = 77}, g;
+    for (int i = 0; i < 32; i++)
+        v.sha256[i] = (uint8_t)(i * 7 + 1);
+    assert_int_equal(fy_file_end_encode(&v, b, sizeof b, &n), 0);
+    assert_int_equal(n, 40);
+    memset(&g, 0xee, sizeof g);
+    assert_int_equal(fy_file_end_decode(b, n, &g), 0);
+    assert_int_equal(g.size, 77);
+    assert_memory_equal(g.sha256, v.sha256, 32);
+    check_prefixes_and_trailing(b, n, fend_dec, &g);
+    assert_int_equal(fy_file_end_encode(&v, b, 39, &n), -ENOBUFS);
+}
+
+/* ---- ack / error ---------------------------------------------------------- */
+
+static void test_ack(void **state)
+{
+    (void)state;
+    uint8_t b[16];
+    size_t n;
+    fy_ack v = {.seq = UINT64_MAX - 1}, g = {0};
+    assert_int_equal(fy_ack_encode(&v, b, sizeof b, &n), 0);
+    assert_int_equal(n, 8);
+    assert_int_equal(fy_ack_decode(b, n, &g), 0);
+    assert_int_equal(g.seq, v.seq);
+    check_prefixes_and_trailing(b, n, ack_dec, &g);
+    assert_int_equal(fy_ack_encode(&v, b, 7, &n), -ENOBUFS);
+}
+
+static void test_error(void **state)
+{
+    (void)state;
+    uint8_t b[1100];
+    size_t n;
+    fy_error v = {.code = FY_EBUSY}, g;
+    strcpy(v.text, "channel \"news\" already has a sender");
+    assert_int_equal(fy_error_encode(&v, b, sizeof b, &n), 0);
+    assert_int_equal(n, 8 + strlen(v.text));
+    memset(&g, 0xee, sizeof g);
+    assert_int_equal(fy_error_decode(b, n, &g), 0);
+    assert_int_equal(g.code, FY_EBUSY);
+    assert_string_equal(g.text, v.text);
+    check_prefixes_and_trailing(b, n, error_dec, &g);
+
+    v.text[0] = 0; /* empty text is allowed */
+    assert_int_equal(fy_error_encode(&v, b, sizeof b, &n), 0);
+    assert_int_equal(n, 8);
+    assert_int_equal(fy_error_decode(b, n, &g), 0);
+    assert_string_equal(g.text, "");
+
+    memset(v.text, 'e', FY_ERRTEXT_MAX);
+    v.text[FY_ERRTEXT_MAX] = 0;
+    assert_int_equal(fy_error_encode(&v, b, sizeof b, &n), 0);
+    assert_int_equal(n, FY_CTL_PAYLOAD_MAX);
+    assert_int_equal(fy_error_decode(b, n, &g), 0);
+    assert_string_equal(g.text, v.text);
+    assert_int_equal(fy_error_encode(&v, b, n - 1, &n), -ENOBUFS);
+    memset(v.text, 'e', sizeof v.text);
+    assert_int_equal(fy_error_encode(&v, b, sizeof b, &n), -EINVAL);
+    v.text[0] = 0;
+    v.code = 0;
+    assert_int_equal(fy_error_encode(&v, b, sizeof b, &n), -EINVAL);
+
+    v.code = FY_EAUTH;
+    strcpy(v.text, "abc");
+    assert_int_equal(fy_error_encode(&v, b, sizeof b, &n), 0);
+    memset(b, 0, 4); /* code 0 */
+    assert_int_equal(fy_error_decode(b, n, &g), -FY_EPAYLOAD);
+    assert_int_equal(fy_error_encode(&v, b, sizeof b, &n), 0);
+    b[6] = 1; /* reserved */
+    assert_int_equal(fy_error_decode(b, n, &g), -FY_EPAYLOAD);
+    assert_int_equal(fy_error_encode(&v, b, sizeof b, &n), 0);
+    b[9] = 0; /* NUL inside the text */
+    assert_int_equal(fy_error_decode(b, n, &g), -FY_EPAYLOAD);
+    assert_int_equal(fy_error_encode(&v, b, sizeof b, &n), 0);
+    b[4] = 0x01; /* text_len 1025 */
+    b[5] = 0x04;
+    assert_int_equal(fy_error_decode(b, sizeof b, &g), -FY_EPAYLOAD);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_name_check), cmocka_unit_test(test_hello),
+        cmocka_unit_test(test_hello_bad),  cmocka_unit_test(test_welcome),
+        cmocka_unit_test(test_file_begin), cmocka_unit_test(test_file_end),
+        cmocka_unit_test(test_ack),        cmocka_unit_test(test_error),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
