@@ -81,7 +81,8 @@ int fy_store_open(const char *dir, const fy_store_opts *o, fy_log **log, fy_idx 
  * would pass segment_bytes.  Fills recs[i] for each frame.  Frames must
  * carry consecutive seqs starting at fy_log_next_seq().  Returns 0 or -errno
  * (-FY_ESEQ for a wrong sequence); on error nothing past the last whole
- * frame is kept. */
+ * frame is kept (fy_log_next_seq() says how many frames were; a batch that
+ * fails its checks writes nothing). */
 int fy_log_append(fy_log *l, const struct iovec *frames, size_t n, fy_idx_rec *recs);
 uint64_t fy_log_next_seq(const fy_log *l);
 uint64_t fy_log_first_seq(const fy_log *l);
@@ -91,19 +92,29 @@ fy_pos fy_log_end(const fy_log *l);
 int fy_log_sync(fy_log *l);
 /* Remove whole old segments (never the current one) past the retention
  * limits; now_s is wall-clock seconds.  Sets *first_seq to the new first
- * sequence.  The index half must then fy_idx_trim() to it. */
+ * sequence.  The index half must then fy_idx_trim() to it.  Returns the
+ * number of segments removed, or -errno.  Age = the segment file's mtime. */
 int fy_log_retain(fy_log *l, uint64_t now_s, uint64_t *first_seq);
 void fy_log_close(fy_log *l);
 
 /* ---- fy_idx: the indexer's half -------------------------------------------- */
 
 int fy_idx_append(fy_idx *x, const fy_idx_rec *recs, size_t n);
-/* Look up seq.  Returns 0, or -FY_ENOSEQ if seq is not (or no longer) held. */
+/* Look up seq.  Returns 0, or -FY_ENOSEQ if seq is not (or no longer) held,
+ * -FY_ECORRUPT if its record is damaged (fy_store_check reports it). */
 int fy_idx_lookup(fy_idx *x, uint64_t seq, fy_idx_rec *out);
-/* Drop index files of segments below first_seq (after fy_log_retain). */
+/* Drop index files of segments below first_seq (after fy_log_retain).
+ * Returns the number removed, or -errno. */
 int fy_idx_trim(fy_idx *x, uint64_t first_seq);
 int fy_idx_sync(fy_idx *x);
 void fy_idx_close(fy_idx *x);
+/* Added: write the buffered records (no fdatasync), e.g. on the indexer's
+ * idle timer, so a crash costs recovery less re-scanning.  Appends flush by
+ * themselves every 256 records or 8 MiB of data described.  0 or -errno. */
+int fy_idx_flush(fy_idx *x);
+/* Added: the next seq fy_idx_append expects, and the oldest seq held. */
+uint64_t fy_idx_next_seq(const fy_idx *x);
+uint64_t fy_idx_first_seq(const fy_idx *x);
 
 /* ---- fy_logrd: a forwarder's reader ---------------------------------------- */
 

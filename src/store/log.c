@@ -1,0 +1,261 @@
+/*
+ * log.c - the writer's half of a channel log (fy_log): appends frames to
+ * the current data segment, rolls segments, syncs, and applies retention.
+ *
+ * Owned by the channel's file-writer actor; nothing in here is shared with
+ * another thread.  Appends are batched into as few pwritev() calls as the
+ * segment boundary and IOV_MAX allow, because the writer receives frames in
+ * bursts and one system call per frame would cost more than the copy into
+ * the page cache.  A roll fdatasyncs the old segment first, so a segment
+ * that is not the last one is always whole on disk and recovery only ever
+ * has to repair the last one.
+ */
+#include "store/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ferry/err.h"
+#include "ferry/proto.h"
+#include "store/seg.h"
+
+#ifndef IOV_MAX
+#define IOV_MAX 1024
+#endif
+
+struct fy_log {
+    int dirfd;
+    int fd; /* current segment, O_RDWR */
+    fy_store_opts o;
+    uint64_t next_seq;
+    fy__log_seg *segs; /* oldest first; segs[nsegs-1] is current, .bytes = its end */
+    size_t nsegs, cap;
+    struct iovec iov[IOV_MAX];
+};
+
+int fy__log_new(int dirfd, const fy_store_opts *o, int fd, const fy__log_seg *segs, size_t n,
+                uint64_t next_seq, fy_log **out)
+{
+    fy_log *l = calloc(1, sizeof *l);
+
+    if (!l || !(l->segs = malloc((n + 4) * sizeof *segs))) {
+        free(l);
+        return -ENOMEM;
+    }
+    memcpy(l->segs, segs, n * sizeof *segs);
+    l->nsegs = n;
+    l->cap = n + 4;
+    l->dirfd = dirfd;
+    l->fd = fd;
+    l->o = *o;
+    l->next_seq = next_seq;
+    *out = l;
+    return 0;
+}
+
+static fy__log_seg *cur(const fy_log *l)
+{
+    return &l->segs[l->nsegs - 1];
+}
+
+uint64_t fy_log_next_seq(const fy_log *l)
+{
+    return l->next_seq;
+}
+
+uint64_t fy_log_first_seq(const fy_log *l)
+{
+    return l->segs[0].base;
+}
+
+fy_pos fy_log_end(const fy_log *l)
+{
+    return (fy_pos){.seg = cur(l)->base, .off = cur(l)->bytes};
+}
+
+int fy_log_sync(fy_log *l)
+{
+    return fdatasync(l->fd) == 0 ? 0 : -errno;
+}
+
+/* Start a new segment at next_seq.  The old one is made durable first so
+ * that only the last segment can ever be torn (see the file comment). */
+static int roll(fy_log *l)
+{
+    if (fdatasync(l->fd) != 0)
+        return -errno;
+    if (l->nsegs == l->cap) {
+        fy__log_seg *ns = realloc(l->segs, l->cap * 2 * sizeof *ns);
+        if (!ns)
+            return -ENOMEM;
+        l->segs = ns;
+        l->cap *= 2;
+    }
+    int fd = fy__seg_create(l->dirfd, FY__SEG_LOG, l->next_seq, true);
+    if (fd < 0)
+        return fd;
+    /* The new name must survive a crash, or recovery would not find the
+     * frames written into it. */
+    if (fsync(l->dirfd) != 0) {
+        int rc = -errno;
+        char name[FY__SEG_NAME_CAP];
+        fy__seg_name(l->next_seq, FY__SEG_LOG, name);
+        unlinkat(l->dirfd, name, 0);
+        close(fd);
+        return rc;
+    }
+    close(l->fd);
+    l->fd = fd;
+    l->segs[l->nsegs++] = (fy__log_seg){.base = l->next_seq, .bytes = FY__SEG_HDR_SIZE};
+    return 0;
+}
+
+/* Check every frame before writing any, so a bad batch leaves no trace. */
+static int check_frames(const fy_log *l, const struct iovec *frames, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        fy_frame_hdr h;
+
+        if (frames[i].iov_len < FY_FRAME_HDR_SIZE || frames[i].iov_len > UINT32_MAX)
+            return -EINVAL;
+        int rc = fy_frame_hdr_decode(frames[i].iov_base, l->o.max_payload, &h);
+        if (rc < 0)
+            return rc;
+        if (FY_FRAME_HDR_SIZE + (size_t)h.len != frames[i].iov_len)
+            return -EINVAL;
+        if (h.seq != l->next_seq + i)
+            return -FY_ESEQ;
+    }
+    return 0;
+}
+
+/* Write frames[0..k) at the end of the current segment with pwritev(),
+ * resuming after short writes.  On failure the segment is cut back to the
+ * last whole frame and *done says how many frames were kept. */
+static int write_run(fy_log *l, const struct iovec *frames, size_t k, size_t *done)
+{
+    uint64_t start = cur(l)->bytes, total = 0, put = 0;
+    struct iovec *v = l->iov;
+    size_t vi = 0;
+
+    memcpy(v, frames, k * sizeof *v);
+    for (size_t i = 0; i < k; i++)
+        total += frames[i].iov_len;
+    while (put < total) {
+        ssize_t w = pwritev(l->fd, v + vi, (int)(k - vi), (off_t)(start + put));
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            int rc = w < 0 ? -errno : -EIO;
+            uint64_t keep = 0;
+            size_t whole = 0;
+            while (whole < k && keep + frames[whole].iov_len <= put)
+                keep += frames[whole++].iov_len;
+            if (ftruncate(l->fd, (off_t)(start + keep)) != 0)
+                rc = rc == -EIO ? -errno : rc;
+            *done = whole;
+            return rc;
+        }
+        put += (uint64_t)w;
+        while (vi < k && (size_t)w >= v[vi].iov_len)
+            w -= (ssize_t)v[vi++].iov_len;
+        if (vi < k) {
+            v[vi].iov_base = (uint8_t *)v[vi].iov_base + w;
+            v[vi].iov_len -= (size_t)w;
+        }
+    }
+    *done = k;
+    return 0;
+}
+
+int fy_log_append(fy_log *l, const struct iovec *frames, size_t n, fy_idx_rec *recs)
+{
+    int rc = check_frames(l, frames, n);
+    size_t i = 0;
+
+    if (rc < 0)
+        return rc;
+    while (i < n) {
+        if (cur(l)->bytes > FY__SEG_HDR_SIZE &&
+            cur(l)->bytes + frames[i].iov_len > l->o.segment_bytes && (rc = roll(l)) < 0)
+            return rc;
+        /* The run: frames that fit this segment, IOV_MAX at most; a frame
+         * bigger than a whole segment gets a segment of its own. */
+        uint64_t end = cur(l)->bytes + frames[i].iov_len;
+        size_t k = 1;
+        while (i + k < n && k < IOV_MAX && end + frames[i + k].iov_len <= l->o.segment_bytes)
+            end += frames[i + k++].iov_len;
+
+        size_t done = 0;
+        rc = write_run(l, frames + i, k, &done);
+        for (size_t j = 0; j < done; j++) {
+            fy_idx_rec *r = &recs[i + j];
+            r->seq = l->next_seq++;
+            r->seg = cur(l)->base;
+            r->off = cur(l)->bytes;
+            r->len = (uint32_t)frames[i + j].iov_len;
+            r->crc = fy__seg_ld32((const uint8_t *)frames[i + j].iov_base + 24);
+            cur(l)->bytes += r->len;
+        }
+        if (rc < 0)
+            return rc;
+        i += k;
+    }
+    return 0;
+}
+
+/* Whether the oldest segment is past a retention limit.  Age is the
+ * segment file's mtime: the time its last frame was written, since a
+ * segment is never written again after it rolls. */
+static bool expired(const fy_log *l, uint64_t total, uint64_t now_s)
+{
+    if (l->o.retain_bytes && total > l->o.retain_bytes)
+        return true;
+    if (!l->o.retain_secs)
+        return false;
+    char name[FY__SEG_NAME_CAP];
+    struct stat st;
+    fy__seg_name(l->segs[0].base, FY__SEG_LOG, name);
+    if (fstatat(l->dirfd, name, &st, 0) != 0)
+        return errno == ENOENT; /* already gone: just forget it */
+    return st.st_mtim.tv_sec >= 0 && (uint64_t)st.st_mtim.tv_sec + l->o.retain_secs <= now_s;
+}
+
+int fy_log_retain(fy_log *l, uint64_t now_s, uint64_t *first_seq)
+{
+    uint64_t total = 0;
+    int removed = 0;
+
+    for (size_t i = 0; i < l->nsegs; i++)
+        total += l->segs[i].bytes;
+    while (l->nsegs > 1 && expired(l, total, now_s)) {
+        char name[FY__SEG_NAME_CAP];
+        fy__seg_name(l->segs[0].base, FY__SEG_LOG, name);
+        if (unlinkat(l->dirfd, name, 0) != 0 && errno != ENOENT) {
+            int rc = -errno;
+            *first_seq = l->segs[0].base;
+            return rc;
+        }
+        total -= l->segs[0].bytes;
+        memmove(l->segs, l->segs + 1, (l->nsegs - 1) * sizeof *l->segs);
+        l->nsegs--;
+        removed++;
+    }
+    *first_seq = l->segs[0].base;
+    return removed;
+}
+
+void fy_log_close(fy_log *l)
+{
+    if (!l)
+        return;
+    close(l->fd);
+    close(l->dirfd);
+    free(l->segs);
+    free(l);
+}

@@ -1,0 +1,112 @@
+/*
+ * seg.h - internals shared by the store's files (fy__seg_*): the 32-byte
+ * file header of segment and index files, index record encoding, segment
+ * names, directory listing and the frame scanner that recovery, rebuilds and
+ * fy_store_check all use.  docs/storage.md is the byte layout.
+ *
+ * Nothing here keeps state; every function works on file descriptors its
+ * caller owns, so the writer's, the indexer's and the readers' halves can
+ * use it from their own threads.
+ */
+#ifndef FERRY_STORE_SEG_H
+#define FERRY_STORE_SEG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "ferry/store.h"
+
+#define FY__SEG_HDR_SIZE 32u   /* file header of .log and .idx files */
+#define FY__IDX_REC_SIZE 32u   /* one index record on disk */
+#define FY__SEG_MAGIC_LOG 0x474c5946u /* "FYLG" as a little-endian u32 */
+#define FY__SEG_MAGIC_IDX 0x58495946u /* "FYIX" */
+#define FY__SEG_VERSION 1u
+#define FY__SEG_NAME_CAP 32u  /* "<20 digits>.log" + NUL fits */
+#define FY__SEG_BYTES_DEFAULT ((uint64_t)256 << 20)
+
+enum fy__seg_kind { FY__SEG_LOG = 0, FY__SEG_IDX = 1 };
+
+/* Little-endian loads and stores (the formats are LE on every host). */
+static inline void fy__seg_st32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline void fy__seg_st64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline uint32_t fy__seg_ld32(const uint8_t *p)
+{
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+static inline uint64_t fy__seg_ld64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* "<base, 20 digits>.log" or ".idx" into out. */
+void fy__seg_name(uint64_t base, int kind, char out[FY__SEG_NAME_CAP]);
+
+/* The file header of a segment (kind FY__SEG_LOG) or index file. */
+void fy__seg_hdr_encode(int kind, uint64_t base, uint8_t out[FY__SEG_HDR_SIZE]);
+/* 0 if in[] is a valid header of that kind and base, else -FY_ECORRUPT. */
+int fy__seg_hdr_check(int kind, uint64_t base, const uint8_t in[FY__SEG_HDR_SIZE]);
+
+/* Index records: seg is implied by the file, so it is not stored. */
+void fy__seg_rec_encode(const fy_idx_rec *r, uint8_t out[FY__IDX_REC_SIZE]);
+/* 0 if the record's own check passes (r->seg = seg), else -FY_ECORRUPT. */
+int fy__seg_rec_decode(const uint8_t in[FY__IDX_REC_SIZE], uint64_t seg, fy_idx_rec *r);
+
+/* Open <base>.<kind> relative to dirfd with flags (O_CLOEXEC added).
+ * Returns an fd or -errno. */
+int fy__seg_open(int dirfd, int kind, uint64_t base, int flags);
+/* Create <base>.<kind> and write its header; excl refuses an existing file,
+ * otherwise an existing file is truncated.  Returns an O_RDWR fd or -errno. */
+int fy__seg_create(int dirfd, int kind, uint64_t base, bool excl);
+/* Sorted bases of all files of that kind in dirfd (other names ignored).
+ * *bases is malloc'd (NULL when *n == 0).  Returns 0 or -errno. */
+int fy__seg_list(int dirfd, int kind, uint64_t **bases, size_t *n);
+
+/* pread/pwrite until n bytes or EOF; return bytes done or -errno. */
+ssize_t fy__seg_pread(int fd, void *buf, size_t n, uint64_t off);
+int fy__seg_pwrite(int fd, const void *buf, size_t n, uint64_t off);
+
+/* ---- frame scanner ------------------------------------------------------ */
+
+/* Called for each good frame, in order; a negative return stops the scan
+ * and is returned by fy__seg_scan. */
+typedef int (*fy__seg_scan_fn)(void *arg, const fy_idx_rec *r);
+
+typedef struct fy__seg_scan_res {
+    uint64_t end_off;    /* end of the last good frame */
+    uint64_t next_seq;   /* seq after it */
+    uint64_t frames;     /* good frames seen */
+    uint64_t read_bytes; /* bytes read from the file */
+    int stop;            /* 0: reached limit cleanly; -FY_ETRUNC: torn frame at the
+                            end; else the frame's error (-FY_ECRC, -FY_ESEQ, ...) */
+} fy__seg_scan_res;
+
+/* Read the frames of segment fd (base seg) from off up to limit, expecting
+ * seq first; stop at the first frame that is torn, fails its header check or
+ * CRC, or carries the wrong seq.  Reads in large chunks.  Returns 0 (see
+ * res->stop) or -errno / the callback's error. */
+int fy__seg_scan(int fd, uint64_t seg, uint64_t off, uint64_t limit, uint64_t seq,
+                 size_t max_payload, fy__seg_scan_fn fn, void *arg, fy__seg_scan_res *res);
+
+/* Check the frame a record points at: header, seq, len, crc, and (when
+ * payload) the payload CRC.  Adds the bytes read to *read.  Returns 0,
+ * -FY_ECORRUPT on mismatch, or -errno. */
+int fy__seg_verify(int fd, const fy_idx_rec *r, size_t max_payload, bool payload,
+                   uint64_t *read);
+
+#endif

@@ -1,0 +1,166 @@
+/*
+ * store_util.h - helpers for the store tests: temp directories, frames
+ * with known contents, file copies and byte comparisons.  Header-only
+ * (static functions) so each test executable gets its own copy.
+ */
+#ifndef FERRY_TESTS_STORE_UTIL_H
+#define FERRY_TESTS_STORE_UTIL_H
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ferry/err.h"
+#include "ferry/proto.h"
+#include "ferry/store.h"
+
+/* A frame held in memory: header + payload, contiguous. */
+typedef struct tframe {
+    uint8_t *b;
+    size_t len;
+} tframe;
+
+/* Payload size for frame seq under a deterministic pattern: mixed sizes,
+ * every 7th frame empty, never above maxp. */
+static inline size_t t_size(uint64_t seq, size_t maxp)
+{
+    uint64_t x = seq * 2654435761u;
+    if (seq % 7 == 0)
+        return 0;
+    return (size_t)((x >> 7) % (maxp + 1));
+}
+
+static inline tframe t_frame(uint64_t seq, size_t plen)
+{
+    tframe f = {.b = malloc(FY_FRAME_HDR_SIZE + plen + 1), .len = FY_FRAME_HDR_SIZE + plen};
+    fy_frame_hdr h = {.type = FY_FT_DATA, .version = FY_PROTO_VERSION, .channel = 7, .seq = seq};
+
+    for (size_t i = 0; i < plen; i++)
+        f.b[FY_FRAME_HDR_SIZE + i] = (uint8_t)(seq * 31 + i * 7);
+    fy_frame_seal(&h, f.b + FY_FRAME_HDR_SIZE, plen, f.b);
+    return f;
+}
+
+static inline int t_rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(p);
+}
+
+static inline void t_rmrf(const char *dir)
+{
+    nftw(dir, t_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* A fresh temp dir under /tmp; out gets its path. */
+static inline void t_tmpdir(char out[256])
+{
+    snprintf(out, 256, "/tmp/fy-store-XXXXXX");
+    if (!mkdtemp(out)) {
+        perror("mkdtemp");
+        abort();
+    }
+}
+
+/* Append frames first..first+n-1 (sizes from t_size) in batches, and index
+ * all but the last `unindexed` of them. */
+static inline int t_fill(fy_log *l, fy_idx *x, uint64_t first, size_t n, size_t batch, size_t maxp,
+                         size_t unindexed)
+{
+    tframe *fs = calloc(batch, sizeof *fs);
+    struct iovec *iov = calloc(batch, sizeof *iov);
+    fy_idx_rec *recs = calloc(batch, sizeof *recs);
+    int rc = 0;
+
+    for (size_t i = 0; i < n && rc == 0; i += batch) {
+        size_t k = n - i < batch ? n - i : batch;
+        for (size_t j = 0; j < k; j++) {
+            fs[j] = t_frame(first + i + j, t_size(first + i + j, maxp));
+            iov[j] = (struct iovec){.iov_base = fs[j].b, .iov_len = fs[j].len};
+        }
+        rc = fy_log_append(l, iov, k, recs);
+        size_t idx_k = k;
+        if (i + k > n - unindexed)
+            idx_k = n - unindexed > i ? n - unindexed - i : 0;
+        if (rc == 0 && idx_k)
+            rc = fy_idx_append(x, recs, idx_k);
+        for (size_t j = 0; j < k; j++)
+            free(fs[j].b);
+    }
+    free(fs);
+    free(iov);
+    free(recs);
+    return rc;
+}
+
+/* Read a whole file; returns malloc'd bytes (NULL + *len = 0 if missing). */
+static inline uint8_t *t_slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    uint8_t *b = NULL;
+    *len = 0;
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    b = malloc((size_t)n + 1);
+    *len = fread(b, 1, (size_t)n, f);
+    fclose(f);
+    return b;
+}
+
+static inline void t_spit(const char *path, const uint8_t *b, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        perror(path);
+        abort();
+    }
+    fwrite(b, 1, len, f);
+    fclose(f);
+}
+
+static inline void t_path(char out[512], const char *dir, uint64_t base, const char *ext)
+{
+    snprintf(out, 512, "%s/%020" PRIu64 ".%s", dir, base, ext);
+}
+
+/* Copy the flat directory src into a new directory dst. */
+static inline void t_copydir(const char *src, const char *dst)
+{
+    DIR *d = opendir(src);
+    struct dirent *e;
+
+    if (!d || mkdir(dst, 0750) != 0)
+        abort();
+    while ((e = readdir(d)) != NULL) {
+        char a[512], b[512];
+        size_t len;
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(a, sizeof a, "%s/%s", src, e->d_name);
+        snprintf(b, sizeof b, "%s/%s", dst, e->d_name);
+        uint8_t *bytes = t_slurp(a, &len);
+        t_spit(b, bytes, len);
+        free(bytes);
+    }
+    closedir(d);
+}
+
+static inline off_t t_fsize(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+#endif
