@@ -41,6 +41,37 @@ typedef struct fy_trace_rec {
 } fy_trace_rec;
 _Static_assert(sizeof(fy_trace_rec) == 32, "trace record is 32 bytes on disk");
 
+/* ---- the trace file (docs/trace-format.md) --------------------------------
+ * A 64-byte header, then 32-byte records.  Records with a type at or above
+ * FY_TR_META describe the file rather than an event; a streamed file can
+ * repeat them at any point. */
+#define FY_TRACE_MAGIC "FERRYTRC"
+#define FY_TRACE_VERSION 1u
+
+typedef struct fy_trace_file_hdr {
+    char magic[8];        /* FY_TRACE_MAGIC, no NUL */
+    uint32_t version;     /* FY_TRACE_VERSION */
+    uint32_t hdr_size;    /* 64: records start here */
+    uint32_t rec_size;    /* 32 */
+    uint32_t threads;     /* scheduler threads (rings) */
+    uint32_t ring_events; /* capacity of each ring */
+    uint32_t flags;       /* 0 for a dump */
+    uint64_t mono_ns;     /* CLOCK_MONOTONIC when the file was written */
+    uint64_t real_ns;     /* CLOCK_REALTIME at the same moment */
+    uint32_t pid;
+    uint32_t reserved[3];
+} fy_trace_file_hdr;
+_Static_assert(sizeof(fy_trace_file_hdr) == 64, "trace file header is 64 bytes");
+
+enum fy_trace_meta {
+    FY_TR_META = 0xFF00,
+    FY_TR_META_CLOCK = 0xFF01,  /* ts_ns = monotonic, a = realtime ns at that moment */
+    FY_TR_META_ACTOR = 0xFF02,  /* actor = id, thread = kind, ts_ns = created, a = label
+                                   length, b = label records that follow (raw bytes) */
+    FY_TR_META_THREAD = 0xFF03, /* thread = index, a = events lost to wrap-around,
+                                   b = that thread's event records that follow */
+};
+
 #if FY_TRACE
 /* Record an event in the calling scheduler thread's ring (no-op off the
  * scheduler or while tracing is off). */

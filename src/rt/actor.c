@@ -1,0 +1,286 @@
+/*
+ * actor.c - actors: creation, sending, stopping, lifetime and the turn loop.
+ *
+ * An actor is scheduled while its mailbox count is above 0 (mbox.c); the
+ * scheduled state holds one reference, so a queued or running actor is
+ * never freed under the thread that runs it.  Other references: the
+ * creator's, one "life" reference dropped after the dtor ran, and one per
+ * I/O registration and pending timer.  The memory goes when the last one
+ * goes, so a sender holding a reference can always send: after
+ * fy_actor_stop() the send releases the message and returns -FY_ECLOSED,
+ * and a message that slips in while the actor stops is released by the
+ * next turn, which no longer calls the handler.
+ *
+ * fy_actor_stop() pushes a message allocated at creation, so stopping
+ * cannot fail for lack of memory; the turn that meets it drains the mailbox
+ * and runs the dtor, on a scheduler thread, exactly once.
+ */
+#include "rt/actor.h"
+
+#include <assert.h>
+#include <ck_pr.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ferry/err.h"
+#include "ferry/trace.h"
+#include "rt/io.h"
+#include "rt/msg.h"
+#include "rt/sched.h"
+#include "rt/tsan.h"
+
+/* ---- lifetime ----------------------------------------------------------- */
+
+int fy_actor_new(fy_sched *s, const fy_actor_opts *o, fy_actor **out)
+{
+    if (!s || !o || !o->fn || !out)
+        return -EINVAL;
+    fy_actor *a = aligned_alloc(FY__CACHELINE, sizeof(*a));
+    if (!a)
+        return -ENOMEM;
+    memset(a, 0, sizeof(*a));
+    a->stop_msg = fy_msg_new(FY__MSG_STOP);
+    if (!a->stop_msg) {
+        free(a);
+        return -ENOMEM;
+    }
+    a->s = s;
+    a->fn = o->fn;
+    a->dtor = o->dtor;
+    a->state = o->state;
+    a->kind = o->kind;
+    if (o->label) {
+        strncpy(a->label, o->label, sizeof(a->label) - 1);
+    }
+    a->refs = 2; /* the caller's and the life reference */
+    fy__sched_actor_add(s, a);
+    fy_trace_emit(FY_TR_ACTOR_NEW, a->id, a->kind, 0);
+    *out = a;
+    return 0;
+}
+
+fy_actor *fy_actor_ref(fy_actor *a)
+{
+    ck_pr_inc_32(&a->refs);
+    return a;
+}
+
+void fy_actor_unref(fy_actor *a)
+{
+    if (!a)
+        return;
+    /* Release our uses of a before the last holder frees it. */
+    FY__TSAN_RELEASE(&a->refs);
+    if (ck_pr_faa_32(&a->refs, (uint32_t)-1) != 1)
+        return;
+    FY__TSAN_ACQUIRE(&a->refs);
+    assert(a->dead && !a->q_head);
+    free(a);
+}
+
+/* ---- sending ------------------------------------------------------------ */
+
+void fy__actor_push(fy_actor *a, fy_msg *m)
+{
+    if (fy__mbox_push(&a->mb, m) == 0) {
+        /* We found it idle: we own its scheduled state and its reference. */
+        fy_actor_ref(a);
+        fy__sched_schedule(a->s, a);
+    }
+}
+
+int fy_actor_send(fy_actor *a, fy_msg *m)
+{
+    if (ck_pr_load_32(&a->stopped)) {
+        fy_msg_free(m);
+        return -FY_ECLOSED;
+    }
+#if FY_TRACE
+    if (fy__self && ck_pr_load_int(&fy__self->s->trace_on)) {
+        m->sent_ns = fy_now_ns();
+        fy_trace_emit(FY_TR_SEND, a->id, fy__self_actor ? fy__self_actor->id : 0,
+                      fy__mbox_depth(&a->mb) + 1);
+    }
+#endif
+    fy__actor_push(a, m);
+    return 0;
+}
+
+int fy_actor_post(fy_actor *a, uint32_t type, uint32_t u32, uint64_t u0, uint64_t u1, void *ptr,
+                  fy_buf *buf)
+{
+    fy_msg *m = fy_msg_new(type);
+    if (!m) {
+        fy_buf_unref(buf);
+        return -ENOMEM;
+    }
+    m->u32 = u32;
+    m->u64[0] = u0;
+    m->u64[1] = u1;
+    m->ptr = ptr;
+    m->buf = buf;
+    return fy_actor_send(a, m);
+}
+
+void fy_actor_stop(fy_actor *a)
+{
+    if (ck_pr_fas_32(&a->stopped, 1))
+        return;
+    fy_trace_emit(FY_TR_ACTOR_STOP, a->id, 0, 0);
+    fy__actor_push(a, a->stop_msg);
+}
+
+/* ---- accessors ---------------------------------------------------------- */
+
+uint32_t fy_actor_id(const fy_actor *a)
+{
+    return a->id;
+}
+
+fy_sched *fy_actor_sched(const fy_actor *a)
+{
+    return a->s;
+}
+
+bool fy_actor_stopped(const fy_actor *a)
+{
+    return ck_pr_load_32(&a->stopped) != 0;
+}
+
+bool fy_actor_running_here(const fy_actor *a)
+{
+    return a && fy__self_actor == a;
+}
+
+uint32_t fy_actor_depth(const fy_actor *a)
+{
+    return fy__mbox_depth(&a->mb);
+}
+
+/* ---- the turn ----------------------------------------------------------- */
+
+/* Owner only: next message, refilling the private FIFO from the mailbox. */
+static fy_msg *pop(fy_actor *a)
+{
+    if (!a->q_head) {
+        fy_msg *tail;
+        uint32_t n;
+        a->q_head = fy__mbox_take(&a->mb, &tail, &n);
+        a->q_tail = tail;
+        a->q_n = n;
+        if (!a->q_head)
+            return NULL;
+    }
+    fy_msg *m = a->q_head;
+    a->q_head = m->next;
+    if (!a->q_head)
+        a->q_tail = NULL;
+    a->q_n--;
+    m->next = NULL;
+    return m;
+}
+
+/* Free a message that will not be handled, with everything it holds. */
+static void release(fy_msg *m)
+{
+    if (m->type == FY__MSG_IOREG)
+        fy__io_msg_drop(m);
+    if (m->type == FY__MSG_STOP)
+        fy__msg_release_raw(m);
+    else
+        fy_msg_free(m);
+}
+
+/* Release everything queued now; returns how many. */
+static uint32_t drain(fy_actor *a)
+{
+    uint32_t n = 0;
+    fy_msg *m;
+
+    while ((m = pop(a)) != NULL) {
+        release(m);
+        n++;
+    }
+    return n;
+}
+
+static void die(fy_actor *a)
+{
+    a->dead = true;
+    if (a->dtor)
+        a->dtor(a->state);
+    a->state = NULL;
+    fy__sched_actor_gone(a->s, a);
+    fy_actor_unref(a); /* the life reference; the scheduled one is still held */
+}
+
+/* Handle one message; returns extra messages consumed (by a drain). */
+static uint32_t deliver(fy_actor *a, fy_msg *m)
+{
+    if (m->type == FY__MSG_STOP) {
+        fy__msg_release_raw(m);
+        uint32_t n = drain(a);
+        if (!a->dead)
+            die(a);
+        return n;
+    }
+    if (a->dead || ck_pr_load_32(&a->stopped)) {
+        release(m);
+        return 0;
+    }
+    if (m->type == FY__MSG_IOREG && !fy__io_msg_ready(a, m)) {
+        fy_msg_free(m);
+        return 0;
+    }
+    if (a->fn(a, a->state, m) == FY_MSG_DONE)
+        fy_msg_free(m);
+    return 0;
+}
+
+bool fy__actor_turn(fy_actor *a, unsigned batch)
+{
+    uint32_t n = 0;
+    uint32_t id = a->id;
+#if FY_TRACE
+    int tr = ck_pr_load_int(&a->s->trace_on);
+    uint64_t t0 = tr ? fy_now_ns() : 0;
+#endif
+
+    fy__self_actor = a;
+    while (n < batch) {
+        fy_msg *m = pop(a);
+        if (!m)
+            break;
+#if FY_TRACE
+        if (tr && n == 0)
+            fy_trace_emit(FY_TR_TURN_BEGIN, id, m->sent_ns && m->sent_ns < t0 ? t0 - m->sent_ns : 0, 0);
+#endif
+        n++;
+        n += deliver(a, m);
+    }
+    fy__self_actor = NULL;
+#if FY_TRACE
+    if (tr)
+        fy_trace_emit(FY_TR_TURN_END, id, n, fy_now_ns() - t0);
+#endif
+
+    if (fy__mbox_done(&a->mb, n) > 0)
+        return true;
+    /* Given up: another thread may own a from here on. */
+    fy_trace_emit(FY_TR_IDLE, id, 0, 0);
+    fy_actor_unref(a);
+    return false;
+}
+
+void fy__actor_abandon(fy_actor *a)
+{
+    for (int rounds = 0; rounds < 1000; rounds++) {
+        uint32_t n = drain(a);
+        if (ck_pr_load_32(&a->stopped) && !a->dead)
+            die(a);
+        if (fy__mbox_done(&a->mb, n) <= 0)
+            break;
+    }
+    fy_actor_unref(a);
+}

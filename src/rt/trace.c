@@ -1,0 +1,190 @@
+/*
+ * trace.c - per-thread trace rings and the trace file (ferry/trace.h).
+ *
+ * Each scheduler thread writes 32-byte events into its own power-of-two
+ * ring: no lock, no shared cache line, old events overwritten (a flight
+ * recorder).  The words go in with ck_pr_store_64 and the head is
+ * published after them, so fy_trace_dump() can copy a ring from another
+ * thread like a seqlock and discard exactly the events that may have been
+ * overwritten while it copied.  The actor table is a fixed array of the
+ * last FY__TRACE_ACTORS actors created (in sched.c, under the scheduler's
+ * lock), so a long-running daemon does not grow it.  The format is in
+ * docs/trace-format.md.
+ */
+#include "rt/trace.h"
+
+#include <ck_pr.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ferry/sched.h"
+#include "rt/sched.h"
+
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "trace records are written in host order");
+
+#define LABEL_RECS 2 /* 64 label bytes after an actor record */
+
+int fy__ring_init(fy__ring *r, size_t events)
+{
+    memset(r, 0, sizeof(*r));
+    if (events == 0)
+        return 0;
+    size_t cap = 64;
+    while (cap < events && cap < ((size_t)1 << 30))
+        cap *= 2;
+    r->w = calloc(cap, 4 * sizeof(uint64_t));
+    if (!r->w)
+        return -ENOMEM;
+    r->mask = cap - 1;
+    return 0;
+}
+
+void fy__ring_fini(fy__ring *r)
+{
+    free(r->w);
+    r->w = NULL;
+}
+
+#if FY_TRACE
+void fy_trace_emit(uint16_t type, uint32_t actor, uint64_t a, uint64_t b)
+{
+    fy__thr *t = fy__self;
+    if (!t || !t->ring.w || !ck_pr_load_int(&t->s->trace_on))
+        return;
+    fy__ring *r = &t->ring;
+    uint64_t h = r->head;
+    uint64_t *w = r->w + (h & r->mask) * 4;
+    ck_pr_store_64(&w[0], fy_now_ns());
+    ck_pr_store_64(&w[1], (uint64_t)actor | (uint64_t)type << 32 | (uint64_t)t->idx << 48);
+    ck_pr_store_64(&w[2], a);
+    ck_pr_store_64(&w[3], b);
+    /* The event's words before the head that makes it readable. */
+    ck_pr_fence_store();
+    ck_pr_store_64(&r->head, h + 1);
+}
+#endif
+
+void fy_trace_enable(fy_sched *s, bool on)
+{
+    ck_pr_store_int(&s->trace_on, FY_TRACE && on);
+}
+
+size_t fy__ring_snapshot(const fy__ring *r, fy_trace_rec *out, size_t cap, uint64_t *lost)
+{
+    *lost = 0;
+    if (!r->w)
+        return 0;
+    uint64_t size = r->mask + 1;
+    uint64_t h1 = ck_pr_load_64(&r->head);
+    ck_pr_fence_load(); /* head before the words it covers */
+    uint64_t from = h1 > size ? h1 - size : 0;
+    if (h1 - from > cap)
+        from = h1 - cap;
+    for (uint64_t i = from; i < h1; i++) {
+        const uint64_t *w = r->w + (i & r->mask) * 4;
+        uint64_t *o = (uint64_t *)(void *)&out[i - from];
+        o[0] = ck_pr_load_64(&w[0]);
+        o[1] = ck_pr_load_64(&w[1]);
+        o[2] = ck_pr_load_64(&w[2]);
+        o[3] = ck_pr_load_64(&w[3]);
+    }
+    ck_pr_fence_load(); /* the copies before the second look at head */
+    uint64_t h2 = ck_pr_load_64(&r->head);
+    /* The writer may be filling slot h2 now, which held event h2 - size. */
+    uint64_t safe = h2 + 1 > size ? h2 + 1 - size : 0;
+    uint64_t skip = safe > from ? safe - from : 0;
+    if (skip > h1 - from)
+        skip = h1 - from;
+    memmove(out, out + skip, (size_t)(h1 - from - skip) * sizeof(*out));
+    *lost = from + skip;
+    return (size_t)(h1 - from - skip);
+}
+
+static int write_all(int fd, const void *p, size_t n)
+{
+    const char *c = p;
+    while (n) {
+        ssize_t k = write(fd, c, n);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        c += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+static void meta(fy_trace_rec *r, uint16_t type, uint64_t ts, uint32_t actor, uint16_t thread,
+                 uint64_t a, uint64_t b)
+{
+    memset(r, 0, sizeof(*r));
+    r->ts_ns = ts;
+    r->actor = actor;
+    r->type = type;
+    r->thread = thread;
+    r->a = a;
+    r->b = b;
+}
+
+/* Header, clock record and the actor table, as one buffer. */
+static int write_head(fy_sched *s, int fd)
+{
+    size_t max = 2 + (size_t)FY__TRACE_ACTORS * (1 + LABEL_RECS);
+    fy_trace_rec *recs = calloc(max, sizeof(*recs));
+    if (!recs)
+        return -ENOMEM;
+
+    struct timespec mono, real;
+    clock_gettime(CLOCK_MONOTONIC, &mono);
+    clock_gettime(CLOCK_REALTIME, &real);
+    fy_trace_file_hdr h = {.version = FY_TRACE_VERSION, .hdr_size = sizeof(h), .rec_size = 32};
+    memcpy(h.magic, FY_TRACE_MAGIC, 8);
+    h.threads = s->n;
+    h.ring_events = s->thr[0].ring.w ? (uint32_t)(s->thr[0].ring.mask + 1) : 0;
+    h.mono_ns = (uint64_t)mono.tv_sec * 1000000000u + (uint64_t)mono.tv_nsec;
+    h.real_ns = (uint64_t)real.tv_sec * 1000000000u + (uint64_t)real.tv_nsec;
+    h.pid = (uint32_t)getpid();
+
+    size_t n = 0;
+    meta(&recs[n++], FY_TR_META_CLOCK, h.mono_ns, 0, 0, h.real_ns, 0);
+    pthread_mutex_lock(&s->lock);
+    uint64_t first = s->tab_n > FY__TRACE_ACTORS ? s->tab_n - FY__TRACE_ACTORS : 0;
+    for (uint64_t i = first; i < s->tab_n; i++) {
+        const fy__trace_actor *e = &s->tab[i % FY__TRACE_ACTORS];
+        size_t len = strnlen(e->label, sizeof(e->label) - 1);
+        meta(&recs[n++], FY_TR_META_ACTOR, e->created_ns, e->id, e->kind, len, LABEL_RECS);
+        memcpy(&recs[n], e->label, len); /* the rest stays NUL */
+        n += LABEL_RECS;
+    }
+    pthread_mutex_unlock(&s->lock);
+
+    int err = write_all(fd, &h, sizeof(h));
+    if (!err)
+        err = write_all(fd, recs, n * sizeof(*recs));
+    free(recs);
+    return err;
+}
+
+int fy_trace_dump(fy_sched *s, int fd)
+{
+    int err = write_head(s, fd);
+    if (err)
+        return err;
+    size_t cap = s->thr[0].ring.w ? (size_t)(s->thr[0].ring.mask + 1) : 0;
+    fy_trace_rec *buf = malloc((cap + 1) * sizeof(*buf));
+    if (!buf)
+        return -ENOMEM;
+    for (unsigned i = 0; i < s->n && !err; i++) {
+        uint64_t lost;
+        size_t n = fy__ring_snapshot(&s->thr[i].ring, buf + 1, cap, &lost);
+        meta(&buf[0], FY_TR_META_THREAD, fy_now_ns(), 0, (uint16_t)i, lost, n);
+        err = write_all(fd, buf, (n + 1) * sizeof(*buf));
+    }
+    free(buf);
+    return err;
+}

@@ -1,0 +1,251 @@
+/*
+ * test_trace.c - per-thread trace rings, wrap-around, and the trace file.
+ *
+ * A scheduler with a tiny ring records far more events than it holds; the
+ * dump must then hold exactly the newest ones, oldest first, with the count
+ * of lost ones, behind a header and an actor table that parse back as
+ * docs/trace-format.md says.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "ferry/actor.h"
+#include "ferry/sched.h"
+#include "ferry/trace.h"
+#include "rt/util.h"
+
+typedef struct sink {
+    _Atomic uint64_t handled;
+} sink;
+
+static int sink_fn(fy_actor *self, void *st, fy_msg *m)
+{
+    (void)self, (void)m;
+    atomic_fetch_add(&((sink *)st)->handled, 1);
+    return FY_MSG_DONE;
+}
+
+/* Relays each message to the sink, so sends happen on a scheduler thread. */
+static int relay_fn(fy_actor *self, void *st, fy_msg *m)
+{
+    (void)self;
+    fy_actor *to = st;
+    (void)fy_actor_post(to, FY_MSG_USER, 0, m->u64[0], 0, NULL, NULL);
+    return FY_MSG_DONE;
+}
+
+typedef struct parsed {
+    fy_trace_file_hdr h;
+    unsigned actors, threads;
+    uint64_t lost, events, type_counts[16];
+    int label_ok, order_ok, clock_ok;
+} parsed;
+
+static void parse(int fd, parsed *p, const char *want_label)
+{
+    memset(p, 0, sizeof(*p));
+    off_t size = lseek(fd, 0, SEEK_END);
+    assert_true(size >= 64 && (size - 64) % 32 == 0);
+    uint8_t *buf = malloc((size_t)size);
+    assert_non_null(buf);
+    assert_int_equal(pread(fd, buf, (size_t)size, 0), size);
+    memcpy(&p->h, buf, sizeof(p->h));
+    assert_memory_equal(p->h.magic, FY_TRACE_MAGIC, 8);
+    assert_int_equal(p->h.version, FY_TRACE_VERSION);
+    assert_int_equal(p->h.hdr_size, 64);
+    assert_int_equal(p->h.rec_size, 32);
+    p->order_ok = 1;
+
+    size_t n = (size_t)(size - 64) / 32;
+    const fy_trace_rec *r = (const fy_trace_rec *)(buf + 64);
+    uint64_t last_ts = 0;
+    for (size_t i = 0; i < n; i++) {
+        switch (r[i].type) {
+        case FY_TR_META_CLOCK:
+            p->clock_ok = r[i].ts_ns > 0 && r[i].a > r[i].ts_ns;
+            break;
+        case FY_TR_META_ACTOR: {
+            char label[65] = {0};
+            assert_true(r[i].a <= 63);
+            assert_true(i + r[i].b < n);
+            memcpy(label, &r[i + 1], (size_t)r[i].b * 32 < 64 ? (size_t)r[i].b * 32 : 64);
+            if (want_label && strcmp(label, want_label) == 0 && r[i].thread == 7)
+                p->label_ok = 1;
+            p->actors++;
+            i += r[i].b;
+            break;
+        }
+        case FY_TR_META_THREAD:
+            p->threads++;
+            p->lost += r[i].a;
+            last_ts = 0;
+            break;
+        default:
+            assert_true(r[i].type < FY_TR_META);
+            if (r[i].ts_ns < last_ts)
+                p->order_ok = 0;
+            last_ts = r[i].ts_ns;
+            p->events++;
+            if (r[i].type < 16)
+                p->type_counts[r[i].type]++;
+            break;
+        }
+    }
+    free(buf);
+}
+
+static void test_wrap_and_dump(void **st)
+{
+    (void)st;
+    fy_sched_opts o = {.threads = 1, .trace_events = 64};
+    fy_sched *s = NULL;
+    assert_int_equal(fy_sched_new(&o, &s), 0);
+    assert_int_equal(fy_sched_start(s), 0);
+
+    sink k = {0};
+    fy_actor *a = NULL, *r = NULL;
+    fy_actor_opts oa = {.fn = sink_fn, .state = &k, .kind = 7, .label = "demo 127.0.0.1:7420"};
+    assert_int_equal(fy_actor_new(s, &oa, &a), 0);
+    fy_actor_opts orl = {.fn = relay_fn, .state = a, .kind = 8, .label = "relay"};
+    assert_int_equal(fy_actor_new(s, &orl, &r), 0);
+    for (uint64_t i = 0; i < 1000; i++)
+        assert_int_equal(fy_actor_post(r, FY_MSG_USER, 0, i, 0, NULL, NULL), 0);
+    assert_true(wait_u64(&k.handled, 1000));
+
+    int fd = memfd_create("trace", 0);
+    assert_true(fd >= 0);
+    assert_int_equal(fy_trace_dump(s, fd), 0);
+    parsed p;
+    parse(fd, &p, "demo 127.0.0.1:7420");
+    close(fd);
+    assert_int_equal(p.h.threads, 1);
+    assert_int_equal(p.h.ring_events, FY_TRACE ? 64 : 0);
+    assert_int_equal(p.threads, 1);
+    assert_int_equal(p.actors, 2);
+    assert_true(p.label_ok);
+    assert_true(p.clock_ok);
+    assert_true(p.order_ok);
+#if FY_TRACE
+    assert_true(p.events > 0 && p.events <= 64);
+    assert_true(p.lost > 0);           /* it wrapped */
+    assert_true(p.type_counts[FY_TR_SEND] > 0);
+    assert_true(p.events + p.lost > 1000);
+
+    /* Switched off: nothing new is recorded. */
+    fy_trace_enable(s, false);
+    for (uint64_t i = 0; i < 100; i++)
+        assert_int_equal(fy_actor_post(r, FY_MSG_USER, 0, i, 0, NULL, NULL), 0);
+    assert_true(wait_u64(&k.handled, 1100));
+    fd = memfd_create("trace", 0);
+    assert_int_equal(fy_trace_dump(s, fd), 0);
+    parsed q;
+    parse(fd, &q, NULL);
+    close(fd);
+    assert_int_equal(q.events + q.lost, p.events + p.lost);
+#else
+    assert_int_equal(p.events, 0);
+#endif
+    fy_actor_unref(a);
+    fy_actor_unref(r);
+    fy_sched_exit(s);
+    fy_sched_join(s);
+    fy_sched_free(s);
+}
+
+static int nop_fn(fy_actor *self, void *st, fy_msg *m)
+{
+    (void)self, (void)st, (void)m;
+    return FY_MSG_DONE;
+}
+
+/* The actor table keeps only the most recent actors. */
+static void test_actor_table_bounded(void **st)
+{
+    (void)st;
+    fy_sched_opts o = {.threads = 1, .trace_events = 64};
+    fy_sched *s = NULL;
+    assert_int_equal(fy_sched_new(&o, &s), 0);
+    assert_int_equal(fy_sched_start(s), 0);
+    for (int i = 0; i < 5000; i++) {
+        fy_actor *a = NULL;
+        fy_actor_opts oa = {.fn = nop_fn, .kind = 7, .label = "x"};
+        assert_int_equal(fy_actor_new(s, &oa, &a), 0);
+        fy_actor_stop(a);
+        fy_actor_unref(a);
+    }
+    int fd = memfd_create("trace", 0);
+    assert_int_equal(fy_trace_dump(s, fd), 0);
+    parsed p;
+    parse(fd, &p, NULL);
+    close(fd);
+    assert_int_equal(p.actors, 4096);
+    fy_sched_exit(s);
+    fy_sched_join(s);
+    fy_sched_free(s);
+}
+
+/* Dumps taken while the threads keep recording hold only whole events. */
+typedef struct spin {
+    _Atomic uint64_t handled;
+    _Atomic int quit;
+} spin;
+
+static int spin_fn(fy_actor *self, void *st, fy_msg *m)
+{
+    spin *p = st;
+    if (!atomic_load(&p->quit) && atomic_fetch_add(&p->handled, 1) < 20000000)
+        (void)fy_actor_post(self, m->type, 0, 0, 0, NULL, NULL);
+    return FY_MSG_DONE;
+}
+
+static void test_dump_while_running(void **st)
+{
+    (void)st;
+    fy_sched_opts o = {.threads = 2, .trace_events = 256};
+    fy_sched *s = NULL;
+    assert_int_equal(fy_sched_new(&o, &s), 0);
+    assert_int_equal(fy_sched_start(s), 0);
+    spin p = {0};
+    fy_actor *a[2];
+    for (int i = 0; i < 2; i++) {
+        fy_actor_opts oa = {.fn = spin_fn, .state = &p, .label = "spin"};
+        assert_int_equal(fy_actor_new(s, &oa, &a[i]), 0);
+        for (int j = 0; j < 4; j++)
+            assert_int_equal(fy_actor_post(a[i], FY_MSG_USER, 0, 0, 0, NULL, NULL), 0);
+    }
+    assert_true(wait_u64(&p.handled, 1000));
+    for (int k = 0; k < 5; k++) {
+        int fd = memfd_create("trace", 0);
+        assert_int_equal(fy_trace_dump(s, fd), 0);
+        parsed q;
+        parse(fd, &q, NULL);
+        close(fd);
+        assert_int_equal(q.threads, 2);
+        assert_true(q.order_ok);
+        assert_true(q.events <= 512);
+    }
+    atomic_store(&p.quit, 1);
+    for (int i = 0; i < 2; i++)
+        fy_actor_unref(a[i]);
+    fy_sched_exit(s);
+    fy_sched_join(s);
+    fy_sched_free(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_wrap_and_dump),
+        cmocka_unit_test(test_actor_table_bounded),
+        cmocka_unit_test(test_dump_while_running),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
