@@ -37,6 +37,13 @@ int fy_sock_accept(int lfd, fy_addr *peer);
 /* Blocking connect with a timeout in ms (0 = none); the returned fd is
  * blocking, TCP_NODELAY set.  Returns fd or -errno (-ETIMEDOUT). */
 int fy_sock_connect(const fy_addr *a, int timeout_ms);
+/* Start a non-blocking connect without waiting (for many connects in
+ * flight, as the swarm's storm does): returns a non-blocking fd with the
+ * connect in progress (TCP_NODELAY set), or -errno.  Wait for FY writability,
+ * then fy_sock_connect_result(). */
+int fy_sock_connect_start(const fy_addr *a);
+/* 0 once a started connect succeeded, else -errno (SO_ERROR). */
+int fy_sock_connect_result(int fd);
 int fy_sock_set_nonblock(int fd, int on);
 int fy_sock_set_nodelay(int fd);
 /* Socket buffer sizes (bytes; 0 = leave). */

@@ -160,11 +160,7 @@ static int connect_wait(int fd, int timeout_ms)
         return -errno;
     if (n == 0)
         return -ETIMEDOUT;
-    int err = 0;
-    socklen_t len = sizeof(err);
-    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-        return -errno;
-    return -err;
+    return fy_sock_connect_result(fd);
 }
 
 int fy_sock_connect(const fy_addr *a, int timeout_ms)
@@ -184,6 +180,29 @@ int fy_sock_connect(const fy_addr *a, int timeout_ms)
         return rc;
     }
     return fd;
+}
+
+int fy_sock_connect_start(const fy_addr *a)
+{
+    int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (connect(fd, (const struct sockaddr *)&a->ss, a->len) < 0 && errno != EINPROGRESS) {
+        int rc = -errno;
+        close(fd);
+        return rc;
+    }
+    (void)fy_sock_set_nodelay(fd); /* best effort: latency only */
+    return fd;
+}
+
+int fy_sock_connect_result(int fd)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        return -errno;
+    return -err;
 }
 
 int fy_sock_set_nonblock(int fd, int on)
