@@ -1,0 +1,368 @@
+"""report.py - the suite's one table, its goals, the key=value line, plots.
+
+Everything printed is derived here from the cases' figures (suite.cases),
+so the table on stdout, bench/results/latest.md, latest.json, the plots'
+data files and the closing key=value line always agree.  Ratios are taken
+between targets measured in the same run: ferryd / p2p and
+ferryd / baseline (for times and latencies, lower is better).
+"""
+import json
+import os
+import platform
+import shutil
+import subprocess
+import time
+
+from . import procs, swarm
+from .suite import TARGETS, ratio
+
+DOCS_BEGIN = "<!-- bench:latest:begin (written by bench/run --update-docs) -->"
+DOCS_END = "<!-- bench:latest:end -->"
+
+
+def _v(res, key):
+    if not res or swarm.failed(res):
+        return None
+    v = res.get(key)
+    return v if isinstance(v, (int, float)) else None
+
+
+def fmt(v):
+    if v is None:
+        return "-"
+    if isinstance(v, str):
+        return v
+    if isinstance(v, int):
+        return "{:,d}".format(v).replace(",", " ")
+    if abs(v) >= 1000:
+        return "{:,.0f}".format(v).replace(",", " ")
+    if abs(v) >= 100:
+        return "%.0f" % v
+    if abs(v) >= 10:
+        return "%.1f" % v
+    return "%.2f" % v
+
+
+def fmt_ratio(v):
+    return "-" if v is None else "%.2f" % v
+
+
+class Report:
+    def __init__(self, suite):
+        self.s = suite
+        self.rows = []   # (case, metric, {target: value}, note)
+        self.goals = []  # (text, measured, met: True/False/None)
+        self.kv = {}
+        self._build()
+
+    # ---- rows ---------------------------------------------------------------
+
+    def row(self, case, metric, vals, note=""):
+        self.rows.append((case, metric, vals, note))
+
+    def _build(self):
+        cs = self.s.cases
+        get = lambda name: cs.get(name, {}).get("runs", {})
+        one = get("one_to_one")
+        if one:
+            self.row(cs["one_to_one"]["title"], "MB/s",
+                     {t: _v(one.get(t), "mbps_aggregate") for t in TARGETS})
+        for name in sorted((n for n in cs if n.startswith("fanout_")),
+                           key=lambda n: int(n.split("_")[1])):
+            r = get(name)
+            self.row(cs[name]["title"], "aggregate MB/s",
+                     {t: _v(r.get(t), "mbps_aggregate") for t in TARGETS})
+            self.row("", "per-receiver MB/s",
+                     {t: _v(r.get(t), "mbps_per_receiver") for t in TARGETS})
+        sm = get("small_msgs")
+        if sm:
+            self.row(cs["small_msgs"]["title"], "messages/s delivered",
+                     {t: _v(sm.get(t), "msgs_per_s") for t in TARGETS})
+        iso = cs.get("slow_isolation", {}).get("isolation", {})
+        if iso:
+            c = cs["slow_isolation"]
+            self.row(c["title"], "fast rx MB/s (slowed run)",
+                     {t: iso.get(t, {}).get("fast_mbps_slowed") for t in TARGETS})
+            self.row("", "fast rx MB/s (none slowed, median)",
+                     {t: iso.get(t, {}).get("mbps_unslowed_median") for t in TARGETS})
+            self.row("", "isolation (slowed / none slowed)",
+                     {t: iso.get(t, {}).get("ratio") for t in TARGETS})
+        st = get("storm")
+        if st:
+            self.row(cs["storm"]["title"], "served",
+                     {t: _v(st.get(t), "served") for t in TARGETS}, "p2p: n/a")
+            self.row("", "refused (error frame)",
+                     {t: _v(st.get(t), "refused") for t in TARGETS})
+            self.row("", "served p99 ms",
+                     {t: _v(st.get(t), "served_p99_ms") for t in TARGETS})
+        rt = get("rate")
+        if rt:
+            c = cs["rate"]
+            self.row(c["title"], "offered frames/s",
+                     {t: c.get("offered", {}).get(t) for t in TARGETS})
+            for k, label in (("p50_us", "p50 latency us"), ("p99_us", "p99 latency us"),
+                             ("p999_us", "p99.9 latency us"), ("max_us", "max latency us")):
+                self.row("", label, {t: _v(rt.get(t), k) for t in TARGETS})
+        lk = cs.get("link")
+        if lk and lk.get("runs"):
+            r = lk["runs"]
+            vals = {t: _v(r.get(t), "seconds") for t in ("baseline", "ferryd")}
+            vals["p2p"] = _v(r.get("direct"), "seconds")
+            self.row(lk["title"], "seconds (p2p = direct TCP copy)", vals)
+        # integrity, every run of every case
+        tot = {t: 0 for t in TARGETS}
+        bad = {t: 0 for t in TARGETS}
+        for name, c in cs.items():
+            extra = dict(c.get("reference_runs", {}))
+            for t, xs in c.get("repeats", {}).items():
+                extra.setdefault(t, [])
+                extra[t] = extra[t] + xs
+            for t, xs in extra.items():
+                for x in xs:
+                    tot[t] += swarm.integrity(x)
+                    bad[t] += 1 if swarm.failed(x) else 0
+            for t, x in c.get("runs", {}).items():
+                if t in c.get("repeats", {}):
+                    continue  # counted with its repeats
+                tt = "p2p" if t == "direct" else t
+                if tt not in tot:
+                    continue
+                tot[tt] += swarm.integrity(x)
+                bad[tt] += 1 if swarm.failed(x) else 0
+        self.integrity = tot
+        self.failed_runs = bad
+        self.row("all runs", "integrity failures", dict(tot))
+        self.row("all runs", "failed runs (no figures / timeout)", dict(bad))
+        self._goals()
+
+    # ---- goals and key=value -----------------------------------------------------
+
+    def _val(self, case, t, key):
+        return _v(self.s.cases.get(case, {}).get("runs", {}).get(t), key)
+
+    def _goals(self):
+        cs = self.s.cases
+        g = self.goals
+        p2p1 = self._val("one_to_one", "p2p", "mbps_aggregate")
+        fy1 = self._val("one_to_one", "ferryd", "mbps_aggregate")
+        bl1 = self._val("one_to_one", "baseline", "mbps_aggregate")
+        r = ratio(fy1, p2p1)
+        g.append(("ferryd 1->1 >= 0.5x p2p", fmt_ratio(r), None if r is None else r >= 0.5))
+        f16 = self._val("fanout_16", "ferryd", "mbps_aggregate")
+        b16 = self._val("fanout_16", "baseline", "mbps_aggregate")
+        r16 = ratio(f16, b16)
+        g.append(("ferryd >= 5x baseline at 16 receivers (aggregate MB/s)", fmt_ratio(r16),
+                  None if r16 is None else r16 >= 5))
+        smr = ratio(self._val("small_msgs", "ferryd", "msgs_per_s"),
+                    self._val("small_msgs", "baseline", "msgs_per_s"))
+        if smr is not None:
+            g.append(("ferryd >= 5x baseline at 16 receivers, 128-byte messages (messages/s)",
+                      fmt_ratio(smr), smr >= 5))
+        iso = cs.get("slow_isolation", {}).get("isolation", {}).get("ferryd", {}).get("ratio")
+        g.append(("slow-receiver isolation >= 0.9 (ferryd)", fmt_ratio(iso),
+                  None if iso is None else iso >= 0.9))
+        lk = cs.get("link", {}).get("runs", {})
+        lr = ratio(_v(lk.get("ferryd"), "seconds"), _v(lk.get("direct"), "seconds"))
+        why = cs.get("link", {}).get("skipped") or (
+            "skipped" if "link" not in cs and not self.s.quick else None)
+        g.append(("link run <= 1.05x direct time (ferryd)",
+                  fmt_ratio(lr) if lr is not None else (why or "not run"),
+                  None if lr is None else lr <= 1.05))
+        st = cs.get("storm", {}).get("runs", {}).get("ferryd")
+        served, want = _v(st, "served"), _v(st, "storm")
+        g.append(("%s receivers served within 5 s (ferryd)" % (fmt(want) if want else "10 000"),
+                  "%s of %s" % (fmt(served), fmt(want)) if served is not None else "not run",
+                  None if served is None else served == want))
+        integ = sum(self.integrity.values())
+        fails = sum(self.failed_runs.values())
+        g.append(("zero integrity failures everywhere", "%d failures, %d failed runs"
+                  % (integ, fails), integ == 0 and fails == 0))
+        kv = self.kv
+        kv["suite"] = "quick" if self.s.quick else "full"
+        kv["p2p_mbps"] = p2p1
+        kv["ferryd_mbps"] = fy1
+        kv["baseline_mbps"] = bl1
+        kv["ferryd_p2p_ratio"] = r
+        kv["ferryd_baseline_ratio"] = ratio(fy1, bl1)
+        kv["ferryd_baseline_ratio_16"] = r16
+        kv["slow_isolation_ratio"] = iso
+        if not self.s.quick:
+            kv["small_msgs_ferryd"] = self._val("small_msgs", "ferryd", "msgs_per_s")
+            kv["storm_served"] = served
+            kv["storm_connections"] = want
+            kv["rate_p99_us_ferryd"] = self._val("rate", "ferryd", "p99_us")
+            kv["link_ratio"] = lr
+        kv["integrity_failures"] = integ
+        kv["failed_runs"] = fails
+        met = [x for x in g if x[2] is not None]
+        kv["goals_met"] = "%d/%d" % (sum(1 for x in met if x[2]), len(met))  # of those measured
+        kv["seconds"] = (self.s.loaded["kv"]["seconds"] if self.s.loaded
+                         else time.monotonic() - self.s.t0)
+
+    def kv_line(self):
+        out = []
+        for k, v in self.kv.items():
+            if v is None:
+                v = "na"
+            elif isinstance(v, float):
+                v = "%.3f" % v if abs(v) < 10 else "%.1f" % v
+            out.append("%s=%s" % (k, v))
+        return " ".join(out)
+
+    # ---- the table ----------------------------------------------------------------
+
+    def table(self):
+        head = ["case", "metric", "p2p", "baseline", "ferryd", "ferryd/p2p", "ferryd/baseline"]
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for case, metric, vals, note in self.rows:
+            cells = [case, metric] + [fmt(vals.get(t)) for t in TARGETS]
+            if metric.startswith(("integrity", "failed runs", "offered", "isolation", "refused")):
+                cells += ["", ""]
+            else:
+                cells += [fmt_ratio(ratio(vals.get("ferryd"), vals.get("p2p"))),
+                          fmt_ratio(ratio(vals.get("ferryd"), vals.get("baseline")))]
+            lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+    def goals_table(self):
+        lines = ["| goal | measured | met |", "|---|---|---|"]
+        for text, measured, met in self.goals:
+            lines.append("| %s | %s | %s |" % (text, measured,
+                                               {True: "yes", False: "**no**", None: "n/a"}[met]))
+        return "\n".join(lines)
+
+    def skipped_text(self):
+        lines = ["- %s skipped: %s" % w for w in self.s.skipped]
+        lines += ["- %s" % n for n in self.s.notes]
+        return "\n".join(lines)
+
+    def header(self, command):
+        load = open("/proc/loadavg").read().split()[:3]
+        return ("Run: %s, `%s`, %s suite, %.0f s; %s, %d CPUs; load average (1/5/15 min) "
+                "%s at the start, %s at the end (anything above ~2 means other work shared "
+                "the CPUs)."
+                % (time.strftime("%Y-%m-%d %H:%M %Z"), command,
+                   "quick" if self.s.quick else "full", self.kv["seconds"],
+                   platform.platform(terse=True), os.cpu_count(), self.s.load_start,
+                   " ".join(load)))
+
+    def markdown(self, header):
+        parts = [
+            header,
+            "",
+            "Clients (ferry-swarm) and relays share the same CPUs; MB/s are 10^6 bytes of file "
+            "payload per second; each figure is one run unless marked median.",
+            "",
+            self.table(),
+            "",
+            self.goals_table(),
+        ]
+        sk = self.skipped_text()
+        if sk:
+            parts += ["", sk]
+        return "\n".join(parts) + "\n"
+
+    # ---- files ----------------------------------------------------------------------
+
+    def write(self, command, redraw=False):
+        out = self.s.out
+        if redraw and self.s.loaded and self.s.loaded.get("header"):
+            head = self.s.loaded["header"]  # the run's own date, load and duration
+        else:
+            head = self.header(command)
+        md = self.markdown(head)
+        with open(os.path.join(out, "latest.md"), "w") as f:
+            f.write(md)
+        with open(os.path.join(out, "latest.json"), "w") as f:
+            date = (self.s.loaded or {}).get("date") if redraw else None
+            json.dump({"date": date or time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                       "command": command, "header": head, "notes": self.s.notes,
+                       "kv": self.kv, "goals": [{"goal": a, "measured": b, "met": c}
+                                                for a, b, c in self.goals],
+                       "rows": [{"case": a, "metric": b, "values": c} for a, b, c, _ in
+                                self.rows],
+                       "skipped": self.s.skipped}, f, indent=1)
+        return md
+
+    def plots(self):
+        """Write the plots' data files and run gnuplot; returns the PNGs made."""
+        out = self.s.out
+        gp = shutil.which("gnuplot")
+        made = []
+        tp = os.path.join(out, "throughput.dat")
+        xs = []
+        one = self.s.cases.get("one_to_one", {}).get("runs", {})
+        if one:
+            xs.append((1, one))
+        for name, c in self.s.cases.items():
+            if name.startswith("fanout_"):
+                xs.append((int(name.split("_")[1]), c["runs"]))
+        xs.sort(key=lambda x: x[0])
+        with open(tp, "w") as f:
+            f.write("# receivers  aggregate MB/s: p2p baseline ferryd  "
+                    "per-receiver MB/s: p2p baseline ferryd\n")
+            for n, runs in xs:
+                vals = [_v(runs.get(t), "mbps_aggregate") for t in TARGETS]
+                vals += [_v(runs.get(t), "mbps_per_receiver") for t in TARGETS]
+                f.write("%d %s\n" % (n, " ".join("?" if v is None else "%.1f" % v
+                                                 for v in vals)))
+        lp = os.path.join(out, "latency.dat")
+        rt = self.s.cases.get("rate", {}).get("runs", {})
+        if rt:
+            with open(lp, "w") as f:
+                f.write("# percentile  latency us: p2p baseline ferryd\n")
+                for i, (k, label) in enumerate((("p50_us", "p50"), ("p90_us", "p90"),
+                                                ("p99_us", "p99"), ("p999_us", "p99.9"),
+                                                ("max_us", "max"))):
+                    vals = [_v(rt.get(t), k) for t in TARGETS]
+                    f.write("%d %s %s\n" % (i, label, " ".join(
+                        "?" if v is None else "%.1f" % v for v in vals)))
+        if not gp:
+            procs.warn("gnuplot not found: plots not drawn", install="gnuplot-nox")
+            return made
+        term = _png_terminal(gp)
+        here = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+            os.path.abspath(__file__)))), "plot")
+        jobs = [("throughput.gp", tp, os.path.join(out, "throughput.png"))]
+        if rt:
+            jobs.append(("latency.gp", lp, os.path.join(out, "latency.png")))
+        for script, data, png in jobs:
+            if len(xs) < 1 and script == "throughput.gp":
+                continue
+            r = subprocess.run([gp, "-e", "datafile='%s'; outfile='%s'; termname='%s'"
+                                % (data, png, term), os.path.join(here, script)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60,
+                               text=True)
+            if r.returncode == 0 and os.path.isfile(png):
+                made.append(png)
+            else:
+                procs.warn("gnuplot failed", script=script, err='"%s"' % r.stderr.strip()[-300:])
+        return made
+
+
+def _png_terminal(gp):
+    """pngcairo when this gnuplot has it (antialiased), else libgd's png."""
+    r = subprocess.run([gp, "-e", "set terminal"], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True, timeout=20)
+    return "pngcairo" if "pngcairo" in r.stdout else "png"
+
+
+def update_docs(path, md, pngs, docs_rel_results):
+    """Replace the marked section of docs/benchmarks.md with the latest table."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        procs.warn("docs not found, not updated", path=path)
+        return False
+    if DOCS_BEGIN not in text or DOCS_END not in text:
+        procs.warn("docs have no bench:latest markers, not updated", path=path)
+        return False
+    pre = text.split(DOCS_BEGIN)[0]
+    post = text.split(DOCS_END, 1)[1]
+    imgs = "".join("\n![%s](%s/%s)\n" % (os.path.basename(p)[:-4],
+                                           docs_rel_results, os.path.basename(p))
+                   for p in pngs)
+    with open(path, "w") as f:
+        f.write(pre + DOCS_BEGIN + "\n" + md + imgs + DOCS_END + post)
+    return True
