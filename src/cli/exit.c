@@ -1,0 +1,75 @@
+/*
+ * exit.c - exit codes of the ferry client (see exit.h).
+ *
+ * Kept in one place so --help, docs/client.md and the code that decides
+ * cannot drift apart: the help block below is printed verbatim.
+ */
+#include "cli/exit.h"
+
+#include <errno.h>
+
+#include "ferry/err.h"
+
+int fy_cli_exit_for(int err)
+{
+    if (err >= 0)
+        return FY_CLI_EXIT_OK;
+    switch (-err) {
+    case EINTR:
+        return FY_CLI_EXIT_INTR;
+    case EINVAL:
+        return FY_CLI_EXIT_USAGE;
+    case FY_ESHUTDOWN: /* the relay is going away: like a lost connection */
+        return FY_CLI_EXIT_NET;
+    case FY_ECRC:
+    case FY_EHDRCHECK:
+    case FY_EDIGEST:
+    case FY_ESIZE:
+        return FY_CLI_EXIT_CHECKSUM;
+    case ENOSPC:
+    case EDQUOT:
+    case EROFS:
+    case EIO:
+        return FY_CLI_EXIT_IO;
+    default:
+        break;
+    }
+    /* Every other FY_E* is the relay refusing us or breaking the protocol;
+     * every other errno is the network (refused, reset, EOF, timeout). */
+    return -err >= 1000 ? FY_CLI_EXIT_REFUSED : FY_CLI_EXIT_NET;
+}
+
+const char *fy_cli_exit_text(int code)
+{
+    switch (code) {
+    case FY_CLI_EXIT_OK:
+        return "ok";
+    case FY_CLI_EXIT_USAGE:
+        return "usage error";
+    case FY_CLI_EXIT_NET:
+        return "server unreachable or connection lost";
+    case FY_CLI_EXIT_REFUSED:
+        return "refused by the relay";
+    case FY_CLI_EXIT_CHECKSUM:
+        return "checksum or size mismatch";
+    case FY_CLI_EXIT_IO:
+        return "local I/O error";
+    case FY_CLI_EXIT_INTR:
+        return "interrupted";
+    default:
+        return "unknown";
+    }
+}
+
+const char *fy_cli_exit_help(void)
+{
+    return "Exit codes:\n"
+           "  0    ok\n"
+           "  1    usage error (bad flag or argument); `ferry check`: damage found\n"
+           "  2    server unreachable, or the connection was lost\n"
+           "  3    refused by the relay (token, busy channel, protocol error); the\n"
+           "       relay's error code name and text are printed\n"
+           "  4    checksum or size mismatch (frame CRC32C, file size, file SHA-256)\n"
+           "  5    local I/O error (e.g. ENOSPC: disk full)\n"
+           "  130  interrupted (SIGINT/SIGTERM); temp files removed\n";
+}

@@ -1,0 +1,421 @@
+/*
+ * recv.c - `ferry recv` (see recv.h).
+ *
+ * Trust nothing from the wire: sequence numbers must be consecutive from
+ * welcome's next_seq, a file may not grow past the size its file-begin
+ * announced, and the file-end's size and SHA-256 must match what was
+ * written.  Names were checked by the decoder (fy_name_check) and are used
+ * only relative to DIR's fd.  The resume state is written at most once a
+ * second (and at exit), after an fsync of DIR, so it never claims a file
+ * whose rename is not durable.
+ */
+#include "cli/recv.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/conn.h"
+#include "cli/exit.h"
+#include "cli/progress.h"
+#include "cli/state.h"
+#include "ferry/digest.h"
+#include "ferry/err.h"
+#include "ferry/klog.h"
+
+#define RECV_HELLO_TIMEOUT_MS 10000
+#define RECV_ACK_BYTES ((uint64_t)8 << 20) /* ack progress at least this often */
+#define RECV_STATE_INTERVAL_S 1.0
+#define RECV_SLEEP_MAX_S 0.05 /* throttle sleeps in slices, to notice a stop */
+
+typedef struct receiver {
+    const fy_cli_recv_opts *o;
+    fy_cli_conn *k;
+    int dirfd;
+    fy_sha256 *sha;
+    fy_cli_progress prog;
+    uint64_t expect;        /* next stream seq */
+    /* the file being received */
+    bool in_file;
+    int fd;
+    char name[FY_NAME_MAX + 1];
+    char part[FY_NAME_MAX + 8];
+    uint64_t size, got;
+    double t0;
+    /* progress of the run */
+    uint64_t files, bytes, done_seq; /* done_seq: after the last completed file-end */
+    uint64_t skipped;
+    uint64_t unacked;
+    double welcome_t, last_state_t, last_end_t;
+    uint64_t state_seq;     /* what the state file holds */
+    double rate_t0;
+    uint64_t rate_bytes;
+    fy_cli_recv_result res;
+} receiver;
+
+/* ---- local files ------------------------------------------------------------ */
+
+static int local_fail(receiver *r, const char *call, const char *what, int err)
+{
+    fy_klog(FY_LOG_ERROR, "local I/O error", "call=%s file=%s dir=%s err=%s reason=\"%s\" exit=%d",
+            call, what, r->o->out_dir, fy_errname(-err), fy_strerror(-err), FY_CLI_EXIT_IO);
+    return FY_CLI_EXIT_IO;
+}
+
+static void discard_part(receiver *r)
+{
+    if (!r->in_file)
+        return;
+    close(r->fd);
+    unlinkat(r->dirfd, r->part, 0);
+    r->in_file = false;
+    fy_cli_progress_abort(&r->prog);
+}
+
+static int save_state(receiver *r)
+{
+    if (r->done_seq == 0 || r->done_seq == r->state_seq)
+        return 0;
+    /* The renames the state vouches for must be on disk before it is. */
+    if (fsync(r->dirfd) != 0)
+        return -errno;
+    int rc = fy_cli_state_save(r->dirfd, r->o->channel, r->done_seq);
+    if (rc == 0) {
+        r->state_seq = r->done_seq;
+        r->last_state_t = fy_cli_progress_now();
+    }
+    return rc;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* ---- stream frames ----------------------------------------------------------- */
+
+static int on_begin(receiver *r, const fy_frame *f)
+{
+    fy_file_begin fb;
+    int rc = fy_file_begin_decode(f->payload, f->hdr.len, &fb);
+    if (rc < 0)
+        return rc;
+    if (r->in_file) {
+        fy_klog(FY_LOG_WARN, "file-begin before file-end: the sender died mid-file",
+                "file=%s received=%llu of=%llu action=\"discard partial file\"", r->name,
+                (unsigned long long)r->got, (unsigned long long)r->size);
+        discard_part(r);
+    }
+    snprintf(r->name, sizeof r->name, "%s", fb.name);
+    snprintf(r->part, sizeof r->part, ".%s.part", fb.name);
+    r->fd = openat(r->dirfd, r->part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (r->fd < 0)
+        return local_fail(r, "openat", r->part, -errno);
+    r->in_file = true;
+    r->size = fb.size;
+    r->got = 0;
+    r->t0 = fy_cli_progress_now();
+    fy_sha256_reset(r->sha);
+    fy_cli_progress_begin(&r->prog, r->name, r->size);
+    return 0;
+}
+
+static bool skip_outside_file(receiver *r, const fy_frame *f)
+{
+    if (r->in_file)
+        return false;
+    /* We joined mid-file (live, or --from-seq into a file): its start is not
+     * ours to have, so wait for the next file-begin. */
+    if (r->skipped++ == 0)
+        fy_klog(FY_LOG_INFO, "joined mid-file: skipping to the next file-begin", "seq=%llu type=%s",
+                (unsigned long long)f->hdr.seq, fy_frame_type_name(f->hdr.type));
+    return true;
+}
+
+static int on_data(receiver *r, const fy_frame *f)
+{
+    if (skip_outside_file(r, f))
+        return 0;
+    if (r->got + f->hdr.len > r->size) {
+        fy_klog(FY_LOG_ERROR, "file is longer than its file-begin said", "file=%s size=%llu",
+                r->name, (unsigned long long)r->size);
+        return -FY_ESIZE;
+    }
+    int rc = write_all(r->fd, f->payload, f->hdr.len);
+    if (rc < 0)
+        return local_fail(r, "write", r->part, rc);
+    fy_sha256_update(r->sha, f->payload, f->hdr.len);
+    r->got += f->hdr.len;
+    r->unacked += f->hdr.len;
+    fy_cli_progress_add(&r->prog, f->hdr.len);
+    return 0;
+}
+
+static int on_end(receiver *r, const fy_frame *f)
+{
+    if (skip_outside_file(r, f))
+        return 0;
+    fy_file_end fe;
+    int rc = fy_file_end_decode(f->payload, f->hdr.len, &fe);
+    if (rc < 0)
+        return rc;
+    uint8_t sha[FY_SHA256_LEN];
+    fy_sha256_final(r->sha, sha);
+    if (fe.size != r->size || r->got != r->size) {
+        fy_klog(FY_LOG_ERROR, "file size mismatch", "file=%s begin_size=%llu end_size=%llu received=%llu",
+                r->name, (unsigned long long)r->size, (unsigned long long)fe.size,
+                (unsigned long long)r->got);
+        return -FY_ESIZE;
+    }
+    if (memcmp(sha, fe.sha256, sizeof sha) != 0) {
+        char want[65], got[65];
+        fy_sha256_hex(fe.sha256, want);
+        fy_sha256_hex(sha, got);
+        fy_klog(FY_LOG_ERROR, "file SHA-256 mismatch", "file=%s expected=%s received=%s", r->name,
+                want, got);
+        return -FY_EDIGEST;
+    }
+    if (fsync(r->fd) != 0)
+        return local_fail(r, "fsync", r->part, -errno);
+    if (close(r->fd) != 0) {
+        r->fd = -1;
+        return local_fail(r, "close", r->part, -errno);
+    }
+    r->in_file = false;
+    if (renameat(r->dirfd, r->part, r->dirfd, r->name) != 0) {
+        int err = -errno;
+        unlinkat(r->dirfd, r->part, 0);
+        return local_fail(r, "renameat", r->name, err);
+    }
+    double now = fy_cli_progress_now();
+    r->files++;
+    r->bytes += r->size;
+    r->done_seq = f->hdr.seq + 1;
+    r->last_end_t = now;
+    snprintf(r->res.last_name, sizeof r->res.last_name, "%s", r->name);
+    memcpy(r->res.last_sha256, sha, sizeof sha);
+    fy_cli_progress_end(&r->prog, r->name, r->size, now - r->t0, sha);
+    if (r->files == 1 || now - r->last_state_t >= RECV_STATE_INTERVAL_S) {
+        rc = save_state(r);
+        if (rc < 0)
+            return local_fail(r, "state save", FY_CLI_STATE_FILE, rc);
+    }
+    fy_ack a = {.seq = f->hdr.seq};
+    uint8_t p[16];
+    size_t n;
+    r->unacked = 0;
+    if (fy_ack_encode(&a, p, sizeof p, &n) == 0)
+        return fy_cli_conn_send(r->k, FY_FT_ACK, 0, p, n);
+    return 0;
+}
+
+/* ---- the read loop ------------------------------------------------------------ */
+
+/* Sleep until `bytes` more fit under --rate.  -EINTR on a stop. */
+static int throttle(receiver *r, uint64_t bytes)
+{
+    if (!r->o->rate)
+        return 0;
+    r->rate_bytes += bytes;
+    for (int i = 0; i < 1000000; i++) {
+        double ahead = r->rate_t0 + (double)r->rate_bytes / (double)r->o->rate - fy_cli_progress_now();
+        if (ahead <= 0)
+            return 0;
+        if (fy_cli_cancel_requested(r->o->cancel))
+            return -EINTR;
+        double s = ahead < RECV_SLEEP_MAX_S ? ahead : RECV_SLEEP_MAX_S;
+        struct timespec ts = {0, (long)(s * 1e9)};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
+/* Handle one frame; returns 0, a negative error (connection-level, mapped by
+ * fy_cli_conn_fail) or a positive exit code (local failure, logged). */
+static int on_frame(receiver *r, const fy_frame *f)
+{
+    if (fy_frame_is_stream(f->hdr.type)) {
+        if (f->hdr.seq != r->expect) {
+            fy_klog(FY_LOG_ERROR, "sequence gap from relay", "expected=%llu got=%llu",
+                    (unsigned long long)r->expect, (unsigned long long)f->hdr.seq);
+            return -FY_ESEQ;
+        }
+        r->expect++;
+    }
+    int rc;
+    switch (f->hdr.type) {
+    case FY_FT_FILE_BEGIN:
+        rc = on_begin(r, f);
+        break;
+    case FY_FT_DATA:
+        rc = on_data(r, f);
+        break;
+    case FY_FT_FILE_END:
+        rc = on_end(r, f);
+        break;
+    case FY_FT_BYE:
+        return -ENODATA; /* the relay ended the session */
+    default:
+        fy_klog(FY_LOG_ERROR, "unexpected frame from relay", "type=%s",
+                fy_frame_type_name(f->hdr.type));
+        return -FY_EPROTO;
+    }
+    if (rc == 0 && r->unacked >= RECV_ACK_BYTES) {
+        fy_ack a = {.seq = f->hdr.seq};
+        uint8_t p[16];
+        size_t n;
+        r->unacked = 0;
+        if (fy_ack_encode(&a, p, sizeof p, &n) == 0)
+            rc = fy_cli_conn_send(r->k, FY_FT_ACK, 0, p, n);
+    }
+    if (rc == 0)
+        rc = throttle(r, f->raw_len);
+    return rc;
+}
+
+static int start_hello(receiver *r, fy_hello *h)
+{
+    const fy_cli_recv_opts *o = r->o;
+    h->role = FY_ROLE_RECEIVER;
+    snprintf(h->channel, sizeof h->channel, "%s", o->channel);
+    snprintf(h->token, sizeof h->token, "%s", o->token ? o->token : "");
+    h->mode = o->start == FY_CLI_RECV_LIVE ? FY_MODE_LIVE : FY_MODE_START;
+    if (o->start == FY_CLI_RECV_FROM_SEQ) {
+        h->mode = FY_MODE_RESUME;
+        h->resume_from = o->from_seq;
+    }
+    if (o->start != FY_CLI_RECV_RESUME)
+        return FY_CLI_EXIT_OK;
+    char ch[FY_NAME_MAX + 1];
+    uint64_t seq = 0;
+    int rc = fy_cli_state_load(r->dirfd, ch, sizeof ch, &seq);
+    if (rc == -ENOENT) {
+        fy_klog(FY_LOG_INFO, "no resume state: starting from the first file the relay holds",
+                "dir=%s", o->out_dir);
+        return FY_CLI_EXIT_OK;
+    }
+    if (rc < 0) {
+        fy_klog(FY_LOG_ERROR, "cannot read resume state", "file=%s/%s err=%s exit=%d", o->out_dir,
+                FY_CLI_STATE_FILE, fy_errname(rc), FY_CLI_EXIT_IO);
+        return FY_CLI_EXIT_IO;
+    }
+    if (strcmp(ch, o->channel) != 0) {
+        fy_klog(FY_LOG_ERROR, "resume state belongs to another channel", "dir=%s state_channel=%s channel=%s exit=%d",
+                o->out_dir, ch, o->channel, FY_CLI_EXIT_USAGE);
+        return FY_CLI_EXIT_USAGE;
+    }
+    h->mode = FY_MODE_RESUME;
+    h->resume_from = seq;
+    r->state_seq = seq;
+    fy_klog(FY_LOG_INFO, "resuming", "channel=%s from_seq=%llu", ch, (unsigned long long)seq);
+    return FY_CLI_EXIT_OK;
+}
+
+static int open_dir(receiver *r)
+{
+    if (mkdir(r->o->out_dir, 0755) != 0 && errno != EEXIST)
+        return local_fail(r, "mkdir", r->o->out_dir, -errno);
+    r->dirfd = open(r->o->out_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (r->dirfd < 0)
+        return local_fail(r, "open", r->o->out_dir, -errno);
+    if (fy_sha256_new(&r->sha) < 0)
+        return local_fail(r, "sha256", "-", -ENOMEM);
+    return FY_CLI_EXIT_OK;
+}
+
+static int session(receiver *r)
+{
+    const fy_cli_recv_opts *o = r->o;
+    fy_hello h = {0};
+    int code = start_hello(r, &h);
+    if (code != FY_CLI_EXIT_OK)
+        return code;
+    int rc = fy_cli_conn_open(o->server, o->cancel, &r->k);
+    const char *what = "connect";
+    fy_welcome w;
+    if (rc == 0) {
+        what = "hello";
+        rc = fy_cli_conn_hello(r->k, &h, RECV_HELLO_TIMEOUT_MS, &w);
+    }
+    if (rc == 0) {
+        if (h.mode == FY_MODE_RESUME && w.next_seq > h.resume_from)
+            fy_klog(FY_LOG_WARN, "the relay no longer holds where we stopped: files were lost to retention",
+                    "wanted_seq=%llu first_seq=%llu", (unsigned long long)h.resume_from,
+                    (unsigned long long)w.next_seq);
+        r->expect = w.next_seq;
+        r->welcome_t = r->rate_t0 = fy_cli_progress_now();
+        if (o->on_welcome)
+            o->on_welcome(o->arg, &w);
+        what = "receive";
+    }
+    while (rc == 0 && (o->count == 0 || r->files < o->count)) {
+        fy_frame f;
+        rc = fy_cli_conn_next(r->k, &f, false);
+        if (rc == 1)
+            rc = on_frame(r, &f);
+    }
+    if (rc > 0)
+        return rc; /* a local failure, already logged */
+    if (rc < 0) {
+        code = fy_cli_conn_fail(r->k, rc, what);
+        if (code == FY_CLI_EXIT_CHECKSUM && r->in_file)
+            fy_klog(FY_LOG_ERROR, "file discarded", "file=%s", r->name);
+        return code;
+    }
+    return FY_CLI_EXIT_OK;
+}
+
+int fy_cli_recv_run(const fy_cli_recv_opts *o, fy_cli_recv_result *res)
+{
+    receiver r = {.o = o, .dirfd = -1, .fd = -1};
+    fy_cli_progress_init(&r.prog, o->progress);
+    int code = open_dir(&r);
+    if (code == FY_CLI_EXIT_OK)
+        code = session(&r);
+    bool had_part = r.in_file;
+    discard_part(&r);
+    int src = r.dirfd >= 0 ? save_state(&r) : 0;
+    if (src < 0 && code == FY_CLI_EXIT_OK)
+        code = local_fail(&r, "state save", FY_CLI_STATE_FILE, src);
+    if (code == FY_CLI_EXIT_INTR)
+        fy_klog(FY_LOG_WARN, "interrupted: the files received so far are complete",
+                "files_completed=%llu last_completed=%s partial_removed=%s resume_seq=%llu exit=%d",
+                (unsigned long long)r.files, r.files ? r.res.last_name : "none",
+                had_part ? r.part : "none", (unsigned long long)r.done_seq, code);
+    double secs = (r.last_end_t > 0 ? r.last_end_t : fy_cli_progress_now()) - r.welcome_t;
+    if (r.welcome_t == 0)
+        secs = 0;
+    if (code == FY_CLI_EXIT_OK && r.prog.mode == FY_CLI_PROGRESS_LINES) {
+        printf("files=%llu bytes=%llu seconds=%.3f mbps=%.1f status=ok\n", (unsigned long long)r.files,
+               (unsigned long long)r.bytes, secs, fy_cli_progress_mbps(r.bytes, secs));
+        fflush(stdout);
+    }
+    if (res) {
+        r.res.files = r.files;
+        r.res.bytes = r.bytes;
+        r.res.seconds = secs;
+        r.res.next_seq = r.done_seq;
+        *res = r.res;
+    }
+    fy_cli_conn_close(r.k, code == FY_CLI_EXIT_OK);
+    fy_sha256_free(r.sha);
+    if (r.dirfd >= 0)
+        close(r.dirfd);
+    return code;
+}

@@ -1,0 +1,51 @@
+/*
+ * recv.h - `ferry recv`: receive a channel's files into a directory.
+ *
+ * Each file is written to DIR/.NAME.part, checked (size and SHA-256 from
+ * file-end; every frame's CRC32C was checked by the decoder), fsync'd and
+ * renamed to DIR/NAME.  A file-begin before the previous file's file-end
+ * means the sender died mid-file: the partial file is discarded with a
+ * warning.  DIR/.ferry-state (state.h) records where to resume.
+ */
+#ifndef FY_CLI_RECV_H
+#define FY_CLI_RECV_H
+
+#include <stdint.h>
+
+#include "cli/cancel.h"
+#include "ferry/proto.h"
+
+enum fy_cli_recv_start {
+    FY_CLI_RECV_LIVE = 0,     /* from the next file that starts */
+    FY_CLI_RECV_START = 1,    /* from the first file the relay still holds */
+    FY_CLI_RECV_RESUME = 2,   /* from DIR/.ferry-state (START when there is none) */
+    FY_CLI_RECV_FROM_SEQ = 3  /* from sequence number from_seq */
+};
+
+typedef struct fy_cli_recv_opts {
+    const char *server, *channel, *token, *out_dir;
+    int start;          /* enum fy_cli_recv_start */
+    uint64_t from_seq;
+    uint64_t count;     /* stop after this many files; 0 = until interrupted */
+    uint64_t rate;      /* read throttle in bytes/s; 0 = none */
+    int progress;       /* enum fy_cli_progress_mode */
+    fy_cli_cancel *cancel;
+    /* Called once the relay welcomed us (the subscription is in place). */
+    void (*on_welcome)(void *arg, const fy_welcome *w);
+    void *arg;
+} fy_cli_recv_opts;
+
+typedef struct fy_cli_recv_result {
+    uint64_t files, bytes; /* completed files and their bytes */
+    double seconds;        /* welcome to the last file-end */
+    uint64_t next_seq;     /* after the last completed file's file-end */
+    char last_name[FY_NAME_MAX + 1];
+    uint8_t last_sha256[FY_SHA256_LEN];
+} fy_cli_recv_result;
+
+/* Run a receive; logs what goes wrong and returns an exit code (exit.h).
+ * r may be NULL.  One thread per call; concurrent calls need different
+ * out_dirs. */
+int fy_cli_recv_run(const fy_cli_recv_opts *o, fy_cli_recv_result *r);
+
+#endif

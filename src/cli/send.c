@@ -1,0 +1,297 @@
+/*
+ * send.c - `ferry send` (see send.h).
+ *
+ * Per file: file-begin(seq, size, name), data frames of `chunk` bytes,
+ * file-end(seq, size, sha256).  A batch of up to 1 MiB is read from the
+ * file with one read() and written with one writev() of 2 iovecs per frame,
+ * so a 64 KiB chunk costs 1/16 of a read and a write.  Acks are collected
+ * whenever they are already readable, so neither side's buffers fill with
+ * them, and waited for only at the end.
+ */
+#include "cli/send.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli/conn.h"
+#include "cli/exit.h"
+#include "cli/progress.h"
+#include "ferry/digest.h"
+#include "ferry/err.h"
+#include "ferry/klog.h"
+#include "ferry/proto.h"
+
+#define SEND_BATCH_BYTES ((size_t)1 << 20)
+#define SEND_BATCH_MAX 64 /* frames per writev: 128 iovecs, far below IOV_MAX */
+#define SEND_HELLO_TIMEOUT_MS 10000
+
+/* A file that was written and waits for the relay's ack of its file-end. */
+typedef struct pending {
+    const char *name;
+    uint64_t end_seq, bytes;
+    double t0;
+    uint8_t sha[FY_SHA256_LEN];
+} pending;
+
+typedef struct sender {
+    const fy_cli_send_opts *o;
+    fy_cli_conn *k;
+    fy_sha256 *sha;
+    fy_cli_progress prog;
+    size_t chunk, batch;
+    uint8_t *buf;
+    uint8_t (*hdrs)[FY_FRAME_HDR_SIZE];
+    struct iovec *iov;
+    uint64_t seq;       /* next stream seq */
+    pending *pend;      /* one per file, in order */
+    size_t npend, nacked;
+    uint64_t acked_seq;
+    uint64_t acked_bytes;
+    const char *current; /* file being written, for the interrupt message */
+} sender;
+
+const char *fy_cli_send_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    return fy_name_check(base, strlen(base)) == 0 ? base : NULL;
+}
+
+/* ---- acks ------------------------------------------------------------------ */
+
+static void on_ack(sender *s, uint64_t seq)
+{
+    if (seq > s->acked_seq)
+        s->acked_seq = seq;
+    while (s->nacked < s->npend && s->pend[s->nacked].end_seq <= s->acked_seq) {
+        pending *p = &s->pend[s->nacked++];
+        s->acked_bytes += p->bytes;
+        if (s->prog.mode != FY_CLI_PROGRESS_BAR)
+            fy_cli_progress_end(&s->prog, p->name, p->bytes, fy_cli_progress_now() - p->t0, p->sha);
+    }
+}
+
+/* Take the frames the relay sent us: acks (any other frame is a protocol
+ * error).  poll_only: only what is readable now. */
+static int take_acks(sender *s, bool poll_only)
+{
+    for (;;) {
+        fy_frame f;
+        int rc = fy_cli_conn_next(s->k, &f, poll_only);
+        if (rc <= 0)
+            return rc;
+        if (f.hdr.type != FY_FT_ACK) {
+            fy_klog(FY_LOG_ERROR, "unexpected frame from relay", "type=%s",
+                    fy_frame_type_name(f.hdr.type));
+            return -FY_EPROTO;
+        }
+        fy_ack a;
+        rc = fy_ack_decode(f.payload, f.hdr.len, &a);
+        if (rc < 0)
+            return rc;
+        on_ack(s, a.seq);
+        if (!poll_only)
+            return 1;
+    }
+}
+
+/* ---- one file --------------------------------------------------------------- */
+
+static int send_ctl(sender *s, uint8_t type, const void *v)
+{
+    uint8_t p[FY_CTL_PAYLOAD_MAX];
+    size_t n = 0;
+    int rc = type == FY_FT_FILE_BEGIN ? fy_file_begin_encode(v, p, sizeof p, &n)
+                                      : fy_file_end_encode(v, p, sizeof p, &n);
+    if (rc < 0)
+        return rc;
+    return fy_cli_conn_send(s->k, type, s->seq++, p, n);
+}
+
+/* Write `n` bytes of buf as data frames in one writev. */
+static int send_batch(sender *s, size_t n)
+{
+    int cnt = 0;
+    for (size_t off = 0; off < n; off += s->chunk, cnt++) {
+        size_t len = n - off < s->chunk ? n - off : s->chunk;
+        fy_cli_conn_seal(s->k, FY_FT_DATA, s->seq++, s->buf + off, len, s->hdrs[cnt]);
+        s->iov[2 * cnt] = (struct iovec){s->hdrs[cnt], FY_FRAME_HDR_SIZE};
+        s->iov[2 * cnt + 1] = (struct iovec){s->buf + off, len};
+    }
+    return fy_cli_conn_sendv(s->k, s->iov, 2 * cnt);
+}
+
+static int io_fail(const char *call, const char *path, int err)
+{
+    char q[600];
+    fy_klog(FY_LOG_ERROR, "cannot read file", "call=%s file=%s err=%s reason=\"%s\" exit=%d", call,
+            fy_klog_q(path, q, sizeof q), fy_errname(-err), fy_strerror(-err), FY_CLI_EXIT_IO);
+    return FY_CLI_EXIT_IO;
+}
+
+/* Returns an exit code; net errors are turned into one by the caller:
+ * *net_rc gets the negative error and the result is -1. */
+static int send_file(sender *s, const char *path, int *net_rc)
+{
+    const char *name = fy_cli_send_name(path);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return io_fail("open", path, errno);
+    struct stat st;
+    int err = fstat(fd, &st) != 0 ? errno : !S_ISREG(st.st_mode) ? EISDIR : 0;
+    if (err) {
+        close(fd);
+        return io_fail("fstat", path, err);
+    }
+    s->current = name;
+    pending *p = &s->pend[s->npend];
+    *p = (pending){.name = name, .bytes = (uint64_t)st.st_size, .t0 = fy_cli_progress_now()};
+    fy_sha256_reset(s->sha);
+    fy_file_begin fb = {.size = (uint64_t)st.st_size};
+    snprintf(fb.name, sizeof fb.name, "%s", name);
+    fy_cli_progress_begin(&s->prog, name, fb.size);
+    int rc = send_ctl(s, FY_FT_FILE_BEGIN, &fb);
+    uint64_t left = fb.size;
+    while (rc == 0 && left > 0) {
+        size_t want = left < s->batch ? (size_t)left : s->batch;
+        ssize_t n = read(fd, s->buf, want);
+        if (n <= 0) {
+            int rerr = n < 0 ? errno : ENODATA; /* the file shrank while we sent it */
+            close(fd);
+            fy_cli_progress_abort(&s->prog);
+            return io_fail(n < 0 ? "read" : "read (file shrank)", path, rerr);
+        }
+        fy_sha256_update(s->sha, s->buf, (size_t)n);
+        rc = send_batch(s, (size_t)n);
+        left -= (uint64_t)n;
+        fy_cli_progress_add(&s->prog, (uint64_t)n);
+    }
+    close(fd);
+    if (rc == 0) {
+        fy_file_end fe = {.size = fb.size};
+        fy_sha256_final(s->sha, fe.sha256);
+        memcpy(p->sha, fe.sha256, sizeof p->sha);
+        p->end_seq = s->seq;
+        rc = send_ctl(s, FY_FT_FILE_END, &fe);
+    }
+    if (rc == 0) {
+        s->npend++;
+        if (s->prog.mode == FY_CLI_PROGRESS_BAR)
+            fy_cli_progress_end(&s->prog, name, fb.size, -1, p->sha);
+        rc = take_acks(s, true);
+    }
+    if (rc < 0) {
+        fy_cli_progress_abort(&s->prog);
+        *net_rc = rc;
+        return -1;
+    }
+    return FY_CLI_EXIT_OK;
+}
+
+/* ---- the run ---------------------------------------------------------------- */
+
+static int check_files(const fy_cli_send_opts *o)
+{
+    char q[600];
+    for (size_t i = 0; i < o->nfiles; i++) {
+        if (!fy_cli_send_name(o->files[i])) {
+            fy_klog(FY_LOG_ERROR,
+                    "file name cannot be sent: names are 1-255 of [A-Za-z0-9._-], not starting with '.'",
+                    "file=%s exit=%d", fy_klog_q(o->files[i], q, sizeof q), FY_CLI_EXIT_USAGE);
+            return FY_CLI_EXIT_USAGE;
+        }
+        struct stat st;
+        if (stat(o->files[i], &st) != 0)
+            return io_fail("stat", o->files[i], errno);
+        if (!S_ISREG(st.st_mode))
+            return io_fail("stat (not a regular file)", o->files[i], EISDIR);
+    }
+    return FY_CLI_EXIT_OK;
+}
+
+static int setup(sender *s, const fy_welcome *w)
+{
+    s->chunk = s->o->chunk ? s->o->chunk : FY_CLI_CHUNK_DEFAULT;
+    if (w->max_payload && s->chunk > w->max_payload)
+        s->chunk = w->max_payload;
+    size_t frames = SEND_BATCH_BYTES / s->chunk;
+    frames = frames < 1 ? 1 : frames > SEND_BATCH_MAX ? SEND_BATCH_MAX : frames;
+    s->batch = frames * s->chunk;
+    s->buf = malloc(s->batch);
+    s->hdrs = malloc(frames * sizeof *s->hdrs);
+    s->iov = malloc(2 * frames * sizeof *s->iov);
+    s->pend = calloc(s->o->nfiles ? s->o->nfiles : 1, sizeof *s->pend);
+    s->seq = w->next_seq;
+    if (!s->buf || !s->hdrs || !s->iov || !s->pend)
+        return -ENOMEM;
+    return fy_sha256_new(&s->sha);
+}
+
+static void report_interrupt(sender *s)
+{
+    const char *open = s->nacked < s->npend ? s->pend[s->nacked].name : s->current;
+    fy_klog(FY_LOG_WARN, "interrupted: the files the relay acknowledged are complete",
+            "files_acknowledged=%zu files_total=%zu last_acknowledged=%s first_incomplete=%s exit=%d",
+            s->nacked, s->o->nfiles, s->nacked ? s->pend[s->nacked - 1].name : "none",
+            open ? open : "none", FY_CLI_EXIT_INTR);
+}
+
+int fy_cli_send_run(const fy_cli_send_opts *o, fy_cli_send_result *r)
+{
+    int code = check_files(o);
+    if (code != FY_CLI_EXIT_OK)
+        return code;
+    sender s = {.o = o};
+    fy_cli_progress_init(&s.prog, o->progress);
+    double t0 = fy_cli_progress_now();
+    int rc = fy_cli_conn_open(o->server, o->cancel, &s.k);
+    const char *what = "connect";
+    fy_welcome w = {0};
+    if (rc == 0) {
+        fy_hello h = {.role = FY_ROLE_SENDER};
+        snprintf(h.channel, sizeof h.channel, "%s", o->channel);
+        snprintf(h.token, sizeof h.token, "%s", o->token ? o->token : "");
+        what = "hello";
+        rc = fy_cli_conn_hello(s.k, &h, SEND_HELLO_TIMEOUT_MS, &w);
+    }
+    if (rc == 0 && (rc = setup(&s, &w)) < 0) {
+        fy_klog(FY_LOG_ERROR, "out of memory", "err=%s", fy_errname(rc));
+        code = FY_CLI_EXIT_IO;
+    }
+    for (size_t i = 0; rc == 0 && code == FY_CLI_EXIT_OK && i < o->nfiles; i++) {
+        what = "send";
+        code = send_file(&s, o->files[i], &rc);
+        if (code < 0)
+            code = FY_CLI_EXIT_OK; /* rc carries the connection's error */
+    }
+    while (rc >= 0 && code == FY_CLI_EXIT_OK && s.nacked < s.npend) {
+        what = "wait for ack";
+        rc = take_acks(&s, false);
+    }
+    if (rc < 0) {
+        code = fy_cli_conn_fail(s.k, rc, what);
+        if (code == FY_CLI_EXIT_INTR)
+            report_interrupt(&s);
+    }
+    double secs = fy_cli_progress_now() - t0;
+    if (code == FY_CLI_EXIT_OK && s.prog.mode == FY_CLI_PROGRESS_LINES) {
+        printf("files=%zu bytes=%llu seconds=%.3f mbps=%.1f status=ok\n", s.nacked,
+               (unsigned long long)s.acked_bytes, secs, fy_cli_progress_mbps(s.acked_bytes, secs));
+        fflush(stdout);
+    }
+    if (r)
+        *r = (fy_cli_send_result){s.nacked, s.acked_bytes, secs};
+    fy_cli_conn_close(s.k, code == FY_CLI_EXIT_OK);
+    fy_sha256_free(s.sha);
+    free(s.buf);
+    free(s.hdrs);
+    free(s.iov);
+    free(s.pend);
+    return code;
+}

@@ -1,0 +1,46 @@
+/*
+ * send.h - `ferry send`: stream files into a relay channel.
+ *
+ * Files go one after another on one connection without waiting for the
+ * relay between them (pipelined); the relay acknowledges each file-end once
+ * it is stored, and the run succeeds only when every file-end is
+ * acknowledged.  Data frames are read from the file in large batches and
+ * written with one writev of header + payload pairs, never copied.
+ */
+#ifndef FY_CLI_SEND_H
+#define FY_CLI_SEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cli/cancel.h"
+
+#define FY_CLI_CHUNK_DEFAULT ((size_t)64 << 10)
+
+typedef struct fy_cli_send_opts {
+    const char *server;   /* HOST:PORT */
+    const char *channel;
+    const char *token;    /* NULL or "" = none */
+    size_t chunk;         /* data bytes per frame; 0 = 64 KiB; capped by the relay's max */
+    const char *const *files;
+    size_t nfiles;
+    int progress;         /* enum fy_cli_progress_mode */
+    fy_cli_cancel *cancel; /* may be NULL */
+} fy_cli_send_opts;
+
+typedef struct fy_cli_send_result {
+    uint64_t files_acked; /* files whose file-end the relay acknowledged */
+    uint64_t bytes;       /* file bytes of those files */
+    double seconds;       /* connect to last ack */
+} fy_cli_send_result;
+
+/* The name a file is sent under: the part of path after the last '/'.
+ * Returns it, or NULL when it fails fy_name_check (empty, starts with '.',
+ * characters outside [A-Za-z0-9._-], longer than 255). */
+const char *fy_cli_send_name(const char *path);
+
+/* Run a send; logs what goes wrong and returns an exit code (exit.h).
+ * r may be NULL.  One thread. */
+int fy_cli_send_run(const fy_cli_send_opts *o, fy_cli_send_result *r);
+
+#endif

@@ -1,0 +1,341 @@
+/*
+ * ferry.c - the Ferry client: `ferry send|recv|check|demo`.
+ *
+ * Only option parsing and wiring live here; the work is in src/cli/
+ * (send.c, recv.c, check.c, demo.c).  Flags, output lines and exit codes
+ * are a contract with scripts: docs/client.md describes them.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cancel.h"
+#include "cli/check.h"
+#include "cli/demo.h"
+#include "cli/exit.h"
+#include "cli/progress.h"
+#include "cli/recv.h"
+#include "cli/send.h"
+#include "ferry/klog.h"
+#include "ferry/proto.h"
+
+#define DEFAULT_SERVER "127.0.0.1:7420"
+
+/* ---- help --------------------------------------------------------------------- */
+
+static const char usage_main[] =
+    "Usage: ferry COMMAND [OPTIONS]\n"
+    "\n"
+    "Send files through a Ferry relay (ferryd) to any number of receivers.\n"
+    "\n"
+    "Commands:\n"
+    "  send    send files into a channel\n"
+    "  recv    receive a channel's files into a directory\n"
+    "  check   verify a relay's data directory offline\n"
+    "  demo    start a relay, send a file to 3 receivers, verify, time it\n"
+    "\n"
+    "`ferry COMMAND --help` shows a command's options.  docs/client.md has examples.\n"
+    "Progress: a bar on a terminal, else one key=value line per file on stdout.\n"
+    "Log lines (key=value, on stderr) say what failed and why.\n\n";
+
+static const char usage_send[] =
+    "Usage: ferry send [--server HOST:PORT] --channel NAME [--token T] [--chunk BYTES] FILE...\n"
+    "\n"
+    "Send FILEs, in order, into channel NAME.  Each file is sent under its base\n"
+    "name, which must be 1-255 of [A-Za-z0-9._-] and not start with '.'.  Exits 0\n"
+    "only once the relay has acknowledged (stored) every file.\n"
+    "\n"
+    "  --server HOST:PORT  relay address (default " DEFAULT_SERVER ")\n"
+    "  --channel NAME      channel to send into (required)\n"
+    "  --token T           access token, if the relay requires one\n"
+    "  --chunk BYTES       data bytes per frame (default 64K; K/M suffixes; at most\n"
+    "                      the relay's maximum payload)\n"
+    "  --help              this text\n"
+    "\n"
+    "Without a terminal, prints per file:\n"
+    "  file=NAME bytes=N seconds=S mbps=R sha256=HEX   (mbps = 10^6 bytes/s)\n"
+    "and at the end: files=N bytes=N seconds=S mbps=R status=ok\n\n";
+
+static const char usage_recv[] =
+    "Usage: ferry recv [--server HOST:PORT] --channel NAME --out DIR [--token T]\n"
+    "                  [--from-start | --resume | --from-seq N] [--count N] [--rate BYTES_PER_S]\n"
+    "\n"
+    "Receive channel NAME's files into DIR (created if missing).  Each file is\n"
+    "written to DIR/.NAME.part, checked (frame CRC32C, size, SHA-256), fsync'd and\n"
+    "renamed to DIR/NAME.  DIR/.ferry-state records where to resume.\n"
+    "\n"
+    "  --server HOST:PORT  relay address (default " DEFAULT_SERVER ")\n"
+    "  --channel NAME      channel to receive (required)\n"
+    "  --out DIR           directory for the files (required)\n"
+    "  --token T           access token, if the relay requires one\n"
+    "  --from-start        start at the first file the relay still holds\n"
+    "  --resume            continue after the last file completed in DIR\n"
+    "                      (from the start when DIR has no state)\n"
+    "  --from-seq N        start at sequence number N\n"
+    "                      (default: live, from the next file that starts)\n"
+    "  --count N           exit 0 after N files (default: run until interrupted)\n"
+    "  --rate BYTES_PER_S  read at most this fast (K/M suffixes), e.g. to test a\n"
+    "                      slow receiver\n"
+    "  --help              this text\n"
+    "\n"
+    "Without a terminal, prints per file:\n"
+    "  file=NAME bytes=N seconds=S mbps=R sha256=HEX   (mbps = 10^6 bytes/s)\n"
+    "and, after --count files: files=N bytes=N seconds=S mbps=R status=ok\n\n";
+
+static const char usage_check[] =
+    "Usage: ferry check --data DIR [--max-payload BYTES]\n"
+    "\n"
+    "Verify a relay's data directory offline, read-only: every frame's CRC32C and\n"
+    "every index record of every channel under DIR/channels/.  Prints one line per\n"
+    "channel and a summary line:\n"
+    "  check=ok|damaged channels=N damaged=N unreadable=N frames=N bytes=N crc_errors=N index_errors=N\n"
+    "\n"
+    "  --data DIR           the relay's --data directory (required)\n"
+    "  --max-payload BYTES  largest valid payload (default 16M, the protocol limit)\n"
+    "  --help               this text\n"
+    "\n"
+    "Exit: 0 clean, 1 damage found, 5 the directory could not be read.\n\n";
+
+static const char usage_demo[] =
+    "Usage: ferry demo [--size BYTES] [--receivers N] [--keep]\n"
+    "\n"
+    "Start ferryd (next to this program, or $FERRYD) on 127.0.0.1 with a fresh\n"
+    "temp data directory, subscribe N receivers, send one file of pseudo-random\n"
+    "bytes, verify every received copy's SHA-256, print times and throughput and\n"
+    "one line: demo=ok bytes=N receivers=N seconds=S mbps_per_receiver=R verified=N\n"
+    "\n"
+    "  --size BYTES     file size (default 256M; K/M/G suffixes)\n"
+    "  --receivers N    receivers, 1-32 (default 3)\n"
+    "  --keep           keep the temp directory (source, relay data, received files)\n"
+    "  --help           this text\n"
+    "\n"
+    "Exit 0 only if every receiver's copy verified.  $TMPDIR picks the temp place.\n\n";
+
+static int help(const char *text, int code)
+{
+    FILE *out = code == 0 ? stdout : stderr;
+    fputs(text, out);
+    fputs(fy_cli_exit_help(), out);
+    return code;
+}
+
+static int usage_error(const char *cmd, const char *what, const char *arg)
+{
+    char q[600];
+    fy_klog(FY_LOG_ERROR, what, "command=%s arg=%s hint=\"ferry %s --help\" exit=1", cmd,
+            fy_klog_q(arg ? arg : "", q, sizeof q), cmd);
+    return FY_CLI_EXIT_USAGE;
+}
+
+/* ---- option values ---------------------------------------------------------------- */
+
+/* A byte count: digits with an optional K, M or G (binary) suffix. */
+static int parse_bytes(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    if (!s || *s < '0' || *s > '9')
+        return -EINVAL;
+    unsigned long long v = strtoull(s, &end, 10);
+    unsigned shift = 0;
+    if (*end == 'K' || *end == 'k')
+        shift = 10;
+    else if (*end == 'M' || *end == 'm')
+        shift = 20;
+    else if (*end == 'G' || *end == 'g')
+        shift = 30;
+    if (shift)
+        end++;
+    if (errno || *end || (shift && v > (~0ull >> shift)))
+        return -EINVAL;
+    *out = (uint64_t)v << shift;
+    return 0;
+}
+
+static int check_name(const char *cmd, const char *what, const char *name)
+{
+    if (!name)
+        return usage_error(cmd, what, NULL);
+    if (fy_name_check(name, strlen(name)) != 0)
+        return usage_error(cmd, "invalid channel name: use 1-255 of [A-Za-z0-9._-], not starting with '.'",
+                           name);
+    return 0;
+}
+
+/* getopt's complaint about argv, in our words.  opt is getopt's return. */
+static int bad_option(const char *cmd, char **argv, int opt)
+{
+    const char *arg = argv[optind - 1];
+    return usage_error(cmd, opt == ':' ? "option needs a value" : "unknown option", arg);
+}
+
+/* ---- commands ----------------------------------------------------------------------- */
+
+enum { O_SERVER = 256, O_CHANNEL, O_TOKEN, O_CHUNK, O_OUT, O_FROM_START, O_RESUME, O_FROM_SEQ,
+       O_COUNT, O_RATE, O_DATA, O_MAXP, O_SIZE, O_RECEIVERS, O_KEEP, O_HELP };
+
+static const struct option long_opts[] = {
+    {"server", required_argument, 0, O_SERVER},   {"channel", required_argument, 0, O_CHANNEL},
+    {"token", required_argument, 0, O_TOKEN},     {"chunk", required_argument, 0, O_CHUNK},
+    {"out", required_argument, 0, O_OUT},         {"from-start", no_argument, 0, O_FROM_START},
+    {"resume", no_argument, 0, O_RESUME},         {"from-seq", required_argument, 0, O_FROM_SEQ},
+    {"count", required_argument, 0, O_COUNT},     {"rate", required_argument, 0, O_RATE},
+    {"data", required_argument, 0, O_DATA},       {"max-payload", required_argument, 0, O_MAXP},
+    {"size", required_argument, 0, O_SIZE},       {"receivers", required_argument, 0, O_RECEIVERS},
+    {"keep", no_argument, 0, O_KEEP},             {"help", no_argument, 0, O_HELP},
+    {0, 0, 0, 0}};
+
+/* Every option a command accepts; the others are "unknown" for it. */
+typedef struct cmd_opts {
+    const char *server, *channel, *token, *out, *data;
+    uint64_t chunk, from_seq, count, rate, max_payload, size, receivers;
+    int start, starts;
+    bool keep, help;
+} cmd_opts;
+
+static int parse(const char *cmd, const char *allowed, int argc, char **argv, cmd_opts *c)
+{
+    *c = (cmd_opts){.server = DEFAULT_SERVER};
+    opterr = 0;
+    optind = 1;
+    int opt;
+    while ((opt = getopt_long(argc, argv, ":", long_opts, NULL)) != -1) {
+        if (opt == '?' || opt == ':')
+            return bad_option(cmd, argv, opt);
+        if (!strchr(allowed, opt - O_SERVER + 'a'))
+            return usage_error(cmd, "option not valid for this command", argv[optind - 1]);
+        int rc = 0;
+        switch (opt) {
+        case O_SERVER: c->server = optarg; break;
+        case O_CHANNEL: c->channel = optarg; break;
+        case O_TOKEN: c->token = optarg; break;
+        case O_OUT: c->out = optarg; break;
+        case O_DATA: c->data = optarg; break;
+        case O_CHUNK: rc = parse_bytes(optarg, &c->chunk); break;
+        case O_FROM_SEQ: rc = parse_bytes(optarg, &c->from_seq); c->start = FY_CLI_RECV_FROM_SEQ; c->starts++; break;
+        case O_COUNT: rc = parse_bytes(optarg, &c->count); break;
+        case O_RATE: rc = parse_bytes(optarg, &c->rate); break;
+        case O_MAXP: rc = parse_bytes(optarg, &c->max_payload); break;
+        case O_SIZE: rc = parse_bytes(optarg, &c->size); break;
+        case O_RECEIVERS: rc = parse_bytes(optarg, &c->receivers); break;
+        case O_FROM_START: c->start = FY_CLI_RECV_START; c->starts++; break;
+        case O_RESUME: c->start = FY_CLI_RECV_RESUME; c->starts++; break;
+        case O_KEEP: c->keep = true; break;
+        case O_HELP: c->help = true; break;
+        }
+        if (rc < 0)
+            return usage_error(cmd, "not a number (digits, optional K/M/G)", optarg);
+    }
+    return 0;
+}
+
+/* Option letters for `allowed`: 'a' + (O_x - O_SERVER). */
+#define A(o) ((char)('a' + (o)-O_SERVER))
+
+static int cmd_send(int argc, char **argv, fy_cli_cancel *cancel)
+{
+    const char allowed[] = {A(O_SERVER), A(O_CHANNEL), A(O_TOKEN), A(O_CHUNK), A(O_HELP), 0};
+    cmd_opts c;
+    int rc = parse("send", allowed, argc, argv, &c);
+    if (rc || c.help)
+        return rc ? rc : help(usage_send, 0);
+    if ((rc = check_name("send", "--channel is required", c.channel)))
+        return rc;
+    if (optind >= argc)
+        return usage_error("send", "no FILE to send", NULL);
+    if (c.chunk > FY_PAYLOAD_MAX_LIMIT)
+        return usage_error("send", "--chunk is larger than the protocol's 16M limit", NULL);
+    fy_cli_send_opts o = {.server = c.server, .channel = c.channel, .token = c.token,
+                          .chunk = (size_t)c.chunk, .files = (const char *const *)argv + optind,
+                          .nfiles = (size_t)(argc - optind), .cancel = cancel};
+    return fy_cli_send_run(&o, NULL);
+}
+
+static int cmd_recv(int argc, char **argv, fy_cli_cancel *cancel)
+{
+    const char allowed[] = {A(O_SERVER), A(O_CHANNEL), A(O_TOKEN), A(O_OUT), A(O_FROM_START),
+                            A(O_RESUME), A(O_FROM_SEQ), A(O_COUNT), A(O_RATE), A(O_HELP), 0};
+    cmd_opts c;
+    int rc = parse("recv", allowed, argc, argv, &c);
+    if (rc || c.help)
+        return rc ? rc : help(usage_recv, 0);
+    if ((rc = check_name("recv", "--channel is required", c.channel)))
+        return rc;
+    if (!c.out)
+        return usage_error("recv", "--out DIR is required", NULL);
+    if (optind < argc)
+        return usage_error("recv", "unexpected argument", argv[optind]);
+    if (c.starts > 1)
+        return usage_error("recv", "choose one of --from-start, --resume, --from-seq", NULL);
+    if (c.start == FY_CLI_RECV_FROM_SEQ && c.from_seq == 0)
+        return usage_error("recv", "--from-seq must be at least 1", NULL);
+    fy_cli_recv_opts o = {.server = c.server, .channel = c.channel, .token = c.token,
+                          .out_dir = c.out, .start = c.start, .from_seq = c.from_seq,
+                          .count = c.count, .rate = c.rate, .cancel = cancel};
+    return fy_cli_recv_run(&o, NULL);
+}
+
+static int cmd_check(int argc, char **argv)
+{
+    const char allowed[] = {A(O_DATA), A(O_MAXP), A(O_HELP), 0};
+    cmd_opts c;
+    int rc = parse("check", allowed, argc, argv, &c);
+    if (rc || c.help)
+        return rc ? rc : help(usage_check, 0);
+    if (!c.data)
+        return usage_error("check", "--data DIR is required", NULL);
+    if (optind < argc)
+        return usage_error("check", "unexpected argument", argv[optind]);
+    if (c.max_payload > FY_PAYLOAD_MAX_LIMIT)
+        return usage_error("check", "--max-payload is larger than the protocol's 16M limit", NULL);
+    return fy_cli_check_run(c.data, (size_t)c.max_payload, stdout);
+}
+
+static int cmd_demo(int argc, char **argv, fy_cli_cancel *cancel)
+{
+    const char allowed[] = {A(O_SIZE), A(O_RECEIVERS), A(O_KEEP), A(O_HELP), 0};
+    cmd_opts c;
+    int rc = parse("demo", allowed, argc, argv, &c);
+    if (rc || c.help)
+        return rc ? rc : help(usage_demo, 0);
+    if (optind < argc)
+        return usage_error("demo", "unexpected argument", argv[optind]);
+    if (c.receivers > FY_CLI_DEMO_RECEIVERS_MAX)
+        return usage_error("demo", "--receivers must be 1-32", NULL);
+    fy_cli_demo_opts o = {.size = c.size, .receivers = (int)c.receivers, .keep = c.keep,
+                          .cancel = cancel};
+    return fy_cli_demo_run(&o);
+}
+
+int main(int argc, char **argv)
+{
+    fy_klog_setup("ferry", FY_LOG_INFO);
+    if (argc < 2)
+        return help(usage_main, FY_CLI_EXIT_USAGE);
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help"))
+        return help(usage_main, 0);
+    if (!strcmp(cmd, "check"))
+        return cmd_check(argc - 1, argv + 1);
+    bool known = !strcmp(cmd, "send") || !strcmp(cmd, "recv") || !strcmp(cmd, "demo");
+    if (!known) {
+        usage_error("ferry", "unknown command: use send, recv, check or demo", cmd);
+        return FY_CLI_EXIT_USAGE;
+    }
+    fy_cli_cancel *cancel = NULL;
+    int rc = fy_cli_cancel_new(&cancel);
+    if (rc < 0) {
+        fy_klog(FY_LOG_ERROR, "cannot start the signal watcher", "err=%d", rc);
+        return FY_CLI_EXIT_IO;
+    }
+    if (!strcmp(cmd, "send"))
+        rc = cmd_send(argc - 1, argv + 1, cancel);
+    else if (!strcmp(cmd, "recv"))
+        rc = cmd_recv(argc - 1, argv + 1, cancel);
+    else
+        rc = cmd_demo(argc - 1, argv + 1, cancel);
+    fy_cli_cancel_free(cancel);
+    return rc;
+}

@@ -1,0 +1,296 @@
+/*
+ * harness.c - test helpers (see harness.h).
+ */
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "ferry/digest.h"
+
+void fy_ct_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+long fy_ct_env_long(const char *name, long def)
+{
+    const char *v = getenv(name);
+    return v && *v ? strtol(v, NULL, 10) : def;
+}
+
+void fy_ct_mkdir(const char *path)
+{
+    assert_true(mkdir(path, 0755) == 0 || errno == EEXIST);
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+int fy_ct_setup(void **state)
+{
+    fy_ct *t = calloc(1, sizeof *t);
+    if (!t)
+        return -1;
+    const char *tmp = getenv("TMPDIR");
+    snprintf(t->dir, sizeof t->dir, "%s/ferry-ct-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(t->dir)) {
+        free(t);
+        return -1;
+    }
+    snprintf(t->data, sizeof t->data, "%s/data", t->dir);
+    signal(SIGPIPE, SIG_IGN);
+    *state = t;
+    return 0;
+}
+
+int fy_ct_teardown(void **state)
+{
+    fy_ct *t = *state;
+    for (int i = 0; i < t->npids; i++) {
+        if (t->pids[i] > 0) {
+            kill(t->pids[i], SIGKILL);
+            waitpid(t->pids[i], NULL, 0);
+        }
+    }
+    fy_cli_daemon_stop(&t->daemon, 3000);
+    if (!getenv("FERRY_TEST_KEEP"))
+        nftw(t->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    else
+        fprintf(stderr, "kept %s\n", t->dir);
+    free(t);
+    return 0;
+}
+
+const char *fy_ct_path(fy_ct *t, const char *name, char *buf)
+{
+    snprintf(buf, FY_CT_PATH, "%s/%s", t->dir, name);
+    return buf;
+}
+
+const char *fy_ct_slurp(const char *path, char *buf, size_t cap)
+{
+    buf[0] = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return buf;
+    size_t n = 0;
+    for (int i = 0; i < 1000 && n < cap - 1; i++) {
+        ssize_t r = read(fd, buf + n, cap - 1 - n);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    buf[n] = 0;
+    close(fd);
+    return buf;
+}
+
+bool fy_ct_contains(const char *path, const char *needle)
+{
+    static const size_t cap = 1 << 20;
+    char *buf = malloc(cap);
+    assert_non_null(buf);
+    bool r = strstr(fy_ct_slurp(path, buf, cap), needle) != NULL;
+    free(buf);
+    return r;
+}
+
+void fy_ct_dump(const char *path)
+{
+    char buf[4096];
+    long long sz = fy_ct_size(path);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    if (sz > (long long)sizeof buf - 1)
+        lseek(fd, sz - (long long)sizeof buf + 1, SEEK_SET);
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n > 0) {
+        buf[n] = 0;
+        fprintf(stderr, "---- %s (tail) ----\n%s\n----\n", path, buf);
+    }
+}
+
+/* ---- processes ---------------------------------------------------------------- */
+
+void fy_ct_daemon_start(fy_ct *t, const char *const *extra)
+{
+    char log[FY_CT_PATH + 32];
+    snprintf(log, sizeof log, "%s/ferryd-%d.log", t->dir, t->logs++);
+    int rc = fy_cli_daemon_start(FERRYD_PATH, t->data, log, extra, 20000, &t->daemon);
+    if (rc != 0)
+        fy_ct_dump(log);
+    assert_int_equal(rc, 0);
+}
+
+void fy_ct_daemon_stop(fy_ct *t)
+{
+    int st = fy_cli_daemon_stop(&t->daemon, 10000);
+    assert_int_not_equal(st, -1); /* it stopped on SIGTERM */
+}
+
+pid_t fy_ct_spawn(fy_ct *t, const char *tag, const char *const *argv)
+{
+    char out[FY_CT_PATH + 64], err[FY_CT_PATH + 64];
+    snprintf(out, sizeof out, "%s/%s.out", t->dir, tag);
+    snprintf(err, sizeof err, "%s/%s.err", t->dir, tag);
+    int argc = 0;
+    while (argv[argc])
+        argc++;
+    const char **args = calloc((size_t)argc + 2, sizeof *args);
+    assert_non_null(args);
+    args[0] = FERRY_PATH;
+    memcpy(args + 1, argv, (size_t)argc * sizeof *args);
+    assert_true(t->npids < (int)(sizeof t->pids / sizeof t->pids[0]));
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGPIPE, SIG_DFL);
+        int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int nul = open("/dev/null", O_RDONLY);
+        if (o < 0 || e < 0 || nul < 0)
+            _exit(126);
+        dup2(nul, 0);
+        dup2(o, 1);
+        dup2(e, 2);
+        execv(FERRY_PATH, (char *const *)args);
+        _exit(127);
+    }
+    free(args);
+    t->pids[t->npids++] = pid;
+    return pid;
+}
+
+static void forget(fy_ct *t, pid_t pid)
+{
+    for (int i = 0; i < t->npids; i++)
+        if (t->pids[i] == pid)
+            t->pids[i] = 0;
+}
+
+int fy_ct_wait(fy_ct *t, pid_t pid, int timeout_ms)
+{
+    int st = 0;
+    for (int waited = 0; waited <= timeout_ms; waited += 5) {
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid) {
+            forget(t, pid);
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        }
+        fy_ct_sleep_ms(5);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+    forget(t, pid);
+    return -1;
+}
+
+bool fy_ct_running(pid_t pid)
+{
+    siginfo_t si = {0};
+    if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0)
+        return false;
+    return si.si_pid == 0;
+}
+
+int fy_ct_run(fy_ct *t, const char *tag, const char *const *argv, int timeout_ms)
+{
+    return fy_ct_wait(t, fy_ct_spawn(t, tag, argv), timeout_ms);
+}
+
+void fy_ct_kill(pid_t pid, int sig)
+{
+    kill(pid, sig);
+}
+
+/* ---- files ---------------------------------------------------------------------- */
+
+static uint64_t splitmix64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+void fy_ct_make_file(const char *path, uint64_t size, uint64_t seed, uint8_t out[32])
+{
+    enum { BLK = 1 << 20 };
+    uint64_t *buf = malloc(BLK);
+    assert_non_null(buf);
+    fy_sha256 *h;
+    assert_int_equal(fy_sha256_new(&h), 0);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    assert_true(fd >= 0);
+    for (uint64_t left = size; left > 0;) {
+        size_t n = left < BLK ? (size_t)left : BLK;
+        for (size_t i = 0; i < (n + 7) / 8; i++)
+            buf[i] = splitmix64(&seed);
+        fy_sha256_update(h, buf, n);
+        assert_int_equal(write(fd, buf, n), (ssize_t)n);
+        left -= n;
+    }
+    close(fd);
+    uint8_t d[32];
+    fy_sha256_final(h, d);
+    if (out)
+        memcpy(out, d, 32);
+    fy_sha256_free(h);
+    free(buf);
+}
+
+int fy_ct_sha_file(const char *path, uint8_t out[32])
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    enum { BLK = 1 << 20 };
+    uint8_t *buf = malloc(BLK);
+    fy_sha256 *h;
+    if (!buf || fy_sha256_new(&h) != 0) {
+        free(buf);
+        close(fd);
+        return -ENOMEM;
+    }
+    ssize_t n;
+    while ((n = read(fd, buf, BLK)) > 0)
+        fy_sha256_update(h, buf, (size_t)n);
+    fy_sha256_final(h, out);
+    fy_sha256_free(h);
+    free(buf);
+    close(fd);
+    return n < 0 ? -EIO : 0;
+}
+
+long long fy_ct_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (long long)st.st_size : -1;
+}
