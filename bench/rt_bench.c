@@ -385,7 +385,7 @@ static void *mb_producer(void *p)
 {
     mb_arg *a = p;
     for (uint64_t i = 0; i < a->n; i++)
-        (void)fy__mbox_push(a->mb, &a->msgs[i]);
+        (void)fy__mbox_push(a->mb, &a->msgs[i], NULL);
     return NULL;
 }
 
@@ -406,8 +406,6 @@ static double mbox_rate(unsigned P, uint64_t n)
         fy_msg *tail;
         uint32_t k;
         (void)fy__mbox_take(mb, &tail, &k);
-        if (k)
-            (void)fy__mbox_done(mb, k);
         got += k;
     }
     uint64_t dt = fy_now_ns() - t0;
@@ -449,7 +447,8 @@ static void usage(void)
            "  ping-pong, 4->1 fan-in, 1->64 fan-out, the mailbox alone and the\n"
            "  CPU of an idle runtime.  --threads: scheduler threads (default 2);\n"
            "  --scale: multiply message counts (default 1.0).\n"
-           "  --only pingpong|fanin|fanout: run one runtime pattern (for profiling).\n"
+           "  --only pingpong|fanin|fanin-trace|fanout: run one runtime pattern (for\n"
+           "  profiling); prints <pattern>_msgs_per_s.\n"
            "  Ends with one line of key=value pairs.\n");
 }
 
@@ -478,6 +477,7 @@ int main(int argc, char **argv)
     if (g_only) { /* for perf: one runtime pattern, no reference */
         double r = !strcmp(g_only, "pingpong") ? rt_pingpong(2 * k)
                    : !strcmp(g_only, "fanin")  ? rt_flow(4, 1, 2 * k, 0)
+                   : !strcmp(g_only, "fanin-trace") ? rt_flow(4, 1, 2 * k, 1)
                    : !strcmp(g_only, "fanout") ? rt_flow(1, 64, k / 8, 0)
                                                : -1;
         printf("%s_msgs_per_s=%.0f\n", g_only, r);

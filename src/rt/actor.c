@@ -1,15 +1,16 @@
 /*
  * actor.c - actors: creation, sending, stopping, lifetime and the turn loop.
  *
- * An actor is scheduled while its mailbox count is above 0 (mbox.c); the
- * scheduled state holds one reference, so a queued or running actor is
- * never freed under the thread that runs it.  Other references: the
- * creator's, one "life" reference dropped after the dtor ran, and one per
- * I/O registration and pending timer.  The memory goes when the last one
- * goes, so a sender holding a reference can always send: after
- * fy_actor_stop() the send releases the message and returns -FY_ECLOSED,
- * and a message that slips in while the actor stops is released by the
- * next turn, which no longer calls the handler.
+ * An actor is scheduled while its mailbox's scheduled bit is set (mbox.c):
+ * the sender whose push sets it queues the actor, and only the turn that
+ * finds nothing left clears it.  The scheduled state holds one reference,
+ * so a queued or running actor is never freed under the thread that runs
+ * it.  Other references: the creator's, one "life" reference dropped after
+ * the dtor ran, and one per I/O registration and pending timer.  The
+ * memory goes when the last one goes, so a sender holding a reference can
+ * always send: after fy_actor_stop() the send releases the message and
+ * returns -FY_ECLOSED, and a message that slips in while the actor stops is
+ * released by the next turn, which no longer calls the handler.
  *
  * fy_actor_stop() pushes a message allocated at creation, so stopping
  * cannot fail for lack of memory; the turn that meets it drains the mailbox
@@ -81,13 +82,24 @@ void fy_actor_unref(fy_actor *a)
 
 /* ---- sending ------------------------------------------------------------ */
 
+/* The caller's push found a idle: it owns a's scheduled state now. */
+static void schedule(fy_actor *a)
+{
+    fy_actor_ref(a); /* the scheduled reference */
+    fy__sched_schedule(a->s, a);
+}
+
 void fy__actor_push(fy_actor *a, fy_msg *m)
 {
-    if (fy__mbox_push(&a->mb, m) == 0) {
-        /* We found it idle: we own its scheduled state and its reference. */
-        fy_actor_ref(a);
-        fy__sched_schedule(a->s, a);
-    }
+    if (fy__mbox_push(&a->mb, m, NULL))
+        schedule(a);
+}
+
+/* Messages queued: on the stack plus taken and not yet handled (as of the
+ * owner's last take or turn end, so up to one batch high mid-turn). */
+static uint32_t depth(const fy_actor *a, uint32_t stacked)
+{
+    return stacked + ck_pr_load_32((uint32_t *)&a->taken);
 }
 
 int fy_actor_send(fy_actor *a, fy_msg *m)
@@ -97,11 +109,27 @@ int fy_actor_send(fy_actor *a, fy_msg *m)
         return -FY_ECLOSED;
     }
 #if FY_TRACE
-    if (fy__self && ck_pr_load_int(&fy__self->s->trace_on)) {
-        m->sent_ns = fy_now_ns();
-        fy_trace_emit(FY_TR_SEND, a->id, fy__self_actor ? fy__self_actor->id : 0,
-                      fy__mbox_depth(&a->mb) + 1);
+    fy__thr *t = fy__self;
+    if (t && ck_pr_load_int(&t->s->trace_on)) {
+        /* A handler's first send reads the clock; its further sends reuse
+         * that reading (kvm-clock costs more than the rest of a send), so
+         * a stamp is early by at most the time the handler spent since its
+         * first send.  fy_trace_emit() refreshes the reading too. */
+        uint64_t ts = t->clock_ns;
+        if (!ts)
+            ts = t->clock_ns = fy_now_ns();
+        m->sent_ns = ts;
+        uint32_t stacked;
+        bool idle = fy__mbox_push(&a->mb, m, &stacked);
+        /* a may run on another thread now; our reference keeps it. */
+        fy__trace_emit_ts(t, ts, FY_TR_SEND, a->id, fy__self_actor ? fy__self_actor->id : 0,
+                          depth(a, stacked));
+        if (idle)
+            schedule(a);
+        return 0;
     }
+    if (!t && ck_pr_load_int(&a->s->trace_on))
+        m->sent_ns = fy_now_ns(); /* off the scheduler (poller, timers): no SEND event */
 #endif
     fy__actor_push(a, m);
     return 0;
@@ -155,7 +183,7 @@ bool fy_actor_running_here(const fy_actor *a)
 
 uint32_t fy_actor_depth(const fy_actor *a)
 {
-    return fy__mbox_depth(&a->mb);
+    return depth(a, fy__mbox_stacked(&a->mb));
 }
 
 /* ---- the turn ----------------------------------------------------------- */
@@ -169,6 +197,7 @@ static fy_msg *pop(fy_actor *a)
         a->q_head = fy__mbox_take(&a->mb, &tail, &n);
         a->q_tail = tail;
         a->q_n = n;
+        ck_pr_store_32(&a->taken, n); /* for depth(), any thread */
         if (!a->q_head)
             return NULL;
     }
@@ -243,6 +272,7 @@ bool fy__actor_turn(fy_actor *a, unsigned batch)
     uint32_t n = 0;
     uint32_t id = a->id;
 #if FY_TRACE
+    fy__thr *t = fy__self;
     int tr = ck_pr_load_int(&a->s->trace_on);
     uint64_t t0 = tr ? fy_now_ns() : 0;
 #endif
@@ -253,20 +283,27 @@ bool fy__actor_turn(fy_actor *a, unsigned batch)
         if (!m)
             break;
 #if FY_TRACE
-        if (tr && n == 0)
-            fy_trace_emit(FY_TR_TURN_BEGIN, id, m->sent_ns && m->sent_ns < t0 ? t0 - m->sent_ns : 0, 0);
+        if (tr) {
+            if (n == 0)
+                fy__trace_emit_ts(t, t0, FY_TR_TURN_BEGIN, id,
+                                  m->sent_ns && m->sent_ns < t0 ? t0 - m->sent_ns : 0, 0);
+            t->clock_ns = 0; /* this message's first send reads the clock */
+        }
 #endif
         n++;
         n += deliver(a, m);
     }
     fy__self_actor = NULL;
 #if FY_TRACE
+    t->clock_ns = 0; /* also if tracing was switched on during the turn */
     if (tr)
         fy_trace_emit(FY_TR_TURN_END, id, n, fy_now_ns() - t0);
 #endif
 
-    if (fy__mbox_done(&a->mb, n) > 0)
-        return true;
+    if (a->taken != a->q_n)
+        ck_pr_store_32(&a->taken, a->q_n);
+    if (a->q_head || !fy__mbox_idle(&a->mb))
+        return true; /* more to do: we keep it scheduled */
     /* Given up: another thread may own a from here on. */
     fy_trace_emit(FY_TR_IDLE, id, 0, 0);
     fy_actor_unref(a);
@@ -276,11 +313,12 @@ bool fy__actor_turn(fy_actor *a, unsigned batch)
 void fy__actor_abandon(fy_actor *a)
 {
     for (int rounds = 0; rounds < 1000; rounds++) {
-        uint32_t n = drain(a);
+        (void)drain(a);
         if (ck_pr_load_32(&a->stopped) && !a->dead)
             die(a);
-        if (fy__mbox_done(&a->mb, n) <= 0)
+        if (fy__mbox_idle(&a->mb))
             break;
     }
+    ck_pr_store_32(&a->taken, 0);
     fy_actor_unref(a);
 }

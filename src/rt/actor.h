@@ -38,7 +38,10 @@ struct fy_actor {
 
     /* written by every sender */
     _Alignas(FY__CACHELINE) fy__mbox mb;
-    uint32_t refs; /* atomic */
+    uint32_t refs;  /* atomic */
+    uint32_t taken; /* owner stores at each take and turn end: taken, not yet
+                       handled; senders read it for the depth, on the line
+                       their push already holds */
 
     /* written only by the thread running the actor */
     _Alignas(FY__CACHELINE) fy_msg *q_head;

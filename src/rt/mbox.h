@@ -5,9 +5,10 @@
  * shapes declared here:
  *
  *  - fy__mbox: an actor's multi-producer single-consumer mailbox of
- *    fy_msg, plus the "pending" counter that doubles as the actor's
- *    scheduled flag: the sender whose increment finds it at 0 is the one
- *    that schedules the actor, so an actor is queued at most once.
+ *    fy_msg.  Its one word holds the stack of pushed messages, how many
+ *    there are, and the actor's "scheduled" bit: the sender whose push
+ *    finds the bit clear is the one that schedules the actor, so an actor
+ *    is queued at most once.
  *  - fy__lifo: an intrusive multi-producer stack of fy__link nodes, emptied
  *    all at once by one consumer (in arrival order); used for the
  *    scheduler threads' inboxes, the poller's timer and garbage queues.
@@ -31,29 +32,35 @@ typedef struct fy__link {
 
 #define fy__container_of(p, type, member) ((type *)(void *)((char *)(p) - offsetof(type, member)))
 
-/* The mailbox: head and pending share one cache line, so a send moves one
- * line between cores.  The consumer's private FIFO lives in the actor, on an
- * owner-only line. */
+/* The mailbox: one word, so a send is one locked instruction on one line.
+ * The consumer's private FIFO lives in the actor, on an owner-only line. */
 typedef struct fy__mbox {
-    fy_msg *head;    /* LIFO of pushed messages (newest first) */
-    int64_t pending; /* pushed-and-counted minus handled; > 0 = scheduled */
+    uintptr_t head; /* newest pushed fy_msg | count << FY__MBOX_CNT_SHIFT | FY__MBOX_SCHED */
 } fy__mbox;
 
-/* Any thread: push m and count it.  Returns the count before this message;
- * 0 means the caller must schedule the actor. */
-int64_t fy__mbox_push(fy__mbox *mb, fy_msg *m);
+#define FY__MBOX_SCHED ((uintptr_t)1)  /* queued or running */
+#define FY__MBOX_CNT_SHIFT 48          /* user pointers fit in 48 bits */
+#define FY__MBOX_CNT_MAX 0xFFFFu       /* the stacked count saturates here */
 
-/* Consumer only: take every pushed message, oldest first (NULL if none);
- * *tail receives the last one, *n the number taken. */
+/* Any thread: push m.  Returns true when the push found the actor idle and
+ * set its scheduled bit: the caller must then schedule it.  *stacked (may be
+ * NULL) receives the number of messages on the stack after the push (not
+ * counting those the consumer already took; saturates at FY__MBOX_CNT_MAX). */
+bool fy__mbox_push(fy__mbox *mb, fy_msg *m, uint32_t *stacked);
+
+/* Consumer only (the holder of the scheduled bit): take every pushed
+ * message, oldest first (NULL if none); *tail receives the last one, *n the
+ * number taken.  The actor stays scheduled. */
 fy_msg *fy__mbox_take(fy__mbox *mb, fy_msg **tail, uint32_t *n);
 
-/* Consumer only, at the end of a turn: n messages were handled.  Returns
- * the count still pending; > 0 means the consumer keeps the actor scheduled
- * and must run it again, <= 0 means it gave the actor up. */
-int64_t fy__mbox_done(fy__mbox *mb, uint32_t n);
+/* Consumer only, with every taken message handled: give the actor up.
+ * Returns true if it is now idle (the next push schedules it; the caller
+ * must not touch it any more as its owner), false if messages arrived
+ * meanwhile (it stays scheduled: run it again). */
+bool fy__mbox_idle(fy__mbox *mb);
 
-/* Any thread: messages queued (racy snapshot, never negative). */
-uint32_t fy__mbox_depth(const fy__mbox *mb);
+/* Any thread: messages pushed and not yet taken (racy snapshot). */
+uint32_t fy__mbox_stacked(const fy__mbox *mb);
 
 /* Chunks of spare messages, linked through the chunk head's ptr field (the
  * messages inside a chunk are linked through next).  Any thread pushes a

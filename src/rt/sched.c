@@ -178,6 +178,9 @@ static void *thr_main(void *arg)
 
     fy__self = t;
     fy__msg_cache_on(&s->msg_spare);
+    /* One clock read per turn for busy_ns: a turn's end is the next one's
+     * start, unless the thread ran out of work in between. */
+    uint64_t t0 = fy_now_ns();
     for (;;) {
         if (fy__lifo_nonempty(&t->inbox))
             local_append(t, fy__lifo_take(&t->inbox));
@@ -186,11 +189,13 @@ static void *thr_main(void *arg)
             if (ck_pr_load_32(&s->quit))
                 break;
             park(t);
+            t0 = fy_now_ns();
             continue;
         }
-        uint64_t t0 = fy_now_ns();
         bool again = fy__actor_turn(a, s->batch);
-        ck_pr_store_64(&t->busy_ns, t->busy_ns + (fy_now_ns() - t0));
+        uint64_t t1 = fy_now_ns();
+        ck_pr_store_64(&t->busy_ns, t->busy_ns + (t1 - t0));
+        t0 = t1;
         ck_pr_store_64(&t->turns, t->turns + 1);
         if (again) {
             fy_trace_emit(FY_TR_SCHED, a->id, 0, 0);

@@ -28,6 +28,7 @@ typedef struct fy__thr {
     fy_sched *s;
     pthread_t tid;
     uint64_t busy_ns, turns; /* owner writes with ck_pr_store; any reads */
+    uint64_t clock_ns;       /* owner: the clock a send stamps (0 = read it, see actor.c) */
     fy__ring ring;
 } fy__thr;
 

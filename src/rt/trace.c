@@ -48,22 +48,34 @@ void fy__ring_fini(fy__ring *r)
     r->w = NULL;
 }
 
-#if FY_TRACE
-void fy_trace_emit(uint16_t type, uint32_t actor, uint64_t a, uint64_t b)
+void fy__trace_emit_ts(fy__thr *t, uint64_t ts, uint16_t type, uint32_t actor, uint64_t a, uint64_t b)
 {
-    fy__thr *t = fy__self;
-    if (!t || !t->ring.w || !ck_pr_load_int(&t->s->trace_on))
-        return;
     fy__ring *r = &t->ring;
+    if (!r->w)
+        return;
     uint64_t h = r->head;
     uint64_t *w = r->w + (h & r->mask) * 4;
-    ck_pr_store_64(&w[0], fy_now_ns());
+    ck_pr_store_64(&w[0], ts);
     ck_pr_store_64(&w[1], (uint64_t)actor | (uint64_t)type << 32 | (uint64_t)t->idx << 48);
     ck_pr_store_64(&w[2], a);
     ck_pr_store_64(&w[3], b);
     /* The event's words before the head that makes it readable. */
     ck_pr_fence_store();
     ck_pr_store_64(&r->head, h + 1);
+}
+
+#if FY_TRACE
+void fy_trace_emit(uint16_t type, uint32_t actor, uint64_t a, uint64_t b)
+{
+    fy__thr *t = fy__self;
+    if (!t || !t->ring.w || !ck_pr_load_int(&t->s->trace_on))
+        return;
+    uint64_t ts = fy_now_ns();
+    /* A later send in the same handler may reuse this reading (actor.c):
+     * it is the newest this thread has, so stamps never go backwards. */
+    if (t->clock_ns)
+        t->clock_ns = ts;
+    fy__trace_emit_ts(t, ts, type, actor, a, b);
 }
 #endif
 

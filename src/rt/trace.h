@@ -28,6 +28,13 @@ typedef struct fy__trace_actor {
     char label[64];
 } fy__trace_actor;
 
+struct fy__thr;
+
+/* Scheduler thread t, tracing on: record an event stamped ts (a clock the
+ * thread read, no older than its previous event's). */
+void fy__trace_emit_ts(struct fy__thr *t, uint64_t ts, uint16_t type, uint32_t actor, uint64_t a,
+                       uint64_t b);
+
 /* Allocate a ring of at least events entries (rounded up to a power of 2).
  * events == 0 allocates nothing (compiled-out trace). Returns 0 or -ENOMEM. */
 int fy__ring_init(fy__ring *r, size_t events);

@@ -3,8 +3,9 @@
  *
  * P producer threads push M messages each into one mailbox while one
  * consumer takes batches, as an actor's turns do: every message must arrive
- * exactly once, each producer's messages in the order it sent them, and the
- * pending count must hand "scheduled" to exactly one producer at a time.
+ * exactly once, each producer's messages in the order it sent them, the
+ * stacked count must match, and the scheduled bit must hand the actor to
+ * exactly one producer at a time.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -24,7 +25,8 @@ enum { P = 4, M = 200000 };
 typedef struct shared {
     fy__mbox mb;
     fy_msg *msgs; /* P * M, preallocated so the test measures the queue */
-    _Atomic uint64_t schedules; /* producers that found the count at 0 */
+    _Atomic uint64_t schedules; /* producers that found the actor idle */
+    _Atomic uint64_t bad_count; /* a push reported an impossible stacked count */
     _Atomic int owner_busy;     /* 1 while the consumer "runs the actor" */
     _Atomic int double_owner;
 } shared;
@@ -42,8 +44,11 @@ static void *producer(void *p)
         fy_msg *m = &sh->msgs[a->id * (uint64_t)M + i];
         m->u64[0] = a->id;
         m->u64[1] = i;
-        if (fy__mbox_push(&sh->mb, m) == 0)
+        uint32_t stacked = 0;
+        if (fy__mbox_push(&sh->mb, m, &stacked))
             atomic_fetch_add(&sh->schedules, 1);
+        if (stacked < 1 || stacked > (uint64_t)P * M)
+            atomic_fetch_add(&sh->bad_count, 1);
     }
     return NULL;
 }
@@ -82,7 +87,6 @@ static void test_mbox_stress(void **st)
         assert_int_equal(seen, n);
         got += n;
         batches += n ? 1 : 0;
-        (void)fy__mbox_done(&sh->mb, n);
     }
     for (unsigned i = 0; i < P; i++)
         pthread_join(th[i], NULL);
@@ -90,8 +94,24 @@ static void test_mbox_stress(void **st)
     assert_int_equal(order_errors, 0);
     for (unsigned i = 0; i < P; i++)
         assert_int_equal(next[i], M);
-    assert_int_equal(fy__mbox_depth(&sh->mb), 0);
-    assert_true(atomic_load(&sh->schedules) >= 1);
+    assert_int_equal(fy__mbox_stacked(&sh->mb), 0);
+    assert_int_equal(atomic_load(&sh->bad_count), 0);
+    /* The consumer never gave the actor up, so only the first push found it
+     * idle; now it can, and the next push schedules again. */
+    assert_int_equal(atomic_load(&sh->schedules), 1);
+    assert_true(fy__mbox_idle(&sh->mb));
+    fy_msg extra = {0};
+    uint32_t stacked = 0;
+    assert_true(fy__mbox_push(&sh->mb, &extra, &stacked));
+    assert_int_equal(stacked, 1);
+    assert_int_equal(fy__mbox_stacked(&sh->mb), 1);
+    assert_false(fy__mbox_idle(&sh->mb)); /* a message is waiting: keep it */
+    fy_msg *tail;
+    uint32_t n;
+    assert_ptr_equal(fy__mbox_take(&sh->mb, &tail, &n), &extra);
+    assert_int_equal(n, 1);
+    assert_ptr_equal(tail, &extra);
+    assert_true(fy__mbox_idle(&sh->mb));
     print_message("%llu messages in %llu batches, %llu idle->scheduled transitions\n",
                   (unsigned long long)got, (unsigned long long)batches,
                   (unsigned long long)atomic_load(&sh->schedules));
@@ -99,7 +119,7 @@ static void test_mbox_stress(void **st)
     free(sh);
 }
 
-/* The scheduling rule itself: the producer that finds the count at 0 runs
+/* The scheduling rule itself: the producer that finds the actor idle runs
  * the consumer's turn; nobody else may run it until the turn gives it up. */
 typedef struct sched_shared {
     fy__mbox mb;
@@ -132,7 +152,7 @@ static void run_actor(sched_shared *sh)
         }
         atomic_fetch_add(&sh->handled, n);
         atomic_fetch_sub(&sh->running, 1);
-        if (fy__mbox_done(&sh->mb, n) <= 0)
+        if (fy__mbox_idle(&sh->mb))
             return;
     }
 }
@@ -145,7 +165,7 @@ static void *sched_producer(void *p)
         fy_msg *m = &sh->msgs[a->id * (uint64_t)M + i];
         m->u64[0] = a->id;
         m->u64[1] = i;
-        if (fy__mbox_push(&sh->mb, m) == 0)
+        if (fy__mbox_push(&sh->mb, m, NULL))
             run_actor(sh); /* we found it idle: we run it, like a scheduler would */
     }
     return NULL;
@@ -169,7 +189,8 @@ static void test_mbox_schedule_flag(void **st)
     assert_int_equal(atomic_load(&sh->handled), (uint64_t)P * (M / 4));
     assert_int_equal(atomic_load(&sh->overlap), 0);
     assert_int_equal(sh->order_errors, 0);
-    assert_int_equal(fy__mbox_depth(&sh->mb), 0);
+    assert_int_equal(fy__mbox_stacked(&sh->mb), 0);
+    assert_int_equal(sh->mb.head, 0); /* idle and empty */
     free(sh->msgs);
     free(sh);
 }
