@@ -1,0 +1,47 @@
+/*
+ * batch.c - the run of frames that travels session -> writer -> forwarders
+ * (fy__batch).  One allocation per batch, shared by every forwarder of the
+ * channel through one reference count, so forwarding to N receivers costs N
+ * atomic increments per batch, not per frame.
+ */
+#include <stdlib.h>
+
+#include "relay_int.h"
+
+fy__batch *fy__batch_new(uint32_t cap)
+{
+    fy__batch *b = calloc(1, sizeof *b);
+
+    if (!b)
+        return NULL;
+    b->bufs = calloc(cap, sizeof *b->bufs);
+    b->recs = calloc(cap, sizeof *b->recs);
+    if (!b->bufs || !b->recs) {
+        free(b->bufs);
+        free(b->recs);
+        free(b);
+        return NULL;
+    }
+    b->cap = cap;
+    atomic_init(&b->refs, 1);
+    return b;
+}
+
+void fy__batch_unref(fy__batch *b)
+{
+    if (!b)
+        return;
+    /* acq_rel: every holder's reads of the buffers happen before the free. */
+    if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    for (uint32_t i = 0; i < b->n; i++)
+        fy_buf_unref(b->bufs[i]);
+    free(b->bufs);
+    free(b->recs);
+    free(b);
+}
+
+uint8_t fy__batch_type(const fy__batch *b, uint32_t i)
+{
+    return fy_buf_cdata(b->bufs[i])[5];
+}

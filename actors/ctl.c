@@ -1,0 +1,41 @@
+/*
+ * ctl.c - building the small control frames the relay sends (welcome, ack,
+ * pong, error, bye) into a caller's buffer (fy__ctl_*).  Shared by the
+ * session and the forwarder so both speak exactly the same frames.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ferry/proto.h"
+#include "relay_int.h"
+
+int fy__ctl_frame(uint8_t type, uint32_t channel, uint64_t seq, const uint8_t *payload,
+                  size_t len, uint8_t *out, size_t cap)
+{
+    fy_frame_hdr h = {.type = type, .channel = channel, .seq = seq};
+
+    if (cap < FY_FRAME_HDR_SIZE + len)
+        return -ENOBUFS;
+    if (len)
+        memmove(out + FY_FRAME_HDR_SIZE, payload, len);
+    fy_frame_seal(&h, out + FY_FRAME_HDR_SIZE, len, out);
+    return (int)(FY_FRAME_HDR_SIZE + len);
+}
+
+int fy__ctl_error(uint32_t channel, int code, uint8_t *out, size_t cap, const char *fmt, ...)
+{
+    fy_error e = {.code = (uint32_t)(code < 0 ? -code : code)};
+    uint8_t p[FY_CTL_PAYLOAD_MAX + 16];
+    size_t n;
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(e.text, sizeof e.text, fmt, ap);
+    va_end(ap);
+    int rc = fy_error_encode(&e, p, sizeof p, &n);
+    if (rc < 0)
+        return rc;
+    return fy__ctl_frame(FY_FT_ERROR, channel, 0, p, n, out, cap);
+}

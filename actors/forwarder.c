@@ -1,0 +1,826 @@
+/*
+ * forwarder.c - one receiver connection (the forwarder actor).
+ *
+ * A forwarder sends a receiver the channel's stream frames, in order, with
+ * no gap and no duplicate, at the receiver's own pace.  It has two modes:
+ *
+ *   catch-up  history from the data file: fy_logrd_sendfile() from a
+ *             position up to the latest end the writer told it, no copy
+ *             through user space.  Live batches that arrive meanwhile only
+ *             move that end forward (their bytes are already in the file).
+ *             When the reader reaches the end, the forwarder is live.
+ *   live      the writer's batches, sent from the shared buffers with
+ *             writev (non-blocking; partial writes resume at the byte).
+ *
+ * A receiver that falls behind by more than the window (--window) makes its
+ * forwarder drop every queued live batch and go back to catch-up from the
+ * first unsent frame, so a slow receiver holds at most a window of buffers
+ * and the writer never waits for anyone.
+ *
+ * Subscribing: the session that read the hello hands over the socket and
+ * subscribes on our behalf; the writer answers with its end position.
+ * START and RESUME ask the indexer where the first wanted frame is; LIVE
+ * starts at the file-begin of the file in progress, or at the end.
+ *
+ * Ending: the forwarder closes its socket, releases its buffers, asks the
+ * writer to unsubscribe it and stops only when the writer confirms, so no
+ * live batch can be sent to it after it stopped.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "ferry/err.h"
+#include "ferry/io.h"
+#include "ferry/klog.h"
+#include "ferry/proto.h"
+#include "ferry/sock.h"
+#include "ferry/trace.h"
+#include "obs/stats.h"
+#include "relay_int.h"
+
+#define CTL_CAP (16u << 10)
+#define TURN_BYTES (8u << 20)   /* bytes per turn, then yield */
+#define IOV_PER_CALL 64
+#define PRESSURE_MS 20       /* blocked with live buffers: check the pool this often */
+
+enum fst { F_SUBSCRIBING, F_LOOKUP, F_CATCHUP, F_LIVE, F_CLOSING };
+
+typedef struct fwd {
+    const fy__ctx *ctx;
+    const fy__chan *chan;
+    fy_actor *self;
+    int fd;
+    enum fst st;
+    char peer[64];
+    uint8_t mode;
+    uint64_t resume_from;
+    fy_dec *dec;
+    uint8_t *pending; /* bytes the session read past the hello */
+    size_t npending;
+    fy_logrd *rd;
+    uint8_t ctl[CTL_CAP]; /* control frames waiting for a frame boundary */
+    size_t clen, coff;
+    bool mid;             /* a stream frame is partly written */
+    fy_pos end;           /* latest end the writer told us */
+    uint64_t end_seq;     /* seq of the frame at end */
+    fy_pos pos;           /* catch-up: next byte to send from the file */
+    uint64_t pos_seq;     /* catch-up: seq we started from (for "nothing to do") */
+    uint64_t first_seq_hint; /* for the welcome sent after a look-up */
+    bool rd_seeked;
+    fy__batch *part;      /* catch-up: frame part_i of part is partly sent */
+    uint32_t part_i;
+    size_t part_off;
+    fy__batch **q;        /* live: ring of batches */
+    size_t qhead, qlen, qcap;
+    uint32_t qframe;      /* first unsent frame of q[qhead] */
+    size_t qoff;          /* bytes of it already sent */
+    uint64_t qbytes;      /* pool capacity held by the queued batches */
+    uint64_t q_next_seq;  /* seq after the last queued frame */
+    bool shutting, bye_queued, cont_pending, timer_armed;
+    uint64_t sent, acked, catchups, frames_live;
+} fwd;
+
+static void pump(fwd *f);
+
+/* ---- small helpers ----------------------------------------------------------- */
+
+static fy__batch *qat(const fwd *f, size_t i)
+{
+    return f->q[(f->qhead + i) % f->qcap];
+}
+
+static void q_pop(fwd *f)
+{
+    fy__batch *b = f->q[f->qhead];
+    f->qbytes -= b->held;
+    f->qhead = (f->qhead + 1) % f->qcap;
+    f->qlen--;
+    f->qframe = 0;
+    f->qoff = 0;
+    fy__batch_unref(b);
+}
+
+static int q_push(fwd *f, fy__batch *b)
+{
+    if (f->qlen == f->qcap) {
+        size_t cap = f->qcap ? 2 * f->qcap : 64;
+        fy__batch **nq = malloc(cap * sizeof *nq);
+        if (!nq)
+            return -ENOMEM;
+        for (size_t i = 0; i < f->qlen; i++)
+            nq[i] = qat(f, i);
+        free(f->q);
+        f->q = nq;
+        f->qcap = cap;
+        f->qhead = 0;
+    }
+    f->q[(f->qhead + f->qlen) % f->qcap] = b;
+    f->qlen++;
+    f->qbytes += b->held;
+    return 0;
+}
+
+static void drop_all(fwd *f)
+{
+    while (f->qlen)
+        q_pop(f);
+    fy__batch_unref(f->part);
+    f->part = NULL;
+}
+
+static int ctl_push(fwd *f, uint8_t type, const uint8_t *p, size_t n)
+{
+    if (f->coff == f->clen)
+        f->coff = f->clen = 0;
+    int len = fy__ctl_frame(type, f->chan->id, 0, p, n, f->ctl + f->clen, CTL_CAP - f->clen);
+    if (len < 0)
+        return len;
+    f->clen += (size_t)len;
+    return 0;
+}
+
+/* ---- ending ------------------------------------------------------------------ */
+
+static void close_fwd(fwd *f, enum fy_klog_level lvl, const char *why)
+{
+    if (f->st == F_CLOSING)
+        return;
+    drop_all(f);
+    if (f->fd >= 0) {
+        uint8_t sink[4096];
+        fy_io_del(f->ctx->sched, f->fd);
+        shutdown(f->fd, SHUT_WR);
+        /* Read what the receiver already sent so close() does not reset
+         * the connection under our last frames. */
+        for (int i = 0; i < 16 && fy_sock_recv(f->fd, sink, sizeof sink) > 0; i++)
+            ;
+        close(f->fd);
+        f->fd = -1;
+    }
+    fy_klog(lvl, "receiver closed", "peer=%s channel=%s reason=\"%s\" bytes_sent=%llu "
+            "acked_seq=%llu catchups=%llu", f->peer, f->chan->name, why,
+            (unsigned long long)f->sent, (unsigned long long)f->acked,
+            (unsigned long long)f->catchups);
+    f->st = F_CLOSING;
+    fy_actor_post(f->chan->writer, FY_RM_UNSUBSCRIBE, 0, f->sent, f->frames_live, f->self, NULL);
+}
+
+/* End with an error frame (when no stream frame is half written). */
+static void fail(fwd *f, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void fail(fwd *f, int code, const char *fmt, ...)
+{
+    char text[512], q[600];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    if (code < 0)
+        code = -code;
+    fy_klog(FY_LOG_WARN, "receiver refused", "peer=%s channel=%s err=%s text=%s "
+            "action=\"error frame, close\"", f->peer, f->chan->name, fy_errname(code),
+            fy_klog_q(text, q, sizeof q));
+    if (!f->mid && f->fd >= 0) {
+        uint8_t fr[FY_FRAME_HDR_SIZE + 600];
+        int n = fy__ctl_error(f->chan->id, code, fr, sizeof fr, "%s", text);
+        if (n > 0 && f->clen + (size_t)n <= CTL_CAP) {
+            memcpy(f->ctl + f->clen, fr, (size_t)n);
+            f->clen += (size_t)n;
+        }
+        while (f->coff < f->clen) {
+            struct iovec iov = {f->ctl + f->coff, f->clen - f->coff};
+            ssize_t w = fy_sock_writev(f->fd, &iov, 1);
+            if (w <= 0)
+                break;
+            f->coff += (size_t)w;
+        }
+    }
+    close_fwd(f, FY_LOG_DEBUG, fy_errname(code));
+}
+
+/* ---- starting: subscription and look-up --------------------------------------- */
+
+static void welcome(fwd *f, uint64_t first_seq, uint64_t start_seq)
+{
+    fy_welcome w = {.channel = f->chan->id, .next_seq = start_seq, .first_seq = first_seq,
+                    .max_payload = (uint32_t)f->ctx->conf->max_payload};
+    uint8_t p[64];
+    size_t n;
+
+    fy_welcome_encode(&w, p, sizeof p, &n);
+    ctl_push(f, FY_FT_WELCOME, p, n);
+}
+
+static void start_catchup(fwd *f, fy_pos at, uint64_t seq)
+{
+    f->st = F_CATCHUP;
+    f->pos = at;
+    f->pos_seq = seq;
+    f->rd_seeked = false;
+    pump(f);
+}
+
+static void on_readable(fwd *f);
+
+static void on_subscribed(fwd *f, fy__sub_info *si)
+{
+    int rc;
+
+    if (!si || si->err) {
+        f->st = F_LIVE; /* nothing queued: fail() writes at once */
+        fail(f, si ? (int)si->err : FY_EINTERNAL, "channel %s: %s", f->chan->name,
+             fy_strerror(si ? (int)si->err : FY_EINTERNAL));
+        free(si);
+        return;
+    }
+    if (f->ctx->conf->sndbuf)
+        fy_sock_set_bufs(f->fd, (int)f->ctx->conf->sndbuf, 0);
+    if ((rc = fy_io_add(f->self, f->fd, FY_IO_READ | FY_IO_WRITE, 0)) < 0) {
+        free(si);
+        f->st = F_LIVE;
+        close_fwd(f, FY_LOG_ERROR, "fy_io_add failed");
+        return;
+    }
+    f->end = si->end;
+    f->end_seq = si->next_seq;
+    uint64_t first = si->first_seq, want;
+    switch (f->mode) {
+    case FY_MODE_LIVE:
+        welcome(f, first, si->fb_seq ? si->fb_seq : si->next_seq);
+        fy_klog(FY_LOG_INFO, "receiver subscribed", "peer=%s channel=%s mode=live from_seq=%llu "
+                "end_seq=%llu", f->peer, f->chan->name,
+                (unsigned long long)(si->fb_seq ? si->fb_seq : si->next_seq),
+                (unsigned long long)si->next_seq);
+        if (si->fb_seq)
+            start_catchup(f, si->fb_pos, si->fb_seq);
+        else
+            start_catchup(f, si->end, si->next_seq);
+        break;
+    default:
+        want = f->mode == FY_MODE_RESUME && f->resume_from ? f->resume_from : first;
+        if (f->mode != FY_MODE_START && f->mode != FY_MODE_RESUME) {
+            f->st = F_LIVE;
+            fail(f, FY_EPAYLOAD, "unknown receiver mode %u", f->mode);
+            break;
+        }
+        if (want < first || want > si->next_seq) {
+            f->st = F_LIVE;
+            fail(f, FY_ENOSEQ, "resume from seq %llu: the channel holds %llu..%llu",
+                 (unsigned long long)want, (unsigned long long)first,
+                 (unsigned long long)si->next_seq);
+            break;
+        }
+        fy_klog(FY_LOG_INFO, "receiver subscribed", "peer=%s channel=%s mode=%s from_seq=%llu "
+                "end_seq=%llu", f->peer, f->chan->name,
+                f->mode == FY_MODE_START ? "start" : "resume", (unsigned long long)want,
+                (unsigned long long)si->next_seq);
+        if (want == si->next_seq) {
+            welcome(f, first, want);
+            start_catchup(f, si->end, want);
+        } else {
+            f->st = F_LOOKUP;
+            f->pos_seq = want;
+            f->first_seq_hint = first;
+            fy_actor_post(f->chan->indexer, FY_RM_LOOKUP, 0, want, 0, fy_actor_ref(f->self), NULL);
+        }
+        break;
+    }
+    free(si);
+    if (f->st != F_CLOSING) /* also takes frames sent right behind the hello */
+        on_readable(f);
+}
+
+static void on_looked(fwd *f, fy_msg *m)
+{
+    if (f->st != F_LOOKUP)
+        return;
+    if (m->u32) {
+        f->st = F_LIVE;
+        fail(f, (int)m->u32, "seq %llu not found: %s", (unsigned long long)f->pos_seq,
+             fy_strerror((int)m->u32));
+        return;
+    }
+    welcome(f, f->first_seq_hint, f->pos_seq);
+    start_catchup(f, (fy_pos){m->u64[0], m->u64[1]}, f->pos_seq);
+}
+
+/* ---- live batches -------------------------------------------------------------- */
+
+/* Fall back to the file: keep at most the partly written frame.  nb is the
+ * batch that did not fit (or NULL when the pool is short of buffers). */
+static void overflow(fwd *f, fy__batch *nb, const char *why)
+{
+    fy_pos at;
+    uint64_t behind = f->qbytes + (nb ? nb->held : 0);
+
+    if (f->qlen) {
+        fy__batch *h = qat(f, 0);
+        const fy_idx_rec *r = &h->recs[f->qframe];
+        if (f->qoff) {
+            at = (fy_pos){r->seg, r->off + r->len};
+            f->part = h;
+            atomic_fetch_add_explicit(&h->refs, 1, memory_order_relaxed);
+            f->part_i = f->qframe;
+            f->part_off = f->qoff;
+        } else {
+            at = (fy_pos){r->seg, r->off};
+        }
+    } else {
+        at = (fy_pos){nb->recs[0].seg, nb->recs[0].off};
+    }
+    while (f->qlen)
+        q_pop(f);
+    f->catchups++;
+    if (nb) {
+        f->end = nb->end;
+        f->end_seq = nb->next_seq;
+        fy__batch_unref(nb);
+    }
+    fy_klog(FY_LOG_INFO, "receiver behind, catching up from disk", "peer=%s channel=%s why=%s "
+            "queued_bytes=%llu window=%llu pool_used=%zu from_seg=%llu from_off=%llu end_seq=%llu",
+            f->peer, f->chan->name, why, (unsigned long long)behind,
+            (unsigned long long)f->ctx->conf->window, fy_bufpool_used(f->ctx->pool),
+            (unsigned long long)at.seg, (unsigned long long)at.off,
+            (unsigned long long)f->end_seq);
+    f->st = F_CATCHUP;
+    f->pos = at;
+    f->pos_seq = 0; /* there is something to send */
+    f->rd_seeked = false;
+}
+
+/* A blocked forwarder checks the pool now and then: when it is nearly
+ * spent (several channels' windows together can pass it), live buffers
+ * held for a receiver that is not reading go back, so no session waits for
+ * a slow receiver's buffers. */
+static void pressure_check(fwd *f)
+{
+    f->timer_armed = false;
+    if (f->st != F_LIVE || !f->qlen)
+        return;
+    size_t used = fy_bufpool_used(f->ctx->pool), lim = fy_bufpool_limit(f->ctx->pool);
+    if (used / 4 * 5 >= lim) { /* 80 % */
+        overflow(f, NULL, "pool_pressure");
+        pump(f);
+        return;
+    }
+    f->timer_armed = true;
+    fy_timer_after(f->self, PRESSURE_MS, FY__TM_RETRY);
+}
+
+/* How far behind the channel's end this receiver is: live, the queued
+ * frames; catching up, the file bytes between the reader and the end
+ * (segments in between counted at the configured segment size). */
+static void lag(const fwd *f, uint64_t *pkts, uint64_t *bytes)
+{
+    *pkts = *bytes = 0;
+    if (f->st == F_LIVE && f->qlen) {
+        *pkts = f->q_next_seq - qat(f, 0)->recs[f->qframe].seq;
+        *bytes = f->qbytes;
+    } else if (f->st == F_CATCHUP) {
+        if (f->pos.seg == f->end.seg)
+            *bytes = f->end.off > f->pos.off ? f->end.off - f->pos.off : 0;
+        else
+            *bytes = f->end.off + (f->ctx->conf->segment_bytes > f->pos.off
+                                       ? f->ctx->conf->segment_bytes - f->pos.off : 0);
+    }
+}
+
+static void emit_lag(const fwd *f)
+{
+    uint64_t p, b;
+    lag(f, &p, &b);
+    fy_trace_emit(FY_TR_LAG, fy_actor_id(f->self), p, b);
+}
+
+static void on_live(fwd *f, fy__batch *b)
+{
+    if (f->st != F_LIVE) {
+        /* Catching up (or not started): the bytes are in the file already;
+         * only the end moves. */
+        if (f->st != F_CLOSING && b->next_seq > f->end_seq) {
+            f->end = b->end;
+            f->end_seq = b->next_seq;
+        }
+        fy__batch_unref(b);
+        if (f->st == F_CATCHUP) {
+            emit_lag(f);
+            pump(f);
+        }
+        return;
+    }
+    if (b->next_seq <= f->q_next_seq) { /* all sent already */
+        fy__batch_unref(b);
+        return;
+    }
+    if (b->recs[0].seq != f->q_next_seq) {
+        uint64_t first = b->recs[0].seq;
+        fy__batch_unref(b);
+        fail(f, FY_EINTERNAL, "live batch starts at seq %llu, expected %llu",
+             (unsigned long long)first, (unsigned long long)f->q_next_seq);
+        return;
+    }
+    if (f->qbytes + b->held > f->ctx->conf->window) {
+        overflow(f, b, "window");
+    } else if (q_push(f, b) < 0) {
+        overflow(f, b, "no_memory");
+    } else {
+        f->end = b->end;
+        f->end_seq = b->next_seq;
+        f->q_next_seq = b->next_seq;
+    }
+    emit_lag(f);
+    pump(f);
+}
+
+/* ---- writing --------------------------------------------------------------------- */
+
+/* Write control frames if at a frame boundary.  0 when none are left,
+ * -EAGAIN, or -errno. */
+static int write_ctl(fwd *f)
+{
+    while (!f->mid && f->coff < f->clen) {
+        struct iovec iov = {f->ctl + f->coff, f->clen - f->coff};
+        ssize_t n = fy_sock_writev(f->fd, &iov, 1);
+        if (n < 0)
+            return (int)n;
+        f->coff += (size_t)n;
+    }
+    return f->coff < f->clen ? -EAGAIN : 0;
+}
+
+/* Live: writev from the queued buffers.  Returns bytes written or -errno. */
+static ssize_t write_live(fwd *f, size_t max)
+{
+    struct iovec iov[IOV_PER_CALL];
+    int n = 0;
+    size_t tot = 0;
+    uint32_t fi = f->qframe;
+    size_t off = f->qoff;
+
+    for (size_t bi = 0; bi < f->qlen && n < IOV_PER_CALL && tot < max; bi++) {
+        fy__batch *b = qat(f, bi);
+        for (; fi < b->n && n < IOV_PER_CALL && tot < max; fi++) {
+            size_t len = fy_buf_len(b->bufs[fi]) - off;
+            iov[n++] = (struct iovec){fy_buf_data(b->bufs[fi]) + off, len};
+            tot += len;
+            off = 0;
+        }
+        fi = 0;
+    }
+    ssize_t w = fy_sock_writev(f->fd, iov, n);
+    if (w == 0)
+        return -EAGAIN;
+    if (w < 0)
+        return w;
+    /* Advance past what went out. */
+    size_t left = (size_t)w;
+    while (left) {
+        fy__batch *h = qat(f, 0);
+        size_t rest = fy_buf_len(h->bufs[f->qframe]) - f->qoff;
+        if (left < rest) {
+            f->qoff += left;
+            break;
+        }
+        left -= rest;
+        f->qoff = 0;
+        f->frames_live++;
+        if (++f->qframe == h->n)
+            q_pop(f);
+    }
+    f->mid = f->qoff != 0;
+    return w;
+}
+
+/* Catch-up: finish a partly written frame kept from live mode. */
+static int write_part(fwd *f)
+{
+    while (f->part) {
+        fy_buf *b = f->part->bufs[f->part_i];
+        struct iovec iov = {fy_buf_data(b) + f->part_off, fy_buf_len(b) - f->part_off};
+        ssize_t w = fy_sock_writev(f->fd, &iov, 1);
+        if (w < 0)
+            return (int)w;
+        f->sent += (size_t)w;
+        f->part_off += (size_t)w;
+        if (f->part_off == fy_buf_len(b)) {
+            fy__batch_unref(f->part);
+            f->part = NULL;
+        }
+    }
+    return 0;
+}
+
+static void go_live(fwd *f)
+{
+    if (f->catchups || f->pos_seq != f->end_seq)
+        fy_klog(FY_LOG_INFO, "receiver live", "peer=%s channel=%s next_seq=%llu bytes_sent=%llu",
+                f->peer, f->chan->name, (unsigned long long)f->end_seq,
+                (unsigned long long)f->sent);
+    f->st = F_LIVE;
+    f->mid = false;
+    f->q_next_seq = f->end_seq;
+}
+
+/* Returns bytes sent (>= 0), -EAGAIN or another -errno. */
+static ssize_t catchup_step(fwd *f, size_t max)
+{
+    size_t sent = 0;
+    int rc;
+
+    if ((rc = write_part(f)) < 0)
+        return rc;
+    if (f->pos_seq && f->pos_seq == f->end_seq) { /* nothing was ever behind */
+        go_live(f);
+        return 0;
+    }
+    if (!f->rd_seeked) {
+        if ((rc = fy_logrd_seek(f->rd, f->pos)) < 0)
+            return rc;
+        f->rd_seeked = true;
+    }
+    rc = fy_logrd_sendfile(f->rd, f->fd, f->end, max, &sent);
+    f->sent += sent;
+    f->pos = fy_logrd_pos(f->rd);
+    if (sent)
+        f->mid = true; /* unknown frame boundary until the reader is at the end */
+    if (rc == -EAGAIN)
+        return sent ? (ssize_t)sent : -EAGAIN;
+    if (rc < 0)
+        return rc;
+    if (sent == 0) {
+        go_live(f);
+        return 0;
+    }
+    return (ssize_t)sent;
+}
+
+static void pump(fwd *f)
+{
+    size_t budget = TURN_BYTES;
+
+    for (;;) {
+        if (f->st == F_CLOSING || f->st == F_SUBSCRIBING || f->st == F_LOOKUP)
+            return;
+        int rc = write_ctl(f);
+        if (rc == -EAGAIN && !f->mid)
+            return;
+        if (rc < 0 && rc != -EAGAIN) {
+            close_fwd(f, FY_LOG_INFO, fy_strerror(rc));
+            return;
+        }
+        ssize_t w;
+        if (f->st == F_CATCHUP) {
+            w = catchup_step(f, budget);
+        } else if (f->qlen) {
+            w = write_live(f, budget);
+            if (w > 0)
+                f->sent += (size_t)w;
+        } else {
+            if (f->shutting && !f->bye_queued) {
+                f->bye_queued = true;
+                ctl_push(f, FY_FT_BYE, NULL, 0);
+                continue;
+            }
+            if (f->bye_queued && f->coff == f->clen)
+                close_fwd(f, FY_LOG_INFO, "relay shutdown");
+            return;
+        }
+        if (w == -EAGAIN) {
+            if (f->st == F_LIVE && f->qlen && !f->timer_armed) {
+                f->timer_armed = true;
+                fy_timer_after(f->self, PRESSURE_MS, FY__TM_RETRY);
+            }
+            return;
+        }
+        if (w < 0) {
+            if (w == -EPIPE || w == -ECONNRESET)
+                close_fwd(f, FY_LOG_INFO, "peer closed");
+            else
+                close_fwd(f, FY_LOG_WARN, fy_strerror((int)w));
+            return;
+        }
+        fy_trace_emit(FY_TR_BYTES, fy_actor_id(f->self), (uint64_t)w, 1);
+        if ((size_t)w >= budget) {
+            if (!f->cont_pending) {
+                f->cont_pending = true;
+                fy_actor_post(f->self, FY_RM_CONTINUE, 0, 0, 0, NULL, NULL);
+            }
+            return;
+        }
+        budget -= (size_t)w;
+    }
+}
+
+/* ---- reading the receiver's frames ----------------------------------------------- */
+
+static int on_frame(fwd *f, const fy_frame *fr)
+{
+    switch (fr->hdr.type) {
+    case FY_FT_ACK: {
+        fy_ack a;
+        if (fy_ack_decode(fr->payload, fr->hdr.len, &a) == 0)
+            f->acked = a.seq;
+        return 0;
+    }
+    case FY_FT_PING:
+        ctl_push(f, FY_FT_PONG, fr->payload, fr->hdr.len); /* dropped if the queue is full */
+        pump(f);
+        return 0;
+    case FY_FT_BYE:
+        close_fwd(f, FY_LOG_INFO, "bye");
+        return 1;
+    case FY_FT_ERROR: {
+        fy_error e;
+        char q[FY_ERRTEXT_MAX + 8];
+        if (fy_error_decode(fr->payload, fr->hdr.len, &e) == 0)
+            fy_klog(FY_LOG_WARN, "receiver sent error", "peer=%s code=%u text=%s", f->peer,
+                    e.code, fy_klog_q(e.text, q, sizeof q));
+        close_fwd(f, FY_LOG_INFO, "receiver error");
+        return 1;
+    }
+    default:
+        fail(f, FY_EPROTO, "unexpected %s frame from a receiver", fy_frame_type_name(fr->hdr.type));
+        return 1;
+    }
+}
+
+static int feed(fwd *f, const uint8_t *p, size_t n)
+{
+    while (n && f->st != F_CLOSING) {
+        size_t used = 0;
+        fy_frame fr;
+        int rc = fy_dec_feed(f->dec, p, n, &used, &fr);
+        p += used;
+        n -= used;
+        if (rc == 0)
+            break;
+        if (rc < 0) {
+            fail(f, rc, "bad frame from a receiver: %s", fy_strerror(rc));
+            return 1;
+        }
+        if (on_frame(f, &fr))
+            return 1;
+    }
+    return f->st == F_CLOSING;
+}
+
+static void on_readable(fwd *f)
+{
+    uint8_t buf[4096];
+
+    if (f->npending) {
+        size_t n = f->npending;
+        f->npending = 0;
+        if (feed(f, f->pending, n))
+            return;
+    }
+    for (int i = 0; i < 64 && f->st != F_CLOSING; i++) {
+        ssize_t n = fy_sock_recv(f->fd, buf, sizeof buf);
+        if (n == -EAGAIN)
+            return;
+        if (n <= 0) {
+            close_fwd(f, FY_LOG_INFO, n == 0 ? "peer closed" : fy_strerror((int)n));
+            return;
+        }
+        if (feed(f, buf, (size_t)n))
+            return;
+    }
+    if (!f->cont_pending) { /* a chatty receiver: read the rest next turn */
+        f->cont_pending = true;
+        fy_actor_post(f->self, FY_RM_CONTINUE, 0, 0, 0, NULL, NULL);
+    }
+}
+
+/* Stats: frames_out counts frames sent from live buffers (catch-up sends
+ * bytes with sendfile and does not see frame boundaries). */
+static void on_stats(fwd *f, const fy_msg *m)
+{
+    fy_stats_rec r = {.actor = fy_actor_id(f->self), .kind = FY_KIND_FORWARDER, .role = 2};
+
+    r.depth = fy_actor_depth(f->self);
+    snprintf(r.channel, sizeof r.channel, "%.71s", f->chan->name);
+    snprintf(r.peer, sizeof r.peer, "%s", f->peer);
+    snprintf(r.mode, sizeof r.mode, "%s", f->st == F_LIVE ? "live" : "catch-up");
+    r.v[FY_ST_BYTES_OUT] = f->sent;
+    r.v[FY_ST_FRAMES_OUT] = f->frames_live;
+    r.v[FY_ST_CATCHUPS] = f->catchups;
+    r.v[FY_ST_QUEUED_BYTES] = f->qbytes;
+    lag(f, &r.v[FY_ST_LAG_PKTS], &r.v[FY_ST_LAG_BYTES]);
+    fy_stats_answer(f->ctx->pool, f->ctx->metrics, m, &r);
+}
+
+static int handle(fy_actor *self, void *state, fy_msg *m)
+{
+    fwd *f = state;
+
+    (void)self;
+    if (m->type == FY_STATS_REQ) {
+        on_stats(f, m);
+        return FY_MSG_DONE;
+    }
+    if (f->st == F_CLOSING) {
+        if (m->type == FY_RM_LIVE)
+            fy__batch_unref(m->ptr);
+        else if (m->type == FY_RM_SUBSCRIBED)
+            free(m->ptr);
+        else if (m->type == FY_RM_UNSUBSCRIBED)
+            fy_actor_stop(f->self);
+        return FY_MSG_DONE;
+    }
+    switch (m->type) {
+    case FY_MSG_IO:
+        if (f->st == F_SUBSCRIBING)
+            break;
+        if (m->u32 & (FY_IO_READ | FY_IO_HUP))
+            on_readable(f);
+        if (f->st != F_CLOSING)
+            pump(f);
+        break;
+    case FY_RM_CONTINUE:
+        f->cont_pending = false;
+        if (f->st != F_SUBSCRIBING)
+            on_readable(f);
+        if (f->st != F_CLOSING)
+            pump(f);
+        break;
+    case FY_RM_SUBSCRIBED:
+        on_subscribed(f, m->ptr);
+        break;
+    case FY_MSG_TIMER:
+        pressure_check(f);
+        break;
+    case FY_RM_LOOKED:
+        on_looked(f, m);
+        break;
+    case FY_RM_LIVE:
+        on_live(f, m->ptr);
+        break;
+    case FY_RM_SHUTDOWN:
+        /* No batch follows (every sender is gone): send what is queued or
+         * in the file up to the current end, then bye. */
+        f->shutting = true;
+        pump(f);
+        break;
+    default:
+        break;
+    }
+    return FY_MSG_DONE;
+}
+
+static void dtor(void *state)
+{
+    fwd *f = state;
+
+    drop_all(f);
+    if (f->fd >= 0)
+        close(f->fd);
+    fy_logrd_close(f->rd);
+    fy_dec_free(f->dec);
+    free(f->pending);
+    free(f->q);
+    free(f);
+}
+
+int fy__forwarder_new(const fy__fwd_init *in, fy_actor **out)
+{
+    fwd *f = calloc(1, sizeof *f);
+    int rc = -ENOMEM;
+
+    if (!f)
+        return rc;
+    f->ctx = in->ctx;
+    f->chan = in->chan;
+    f->fd = in->fd;
+    f->mode = in->mode;
+    f->resume_from = in->resume_from;
+    snprintf(f->peer, sizeof f->peer, "%s", in->peer);
+    if (in->npending) {
+        if (!(f->pending = malloc(in->npending)))
+            goto fail;
+        memcpy(f->pending, in->pending, in->npending);
+        f->npending = in->npending;
+    }
+    /* Receivers send only small control frames. */
+    if ((rc = fy_dec_new(FY_CTL_PAYLOAD_MAX, &f->dec)) < 0)
+        goto fail;
+    if ((rc = fy_logrd_open(f->chan->dir, &f->rd)) < 0)
+        goto fail;
+    fy_actor_opts o = {.fn = handle, .dtor = dtor, .state = f, .kind = FY_KIND_FORWARDER,
+                       .label = in->peer};
+    if ((rc = fy_actor_new(f->ctx->sched, &o, &f->self)) < 0)
+        goto fail;
+    *out = f->self;
+    return 0;
+fail:
+    f->fd = -1; /* the caller still owns it */
+    fy_logrd_close(f->rd);
+    fy_dec_free(f->dec);
+    free(f->pending);
+    free(f);
+    return rc;
+}

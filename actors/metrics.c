@@ -1,0 +1,406 @@
+/*
+ * metrics.c - the metrics actor: GET /metrics on --metrics HOST:PORT, in
+ * Prometheus text format (docs/observability.md lists every family).
+ *
+ * It owns the HTTP listener and its connections (src/obs/httpd.c) and
+ * gathers the relay's figures by message, never by reading another
+ * actor's state: on a scrape it asks the registry and the acceptor
+ * (src/obs/stats.h), which pass the request on to writers, forwarders and
+ * sessions; every actor answers with one record.  When every announced
+ * answer is in, or after GATHER_MS, it renders the text and answers every
+ * scrape that waited for this gather.  The runtime's own figures (thread
+ * busy time, buffer pool, mailbox depths) are racy snapshots of counters
+ * their owners keep, read directly as the runtime allows.
+ *
+ * Counters stay monotonic although sessions and forwarders come and go:
+ * bytes and frames in are the writers' (stored, per channel, for the
+ * channel's life); bytes and frames out are the live forwarders' plus what
+ * each writer keeps of its receivers that have left (stats.h).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ferry/err.h"
+#include "ferry/io.h"
+#include "ferry/klog.h"
+#include "ferry/sched.h"
+#include "obs/httpd.h"
+#include "obs/prom.h"
+#include "obs/stats.h"
+#include "relay_int.h"
+
+#define GATHER_MS 500
+#define SWEEP_MS 5000
+#define TAG_SWEEP 1ull
+#define TAG_GATHER 2ull /* | scrape << 8 */
+#define HTTP_TAGS (1ull << 32)
+#define MSG_START (FY_STATS_REP + 1) /* self: start watching the listener */
+/* The metrics actor's kind in the trace (ferry-trace knows it as "metrics"). */
+#define METRICS_KIND 16
+
+typedef struct metrics {
+    const fy__ctx *ctx;
+    fy_actor *self;
+    fy_httpd *h;
+    fy_prom *prom;
+    uint64_t next_scrape, cur; /* cur: the gather in progress, 0 = none */
+    uint32_t expect, got;
+    fy_stats_rec *recs;
+    size_t nrecs, caprecs;
+    uint32_t waiting[FY_HTTPD_CONNS];
+    size_t nwaiting;
+    uint64_t scrapes, incomplete;
+} metrics;
+
+/* ---- gathering ------------------------------------------------------------ */
+
+static void finish(metrics *m);
+
+static void start_gather(metrics *m)
+{
+    m->cur = ++m->next_scrape;
+    m->expect = m->got = 0;
+    m->nrecs = 0;
+    if (m->ctx->registry && fy_stats_ask(m->ctx->registry, m->cur) == 0)
+        m->expect++;
+    if (m->ctx->acceptor && fy_stats_ask(m->ctx->acceptor, m->cur) == 0)
+        m->expect++;
+    if (m->expect == 0 || fy_timer_after(m->self, GATHER_MS, TAG_GATHER | m->cur << 8) < 0)
+        finish(m);
+}
+
+static void on_rep(metrics *m, fy_msg *msg)
+{
+    if (msg->u64[0] != m->cur || !m->cur || !msg->buf ||
+        fy_buf_len(msg->buf) != sizeof(fy_stats_rec))
+        return; /* a late answer to a gather already rendered */
+    if (m->nrecs == m->caprecs) {
+        size_t c = m->caprecs ? m->caprecs * 2 : 64;
+        fy_stats_rec *p = realloc(m->recs, c * sizeof *p);
+        if (!p)
+            return;
+        m->recs = p;
+        m->caprecs = c;
+    }
+    fy_stats_rec *r = &m->recs[m->nrecs++];
+    memcpy(r, fy_buf_cdata(msg->buf), sizeof *r);
+    r->channel[sizeof r->channel - 1] = 0;
+    r->peer[sizeof r->peer - 1] = 0;
+    r->mode[sizeof r->mode - 1] = 0;
+    m->expect += r->fanout;
+    if (++m->got >= m->expect)
+        finish(m);
+}
+
+/* ---- rendering ------------------------------------------------------------ */
+
+static const char *kind_name(uint16_t k)
+{
+    switch (k) {
+    case FY_KIND_ACCEPTOR: return "acceptor";
+    case FY_KIND_SESSION: return "session";
+    case FY_KIND_REGISTRY: return "registry";
+    case FY_KIND_WRITER: return "writer";
+    case FY_KIND_INDEXER: return "indexer";
+    case FY_KIND_FORWARDER: return "forwarder";
+    default: return "other";
+    }
+}
+
+static void render_runtime(metrics *m, fy_prom *p)
+{
+    fy_sched *s = m->ctx->sched;
+    char t[16];
+    fy_prom_family(p, "ferry_sched_busy_seconds_total", "counter",
+                   "Time each scheduler thread spent running actor handlers.");
+    for (unsigned i = 0; i < fy_sched_threads(s); i++) {
+        uint64_t busy = 0, turns = 0;
+        fy_sched_thread_stats(s, i, &busy, &turns);
+        snprintf(t, sizeof t, "%u", i);
+        fy_prom_f64(p, "ferry_sched_busy_seconds_total", (double)busy / 1e9, "thread", t, NULL);
+    }
+    fy_prom_family(p, "ferry_sched_turns_total", "counter", "Actor turns run per thread.");
+    for (unsigned i = 0; i < fy_sched_threads(s); i++) {
+        uint64_t busy = 0, turns = 0;
+        fy_sched_thread_stats(s, i, &busy, &turns);
+        snprintf(t, sizeof t, "%u", i);
+        fy_prom_u64(p, "ferry_sched_turns_total", turns, "thread", t, NULL);
+    }
+    fy_prom_family(p, "ferry_bufpool_used_bytes", "gauge",
+                   "Packet buffer pool: bytes of buffers in use.");
+    fy_prom_u64(p, "ferry_bufpool_used_bytes", fy_bufpool_used(m->ctx->pool), NULL);
+    fy_prom_family(p, "ferry_bufpool_limit_bytes", "gauge", "Packet buffer pool: byte limit.");
+    fy_prom_u64(p, "ferry_bufpool_limit_bytes", fy_bufpool_limit(m->ctx->pool), NULL);
+    fy_prom_family(p, "ferry_bufpool_buffers", "gauge", "Packet buffers in use.");
+    fy_prom_u64(p, "ferry_bufpool_buffers", fy_bufpool_live(m->ctx->pool), NULL);
+}
+
+static void render_conns(metrics *m, fy_prom *p, const fy_stats_rec *acc)
+{
+    uint64_t senders = 0, pending = 0, receivers = 0, in = 0, out = 0, fin = 0, fout = 0;
+    for (size_t i = 0; i < m->nrecs; i++) {
+        const fy_stats_rec *r = &m->recs[i];
+        if (r->kind == FY_KIND_SESSION) {
+            senders += r->role == 1;
+            pending += r->role == 0;
+        } else if (r->kind == FY_KIND_FORWARDER) {
+            receivers++;
+            out += r->v[FY_ST_BYTES_OUT];
+            fout += r->v[FY_ST_FRAMES_OUT];
+        } else if (r->kind == FY_KIND_WRITER) {
+            in += r->v[FY_ST_BYTES_IN];
+            fin += r->v[FY_ST_FRAMES_IN];
+            out += r->v[FY_ST_BYTES_OUT]; /* its receivers that have left */
+            fout += r->v[FY_ST_FRAMES_OUT];
+        }
+    }
+    fy_prom_family(p, "ferry_connections", "gauge",
+                   "Open client connections by role (handshake = hello not yet done).");
+    fy_prom_u64(p, "ferry_connections", senders, "role", "sender", NULL);
+    fy_prom_u64(p, "ferry_connections", receivers, "role", "receiver", NULL);
+    fy_prom_u64(p, "ferry_connections", pending, "role", "handshake", NULL);
+    fy_prom_family(p, "ferry_connections_accepted_total", "counter", "Connections accepted.");
+    fy_prom_u64(p, "ferry_connections_accepted_total", acc ? acc->v[FY_ST_ACCEPTED] : 0, NULL);
+    fy_prom_family(p, "ferry_bytes_in_total", "counter",
+                   "Frame bytes received from senders and stored (all channels).");
+    fy_prom_u64(p, "ferry_bytes_in_total", in, NULL);
+    fy_prom_family(p, "ferry_bytes_out_total", "counter", "Bytes sent to receivers.");
+    fy_prom_u64(p, "ferry_bytes_out_total", out, NULL);
+    fy_prom_family(p, "ferry_frames_in_total", "counter",
+                   "Frames received from senders and stored (all channels).");
+    fy_prom_u64(p, "ferry_frames_in_total", fin, NULL);
+    fy_prom_family(p, "ferry_frames_out_total", "counter", "Stream frames sent to receivers.");
+    fy_prom_u64(p, "ferry_frames_out_total", fout, NULL);
+    fy_prom_family(p, "ferry_errors_total", "counter",
+                   "Connections ended by an error, by error code (fy_errname).");
+    if (acc)
+        for (int i = 0; i < FY_STATS_ERRS; i++)
+            if (acc->err_n[i])
+                fy_prom_u64(p, "ferry_errors_total", acc->err_n[i], "code",
+                            acc->err_code[i] ? fy_errname(-(int)acc->err_code[i]) : "other",
+                            NULL);
+}
+
+static void render_channels(metrics *m, fy_prom *p)
+{
+    static const struct {
+        const char *name, *type, *help;
+        int st;
+    } fam[] = {
+        {"ferry_channel_bytes_total", "counter", "Bytes appended to the channel's log.", FY_ST_BYTES_IN},
+        {"ferry_channel_frames_total", "counter", "Frames appended to the channel's log.", FY_ST_FRAMES_IN},
+        {"ferry_channel_files_total", "counter", "Files stored in the channel.", FY_ST_FILES},
+        {"ferry_channel_receivers", "gauge", "Receivers subscribed to the channel.", FY_ST_RECEIVERS},
+        {"ferry_channel_next_seq", "gauge", "Next sequence number of the channel.", FY_ST_NEXT_SEQ},
+    };
+    for (size_t f = 0; f < sizeof fam / sizeof *fam; f++) {
+        fy_prom_family(p, fam[f].name, fam[f].type, fam[f].help);
+        for (size_t i = 0; i < m->nrecs; i++)
+            if (m->recs[i].kind == FY_KIND_WRITER)
+                fy_prom_u64(p, fam[f].name, m->recs[i].v[fam[f].st], "channel",
+                            m->recs[i].channel, NULL);
+    }
+}
+
+static void render_receivers(metrics *m, fy_prom *p)
+{
+    static const struct {
+        const char *name, *type, *help;
+        int st;
+    } fam[] = {
+        {"ferry_receiver_lag_packets", "gauge", "Packets the receiver is behind the channel.", FY_ST_LAG_PKTS},
+        {"ferry_receiver_lag_bytes", "gauge", "Bytes the receiver is behind the channel.", FY_ST_LAG_BYTES},
+        {"ferry_receiver_bytes_total", "counter", "Bytes sent to the receiver.", FY_ST_BYTES_OUT},
+        {"ferry_receiver_queued_bytes", "gauge", "Live buffer bytes held for the receiver.", FY_ST_QUEUED_BYTES},
+        {"ferry_receiver_catchups_total", "counter", "Times the receiver fell back to reading the file.", FY_ST_CATCHUPS},
+    };
+    char id[16];
+    for (size_t f = 0; f < sizeof fam / sizeof *fam; f++) {
+        fy_prom_family(p, fam[f].name, fam[f].type, fam[f].help);
+        for (size_t i = 0; i < m->nrecs; i++) {
+            const fy_stats_rec *r = &m->recs[i];
+            if (r->kind != FY_KIND_FORWARDER)
+                continue;
+            snprintf(id, sizeof id, "%u", r->actor);
+            fy_prom_u64(p, fam[f].name, r->v[fam[f].st], "channel", r->channel, "peer", r->peer,
+                        "actor", id, NULL);
+        }
+    }
+    fy_prom_family(p, "ferry_receiver_mode", "gauge",
+                   "1 for the receiver's current mode: live (from memory) or catch-up (from the file).");
+    for (size_t i = 0; i < m->nrecs; i++) {
+        const fy_stats_rec *r = &m->recs[i];
+        if (r->kind != FY_KIND_FORWARDER)
+            continue;
+        snprintf(id, sizeof id, "%u", r->actor);
+        fy_prom_u64(p, "ferry_receiver_mode", 1, "channel", r->channel, "peer", r->peer, "actor",
+                    id, "mode", r->mode[0] ? r->mode : "unknown", NULL);
+    }
+}
+
+static void render_depths(metrics *m, fy_prom *p)
+{
+    static const uint16_t kinds[] = {FY_KIND_ACCEPTOR, FY_KIND_SESSION, FY_KIND_REGISTRY,
+                                     FY_KIND_WRITER,   FY_KIND_INDEXER, FY_KIND_FORWARDER};
+    fy_prom_family(p, "ferry_mailbox_depth_max", "gauge",
+                   "Deepest mailbox among the actors of a kind, as they answered this scrape.");
+    for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) {
+        uint64_t mx = 0;
+        for (size_t i = 0; i < m->nrecs; i++)
+            if (m->recs[i].kind == kinds[k] && m->recs[i].depth > mx)
+                mx = m->recs[i].depth;
+        fy_prom_u64(p, "ferry_mailbox_depth_max", mx, "kind", kind_name(kinds[k]), NULL);
+    }
+    fy_prom_family(p, "ferry_mailbox_depth_sum", "gauge",
+                   "Messages queued in the mailboxes of a kind's actors.");
+    for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) {
+        uint64_t sum = 0;
+        for (size_t i = 0; i < m->nrecs; i++)
+            if (m->recs[i].kind == kinds[k])
+                sum += m->recs[i].depth;
+        fy_prom_u64(p, "ferry_mailbox_depth_sum", sum, "kind", kind_name(kinds[k]), NULL);
+    }
+}
+
+static void finish(metrics *m)
+{
+    if (m->got < m->expect)
+        m->incomplete++;
+    m->cur = 0;
+    m->scrapes++;
+    const fy_stats_rec *acc = NULL;
+    for (size_t i = 0; i < m->nrecs; i++)
+        if (m->recs[i].kind == FY_KIND_ACCEPTOR)
+            acc = &m->recs[i];
+    fy_prom *p = m->prom;
+    fy_prom_reset(p);
+    fy_prom_family(p, "ferry_up", "gauge", "1 while the relay runs.");
+    fy_prom_u64(p, "ferry_up", 1, NULL);
+    render_conns(m, p, acc);
+    render_channels(m, p);
+    render_receivers(m, p);
+    render_depths(m, p);
+    render_runtime(m, p);
+    fy_prom_family(p, "ferry_metrics_scrapes_total", "counter", "Gathers run for /metrics.");
+    fy_prom_u64(p, "ferry_metrics_scrapes_total", m->scrapes, NULL);
+    fy_prom_family(p, "ferry_metrics_incomplete_total", "counter",
+                   "Gathers rendered at the deadline with answers missing.");
+    fy_prom_u64(p, "ferry_metrics_incomplete_total", m->incomplete, NULL);
+    size_t len;
+    const char *text = fy_prom_text(p, &len);
+    for (size_t i = 0; i < m->nwaiting; i++) {
+        if (text)
+            fy_httpd_reply(m->h, m->waiting[i], 200, FY_PROM_CTYPE, text, len);
+        else
+            fy_httpd_reply(m->h, m->waiting[i], 503, "text/plain", "out of memory\n", 14);
+    }
+    m->nwaiting = 0;
+}
+
+/* ---- the actor ------------------------------------------------------------- */
+
+static void on_req(void *arg, uint32_t conn, const char *method, const char *path)
+{
+    metrics *m = arg;
+    if (strcmp(method, "GET") != 0) {
+        fy_httpd_reply(m->h, conn, 405, "text/plain", "GET only\n", 9);
+        return;
+    }
+    if (strcmp(path, "/metrics") != 0) {
+        static const char idx[] = "ferryd: metrics at /metrics (Prometheus text format)\n";
+        fy_httpd_reply(m->h, conn, strcmp(path, "/") ? 404 : 200, "text/plain", idx,
+                       sizeof idx - 1);
+        return;
+    }
+    if (m->nwaiting == FY_HTTPD_CONNS) {
+        fy_httpd_reply(m->h, conn, 503, "text/plain", "busy\n", 5);
+        return;
+    }
+    m->waiting[m->nwaiting++] = conn;
+    if (!m->cur)
+        start_gather(m); /* scrapes arriving meanwhile share this gather */
+}
+
+static int handle(fy_actor *self, void *state, fy_msg *msg)
+{
+    metrics *m = state;
+    (void)self;
+    switch (msg->type) {
+    case FY_MSG_IO:
+        if (fy_httpd_owns(m->h, msg))
+            fy_httpd_io(m->h, msg, on_req, m);
+        break;
+    case FY_STATS_REP:
+        on_rep(m, msg);
+        break;
+    case MSG_START:
+        if (fy_httpd_start(m->h) < 0)
+            fy_klog(FY_LOG_ERROR, "metrics listener not watched", "call=fy_io_add "
+                    "action=\"serve no metrics\"");
+        (void)fy_timer_after(m->self, SWEEP_MS, TAG_SWEEP);
+        break;
+    case FY_MSG_TIMER:
+        if (msg->u64[0] == TAG_SWEEP) {
+            fy_httpd_sweep(m->h, SWEEP_MS);
+            (void)fy_timer_after(m->self, SWEEP_MS, TAG_SWEEP);
+        } else if ((msg->u64[0] & 0xFF) == TAG_GATHER && m->cur && msg->u64[0] >> 8 == m->cur) {
+            finish(m);
+        }
+        break;
+    default:
+        break;
+    }
+    return FY_MSG_DONE;
+}
+
+static void dtor(void *state)
+{
+    metrics *m = state;
+    fy_httpd_free(m->h);
+    fy_prom_free(m->prom);
+    free(m->recs);
+    free(m);
+}
+
+int fy__metrics_new(const fy__ctx *ctx, const char *addr, fy_actor **out, char *bound,
+                    size_t boundcap, char *err, size_t errcap)
+{
+    metrics *m = calloc(1, sizeof *m);
+    int rc;
+    if (!m || fy_prom_new(&m->prom) < 0) {
+        free(m);
+        snprintf(err, errcap, "out of memory");
+        return -ENOMEM;
+    }
+    m->ctx = ctx;
+    fy_actor_opts o = {.fn = handle, .dtor = dtor, .state = m, .kind = METRICS_KIND,
+                       .label = "metrics"};
+    if ((rc = fy_actor_new(ctx->sched, &o, &m->self)) < 0) {
+        fy_prom_free(m->prom);
+        free(m);
+        snprintf(err, errcap, "metrics actor: %s", fy_strerror(rc));
+        return rc;
+    }
+    /* *out may be the context's collector slot, which the actors asked
+     * read: written before MSG_START, so before any scrape can ask them. */
+    *out = m->self;
+    /* Bound here, so a bad address fails start-up; watched from the first
+     * turn (MSG_START), so no readiness message can race with m->h. */
+    if ((rc = fy_httpd_new(m->self, addr, HTTP_TAGS, &m->h, err, errcap)) < 0) {
+        fy_actor_stop(m->self); /* dtor frees m; fy_httpd_free(NULL) is fine */
+        fy_actor_unref(m->self);
+        *out = NULL;
+        return rc;
+    }
+    fy_httpd_bound(m->h, bound, boundcap);
+    if ((rc = fy_actor_post(m->self, MSG_START, 0, 0, 0, NULL, NULL)) < 0) {
+        fy_actor_stop(m->self);
+        fy_actor_unref(m->self);
+        *out = NULL;
+        snprintf(err, errcap, "metrics actor: %s", fy_strerror(rc));
+        return rc;
+    }
+    return 0;
+}

@@ -1,0 +1,200 @@
+/*
+ * relay.c - wiring: the buffer pool, the scheduler, the listening socket
+ * and the first two actors (registry, acceptor), and the orderly shutdown
+ * (fy_relay).  Everything after start-up happens in the actors; this file
+ * only waits for the registry's "all channels closed" on an eventfd.
+ */
+#include "relay.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ferry/err.h"
+#include "ferry/klog.h"
+#include "ferry/sock.h"
+#include "ferry/trace.h"
+#include "obs/trsnap.h"
+#include "obs/trstream.h"
+#include "relay_int.h"
+
+struct fy_relay {
+    fy__ctx ctx;
+    fy_addr bound;
+    int lfd;
+    bool started;
+    void *reg_state;
+    char metrics_bound[128];
+    fy_actor *tracer; /* --trace: the streaming trace recorder, or NULL */
+};
+
+static int mkdir_p(const char *path)
+{
+    char tmp[FY_CONF_PATH_MAX + 16];
+
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = 0;
+        if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+int fy_relay_new(const fy_conf *conf, const fy_auth *auth, fy_relay **out, char *err,
+                 size_t errcap)
+{
+    fy_relay *r = calloc(1, sizeof *r);
+    fy_addr a;
+    int rc;
+
+    if (!r)
+        return -ENOMEM;
+    r->lfd = -1;
+    r->ctx.done_fd = -1;
+    r->ctx.conf = conf;
+    r->ctx.auth = auth;
+    snprintf(r->ctx.chan_root, sizeof r->ctx.chan_root, "%s/channels", conf->data);
+    if ((rc = mkdir_p(r->ctx.chan_root)) < 0) {
+        snprintf(err, errcap, "cannot create %s: %s", r->ctx.chan_root, strerror(-rc));
+        goto fail;
+    }
+    if ((rc = fy_addr_parse(conf->listen, "127.0.0.1", &a)) < 0) {
+        snprintf(err, errcap, "listen: cannot parse '%s' (HOST:PORT, numeric host)", conf->listen);
+        goto fail;
+    }
+    if ((rc = fy_sock_listen(&a, 0, &r->bound)) < 0) {
+        snprintf(err, errcap, "listen on %s: %s", conf->listen, strerror(-rc));
+        goto fail;
+    }
+    r->lfd = rc;
+    if ((rc = fy_bufpool_new(conf->memory, &r->ctx.pool)) < 0) {
+        snprintf(err, errcap, "buffer pool of %llu bytes: %s", (unsigned long long)conf->memory,
+                 fy_strerror(rc));
+        goto fail;
+    }
+    fy_sched_opts so = {.threads = conf->threads};
+    if ((rc = fy_sched_new(&so, &r->ctx.sched)) < 0) {
+        snprintf(err, errcap, "scheduler: %s", fy_strerror(rc));
+        goto fail;
+    }
+    if ((r->ctx.done_fd = eventfd(0, EFD_CLOEXEC)) < 0) {
+        rc = -errno;
+        snprintf(err, errcap, "eventfd: %s", strerror(-rc));
+        goto fail;
+    }
+    *out = r;
+    return 0;
+fail:
+    fy_relay_free(r);
+    return rc;
+}
+
+void fy_relay_bound(const fy_relay *r, char *buf, size_t cap)
+{
+    fy_addr_format(&r->bound, buf, cap);
+}
+
+const char *fy_relay_metrics_bound(const fy_relay *r)
+{
+    return r->metrics_bound[0] ? r->metrics_bound : NULL;
+}
+
+int fy_relay_start(fy_relay *r, char *err, size_t errcap)
+{
+    int rc;
+
+    if (r->ctx.conf->trace[0]) {
+        fy_trstream_opts to = {.path = r->ctx.conf->trace,
+                               .max_bytes = r->ctx.conf->trace_max_bytes};
+        if ((rc = fy_trstream_new(r->ctx.sched, &to, &r->tracer, err, errcap)) < 0)
+            return rc;
+    }
+    if ((rc = fy_sched_start(r->ctx.sched)) < 0)
+        return rc;
+    r->started = true;
+    if ((rc = fy__registry_new(&r->ctx, &r->ctx.registry, &r->reg_state)) < 0)
+        return rc;
+    if ((rc = fy__acceptor_new(&r->ctx, r->lfd, &r->ctx.acceptor)) < 0)
+        return rc;
+    /* After registry and acceptor, which it asks; before any scrape can
+     * reach a session (its listener is watched from its first turn). */
+    if (r->ctx.conf->metrics[0] &&
+        (rc = fy__metrics_new(&r->ctx, r->ctx.conf->metrics, &r->ctx.metrics, r->metrics_bound,
+                              sizeof r->metrics_bound, err, errcap)) < 0)
+        return rc;
+    int lfd = r->lfd;
+    r->lfd = -1; /* the acceptor owns it now */
+    /* ctx is complete: from here on it is only read. */
+    return fy__acceptor_listen(r->ctx.acceptor, lfd);
+}
+
+int fy_relay_stop(fy_relay *r, unsigned timeout_ms)
+{
+    int rc = 0;
+
+    if (!r->started)
+        return 0;
+    uint64_t t0 = fy_now_ns();
+    fy_actor_post(r->ctx.acceptor, FY_RM_SHUTDOWN, 0, 0, 0, NULL, NULL);
+    struct pollfd p = {.fd = r->ctx.done_fd, .events = POLLIN};
+    for (;;) {
+        uint64_t el = (fy_now_ns() - t0) / 1000000;
+        if (el >= timeout_ms) {
+            rc = -ETIMEDOUT;
+            break;
+        }
+        int n = poll(&p, 1, (int)(timeout_ms - el));
+        if (n > 0)
+            break;
+        if (n < 0 && errno != EINTR) {
+            rc = -errno;
+            break;
+        }
+    }
+    if (rc < 0)
+        fy_klog(FY_LOG_WARN, "shutdown incomplete", "waited_ms=%u err=%s action=\"stop all actors\"",
+                timeout_ms, fy_errname(rc));
+    fy_sched_exit(r->ctx.sched);
+    fy_sched_join(r->ctx.sched);
+    r->started = false;
+    return rc;
+}
+
+int fy_relay_trace(fy_relay *r, char *path, size_t cap)
+{
+    return fy_trsnap_write(r->ctx.sched, r->ctx.conf->data, path, cap);
+}
+
+void fy_relay_free(fy_relay *r)
+{
+    if (!r)
+        return;
+    fy_actor_unref(r->tracer); /* stopped (after a last drain) by the join */
+    fy_actor_unref(r->ctx.metrics);
+    fy_actor_unref(r->ctx.acceptor);
+    fy_actor_unref(r->ctx.registry);
+    fy__registry_cleanup(r->reg_state);
+    if (r->ctx.sched)
+        fy_sched_free(r->ctx.sched);
+    /* A forced stop may leave buffers referenced from released messages;
+     * then the pool is left to process exit rather than asserting. */
+    if (r->ctx.pool && fy_bufpool_live(r->ctx.pool) == 0)
+        fy_bufpool_free(r->ctx.pool);
+    if (r->lfd >= 0)
+        close(r->lfd);
+    if (r->ctx.done_fd >= 0)
+        close(r->ctx.done_fd);
+    free(r);
+}

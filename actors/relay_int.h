@@ -1,0 +1,185 @@
+/*
+ * relay_int.h - what the relay's actors share: the read-only context, the
+ * channel record, the message types they exchange and the batch of frames
+ * that travels session -> file-writer -> forwarders.
+ *
+ * Nothing here is mutable shared state.  The context and the channel
+ * records are written once before they are published (through fy_actor_new
+ * or a message, both of which order the writes before the reader's turn)
+ * and never change afterwards.  A batch is handed from one owner to the
+ * next by message; once the writer shares it with forwarders it is
+ * read-only and only its reference count moves.
+ *
+ * Message shapes (u32 / u64[0] / u64[1] / ptr) are listed beside each type.
+ * Messages that carry a heap pointer are only ever sent to an actor that
+ * cannot stop before it has handled them (see docs/architecture.md,
+ * "Lifetimes"), so no pointer is lost when an actor stops.
+ */
+#ifndef FERRY_ACTORS_RELAY_INT_H
+#define FERRY_ACTORS_RELAY_INT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ferry/actor.h"
+#include "ferry/buf.h"
+#include "ferry/proto.h"
+#include "ferry/sched.h"
+#include "ferry/store.h"
+#include "auth.h"
+#include "conf.h"
+
+/* Actor kinds, shown in the trace. */
+enum fy__kind {
+    FY_KIND_ACCEPTOR = 1,
+    FY_KIND_SESSION = 2,
+    FY_KIND_REGISTRY = 3,
+    FY_KIND_WRITER = 4,
+    FY_KIND_INDEXER = 5,
+    FY_KIND_FORWARDER = 6,
+};
+
+/* The relay-wide, read-only context every actor gets a pointer to. */
+typedef struct fy__ctx {
+    const fy_conf *conf;
+    const fy_auth *auth; /* NULL: everyone may publish and subscribe */
+    fy_bufpool *pool;
+    fy_sched *sched;
+    fy_actor *registry;  /* set before the first session exists */
+    fy_actor *acceptor;
+    fy_actor *metrics;   /* the stats collector (actors/metrics.c), or NULL */
+    int done_fd;         /* eventfd: the registry signals "shutdown complete" */
+    char chan_root[4200];/* DATA/channels */
+} fy__ctx;
+
+/* One channel: created by the registry, immutable afterwards, freed by the
+ * registry's dtor after the scheduler is joined. */
+typedef struct fy__chan {
+    uint32_t id;
+    char name[FY_NAME_MAX + 1];
+    char dir[4500];
+    fy_actor *writer;  /* registry's reference */
+    fy_actor *indexer; /* registry's reference */
+} fy__chan;
+
+/* A run of frames.  The session fills bufs[] (one reference each); the
+ * writer fills recs[], end and next_seq, then shares the batch with every
+ * forwarder: refs counts the holders, the last fy__batch_unref() releases
+ * the buffers.  C11 atomics rather than ck here because ThreadSanitizer
+ * must see the release/acquire pair that guards the free. */
+typedef struct fy__batch {
+    atomic_uint refs;
+    uint32_t n, cap;
+    uint64_t bytes;    /* sum of frame lengths (header + payload) */
+    uint64_t held;     /* sum of buffer capacities (what the pool counts) */
+    fy_pos end;        /* log end after the last frame (writer sets) */
+    uint64_t next_seq; /* seq after the last frame (writer sets) */
+    fy_buf **bufs;
+    fy_idx_rec *recs;
+} fy__batch;
+
+fy__batch *fy__batch_new(uint32_t cap);
+void fy__batch_unref(fy__batch *b);
+/* The type byte of frame i (header offset 5). */
+uint8_t fy__batch_type(const fy__batch *b, uint32_t i);
+
+/* What a forwarder learns when it subscribes (writer -> forwarder, malloc'd). */
+typedef struct fy__sub_info {
+    uint32_t err;       /* 0 or FY_E* (shutting down) */
+    fy_pos end;
+    uint64_t next_seq;  /* seq at end */
+    uint64_t first_seq;
+    uint64_t fb_seq;    /* file-begin of the file in progress, 0 = none */
+    fy_pos fb_pos;
+} fy__sub_info;
+
+/* Session -> registry request (malloc'd). */
+typedef struct fy__chan_req {
+    fy_actor *reply; /* a reference, dropped by the registry */
+    char name[FY_NAME_MAX + 1];
+} fy__chan_req;
+
+/* Forwarder start-up parameters (moved into the forwarder's state). */
+typedef struct fy__fwd_init {
+    const fy__ctx *ctx;
+    const fy__chan *chan;
+    int fd;
+    uint8_t mode;
+    uint64_t resume_from;
+    char peer[64];
+    const uint8_t *pending; /* bytes read past the hello; copied */
+    size_t npending;
+} fy__fwd_init;
+
+enum fy__msg {
+    /* to the acceptor */
+    FY_RM_SHUTDOWN = FY_MSG_USER + 1, /* to any actor: begin shutdown */
+    FY_RM_SESSION_GONE,               /* ptr = session (acceptor holds the ref), u32 = FY_E* that
+                                         ended it, u64 = its bytes, frames in */
+    /* to the registry */
+    FY_RM_CHAN_GET,                   /* ptr = fy__chan_req */
+    FY_RM_WRITER_DONE,                /* writer finished shutting down */
+    /* to a session */
+    FY_RM_CHAN,                       /* u32 = FY_E* or 0, ptr = fy__chan */
+    FY_RM_ATTACHED,                   /* u32 = FY_E* or 0, u64 = next_seq, first_seq */
+    FY_RM_CREDIT,                     /* u64[0] = bytes of buffer capacity freed */
+    FY_RM_ACK,                        /* u64[0] = seq of a stored file-end */
+    FY_RM_STORE_ERR,                  /* u32 = FY_E* or errno: append failed */
+    FY_RM_CONTINUE,                   /* self: more work, next turn */
+    /* to a writer */
+    FY_RM_ATTACH,                     /* ptr = session (a reference) */
+    FY_RM_DETACH,                     /* ptr = session (compare only) */
+    FY_RM_BATCH,                      /* ptr = fy__batch */
+    FY_RM_SUBSCRIBE,                  /* ptr = forwarder (a reference) */
+    FY_RM_UNSUBSCRIBE,                /* ptr = forwarder (compare only), u64 = its bytes, frames out */
+    FY_RM_IDX_DONE,                   /* indexer closed */
+    /* to an indexer */
+    FY_RM_RECS,                       /* u32 = n, ptr = fy_idx_rec[n] (malloc'd) */
+    FY_RM_LOOKUP,                     /* u64[0] = seq, ptr = forwarder (a reference) */
+    FY_RM_TRIM,                       /* u64[0] = first seq */
+    FY_RM_IDX_SYNC,
+    /* to a forwarder */
+    FY_RM_SUBSCRIBED,                 /* ptr = fy__sub_info (malloc'd) */
+    FY_RM_LIVE,                       /* ptr = fy__batch (one reference) */
+    FY_RM_LOOKED,                     /* u32 = FY_E* or 0, u64 = seg, off */
+    FY_RM_UNSUBSCRIBED,
+};
+
+/* Timer tags. */
+enum { FY__TM_RETRY = 1, FY__TM_LINGER = 2, FY__TM_FSYNC = 3, FY__TM_RETAIN = 4, FY__TM_ACCEPT = 5,
+       FY__TM_HELLO = 6 };
+
+/* ---- the actors' constructors (one file each) ---------------------------- */
+
+/* Each returns 0 with *out holding one reference, or -errno. */
+int fy__acceptor_new(const fy__ctx *ctx, int lfd, fy_actor **out);
+/* Start watching the listening socket (once ctx->registry is set). */
+int fy__acceptor_listen(fy_actor *a, int lfd);
+int fy__session_new(const fy__ctx *ctx, int fd, const char *peer, fy_actor **out);
+/* The registry's state outlives the actor: fy__registry_cleanup() frees the
+ * channel records after the scheduler is joined, when nothing can use them. */
+int fy__registry_new(const fy__ctx *ctx, fy_actor **out, void **state);
+void fy__registry_cleanup(void *state);
+/* Takes log; creates the indexer from idx (*indexer gets a reference). */
+int fy__writer_new(const fy__ctx *ctx, const fy__chan *chan, fy_log *log, fy_idx *idx,
+                   fy_actor **out, fy_actor **indexer);
+int fy__indexer_new(const fy__ctx *ctx, const fy__chan *chan, fy_idx *idx, fy_actor *writer,
+                    fy_actor **out);
+int fy__forwarder_new(const fy__fwd_init *in, fy_actor **out);
+
+/* The metrics actor: GET /metrics on addr (actors/metrics.c).  *bound gets
+ * the address it listens on.  0 or -errno with a message in err. */
+int fy__metrics_new(const fy__ctx *ctx, const char *addr, fy_actor **out, char *bound,
+                    size_t boundcap, char *err, size_t errcap);
+
+/* Encode a control frame (hdr seq 0 unless given) into out; returns its
+ * length or a negative error.  Used by session and forwarder. */
+int fy__ctl_frame(uint8_t type, uint32_t channel, uint64_t seq, const uint8_t *payload,
+                  size_t len, uint8_t *out, size_t cap);
+/* An error frame with code and printf-style text. */
+int fy__ctl_error(uint32_t channel, int code, uint8_t *out, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+#endif

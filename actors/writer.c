@@ -1,0 +1,420 @@
+/*
+ * writer.c - one channel's file-writer: the data log and the subscriber
+ * list (the writer actor).
+ *
+ * Every batch a sender's session sends is appended with one fy_log_append
+ * (one pwritev in the common case).  Then, in this order: the index
+ * records go to the indexer, every subscribed forwarder gets the batch
+ * (one shared reference count for all of them: the same bytes, no copy)
+ * together with the new end position, the sender gets an ack for each
+ * file-end (after an fdatasync when the policy is file-end), and last a
+ * credit for the buffer bytes, which reopens the channel's in-flight
+ * budget.  The writer never waits for a forwarder: a forwarder that cannot
+ * keep up drops live batches itself and catches up from the file.
+ *
+ * The writer also enforces one sender per channel (FY_EBUSY) and answers
+ * subscriptions with the current end, so a late receiver knows exactly up
+ * to where to read history from disk before switching to live batches.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ferry/err.h"
+#include "ferry/io.h"
+#include "ferry/klog.h"
+#include "ferry/proto.h"
+#include "ferry/trace.h"
+#include "obs/stats.h"
+#include "relay_int.h"
+
+#define RETAIN_MS 1000
+
+typedef struct writer {
+    const fy__ctx *ctx;
+    const fy__chan *chan;
+    fy_actor *self;
+    fy_actor *indexer;
+    fy_log *log;
+    fy_actor *sender; /* a reference, or NULL */
+    fy_actor **fwd;   /* references */
+    size_t nfwd, capfwd;
+    struct iovec *iov;
+    size_t iovcap;
+    /* the file in progress, for LIVE joiners and the "file stored" line */
+    uint64_t fb_seq;
+    fy_pos fb_pos;
+    uint64_t fb_size;
+    char fb_name[FY_NAME_MAX + 1];
+    bool dirty, fsync_armed, shutting, idx_done;
+    uint64_t first_seq;
+    uint64_t bytes, frames, files; /* for /metrics */
+    uint64_t gone_out, gone_frames_out; /* totals of forwarders that have left */
+} writer;
+
+/* ---- storing a batch --------------------------------------------------------- */
+
+static void note_frames(writer *w, fy__batch *b, uint64_t *acks, size_t *nacks)
+{
+    for (uint32_t i = 0; i < b->n; i++) {
+        uint8_t t = fy__batch_type(b, i);
+        const uint8_t *p = fy_buf_cdata(b->bufs[i]) + FY_FRAME_HDR_SIZE;
+        size_t len = fy_buf_len(b->bufs[i]) - FY_FRAME_HDR_SIZE;
+        if (t == FY_FT_FILE_BEGIN) {
+            fy_file_begin fb;
+            if (fy_file_begin_decode(p, len, &fb) == 0) {
+                snprintf(w->fb_name, sizeof w->fb_name, "%s", fb.name);
+                w->fb_size = fb.size;
+            }
+            w->fb_seq = b->recs[i].seq;
+            w->fb_pos = (fy_pos){b->recs[i].seg, b->recs[i].off};
+        } else if (t == FY_FT_FILE_END) {
+            fy_klog(FY_LOG_INFO, "file stored", "channel=%s name=%s size=%llu seq_first=%llu "
+                    "seq_last=%llu", w->chan->name, w->fb_name, (unsigned long long)w->fb_size,
+                    (unsigned long long)w->fb_seq, (unsigned long long)b->recs[i].seq);
+            w->fb_seq = 0;
+            w->files++;
+            acks[(*nacks)++] = b->recs[i].seq;
+        }
+    }
+}
+
+static void retain(writer *w)
+{
+    uint64_t first = w->first_seq;
+    int rc = fy_log_retain(w->log, (uint64_t)time(NULL), &first);
+
+    if (rc < 0) {
+        fy_klog(FY_LOG_WARN, "fy_log_retain failed", "channel=%s err=%s action=\"retry later\"",
+                w->chan->name, fy_errname(rc));
+        return;
+    }
+    if (first != w->first_seq) {
+        fy_klog(FY_LOG_INFO, "old segments removed", "channel=%s first_seq=%llu", w->chan->name,
+                (unsigned long long)first);
+        w->first_seq = first;
+        fy_actor_post(w->indexer, FY_RM_TRIM, 0, first, 0, NULL, NULL);
+    }
+}
+
+static void on_batch(writer *w, fy__batch *b)
+{
+    uint64_t acks[b->n ? b->n : 1];
+    size_t nacks = 0;
+    fy_actor *to = w->sender;
+    uint64_t seg0 = fy_log_end(w->log).seg;
+    int rc = 0;
+
+    if (w->iovcap < b->n) {
+        struct iovec *ni = realloc(w->iov, b->n * sizeof *ni);
+        if (!ni)
+            rc = -ENOMEM;
+        else
+            w->iov = ni, w->iovcap = b->n;
+    }
+    for (uint32_t i = 0; rc == 0 && i < b->n; i++)
+        w->iov[i] = (struct iovec){fy_buf_data(b->bufs[i]), fy_buf_len(b->bufs[i])};
+    if (rc == 0)
+        rc = fy_log_append(w->log, w->iov, b->n, b->recs);
+    if (rc < 0) {
+        fy_klog(FY_LOG_ERROR, "fy_log_append failed", "channel=%s frames=%u err=%s "
+                "action=\"end the sender's connection\"", w->chan->name, b->n, fy_errname(rc));
+        if (to) {
+            fy_actor_post(to, FY_RM_STORE_ERR, (uint32_t)-rc, 0, 0, NULL, NULL);
+            fy_actor_post(to, FY_RM_CREDIT, 0, b->held, 0, NULL, NULL);
+        }
+        fy__batch_unref(b);
+        return;
+    }
+    b->end = fy_log_end(w->log);
+    b->next_seq = fy_log_next_seq(w->log);
+    w->bytes += b->bytes;
+    w->frames += b->n;
+    fy_trace_emit(FY_TR_BYTES, fy_actor_id(w->self), b->bytes, 2);
+
+    fy_idx_rec *recs = malloc(b->n * sizeof *recs);
+    if (recs) {
+        memcpy(recs, b->recs, b->n * sizeof *recs);
+        fy_actor_post(w->indexer, FY_RM_RECS, b->n, 0, 0, recs, NULL);
+    } else {
+        /* The index lags; recovery rebuilds it from the data on next open. */
+        fy_klog(FY_LOG_ERROR, "malloc failed", "what=index_records n=%u action=\"skip\"", b->n);
+    }
+    note_frames(w, b, acks, &nacks);
+    w->dirty = true;
+
+    /* Live: every forwarder gets the same batch; the writer's reference
+     * becomes theirs. */
+    uint64_t held = b->held;
+    if (w->nfwd) {
+        atomic_store_explicit(&b->refs, (unsigned)w->nfwd, memory_order_relaxed);
+        for (size_t i = 0; i < w->nfwd; i++)
+            if (fy_actor_post(w->fwd[i], FY_RM_LIVE, 0, 0, 0, b, NULL) < 0)
+                fy__batch_unref(b);
+    } else {
+        fy__batch_unref(b);
+    }
+
+    if (nacks && w->ctx->conf->fsync_mode == FY_FSYNC_FILE_END) {
+        if ((rc = fy_log_sync(w->log)) < 0) {
+            fy_klog(FY_LOG_ERROR, "fy_log_sync failed", "channel=%s err=%s action=\"no ack\"",
+                    w->chan->name, fy_errname(rc));
+            nacks = 0;
+            if (to)
+                fy_actor_post(to, FY_RM_STORE_ERR, (uint32_t)-rc, 0, 0, NULL, NULL);
+        }
+        w->dirty = false;
+    }
+    if (w->ctx->conf->fsync_mode == FY_FSYNC_INTERVAL && w->dirty && !w->fsync_armed) {
+        w->fsync_armed = true;
+        fy_timer_after(w->self, w->ctx->conf->fsync_ms, FY__TM_FSYNC);
+    }
+    if (to) {
+        for (size_t i = 0; i < nacks; i++)
+            fy_actor_post(to, FY_RM_ACK, 0, acks[i], 0, NULL, NULL);
+        fy_actor_post(to, FY_RM_CREDIT, 0, held, 0, NULL, NULL);
+    }
+    if (fy_log_end(w->log).seg != seg0 && (w->ctx->conf->retain_bytes || w->ctx->conf->retain_age))
+        retain(w);
+}
+
+/* ---- subscribers and the sender slot ------------------------------------------- */
+
+static void on_subscribe(writer *w, fy_actor *f)
+{
+    fy__sub_info *si = calloc(1, sizeof *si);
+
+    if (w->nfwd == w->capfwd) {
+        size_t cap = w->capfwd ? 2 * w->capfwd : 8;
+        fy_actor **nf = realloc(w->fwd, cap * sizeof *nf);
+        if (nf)
+            w->fwd = nf, w->capfwd = cap;
+    }
+    if (!si || w->nfwd == w->capfwd) {
+        /* Cannot track it: the forwarder will see the error and unsubscribe. */
+        free(si);
+        fy_klog(FY_LOG_ERROR, "malloc failed", "what=subscriber channel=%s", w->chan->name);
+        fy_actor_post(f, FY_RM_SUBSCRIBED, 0, 0, 0, NULL, NULL);
+        fy_actor_unref(f);
+        return;
+    }
+    w->fwd[w->nfwd++] = f;
+    si->err = w->shutting ? FY_ESHUTDOWN : 0;
+    si->end = fy_log_end(w->log);
+    si->next_seq = fy_log_next_seq(w->log);
+    si->first_seq = fy_log_first_seq(w->log);
+    si->fb_seq = w->fb_seq;
+    si->fb_pos = w->fb_pos;
+    if (fy_actor_post(f, FY_RM_SUBSCRIBED, 0, 0, 0, si, NULL) < 0)
+        free(si);
+}
+
+static void maybe_done(writer *w)
+{
+    if (!w->shutting || w->nfwd || !w->idx_done || !w->log)
+        return;
+    int rc = fy_log_sync(w->log);
+    fy_log_close(w->log);
+    w->log = NULL;
+    fy_klog(rc < 0 ? FY_LOG_ERROR : FY_LOG_INFO, "channel closed", "channel=%s sync=%s",
+            w->chan->name, rc < 0 ? fy_errname(rc) : "ok");
+    fy_actor_post(w->ctx->registry, FY_RM_WRITER_DONE, 0, 0, 0, NULL, NULL);
+    fy_actor_stop(w->self);
+}
+
+static void on_unsubscribe(writer *w, fy_actor *f, const fy_msg *m)
+{
+    fy_actor *ref = NULL;
+
+    w->gone_out += m->u64[0];
+    w->gone_frames_out += m->u64[1];
+
+    for (size_t i = 0; i < w->nfwd && !ref; i++)
+        if (w->fwd[i] == f) {
+            ref = f;
+            w->fwd[i] = w->fwd[--w->nfwd];
+        }
+    /* The forwarder waits for this reply before it stops, so the pointer is
+     * good even without a reference; it is the last message we send it. */
+    fy_actor_post(f, FY_RM_UNSUBSCRIBED, 0, 0, 0, NULL, NULL);
+    fy_actor_unref(ref);
+    maybe_done(w);
+}
+
+static void on_attach(writer *w, fy_actor *s)
+{
+    int err = w->shutting ? FY_ESHUTDOWN : w->sender ? FY_EBUSY : 0;
+
+    fy_actor_post(s, FY_RM_ATTACHED, (uint32_t)err, fy_log_next_seq(w->log),
+                  fy_log_first_seq(w->log), NULL, NULL);
+    if (err) {
+        fy_actor_unref(s);
+        return;
+    }
+    w->sender = s;
+}
+
+static void on_detach(writer *w, fy_actor *s)
+{
+    if (w->sender != s)
+        return;
+    if (w->fb_seq) {
+        fy_klog(FY_LOG_WARN, "sender left inside a file", "channel=%s name=%s file_begin_seq=%llu "
+                "next_seq=%llu action=\"receivers discard the partial file\"", w->chan->name,
+                w->fb_name, (unsigned long long)w->fb_seq,
+                (unsigned long long)fy_log_next_seq(w->log));
+        w->fb_seq = 0;
+    }
+    fy_actor_unref(w->sender);
+    w->sender = NULL;
+}
+
+static void on_shutdown(writer *w)
+{
+    if (w->shutting)
+        return;
+    w->shutting = true;
+    /* Everything received is on disk before anything else happens, so a
+     * shutdown that has to be forced (a receiver that does not read) loses
+     * nothing. */
+    int rc = fy_log_sync(w->log);
+    if (rc < 0)
+        fy_klog(FY_LOG_ERROR, "fy_log_sync failed", "channel=%s err=%s", w->chan->name,
+                fy_errname(rc));
+    for (size_t i = 0; i < w->nfwd; i++)
+        fy_actor_post(w->fwd[i], FY_RM_SHUTDOWN, 0, 0, 0, NULL, NULL);
+    fy_actor_post(w->indexer, FY_RM_SHUTDOWN, 0, 0, 0, NULL, NULL);
+    maybe_done(w);
+}
+
+/* Stats: one record for the channel, and the request to every forwarder. */
+static void on_stats(writer *w, const fy_msg *m)
+{
+    fy_stats_rec r = {.actor = fy_actor_id(w->self), .kind = FY_KIND_WRITER};
+
+    for (size_t i = 0; i < w->nfwd; i++)
+        r.fanout += (uint32_t)fy_stats_pass(m, w->fwd[i]);
+    r.depth = fy_actor_depth(w->self);
+    snprintf(r.channel, sizeof r.channel, "%.71s", w->chan->name);
+    r.v[FY_ST_BYTES_IN] = w->bytes;
+    r.v[FY_ST_FRAMES_IN] = w->frames;
+    r.v[FY_ST_FILES] = w->files;
+    r.v[FY_ST_RECEIVERS] = w->nfwd;
+    r.v[FY_ST_NEXT_SEQ] = w->log ? fy_log_next_seq(w->log) : 0;
+    /* Forwarders that have left (live ones answer for themselves). */
+    r.v[FY_ST_BYTES_OUT] = w->gone_out;
+    r.v[FY_ST_FRAMES_OUT] = w->gone_frames_out;
+    fy_stats_answer(w->ctx->pool, w->ctx->metrics, m, &r);
+}
+
+static int handle(fy_actor *self, void *state, fy_msg *m)
+{
+    writer *w = state;
+
+    (void)self;
+    if (m->type == FY_STATS_REQ) {
+        on_stats(w, m);
+        return FY_MSG_DONE;
+    }
+    if (!w->log) {
+        if (m->type == FY_RM_BATCH)
+            fy__batch_unref(m->ptr);
+        return FY_MSG_DONE;
+    }
+    switch (m->type) {
+    case FY_RM_BATCH:
+        on_batch(w, m->ptr);
+        break;
+    case FY_RM_ATTACH:
+        on_attach(w, m->ptr);
+        break;
+    case FY_RM_DETACH:
+        on_detach(w, m->ptr);
+        break;
+    case FY_RM_SUBSCRIBE:
+        on_subscribe(w, m->ptr);
+        break;
+    case FY_RM_UNSUBSCRIBE:
+        on_unsubscribe(w, m->ptr, m);
+        break;
+    case FY_RM_SHUTDOWN:
+        on_shutdown(w);
+        break;
+    case FY_RM_IDX_DONE:
+        w->idx_done = true;
+        maybe_done(w);
+        break;
+    case FY_MSG_TIMER:
+        if (m->u64[0] == FY__TM_FSYNC) {
+            w->fsync_armed = false;
+            if (w->dirty) {
+                int rc = fy_log_sync(w->log);
+                if (rc < 0)
+                    fy_klog(FY_LOG_ERROR, "fy_log_sync failed", "channel=%s err=%s "
+                            "action=\"retry at next interval\"", w->chan->name, fy_errname(rc));
+                w->dirty = rc < 0;
+            }
+        } else if (m->u64[0] == FY__TM_RETAIN) {
+            retain(w);
+            fy_timer_after(w->self, RETAIN_MS, FY__TM_RETAIN);
+        }
+        break;
+    default:
+        break;
+    }
+    return FY_MSG_DONE;
+}
+
+static void dtor(void *state)
+{
+    writer *w = state;
+
+    /* Only reached with the log still open on a forced shutdown. */
+    if (w->log) {
+        fy_log_sync(w->log);
+        fy_log_close(w->log);
+    }
+    for (size_t i = 0; i < w->nfwd; i++)
+        fy_actor_unref(w->fwd[i]);
+    fy_actor_unref(w->sender);
+    free(w->fwd);
+    free(w->iov);
+    free(w);
+}
+
+int fy__writer_new(const fy__ctx *ctx, const fy__chan *chan, fy_log *log, fy_idx *idx,
+                   fy_actor **out, fy_actor **indexer)
+{
+    writer *w = calloc(1, sizeof *w);
+    int rc;
+
+    if (!w) {
+        fy_log_close(log);
+        fy_idx_close(idx);
+        return -ENOMEM;
+    }
+    w->ctx = ctx;
+    w->chan = chan;
+    w->log = log;
+    w->first_seq = fy_log_first_seq(log);
+    fy_actor_opts o = {.fn = handle, .dtor = dtor, .state = w, .kind = FY_KIND_WRITER,
+                       .label = chan->name};
+    if ((rc = fy_actor_new(ctx->sched, &o, &w->self)) < 0) {
+        fy_log_close(log);
+        fy_idx_close(idx);
+        free(w);
+        return rc;
+    }
+    if ((rc = fy__indexer_new(ctx, chan, idx, w->self, &w->indexer)) < 0) {
+        fy_actor_stop(w->self); /* the dtor closes the log */
+        fy_actor_unref(w->self);
+        return rc;
+    }
+    if (ctx->conf->retain_bytes || ctx->conf->retain_age)
+        fy_timer_after(w->self, RETAIN_MS, FY__TM_RETAIN);
+    *out = w->self;
+    *indexer = w->indexer;
+    return 0;
+}

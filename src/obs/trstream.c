@@ -1,0 +1,348 @@
+/*
+ * trstream.c - the tracer actor: periodic drains of the rings into a
+ * rotating trace file (trstream.h).
+ *
+ * It is built on fy_trace_dump() alone, the runtime's only public way to
+ * read the rings: each tick costs one copy of every ring into a memfd
+ * (threads x ring x 32 bytes, 2 MiB per thread with default rings) plus
+ * the write of what is new.  A runtime call that copies only the events
+ * after a cursor would cut the first part; see docs/observability.md.
+ * All state is the actor's own; the file is written only from its turns
+ * and its dtor.
+ */
+#include "obs/trstream.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ferry/err.h"
+#include "ferry/io.h"
+#include "ferry/klog.h"
+#include "ferry/trace.h"
+
+#define TICK_TAG 1
+#define MAX_THREADS 4096
+
+typedef struct vec {
+    uint8_t *p;
+    size_t n, cap;
+} vec;
+
+typedef struct tracer {
+    fy_sched *s;
+    char path[4096], path1[4104];
+    uint64_t max_file;
+    unsigned period_ms;
+    int fd, memfd;
+    uint64_t file_bytes;
+    uint64_t cursor[MAX_THREADS]; /* next absolute event index per thread */
+    uint32_t *ids;                /* actors written to the current file, sorted */
+    size_t nids, capids;
+    vec all_act, new_act, blocks, newids;
+    uint64_t events, lost, rotations, write_errs;
+} tracer;
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static int vec_put(vec *v, const void *p, size_t n)
+{
+    if (v->n + n > v->cap) {
+        size_t c = v->cap ? v->cap : 4096;
+        while (c < v->n + n)
+            c *= 2;
+        uint8_t *q = realloc(v->p, c);
+        if (!q)
+            return -ENOMEM;
+        v->p = q;
+        v->cap = c;
+    }
+    memcpy(v->p + v->n, p, n);
+    v->n += n;
+    return 0;
+}
+
+static int cmp_u32(const void *x, const void *y)
+{
+    uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+    return a < b ? -1 : a > b;
+}
+
+static bool known(const tracer *t, uint32_t id)
+{
+    return t->nids && bsearch(&id, t->ids, t->nids, sizeof id, cmp_u32);
+}
+
+static int remember(tracer *t, const uint32_t *ids, size_t n)
+{
+    if (n == 0)
+        return 0;
+    if (t->nids + n > t->capids) {
+        size_t c = t->capids ? t->capids : 256;
+        while (c < t->nids + n)
+            c *= 2;
+        uint32_t *p = realloc(t->ids, c * sizeof *p);
+        if (!p)
+            return -ENOMEM;
+        t->ids = p;
+        t->capids = c;
+    }
+    memcpy(t->ids + t->nids, ids, n * sizeof *ids);
+    t->nids += n;
+    qsort(t->ids, t->nids, sizeof *t->ids, cmp_u32);
+    return 0;
+}
+
+static int write_all(int fd, const void *p, size_t n)
+{
+    const uint8_t *c = p;
+    while (n) {
+        ssize_t k = write(fd, c, n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            return -errno;
+        c += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+/* ---- the file ----------------------------------------------------------- */
+
+static int open_file(tracer *t)
+{
+    t->fd = open(t->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (t->fd < 0)
+        return -errno;
+    t->file_bytes = 0;
+    return 0;
+}
+
+/* FILE -> FILE.1, a new FILE; the caller writes its header and actors. */
+static int rotate(tracer *t)
+{
+    if (t->fd >= 0)
+        close(t->fd);
+    t->fd = -1;
+    if (rename(t->path, t->path1) < 0 && errno != ENOENT)
+        fy_klog(FY_LOG_WARN, "trace rotate failed", "call=rename from=%s to=%s err=%d "
+                "action=\"overwrite %s\"", t->path, t->path1, errno, t->path);
+    t->rotations++;
+    t->nids = 0;
+    return open_file(t);
+}
+
+/* Split one dump (in m[0..len)) into: every actor record, the actors new to
+ * this file, and the clock + the thread blocks' new events. */
+static int split(tracer *t, const uint8_t *m, size_t len, fy_trace_file_hdr *h)
+{
+    t->all_act.n = t->new_act.n = t->blocks.n = t->newids.n = 0;
+    if (len < sizeof *h)
+        return -FY_ECORRUPT;
+    memcpy(h, m, sizeof *h);
+    size_t nrec = (len - h->hdr_size) / 32;
+    const uint8_t *r0 = m + h->hdr_size;
+    for (size_t i = 0; i < nrec;) {
+        fy_trace_rec r;
+        memcpy(&r, r0 + i * 32, 32);
+        size_t follow = r.type == FY_TR_META_ACTOR || r.type == FY_TR_META_THREAD ? r.b : 0;
+        if (follow > nrec - i - 1)
+            return -FY_ECORRUPT;
+        const uint8_t *blk = r0 + i * 32;
+        int rc = 0;
+        if (r.type == FY_TR_META_CLOCK) {
+            rc = vec_put(&t->blocks, blk, 32);
+        } else if (r.type == FY_TR_META_ACTOR) {
+            rc = vec_put(&t->all_act, blk, (1 + follow) * 32);
+            if (!rc && !known(t, r.actor)) {
+                rc = vec_put(&t->new_act, blk, (1 + follow) * 32);
+                if (!rc)
+                    rc = vec_put(&t->newids, &r.actor, sizeof r.actor);
+            }
+        } else if (r.type == FY_TR_META_THREAD && r.thread < MAX_THREADS) {
+            uint64_t first = r.a, c = t->cursor[r.thread];
+            uint64_t skip = c > first ? c - first : 0;
+            if (skip < follow) {
+                fy_trace_rec b = r;
+                b.a = first > c ? first - c : 0; /* lost since the last tick */
+                b.b = follow - skip;
+                t->lost += b.a;
+                t->events += b.b;
+                rc = vec_put(&t->blocks, &b, 32);
+                if (!rc)
+                    rc = vec_put(&t->blocks, blk + (1 + skip) * 32, (size_t)b.b * 32);
+                t->cursor[r.thread] = first + follow;
+            }
+        }
+        if (rc)
+            return rc;
+        i += 1 + follow;
+    }
+    return 0;
+}
+
+static void append(tracer *t, const fy_trace_file_hdr *dh)
+{
+    size_t chunk = t->new_act.n + t->blocks.n;
+    int rc = 0;
+    if (t->fd < 0 || t->file_bytes == 0 || t->file_bytes + chunk > t->max_file) {
+        if (t->file_bytes != 0 || t->fd < 0)
+            rc = rotate(t);
+        if (rc == 0) {
+            fy_trace_file_hdr h = *dh;
+            h.flags |= FY_TRSTREAM_F_STREAM;
+            rc = write_all(t->fd, &h, sizeof h);
+            if (!rc)
+                rc = write_all(t->fd, t->all_act.p, t->all_act.n);
+            t->file_bytes += sizeof h + t->all_act.n;
+            t->nids = 0;
+            size_t na = 0;
+            uint32_t *ids = malloc((t->all_act.n / 32 + 1) * sizeof *ids);
+            if (ids) {
+                for (size_t i = 0; i < t->all_act.n; i += 32) {
+                    fy_trace_rec r;
+                    memcpy(&r, t->all_act.p + i, 32);
+                    ids[na++] = r.actor;
+                    i += (size_t)r.b * 32;
+                }
+                remember(t, ids, na);
+                free(ids);
+            }
+            t->new_act.n = 0;
+            t->newids.n = 0;
+        }
+    }
+    if (!rc)
+        rc = write_all(t->fd, t->new_act.p, t->new_act.n);
+    if (!rc)
+        rc = write_all(t->fd, t->blocks.p, t->blocks.n);
+    if (!rc) {
+        t->file_bytes += t->new_act.n + t->blocks.n;
+        remember(t, (const uint32_t *)(void *)t->newids.p, t->newids.n / sizeof(uint32_t));
+    } else if (t->write_errs++ == 0) {
+        fy_klog(FY_LOG_WARN, "trace write failed", "file=%s err=%s action=\"drop this chunk, "
+                "keep recording\"", t->path, fy_errname(rc));
+    }
+}
+
+/* One tick: dump into the memfd, keep what is new, append it. */
+static void drain(tracer *t)
+{
+    if (t->memfd < 0)
+        return;
+    if (ftruncate(t->memfd, 0) < 0 || lseek(t->memfd, 0, SEEK_SET) < 0)
+        return;
+    int rc = fy_trace_dump(t->s, t->memfd);
+    off_t len = lseek(t->memfd, 0, SEEK_CUR);
+    if (rc < 0 || len < (off_t)sizeof(fy_trace_file_hdr)) {
+        if (t->write_errs++ == 0)
+            fy_klog(FY_LOG_WARN, "trace dump failed", "call=fy_trace_dump err=%s "
+                    "action=\"skip this tick\"", fy_errname(rc));
+        return;
+    }
+    void *m = mmap(NULL, (size_t)len, PROT_READ, MAP_PRIVATE, t->memfd, 0);
+    if (m == MAP_FAILED)
+        return;
+    fy_trace_file_hdr h;
+    if (split(t, m, (size_t)len, &h) == 0)
+        append(t, &h);
+    munmap(m, (size_t)len);
+}
+
+/* ---- the actor ---------------------------------------------------------- */
+
+static int handle(fy_actor *self, void *state, fy_msg *m)
+{
+    tracer *t = state;
+    if (m->type == FY_MSG_TIMER && m->u64[0] == TICK_TAG) {
+        drain(t);
+        (void)fy_timer_after(self, t->period_ms, TICK_TAG);
+    }
+    return FY_MSG_DONE;
+}
+
+static void tracer_free(tracer *t)
+{
+    if (t->fd >= 0)
+        close(t->fd);
+    if (t->memfd >= 0)
+        close(t->memfd);
+    free(t->ids);
+    free(t->all_act.p);
+    free(t->new_act.p);
+    free(t->blocks.p);
+    free(t->newids.p);
+    free(t);
+}
+
+static void dtor(void *state)
+{
+    tracer *t = state;
+    drain(t); /* the last events before the stop */
+    fy_klog(FY_LOG_INFO, "trace closed", "file=%s events=%llu lost=%llu rotations=%llu "
+            "bytes=%llu", t->path, (unsigned long long)t->events, (unsigned long long)t->lost,
+            (unsigned long long)t->rotations, (unsigned long long)t->file_bytes);
+    tracer_free(t);
+}
+
+int fy_trstream_new(fy_sched *s, const fy_trstream_opts *o, fy_actor **out, char *err,
+                    size_t errcap)
+{
+    tracer *t = calloc(1, sizeof *t);
+    int rc;
+    if (!t)
+        return -ENOMEM;
+    t->s = s;
+    t->fd = t->memfd = -1;
+    if (strlen(o->path) >= sizeof t->path) {
+        snprintf(err, errcap, "trace file name too long");
+        free(t);
+        return -ENAMETOOLONG;
+    }
+    snprintf(t->path, sizeof t->path, "%s", o->path);
+    snprintf(t->path1, sizeof t->path1, "%s.1", o->path);
+    uint64_t max = o->max_bytes ? o->max_bytes : FY_TRSTREAM_DEFAULT_MAX;
+    t->max_file = max / 2 > 4096 ? max / 2 : 4096;
+    t->period_ms = o->period_ms ? o->period_ms : 100;
+    t->memfd = memfd_create("ferry-trace", MFD_CLOEXEC);
+    if (t->memfd < 0) {
+        rc = -errno;
+        snprintf(err, errcap, "memfd_create: %s", strerror(errno));
+        goto fail;
+    }
+    /* A previous run's trace (maybe the one that crashed) becomes FILE.1. */
+    if (access(t->path, F_OK) == 0 && rename(t->path, t->path1) < 0) {
+        rc = -errno;
+        snprintf(err, errcap, "rename %s to %s: %s", t->path, t->path1, strerror(errno));
+        goto fail;
+    }
+    if ((rc = open_file(t)) < 0) {
+        snprintf(err, errcap, "open %s: %s", t->path, strerror(-rc));
+        goto fail;
+    }
+    char label[64];
+    snprintf(label, sizeof label, "trace %s", o->path);
+    fy_actor_opts ao = {.fn = handle, .dtor = dtor, .state = t, .kind = FY_TRSTREAM_KIND,
+                        .label = label};
+    if ((rc = fy_actor_new(s, &ao, out)) < 0) {
+        snprintf(err, errcap, "tracer actor: %s", fy_strerror(rc));
+        goto fail;
+    }
+    if ((rc = fy_timer_after(*out, t->period_ms, TICK_TAG)) < 0) {
+        snprintf(err, errcap, "tracer timer: %s", fy_strerror(rc));
+        fy_actor_stop(*out); /* the dtor frees t */
+        fy_actor_unref(*out);
+        *out = NULL;
+        return rc;
+    }
+    return 0;
+fail:
+    tracer_free(t);
+    return rc;
+}

@@ -1,0 +1,50 @@
+/*
+ * trstream.h - recording the trace continuously to a file (ferryd --trace).
+ *
+ * A tracer actor wakes on a timer (every 100 ms by default), takes a dump
+ * of the rings (fy_trace_dump into an in-memory file) and appends to the
+ * trace file only the events it has not written yet: each thread block of
+ * a dump starts with the absolute index of its first event, so a cursor per
+ * thread finds the new ones exactly, and a gap between the cursor and the
+ * first event still in the ring is counted as lost.  New actors' records
+ * and a clock record go in front of each appended chunk (the format allows
+ * meta records anywhere), so the file reads like a dump.
+ *
+ * Size is bounded: when FILE would pass max_bytes/2 it is renamed to
+ * FILE.1 (replacing the previous one) and a new FILE starts with a fresh
+ * header and the whole actor table, so FILE and FILE.1 together stay near
+ * max_bytes, and the newest events are always in FILE.  An existing FILE
+ * is moved to FILE.1 at start, so a restart after a crash keeps the trace
+ * of the run that crashed.
+ *
+ * The ring must not wrap between two ticks or events are lost (counted in
+ * the file): with the default 65536-event rings and 100 ms ticks a thread
+ * can record 650 000 events/s before that happens.
+ */
+#ifndef FY_OBS_TRSTREAM_H
+#define FY_OBS_TRSTREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ferry/actor.h"
+#include "ferry/sched.h"
+
+#define FY_TRSTREAM_KIND 17u          /* actor kind of the tracer (trace.h kind) */
+#define FY_TRSTREAM_F_STREAM 1u       /* fy_trace_file_hdr.flags of a streamed file */
+#define FY_TRSTREAM_DEFAULT_MAX (64ull << 20)
+
+typedef struct fy_trstream_opts {
+    const char *path;   /* the trace file; FILE.1 is its predecessor */
+    uint64_t max_bytes; /* FILE + FILE.1 together; 0 = FY_TRSTREAM_DEFAULT_MAX */
+    unsigned period_ms; /* 0 = 100 */
+} fy_trstream_opts;
+
+/* Open the file and start the tracer actor on s (any thread; s started or
+ * not).  *out gets one reference; fy_actor_stop() ends the recording after a
+ * last drain (in the dtor, on a scheduler thread, also during
+ * fy_sched_join).  Returns 0 or -errno with a reason in err. */
+int fy_trstream_new(fy_sched *s, const fy_trstream_opts *o, fy_actor **out, char *err,
+                    size_t errcap);
+
+#endif

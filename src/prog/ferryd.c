@@ -1,0 +1,192 @@
+/*
+ * ferryd.c - the relay daemon: options, config file, signals; then the
+ * relay (actors/relay.h) does the work.
+ *
+ * Settings come from built-in defaults, then --config FILE, then the other
+ * flags (flags win).  Signals are blocked in every thread before the
+ * scheduler starts and taken here with sigwait(), so no handler ever runs
+ * inside an actor.  SIGTERM/SIGINT start the orderly shutdown, forced after
+ * 5 seconds; the exit code is 0 either way, 2 for bad options, 1 when the
+ * relay cannot start.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ferry/err.h"
+#include "ferry/klog.h"
+#include "auth.h"
+#include "conf.h"
+#include "relay.h"
+
+#define STOP_TIMEOUT_MS 5000
+
+static const char usage[] =
+    "usage: ferryd [options]\n"
+    "Ferry relay: receives files from senders on named channels, stores them and\n"
+    "forwards them to every receiver of the channel.\n"
+    "\n"
+    "  --listen HOST:PORT     address to listen on (default 127.0.0.1:7420; port 0 = any);\n"
+    "                         prints 'listening=HOST:PORT' on stderr once bound\n"
+    "  --data DIR             data directory (default ./ferry-data)\n"
+    "  --threads N            scheduler threads (default: one per core)\n"
+    "  --config FILE          'key = value' settings; the flags below override it\n"
+    "                         (keys: the flag names without '--'; see docs/ferryd.conf)\n"
+    "  --auth FILE            token rules 'TOKEN publish|subscribe|both CHANNEL-GLOB';\n"
+    "                         without it anyone who reaches the port may publish/subscribe\n"
+    "  --memory BYTES         packet buffer pool limit (default 256M; K/M/G suffixes)\n"
+    "  --max-payload BYTES    largest frame payload accepted (default 1M)\n"
+    "  --fsync never|file-end|MS\n"
+    "                         when to fdatasync the channel log (default file-end)\n"
+    "  --segment-bytes BYTES  roll data segments at this size (default 256M)\n"
+    "  --retain-bytes BYTES   keep at most this much per channel (default 0 = all)\n"
+    "  --retain-age SECONDS   remove segments older than this (default 0 = keep)\n"
+    "  --window BYTES         live window per receiver before it reads from disk (default 8M)\n"
+    "  --channel-budget BYTES buffers in flight between a sender and its channel's\n"
+    "                         writer (default 32M)\n"
+    "  --sndbuf BYTES         receiver sockets' send buffer (default 0 = kernel autotuning)\n"
+    "  --metrics HOST:PORT    serve GET /metrics (Prometheus text) there (default off);\n"
+    "                         prints 'metrics=HOST:PORT' on stderr once bound\n"
+    "  --log-level LEVEL      debug|info|warn|error (default info)\n"
+    "  --help, --version\n"
+    "\n"
+    "SIGTERM/SIGINT: stop accepting, store what was received, say bye, exit 0.\n"
+    "  --trace FILE           record the actor trace continuously to FILE (FILE.1 keeps\n"
+    "                         the previous part); read it with ferry-trace\n"
+    "  --trace-max-bytes BYTES  FILE + FILE.1 together (default 64M)\n"
+    "SIGUSR1: write the flight recorder to DATA/trace-<time>.trace (ferry-trace reads it).\n";
+
+static int bad(const char *msg)
+{
+    fprintf(stderr, "ferryd: %s\n(try ferryd --help)\n", msg);
+    return 2;
+}
+
+/* Apply flags.  With config_only, only --config is looked at (first pass). */
+static int parse_flags(int argc, char **argv, fy_conf *c, bool config_only, char *err, size_t cap)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *val;
+        char key[64];
+        if (strncmp(a, "--", 2) != 0) {
+            snprintf(err, cap, "unexpected argument '%s'", a);
+            return -EINVAL;
+        }
+        const char *eq = strchr(a, '=');
+        size_t kl = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+        if (kl >= sizeof key) {
+            snprintf(err, cap, "unknown option '%s'", a);
+            return -EINVAL;
+        }
+        memcpy(key, a + 2, kl);
+        key[kl] = 0;
+        if (strcmp(key, "config") != 0 && !fy_conf_known(key)) {
+            snprintf(err, cap, "unknown option '--%s'", key);
+            return -EINVAL;
+        }
+        if (eq) {
+            val = eq + 1;
+        } else if (i + 1 < argc) {
+            val = argv[++i];
+        } else {
+            snprintf(err, cap, "option '--%s' needs a value", key);
+            return -EINVAL;
+        }
+        if (strcmp(key, "config") == 0) {
+            if (config_only && fy_conf_load(c, val, err, cap) < 0)
+                return -EINVAL;
+            continue;
+        }
+        if (!config_only && fy_conf_set(c, key, val, err, cap) < 0)
+            return -EINVAL;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    fy_conf conf;
+    fy_auth *auth = NULL;
+    fy_relay *relay = NULL;
+    char err[1024], addr[128];
+    sigset_t sigs;
+    int rc, sig = 0;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(usage, stdout);
+            return 0;
+        }
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("ferryd 0.1.0 (protocol 1)\n");
+            return 0;
+        }
+    }
+    fy_conf_defaults(&conf);
+    if (parse_flags(argc, argv, &conf, true, err, sizeof err) < 0 ||
+        parse_flags(argc, argv, &conf, false, err, sizeof err) < 0 ||
+        fy_conf_check(&conf, err, sizeof err) < 0)
+        return bad(err);
+    if (conf.auth[0] && fy_auth_load(conf.auth, &auth, err, sizeof err) < 0)
+        return bad(err);
+
+    fy_klog_setup("ferryd", conf.log_level);
+    /* Every thread inherits this mask: signals are taken by sigwait below. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    /* A receiver that vanishes must be an EPIPE from writev/sendfile, not a kill. */
+    signal(SIGPIPE, SIG_IGN);
+
+    if ((rc = fy_relay_new(&conf, auth, &relay, err, sizeof err)) < 0) {
+        fy_klog(FY_LOG_ERROR, "cannot start", "err=%s text=\"%s\"", fy_errname(rc), err);
+        fy_auth_free(auth);
+        return 1;
+    }
+    fy_relay_bound(relay, addr, sizeof addr);
+    if ((rc = fy_relay_start(relay, err, sizeof err)) < 0) {
+        fy_klog(FY_LOG_ERROR, "cannot start", "err=%s text=\"%s\"", fy_errname(rc), err);
+        fy_relay_stop(relay, STOP_TIMEOUT_MS);
+        fy_relay_free(relay);
+        fy_auth_free(auth);
+        return 1;
+    }
+    fy_klog(FY_LOG_INFO, "started", "listen=%s data=%s threads=%u memory=%llu window=%llu "
+            "channel_budget=%llu max_payload=%llu fsync=%s auth_rules=%zu", addr, conf.data,
+            conf.threads, (unsigned long long)conf.memory, (unsigned long long)conf.window,
+            (unsigned long long)conf.channel_budget, (unsigned long long)conf.max_payload,
+            conf.fsync_mode == 0 ? "never" : conf.fsync_mode == 2 ? "file-end" : "interval",
+            fy_auth_rules(auth));
+    /* Last, after the start-up log line: whoever waits for listening= then
+     * finds that line and metrics= too. */
+    if (fy_relay_metrics_bound(relay))
+        fprintf(stderr, "metrics=%s\n", fy_relay_metrics_bound(relay));
+    fprintf(stderr, "listening=%s\n", addr);
+    fflush(stderr);
+
+    for (;;) {
+        if (sigwait(&sigs, &sig) != 0)
+            continue;
+        if (sig != SIGUSR1)
+            break;
+        char path[FY_CONF_PATH_MAX + 64] = "";
+        rc = fy_relay_trace(relay, path, sizeof path);
+        if (rc < 0)
+            fy_klog(FY_LOG_WARN, "trace snapshot failed", "dir=%s err=%s", conf.data,
+                    fy_errname(rc));
+        else
+            fy_klog(FY_LOG_INFO, "trace snapshot written", "trace=%s", path);
+    }
+    fy_klog(FY_LOG_INFO, "shutdown", "signal=%s timeout_ms=%d", sig == SIGTERM ? "TERM" : "INT",
+            STOP_TIMEOUT_MS);
+    rc = fy_relay_stop(relay, STOP_TIMEOUT_MS);
+    fy_relay_free(relay);
+    fy_auth_free(auth);
+    fy_klog(FY_LOG_INFO, "exit", "forced=%s", rc < 0 ? "yes" : "no");
+    return 0;
+}

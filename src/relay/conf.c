@@ -1,0 +1,278 @@
+/*
+ * conf.c - ferryd's settings (fy_conf): one table of keys shared by the
+ * config file and the command line, with strict parsing and messages that
+ * name the key and what is wrong with its value.
+ */
+#include "conf.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ferry/buf.h"
+#include "ferry/klog.h"
+#include "ferry/proto.h"
+#include "ferry/store.h"
+
+/* ---- values ---------------------------------------------------------------- */
+
+int fy_conf_size_parse(const char *s, uint64_t *out)
+{
+    char *end;
+    uint64_t mul = 1;
+
+    if (!s || !isdigit((unsigned char)*s))
+        return -EINVAL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno)
+        return -ERANGE;
+    switch (*end) {
+    case 'k': case 'K': mul = 1ull << 10; end++; break;
+    case 'm': case 'M': mul = 1ull << 20; end++; break;
+    case 'g': case 'G': mul = 1ull << 30; end++; break;
+    case 't': case 'T': mul = 1ull << 40; end++; break;
+    default: break;
+    }
+    if (*end == 'i' || *end == 'B') /* accept "MiB" / "MB" spellings */
+        end++;
+    if (*end == 'B')
+        end++;
+    if (*end)
+        return -EINVAL;
+    if (v > UINT64_MAX / mul)
+        return -ERANGE;
+    *out = v * mul;
+    return 0;
+}
+
+static void say(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void say(char *err, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (err && cap)
+        vsnprintf(err, cap, fmt, ap);
+    va_end(ap);
+}
+
+void fy_conf_defaults(fy_conf *c)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->listen, sizeof c->listen, "127.0.0.1:7420");
+    snprintf(c->data, sizeof c->data, "./ferry-data");
+    c->memory = 256ull << 20;
+    c->max_payload = FY_PAYLOAD_MAX_DEFAULT;
+    c->fsync_mode = FY_FSYNC_FILE_END;
+    c->segment_bytes = 256ull << 20;
+    c->window = 8ull << 20;
+    c->channel_budget = 32ull << 20;
+    c->log_level = FY_LOG_INFO;
+}
+
+/* ---- the key table ---------------------------------------------------------- */
+
+enum kind { K_STR, K_PATH, K_SIZE, K_UINT, K_FSYNC, K_LEVEL };
+
+struct key {
+    const char *name;
+    enum kind kind;
+    size_t off;
+    uint64_t min, max;
+};
+
+#define OFF(f) offsetof(fy_conf, f)
+static const struct key keys[] = {
+    {"listen", K_STR, OFF(listen), 0, 0},
+    {"metrics", K_STR, OFF(metrics), 0, 0},
+    {"data", K_PATH, OFF(data), 0, 0},
+    {"auth", K_PATH, OFF(auth), 0, 0},
+    {"threads", K_UINT, OFF(threads), 0, 256},
+    {"memory", K_SIZE, OFF(memory), 4ull << 20, 1ull << 40},
+    /* A frame (payload + header) must fit the pool's largest buffer. */
+    {"max-payload", K_SIZE, OFF(max_payload), 4096, FY_BUF_MAX_CAP - FY_FRAME_HDR_SIZE},
+    {"fsync", K_FSYNC, 0, 0, 0},
+    {"segment-bytes", K_SIZE, OFF(segment_bytes), 1ull << 16, 1ull << 40},
+    {"retain-bytes", K_SIZE, OFF(retain_bytes), 0, UINT64_MAX},
+    {"retain-age", K_UINT, OFF(retain_age), 0, UINT64_MAX},
+    {"window", K_SIZE, OFF(window), 64ull << 10, 1ull << 36},
+    {"channel-budget", K_SIZE, OFF(channel_budget), 1ull << 20, 1ull << 40},
+    {"sndbuf", K_SIZE, OFF(sndbuf), 0, 64ull << 20},
+    {"trace", K_PATH, OFF(trace), 0, 0},
+    {"trace-max-bytes", K_SIZE, OFF(trace_max_bytes), 0, 1ull << 40},
+    {"log-level", K_LEVEL, OFF(log_level), 0, 0},
+};
+
+static const struct key *find(const char *key)
+{
+    char k[64];
+    size_t n = strlen(key);
+
+    if (n >= sizeof k)
+        return NULL;
+    for (size_t i = 0; i <= n; i++) /* "max_payload" is accepted for "max-payload" */
+        k[i] = key[i] == '_' ? '-' : key[i];
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (strcmp(keys[i].name, k) == 0)
+            return &keys[i];
+    return NULL;
+}
+
+int fy_conf_known(const char *key)
+{
+    return find(key) != NULL;
+}
+
+int fy_conf_set(fy_conf *c, const char *key, const char *val, char *err, size_t errcap)
+{
+    const struct key *k = find(key);
+    uint64_t v = 0;
+    char *p = (char *)c + (k ? k->off : 0);
+    int rc;
+
+    if (!k) {
+        say(err, errcap, "unknown key '%s'", key);
+        return -ENOENT;
+    }
+    switch (k->kind) {
+    case K_STR:
+    case K_PATH: {
+        size_t cap = k->kind == K_STR ? sizeof c->listen : FY_CONF_PATH_MAX; /* listen, metrics */
+        if (strlen(val) >= cap) {
+            say(err, errcap, "%s: value too long (max %zu bytes)", key, cap - 1);
+            return -EINVAL;
+        }
+        memcpy(p, val, strlen(val) + 1);
+        return 0;
+    }
+    case K_FSYNC:
+        if (strcmp(val, "never") == 0) {
+            c->fsync_mode = FY_FSYNC_NEVER;
+        } else if (strcmp(val, "file-end") == 0) {
+            c->fsync_mode = FY_FSYNC_FILE_END;
+        } else if ((rc = fy_conf_size_parse(val, &v)) == 0 && v >= 1 && v <= 3600000 &&
+                   strspn(val, "0123456789") == strlen(val)) {
+            c->fsync_mode = FY_FSYNC_INTERVAL;
+            c->fsync_ms = (uint32_t)v;
+        } else {
+            say(err, errcap, "fsync: '%s' is not never, file-end or a number of ms (1..3600000)",
+                val);
+            return -EINVAL;
+        }
+        return 0;
+    case K_LEVEL:
+        if ((rc = fy_klog_level_parse(val)) < 0) {
+            say(err, errcap, "log-level: '%s' is not debug, info, warn or error", val);
+            return -EINVAL;
+        }
+        c->log_level = rc;
+        return 0;
+    case K_SIZE:
+    case K_UINT:
+        rc = k->kind == K_SIZE ? fy_conf_size_parse(val, &v) : -EINVAL;
+        if (k->kind == K_UINT && val[0] && strspn(val, "0123456789") == strlen(val)) {
+            errno = 0;
+            v = strtoull(val, NULL, 10);
+            rc = errno ? -ERANGE : 0;
+        }
+        if (rc < 0) {
+            say(err, errcap, "%s: '%s' is not a %s", key, val,
+                k->kind == K_SIZE ? "size (bytes, suffix K/M/G allowed)" : "whole number");
+            return -EINVAL;
+        }
+        if (v < k->min || v > k->max) {
+            say(err, errcap, "%s: %llu is out of range %llu..%llu", key, (unsigned long long)v,
+                (unsigned long long)k->min, (unsigned long long)k->max);
+            return -EINVAL;
+        }
+        if (k->off == OFF(threads))
+            c->threads = (unsigned)v;
+        else
+            memcpy(p, &v, sizeof v);
+        return 0;
+    }
+    return -EINVAL;
+}
+
+/* ---- files -------------------------------------------------------------------- */
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1]))
+        *--e = 0;
+    return s;
+}
+
+int fy_conf_load(fy_conf *c, const char *path, char *err, size_t errcap)
+{
+    FILE *f = fopen(path, "re");
+    char line[8192], why[256];
+    unsigned lineno = 0;
+    int rc = 0;
+
+    if (!f) {
+        rc = -errno;
+        say(err, errcap, "%s: cannot open: %s", path, strerror(-rc));
+        return rc;
+    }
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = 0;
+        char *s = trim(line);
+        if (!*s)
+            continue;
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            say(err, errcap, "%s:%u: expected 'key = value'", path, lineno);
+            rc = -EINVAL;
+            break;
+        }
+        *eq = 0;
+        char *k = trim(s), *v = trim(eq + 1);
+        if (fy_conf_set(c, k, v, why, sizeof why) < 0) {
+            say(err, errcap, "%s:%u: %s", path, lineno, why);
+            rc = -EINVAL;
+            break;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+int fy_conf_check(const fy_conf *c, char *err, size_t errcap)
+{
+    /* A frame must fit a pooled buffer, and the budgets must hold a frame or
+     * a sender could never make progress. */
+    uint64_t frame = c->max_payload + FY_FRAME_HDR_SIZE;
+    if (c->channel_budget < 2 * frame) {
+        say(err, errcap, "channel-budget (%llu) must be at least 2 frames (%llu)",
+            (unsigned long long)c->channel_budget, (unsigned long long)(2 * frame));
+        return -EINVAL;
+    }
+    /* One channel must be able to run with a stuck receiver holding a full
+     * window, or its sender would wait for that receiver. */
+    if (c->memory < c->channel_budget + c->window + frame) {
+        say(err, errcap, "memory (%llu) must be at least channel-budget + window + one frame "
+            "(%llu)", (unsigned long long)c->memory,
+            (unsigned long long)(c->channel_budget + c->window + frame));
+        return -EINVAL;
+    }
+    if (c->segment_bytes < 2 * frame) {
+        say(err, errcap, "segment-bytes (%llu) must hold at least 2 frames (%llu)",
+            (unsigned long long)c->segment_bytes, (unsigned long long)(2 * frame));
+        return -EINVAL;
+    }
+    if (!c->data[0]) {
+        say(err, errcap, "data: empty directory name");
+        return -EINVAL;
+    }
+    return 0;
+}

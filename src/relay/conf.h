@@ -1,0 +1,59 @@
+/*
+ * conf.h - ferryd's settings: defaults, `key = value` config files and the
+ * command-line values that override them.
+ *
+ * One table of keys (conf.c) serves the config file and the flags, so a
+ * key documented in docs/ferryd.conf is always also a flag (--key VALUE).
+ * Parsing is strict: an unknown key, a bad number or a value out of range
+ * is an error with a message naming the key and the reason.
+ */
+#ifndef FERRY_RELAY_CONF_H
+#define FERRY_RELAY_CONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define FY_CONF_PATH_MAX 4096
+
+typedef struct fy_conf {
+    char listen[256];
+    char data[FY_CONF_PATH_MAX];
+    char auth[FY_CONF_PATH_MAX];  /* "" = no token file */
+    char metrics[256];            /* HOST:PORT for GET /metrics; "" = off */
+    char trace[FY_CONF_PATH_MAX]; /* record the trace continuously to this file; "" = off */
+    uint64_t trace_max_bytes;     /* trace file + its predecessor; 0 = 64 MiB */
+    unsigned threads;             /* 0 = one per core */
+    uint64_t memory;              /* buffer pool limit, bytes */
+    uint64_t max_payload;
+    int fsync_mode;               /* enum fy_fsync_mode */
+    uint32_t fsync_ms;
+    uint64_t segment_bytes;
+    uint64_t retain_bytes;
+    uint64_t retain_age;          /* seconds */
+    uint64_t window;              /* per-receiver live window, bytes */
+    uint64_t channel_budget;      /* per-channel in-flight bytes, session -> writer */
+    uint64_t sndbuf;              /* receiver sockets' SO_SNDBUF; 0 = kernel autotuning */
+    int log_level;                /* enum fy_klog_level */
+} fy_conf;
+
+/* Fill c with the defaults (any thread). */
+void fy_conf_defaults(fy_conf *c);
+
+/* Set one key ("max-payload", or "max_payload") from text.  Returns 0, or
+ * -EINVAL / -ENOENT (unknown key) with a message in err. */
+int fy_conf_set(fy_conf *c, const char *key, const char *val, char *err, size_t errcap);
+
+/* Read a config file of `key = value` lines ('#' starts a comment).
+ * Returns 0 or a negative error with "FILE:LINE: reason" in err. */
+int fy_conf_load(fy_conf *c, const char *path, char *err, size_t errcap);
+
+/* Check the combination of values (after file and flags).  0 or -EINVAL. */
+int fy_conf_check(const fy_conf *c, char *err, size_t errcap);
+
+/* "64K", "256M", "1G", "123" -> bytes.  0 or -EINVAL / -ERANGE. */
+int fy_conf_size_parse(const char *s, uint64_t *out);
+
+/* Is key a known key?  (For the flag parser: --KEY VALUE.) */
+int fy_conf_known(const char *key);
+
+#endif

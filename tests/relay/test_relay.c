@@ -1,0 +1,891 @@
+/*
+ * test_relay.c - end-to-end tests of ferryd: the real daemon on 127.0.0.1
+ * (port 0), real TCP, the protocol spoken with fy_proto.  Each test starts
+ * its own daemon in a temp directory; the teardown stops it by PID and
+ * prints its log tail when the test did not finish.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "ferry/err.h"
+#include "ferry/proto.h"
+#include "ferry/digest.h"
+#include "ferry/sock.h"
+#include "relay_harness.h"
+
+#define CHUNK (64u << 10)
+
+typedef struct tstate {
+    rh_daemon d;
+    bool ok;
+} tstate;
+
+static int setup(void **st)
+{
+    tstate *t = calloc(1, sizeof *t);
+    if (!t || rh_init(&t->d) < 0)
+        return -1;
+    *st = t;
+    return 0;
+}
+
+/* Also fails a passed test when the daemon did not exit 0 on SIGTERM (a
+ * sanitizer report makes it exit non-zero). */
+static int teardown(void **st)
+{
+    tstate *t = *st;
+    int rc = 0;
+    if (t->d.pid > 0) {
+        int status = rh_stop(&t->d, 10000);
+        if (t->ok && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+            fprintf(stderr, "ferryd did not exit 0 on SIGTERM (status 0x%x)\n", status);
+            t->ok = false;
+            rc = -1;
+        }
+    }
+    rh_cleanup(&t->d, !t->ok);
+    free(t);
+    return rc;
+}
+
+static void start(tstate *t, const char *const *extra)
+{
+    int rc = rh_start(&t->d, extra);
+    if (rc < 0)
+        rh_cleanup(&t->d, true);
+    assert_int_equal(rc, 0);
+}
+
+static int sender(tstate *t, const char *chan, const char *token, fy_welcome *w)
+{
+    int fd = rh_connect(&t->d);
+    assert_true(fd >= 0);
+    int rc = rh_hello(fd, FY_ROLE_SENDER, chan, token, 0, 0, w);
+    if (rc < 0) {
+        if (rc != -FY_EBUSY && rc != -FY_EAUTH)
+            fprintf(stderr, "sender hello on %s: %s\n", chan, fy_errname(rc));
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
+
+static void receiver(tstate *t, rh_rx *r, const char *chan, uint8_t mode, uint64_t from)
+{
+    fy_welcome w;
+    memset(r, 0, sizeof *r);
+    r->fd = rh_connect(&t->d);
+    assert_true(r->fd >= 0);
+    assert_int_equal(rh_hello(r->fd, FY_ROLE_RECEIVER, chan, "", mode, from, &w), 0);
+    r->next_seq = w.next_seq;
+}
+
+static uint8_t *random_data(size_t n, uint64_t seed)
+{
+    uint8_t *p = malloc(n);
+    assert_non_null(p);
+    rh_fill(p, n, seed);
+    return p;
+}
+
+static void check_file(const rh_file *f, const char *name, const uint8_t *data, size_t len)
+{
+    assert_string_equal(f->name, name);
+    assert_int_equal(f->len, len);
+    assert_true(f->digest_ok);
+    assert_memory_equal(f->data, data, len);
+}
+
+/* Send one whole file and wait for its ack; returns the file-end seq. */
+static uint64_t send_acked(int fd, const fy_welcome *w, uint64_t *seq, const char *name,
+                           const uint8_t *data, size_t len)
+{
+    assert_int_equal(rh_send_file(fd, w->channel, seq, name, data, len, CHUNK), 0);
+    assert_int_equal(rh_wait_ack(fd, *seq - 1), 0);
+    return *seq - 1;
+}
+
+static void say_bye(int fd)
+{
+    rh_send_frame(fd, FY_FT_BYE, 0, 0, NULL, 0);
+    close(fd);
+}
+
+/* Connect a sender, retrying while the previous sender's slot is released
+ * (the detach is asynchronous). */
+static int sender_retry(tstate *t, const char *chan, fy_welcome *w)
+{
+    int fd = -FY_EBUSY;
+    for (int i = 0; i < 200 && fd == -FY_EBUSY; i++) {
+        fd = sender(t, chan, "", w);
+        if (fd == -FY_EBUSY)
+            usleep(20000);
+    }
+    return fd;
+}
+
+/* ---- tests ----------------------------------------------------------------------- */
+
+static void test_fanout_three(void **st)
+{
+    tstate *t = *st;
+    size_t len = 4u << 20;
+    uint8_t *data = random_data(len, 1);
+    rh_rx rx[3];
+    fy_welcome w;
+    const char *args[] = {"--fsync", "never", NULL};
+
+    start(t, args);
+    for (int i = 0; i < 3; i++) {
+        receiver(t, &rx[i], "fan", FY_MODE_LIVE, 0);
+        assert_int_equal(rx[i].next_seq, 1);
+    }
+    int fd = sender(t, "fan", "", &w);
+    assert_true(fd >= 0);
+    assert_int_equal(w.next_seq, 1);
+    uint64_t seq = w.next_seq;
+    send_acked(fd, &w, &seq, "blob.bin", data, len);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(rh_rx_until(&rx[i], 1, 0), 0);
+        check_file(&rx[i].files[0], "blob.bin", data, len);
+        rh_rx_free(&rx[i]);
+    }
+    say_bye(fd);
+    free(data);
+    t->ok = true;
+}
+
+static void test_late_start(void **st)
+{
+    tstate *t = *st;
+    uint8_t *a = random_data(1u << 20, 2), *b = random_data(300000, 3);
+    fy_welcome w;
+    rh_rx rx;
+
+    start(t, NULL);
+    int fd = sender(t, "late", "", &w);
+    assert_true(fd >= 0);
+    uint64_t seq = w.next_seq;
+    send_acked(fd, &w, &seq, "a", a, 1u << 20);
+    send_acked(fd, &w, &seq, "b", b, 300000);
+    say_bye(fd);
+
+    receiver(t, &rx, "late", FY_MODE_START, 0);
+    assert_int_equal(rx.next_seq, 1);
+    assert_int_equal(rh_rx_until(&rx, 2, 0), 0);
+    check_file(&rx.files[0], "a", a, 1u << 20);
+    check_file(&rx.files[1], "b", b, 300000);
+    rh_rx_free(&rx);
+    free(a);
+    free(b);
+    t->ok = true;
+}
+
+static void test_resume(void **st)
+{
+    tstate *t = *st;
+    size_t len = 200000; /* 4 data frames: a file is 6 frames */
+    uint8_t *d[3];
+    fy_welcome w;
+    rh_rx rx;
+
+    start(t, NULL);
+    int fd = sender(t, "res", "", &w);
+    assert_true(fd >= 0);
+    uint64_t seq = w.next_seq;
+    for (int i = 0; i < 3; i++) {
+        char name[8];
+        snprintf(name, sizeof name, "f%d", i);
+        d[i] = random_data(len, 10 + (uint64_t)i);
+        send_acked(fd, &w, &seq, name, d[i], len);
+    }
+    assert_int_equal(seq, 19);
+
+    /* From the file-begin of the second file. */
+    receiver(t, &rx, "res", FY_MODE_RESUME, 7);
+    assert_int_equal(rx.next_seq, 7);
+    assert_int_equal(rh_rx_until(&rx, 2, 0), 0);
+    assert_int_equal(rx.files[0].begin_seq, 7);
+    check_file(&rx.files[0], "f1", d[1], len);
+    check_file(&rx.files[1], "f2", d[2], len);
+    rh_rx_free(&rx);
+
+    /* From the middle of the second file: its rest is skipped, the third whole. */
+    receiver(t, &rx, "res", FY_MODE_RESUME, 9);
+    assert_int_equal(rx.next_seq, 9);
+    assert_int_equal(rh_rx_until(&rx, 1, 0), 0);
+    check_file(&rx.files[0], "f2", d[2], len);
+    rh_rx_free(&rx);
+
+    /* Past the end: refused. */
+    int rfd = rh_connect(&t->d);
+    assert_true(rfd >= 0);
+    assert_int_equal(rh_hello(rfd, FY_ROLE_RECEIVER, "res", "", FY_MODE_RESUME, 100, &w),
+                     -FY_ENOSEQ);
+    close(rfd);
+
+    /* Live data after a resume continues without gap. */
+    receiver(t, &rx, "res", FY_MODE_RESUME, 13);
+    uint8_t *e = random_data(len, 20);
+    send_acked(fd, &w, &seq, "f3", e, len);
+    assert_int_equal(rh_rx_until(&rx, 2, 0), 0);
+    check_file(&rx.files[0], "f2", d[2], len);
+    check_file(&rx.files[1], "f3", e, len);
+    rh_rx_free(&rx);
+    say_bye(fd);
+    for (int i = 0; i < 3; i++)
+        free(d[i]);
+    free(e);
+    t->ok = true;
+}
+
+static void test_busy(void **st)
+{
+    tstate *t = *st;
+    fy_welcome w, w2;
+
+    start(t, NULL);
+    int a = sender(t, "busy", "", &w);
+    assert_true(a >= 0);
+    assert_int_equal(sender(t, "busy", "", &w2), -FY_EBUSY);
+    uint8_t x[1000];
+    rh_fill(x, sizeof x, 5);
+    uint64_t seq = w.next_seq;
+    send_acked(a, &w, &seq, "x", x, sizeof x);
+    say_bye(a);
+    int c = sender_retry(t, "busy", &w2);
+    assert_true(c >= 0);
+    assert_int_equal(w2.next_seq, seq);
+    say_bye(c);
+    t->ok = true;
+}
+
+/* A bad client gets an error frame with `code`, then the connection ends. */
+static void expect_error_close(int fd, int code)
+{
+    rh_frame f;
+    assert_int_equal(rh_read_frame(fd, &f), 0);
+    assert_int_equal(f.hdr.type, FY_FT_ERROR);
+    fy_error e;
+    assert_int_equal(fy_error_decode(f.payload, f.hdr.len, &e), 0);
+    assert_int_equal(e.code, code);
+    assert_true(strlen(e.text) > 0);
+    rh_frame_free(&f);
+    int rc = rh_read_frame(fd, &f);
+    assert_true(rc == -ENODATA || rc == -ECONNRESET);
+    close(fd);
+}
+
+static void test_malformed(void **st)
+{
+    tstate *t = *st;
+    size_t len = 2u << 20;
+    uint8_t *data = random_data(len, 7);
+    fy_welcome w, bw;
+    rh_rx rx;
+    uint8_t p[1024], hb[FY_FRAME_HDR_SIZE];
+    size_t n;
+
+    start(t, NULL);
+    receiver(t, &rx, "good", FY_MODE_LIVE, 0);
+    int good = sender(t, "good", "", &w);
+    assert_true(good >= 0);
+    /* The first half of a file, by hand. */
+    uint64_t seq = w.next_seq;
+    fy_file_begin fb = {.size = len};
+    snprintf(fb.name, sizeof fb.name, "good.bin");
+    assert_int_equal(fy_file_begin_encode(&fb, p, sizeof p, &n), 0);
+    assert_int_equal(rh_send_frame(good, FY_FT_FILE_BEGIN, w.channel, seq++, p, n), 0);
+    for (size_t off = 0; off < len / 2; off += CHUNK)
+        assert_int_equal(rh_send_frame(good, FY_FT_DATA, w.channel, seq++, data + off, CHUNK), 0);
+
+    /* Bad magic. */
+    int b = sender(t, "bad1", "", &bw);
+    assert_true(b >= 0);
+    fy_frame_hdr h = {.type = FY_FT_DATA, .channel = bw.channel, .seq = bw.next_seq};
+    fy_frame_seal(&h, "x", 1, hb);
+    hb[0] ^= 0xff;
+    assert_int_equal(fy_sock_write_all(b, hb, sizeof hb), 0);
+    expect_error_close(b, FY_EMAGIC);
+
+    /* Bad payload CRC, after a good file-begin that must be kept. */
+    b = sender(t, "bad2", "", &bw);
+    assert_true(b >= 0);
+    fy_file_begin fb2 = {.size = 10};
+    snprintf(fb2.name, sizeof fb2.name, "kept");
+    assert_int_equal(fy_file_begin_encode(&fb2, p, sizeof p, &n), 0);
+    assert_int_equal(rh_send_frame(b, FY_FT_FILE_BEGIN, bw.channel, bw.next_seq, p, n), 0);
+    uint8_t pay[10] = "0123456789";
+    h = (fy_frame_hdr){.type = FY_FT_DATA, .channel = bw.channel, .seq = bw.next_seq + 1};
+    fy_frame_seal(&h, pay, sizeof pay, hb);
+    pay[3] ^= 1;
+    assert_int_equal(fy_sock_write_all(b, hb, sizeof hb), 0);
+    assert_int_equal(fy_sock_write_all(b, pay, sizeof pay), 0);
+    expect_error_close(b, FY_ECRC);
+
+    /* Wrong sequence number. */
+    b = sender(t, "bad3", "", &bw);
+    assert_true(b >= 0);
+    assert_int_equal(rh_send_frame(b, FY_FT_FILE_BEGIN, bw.channel, bw.next_seq + 5, p, n), 0);
+    expect_error_close(b, FY_ESEQ);
+
+    /* Oversize: a header announcing 2 MiB (over the 1 MiB default). */
+    b = sender(t, "bad4", "", &bw);
+    assert_true(b >= 0);
+    h = (fy_frame_hdr){.type = FY_FT_DATA, .channel = bw.channel, .seq = bw.next_seq,
+                       .len = 2u << 20};
+    fy_frame_hdr_encode(&h, hb);
+    assert_int_equal(fy_sock_write_all(b, hb, sizeof hb), 0);
+    expect_error_close(b, FY_EOVERSIZE);
+
+    /* Data outside a file. */
+    b = sender(t, "bad5", "", &bw);
+    assert_true(b >= 0);
+    assert_int_equal(rh_send_frame(b, FY_FT_DATA, bw.channel, bw.next_seq, "abc", 3), 0);
+    expect_error_close(b, FY_EPROTO);
+
+    /* The good transfer carries on. */
+    for (size_t off = len / 2; off < len; off += CHUNK)
+        assert_int_equal(rh_send_frame(good, FY_FT_DATA, w.channel, seq++, data + off, CHUNK), 0);
+    fy_file_end fe = {.size = len};
+    assert_int_equal(fy_sha256_oneshot(data, len, fe.sha256), 0);
+    assert_int_equal(fy_file_end_encode(&fe, p, sizeof p, &n), 0);
+    assert_int_equal(rh_send_frame(good, FY_FT_FILE_END, w.channel, seq, p, n), 0);
+    assert_int_equal(rh_wait_ack(good, seq), 0);
+    assert_int_equal(rh_rx_until(&rx, 1, 0), 0);
+    check_file(&rx.files[0], "good.bin", data, len);
+    rh_rx_free(&rx);
+    say_bye(good);
+
+    /* The frame before the bad CRC was stored: the next sender continues after it. */
+    b = sender_retry(t, "bad2", &bw);
+    assert_true(b >= 0);
+    assert_int_equal(bw.next_seq, 2);
+    say_bye(b);
+    assert_true(rh_log_count(&t->d, "err=FY_ECRC") >= 1);
+    free(data);
+    t->ok = true;
+}
+
+static void test_auth(void **st)
+{
+    tstate *t = *st;
+    char path[400];
+    fy_welcome w;
+
+    snprintf(path, sizeof path, "%s/tokens", t->d.root);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "# test tokens\npub1 publish up*\nsub1 subscribe up*\nall1 both *\n");
+    fclose(f);
+    const char *args[] = {"--auth", path, NULL};
+    start(t, args);
+
+    assert_int_equal(sender(t, "upload", "wrong", &w), -FY_EAUTH);
+    assert_int_equal(sender(t, "upload", "sub1", &w), -FY_EAUTH);
+    assert_int_equal(sender(t, "other", "pub1", &w), -FY_EAUTH);
+    int fd = rh_connect(&t->d);
+    assert_true(fd >= 0);
+    assert_int_equal(rh_hello(fd, FY_ROLE_RECEIVER, "upload", "pub1", FY_MODE_LIVE, 0, &w),
+                     -FY_EAUTH);
+    close(fd);
+
+    int s = sender(t, "upload", "pub1", &w);
+    assert_true(s >= 0);
+    uint8_t x[5000];
+    rh_fill(x, sizeof x, 9);
+    uint64_t seq = w.next_seq;
+    send_acked(s, &w, &seq, "x", x, sizeof x);
+    say_bye(s);
+    fd = rh_connect(&t->d);
+    assert_true(fd >= 0);
+    assert_int_equal(rh_hello(fd, FY_ROLE_RECEIVER, "upload", "sub1", FY_MODE_START, 0, &w), 0);
+    close(fd);
+    assert_true(rh_log_count(&t->d, "err=FY_EAUTH") >= 4);
+    t->ok = true;
+}
+
+static void test_restart(void **st)
+{
+    tstate *t = *st;
+    uint8_t *a = random_data(1u << 20, 11), *b = random_data(500000, 12);
+    fy_welcome w;
+    rh_rx rx;
+
+    start(t, NULL);
+    int fd = sender(t, "keep", "", &w);
+    assert_true(fd >= 0);
+    uint64_t seq = w.next_seq;
+    send_acked(fd, &w, &seq, "a", a, 1u << 20);
+    say_bye(fd);
+    int status = rh_stop(&t->d, 10000);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+
+    start(t, NULL);
+    receiver(t, &rx, "keep", FY_MODE_START, 0);
+    assert_int_equal(rh_rx_until(&rx, 1, 0), 0);
+    check_file(&rx.files[0], "a", a, 1u << 20);
+    fd = sender(t, "keep", "", &w);
+    assert_true(fd >= 0);
+    assert_int_equal(w.next_seq, seq);
+    send_acked(fd, &w, &seq, "b", b, 500000);
+    assert_int_equal(rh_rx_until(&rx, 2, 0), 0);
+    check_file(&rx.files[1], "b", b, 500000);
+    rh_rx_free(&rx);
+    say_bye(fd);
+    free(a);
+    free(b);
+    t->ok = true;
+}
+
+/* A LIVE receiver that joins mid-file gets that file from its file-begin. */
+static void test_live_midfile(void **st)
+{
+    tstate *t = *st;
+    size_t len = 1u << 20;
+    uint8_t *data = random_data(len, 21);
+    uint8_t p[1024];
+    size_t n;
+    fy_welcome w;
+    rh_rx rx;
+
+    start(t, NULL);
+    int fd = sender(t, "mid", "", &w);
+    assert_true(fd >= 0);
+    uint64_t seq = w.next_seq;
+    uint8_t x[3000];
+    rh_fill(x, sizeof x, 22);
+    send_acked(fd, &w, &seq, "before", x, sizeof x);
+    uint64_t begin = seq;
+    fy_file_begin fb = {.size = len};
+    snprintf(fb.name, sizeof fb.name, "during");
+    assert_int_equal(fy_file_begin_encode(&fb, p, sizeof p, &n), 0);
+    assert_int_equal(rh_send_frame(fd, FY_FT_FILE_BEGIN, w.channel, seq++, p, n), 0);
+    for (size_t off = 0; off < len / 2; off += CHUNK)
+        assert_int_equal(rh_send_frame(fd, FY_FT_DATA, w.channel, seq++, data + off, CHUNK), 0);
+    /* A ping is answered in order: once it is back, the frames before it are stored. */
+    assert_int_equal(rh_send_frame(fd, FY_FT_PING, 0, 0, "sync", 4), 0);
+    rh_frame f;
+    assert_int_equal(rh_read_frame(fd, &f), 0);
+    assert_int_equal(f.hdr.type, FY_FT_PONG);
+    assert_memory_equal(f.payload, "sync", 4);
+    rh_frame_free(&f);
+    /* The pong proves the frames were read, not stored: wait (bounded) until a
+     * LIVE receiver is told the file-begin. */
+    for (int i = 0; i < 200; i++) {
+        receiver(t, &rx, "mid", FY_MODE_LIVE, 0);
+        if (rx.next_seq == begin)
+            break;
+        rh_rx_free(&rx);
+        usleep(10000);
+    }
+    assert_int_equal(rx.next_seq, begin);
+    for (size_t off = len / 2; off < len; off += CHUNK)
+        assert_int_equal(rh_send_frame(fd, FY_FT_DATA, w.channel, seq++, data + off, CHUNK), 0);
+    fy_file_end fe = {.size = len};
+    assert_int_equal(fy_sha256_oneshot(data, len, fe.sha256), 0);
+    assert_int_equal(fy_file_end_encode(&fe, p, sizeof p, &n), 0);
+    assert_int_equal(rh_send_frame(fd, FY_FT_FILE_END, w.channel, seq, p, n), 0);
+    assert_int_equal(rh_wait_ack(fd, seq), 0);
+    assert_int_equal(rh_rx_until(&rx, 1, 0), 0);
+    check_file(&rx.files[0], "during", data, len);
+    rh_rx_free(&rx);
+    say_bye(fd);
+
+    /* SIGUSR1 writes the flight recorder and names the file in the log. */
+    kill(t->d.pid, SIGUSR1);
+    for (int i = 0; i < 500 && rh_log_count(&t->d, "trace snapshot written") < 1; i++)
+        usleep(10000);
+    assert_int_equal(rh_log_count(&t->d, "trace snapshot written"), 1);
+    assert_int_equal(rh_log_count(&t->d, "/trace-"), 1);
+    free(data);
+    t->ok = true;
+}
+
+/* Small segments and retention: a live receiver crosses segments, a late
+ * START receiver gets what is still held, from its first whole file on. */
+static void test_segments_retention(void **st)
+{
+    tstate *t = *st;
+    const char *args[] = {"--max-payload", "64K", "--segment-bytes", "256K", "--retain-bytes",
+                          "600K", "--channel-budget", "1M", "--window", "1M", "--memory", "8M",
+                          NULL};
+    size_t len = 100000;
+    uint8_t *d[10];
+    fy_welcome w;
+    rh_rx live, late;
+
+    start(t, args);
+    receiver(t, &live, "ret", FY_MODE_LIVE, 0);
+    int fd = sender(t, "ret", "", &w);
+    assert_true(fd >= 0);
+    uint64_t seq = w.next_seq;
+    for (int i = 0; i < 10; i++) {
+        char name[8];
+        snprintf(name, sizeof name, "r%d", i);
+        d[i] = random_data(len, 30 + (uint64_t)i);
+        send_acked(fd, &w, &seq, name, d[i], len);
+    }
+    say_bye(fd);
+    assert_int_equal(rh_rx_until(&live, 10, 0), 0);
+    for (int i = 0; i < 10; i++) {
+        char name[8];
+        snprintf(name, sizeof name, "r%d", i);
+        check_file(&live.files[i], name, d[i], len);
+    }
+    rh_rx_free(&live);
+
+    memset(&late, 0, sizeof late);
+    late.fd = rh_connect(&t->d);
+    assert_true(late.fd >= 0);
+    assert_int_equal(rh_hello(late.fd, FY_ROLE_RECEIVER, "ret", "", FY_MODE_START, 0, &w), 0);
+    assert_true(w.first_seq > 1);
+    assert_int_equal(w.next_seq, w.first_seq);
+    late.next_seq = w.next_seq;
+    /* Files are 4 frames each (seqs 4k+1..4k+4): the first whole one held. */
+    size_t first = (size_t)((w.first_seq - 1 + 3) / 4);
+    assert_true(first >= 1 && first <= 8);
+    assert_int_equal(rh_rx_until(&late, 10 - first, 0), 0);
+    for (size_t i = first; i < 10; i++) {
+        char name[8];
+        snprintf(name, sizeof name, "r%zu", i);
+        check_file(&late.files[i - first], name, d[i], len);
+    }
+    rh_rx_free(&late);
+    assert_true(rh_log_count(&t->d, "old segments removed") >= 1);
+    for (int i = 0; i < 10; i++)
+        free(d[i]);
+    t->ok = true;
+}
+
+/* ---- threads for the concurrent tests ----------------------------------------------- */
+
+typedef struct job {
+    tstate *t;
+    const char *chan, *name;
+    const uint8_t *data;
+    size_t len;
+    rh_rx rx;
+    int rc;
+} job;
+
+static void *send_job(void *arg)
+{
+    job *j = arg;
+    fy_welcome w;
+    int fd = rh_connect(&j->t->d);
+    j->rc = fd < 0 ? fd : rh_hello(fd, FY_ROLE_SENDER, j->chan, "", 0, 0, &w);
+    if (j->rc == 0) {
+        uint64_t seq = w.next_seq;
+        j->rc = rh_send_file(fd, w.channel, &seq, j->name, j->data, j->len, CHUNK);
+        if (j->rc == 0)
+            j->rc = rh_wait_ack(fd, seq - 1);
+        rh_send_frame(fd, FY_FT_BYE, 0, 0, NULL, 0);
+    }
+    if (fd >= 0)
+        close(fd);
+    return NULL;
+}
+
+static void *recv_job(void *arg)
+{
+    job *j = arg;
+    j->rc = rh_rx_until(&j->rx, 1, 0);
+    return NULL;
+}
+
+static void test_throttled(void **st)
+{
+    tstate *t = *st;
+    size_t len = 16u << 20;
+    uint8_t *data = random_data(len, 13);
+    const char *args[] = {"--window", "1M", NULL};
+    job snd = {.t = t, .chan = "slow", .name = "big", .data = data, .len = len};
+    job fast[2] = {{.t = t}, {.t = t}};
+    rh_rx slow;
+    pthread_t th[3];
+
+    start(t, args);
+    receiver(t, &slow, "slow", FY_MODE_LIVE, 0);
+    for (int i = 0; i < 2; i++)
+        receiver(t, &fast[i].rx, "slow", FY_MODE_LIVE, 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, recv_job, &fast[i]), 0);
+    assert_int_equal(pthread_create(&th[2], NULL, send_job, &snd), 0);
+
+    /* The slow receiver reads 1 MiB, then nothing until the others are done. */
+    assert_int_equal(rh_rx_until(&slow, 1, 1u << 20), 1);
+    for (int i = 0; i < 3; i++)
+        pthread_join(th[i], NULL);
+    assert_int_equal(snd.rc, 0);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(fast[i].rc, 0);
+        check_file(&fast[i].rx.files[0], "big", data, len);
+        rh_rx_free(&fast[i].rx);
+    }
+    assert_true(slow.bytes < len);
+    /* Now the slow one catches up from disk and completes intact. */
+    assert_int_equal(rh_rx_until(&slow, 1, 0), 0);
+    check_file(&slow.files[0], "big", data, len);
+    rh_rx_free(&slow);
+    assert_true(rh_log_count(&t->d, "catching up from disk") >= 1);
+    free(data);
+    t->ok = true;
+}
+
+/* Two channels, each with a receiver that does not read, and a pool smaller
+ * than both windows together: neither sender waits for those receivers. */
+static void test_memory_pressure(void **st)
+{
+    tstate *t = *st;
+    size_t len = 11u << 18; /* 2.75 MiB: under one window, over half the pool */
+    uint8_t *da = random_data(len, 17), *db = random_data(len, 18);
+    const char *args[] = {"--max-payload", "64K", "--channel-budget", "1M", "--window", "3M",
+                          "--memory", "5M", "--sndbuf", "32K", NULL};
+    job s[2] = {{.t = t, .chan = "pa", .name = "a", .data = da, .len = len},
+                {.t = t, .chan = "pb", .name = "b", .data = db, .len = len}};
+    rh_rx stuck[2];
+
+    start(t, args);
+    for (int i = 0; i < 2; i++) {
+        receiver(t, &stuck[i], i ? "pb" : "pa", FY_MODE_LIVE, 0);
+        int small = 32 << 10;
+        setsockopt(stuck[i].fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    }
+    send_job(&s[0]);
+    assert_int_equal(s[0].rc, 0);
+    send_job(&s[1]);
+    assert_int_equal(s[1].rc, 0);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(rh_rx_until(&stuck[i], 1, 0), 0);
+        check_file(&stuck[i].files[0], i ? "b" : "a", i ? db : da, len);
+        rh_rx_free(&stuck[i]);
+    }
+    assert_true(rh_log_count(&t->d, "why=pool_pressure") >= 1);
+    free(da);
+    free(db);
+    t->ok = true;
+}
+
+static void test_two_channels(void **st)
+{
+    tstate *t = *st;
+    size_t len = 3u << 20;
+    uint8_t *da = random_data(len, 14), *db = random_data(len, 15);
+    job s[2] = {{.t = t, .chan = "alpha", .name = "a", .data = da, .len = len},
+                {.t = t, .chan = "beta", .name = "b", .data = db, .len = len}};
+    job r[2] = {{.t = t}, {.t = t}};
+    pthread_t th[4];
+    const char *args[] = {"--fsync", "20", NULL}; /* the interval policy */
+
+    start(t, args);
+    receiver(t, &r[0].rx, "alpha", FY_MODE_LIVE, 0);
+    receiver(t, &r[1].rx, "beta", FY_MODE_LIVE, 0);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(pthread_create(&th[i], NULL, recv_job, &r[i]), 0);
+        assert_int_equal(pthread_create(&th[2 + i], NULL, send_job, &s[i]), 0);
+    }
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(s[i].rc, 0);
+        assert_int_equal(r[i].rc, 0);
+        check_file(&r[i].rx.files[0], i ? "b" : "a", i ? db : da, len);
+        rh_rx_free(&r[i].rx);
+    }
+    free(da);
+    free(db);
+    t->ok = true;
+}
+
+static void test_sigterm(void **st)
+{
+    tstate *t = *st;
+    uint8_t x[100000];
+    fy_welcome w;
+    rh_rx rx;
+
+    rh_fill(x, sizeof x, 16);
+    start(t, NULL);
+    receiver(t, &rx, "term", FY_MODE_LIVE, 0);
+    int fd = sender(t, "term", "", &w);
+    assert_true(fd >= 0);
+    uint64_t seq = w.next_seq;
+    send_acked(fd, &w, &seq, "x", x, sizeof x);
+    int idle = rh_connect(&t->d); /* connected, no hello yet */
+    assert_true(idle >= 0);
+
+    int status = rh_stop(&t->d, 10000);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_int_equal(rh_wait_bye(fd), 0);
+    assert_int_equal(rh_rx_until(&rx, 1, 0), 0);
+    check_file(&rx.files[0], "x", x, sizeof x);
+    assert_int_equal(rh_wait_bye(rx.fd), 0);
+    assert_int_equal(rh_wait_bye(idle), 0);
+    rh_rx_free(&rx);
+    close(fd);
+    close(idle);
+    assert_true(rh_log_count(&t->d, "msg=\"exit\"") == 1);
+    t->ok = true;
+}
+
+/* GET /metrics while a sender and a receiver are connected. */
+static void test_metrics(void **st)
+{
+    tstate *t = *st;
+    const char *args[] = {"--metrics", "127.0.0.1:0", NULL};
+    uint8_t x[200000];
+    fy_welcome w;
+    rh_rx rx;
+    char *text = malloc(1 << 20);
+    size_t len = 0;
+
+    assert_non_null(text);
+    rh_fill(x, sizeof x, 40);
+    start(t, args);
+    assert_true(t->d.metrics_port > 0);
+    receiver(t, &rx, "m", FY_MODE_LIVE, 0);
+    int fd = sender(t, "m", "", &w);
+    assert_true(fd >= 0);
+    uint64_t seq = w.next_seq;
+    send_acked(fd, &w, &seq, "x", x, sizeof x);
+    assert_int_equal(rh_rx_until(&rx, 1, 0), 0);
+
+    rh_daemon md = t->d;
+    md.port = t->d.metrics_port;
+    int h = rh_connect(&md);
+    assert_true(h >= 0);
+    const char *req = "GET /metrics HTTP/1.0\r\n\r\n";
+    assert_int_equal(fy_sock_write_all(h, req, strlen(req)), 0);
+    for (int i = 0; i < 1000 && len < (1 << 20) - 1; i++) {
+        ssize_t n = read(h, text + len, (1 << 20) - 1 - len);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    text[len] = 0;
+    close(h);
+    assert_non_null(strstr(text, "200"));
+    assert_non_null(strstr(text, "\nferry_up 1"));
+    char *b = strstr(text, "\nferry_bytes_in_total ");
+    assert_non_null(b);
+    assert_true(strtoull(b + strlen("\nferry_bytes_in_total "), NULL, 10) >= sizeof x);
+    char *o = strstr(text, "\nferry_bytes_out_total ");
+    assert_non_null(o);
+    assert_true(strtoull(o + strlen("\nferry_bytes_out_total "), NULL, 10) >= sizeof x);
+    say_bye(fd);
+    rh_rx_free(&rx);
+    free(text);
+    t->ok = true;
+}
+
+/* A config file sets values, flags override it; the documented default
+ * config (every line commented) loads as is; a bad key is exit 2. */
+static void test_config(void **st)
+{
+    tstate *t = *st;
+    char path[400];
+
+    snprintf(path, sizeof path, "%s/ferryd.conf", t->d.root);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "# test\nwindow = 2M   # per receiver\nfsync=never\nmemory = 64M\n"
+               "listen = 127.0.0.1:1\n");
+    fclose(f);
+    const char *args[] = {"--config", path, "--window", "3M", NULL};
+    start(t, args); /* --listen 127.0.0.1:0 from the harness overrides the file */
+    assert_int_equal(rh_log_count(&t->d, "window=3145728"), 1);
+    assert_int_equal(rh_log_count(&t->d, "fsync=never"), 1);
+    assert_int_equal(rh_log_count(&t->d, "memory=67108864"), 1);
+    int status = rh_stop(&t->d, 10000);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+    const char *doc[] = {"--config", FERRY_SRC_DIR "/docs/ferryd.conf", NULL};
+    start(t, doc);
+    assert_int_equal(rh_log_count(&t->d, "window=8388608"), 1);
+    status = rh_stop(&t->d, 10000);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "windw = 2M\n");
+    fclose(f);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        freopen("/dev/null", "w", stderr);
+        execl(FERRYD_PATH, FERRYD_PATH, "--config", path, (char *)NULL);
+        _exit(127);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 2);
+    t->ok = true;
+}
+
+static void test_bad_flags(void **st)
+{
+    tstate *t = *st;
+    const char *cases[][4] = {
+        {"--bogus", "1", NULL},
+        {"--memory", "lots", NULL},
+        {"--fsync", "sometimes", NULL},
+        {"--window", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            const char *argv[6] = {FERRYD_PATH};
+            for (int k = 0; k < 3 && cases[i][k]; k++)
+                argv[k + 1] = cases[i][k];
+            freopen("/dev/null", "w", stderr);
+            execv(FERRYD_PATH, (char *const *)argv);
+            _exit(127);
+        }
+        int status;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 2);
+    }
+    t->ok = true;
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_fanout_three, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_late_start, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resume, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_busy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_live_midfile, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_segments_retention, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_throttled, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_memory_pressure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_channels, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sigterm, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_config, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_flags, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
