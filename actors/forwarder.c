@@ -154,7 +154,7 @@ static void close_fwd(fwd *f, enum fy_klog_level lvl, const char *why)
     if (f->fd >= 0) {
         uint8_t sink[4096];
         fy_io_del(f->ctx->sched, f->fd);
-        shutdown(f->fd, SHUT_WR);
+        (void)fy_sock_shutdown_wr(f->fd);
         /* Read what the receiver already sent so close() does not reset
          * the connection under our last frames. */
         for (int i = 0; i < 16 && fy_sock_recv(f->fd, sink, sizeof sink) > 0; i++)

@@ -164,7 +164,7 @@ static void linger(session *s)
 {
     s->st = S_LINGER;
     if (s->olen == s->ooff && !s->wr_shut) {
-        shutdown(s->fd, SHUT_WR);
+        (void)fy_sock_shutdown_wr(s->fd);
         s->wr_shut = true;
     }
     fy_timer_after(s->self, LINGER_MS, FY__TM_LINGER);
@@ -597,7 +597,7 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
         if (m->u32 & FY_IO_WRITE) {
             int rc = out_flush(s);
             if (rc == 0 && s->st == S_LINGER && !s->wr_shut) {
-                shutdown(s->fd, SHUT_WR);
+                (void)fy_sock_shutdown_wr(s->fd);
                 s->wr_shut = true;
             }
         }

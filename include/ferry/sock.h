@@ -54,6 +54,10 @@ int fy_sock_set_bufs(int fd, int sndbuf, int rcvbuf);
 ssize_t fy_sock_recv(int fd, void *buf, size_t n);
 ssize_t fy_sock_writev(int fd, const struct iovec *iov, int iovcnt);
 
+/* Half-close the sending side (after a final error or bye frame, so the
+ * peer reads it before EOF instead of a reset).  0 or -errno. */
+int fy_sock_shutdown_wr(int fd);
+
 /* Blocking helpers for clients: write all / read exactly n bytes.
  * Return 0, -EPIPE/-ECONNRESET/... , or -ENODATA (read: EOF before n). */
 int fy_sock_write_all(int fd, const void *p, size_t n);

@@ -258,6 +258,11 @@ ssize_t fy_sock_writev(int fd, const struct iovec *iov, int iovcnt)
     }
 }
 
+int fy_sock_shutdown_wr(int fd)
+{
+    return shutdown(fd, SHUT_WR) < 0 ? -errno : 0;
+}
+
 int fy_sock_write_all(int fd, const void *p, size_t n)
 {
     struct iovec iov = {.iov_base = (void *)p, .iov_len = n};
