@@ -2,7 +2,9 @@
  * batch.c - the run of frames that travels session -> writer -> forwarders
  * (fy__batch).  One allocation per batch, shared by every forwarder of the
  * channel through one reference count, so forwarding to N receivers costs N
- * atomic increments per batch, not per frame.
+ * atomic increments per batch, not per frame.  Frames and buffers are
+ * separate lists: small frames share a buffer, so a 128-byte frame does
+ * not take a 4 KiB pool buffer of its own.
  */
 #include <stdlib.h>
 
@@ -14,9 +16,11 @@ fy__batch *fy__batch_new(uint32_t cap)
 
     if (!b)
         return NULL;
-    b->bufs = calloc(cap, sizeof *b->bufs);
-    b->recs = calloc(cap, sizeof *b->recs);
-    if (!b->bufs || !b->recs) {
+    b->fr = malloc(cap * sizeof *b->fr);
+    b->bufs = malloc(cap * sizeof *b->bufs);
+    b->recs = malloc(cap * sizeof *b->recs);
+    if (!b->fr || !b->bufs || !b->recs) {
+        free(b->fr);
         free(b->bufs);
         free(b->recs);
         free(b);
@@ -34,8 +38,9 @@ void fy__batch_unref(fy__batch *b)
     /* acq_rel: every holder's reads of the buffers happen before the free. */
     if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1)
         return;
-    for (uint32_t i = 0; i < b->n; i++)
+    for (uint32_t i = 0; i < b->nbufs; i++)
         fy_buf_unref(b->bufs[i]);
+    free(b->fr);
     free(b->bufs);
     free(b->recs);
     free(b);
@@ -43,5 +48,5 @@ void fy__batch_unref(fy__batch *b)
 
 uint8_t fy__batch_type(const fy__batch *b, uint32_t i)
 {
-    return fy_buf_cdata(b->bufs[i])[5];
+    return ((const uint8_t *)b->fr[i].iov_base)[5];
 }

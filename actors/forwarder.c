@@ -453,7 +453,10 @@ static int write_ctl(fwd *f)
     return f->coff < f->clen ? -EAGAIN : 0;
 }
 
-/* Live: writev from the queued buffers.  Returns bytes written or -errno. */
+/* Live: writev from the queued buffers.  Frames that lie back to back in
+ * one buffer (small frames packed by the session) go out as one iovec, so
+ * a call carries up to IOV_PER_CALL runs, not frames.  Returns bytes
+ * written or -errno. */
 static ssize_t write_live(fwd *f, size_t max)
 {
     struct iovec iov[IOV_PER_CALL];
@@ -462,16 +465,24 @@ static ssize_t write_live(fwd *f, size_t max)
     uint32_t fi = f->qframe;
     size_t off = f->qoff;
 
-    for (size_t bi = 0; bi < f->qlen && n < IOV_PER_CALL && tot < max; bi++) {
+    for (size_t bi = 0; bi < f->qlen && tot < max; bi++) {
         fy__batch *b = qat(f, bi);
-        for (; fi < b->n && n < IOV_PER_CALL && tot < max; fi++) {
-            size_t len = fy_buf_len(b->bufs[fi]) - off;
-            iov[n++] = (struct iovec){fy_buf_data(b->bufs[fi]) + off, len};
+        for (; fi < b->n && tot < max; fi++) {
+            uint8_t *p = (uint8_t *)b->fr[fi].iov_base + off;
+            size_t len = b->fr[fi].iov_len - off;
+            if (n && (uint8_t *)iov[n - 1].iov_base + iov[n - 1].iov_len == p) {
+                iov[n - 1].iov_len += len;
+            } else {
+                if (n == IOV_PER_CALL)
+                    goto full;
+                iov[n++] = (struct iovec){p, len};
+            }
             tot += len;
             off = 0;
         }
         fi = 0;
     }
+full:
     ssize_t w = fy_sock_writev(f->fd, iov, n);
     if (w == 0)
         return -EAGAIN;
@@ -481,7 +492,7 @@ static ssize_t write_live(fwd *f, size_t max)
     size_t left = (size_t)w;
     while (left) {
         fy__batch *h = qat(f, 0);
-        size_t rest = fy_buf_len(h->bufs[f->qframe]) - f->qoff;
+        size_t rest = h->fr[f->qframe].iov_len - f->qoff;
         if (left < rest) {
             f->qoff += left;
             break;
@@ -500,14 +511,14 @@ static ssize_t write_live(fwd *f, size_t max)
 static int write_part(fwd *f)
 {
     while (f->part) {
-        fy_buf *b = f->part->bufs[f->part_i];
-        struct iovec iov = {fy_buf_data(b) + f->part_off, fy_buf_len(b) - f->part_off};
+        const struct iovec *fr = &f->part->fr[f->part_i];
+        struct iovec iov = {(uint8_t *)fr->iov_base + f->part_off, fr->iov_len - f->part_off};
         ssize_t w = fy_sock_writev(f->fd, &iov, 1);
         if (w < 0)
             return (int)w;
         f->sent += (size_t)w;
         f->part_off += (size_t)w;
-        if (f->part_off == fy_buf_len(b)) {
+        if (f->part_off == fr->iov_len) {
             fy__batch_unref(f->part);
             f->part = NULL;
         }
@@ -524,6 +535,10 @@ static void go_live(fwd *f)
     f->st = F_LIVE;
     f->mid = false;
     f->q_next_seq = f->end_seq;
+    /* Live needs no file: give the descriptors back (10 000 idle live
+     * receivers would otherwise hold 20 000 of them). */
+    fy_logrd_close(f->rd);
+    f->rd = NULL;
 }
 
 /* Returns bytes sent (>= 0), -EAGAIN or another -errno. */
@@ -537,6 +552,10 @@ static ssize_t catchup_step(fwd *f, size_t max)
     if (f->pos_seq && f->pos_seq == f->end_seq) { /* nothing was ever behind */
         go_live(f);
         return 0;
+    }
+    if (!f->rd && (rc = fy_logrd_open(f->chan->dir, &f->rd)) < 0) {
+        f->rd = NULL;
+        return rc;
     }
     if (!f->rd_seeked) {
         if ((rc = fy_logrd_seek(f->rd, f->pos)) < 0)
@@ -808,8 +827,6 @@ int fy__forwarder_new(const fy__fwd_init *in, fy_actor **out)
     /* Receivers send only small control frames. */
     if ((rc = fy_dec_new(FY_CTL_PAYLOAD_MAX, &f->dec)) < 0)
         goto fail;
-    if ((rc = fy_logrd_open(f->chan->dir, &f->rd)) < 0)
-        goto fail;
     fy_actor_opts o = {.fn = handle, .dtor = dtor, .state = f, .kind = FY_KIND_FORWARDER,
                        .label = in->peer};
     if ((rc = fy_actor_new(f->ctx->sched, &o, &f->self)) < 0)
@@ -818,7 +835,6 @@ int fy__forwarder_new(const fy__fwd_init *in, fy_actor **out)
     return 0;
 fail:
     f->fd = -1; /* the caller still owns it */
-    fy_logrd_close(f->rd);
     fy_dec_free(f->dec);
     free(f->pending);
     free(f);

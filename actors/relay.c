@@ -84,7 +84,9 @@ int fy_relay_new(const fy_conf *conf, const fy_auth *auth, fy_relay **out, char 
                  fy_strerror(rc));
         goto fail;
     }
-    fy_sched_opts so = {.threads = conf->threads};
+    /* trace-events 0: no recording at all (no flight recorder, no dumps). */
+    fy_sched_opts so = {.threads = conf->threads, .trace_events = conf->trace_events,
+                        .trace_off = conf->trace_events == 0};
     if ((rc = fy_sched_new(&so, &r->ctx.sched)) < 0) {
         snprintf(err, errcap, "scheduler: %s", fy_strerror(rc));
         goto fail;
@@ -121,6 +123,11 @@ int fy_relay_start(fy_relay *r, char *err, size_t errcap)
         if ((rc = fy_trstream_new(r->ctx.sched, &to, &r->tracer, err, errcap)) < 0)
             return rc;
     }
+    /* Best effort: a fatal signal writes DATA/trace-<time>-crash.trace. */
+    if (r->ctx.conf->trace_events &&
+        (rc = fy_trsnap_fatal_install(r->ctx.sched, r->ctx.conf->data)) < 0)
+        fy_klog(FY_LOG_WARN, "crash trace not armed", "call=sigaction err=%s "
+                "action=\"run without it\"", fy_errname(rc));
     if ((rc = fy_sched_start(r->ctx.sched)) < 0)
         return rc;
     r->started = true;

@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "ferry/actor.h"
 #include "ferry/buf.h"
@@ -64,18 +65,23 @@ typedef struct fy__chan {
     fy_actor *indexer; /* registry's reference */
 } fy__chan;
 
-/* A run of frames.  The session fills bufs[] (one reference each); the
- * writer fills recs[], end and next_seq, then shares the batch with every
- * forwarder: refs counts the holders, the last fy__batch_unref() releases
- * the buffers.  C11 atomics rather than ck here because ThreadSanitizer
- * must see the release/acquire pair that guards the free. */
+/* A run of frames.  The session fills fr[] (frame i: its raw bytes, header
+ * and payload, inside one of the batch's buffers) and bufs[] (one reference
+ * each; a buffer may hold several small frames back to back, or one big
+ * frame received straight into it); the writer fills recs[], end and
+ * next_seq, then shares the batch with every forwarder: refs counts the
+ * holders, the last fy__batch_unref() releases the buffers.  C11 atomics
+ * rather than ck here because ThreadSanitizer must see the release/acquire
+ * pair that guards the free. */
 typedef struct fy__batch {
     atomic_uint refs;
-    uint32_t n, cap;
+    uint32_t n, cap;   /* frames; cap also bounds nbufs */
+    uint32_t nbufs;    /* buffers held */
     uint64_t bytes;    /* sum of frame lengths (header + payload) */
     uint64_t held;     /* sum of buffer capacities (what the pool counts) */
     fy_pos end;        /* log end after the last frame (writer sets) */
     uint64_t next_seq; /* seq after the last frame (writer sets) */
+    struct iovec *fr;  /* frame i's bytes (fy_log_append takes them as they are) */
     fy_buf **bufs;
     fy_idx_rec *recs;
 } fy__batch;

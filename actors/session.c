@@ -7,8 +7,10 @@
  * the registry for the channel and, for a receiver, hands the socket to a
  * new forwarder and ends.  For a sender it asks the channel's file-writer
  * for the sender slot, then validates every stream frame (sequence, file
- * framing, sizes, names, channel id), copies each frame's raw bytes once
- * into a pooled fy_buf and sends the writer one batch per read.
+ * framing, sizes, names, channel id) and puts its raw bytes in pooled
+ * fy_bufs: a big data frame is read from the socket straight into its own
+ * buffer, small frames are packed several to a buffer; the writer gets one
+ * batch per turn.
  *
  * Memory is bounded twice: a frame needs a pool buffer (-FY_EPOOL: stop
  * reading, retry on a short timer) and the bytes at the writer not yet
@@ -27,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "ferry/err.h"
@@ -40,8 +43,12 @@
 #define RBUF_HELLO (8u << 10)      /* before the role is known */
 #define RBUF_SENDER (256u << 10)   /* one read; its frames become one batch */
 #define OBUF_MAX (256u << 10)      /* control frames not yet written */
-#define READS_PER_TURN 16          /* then yield to other actors */
-#define BATCH_FRAMES 256
+#define READS_PER_TURN 32          /* then yield to other actors */
+#define BATCH_FRAMES 1024          /* <= IOV_MAX: one pwritev per batch */
+#define BATCH_BYTES (1u << 20)     /* hand a batch over at this size even mid-turn */
+#define DIRECT_MIN (16u << 10)     /* data frames this big are read into their own buffer */
+#define PACK_CAP (64u << 10)       /* smaller frames share buffers of up to this size */
+#define DIRECT_TAIL FY_FRAME_HDR_SIZE /* read behind a direct frame: the next header */
 #define RETRY_MS 5                 /* pool exhausted: retry after */
 #define LINGER_MS 2000
 #define HELLO_MS 30000            /* a connection must say hello within this */
@@ -70,6 +77,10 @@ typedef struct session {
     uint64_t file_size, file_got;
     uint64_t inflight; /* buffer capacity at the writer, not yet credited */
     fy__batch *batch;
+    fy_buf *pack;      /* the batch's buffer small frames are appended to, or NULL */
+    fy_buf *dbuf;      /* a big data frame being read straight into its buffer */
+    fy_frame_hdr dhdr; /* its checked header */
+    size_t dhave, dtotal;
     uint64_t frames, bytes;
     int end_code; /* FY_E* that ended the connection, 0 = none */
 } session;
@@ -126,6 +137,7 @@ static int send_ctl(session *s, uint8_t type, uint64_t seq, const uint8_t *p, si
 
 static void flush_batch(session *s)
 {
+    s->pack = NULL; /* the writer may read it from now on: never append again */
     if (!s->batch)
         return;
     if (s->batch->n && s->chan)
@@ -135,6 +147,14 @@ static void flush_batch(session *s)
     s->batch = NULL;
 }
 
+/* A frame cut short by the end of the connection is not stored. */
+static void drop_direct(session *s)
+{
+    if (s->dbuf)
+        fy_buf_unref(s->dbuf);
+    s->dbuf = NULL;
+}
+
 /* The connection is over: give back the sender slot, the socket and the
  * acceptor's entry, then stop. */
 static void finish(session *s, const char *why)
@@ -142,6 +162,7 @@ static void finish(session *s, const char *why)
     if (s->st == S_DONE)
         return;
     flush_batch(s);
+    drop_direct(s);
     if (s->attach_sent)
         fy_actor_post(s->chan->writer, FY_RM_DETACH, 0, 0, 0, s->self, NULL);
     if (s->fd >= 0) {
@@ -186,6 +207,7 @@ static void fail(session *s, int code, const char *fmt, ...)
         code = -code;
     s->end_code = code;
     flush_batch(s); /* frames before the bad one are kept */
+    drop_direct(s);
     s->have_frame = false;
     fy_klog(code == FY_EAUTH || code == FY_EBUSY ? FY_LOG_INFO : FY_LOG_WARN, "connection refused",
             "peer=%s channel=%s err=%s text=%s action=\"error frame, close\"", s->peer,
@@ -264,18 +286,16 @@ static int check_stream(session *s, const fy_frame *f)
     return 0;
 }
 
-/* Copy the validated frame into a pooled buffer and add it to the batch.
- * Returns 0, or -EAGAIN when paused (budget spent or pool exhausted). */
-static int store_frame(session *s)
+/* A pool buffer of at least need bytes within the channel budget.  0, or
+ * -EAGAIN when paused (budget spent: a credit resumes; pool exhausted: a
+ * timer retries), or another error after the connection was failed. */
+static int grab(session *s, size_t need, fy_buf **out)
 {
-    size_t need = s->f.raw_len;
-    fy_buf *b;
-
     if (s->inflight && s->inflight + need > s->ctx->conf->channel_budget) {
         s->paused = true; /* a credit message resumes */
         return -EAGAIN;
     }
-    int rc = fy_buf_alloc(s->ctx->pool, need, &b);
+    int rc = fy_buf_alloc(s->ctx->pool, need, out);
     if (rc == -FY_EPOOL) {
         s->paused = true;
         if (!s->timer_armed) {
@@ -284,26 +304,77 @@ static int store_frame(session *s)
         }
         return -EAGAIN;
     }
-    if (rc < 0) {
+    if (rc < 0)
         fail(s, FY_EINTERNAL, "fy_buf_alloc(%zu) failed: %s", need, fy_strerror(rc));
-        return rc;
-    }
-    memcpy(fy_buf_data(b), s->f.raw, need);
-    fy_buf_set_len(b, need);
+    return rc;
+}
+
+/* Make room in the batch for one more frame (and its buffer). */
+static int batch_room(session *s)
+{
     if (s->batch && s->batch->n == s->batch->cap)
         flush_batch(s);
     if (!s->batch && !(s->batch = fy__batch_new(BATCH_FRAMES))) {
-        fy_buf_unref(b);
         fail(s, FY_EINTERNAL, "out of memory for a batch");
         return -ENOMEM;
     }
-    s->batch->bufs[s->batch->n++] = b;
-    s->batch->bytes += need;
+    return 0;
+}
+
+/* The batch takes the buffer's reference; the channel budget counts it. */
+static void batch_buf(session *s, fy_buf *b)
+{
+    s->batch->bufs[s->batch->nbufs++] = b;
     s->batch->held += fy_buf_cap(b);
     s->inflight += fy_buf_cap(b);
-    s->have_frame = false;
+}
+
+static void batch_frame(session *s, uint8_t *p, size_t len)
+{
+    s->batch->fr[s->batch->n++] = (struct iovec){p, len};
+    s->batch->bytes += len;
     s->frames++;
-    s->bytes += need;
+    s->bytes += len;
+    if (s->batch->bytes >= BATCH_BYTES)
+        flush_batch(s);
+}
+
+/* Copy the validated frame at rbuf+roff into the batch: a small one is
+ * appended to the batch's pack buffer (a new one sized for what this read
+ * still holds, up to PACK_CAP), a big one gets a buffer of its own.
+ * Returns 0, or -EAGAIN when paused (the frame stays where it is). */
+static int store_frame(session *s)
+{
+    size_t need = s->f.raw_len;
+    fy_buf *b;
+    int rc;
+
+    if ((rc = batch_room(s)) < 0)
+        return rc;
+    if (need < DIRECT_MIN) {
+        if (!s->pack || fy_buf_cap(s->pack) - fy_buf_len(s->pack) < need) {
+            size_t want = s->rlen - s->roff;
+            want = want > PACK_CAP ? PACK_CAP : want < need ? need : want;
+            if ((rc = grab(s, want, &b)) < 0)
+                return rc;
+            fy_buf_set_len(b, 0);
+            batch_buf(s, b);
+            s->pack = b;
+        }
+        b = s->pack;
+    } else {
+        if ((rc = grab(s, need, &b)) < 0)
+            return rc;
+        fy_buf_set_len(b, 0);
+        batch_buf(s, b);
+        s->pack = NULL;
+    }
+    uint8_t *dst = fy_buf_data(b) + fy_buf_len(b);
+    memcpy(dst, s->f.raw, need);
+    fy_buf_set_len(b, fy_buf_len(b) + need);
+    s->roff += need;
+    s->have_frame = false;
+    batch_frame(s, dst, need);
     return 0;
 }
 
@@ -418,6 +489,157 @@ static int consume(session *s)
     return 0;
 }
 
+/* ---- the sender's read path -------------------------------------------------
+ * A sender's frames are parsed here rather than by fy_dec, so that a big
+ * data frame is read from the socket straight into its pool buffer: once
+ * its header is checked, the buffer is allocated, the bytes already read
+ * are copied in and readv() puts the rest of the payload there, with only
+ * the next frame's header going to rbuf.  That saves a copy of nearly
+ * every byte.  The checks are fy_dec's, in its order and with its error
+ * codes: fy_frame_hdr_decode (magic, version, header CRC, type, flags,
+ * length), seq 0 on a stream frame (-FY_ESEQ), payload CRC (-FY_ECRC). */
+
+static void bad_frame(session *s, int rc)
+{
+    fail(s, rc, "bad frame after seq %llu: %s",
+         (unsigned long long)(s->expect_seq ? s->expect_seq - 1 : 0), fy_strerror(rc));
+}
+
+static int sender_hdr(session *s, const uint8_t *raw, fy_frame_hdr *h)
+{
+    int rc = fy_frame_hdr_decode(raw, s->ctx->conf->max_payload, h);
+
+    if (rc == 0 && fy_frame_is_stream(h->type) && h->seq == 0)
+        rc = -FY_ESEQ;
+    return rc;
+}
+
+/* Keep an incomplete frame at the start of rbuf for the next read. */
+static void keep_partial(session *s)
+{
+    size_t left = s->rlen - s->roff;
+
+    if (left && s->roff)
+        memmove(s->rbuf, s->rbuf + s->roff, left);
+    s->roff = 0;
+    s->rlen = left;
+}
+
+/* The direct frame is complete: check its CRC and the stream rules, then
+ * hand its buffer to the batch as it is.  0 or 1 (ended). */
+static int finish_direct(session *s)
+{
+    fy_buf *b = s->dbuf;
+    uint8_t *raw = fy_buf_data(b);
+    fy_frame f = {.hdr = s->dhdr, .raw = raw, .raw_len = s->dtotal,
+                  .payload = raw + FY_FRAME_HDR_SIZE};
+
+    s->dbuf = NULL;
+    if (fy_crc32c(0, f.payload, f.hdr.len) != f.hdr.crc) {
+        fy_buf_unref(b);
+        bad_frame(s, -FY_ECRC);
+        return 1;
+    }
+    if (on_frame(s, &f) || batch_room(s) < 0) {
+        fy_buf_unref(b);
+        return 1;
+    }
+    s->have_frame = false;
+    fy_buf_set_len(b, s->dtotal);
+    batch_buf(s, b);
+    s->pack = NULL;
+    batch_frame(s, raw, s->dtotal);
+    return 0;
+}
+
+/* Process buffered sender input.  Returns 0 when more input is needed (a
+ * partial frame is kept at the start of rbuf, or a direct frame waits for
+ * its payload), 1 when the session must stop reading. */
+static int consume_sender(session *s)
+{
+    for (;;) {
+        if (s->dbuf) {
+            if (s->dhave < s->dtotal)
+                return 0;
+            if (finish_direct(s))
+                return 1;
+        }
+        if (s->have_frame) { /* validated, waits for a buffer */
+            if (store_frame(s) < 0)
+                return 1;
+            continue;
+        }
+        size_t avail = s->rlen - s->roff;
+        if (avail < FY_FRAME_HDR_SIZE) {
+            keep_partial(s);
+            return 0;
+        }
+        fy_frame_hdr h;
+        int rc = sender_hdr(s, s->rbuf + s->roff, &h);
+        if (rc < 0) {
+            bad_frame(s, rc);
+            return 1;
+        }
+        size_t total = FY_FRAME_HDR_SIZE + (size_t)h.len;
+        if (avail >= total) {
+            const uint8_t *raw = s->rbuf + s->roff;
+            fy_frame f = {.hdr = h, .raw = raw, .raw_len = total,
+                          .payload = raw + FY_FRAME_HDR_SIZE};
+            if (fy_crc32c(0, f.payload, h.len) != h.crc) {
+                bad_frame(s, -FY_ECRC);
+                return 1;
+            }
+            if (on_frame(s, &f))
+                return 1;
+            if (!s->have_frame) /* a control frame, answered */
+                s->roff += total;
+            continue;
+        }
+        if (h.type != FY_FT_DATA || total < DIRECT_MIN) {
+            keep_partial(s);
+            return 0;
+        }
+        fy_buf *b;
+        if (grab(s, total, &b) < 0) /* paused: the bytes wait in rbuf */
+            return 1;
+        memcpy(fy_buf_data(b), s->rbuf + s->roff, avail);
+        s->dbuf = b;
+        s->dhdr = h;
+        s->dhave = avail;
+        s->dtotal = total;
+        s->roff = s->rlen = 0;
+        return 0;
+    }
+}
+
+/* One read for a sender: the rest of a direct frame plus the next header,
+ * or as much as rbuf holds.  Bytes read, 0 at EOF, -EAGAIN or -errno. */
+static ssize_t read_sender(session *s)
+{
+    struct iovec iov[2];
+    int k = 0;
+
+    if (s->dbuf)
+        iov[k++] = (struct iovec){fy_buf_data(s->dbuf) + s->dhave, s->dtotal - s->dhave};
+    size_t room = s->rcap - s->rlen;
+    iov[k++] = (struct iovec){s->rbuf + s->rlen, s->dbuf && room > DIRECT_TAIL ? DIRECT_TAIL : room};
+    ssize_t n;
+    do
+        n = readv(s->fd, iov, k);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    size_t got = (size_t)n;
+    if (s->dbuf) {
+        size_t d = s->dtotal - s->dhave;
+        d = got < d ? got : d;
+        s->dhave += d;
+        got -= d;
+    }
+    s->rlen += got;
+    return n;
+}
+
 static void drive(session *s)
 {
     int reads = 0;
@@ -438,10 +660,8 @@ static void drive(session *s)
     if ((s->st != S_HELLO && s->st != S_SENDER) || s->paused || s->shutting)
         return;
     for (;;) {
-        if (consume(s))
+        if (s->st == S_SENDER ? consume_sender(s) : consume(s))
             break;
-        if (s->st == S_SENDER)
-            flush_batch(s); /* one batch per read */
         if (reads++ == READS_PER_TURN) {
             if (!s->cont_pending) {
                 s->cont_pending = true;
@@ -449,7 +669,8 @@ static void drive(session *s)
             }
             break;
         }
-        ssize_t n = fy_sock_recv(s->fd, s->rbuf, s->rcap);
+        bool sender = s->st == S_SENDER;
+        ssize_t n = sender ? read_sender(s) : fy_sock_recv(s->fd, s->rbuf, s->rcap);
         if (n == -EAGAIN)
             break;
         if (n <= 0) {
@@ -460,9 +681,12 @@ static void drive(session *s)
             finish(s, n == 0 ? "peer closed" : fy_strerror((int)n));
             return;
         }
-        s->roff = 0;
-        s->rlen = (size_t)n;
+        if (!sender) {
+            s->roff = 0;
+            s->rlen = (size_t)n;
+        }
     }
+    /* One batch per turn (or per BATCH_BYTES): fewer, bigger messages. */
     if (s->st == S_SENDER || s->st == S_DONE)
         flush_batch(s);
 }
@@ -559,6 +783,7 @@ static void on_shutdown(session *s)
     switch (s->st) {
     case S_SENDER:
         flush_batch(s); /* then wait for the writer to credit everything */
+        drop_direct(s); /* a frame not yet whole is not stored */
         maybe_bye_on_shutdown(s);
         break;
     case S_DONE:
@@ -665,6 +890,7 @@ static void dtor(void *state)
     if (s->fd >= 0)
         close(s->fd);
     fy__batch_unref(s->batch);
+    drop_direct(s);
     fy_dec_free(s->dec);
     free(s->rbuf);
     free(s->obuf);

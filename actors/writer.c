@@ -41,8 +41,6 @@ typedef struct writer {
     fy_actor *sender; /* a reference, or NULL */
     fy_actor **fwd;   /* references */
     size_t nfwd, capfwd;
-    struct iovec *iov;
-    size_t iovcap;
     /* the file in progress, for LIVE joiners and the "file stored" line */
     uint64_t fb_seq;
     fy_pos fb_pos;
@@ -60,8 +58,8 @@ static void note_frames(writer *w, fy__batch *b, uint64_t *acks, size_t *nacks)
 {
     for (uint32_t i = 0; i < b->n; i++) {
         uint8_t t = fy__batch_type(b, i);
-        const uint8_t *p = fy_buf_cdata(b->bufs[i]) + FY_FRAME_HDR_SIZE;
-        size_t len = fy_buf_len(b->bufs[i]) - FY_FRAME_HDR_SIZE;
+        const uint8_t *p = (const uint8_t *)b->fr[i].iov_base + FY_FRAME_HDR_SIZE;
+        size_t len = b->fr[i].iov_len - FY_FRAME_HDR_SIZE;
         if (t == FY_FT_FILE_BEGIN) {
             fy_file_begin fb;
             if (fy_file_begin_decode(p, len, &fb) == 0) {
@@ -107,17 +105,7 @@ static void on_batch(writer *w, fy__batch *b)
     uint64_t seg0 = fy_log_end(w->log).seg;
     int rc = 0;
 
-    if (w->iovcap < b->n) {
-        struct iovec *ni = realloc(w->iov, b->n * sizeof *ni);
-        if (!ni)
-            rc = -ENOMEM;
-        else
-            w->iov = ni, w->iovcap = b->n;
-    }
-    for (uint32_t i = 0; rc == 0 && i < b->n; i++)
-        w->iov[i] = (struct iovec){fy_buf_data(b->bufs[i]), fy_buf_len(b->bufs[i])};
-    if (rc == 0)
-        rc = fy_log_append(w->log, w->iov, b->n, b->recs);
+    rc = fy_log_append(w->log, b->fr, b->n, b->recs);
     if (rc < 0) {
         fy_klog(FY_LOG_ERROR, "fy_log_append failed", "channel=%s frames=%u err=%s "
                 "action=\"end the sender's connection\"", w->chan->name, b->n, fy_errname(rc));
@@ -380,7 +368,6 @@ static void dtor(void *state)
         fy_actor_unref(w->fwd[i]);
     fy_actor_unref(w->sender);
     free(w->fwd);
-    free(w->iov);
     free(w);
 }
 

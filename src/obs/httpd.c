@@ -200,6 +200,8 @@ static void on_conn(fy_httpd *h, unsigned i, uint32_t bits, fy_httpd_req_fn fn, 
         ssize_t k = fy_sock_recv(c->fd, dst, room);
         if (k == -EAGAIN)
             return;
+        if (k == 0 && c->state == C_WAIT)
+            return; /* the client only shut its sending side: the answer still goes out */
         if (k <= 0) { /* closed or error: a pending answer has no one to go to */
             conn_close(h, c);
             return;

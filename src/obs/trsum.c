@@ -411,12 +411,12 @@ int fy_trsum_print(FILE *o, const char *name, const fy_trfile *f, const fy_trsum
     if (!nl)
         fprintf(o, "  (no lag events in this trace)\n");
     else
-        fprintf(o, "  %6s %-24s %10s %10s %10s %10s %8s %9s\n", "actor", "label", "peak_pkts",
+        fprintf(o, "  %6s %-32s %10s %10s %10s %10s %8s %9s\n", "actor", "label", "peak_pkts",
                 "peak_bytes", "last_pkts", "last_bytes", "msgs", "out");
     for (size_t i = 0; i < nl && (!top || i < top); i++) {
         char l[40], pb[16], lb[16], ob[16];
-        fprintf(o, "  %6" PRIu32 " %-24s %10" PRIu64 " %10s %10" PRIu64 " %10s %8" PRIu64 " %9s\n",
-                v[i]->id, clean(v[i]->label, l, 25), v[i]->lag_peak_pkts,
+        fprintf(o, "  %6" PRIu32 " %-32s %10" PRIu64 " %10s %10" PRIu64 " %10s %8" PRIu64 " %9s\n",
+                v[i]->id, clean(v[i]->label, l, 33), v[i]->lag_peak_pkts,
                 fy_trsum_fmt_bytes(v[i]->lag_peak_bytes, pb, 16), v[i]->lag_last_pkts,
                 fy_trsum_fmt_bytes(v[i]->lag_last_bytes, lb, 16), v[i]->msgs,
                 fy_trsum_fmt_bytes(v[i]->bytes[1], ob, 16));

@@ -57,7 +57,10 @@ static const char usage[] =
     "  --trace FILE           record the actor trace continuously to FILE (FILE.1 keeps\n"
     "                         the previous part); read it with ferry-trace\n"
     "  --trace-max-bytes BYTES  FILE + FILE.1 together (default 64M)\n"
-    "SIGUSR1: write the flight recorder to DATA/trace-<time>.trace (ferry-trace reads it).\n";
+    "  --trace-events N       events kept per scheduler thread, the flight recorder\n"
+    "                         (default 65536; 0 = record nothing)\n"
+    "SIGUSR1: write the flight recorder to DATA/trace-<time>.trace (ferry-trace reads it).\n"
+    "A fatal signal writes it, best effort, to DATA/trace-<time>-crash.trace.\n";
 
 static int bad(const char *msg)
 {

@@ -71,6 +71,7 @@ void fy_conf_defaults(fy_conf *c)
     c->window = 8ull << 20;
     c->channel_budget = 32ull << 20;
     c->log_level = FY_LOG_INFO;
+    c->trace_events = 65536;
 }
 
 /* ---- the key table ---------------------------------------------------------- */
@@ -103,6 +104,7 @@ static const struct key keys[] = {
     {"sndbuf", K_SIZE, OFF(sndbuf), 0, 64ull << 20},
     {"trace", K_PATH, OFF(trace), 0, 0},
     {"trace-max-bytes", K_SIZE, OFF(trace_max_bytes), 0, 1ull << 40},
+    {"trace-events", K_UINT, OFF(trace_events), 0, 1ull << 24},
     {"log-level", K_LEVEL, OFF(log_level), 0, 0},
 };
 
@@ -249,6 +251,10 @@ int fy_conf_load(fy_conf *c, const char *path, char *err, size_t errcap)
 
 int fy_conf_check(const fy_conf *c, char *err, size_t errcap)
 {
+    if (c->trace[0] && c->trace_events == 0) {
+        say(err, errcap, "trace: recording to a file needs trace-events > 0");
+        return -EINVAL;
+    }
     /* A frame must fit a pooled buffer, and the budgets must hold a frame or
      * a sender could never make progress. */
     uint64_t frame = c->max_payload + FY_FRAME_HDR_SIZE;

@@ -22,6 +22,7 @@ typedef struct fy_conf {
     char metrics[256];            /* HOST:PORT for GET /metrics; "" = off */
     char trace[FY_CONF_PATH_MAX]; /* record the trace continuously to this file; "" = off */
     uint64_t trace_max_bytes;     /* trace file + its predecessor; 0 = 64 MiB */
+    uint64_t trace_events;        /* events per thread ring; 0 = record nothing */
     unsigned threads;             /* 0 = one per core */
     uint64_t memory;              /* buffer pool limit, bytes */
     uint64_t max_payload;

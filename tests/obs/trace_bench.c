@@ -4,7 +4,7 @@
  * 64 KiB frames, with the daemon started three ways, interleaved round by
  * round so that the machine's drift hits every mode alike:
  *
- *   off      ferryd --no-trace             (no recording at all: reference)
+ *   off      ferryd --trace-events 0       (no recording at all: reference)
  *   ring     ferryd                        (flight recorder only, the default)
  *   file     ferryd --trace FILE           (streamed to a rotating file)
  *
@@ -153,7 +153,7 @@ int main(int argc, char **argv)
             if (rh_init(&d) < 0)
                 return 1;
             snprintf(tpath, sizeof tpath, "%s/bench.trace", d.root);
-            const char *off[] = {"--no-trace", "--fsync", "never", NULL};
+            const char *off[] = {"--trace-events", "0", "--fsync", "never", NULL};
             const char *ring[] = {"--fsync", "never", NULL};
             const char *file[] = {"--trace", tpath, "--fsync", "never", NULL};
             const char *const *extra = m == 0 ? off : m == 1 ? ring : file;
@@ -175,7 +175,7 @@ int main(int argc, char **argv)
     double med[3];
     printf("| mode | what ferryd records | median MB/s (1->%d, aggregate) | vs off |\n"
            "|---|---|---:|---:|\n", nrx);
-    static const char *const what[] = {"nothing (--no-trace)", "flight recorder rings (default)",
+    static const char *const what[] = {"nothing (--trace-events 0)", "flight recorder rings (default)",
                                        "rings streamed to --trace FILE"};
     for (int m = 0; m < 3; m++) {
         double v[MAXROUNDS];

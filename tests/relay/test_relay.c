@@ -4,6 +4,7 @@
  * its own daemon in a temp directory; the teardown stops it by PID and
  * prints its log tail when the test did not finish.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -208,7 +209,7 @@ static void test_resume(void **st)
     assert_true(fd >= 0);
     uint64_t seq = w.next_seq;
     for (int i = 0; i < 3; i++) {
-        char name[16];
+        char name[8];
         snprintf(name, sizeof name, "f%d", i);
         d[i] = random_data(len, 10 + (uint64_t)i);
         send_acked(fd, &w, &seq, name, d[i], len);
@@ -381,6 +382,157 @@ static void test_malformed(void **st)
     t->ok = true;
 }
 
+/* Frames of every size class, written in uneven pieces, so that frame
+ * boundaries and the 16 KiB "read straight into the buffer" threshold fall
+ * everywhere in the session's reads; then a big data frame whose payload
+ * arrives after its header and fails its CRC (the direct path's check). */
+static void test_split_frames(void **st)
+{
+    tstate *t = *st;
+    static const size_t sizes[] = {1, 127, 128, 4064, 4065, 16351, 16352, 16353, 65536, 1u << 20,
+                                   3, 40000, 200000, 77};
+    size_t nsz = sizeof sizes / sizeof sizes[0], len = 0;
+    for (size_t i = 0; i < 3 * nsz; i++)
+        len += sizes[i % nsz];
+    uint8_t *data = random_data(len, 11);
+    fy_welcome w, bw;
+    rh_rx rx;
+    uint8_t p[1024], hb[FY_FRAME_HDR_SIZE];
+    size_t n;
+
+    start(t, NULL);
+    int fd = sender(t, "split", "", &w);
+    assert_true(fd >= 0);
+    /* The whole stream in one buffer, then written in pieces of 1 byte to
+     * 300 KiB with a short pause now and then, so reads end mid-frame. */
+    size_t cap = len + 3 * nsz * FY_FRAME_HDR_SIZE + 4096, sl = 0;
+    uint8_t *s = malloc(cap);
+    assert_non_null(s);
+    uint64_t seq = w.next_seq;
+    fy_file_begin fb = {.size = len};
+    snprintf(fb.name, sizeof fb.name, "split.bin");
+    assert_int_equal(fy_file_begin_encode(&fb, p, sizeof p, &n), 0);
+    fy_frame_hdr h = {.type = FY_FT_FILE_BEGIN, .channel = w.channel, .seq = seq++};
+    fy_frame_seal(&h, p, n, s + sl);
+    memcpy(s + sl + FY_FRAME_HDR_SIZE, p, n);
+    sl += FY_FRAME_HDR_SIZE + n;
+    for (size_t i = 0, off = 0; i < 3 * nsz; off += sizes[i % nsz], i++) {
+        h = (fy_frame_hdr){.type = FY_FT_DATA, .channel = w.channel, .seq = seq++};
+        fy_frame_seal(&h, data + off, sizes[i % nsz], s + sl);
+        memcpy(s + sl + FY_FRAME_HDR_SIZE, data + off, sizes[i % nsz]);
+        sl += FY_FRAME_HDR_SIZE + sizes[i % nsz];
+    }
+    fy_file_end fe = {.size = len};
+    assert_int_equal(fy_sha256_oneshot(data, len, fe.sha256), 0);
+    assert_int_equal(fy_file_end_encode(&fe, p, sizeof p, &n), 0);
+    h = (fy_frame_hdr){.type = FY_FT_FILE_END, .channel = w.channel, .seq = seq};
+    fy_frame_seal(&h, p, n, s + sl);
+    memcpy(s + sl + FY_FRAME_HDR_SIZE, p, n);
+    sl += FY_FRAME_HDR_SIZE + n;
+    assert_true(sl <= cap);
+    uint64_t r = 12345;
+    for (size_t off = 0, k = 0; off < sl; k++) {
+        r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+        size_t piece = k % 3 == 0 ? 1 + r % 40 : 1 + r % (300u << 10);
+        if (piece > sl - off)
+            piece = sl - off;
+        assert_int_equal(fy_sock_write_all(fd, s + off, piece), 0);
+        off += piece;
+        if (k % 8 == 0)
+            usleep(1000);
+    }
+    assert_int_equal(rh_wait_ack(fd, seq), 0);
+    receiver(t, &rx, "split", FY_MODE_START, 0);
+    assert_int_equal(rh_rx_until(&rx, 1, 0), 0);
+    check_file(&rx.files[0], "split.bin", data, len);
+    rh_rx_free(&rx);
+    say_bye(fd);
+
+    /* A 64 KiB data frame: header and part of the payload first, the rest
+     * (one byte flipped) later, so it is read into its own buffer. */
+    int b = sender(t, "splitbad", "", &bw);
+    assert_true(b >= 0);
+    fb.size = 1u << 16;
+    assert_int_equal(fy_file_begin_encode(&fb, p, sizeof p, &n), 0);
+    assert_int_equal(rh_send_frame(b, FY_FT_FILE_BEGIN, bw.channel, bw.next_seq, p, n), 0);
+    h = (fy_frame_hdr){.type = FY_FT_DATA, .channel = bw.channel, .seq = bw.next_seq + 1};
+    fy_frame_seal(&h, data, 1u << 16, hb);
+    assert_int_equal(fy_sock_write_all(b, hb, sizeof hb), 0);
+    assert_int_equal(fy_sock_write_all(b, data, 1000), 0);
+    usleep(20000);
+    data[30000] ^= 1;
+    assert_int_equal(fy_sock_write_all(b, data + 1000, (1u << 16) - 1000), 0);
+    expect_error_close(b, FY_ECRC);
+    /* The file-begin before it was stored. */
+    b = sender_retry(t, "splitbad", &bw);
+    assert_true(b >= 0);
+    assert_int_equal(bw.next_seq, 2);
+    say_bye(b);
+    free(s);
+    free(data);
+    t->ok = true;
+}
+
+static int count_fds(pid_t pid)
+{
+    char path[64];
+    int n = 0;
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    for (struct dirent *e; (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* A live receiver holds its socket only: the data file is opened when it
+ * has to catch up from disk and closed when it is live again (it used to
+ * hold two more descriptors for the whole connection, so a 10 000-receiver
+ * storm ran out of descriptors). */
+static void test_live_receiver_fds(void **st)
+{
+    tstate *t = *st;
+    enum { NR = 24 };
+    rh_rx rx[NR + 1];
+    fy_welcome w;
+    size_t len = 300000;
+    uint8_t *data = random_data(len, 5);
+
+    start(t, NULL);
+    receiver(t, &rx[0], "fds", FY_MODE_LIVE, 0); /* creates the channel */
+    int fd = sender(t, "fds", "", &w);
+    assert_true(fd >= 0);
+    uint64_t seq = w.next_seq;
+    send_acked(fd, &w, &seq, "a.bin", data, len);
+    assert_int_equal(rh_rx_until(&rx[0], 1, 0), 0);
+    int base = count_fds(t->d.pid);
+    assert_true(base > 0);
+    /* START receivers catch up from disk, then go live. */
+    for (int i = 1; i <= NR; i++) {
+        receiver(t, &rx[i], "fds", FY_MODE_START, 0);
+        assert_int_equal(rh_rx_until(&rx[i], 1, 0), 0);
+        check_file(&rx[i].files[0], "a.bin", data, len);
+    }
+    /* One more file reaches everyone live. */
+    send_acked(fd, &w, &seq, "b.bin", data, len);
+    for (int i = 0; i <= NR; i++) {
+        assert_int_equal(rh_rx_until(&rx[i], i ? 2 : 2, 0), 0);
+        check_file(&rx[i].files[rx[i].nfiles - 1], "b.bin", data, len);
+    }
+    int now = count_fds(t->d.pid);
+    fprintf(stderr, "fds: %d with 1 receiver, %d with %d\n", base, now, NR + 1);
+    assert_true(now - base <= NR + 2); /* one socket each (+ slack) */
+    for (int i = 0; i <= NR; i++) {
+        close(rx[i].fd);
+        rh_rx_free(&rx[i]);
+    }
+    say_bye(fd);
+    free(data);
+    t->ok = true;
+}
+
 static void test_auth(void **st)
 {
     tstate *t = *st;
@@ -536,7 +688,7 @@ static void test_segments_retention(void **st)
     assert_true(fd >= 0);
     uint64_t seq = w.next_seq;
     for (int i = 0; i < 10; i++) {
-        char name[16];
+        char name[8];
         snprintf(name, sizeof name, "r%d", i);
         d[i] = random_data(len, 30 + (uint64_t)i);
         send_acked(fd, &w, &seq, name, d[i], len);
@@ -544,7 +696,7 @@ static void test_segments_retention(void **st)
     say_bye(fd);
     assert_int_equal(rh_rx_until(&live, 10, 0), 0);
     for (int i = 0; i < 10; i++) {
-        char name[16];
+        char name[8];
         snprintf(name, sizeof name, "r%d", i);
         check_file(&live.files[i], name, d[i], len);
     }
@@ -562,7 +714,7 @@ static void test_segments_retention(void **st)
     assert_true(first >= 1 && first <= 8);
     assert_int_equal(rh_rx_until(&late, 10 - first, 0), 0);
     for (size_t i = first; i < 10; i++) {
-        char name[16];
+        char name[8];
         snprintf(name, sizeof name, "r%zu", i);
         check_file(&late.files[i - first], name, d[i], len);
     }
@@ -875,6 +1027,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_split_frames, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_live_receiver_fds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_live_midfile, setup, teardown),
