@@ -20,6 +20,7 @@
 #include "cli/send.h"
 #include "ferry/klog.h"
 #include "ferry/proto.h"
+#include "ferry/units.h"
 
 #define DEFAULT_SERVER "127.0.0.1:7420"
 
@@ -132,27 +133,6 @@ static int usage_error(const char *cmd, const char *what, const char *arg)
 /* ---- option values ---------------------------------------------------------------- */
 
 /* A byte count: digits with an optional K, M or G (binary) suffix. */
-static int parse_bytes(const char *s, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    if (!s || *s < '0' || *s > '9')
-        return -EINVAL;
-    unsigned long long v = strtoull(s, &end, 10);
-    unsigned shift = 0;
-    if (*end == 'K' || *end == 'k')
-        shift = 10;
-    else if (*end == 'M' || *end == 'm')
-        shift = 20;
-    else if (*end == 'G' || *end == 'g')
-        shift = 30;
-    if (shift)
-        end++;
-    if (errno || *end || (shift && v > (~0ull >> shift)))
-        return -EINVAL;
-    *out = (uint64_t)v << shift;
-    return 0;
-}
 
 static int check_name(const char *cmd, const char *what, const char *name)
 {
@@ -213,13 +193,13 @@ static int parse(const char *cmd, const char *allowed, int argc, char **argv, cm
         case O_TOKEN: c->token = optarg; break;
         case O_OUT: c->out = optarg; break;
         case O_DATA: c->data = optarg; break;
-        case O_CHUNK: rc = parse_bytes(optarg, &c->chunk); break;
-        case O_FROM_SEQ: rc = parse_bytes(optarg, &c->from_seq); c->start = FY_CLI_RECV_FROM_SEQ; c->starts++; break;
-        case O_COUNT: rc = parse_bytes(optarg, &c->count); break;
-        case O_RATE: rc = parse_bytes(optarg, &c->rate); break;
-        case O_MAXP: rc = parse_bytes(optarg, &c->max_payload); break;
-        case O_SIZE: rc = parse_bytes(optarg, &c->size); break;
-        case O_RECEIVERS: rc = parse_bytes(optarg, &c->receivers); break;
+        case O_CHUNK: rc = fy_units_bytes(optarg, &c->chunk); break;
+        case O_FROM_SEQ: rc = fy_units_bytes(optarg, &c->from_seq); c->start = FY_CLI_RECV_FROM_SEQ; c->starts++; break;
+        case O_COUNT: rc = fy_units_bytes(optarg, &c->count); break;
+        case O_RATE: rc = fy_units_bytes(optarg, &c->rate); break;
+        case O_MAXP: rc = fy_units_bytes(optarg, &c->max_payload); break;
+        case O_SIZE: rc = fy_units_bytes(optarg, &c->size); break;
+        case O_RECEIVERS: rc = fy_units_bytes(optarg, &c->receivers); break;
         case O_FROM_START: c->start = FY_CLI_RECV_START; c->starts++; break;
         case O_RESUME: c->start = FY_CLI_RECV_RESUME; c->starts++; break;
         case O_KEEP: c->keep = true; break;

@@ -18,6 +18,7 @@
 #include "ferry/err.h"
 #include "ferry/klog.h"
 #include "ferry/sock.h"
+#include "ferry/units.h"
 #include "swarm/report.h"
 #include "swarm/swarm.h"
 
@@ -83,35 +84,11 @@ struct args {
     int log_level;
 };
 
-/* "64K", "1M", "2G", "4096": bytes (binary multiples).  -EINVAL if bad. */
-static int parse_bytes(const char *s, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || *s == '-')
-        return -EINVAL;
-    unsigned shift = 0;
-    if (*end == 'K' || *end == 'k')
-        shift = 10;
-    else if (*end == 'M' || *end == 'm')
-        shift = 20;
-    else if (*end == 'G' || *end == 'g')
-        shift = 30;
-    if (shift)
-        end++;
-    if (*end == 'i' || *end == 'B')
-        end += (*end == 'i' && end[1] == 'B') ? 2 : 1;
-    if (*end || (shift && v > (UINT64_MAX >> shift)))
-        return -EINVAL;
-    *out = (uint64_t)v << shift;
-    return 0;
-}
 
 static int parse_u32(const char *s, uint32_t *out)
 {
     uint64_t v;
-    if (parse_bytes(s, &v) < 0 || v > UINT32_MAX)
+    if (fy_units_bytes(s, &v) < 0 || v > UINT32_MAX)
         return -EINVAL;
     *out = (uint32_t)v;
     return 0;
@@ -157,7 +134,7 @@ static int apply(struct args *a, int o, const char *v)
     case O_SENDERS: return parse_u32(v, &c->senders);
     case O_CHANNELS: return parse_u32(v, &c->channels);
     case O_RECEIVERS: return parse_u32(v, &c->receivers);
-    case O_SIZE: return parse_bytes(v, &c->size);
+    case O_SIZE: return fy_units_bytes(v, &c->size);
     case O_FILES: return parse_u32(v, &c->files);
     case O_PACKET: return parse_u32(v, &c->packet);
     case O_RATE: return parse_double(v, &c->rate);
@@ -165,7 +142,7 @@ static int apply(struct args *a, int o, const char *v)
     case O_CONNS: return parse_u32(v, &c->connections);
     case O_WINDOW: return parse_double(v, &c->storm_window);
     case O_SLOW: return parse_u32(v, &c->slow);
-    case O_SLOW_RATE: return parse_bytes(v, &c->slow_rate);
+    case O_SLOW_RATE: return fy_units_bytes(v, &c->slow_rate);
     case O_CHURNERS: return parse_u32(v, &c->churners);
     case O_CHURN_TIMES: return parse_u32(v, &c->churn_times);
     case O_THREADS: return parse_u32(v, &c->threads);
@@ -175,7 +152,7 @@ static int apply(struct args *a, int o, const char *v)
         snprintf(c->token, sizeof c->token, "%s", v);
         return 0;
     case O_VERIFY: return set_verify(c, v);
-    case O_SEED: rc = parse_bytes(v, &b); c->seed = b; return rc;
+    case O_SEED: rc = fy_units_bytes(v, &b); c->seed = b; return rc;
     case O_PREFIX:
         snprintf(c->chan_prefix, sizeof c->chan_prefix, "%s", v);
         return fy_name_check(v, strlen(v)) < 0 ? -EINVAL : 0;

@@ -16,38 +16,10 @@
 #include "ferry/klog.h"
 #include "ferry/proto.h"
 #include "ferry/store.h"
+#include "ferry/units.h"
 
 /* ---- values ---------------------------------------------------------------- */
 
-int fy_conf_size_parse(const char *s, uint64_t *out)
-{
-    char *end;
-    uint64_t mul = 1;
-
-    if (!s || !isdigit((unsigned char)*s))
-        return -EINVAL;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno)
-        return -ERANGE;
-    switch (*end) {
-    case 'k': case 'K': mul = 1ull << 10; end++; break;
-    case 'm': case 'M': mul = 1ull << 20; end++; break;
-    case 'g': case 'G': mul = 1ull << 30; end++; break;
-    case 't': case 'T': mul = 1ull << 40; end++; break;
-    default: break;
-    }
-    if (*end == 'i' || *end == 'B') /* accept "MiB" / "MB" spellings */
-        end++;
-    if (*end == 'B')
-        end++;
-    if (*end)
-        return -EINVAL;
-    if (v > UINT64_MAX / mul)
-        return -ERANGE;
-    *out = v * mul;
-    return 0;
-}
 
 static void say(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void say(char *err, size_t cap, const char *fmt, ...)
@@ -155,7 +127,7 @@ int fy_conf_set(fy_conf *c, const char *key, const char *val, char *err, size_t 
             c->fsync_mode = FY_FSYNC_NEVER;
         } else if (strcmp(val, "file-end") == 0) {
             c->fsync_mode = FY_FSYNC_FILE_END;
-        } else if ((rc = fy_conf_size_parse(val, &v)) == 0 && v >= 1 && v <= 3600000 &&
+        } else if ((rc = fy_units_bytes(val, &v)) == 0 && v >= 1 && v <= 3600000 &&
                    strspn(val, "0123456789") == strlen(val)) {
             c->fsync_mode = FY_FSYNC_INTERVAL;
             c->fsync_ms = (uint32_t)v;
@@ -174,7 +146,7 @@ int fy_conf_set(fy_conf *c, const char *key, const char *val, char *err, size_t 
         return 0;
     case K_SIZE:
     case K_UINT:
-        rc = k->kind == K_SIZE ? fy_conf_size_parse(val, &v) : -EINVAL;
+        rc = k->kind == K_SIZE ? fy_units_bytes(val, &v) : -EINVAL;
         if (k->kind == K_UINT && val[0] && strspn(val, "0123456789") == strlen(val)) {
             errno = 0;
             v = strtoull(val, NULL, 10);

@@ -51,8 +51,6 @@ int fy_conf_load(fy_conf *c, const char *path, char *err, size_t errcap);
 /* Check the combination of values (after file and flags).  0 or -EINVAL. */
 int fy_conf_check(const fy_conf *c, char *err, size_t errcap);
 
-/* "64K", "256M", "1G", "123" -> bytes.  0 or -EINVAL / -ERANGE. */
-int fy_conf_size_parse(const char *s, uint64_t *out);
 
 /* Is key a known key?  (For the flag parser: --KEY VALUE.) */
 int fy_conf_known(const char *key);
