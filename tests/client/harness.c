@@ -230,6 +230,59 @@ void fy_ct_kill(pid_t pid, int sig)
     kill(pid, sig);
 }
 
+void fy_ct_expect_exit(fy_ct *t, pid_t pid, const char *tag, int timeout_ms, int code)
+{
+    int rc = fy_ct_wait(t, pid, timeout_ms);
+    if (rc != code) {
+        char p[FY_CT_PATH * 4];
+        fprintf(stderr, "%s: exit %d, wanted %d\n", tag, rc, code);
+        snprintf(p, sizeof p, "%s/%s.err", t->dir, tag);
+        fy_ct_dump(p);
+        snprintf(p, sizeof p, "%s/ferryd-0.log", t->dir);
+        fy_ct_dump(p);
+    }
+    assert_int_equal(rc, code);
+}
+
+/* `cmd` followed by the head arguments, then `more` up to its first NULL. */
+static pid_t spawn_with(fy_ct *t, const char *tag, const char *const *head, int nhead,
+                        const char *const *more)
+{
+    enum { MAX = 64 };
+    const char *argv[MAX + 1];
+    int n = 0;
+    for (; n < nhead; n++)
+        argv[n] = head[n];
+    for (int i = 0; more && more[i]; i++) {
+        assert_true(n < MAX);
+        argv[n++] = more[i];
+    }
+    argv[n] = NULL;
+    return fy_ct_spawn(t, tag, argv);
+}
+
+pid_t fy_ct_send(fy_ct *t, const char *tag, const char *channel, const char *const *more)
+{
+    const char *head[] = {"send", "--server", t->daemon.addr, "--channel", channel};
+    return spawn_with(t, tag, head, 5, more);
+}
+
+pid_t fy_ct_recv(fy_ct *t, const char *tag, const char *channel, const char *out,
+                 const char *const *more)
+{
+    const char *head[] = {"recv", "--server", t->daemon.addr, "--channel", channel, "--out", out};
+    return spawn_with(t, tag, head, 7, more);
+}
+
+void fy_ct_hold_sender(fy_ct *t, const char *channel, fy_cli_conn **k, fy_welcome *w)
+{
+    *k = NULL;
+    assert_int_equal(fy_cli_conn_open(t->daemon.addr, NULL, k), 0);
+    fy_hello h = {.role = FY_ROLE_SENDER};
+    snprintf(h.channel, sizeof h.channel, "%s", channel);
+    assert_int_equal(fy_cli_conn_hello(*k, &h, 10000, w), 0);
+}
+
 /* ---- files ---------------------------------------------------------------------- */
 
 static uint64_t splitmix64(uint64_t *s)
@@ -287,6 +340,16 @@ int fy_ct_sha_file(const char *path, uint8_t out[32])
     free(buf);
     close(fd);
     return n < 0 ? -EIO : 0;
+}
+
+void fy_ct_assert_same(const char *path, const uint8_t want[32])
+{
+    uint8_t got[32];
+    int rc = fy_ct_sha_file(path, got);
+    if (rc != 0)
+        fprintf(stderr, "cannot read %s\n", path);
+    assert_int_equal(rc, 0);
+    assert_memory_equal(got, want, 32);
 }
 
 long long fy_ct_size(const char *path)

@@ -15,7 +15,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "cli/conn.h"
 #include "cli/daemon.h"
+#include "ferry/proto.h"
 
 #ifndef FERRY_PATH
 #define FERRY_PATH "ferry"
@@ -58,6 +60,18 @@ bool fy_ct_running(pid_t pid);
 int fy_ct_run(fy_ct *t, const char *tag, const char *const *argv, int timeout_ms);
 /* Send a signal to a recorded child. */
 void fy_ct_kill(pid_t pid, int sig);
+/* Wait for pid (as fy_ct_wait) and assert it exits with `code`; on a
+ * mismatch first prints TAG.err and the first daemon log for the reader. */
+void fy_ct_expect_exit(fy_ct *t, pid_t pid, const char *tag, int timeout_ms, int code);
+/* Spawn `ferry send --server ADDR --channel CH more...` (more: NULL-terminated,
+ * files and options; a NULL inside ends it early). */
+pid_t fy_ct_send(fy_ct *t, const char *tag, const char *channel, const char *const *more);
+/* Spawn `ferry recv --server ADDR --channel CH --out OUT more...` (more may be NULL). */
+pid_t fy_ct_recv(fy_ct *t, const char *tag, const char *channel, const char *out,
+                 const char *const *more);
+/* Connect to the daemon as a sender of `channel` and assert it is welcomed:
+ * the channel is then busy until fy_cli_conn_close(*k, ...). */
+void fy_ct_hold_sender(fy_ct *t, const char *channel, fy_cli_conn **k, fy_welcome *w);
 
 /* Path helpers: t->dir/name into buf. */
 const char *fy_ct_path(fy_ct *t, const char *name, char *buf);
@@ -72,6 +86,8 @@ void fy_ct_dump(const char *path);
 void fy_ct_make_file(const char *path, uint64_t size, uint64_t seed, uint8_t out[32]);
 /* SHA-256 of a file; returns 0 or -errno. */
 int fy_ct_sha_file(const char *path, uint8_t out[32]);
+/* Assert that file `path` has SHA-256 `want`. */
+void fy_ct_assert_same(const char *path, const uint8_t want[32]);
 /* Size of a file, or -1. */
 long long fy_ct_size(const char *path);
 /* Sleep ms milliseconds. */

@@ -27,33 +27,8 @@ static long big_mib(void)
 static pid_t start_recv(fy_ct *t, const char *tag, const char *channel, const char *out,
                         const char *count)
 {
-    return fy_ct_spawn(t, tag,
-                       (const char *[]){"recv", "--server", t->daemon.addr, "--channel", channel,
-                                        "--out", out, "--from-start", "--count", count, NULL});
-}
-
-static void expect_exit(fy_ct *t, pid_t pid, const char *tag, int timeout_ms, int code)
-{
-    int rc = fy_ct_wait(t, pid, timeout_ms);
-    if (rc != code) {
-        char p[FY_CT_PATH * 4];
-        fprintf(stderr, "%s: exit %d, wanted %d\n", tag, rc, code);
-        snprintf(p, sizeof p, "%s/%s.err", t->dir, tag);
-        fy_ct_dump(p);
-        snprintf(p, sizeof p, "%s/ferryd-0.log", t->dir);
-        fy_ct_dump(p);
-    }
-    assert_int_equal(rc, code);
-}
-
-static void assert_same(const char *path, const uint8_t want[32])
-{
-    uint8_t got[32];
-    int rc = fy_ct_sha_file(path, got);
-    if (rc != 0)
-        fprintf(stderr, "cannot read %s\n", path);
-    assert_int_equal(rc, 0);
-    assert_memory_equal(got, want, 32);
+    return fy_ct_recv(t, tag, channel, out,
+                      (const char *[]){"--from-start", "--count", count, NULL});
 }
 
 static void test_big_to_three(void **state)
@@ -71,14 +46,13 @@ static void test_big_to_three(void **state)
         fy_ct_path(t, p, out[i]);
         rx[i] = start_recv(t, p, "big", out[i], "1");
     }
-    pid_t tx = fy_ct_spawn(t, "send", (const char *[]){"send", "--server", t->daemon.addr,
-                                                       "--channel", "big", src, NULL});
-    expect_exit(t, tx, "send", BIG_MS, 0);
+    pid_t tx = fy_ct_send(t, "send", "big", (const char *[]){src, NULL});
+    fy_ct_expect_exit(t, tx, "send", BIG_MS, 0);
     for (int i = 0; i < 3; i++) {
         snprintf(p, sizeof p, "r%d", i);
-        expect_exit(t, rx[i], p, BIG_MS, 0);
+        fy_ct_expect_exit(t, rx[i], p, BIG_MS, 0);
         snprintf(p, sizeof p, "%s/big.bin", out[i]);
-        assert_same(p, sha);
+        fy_ct_assert_same(p, sha);
         /* the key=value summary line names the file, its size and digest */
         char line[256];
         snprintf(line, sizeof line, "file=big.bin bytes=%llu ", (unsigned long long)size);
@@ -124,11 +98,11 @@ static void test_thousand_small(void **state)
     argv[a] = NULL;
     pid_t rx = start_recv(t, "recv", "small", out, "1000");
     pid_t tx = fy_ct_spawn(t, "send", argv);
-    expect_exit(t, tx, "send", T_MS, 0);
-    expect_exit(t, rx, "recv", T_MS, 0);
+    fy_ct_expect_exit(t, tx, "send", T_MS, 0);
+    fy_ct_expect_exit(t, rx, "recv", T_MS, 0);
     for (int i = 0; i < N; i++) {
         snprintf(p, sizeof p, "%s/f%04d.dat", out, i);
-        assert_same(p, sha[i]);
+        fy_ct_assert_same(p, sha[i]);
     }
     snprintf(p, sizeof p, "%s/send.out", t->dir);
     assert_true(fy_ct_contains(p, "files=1000 "));
@@ -147,13 +121,12 @@ static void test_empty_file(void **state)
     fy_ct_make_file(fy_ct_path(t, "empty", src), 0, 1, sha);
     fy_ct_path(t, "out", out);
     pid_t rx = start_recv(t, "recv", "e", out, "1");
-    expect_exit(t, fy_ct_spawn(t, "send", (const char *[]){"send", "--server", t->daemon.addr,
-                                                           "--channel", "e", src, NULL}),
-                "send", T_MS, 0);
-    expect_exit(t, rx, "recv", T_MS, 0);
+    fy_ct_expect_exit(t, fy_ct_send(t, "send", "e", (const char *[]){src, NULL}),
+                      "send", T_MS, 0);
+    fy_ct_expect_exit(t, rx, "recv", T_MS, 0);
     snprintf(p, sizeof p, "%s/empty", out);
     assert_int_equal(fy_ct_size(p), 0);
-    assert_same(p, sha);
+    fy_ct_assert_same(p, sha);
     fy_ct_daemon_stop(t);
 }
 
@@ -166,15 +139,14 @@ static void test_late_receiver(void **state)
     fy_ct_make_file(fy_ct_path(t, "a.bin", a), 3 << 20, 1, sa);
     fy_ct_make_file(fy_ct_path(t, "b.bin", b), 100000, 2, sb);
     /* The sender is done and gone before the receiver exists. */
-    expect_exit(t, fy_ct_spawn(t, "send", (const char *[]){"send", "--server", t->daemon.addr,
-                                                           "--channel", "late", a, b, NULL}),
-                "send", T_MS, 0);
+    fy_ct_expect_exit(t, fy_ct_send(t, "send", "late", (const char *[]){a, b, NULL}),
+                      "send", T_MS, 0);
     fy_ct_path(t, "out", out);
-    expect_exit(t, start_recv(t, "recv", "late", out, "2"), "recv", T_MS, 0);
+    fy_ct_expect_exit(t, start_recv(t, "recv", "late", out, "2"), "recv", T_MS, 0);
     snprintf(p, sizeof p, "%s/a.bin", out);
-    assert_same(p, sa);
+    fy_ct_assert_same(p, sa);
     snprintf(p, sizeof p, "%s/b.bin", out);
-    assert_same(p, sb);
+    fy_ct_assert_same(p, sb);
     fy_ct_daemon_stop(t);
 }
 
@@ -190,18 +162,16 @@ static void test_two_channels(void **state)
     fy_ct_path(t, "ob", ob);
     pid_t ra = start_recv(t, "ra", "chan-a", oa, "1");
     pid_t rb = start_recv(t, "rb", "chan-b", ob, "1");
-    pid_t ta = fy_ct_spawn(t, "sa", (const char *[]){"send", "--server", t->daemon.addr,
-                                                     "--channel", "chan-a", a, NULL});
-    pid_t tb = fy_ct_spawn(t, "sb", (const char *[]){"send", "--server", t->daemon.addr,
-                                                     "--channel", "chan-b", "--chunk", "16K", b, NULL});
-    expect_exit(t, ta, "sa", T_MS, 0);
-    expect_exit(t, tb, "sb", T_MS, 0);
-    expect_exit(t, ra, "ra", T_MS, 0);
-    expect_exit(t, rb, "rb", T_MS, 0);
+    pid_t ta = fy_ct_send(t, "sa", "chan-a", (const char *[]){a, NULL});
+    pid_t tb = fy_ct_send(t, "sb", "chan-b", (const char *[]){"--chunk", "16K", b, NULL});
+    fy_ct_expect_exit(t, ta, "sa", T_MS, 0);
+    fy_ct_expect_exit(t, tb, "sb", T_MS, 0);
+    fy_ct_expect_exit(t, ra, "ra", T_MS, 0);
+    fy_ct_expect_exit(t, rb, "rb", T_MS, 0);
     snprintf(p, sizeof p, "%s/one.bin", oa);
-    assert_same(p, sa);
+    fy_ct_assert_same(p, sa);
     snprintf(p, sizeof p, "%s/two.bin", ob);
-    assert_same(p, sb);
+    fy_ct_assert_same(p, sb);
     /* each channel got only its own file */
     snprintf(p, sizeof p, "%s/two.bin", oa);
     assert_int_equal(fy_ct_size(p), -1);

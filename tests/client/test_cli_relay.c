@@ -24,33 +24,12 @@
 
 #define T_MS 60000
 
-static void expect_exit(fy_ct *t, pid_t pid, const char *tag, int timeout_ms, int code)
-{
-    int rc = fy_ct_wait(t, pid, timeout_ms);
-    if (rc != code) {
-        char p[FY_CT_PATH * 4];
-        fprintf(stderr, "%s: exit %d, wanted %d\n", tag, rc, code);
-        snprintf(p, sizeof p, "%s/%s.err", t->dir, tag);
-        fy_ct_dump(p);
-        snprintf(p, sizeof p, "%s/ferryd-0.log", t->dir);
-        fy_ct_dump(p);
-    }
-    assert_int_equal(rc, code);
-}
-
-static void assert_same(const char *path, const uint8_t want[32])
-{
-    uint8_t got[32];
-    assert_int_equal(fy_ct_sha_file(path, got), 0);
-    assert_memory_equal(got, want, 32);
-}
-
 static int send1(fy_ct *t, const char *tag, const char *channel, const char *file, const char *token)
 {
-    return fy_ct_run(t, tag,
-                     (const char *[]){"send", "--server", t->daemon.addr, "--channel", channel,
-                                      file, token ? "--token" : NULL, token, NULL},
-                     T_MS);
+    return fy_ct_wait(t,
+                      fy_ct_send(t, tag, channel,
+                                 (const char *[]){file, token ? "--token" : NULL, token, NULL}),
+                      T_MS);
 }
 
 static void test_busy_channel(void **state)
@@ -58,12 +37,9 @@ static void test_busy_channel(void **state)
     fy_ct *t = *state;
     fy_ct_daemon_start(t, NULL);
     /* The first sender holds the channel (connected, welcomed, idle). */
-    fy_cli_conn *k = NULL;
-    assert_int_equal(fy_cli_conn_open(t->daemon.addr, NULL, &k), 0);
-    fy_hello h = {.role = FY_ROLE_SENDER};
-    snprintf(h.channel, sizeof h.channel, "busy");
+    fy_cli_conn *k;
     fy_welcome w;
-    assert_int_equal(fy_cli_conn_hello(k, &h, 10000, &w), 0);
+    fy_ct_hold_sender(t, "busy", &k, &w);
     char src[FY_CT_PATH], p[FY_CT_PATH * 4];
     fy_ct_make_file(fy_ct_path(t, "x.bin", src), 1000, 1, NULL);
     int rc = send1(t, "send", "busy", src, NULL);
@@ -95,19 +71,19 @@ static void test_wrong_token(void **state)
     /* a subscribe token cannot publish */
     assert_int_equal(send1(t, "s-sub", "secure", src, "sub-secret"), 3);
     fy_ct_path(t, "out", out);
-    expect_exit(t, fy_ct_spawn(t, "r-bad", (const char *[]){"recv", "--server", t->daemon.addr,
-                                                           "--channel", "secure", "--out", out,
-                                                           "--token", "pub-secret", NULL}),
+    fy_ct_expect_exit(t,
+                      fy_ct_recv(t, "r-bad", "secure", out,
+                                 (const char *[]){"--token", "pub-secret", NULL}),
                 "r-bad", T_MS, 3);
     /* the right tokens work */
     assert_int_equal(send1(t, "s-ok", "secure", src, "pub-secret"), 0);
-    expect_exit(t, fy_ct_spawn(t, "r-ok", (const char *[]){"recv", "--server", t->daemon.addr,
-                                                          "--channel", "secure", "--out", out,
-                                                          "--token", "sub-secret", "--from-start",
-                                                          "--count", "1", NULL}),
+    fy_ct_expect_exit(t,
+                      fy_ct_recv(t, "r-ok", "secure", out,
+                                 (const char *[]){"--token", "sub-secret", "--from-start",
+                                                  "--count", "1", NULL}),
                 "r-ok", T_MS, 0);
     snprintf(p, sizeof p, "%s/t.bin", out);
-    assert_same(p, sha);
+    fy_ct_assert_same(p, sha);
     fy_ct_daemon_stop(t);
 }
 
@@ -124,14 +100,14 @@ static void test_restart_between_files(void **state)
     fy_ct_daemon_start(t, NULL); /* same data directory, new port */
     assert_int_equal(send1(t, "s2", "keep", b, NULL), 0);
     fy_ct_path(t, "out", out);
-    expect_exit(t, fy_ct_spawn(t, "recv", (const char *[]){"recv", "--server", t->daemon.addr,
-                                                          "--channel", "keep", "--out", out,
-                                                          "--from-start", "--count", "2", NULL}),
+    fy_ct_expect_exit(t,
+                      fy_ct_recv(t, "recv", "keep", out,
+                                 (const char *[]){"--from-start", "--count", "2", NULL}),
                 "recv", T_MS, 0);
     snprintf(p, sizeof p, "%s/a.bin", out);
-    assert_same(p, sa);
+    fy_ct_assert_same(p, sa);
     snprintf(p, sizeof p, "%s/b.bin", out);
-    assert_same(p, sb);
+    fy_ct_assert_same(p, sb);
     fy_ct_daemon_stop(t);
 }
 
@@ -163,8 +139,9 @@ static void test_check(void **state)
     assert_int_equal(send1(t, "send2", "other", src, NULL), 0);
     fy_ct_daemon_stop(t);
 
-    expect_exit(t, fy_ct_spawn(t, "check1", (const char *[]){"check", "--data", t->data, NULL}),
-                "check1", T_MS, 0);
+    fy_ct_expect_exit(t,
+                      fy_ct_spawn(t, "check1", (const char *[]){"check", "--data", t->data, NULL}),
+                      "check1", T_MS, 0);
     snprintf(p, sizeof p, "%s/check1.out", t->dir);
     assert_true(fy_ct_contains(p, "channel=chk status=ok"));
     assert_true(fy_ct_contains(p, "channel=other status=ok"));
@@ -181,8 +158,9 @@ static void test_check(void **state)
     byte ^= 0x5a;
     assert_int_equal(pwrite(fd, &byte, 1, at), 1);
     close(fd);
-    expect_exit(t, fy_ct_spawn(t, "check2", (const char *[]){"check", "--data", t->data, NULL}),
-                "check2", T_MS, 1);
+    fy_ct_expect_exit(t,
+                      fy_ct_spawn(t, "check2", (const char *[]){"check", "--data", t->data, NULL}),
+                      "check2", T_MS, 1);
     snprintf(p, sizeof p, "%s/check2.out", t->dir);
     assert_true(fy_ct_contains(p, "channel=chk status=damaged"));
     assert_true(fy_ct_contains(p, "channel=other status=ok"));

@@ -22,27 +22,6 @@
 
 #define T_MS 120000
 
-static void expect_exit(fy_ct *t, pid_t pid, const char *tag, int timeout_ms, int code)
-{
-    int rc = fy_ct_wait(t, pid, timeout_ms);
-    if (rc != code) {
-        char p[FY_CT_PATH * 4];
-        fprintf(stderr, "%s: exit %d, wanted %d\n", tag, rc, code);
-        snprintf(p, sizeof p, "%s/%s.err", t->dir, tag);
-        fy_ct_dump(p);
-        snprintf(p, sizeof p, "%s/ferryd-0.log", t->dir);
-        fy_ct_dump(p);
-    }
-    assert_int_equal(rc, code);
-}
-
-static void assert_same(const char *path, const uint8_t want[32])
-{
-    uint8_t got[32];
-    assert_int_equal(fy_ct_sha_file(path, got), 0);
-    assert_memory_equal(got, want, 32);
-}
-
 /* Wait (bounded) until `path` holds at least `bytes`. */
 static void wait_size(const char *path, long long bytes)
 {
@@ -54,9 +33,8 @@ static void wait_size(const char *path, long long bytes)
 static void send_files(fy_ct *t, const char *tag, const char *channel, const char *f1,
                        const char *f2)
 {
-    pid_t tx = fy_ct_spawn(t, tag, (const char *[]){"send", "--server", t->daemon.addr, "--channel",
-                                                    channel, f1, f2, NULL});
-    expect_exit(t, tx, tag, T_MS, 0);
+    pid_t tx = fy_ct_send(t, tag, channel, (const char *[]){f1, f2, NULL});
+    fy_ct_expect_exit(t, tx, tag, T_MS, 0);
 }
 
 static void test_kill_and_resume(void **state)
@@ -70,29 +48,28 @@ static void test_kill_and_resume(void **state)
     send_files(t, "send", "res", a, b);
     fy_ct_path(t, "out", out);
     /* Slow enough to be caught in the middle of b.bin. */
-    pid_t rx = fy_ct_spawn(t, "recv1", (const char *[]){"recv", "--server", t->daemon.addr,
-                                                        "--channel", "res", "--out", out,
-                                                        "--from-start", "--rate", "4M", NULL});
+    pid_t rx =
+        fy_ct_recv(t, "recv1", "res", out, (const char *[]){"--from-start", "--rate", "4M", NULL});
     snprintf(p, sizeof p, "%s/.b.bin.part", out);
     wait_size(p, 2 << 20);
     fy_ct_kill(rx, SIGKILL);
     assert_int_equal(fy_ct_wait(t, rx, 10000), 128 + SIGKILL);
     /* a.bin was complete and the state file says where to go on */
     snprintf(p, sizeof p, "%s/a.bin", out);
-    assert_same(p, sa);
+    fy_ct_assert_same(p, sa);
     snprintf(p, sizeof p, "%s/.ferry-state", out);
     assert_true(fy_ct_contains(p, "channel=res\n"));
     snprintf(p, sizeof p, "%s/b.bin", out);
     assert_int_equal(fy_ct_size(p), -1);
 
-    expect_exit(t, fy_ct_spawn(t, "recv2", (const char *[]){"recv", "--server", t->daemon.addr,
-                                                           "--channel", "res", "--out", out,
-                                                           "--resume", "--count", "1", NULL}),
+    fy_ct_expect_exit(t,
+                      fy_ct_recv(t, "recv2", "res", out,
+                                 (const char *[]){"--resume", "--count", "1", NULL}),
                 "recv2", T_MS, 0);
     snprintf(p, sizeof p, "%s/b.bin", out);
-    assert_same(p, sb);
+    fy_ct_assert_same(p, sb);
     snprintf(p, sizeof p, "%s/a.bin", out);
-    assert_same(p, sa);
+    fy_ct_assert_same(p, sa);
     snprintf(p, sizeof p, "%s/.b.bin.part", out);
     assert_int_equal(fy_ct_size(p), -1);
     /* the resumed run received b.bin only */
@@ -116,13 +93,13 @@ static void test_slow_receiver(void **state)
         snprintf(p, sizeof p, "r%d", i);
         fy_ct_path(t, p, out[i]);
         /* r0 reads at 4 MB/s: 6 s for the file */
-        rx[i] = fy_ct_spawn(t, p, (const char *[]){"recv", "--server", t->daemon.addr, "--channel",
-                                                   "slow", "--out", out[i], "--from-start", "--count",
-                                                   "1", i == 0 ? "--rate" : NULL, "4M", NULL});
+        rx[i] = fy_ct_recv(t, p, "slow", out[i],
+                           (const char *[]){"--from-start", "--count", "1",
+                                            i == 0 ? "--rate" : NULL, "4M", NULL});
     }
     send_files(t, "send", "slow", src, NULL);
-    expect_exit(t, rx[1], "r1", T_MS, 0);
-    expect_exit(t, rx[2], "r2", T_MS, 0);
+    fy_ct_expect_exit(t, rx[1], "r1", T_MS, 0);
+    fy_ct_expect_exit(t, rx[2], "r2", T_MS, 0);
     /* The fast ones are done; the slow one is still far behind, and it did
      * not hold them (or the sender) back. */
     assert_true(fy_ct_running(rx[0]));
@@ -130,10 +107,10 @@ static void test_slow_receiver(void **state)
     long long part = fy_ct_size(p);
     fprintf(stderr, "slow receiver had %lld of %lld bytes when the fast ones finished\n", part, size);
     assert_true(part < size / 2);
-    expect_exit(t, rx[0], "r0", T_MS, 0);
+    fy_ct_expect_exit(t, rx[0], "r0", T_MS, 0);
     for (int i = 0; i < 3; i++) {
         snprintf(p, sizeof p, "%s/f.bin", out[i]);
-        assert_same(p, sha);
+        fy_ct_assert_same(p, sha);
     }
     fy_ct_daemon_stop(t);
 }
@@ -146,13 +123,12 @@ static void test_interrupt(void **state)
     fy_ct_make_file(fy_ct_path(t, "i.bin", src), 16 << 20, 4, NULL);
     send_files(t, "send", "intr", src, NULL);
     fy_ct_path(t, "out", out);
-    pid_t rx = fy_ct_spawn(t, "recv", (const char *[]){"recv", "--server", t->daemon.addr,
-                                                       "--channel", "intr", "--out", out,
-                                                       "--from-start", "--rate", "2M", NULL});
+    pid_t rx =
+        fy_ct_recv(t, "recv", "intr", out, (const char *[]){"--from-start", "--rate", "2M", NULL});
     snprintf(p, sizeof p, "%s/.i.bin.part", out);
     wait_size(p, 1 << 20);
     fy_ct_kill(rx, SIGINT);
-    expect_exit(t, rx, "recv", 20000, 130);
+    fy_ct_expect_exit(t, rx, "recv", 20000, 130);
     assert_int_equal(fy_ct_size(p), -1); /* the partial file is gone */
     snprintf(p, sizeof p, "%s/recv.err", t->dir);
     assert_true(fy_ct_contains(p, "interrupted"));
@@ -166,12 +142,9 @@ static void test_sender_dies_midfile(void **state)
 {
     fy_ct *t = *state;
     fy_ct_daemon_start(t, NULL);
-    fy_cli_conn *k = NULL;
-    assert_int_equal(fy_cli_conn_open(t->daemon.addr, NULL, &k), 0);
-    fy_hello h = {.role = FY_ROLE_SENDER};
-    snprintf(h.channel, sizeof h.channel, "dies");
+    fy_cli_conn *k;
     fy_welcome w;
-    assert_int_equal(fy_cli_conn_hello(k, &h, 10000, &w), 0);
+    fy_ct_hold_sender(t, "dies", &k, &w);
     uint64_t seq = w.next_seq;
     fy_file_begin fb = {.size = 1 << 20};
     snprintf(fb.name, sizeof fb.name, "dead.bin");
@@ -188,23 +161,21 @@ static void test_sender_dies_midfile(void **state)
     uint8_t sha[32];
     fy_ct_make_file(fy_ct_path(t, "next.bin", src), 300000, 5, sha);
     fy_ct_path(t, "out", out);
-    pid_t rx = fy_ct_spawn(t, "recv", (const char *[]){"recv", "--server", t->daemon.addr,
-                                                       "--channel", "dies", "--out", out,
-                                                       "--from-start", "--count", "1", NULL});
+    pid_t rx =
+        fy_ct_recv(t, "recv", "dies", out, (const char *[]){"--from-start", "--count", "1", NULL});
     /* The relay may need a moment to notice the first sender is gone. */
     int rc = -1;
     for (int i = 0; i < 50 && rc != 0; i++) {
-        rc = fy_ct_run(t, "send", (const char *[]){"send", "--server", t->daemon.addr,
-                                                   "--channel", "dies", src, NULL}, T_MS);
+        rc = fy_ct_wait(t, fy_ct_send(t, "send", "dies", (const char *[]){src, NULL}), T_MS);
         if (rc == 3)
             fy_ct_sleep_ms(100);
         else
             break;
     }
     assert_int_equal(rc, 0);
-    expect_exit(t, rx, "recv", T_MS, 0);
+    fy_ct_expect_exit(t, rx, "recv", T_MS, 0);
     snprintf(p, sizeof p, "%s/next.bin", out);
-    assert_same(p, sha);
+    fy_ct_assert_same(p, sha);
     snprintf(p, sizeof p, "%s/dead.bin", out);
     assert_int_equal(fy_ct_size(p), -1);
     snprintf(p, sizeof p, "%s/.dead.bin.part", out);

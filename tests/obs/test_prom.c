@@ -18,6 +18,7 @@
 
 #include "ferry/io.h"
 #include "ferry/sock.h"
+#include "obs/http_get.h"
 #include "obs/httpd.h"
 #include "obs/prom.h"
 #include "obs/rec.h"
@@ -130,26 +131,7 @@ static void wait_ready(srv *s, int want)
 /* One blocking request; returns the whole response (malloc'd). */
 static char *http(const char *addr, const char *req)
 {
-    fy_addr a;
-    assert_int_equal(fy_addr_parse(addr, "127.0.0.1", &a), 0);
-    int fd = fy_sock_connect(&a, 5000);
-    assert_true(fd >= 0);
-    assert_int_equal(fy_sock_write_all(fd, req, strlen(req)), 0);
-    struct timeval tv = {10, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    for (;;) {
-        ssize_t k = read(fd, buf + n, cap - n - 1);
-        if (k <= 0)
-            break;
-        n += (size_t)k;
-        if (n + 1 == cap)
-            buf = realloc(buf, cap *= 2);
-    }
-    buf[n] = 0;
-    close(fd);
-    return buf;
+    return t_http(addr, req, 10);
 }
 
 static void test_http_metrics(void **state)

@@ -27,6 +27,7 @@
 #include <cmocka.h>
 
 #include "ferry/sock.h"
+#include "obs/http_get.h"
 #include "obs/prom.h"
 #include "obs/trfile.h"
 #include "obs/trsum.h"
@@ -83,26 +84,7 @@ static void log_value(const rh_daemon *d, const char *key, char *out, size_t cap
 /* GET /metrics: the body (malloc'd), checked to be valid exposition text. */
 static char *scrape(const char *addr)
 {
-    fy_addr a;
-    assert_int_equal(fy_addr_parse(addr, "127.0.0.1", &a), 0);
-    int fd = fy_sock_connect(&a, 5000);
-    assert_true(fd >= 0);
-    struct timeval tv = {RH_IO_TIMEOUT_S, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    const char *req = "GET /metrics HTTP/1.0\r\n\r\n";
-    assert_int_equal(fy_sock_write_all(fd, req, strlen(req)), 0);
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    for (;;) {
-        ssize_t k = read(fd, buf + n, cap - n - 1);
-        if (k <= 0)
-            break;
-        n += (size_t)k;
-        if (n + 1 == cap)
-            buf = realloc(buf, cap *= 2);
-    }
-    buf[n] = 0;
-    close(fd);
+    char *buf = t_http(addr, "GET /metrics HTTP/1.0\r\n\r\n", RH_IO_TIMEOUT_S);
     assert_true(strncmp(buf, "HTTP/1.0 200 OK\r\n", 17) == 0);
     char *body = strstr(buf, "\r\n\r\n");
     assert_non_null(body);

@@ -25,17 +25,7 @@ enum { T_COUNT = FY_MSG_USER, T_PING, T_GO, T_DONE };
 static fy_sched *start(unsigned threads, unsigned batch)
 {
     fy_sched_opts o = {.threads = threads, .batch = batch};
-    fy_sched *s = NULL;
-    assert_int_equal(fy_sched_new(&o, &s), 0);
-    assert_int_equal(fy_sched_start(s), 0);
-    return s;
-}
-
-static void finish(fy_sched *s)
-{
-    fy_sched_exit(s);
-    fy_sched_join(s);
-    fy_sched_free(s);
+    return rt_sched_up(&o);
 }
 
 /* ---- counting actor: exclusivity and per-sender order ------------------- */
@@ -101,7 +91,7 @@ static void test_basic(void **st)
     fy_actor_stop(a); /* idempotent */
     assert_true(fy_actor_stopped(a));
     assert_int_equal(fy_actor_post(a, T_COUNT, 0, 0, 0, NULL, NULL), -FY_ECLOSED);
-    finish(s);
+    rt_sched_down(s);
     assert_int_equal(atomic_load(&c.dtor_runs), 1);
     fy_actor_unref(a);
 }
@@ -158,7 +148,7 @@ static void test_exclusive(void **st)
     for (unsigned i = 0; i < P; i++)
         assert_int_equal(c.next[i], N);
     fy_actor_unref(a);
-    finish(s);
+    rt_sched_down(s);
     assert_int_equal(atomic_load(&c.dtor_runs), 1);
 }
 
@@ -199,7 +189,7 @@ static void test_fairness(void **st)
     atomic_store(&f.quit, 1);
     fy_actor_unref(fa);
     fy_actor_unref(victim);
-    finish(s);
+    rt_sched_down(s);
 }
 
 /* ---- ping-pong ---------------------------------------------------------- */
@@ -240,7 +230,7 @@ static void test_pingpong(void **st)
     assert_int_equal(atomic_load(&done), 100000);
     fy_actor_unref(a);
     fy_actor_unref(b);
-    finish(s);
+    rt_sched_down(s);
 }
 
 /* ---- fan-in and fan-out between actors ---------------------------------- */
@@ -289,7 +279,7 @@ static void test_fanin(void **st)
         fy_actor_unref(src[i]);
     }
     fy_actor_unref(sink);
-    finish(s);
+    rt_sched_down(s);
 }
 
 static void test_fanout(void **st)
@@ -315,7 +305,7 @@ static void test_fanout(void **st)
     fy_actor_unref(src);
     for (unsigned i = 0; i < K; i++)
         fy_actor_unref(sinks[i]);
-    finish(s);
+    rt_sched_down(s);
     for (unsigned i = 0; i < K; i++)
         assert_int_equal(atomic_load(&c[i].dtor_runs), 1);
     free(c);
@@ -371,7 +361,7 @@ static void test_stop_under_load(void **st)
         pthread_join(th[i], NULL);
     assert_int_equal(atomic_load(&closed), P); /* every sender saw the stop */
     fy_actor_unref(a);
-    finish(s);
+    rt_sched_down(s);
     assert_int_equal(fy_bufpool_live(pool), 0);
     fy_bufpool_free(pool);
 }
@@ -394,7 +384,7 @@ static void test_join_stops_all(void **st)
         }
         fy_actor_unref(a); /* the runtime still holds it */
     }
-    finish(s);
+    rt_sched_down(s);
     for (int i = 0; i < 8; i++)
         assert_int_equal(atomic_load(&c[i].dtor_runs), 1);
     assert_int_equal(fy_bufpool_live(pool), 0);

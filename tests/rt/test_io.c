@@ -27,17 +27,7 @@ enum { T_REG = FY_MSG_USER, T_DEL };
 static fy_sched *start(void)
 {
     fy_sched_opts o = {.threads = 2};
-    fy_sched *s = NULL;
-    assert_int_equal(fy_sched_new(&o, &s), 0);
-    assert_int_equal(fy_sched_start(s), 0);
-    return s;
-}
-
-static void finish(fy_sched *s)
-{
-    fy_sched_exit(s);
-    fy_sched_join(s);
-    fy_sched_free(s);
+    return rt_sched_up(&o);
 }
 
 /* ---- timers ------------------------------------------------------------- */
@@ -93,7 +83,7 @@ static void test_timers(void **st)
     assert_int_equal(atomic_load(&tb.fired), 0);
     fy_actor_unref(b);
     fy_actor_unref(a);
-    finish(s);
+    rt_sched_down(s);
 }
 
 /* ---- fd readiness ------------------------------------------------------- */
@@ -137,16 +127,26 @@ static int reader_fn(fy_actor *self, void *st, fy_msg *m)
     return FY_MSG_DONE;
 }
 
+/* A non-blocking socketpair sv and a reader actor on sv[0] (not yet
+ * registered for readiness). */
+static fy_actor *reader_on_pair(fy_sched *s, int sv[2], reader *r)
+{
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    memset(r, 0, sizeof *r);
+    r->fd = sv[0];
+    fy_actor_opts o = {.fn = reader_fn, .state = r};
+    fy_actor *a = NULL;
+    assert_int_equal(fy_actor_new(s, &o, &a), 0);
+    return a;
+}
+
 static void test_fd_ready(void **st)
 {
     (void)st;
     fy_sched *s = start();
     int sv[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
-    reader r = {.fd = sv[0]};
-    fy_actor_opts o = {.fn = reader_fn, .state = &r};
-    fy_actor *a = NULL;
-    assert_int_equal(fy_actor_new(s, &o, &a), 0);
+    reader r;
+    fy_actor *a = reader_on_pair(s, sv, &r);
     assert_int_equal(fy_actor_post(a, T_REG, 0, 0, 0, NULL, NULL), 0);
 
     /* Many small writes: readiness merges, every byte arrives. */
@@ -176,7 +176,7 @@ static void test_fd_ready(void **st)
     assert_int_equal(fy_io_del(s, sv[0]), -ENOENT); /* already gone */
     close(sv[0]);
     fy_actor_unref(a);
-    finish(s);
+    rt_sched_down(s);
 }
 
 /* Registrations left at shutdown and for a stopped actor are released. */
@@ -185,11 +185,8 @@ static void test_io_teardown(void **st)
     (void)st;
     fy_sched *s = start();
     int sv[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
-    reader r = {.fd = sv[0]};
-    fy_actor_opts o = {.fn = reader_fn, .state = &r};
-    fy_actor *a = NULL;
-    assert_int_equal(fy_actor_new(s, &o, &a), 0);
+    reader r;
+    fy_actor *a = reader_on_pair(s, sv, &r);
     assert_int_equal(fy_io_add(a, sv[0], FY_IO_READ | FY_IO_WRITE, 77), 0);
     assert_int_equal(fy_io_add(a, sv[0], FY_IO_READ, 77), -EEXIST);
     assert_true(wait_u64(&r.msgs, 1)); /* writable at once */
@@ -197,7 +194,7 @@ static void test_io_teardown(void **st)
     assert_int_equal(write(sv[1], "abc", 3), 3); /* readiness for a stopped actor */
     sleep_ms(10);
     fy_actor_unref(a);
-    finish(s); /* frees the registration (ASan checks) */
+    rt_sched_down(s); /* frees the registration (ASan checks) */
     close(sv[0]);
     close(sv[1]);
 }

@@ -102,13 +102,21 @@ static void parse(int fd, parsed *p, const char *want_label)
     free(buf);
 }
 
+/* Dump the scheduler's trace to a memfd and parse it (asserted). */
+static void dump_parse(fy_sched *s, parsed *p, const char *want_label)
+{
+    int fd = memfd_create("trace", 0);
+    assert_true(fd >= 0);
+    assert_int_equal(fy_trace_dump(s, fd), 0);
+    parse(fd, p, want_label);
+    close(fd);
+}
+
 static void test_wrap_and_dump(void **st)
 {
     (void)st;
     fy_sched_opts o = {.threads = 1, .trace_events = 64};
-    fy_sched *s = NULL;
-    assert_int_equal(fy_sched_new(&o, &s), 0);
-    assert_int_equal(fy_sched_start(s), 0);
+    fy_sched *s = rt_sched_up(&o);
 
     sink k = {0};
     fy_actor *a = NULL, *r = NULL;
@@ -120,12 +128,8 @@ static void test_wrap_and_dump(void **st)
         assert_int_equal(fy_actor_post(r, FY_MSG_USER, 0, i, 0, NULL, NULL), 0);
     assert_true(wait_u64(&k.handled, 1000));
 
-    int fd = memfd_create("trace", 0);
-    assert_true(fd >= 0);
-    assert_int_equal(fy_trace_dump(s, fd), 0);
     parsed p;
-    parse(fd, &p, "demo 127.0.0.1:7420");
-    close(fd);
+    dump_parse(s, &p, "demo 127.0.0.1:7420");
     assert_int_equal(p.h.threads, 1);
     assert_int_equal(p.h.ring_events, FY_TRACE ? 64 : 0);
     assert_int_equal(p.threads, 1);
@@ -144,20 +148,15 @@ static void test_wrap_and_dump(void **st)
     for (uint64_t i = 0; i < 100; i++)
         assert_int_equal(fy_actor_post(r, FY_MSG_USER, 0, i, 0, NULL, NULL), 0);
     assert_true(wait_u64(&k.handled, 1100));
-    fd = memfd_create("trace", 0);
-    assert_int_equal(fy_trace_dump(s, fd), 0);
     parsed q;
-    parse(fd, &q, NULL);
-    close(fd);
+    dump_parse(s, &q, NULL);
     assert_int_equal(q.events + q.lost, p.events + p.lost);
 #else
     assert_int_equal(p.events, 0);
 #endif
     fy_actor_unref(a);
     fy_actor_unref(r);
-    fy_sched_exit(s);
-    fy_sched_join(s);
-    fy_sched_free(s);
+    rt_sched_down(s);
 }
 
 static int nop_fn(fy_actor *self, void *st, fy_msg *m)
@@ -171,9 +170,7 @@ static void test_actor_table_bounded(void **st)
 {
     (void)st;
     fy_sched_opts o = {.threads = 1, .trace_events = 64};
-    fy_sched *s = NULL;
-    assert_int_equal(fy_sched_new(&o, &s), 0);
-    assert_int_equal(fy_sched_start(s), 0);
+    fy_sched *s = rt_sched_up(&o);
     for (int i = 0; i < 5000; i++) {
         fy_actor *a = NULL;
         fy_actor_opts oa = {.fn = nop_fn, .kind = 7, .label = "x"};
@@ -181,15 +178,10 @@ static void test_actor_table_bounded(void **st)
         fy_actor_stop(a);
         fy_actor_unref(a);
     }
-    int fd = memfd_create("trace", 0);
-    assert_int_equal(fy_trace_dump(s, fd), 0);
     parsed p;
-    parse(fd, &p, NULL);
-    close(fd);
+    dump_parse(s, &p, NULL);
     assert_int_equal(p.actors, 4096);
-    fy_sched_exit(s);
-    fy_sched_join(s);
-    fy_sched_free(s);
+    rt_sched_down(s);
 }
 
 /* Dumps taken while the threads keep recording hold only whole events. */
@@ -210,9 +202,7 @@ static void test_dump_while_running(void **st)
 {
     (void)st;
     fy_sched_opts o = {.threads = 2, .trace_events = 256};
-    fy_sched *s = NULL;
-    assert_int_equal(fy_sched_new(&o, &s), 0);
-    assert_int_equal(fy_sched_start(s), 0);
+    fy_sched *s = rt_sched_up(&o);
     spin p = {0};
     fy_actor *a[2];
     for (int i = 0; i < 2; i++) {
@@ -223,11 +213,8 @@ static void test_dump_while_running(void **st)
     }
     assert_true(wait_u64(&p.handled, 1000));
     for (int k = 0; k < 5; k++) {
-        int fd = memfd_create("trace", 0);
-        assert_int_equal(fy_trace_dump(s, fd), 0);
         parsed q;
-        parse(fd, &q, NULL);
-        close(fd);
+        dump_parse(s, &q, NULL);
         assert_int_equal(q.threads, 2);
         assert_true(q.order_ok);
         assert_true(q.events <= 512);
@@ -235,9 +222,7 @@ static void test_dump_while_running(void **st)
     atomic_store(&p.quit, 1);
     for (int i = 0; i < 2; i++)
         fy_actor_unref(a[i]);
-    fy_sched_exit(s);
-    fy_sched_join(s);
-    fy_sched_free(s);
+    rt_sched_down(s);
 }
 
 int main(void)

@@ -1,5 +1,6 @@
 /*
- * rt_util.h - small helpers shared by the runtime tests: bounded waiting.
+ * rt_util.h - small helpers shared by the runtime tests: bounded waiting,
+ * and bringing a scheduler up and down (asserted).
  *
  * Every wait in these tests is bounded in time, so a broken runtime fails
  * a test instead of hanging it.
@@ -7,10 +8,15 @@
 #ifndef FY_TEST_RT_UTIL_H
 #define FY_TEST_RT_UTIL_H
 
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
+
+#include <cmocka.h>
 
 #include "ferry/sched.h"
 
@@ -33,6 +39,23 @@ static inline void sleep_ms(unsigned ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
+}
+
+/* A new scheduler with options o, started; asserts both steps. */
+static inline fy_sched *rt_sched_up(const fy_sched_opts *o)
+{
+    fy_sched *s = NULL;
+    assert_int_equal(fy_sched_new(o, &s), 0);
+    assert_int_equal(fy_sched_start(s), 0);
+    return s;
+}
+
+/* Exit, join (stops every remaining actor) and free. */
+static inline void rt_sched_down(fy_sched *s)
+{
+    fy_sched_exit(s);
+    fy_sched_join(s);
+    fy_sched_free(s);
 }
 
 #endif

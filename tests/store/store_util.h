@@ -11,11 +11,17 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <cmocka.h>
 
 #include "ferry/err.h"
 #include "ferry/proto.h"
@@ -162,6 +168,66 @@ static inline off_t t_fsize(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+/* The cmocka fixture: a temp dir (removed by t_teardown) and the channel
+ * directory dir inside it. */
+typedef struct t_fix {
+    char tmp[256];
+    char dir[300];
+    int n; /* copies made (test_recover) */
+} t_fix;
+
+static inline int t_setup(void **state)
+{
+    t_fix *f = calloc(1, sizeof *f);
+    if (!f)
+        return -1;
+    t_tmpdir(f->tmp);
+    snprintf(f->dir, sizeof f->dir, "%s/ch", f->tmp);
+    *state = f;
+    return 0;
+}
+
+static inline int t_teardown(void **state)
+{
+    t_fix *f = *state;
+    t_rmrf(f->tmp);
+    free(f);
+    return 0;
+}
+
+/* Open the channel in dir (asserted) and append+index frames
+ * first..first+n-1 in batches (t_fill, asserted). */
+static inline void t_open_fill(const char *dir, const fy_store_opts *o, fy_log **l, fy_idx **x,
+                               uint64_t first, size_t n, size_t batch, size_t maxp)
+{
+    assert_int_equal(fy_store_open(dir, o, l, x, NULL), 0);
+    assert_int_equal(t_fill(*l, *x, first, n, batch, maxp, 0), 0);
+}
+
+static inline void t_close(fy_log *l, fy_idx *x)
+{
+    fy_log_close(l);
+    fy_idx_close(x);
+}
+
+/* Frame seq reads back through look-up + seek + fy_logrd_read (buf holds
+ * a frame of maxp payload) with exactly the bytes t_frame makes. */
+static inline void t_check_frame(fy_logrd *r, fy_idx *x, fy_pos end, uint64_t s, size_t maxp,
+                                 uint8_t *buf)
+{
+    fy_idx_rec rec;
+    size_t len;
+    assert_int_equal(fy_idx_lookup(x, s, &rec), 0);
+    assert_int_equal(rec.seq, s);
+    assert_int_equal(fy_logrd_seek(r, (fy_pos){rec.seg, rec.off}), 0);
+    assert_int_equal(fy_logrd_read(r, end, buf, rec.len, &len), 0);
+    assert_int_equal(len, rec.len);
+    tframe want = t_frame(s, t_size(s, maxp));
+    assert_int_equal(want.len, len);
+    assert_memory_equal(want.b, buf, len);
+    free(want.b);
 }
 
 #endif

@@ -16,28 +16,7 @@
 #include "store/seg.h"
 #include "store_util.h"
 
-typedef struct fix {
-    char tmp[256];
-    char dir[300];
-    int n; /* copies made */
-} fix;
-
-static int setup(void **state)
-{
-    fix *f = calloc(1, sizeof *f);
-    t_tmpdir(f->tmp);
-    snprintf(f->dir, sizeof f->dir, "%s/ch", f->tmp);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fix *f = *state;
-    t_rmrf(f->tmp);
-    free(f);
-    return 0;
-}
+typedef t_fix fix;
 
 /* A fresh copy of the channel to damage; returns its path in out. */
 static void copy_of(fix *f, char out[400])
@@ -53,8 +32,7 @@ static void make_channel(const char *dir, const fy_store_opts *o, size_t n, size
     fy_idx *x;
     assert_int_equal(fy_store_open(dir, o, &l, &x, NULL), 0);
     assert_int_equal(t_fill(l, x, 1, n, 8, maxp, unindexed), 0);
-    fy_log_close(l);
-    fy_idx_close(x);
+    t_close(l, x);
 }
 
 /* Open dir, check every frame below next reads back and that nothing more
@@ -72,22 +50,12 @@ static fy_recovery open_verify(const char *dir, const fy_store_opts *o, size_t m
     assert_int_equal(fy_log_next_seq(l), next);
     assert_int_equal(fy_idx_next_seq(x), next);
     assert_int_equal(fy_logrd_open(dir, &r), 0);
-    for (uint64_t s = rep.first_seq; s < next; s++) {
-        fy_idx_rec rec;
-        size_t len;
-        assert_int_equal(fy_idx_lookup(x, s, &rec), 0);
-        assert_int_equal(fy_logrd_seek(r, (fy_pos){rec.seg, rec.off}), 0);
-        assert_int_equal(fy_logrd_read(r, fy_log_end(l), buf, rec.len, &len), 0);
-        tframe want = t_frame(s, t_size(s, maxp));
-        assert_int_equal(len, want.len);
-        assert_memory_equal(buf, want.b, len);
-        free(want.b);
-    }
+    for (uint64_t s = rep.first_seq; s < next; s++)
+        t_check_frame(r, x, fy_log_end(l), s, maxp, buf);
     fy_idx_rec rec;
     assert_int_equal(fy_idx_lookup(x, next, &rec), -FY_ENOSEQ);
     fy_logrd_close(r);
-    fy_log_close(l);
-    fy_idx_close(x);
+    t_close(l, x);
     free(buf);
     return rep;
 }
@@ -100,8 +68,7 @@ static fy_idx_rec rec_of(const char *dir, const fy_store_opts *o, uint64_t seq)
     fy_idx_rec rec;
     assert_int_equal(fy_store_open(dir, o, &l, &x, NULL), 0);
     assert_int_equal(fy_idx_lookup(x, seq, &rec), 0);
-    fy_log_close(l);
-    fy_idx_close(x);
+    t_close(l, x);
     return rec;
 }
 
@@ -359,8 +326,7 @@ static void test_sealed_corrupt(void **state)
     dmg_flip(p, (off_t)(rec.off + 34));
     /* The O(1) check of a sealed segment does not read its middle... */
     assert_int_equal(fy_store_open(f->dir, &o, &l, &x, NULL), 0);
-    fy_log_close(l);
-    fy_idx_close(x);
+    t_close(l, x);
     /* ...but a rebuild of its index does, and refuses to cut it. */
     t_path(p, f->dir, 1, "idx");
     unlink(p);
@@ -410,10 +376,8 @@ static void test_leftovers(void **state)
     /* And appending carries on in it. */
     fy_log *l;
     fy_idx *x;
-    assert_int_equal(fy_store_open(f->dir, &o, &l, &x, NULL), 0);
-    assert_int_equal(t_fill(l, x, 101, 10, 3, 200, 0), 0);
-    fy_log_close(l);
-    fy_idx_close(x);
+    t_open_fill(f->dir, &o, &l, &x, 101, 10, 3, 200);
+    t_close(l, x);
     open_verify(f->dir, &o, 200, 111);
     fy_check_report cr;
     assert_int_equal(fy_store_check(f->dir, 200, &cr), 0);
@@ -472,15 +436,15 @@ static void test_write_corpus(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_cut_every_offset, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_corrupt_last_frame, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_index_rebuild, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_index_rebuild_sealed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_scan_bounded, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sealed_corrupt, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_gap, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_leftovers, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_write_corpus, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cut_every_offset, t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_last_frame, t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_index_rebuild, t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_index_rebuild_sealed, t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_scan_bounded, t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_sealed_corrupt, t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_gap, t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_leftovers, t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_write_corpus, t_setup, t_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

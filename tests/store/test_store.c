@@ -20,27 +20,7 @@
 
 #define MAXP 600 /* payload sizes used by these tests: 0..MAXP */
 
-typedef struct fix {
-    char tmp[256];
-    char dir[300];
-} fix;
-
-static int setup(void **state)
-{
-    fix *f = calloc(1, sizeof *f);
-    t_tmpdir(f->tmp);
-    snprintf(f->dir, sizeof f->dir, "%s/ch", f->tmp);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fix *f = *state;
-    t_rmrf(f->tmp);
-    free(f);
-    return 0;
-}
+typedef t_fix fix;
 
 /* Every seq in [first, next) reads back through look-up + fy_logrd_read
  * with exactly the bytes that were appended. */
@@ -50,19 +30,8 @@ static void verify_all(const char *dir, fy_idx *x, fy_pos end, uint64_t first, u
     uint8_t *buf = malloc(FY_FRAME_HDR_SIZE + MAXP);
 
     assert_int_equal(fy_logrd_open(dir, &r), 0);
-    for (uint64_t s = first; s < next; s++) {
-        fy_idx_rec rec;
-        size_t len;
-        assert_int_equal(fy_idx_lookup(x, s, &rec), 0);
-        assert_int_equal(rec.seq, s);
-        assert_int_equal(fy_logrd_seek(r, (fy_pos){rec.seg, rec.off}), 0);
-        assert_int_equal(fy_logrd_read(r, end, buf, rec.len, &len), 0);
-        assert_int_equal(len, rec.len);
-        tframe want = t_frame(s, t_size(s, MAXP));
-        assert_int_equal(want.len, len);
-        assert_memory_equal(want.b, buf, len);
-        free(want.b);
-    }
+    for (uint64_t s = first; s < next; s++)
+        t_check_frame(r, x, end, s, MAXP, buf);
     fy_idx_rec rec;
     assert_int_equal(fy_idx_lookup(x, next, &rec), -FY_ENOSEQ);
     if (first > 1)
@@ -86,8 +55,7 @@ static void test_append_reopen(void **state)
     verify_all(f->dir, x, fy_log_end(l), 1, 1001); /* served partly from the buffer */
     assert_int_equal(fy_log_sync(l), 0);
     assert_int_equal(fy_idx_sync(x), 0);
-    fy_log_close(l);
-    fy_idx_close(x);
+    t_close(l, x);
 
     assert_int_equal(fy_store_open(f->dir, NULL, &l, &x, &rep), 0);
     assert_int_equal(rep.frames, 1000);
@@ -99,8 +67,7 @@ static void test_append_reopen(void **state)
     /* Appending goes on after reopen. */
     assert_int_equal(t_fill(l, x, 1001, 50, 7, MAXP, 0), 0);
     verify_all(f->dir, x, fy_log_end(l), 1, 1051);
-    fy_log_close(l);
-    fy_idx_close(x);
+    t_close(l, x);
 
     fy_check_report cr;
     assert_int_equal(fy_store_check(f->dir, 0, &cr), 0);
@@ -114,8 +81,7 @@ static void test_wrong_seq(void **state)
     fy_log *l;
     fy_idx *x;
 
-    assert_int_equal(fy_store_open(f->dir, NULL, &l, &x, NULL), 0);
-    assert_int_equal(t_fill(l, x, 1, 5, 5, MAXP, 0), 0);
+    t_open_fill(f->dir, NULL, &l, &x, 1, 5, 5, MAXP);
     fy_pos end = fy_log_end(l);
     tframe a = t_frame(6, 10), b = t_frame(8, 10), c = t_frame(3, 0);
     struct iovec v[2] = {{a.b, a.len}, {b.b, b.len}};
@@ -134,8 +100,7 @@ static void test_wrong_seq(void **state)
     free(a.b);
     free(b.b);
     free(c.b);
-    fy_log_close(l);
-    fy_idx_close(x);
+    t_close(l, x);
 }
 
 static size_t count_files(const char *dir, const char *ext)
@@ -150,6 +115,28 @@ static size_t count_files(const char *dir, const char *ext)
     return n;
 }
 
+/* Total bytes of the .log segments in dir; the biggest one's into *max. */
+static uint64_t log_bytes(const char *dir, uint64_t *max)
+{
+    uint64_t total = 0, big = 0;
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    assert_non_null(d);
+    while ((e = readdir(d)) != NULL) {
+        char p[600];
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        if (strstr(e->d_name, ".log")) {
+            uint64_t n = (uint64_t)t_fsize(p);
+            total += n;
+            big = n > big ? n : big;
+        }
+    }
+    closedir(d);
+    if (max)
+        *max = big;
+    return total;
+}
+
 static void test_roll(void **state)
 {
     fix *f = *state;
@@ -158,27 +145,19 @@ static void test_roll(void **state)
     fy_idx *x;
     fy_recovery rep;
 
-    assert_int_equal(fy_store_open(f->dir, &o, &l, &x, NULL), 0);
-    assert_int_equal(t_fill(l, x, 1, 400, 9, MAXP, 0), 0);
+    t_open_fill(f->dir, &o, &l, &x, 1, 400, 9, MAXP);
     fy_pos end = fy_log_end(l);
     assert_true(end.seg > 1);
     verify_all(f->dir, x, end, 1, 401);
-    fy_log_close(l);
-    fy_idx_close(x);
+    t_close(l, x);
 
     size_t nseg = count_files(f->dir, ".log");
     assert_true(nseg > 10);
     assert_int_equal(count_files(f->dir, ".idx"), nseg);
     /* No segment passes segment_bytes (no single frame is bigger). */
-    DIR *d = opendir(f->dir);
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        char p[600];
-        snprintf(p, sizeof p, "%s/%s", f->dir, e->d_name);
-        if (strstr(e->d_name, ".log"))
-            assert_true(t_fsize(p) <= 4096);
-    }
-    closedir(d);
+    uint64_t biggest;
+    log_bytes(f->dir, &biggest);
+    assert_true(biggest <= 4096);
 
     assert_int_equal(fy_store_open(f->dir, &o, &l, &x, &rep), 0);
     assert_int_equal(rep.segments, nseg);
@@ -196,8 +175,7 @@ static void test_roll(void **state)
     assert_int_equal(rec.seg, 401);
     assert_int_equal(rec.off, 32);
     free(big.b);
-    fy_log_close(l);
-    fy_idx_close(x);
+    t_close(l, x);
     fy_check_report cr;
     assert_int_equal(fy_store_check(f->dir, 0, &cr), -FY_ECORRUPT); /* 401 is not indexed */
     assert_int_equal(cr.index_errors, 2); /* no index file, and the record missing */
@@ -212,8 +190,7 @@ static void test_retain_size(void **state)
     fy_idx *x;
     uint64_t first;
 
-    assert_int_equal(fy_store_open(f->dir, &o, &l, &x, NULL), 0);
-    assert_int_equal(t_fill(l, x, 1, 400, 9, MAXP, 0), 0);
+    t_open_fill(f->dir, &o, &l, &x, 1, 400, 9, MAXP);
     size_t before = count_files(f->dir, ".log");
     int removed = fy_log_retain(l, (uint64_t)time(NULL), &first);
     assert_true(removed > 0);
@@ -223,28 +200,16 @@ static void test_retain_size(void **state)
     assert_int_equal(count_files(f->dir, ".idx"), before - (size_t)removed);
     assert_int_equal(fy_idx_first_seq(x), first);
     /* What is left is within the limit (the current segment always stays). */
-    uint64_t total = 0;
-    DIR *d = opendir(f->dir);
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        char p[600];
-        snprintf(p, sizeof p, "%s/%s", f->dir, e->d_name);
-        if (strstr(e->d_name, ".log"))
-            total += (uint64_t)t_fsize(p);
-    }
-    closedir(d);
-    assert_true(total <= 5 * 4096);
+    assert_true(log_bytes(f->dir, NULL) <= 5 * 4096);
     verify_all(f->dir, x, fy_log_end(l), first, 401);
-    fy_log_close(l);
-    fy_idx_close(x);
+    t_close(l, x);
 
     fy_recovery rep;
     assert_int_equal(fy_store_open(f->dir, &o, &l, &x, &rep), 0);
     assert_int_equal(rep.first_seq, first);
     assert_int_equal(rep.next_seq, 401);
     verify_all(f->dir, x, fy_log_end(l), first, 401);
-    fy_log_close(l);
-    fy_idx_close(x);
+    t_close(l, x);
 }
 
 static void set_mtime(const char *dir, uint64_t base, time_t t)
@@ -264,8 +229,7 @@ static void test_retain_age(void **state)
     uint64_t first, bases[64];
     size_t nb = 0;
 
-    assert_int_equal(fy_store_open(f->dir, &o, &l, &x, NULL), 0);
-    assert_int_equal(t_fill(l, x, 1, 200, 5, MAXP, 0), 0);
+    t_open_fill(f->dir, &o, &l, &x, 1, 200, 5, MAXP);
     for (uint64_t s = 1; s < 201 && nb < 64; s++) {
         fy_idx_rec rec;
         assert_int_equal(fy_idx_lookup(x, s, &rec), 0);
@@ -296,8 +260,7 @@ static void test_retain_age(void **state)
     assert_int_equal(count_files(f->dir, ".log"), 1);
     assert_int_equal(count_files(f->dir, ".idx"), 1);
     verify_all(f->dir, x, fy_log_end(l), first, 201);
-    fy_log_close(l);
-    fy_idx_close(x);
+    t_close(l, x);
 }
 
 /* sendfile() from the log to a socket: crosses segment boundaries, stops
@@ -310,8 +273,7 @@ static void test_sendfile(void **state)
     fy_idx *x;
     int sv[2];
 
-    assert_int_equal(fy_store_open(f->dir, &o, &l, &x, NULL), 0);
-    assert_int_equal(t_fill(l, x, 1, 60, 4, MAXP, 0), 0);
+    t_open_fill(f->dir, &o, &l, &x, 1, 60, 4, MAXP);
     fy_pos end = fy_log_end(l); /* published after 60 frames */
     assert_true(end.seg > 1);
     assert_int_equal(t_fill(l, x, 61, 40, 4, MAXP, 0), 0); /* written, not published */
@@ -376,8 +338,7 @@ static void test_sendfile(void **state)
     close(sv[1]);
     free(want);
     free(got);
-    fy_log_close(l);
-    fy_idx_close(x);
+    t_close(l, x);
 }
 
 /* fy_logrd_read across segments with a buffer that holds several frames. */
@@ -389,8 +350,7 @@ static void test_read_stream(void **state)
     fy_idx *x;
     fy_logrd *r;
 
-    assert_int_equal(fy_store_open(f->dir, &o, &l, &x, NULL), 0);
-    assert_int_equal(t_fill(l, x, 1, 300, 16, MAXP, 0), 0);
+    t_open_fill(f->dir, &o, &l, &x, 1, 300, 16, MAXP);
     assert_int_equal(fy_logrd_open(f->dir, &r), 0);
     assert_int_equal(fy_logrd_seek(r, (fy_pos){1, 32}), 0);
     uint8_t buf[3000];
@@ -417,8 +377,7 @@ static void test_read_stream(void **state)
     assert_int_equal(fy_logrd_seek(r, (fy_pos){rec.seg, rec.off}), 0);
     assert_int_equal(fy_logrd_read(r, fy_log_end(l), buf, rec.len - 1, &len), -ENOBUFS);
     fy_logrd_close(r);
-    fy_log_close(l);
-    fy_idx_close(x);
+    t_close(l, x);
 }
 
 static void flip(const char *path, off_t at)
@@ -439,13 +398,11 @@ static void test_check_finds_crc(void **state)
     fy_idx *x;
     fy_idx_rec rec;
 
-    assert_int_equal(fy_store_open(f->dir, &o, &l, &x, NULL), 0);
-    assert_int_equal(t_fill(l, x, 1, 100, 4, MAXP, 0), 0);
+    t_open_fill(f->dir, &o, &l, &x, 1, 100, 4, MAXP);
     uint64_t s = 10;
     while (fy_idx_lookup(x, s, &rec) == 0 && rec.len <= 40)
         s++; /* a frame with a payload */
-    fy_log_close(l);
-    fy_idx_close(x);
+    t_close(l, x);
 
     fy_check_report cr;
     assert_int_equal(fy_store_check(f->dir, 0, &cr), 0);
@@ -568,22 +525,21 @@ static void test_threads(void **state)
     assert_null(rr);
     assert_int_equal(ci.got, seq - 1);
     assert_int_equal(cr.got, seq - 1);
-    fy_log_close(l);
-    fy_idx_close(x);
+    t_close(l, x);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_append_reopen, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wrong_seq, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_roll, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_retain_size, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_retain_age, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sendfile, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_read_stream, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_check_finds_crc, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_append_reopen, t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_wrong_seq, t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_roll, t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_retain_size, t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_retain_age, t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_sendfile, t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_read_stream, t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_check_finds_crc, t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_threads, t_setup, t_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
