@@ -82,6 +82,7 @@ typedef struct fwd {
     uint64_t qbytes;      /* pool capacity held by the queued batches */
     uint64_t q_next_seq;  /* seq after the last queued frame */
     bool shutting, bye_queued, cont_pending, timer_armed;
+    bool lag_open;        /* the last lag event said "behind" */
     uint64_t sent, acked, catchups, frames_live;
 } fwd;
 
@@ -390,10 +391,11 @@ static void lag(const fwd *f, uint64_t *pkts, uint64_t *bytes)
     }
 }
 
-static void emit_lag(const fwd *f)
+static void emit_lag(fwd *f)
 {
     uint64_t p, b;
     lag(f, &p, &b);
+    f->lag_open = b > 0;
     fy_trace_emit(FY_TR_LAG, fy_actor_id(f->self), p, b);
 }
 
@@ -600,6 +602,10 @@ static void pump(fwd *f)
             if (w > 0)
                 f->sent += (size_t)w;
         } else {
+            /* Caught up: say so, or the trace would keep the last "behind"
+             * figure as this receiver's current lag. */
+            if (f->lag_open)
+                emit_lag(f);
             if (f->shutting && !f->bye_queued) {
                 f->bye_queued = true;
                 ctl_push(f, FY_FT_BYE, NULL, 0);
@@ -827,8 +833,11 @@ int fy__forwarder_new(const fy__fwd_init *in, fy_actor **out)
     /* Receivers send only small control frames. */
     if ((rc = fy_dec_new(FY_CTL_PAYLOAD_MAX, &f->dec)) < 0)
         goto fail;
+    /* "peer channel": ferry-trace shows both in its tables. */
+    char label[sizeof f->peer + FY_NAME_MAX + 2];
+    snprintf(label, sizeof label, "%s %s", in->peer, in->chan->name);
     fy_actor_opts o = {.fn = handle, .dtor = dtor, .state = f, .kind = FY_KIND_FORWARDER,
-                       .label = in->peer};
+                       .label = label};
     if ((rc = fy_actor_new(f->ctx->sched, &o, &f->self)) < 0)
         goto fail;
     *out = f->self;

@@ -46,8 +46,13 @@
 #define READS_PER_TURN 32          /* then yield to other actors */
 #define BATCH_FRAMES 1024          /* <= IOV_MAX: one pwritev per batch */
 #define BATCH_BYTES (1u << 20)     /* hand a batch over at this size even mid-turn */
-#define DIRECT_MIN (16u << 10)     /* data frames this big are read into their own buffer */
+/* Data frames this big are read into their own buffer when they arrive
+ * split.  Not lower: with 64 KiB frames, one readv per frame cost as much
+ * as the copy it saves (docs/architecture.md, "Measurements").  Must not
+ * exceed RBUF_SENDER, so every smaller frame fits rbuf whole. */
+#define DIRECT_MIN (128u << 10)
 #define PACK_CAP (64u << 10)       /* smaller frames share buffers of up to this size */
+_Static_assert(DIRECT_MIN <= RBUF_SENDER, "a frame below DIRECT_MIN must fit the read buffer");
 #define DIRECT_TAIL FY_FRAME_HDR_SIZE /* read behind a direct frame: the next header */
 #define RETRY_MS 5                 /* pool exhausted: retry after */
 #define LINGER_MS 2000
@@ -351,7 +356,7 @@ static int store_frame(session *s)
 
     if ((rc = batch_room(s)) < 0)
         return rc;
-    if (need < DIRECT_MIN) {
+    if (need <= PACK_CAP) {
         if (!s->pack || fy_buf_cap(s->pack) - fy_buf_len(s->pack) < need) {
             size_t want = s->rlen - s->roff;
             want = want > PACK_CAP ? PACK_CAP : want < need ? need : want;

@@ -350,6 +350,10 @@ static int by_busy(const void *x, const void *y)
 static int by_lag(const void *x, const void *y)
 {
     const fy_trsum_actor *a = *(fy_trsum_actor *const *)x, *b = *(fy_trsum_actor *const *)y;
+    /* The receiver still behind when the trace was taken is the one an
+     * operator is looking for; a fast one may have had a bigger burst. */
+    if (a->lag_last_bytes != b->lag_last_bytes)
+        return a->lag_last_bytes > b->lag_last_bytes ? -1 : 1;
     if (a->lag_peak_bytes != b->lag_peak_bytes)
         return a->lag_peak_bytes > b->lag_peak_bytes ? -1 : 1;
     if (a->lag_peak_pkts != b->lag_peak_pkts)
@@ -407,7 +411,7 @@ int fy_trsum_print(FILE *o, const char *name, const fy_trfile *f, const fy_trsum
         if (s->act[i].has_lag)
             v[nl++] = &s->act[i];
     qsort(v, nl, sizeof *v, by_lag);
-    fprintf(o, "\nmost lagging receivers (forwarders, by peak lag)\n");
+    fprintf(o, "\nmost lagging receivers (forwarders, by lag at the end of the trace, then peak lag)\n");
     if (!nl)
         fprintf(o, "  (no lag events in this trace)\n");
     else

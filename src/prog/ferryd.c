@@ -46,7 +46,7 @@ static const char usage[] =
     "  --retain-age SECONDS   remove segments older than this (default 0 = keep)\n"
     "  --window BYTES         live window per receiver before it reads from disk (default 8M)\n"
     "  --channel-budget BYTES buffers in flight between a sender and its channel's\n"
-    "                         writer (default 32M)\n"
+    "                         writer (default 4M)\n"
     "  --sndbuf BYTES         receiver sockets' send buffer (default 0 = kernel autotuning)\n"
     "  --metrics HOST:PORT    serve GET /metrics (Prometheus text) there (default off);\n"
     "                         prints 'metrics=HOST:PORT' on stderr once bound\n"

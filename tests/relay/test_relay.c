@@ -383,14 +383,15 @@ static void test_malformed(void **st)
 }
 
 /* Frames of every size class, written in uneven pieces, so that frame
- * boundaries and the 16 KiB "read straight into the buffer" threshold fall
+ * boundaries, the 64 KiB pack buffer and the 128 KiB "read straight into
+ * the buffer" threshold fall
  * everywhere in the session's reads; then a big data frame whose payload
  * arrives after its header and fails its CRC (the direct path's check). */
 static void test_split_frames(void **st)
 {
     tstate *t = *st;
-    static const size_t sizes[] = {1, 127, 128, 4064, 4065, 16351, 16352, 16353, 65536, 1u << 20,
-                                   3, 40000, 200000, 77};
+    static const size_t sizes[] = {1, 127, 128, 4064, 4065, 65503, 65504, 65505, 65536, 1u << 20,
+                                   3, 40000, 131039, 131040, 131041, 200000, 77};
     size_t nsz = sizeof sizes / sizeof sizes[0], len = 0;
     for (size_t i = 0; i < 3 * nsz; i++)
         len += sizes[i % nsz];
@@ -448,20 +449,20 @@ static void test_split_frames(void **st)
     rh_rx_free(&rx);
     say_bye(fd);
 
-    /* A 64 KiB data frame: header and part of the payload first, the rest
+    /* A 256 KiB data frame: header and part of the payload first, the rest
      * (one byte flipped) later, so it is read into its own buffer. */
     int b = sender(t, "splitbad", "", &bw);
     assert_true(b >= 0);
-    fb.size = 1u << 16;
+    fb.size = 1u << 18;
     assert_int_equal(fy_file_begin_encode(&fb, p, sizeof p, &n), 0);
     assert_int_equal(rh_send_frame(b, FY_FT_FILE_BEGIN, bw.channel, bw.next_seq, p, n), 0);
     h = (fy_frame_hdr){.type = FY_FT_DATA, .channel = bw.channel, .seq = bw.next_seq + 1};
-    fy_frame_seal(&h, data, 1u << 16, hb);
+    fy_frame_seal(&h, data, 1u << 18, hb);
     assert_int_equal(fy_sock_write_all(b, hb, sizeof hb), 0);
     assert_int_equal(fy_sock_write_all(b, data, 1000), 0);
     usleep(20000);
     data[30000] ^= 1;
-    assert_int_equal(fy_sock_write_all(b, data + 1000, (1u << 16) - 1000), 0);
+    assert_int_equal(fy_sock_write_all(b, data + 1000, (1u << 18) - 1000), 0);
     expect_error_close(b, FY_ECRC);
     /* The file-begin before it was stored. */
     b = sender_retry(t, "splitbad", &bw);
