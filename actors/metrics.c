@@ -38,7 +38,6 @@
 #define HTTP_TAGS (1ull << 32)
 #define MSG_START (FY_STATS_REP + 1) /* self: start watching the listener */
 /* The metrics actor's kind in the trace (ferry-trace knows it as "metrics"). */
-#define METRICS_KIND 16
 
 typedef struct metrics {
     const fy__ctx *ctx;
@@ -375,7 +374,7 @@ int fy__metrics_new(const fy__ctx *ctx, const char *addr, fy_actor **out, char *
         return -ENOMEM;
     }
     m->ctx = ctx;
-    fy_actor_opts o = {.fn = handle, .dtor = dtor, .state = m, .kind = METRICS_KIND,
+    fy_actor_opts o = {.fn = handle, .dtor = dtor, .state = m, .kind = FY_KIND_METRICS,
                        .label = "metrics"};
     if ((rc = fy_actor_new(ctx->sched, &o, &m->self)) < 0) {
         fy_prom_free(m->prom);

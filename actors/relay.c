@@ -24,6 +24,8 @@
 #include "obs/trstream.h"
 #include "relay_int.h"
 
+_Static_assert(FY_KIND_TRACER == FY_TRSTREAM_KIND, "ferry-trace names kinds by these numbers");
+
 struct fy_relay {
     fy__ctx ctx;
     fy_addr bound;

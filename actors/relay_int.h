@@ -40,6 +40,8 @@ enum fy__kind {
     FY_KIND_WRITER = 4,
     FY_KIND_INDEXER = 5,
     FY_KIND_FORWARDER = 6,
+    FY_KIND_METRICS = 16, /* actors/metrics.c */
+    FY_KIND_TRACER = 17,  /* src/obs/trstream.c (FY_TRSTREAM_KIND) */
 };
 
 /* The relay-wide, read-only context every actor gets a pointer to. */

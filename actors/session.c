@@ -37,6 +37,7 @@
 #include "ferry/klog.h"
 #include "ferry/proto.h"
 #include "ferry/sock.h"
+#include "ferry/trace.h"
 #include "obs/stats.h"
 #include "relay_int.h"
 
@@ -628,12 +629,9 @@ static ssize_t read_sender(session *s)
         iov[k++] = (struct iovec){fy_buf_data(s->dbuf) + s->dhave, s->dtotal - s->dhave};
     size_t room = s->rcap - s->rlen;
     iov[k++] = (struct iovec){s->rbuf + s->rlen, s->dbuf && room > DIRECT_TAIL ? DIRECT_TAIL : room};
-    ssize_t n;
-    do
-        n = readv(s->fd, iov, k);
-    while (n < 0 && errno == EINTR);
-    if (n < 0)
-        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    ssize_t n = fy_sock_readv(s->fd, iov, k);
+    if (n <= 0)
+        return n;
     size_t got = (size_t)n;
     if (s->dbuf) {
         size_t d = s->dtotal - s->dhave;
@@ -686,6 +684,7 @@ static void drive(session *s)
             finish(s, n == 0 ? "peer closed" : fy_strerror((int)n));
             return;
         }
+        fy_trace_emit(FY_TR_BYTES, fy_actor_id(s->self), (uint64_t)n, 0);
         if (!sender) {
             s->roff = 0;
             s->rlen = (size_t)n;

@@ -53,6 +53,9 @@ int fy_sock_set_bufs(int fd, int sndbuf, int rcvbuf);
  * orderly close (recv only), -EAGAIN, or -errno.  EINTR is retried. */
 ssize_t fy_sock_recv(int fd, void *buf, size_t n);
 ssize_t fy_sock_writev(int fd, const struct iovec *iov, int iovcnt);
+/* One readv() on a non-blocking socket: bytes (> 0), 0 at orderly close,
+ * -EAGAIN, or -errno.  EINTR is retried. */
+ssize_t fy_sock_readv(int fd, const struct iovec *iov, int iovcnt);
 
 /* Half-close the sending side (after a final error or bye frame, so the
  * peer reads it before EOF instead of a reset).  0 or -errno. */

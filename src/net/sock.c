@@ -243,6 +243,18 @@ ssize_t fy_sock_recv(int fd, void *buf, size_t n)
     }
 }
 
+ssize_t fy_sock_readv(int fd, const struct iovec *iov, int iovcnt)
+{
+    for (;;) {
+        ssize_t r = readv(fd, iov, iovcnt);
+        if (r >= 0)
+            return r;
+        if (errno == EINTR)
+            continue;
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    }
+}
+
 ssize_t fy_sock_writev(int fd, const struct iovec *iov, int iovcnt)
 {
     /* sendmsg with MSG_NOSIGNAL: a peer that went away must give EPIPE to
