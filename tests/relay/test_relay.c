@@ -209,7 +209,7 @@ static void test_resume(void **st)
     assert_true(fd >= 0);
     uint64_t seq = w.next_seq;
     for (int i = 0; i < 3; i++) {
-        char name[8];
+        char name[16];
         snprintf(name, sizeof name, "f%d", i);
         d[i] = random_data(len, 10 + (uint64_t)i);
         send_acked(fd, &w, &seq, name, d[i], len);
@@ -689,7 +689,7 @@ static void test_segments_retention(void **st)
     assert_true(fd >= 0);
     uint64_t seq = w.next_seq;
     for (int i = 0; i < 10; i++) {
-        char name[8];
+        char name[16];
         snprintf(name, sizeof name, "r%d", i);
         d[i] = random_data(len, 30 + (uint64_t)i);
         send_acked(fd, &w, &seq, name, d[i], len);
@@ -697,7 +697,7 @@ static void test_segments_retention(void **st)
     say_bye(fd);
     assert_int_equal(rh_rx_until(&live, 10, 0), 0);
     for (int i = 0; i < 10; i++) {
-        char name[8];
+        char name[16];
         snprintf(name, sizeof name, "r%d", i);
         check_file(&live.files[i], name, d[i], len);
     }
@@ -715,7 +715,7 @@ static void test_segments_retention(void **st)
     assert_true(first >= 1 && first <= 8);
     assert_int_equal(rh_rx_until(&late, 10 - first, 0), 0);
     for (size_t i = first; i < 10; i++) {
-        char name[8];
+        char name[16];
         snprintf(name, sizeof name, "r%zu", i);
         check_file(&late.files[i - first], name, d[i], len);
     }
