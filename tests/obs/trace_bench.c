@@ -31,23 +31,10 @@
 #define MAXRX 16
 #define MAXROUNDS 15
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-typedef struct rx_job {
-    int fd;
-    uint64_t bytes;
-    double done;
-    int rc;
-} rx_job;
 
 static void *rx_main(void *arg)
 {
-    rx_job *j = arg;
+    rh_rx_job *j = arg;
     for (long i = 0; i < 100000000; i++) {
         rh_frame f;
         int rc = rh_read_frame(j->fd, &f);
@@ -62,14 +49,14 @@ static void *rx_main(void *arg)
         if (t == FY_FT_FILE_END || t == FY_FT_ERROR)
             break;
     }
-    j->done = now_s();
+    j->done = rh_now_s();
     return NULL;
 }
 
 /* One transfer; returns aggregate delivered MB/s, or -1. */
 static double run_once(rh_daemon *d, int nrx, const uint8_t *data, size_t len)
 {
-    rx_job rx[MAXRX] = {0};
+    rh_rx_job rx[MAXRX] = {0};
     pthread_t th[MAXRX];
     fy_welcome w;
     for (int i = 0; i < nrx; i++) {
@@ -82,12 +69,12 @@ static double run_once(rh_daemon *d, int nrx, const uint8_t *data, size_t len)
         return -1;
     for (int i = 0; i < nrx; i++)
         pthread_create(&th[i], NULL, rx_main, &rx[i]);
-    double t0 = now_s();
+    double t0 = rh_now_s();
     uint64_t seq = w.next_seq;
     int rc = rh_send_file(fd, w.channel, &seq, "bench.bin", data, len, CHUNK);
     if (rc == 0)
         rc = rh_wait_ack(fd, seq - 1);
-    double last = now_s();
+    double last = rh_now_s();
     for (int i = 0; i < nrx; i++) {
         pthread_join(th[i], NULL);
         if (rx[i].rc < 0 || rx[i].bytes != len)

@@ -24,25 +24,12 @@
 
 #define CHUNK (64u << 10)
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-typedef struct rx_job {
-    int fd;
-    uint64_t bytes;
-    double done;
-    int rc;
-} rx_job;
 
 /* A receiver as a real client would be: big reads, frames decoded (and
  * CRC-checked) by fy_dec. */
 static void *rx_main(void *arg)
 {
-    rx_job *j = arg;
+    rh_rx_job *j = arg;
     size_t cap = 1u << 20;
     uint8_t *buf = malloc(cap);
     fy_dec *dec;
@@ -79,7 +66,7 @@ static void *rx_main(void *arg)
             }
         }
     }
-    j->done = now_s();
+    j->done = rh_now_s();
     fy_dec_free(dec);
     free(buf);
     return NULL;
@@ -119,12 +106,12 @@ static double plain_mbs(const uint8_t *data, size_t len)
     fy_sock_set_nonblock(s, 0);
     plain p = {s, len};
     pthread_t th;
-    double t0 = now_s();
+    double t0 = rh_now_s();
     pthread_create(&th, NULL, plain_rx, &p);
     for (size_t off = 0; off < len; off += CHUNK)
         fy_sock_write_all(c, data + off, len - off < CHUNK ? len - off : CHUNK);
     pthread_join(th, NULL);
-    double dt = now_s() - t0;
+    double dt = rh_now_s() - t0;
     close(c);
     close(s);
     close(l);
@@ -133,7 +120,7 @@ static double plain_mbs(const uint8_t *data, size_t len)
 
 static double relay_mbs(rh_daemon *d, int nrx, const uint8_t *data, size_t len, int *ok)
 {
-    rx_job rx[16] = {0};
+    rh_rx_job rx[16] = {0};
     pthread_t th[16];
     fy_welcome w;
     char chan[32];
@@ -149,12 +136,12 @@ static double relay_mbs(rh_daemon *d, int nrx, const uint8_t *data, size_t len, 
         return -1;
     for (int i = 0; i < nrx; i++)
         pthread_create(&th[i], NULL, rx_main, &rx[i]);
-    double t0 = now_s();
+    double t0 = rh_now_s();
     uint64_t seq = w.next_seq;
     int rc = rh_send_file(fd, w.channel, &seq, "bench.bin", data, len, CHUNK);
     if (rc == 0)
         rc = rh_wait_ack(fd, seq - 1);
-    double tack = now_s();
+    double tack = rh_now_s();
     double last = tack;
     *ok = rc == 0;
     for (int i = 0; i < nrx; i++) {

@@ -436,3 +436,10 @@ void rh_fill(uint8_t *p, size_t n, uint64_t seed)
         p[i] = (uint8_t)(x >> 32);
     }
 }
+
+double rh_now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}

@@ -101,4 +101,15 @@ void rh_rx_free(rh_rx *r);
 /* Random bytes (xorshift; deterministic for a seed). */
 void rh_fill(uint8_t *p, size_t n, uint64_t seed);
 
+/* Monotonic clock in seconds, for the hand-run benchmarks. */
+double rh_now_s(void);
+
+/* One receiver thread's job in the benchmarks (relay_bench, trace_bench). */
+typedef struct rh_rx_job {
+    int fd;
+    uint64_t bytes;
+    double done; /* rh_now_s() when the file was complete */
+    int rc;
+} rh_rx_job;
+
 #endif
