@@ -463,6 +463,7 @@ static ssize_t write_live(fwd *f, size_t max)
 {
     struct iovec iov[IOV_PER_CALL];
     int n = 0;
+    ssize_t w;
     size_t tot = 0;
     uint32_t fi = f->qframe;
     size_t off = f->qoff;
@@ -485,7 +486,7 @@ static ssize_t write_live(fwd *f, size_t max)
         fi = 0;
     }
 full:
-    ssize_t w = fy_sock_writev(f->fd, iov, n);
+    w = fy_sock_writev(f->fd, iov, n);
     if (w == 0)
         return -EAGAIN;
     if (w < 0)
