@@ -91,4 +91,24 @@ void fy_trace_enable(fy_sched *s, bool on);
  * be missing.  Returns 0 or -errno. */
 int fy_trace_dump(fy_sched *s, int fd);
 
+/* Copy into out (up to cap) the events thread's ring recorded after
+ * *cursor, the number of that ring's events the caller has already consumed
+ * (start at 0), oldest first, and advance *cursor past them.  *n gets the
+ * number copied, *lost the number between the old cursor and the first one
+ * copied that were overwritten before they could be read (wrap-around, or
+ * overwritten during this copy); *cursor always advances by *lost + *n.  The
+ * cost is that of the events returned, not of the ring; a slot being written
+ * meanwhile is never returned torn (same rule as fy_trace_dump).  Any thread;
+ * one cursor per reader and thread.  Returns 0, or -EINVAL if thread is not
+ * a scheduler thread of s or *cursor is ahead of the ring.  With the trace
+ * compiled out it returns 0 with *n = *lost = 0. */
+int fy_trace_read_since(fy_sched *s, unsigned thread, uint64_t *cursor, fy_trace_rec *out,
+                        size_t cap, size_t *n, uint64_t *lost);
+
+/* Write to fd what fy_trace_dump writes before the rings: the header, one
+ * CLOCK record and the actor table (no THREAD blocks).  For a streaming
+ * writer that takes the events with fy_trace_read_since().  Any thread;
+ * returns 0 or -errno. */
+int fy_trace_dump_head(fy_sched *s, int fd);
+
 #endif

@@ -2,13 +2,12 @@
  * trstream.c - the tracer actor: periodic drains of the rings into a
  * rotating trace file (trstream.h).
  *
- * It is built on fy_trace_dump() alone, the runtime's only public way to
- * read the rings: each tick costs one copy of every ring into a memfd
- * (threads x ring x 32 bytes, 2 MiB per thread with default rings) plus
- * the write of what is new.  A runtime call that copies only the events
- * after a cursor would cut the first part; see docs/observability.md.
- * All state is the actor's own; the file is written only from its turns
- * and its dtor.
+ * Each tick writes the dump's head (header, clock, actor table) into a
+ * memfd with fy_trace_dump_head() and takes each thread's new events with
+ * fy_trace_read_since() and a cursor per thread, so a tick costs the new
+ * events and the actor table, not a copy of every ring (2 MiB per thread
+ * with default rings).  All state is the actor's own; the file is written
+ * only from its turns and its dtor.
  */
 #include "obs/trstream.h"
 
@@ -28,6 +27,7 @@
 
 #define TICK_TAG 1
 #define MAX_THREADS 4096
+#define READ_CHUNK 4096 /* events per fy_trace_read_since() call */
 
 typedef struct vec {
     uint8_t *p;
@@ -41,7 +41,7 @@ typedef struct tracer {
     unsigned period_ms;
     int fd, memfd;
     uint64_t file_bytes;
-    uint64_t cursor[MAX_THREADS]; /* next absolute event index per thread */
+    uint64_t cursor[MAX_THREADS]; /* events of each ring consumed (read or lost) */
     uint32_t *ids;                /* actors written to the current file, sorted */
     size_t nids, capids;
     vec all_act, new_act, blocks, newids;
@@ -50,7 +50,8 @@ typedef struct tracer {
 
 /* ---- small helpers ------------------------------------------------------ */
 
-static int vec_put(vec *v, const void *p, size_t n)
+/* Room for n more bytes at v->p + v->n (v->n unchanged). */
+static int vec_reserve(vec *v, size_t n)
 {
     if (v->n + n > v->cap) {
         size_t c = v->cap ? v->cap : 4096;
@@ -62,6 +63,14 @@ static int vec_put(vec *v, const void *p, size_t n)
         v->p = q;
         v->cap = c;
     }
+    return 0;
+}
+
+static int vec_put(vec *v, const void *p, size_t n)
+{
+    int rc = vec_reserve(v, n);
+    if (rc)
+        return rc;
     memcpy(v->p + v->n, p, n);
     v->n += n;
     return 0;
@@ -138,8 +147,8 @@ static int rotate(tracer *t)
     return open_file(t);
 }
 
-/* Split one dump (in m[0..len)) into: every actor record, the actors new to
- * this file, and the clock + the thread blocks' new events. */
+/* Split one dump head (in m[0..len)) into: every actor record, the actors
+ * new to this file, and the clock. */
 static int split(tracer *t, const uint8_t *m, size_t len, fy_trace_file_hdr *h)
 {
     t->all_act.n = t->new_act.n = t->blocks.n = t->newids.n = 0;
@@ -165,26 +174,51 @@ static int split(tracer *t, const uint8_t *m, size_t len, fy_trace_file_hdr *h)
                 if (!rc)
                     rc = vec_put(&t->newids, &r.actor, sizeof r.actor);
             }
-        } else if (r.type == FY_TR_META_THREAD && r.thread < MAX_THREADS) {
-            uint64_t first = r.a, c = t->cursor[r.thread];
-            uint64_t skip = c > first ? c - first : 0;
-            if (skip < follow) {
-                fy_trace_rec b = r;
-                b.a = first > c ? first - c : 0; /* lost since the last tick */
-                b.b = follow - skip;
-                t->lost += b.a;
-                t->events += b.b;
-                rc = vec_put(&t->blocks, &b, 32);
-                if (!rc)
-                    rc = vec_put(&t->blocks, blk + (1 + skip) * 32, (size_t)b.b * 32);
-                t->cursor[r.thread] = first + follow;
-            }
         }
         if (rc)
             return rc;
         i += 1 + follow;
     }
     return 0;
+}
+
+/* Append to t->blocks one THREAD block with the events ring th recorded
+ * since the last tick (nothing if there are none and none were lost).  The
+ * reads are bounded: a writer faster than us cannot keep the loop going
+ * beyond one ring's worth. */
+static int read_thread(tracer *t, unsigned th, uint32_t ring_events)
+{
+    size_t at = t->blocks.n;
+    fy_trace_rec m = {.ts_ns = fy_now_ns(), .type = FY_TR_META_THREAD, .thread = (uint16_t)th};
+    int rc = vec_put(&t->blocks, &m, sizeof m);
+    uint64_t lost = 0, nev = 0;
+    for (uint32_t k = 0; !rc && k <= ring_events / READ_CHUNK + 1; k++) {
+        size_t n;
+        uint64_t l;
+        rc = vec_reserve(&t->blocks, READ_CHUNK * sizeof m);
+        if (!rc)
+            rc = fy_trace_read_since(t->s, th, &t->cursor[th],
+                                     (fy_trace_rec *)(void *)(t->blocks.p + t->blocks.n),
+                                     READ_CHUNK, &n, &l);
+        if (rc)
+            break;
+        t->blocks.n += n * sizeof m;
+        lost += l;
+        nev += n;
+        if (n + l < READ_CHUNK) /* the read reached the head */
+            break;
+    }
+    if (lost == 0 && nev == 0) {
+        t->blocks.n = at;
+        return rc;
+    }
+    /* Even after an error: the cursor has moved past these. */
+    m.a = lost;
+    m.b = nev;
+    memcpy(t->blocks.p + at, &m, sizeof m);
+    t->lost += lost;
+    t->events += nev;
+    return rc;
 }
 
 static void append(tracer *t, const fy_trace_file_hdr *dh)
@@ -231,18 +265,19 @@ static void append(tracer *t, const fy_trace_file_hdr *dh)
     }
 }
 
-/* One tick: dump into the memfd, keep what is new, append it. */
+/* One tick: the dump's head into the memfd, the new events of every ring,
+ * append them. */
 static void drain(tracer *t)
 {
     if (t->memfd < 0)
         return;
     if (ftruncate(t->memfd, 0) < 0 || lseek(t->memfd, 0, SEEK_SET) < 0)
         return;
-    int rc = fy_trace_dump(t->s, t->memfd);
+    int rc = fy_trace_dump_head(t->s, t->memfd);
     off_t len = lseek(t->memfd, 0, SEEK_CUR);
     if (rc < 0 || len < (off_t)sizeof(fy_trace_file_hdr)) {
         if (t->write_errs++ == 0)
-            fy_klog(FY_LOG_WARN, "trace dump failed", "call=fy_trace_dump err=%s "
+            fy_klog(FY_LOG_WARN, "trace dump failed", "call=fy_trace_dump_head err=%s "
                     "action=\"skip this tick\"", fy_errname(rc));
         return;
     }
@@ -250,8 +285,15 @@ static void drain(tracer *t)
     if (m == MAP_FAILED)
         return;
     fy_trace_file_hdr h;
-    if (split(t, m, (size_t)len, &h) == 0)
-        append(t, &h);
+    if (split(t, m, (size_t)len, &h) == 0) {
+        rc = 0;
+        for (unsigned i = 0; i < h.threads && i < MAX_THREADS && !rc; i++)
+            rc = read_thread(t, i, h.ring_events);
+        if (rc && t->write_errs++ == 0)
+            fy_klog(FY_LOG_WARN, "trace read failed", "call=fy_trace_read_since err=%s "
+                    "action=\"write the threads read so far\"", fy_errname(rc));
+        append(t, &h); /* their cursors moved: drop nothing we read */
+    }
     munmap(m, (size_t)len);
 }
 

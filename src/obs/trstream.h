@@ -1,12 +1,12 @@
 /*
  * trstream.h - recording the trace continuously to a file (ferryd --trace).
  *
- * A tracer actor wakes on a timer (every 100 ms by default), takes a dump
- * of the rings (fy_trace_dump into an in-memory file) and appends to the
- * trace file only the events it has not written yet: each thread block of
- * a dump starts with the absolute index of its first event, so a cursor per
- * thread finds the new ones exactly, and a gap between the cursor and the
- * first event still in the ring is counted as lost.  New actors' records
+ * A tracer actor wakes on a timer (every 100 ms by default), takes the
+ * head of a dump (header, clock, actor table: fy_trace_dump_head into an
+ * in-memory file) and, with a cursor per thread, only the events each ring
+ * recorded since the last tick (fy_trace_read_since), which it appends to
+ * the trace file; events overwritten before it read them are counted as
+ * lost in the THREAD record.  New actors' records
  * and a clock record go in front of each appended chunk (the format allows
  * meta records anywhere), so the file reads like a dump.
  *

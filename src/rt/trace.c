@@ -6,10 +6,12 @@
  * recorder).  The words go in with ck_pr_store_64 and the head is
  * published after them, so fy_trace_dump() can copy a ring from another
  * thread like a seqlock and discard exactly the events that may have been
- * overwritten while it copied.  The actor table is a fixed array of the
- * last FY__TRACE_ACTORS actors created (in sched.c, under the scheduler's
- * lock), so a long-running daemon does not grow it.  The format is in
- * docs/trace-format.md.
+ * overwritten while it copied; fy_trace_read_since() copies by the same
+ * rule only the events after a reader's cursor, so a streaming reader pays
+ * for the new events rather than for the whole ring.  The actor table is
+ * a fixed array of the last FY__TRACE_ACTORS actors created (in sched.c,
+ * under the scheduler's lock), so a long-running daemon does not grow it.
+ * The format is in docs/trace-format.md.
  */
 #include "rt/trace.h"
 
@@ -115,6 +117,46 @@ size_t fy__ring_snapshot(const fy__ring *r, fy_trace_rec *out, size_t cap, uint6
     return (size_t)(h1 - from - skip);
 }
 
+int fy_trace_read_since(fy_sched *s, unsigned thread, uint64_t *cursor, fy_trace_rec *out,
+                        size_t cap, size_t *n, uint64_t *lost)
+{
+    *n = 0;
+    *lost = 0;
+    if (thread >= s->n)
+        return -EINVAL;
+    const fy__ring *r = &s->thr[thread].ring;
+    if (!r->w)
+        return 0;
+    uint64_t size = r->mask + 1, c = *cursor;
+    uint64_t h1 = ck_pr_load_64(&r->head);
+    ck_pr_fence_load(); /* head before the words it covers */
+    if (c > h1)
+        return -EINVAL;
+    uint64_t from = h1 - c > size ? h1 - size : c;
+    uint64_t to = h1 - from > cap ? from + cap : h1;
+    for (uint64_t i = from; i < to; i++) {
+        const uint64_t *w = r->w + (i & r->mask) * 4;
+        uint64_t *o = (uint64_t *)(void *)&out[i - from];
+        o[0] = ck_pr_load_64(&w[0]);
+        o[1] = ck_pr_load_64(&w[1]);
+        o[2] = ck_pr_load_64(&w[2]);
+        o[3] = ck_pr_load_64(&w[3]);
+    }
+    ck_pr_fence_load(); /* the copies before the second look at head */
+    uint64_t h2 = ck_pr_load_64(&r->head);
+    /* As in fy__ring_snapshot: the writer may be filling slot h2 now. */
+    uint64_t safe = h2 + 1 > size ? h2 + 1 - size : 0;
+    uint64_t skip = safe > from ? safe - from : 0;
+    if (skip > to - from)
+        skip = to - from;
+    if (skip)
+        memmove(out, out + skip, (size_t)(to - from - skip) * sizeof(*out));
+    *n = (size_t)(to - from - skip);
+    *lost = from + skip - c;
+    *cursor = to;
+    return 0;
+}
+
 static int write_all(int fd, const void *p, size_t n)
 {
     const char *c = p;
@@ -180,6 +222,11 @@ static int write_head(fy_sched *s, int fd)
         err = write_all(fd, recs, n * sizeof(*recs));
     free(recs);
     return err;
+}
+
+int fy_trace_dump_head(fy_sched *s, int fd)
+{
+    return write_head(s, fd);
 }
 
 int fy_trace_dump(fy_sched *s, int fd)
