@@ -86,6 +86,34 @@ void fy_trace_enable(fy_sched *s, bool on)
     ck_pr_store_int(&s->trace_on, FY_TRACE && on);
 }
 
+/* Copy events [from, to) of r into out, then drop from the front those the
+ * writer may have overwritten meanwhile (it may be filling slot h2 now,
+ * which held event h2 - size).  Returns how many were dropped; out[0..] then
+ * holds events from + skip .. to - 1.  The caller read head (h1 >= to)
+ * with a load fence before calling. */
+static uint64_t ring_copy(const fy__ring *r, uint64_t from, uint64_t to, fy_trace_rec *out)
+{
+    uint64_t size = r->mask + 1;
+
+    for (uint64_t i = from; i < to; i++) {
+        const uint64_t *w = r->w + (i & r->mask) * 4;
+        uint64_t *o = (uint64_t *)(void *)&out[i - from];
+        o[0] = ck_pr_load_64(&w[0]);
+        o[1] = ck_pr_load_64(&w[1]);
+        o[2] = ck_pr_load_64(&w[2]);
+        o[3] = ck_pr_load_64(&w[3]);
+    }
+    ck_pr_fence_load(); /* the copies before the second look at head */
+    uint64_t h2 = ck_pr_load_64(&r->head);
+    uint64_t safe = h2 + 1 > size ? h2 + 1 - size : 0;
+    uint64_t skip = safe > from ? safe - from : 0;
+    if (skip > to - from)
+        skip = to - from;
+    if (skip)
+        memmove(out, out + skip, (size_t)(to - from - skip) * sizeof(*out));
+    return skip;
+}
+
 size_t fy__ring_snapshot(const fy__ring *r, fy_trace_rec *out, size_t cap, uint64_t *lost)
 {
     *lost = 0;
@@ -97,22 +125,7 @@ size_t fy__ring_snapshot(const fy__ring *r, fy_trace_rec *out, size_t cap, uint6
     uint64_t from = h1 > size ? h1 - size : 0;
     if (h1 - from > cap)
         from = h1 - cap;
-    for (uint64_t i = from; i < h1; i++) {
-        const uint64_t *w = r->w + (i & r->mask) * 4;
-        uint64_t *o = (uint64_t *)(void *)&out[i - from];
-        o[0] = ck_pr_load_64(&w[0]);
-        o[1] = ck_pr_load_64(&w[1]);
-        o[2] = ck_pr_load_64(&w[2]);
-        o[3] = ck_pr_load_64(&w[3]);
-    }
-    ck_pr_fence_load(); /* the copies before the second look at head */
-    uint64_t h2 = ck_pr_load_64(&r->head);
-    /* The writer may be filling slot h2 now, which held event h2 - size. */
-    uint64_t safe = h2 + 1 > size ? h2 + 1 - size : 0;
-    uint64_t skip = safe > from ? safe - from : 0;
-    if (skip > h1 - from)
-        skip = h1 - from;
-    memmove(out, out + skip, (size_t)(h1 - from - skip) * sizeof(*out));
+    uint64_t skip = ring_copy(r, from, h1, out);
     *lost = from + skip;
     return (size_t)(h1 - from - skip);
 }
@@ -134,23 +147,7 @@ int fy_trace_read_since(fy_sched *s, unsigned thread, uint64_t *cursor, fy_trace
         return -EINVAL;
     uint64_t from = h1 - c > size ? h1 - size : c;
     uint64_t to = h1 - from > cap ? from + cap : h1;
-    for (uint64_t i = from; i < to; i++) {
-        const uint64_t *w = r->w + (i & r->mask) * 4;
-        uint64_t *o = (uint64_t *)(void *)&out[i - from];
-        o[0] = ck_pr_load_64(&w[0]);
-        o[1] = ck_pr_load_64(&w[1]);
-        o[2] = ck_pr_load_64(&w[2]);
-        o[3] = ck_pr_load_64(&w[3]);
-    }
-    ck_pr_fence_load(); /* the copies before the second look at head */
-    uint64_t h2 = ck_pr_load_64(&r->head);
-    /* As in fy__ring_snapshot: the writer may be filling slot h2 now. */
-    uint64_t safe = h2 + 1 > size ? h2 + 1 - size : 0;
-    uint64_t skip = safe > from ? safe - from : 0;
-    if (skip > to - from)
-        skip = to - from;
-    if (skip)
-        memmove(out, out + skip, (size_t)(to - from - skip) * sizeof(*out));
+    uint64_t skip = ring_copy(r, from, to, out);
     *n = (size_t)(to - from - skip);
     *lost = from + skip - c;
     *cursor = to;
