@@ -201,20 +201,28 @@ static int spin_fn(fy_actor *self, void *st, fy_msg *m)
     return FY_MSG_DONE;
 }
 
-static void test_dump_while_running(void **st)
+/* Two actors on a 2-thread scheduler with 256-event rings, each keeping
+ * four messages in flight through fn until p->quit; returns once they run. */
+static fy_sched *spinners_up(spin *p, fy_actor_fn fn, fy_actor *a[2])
 {
-    (void)st;
     fy_sched_opts o = {.threads = 2, .trace_events = 256};
     fy_sched *s = rt_sched_up(&o);
-    spin p = {0};
-    fy_actor *a[2];
     for (int i = 0; i < 2; i++) {
-        fy_actor_opts oa = {.fn = spin_fn, .state = &p, .label = "spin"};
+        fy_actor_opts oa = {.fn = fn, .state = p, .label = "spin"};
         assert_int_equal(fy_actor_new(s, &oa, &a[i]), 0);
         for (int j = 0; j < 4; j++)
             assert_int_equal(fy_actor_post(a[i], FY_MSG_USER, 0, 0, 0, NULL, NULL), 0);
     }
-    assert_true(wait_u64(&p.handled, 1000));
+    assert_true(wait_u64(&p->handled, 1000));
+    return s;
+}
+
+static void test_dump_while_running(void **st)
+{
+    (void)st;
+    spin p = {0};
+    fy_actor *a[2];
+    fy_sched *s = spinners_up(&p, spin_fn, a);
     for (int k = 0; k < 5; k++) {
         parsed q;
         dump_parse(s, &q, NULL);
@@ -385,17 +393,9 @@ static int spin_user_fn(fy_actor *self, void *st, fy_msg *m)
 static void test_read_since_concurrent(void **st)
 {
     (void)st;
-    fy_sched_opts o = {.threads = 2, .trace_events = 256};
-    fy_sched *s = rt_sched_up(&o);
     spin p = {0};
     fy_actor *a[2];
-    for (int i = 0; i < 2; i++) {
-        fy_actor_opts oa = {.fn = spin_user_fn, .state = &p, .label = "spin"};
-        assert_int_equal(fy_actor_new(s, &oa, &a[i]), 0);
-        for (int j = 0; j < 4; j++)
-            assert_int_equal(fy_actor_post(a[i], FY_MSG_USER, 0, 0, 0, NULL, NULL), 0);
-    }
-    assert_true(wait_u64(&p.handled, 1000));
+    fy_sched *s = spinners_up(&p, spin_user_fn, a);
     fy_trace_rec buf[64];
     uint64_t cur[2] = {0}, lost[2] = {0}, got[2] = {0}, last_ts[2] = {0};
     uint64_t end = fy_now_ns() + 300000000ull;
