@@ -22,7 +22,7 @@
 #include "ferry/klog.h"
 #include "ferry/proto.h"
 #include "ferry/sock.h"
-#include "obs/stats.h"
+#include "relay/stats.h"
 #include "relay_int.h"
 
 #define ACCEPTS_PER_TURN 64

@@ -40,7 +40,7 @@
 #include "ferry/proto.h"
 #include "ferry/sock.h"
 #include "ferry/trace.h"
-#include "obs/stats.h"
+#include "relay/stats.h"
 #include "relay_int.h"
 
 #define CTL_CAP (16u << 10)

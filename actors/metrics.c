@@ -2,10 +2,10 @@
  * metrics.c - the metrics actor: GET /metrics on --metrics HOST:PORT, in
  * Prometheus text format (docs/observability.md lists every family).
  *
- * It owns the HTTP listener and its connections (src/obs/httpd.c) and
+ * It owns the HTTP listener and its connections (src/metrics/httpd.c) and
  * gathers the relay's figures by message, never by reading another
  * actor's state: on a scrape it asks the registry and the acceptor
- * (src/obs/stats.h), which pass the request on to writers, forwarders and
+ * (src/relay/stats.h), which pass the request on to writers, forwarders and
  * sessions; every actor answers with one record.  When every announced
  * answer is in, or after GATHER_MS, it renders the text and answers every
  * scrape that waited for this gather.  The runtime's own figures (thread
@@ -26,9 +26,9 @@
 #include "ferry/io.h"
 #include "ferry/klog.h"
 #include "ferry/sched.h"
-#include "obs/httpd.h"
-#include "obs/prom.h"
-#include "obs/stats.h"
+#include "metrics/httpd.h"
+#include "metrics/prom.h"
+#include "relay/stats.h"
 #include "relay_int.h"
 
 #define GATHER_MS 500

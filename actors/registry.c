@@ -24,7 +24,7 @@
 #include "ferry/err.h"
 #include "ferry/klog.h"
 #include "ferry/proto.h"
-#include "obs/stats.h"
+#include "relay/stats.h"
 #include "relay_int.h"
 
 typedef struct registry {

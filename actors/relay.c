@@ -20,11 +20,11 @@
 #include "ferry/klog.h"
 #include "ferry/sock.h"
 #include "ferry/trace.h"
-#include "obs/trsnap.h"
-#include "obs/trstream.h"
+#include "relay/trsnap.h"
+#include "tracer.h"
 #include "relay_int.h"
 
-_Static_assert(FY_KIND_TRACER == FY_TRSTREAM_KIND, "ferry-trace names kinds by these numbers");
+_Static_assert(FY_KIND_TRACER == FY_TRACER_KIND, "ferry-trace names kinds by these numbers");
 
 struct fy_relay {
     fy__ctx ctx;
@@ -120,9 +120,9 @@ int fy_relay_start(fy_relay *r, char *err, size_t errcap)
     int rc;
 
     if (r->ctx.conf->trace[0]) {
-        fy_trstream_opts to = {.path = r->ctx.conf->trace,
+        fy_tracer_opts to = {.path = r->ctx.conf->trace,
                                .max_bytes = r->ctx.conf->trace_max_bytes};
-        if ((rc = fy_trstream_new(r->ctx.sched, &to, &r->tracer, err, errcap)) < 0)
+        if ((rc = fy_tracer_new(r->ctx.sched, &to, &r->tracer, err, errcap)) < 0)
             return rc;
     }
     /* Best effort: a fatal signal writes DATA/trace-<time>-crash.trace. */

@@ -13,8 +13,8 @@
 
 #include <stddef.h>
 
-#include "auth.h"
-#include "conf.h"
+#include "relay/auth.h"
+#include "relay/conf.h"
 
 typedef struct fy_relay fy_relay;
 

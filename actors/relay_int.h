@@ -29,8 +29,8 @@
 #include "ferry/proto.h"
 #include "ferry/sched.h"
 #include "ferry/store.h"
-#include "auth.h"
-#include "conf.h"
+#include "relay/auth.h"
+#include "relay/conf.h"
 
 /* Actor kinds, shown in the trace. */
 enum fy__kind {
@@ -41,7 +41,7 @@ enum fy__kind {
     FY_KIND_INDEXER = 5,
     FY_KIND_FORWARDER = 6,
     FY_KIND_METRICS = 16, /* actors/metrics.c */
-    FY_KIND_TRACER = 17,  /* src/obs/trstream.c (FY_TRSTREAM_KIND) */
+    FY_KIND_TRACER = 17,  /* actors/tracer.c (FY_TRACER_KIND) */
 };
 
 /* The relay-wide, read-only context every actor gets a pointer to. */

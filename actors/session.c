@@ -38,7 +38,7 @@
 #include "ferry/proto.h"
 #include "ferry/sock.h"
 #include "ferry/trace.h"
-#include "obs/stats.h"
+#include "relay/stats.h"
 #include "relay_int.h"
 
 #define RBUF_HELLO (8u << 10)      /* before the role is known */

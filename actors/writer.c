@@ -27,7 +27,7 @@
 #include "ferry/klog.h"
 #include "ferry/proto.h"
 #include "ferry/trace.h"
-#include "obs/stats.h"
+#include "relay/stats.h"
 #include "relay_int.h"
 
 #define RETAIN_MS 1000

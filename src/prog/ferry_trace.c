@@ -1,7 +1,7 @@
 /*
  * ferry_trace.c - ferry-trace: read a trace file written by ferryd and
  * print a timeline (dump), per-actor figures (summary) or Chrome Trace
- * Event JSON (chrome).  Option parsing only; src/obs does the work.
+ * Event JSON (chrome).  Option parsing only; src/trread does the work.
  *
  * Exit codes: 0 done, 1 the file could not be read (missing, foreign,
  * truncated, corrupt: the reason is printed), 2 bad usage.
@@ -13,10 +13,10 @@
 #include <string.h>
 
 #include "ferry/err.h"
-#include "obs/trchrome.h"
-#include "obs/trdump.h"
-#include "obs/trfile.h"
-#include "obs/trsum.h"
+#include "trread/trchrome.h"
+#include "trread/trdump.h"
+#include "trread/trfile.h"
+#include "trread/trsum.h"
 
 static const char usage[] =
     "usage: ferry-trace COMMAND FILE [options]\n"

@@ -18,8 +18,8 @@
 
 #include "ferry/err.h"
 #include "ferry/klog.h"
-#include "auth.h"
-#include "conf.h"
+#include "relay/auth.h"
+#include "relay/conf.h"
 #include "relay.h"
 
 #define STOP_TIMEOUT_MS 5000

@@ -5,7 +5,7 @@
  * token) so the time an answer takes does not tell how much of a guess was
  * right; the rule list is short, so a linear scan is the whole lookup.
  */
-#include "auth.h"
+#include "relay/auth.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -3,7 +3,7 @@
  * config file and the command line, with strict parsing and messages that
  * name the key and what is wrong with its value.
  */
-#include "conf.h"
+#include "relay/conf.h"
 
 #include <ctype.h>
 #include <errno.h>

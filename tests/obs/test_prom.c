@@ -19,8 +19,8 @@
 #include "ferry/io.h"
 #include "ferry/sock.h"
 #include "obs/http_get.h"
-#include "obs/httpd.h"
-#include "obs/prom.h"
+#include "metrics/httpd.h"
+#include "metrics/prom.h"
 #include "obs/rec.h"
 
 /* ---- the builder and the checker ----------------------------------------- */

@@ -28,9 +28,9 @@
 
 #include "ferry/sock.h"
 #include "obs/http_get.h"
-#include "obs/prom.h"
-#include "obs/trfile.h"
-#include "obs/trsum.h"
+#include "metrics/prom.h"
+#include "trread/trfile.h"
+#include "trread/trsum.h"
 #include "relay_harness.h"
 
 #define KIND_SESSION 2

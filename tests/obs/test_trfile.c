@@ -22,10 +22,10 @@
 #include "ferry/err.h"
 #include "obs/json.h"
 #include "obs/rec.h"
-#include "obs/trchrome.h"
-#include "obs/trdump.h"
-#include "obs/trfile.h"
-#include "obs/trsum.h"
+#include "trread/trchrome.h"
+#include "trread/trdump.h"
+#include "trread/trfile.h"
+#include "trread/trsum.h"
 
 #define N 2000
 

@@ -3,13 +3,13 @@
  * per event, oldest first, times relative to the first event, filtered by
  * actor, kind and time window.
  */
-#ifndef FY_OBS_TRDUMP_H
-#define FY_OBS_TRDUMP_H
+#ifndef FY_TRREAD_TRDUMP_H
+#define FY_TRREAD_TRDUMP_H
 
 #include <stdint.h>
 #include <stdio.h>
 
-#include "obs/trfile.h"
+#include "trread/trfile.h"
 
 typedef struct fy_trdump_filter {
     uint32_t actor; /* 0 = every actor; else its events and the sends it made */

@@ -1,6 +1,6 @@
 /*
- * trstream.c - the tracer actor: periodic drains of the rings into a
- * rotating trace file (trstream.h).
+ * tracer.c - the tracer actor: periodic drains of the rings into a
+ * rotating trace file (tracer.h).
  *
  * Each tick writes the dump's head (header, clock, actor table) into a
  * memfd with fy_trace_dump_head() and takes each thread's new events with
@@ -9,7 +9,7 @@
  * with default rings).  All state is the actor's own; the file is written
  * only from its turns and its dtor.
  */
-#include "obs/trstream.h"
+#include "tracer.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -230,7 +230,7 @@ static void append(tracer *t, const fy_trace_file_hdr *dh)
             rc = rotate(t);
         if (rc == 0) {
             fy_trace_file_hdr h = *dh;
-            h.flags |= FY_TRSTREAM_F_STREAM;
+            h.flags |= FY_TRACER_F_STREAM;
             rc = write_all(t->fd, &h, sizeof h);
             if (!rc)
                 rc = write_all(t->fd, t->all_act.p, t->all_act.n);
@@ -333,7 +333,7 @@ static void dtor(void *state)
     tracer_free(t);
 }
 
-int fy_trstream_new(fy_sched *s, const fy_trstream_opts *o, fy_actor **out, char *err,
+int fy_tracer_new(fy_sched *s, const fy_tracer_opts *o, fy_actor **out, char *err,
                     size_t errcap)
 {
     tracer *t = calloc(1, sizeof *t);
@@ -349,7 +349,7 @@ int fy_trstream_new(fy_sched *s, const fy_trstream_opts *o, fy_actor **out, char
     }
     snprintf(t->path, sizeof t->path, "%s", o->path);
     snprintf(t->path1, sizeof t->path1, "%s.1", o->path);
-    uint64_t max = o->max_bytes ? o->max_bytes : FY_TRSTREAM_DEFAULT_MAX;
+    uint64_t max = o->max_bytes ? o->max_bytes : FY_TRACER_DEFAULT_MAX;
     t->max_file = max / 2 > 4096 ? max / 2 : 4096;
     t->period_ms = o->period_ms ? o->period_ms : 100;
     t->memfd = memfd_create("ferry-trace", MFD_CLOEXEC);
@@ -370,7 +370,7 @@ int fy_trstream_new(fy_sched *s, const fy_trstream_opts *o, fy_actor **out, char
     }
     char label[64];
     snprintf(label, sizeof label, "trace %s", o->path);
-    fy_actor_opts ao = {.fn = handle, .dtor = dtor, .state = t, .kind = FY_TRSTREAM_KIND,
+    fy_actor_opts ao = {.fn = handle, .dtor = dtor, .state = t, .kind = FY_TRACER_KIND,
                         .label = label};
     if ((rc = fy_actor_new(s, &ao, out)) < 0) {
         snprintf(err, errcap, "tracer actor: %s", fy_strerror(rc));

@@ -8,7 +8,7 @@
  * name is built by hand (no snprintf/strftime, which are not
  * async-signal-safe); only fy_trace_dump() itself is not, see trsnap.h.
  */
-#include "obs/trsnap.h"
+#include "relay/trsnap.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,5 +1,5 @@
 /*
- * test_trstream.c - recording to a file while the scheduler runs: the
+ * test_tracer.c - recording to a file while the scheduler runs: the
  * tracer's drains must write each event exactly once (the summary of the
  * streamed file counts exactly the scripted messages), rotation must keep
  * FILE + FILE.1 bounded and each readable on its own, a restart must keep
@@ -23,10 +23,10 @@
 #include <cmocka.h>
 
 #include "obs/rec.h"
-#include "obs/trfile.h"
-#include "obs/trsnap.h"
-#include "obs/trstream.h"
-#include "obs/trsum.h"
+#include "trread/trfile.h"
+#include "relay/trsnap.h"
+#include "tracer.h"
+#include "trread/trsum.h"
 
 typedef struct tdir {
     char dir[64];
@@ -70,7 +70,7 @@ static uint64_t msgs_of_kind(const char *path, uint16_t kind, bool *ok, uint64_t
         return 0;
     }
     *ok = true;
-    assert_true(fy_trfile_hdr(f)->flags & FY_TRSTREAM_F_STREAM);
+    assert_true(fy_trfile_hdr(f)->flags & FY_TRACER_F_STREAM);
     fy_trsum *s = NULL;
     assert_int_equal(fy_trsum_compute(f, &s), 0);
     uint64_t n = 0;
@@ -91,8 +91,8 @@ static void test_stream_exactly_once(void **state)
     rec_run r = {0};
     assert_int_equal(rec_start(&r, 1 << 16), 0);
     fy_actor *tr = NULL;
-    fy_trstream_opts o = {.path = path, .max_bytes = 256u << 20, .period_ms = 10};
-    assert_int_equal(fy_trstream_new(r.s, &o, &tr, err, sizeof err), 0);
+    fy_tracer_opts o = {.path = path, .max_bytes = 256u << 20, .period_ms = 10};
+    assert_int_equal(fy_tracer_new(r.s, &o, &tr, err, sizeof err), 0);
     /* Several bursts with pauses, so many drains each see part of the run. */
     for (int k = 0; k < 10; k++) {
         assert_int_equal(rec_send(&r, (uint64_t)k * 300 + 1, 300), 0);
@@ -125,8 +125,8 @@ static void test_stream_rotates(void **state)
     assert_int_equal(rec_start(&r, 1 << 16), 0);
     fy_actor *tr = NULL;
     const uint64_t max = 64 * 1024;
-    fy_trstream_opts o = {.path = path, .max_bytes = max, .period_ms = 5};
-    assert_int_equal(fy_trstream_new(r.s, &o, &tr, err, sizeof err), 0);
+    fy_tracer_opts o = {.path = path, .max_bytes = max, .period_ms = 5};
+    assert_int_equal(fy_tracer_new(r.s, &o, &tr, err, sizeof err), 0);
     struct stat st;
     assert_int_equal(stat(path1, &st), 0);
     assert_int_equal(st.st_size, 12); /* "previous run" kept */

@@ -8,8 +8,8 @@
  * callers need not check every call.  fy_prom_check() is the other side:
  * a strict line checker for tests and for the server's own self-check.
  */
-#ifndef FY_OBS_PROM_H
-#define FY_OBS_PROM_H
+#ifndef FY_METRICS_PROM_H
+#define FY_METRICS_PROM_H
 
 #include <stddef.h>
 #include <stdint.h>

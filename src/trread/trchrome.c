@@ -10,7 +10,7 @@
  * handled the first of them.  Labels are file bytes, so every string is
  * escaped to plain ASCII JSON.
  */
-#include "obs/trchrome.h"
+#include "trread/trchrome.h"
 
 #include <errno.h>
 #include <inttypes.h>

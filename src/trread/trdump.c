@@ -5,7 +5,7 @@
  * the event's own figures spelled out by name, so an operator reads
  * `turn_end msgs=3 turn=12.3us` rather than two raw numbers.
  */
-#include "obs/trdump.h"
+#include "trread/trdump.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -14,7 +14,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "obs/trsum.h"
+#include "trread/trsum.h"
 
 int fy_trdump_parse_time(const char *s, uint64_t *ns)
 {

@@ -1,5 +1,5 @@
 /*
- * trstream.h - recording the trace continuously to a file (ferryd --trace).
+ * tracer.h - recording the trace continuously to a file (ferryd --trace).
  *
  * A tracer actor wakes on a timer (every 100 ms by default), takes the
  * head of a dump (header, clock, actor table: fy_trace_dump_head into an
@@ -21,8 +21,8 @@
  * the file): with the default 65536-event rings and 100 ms ticks a thread
  * can record 650 000 events/s before that happens.
  */
-#ifndef FY_OBS_TRSTREAM_H
-#define FY_OBS_TRSTREAM_H
+#ifndef FY_ACTORS_TRACER_H
+#define FY_ACTORS_TRACER_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -30,21 +30,21 @@
 #include "ferry/actor.h"
 #include "ferry/sched.h"
 
-#define FY_TRSTREAM_KIND 17u          /* actor kind of the tracer (trace.h kind) */
-#define FY_TRSTREAM_F_STREAM 1u       /* fy_trace_file_hdr.flags of a streamed file */
-#define FY_TRSTREAM_DEFAULT_MAX (64ull << 20)
+#define FY_TRACER_KIND 17u          /* actor kind of the tracer (trace.h kind) */
+#define FY_TRACER_F_STREAM 1u       /* fy_trace_file_hdr.flags of a streamed file */
+#define FY_TRACER_DEFAULT_MAX (64ull << 20)
 
-typedef struct fy_trstream_opts {
+typedef struct fy_tracer_opts {
     const char *path;   /* the trace file; FILE.1 is its predecessor */
-    uint64_t max_bytes; /* FILE + FILE.1 together; 0 = FY_TRSTREAM_DEFAULT_MAX */
+    uint64_t max_bytes; /* FILE + FILE.1 together; 0 = FY_TRACER_DEFAULT_MAX */
     unsigned period_ms; /* 0 = 100 */
-} fy_trstream_opts;
+} fy_tracer_opts;
 
 /* Open the file and start the tracer actor on s (any thread; s started or
  * not).  *out gets one reference; fy_actor_stop() ends the recording after a
  * last drain (in the dtor, on a scheduler thread, also during
  * fy_sched_join).  Returns 0 or -errno with a reason in err. */
-int fy_trstream_new(fy_sched *s, const fy_trstream_opts *o, fy_actor **out, char *err,
+int fy_tracer_new(fy_sched *s, const fy_tracer_opts *o, fy_actor **out, char *err,
                     size_t errcap);
 
 #endif

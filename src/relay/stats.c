@@ -1,7 +1,7 @@
 /*
  * stats.c - the request/answer helpers of the stats protocol (stats.h).
  */
-#include "obs/stats.h"
+#include "relay/stats.h"
 
 #include <errno.h>
 #include <string.h>

@@ -8,12 +8,12 @@
  * forwarder lag, and one track per scheduler thread showing when it was
  * parked.  Times are microseconds after the first event.
  */
-#ifndef FY_OBS_TRCHROME_H
-#define FY_OBS_TRCHROME_H
+#ifndef FY_TRREAD_TRCHROME_H
+#define FY_TRREAD_TRCHROME_H
 
 #include <stdio.h>
 
-#include "obs/trfile.h"
+#include "trread/trfile.h"
 
 /* The process id used for the scheduler threads' tracks (above any kind). */
 #define FY_TRCHROME_SCHED_PID 65536

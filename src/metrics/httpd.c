@@ -7,7 +7,7 @@
  * was reused is recognised and dropped.  Registration is edge-triggered
  * (io.h): every read and write goes on until EAGAIN.
  */
-#include "obs/httpd.h"
+#include "metrics/httpd.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -9,7 +9,7 @@
  * before it is used, so a cut or garbled file ends in an error text, never
  * in a read past the end.
  */
-#include "obs/trfile.h"
+#include "trread/trfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -49,7 +49,7 @@ static const char *const type_names[] = {
 };
 
 /* ferryd's kinds (actors/relay_int.h enum fy__kind) and the observability
- * actors' own (trstream.h, actors/metrics.c). */
+ * actors' own (tracer.h, actors/metrics.c). */
 static const char *const kind_names[] = {
     [1] = "acceptor", [2] = "session",   [3] = "registry", [4] = "writer",
     [5] = "indexer",  [6] = "forwarder", [16] = "metrics", [17] = "tracer",

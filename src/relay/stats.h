@@ -18,8 +18,8 @@
  * REQ: u64[0] = scrape id.
  * REP: u64[0] = scrape id, buf = one fy_stats_rec.
  */
-#ifndef FY_OBS_STATS_H
-#define FY_OBS_STATS_H
+#ifndef FY_RELAY_STATS_H
+#define FY_RELAY_STATS_H
 
 #include <stdint.h>
 

@@ -11,8 +11,8 @@
  * close); at most FY_HTTPD_CONNS connections; a request over 8 KiB or a
  * connection idle past the sweep limit is closed.
  */
-#ifndef FY_OBS_HTTPD_H
-#define FY_OBS_HTTPD_H
+#ifndef FY_METRICS_HTTPD_H
+#define FY_METRICS_HTTPD_H
 
 #include <stdbool.h>
 #include <stddef.h>

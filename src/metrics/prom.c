@@ -5,7 +5,7 @@
  * double quote and a newline are written as \\, \" and \n; HELP text
  * escapes backslash and newline.  Everything else passes as is (UTF-8).
  */
-#include "obs/prom.h"
+#include "metrics/prom.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -10,15 +10,15 @@
  * figures.  A trace covers only what the rings still held, so every figure
  * is "within the trace's time span"; lost events are reported beside them.
  */
-#ifndef FY_OBS_TRSUM_H
-#define FY_OBS_TRSUM_H
+#ifndef FY_TRREAD_TRSUM_H
+#define FY_TRREAD_TRSUM_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
-#include "obs/trfile.h"
+#include "trread/trfile.h"
 
 /* A distribution of nanosecond samples. */
 typedef struct fy_trsum_dist {

@@ -8,12 +8,12 @@
  * of bounds and allocates at most a small multiple of the file size.
  *
  * Both kinds of file parse the same way: a dump (fy_trace_dump: one block
- * per thread) and a streamed file (trstream.c: many blocks per thread, meta
+ * per thread) and a streamed file (tracer.c: many blocks per thread, meta
  * records repeated).  The result is every event merged into one timeline
  * ordered by time, plus the actor table and the per-thread loss counts.
  */
-#ifndef FY_OBS_TRFILE_H
-#define FY_OBS_TRFILE_H
+#ifndef FY_TRREAD_TRFILE_H
+#define FY_TRREAD_TRFILE_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -7,7 +7,7 @@
  * one sort per slice and no per-event allocation.  Percentiles are
  * nearest-rank over the samples in the trace.
  */
-#include "obs/trsum.h"
+#include "trread/trsum.h"
 
 #include <errno.h>
 #include <inttypes.h>

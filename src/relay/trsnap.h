@@ -2,8 +2,8 @@
  * trsnap.h - flight-recorder snapshots: the rings written to a timestamped
  * file on request (ferryd's SIGUSR1) and, best effort, on a fatal signal.
  */
-#ifndef FY_OBS_TRSNAP_H
-#define FY_OBS_TRSNAP_H
+#ifndef FY_RELAY_TRSNAP_H
+#define FY_RELAY_TRSNAP_H
 
 #include <stddef.h>
 
