@@ -37,7 +37,6 @@
 #define TAG_GATHER 2ull /* | scrape << 8 */
 #define HTTP_TAGS (1ull << 32)
 #define MSG_START (FY_STATS_REP + 1) /* self: start watching the listener */
-/* The metrics actor's kind in the trace (ferry-trace knows it as "metrics"). */
 
 typedef struct metrics {
     const fy__ctx *ctx;
@@ -95,18 +94,14 @@ static void on_rep(metrics *m, fy_msg *msg)
 
 /* ---- rendering ------------------------------------------------------------ */
 
-static const char *kind_name(uint16_t k)
-{
-    switch (k) {
-    case FY_KIND_ACCEPTOR: return "acceptor";
-    case FY_KIND_SESSION: return "session";
-    case FY_KIND_REGISTRY: return "registry";
-    case FY_KIND_WRITER: return "writer";
-    case FY_KIND_INDEXER: return "indexer";
-    case FY_KIND_FORWARDER: return "forwarder";
-    default: return "other";
-    }
-}
+/* The kinds that answer a scrape, and their names (relay/kinds.h). */
+#define SCRAPED(name, num, str, scrape) {num, str, scrape},
+static const struct {
+    uint16_t kind;
+    const char *name;
+    bool scraped;
+} kinds[] = {FY_RELAY_KINDS(SCRAPED)};
+#undef SCRAPED
 
 static void render_runtime(metrics *m, fy_prom *p)
 {
@@ -241,25 +236,27 @@ static void render_receivers(metrics *m, fy_prom *p)
 
 static void render_depths(metrics *m, fy_prom *p)
 {
-    static const uint16_t kinds[] = {FY_KIND_ACCEPTOR, FY_KIND_SESSION, FY_KIND_REGISTRY,
-                                     FY_KIND_WRITER,   FY_KIND_INDEXER, FY_KIND_FORWARDER};
     fy_prom_family(p, "ferry_mailbox_depth_max", "gauge",
                    "Deepest mailbox among the actors of a kind, as they answered this scrape.");
     for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) {
+        if (!kinds[k].scraped)
+            continue;
         uint64_t mx = 0;
         for (size_t i = 0; i < m->nrecs; i++)
-            if (m->recs[i].kind == kinds[k] && m->recs[i].depth > mx)
+            if (m->recs[i].kind == kinds[k].kind && m->recs[i].depth > mx)
                 mx = m->recs[i].depth;
-        fy_prom_u64(p, "ferry_mailbox_depth_max", mx, "kind", kind_name(kinds[k]), NULL);
+        fy_prom_u64(p, "ferry_mailbox_depth_max", mx, "kind", kinds[k].name, NULL);
     }
     fy_prom_family(p, "ferry_mailbox_depth_sum", "gauge",
                    "Messages queued in the mailboxes of a kind's actors.");
     for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) {
+        if (!kinds[k].scraped)
+            continue;
         uint64_t sum = 0;
         for (size_t i = 0; i < m->nrecs; i++)
-            if (m->recs[i].kind == kinds[k])
+            if (m->recs[i].kind == kinds[k].kind)
                 sum += m->recs[i].depth;
-        fy_prom_u64(p, "ferry_mailbox_depth_sum", sum, "kind", kind_name(kinds[k]), NULL);
+        fy_prom_u64(p, "ferry_mailbox_depth_sum", sum, "kind", kinds[k].name, NULL);
     }
 }
 

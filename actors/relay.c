@@ -24,7 +24,6 @@
 #include "tracer.h"
 #include "relay_int.h"
 
-_Static_assert(FY_KIND_TRACER == FY_TRACER_KIND, "ferry-trace names kinds by these numbers");
 
 struct fy_relay {
     fy__ctx ctx;

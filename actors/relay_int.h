@@ -31,18 +31,8 @@
 #include "ferry/store.h"
 #include "relay/auth.h"
 #include "relay/conf.h"
+#include "relay/kinds.h" /* the actor kinds: FY_KIND_* */
 
-/* Actor kinds, shown in the trace. */
-enum fy__kind {
-    FY_KIND_ACCEPTOR = 1,
-    FY_KIND_SESSION = 2,
-    FY_KIND_REGISTRY = 3,
-    FY_KIND_WRITER = 4,
-    FY_KIND_INDEXER = 5,
-    FY_KIND_FORWARDER = 6,
-    FY_KIND_METRICS = 16, /* actors/metrics.c */
-    FY_KIND_TRACER = 17,  /* actors/tracer.c (FY_TRACER_KIND) */
-};
 
 /* The relay-wide, read-only context every actor gets a pointer to. */
 typedef struct fy__ctx {

@@ -24,6 +24,7 @@
 #include "ferry/io.h"
 #include "ferry/klog.h"
 #include "ferry/trace.h"
+#include "relay/kinds.h"
 
 #define TICK_TAG 1
 #define MAX_THREADS 4096
@@ -370,7 +371,7 @@ int fy_tracer_new(fy_sched *s, const fy_tracer_opts *o, fy_actor **out, char *er
     }
     char label[64];
     snprintf(label, sizeof label, "trace %s", o->path);
-    fy_actor_opts ao = {.fn = handle, .dtor = dtor, .state = t, .kind = FY_TRACER_KIND,
+    fy_actor_opts ao = {.fn = handle, .dtor = dtor, .state = t, .kind = FY_KIND_TRACER,
                         .label = label};
     if ((rc = fy_actor_new(s, &ao, out)) < 0) {
         snprintf(err, errcap, "tracer actor: %s", fy_strerror(rc));

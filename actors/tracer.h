@@ -30,7 +30,6 @@
 #include "ferry/actor.h"
 #include "ferry/sched.h"
 
-#define FY_TRACER_KIND 17u          /* actor kind of the tracer (trace.h kind) */
 #define FY_TRACER_F_STREAM 1u       /* fy_trace_file_hdr.flags of a streamed file */
 #define FY_TRACER_DEFAULT_MAX (64ull << 20)
 

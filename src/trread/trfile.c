@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "ferry/err.h"
+#include "relay/kinds.h"
 
 #define MAX_THREADS 4096 /* more thread indexes than any ferryd runs: a garbled file */
 
@@ -48,12 +49,10 @@ static const char *const type_names[] = {
     [FY_TR_UNPARK] = "unpark",     [FY_TR_LAG] = "lag",
 };
 
-/* ferryd's kinds (actors/relay_int.h enum fy__kind) and the observability
- * actors' own (tracer.h, actors/metrics.c). */
-static const char *const kind_names[] = {
-    [1] = "acceptor", [2] = "session",   [3] = "registry", [4] = "writer",
-    [5] = "indexer",  [6] = "forwarder", [16] = "metrics", [17] = "tracer",
-};
+/* ferryd's kinds, from its one table (relay/kinds.h). */
+#define KIND_NAME(name, num, str, scrape) [num] = str,
+static const char *const kind_names[] = {FY_RELAY_KINDS(KIND_NAME)};
+#undef KIND_NAME
 
 const char *fy_trfile_type_name(uint16_t type, char *buf, size_t cap)
 {
