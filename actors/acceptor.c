@@ -54,6 +54,7 @@ static void maybe_done(acceptor *a)
 
 static void accept_some(acceptor *a)
 {
+    FY__OWNER(a->self);
     for (int i = 0; i < ACCEPTS_PER_TURN; i++) {
         fy_addr peer;
         char ps[64];

@@ -230,6 +230,7 @@ static void on_readable(fwd *f);
 
 static void on_subscribed(fwd *f, fy__sub_info *si)
 {
+    FY__OWNER(f->self);
     int rc;
 
     if (!si || si->err) {
@@ -445,6 +446,7 @@ static void on_live(fwd *f, fy__batch *b)
  * -EAGAIN, or -errno. */
 static int write_ctl(fwd *f)
 {
+    FY__OWNER(f->self);
     while (!f->mid && f->coff < f->clen) {
         struct iovec iov = {f->ctl + f->coff, f->clen - f->coff};
         ssize_t n = fy_sock_writev(f->fd, &iov, 1);
@@ -461,6 +463,7 @@ static int write_ctl(fwd *f)
  * written or -errno. */
 static ssize_t write_live(fwd *f, size_t max)
 {
+    FY__OWNER(f->self);
     struct iovec iov[IOV_PER_CALL];
     int n = 0;
     ssize_t w;
@@ -513,6 +516,7 @@ full:
 /* Catch-up: finish a partly written frame kept from live mode. */
 static int write_part(fwd *f)
 {
+    FY__OWNER(f->self);
     while (f->part) {
         const struct iovec *fr = &f->part->fr[f->part_i];
         struct iovec iov = {(uint8_t *)fr->iov_base + f->part_off, fr->iov_len - f->part_off};
@@ -547,6 +551,7 @@ static void go_live(fwd *f)
 /* Returns bytes sent (>= 0), -EAGAIN or another -errno. */
 static ssize_t catchup_step(fwd *f, size_t max)
 {
+    FY__OWNER(f->self);
     size_t sent = 0;
     int rc;
 

@@ -18,6 +18,7 @@
 #ifndef FERRY_ACTORS_RELAY_INT_H
 #define FERRY_ACTORS_RELAY_INT_H
 
+#include <assert.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -33,6 +34,11 @@
 #include "relay/conf.h"
 #include "relay/kinds.h" /* the actor kinds: FY_KIND_* */
 
+
+/* Owner-only code (socket I/O, the log, an actor's private state) states its
+ * contract with this: free in release builds, checked in debug and
+ * sanitizer builds, where the tests run. */
+#define FY__OWNER(actor) assert(fy_actor_running_here(actor))
 
 /* The relay-wide, read-only context every actor gets a pointer to. */
 typedef struct fy__ctx {

@@ -99,6 +99,7 @@ static void retain(writer *w)
 
 static void on_batch(writer *w, fy__batch *b)
 {
+    FY__OWNER(w->self);
     uint64_t acks[b->n ? b->n : 1];
     size_t nacks = 0;
     fy_actor *to = w->sender;

@@ -9,6 +9,7 @@
  */
 #include "metrics/httpd.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,6 +86,7 @@ int fy_httpd_new(fy_actor *owner, const char *addr, uint64_t tag_base, fy_httpd 
 
 int fy_httpd_start(fy_httpd *h)
 {
+    assert(fy_actor_running_here(h->owner)); /* the owner's handler only */
     return fy_io_add(h->owner, h->lfd, FY_IO_READ, tag_of(h, 0, 0));
 }
 
@@ -220,6 +222,7 @@ static void on_conn(fy_httpd *h, unsigned i, uint32_t bits, fy_httpd_req_fn fn, 
 
 void fy_httpd_io(fy_httpd *h, const fy_msg *m, fy_httpd_req_fn fn, void *arg)
 {
+    assert(fy_actor_running_here(h->owner)); /* the owner's handler only */
     uint64_t low = m->u64[0] & FY_HTTPD_TAG_MASK;
     unsigned slot = (unsigned)(low & 0xFF);
     uint32_t gen = (uint32_t)(low >> 8);
@@ -251,6 +254,7 @@ static const char *reason(int status)
 int fy_httpd_reply(fy_httpd *h, uint32_t id, int status, const char *ctype, const char *body,
                    size_t len)
 {
+    assert(fy_actor_running_here(h->owner));
     unsigned slot = id & 0xFF;
     if (slot == 0 || slot > FY_HTTPD_CONNS)
         return -ENOENT;
@@ -278,6 +282,7 @@ int fy_httpd_reply(fy_httpd *h, uint32_t id, int status, const char *ctype, cons
 
 void fy_httpd_sweep(fy_httpd *h, unsigned idle_ms)
 {
+    assert(fy_actor_running_here(h->owner)); /* the owner's handler only */
     uint64_t now = fy_now_ns();
     for (unsigned i = 0; i < FY_HTTPD_CONNS; i++)
         if (h->c[i].state != C_FREE && now - h->c[i].since_ns > (uint64_t)idle_ms * 1000000u)
