@@ -33,6 +33,7 @@ struct fy_relay {
     void *reg_state;
     char metrics_bound[128];
     fy_actor *tracer; /* --trace: the streaming trace recorder, or NULL */
+    int lock_fd;      /* DATA/ferryd.lock, held until fy_relay_free */
 };
 
 static int mkdir_p(const char *path)
@@ -63,9 +64,27 @@ int fy_relay_new(const fy_conf *conf, const fy_auth *auth, fy_relay **out, char 
     if (!r)
         return -ENOMEM;
     r->lfd = -1;
+    r->lock_fd = -1;
     r->ctx.done_fd = -1;
     r->ctx.conf = conf;
     r->ctx.auth = auth;
+    /* The lock before anything else in the directory is touched. */
+    if ((rc = mkdir_p(conf->data)) < 0) {
+        snprintf(err, errcap, "cannot create %s: %s", conf->data, strerror(-rc));
+        goto fail;
+    }
+    long holder = 0;
+    if ((rc = fy_store_lock(conf->data, &holder)) < 0) {
+        if (rc == -EBUSY)
+            snprintf(err, errcap, "data directory %s is in use by another ferryd (pid %ld, "
+                     "lock %s/" FY_STORE_LOCK_NAME "): one ferryd per data directory",
+                     conf->data, holder, conf->data);
+        else
+            snprintf(err, errcap, "cannot lock %s/" FY_STORE_LOCK_NAME ": %s", conf->data,
+                     strerror(-rc));
+        goto fail;
+    }
+    r->lock_fd = rc;
     snprintf(r->ctx.chan_root, sizeof r->ctx.chan_root, "%s/channels", conf->data);
     if ((rc = mkdir_p(r->ctx.chan_root)) < 0) {
         snprintf(err, errcap, "cannot create %s: %s", r->ctx.chan_root, strerror(-rc));
@@ -204,5 +223,7 @@ void fy_relay_free(fy_relay *r)
         close(r->lfd);
     if (r->ctx.done_fd >= 0)
         close(r->ctx.done_fd);
+    if (r->lock_fd >= 0)
+        close(r->lock_fd); /* the next ferryd may have the directory */
     free(r);
 }

@@ -147,4 +147,25 @@ typedef struct fy_check_report {
  * anything is wrong (details in rep), or -errno. */
 int fy_store_check(const char *dir, size_t max_payload, fy_check_report *rep);
 
+
+/* ---- the data directory's lock (dirlock.c) -------------------------------- */
+
+/* One ferryd per data directory: two writers on one log destroy files they
+ * both acknowledged.  The lock is flock(LOCK_EX) on DATA/ferryd.lock, held
+ * for the process's life (the kernel drops it on exit, also on kill -9);
+ * the file holds the holder's PID for the message a refused caller prints.
+ * The file itself is never removed (unlinking a lock file races a starter
+ * that opened it just before). */
+#define FY_STORE_LOCK_NAME "ferryd.lock"
+
+/* Take the lock on data_dir (which must exist).  Returns the lock's fd
+ * (keep it open; close it to release), -EBUSY when another process holds
+ * it (*holder = its PID, or 0 if the file does not say), or -errno. */
+int fy_store_lock(const char *data_dir, long *holder);
+
+/* Is data_dir locked by a running ferryd?  Returns 1 (in use; *holder as
+ * above), 0 (free, or no lock file), or -errno.  Takes and drops a shared
+ * lock, so it never disturbs the holder. */
+int fy_store_lock_probe(const char *data_dir, long *holder);
+
 #endif

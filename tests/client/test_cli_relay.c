@@ -137,6 +137,13 @@ static void test_check(void **state)
     fy_ct_daemon_start(t, NULL);
     assert_int_equal(send1(t, "send", "chk", src, NULL), 0);
     assert_int_equal(send1(t, "send2", "other", src, NULL), 0);
+    /* While ferryd holds the directory, check says so and checks nothing. */
+    fy_ct_expect_exit(t,
+                      fy_ct_spawn(t, "check0", (const char *[]){"check", "--data", t->data, NULL}),
+                      "check0", T_MS, 2);
+    snprintf(p, sizeof p, "%s/check0.out", t->dir);
+    assert_true(fy_ct_contains(p, "check=busy pid="));
+    assert_false(fy_ct_contains(p, "channel="));
     fy_ct_daemon_stop(t);
 
     fy_ct_expect_exit(t,

@@ -108,6 +108,7 @@ int rh_start(rh_daemon *d, const char *const *extra)
         int st;
         if (waitpid(pid, &st, WNOHANG) == pid) {
             d->pid = -1;
+            d->exit_status = st;
             return -ECHILD;
         }
         sleep_ms(10);

@@ -25,6 +25,7 @@ typedef struct rh_daemon {
     char root[256]; /* temp dir: data/, ferryd.log, extra files */
     char data[300];
     char log[300];
+    int exit_status; /* waitpid status when rh_start saw it exit early */
 } rh_daemon;
 
 /* Make a temp root (once per daemon struct; kept across restarts). */

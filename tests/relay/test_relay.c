@@ -275,6 +275,37 @@ static void test_busy(void **st)
     t->ok = true;
 }
 
+/* One ferryd per data directory: a second one on the same --data exits 1
+ * naming the directory and the holder's PID, before it touches anything;
+ * the first one goes on serving. */
+static void test_data_dir_lock(void **st)
+{
+    tstate *t = *st;
+    fy_welcome w;
+
+    start(t, NULL);
+    rh_daemon d2;
+    memset(&d2, 0, sizeof d2);
+    assert_int_equal(rh_init(&d2), 0);
+    snprintf(d2.data, sizeof d2.data, "%s", t->d.data);
+    assert_int_equal(rh_start(&d2, NULL), -ECHILD);
+    assert_true(WIFEXITED(d2.exit_status) && WEXITSTATUS(d2.exit_status) == 1);
+    char want[64];
+    snprintf(want, sizeof want, "in use by another ferryd (pid %ld,", (long)t->d.pid);
+    assert_int_equal(rh_log_count(&d2, want), 1);
+    assert_int_equal(rh_log_count(&d2, t->d.data), 1);
+    rh_cleanup(&d2, false);
+
+    int a = sender(t, "locked", "", &w);
+    assert_true(a >= 0);
+    uint8_t x[1000];
+    rh_fill(x, sizeof x, 6);
+    uint64_t seq = w.next_seq;
+    send_acked(a, &w, &seq, "x", x, sizeof x);
+    say_bye(a);
+    t->ok = true;
+}
+
 /* A bad client gets an error frame with `code`, then the connection ends. */
 static void expect_error_close(int fd, int code)
 {
@@ -1027,6 +1058,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_late_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_busy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_data_dir_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split_frames, setup, teardown),
         cmocka_unit_test_setup_teardown(test_live_receiver_fds, setup, teardown),
