@@ -140,11 +140,18 @@ typedef struct fy_check_report {
     uint64_t segments, frames, bytes;
     uint64_t crc_errors, index_errors;
     uint64_t first_seq, next_seq;
+    /* Not damage: what a crash leaves at the end of the last segment and
+     * fy_store_open repairs (frames not indexed yet, a torn last frame or
+     * index record). */
+    uint64_t unindexed, torn_bytes;
 } fy_check_report;
 
 /* Verify every frame's header and payload CRC and every index record of the
- * channel in dir, read-only.  Returns 0 when clean, -FY_ECORRUPT when
- * anything is wrong (details in rep), or -errno. */
+ * channel in dir, read-only.  A frame whose payload fails its CRC but whose
+ * header is intact is counted and stepped over, so one bad byte is one
+ * error and the frames after it are still checked.  Returns 0 when clean
+ * (possibly with a repairable tail, see above), -FY_ECORRUPT when anything
+ * is wrong (details in rep), or -errno. */
 int fy_store_check(const char *dir, size_t max_payload, fy_check_report *rep);
 
 

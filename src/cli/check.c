@@ -47,12 +47,14 @@ static void check_channel(const char *chdir, const char *name, size_t max_payloa
     t->index_errors += rep.index_errors;
     fprintf(out,
             "channel=%s status=%s segments=%llu frames=%llu bytes=%llu first_seq=%llu next_seq=%llu "
-            "crc_errors=%llu index_errors=%llu%s%s\n",
+            "crc_errors=%llu index_errors=%llu unindexed=%llu torn_bytes=%llu%s%s%s\n",
             name, status, (unsigned long long)rep.segments, (unsigned long long)rep.frames,
             (unsigned long long)rep.bytes, (unsigned long long)rep.first_seq,
             (unsigned long long)rep.next_seq, (unsigned long long)rep.crc_errors,
-            (unsigned long long)rep.index_errors, rc < 0 && rc != -FY_ECORRUPT ? " err=" : "",
-            rc < 0 && rc != -FY_ECORRUPT ? fy_errname(rc) : "");
+            (unsigned long long)rep.index_errors, (unsigned long long)rep.unindexed,
+            (unsigned long long)rep.torn_bytes,
+            rep.unindexed || rep.torn_bytes ? " note=\"crash tail: repaired when ferryd opens it\"" : "",
+            rc < 0 && rc != -FY_ECORRUPT ? " err=" : "", rc < 0 && rc != -FY_ECORRUPT ? fy_errname(rc) : "");
 }
 
 int fy_cli_check_run(const char *data_dir, size_t max_payload, FILE *out)

@@ -97,7 +97,12 @@ static const char usage_check[] =
     "  --max-payload BYTES  largest valid payload (default 16M, the protocol limit)\n"
     "  --help               this text\n"
     "\n"
-    "Exit: 0 clean, 1 damage found, 5 the directory could not be read.\n\n";
+    "What a crash leaves at a channel's end (unindexed=N torn_bytes=N) is not\n"
+    "damage: ferryd repairs it when it opens the channel.  A directory a running\n"
+    "ferryd holds is not checked (check=busy pid=N).\n"
+    "\n"
+    "Exit: 0 clean, 1 damage found, 2 in use by a running ferryd, 5 the directory\n"
+    "could not be read.\n\n";
 
 static const char usage_demo[] =
     "Usage: ferry demo [--size BYTES] [--receivers N] [--keep]\n"

@@ -497,12 +497,23 @@ out:
 /* Compares each frame found in the data with its index record. */
 typedef struct checker {
     int xfd; /* -1: no usable index */
+    bool last; /* the last segment: a short index is a crash's tail, not damage */
     uint64_t base, nrec;
     uint64_t bstart; /* record number of buf[0] */
     size_t bn;       /* records in buf */
     fy_check_report *rep;
     uint8_t buf[REC_CHUNK * FY__IDX_REC_SIZE];
 } checker;
+
+/* A frame the index does not hold: in the last segment that is the tail a
+ * crash left before the indexer caught up, which opening repairs. */
+static void missing_rec(checker *c)
+{
+    if (c->last)
+        c->rep->unindexed++;
+    else
+        c->rep->index_errors++;
+}
 
 static int check_rec(void *arg, const fy_idx_rec *r)
 {
@@ -511,7 +522,7 @@ static int check_rec(void *arg, const fy_idx_rec *r)
     fy_idx_rec got;
 
     if (c->xfd < 0 || i >= c->nrec) {
-        c->rep->index_errors++;
+        missing_rec(c);
         return 0;
     }
     if (i < c->bstart || i >= c->bstart + c->bn) {
@@ -521,7 +532,7 @@ static int check_rec(void *arg, const fy_idx_rec *r)
         c->bstart = i;
         c->bn = (size_t)n / FY__IDX_REC_SIZE;
         if (c->bn == 0) {
-            c->rep->index_errors++;
+            missing_rec(c);
             return 0;
         }
     }
@@ -531,8 +542,60 @@ static int check_rec(void *arg, const fy_idx_rec *r)
     return 0;
 }
 
+/* Open the segment's index for c; a missing or bad one is noted. */
+static void check_open_idx(int dirfd, checker *c)
+{
+    uint8_t hb[FY__SEG_HDR_SIZE];
+    struct stat st;
+
+    c->xfd = fy__seg_open(dirfd, FY__SEG_IDX, c->base, O_RDONLY);
+    if (c->xfd >= 0 && fstat(c->xfd, &st) == 0 &&
+        fy__seg_pread(c->xfd, hb, sizeof hb, 0) == (ssize_t)sizeof hb &&
+        fy__seg_hdr_check(FY__SEG_IDX, c->base, hb) == 0) {
+        c->nrec = ((uint64_t)st.st_size - FY__SEG_HDR_SIZE) / FY__IDX_REC_SIZE;
+        uint64_t part = ((uint64_t)st.st_size - FY__SEG_HDR_SIZE) % FY__IDX_REC_SIZE;
+        if (part && c->last)
+            c->rep->torn_bytes += part; /* a torn record write */
+        else if (part)
+            c->rep->index_errors++;
+    } else if (c->xfd >= 0 || !c->last) {
+        c->rep->index_errors++; /* a bad header; or no index for a sealed segment */
+    }
+}
+
+/* Scan the frames of one segment, stepping over a frame whose payload
+ * fails its CRC when its header is intact (its length can be trusted), so
+ * one bad byte counts once.  Returns 0 or -errno; *res as fy__seg_scan's
+ * for the final stretch. */
+static int check_frames(int lfd, uint64_t size, size_t maxp, checker *c, fy__seg_scan_res *res)
+{
+    uint64_t off = FY__SEG_HDR_SIZE, seq = c->base;
+    for (;;) {
+        int rc = fy__seg_scan(lfd, c->base, off, size, seq, maxp, check_rec, c, res);
+        if (rc < 0)
+            return rc;
+        c->rep->frames += res->frames;
+        if (res->stop != -FY_ECRC)
+            return 0;
+        uint8_t hb[FY_FRAME_HDR_SIZE];
+        fy_frame_hdr h;
+        if (fy__seg_pread(lfd, hb, sizeof hb, res->end_off) != (ssize_t)sizeof hb ||
+            fy_frame_hdr_decode(hb, maxp, &h) < 0)
+            return 0;
+        c->rep->crc_errors++;
+        fy_idx_rec rec = {.seq = res->next_seq, .seg = c->base, .off = res->end_off,
+                          .len = (uint32_t)(FY_FRAME_HDR_SIZE + h.len), .crc = h.crc};
+        if ((rc = check_rec(c, &rec)) < 0)
+            return rc;
+        c->rep->frames++;
+        off = res->end_off + rec.len;
+        seq = res->next_seq + 1;
+    }
+}
+
 /* Check one segment; returns its next seq (0 when its data is damaged). */
-static int check_seg(int dirfd, uint64_t base, size_t maxp, fy_check_report *rep, uint64_t *next)
+static int check_seg(int dirfd, uint64_t base, bool last, size_t maxp, fy_check_report *rep,
+                     uint64_t *next)
 {
     uint8_t hb[FY__SEG_HDR_SIZE];
     struct stat st;
@@ -552,31 +615,24 @@ static int check_seg(int dirfd, uint64_t base, size_t maxp, fy_check_report *rep
         rep->crc_errors++;
         goto out;
     }
-    *c = (checker){.base = base, .rep = rep};
-    c->xfd = fy__seg_open(dirfd, FY__SEG_IDX, base, O_RDONLY);
-    if (c->xfd >= 0 && fstat(c->xfd, &st) == 0 &&
-        fy__seg_pread(c->xfd, hb, sizeof hb, 0) == (ssize_t)sizeof hb &&
-        fy__seg_hdr_check(FY__SEG_IDX, base, hb) == 0) {
-        c->nrec = ((uint64_t)st.st_size - FY__SEG_HDR_SIZE) / FY__IDX_REC_SIZE;
-        rep->index_errors += ((uint64_t)st.st_size - FY__SEG_HDR_SIZE) % FY__IDX_REC_SIZE != 0;
-    } else {
-        rep->index_errors++;
-    }
+    *c = (checker){.base = base, .last = last, .rep = rep};
+    check_open_idx(dirfd, c);
     fy__seg_scan_res res;
-    struct stat ls;
-    if (fstat(lfd, &ls) != 0) {
-        rc = -errno;
+    uint64_t before = rep->frames;
+    if ((rc = check_frames(lfd, (uint64_t)st.st_size, maxp, c, &res)) < 0)
         goto out;
-    }
-    rc = fy__seg_scan(lfd, base, FY__SEG_HDR_SIZE, (uint64_t)ls.st_size, base, maxp, check_rec, c, &res);
-    if (rc < 0)
-        goto out;
-    rep->frames += res.frames;
-    if (res.stop != 0)
+    uint64_t frames = rep->frames - before;
+    if (res.stop == -FY_ETRUNC && last)
+        rep->torn_bytes += (uint64_t)st.st_size - res.end_off; /* cut on open */
+    else if (res.stop != 0)
         rep->crc_errors++;
-    if (c->nrec > res.frames)
-        rep->index_errors += c->nrec - res.frames;
-    *next = res.stop == 0 ? res.next_seq : 0;
+    /* Records past the frames are errors only when the data was read to
+     * its end: past damage they cannot be verified, and the data error
+     * already says so. */
+    if (res.stop == 0 || res.stop == -FY_ETRUNC)
+        if (c->nrec > frames)
+            rep->index_errors += c->nrec - frames;
+    *next = res.stop == 0 || (res.stop == -FY_ETRUNC && last) ? res.next_seq : 0;
 out:
     if (c && c->xfd >= 0)
         close(c->xfd);
@@ -612,7 +668,7 @@ int fy_store_check(const char *dir, size_t max_payload, fy_check_report *rep)
         rep->segments++;
         if (i > 0 && expect && logs[i] != expect)
             rep->crc_errors++; /* a gap or overlap between segments */
-        if ((rc = check_seg(dirfd, logs[i], max_payload, rep, &next)) < 0)
+        if ((rc = check_seg(dirfd, logs[i], i + 1 == nl, max_payload, rep, &next)) < 0)
             goto out;
         expect = next;
     }
