@@ -104,6 +104,14 @@ int fy_auth_load(const char *path, fy_auth **out, char *err, size_t errcap)
     }
     while (fgets(line, sizeof line, f)) {
         lineno++;
+        /* A longer line would come back in pieces, its tail read as a rule. */
+        size_t len = strlen(line);
+        if (len == sizeof line - 1 && line[len - 1] != '\n' && getc(f) != EOF) {
+            snprintf(err, errcap, "%s:%u: line too long (max %zu bytes)", path, lineno,
+                     sizeof line - 2);
+            rc = -EINVAL;
+            goto fail;
+        }
         char *hash = strchr(line, '#');
         if (hash)
             *hash = 0;
@@ -127,6 +135,11 @@ int fy_auth_load(const char *path, fy_auth **out, char *err, size_t errcap)
             goto fail;
         }
         a->n++;
+    }
+    if (ferror(f)) { /* e.g. EISDIR: not an empty table */
+        rc = errno ? -errno : -EIO;
+        snprintf(err, errcap, "%s: cannot read: %s", path, strerror(-rc));
+        goto fail;
     }
     fclose(f);
     *out = a;

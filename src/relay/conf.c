@@ -197,6 +197,13 @@ int fy_conf_load(fy_conf *c, const char *path, char *err, size_t errcap)
     }
     while (fgets(line, sizeof line, f)) {
         lineno++;
+        /* A longer line would come back in pieces, its tail read as a line. */
+        size_t len = strlen(line);
+        if (len == sizeof line - 1 && line[len - 1] != '\n' && getc(f) != EOF) {
+            say(err, errcap, "%s:%u: line too long (max %zu bytes)", path, lineno, sizeof line - 2);
+            rc = -EINVAL;
+            break;
+        }
         char *hash = strchr(line, '#');
         if (hash)
             *hash = 0;
@@ -216,6 +223,10 @@ int fy_conf_load(fy_conf *c, const char *path, char *err, size_t errcap)
             rc = -EINVAL;
             break;
         }
+    }
+    if (rc == 0 && ferror(f)) { /* e.g. EISDIR: not an empty file */
+        rc = errno ? -errno : -EIO;
+        say(err, errcap, "%s: cannot read: %s", path, strerror(-rc));
     }
     fclose(f);
     return rc;
