@@ -185,6 +185,25 @@ void fy_dec_free(fy_dec *d);
  * (at most 32 + max_payload bytes).  One decoder, one thread at a time. */
 int fy_dec_feed(fy_dec *d, const uint8_t *p, size_t n, size_t *used, fy_frame *f);
 
+/* Header-first mode, for a reader that places each frame's bytes itself
+ * (a big payload read from the socket straight into a buffer of its own),
+ * so the decoder must not copy or keep any input.  The checks, their order
+ * and their errors are fy_dec_feed's, and the first error is final here
+ * too.  Between frames a decoder may switch between fy_dec_feed and this
+ * mode; not inside one.  One decoder, one thread at a time.
+ *
+ * fy_dec_head: check the header at the start of p[0..n).  Returns 1 with
+ * *h filled (the frame is 32 + h->len bytes); 0 when n < 32, a torn header
+ * (call again with these bytes and more); or a negative FY_E* error (those
+ * of fy_frame_hdr_decode, -FY_ESEQ for a stream frame with seq 0).
+ * Consumes nothing: the caller keeps or moves the bytes.
+ *
+ * fy_dec_body: raw holds the frame whose header fy_dec_head returned as h,
+ * header and payload contiguous.  Checks the payload CRC and fills *f
+ * pointing into raw.  Returns 0, or -FY_ECRC (final). */
+int fy_dec_head(fy_dec *d, const uint8_t *p, size_t n, fy_frame_hdr *h);
+int fy_dec_body(fy_dec *d, const fy_frame_hdr *h, const uint8_t *raw, fy_frame *f);
+
 /* ---- checksums ----------------------------------------------------------- */
 
 /* CRC32C (Castagnoli), hardware-accelerated where the CPU has it.  Start

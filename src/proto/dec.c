@@ -15,9 +15,16 @@
  * Checks beyond the header (fy_frame_hdr_decode) that need no connection
  * state: the payload CRC (-FY_ECRC) and a stream frame with seq 0
  * (-FY_ESEQ; sequence numbers start at 1).
+ *
+ * Header-first mode (fy_dec_head, fy_dec_body) runs the same checks for a
+ * reader that assembles frames itself: the relay's ingest reads a big
+ * payload from the socket straight into its pool buffer, so the frame must
+ * never pass through the decoder's buffer.  Both modes share check_hdr,
+ * emit and the sticky error, so there is one set of rules, not two.
  */
 #include "ferry/proto.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,4 +187,25 @@ int fy_dec_feed(fy_dec *d, const uint8_t *p, size_t n, size_t *used, fy_frame *f
     if (rc < 0)
         *used = 0; /* the stream is dead; nothing the caller should account */
     return rc;
+}
+
+/* ---- header-first mode ---------------------------------------------------- */
+
+int fy_dec_head(fy_dec *d, const uint8_t *p, size_t n, fy_frame_hdr *h)
+{
+    assert(d->have == 0); /* not in the middle of a frame fed to fy_dec_feed */
+    if (d->err)
+        return d->err;
+    if (n < FY_FRAME_HDR_SIZE)
+        return 0;
+    int rc = check_hdr(d, p, h);
+    return rc < 0 ? fail(d, rc) : 1;
+}
+
+int fy_dec_body(fy_dec *d, const fy_frame_hdr *h, const uint8_t *raw, fy_frame *f)
+{
+    if (d->err)
+        return d->err;
+    int rc = emit(h, raw, f);
+    return rc < 0 ? fail(d, rc) : 0;
 }

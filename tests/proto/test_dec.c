@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <cmocka.h>
 
@@ -305,6 +306,129 @@ static void test_errors(void **state)
     expect_error(ed_payload, FY_FT_HELLO, 0, 30, MAXP, -FY_ECRC);
 }
 
+/* ---- header-first mode ----------------------------------------------------- */
+
+/* A good frame: the header is checked from its first 32 bytes alone, the
+ * payload wherever the caller put the frame; nothing is copied. */
+static void test_head_good(void **state)
+{
+    (void)state;
+    uint8_t b[32 + 300], own[32 + 300], pay[300];
+    fy_dec *d;
+    fy_frame_hdr h;
+    fy_frame f;
+
+    for (size_t i = 0; i < sizeof pay; i++)
+        pay[i] = (uint8_t)(i * 7);
+    size_t n = tu_frame(b, FY_FT_DATA, 5, 3, pay, sizeof pay);
+    assert_int_equal(fy_dec_new(MAXP, &d), 0);
+    /* Whole frame in the input: checked in place. */
+    assert_int_equal(fy_dec_head(d, b, n, &h), 1);
+    assert_int_equal(h.type, FY_FT_DATA);
+    assert_int_equal(h.channel, 5);
+    assert_int_equal(h.seq, 3);
+    assert_int_equal(h.len, sizeof pay);
+    assert_int_equal(fy_dec_body(d, &h, b, &f), 0);
+    assert_ptr_equal(f.raw, b);
+    assert_ptr_equal(f.payload, b + 32);
+    assert_int_equal(f.raw_len, n);
+    assert_int_equal(f.hdr.seq, 3);
+    /* Only the header at hand: the caller assembles the frame elsewhere. */
+    assert_int_equal(fy_dec_head(d, b, 32, &h), 1);
+    assert_int_equal(h.len, sizeof pay);
+    memcpy(own, b, n);
+    assert_int_equal(fy_dec_body(d, &h, own, &f), 0);
+    assert_ptr_equal(f.raw, own);
+    /* An empty control frame, then back to fy_dec_feed between frames. */
+    n = tu_frame(b, FY_FT_BYE, 0, 0, NULL, 0);
+    assert_int_equal(fy_dec_head(d, b, n, &h), 1);
+    assert_int_equal(fy_dec_body(d, &h, b, &f), 0);
+    assert_int_equal(f.raw_len, 32);
+    size_t used;
+    assert_int_equal(fy_dec_feed(d, b, n, &used, &f), 1);
+    assert_int_equal(used, n);
+    fy_dec_free(d);
+}
+
+/* Fewer than 32 bytes: "need more", and no harm done. */
+static void test_head_torn(void **state)
+{
+    (void)state;
+    uint8_t b[32 + 10];
+    fy_dec *d;
+    fy_frame_hdr h;
+    fy_frame f;
+    size_t n = tu_frame(b, FY_FT_FILE_BEGIN, 1, 1, "0123456789", 10);
+
+    assert_int_equal(fy_dec_new(MAXP, &d), 0);
+    for (size_t k = 0; k < 32; k++)
+        assert_int_equal(fy_dec_head(d, b, k, &h), 0);
+    /* Even a torn header that will turn out bad is not judged early. */
+    b[0] ^= 0xff;
+    assert_int_equal(fy_dec_head(d, b, 31, &h), 0);
+    b[0] ^= 0xff;
+    assert_int_equal(fy_dec_head(d, b, n, &h), 1);
+    assert_int_equal(fy_dec_body(d, &h, b, &f), 0);
+    assert_int_equal(f.hdr.type, FY_FT_FILE_BEGIN);
+    fy_dec_free(d);
+}
+
+/* A frame broken by edit(): header-first mode fails with want -- at the
+ * header or, for the payload CRC, at the body -- exactly as fy_dec_feed
+ * does, and stays failed. */
+static void expect_head_error(edit_fn edit, uint8_t type, uint64_t seq, size_t len,
+                              size_t max_payload, int want, bool at_body)
+{
+    uint8_t *b = malloc(32 + len), *pay = calloc(1, len + 1), good[32];
+    fy_dec *d;
+    fy_frame_hdr h;
+    fy_frame f;
+    size_t used;
+
+    assert_non_null(b);
+    assert_non_null(pay);
+    size_t n = tu_frame(b, type, 1, seq, pay, len);
+    edit(b, n);
+    assert_int_equal(fy_dec_new(max_payload, &d), 0);
+    assert_int_equal(fy_dec_feed(d, b, n, &used, &f), want); /* the same rules */
+    fy_dec_free(d);
+
+    assert_int_equal(fy_dec_new(max_payload, &d), 0);
+    int rc = fy_dec_head(d, b, 32, &h); /* the header alone decides */
+    if (at_body) {
+        assert_int_equal(rc, 1);
+        assert_int_equal(fy_dec_body(d, &h, b, &f), want);
+    } else {
+        assert_int_equal(rc, want);
+    }
+    size_t gn = tu_frame(good, FY_FT_BYE, 0, 0, NULL, 0);
+    assert_int_equal(fy_dec_head(d, good, gn, &h), want);
+    assert_int_equal(fy_dec_head(d, good, 3, &h), want);
+    assert_int_equal(fy_dec_body(d, &h, good, &f), want);
+    assert_int_equal(fy_dec_feed(d, good, gn, &used, &f), want);
+    fy_dec_free(d);
+    free(b);
+    free(pay);
+}
+
+static void test_head_errors(void **state)
+{
+    (void)state;
+    expect_head_error(ed_magic, FY_FT_DATA, 1, 10, MAXP, -FY_EMAGIC, false);
+    expect_head_error(ed_version, FY_FT_DATA, 1, 10, MAXP, -FY_EVERSION, false);
+    expect_head_error(ed_hcrc, FY_FT_DATA, 1, 10, MAXP, -FY_EHDRCHECK, false);
+    expect_head_error(ed_type, FY_FT_DATA, 1, 10, MAXP, -FY_ETYPE, false);
+    expect_head_error(ed_flags, FY_FT_DATA, 1, 10, MAXP, -FY_EFLAGS, false);
+    expect_head_error(ed_none, FY_FT_DATA, 1, 1025, 1024, -FY_EOVERSIZE, false);
+    expect_head_error(ed_none, FY_FT_ACK, 0, 9, MAXP, -FY_EOVERSIZE, false);
+    expect_head_error(ed_none, FY_FT_PING, 0, 65, MAXP, -FY_EOVERSIZE, false);
+    expect_head_error(ed_none, FY_FT_DATA, 0, 10, MAXP, -FY_ESEQ, false);
+    expect_head_error(ed_none, FY_FT_FILE_END, 0, 40, MAXP, -FY_ESEQ, false);
+    expect_head_error(ed_payload, FY_FT_DATA, 1, 5000, MAXP, -FY_ECRC, true);
+    expect_head_error(ed_pcrc, FY_FT_DATA, 1, 0, MAXP, -FY_ECRC, true);
+    expect_head_error(ed_payload, FY_FT_HELLO, 0, 30, MAXP, -FY_ECRC, true);
+}
+
 /* Random garbage never crashes and either decodes or fails for good. */
 static void test_garbage(void **state)
 {
@@ -332,6 +456,9 @@ int main(void)
         cmocka_unit_test(test_zero_copy_and_partial),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_head_good),
+        cmocka_unit_test(test_head_torn),
+        cmocka_unit_test(test_head_errors),
         cmocka_unit_test(test_splits_equal_whole),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

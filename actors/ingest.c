@@ -1,0 +1,446 @@
+/*
+ * ingest.c - a sender's stream frames into pooled buffers and batches
+ * (fy_ingest; see ingest.h for the interface).
+ *
+ * Frames are parsed by fy_dec in header-first mode so that a big data
+ * frame can be read from the socket straight into its pool buffer: once
+ * its header is checked, the buffer is allocated, the bytes already read
+ * are copied in and the owner's next readv() puts the rest of the payload
+ * there, with only the next frame's header going to rbuf.  That saves a
+ * copy of nearly every byte.  Smaller frames are packed several to a
+ * buffer; the owner flushes one batch per turn.
+ *
+ * Memory is bounded twice: a frame needs a pool buffer (-FY_EPOOL) and the
+ * bytes at the writer not yet credited back must stay under the budget
+ * (-EAGAIN).  Either way the frame waits where it is and the owner stops
+ * reading, so TCP slows the sender down; nothing queues without bound.
+ */
+#include "ingest.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ferry/err.h"
+
+#define RBUF_SIZE (256u << 10)     /* one read; its frames become one batch */
+#define BATCH_FRAMES 1024          /* <= IOV_MAX: one pwritev per batch */
+#define BATCH_BYTES (1u << 20)     /* hand a batch over at this size even mid-turn */
+/* Data frames this big are read into their own buffer when they arrive
+ * split.  Not lower: with 64 KiB frames, one readv per frame cost as much
+ * as the copy it saves (docs/architecture.md, "Measurements").  Must not
+ * exceed RBUF_SIZE, so every smaller frame fits rbuf whole. */
+#define DIRECT_MIN (128u << 10)
+#define PACK_CAP (64u << 10)       /* smaller frames share buffers of up to this size */
+_Static_assert(DIRECT_MIN <= RBUF_SIZE, "a frame below DIRECT_MIN must fit the read buffer");
+#define DIRECT_TAIL FY_FRAME_HDR_SIZE /* read behind a direct frame: the next header */
+
+struct fy_ingest {
+    fy_ingest_conf c;
+    fy_dec *dec;
+    uint8_t *rbuf;
+    size_t rlen, roff;  /* unprocessed input: rbuf[roff..rlen) */
+    int err;            /* the fault every later call returns, or 0 */
+    bool have_frame;    /* f is checked and waits for a buffer */
+    fy_frame f;
+    uint64_t file_size, file_got;
+    fy__batch *batch;
+    fy_buf *pack;       /* the batch's buffer small frames are appended to, or NULL */
+    fy_buf *dbuf;       /* a big data frame being read straight into its buffer */
+    fy_frame_hdr dhdr;  /* its checked header */
+    size_t dhave, dtotal;
+    fy_ingest_info info;
+    fy_ingest_fault fault;
+};
+
+/* ---- life ------------------------------------------------------------------ */
+
+int fy_ingest_new(const fy_ingest_conf *c, const uint8_t *p, size_t n, fy_ingest **out)
+{
+    fy_ingest *g;
+    int rc;
+
+    if (n > RBUF_SIZE || !c->out)
+        return -EINVAL;
+    if (!(g = calloc(1, sizeof *g)))
+        return -ENOMEM;
+    if (!(g->rbuf = malloc(RBUF_SIZE)) || (rc = fy_dec_new(c->max_payload, &g->dec)) < 0) {
+        rc = g->rbuf ? rc : -ENOMEM;
+        free(g->rbuf);
+        free(g);
+        return rc;
+    }
+    g->c = *c;
+    g->info.next_seq = c->next_seq;
+    if (n)
+        memcpy(g->rbuf, p, n);
+    g->rlen = n;
+    *out = g;
+    return 0;
+}
+
+void fy_ingest_free(fy_ingest *g)
+{
+    if (!g)
+        return;
+    fy__batch_unref(g->batch);
+    fy_buf_unref(g->dbuf);
+    fy_dec_free(g->dec);
+    free(g->rbuf);
+    free(g);
+}
+
+void fy_ingest_flush(fy_ingest *g)
+{
+    if (!g)
+        return;
+    g->pack = NULL; /* the writer may read it from now on: never append again */
+    if (!g->batch)
+        return;
+    if (g->batch->n)
+        g->c.out(g->c.arg, g->batch);
+    else
+        fy__batch_unref(g->batch);
+    g->batch = NULL;
+}
+
+void fy_ingest_stop(fy_ingest *g)
+{
+    if (!g)
+        return;
+    fy_ingest_flush(g);
+    fy_buf_unref(g->dbuf); /* a frame cut short by the end of input is not stored */
+    g->dbuf = NULL;
+    g->have_frame = false;
+}
+
+void fy_ingest_credit(fy_ingest *g, uint64_t bytes)
+{
+    if (g)
+        g->info.inflight -= bytes < g->info.inflight ? bytes : g->info.inflight;
+}
+
+const fy_ingest_fault *fy_ingest_fault_get(const fy_ingest *g)
+{
+    return &g->fault;
+}
+
+const fy_ingest_info *fy_ingest_info_get(const fy_ingest *g)
+{
+    static const fy_ingest_info none;
+
+    return g ? &g->info : &none;
+}
+
+/* ---- faults ---------------------------------------------------------------- */
+
+/* Record why the stream ends here, hand over the frames before it and
+ * drop the rest.  Returns code for the caller to pass up. */
+static int fault(fy_ingest *g, fy_ingest_why why, int code, const fy_frame_hdr *h)
+{
+    g->fault = (fy_ingest_fault){.why = why, .code = code, .expect_seq = g->info.next_seq,
+                                 .file_size = g->file_size, .file_got = g->file_got};
+    if (h)
+        g->fault.hdr = *h;
+    g->err = code;
+    fy_ingest_stop(g);
+    return code;
+}
+
+static int fault_alloc(fy_ingest *g, int cause, size_t need)
+{
+    int rc = fault(g, FY_INGEST_ALLOC, -FY_EINTERNAL, NULL);
+
+    g->fault.cause = cause;
+    g->fault.alloc = need;
+    return rc;
+}
+
+/* ---- stream rules ---------------------------------------------------------- */
+
+static int check_begin(fy_ingest *g, const fy_frame *f)
+{
+    fy_file_begin fb;
+    int rc = fy_file_begin_decode(f->payload, f->hdr.len, &fb);
+
+    if (rc < 0)
+        return fault(g, FY_INGEST_BEGIN_PAYLOAD, rc, &f->hdr);
+    if (g->info.in_file)
+        return fault(g, FY_INGEST_BEGIN_IN_FILE, -FY_EPROTO, &f->hdr);
+    g->info.in_file = true;
+    g->file_size = fb.size;
+    g->file_got = 0;
+    return 0;
+}
+
+static int check_data(fy_ingest *g, const fy_frame *f)
+{
+    if (!g->info.in_file)
+        return fault(g, FY_INGEST_DATA_OUTSIDE, -FY_EPROTO, &f->hdr);
+    g->file_got += f->hdr.len;
+    if (g->file_got > g->file_size)
+        return fault(g, FY_INGEST_DATA_SIZE, -FY_ESIZE, &f->hdr);
+    return 0;
+}
+
+static int check_end(fy_ingest *g, const fy_frame *f)
+{
+    fy_file_end fe;
+    int rc = fy_file_end_decode(f->payload, f->hdr.len, &fe);
+
+    if (rc < 0)
+        return fault(g, FY_INGEST_END_PAYLOAD, rc, &f->hdr);
+    if (!g->info.in_file)
+        return fault(g, FY_INGEST_END_OUTSIDE, -FY_EPROTO, &f->hdr);
+    if (fe.size != g->file_got || fe.size != g->file_size) {
+        rc = fault(g, FY_INGEST_END_SIZE, -FY_ESIZE, &f->hdr);
+        g->fault.end_size = fe.size;
+        return rc;
+    }
+    g->info.in_file = false;
+    return 0;
+}
+
+/* The rules a checked stream frame must follow on this channel: its id,
+ * the next seq, and file-begin / data / file-end in order and in size. */
+static int check_stream(fy_ingest *g, const fy_frame *f)
+{
+    const fy_frame_hdr *h = &f->hdr;
+    int rc;
+
+    if (h->channel != g->c.channel)
+        return fault(g, FY_INGEST_CHANNEL, -FY_EPROTO, h);
+    if (h->seq != g->info.next_seq)
+        return fault(g, FY_INGEST_SEQ, -FY_ESEQ, h);
+    rc = h->type == FY_FT_FILE_BEGIN ? check_begin(g, f)
+         : h->type == FY_FT_DATA     ? check_data(g, f)
+                                     : check_end(g, f);
+    if (rc == 0)
+        g->info.next_seq++;
+    return rc;
+}
+
+/* ---- buffers and batches --------------------------------------------------- */
+
+/* A pool buffer of at least need bytes within the budget.  0, -EAGAIN
+ * (budget spent), -FY_EPOOL (pool exhausted), or a fault. */
+static int grab(fy_ingest *g, size_t need, fy_buf **out)
+{
+    if (g->info.inflight && g->info.inflight + need > g->c.budget)
+        return -EAGAIN;
+    int rc = fy_buf_alloc(g->c.pool, need, out);
+    if (rc < 0 && rc != -FY_EPOOL)
+        return fault_alloc(g, rc, need);
+    return rc;
+}
+
+/* Make room in the batch for one more frame (and its buffer). */
+static int batch_room(fy_ingest *g)
+{
+    if (g->batch && g->batch->n == g->batch->cap)
+        fy_ingest_flush(g);
+    if (!g->batch && !(g->batch = fy__batch_new(BATCH_FRAMES)))
+        return fault_alloc(g, -ENOMEM, 0);
+    return 0;
+}
+
+/* The batch takes the buffer's reference; the budget counts it. */
+static void batch_buf(fy_ingest *g, fy_buf *b)
+{
+    g->batch->bufs[g->batch->nbufs++] = b;
+    g->batch->held += fy_buf_cap(b);
+    g->info.inflight += fy_buf_cap(b);
+}
+
+static void batch_frame(fy_ingest *g, uint8_t *p, size_t len)
+{
+    g->batch->fr[g->batch->n++] = (struct iovec){p, len};
+    g->batch->bytes += len;
+    g->info.frames++;
+    g->info.bytes += len;
+    if (g->batch->bytes >= BATCH_BYTES)
+        fy_ingest_flush(g);
+}
+
+/* Copy the checked frame at rbuf+roff into the batch: a small one is
+ * appended to the batch's pack buffer (a new one sized for what this read
+ * still holds, up to PACK_CAP), a big one gets a buffer of its own.
+ * Returns 0, or what grab() returned (the frame stays where it is). */
+static int store_frame(fy_ingest *g)
+{
+    size_t need = g->f.raw_len;
+    fy_buf *b;
+    int rc;
+
+    if ((rc = batch_room(g)) < 0)
+        return rc;
+    if (need <= PACK_CAP) {
+        if (!g->pack || fy_buf_cap(g->pack) - fy_buf_len(g->pack) < need) {
+            size_t want = g->rlen - g->roff;
+            want = want > PACK_CAP ? PACK_CAP : want < need ? need : want;
+            if ((rc = grab(g, want, &b)) < 0)
+                return rc;
+            fy_buf_set_len(b, 0);
+            batch_buf(g, b);
+            g->pack = b;
+        }
+        b = g->pack;
+    } else {
+        if ((rc = grab(g, need, &b)) < 0)
+            return rc;
+        fy_buf_set_len(b, 0);
+        batch_buf(g, b);
+        g->pack = NULL;
+    }
+    uint8_t *dst = fy_buf_data(b) + fy_buf_len(b);
+    memcpy(dst, g->f.raw, need);
+    fy_buf_set_len(b, fy_buf_len(b) + need);
+    g->roff += need;
+    g->have_frame = false;
+    batch_frame(g, dst, need);
+    return 0;
+}
+
+/* ---- frames ---------------------------------------------------------------- */
+
+/* Keep an incomplete frame at the start of rbuf for the next read. */
+static void keep_partial(fy_ingest *g)
+{
+    size_t left = g->rlen - g->roff;
+
+    if (left && g->roff)
+        memmove(g->rbuf, g->rbuf + g->roff, left);
+    g->roff = 0;
+    g->rlen = left;
+}
+
+/* The frame with header h lies whole at rbuf+roff: a control frame goes
+ * to the owner (1), a stream frame is checked and waits for a buffer. */
+static int take_whole(fy_ingest *g, const fy_frame_hdr *h, fy_frame *ctl)
+{
+    fy_frame f;
+    int rc = fy_dec_body(g->dec, h, g->rbuf + g->roff, &f);
+
+    if (rc < 0)
+        return fault(g, FY_INGEST_BAD_FRAME, rc, NULL);
+    if (!fy_frame_is_stream(h->type)) {
+        *ctl = f;
+        g->roff += f.raw_len;
+        return 1;
+    }
+    if ((rc = check_stream(g, &f)) < 0)
+        return rc;
+    g->f = f;
+    g->have_frame = true;
+    return 0;
+}
+
+/* A big data frame has only partly arrived: give it its own buffer and
+ * let the next reads fill it.  0, or what grab() returned (the bytes wait
+ * in rbuf). */
+static int start_direct(fy_ingest *g, const fy_frame_hdr *h, size_t total)
+{
+    size_t avail = g->rlen - g->roff;
+    fy_buf *b;
+    int rc = grab(g, total, &b);
+
+    if (rc < 0)
+        return rc;
+    memcpy(fy_buf_data(b), g->rbuf + g->roff, avail);
+    g->dbuf = b;
+    g->dhdr = *h;
+    g->dhave = avail;
+    g->dtotal = total;
+    g->roff = g->rlen = 0;
+    return 0;
+}
+
+/* The direct frame is complete: check its CRC and the stream rules, then
+ * hand its buffer to the batch as it is. */
+static int finish_direct(fy_ingest *g)
+{
+    fy_buf *b = g->dbuf;
+    uint8_t *raw = fy_buf_data(b);
+    fy_frame f;
+    int rc;
+
+    g->dbuf = NULL;
+    if ((rc = fy_dec_body(g->dec, &g->dhdr, raw, &f)) < 0)
+        rc = fault(g, FY_INGEST_BAD_FRAME, rc, NULL);
+    else if ((rc = check_stream(g, &f)) == 0)
+        rc = batch_room(g);
+    if (rc < 0) {
+        fy_buf_unref(b);
+        return rc;
+    }
+    fy_buf_set_len(b, g->dtotal);
+    batch_buf(g, b);
+    g->pack = NULL;
+    batch_frame(g, raw, g->dtotal);
+    return 0;
+}
+
+int fy_ingest_next(fy_ingest *g, fy_frame *ctl)
+{
+    fy_frame_hdr h;
+    int rc;
+
+    if (g->err)
+        return g->err;
+    for (;;) {
+        if (g->dbuf) {
+            if (g->dhave < g->dtotal)
+                return 0;
+            if ((rc = finish_direct(g)) < 0)
+                return rc;
+        }
+        if (g->have_frame) {
+            if ((rc = store_frame(g)) < 0)
+                return rc;
+            continue;
+        }
+        size_t avail = g->rlen - g->roff;
+        rc = fy_dec_head(g->dec, g->rbuf + g->roff, avail, &h);
+        if (rc < 0)
+            return fault(g, FY_INGEST_BAD_FRAME, rc, NULL);
+        size_t total = rc ? FY_FRAME_HDR_SIZE + (size_t)h.len : SIZE_MAX;
+        if (avail >= total) {
+            if ((rc = take_whole(g, &h, ctl)) != 0)
+                return rc;
+            continue;
+        }
+        /* A torn header or a small frame waits in rbuf for the next read. */
+        if (total == SIZE_MAX || h.type != FY_FT_DATA || total < DIRECT_MIN) {
+            keep_partial(g);
+            return 0;
+        }
+        return start_direct(g, &h, total);
+    }
+}
+
+/* ---- input ----------------------------------------------------------------- */
+
+int fy_ingest_iov(fy_ingest *g, struct iovec iov[2])
+{
+    size_t room = RBUF_SIZE - g->rlen;
+    int k = 0;
+
+    if (g->dbuf)
+        iov[k++] = (struct iovec){fy_buf_data(g->dbuf) + g->dhave, g->dtotal - g->dhave};
+    if (g->dbuf && room > DIRECT_TAIL)
+        room = DIRECT_TAIL;
+    iov[k++] = (struct iovec){g->rbuf + g->rlen, room};
+    return k;
+}
+
+void fy_ingest_got(fy_ingest *g, size_t n)
+{
+    if (g->dbuf) {
+        size_t d = g->dtotal - g->dhave;
+        d = n < d ? n : d;
+        g->dhave += d;
+        n -= d;
+    }
+    g->rlen += n;
+}
