@@ -29,8 +29,8 @@
 #define BATCH_BYTES (1u << 20)     /* hand a batch over at this size even mid-turn */
 /* Data frames this big are read into their own buffer when they arrive
  * split.  Not lower: with 64 KiB frames, one readv per frame cost as much
- * as the copy it saves (docs/architecture.md, "Measurements").  Must not
- * exceed RBUF_SIZE, so every smaller frame fits rbuf whole. */
+ * as the copy it saves (docs/benchmarks.md, "Relay design measurements").
+ * Must not exceed RBUF_SIZE, so every smaller frame fits rbuf whole. */
 #define DIRECT_MIN (128u << 10)
 #define PACK_CAP (64u << 10)       /* smaller frames share buffers of up to this size */
 _Static_assert(DIRECT_MIN <= RBUF_SIZE, "a frame below DIRECT_MIN must fit the read buffer");

@@ -11,9 +11,12 @@
  * read-only and only its reference count moves.
  *
  * Message shapes (u32 / u64[0] / u64[1] / ptr) are listed beside each type.
- * Messages that carry a heap pointer are only ever sent to an actor that
- * cannot stop before it has handled them (see docs/architecture.md,
- * "Lifetimes"), so no pointer is lost when an actor stops.
+ * A message sent to a stopped actor is freed without its m->ptr, so
+ * messages that carry a heap pointer are only sent to an actor that cannot
+ * stop before it has handled them.  docs/architecture.md, "Lifetimes", says
+ * who holds which actor reference, who stops whom and why each such message
+ * is safe, and names the one exception (LOOKUP to an indexer that the
+ * writer's shutdown may already have stopped).
  */
 #ifndef FERRY_ACTORS_RELAY_INT_H
 #define FERRY_ACTORS_RELAY_INT_H

@@ -1,14 +1,21 @@
 /*
  * buf.h - reference-counted packet buffers from a bounded pool.
  *
- * One received frame lives in one fy_buf.  The file-writer, the indexer and
- * every forwarder hold references to the same bytes; the last fy_buf_unref()
- * returns the buffer to its pool.  Buffers come in size classes and the pool
- * has a hard byte limit: an allocation that would pass it fails with
- * -FY_EPOOL instead of growing, which is how the relay bounds its memory.
- * Per-thread caches sit in front of the shared free lists.  The sanitizer
- * builds (FY_POOL_MALLOC) use plain malloc/free per buffer so ASan sees
- * every misuse, but still enforce the byte limit.
+ * In ferryd a buffer holds the raw bytes (header + payload) of received
+ * frames, not one frame each: frames of up to 64 KiB are packed back to back
+ * into shared buffers of the 4 KiB or 64 KiB class, a bigger frame gets a
+ * buffer of its own (actors/session.c).  The buffers travel in a batch that holds one
+ * reference to each; the writer shares the batch with every forwarder, and
+ * the last holder's fy_buf_unref() returns the buffer to its pool.  (Scrape
+ * answers use small pool buffers too, src/relay/stats.c.)  Capacities come in six
+ * classes: 4 KiB, 64 KiB, 256 KiB, 1 MiB and 4 MiB, each plus 256 bytes,
+ * and FY_BUF_MAX_CAP (src/rt/buf.c); a request gets the smallest class that
+ * fits.  The pool has a hard byte limit, counted in class capacity: an
+ * allocation that would pass it fails with -FY_EPOOL instead of growing,
+ * which is how the relay bounds its memory.  Free buffers are cached per
+ * CPU, then in shared lock-free stacks.  The sanitizer builds
+ * (FY_POOL_MALLOC) use plain malloc/free per buffer so ASan sees every
+ * misuse, but still enforce the byte limit.
  */
 #ifndef FERRY_BUF_H
 #define FERRY_BUF_H
@@ -19,7 +26,9 @@
 typedef struct fy_buf fy_buf;
 typedef struct fy_bufpool fy_bufpool;
 
-/* Largest buffer the pool hands out: a 1 MiB payload plus its header, rounded. */
+/* Largest buffer the pool hands out (16 MiB), also the largest class.  ferryd's
+ * max-payload is capped at FY_BUF_MAX_CAP - FY_FRAME_HDR_SIZE (src/relay/conf.c)
+ * so any frame fits one buffer; the default max-payload is 1 MiB. */
 #define FY_BUF_MAX_CAP ((size_t)(16u << 20))
 
 /* Create a pool that never holds more than max_bytes of buffer capacity in

@@ -28,8 +28,22 @@ enum fy_io_bits {
  * -errno from epoll_ctl. */
 int fy_io_add(fy_actor *a, int fd, uint32_t events, uint64_t tag);
 
-/* Stop watching fd; call before close(fd).  A readiness message already
- * queued may still arrive.  Returns 0 or -errno (-ENOENT if not registered). */
+/* Stop watching fd.  Any thread may call it, but the guarantee below holds
+ * only when the registering actor calls it from its own handler or dtor, as
+ * every caller in the tree does.  Call before close(fd).
+ * The registration leaves the fd table and the epoll set at once and is
+ * marked deleted; the poller drops the epoll set's reference to it later,
+ * once no event it already took from epoll_wait can point at it (a queued
+ * message keeps the record, not its delivery, alive).  After fy_io_del() returns, the actor gets
+ * no FY_MSG_IO for this registration: a readiness message already queued, or
+ * one the poller queues while racing with the delete, is dropped by the turn
+ * loop when it reaches it (the handler never sees it, so neither its bits nor
+ * its tag are delivered).  Called from another thread while the actor runs, a
+ * message the running turn has already taken past that check is still
+ * delivered.  fd may be registered again at once (fy_io_add, by this or
+ * another actor): only the new registration's readiness arrives.  Returns 0; -ENOENT if fd is not
+ * registered; or -errno from epoll_ctl(EPOLL_CTL_DEL) other than EBADF/ENOENT,
+ * in which case the registration is removed and marked deleted all the same. */
 int fy_io_del(fy_sched *s, int fd);
 
 /* Deliver FY_MSG_TIMER with u64[0] = tag to a after ms milliseconds (any

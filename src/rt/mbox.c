@@ -1,12 +1,20 @@
 /*
- * mbox.c - the runtime's only lock-free code: mailboxes and intrusive stacks.
+ * mbox.c - the runtime's lock-free queues: mailboxes and intrusive stacks.
  *
- * Shape (chosen by measurement, see docs/runtime.md): producers push onto a
- * Treiber stack with one ck_pr_cas_64; the single consumer takes the whole
- * stack with one ck_pr_fas_64 and reverses it, so it pays one atomic per
- * batch, not per message, and it never reads a node another thread may
- * still own (no ABA: nothing but the consumer ever pops, and a push only
- * links to the value its CAS compares).  A producer that is descheduled
+ * Not the only atomics in the runtime: buf.c has its own lock-free free
+ * lists (per-CPU slots, ck_stack) and enforces the pool limit and the buffer
+ * refcounts with atomics; io.c keeps each registration's refcount, merged
+ * readiness bits and queued/deleted flags atomic; actor.c, sched.c and
+ * trace.c use single atomic words (refcount and stop flag, park word,
+ * ring head).  docs/runtime.md lists them.
+ *
+ * Shape (chosen by measurement: docs/runtime.md, and docs/benchmarks.md,
+ * "Runtime measurements"): producers push onto a Treiber stack with one
+ * ck_pr_cas_64; the single consumer takes the whole stack with one
+ * ck_pr_fas_64 and reverses it, so it pays one atomic per batch, not per
+ * message, and it never reads a node another thread may still own (no ABA:
+ * nothing but the consumer ever pops, and a push only links to the value
+ * its CAS compares).  A producer that is descheduled
  * mid-push holds nobody up -- unlike ck_ring's mpsc, whose producers commit
  * in turn, and unlike a Vyukov/Pony queue, whose consumer must wait for a
  * half-linked node.  We use ck_pr directly rather than ck_stack because

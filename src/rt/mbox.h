@@ -1,8 +1,9 @@
 /*
  * mbox.h - the runtime's lock-free queues (internal).
  *
- * Every lock-free operation of the runtime lives in mbox.c, behind the two
- * shapes declared here:
+ * The runtime's message queues live in mbox.c, behind the two shapes
+ * declared here (buf.c's free lists and io.c's registration records use
+ * atomics of their own, described in those files):
  *
  *  - fy__mbox: an actor's multi-producer single-consumer mailbox of
  *    fy_msg.  Its one word holds the stack of pushed messages, how many
