@@ -288,7 +288,12 @@ static void on_subscribed(fwd *f, fy__sub_info *si)
             f->st = F_LOOKUP;
             f->pos_seq = want;
             f->first_seq_hint = first;
-            fy_actor_post(f->chan->indexer, FY_RM_LOOKUP, 0, want, 0, fy_actor_ref(f->self), NULL);
+            fy_actor *ref = fy_actor_ref(f->self);
+            if (fy_actor_post(f->chan->indexer, FY_RM_LOOKUP, 0, want, 0, ref, NULL) < 0) {
+                fy_actor_unref(ref); /* a released message does not drop it */
+                fail(f, FY_ESHUTDOWN, "channel closing: seq %llu cannot be looked up",
+                     (unsigned long long)want);
+            }
         }
         break;
     }

@@ -46,7 +46,7 @@ typedef struct writer {
     fy_pos fb_pos;
     uint64_t fb_size;
     char fb_name[FY_NAME_MAX + 1];
-    bool dirty, fsync_armed, shutting, idx_done;
+    bool dirty, fsync_armed, shutting, idx_shut, idx_done;
     uint64_t first_seq;
     uint64_t bytes, frames, files; /* for /metrics */
     uint64_t gone_out, gone_frames_out; /* totals of forwarders that have left */
@@ -202,7 +202,16 @@ static void on_subscribe(writer *w, fy_actor *f)
 
 static void maybe_done(writer *w)
 {
-    if (!w->shutting || w->nfwd || !w->idx_done || !w->log)
+    if (!w->shutting || w->nfwd)
+        return;
+    /* The indexer stops only after the last forwarder has gone: one that
+     * subscribed just before the shutdown may still ask it for a look-up,
+     * and an answer that never comes would leave it waiting. */
+    if (!w->idx_shut) {
+        w->idx_shut = true;
+        fy_actor_post(w->indexer, FY_RM_SHUTDOWN, 0, 0, 0, NULL, NULL);
+    }
+    if (!w->idx_done || !w->log)
         return;
     int rc = fy_log_sync(w->log);
     fy_log_close(w->log);
@@ -274,7 +283,6 @@ static void on_shutdown(writer *w)
                 fy_errname(rc));
     for (size_t i = 0; i < w->nfwd; i++)
         fy_actor_post(w->fwd[i], FY_RM_SHUTDOWN, 0, 0, 0, NULL, NULL);
-    fy_actor_post(w->indexer, FY_RM_SHUTDOWN, 0, 0, 0, NULL, NULL);
     maybe_done(w);
 }
 

@@ -10,6 +10,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -929,6 +930,78 @@ static void test_sigterm(void **st)
     t->ok = true;
 }
 
+/* Receivers that resume mid-channel (their forwarders need the indexer for
+ * a look-up) while SIGTERM arrives: the indexer must outlive them, or a
+ * forwarder waits for an answer that never comes and the drain has to be
+ * forced.  A thread keeps subscribing while the daemon is stopped, so some
+ * subscriptions land in the window; every loop is bounded. */
+typedef struct lk_job {
+    const rh_daemon *d;
+    atomic_bool stop;
+    int fds[400];
+    int n;
+} lk_job;
+
+static void *lk_subscribe(void *arg)
+{
+    lk_job *j = arg;
+    fy_hello h = {.role = FY_ROLE_RECEIVER, .mode = FY_MODE_RESUME, .resume_from = 3};
+    snprintf(h.channel, sizeof h.channel, "lk");
+    uint8_t p[1024];
+    size_t n;
+    if (fy_hello_encode(&h, p, sizeof p, &n) < 0)
+        return NULL;
+    while (!atomic_load(&j->stop) && j->n < 400) {
+        int fd = rh_connect(j->d);
+        if (fd < 0)
+            break;
+        j->fds[j->n++] = fd;
+        if (rh_send_frame(fd, FY_FT_HELLO, 0, 0, p, n) < 0)
+            break;
+    }
+    return NULL;
+}
+
+static void test_sigterm_lookup(void **st)
+{
+    tstate *t = *st;
+    uint8_t x[20000];
+    fy_welcome w;
+
+    rh_fill(x, sizeof x, 17);
+    for (int round = 0; round < 4; round++) {
+        start(t, NULL);
+        if (round == 0) {
+            int fd = sender(t, "lk", "", &w);
+            assert_true(fd >= 0);
+            uint64_t seq = w.next_seq;
+            for (int i = 0; i < 4; i++) {
+                char name[16];
+                snprintf(name, sizeof name, "f%d", i);
+                send_acked(fd, &w, &seq, name, x, sizeof x);
+            }
+            say_bye(fd);
+        }
+        lk_job *j = calloc(1, sizeof *j);
+        assert_non_null(j);
+        j->d = &t->d;
+        pthread_t th;
+        assert_int_equal(pthread_create(&th, NULL, lk_subscribe, j), 0);
+        struct timespec ts = {0, (20 + 15 * round) * 1000000L};
+        nanosleep(&ts, NULL);
+        int status = rh_stop(&t->d, 10000);
+        atomic_store(&j->stop, true);
+        pthread_join(th, NULL);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+        for (int i = 0; i < j->n; i++)
+            close(j->fds[i]);
+        free(j);
+        assert_int_equal(rh_log_count(&t->d, "shutdown incomplete"), 0);
+    }
+    t->ok = true;
+}
+
 /* GET /metrics while a sender and a receiver are connected. */
 static void test_metrics(void **st)
 {
@@ -1070,6 +1143,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_memory_pressure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_channels, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigterm, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sigterm_lookup, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_flags, setup, teardown),
