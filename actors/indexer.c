@@ -9,11 +9,19 @@
  * forwarder's subscription, and the forwarder asks only after that answer.
  * Keeping the index on its own actor keeps the writer's turn to the append
  * alone and lets look-ups proceed while the writer is busy.
+ *
+ * When the index cannot be written (a full disk), the records it could not
+ * take wait here, in order, and are offered again on a timer; look-ups
+ * find them meanwhile, so receivers resume as before and nothing waits for
+ * a restart.  The backlog is bounded by the log: a disk too full for the
+ * index soon refuses the data too, and the writer stops the sender.
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "ferry/err.h"
+#include "ferry/io.h"
 #include "ferry/klog.h"
 #include "relay_int.h"
 
@@ -22,8 +30,86 @@ typedef struct indexer {
     fy_actor *self;
     fy_actor *writer;
     fy_idx *idx;
-    bool failed_logged;
+    fy_idx_rec *back; /* records fy_idx_append has not taken yet, in order */
+    size_t nback, capback;
+    bool retry_armed;
 } indexer;
+
+#define RETRY_MS 1000
+
+/* Offer the backlog again; what is taken leaves it. */
+static int drain_backlog(indexer *x)
+{
+    if (!x->nback)
+        return 0;
+    uint64_t first = x->back[0].seq;
+    int rc = fy_idx_append(x->idx, x->back, x->nback);
+    size_t took = (size_t)(fy_idx_next_seq(x->idx) - first);
+    took = took > x->nback ? x->nback : took;
+    memmove(x->back, x->back + took, (x->nback - took) * sizeof *x->back);
+    x->nback -= took;
+    if (!x->nback)
+        fy_klog(FY_LOG_INFO, "index caught up", "channel=%s next_seq=%llu", x->chan->name,
+                (unsigned long long)fy_idx_next_seq(x->idx));
+    return rc;
+}
+
+/* Records the index did not take: keep them (in order) and retry later. */
+static void keep_back(indexer *x, const fy_idx_rec *r, size_t n, int why)
+{
+    if (x->nback + n > x->capback) {
+        size_t cap = x->capback ? x->capback : 256;
+        while (cap < x->nback + n)
+            cap *= 2;
+        fy_idx_rec *nb = realloc(x->back, cap * sizeof *nb);
+        if (!nb) {
+            /* Look-ups past here fail with FY_ENOSEQ; opening rebuilds the index. */
+            fy_klog(FY_LOG_ERROR, "malloc failed", "what=index_backlog channel=%s n=%zu "
+                    "action=\"index lags until restart\"", x->chan->name, x->nback + n);
+            return;
+        }
+        x->back = nb;
+        x->capback = cap;
+    }
+    if (!x->nback)
+        fy_klog(FY_LOG_ERROR, "fy_idx_append failed", "channel=%s next_seq=%llu err=%s "
+                "action=\"keep the records, retry every %d ms\"", x->chan->name,
+                (unsigned long long)r->seq, fy_errname(why), RETRY_MS);
+    memcpy(x->back + x->nback, r, n * sizeof *r);
+    x->nback += n;
+    if (!x->retry_armed && fy_timer_after(x->self, RETRY_MS, FY__TM_RETRY) == 0)
+        x->retry_armed = true;
+}
+
+static void on_recs(indexer *x, const fy_idx_rec *r, size_t n)
+{
+    if (!x->idx)
+        return;
+    if (x->nback && drain_backlog(x) < 0 && x->nback) {
+        keep_back(x, r, n, 0);
+        return;
+    }
+    uint64_t first = r[0].seq;
+    int rc = fy_idx_append(x->idx, r, n);
+    if (rc < 0) {
+        size_t took = (size_t)(fy_idx_next_seq(x->idx) - first);
+        took = took > n ? n : took;
+        if (rc == -FY_ESEQ || rc == -EINVAL) /* not a full disk: a bug; say it once */
+            fy_klog(FY_LOG_ERROR, "fy_idx_append refused", "channel=%s seq=%llu err=%s",
+                    x->chan->name, (unsigned long long)first, fy_errname(rc));
+        else
+            keep_back(x, r + took, n - took, rc);
+    }
+}
+
+/* A look-up the backlog can answer (the index file does not have it yet). */
+static bool backlog_find(const indexer *x, uint64_t seq, fy_idx_rec *out)
+{
+    if (!x->nback || seq < x->back[0].seq || seq >= x->back[0].seq + x->nback)
+        return false;
+    *out = x->back[seq - x->back[0].seq];
+    return true;
+}
 
 static int handle(fy_actor *self, void *state, fy_msg *m)
 {
@@ -34,16 +120,19 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
     (void)self;
     switch (m->type) {
     case FY_RM_RECS:
-        if (x->idx && (rc = fy_idx_append(x->idx, m->ptr, m->u32)) < 0 && !x->failed_logged) {
-            /* Look-ups past this point fail with FY_ENOSEQ; a restart rebuilds the index. */
-            fy_klog(FY_LOG_ERROR, "fy_idx_append failed", "channel=%s n=%u err=%s "
-                    "action=\"index lags until restart\"", x->chan->name, m->u32, fy_errname(rc));
-            x->failed_logged = true;
-        }
+        if (m->u32)
+            on_recs(x, m->ptr, m->u32);
         free(m->ptr);
         break;
+    case FY_MSG_TIMER:
+        x->retry_armed = false;
+        if (x->idx && drain_backlog(x) < 0 && x->nback &&
+            fy_timer_after(x->self, RETRY_MS, FY__TM_RETRY) == 0)
+            x->retry_armed = true;
+        break;
     case FY_RM_LOOKUP:
-        rc = x->idx ? fy_idx_lookup(x->idx, m->u64[0], &rec) : -FY_ESHUTDOWN;
+        rc = !x->idx ? -FY_ESHUTDOWN : backlog_find(x, m->u64[0], &rec) ? 0
+                     : fy_idx_lookup(x->idx, m->u64[0], &rec);
         if (rc < 0 && rc > -1000)
             rc = -FY_EINTERNAL;
         fy_actor_post(m->ptr, FY_RM_LOOKED, (uint32_t)-rc, rc ? 0 : rec.seg, rc ? 0 : rec.off,
@@ -57,6 +146,10 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
         break;
     case FY_RM_SHUTDOWN:
         if (x->idx) {
+            if (x->nback && drain_backlog(x) < 0 && x->nback)
+                fy_klog(FY_LOG_WARN, "index behind at close", "channel=%s records=%zu "
+                        "action=\"recovery rebuilds them from the data\"", x->chan->name,
+                        x->nback);
             if ((rc = fy_idx_sync(x->idx)) < 0)
                 fy_klog(FY_LOG_WARN, "fy_idx_sync failed", "channel=%s err=%s "
                         "action=\"recovery rebuilds it\"", x->chan->name, fy_errname(rc));
@@ -80,6 +173,7 @@ static void dtor(void *state)
         fy_idx_sync(x->idx);
         fy_idx_close(x->idx);
     }
+    free(x->back);
     free(x);
 }
 

@@ -47,6 +47,7 @@ typedef struct writer {
     uint64_t fb_size;
     char fb_name[FY_NAME_MAX + 1];
     bool dirty, fsync_armed, shutting, idx_shut, idx_done;
+    bool store_failed; /* the attached sender's stream broke on a store error */
     uint64_t first_seq;
     uint64_t bytes, frames, files; /* for /metrics */
     uint64_t gone_out, gone_frames_out; /* totals of forwarders that have left */
@@ -97,26 +98,61 @@ static void retain(writer *w)
     }
 }
 
+/* The sender's stream cannot go on: it hears why once, and the batches it
+ * sent meanwhile (they no longer follow the log's end) are dropped without
+ * a word until it detaches. */
+static void store_failed(writer *w, int rc)
+{
+    w->store_failed = true;
+    if (w->sender)
+        fy_actor_post(w->sender, FY_RM_STORE_ERR, (uint32_t)-rc, 0, 0, NULL, NULL);
+}
+
+/* fy_log_append failed part way (a full disk, an I/O error): the log kept
+ * the frames before the failure and cut the rest.  Those frames are the
+ * batch from here on -- indexed, sent live and acknowledged like any --
+ * so log, index and receivers stay at the same frame and the channel
+ * goes on once space returns.  The sender hears of it after its acks.
+ * Returns false when nothing was stored (the batch is gone then). */
+static bool keep_stored(writer *w, fy__batch *b, uint64_t seq0, int rc)
+{
+    uint32_t kept = (uint32_t)(fy_log_next_seq(w->log) - seq0);
+
+    fy_klog(FY_LOG_ERROR, "fy_log_append failed", "channel=%s frames=%u stored=%u next_seq=%llu "
+            "err=%s action=\"keep what was stored, end the sender's connection\"",
+            w->chan->name, b->n, kept, (unsigned long long)fy_log_next_seq(w->log),
+            fy_errname(rc));
+    if (kept) {
+        b->n = kept;
+        b->bytes = 0;
+        for (uint32_t i = 0; i < kept; i++)
+            b->bytes += b->fr[i].iov_len;
+        return true;
+    }
+    if (w->sender)
+        fy_actor_post(w->sender, FY_RM_CREDIT, 0, b->held, 0, NULL, NULL);
+    store_failed(w, rc);
+    fy__batch_unref(b);
+    return false;
+}
+
 static void on_batch(writer *w, fy__batch *b)
 {
     FY__OWNER(w->self);
     uint64_t acks[b->n ? b->n : 1];
     size_t nacks = 0;
     fy_actor *to = w->sender;
-    uint64_t seg0 = fy_log_end(w->log).seg;
-    int rc = 0;
-
-    rc = fy_log_append(w->log, b->fr, b->n, b->recs);
-    if (rc < 0) {
-        fy_klog(FY_LOG_ERROR, "fy_log_append failed", "channel=%s frames=%u err=%s "
-                "action=\"end the sender's connection\"", w->chan->name, b->n, fy_errname(rc));
-        if (to) {
-            fy_actor_post(to, FY_RM_STORE_ERR, (uint32_t)-rc, 0, 0, NULL, NULL);
+    if (w->store_failed) {
+        if (to)
             fy_actor_post(to, FY_RM_CREDIT, 0, b->held, 0, NULL, NULL);
-        }
         fy__batch_unref(b);
         return;
     }
+    uint64_t seg0 = fy_log_end(w->log).seg;
+    uint64_t seq0 = fy_log_next_seq(w->log);
+    int rc = fy_log_append(w->log, b->fr, b->n, b->recs);
+    if (rc < 0 && !keep_stored(w, b, seq0, rc))
+        return;
     b->end = fy_log_end(w->log);
     b->next_seq = fy_log_next_seq(w->log);
     w->bytes += b->bytes;
@@ -151,8 +187,6 @@ static void on_batch(writer *w, fy__batch *b)
             fy_klog(FY_LOG_ERROR, "fy_log_sync failed", "channel=%s err=%s action=\"no ack\"",
                     w->chan->name, fy_errname(rc));
             nacks = 0;
-            if (to)
-                fy_actor_post(to, FY_RM_STORE_ERR, (uint32_t)-rc, 0, 0, NULL, NULL);
         }
         w->dirty = false;
     }
@@ -165,6 +199,8 @@ static void on_batch(writer *w, fy__batch *b)
             fy_actor_post(to, FY_RM_ACK, 0, acks[i], 0, NULL, NULL);
         fy_actor_post(to, FY_RM_CREDIT, 0, held, 0, NULL, NULL);
     }
+    if (rc < 0)
+        store_failed(w, rc); /* after the acks of what was stored */
     if (fy_log_end(w->log).seg != seg0 && (w->ctx->conf->retain_bytes || w->ctx->conf->retain_age))
         retain(w);
 }
@@ -267,6 +303,7 @@ static void on_detach(writer *w, fy_actor *s)
     }
     fy_actor_unref(w->sender);
     w->sender = NULL;
+    w->store_failed = false; /* its batches came before this: the next sender starts clean */
 }
 
 static void on_shutdown(writer *w)

@@ -99,6 +99,11 @@ void fy_log_close(fy_log *l);
 
 /* ---- fy_idx: the indexer's half -------------------------------------------- */
 
+/* Append the records of frames the log stored, buffered.  Returns 0 or
+ * -errno / -FY_ESEQ; after an I/O error (a full disk) the records from
+ * fy_idx_next_seq() on were not taken: the caller keeps them and offers
+ * them again later.  Records taken are found by look-ups even while they
+ * cannot be written. */
 int fy_idx_append(fy_idx *x, const fy_idx_rec *recs, size_t n);
 /* Look up seq.  Returns 0, or -FY_ENOSEQ if seq is not (or no longer) held,
  * -FY_ECORRUPT if its record is damaged (fy_store_check reports it). */

@@ -139,11 +139,16 @@ int fy_idx_append(fy_idx *x, const fy_idx_rec *recs, size_t n)
     for (size_t i = 0; i < n; i++) {
         if (recs[i].seg != cur_base(x) && (rc = roll(x, recs[i].seg)) < 0)
             return rc;
+        /* The buffer is full only when a flush failed: take no more. */
+        if (x->npend == PEND_RECS && (rc = fy_idx_flush(x)) < 0)
+            return rc;
         x->pend[x->npend++] = recs[i];
         x->pend_bytes += recs[i].len;
         x->next_seq++;
-        if ((x->npend == PEND_RECS || x->pend_bytes >= PEND_BYTES) && (rc = fy_idx_flush(x)) < 0)
-            return rc;
+        /* A failed write keeps the records pending (look-ups still find
+         * them); the next append, flush or sync tries again. */
+        if (x->npend == PEND_RECS || x->pend_bytes >= PEND_BYTES)
+            (void)fy_idx_flush(x);
     }
     return 0;
 }
