@@ -17,6 +17,7 @@
 #include <sys/uio.h>
 
 #include "ferry/proto.h"
+#include "link/link.h"
 #include "swarm/pattern.h"
 #include "swarm/rxchk.h"
 #include "swarm/swarm.h"
@@ -24,7 +25,6 @@
 #define FY__IOV_FRAMES 128           /* frames per writev */
 #define FY__RBUF (512u * 1024u)      /* a worker's receive buffer */
 #define FY__TURN_BYTES (4u << 20)    /* I/O per connection per turn (fairness) */
-#define FY__CTL_CAP 640u             /* hello/bye/ack frames */
 
 struct fy__worker;
 struct fy__conn;
@@ -45,24 +45,17 @@ typedef struct fy__out {
     bool dead;
 } fy__out;
 
-/* Small control frames waiting to be written before anything else. */
-typedef struct fy__ctl {
-    uint8_t buf[FY__CTL_CAP];
-    size_t len, off;
-} fy__ctl;
-
+/* One client connection (src/link) and what the worker keeps about it. */
 typedef struct fy__conn {
     int tag; /* FY__TAG_CONN */
     int kind;
-    int fd;
-    int state;
+    int state;          /* the sender's or storm's own; the handshake's is in link */
     struct fy__worker *w;
     uint64_t wake_at;   /* ns; 0: no timer */
     bool pending;       /* on the worker's pending list (work left) */
     bool done;
     struct fy__conn *next_pending;
-    fy_dec *dec;
-    fy__ctl ctl;
+    fy_link link;       /* socket, handshake, control queue, decoder */
 } fy__conn;
 
 /* Per-file control payloads of the current sender. */
@@ -156,23 +149,22 @@ uint64_t fy__now_ns(void);
 void fy__chan_name(const fy_swarm_cfg *cfg, uint32_t chan, char *buf, size_t cap);
 
 /* ---- connection plumbing (worker.c); the owning worker's thread only ---- */
+/* A closed connection of kind k on worker w. */
+void fy__conn_init(fy__conn *c, int kind, fy__worker *w);
 /* Add fd to w's epoll set, edge-triggered, events to item.  0 or -errno. */
 int fy__conn_watch(fy__worker *w, int fd, void *item);
-/* Close the socket and decoder, drop queued control bytes (may reconnect). */
+/* Connect c's link to the target and watch it (events to c).  0 or -errno;
+ * on failure the link is closed. */
+int fy__conn_connect(fy__conn *c, size_t max_payload);
+/* Queue the hello of a `role` on channel chan (mode/from: receivers).
+ * 0 or an encode error. */
+int fy__conn_hello(fy__conn *c, uint8_t role, uint32_t chan, uint8_t mode, uint64_t from);
+/* Close the link (may reconnect). */
 void fy__conn_close(fy__conn *c);
 /* Close for good: the connection no longer keeps its worker running. */
 void fy__conn_finish(fy__conn *c);
 /* It has work left after its turn: run it again before the next sleep. */
 void fy__conn_pend(fy__conn *c);
-/* Non-blocking connect: fd (in progress) or -errno. */
-int fy__connect_start(const fy_addr *a);
-/* Outcome of that connect once the fd is writable: 0 or -errno. */
-int fy__connect_result(int fd);
-/* Queue a sealed control frame.  0 or -ENOBUFS. */
-int fy__ctl_frame(fy__ctl *q, uint8_t type, uint32_t chan, uint64_t seq, const uint8_t *pl,
-                  size_t len);
-/* Write queued control bytes: 1 all written, 0 socket full, -errno broken. */
-int fy__ctl_flush(fy__conn *c);
 /* Thread body of one worker (arg: its fy__worker). */
 void *fy__worker_main(void *arg);
 
@@ -190,7 +182,9 @@ void fy__tx_timer(fy__tx *t, uint64_t now);
 void fy__tx_free(fy__tx *t);
 
 /* ---- receivers and storm connections (rx.c); owning worker only -------- */
-/* Subscribe (relay) or start reading the p2p link. */
+/* Largest payload a receiver's decoder accepts.  Any thread. */
+size_t fy__rx_dec_max(const fy_swarm_cfg *cfg);
+/* Subscribe (relay) or start reading the p2p link (attached by swarm.c). */
 void fy__rx_start(fy__rx *r);
 /* An event (or 0: continue the turn). */
 void fy__rx_io(fy__rx *r, uint32_t events);

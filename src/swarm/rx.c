@@ -13,6 +13,10 @@
  *
  * A storm connection sends a receiver hello and counts as served only
  * when a welcome comes back within the storm window.
+ *
+ * A receiver's connection state (idle, connecting, waiting for the
+ * welcome, streaming) is its link's (src/link), which also refuses a
+ * stream frame before the welcome.
  */
 #include "swarm/internal.h"
 
@@ -25,13 +29,11 @@
 #include "ferry/err.h"
 #include "ferry/klog.h"
 
-enum { RX_IDLE = 0, RX_CONNECTING, RX_HELLO, RX_STREAM };
-
 #define SLOW_MIN_READ (16u * 1024u)
 
 /* Largest payload a receiver accepts: a relay's default, or more when the
  * swarm's own senders use bigger packets (p2p). */
-static size_t dec_max(const fy_swarm_cfg *cfg)
+size_t fy__rx_dec_max(const fy_swarm_cfg *cfg)
 {
     return cfg->packet > FY_PAYLOAD_MAX_DEFAULT ? cfg->packet : FY_PAYLOAD_MAX_DEFAULT;
 }
@@ -47,38 +49,21 @@ static void rx_lost(fy__rx *r, int err, const char *what)
         atomic_store(&r->c.w->sw->abort, 1);
 }
 
-static void queue_hello(fy__conn *c, const fy_swarm_cfg *cfg, uint32_t chan, uint8_t mode,
-                        uint64_t from)
-{
-    fy_hello h = {.role = FY_ROLE_RECEIVER, .mode = mode, .resume_from = from};
-    uint8_t pl[FY__CTL_CAP];
-    size_t len;
-
-    fy__chan_name(cfg, chan, h.channel, sizeof h.channel);
-    snprintf(h.token, sizeof h.token, "%s", cfg->token);
-    if (fy_hello_encode(&h, pl, sizeof pl, &len) == 0)
-        fy__ctl_frame(&c->ctl, FY_FT_HELLO, 0, 0, pl, len);
-}
-
 static void rx_connect(fy__rx *r)
 {
     fy__swarm *sw = r->c.w->sw;
-    int fd = fy__connect_start(&sw->cfg->target);
-    int rc = fd;
-    if (fd >= 0) {
-        r->c.fd = fd;
-        if ((rc = fy_dec_new(dec_max(sw->cfg), &r->c.dec)) == 0)
-            rc = fy__conn_watch(r->c.w, fd, &r->c);
-    }
+    int rc = fy__conn_connect(&r->c, fy__rx_dec_max(sw->cfg));
     if (rc < 0) {
         rx_lost(r, rc, "receiver connect");
         return;
     }
-    r->c.state = RX_CONNECTING;
-    if (r->welcomed_once)
-        queue_hello(&r->c, sw->cfg, r->chan, FY_MODE_RESUME, fy_rxchk_next(r->chk));
+    if (r->welcomed_once) /* a rejoin: from the first seq it still wants */
+        rc = fy__conn_hello(&r->c, FY_ROLE_RECEIVER, r->chan, FY_MODE_RESUME,
+                            fy_rxchk_next(r->chk));
     else
-        queue_hello(&r->c, sw->cfg, r->chan, FY_MODE_START, 0);
+        rc = fy__conn_hello(&r->c, FY_ROLE_RECEIVER, r->chan, FY_MODE_START, 0);
+    if (rc < 0)
+        rx_lost(r, rc, "receiver hello");
 }
 
 /* ---- frames ------------------------------------------------------------------ */
@@ -90,19 +75,13 @@ static void count_welcome(fy__swarm *sw, uint64_t now)
         atomic_store_explicit(&sw->go_ns, now, memory_order_release);
 }
 
-static void on_welcome(fy__rx *r, const fy_frame *f, uint64_t now)
+/* The link checked and decoded the welcome. */
+static void on_welcome(fy__rx *r, uint64_t now)
 {
-    fy_welcome wl;
-    int rc = fy_welcome_decode(f->payload, f->hdr.len, &wl);
-    if (rc < 0 || r->c.state != RX_HELLO) {
-        rx_lost(r, rc < 0 ? rc : -FY_EPROTO, "receiver welcome");
-        return;
-    }
-    r->c.state = RX_STREAM;
     if (r->welcomed_once)
         return; /* a rejoin: the stream itself shows a gap or a repeat */
     r->welcomed_once = true;
-    fy_rxchk_expect(r->chk, wl.next_seq);
+    fy_rxchk_expect(r->chk, fy_link_welcome(&r->c.link)->next_seq);
     count_welcome(r->c.w->sw, now);
 }
 
@@ -110,9 +89,9 @@ static void on_complete(fy__rx *r, uint64_t now)
 {
     r->complete = true;
     r->done_ns = now;
-    if (r->c.fd >= 0 && !r->c.w->sw->cfg->p2p) {
-        fy__ctl_frame(&r->c.ctl, FY_FT_BYE, 0, 0, NULL, 0);
-        fy__ctl_flush(&r->c); /* best effort: we close next */
+    if (fy_link_fd(&r->c.link) >= 0 && !r->c.w->sw->cfg->p2p) {
+        fy_link_ctl(&r->c.link, FY_FT_BYE, 0, 0, NULL, 0);
+        fy_link_flush(&r->c.link); /* best effort: we close next */
     }
     fy__conn_finish(&r->c);
 }
@@ -122,7 +101,6 @@ static void leave(fy__rx *r, uint64_t now)
     r->ileave++;
     r->reconnects++;
     fy__conn_close(&r->c);
-    r->c.state = RX_IDLE;
     r->c.wake_at = now + 1000000ull + (uint64_t)(r->id % 4) * 1000000ull; /* 1-4 ms away */
 }
 
@@ -158,16 +136,11 @@ static bool on_stream(fy__rx *r, const fy_frame *f, uint64_t now)
 static bool on_frame(fy__rx *r, const fy_frame *f, uint64_t now)
 {
     fy_error e;
-    if (fy_frame_is_stream(f->hdr.type)) {
-        if (r->c.state != RX_STREAM) {
-            rx_lost(r, -FY_EPROTO, "stream frame before welcome");
-            return false;
-        }
+    if (fy_frame_is_stream(f->hdr.type))
         return on_stream(r, f, now);
-    }
     switch (f->hdr.type) {
     case FY_FT_WELCOME:
-        on_welcome(r, f, now);
+        on_welcome(r, now);
         break;
     case FY_FT_ERROR: {
         int code = FY_EPROTO;
@@ -181,13 +154,13 @@ static bool on_frame(fy__rx *r, const fy_frame *f, uint64_t now)
         return false;
     }
     case FY_FT_PING:
-        fy__ctl_frame(&r->c.ctl, FY_FT_PONG, f->hdr.channel, f->hdr.seq, f->payload, f->hdr.len);
-        fy__ctl_flush(&r->c);
+        fy_link_ctl(&r->c.link, FY_FT_PONG, f->hdr.channel, f->hdr.seq, f->payload, f->hdr.len);
+        fy_link_flush(&r->c.link);
         break;
     default:
         break;
     }
-    return !r->c.done && r->c.fd >= 0;
+    return !r->c.done && fy_link_fd(&r->c.link) >= 0;
 }
 
 /* ---- reading -------------------------------------------------------------------- */
@@ -208,23 +181,19 @@ static size_t slow_allowance(fy__rx *r, uint64_t now)
     return 0;
 }
 
-static bool feed(fy__rx *r, const uint8_t *buf, size_t n, uint64_t now)
+/* Hand every frame of the last read to on_frame.  False when the
+ * connection ended or was left (stop reading). */
+static bool take_frames(fy__rx *r, uint64_t now)
 {
-    size_t at = 0;
-    while (at < n) {
-        fy_frame f;
-        size_t used;
-        int rc = fy_dec_feed(r->c.dec, buf + at, n - at, &used, &f);
-        at += used;
-        if (rc < 0) {
-            fy_rxchk_stream_error(r->chk, rc);
-            rx_lost(r, rc, "decode frame");
-            return false;
-        }
-        if (rc == 0)
-            return true;
+    fy_frame f;
+    int rc;
+    while ((rc = fy_link_next(&r->c.link, &f)) > 0)
         if (!on_frame(r, &f, now))
             return false;
+    if (rc < 0) {
+        fy_rxchk_stream_error(r->chk, rc);
+        rx_lost(r, rc, "decode frame");
+        return false;
     }
     return true;
 }
@@ -234,7 +203,7 @@ static void rx_read(fy__rx *r)
     uint8_t *buf = r->c.w->rbuf;
     size_t budget = FY__TURN_BYTES;
 
-    while (!r->c.done && r->c.fd >= 0) {
+    while (!r->c.done && fy_link_fd(&r->c.link) >= 0) {
         size_t want = FY__RBUF;
         if (r->slow) {
             size_t a = slow_allowance(r, fy__now_ns());
@@ -247,7 +216,7 @@ static void rx_read(fy__rx *r)
             fy__conn_pend(&r->c);
             return;
         }
-        ssize_t n = fy_sock_recv(r->c.fd, buf, want);
+        ssize_t n = fy_link_recv(&r->c.link, buf, want);
         if (n == -EAGAIN)
             return;
         if (n <= 0) {
@@ -257,27 +226,27 @@ static void rx_read(fy__rx *r)
         if (r->slow)
             r->tokens -= (double)n;
         budget = (size_t)n >= budget ? 0 : budget - (size_t)n;
-        if (!feed(r, buf, (size_t)n, fy__now_ns()))
+        if (!take_frames(r, fy__now_ns()))
             return;
     }
 }
 
 void fy__rx_io(fy__rx *r, uint32_t events)
 {
-    if (r->c.state == RX_IDLE)
+    fy_link *l = &r->c.link;
+    if (fy_link_state(l) == FY_LINK_CLOSED)
         return;
-    if (r->c.state == RX_CONNECTING) {
+    if (fy_link_state(l) == FY_LINK_CONNECTING) {
         if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
             return;
-        int rc = fy__connect_result(r->c.fd);
+        int rc = fy_link_connected(l);
         if (rc < 0) {
             rx_lost(r, rc, "receiver connect");
             return;
         }
-        r->c.state = RX_HELLO;
     }
-    if (r->c.ctl.len) {
-        int rc = fy__ctl_flush(&r->c);
+    if (fy_link_ctl_pending(l)) {
+        int rc = fy_link_flush(l);
         if (rc < 0) {
             rx_lost(r, rc, "receiver write");
             return;
@@ -291,7 +260,7 @@ void fy__rx_timer(fy__rx *r, uint64_t now)
     (void)now;
     if (r->c.done)
         return;
-    if (r->c.state == RX_IDLE)
+    if (fy_link_state(&r->c.link) == FY_LINK_CLOSED) /* a churner's rejoin */
         rx_connect(r);
     else
         rx_read(r);
@@ -305,14 +274,11 @@ void fy__rx_start(fy__rx *r)
         rx_connect(r);
         return;
     }
-    int rc = fy_dec_new(dec_max(sw->cfg), &r->c.dec);
-    if (rc == 0)
-        rc = fy__conn_watch(r->c.w, r->c.fd, &r->c);
+    int rc = fy__conn_watch(r->c.w, fy_link_fd(&r->c.link), &r->c);
     if (rc < 0) {
         rx_lost(r, rc, "receiver setup");
         return;
     }
-    r->c.state = RX_STREAM;
     r->welcomed_once = true;
     fy_rxchk_expect(r->chk, 1);
 }
@@ -342,12 +308,10 @@ void fy__storm_start(fy__storm *s)
 {
     fy__swarm *sw = s->c.w->sw;
     s->t_start = fy__now_ns();
-    int fd = fy__connect_start(&sw->cfg->target);
-    int rc = fd;
-    if (fd >= 0) {
-        s->c.fd = fd;
-        if ((rc = fy_dec_new(FY_CTL_PAYLOAD_MAX, &s->c.dec)) == 0)
-            rc = fy__conn_watch(s->c.w, fd, &s->c);
+    int rc = fy__conn_connect(&s->c, FY_CTL_PAYLOAD_MAX);
+    if (rc == 0) {
+        uint32_t k = (uint32_t)(s - s->c.w->storm) * sw->nw + (uint32_t)s->c.w->id;
+        rc = fy__conn_hello(&s->c, FY_ROLE_RECEIVER, k % sw->cfg->channels, FY_MODE_LIVE, 0);
     }
     if (rc < 0) {
         if (rc == -EMFILE || rc == -ENFILE)
@@ -357,9 +321,7 @@ void fy__storm_start(fy__storm *s)
         storm_resolve(s, &s->c.w->connect_failed);
         return;
     }
-    s->c.state = 1;
-    uint32_t k = (uint32_t)(s - s->c.w->storm) * sw->nw + (uint32_t)s->c.w->id;
-    queue_hello(&s->c, sw->cfg, k % sw->cfg->channels, FY_MODE_LIVE, 0);
+    s->c.state = 1; /* unresolved */
 }
 
 static void storm_frame(fy__storm *s, const fy_frame *f, uint64_t now)
@@ -373,28 +335,30 @@ static void storm_frame(fy__storm *s, const fy_frame *f, uint64_t now)
     }
 }
 
+/* Once resolved, the connection stays open (the relay carries it until
+ * the storm ends) and what it reads is no longer decoded. */
 void fy__storm_io(fy__storm *s, uint32_t events)
 {
     fy__worker *w = s->c.w;
-    if (s->c.fd < 0)
+    fy_link *l = &s->c.link;
+    if (fy_link_fd(l) < 0)
         return;
-    if (s->c.state == 1 && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
-        if (fy__connect_result(s->c.fd) < 0) {
+    if (fy_link_state(l) == FY_LINK_CONNECTING) {
+        if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+            return;
+        if (fy_link_connected(l) < 0) {
             fy__conn_close(&s->c);
             storm_resolve(s, &w->connect_failed);
             return;
         }
-        s->c.state = 2;
     }
-    if (s->c.state == 1)
-        return;
-    if (fy__ctl_flush(&s->c) < 0) {
+    if (fy_link_flush(l) < 0) {
         fy__conn_close(&s->c);
         storm_resolve(s, &w->connect_failed);
         return;
     }
     for (;;) {
-        ssize_t n = fy_sock_recv(s->c.fd, w->rbuf, 4096);
+        ssize_t n = fy_link_recv(l, w->rbuf, 4096);
         if (n == -EAGAIN)
             return;
         if (n <= 0) { /* hung up: before a welcome it was not served */
@@ -403,12 +367,9 @@ void fy__storm_io(fy__storm *s, uint32_t events)
             return;
         }
         uint64_t now = fy__now_ns();
-        size_t at = 0;
-        while (at < (size_t)n && s->c.state != -1) {
+        while (s->c.state != -1) {
             fy_frame f;
-            size_t used;
-            int rc = fy_dec_feed(s->c.dec, w->rbuf + at, (size_t)n - at, &used, &f);
-            at += used;
+            int rc = fy_link_next(l, &f);
             if (rc < 0) {
                 fy__conn_close(&s->c);
                 storm_resolve(s, &w->refused);

@@ -150,7 +150,7 @@ static int add_tx(fy__swarm *sw, uint32_t chan)
     fy__worker *w = worker_of(sw, chan);
     w->tx[w->ntx++] = t;
     w->live++;
-    t->c = (fy__conn){.tag = FY__TAG_CONN, .kind = FY__TX, .fd = -1, .w = w};
+    fy__conn_init(&t->c, FY__TX, w);
     t->chan = chan;
     t->count = c->senders / c->channels;
     t->first = chan * t->count;
@@ -195,7 +195,7 @@ static int add_rx(fy__swarm *sw, uint32_t chan, uint32_t idx)
     fy__worker *w = worker_of(sw, id + 1);
     w->rx[w->nrx++] = r;
     w->live++;
-    r->c = (fy__conn){.tag = FY__TAG_CONN, .kind = FY__RX, .fd = -1, .w = w};
+    fy__conn_init(&r->c, FY__RX, w);
     r->id = id;
     r->chan = chan;
     r->idx = idx;
@@ -244,9 +244,15 @@ static int p2p_links(fy__swarm *sw)
                 t->outs[j].fd = a;
                 uint32_t id = t->chan * sw->cfg->receivers + j;
                 fy__worker *rw = worker_of(sw, id + 1);
+                fy__rx *r = NULL;
                 for (uint32_t m = 0; m < rw->nrx; m++)
                     if (rw->rx[m]->id == id)
-                        rw->rx[m]->c.fd = b;
+                        r = rw->rx[m];
+                rc = r ? fy_link_attach(&r->c.link, b, fy__rx_dec_max(sw->cfg)) : -ENOENT;
+                if (rc < 0) {
+                    close(b);
+                    break;
+                }
                 rc = fy__conn_watch(w, a, &t->outs[j]);
             }
         }
@@ -285,7 +291,7 @@ static int build(fy__swarm *sw)
         if (c->mode == FY_SWARM_RATE && (rc = fy_lhist_new(&w->lat)) < 0)
             return rc;
         for (uint32_t i = 0; i < w->nstorm; i++)
-            w->storm[i].c = (fy__conn){.tag = FY__TAG_CONN, .kind = FY__STORM, .fd = -1, .w = w};
+            fy__conn_init(&w->storm[i].c, FY__STORM, w);
     }
     if (storm)
         return 0;

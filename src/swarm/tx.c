@@ -26,7 +26,9 @@
 #include "ferry/err.h"
 #include "ferry/klog.h"
 
-enum { TX_IDLE = 0, TX_CONNECTING, TX_HELLO, TX_STREAM, TX_WAIT_ACK, TX_BYE };
+/* TX_HELLO covers connecting and waiting for the welcome: the link
+ * (src/link) tells those apart and checks the handshake. */
+enum { TX_IDLE = 0, TX_HELLO, TX_STREAM, TX_WAIT_ACK, TX_BYE };
 
 static uint32_t tx_sender(const fy__tx *t)
 {
@@ -193,19 +195,6 @@ static void stream_start(fy__tx *t, uint64_t now)
     }
 }
 
-static void queue_hello(fy__tx *t)
-{
-    const fy__swarm *sw = t->c.w->sw;
-    fy_hello h = {.role = FY_ROLE_SENDER};
-    uint8_t pl[FY__CTL_CAP];
-    size_t len;
-
-    fy__chan_name(sw->cfg, t->chan, h.channel, sizeof h.channel);
-    snprintf(h.token, sizeof h.token, "%s", sw->cfg->token);
-    if (fy_hello_encode(&h, pl, sizeof pl, &len) == 0)
-        fy__ctl_frame(&t->c.ctl, FY_FT_HELLO, 0, 0, pl, len);
-}
-
 static void write_stream(fy__tx *t);
 
 /* Start sender t->cur: connect through the relay, or go straight to the
@@ -225,21 +214,19 @@ static void sender_begin(fy__tx *t)
         write_stream(t);
         return;
     }
-    int fd = fy__connect_start(&sw->cfg->target);
-    if (fd < 0) {
-        tx_fail(t, fd, "connect");
+    if ((rc = fy__conn_connect(&t->c, FY_PAYLOAD_MAX_DEFAULT)) < 0) {
+        tx_fail(t, rc, "connect");
         return;
     }
-    t->c.fd = fd;
-    t->outs[0].fd = fd;
+    if ((rc = fy__conn_hello(&t->c, FY_ROLE_SENDER, t->chan, FY_MODE_LIVE, 0)) < 0) {
+        tx_fail(t, rc, "sender hello");
+        return;
+    }
+    /* stream frames bypass the link's queue: written by out_write, after
+     * the link's control bytes are out */
+    t->outs[0].fd = fy_link_fd(&t->c.link);
     t->outs[0].blocked = false;
-    if ((rc = fy_dec_new(FY_PAYLOAD_MAX_DEFAULT, &t->c.dec)) < 0 ||
-        (rc = fy__conn_watch(t->c.w, fd, &t->c)) < 0) {
-        tx_fail(t, rc, "sender setup");
-        return;
-    }
-    t->c.state = TX_CONNECTING;
-    queue_hello(t);
+    t->c.state = TX_HELLO;
 }
 
 static void sender_end(fy__tx *t)
@@ -295,20 +282,16 @@ static void write_stream(fy__tx *t)
 
 /* ---- frames from the relay ------------------------------------------------- */
 
-static void on_welcome(fy__tx *t, const fy_frame *f)
+/* The link checked and decoded the welcome. */
+static void on_welcome(fy__tx *t)
 {
-    fy_welcome wl;
-    int rc = fy_welcome_decode(f->payload, f->hdr.len, &wl);
-    if (rc < 0 || t->c.state != TX_HELLO) {
-        tx_fail(t, rc < 0 ? rc : -FY_EPROTO, "welcome");
-        return;
-    }
-    if (wl.max_payload < t->c.w->sw->cfg->packet) {
+    const fy_welcome *wl = fy_link_welcome(&t->c.link);
+    if (wl->max_payload < t->c.w->sw->cfg->packet) {
         tx_fail(t, -FY_EOVERSIZE, "relay max_payload below --packet");
         return;
     }
-    t->chan_id = wl.channel;
-    t->base_seq = wl.next_seq;
+    t->chan_id = wl->channel;
+    t->base_seq = wl->next_seq;
     stream_start(t, fy__now_ns());
     write_stream(t);
 }
@@ -329,7 +312,7 @@ static void on_frame(fy__tx *t, const fy_frame *f)
     fy_error e;
     switch (f->hdr.type) {
     case FY_FT_WELCOME:
-        on_welcome(t, f);
+        on_welcome(t);
         break;
     case FY_FT_ACK:
         on_ack(t, f);
@@ -352,21 +335,18 @@ static void on_frame(fy__tx *t, const fy_frame *f)
 
 static void read_relay(fy__tx *t)
 {
-    uint8_t *buf = t->c.w->rbuf;
-    while (!t->c.done && t->c.fd >= 0) {
-        ssize_t n = fy_sock_recv(t->c.fd, buf, FY__RBUF);
+    fy_link *l = &t->c.link;
+    while (!t->c.done && fy_link_fd(l) >= 0) {
+        ssize_t n = fy_link_recv(l, t->c.w->rbuf, FY__RBUF);
         if (n == -EAGAIN)
             return;
         if (n <= 0) {
             tx_fail(t, n == 0 ? -ECONNRESET : (int)n, "recv from relay");
             return;
         }
-        size_t at = 0;
-        while (at < (size_t)n && !t->c.done && t->c.fd >= 0) {
+        while (!t->c.done && fy_link_fd(l) >= 0) {
             fy_frame f;
-            size_t used;
-            int rc = fy_dec_feed(t->c.dec, buf + at, (size_t)n - at, &used, &f);
-            at += used;
+            int rc = fy_link_next(l, &f);
             if (rc < 0) {
                 tx_fail(t, rc, "decode relay frame");
                 return;
@@ -400,19 +380,19 @@ void fy__tx_io(fy__tx *t, fy__out *o, uint32_t events)
     }
     if (t->c.state == TX_IDLE)
         return;
-    if (t->c.state == TX_CONNECTING) {
+    fy_link *l = &t->c.link;
+    if (fy_link_state(l) == FY_LINK_CONNECTING) {
         if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
             return;
-        int rc = fy__connect_result(t->c.fd);
+        int rc = fy_link_connected(l);
         if (rc < 0) {
             tx_fail(t, rc, "connect");
             return;
         }
-        t->c.state = TX_HELLO;
     }
     if (events & EPOLLOUT)
         t->outs[0].blocked = false;
-    int rc = fy__ctl_flush(&t->c);
+    int rc = fy_link_flush(l);
     if (rc < 0) {
         tx_fail(t, rc, "write to relay");
         return;
@@ -429,9 +409,9 @@ void fy__tx_io(fy__tx *t, fy__out *o, uint32_t events)
     if (t->c.state == TX_STREAM && rc == 1)
         write_stream(t);
     if (t->c.state == TX_WAIT_ACK && t->acked >= t->last_end_seq) {
-        fy__ctl_frame(&t->c.ctl, FY_FT_BYE, t->chan_id, 0, NULL, 0);
+        fy_link_ctl(l, FY_FT_BYE, t->chan_id, 0, NULL, 0);
         t->c.state = TX_BYE;
-        if (fy__ctl_flush(&t->c) != 0)
+        if (fy_link_flush(l) != 0)
             sender_end(t); /* written, or broken: either way this sender is done */
     }
 }

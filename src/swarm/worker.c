@@ -10,6 +10,8 @@
  * Timers (rate pacing, slow readers' token refill, churn rejoin) are a
  * wake_at per connection, scanned each turn: runs have at most a few
  * thousand of them and the scan is cheap next to the system calls.
+ * Each connection's socket, handshake and control queue is a link
+ * (src/link); the worker only decides when to call it.
  */
 #include "swarm/internal.h"
 
@@ -39,6 +41,12 @@ void fy__chan_name(const fy_swarm_cfg *cfg, uint32_t chan, char *buf, size_t cap
 
 /* ---- connection helpers ----------------------------------------------- */
 
+void fy__conn_init(fy__conn *c, int kind, fy__worker *w)
+{
+    *c = (fy__conn){.tag = FY__TAG_CONN, .kind = kind, .w = w};
+    fy_link_init(&c->link);
+}
+
 /* Register fd edge-triggered for reading and writing; item is the
  * fy__conn or fy__out that handles its events. */
 int fy__conn_watch(fy__worker *w, int fd, void *item)
@@ -50,15 +58,30 @@ int fy__conn_watch(fy__worker *w, int fd, void *item)
     return 0;
 }
 
+int fy__conn_connect(fy__conn *c, size_t max_payload)
+{
+    int fd = fy_link_connect(&c->link, &c->w->sw->cfg->target, max_payload);
+    if (fd < 0)
+        return fd;
+    int rc = fy__conn_watch(c->w, fd, c);
+    if (rc < 0)
+        fy_link_close(&c->link);
+    return rc;
+}
+
+int fy__conn_hello(fy__conn *c, uint8_t role, uint32_t chan, uint8_t mode, uint64_t from)
+{
+    const fy_swarm_cfg *cfg = c->w->sw->cfg;
+    fy_hello h = {.role = role, .mode = mode, .resume_from = from};
+
+    fy__chan_name(cfg, chan, h.channel, sizeof h.channel);
+    snprintf(h.token, sizeof h.token, "%s", cfg->token);
+    return fy_link_hello(&c->link, &h);
+}
+
 void fy__conn_close(fy__conn *c)
 {
-    if (c->fd >= 0) {
-        close(c->fd); /* also removes it from the epoll set */
-        c->fd = -1;
-    }
-    fy_dec_free(c->dec);
-    c->dec = NULL;
-    c->ctl.len = c->ctl.off = 0;
+    fy_link_close(&c->link);
 }
 
 /* The connection has nothing more to do in this run. */
@@ -79,48 +102,6 @@ void fy__conn_pend(fy__conn *c)
     c->pending = true;
     c->next_pending = c->w->pending;
     c->w->pending = c;
-}
-
-/* Thin wrappers: the socket calls themselves live in src/net. */
-int fy__connect_start(const fy_addr *a)
-{
-    return fy_sock_connect_start(a);
-}
-
-int fy__connect_result(int fd)
-{
-    return fy_sock_connect_result(fd);
-}
-
-/* Append one sealed control frame to q.  0 or -ENOBUFS. */
-int fy__ctl_frame(fy__ctl *q, uint8_t type, uint32_t chan, uint64_t seq, const uint8_t *pl,
-                  size_t len)
-{
-    if (q->len + FY_FRAME_HDR_SIZE + len > sizeof q->buf)
-        return -ENOBUFS;
-    fy_frame_hdr h = {.type = type, .channel = chan, .seq = seq};
-    fy_frame_seal(&h, pl, len, q->buf + q->len);
-    if (len)
-        memcpy(q->buf + q->len + FY_FRAME_HDR_SIZE, pl, len);
-    q->len += FY_FRAME_HDR_SIZE + len;
-    return 0;
-}
-
-/* Write what is queued.  1 when the queue is empty, 0 when the socket is
- * full, -errno when the connection broke. */
-int fy__ctl_flush(fy__conn *c)
-{
-    while (c->ctl.off < c->ctl.len) {
-        struct iovec v = {c->ctl.buf + c->ctl.off, c->ctl.len - c->ctl.off};
-        ssize_t n = fy_sock_writev(c->fd, &v, 1);
-        if (n == -EAGAIN)
-            return 0;
-        if (n < 0)
-            return (int)n;
-        c->ctl.off += (size_t)n;
-    }
-    c->ctl.len = c->ctl.off = 0;
-    return 1;
 }
 
 /* ---- the loop ------------------------------------------------------------ */
