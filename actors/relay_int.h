@@ -133,7 +133,7 @@ enum fy__msg {
     FY_RM_ATTACHED,                   /* u32 = FY_E* or 0, u64 = next_seq, first_seq */
     FY_RM_CREDIT,                     /* u64[0] = bytes of buffer capacity freed */
     FY_RM_ACK,                        /* u64[0] = seq of a stored file-end */
-    FY_RM_STORE_ERR,                  /* u32 = FY_E* or errno: append failed */
+    FY_RM_STORE_ERR,                  /* u32 = FY_E* or errno: append failed, u64 = next seq stored */
     FY_RM_CONTINUE,                   /* self: more work, next turn */
     /* to a writer */
     FY_RM_ATTACH,                     /* ptr = session (a reference) */

@@ -180,6 +180,19 @@ static void fail(session *s, int code, const char *fmt, ...)
     linger(s);
 }
 
+/* The writer could not store the stream (it logged the details once):
+ * tell the sender what it can act on.  A full disk has its own code, so a
+ * client knows to try again once the relay has room; frames before the
+ * failure were stored and acknowledged as usual. */
+static void on_store_err(session *s, int err, uint64_t next_seq)
+{
+    if (err == ENOSPC || err == EDQUOT || err == EFBIG)
+        fail(s, FY_ENOSPACE, "relay storage full (%s): stored up to seq %llu; send again "
+             "once the relay has room", fy_errname(-err), (unsigned long long)next_seq);
+    else
+        fail(s, FY_EINTERNAL, "storing the channel's frames failed: %s", fy_strerror(-err));
+}
+
 /* ---- frames from a sender -------------------------------------------------- */
 
 /* The ingest refused the stream with rc: word the error frame. */
@@ -601,7 +614,7 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
         break;
     }
     case FY_RM_STORE_ERR:
-        fail(s, FY_EINTERNAL, "storing the channel's frames failed: %s", fy_strerror(-(int)m->u32));
+        on_store_err(s, (int)m->u32, m->u64[0]);
         break;
     case FY_RM_SHUTDOWN:
         on_shutdown(s);

@@ -105,7 +105,8 @@ static void store_failed(writer *w, int rc)
 {
     w->store_failed = true;
     if (w->sender)
-        fy_actor_post(w->sender, FY_RM_STORE_ERR, (uint32_t)-rc, 0, 0, NULL, NULL);
+        fy_actor_post(w->sender, FY_RM_STORE_ERR, (uint32_t)-rc, fy_log_next_seq(w->log), 0,
+                      NULL, NULL);
 }
 
 /* fy_log_append failed part way (a full disk, an I/O error): the log kept

@@ -20,6 +20,7 @@ int fy_cli_exit_for(int err)
     case EINVAL:
         return FY_CLI_EXIT_USAGE;
     case FY_ESHUTDOWN: /* the relay is going away: like a lost connection */
+    case FY_ENOSPACE:  /* the relay's disk is full: try again once it has room */
         return FY_CLI_EXIT_NET;
     case FY_ECRC:
     case FY_EHDRCHECK:
@@ -66,7 +67,8 @@ const char *fy_cli_exit_help(void)
     return "Exit codes:\n"
            "  0    ok\n"
            "  1    usage error (bad flag or argument); `ferry check`: damage found\n"
-           "  2    server unreachable, or the connection was lost\n"
+           "  2    server unreachable, or the connection was lost; the relay is\n"
+           "       shutting down or its storage is full: try again later\n"
            "  3    refused by the relay (token, busy channel, protocol error); the\n"
            "       relay's error code name and text are printed\n"
            "  4    checksum or size mismatch (frame CRC32C, file size, file SHA-256)\n"
