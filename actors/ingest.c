@@ -10,6 +10,12 @@
  * copy of nearly every byte.  Smaller frames are packed several to a
  * buffer; the owner flushes one batch per turn.
  *
+ * Every file's SHA-256 is computed here, over each data payload as it is
+ * checked (the bytes are in cache then), and compared with the file-end's
+ * before the file-end is stored: a file whose digest is wrong is never
+ * acknowledged and never ends in the log, so receivers discard it as they
+ * discard a file whose sender died, and go on to the next one.
+ *
  * Memory is bounded twice: a frame needs a pool buffer (-FY_EPOOL) and the
  * bytes at the writer not yet credited back must stay under the budget
  * (-EAGAIN).  Either way the frame waits where it is and the owner stops
@@ -22,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ferry/digest.h"
 #include "ferry/err.h"
 
 #define RBUF_SIZE (256u << 10)     /* one read; its frames become one batch */
@@ -45,6 +52,7 @@ struct fy_ingest {
     bool have_frame;    /* f is checked and waits for a buffer */
     fy_frame f;
     uint64_t file_size, file_got;
+    fy_sha256 *sha;     /* the file in progress's payload so far */
     fy__batch *batch;
     fy_buf *pack;       /* the batch's buffer small frames are appended to, or NULL */
     fy_buf *dbuf;       /* a big data frame being read straight into its buffer */
@@ -65,8 +73,10 @@ int fy_ingest_new(const fy_ingest_conf *c, const uint8_t *p, size_t n, fy_ingest
         return -EINVAL;
     if (!(g = calloc(1, sizeof *g)))
         return -ENOMEM;
-    if (!(g->rbuf = malloc(RBUF_SIZE)) || (rc = fy_dec_new(c->max_payload, &g->dec)) < 0) {
+    if (!(g->rbuf = malloc(RBUF_SIZE)) || (rc = fy_dec_new(c->max_payload, &g->dec)) < 0 ||
+        (rc = fy_sha256_new(&g->sha)) < 0) {
         rc = g->rbuf ? rc : -ENOMEM;
+        fy_dec_free(g->dec);
         free(g->rbuf);
         free(g);
         return rc;
@@ -87,6 +97,7 @@ void fy_ingest_free(fy_ingest *g)
     fy__batch_unref(g->batch);
     fy_buf_unref(g->dbuf);
     fy_dec_free(g->dec);
+    fy_sha256_free(g->sha);
     free(g->rbuf);
     free(g);
 }
@@ -168,6 +179,8 @@ static int check_begin(fy_ingest *g, const fy_frame *f)
         return fault(g, FY_INGEST_BEGIN_PAYLOAD, rc, &f->hdr);
     if (g->info.in_file)
         return fault(g, FY_INGEST_BEGIN_IN_FILE, -FY_EPROTO, &f->hdr);
+    if ((rc = fy_sha256_reset(g->sha)) < 0)
+        return fault_alloc(g, rc, 0);
     g->info.in_file = true;
     g->file_size = fb.size;
     g->file_got = 0;
@@ -181,6 +194,7 @@ static int check_data(fy_ingest *g, const fy_frame *f)
     g->file_got += f->hdr.len;
     if (g->file_got > g->file_size)
         return fault(g, FY_INGEST_DATA_SIZE, -FY_ESIZE, &f->hdr);
+    fy_sha256_update(g->sha, f->payload, f->hdr.len);
     return 0;
 }
 
@@ -196,6 +210,13 @@ static int check_end(fy_ingest *g, const fy_frame *f)
     if (fe.size != g->file_got || fe.size != g->file_size) {
         rc = fault(g, FY_INGEST_END_SIZE, -FY_ESIZE, &f->hdr);
         g->fault.end_size = fe.size;
+        return rc;
+    }
+    uint8_t d[FY_SHA256_LEN];
+    fy_sha256_final(g->sha, d);
+    if (memcmp(d, fe.sha256, sizeof d) != 0) {
+        rc = fault(g, FY_INGEST_END_DIGEST, -FY_EDIGEST, &f->hdr);
+        memcpy(g->fault.digest, d, sizeof d);
         return rc;
     }
     g->info.in_file = false;

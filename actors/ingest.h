@@ -51,6 +51,7 @@ typedef enum fy_ingest_why {
     FY_INGEST_END_PAYLOAD,   /* file-end payload does not decode (code) */
     FY_INGEST_END_OUTSIDE,   /* file-end with no file-begin */
     FY_INGEST_END_SIZE,      /* end_size, file_got and file_size differ */
+    FY_INGEST_END_DIGEST,    /* the payload's SHA-256 (digest) is not the file-end's */
     FY_INGEST_ALLOC,         /* fy_buf_alloc(alloc) failed with cause, or a batch (alloc 0) */
 } fy_ingest_why;
 
@@ -61,6 +62,7 @@ typedef struct fy_ingest_fault {
     fy_frame_hdr hdr;     /* the offending frame (not for BAD_FRAME, ALLOC) */
     uint64_t expect_seq;  /* seq the next stream frame had to carry */
     uint64_t file_size, file_got, end_size;
+    uint8_t digest[32];   /* END_DIGEST: what the payload hashed to */
     size_t alloc;
 } fy_ingest_fault;
 

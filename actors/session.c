@@ -30,6 +30,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "ferry/digest.h"
 #include "ferry/err.h"
 #include "ferry/io.h"
 #include "ferry/klog.h"
@@ -234,6 +235,13 @@ static void fail_ingest(session *s, int rc)
         fail(s, rc, "file-end seq %llu: size %llu, received %llu, file-begin said %llu", seq,
              (unsigned long long)x->end_size, got, size);
         break;
+    case FY_INGEST_END_DIGEST: {
+        char hex[65];
+        fy_sha256_hex(x->digest, hex);
+        fail(s, rc, "file-end seq %llu: the file's data hashes to SHA-256 %s, not the digest the "
+             "file-end carries; the file is not stored (receivers discard it)", seq, hex);
+        break;
+    }
     case FY_INGEST_ALLOC:
         if (x->alloc)
             fail(s, rc, "fy_buf_alloc(%zu) failed: %s", x->alloc, fy_strerror(x->cause));

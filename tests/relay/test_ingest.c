@@ -19,6 +19,7 @@
 
 #include <errno.h>
 
+#include "ferry/digest.h"
 #include "ferry/err.h"
 #include "ingest.h"
 #include "proto/test_util.h"
@@ -77,6 +78,7 @@ static void make_file(stream *s, const uint8_t *data, size_t size)
         if (i == 1)
             add(s, FY_FT_PING, 0, "hi", 2);
     }
+    assert_int_equal(fy_sha256_oneshot(data, size, fe.sha256), 0);
     assert_int_equal(fy_file_end_encode(&fe, p, sizeof p, &n), 0);
     add(s, FY_FT_FILE_END, s->seq++, p, n);
 }
@@ -249,6 +251,21 @@ static void test_faults(void **state)
     s.len = 0;
     add(&s, FY_FT_DATA, 1, "abc", 3);
     expect_fault(&s, 0, -FY_EPROTO, FY_INGEST_DATA_OUTSIDE);
+
+    /* The file's bytes do not hash to the file-end's digest: the file-end
+     * is refused (never stored, never acknowledged); the data before it
+     * was. */
+    s.len = s.stored = 0;
+    assert_int_equal(fy_file_begin_encode(&fb, p, sizeof p, &n), 0);
+    add(&s, FY_FT_FILE_BEGIN, 1, p, n);
+    add(&s, FY_FT_DATA, 2, "0123456789", 10);
+    size_t data_good = s.stored;
+    fy_file_end fe = {.size = 10};
+    assert_int_equal(fy_sha256_oneshot("0123456789", 10, fe.sha256), 0);
+    fe.sha256[7] ^= 1;
+    assert_int_equal(fy_file_end_encode(&fe, p, sizeof p, &n), 0);
+    add(&s, FY_FT_FILE_END, 3, p, n);
+    expect_fault(&s, data_good, -FY_EDIGEST, FY_INGEST_END_DIGEST);
 }
 
 /* A spent budget pauses (-EAGAIN) until a credit; nothing is lost. */

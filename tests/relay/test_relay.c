@@ -397,6 +397,58 @@ static void test_disk_full(void **st)
     t->ok = true;
 }
 
+/* A file whose bytes do not match its file-end's SHA-256 is refused with
+ * FY_EDIGEST and never acknowledged; receivers (live and from the start)
+ * discard it and get the good file after it. */
+static void test_bad_digest(void **st)
+{
+    tstate *t = *st;
+    enum { N = 300000 };
+    uint8_t *x = random_data(N, 61), *y = random_data(N, 62);
+    fy_welcome w;
+    rh_rx live, all;
+
+    start(t, NULL);
+    receiver(t, &live, "dg", FY_MODE_LIVE, 0);
+    int fd = sender(t, "dg", "", &w);
+    assert_true(fd >= 0);
+    uint64_t seq = w.next_seq;
+    uint8_t p[512];
+    size_t n;
+    fy_file_begin fb = {.size = N};
+    snprintf(fb.name, sizeof fb.name, "bad");
+    assert_int_equal(fy_file_begin_encode(&fb, p, sizeof p, &n), 0);
+    assert_int_equal(rh_send_frame(fd, FY_FT_FILE_BEGIN, w.channel, seq++, p, n), 0);
+    for (size_t off = 0; off < N; off += CHUNK) {
+        size_t k = N - off < CHUNK ? N - off : CHUNK;
+        assert_int_equal(rh_send_frame(fd, FY_FT_DATA, w.channel, seq++, x + off, k), 0);
+    }
+    fy_file_end fe = {.size = N};
+    assert_int_equal(fy_sha256_oneshot(y, N, fe.sha256), 0); /* another file's digest */
+    assert_int_equal(fy_file_end_encode(&fe, p, sizeof p, &n), 0);
+    assert_int_equal(rh_send_frame(fd, FY_FT_FILE_END, w.channel, seq++, p, n), 0);
+    assert_int_equal(rh_wait_ack(fd, seq - 1), -FY_EDIGEST);
+    close(fd);
+
+    fd = sender_retry(t, "dg", &w);
+    assert_true(fd >= 0);
+    assert_int_equal(w.next_seq, seq - 1); /* the bad file-end was not stored */
+    seq = w.next_seq;
+    send_acked(fd, &w, &seq, "good", y, N);
+    say_bye(fd);
+
+    assert_int_equal(rh_rx_until(&live, 1, 0), 0);
+    check_file(&live.files[0], "good", y, N);
+    receiver(t, &all, "dg", FY_MODE_START, 0);
+    assert_int_equal(rh_rx_until(&all, 1, 0), 0);
+    check_file(&all.files[0], "good", y, N);
+    rh_rx_free(&live);
+    rh_rx_free(&all);
+    free(x);
+    free(y);
+    t->ok = true;
+}
+
 /* A bad client gets an error frame with `code`, then the connection ends. */
 static void expect_error_close(int fd, int code)
 {
@@ -1223,6 +1275,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_data_dir_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_digest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split_frames, setup, teardown),
         cmocka_unit_test_setup_teardown(test_live_receiver_fds, setup, teardown),
