@@ -659,8 +659,17 @@ static int on_frame(fwd *f, const fy_frame *fr)
     switch (fr->hdr.type) {
     case FY_FT_ACK: {
         fy_ack a;
-        if (fy_ack_decode(fr->payload, fr->hdr.len, &a) == 0)
-            f->acked = a.seq;
+        if (fy_ack_decode(fr->payload, fr->hdr.len, &a) < 0)
+            return 0;
+        /* Nothing at or past the channel's end has been sent: an ack there
+         * is a confused or lying receiver, and its lag figures would lie. */
+        uint64_t end = f->end_seq > f->q_next_seq ? f->end_seq : f->q_next_seq;
+        if (a.seq >= end) {
+            fail(f, FY_EPROTO, "ack of seq %llu, but only seqs below %llu exist",
+                 (unsigned long long)a.seq, (unsigned long long)end);
+            return 1;
+        }
+        f->acked = a.seq;
         return 0;
     }
     case FY_FT_PING:

@@ -1072,6 +1072,36 @@ static void test_sigterm(void **st)
     t->ok = true;
 }
 
+/* A receiver that acknowledges seqs that were never sent is refused. */
+static void test_ack_beyond(void **st)
+{
+    tstate *t = *st;
+    uint8_t x[5000];
+    fy_welcome w;
+    rh_rx rx;
+
+    rh_fill(x, sizeof x, 71);
+    start(t, NULL);
+    int fd = sender(t, "ak", "", &w);
+    assert_true(fd >= 0);
+    uint64_t seq = w.next_seq;
+    send_acked(fd, &w, &seq, "x", x, sizeof x);
+    receiver(t, &rx, "ak", FY_MODE_START, 0);
+    assert_int_equal(rh_rx_until(&rx, 1, 0), 0);
+    uint8_t p[64];
+    size_t n;
+    fy_ack a = {.seq = seq - 1}; /* the last frame: fine */
+    assert_int_equal(fy_ack_encode(&a, p, sizeof p, &n), 0);
+    assert_int_equal(rh_send_frame(rx.fd, FY_FT_ACK, w.channel, 0, p, n), 0);
+    a.seq = seq + 1000;
+    assert_int_equal(fy_ack_encode(&a, p, sizeof p, &n), 0);
+    assert_int_equal(rh_send_frame(rx.fd, FY_FT_ACK, w.channel, 0, p, n), 0);
+    expect_error_close(rx.fd, FY_EPROTO);
+    rh_rx_free(&rx);
+    say_bye(fd);
+    t->ok = true;
+}
+
 /* Receivers that resume mid-channel (their forwarders need the indexer for
  * a look-up) while SIGTERM arrives: the indexer must outlive them, or a
  * forwarder waits for an answer that never comes and the drain has to be
@@ -1276,6 +1306,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_data_dir_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_digest, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ack_beyond, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split_frames, setup, teardown),
         cmocka_unit_test_setup_teardown(test_live_receiver_fds, setup, teardown),
