@@ -15,6 +15,12 @@
  * find them meanwhile, so receivers resume as before and nothing waits for
  * a restart.  The backlog is bounded by the log: a disk too full for the
  * index soon refuses the data too, and the writer stops the sender.
+ *
+ * It also scrubs the channel's sealed segments (fy_scrub) on a timer, a
+ * step every SCRUB_TICK_MS at the configured rate, because receivers
+ * catching up are sent the log with sendfile and nobody else would see a
+ * frame damaged on disk.  It logs each damaged frame (the first few of a
+ * pass) and tells the writer, which counts them for /metrics.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -33,9 +39,15 @@ typedef struct indexer {
     fy_idx_rec *back; /* records fy_idx_append has not taken yet, in order */
     size_t nback, capback;
     bool retry_armed;
+    const fy_conf *conf;
+    fy_scrub *scrub;
+    uint64_t pass_bytes, pass_damaged, pass_t0;
 } indexer;
 
 #define RETRY_MS 1000
+#define SCRUB_TICK_MS 100
+#define SCRUB_FIRST_S 60  /* the first pass, after a channel opens (at most) */
+#define SCRUB_LOG_MAX 10  /* damaged frames logged one by one per pass */
 
 /* Offer the backlog again; what is taken leaves it. */
 static int drain_backlog(indexer *x)
@@ -102,6 +114,54 @@ static void on_recs(indexer *x, const fy_idx_rec *r, size_t n)
     }
 }
 
+/* ---- scrubbing ---------------------------------------------------------------- */
+
+static void scrub_arm(indexer *x, uint64_t ms)
+{
+    (void)fy_timer_after(x->self, ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms, FY__TM_SCRUB);
+}
+
+static void scrub_hit(indexer *x, const fy_scrub_hit *h)
+{
+    if (++x->pass_damaged <= SCRUB_LOG_MAX)
+        fy_klog(FY_LOG_ERROR, "damaged frame on disk", "channel=%s segment=%llu offset=%llu "
+                "seq=%llu err=%s action=\"count it; receivers that reach it see the CRC fail\"",
+                x->chan->name, (unsigned long long)h->seg, (unsigned long long)h->off,
+                (unsigned long long)h->seq, fy_errname(h->err));
+    fy_actor_post(x->writer, FY_RM_DAMAGED, 0, 1, 0, NULL, NULL);
+}
+
+/* One step of the pass; the next is armed here. */
+static void scrub_tick(indexer *x)
+{
+    int rc = 0;
+    if (!x->scrub && (rc = fy_scrub_open(x->chan->dir, x->conf->max_payload, &x->scrub)) == 0)
+        x->pass_t0 = fy_now_ns();
+    uint64_t n = 0;
+    fy_scrub_hit h = {0};
+    if (rc == 0)
+        rc = fy_scrub_step(x->scrub, x->conf->scrub_rate / (1000 / SCRUB_TICK_MS), &n, &h);
+    x->pass_bytes += n;
+    if (h.found)
+        scrub_hit(x, &h);
+    if (rc == 0) {
+        scrub_arm(x, SCRUB_TICK_MS);
+        return;
+    }
+    if (rc < 0)
+        fy_klog(FY_LOG_WARN, "scrub failed", "channel=%s err=%s action=\"try again next pass\"",
+                x->chan->name, fy_errname(rc));
+    else
+        fy_klog(x->pass_damaged ? FY_LOG_ERROR : FY_LOG_INFO, "scrub pass done",
+                "channel=%s bytes=%llu damaged=%llu ms=%llu", x->chan->name,
+                (unsigned long long)x->pass_bytes, (unsigned long long)x->pass_damaged,
+                (unsigned long long)((fy_now_ns() - x->pass_t0) / 1000000));
+    fy_scrub_close(x->scrub);
+    x->scrub = NULL;
+    x->pass_bytes = x->pass_damaged = 0;
+    scrub_arm(x, x->conf->scrub_interval * 1000);
+}
+
 /* A look-up the backlog can answer (the index file does not have it yet). */
 static bool backlog_find(const indexer *x, uint64_t seq, fy_idx_rec *out)
 {
@@ -125,6 +185,11 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
         free(m->ptr);
         break;
     case FY_MSG_TIMER:
+        if (m->u64[0] == FY__TM_SCRUB) {
+            if (x->idx) /* not once shut down */
+                scrub_tick(x);
+            break;
+        }
         x->retry_armed = false;
         if (x->idx && drain_backlog(x) < 0 && x->nback &&
             fy_timer_after(x->self, RETRY_MS, FY__TM_RETRY) == 0)
@@ -173,6 +238,7 @@ static void dtor(void *state)
         fy_idx_sync(x->idx);
         fy_idx_close(x->idx);
     }
+    fy_scrub_close(x->scrub);
     free(x->back);
     free(x);
 }
@@ -190,12 +256,18 @@ int fy__indexer_new(const fy__ctx *ctx, const fy__chan *chan, fy_idx *idx, fy_ac
     x->chan = chan;
     x->idx = idx;
     x->writer = writer;
+    x->conf = ctx->conf;
     fy_actor_opts o = {.fn = handle, .dtor = dtor, .state = x, .kind = FY_KIND_INDEXER,
                        .label = chan->name};
     if ((rc = fy_actor_new(ctx->sched, &o, &x->self)) < 0) {
         fy_idx_close(idx);
         free(x);
         return rc;
+    }
+    if (ctx->conf->scrub_interval) {
+        uint64_t s = ctx->conf->scrub_interval < SCRUB_FIRST_S ? ctx->conf->scrub_interval
+                                                               : SCRUB_FIRST_S;
+        scrub_arm(x, s * 1000);
     }
     *out = x->self;
     return 0;

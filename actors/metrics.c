@@ -188,6 +188,8 @@ static void render_channels(metrics *m, fy_prom *p)
         {"ferry_channel_files_total", "counter", "Files stored in the channel.", FY_ST_FILES},
         {"ferry_channel_receivers", "gauge", "Receivers subscribed to the channel.", FY_ST_RECEIVERS},
         {"ferry_channel_next_seq", "gauge", "Next sequence number of the channel.", FY_ST_NEXT_SEQ},
+        {"ferry_channel_damaged_frames_total", "counter",
+         "Frames the background scrub found damaged on disk (CRC or header).", FY_ST_DAMAGED},
     };
     for (size_t f = 0; f < sizeof fam / sizeof *fam; f++) {
         fy_prom_family(p, fam[f].name, fam[f].type, fam[f].help);

@@ -142,6 +142,7 @@ enum fy__msg {
     FY_RM_SUBSCRIBE,                  /* ptr = forwarder (a reference) */
     FY_RM_UNSUBSCRIBE,                /* ptr = forwarder (compare only), u64 = its bytes, frames out */
     FY_RM_IDX_DONE,                   /* indexer closed */
+    FY_RM_DAMAGED,                    /* u64[0] = frames the scrubber found damaged */
     /* to an indexer */
     FY_RM_RECS,                       /* u32 = n, ptr = fy_idx_rec[n] (malloc'd) */
     FY_RM_LOOKUP,                     /* u64[0] = seq, ptr = forwarder (a reference) */
@@ -156,7 +157,7 @@ enum fy__msg {
 
 /* Timer tags. */
 enum { FY__TM_RETRY = 1, FY__TM_LINGER = 2, FY__TM_FSYNC = 3, FY__TM_RETAIN = 4, FY__TM_ACCEPT = 5,
-       FY__TM_HELLO = 6 };
+       FY__TM_HELLO = 6, FY__TM_SCRUB = 7 };
 
 /* ---- the actors' constructors (one file each) ---------------------------- */
 

@@ -50,6 +50,7 @@ typedef struct writer {
     bool store_failed; /* the attached sender's stream broke on a store error */
     uint64_t first_seq;
     uint64_t bytes, frames, files; /* for /metrics */
+    uint64_t damaged;              /* frames the scrub found damaged, for /metrics */
     uint64_t gone_out, gone_frames_out; /* totals of forwarders that have left */
 } writer;
 
@@ -336,6 +337,7 @@ static void on_stats(writer *w, const fy_msg *m)
     r.v[FY_ST_BYTES_IN] = w->bytes;
     r.v[FY_ST_FRAMES_IN] = w->frames;
     r.v[FY_ST_FILES] = w->files;
+    r.v[FY_ST_DAMAGED] = w->damaged;
     r.v[FY_ST_RECEIVERS] = w->nfwd;
     r.v[FY_ST_NEXT_SEQ] = w->log ? fy_log_next_seq(w->log) : 0;
     /* Forwarders that have left (live ones answer for themselves). */
@@ -376,6 +378,9 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
         break;
     case FY_RM_SHUTDOWN:
         on_shutdown(w);
+        break;
+    case FY_RM_DAMAGED:
+        w->damaged += m->u64[0];
         break;
     case FY_RM_IDX_DONE:
         w->idx_done = true;

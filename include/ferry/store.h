@@ -160,6 +160,31 @@ typedef struct fy_check_report {
 int fy_store_check(const char *dir, size_t max_payload, fy_check_report *rep);
 
 
+/* ---- scrubbing (scrub.c) -------------------------------------------------- */
+
+/* Background checks of the sealed segments of the channel in a directory
+ * (all but the newest): every frame's header and payload CRC, in steps the
+ * caller paces.  Read-only; safe beside the writer, the indexer, readers
+ * and retention (a segment removed meanwhile is skipped). */
+typedef struct fy_scrub fy_scrub;
+
+typedef struct fy_scrub_hit {
+    bool found;        /* this step found a damaged frame */
+    uint64_t seg, off; /* where */
+    uint64_t seq;      /* the seq the frame there should carry */
+    int err;           /* -FY_ECRC (payload), or the header's / sequence's error */
+} fy_scrub_hit;
+
+/* 0 with *out, or -errno.  max_payload 0: the protocol default. */
+int fy_scrub_open(const char *dir, size_t max_payload, fy_scrub **out);
+/* Check about budget more bytes (at least one whole frame).  Sets *checked
+ * to the bytes checked and *hit (at most one damaged frame per step).
+ * Returns 1 when a pass over the sealed segments is complete (the next
+ * call starts a new pass, listing the segments again), 0 when there is
+ * more, or -errno. */
+int fy_scrub_step(fy_scrub *s, uint64_t budget, uint64_t *checked, fy_scrub_hit *hit);
+void fy_scrub_close(fy_scrub *s); /* NULL is ignored */
+
 /* ---- the data directory's lock (dirlock.c) -------------------------------- */
 
 /* One ferryd per data directory: two writers on one log destroy files they

@@ -44,6 +44,8 @@ void fy_conf_defaults(fy_conf *c)
     c->channel_budget = 4ull << 20;
     c->log_level = FY_LOG_INFO;
     c->trace_events = 65536;
+    c->scrub_interval = 86400;
+    c->scrub_rate = 64ull << 20;
 }
 
 /* ---- the key table ---------------------------------------------------------- */
@@ -71,6 +73,8 @@ static const struct key keys[] = {
     {"segment-bytes", K_SIZE, OFF(segment_bytes), 1ull << 16, 1ull << 40},
     {"retain-bytes", K_SIZE, OFF(retain_bytes), 0, UINT64_MAX},
     {"retain-age", K_UINT, OFF(retain_age), 0, UINT64_MAX},
+    {"scrub-interval", K_UINT, OFF(scrub_interval), 0, 365ull * 86400},
+    {"scrub-rate", K_SIZE, OFF(scrub_rate), 1ull << 20, 1ull << 40},
     {"window", K_SIZE, OFF(window), 64ull << 10, 1ull << 36},
     {"channel-budget", K_SIZE, OFF(channel_budget), 1ull << 20, 1ull << 40},
     {"sndbuf", K_SIZE, OFF(sndbuf), 0, 64ull << 20},

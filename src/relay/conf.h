@@ -31,6 +31,8 @@ typedef struct fy_conf {
     uint64_t segment_bytes;
     uint64_t retain_bytes;
     uint64_t retain_age;          /* seconds */
+    uint64_t scrub_interval;      /* seconds between scrub passes; 0 = no scrubbing */
+    uint64_t scrub_rate;          /* bytes/s a channel's scrubber reads at most */
     uint64_t window;              /* per-receiver live window, bytes */
     uint64_t channel_budget;      /* per-channel in-flight bytes, session -> writer */
     uint64_t sndbuf;              /* receiver sockets' SO_SNDBUF; 0 = kernel autotuning */

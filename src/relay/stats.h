@@ -44,6 +44,7 @@ enum fy_stat_id {
     FY_ST_RECEIVERS,    /* writer: subscribed forwarders */
     FY_ST_NEXT_SEQ,     /* writer: next sequence number */
     FY_ST_ACCEPTED,     /* acceptor: connections accepted */
+    FY_ST_DAMAGED,      /* writer: frames its channel's scrub found damaged on disk */
     FY_ST_N
 };
 

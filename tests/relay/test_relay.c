@@ -1072,6 +1072,58 @@ static void test_sigterm(void **st)
     t->ok = true;
 }
 
+/* A payload byte flipped on disk in a sealed segment: the background
+ * scrub finds it, logs it once with its seq, and the pass says so. */
+static void test_scrub_finds_damage(void **st)
+{
+    tstate *t = *st;
+    const char *args[] = {"--max-payload", "16K", "--segment-bytes", "64K", "--scrub-interval", "1",
+                          NULL};
+    enum { N = 200000 };
+    uint8_t *x = random_data(N, 81);
+    fy_welcome w;
+
+    start(t, args);
+    int fd = sender(t, "sc", "", &w);
+    assert_true(fd >= 0);
+    uint64_t seq = w.next_seq;
+    assert_int_equal(rh_send_file(fd, w.channel, &seq, "x", x, N, 16000), 0);
+    assert_int_equal(rh_wait_ack(fd, seq - 1), 0);
+    say_bye(fd);
+    int status = rh_stop(&t->d, 10000);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+    /* The first segment starts at seq 1: file-begin, then data frames. */
+    char p[700];
+    snprintf(p, sizeof p, "%s/channels/sc/%020llu.log", t->d.data, 1ull);
+    int lfd = open(p, O_RDWR);
+    assert_true(lfd >= 0);
+    uint8_t hdr[32];
+    assert_int_equal(pread(lfd, hdr, 32, 32), 32); /* the file-begin's header */
+    uint32_t blen = (uint32_t)hdr[12] | (uint32_t)hdr[13] << 8 | (uint32_t)hdr[14] << 16 |
+                    (uint32_t)hdr[15] << 24; /* header offset 12: payload length */
+    off_t at = 32 + 32 + (off_t)blen + 32 + 100; /* 100 bytes into seq 2's payload */
+    uint8_t byte;
+    assert_int_equal(pread(lfd, &byte, 1, at), 1);
+    byte ^= 0x40;
+    assert_int_equal(pwrite(lfd, &byte, 1, at), 1);
+    close(lfd);
+
+    start(t, args);
+    rh_rx rx;
+    receiver(t, &rx, "sc", FY_MODE_LIVE, 0); /* opens the channel */
+    for (int i = 0; i < 300 && rh_log_count(&t->d, "scrub pass done") == 0; i++) {
+        struct timespec ts = {0, 20 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    assert_int_equal(rh_log_count(&t->d, "msg=\"damaged frame on disk\" channel=sc"), 1);
+    assert_int_equal(rh_log_count(&t->d, "seq=2 err=FY_ECRC"), 1);
+    assert_int_equal(rh_log_count(&t->d, "damaged=1"), 1);
+    rh_rx_free(&rx);
+    free(x);
+    t->ok = true;
+}
+
 /* A receiver that acknowledges seqs that were never sent is refused. */
 static void test_ack_beyond(void **st)
 {
@@ -1307,6 +1359,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_digest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ack_beyond, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scrub_finds_damage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split_frames, setup, teardown),
         cmocka_unit_test_setup_teardown(test_live_receiver_fds, setup, teardown),
