@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "ferry/proto.h"
+#include "tmpfiles.h"
 #include "relay/auth.h"
 
 #define PUB FY_AUTH_PUBLISH
@@ -28,68 +29,34 @@
 
 /* ---- fixture: a temporary directory for token files --------------------------- */
 
-struct tmp {
-    char dir[64];
-    char path[16][128];
-    int n;
-    fy_auth *a; /* freed by the teardown */
-};
-
 static int tmp_setup(void **state)
 {
-    struct tmp *t = calloc(1, sizeof *t);
-    if (!t)
-        return -1;
-    snprintf(t->dir, sizeof t->dir, "/tmp/ferry-test-auth-XXXXXX");
-    if (!mkdtemp(t->dir)) {
-        free(t);
-        return -1;
-    }
-    *state = t;
-    return 0;
+    return tmp_setup_tag(state, "auth");
 }
 
-static int tmp_teardown(void **state)
+static void auth_free(void *a)
 {
-    struct tmp *t = *state;
-    int rc = 0;
-    fy_auth_free(t->a);
-    for (int i = 0; i < t->n; i++)
-        if (unlink(t->path[i]) < 0)
-            rc = -1;
-    if (rmdir(t->dir) < 0) /* fails if a test left a file behind */
-        rc = -1;
-    free(t);
-    return rc;
+    fy_auth_free(a);
 }
 
-static const char *tmp_write(struct tmp *t, const char *name, const char *text)
-{
-    assert_true(t->n < 16);
-    char *p = t->path[t->n++], buf[sizeof t->path[0]];
-    snprintf(buf, sizeof buf, "%s/%s", t->dir, name);
-    memcpy(p, buf, sizeof buf);
-    FILE *f = fopen(p, "w");
-    assert_non_null(f);
-    assert_int_equal(fputs(text, f) >= 0, 1);
-    assert_int_equal(fclose(f), 0);
-    return p;
-}
-
-/* Write text as a token file and load it into t->a; fails the test on error. */
+/* Write text as a token file and load it (the teardown frees it); fails
+ * the test on error. */
 static fy_auth *load(struct tmp *t, const char *text)
 {
     char err[256] = "";
     const char *p = tmp_write(t, "tokens", text);
-    fy_auth_free(t->a);
-    t->a = NULL;
-    int rc = fy_auth_load(p, &t->a, err, sizeof err);
+    fy_auth *a = NULL;
+    fy_auth_free(t->obj);
+    t->obj = NULL;
+    t->obj_free = auth_free;
+    int rc = fy_auth_load(p, &a, err, sizeof err);
     if (rc != 0)
         fail_msg("fy_auth_load: %d %s", rc, err);
-    assert_non_null(t->a);
+    assert_non_null(a);
+    t->obj = a;
     unlink(p);
     t->n--;
-    return t->a;
+    return a;
 }
 
 struct ask {

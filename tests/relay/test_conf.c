@@ -24,54 +24,13 @@
 #include "ferry/klog.h"
 #include "ferry/store.h"
 #include "relay/conf.h"
+#include "tmpfiles.h"
 
 /* ---- fixture: a temporary directory for config files ------------------------ */
 
-struct tmp {
-    char dir[64];
-    char path[16][128];
-    int n;
-};
-
 static int tmp_setup(void **state)
 {
-    struct tmp *t = calloc(1, sizeof *t);
-    if (!t)
-        return -1;
-    snprintf(t->dir, sizeof t->dir, "/tmp/ferry-test-conf-XXXXXX");
-    if (!mkdtemp(t->dir)) {
-        free(t);
-        return -1;
-    }
-    *state = t;
-    return 0;
-}
-
-static int tmp_teardown(void **state)
-{
-    struct tmp *t = *state;
-    int rc = 0;
-    for (int i = 0; i < t->n; i++)
-        if (unlink(t->path[i]) < 0)
-            rc = -1;
-    if (rmdir(t->dir) < 0) /* fails if a test left a file behind */
-        rc = -1;
-    free(t);
-    return rc;
-}
-
-/* Write text to DIR/name and return its path (owned by the fixture). */
-static const char *tmp_write(struct tmp *t, const char *name, const char *text)
-{
-    assert_true(t->n < 16);
-    char *p = t->path[t->n++], buf[sizeof t->path[0]];
-    snprintf(buf, sizeof buf, "%s/%s", t->dir, name);
-    memcpy(p, buf, sizeof buf);
-    FILE *f = fopen(p, "w");
-    assert_non_null(f);
-    assert_int_equal(fputs(text, f) >= 0, 1);
-    assert_int_equal(fclose(f), 0);
-    return p;
+    return tmp_setup_tag(state, "conf");
 }
 
 /* ---- every key: a good value lands in its field ------------------------------ */
