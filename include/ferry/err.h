@@ -34,7 +34,8 @@
     X(FY_ECLOSED,    1019, "actor stopped")                                 \
     X(FY_ECORRUPT,   1020, "corrupt data on disk")                          \
     X(FY_ESHUTDOWN,  1021, "relay shutting down")                           \
-    X(FY_EINTERNAL,  1022, "internal error")
+    X(FY_EINTERNAL,  1022, "internal error")                                \
+    X(FY_ELIMIT,     1023, "relay limit reached")
 
 enum fy_err {
 #define FY__ERR_ENUM(name, num, msg) name = num,
