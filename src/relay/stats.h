@@ -44,6 +44,8 @@ enum fy_stat_id {
     FY_ST_RECEIVERS,    /* writer: subscribed forwarders */
     FY_ST_NEXT_SEQ,     /* writer: next sequence number */
     FY_ST_ACCEPTED,     /* acceptor: connections accepted */
+    FY_ST_CHANNELS,     /* registry: channels open */
+    FY_ST_CHANNELS_CLOSED, /* registry: channels closed while idle */
     FY_ST_N
 };
 
