@@ -199,9 +199,8 @@ static bool in_use(writer *w)
             i++;
         }
     }
-    /* Orders the stopped flag's load before the CHAN_IDLE post that may
-     * follow, so that the sessions' earlier posts come first (see above). */
-    atomic_thread_fence(memory_order_acquire);
+    /* (fy_actor_stopped is an acquire: the session's sends before its stop
+     * happened before the CHAN_IDLE this may lead to.) */
     return w->sender || w->nfwd || w->nlease;
 }
 
