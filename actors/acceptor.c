@@ -11,10 +11,19 @@
  * and only when the last has gone does it pass the shutdown on to the
  * registry, so every batch a session sent is in its writer's mailbox before
  * the writer hears of the shutdown.
+ *
+ * And it enforces the connection limits: every client connection counts,
+ * a session's until it ends, a receiver's (handed from its session to a
+ * forwarder, which reports CONN_ADOPT before the session reports gone)
+ * until the forwarder closes it (CONN_GONE).  A connection past
+ * --max-connections or --max-connections-per-ip gets an FY_ELIMIT error
+ * frame naming the limit, a FIN and a close.
  */
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "ferry/err.h"
@@ -27,15 +36,33 @@
 
 #define ACCEPTS_PER_TURN 64
 #define BACKOFF_MS 100
+#define REFUSE_LOG_NS 1000000000ull /* at most one "connection refused" line a second */
+
+/* One address's connections (a short array, scanned: it holds at most one
+ * entry per connected address, and the limits bound those). */
+typedef struct ipcount {
+    uint64_t key[2];
+    uint32_t n;
+} ipcount;
+
+/* A live session and its address key. */
+typedef struct sref {
+    fy_actor *a; /* a reference */
+    uint64_t key[2];
+} sref;
 
 typedef struct acceptor {
     const fy__ctx *ctx;
     fy_actor *self;
     int lfd;
     bool paused, shutting, cont_pending;
-    fy_actor **sess; /* references */
+    sref *sess;
     size_t n, cap;
     uint64_t accepted;
+    size_t conns;       /* client connections: sessions + receivers */
+    ipcount *ips;
+    size_t nips, capips;
+    uint64_t refused, refused_unlogged, refused_logged_ns;
     /* For /metrics: how sessions ended (error codes) and, in v[BYTES_IN] and
      * v[FRAMES_IN], the totals of the sessions that have ended, so a
      * collector can keep counters monotonic without having seen them. */
@@ -51,6 +78,122 @@ static void maybe_done(acceptor *a)
         fy_actor_stop(a->self);
     }
 }
+
+/* ---- connection limits -------------------------------------------------------- */
+
+void fy__addr_key(const fy_addr *a, uint64_t key[2])
+{
+    uint8_t b[16] = {0};
+
+    if (a->ss.ss_family == AF_INET6) {
+        memcpy(b, &((const struct sockaddr_in6 *)&a->ss)->sin6_addr, 16);
+    } else if (a->ss.ss_family == AF_INET) {
+        b[10] = b[11] = 0xff; /* ::ffff:a.b.c.d, as the kernel maps it */
+        memcpy(b + 12, &((const struct sockaddr_in *)&a->ss)->sin_addr, 4);
+    }
+    memcpy(key, b, 16);
+}
+
+void fy__addr_key_text(const char *peer, uint64_t key[2])
+{
+    fy_addr a;
+
+    memset(&a, 0, sizeof a);
+    if (fy_addr_parse(peer, "127.0.0.1", &a) < 0)
+        memset(&a, 0, sizeof a); /* not ours: every such peer shares key 0 */
+    fy__addr_key(&a, key);
+}
+
+static ipcount *ip_find(acceptor *a, const uint64_t key[2])
+{
+    for (size_t i = 0; i < a->nips; i++)
+        if (a->ips[i].key[0] == key[0] && a->ips[i].key[1] == key[1])
+            return &a->ips[i];
+    return NULL;
+}
+
+/* Count one more connection from key.  0, or -ENOMEM (then it is not counted). */
+static int conn_add(acceptor *a, const uint64_t key[2])
+{
+    ipcount *c = ip_find(a, key);
+
+    if (!c) {
+        if (a->nips == a->capips) {
+            size_t cap = a->capips ? 2 * a->capips : 64;
+            ipcount *ni = realloc(a->ips, cap * sizeof *ni);
+            if (!ni)
+                return -ENOMEM;
+            a->ips = ni;
+            a->capips = cap;
+        }
+        c = &a->ips[a->nips++];
+        *c = (ipcount){.key = {key[0], key[1]}};
+    }
+    c->n++;
+    a->conns++;
+    return 0;
+}
+
+static void conn_del(acceptor *a, const uint64_t key[2])
+{
+    ipcount *c = ip_find(a, key);
+
+    if (!c || !a->conns)
+        return;
+    a->conns--;
+    if (--c->n == 0)
+        *c = a->ips[--a->nips];
+}
+
+/* Which limit would one more connection from key pass?  NULL: none. */
+static const char *over_limit(acceptor *a, const uint64_t key[2], uint64_t *value)
+{
+    const fy_conf *c = a->ctx->conf;
+    const ipcount *ic = ip_find(a, key);
+
+    if (a->conns >= c->max_connections) {
+        *value = c->max_connections;
+        return "max-connections";
+    }
+    if (ic && ic->n >= c->max_conns_per_ip) {
+        *value = c->max_conns_per_ip;
+        return "max-connections-per-ip";
+    }
+    return NULL;
+}
+
+/* Refuse fd: an FY_ELIMIT error frame, FIN, read what the client already
+ * sent (so close() does not reset the connection under the frame), close. */
+static void refuse(acceptor *a, int fd, const char *peer, const char *limit, uint64_t value)
+{
+    uint8_t fr[FY_FRAME_HDR_SIZE + 256], sink[4096];
+    int n = fy__ctl_error(0, FY_ELIMIT, fr, sizeof fr, "connection refused: %s %llu reached",
+                          limit, (unsigned long long)value);
+
+    if (n > 0) {
+        struct iovec iov = {fr, (size_t)n};
+        (void)fy_sock_writev(fd, &iov, 1); /* a fresh socket's buffer takes it whole */
+    }
+    (void)fy_sock_shutdown_wr(fd);
+    for (int i = 0; i < 4 && fy_sock_recv(fd, sink, sizeof sink) > 0; i++)
+        ;
+    close(fd);
+    a->refused++;
+    fy_stats_err(&a->ends, FY_ELIMIT, 1);
+    uint64_t now = fy_now_ns();
+    if (now - a->refused_logged_ns >= REFUSE_LOG_NS) {
+        fy_klog(FY_LOG_WARN, "connection refused", "peer=%s limit=%s value=%llu connections=%zu "
+                "refused_total=%llu suppressed=%llu action=\"error frame FY_ELIMIT, close\"",
+                peer, limit, (unsigned long long)value, a->conns, (unsigned long long)a->refused,
+                (unsigned long long)a->refused_unlogged);
+        a->refused_logged_ns = now;
+        a->refused_unlogged = 0;
+    } else {
+        a->refused_unlogged++;
+    }
+}
+
+/* ---- accepting ---------------------------------------------------------------- */
 
 static void accept_some(acceptor *a)
 {
@@ -74,10 +217,17 @@ static void accept_some(acceptor *a)
             continue;
         }
         fy_addr_format(&peer, ps, sizeof ps);
+        uint64_t key[2], value = 0;
+        fy__addr_key(&peer, key);
+        const char *limit = over_limit(a, key, &value);
+        if (limit) {
+            refuse(a, fd, ps, limit, value);
+            continue;
+        }
         fy_sock_set_nodelay(fd);
         if (a->n == a->cap) {
             size_t cap = a->cap ? 2 * a->cap : 64;
-            fy_actor **ns = realloc(a->sess, cap * sizeof *ns);
+            sref *ns = realloc(a->sess, cap * sizeof *ns);
             if (!ns) {
                 fy_klog(FY_LOG_ERROR, "malloc failed", "what=session_list peer=%s "
                         "action=\"close connection\"", ps);
@@ -87,16 +237,24 @@ static void accept_some(acceptor *a)
             a->sess = ns;
             a->cap = cap;
         }
+        if (conn_add(a, key) < 0) {
+            fy_klog(FY_LOG_ERROR, "malloc failed", "what=address_list peer=%s "
+                    "action=\"close connection\"", ps);
+            close(fd);
+            continue;
+        }
         fy_actor *s;
-        fy_klog(FY_LOG_INFO, "connect", "peer=%s sessions=%zu", ps, a->n + 1);
+        fy_klog(FY_LOG_INFO, "connect", "peer=%s sessions=%zu connections=%zu", ps, a->n + 1,
+                a->conns);
         int rc = fy__session_new(a->ctx, fd, ps, &s);
         if (rc < 0) {
             fy_klog(FY_LOG_ERROR, "cannot start session", "peer=%s err=%s action=\"close "
                     "connection\"", ps, fy_errname(rc));
+            conn_del(a, key);
             close(fd);
             continue;
         }
-        a->sess[a->n++] = s;
+        a->sess[a->n++] = (sref){.a = s, .key = {key[0], key[1]}};
         a->accepted++;
     }
     if (!a->cont_pending) { /* more may be waiting: next turn, after others ran */
@@ -112,7 +270,8 @@ static void on_gone(acceptor *a, fy_actor *s, const fy_msg *m)
     a->ends.v[FY_ST_BYTES_IN] += m->u64[0];
     a->ends.v[FY_ST_FRAMES_IN] += m->u64[1];
     for (size_t i = 0; i < a->n; i++)
-        if (a->sess[i] == s) {
+        if (a->sess[i].a == s) {
+            conn_del(a, a->sess[i].key);
             a->sess[i] = a->sess[--a->n];
             fy_actor_unref(s);
             break;
@@ -129,7 +288,7 @@ static void on_stats(acceptor *a, const fy_msg *m)
     r.kind = FY_KIND_ACCEPTOR;
 
     for (size_t i = 0; i < a->n; i++)
-        r.fanout += (uint32_t)fy_stats_pass(m, a->sess[i]);
+        r.fanout += (uint32_t)fy_stats_pass(m, a->sess[i].a);
     r.depth = fy_actor_depth(a->self);
     r.v[FY_ST_ACCEPTED] = a->accepted;
     fy_stats_answer(a->ctx->pool, a->ctx->metrics, m, &r);
@@ -159,7 +318,7 @@ static void on_shutdown(acceptor *a)
     }
     fy_klog(FY_LOG_INFO, "shutdown: stopped accepting", "sessions=%zu", a->n);
     for (size_t i = 0; i < a->n; i++)
-        fy_actor_post(a->sess[i], FY_RM_SHUTDOWN, 0, 0, 0, NULL, NULL);
+        fy_actor_post(a->sess[i].a, FY_RM_SHUTDOWN, 0, 0, 0, NULL, NULL);
     maybe_done(a);
 }
 
@@ -186,6 +345,14 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
     case FY_RM_SESSION_GONE:
         on_gone(a, m->ptr, m);
         break;
+    case FY_RM_CONN_ADOPT:
+        if (conn_add(a, m->u64) < 0)
+            fy_klog(FY_LOG_ERROR, "malloc failed", "what=address_list action=\"receiver not "
+                    "counted\"");
+        break;
+    case FY_RM_CONN_GONE:
+        conn_del(a, m->u64);
+        break;
     case FY_RM_SHUTDOWN:
         on_shutdown(a);
         break;
@@ -203,10 +370,11 @@ static void dtor(void *state)
     acceptor *a = state;
 
     for (size_t i = 0; i < a->n; i++)
-        fy_actor_unref(a->sess[i]);
+        fy_actor_unref(a->sess[i].a);
     if (a->lfd >= 0)
         close(a->lfd);
     free(a->sess);
+    free(a->ips);
     free(a);
 }
 

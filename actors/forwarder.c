@@ -57,6 +57,7 @@ typedef struct fwd {
     int fd;
     enum fst st;
     char peer[64];
+    uint64_t addr_key[2]; /* the acceptor counts our connection under it */
     uint8_t mode;
     uint64_t resume_from;
     fy_dec *dec;
@@ -162,6 +163,8 @@ static void close_fwd(fwd *f, enum fy_klog_level lvl, const char *why)
             ;
         close(f->fd);
         f->fd = -1;
+        fy_actor_post(f->ctx->acceptor, FY_RM_CONN_GONE, 0, f->addr_key[0], f->addr_key[1], NULL,
+                      NULL);
     }
     fy_klog(lvl, "receiver closed", "peer=%s channel=%s reason=\"%s\" bytes_sent=%llu "
             "acked_seq=%llu catchups=%llu", f->peer, f->chan->name, why,
@@ -748,7 +751,10 @@ static void on_stats(fwd *f, const fy_msg *m)
     fy_stats_rec r = {.actor = fy_actor_id(f->self), .kind = FY_KIND_FORWARDER, .role = 2};
 
     r.depth = fy_actor_depth(f->self);
-    snprintf(r.channel, sizeof r.channel, "%.71s", f->chan->name);
+    /* Once closing, the channel record may be gone (its writer may have
+     * closed the channel after our UNSUBSCRIBE). */
+    if (f->st != F_CLOSING)
+        snprintf(r.channel, sizeof r.channel, "%.71s", f->chan->name);
     snprintf(r.peer, sizeof r.peer, "%s", f->peer);
     snprintf(r.mode, sizeof r.mode, "%s", f->st == F_LIVE ? "live" : "catch-up");
     r.v[FY_ST_BYTES_OUT] = f->sent;
@@ -860,6 +866,11 @@ int fy__forwarder_new(const fy__fwd_init *in, fy_actor **out)
                        .label = label};
     if ((rc = fy_actor_new(f->ctx->sched, &o, &f->self)) < 0)
         goto fail;
+    /* The connection now counts as ours: posted before the session that
+     * hands it over reports gone, so the acceptor's count never dips. */
+    fy__addr_key_text(f->peer, f->addr_key);
+    fy_actor_post(f->ctx->acceptor, FY_RM_CONN_ADOPT, 0, f->addr_key[0], f->addr_key[1], NULL,
+                  NULL);
     *out = f->self;
     return 0;
 fail:

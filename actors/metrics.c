@@ -143,7 +143,8 @@ static void render_conns(metrics *m, fy_prom *p, const fy_stats_rec *acc)
             receivers++;
             out += r->v[FY_ST_BYTES_OUT];
             fout += r->v[FY_ST_FRAMES_OUT];
-        } else if (r->kind == FY_KIND_WRITER) {
+        } else if (r->kind == FY_KIND_WRITER || r->kind == FY_KIND_REGISTRY) {
+            /* the registry: what the channels closed so far had */
             in += r->v[FY_ST_BYTES_IN];
             fin += r->v[FY_ST_FRAMES_IN];
             out += r->v[FY_ST_BYTES_OUT]; /* its receivers that have left */
@@ -175,6 +176,15 @@ static void render_conns(metrics *m, fy_prom *p, const fy_stats_rec *acc)
                 fy_prom_u64(p, "ferry_errors_total", acc->err_n[i], "code",
                             acc->err_code[i] ? fy_errname(-(int)acc->err_code[i]) : "other",
                             NULL);
+}
+
+static void render_registry(fy_prom *p, const fy_stats_rec *reg)
+{
+    fy_prom_family(p, "ferry_channels_open", "gauge", "Channels open (each holds its log files).");
+    fy_prom_u64(p, "ferry_channels_open", reg ? reg->v[FY_ST_CHANNELS] : 0, NULL);
+    fy_prom_family(p, "ferry_channels_closed_total", "counter",
+                   "Channels closed after --channel-idle without sender or receiver.");
+    fy_prom_u64(p, "ferry_channels_closed_total", reg ? reg->v[FY_ST_CHANNELS_CLOSED] : 0, NULL);
 }
 
 static void render_channels(metrics *m, fy_prom *p)
@@ -268,15 +278,19 @@ static void finish(metrics *m)
         m->incomplete++;
     m->cur = 0;
     m->scrapes++;
-    const fy_stats_rec *acc = NULL;
-    for (size_t i = 0; i < m->nrecs; i++)
+    const fy_stats_rec *acc = NULL, *reg = NULL;
+    for (size_t i = 0; i < m->nrecs; i++) {
         if (m->recs[i].kind == FY_KIND_ACCEPTOR)
             acc = &m->recs[i];
+        else if (m->recs[i].kind == FY_KIND_REGISTRY)
+            reg = &m->recs[i];
+    }
     fy_prom *p = m->prom;
     fy_prom_reset(p);
     fy_prom_family(p, "ferry_up", "gauge", "1 while the relay runs.");
     fy_prom_u64(p, "ferry_up", 1, NULL);
     render_conns(m, p, acc);
+    render_registry(p, reg);
     render_channels(m, p);
     render_receivers(m, p);
     render_depths(m, p);

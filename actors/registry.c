@@ -10,6 +10,18 @@
  * data past the last good index record, so it is short, and it keeps the
  * creation of a channel strictly ordered before its first use.
  *
+ * Channel lifetime (docs/architecture.md): a channel is opened on demand,
+ * within --max-channels (FY_ELIMIT beyond; no directory is created for a
+ * refused name), and closed when its writer has had no user for
+ * --channel-idle: the writer says CHAN_IDLE, the registry marks the slot
+ * closing and answers CLOSE; the writer either closes (sync, index, log,
+ * WRITER_DONE) or, when a user came meanwhile, answers CHAN_KEEP.  A
+ * request for a closing channel waits in its slot and is answered after
+ * WRITER_DONE (by reopening it, recovery included) or CHAN_KEEP, so one
+ * channel directory never has two writers.  Every channel handed out is
+ * first announced to its writer (LEASE, with the session), so a writer
+ * never closes under a session that is about to attach or subscribe.
+ *
  * Shutdown: after every session is gone the acceptor sends FY_RM_SHUTDOWN;
  * the registry passes it to every writer, counts their FY_RM_WRITER_DONE
  * and then tells the main thread through the done eventfd.
@@ -27,16 +39,47 @@
 #include "relay/stats.h"
 #include "relay_int.h"
 
+/* The registry's own view of a channel (the fy__chan it points to is what
+ * others see, and does not change). */
+typedef struct slot {
+    fy__chan *ch;
+    bool closing;         /* CLOSE sent: requests wait below */
+    fy__chan_req **wait;  /* requests that came while closing */
+    size_t nwait, capwait;
+} slot;
+
 typedef struct registry {
     const fy__ctx *ctx;
     fy_actor *self;
-    fy__chan **chans;
+    slot *slots;
     size_t n, cap;
     uint32_t next_id;
     bool shutting;
     size_t pending; /* writers still shutting down */
+    uint64_t opened, closed, refused;
+    /* figures of the channels closed so far, so /metrics stays monotonic */
+    uint64_t gone_in, gone_frames_in, gone_out, gone_frames_out;
 } registry;
 
+static slot *find_name(registry *r, const char *name)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (strcmp(r->slots[i].ch->name, name) == 0)
+            return &r->slots[i];
+    return NULL;
+}
+
+static slot *find_chan(registry *r, const fy__chan *ch)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (r->slots[i].ch == ch)
+            return &r->slots[i];
+    return NULL;
+}
+
+/* Open name: check it, check the limit, then (only then) create its
+ * directory, recover the store and start writer + indexer.  0 with *out,
+ * or -FY_ENAME / -FY_ELIMIT / -errno / -FY_E*. */
 static int open_chan(registry *r, const char *name, fy__chan **out)
 {
     const fy_conf *c = r->ctx->conf;
@@ -44,23 +87,34 @@ static int open_chan(registry *r, const char *name, fy__chan **out)
     fy_log *log;
     fy_idx *idx;
     fy_recovery rep = {0};
+    bool made = false;
     int rc;
 
     if ((rc = fy_name_check(name, strlen(name))) < 0)
         return rc;
+    if (r->n >= c->max_channels) {
+        r->refused++;
+        fy_klog(r->refused == 1 || r->refused % 1000 == 0 ? FY_LOG_WARN : FY_LOG_DEBUG,
+                "channel refused", "channel=%s limit=max-channels value=%llu open=%zu "
+                "refused_total=%llu action=\"error frame FY_ELIMIT\"", name,
+                (unsigned long long)c->max_channels, r->n, (unsigned long long)r->refused);
+        return -FY_ELIMIT;
+    }
     if (r->n == r->cap) {
         size_t cap = r->cap ? 2 * r->cap : 8;
-        fy__chan **nc = realloc(r->chans, cap * sizeof *nc);
-        if (!nc)
+        slot *ns = realloc(r->slots, cap * sizeof *ns);
+        if (!ns)
             return -ENOMEM;
-        r->chans = nc;
+        r->slots = ns;
         r->cap = cap;
     }
     if (!(ch = calloc(1, sizeof *ch)))
         return -ENOMEM;
     snprintf(ch->name, sizeof ch->name, "%s", name);
     snprintf(ch->dir, sizeof ch->dir, "%s/%s", r->ctx->chan_root, name);
-    if (mkdir(ch->dir, 0750) != 0 && errno != EEXIST) {
+    if (mkdir(ch->dir, 0750) == 0) {
+        made = true;
+    } else if (errno != EEXIST) {
         rc = -errno;
         fy_klog(FY_LOG_ERROR, "mkdir failed", "path=%s err=%s action=\"refuse channel\"", ch->dir,
                 fy_errname(rc));
@@ -73,54 +127,173 @@ static int open_chan(registry *r, const char *name, fy__chan **out)
     if ((rc = fy_store_open(ch->dir, &so, &log, &idx, &rep)) < 0) {
         fy_klog(FY_LOG_ERROR, "fy_store_open failed", "dir=%s err=%s action=\"refuse channel\"",
                 ch->dir, fy_errname(rc));
-        free(ch);
-        return rc;
+        goto fail;
     }
     fy_klog(FY_LOG_INFO, "channel opened",
             "channel=%s dir=%s segments=%llu frames=%llu first_seq=%llu next_seq=%llu "
-            "truncated_bytes=%llu index_dropped=%llu index_added=%llu scanned_bytes=%llu ms=%.1f",
+            "truncated_bytes=%llu index_dropped=%llu index_added=%llu scanned_bytes=%llu ms=%.1f "
+            "open=%zu",
             name, ch->dir, (unsigned long long)rep.segments, (unsigned long long)rep.frames,
             (unsigned long long)rep.first_seq, (unsigned long long)rep.next_seq,
             (unsigned long long)rep.truncated_bytes, (unsigned long long)rep.index_dropped,
             (unsigned long long)rep.index_added, (unsigned long long)rep.scanned_bytes,
-            (double)(fy_now_ns() - t0) / 1e6);
+            (double)(fy_now_ns() - t0) / 1e6, r->n + 1);
     ch->id = ++r->next_id;
     if ((rc = fy__writer_new(r->ctx, ch, log, idx, &ch->writer, &ch->indexer)) < 0) {
         fy_klog(FY_LOG_ERROR, "cannot start channel actors", "channel=%s err=%s", name,
                 fy_errname(rc));
-        free(ch);
-        return rc;
+        goto fail;
     }
-    r->chans[r->n++] = ch;
+    r->slots[r->n++] = (slot){.ch = ch};
+    r->opened++;
     *out = ch;
     return 0;
+fail:
+    /* A directory made for nothing would outlive the refusal: remove it if
+     * it is still empty (rmdir fails otherwise, which is what we want). */
+    if (made)
+        (void)rmdir(ch->dir);
+    free(ch);
+    return rc;
+}
+
+/* Answer q: the channel (after announcing the session to its writer) or
+ * the error rc (negative).  Frees q. */
+static void reply(fy__chan_req *q, fy__chan *ch, int rc)
+{
+    if (rc < 0 && rc > -1000)
+        rc = -FY_EINTERNAL; /* errno values are not wire codes */
+    if (rc == 0) {
+        /* Before CHAN: the writer hears of the session before anything the
+         * session sends it, and before any CLOSE the registry sends later. */
+        fy_actor *lease = fy_actor_ref(q->reply);
+        if (fy_actor_post(ch->writer, FY_RM_LEASE, 0, 0, 0, lease, NULL) < 0)
+            fy_actor_unref(lease);
+    }
+    fy_actor_post(q->reply, FY_RM_CHAN, (uint32_t)-rc, 0, 0, rc < 0 ? NULL : ch, NULL);
+    fy_actor_unref(q->reply);
+    free(q);
 }
 
 static void on_get(registry *r, fy__chan_req *q)
 {
+    slot *s = find_name(r, q->name);
     fy__chan *ch = NULL;
-    int rc = 0;
+    int rc;
 
-    for (size_t i = 0; i < r->n && !ch; i++)
-        if (strcmp(r->chans[i]->name, q->name) == 0)
-            ch = r->chans[i];
-    if (!ch)
-        rc = r->shutting ? -FY_ESHUTDOWN : open_chan(r, q->name, &ch);
-    if (rc < 0 && rc > -1000)
-        rc = -FY_EINTERNAL; /* errno values are not wire codes */
-    fy_actor_post(q->reply, FY_RM_CHAN, (uint32_t)-rc, 0, 0, rc < 0 ? NULL : ch, NULL);
-    fy_actor_unref(q->reply);
-    free(q);
+    if (s && s->closing) {
+        if (s->nwait == s->capwait) {
+            size_t cap = s->capwait ? 2 * s->capwait : 4;
+            fy__chan_req **nw = realloc(s->wait, cap * sizeof *nw);
+            if (!nw) {
+                reply(q, NULL, -ENOMEM);
+                return;
+            }
+            s->wait = nw;
+            s->capwait = cap;
+        }
+        s->wait[s->nwait++] = q; /* answered at WRITER_DONE or CHAN_KEEP */
+        return;
+    }
+    if (r->shutting) /* (no session is left by then; a writer may have stopped) */
+        reply(q, NULL, -FY_ESHUTDOWN);
+    else if (s)
+        reply(q, s->ch, 0);
+    else if ((rc = open_chan(r, q->name, &ch)) < 0)
+        reply(q, NULL, rc);
+    else
+        reply(q, ch, 0);
 }
 
 static void done(registry *r)
 {
     uint64_t one = 1;
 
-    fy_klog(FY_LOG_INFO, "channels closed", "channels=%zu", r->n);
+    fy_klog(FY_LOG_INFO, "channels closed", "opened=%llu closed_idle=%llu refused=%llu",
+            (unsigned long long)r->opened, (unsigned long long)r->closed,
+            (unsigned long long)r->refused);
     if (write(r->ctx->done_fd, &one, sizeof one) < 0)
         fy_klog(FY_LOG_ERROR, "write failed", "fd=done err=%s", fy_errname(-errno));
     fy_actor_stop(r->self);
+}
+
+/* A writer asks to close its idle channel: from now on requests for it
+ * wait, and the writer gets the last word (it may have a user by now). */
+static void on_idle(registry *r, const fy__chan *ch)
+{
+    slot *s = find_chan(r, ch);
+
+    if (!s || s->closing || r->shutting) /* shutting: SHUTDOWN closes it anyway */
+        return;
+    s->closing = true;
+    fy_actor_post(s->ch->writer, FY_RM_CLOSE, 0, 0, 0, NULL, NULL);
+}
+
+static void on_keep(registry *r, const fy__chan *ch)
+{
+    slot *s = find_chan(r, ch);
+
+    if (!s)
+        return;
+    s->closing = false;
+    for (size_t i = 0; i < s->nwait; i++)
+        reply(s->wait[i], r->shutting ? NULL : s->ch, r->shutting ? -FY_ESHUTDOWN : 0);
+    s->nwait = 0;
+}
+
+/* A writer has closed (idle or shutdown): forget the channel, then answer
+ * the requests that waited for the close by opening it again. */
+static void on_writer_done(registry *r, const fy_msg *m)
+{
+    slot *s = find_chan(r, m->ptr);
+
+    if (!s)
+        return;
+    fy__chan *ch = s->ch;
+    fy__chan_req **wait = s->wait;
+    size_t nwait = s->nwait;
+    char name[FY_NAME_MAX + 1];
+
+    snprintf(name, sizeof name, "%s", ch->name);
+    r->gone_in += m->u64[0];
+    r->gone_frames_in += m->u64[1];
+    *s = r->slots[--r->n];
+    /* Both have stopped (the indexer before the writer's IDX_DONE): these
+     * are the last references the registry holds. */
+    fy_actor_unref(ch->writer);
+    fy_actor_unref(ch->indexer);
+    free(ch);
+    if (r->shutting) {
+        for (size_t i = 0; i < nwait; i++)
+            reply(wait[i], NULL, -FY_ESHUTDOWN);
+        free(wait);
+        if (r->pending && --r->pending == 0)
+            done(r);
+        return;
+    }
+    r->closed++;
+    if (nwait) {
+        fy__chan *nch = NULL;
+        int rc = open_chan(r, name, &nch);
+        fy_klog(rc < 0 ? FY_LOG_ERROR : FY_LOG_INFO, "channel reopened", "channel=%s waiting=%zu "
+                "err=%s", name, nwait, rc < 0 ? fy_errname(rc) : "none");
+        for (size_t i = 0; i < nwait; i++)
+            reply(wait[i], nch, rc);
+    }
+    free(wait);
+}
+
+static void on_shutdown(registry *r)
+{
+    if (r->shutting)
+        return;
+    r->shutting = true;
+    /* Closing channels too: each slot ends in exactly one WRITER_DONE. */
+    r->pending = r->n;
+    for (size_t i = 0; i < r->n; i++)
+        fy_actor_post(r->slots[i].ch->writer, FY_RM_SHUTDOWN, 0, 0, 0, NULL, NULL);
+    if (!r->pending)
+        done(r);
 }
 
 static int handle(fy_actor *self, void *state, fy_msg *m)
@@ -133,26 +306,34 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
         on_get(r, m->ptr);
         break;
     case FY_RM_SHUTDOWN:
-        if (r->shutting)
-            break;
-        r->shutting = true;
-        r->pending = r->n;
-        for (size_t i = 0; i < r->n; i++)
-            fy_actor_post(r->chans[i]->writer, FY_RM_SHUTDOWN, 0, 0, 0, NULL, NULL);
-        if (!r->pending)
-            done(r);
+        on_shutdown(r);
         break;
     case FY_STATS_REQ: {
         fy_stats_rec rec = {.actor = fy_actor_id(r->self), .kind = FY_KIND_REGISTRY};
         for (size_t i = 0; i < r->n; i++)
-            rec.fanout += (uint32_t)fy_stats_pass(m, r->chans[i]->writer);
+            rec.fanout += (uint32_t)fy_stats_pass(m, r->slots[i].ch->writer);
         rec.depth = fy_actor_depth(r->self);
+        rec.v[FY_ST_CHANNELS] = r->n;
+        rec.v[FY_ST_CHANNELS_CLOSED] = r->closed;
+        rec.v[FY_ST_BYTES_IN] = r->gone_in;
+        rec.v[FY_ST_FRAMES_IN] = r->gone_frames_in;
+        rec.v[FY_ST_BYTES_OUT] = r->gone_out;
+        rec.v[FY_ST_FRAMES_OUT] = r->gone_frames_out;
         fy_stats_answer(r->ctx->pool, r->ctx->metrics, m, &rec);
         break;
     }
+    case FY_RM_CHAN_IDLE:
+        on_idle(r, m->ptr);
+        break;
+    case FY_RM_CHAN_KEEP:
+        on_keep(r, m->ptr);
+        break;
+    case FY_RM_WRITER_TOTALS:
+        r->gone_out += m->u64[0];
+        r->gone_frames_out += m->u64[1];
+        break;
     case FY_RM_WRITER_DONE:
-        if (r->pending && --r->pending == 0)
-            done(r);
+        on_writer_done(r, m);
         break;
     default:
         break;
@@ -186,10 +367,16 @@ void fy__registry_cleanup(void *state)
     if (!r)
         return;
     for (size_t i = 0; i < r->n; i++) {
-        fy_actor_unref(r->chans[i]->writer);
-        fy_actor_unref(r->chans[i]->indexer);
-        free(r->chans[i]);
+        slot *s = &r->slots[i];
+        fy_actor_unref(s->ch->writer);
+        fy_actor_unref(s->ch->indexer);
+        free(s->ch);
+        for (size_t j = 0; j < s->nwait; j++) {
+            fy_actor_unref(s->wait[j]->reply);
+            free(s->wait[j]);
+        }
+        free(s->wait);
     }
-    free(r->chans);
+    free(r->slots);
     free(r);
 }

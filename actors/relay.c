@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -27,6 +28,7 @@
 
 struct fy_relay {
     fy__ctx ctx;
+    fy_conf conf;     /* the caller's, with the limits fitted to RLIMIT_NOFILE */
     fy_addr bound;
     int lfd;
     bool started;
@@ -54,6 +56,49 @@ static int mkdir_p(const char *path)
     return 0;
 }
 
+/* Descriptors ferryd needs beyond connections and channels: listener,
+ * epoll, eventfds, timers, lock, metrics listener and its clients, logs. */
+#define FDS_SPARE 64
+#define FDS_PER_CHANNEL 4 /* data segment, index, and the directory fds of both */
+
+/* Fit max-connections and max-channels to the descriptor limit: raise the
+ * soft limit towards the hard one if that is short, and if even the hard
+ * limit is short, lower both limits (with a warning) so the relay refuses
+ * with FY_ELIMIT instead of failing on EMFILE. */
+static void fit_nofile(fy_conf *c)
+{
+    struct rlimit rl;
+    uint64_t need = c->max_connections + FDS_PER_CHANNEL * c->max_channels + FDS_SPARE;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
+        return;
+    rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need ? (rlim_t)need : rl.rlim_max;
+    if (want > rl.rlim_cur) {
+        struct rlimit nr = {want, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &nr) == 0)
+            rl.rlim_cur = want;
+        else
+            fy_klog(FY_LOG_WARN, "setrlimit failed", "resource=RLIMIT_NOFILE want=%llu err=%s",
+                    (unsigned long long)want, fy_errname(-errno));
+    }
+    if (rl.rlim_cur >= need)
+        return;
+    uint64_t avail = rl.rlim_cur > 2 * FDS_SPARE ? rl.rlim_cur - FDS_SPARE : FDS_SPARE;
+    uint64_t chans = c->max_channels, conns = c->max_connections;
+    if (FDS_PER_CHANNEL * chans > avail / 2) /* channels get at most half */
+        chans = avail / 2 / FDS_PER_CHANNEL ? avail / 2 / FDS_PER_CHANNEL : 1;
+    if (conns > avail - FDS_PER_CHANNEL * chans)
+        conns = avail - FDS_PER_CHANNEL * chans;
+    fy_klog(FY_LOG_WARN, "descriptor limit too low for the configured limits",
+            "rlimit_nofile=%llu need=%llu max_connections=%llu->%llu max_channels=%llu->%llu "
+            "action=\"lower the limits (raise ulimit -n to keep them)\"",
+            (unsigned long long)rl.rlim_cur, (unsigned long long)need,
+            (unsigned long long)c->max_connections, (unsigned long long)conns,
+            (unsigned long long)c->max_channels, (unsigned long long)chans);
+    c->max_connections = conns ? conns : 1;
+    c->max_channels = chans;
+}
+
 int fy_relay_new(const fy_conf *conf, const fy_auth *auth, fy_relay **out, char *err,
                  size_t errcap)
 {
@@ -66,7 +111,9 @@ int fy_relay_new(const fy_conf *conf, const fy_auth *auth, fy_relay **out, char 
     r->lfd = -1;
     r->lock_fd = -1;
     r->ctx.done_fd = -1;
-    r->ctx.conf = conf;
+    r->conf = *conf;
+    fit_nofile(&r->conf);
+    conf = r->ctx.conf = &r->conf;
     r->ctx.auth = auth;
     /* The lock before anything else in the directory is touched. */
     if ((rc = mkdir_p(conf->data)) < 0) {

@@ -32,6 +32,7 @@
 #include "ferry/buf.h"
 #include "ferry/proto.h"
 #include "ferry/sched.h"
+#include "ferry/sock.h"
 #include "ferry/store.h"
 #include "relay/auth.h"
 #include "relay/conf.h"
@@ -57,7 +58,12 @@ typedef struct fy__ctx {
 } fy__ctx;
 
 /* One channel: created by the registry, immutable afterwards, freed by the
- * registry's dtor after the scheduler is joined. */
+ * registry when its writer reports WRITER_DONE (an idle close or shutdown;
+ * docs/architecture.md, "Channel lifetime"), or by fy__registry_cleanup
+ * after the scheduler is joined.  Whoever the registry hands it to (a
+ * session, through the writer's lease list, and the forwarder the session
+ * starts) may use it until it has sent the writer its last message
+ * (DETACH, UNSUBSCRIBE). */
 typedef struct fy__chan {
     uint32_t id;
     char name[FY_NAME_MAX + 1];
@@ -125,9 +131,17 @@ enum fy__msg {
     FY_RM_SHUTDOWN = FY_MSG_USER + 1, /* to any actor: begin shutdown */
     FY_RM_SESSION_GONE,               /* ptr = session (acceptor holds the ref), u32 = FY_E* that
                                          ended it, u64 = its bytes, frames in */
+    FY_RM_CONN_ADOPT,                 /* a forwarder took over a session's connection,
+                                         u64 = its address key (fy__addr_key) */
+    FY_RM_CONN_GONE,                  /* a forwarder closed its connection, u64 = address key */
     /* to the registry */
     FY_RM_CHAN_GET,                   /* ptr = fy__chan_req */
-    FY_RM_WRITER_DONE,                /* writer finished shutting down */
+    FY_RM_WRITER_DONE,                /* ptr = fy__chan whose writer closed (idle or shutdown),
+                                         u64 = its bytes, frames in */
+    FY_RM_WRITER_TOTALS,              /* ptr = fy__chan, u64 = bytes, frames its receivers took
+                                         (sent just before WRITER_DONE) */
+    FY_RM_CHAN_IDLE,                  /* ptr = fy__chan: no user for --channel-idle */
+    FY_RM_CHAN_KEEP,                  /* ptr = fy__chan: CLOSE came too late, a user arrived */
     /* to a session */
     FY_RM_CHAN,                       /* u32 = FY_E* or 0, ptr = fy__chan */
     FY_RM_ATTACHED,                   /* u32 = FY_E* or 0, u64 = next_seq, first_seq */
@@ -143,6 +157,8 @@ enum fy__msg {
     FY_RM_UNSUBSCRIBE,                /* ptr = forwarder (compare only), u64 = its bytes, frames out */
     FY_RM_IDX_DONE,                   /* indexer closed */
     FY_RM_DAMAGED,                    /* u64[0] = frames the scrubber found damaged */
+    FY_RM_LEASE,                      /* ptr = session given this channel (a reference) */
+    FY_RM_CLOSE,                      /* registry: close if still unused, else CHAN_KEEP */
     /* to an indexer */
     FY_RM_RECS,                       /* u32 = n, ptr = fy_idx_rec[n] (malloc'd) */
     FY_RM_LOOKUP,                     /* u64[0] = seq, ptr = forwarder (a reference) */
@@ -157,7 +173,7 @@ enum fy__msg {
 
 /* Timer tags. */
 enum { FY__TM_RETRY = 1, FY__TM_LINGER = 2, FY__TM_FSYNC = 3, FY__TM_RETAIN = 4, FY__TM_ACCEPT = 5,
-       FY__TM_HELLO = 6, FY__TM_SCRUB = 7 };
+       FY__TM_HELLO = 6, FY__TM_SCRUB = 7, FY__TM_IDLE = 8 };
 
 /* ---- the actors' constructors (one file each) ---------------------------- */
 
@@ -176,6 +192,12 @@ int fy__writer_new(const fy__ctx *ctx, const fy__chan *chan, fy_log *log, fy_idx
 int fy__indexer_new(const fy__ctx *ctx, const fy__chan *chan, fy_idx *idx, fy_actor *writer,
                     fy_actor **out);
 int fy__forwarder_new(const fy__fwd_init *in, fy_actor **out);
+
+/* The 16-byte key the connection limits count by: the peer's IP address
+ * (IPv4 as ::ffff:a.b.c.d), port left out.  From an fy_addr, or from the
+ * "HOST:PORT" text fy_addr_format made of one (any thread). */
+void fy__addr_key(const fy_addr *a, uint64_t key[2]);
+void fy__addr_key_text(const char *peer, uint64_t key[2]);
 
 /* The metrics actor: GET /metrics on addr (actors/metrics.c).  *bound gets
  * the address it listens on.  0 or -errno with a message in err. */

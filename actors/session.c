@@ -476,6 +476,11 @@ static void on_chan(session *s, fy_msg *m)
 {
     if (s->st != S_WAIT_CHAN)
         return;
+    if (m->u32 == FY_ELIMIT) {
+        fail(s, FY_ELIMIT, "channel %s refused: max-channels %llu reached", s->hello.channel,
+             (unsigned long long)s->ctx->conf->max_channels);
+        return;
+    }
     if (m->u32) {
         fail(s, (int)m->u32, "channel %s unavailable: %s", s->hello.channel, fy_strerror((int)m->u32));
         return;

@@ -15,6 +15,15 @@
  * The writer also enforces one sender per channel (FY_EBUSY) and answers
  * subscriptions with the current end, so a late receiver knows exactly up
  * to where to read history from disk before switching to live batches.
+ *
+ * It decides when its channel is idle: no sender, no forwarder and no
+ * session the registry has given the channel to that is still running
+ * (the lease list; a session that got the channel but never attached, e.g.
+ * because its client vanished, ends its lease by stopping).  After
+ * --channel-idle of that it asks the registry to close it (CHAN_IDLE); on
+ * the registry's CLOSE it checks once more and either closes exactly as at
+ * shutdown (fdatasync, index synced and closed, log closed: nothing
+ * acknowledged or received is lost) or answers CHAN_KEEP.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -52,6 +61,11 @@ typedef struct writer {
     uint64_t bytes, frames, files; /* for /metrics */
     uint64_t damaged;              /* frames the scrub found damaged, for /metrics */
     uint64_t gone_out, gone_frames_out; /* totals of forwarders that have left */
+    /* channel lifetime */
+    fy_actor **lease;    /* sessions given this channel, until they stop (references) */
+    size_t nlease, caplease;
+    uint64_t idle_since; /* fy_now_ns() when last seen unused; 0 = in use */
+    bool idle_armed, idle_told, idle_close;
 } writer;
 
 /* ---- storing a batch --------------------------------------------------------- */
@@ -207,6 +221,101 @@ static void on_batch(writer *w, fy__batch *b)
         retain(w);
 }
 
+/* ---- idleness ------------------------------------------------------------------ */
+
+/* Has anyone a use for the channel?  Drops the leases of sessions that have
+ * stopped: everything such a session sent here (ATTACH, SUBSCRIBE for its
+ * forwarder, DETACH) was queued before it stopped, so it is handled before
+ * any CLOSE the registry sends in answer to a CHAN_IDLE sent after this. */
+static bool in_use(writer *w)
+{
+    for (size_t i = 0; i < w->nlease;) {
+        if (fy_actor_stopped(w->lease[i])) {
+            fy_actor_unref(w->lease[i]);
+            w->lease[i] = w->lease[--w->nlease];
+        } else {
+            i++;
+        }
+    }
+    /* (fy_actor_stopped is an acquire: the session's sends before its stop
+     * happened before the CHAN_IDLE this may lead to.) */
+    return w->sender || w->nfwd || w->nlease;
+}
+
+static void idle_arm(writer *w, uint64_t ms)
+{
+    if (w->idle_armed)
+        return;
+    w->idle_armed = true;
+    fy_timer_after(w->self, (uint32_t)(ms ? ms : 1), FY__TM_IDLE);
+}
+
+/* Called whenever a user may have left, and on the idle timer. */
+static void idle_check(writer *w)
+{
+    uint64_t idle_ms = w->ctx->conf->channel_idle_ms, now = fy_now_ns();
+
+    if (w->shutting || w->idle_told || !w->log)
+        return;
+    if (in_use(w)) {
+        w->idle_since = 0;
+        if (!w->sender && !w->nfwd)
+            idle_arm(w, idle_ms); /* only leases: look again when they may have ended */
+        return;
+    }
+    if (!w->idle_since)
+        w->idle_since = now;
+    uint64_t el = (now - w->idle_since) / 1000000;
+    if (el >= idle_ms) {
+        w->idle_told = true;
+        fy_actor_post(w->ctx->registry, FY_RM_CHAN_IDLE, 0, 0, 0, (void *)w->chan, NULL);
+        return;
+    }
+    idle_arm(w, idle_ms - el);
+}
+
+static void on_lease(writer *w, fy_actor *s)
+{
+    if (w->nlease == w->caplease) {
+        size_t cap = w->caplease ? 2 * w->caplease : 4;
+        fy_actor **nl = realloc(w->lease, cap * sizeof *nl);
+        if (!nl) {
+            /* Without the lease the channel could close under the session:
+             * keep it open instead (it closes at shutdown). */
+            fy_klog(FY_LOG_ERROR, "malloc failed", "what=lease channel=%s action=\"keep the "
+                    "channel open\"", w->chan->name);
+            w->idle_told = true;
+            fy_actor_unref(s);
+            return;
+        }
+        w->lease = nl;
+        w->caplease = cap;
+    }
+    w->lease[w->nlease++] = s;
+    idle_check(w);
+}
+
+static void on_shutdown(writer *w);
+
+/* The registry agrees the channel is idle; requests for it wait meanwhile. */
+static void on_close(writer *w)
+{
+    if (w->shutting)
+        return; /* a shutdown got here first: its WRITER_DONE answers */
+    w->idle_told = false;
+    if (in_use(w)) {
+        w->idle_since = 0;
+        fy_actor_post(w->ctx->registry, FY_RM_CHAN_KEEP, 0, 0, 0, (void *)w->chan, NULL);
+        idle_check(w);
+        return;
+    }
+    fy_klog(FY_LOG_INFO, "channel idle, closing", "channel=%s idle_ms=%llu next_seq=%llu",
+            w->chan->name, (unsigned long long)w->ctx->conf->channel_idle_ms,
+            (unsigned long long)fy_log_next_seq(w->log));
+    w->idle_close = true;
+    on_shutdown(w);
+}
+
 /* ---- subscribers and the sender slot ------------------------------------------- */
 
 static void on_subscribe(writer *w, fy_actor *f)
@@ -254,9 +363,14 @@ static void maybe_done(writer *w)
     int rc = fy_log_sync(w->log);
     fy_log_close(w->log);
     w->log = NULL;
-    fy_klog(rc < 0 ? FY_LOG_ERROR : FY_LOG_INFO, "channel closed", "channel=%s sync=%s",
-            w->chan->name, rc < 0 ? fy_errname(rc) : "ok");
-    fy_actor_post(w->ctx->registry, FY_RM_WRITER_DONE, 0, 0, 0, NULL, NULL);
+    fy_klog(rc < 0 ? FY_LOG_ERROR : FY_LOG_INFO, "channel closed", "channel=%s reason=%s sync=%s",
+            w->chan->name, w->idle_close ? "idle" : "shutdown", rc < 0 ? fy_errname(rc) : "ok");
+    /* The last messages: the registry frees the channel record on
+     * WRITER_DONE, so nothing here may touch w->chan after it. */
+    fy_actor_post(w->ctx->registry, FY_RM_WRITER_TOTALS, 0, w->gone_out, w->gone_frames_out,
+                  (void *)w->chan, NULL);
+    fy_actor_post(w->ctx->registry, FY_RM_WRITER_DONE, 0, w->bytes, w->frames, (void *)w->chan,
+                  NULL);
     fy_actor_stop(w->self);
 }
 
@@ -277,6 +391,7 @@ static void on_unsubscribe(writer *w, fy_actor *f, const fy_msg *m)
     fy_actor_post(f, FY_RM_UNSUBSCRIBED, 0, 0, 0, NULL, NULL);
     fy_actor_unref(ref);
     maybe_done(w);
+    idle_check(w);
 }
 
 static void on_attach(writer *w, fy_actor *s)
@@ -306,6 +421,7 @@ static void on_detach(writer *w, fy_actor *s)
     fy_actor_unref(w->sender);
     w->sender = NULL;
     w->store_failed = false; /* its batches came before this: the next sender starts clean */
+    idle_check(w);
 }
 
 static void on_shutdown(writer *w)
@@ -358,6 +474,8 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
     if (!w->log) {
         if (m->type == FY_RM_BATCH)
             fy__batch_unref(m->ptr);
+        else if (m->type == FY_RM_LEASE)
+            fy_actor_unref(m->ptr);
         return FY_MSG_DONE;
     }
     switch (m->type) {
@@ -386,6 +504,12 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
         w->idx_done = true;
         maybe_done(w);
         break;
+    case FY_RM_LEASE:
+        on_lease(w, m->ptr);
+        break;
+    case FY_RM_CLOSE:
+        on_close(w);
+        break;
     case FY_MSG_TIMER:
         if (m->u64[0] == FY__TM_FSYNC) {
             w->fsync_armed = false;
@@ -396,6 +520,9 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
                             "action=\"retry at next interval\"", w->chan->name, fy_errname(rc));
                 w->dirty = rc < 0;
             }
+        } else if (m->u64[0] == FY__TM_IDLE) {
+            w->idle_armed = false;
+            idle_check(w);
         } else if (m->u64[0] == FY__TM_RETAIN) {
             retain(w);
             fy_timer_after(w->self, RETAIN_MS, FY__TM_RETAIN);
@@ -419,6 +546,9 @@ static void dtor(void *state)
     for (size_t i = 0; i < w->nfwd; i++)
         fy_actor_unref(w->fwd[i]);
     fy_actor_unref(w->sender);
+    for (size_t i = 0; i < w->nlease; i++)
+        fy_actor_unref(w->lease[i]);
+    free(w->lease);
     free(w->fwd);
     free(w);
 }

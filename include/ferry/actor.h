@@ -90,6 +90,8 @@ void fy_actor_unref(fy_actor *a);      /* any thread; NULL ignored */
 
 uint32_t fy_actor_id(const fy_actor *a);
 fy_sched *fy_actor_sched(const fy_actor *a);
+/* True once fy_actor_stop(a) was called; then everything its caller did
+ * before (e.g. its last sends) happened before this returned (acquire). */
 bool fy_actor_stopped(const fy_actor *a);
 /* True when the calling thread is running a's handler (for asserts). */
 bool fy_actor_running_here(const fy_actor *a);

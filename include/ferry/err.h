@@ -34,8 +34,9 @@
     X(FY_ECLOSED,    1019, "actor stopped")                                 \
     X(FY_ECORRUPT,   1020, "corrupt data on disk")                          \
     X(FY_ESHUTDOWN,  1021, "relay shutting down")                           \
-    X(FY_EINTERNAL,  1022, "internal error")                              \
-    X(FY_ENOSPACE,   1023, "relay storage full")
+    X(FY_EINTERNAL,  1022, "internal error")                                \
+    X(FY_ENOSPACE,   1023, "relay storage full")                            \
+    X(FY_ELIMIT,     1024, "relay limit reached")
 
 enum fy_err {
 #define FY__ERR_ENUM(name, num, msg) name = num,

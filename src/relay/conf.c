@@ -46,11 +46,36 @@ void fy_conf_defaults(fy_conf *c)
     c->trace_events = 65536;
     c->scrub_interval = 86400;
     c->scrub_rate = 64ull << 20;
+    c->channel_idle_ms = 30000;
+    c->max_channels = 1024;
+    c->max_connections = 4096;
+    c->max_conns_per_ip = 256;
+}
+
+/* "30" (seconds), "30s", "500ms", "2m" -> milliseconds.  0 or -EINVAL. */
+static int parse_ms(const char *val, uint64_t *out)
+{
+    size_t nd = strspn(val, "0123456789");
+    uint64_t mul;
+
+    if (nd == 0 || nd > 9) /* at most 999 999 999 of any unit: no overflow */
+        return -EINVAL;
+    const char *u = val + nd;
+    if (strcmp(u, "ms") == 0)
+        mul = 1;
+    else if (strcmp(u, "") == 0 || strcmp(u, "s") == 0)
+        mul = 1000;
+    else if (strcmp(u, "m") == 0)
+        mul = 60000;
+    else
+        return -EINVAL;
+    *out = strtoull(val, NULL, 10) * mul;
+    return 0;
 }
 
 /* ---- the key table ---------------------------------------------------------- */
 
-enum kind { K_STR, K_PATH, K_SIZE, K_UINT, K_FSYNC, K_LEVEL };
+enum kind { K_STR, K_PATH, K_SIZE, K_UINT, K_FSYNC, K_LEVEL, K_MS };
 
 struct key {
     const char *name;
@@ -82,6 +107,11 @@ static const struct key keys[] = {
     {"trace-max-bytes", K_SIZE, OFF(trace_max_bytes), 0, 1ull << 40},
     {"trace-events", K_UINT, OFF(trace_events), 0, 1ull << 24},
     {"log-level", K_LEVEL, OFF(log_level), 0, 0},
+    /* A duration: seconds, or with a suffix ms / s / m; stored in ms. */
+    {"channel-idle", K_MS, OFF(channel_idle_ms), 10, 86400000},
+    {"max-channels", K_UINT, OFF(max_channels), 1, 1u << 20},
+    {"max-connections", K_UINT, OFF(max_connections), 1, 1u << 24},
+    {"max-connections-per-ip", K_UINT, OFF(max_conns_per_ip), 1, 1u << 24},
 };
 
 static const struct key *find(const char *key)
@@ -147,6 +177,19 @@ int fy_conf_set(fy_conf *c, const char *key, const char *val, char *err, size_t 
             return -EINVAL;
         }
         c->log_level = rc;
+        return 0;
+    case K_MS:
+        if ((rc = parse_ms(val, &v)) < 0) {
+            say(err, errcap, "%s: '%s' is not a duration (seconds, or a number with ms, s or m)",
+                key, val);
+            return -EINVAL;
+        }
+        if (v < k->min || v > k->max) {
+            say(err, errcap, "%s: %llu ms is out of range %llu..%llu ms", key,
+                (unsigned long long)v, (unsigned long long)k->min, (unsigned long long)k->max);
+            return -EINVAL;
+        }
+        memcpy(p, &v, sizeof v);
         return 0;
     case K_SIZE:
     case K_UINT:

@@ -37,6 +37,11 @@ typedef struct fy_conf {
     uint64_t channel_budget;      /* per-channel in-flight bytes, session -> writer */
     uint64_t sndbuf;              /* receiver sockets' SO_SNDBUF; 0 = kernel autotuning */
     int log_level;                /* enum fy_klog_level */
+    /* Limits a hostile client cannot pass (docs/ferryd.conf). */
+    uint64_t channel_idle_ms;     /* close a channel this long without sender or receiver */
+    uint64_t max_channels;        /* channels open at once */
+    uint64_t max_connections;     /* client connections at once (sessions + receivers) */
+    uint64_t max_conns_per_ip;    /* of those, from one address */
 } fy_conf;
 
 /* Fill c with the defaults (any thread). */

@@ -45,6 +45,8 @@ enum fy_stat_id {
     FY_ST_NEXT_SEQ,     /* writer: next sequence number */
     FY_ST_ACCEPTED,     /* acceptor: connections accepted */
     FY_ST_DAMAGED,      /* writer: frames its channel's scrub found damaged on disk */
+    FY_ST_CHANNELS,     /* registry: channels open */
+    FY_ST_CHANNELS_CLOSED, /* registry: channels closed while idle */
     FY_ST_N
 };
 

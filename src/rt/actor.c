@@ -28,6 +28,7 @@
 #include "ferry/trace.h"
 #include "rt/io.h"
 #include "rt/msg.h"
+#include "rt/tsan.h"
 #include "rt/sched.h"
 #include "rt/tsan.h"
 
@@ -153,6 +154,10 @@ int fy_actor_post(fy_actor *a, uint32_t type, uint32_t u32, uint64_t u0, uint64_
 
 void fy_actor_stop(fy_actor *a)
 {
+    /* What the caller did before stopping a (e.g. its last sends) is seen
+     * by whoever then sees fy_actor_stopped(a) (ThreadSanitizer cannot see
+     * ck's fas: say so). */
+    FY__TSAN_RELEASE(&a->stopped);
     if (ck_pr_fas_32(&a->stopped, 1))
         return;
     fy_trace_emit(FY_TR_ACTOR_STOP, a->id, 0, 0);
@@ -173,7 +178,11 @@ fy_sched *fy_actor_sched(const fy_actor *a)
 
 bool fy_actor_stopped(const fy_actor *a)
 {
-    return ck_pr_load_32(&a->stopped) != 0;
+    bool stopped = ck_pr_load_32(&a->stopped) != 0;
+    ck_pr_fence_acquire(); /* pairs with fy_actor_stop's fas: its caller's earlier writes */
+    if (stopped)
+        FY__TSAN_ACQUIRE(&a->stopped);
+    return stopped;
 }
 
 bool fy_actor_running_here(const fy_actor *a)

@@ -16,10 +16,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
-#include <sys/statvfs.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1319,6 +1322,319 @@ static void test_config(void **st)
     t->ok = true;
 }
 
+/* ---- channel lifetime and limits ------------------------------------------------ */
+
+/* Wait (bounded) until ferryd holds at most want descriptors; returns the
+ * last count. */
+static int wait_fds_at_most(pid_t pid, int want, int ms)
+{
+    int n = count_fds(pid);
+    for (int i = 0; i < ms / 20 && n > want; i++) {
+        usleep(20000);
+        n = count_fds(pid);
+    }
+    return n;
+}
+
+static bool chan_dir_exists(const tstate *t, const char *name)
+{
+    char path[512];
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/channels/%s", t->d.data, name);
+    return stat(path, &sb) == 0;
+}
+
+/* Read one frame and expect an error frame; returns its code, text in text. */
+static int read_error(int fd, char *text, size_t cap)
+{
+    rh_frame f;
+    fy_error e;
+    int rc = rh_read_frame(fd, &f);
+    if (rc < 0)
+        return rc;
+    rc = -FY_EPROTO;
+    if (f.hdr.type == FY_FT_ERROR && fy_error_decode(f.payload, f.hdr.len, &e) == 0) {
+        rc = (int)e.code;
+        snprintf(text, cap, "%.200s", e.text);
+    }
+    rh_frame_free(&f);
+    return rc;
+}
+
+/* An idle channel is closed (its descriptors go back), and reopened on
+ * demand with everything it held: START and RESUME see every frame once,
+ * a new sender continues at the next seq. */
+static void test_idle_close(void **st)
+{
+    tstate *t = *st;
+    size_t len = 200000; /* 6 frames a file */
+    uint8_t *a = random_data(len, 31), *b = random_data(len, 32), *c = random_data(len, 33);
+    fy_welcome w;
+    rh_rx rx;
+
+    start(t, (const char *const[]){"--channel-idle", "300ms", NULL});
+    int base = count_fds(t->d.pid);
+    assert_true(base > 0);
+    int fd = sender(t, "idle", "", &w);
+    assert_true(fd >= 0);
+    uint64_t seq = w.next_seq;
+    send_acked(fd, &w, &seq, "a", a, len);
+    send_acked(fd, &w, &seq, "b", b, len);
+    assert_true(count_fds(t->d.pid) >= base + 4); /* socket + the channel's files */
+    say_bye(fd);
+    int now = wait_fds_at_most(t->d.pid, base, 5000);
+    fprintf(stderr, "fds: %d before the channel, %d after it closed\n", base, now);
+    assert_true(now <= base);
+    assert_int_equal(rh_log_count(&t->d, "channel idle, closing"), 1);
+    assert_int_equal(rh_log_count(&t->d, "reason=idle"), 1);
+
+    /* Reopened by a receiver: everything from the start, then live. */
+    receiver(t, &rx, "idle", FY_MODE_START, 0);
+    assert_int_equal(rh_rx_until(&rx, 2, 0), 0);
+    check_file(&rx.files[0], "a", a, len);
+    check_file(&rx.files[1], "b", b, len);
+    /* A sender after the reopen continues the sequence without gap. */
+    fd = sender_retry(t, "idle", &w);
+    assert_true(fd >= 0);
+    assert_int_equal(w.next_seq, seq);
+    send_acked(fd, &w, &seq, "c", c, len);
+    assert_int_equal(rh_rx_until(&rx, 3, 0), 0);
+    check_file(&rx.files[2], "c", c, len);
+    assert_int_equal(rx.err, 0);
+    close(rx.fd);
+    rh_rx_free(&rx);
+    say_bye(fd);
+
+    /* Closed again; a RESUME from the middle of b reopens it and gets c. */
+    assert_true(wait_fds_at_most(t->d.pid, base, 5000) <= base);
+    receiver(t, &rx, "idle", FY_MODE_RESUME, 9);
+    assert_int_equal(rx.next_seq, 9);
+    assert_int_equal(rh_rx_until(&rx, 1, 0), 0);
+    check_file(&rx.files[0], "c", c, len);
+    close(rx.fd);
+    rh_rx_free(&rx);
+    assert_true(rh_log_count(&t->d, "channel idle, closing") >= 2);
+    free(a);
+    free(b);
+    free(c);
+    t->ok = true;
+}
+
+/* Close and reopen as fast as the relay can (10 ms idle) while senders and
+ * receivers come and go: every receiver gets every file, in order, once. */
+static void test_idle_close_race(void **st)
+{
+    tstate *t = *st;
+    enum { N = 12 };
+    size_t len = 70000;
+    uint8_t *d[N];
+    fy_welcome w;
+    rh_rx rx;
+
+    start(t, (const char *const[]){"--channel-idle", "10ms", NULL});
+    for (int i = 0; i < N; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "f%d", i);
+        d[i] = random_data(len, 40 + (uint64_t)i);
+        int fd = sender_retry(t, "race", &w);
+        assert_true(fd >= 0);
+        uint64_t seq = w.next_seq;
+        assert_int_equal(seq, 1 + (uint64_t)i * 4); /* 4 frames a file */
+        send_acked(fd, &w, &seq, name, d[i], len);
+        say_bye(fd);
+        usleep((useconds_t)(i % 4) * 5000); /* before, around and after the close */
+        receiver(t, &rx, "race", FY_MODE_START, 0);
+        assert_int_equal(rh_rx_until(&rx, (size_t)i + 1, 0), 0);
+        assert_int_equal(rx.err, 0);
+        for (int j = 0; j <= i; j++) {
+            snprintf(name, sizeof name, "f%d", j);
+            check_file(&rx.files[j], name, d[j], len);
+        }
+        close(rx.fd);
+        rh_rx_free(&rx);
+    }
+    fprintf(stderr, "idle closes: %d\n", rh_log_count(&t->d, "channel idle, closing"));
+    assert_true(rh_log_count(&t->d, "channel idle, closing") >= 1);
+    for (int i = 0; i < N; i++)
+        free(d[i]);
+    t->ok = true;
+}
+
+/* --max-channels: one channel too many gets FY_ELIMIT naming the limit, and
+ * no directory; once an idle channel has closed, there is room again. */
+static void test_max_channels(void **st)
+{
+    tstate *t = *st;
+    rh_rx ra, rb;
+    char text[256] = "";
+
+    start(t, (const char *const[]){"--max-channels", "2", "--channel-idle", "200ms", NULL});
+    receiver(t, &ra, "one", FY_MODE_LIVE, 0);
+    receiver(t, &rb, "two", FY_MODE_LIVE, 0);
+    int fd = rh_connect(&t->d);
+    assert_true(fd >= 0);
+    fy_hello h = {.role = FY_ROLE_RECEIVER, .mode = FY_MODE_LIVE};
+    uint8_t p[1024];
+    size_t n;
+    snprintf(h.channel, sizeof h.channel, "three");
+    assert_int_equal(fy_hello_encode(&h, p, sizeof p, &n), 0);
+    assert_int_equal(rh_send_frame(fd, FY_FT_HELLO, 0, 0, p, n), 0);
+    assert_int_equal(read_error(fd, text, sizeof text), FY_ELIMIT);
+    fprintf(stderr, "refused: %s\n", text);
+    assert_non_null(strstr(text, "max-channels 2"));
+    close(fd);
+    assert_false(chan_dir_exists(t, "three"));
+    assert_true(chan_dir_exists(t, "one"));
+    assert_true(rh_log_count(&t->d, "limit=max-channels value=2") >= 1);
+    /* A sender is refused the same way. */
+    fy_welcome w;
+    assert_int_equal(sender(t, "four", "", &w), -FY_ELIMIT);
+    assert_false(chan_dir_exists(t, "four"));
+    /* An existing channel is still served. */
+    rh_rx rc2;
+    receiver(t, &rc2, "one", FY_MODE_LIVE, 0);
+    close(rc2.fd);
+    rh_rx_free(&rc2);
+    /* "one" goes idle and closes: "three" fits now (bounded retry). */
+    close(ra.fd);
+    rh_rx_free(&ra);
+    int rc = -FY_ELIMIT;
+    for (int i = 0; i < 100 && rc == -FY_ELIMIT; i++) {
+        int f2 = rh_connect(&t->d);
+        assert_true(f2 >= 0);
+        rc = rh_hello(f2, FY_ROLE_RECEIVER, "three", "", FY_MODE_LIVE, 0, &w);
+        close(f2);
+        if (rc == -FY_ELIMIT)
+            usleep(50000);
+    }
+    assert_int_equal(rc, 0);
+    assert_true(chan_dir_exists(t, "three"));
+    close(rb.fd);
+    rh_rx_free(&rb);
+    t->ok = true;
+}
+
+/* A connection from 127.0.0.2 (loopback has the whole /8). */
+static int connect_from(const tstate *t, const char *src)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET}, da = {.sin_family = AF_INET};
+    struct timeval tv = {.tv_sec = RH_IO_TIMEOUT_S};
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    inet_pton(AF_INET, src, &sa.sin_addr);
+    inet_pton(AF_INET, "127.0.0.1", &da.sin_addr);
+    da.sin_port = htons(t->d.port);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+        connect(fd, (struct sockaddr *)&da, sizeof da) < 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    return fd;
+}
+
+/* --max-connections counts every client connection, receivers included;
+ * the one past it gets an FY_ELIMIT error frame naming the limit. */
+static void test_max_connections(void **st)
+{
+    tstate *t = *st;
+    rh_rx rx;
+    char text[256] = "";
+
+    start(t, (const char *const[]){"--max-connections", "3", NULL});
+    receiver(t, &rx, "c", FY_MODE_LIVE, 0); /* a forwarder's connection */
+    int a = rh_connect(&t->d), b = rh_connect(&t->d);
+    assert_true(a >= 0 && b >= 0);
+    fy_welcome w;
+    /* A 4th connection, whatever it says: refused (counted at accept). */
+    assert_int_equal(sender(t, "c", "", &w), -FY_ELIMIT);
+    int fd = rh_connect(&t->d);
+    assert_true(fd >= 0);
+    assert_int_equal(read_error(fd, text, sizeof text), FY_ELIMIT);
+    fprintf(stderr, "refused: %s\n", text);
+    assert_non_null(strstr(text, "max-connections 3"));
+    close(fd);
+    assert_true(rh_log_count(&t->d, "limit=max-connections") >= 1);
+    /* The receiver leaves: there is room for one (bounded retry). */
+    close(rx.fd);
+    rh_rx_free(&rx);
+    int rc = -FY_ELIMIT;
+    for (int i = 0; i < 100 && rc == -FY_ELIMIT; i++) {
+        rc = sender(t, "c", "", &w);
+        if (rc == -FY_ELIMIT)
+            usleep(20000);
+    }
+    assert_true(rc >= 0);
+    say_bye(rc);
+    close(a);
+    close(b);
+    t->ok = true;
+}
+
+static void test_max_connections_per_ip(void **st)
+{
+    tstate *t = *st;
+    char text[256] = "";
+
+    start(t, (const char *const[]){"--max-connections-per-ip", "2", NULL});
+    int a = rh_connect(&t->d), b = rh_connect(&t->d);
+    assert_true(a >= 0 && b >= 0);
+    int fd = rh_connect(&t->d);
+    assert_true(fd >= 0);
+    assert_int_equal(read_error(fd, text, sizeof text), FY_ELIMIT);
+    fprintf(stderr, "refused: %s\n", text);
+    assert_non_null(strstr(text, "max-connections-per-ip 2"));
+    close(fd);
+    /* Another address is not affected. */
+    int o = connect_from(t, "127.0.0.2");
+    assert_true(o >= 0);
+    fy_welcome w;
+    assert_int_equal(rh_hello(o, FY_ROLE_RECEIVER, "x", "", FY_MODE_LIVE, 0, &w), 0);
+    close(o);
+    assert_true(rh_log_count(&t->d, "limit=max-connections-per-ip") >= 1);
+    close(a);
+    close(b);
+    t->ok = true;
+}
+
+/* Many receiver-created channels with a short --channel-idle: descriptors
+ * stay bounded and go back to where they started. */
+static void test_many_channels(void **st)
+{
+    tstate *t = *st;
+    enum { N = 2500 };
+    int peak = 0, refused = 0;
+
+    start(t, (const char *const[]){"--channel-idle", "100ms", "--log-level", "warn", NULL});
+    int base = count_fds(t->d.pid);
+    double t0 = rh_now_s();
+    for (int i = 0; i < N && rh_now_s() - t0 < 120; i++) {
+        char name[32];
+        fy_welcome w;
+        snprintf(name, sizeof name, "many%05d", i);
+        int fd = rh_connect(&t->d);
+        assert_true(fd >= 0);
+        int rc = rh_hello(fd, FY_ROLE_RECEIVER, name, "", FY_MODE_LIVE, 0, &w);
+        assert_true(rc == 0 || rc == -FY_ELIMIT);
+        refused += rc == -FY_ELIMIT;
+        close(fd);
+        if (i % 100 == 0) {
+            int n = count_fds(t->d.pid);
+            peak = n > peak ? n : peak;
+        }
+    }
+    int end = wait_fds_at_most(t->d.pid, base, 10000);
+    fprintf(stderr, "fds: base %d, peak %d, end %d; refused %d of %d\n", base, peak, end,
+            refused, N);
+    /* Unbounded, this was 4 per channel: ~10 000. */
+    assert_true(peak < base + 4 * 1024 + 64);
+    assert_true(end <= base);
+    t->ok = true;
+}
+
 static void test_bad_flags(void **st)
 {
     tstate *t = *st;
@@ -1375,6 +1691,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_flags, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idle_close, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idle_close_race, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_max_channels, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_max_connections, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_max_connections_per_ip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_channels, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
