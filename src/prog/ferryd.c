@@ -18,6 +18,7 @@
 
 #include "ferry/err.h"
 #include "ferry/klog.h"
+#include "ferry/proto.h"
 #include "relay/auth.h"
 #include "relay/conf.h"
 #include "relay.h"
@@ -25,7 +26,7 @@
 #define STOP_TIMEOUT_MS 5000
 
 static const char usage[] =
-    "usage: ferryd [options]\n"
+    "Usage: ferryd [options]\n"
     "Ferry relay: receives files from senders on named channels, stores them and\n"
     "forwards them to every receiver of the channel.\n"
     "\n"
@@ -124,7 +125,7 @@ int main(int argc, char **argv)
             return 0;
         }
         if (strcmp(argv[i], "--version") == 0) {
-            printf("ferryd 0.1.0 (protocol 1)\n");
+            printf("ferryd %s (protocol %u)\n", FY_VERSION, FY_PROTO_VERSION);
             return 0;
         }
     }
