@@ -103,12 +103,13 @@ done
 say "installed; ferryd --version: $(/usr/sbin/ferryd --version)"
 
 # ---- the installed ferryd, a transfer through it ---------------------------------
+: >"$tmp/ferryd.log" # exists before the background shell opens it: the loop below reads it
 env -u NOTIFY_SOCKET /usr/sbin/ferryd --config /etc/ferry/ferryd.conf --listen 127.0.0.1:0 \
   --data "$tmp/data" --threads 2 2>"$tmp/ferryd.log" &
 pid=$!
 addr=""
 for _ in $(seq 200); do
-  addr=$(sed -n 's/^listening=//p' "$tmp/ferryd.log")
+  addr=$(sed -n 's/^listening=//p' "$tmp/ferryd.log" || true)
   [ -n "$addr" ] && break
   kill -0 "$pid" 2>/dev/null || fail "ferryd exited before listening"
   sleep 0.05
