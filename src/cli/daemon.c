@@ -38,6 +38,10 @@ int fy_cli_daemon_find(char *buf, size_t cap)
         return -ENOENT;
     *slash = 0;
     snprintf(buf, cap, "%s/ferryd", self);
+    if (access(buf, X_OK) == 0)
+        return 0;
+    /* Installed: ferry in PREFIX/bin, the daemon in PREFIX/sbin. */
+    snprintf(buf, cap, "%s/../sbin/ferryd", self);
     return access(buf, X_OK) == 0 ? 0 : -ENOENT;
 }
 

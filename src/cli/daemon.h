@@ -18,8 +18,9 @@ typedef struct fy_cli_daemon {
     char log[4096]; /* its stderr */
 } fy_cli_daemon;
 
-/* The ferryd next to the running program (/proc/self/exe's directory), or
- * $FERRYD when set.  Writes the path into buf.  Returns 0 or -ENOENT. */
+/* The ferryd next to the running program (/proc/self/exe's directory), else
+ * in ../sbin from there (the installed layout), or $FERRYD when set.  Writes
+ * the path into buf.  Returns 0 or -ENOENT. */
 int fy_cli_daemon_find(char *buf, size_t cap);
 
 /* Start `path --listen 127.0.0.1:0 --data data_dir [extra...]` (extra is a

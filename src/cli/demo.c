@@ -225,7 +225,8 @@ static int run(demo *d, int n, uint64_t size)
 {
     char ferryd[2048], path[8192];
     if (fy_cli_daemon_find(ferryd, sizeof ferryd) < 0) {
-        fy_klog(FY_LOG_ERROR, "ferryd not found next to ferry; set FERRYD=/path/to/ferryd",
+        fy_klog(FY_LOG_ERROR,
+                "ferryd not found next to ferry or in ../sbin; set FERRYD=/path/to/ferryd",
                 "exit=%d", FY_CLI_EXIT_USAGE);
         return FY_CLI_EXIT_USAGE;
     }

@@ -37,7 +37,8 @@ static const char usage_main[] =
     "  check   verify a relay's data directory offline\n"
     "  demo    start a relay, send a file to 3 receivers, verify, time it\n"
     "\n"
-    "`ferry COMMAND --help` shows a command's options.  docs/client.md has examples.\n"
+    "`ferry COMMAND --help` shows a command's options; `ferry --version` the version.\n"
+    "docs/client.md has examples.\n"
     "Progress: a bar on a terminal, else one key=value line per file on stdout.\n"
     "Log lines (key=value, on stderr) say what failed and why.\n\n";
 
@@ -302,6 +303,10 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help"))
         return help(usage_main, 0);
+    if (!strcmp(cmd, "--version")) {
+        printf("ferry %s (protocol %u)\n", FY_VERSION, FY_PROTO_VERSION);
+        return 0;
+    }
     if (!strcmp(cmd, "check"))
         return cmd_check(argc - 1, argv + 1);
     bool known = !strcmp(cmd, "send") || !strcmp(cmd, "recv") || !strcmp(cmd, "demo");

@@ -23,7 +23,7 @@
 #include "swarm/swarm.h"
 
 static const char usage[] =
-    "usage: ferry-swarm [options]\n"
+    "Usage: ferry-swarm [options]\n"
     "Drives many Ferry clients from one process and checks every packet.\n"
     "\n"
     "  --mode MODE          bulk | rate | storm | churn | slow (default bulk)\n"
@@ -54,7 +54,7 @@ static const char usage[] =
     "  --csv FILE           append one CSV row (header first if FILE is new); - = stdout\n"
     "  --timeout SECONDS    hard bound on the whole run (default 120); exit 1 on timeout\n"
     "  --log-level LEVEL    debug | info | warn | error (default warn)\n"
-    "  --help               this text\n"
+    "  --help, --version\n"
     "\n"
     "stdout ends with one key=value line: mode= target= senders= channels= receivers=\n"
     "bytes= seconds= mbps_aggregate= mbps_per_receiver= msgs_per_s= integrity_failures=\n"
@@ -64,7 +64,7 @@ static const char usage[] =
 enum {
     O_MODE = 256, O_TARGET, O_SENDERS, O_CHANNELS, O_RECEIVERS, O_SIZE, O_FILES, O_PACKET,
     O_RATE, O_DURATION, O_CONNS, O_WINDOW, O_SLOW, O_SLOW_RATE, O_CHURNERS, O_CHURN_TIMES,
-    O_THREADS, O_TOKEN, O_VERIFY, O_SEED, O_PREFIX, O_JSON, O_CSV, O_TIMEOUT, O_LOG, O_HELP
+    O_THREADS, O_TOKEN, O_VERIFY, O_SEED, O_PREFIX, O_JSON, O_CSV, O_TIMEOUT, O_LOG, O_HELP, O_VERSION
 };
 
 static const struct option opts[] = {
@@ -76,7 +76,8 @@ static const struct option opts[] = {
     {"churn-times", 1, 0, O_CHURN_TIMES}, {"threads", 1, 0, O_THREADS}, {"token", 1, 0, O_TOKEN},
     {"verify", 1, 0, O_VERIFY}, {"seed", 1, 0, O_SEED}, {"channel-prefix", 1, 0, O_PREFIX},
     {"json", 1, 0, O_JSON}, {"csv", 1, 0, O_CSV}, {"timeout", 1, 0, O_TIMEOUT},
-    {"log-level", 1, 0, O_LOG}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+    {"log-level", 1, 0, O_LOG}, {"help", 0, 0, O_HELP},
+    {"version", 0, 0, O_VERSION}, {0, 0, 0, 0}};
 
 struct args {
     fy_swarm_cfg cfg;
@@ -164,7 +165,7 @@ static int apply(struct args *a, int o, const char *v)
     }
 }
 
-/* 0, 1 (--help printed) or -EINVAL (message printed). */
+/* 0, 1 (--help or --version printed) or -EINVAL (message printed). */
 static int parse_args(int argc, char **argv, struct args *a)
 {
     fy_swarm_cfg *c = &a->cfg;
@@ -177,6 +178,10 @@ static int parse_args(int argc, char **argv, struct args *a)
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (o == O_HELP) {
             fputs(usage, stdout);
+            return 1;
+        }
+        if (o == O_VERSION) {
+            printf("ferry-swarm %s\n", FY_VERSION);
             return 1;
         }
         if (o == '?' || apply(a, o, optarg) < 0) {

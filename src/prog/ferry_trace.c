@@ -19,7 +19,7 @@
 #include "trread/trsum.h"
 
 static const char usage[] =
-    "usage: ferry-trace COMMAND FILE [options]\n"
+    "Usage: ferry-trace COMMAND FILE [options]\n"
     "Read a trace file written by ferryd (--trace FILE, SIGUSR1, or a crash).\n"
     "\n"
     "commands:\n"
@@ -142,7 +142,7 @@ int main(int argc, char **argv)
             return 0;
         }
         if (!strcmp(argv[i], "--version")) {
-            printf("ferry-trace 0.1.0 (trace format %u)\n", FY_TRACE_VERSION);
+            printf("ferry-trace %s (trace format %u)\n", FY_VERSION, FY_TRACE_VERSION);
             return 0;
         }
     }

@@ -7,7 +7,8 @@
  * scheduler starts and taken here with sigwait(), so no handler ever runs
  * inside an actor.  SIGTERM/SIGINT start the orderly shutdown, forced after
  * 5 seconds; the exit code is 0 either way, 2 for bad options, 1 when the
- * relay cannot start.
+ * relay cannot start.  Under systemd (Type=notify) READY=1 is sent once the
+ * relay listens and STOPPING=1 when the shutdown starts.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -18,14 +19,16 @@
 
 #include "ferry/err.h"
 #include "ferry/klog.h"
+#include "ferry/proto.h"
 #include "relay/auth.h"
 #include "relay/conf.h"
+#include "relay/notify.h"
 #include "relay.h"
 
 #define STOP_TIMEOUT_MS 5000
 
 static const char usage[] =
-    "usage: ferryd [options]\n"
+    "Usage: ferryd [options]\n"
     "Ferry relay: receives files from senders on named channels, stores them and\n"
     "forwards them to every receiver of the channel.\n"
     "\n"
@@ -119,6 +122,17 @@ static int parse_flags(int argc, char **argv, fy_conf *c, bool config_only, char
     return 0;
 }
 
+/* Tell systemd (if it is listening) STATE; a failure is logged, not fatal:
+ * the unit's start timeout then says the rest. */
+static void notify(const char *state)
+{
+    int rc = fy_notify_send(state);
+    if (rc < 0)
+        fy_klog(FY_LOG_WARN, "sendto($NOTIFY_SOCKET) failed, continuing without it",
+                "socket=%s state=\"%.*s\" err=%s", getenv("NOTIFY_SOCKET"),
+                (int)strcspn(state, "\n"), state, fy_errname(rc));
+}
+
 int main(int argc, char **argv)
 {
     fy_conf conf;
@@ -134,7 +148,7 @@ int main(int argc, char **argv)
             return 0;
         }
         if (strcmp(argv[i], "--version") == 0) {
-            printf("ferryd 0.1.0 (protocol 1)\n");
+            printf("ferryd %s (protocol %u)\n", FY_VERSION, FY_PROTO_VERSION);
             return 0;
         }
     }
@@ -181,6 +195,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "metrics=%s\n", fy_relay_metrics_bound(relay));
     fprintf(stderr, "listening=%s\n", addr);
     fflush(stderr);
+    char note[256];
+    snprintf(note, sizeof note, "READY=1\nSTATUS=listening on %s", addr);
+    notify(note);
 
     for (;;) {
         if (sigwait(&sigs, &sig) != 0)
@@ -197,6 +214,7 @@ int main(int argc, char **argv)
     }
     fy_klog(FY_LOG_INFO, "shutdown", "signal=%s timeout_ms=%d", sig == SIGTERM ? "TERM" : "INT",
             STOP_TIMEOUT_MS);
+    notify("STOPPING=1\nSTATUS=draining");
     rc = fy_relay_stop(relay, STOP_TIMEOUT_MS);
     fy_relay_free(relay);
     fy_auth_free(auth);

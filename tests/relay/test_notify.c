@@ -1,0 +1,211 @@
+/*
+ * test_notify.c - the sd_notify datagram (src/relay/notify.c) and ferryd's
+ * use of it: a unix datagram socket stands in for systemd, NOTIFY_SOCKET
+ * names it, and the test reads what arrives.
+ *
+ * The last test runs the real ferryd (FERRYD_PATH) on 127.0.0.1:0 and
+ * checks READY=1 comes once it listens and STOPPING=1 once SIGTERM starts
+ * the shutdown.  Sockets and data live in a mkdtemp directory under /tmp
+ * that each test removes again.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "relay/notify.h"
+
+#define WAIT_MS 20000 /* generous: sanitizer builds start ferryd slowly */
+
+/* ---- fixture: a temporary directory and a bound datagram socket ---------------- */
+
+struct tmp {
+    char dir[64];
+    char sock[128];
+    int fd;
+};
+
+static int tmp_setup(void **state)
+{
+    struct tmp *t = calloc(1, sizeof *t);
+    if (!t)
+        return -1;
+    t->fd = -1;
+    snprintf(t->dir, sizeof t->dir, "/tmp/ferry-test-notify-XXXXXX");
+    if (!mkdtemp(t->dir)) {
+        free(t);
+        return -1;
+    }
+    *state = t;
+    return 0;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static int tmp_teardown(void **state)
+{
+    struct tmp *t = *state;
+    if (t->fd >= 0)
+        close(t->fd);
+    unsetenv("NOTIFY_SOCKET");
+    int rc = nftw(t->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    free(t);
+    return rc;
+}
+
+/* Bind a datagram socket at NAME (a path, or '@name' for the abstract
+ * namespace) and point NOTIFY_SOCKET at it. */
+static void listen_at(struct tmp *t, const char *name)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    socklen_t len;
+    size_t n = strlen(name);
+    assert_true(n < sizeof sa.sun_path);
+    memcpy(sa.sun_path, name, n);
+    if (name[0] == '@') {
+        sa.sun_path[0] = 0;
+        len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
+    } else {
+        len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+    }
+    t->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    assert_true(t->fd >= 0);
+    assert_int_equal(bind(t->fd, (struct sockaddr *)&sa, len), 0);
+    assert_int_equal(setenv("NOTIFY_SOCKET", name, 1), 0);
+}
+
+/* The next datagram, NUL-terminated, within ms; asserts one arrives. */
+static void next_msg(int fd, char *buf, size_t cap, int ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    assert_int_equal(poll(&p, 1, ms), 1);
+    ssize_t n = recv(fd, buf, cap - 1, 0);
+    assert_true(n >= 0);
+    buf[n] = 0;
+}
+
+/* ---- the datagram ------------------------------------------------------------- */
+
+static void test_unset_is_a_no_op(void **state)
+{
+    (void)state;
+    unsetenv("NOTIFY_SOCKET");
+    assert_int_equal(fy_notify_send("READY=1"), 0);
+    setenv("NOTIFY_SOCKET", "", 1);
+    assert_int_equal(fy_notify_send("READY=1"), 0);
+}
+
+static void test_path_socket(void **state)
+{
+    struct tmp *t = *state;
+    char buf[256];
+    snprintf(t->sock, sizeof t->sock, "%s/notify", t->dir);
+    listen_at(t, t->sock);
+    assert_int_equal(fy_notify_send("READY=1\nSTATUS=listening on 127.0.0.1:7420"), 1);
+    next_msg(t->fd, buf, sizeof buf, 1000);
+    assert_string_equal(buf, "READY=1\nSTATUS=listening on 127.0.0.1:7420");
+    assert_int_equal(fy_notify_send("STOPPING=1"), 1);
+    next_msg(t->fd, buf, sizeof buf, 1000);
+    assert_string_equal(buf, "STOPPING=1");
+}
+
+static void test_abstract_socket(void **state)
+{
+    struct tmp *t = *state;
+    char buf[256];
+    snprintf(t->sock, sizeof t->sock, "@ferry-test-notify-%ld", (long)getpid());
+    listen_at(t, t->sock);
+    assert_int_equal(fy_notify_send("READY=1"), 1);
+    next_msg(t->fd, buf, sizeof buf, 1000);
+    assert_string_equal(buf, "READY=1");
+}
+
+static void test_bad_addresses(void **state)
+{
+    struct tmp *t = *state;
+    char longer[200];
+    memset(longer, 'x', sizeof longer - 1);
+    longer[0] = '/';
+    longer[sizeof longer - 1] = 0;
+
+    setenv("NOTIFY_SOCKET", "relative/path", 1);
+    assert_int_equal(fy_notify_send("READY=1"), -EINVAL);
+    setenv("NOTIFY_SOCKET", "@", 1);
+    assert_int_equal(fy_notify_send("READY=1"), -EINVAL);
+    setenv("NOTIFY_SOCKET", longer, 1);
+    assert_int_equal(fy_notify_send("READY=1"), -EINVAL);
+    setenv("NOTIFY_SOCKET", "vsock:2:1234", 1);
+    assert_int_equal(fy_notify_send("READY=1"), -EAFNOSUPPORT);
+    /* A path nobody bound. */
+    snprintf(t->sock, sizeof t->sock, "%s/nobody", t->dir);
+    setenv("NOTIFY_SOCKET", t->sock, 1);
+    assert_int_equal(fy_notify_send("READY=1"), -ENOENT);
+}
+
+/* ---- ferryd ------------------------------------------------------------------- */
+
+static void test_ferryd_ready_and_stopping(void **state)
+{
+    struct tmp *t = *state;
+    char buf[512], data[128];
+    snprintf(t->sock, sizeof t->sock, "%s/notify", t->dir);
+    snprintf(data, sizeof data, "%s/data", t->dir);
+    listen_at(t, t->sock);
+
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0)
+            dup2(null, 2);
+        execl(FERRYD_PATH, "ferryd", "--listen", "127.0.0.1:0", "--data", data, "--threads",
+              "1", "--log-level", "error", (char *)NULL);
+        _exit(127);
+    }
+    next_msg(t->fd, buf, sizeof buf, WAIT_MS);
+    const char ready[] = "READY=1\nSTATUS=listening on 127.0.0.1:";
+    if (strncmp(buf, ready, sizeof ready - 1) != 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        fail_msg("first notice: '%s'", buf);
+    }
+    assert_int_equal(kill(pid, SIGTERM), 0);
+    next_msg(t->fd, buf, sizeof buf, WAIT_MS);
+    assert_string_equal(buf, "STOPPING=1\nSTATUS=draining");
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, tmp_setup, tmp_teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_unset_is_a_no_op),
+        T(test_path_socket),
+        T(test_abstract_socket),
+        T(test_bad_addresses),
+        T(test_ferryd_ready_and_stopping),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
