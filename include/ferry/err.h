@@ -35,7 +35,8 @@
     X(FY_ECORRUPT,   1020, "corrupt data on disk")                          \
     X(FY_ESHUTDOWN,  1021, "relay shutting down")                           \
     X(FY_EINTERNAL,  1022, "internal error")                              \
-    X(FY_ENOSPACE,   1023, "relay storage full")
+    X(FY_ENOSPACE,   1023, "relay storage full")                            \
+    X(FY_ETIMEOUT,   1024, "peer idle too long")
 
 enum fy_err {
 #define FY__ERR_ENUM(name, num, msg) name = num,
