@@ -51,6 +51,17 @@ typedef struct sref {
     uint64_t key[2];
 } sref;
 
+/* A peer gone without a reset (power cut, dropped route, a NAT that
+ * forgot us) is found by TCP itself: keepalive probes after 30 s of
+ * silence, every 10 s, 3 unanswered ones end it (60 s); TCP_USER_TIMEOUT
+ * gives the same bound while sent data stays unacknowledged, where
+ * keepalive never probes.  The idle timeout (session.c, forwarder.c) is
+ * the application's own check on top (docs/architecture.md, "Timeouts"). */
+#define KEEPIDLE_S 30
+#define KEEPINTVL_S 10
+#define KEEPCNT 3
+#define USER_TIMEOUT_MS ((KEEPIDLE_S + KEEPINTVL_S * KEEPCNT) * 1000u)
+
 typedef struct acceptor {
     const fy__ctx *ctx;
     fy_actor *self;
@@ -225,6 +236,10 @@ static void accept_some(acceptor *a)
             continue;
         }
         fy_sock_set_nodelay(fd);
+        int krc = fy_sock_set_keepalive(fd, KEEPIDLE_S, KEEPINTVL_S, KEEPCNT, USER_TIMEOUT_MS);
+        if (krc < 0)
+            fy_klog(FY_LOG_WARN, "setsockopt failed", "call=fy_sock_set_keepalive peer=%s err=%s "
+                    "action=\"serve without keepalive\"", ps, fy_errname(krc));
         if (a->n == a->cap) {
             size_t cap = a->cap ? 2 * a->cap : 64;
             sref *ns = realloc(a->sess, cap * sizeof *ns);

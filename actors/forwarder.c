@@ -25,6 +25,14 @@
  * Ending: the forwarder closes its socket, releases its buffers, asks the
  * writer to unsubscribe it and stops only when the writer confirms, so no
  * live batch can be sent to it after it stopped.
+ *
+ * Idle receivers (docs/architecture.md, "Timeouts"): a receiver is alive
+ * while it sends us anything (acks, pongs) or while its TCP acknowledges
+ * stream bytes we wrote -- which stops once it has not read for as long as
+ * its receive buffer lasts, however slowly it reads before that.  Acked
+ * ping bytes do not count (a stopped process's kernel still acks those).
+ * After half of --idle-timeout without either it gets a ping; after the
+ * whole timeout FY_ETIMEOUT.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -84,12 +92,25 @@ typedef struct fwd {
     uint64_t q_next_seq;  /* seq after the last queued frame */
     bool shutting, bye_queued, cont_pending, timer_armed;
     bool lag_open;        /* the last lag event said "behind" */
+    bool ping_out;        /* a ping was queued since the receiver was last seen alive */
+    uint64_t alive_ns;    /* when the receiver was last seen alive */
+    uint64_t ctl_out;     /* control bytes written (with sent: all bytes written) */
+    uint64_t ping_bytes;  /* bytes of the pings queued */
+    int64_t acked_best;   /* most non-ping bytes the peer had acknowledged at a tick */
     uint64_t sent, acked, catchups, frames_live;
 } fwd;
 
 static void pump(fwd *f);
 
 /* ---- small helpers ----------------------------------------------------------- */
+
+/* Four checks per timeout: pinged between 1/2 and 3/4 of it, cut between
+ * 1 and 1.25 times it (1.5 when the last sign of life was a ping's ack
+ * that the tick took for stream progress, see below). */
+static uint32_t idle_tick_ms(const fwd *f)
+{
+    return (uint32_t)(f->ctx->conf->idle_timeout * 1000 / 4);
+}
 
 static fy__batch *qat(const fwd *f, size_t i)
 {
@@ -186,7 +207,8 @@ static void fail(fwd *f, int code, const char *fmt, ...)
     va_end(ap);
     if (code < 0)
         code = -code;
-    fy_klog(FY_LOG_WARN, "receiver refused", "peer=%s channel=%s err=%s text=%s "
+    fy_klog(FY_LOG_WARN, code == FY_ETIMEOUT ? "idle timeout" : "receiver refused",
+            "peer=%s channel=%s err=%s text=%s "
             "action=\"error frame, close\"", f->peer, f->chan->name, fy_errname(code),
             fy_klog_q(text, q, sizeof q));
     if (!f->mid && f->fd >= 0) {
@@ -253,6 +275,9 @@ static void on_subscribed(fwd *f, fy__sub_info *si)
     }
     f->end = si->end;
     f->end_seq = si->next_seq;
+    f->alive_ns = fy_now_ns();
+    if (f->ctx->conf->idle_timeout)
+        fy_timer_after(f->self, idle_tick_ms(f), FY__TM_IDLE);
     uint64_t first = si->first_seq, want;
     switch (f->mode) {
     case FY_MODE_LIVE:
@@ -461,6 +486,7 @@ static int write_ctl(fwd *f)
         if (n < 0)
             return (int)n;
         f->coff += (size_t)n;
+        f->ctl_out += (uint64_t)n;
     }
     return f->coff < f->clen ? -EAGAIN : 0;
 }
@@ -679,6 +705,8 @@ static int on_frame(fwd *f, const fy_frame *fr)
         ctl_push(f, FY_FT_PONG, fr->payload, fr->hdr.len); /* dropped if the queue is full */
         pump(f);
         return 0;
+    case FY_FT_PONG: /* the answer to our ping: reading it was the sign of life */
+        return 0;
     case FY_FT_BYE:
         close_fwd(f, FY_LOG_INFO, "bye");
         return 1;
@@ -735,6 +763,8 @@ static void on_readable(fwd *f)
             close_fwd(f, FY_LOG_INFO, n == 0 ? "peer closed" : fy_strerror((int)n));
             return;
         }
+        f->alive_ns = fy_now_ns();
+        f->ping_out = false;
         if (feed(f, buf, (size_t)n))
             return;
     }
@@ -742,6 +772,64 @@ static void on_readable(fwd *f)
         f->cont_pending = true;
         fy_actor_post(f->self, FY_RM_CONTINUE, 0, 0, 0, NULL, NULL);
     }
+}
+
+/* ---- idle receivers -------------------------------------------------------------- */
+
+/* Did the peer acknowledge stream bytes since the last tick?  All bytes
+ * written minus those not yet acked is what it acked; less the pings
+ * queued (written or not) is at most the non-ping bytes acked, and equal
+ * once every ping is acked, so a new maximum means new stream or reply
+ * bytes reached it -- but for one tick after a real advance whose pings
+ * were still unacked.  unacked gets SIOCOUTQ's answer. */
+static bool acked_more(fwd *f, ssize_t *unacked)
+{
+    *unacked = fy_sock_unacked(f->fd);
+    if (*unacked < 0)
+        return false;
+    int64_t v = (int64_t)(f->sent + f->ctl_out - (uint64_t)*unacked) - (int64_t)f->ping_bytes;
+    if (v <= f->acked_best)
+        return false;
+    f->acked_best = v;
+    return true;
+}
+
+static void on_idle_tick(fwd *f)
+{
+    FY__OWNER(f->self);
+    uint64_t now = fy_now_ns(), limit = f->ctx->conf->idle_timeout * 1000000000ull;
+    ssize_t unacked = 0;
+
+    if (f->st == F_CLOSING)
+        return; /* no more ticks */
+    if (f->st == F_LOOKUP || acked_more(f, &unacked)) { /* a look-up is our wait, not its */
+        f->alive_ns = now;
+        f->ping_out = false;
+    }
+    uint64_t idle = now - f->alive_ns;
+    if (idle >= limit) {
+        if (unacked > 0 || f->qlen || f->st == F_CATCHUP)
+            fail(f, FY_ETIMEOUT, "peer idle too long: the receiver read nothing for %llu ms while "
+                 "data was waiting (%lld bytes unacknowledged; idle-timeout %llu s)",
+                 (unsigned long long)(idle / 1000000), (long long)unacked,
+                 (unsigned long long)f->ctx->conf->idle_timeout);
+        else
+            fail(f, FY_ETIMEOUT, "peer idle too long: nothing from the receiver for %llu ms, no "
+                 "pong to our ping (idle-timeout %llu s)", (unsigned long long)(idle / 1000000),
+                 (unsigned long long)f->ctx->conf->idle_timeout);
+        return;
+    }
+    if (idle >= limit / 2 && !f->ping_out) {
+        uint8_t p[8];
+        memcpy(p, &now, sizeof p); /* opaque to the peer; echoed in the pong */
+        if (ctl_push(f, FY_FT_PING, p, sizeof p) == 0) {
+            f->ping_bytes += FY_FRAME_HDR_SIZE + sizeof p;
+            f->ping_out = true;
+            pump(f);
+        }
+    }
+    if (f->st != F_CLOSING)
+        fy_timer_after(f->self, idle_tick_ms(f), FY__TM_IDLE);
 }
 
 /* Stats: frames_out counts frames sent from live buffers (catch-up sends
@@ -803,7 +891,10 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
         on_subscribed(f, m->ptr);
         break;
     case FY_MSG_TIMER:
-        pressure_check(f);
+        if (m->u64[0] == FY__TM_IDLE)
+            on_idle_tick(f);
+        else
+            pressure_check(f);
         break;
     case FY_RM_LOOKED:
         on_looked(f, m);

@@ -114,6 +114,16 @@ typedef struct fy__chan_req {
     char name[FY_NAME_MAX + 1];
 } fy__chan_req;
 
+/* Session -> writer: a sender asks for the channel's sender slot
+ * (malloc'd; the writer frees it).  The token and resume point let the
+ * writer tell "the same sender again" from another one (takeover,
+ * docs/protocol.md "Same sender"). */
+typedef struct fy__attach_req {
+    fy_actor *session; /* a reference, kept by the writer while attached or waiting */
+    uint64_t resume_from;
+    char token[FY_TOKEN_MAX + 1];
+} fy__attach_req;
+
 /* Forwarder start-up parameters (moved into the forwarder's state). */
 typedef struct fy__fwd_init {
     const fy__ctx *ctx;
@@ -149,9 +159,13 @@ enum fy__msg {
     FY_RM_ACK,                        /* u64[0] = seq of a stored file-end */
     FY_RM_STORE_ERR,                  /* u32 = FY_E* or errno: append failed, u64 = next seq stored */
     FY_RM_CONTINUE,                   /* self: more work, next turn */
+    FY_RM_TAKEOVER,                   /* the same sender asks for the slot: u64[0] = its
+                                         resume_from; answer KEEP or give up (DETACH) */
     /* to a writer */
-    FY_RM_ATTACH,                     /* ptr = session (a reference) */
+    FY_RM_ATTACH,                     /* ptr = fy__attach_req */
     FY_RM_DETACH,                     /* ptr = session (compare only) */
+    FY_RM_KEEP,                       /* ptr = session (compare only): it is active, refuse
+                                         the takeover */
     FY_RM_BATCH,                      /* ptr = fy__batch */
     FY_RM_SUBSCRIBE,                  /* ptr = forwarder (a reference) */
     FY_RM_UNSUBSCRIBE,                /* ptr = forwarder (compare only), u64 = its bytes, frames out */

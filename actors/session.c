@@ -19,7 +19,17 @@
  * Any malformed frame or protocol violation ends only this connection:
  * the frames before it are sent to the writer, the client gets an error
  * frame (code = FY_E*, text naming the cause), and the socket is closed
- * after a short linger so the error frame is not lost to a reset.
+ * after a short linger so the error frame is not lost to a reset.  The
+ * sender slot is given back at once, not after the linger.
+ *
+ * Idle senders (docs/architecture.md, "Timeouts"): a sender that delivers
+ * no byte for half of --idle-timeout gets a ping; one that sends nothing,
+ * not even the pong, for the whole timeout gets FY_ETIMEOUT.  While the
+ * session itself is not reading (a spent budget or pool) the clock stands
+ * still: that wait is the relay's, not the sender's.  When the same sender
+ * connects again (same token), the writer asks this session to give up
+ * its slot (FY_RM_TAKEOVER); it does when it has been idle for
+ * --takeover-grace or the newcomer names the exact seq this stream is at.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -66,6 +76,8 @@ typedef struct session {
     bool attach_sent, shutting, paused, timer_armed, cont_pending, wr_shut;
     fy_ingest *ing; /* a sender's frames, from attach on */
     int end_code; /* FY_E* that ended the connection, 0 = none */
+    uint64_t last_rx_ns; /* a sender: when it last delivered a byte */
+    bool ping_out;       /* a ping went out since then */
 } session;
 
 static void drive(session *s);
@@ -156,22 +168,24 @@ static void linger(session *s)
     drive(s);
 }
 
-/* End this connection with an error frame and a log line. */
-static void fail(session *s, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void fail(session *s, int code, const char *fmt, ...)
+/* End this connection with an error frame and one log line, msg. */
+static void vfail(session *s, int code, const char *msg, const char *fmt, va_list ap)
 {
     char text[512], q[600];
     uint8_t fr[FY_FRAME_HDR_SIZE + FY_CTL_PAYLOAD_MAX + 64];
-    va_list ap;
 
-    va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
-    va_end(ap);
     if (code < 0)
         code = -code;
     s->end_code = code;
     fy_ingest_stop(s->ing); /* frames before the bad one are kept */
-    fy_klog(code == FY_EAUTH || code == FY_EBUSY ? FY_LOG_INFO : FY_LOG_WARN, "connection refused",
+    /* Nothing more goes to the writer: free the slot now, not after the
+     * linger, so the sender's next connection finds it free. */
+    if (s->attach_sent) {
+        s->attach_sent = false;
+        fy_actor_post(s->chan->writer, FY_RM_DETACH, 0, 0, 0, s->self, NULL);
+    }
+    fy_klog(code == FY_EAUTH || code == FY_EBUSY ? FY_LOG_INFO : FY_LOG_WARN, msg,
             "peer=%s channel=%s err=%s text=%s action=\"error frame, close\"", s->peer,
             s->hello.channel[0] ? s->hello.channel : "-", fy_errname(code),
             fy_klog_q(text, q, sizeof q));
@@ -179,6 +193,28 @@ static void fail(session *s, int code, const char *fmt, ...)
     if (n > 0)
         out_push(s, fr, (size_t)n);
     linger(s);
+}
+
+static void fail(session *s, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void fail(session *s, int code, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vfail(s, code, "connection refused", fmt, ap);
+    va_end(ap);
+}
+
+/* fail() with its own log message (an idle peer, a replaced sender). */
+static void fail_as(session *s, int code, const char *msg, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void fail_as(session *s, int code, const char *msg, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vfail(s, code, msg, fmt, ap);
+    va_end(ap);
 }
 
 /* The writer could not store the stream (it logged the details once):
@@ -305,6 +341,8 @@ static int on_ctl(session *s, const fy_frame *f)
             fail(s, FY_EPROTO, "client does not read its control frames");
             return 1;
         }
+        return 0;
+    case FY_FT_PONG: /* the answer to our ping: its bytes already count as activity */
         return 0;
     case FY_FT_BYE:
         fy_ingest_flush(s->ing);
@@ -436,6 +474,8 @@ static void drive(session *s)
             return;
         }
         fy_trace_emit(FY_TR_BYTES, fy_actor_id(s->self), (uint64_t)n, 0);
+        s->last_rx_ns = fy_now_ns();
+        s->ping_out = false;
         if (!sender) {
             s->roff = 0;
             s->rlen = (size_t)n;
@@ -490,9 +530,80 @@ static void on_chan(session *s, fy_msg *m)
         handoff(s);
         return;
     }
+    fy__attach_req *r = calloc(1, sizeof *r);
+    if (!r) {
+        fail(s, FY_EINTERNAL, "out of memory");
+        return;
+    }
+    r->session = fy_actor_ref(s->self);
+    r->resume_from = s->hello.resume_from;
+    memcpy(r->token, s->hello.token, sizeof r->token);
     s->st = S_WAIT_ATTACH;
     s->attach_sent = true;
-    fy_actor_post(s->chan->writer, FY_RM_ATTACH, 0, 0, 0, fy_actor_ref(s->self), NULL);
+    fy_actor_post(s->chan->writer, FY_RM_ATTACH, 0, 0, 0, r, NULL);
+}
+
+/* ---- idle senders and takeover ---------------------------------------------- */
+
+static uint64_t idle_limit_ns(const session *s)
+{
+    return s->ctx->conf->idle_timeout * 1000000000ull;
+}
+
+/* The idle check runs four times per timeout: a peer is pinged between
+ * 1/2 and 3/4 of it and cut between 1 and 1.25 times it. */
+static uint32_t idle_tick_ms(const session *s)
+{
+    return (uint32_t)(s->ctx->conf->idle_timeout * 1000 / 4);
+}
+
+static void on_idle_tick(session *s)
+{
+    if (s->st != S_SENDER)
+        return; /* ending: no more ticks */
+    uint64_t now = fy_now_ns(), limit = idle_limit_ns(s);
+    if (s->paused || s->shutting)
+        s->last_rx_ns = now; /* we are not reading: not the sender's silence */
+    uint64_t idle = now - s->last_rx_ns;
+    if (idle >= limit) {
+        fail_as(s, FY_ETIMEOUT, "idle timeout", "peer idle too long: no bytes from the sender "
+                "for %llu ms, no pong to our ping (idle-timeout %llu s)",
+                (unsigned long long)(idle / 1000000),
+                (unsigned long long)s->ctx->conf->idle_timeout);
+        return;
+    }
+    if (idle >= limit / 2 && !s->ping_out) {
+        uint8_t p[8];
+        memcpy(p, &now, sizeof p); /* opaque to the peer; echoed in the pong */
+        if (send_ctl(s, FY_FT_PING, 0, p, sizeof p) < 0) {
+            fail(s, FY_EPROTO, "client does not read its control frames");
+            return;
+        }
+        s->ping_out = true;
+    }
+    fy_timer_after(s->self, idle_tick_ms(s), FY__TM_IDLE);
+}
+
+/* The writer has a new connection with this sender's token waiting for
+ * the slot.  Give the slot up when this one has been silent for the grace
+ * or the newcomer resumes exactly where this stream stands (it knows what
+ * we stored: it is this sender again); else keep it and the newcomer gets
+ * FY_EBUSY.  Not a sender any more: our DETACH is already on its way. */
+static void on_takeover(session *s, uint64_t resume_from)
+{
+    if (s->st != S_SENDER)
+        return;
+    uint64_t idle = fy_now_ns() - s->last_rx_ns;
+    uint64_t next = fy_ingest_info_get(s->ing)->next_seq;
+    bool stale = !s->paused && idle >= s->ctx->conf->takeover_grace * 1000000000ull;
+    if (s->shutting || (!stale && (resume_from == 0 || resume_from != next))) {
+        fy_actor_post(s->chan->writer, FY_RM_KEEP, 0, 0, 0, s->self, NULL);
+        return;
+    }
+    fail_as(s, FY_EBUSY, "sender replaced", "replaced by a new connection of the same sender "
+            "(this one idle %llu ms; the new one resumes at seq %llu, the channel is at %llu)",
+            (unsigned long long)(idle / 1000000), (unsigned long long)resume_from,
+            (unsigned long long)next);
 }
 
 static void on_attached(session *s, fy_msg *m)
@@ -524,6 +635,9 @@ static void on_attached(session *s, fy_msg *m)
     s->rbuf = NULL;
     s->rcap = s->rlen = s->roff = 0;
     s->st = S_SENDER;
+    s->last_rx_ns = fy_now_ns();
+    if (s->ctx->conf->idle_timeout)
+        fy_timer_after(s->self, idle_tick_ms(s), FY__TM_IDLE);
     drive(s);
 }
 
@@ -593,6 +707,8 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
         } else if (m->u64[0] == FY__TM_HELLO) {
             if (s->st == S_HELLO)
                 fail(s, FY_EPROTO, "no hello within %d ms", HELLO_MS);
+        } else if (m->u64[0] == FY__TM_IDLE) {
+            on_idle_tick(s);
         } else if (m->u64[0] == FY__TM_RETRY) {
             s->timer_armed = false;
             s->paused = false;
@@ -608,6 +724,9 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
         break;
     case FY_RM_ATTACHED:
         on_attached(s, m);
+        break;
+    case FY_RM_TAKEOVER:
+        on_takeover(s, m->u64[0]);
         break;
     case FY_RM_CREDIT:
         fy_ingest_credit(s->ing, m->u64[0]);

@@ -24,6 +24,11 @@
  * the registry's CLOSE it checks once more and either closes exactly as at
  * shutdown (fdatasync, index synced and closed, log closed: nothing
  * acknowledged or received is lost) or answers CHAN_KEEP.
+ *
+ * A second connection with the attached sender's token is a takeover
+ * candidate: it waits while the attached session decides (FY_RM_TAKEOVER,
+ * see session.c) and gets the slot when that one detaches, or FY_EBUSY
+ * when it answers FY_RM_KEEP.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -48,6 +53,8 @@ typedef struct writer {
     fy_actor *indexer;
     fy_log *log;
     fy_actor *sender; /* a reference, or NULL */
+    char sender_token[FY_TOKEN_MAX + 1];
+    fy__attach_req *taker; /* a takeover waiting for the sender's answer, or NULL */
     fy_actor **fwd;   /* references */
     size_t nfwd, capfwd;
     /* the file in progress, for LIVE joiners and the "file stored" line */
@@ -394,21 +401,52 @@ static void on_unsubscribe(writer *w, fy_actor *f, const fy_msg *m)
     idle_check(w);
 }
 
-static void on_attach(writer *w, fy_actor *s)
+/* Answer a request for the slot: err, or the slot with the log's end. */
+static void answer_attach(writer *w, fy__attach_req *r, int err)
 {
-    int err = w->shutting ? FY_ESHUTDOWN : w->sender ? FY_EBUSY : 0;
-
-    fy_actor_post(s, FY_RM_ATTACHED, (uint32_t)err, fy_log_next_seq(w->log),
+    fy_actor_post(r->session, FY_RM_ATTACHED, (uint32_t)err, fy_log_next_seq(w->log),
                   fy_log_first_seq(w->log), NULL, NULL);
     if (err) {
-        fy_actor_unref(s);
+        fy_actor_unref(r->session);
+    } else {
+        w->sender = r->session;
+        memcpy(w->sender_token, r->token, sizeof w->sender_token);
+    }
+    free(r);
+}
+
+static void on_attach(writer *w, fy__attach_req *r)
+{
+    if (w->shutting || !w->sender) {
+        answer_attach(w, r, w->shutting ? FY_ESHUTDOWN : 0);
         return;
     }
-    w->sender = s;
+    /* Occupied: only the same sender (same token) may take over, one at a time. */
+    if (w->taker || strcmp(r->token, w->sender_token) != 0) {
+        answer_attach(w, r, FY_EBUSY);
+        return;
+    }
+    w->taker = r;
+    fy_actor_post(w->sender, FY_RM_TAKEOVER, 0, r->resume_from, 0, NULL, NULL);
+}
+
+/* The attached sender is active: the takeover candidate is refused. */
+static void on_keep(writer *w, fy_actor *s)
+{
+    if (w->sender != s || !w->taker)
+        return;
+    answer_attach(w, w->taker, FY_EBUSY);
+    w->taker = NULL;
 }
 
 static void on_detach(writer *w, fy_actor *s)
 {
+    if (w->taker && w->taker->session == s) { /* the candidate gave up waiting */
+        fy_actor_unref(s);
+        free(w->taker);
+        w->taker = NULL;
+        return;
+    }
     if (w->sender != s)
         return;
     if (w->fb_seq) {
@@ -421,6 +459,12 @@ static void on_detach(writer *w, fy_actor *s)
     fy_actor_unref(w->sender);
     w->sender = NULL;
     w->store_failed = false; /* its batches came before this: the next sender starts clean */
+    if (w->taker) { /* a takeover: the slot passes to the waiting connection */
+        fy_klog(FY_LOG_INFO, "sender taken over", "channel=%s next_seq=%llu", w->chan->name,
+                (unsigned long long)fy_log_next_seq(w->log));
+        answer_attach(w, w->taker, w->shutting ? FY_ESHUTDOWN : 0);
+        w->taker = NULL;
+    }
     idle_check(w);
 }
 
@@ -429,6 +473,10 @@ static void on_shutdown(writer *w)
     if (w->shutting)
         return;
     w->shutting = true;
+    if (w->taker) {
+        answer_attach(w, w->taker, FY_ESHUTDOWN);
+        w->taker = NULL;
+    }
     /* Everything received is on disk before anything else happens, so a
      * shutdown that has to be forced (a receiver that does not read) loses
      * nothing. */
@@ -474,7 +522,12 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
     if (!w->log) {
         if (m->type == FY_RM_BATCH)
             fy__batch_unref(m->ptr);
-        else if (m->type == FY_RM_LEASE)
+        if (m->type == FY_RM_ATTACH) {
+            fy__attach_req *r = m->ptr;
+            fy_actor_unref(r->session);
+            free(r);
+        }
+        if (m->type == FY_RM_LEASE)
             fy_actor_unref(m->ptr);
         return FY_MSG_DONE;
     }
@@ -487,6 +540,9 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
         break;
     case FY_RM_DETACH:
         on_detach(w, m->ptr);
+        break;
+    case FY_RM_KEEP:
+        on_keep(w, m->ptr);
         break;
     case FY_RM_SUBSCRIBE:
         on_subscribe(w, m->ptr);
@@ -549,6 +605,10 @@ static void dtor(void *state)
     for (size_t i = 0; i < w->nlease; i++)
         fy_actor_unref(w->lease[i]);
     free(w->lease);
+    if (w->taker) {
+        fy_actor_unref(w->taker->session);
+        free(w->taker);
+    }
     free(w->fwd);
     free(w);
 }

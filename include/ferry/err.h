@@ -36,7 +36,8 @@
     X(FY_ESHUTDOWN,  1021, "relay shutting down")                           \
     X(FY_EINTERNAL,  1022, "internal error")                                \
     X(FY_ENOSPACE,   1023, "relay storage full")                            \
-    X(FY_ELIMIT,     1024, "relay limit reached")
+    X(FY_ELIMIT,     1024, "relay limit reached")                           \
+    X(FY_ETIMEOUT,   1025, "peer idle too long")
 
 enum fy_err {
 #define FY__ERR_ENUM(name, num, msg) name = num,

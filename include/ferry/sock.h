@@ -49,6 +49,18 @@ int fy_sock_set_nodelay(int fd);
 /* Socket buffer sizes (bytes; 0 = leave). */
 int fy_sock_set_bufs(int fd, int sndbuf, int rcvbuf);
 
+/* TCP keepalive for a peer that may vanish without a reset (power loss, a
+ * dropped route): SO_KEEPALIVE with TCP_KEEPIDLE idle_s, TCP_KEEPINTVL
+ * intvl_s, TCP_KEEPCNT cnt, and TCP_USER_TIMEOUT user_ms (0 = leave), which
+ * bounds how long sent data may stay unacknowledged -- keepalive alone
+ * never fires while the send queue is not empty.  Any thread, any TCP fd.
+ * 0 or -errno (the options set before the failing one stay set). */
+int fy_sock_set_keepalive(int fd, int idle_s, int intvl_s, int cnt, unsigned user_ms);
+
+/* Bytes written to a TCP socket that its peer has not acknowledged yet,
+ * sent or not (SIOCOUTQ).  Whoever owns fd.  Count or -errno. */
+ssize_t fy_sock_unacked(int fd);
+
 /* One recv()/writev() on a non-blocking socket: returns bytes (> 0), 0 on
  * orderly close (recv only), -EAGAIN, or -errno.  EINTR is retried. */
 ssize_t fy_sock_recv(int fd, void *buf, size_t n);

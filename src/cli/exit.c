@@ -21,6 +21,7 @@ int fy_cli_exit_for(int err)
         return FY_CLI_EXIT_USAGE;
     case FY_ESHUTDOWN: /* the relay is going away: like a lost connection */
     case FY_ENOSPACE:  /* the relay's disk is full: try again once it has room */
+    case FY_ETIMEOUT:  /* the relay cut us for idling: like a lost connection */
         return FY_CLI_EXIT_NET;
     case FY_ECRC:
     case FY_EHDRCHECK:

@@ -13,10 +13,12 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <linux/sockios.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 /* ---- addresses ---------------------------------------------------------- */
@@ -227,6 +229,26 @@ int fy_sock_set_bufs(int fd, int sndbuf, int rcvbuf)
     if (rcvbuf > 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)) < 0)
         return -errno;
     return 0;
+}
+
+int fy_sock_set_keepalive(int fd, int idle_s, int intvl_s, int cnt, unsigned user_ms)
+{
+    int one = 1;
+
+    if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one)) < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle_s, sizeof(idle_s)) < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl_s, sizeof(intvl_s)) < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt)) < 0)
+        return -errno;
+    if (user_ms && setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_ms, sizeof(user_ms)) < 0)
+        return -errno;
+    return 0;
+}
+
+ssize_t fy_sock_unacked(int fd)
+{
+    int v = 0;
+    return ioctl(fd, SIOCOUTQ, &v) < 0 ? -errno : (ssize_t)v;
 }
 
 /* ---- data --------------------------------------------------------------- */

@@ -61,6 +61,12 @@ static const char usage[] =
     "                         the descriptor limit, ulimit -n, with a warning)\n"
     "  --max-connections-per-ip N\n"
     "                         of those, from one IP address (default 256)\n"
+    "  --idle-timeout SECONDS close a sender that sends nothing, or a receiver that\n"
+    "                         neither answers nor reads, after this long; pinged at\n"
+    "                         half of it (default 60; 0 = off)\n"
+    "  --takeover-grace SECONDS  a new connection with the sender's token replaces a\n"
+    "                         sender idle this long (default 2; at once when it resumes\n"
+    "                         at the channel's next seq)\n"
     "  --metrics HOST:PORT    serve GET /metrics (Prometheus text) there (default off);\n"
     "                         prints 'metrics=HOST:PORT' on stderr once bound\n"
     "  --trace FILE           record the actor trace continuously to FILE (FILE.1 keeps\n"
@@ -184,11 +190,12 @@ int main(int argc, char **argv)
         return 1;
     }
     fy_klog(FY_LOG_INFO, "started", "listen=%s data=%s threads=%u memory=%llu window=%llu "
-            "channel_budget=%llu max_payload=%llu fsync=%s auth_rules=%zu", addr, conf.data,
+            "channel_budget=%llu max_payload=%llu fsync=%s auth_rules=%zu idle_timeout=%llu",
+            addr, conf.data,
             conf.threads, (unsigned long long)conf.memory, (unsigned long long)conf.window,
             (unsigned long long)conf.channel_budget, (unsigned long long)conf.max_payload,
             conf.fsync_mode == 0 ? "never" : conf.fsync_mode == 2 ? "file-end" : "interval",
-            fy_auth_rules(auth));
+            fy_auth_rules(auth), (unsigned long long)conf.idle_timeout);
     /* Last, after the start-up log line: whoever waits for listening= then
      * finds that line and metrics= too. */
     if (fy_relay_metrics_bound(relay))

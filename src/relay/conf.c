@@ -50,6 +50,8 @@ void fy_conf_defaults(fy_conf *c)
     c->max_channels = 1024;
     c->max_connections = 4096;
     c->max_conns_per_ip = 256;
+    c->idle_timeout = 60;
+    c->takeover_grace = 2;
 }
 
 /* "30" (seconds), "30s", "500ms", "2m" -> milliseconds.  0 or -EINVAL. */
@@ -103,6 +105,8 @@ static const struct key keys[] = {
     {"window", K_SIZE, OFF(window), 64ull << 10, 1ull << 36},
     {"channel-budget", K_SIZE, OFF(channel_budget), 1ull << 20, 1ull << 40},
     {"sndbuf", K_SIZE, OFF(sndbuf), 0, 64ull << 20},
+    {"idle-timeout", K_UINT, OFF(idle_timeout), 0, 86400},
+    {"takeover-grace", K_UINT, OFF(takeover_grace), 0, 3600},
     {"trace", K_PATH, OFF(trace), 0, 0},
     {"trace-max-bytes", K_SIZE, OFF(trace_max_bytes), 0, 1ull << 40},
     {"trace-events", K_UINT, OFF(trace_events), 0, 1ull << 24},

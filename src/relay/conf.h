@@ -36,6 +36,8 @@ typedef struct fy_conf {
     uint64_t window;              /* per-receiver live window, bytes */
     uint64_t channel_budget;      /* per-channel in-flight bytes, session -> writer */
     uint64_t sndbuf;              /* receiver sockets' SO_SNDBUF; 0 = kernel autotuning */
+    uint64_t idle_timeout;        /* seconds without progress before a peer is cut; 0 = off */
+    uint64_t takeover_grace;      /* seconds a sender must be idle before the same sender replaces it */
     int log_level;                /* enum fy_klog_level */
     /* Limits a hostile client cannot pass (docs/ferryd.conf). */
     uint64_t channel_idle_ms;     /* close a channel this long without sender or receiver */

@@ -158,6 +158,7 @@ static void test_exit_codes(void **state)
     assert_int_equal(fy_cli_exit_for(-ENODATA), FY_CLI_EXIT_NET);
     assert_int_equal(fy_cli_exit_for(-ETIMEDOUT), FY_CLI_EXIT_NET);
     assert_int_equal(fy_cli_exit_for(-FY_ESHUTDOWN), FY_CLI_EXIT_NET);
+    assert_int_equal(fy_cli_exit_for(-FY_ETIMEOUT), FY_CLI_EXIT_NET);
     assert_int_equal(fy_cli_exit_for(-FY_EAUTH), FY_CLI_EXIT_REFUSED);
     assert_int_equal(fy_cli_exit_for(-FY_EBUSY), FY_CLI_EXIT_REFUSED);
     assert_int_equal(fy_cli_exit_for(-FY_EMAGIC), FY_CLI_EXIT_REFUSED);

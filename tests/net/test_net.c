@@ -9,6 +9,9 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -88,6 +91,64 @@ static void test_connect_refused(void **state)
     assert_int_equal(fy_sock_connect(&bound, 2000), -ECONNREFUSED);
 }
 
+/* Keepalive and the user timeout are set as asked on an accepted socket
+ * (the relay's case) and on a connected one; a non-socket is refused. */
+static void test_keepalive(void **state)
+{
+    (void)state;
+    fy_addr a, bound, peer;
+    assert_int_equal(fy_addr_parse("127.0.0.1:0", NULL, &a), 0);
+    int lfd = fy_sock_listen(&a, 0, &bound);
+    assert_true(lfd >= 0);
+    int c = fy_sock_connect(&bound, 2000);
+    assert_true(c >= 0);
+    int s = -1;
+    for (int i = 0; i < 200 && s < 0; i++) { /* bounded: 2 s */
+        s = fy_sock_accept(lfd, &peer);
+        if (s == -EAGAIN)
+            usleep(10000);
+    }
+    assert_true(s >= 0);
+    int fds[2] = {s, c};
+    for (int k = 0; k < 2; k++) {
+        int v = -1;
+        unsigned u = 0;
+        socklen_t len = sizeof v;
+        assert_int_equal(getsockopt(fds[k], SOL_SOCKET, SO_KEEPALIVE, &v, &len), 0);
+        assert_int_equal(v, 0); /* off until asked */
+        assert_int_equal(fy_sock_set_keepalive(fds[k], 30, 10, 3, 60000), 0);
+        len = sizeof v;
+        assert_int_equal(getsockopt(fds[k], SOL_SOCKET, SO_KEEPALIVE, &v, &len), 0);
+        assert_int_equal(v, 1);
+        len = sizeof v;
+        assert_int_equal(getsockopt(fds[k], IPPROTO_TCP, TCP_KEEPIDLE, &v, &len), 0);
+        assert_int_equal(v, 30);
+        len = sizeof v;
+        assert_int_equal(getsockopt(fds[k], IPPROTO_TCP, TCP_KEEPINTVL, &v, &len), 0);
+        assert_int_equal(v, 10);
+        len = sizeof v;
+        assert_int_equal(getsockopt(fds[k], IPPROTO_TCP, TCP_KEEPCNT, &v, &len), 0);
+        assert_int_equal(v, 3);
+        len = sizeof u;
+        assert_int_equal(getsockopt(fds[k], IPPROTO_TCP, TCP_USER_TIMEOUT, &u, &len), 0);
+        assert_int_equal(u, 60000);
+    }
+    /* user_ms 0 leaves the user timeout alone. */
+    assert_int_equal(fy_sock_set_keepalive(s, 5, 1, 2, 0), 0);
+    unsigned u = 1;
+    socklen_t len = sizeof u;
+    assert_int_equal(getsockopt(s, IPPROTO_TCP, TCP_USER_TIMEOUT, &u, &len), 0);
+    assert_int_equal(u, 60000);
+    assert_int_equal(fy_sock_set_keepalive(s, 0, 10, 3, 0), -EINVAL); /* idle 0 is refused */
+    int devnull = open("/dev/null", O_RDONLY);
+    assert_true(devnull >= 0);
+    assert_int_equal(fy_sock_set_keepalive(devnull, 30, 10, 3, 60000), -ENOTSOCK);
+    close(devnull);
+    close(c);
+    close(s);
+    close(lfd);
+}
+
 static void test_klog_quote(void **state)
 {
     (void)state;
@@ -106,6 +167,7 @@ int main(void)
         cmocka_unit_test(test_addr_parse),
         cmocka_unit_test(test_loopback_roundtrip),
         cmocka_unit_test(test_connect_refused),
+        cmocka_unit_test(test_keepalive),
         cmocka_unit_test(test_klog_quote),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

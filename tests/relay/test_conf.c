@@ -39,7 +39,7 @@ static int tmp_setup(void **state)
 static const char *const all_keys[] = {
     "listen", "metrics", "data", "auth", "threads", "memory", "max-payload", "fsync",
     "segment-bytes", "retain-bytes", "retain-age", "window", "channel-budget", "sndbuf",
-    "trace", "trace-max-bytes", "trace-events", "log-level",
+    "trace", "trace-max-bytes", "trace-events", "log-level", "idle-timeout", "takeover-grace",
 };
 #define N_KEYS (sizeof all_keys / sizeof all_keys[0])
 
@@ -88,6 +88,10 @@ static const struct good goods[] = {
     {"trace-max-bytes", "128M", F(trace_max_bytes), W_U64, 128u << 20, NULL},
     {"trace-events", "0", F(trace_events), W_U64, 0, NULL},
     {"trace-events", "16777216", F(trace_events), W_U64, 1u << 24, NULL},
+    {"idle-timeout", "0", F(idle_timeout), W_U64, 0, NULL},
+    {"idle-timeout", "86400", F(idle_timeout), W_U64, 86400, NULL},
+    {"takeover-grace", "0", F(takeover_grace), W_U64, 0, NULL},
+    {"takeover-grace", "3600", F(takeover_grace), W_U64, 3600, NULL},
     {"log-level", "debug", F(log_level), W_INT, FY_LOG_DEBUG, NULL},
     {"log-level", "info", F(log_level), W_INT, FY_LOG_INFO, NULL},
     {"log-level", "warn", F(log_level), W_INT, FY_LOG_WARN, NULL},
@@ -153,6 +157,8 @@ static void test_defaults(void **state)
     assert_int_equal(c.trace_max_bytes, 0);
     assert_int_equal(c.trace_events, 65536);
     assert_int_equal(c.log_level, FY_LOG_INFO);
+    assert_int_equal(c.idle_timeout, 60);
+    assert_int_equal(c.takeover_grace, 2);
     assert_int_equal(fy_conf_check(&c, err, sizeof err), 0);
 }
 
@@ -250,6 +256,8 @@ static const struct bad ranges[] = {
     {"sndbuf", "67108865", "sndbuf: 67108865 is out of range 0..67108864"},
     {"trace-max-bytes", "1099511627777", "trace-max-bytes: 1099511627777 is out of range 0..1099511627776"},
     {"trace-events", "16777217", "trace-events: 16777217 is out of range 0..16777216"},
+    {"idle-timeout", "86401", "idle-timeout: 86401 is out of range 0..86400"},
+    {"takeover-grace", "3601", "takeover-grace: 3601 is out of range 0..3600"},
     /* The message names the key as it was given. */
     {"max_payload", "1K", "max_payload: 1024 is out of range 4096..16777184"},
 };
