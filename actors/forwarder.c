@@ -92,8 +92,7 @@ typedef struct fwd {
     uint64_t q_next_seq;  /* seq after the last queued frame */
     bool shutting, bye_queued, cont_pending, timer_armed;
     bool lag_open;        /* the last lag event said "behind" */
-    bool ping_out;        /* a ping was queued since the receiver was last seen alive */
-    uint64_t alive_ns;    /* when the receiver was last seen alive */
+    fy__idle idle;        /* when the receiver was last seen alive, and our ping */
     uint64_t ctl_out;     /* control bytes written (with sent: all bytes written) */
     uint64_t ping_bytes;  /* bytes of the pings queued */
     int64_t acked_best;   /* most non-ping bytes the peer had acknowledged at a tick */
@@ -103,14 +102,6 @@ typedef struct fwd {
 static void pump(fwd *f);
 
 /* ---- small helpers ----------------------------------------------------------- */
-
-/* Four checks per timeout: pinged between 1/2 and 3/4 of it, cut between
- * 1 and 1.25 times it (1.5 when the last sign of life was a ping's ack
- * that the tick took for stream progress, see below). */
-static uint32_t idle_tick_ms(const fwd *f)
-{
-    return (uint32_t)(f->ctx->conf->idle_timeout * 1000 / 4);
-}
 
 static fy__batch *qat(const fwd *f, size_t i)
 {
@@ -275,9 +266,9 @@ static void on_subscribed(fwd *f, fy__sub_info *si)
     }
     f->end = si->end;
     f->end_seq = si->next_seq;
-    f->alive_ns = fy_now_ns();
+    fy__idle_alive(&f->idle, fy_now_ns());
     if (f->ctx->conf->idle_timeout)
-        fy_timer_after(f->self, idle_tick_ms(f), FY__TM_IDLE);
+        fy_timer_after(f->self, fy__idle_tick_ms(f->ctx->conf->idle_timeout), FY__TM_IDLE);
     uint64_t first = si->first_seq, want;
     switch (f->mode) {
     case FY_MODE_LIVE:
@@ -763,8 +754,7 @@ static void on_readable(fwd *f)
             close_fwd(f, FY_LOG_INFO, n == 0 ? "peer closed" : fy_strerror((int)n));
             return;
         }
-        f->alive_ns = fy_now_ns();
-        f->ping_out = false;
+        fy__idle_alive(&f->idle, fy_now_ns());
         if (feed(f, buf, (size_t)n))
             return;
     }
@@ -794,42 +784,43 @@ static bool acked_more(fwd *f, ssize_t *unacked)
     return true;
 }
 
+/* The shared idle rule (relay_int.h); the cut comes after 1.5 times the
+ * timeout at most when the last sign of life was a ping's ack that the
+ * tick took for stream progress (see acked_more). */
 static void on_idle_tick(fwd *f)
 {
     FY__OWNER(f->self);
-    uint64_t now = fy_now_ns(), limit = f->ctx->conf->idle_timeout * 1000000000ull;
+    uint64_t now = fy_now_ns(), t = f->ctx->conf->idle_timeout;
     ssize_t unacked = 0;
 
     if (f->st == F_CLOSING)
         return; /* no more ticks */
-    if (f->st == F_LOOKUP || acked_more(f, &unacked)) { /* a look-up is our wait, not its */
-        f->alive_ns = now;
-        f->ping_out = false;
-    }
-    uint64_t idle = now - f->alive_ns;
-    if (idle >= limit) {
+    if (f->st == F_LOOKUP || acked_more(f, &unacked)) /* a look-up is our wait, not its */
+        fy__idle_alive(&f->idle, now);
+    enum fy__idle_do act = fy__idle_check(&f->idle, now, t);
+    unsigned long long ms = (now - f->idle.alive_ns) / 1000000;
+    if (act == FY__IDLE_CUT) {
         if (unacked > 0 || f->qlen || f->st == F_CATCHUP)
             fail(f, FY_ETIMEOUT, "peer idle too long: the receiver read nothing for %llu ms while "
-                 "data was waiting (%lld bytes unacknowledged; idle-timeout %llu s)",
-                 (unsigned long long)(idle / 1000000), (long long)unacked,
-                 (unsigned long long)f->ctx->conf->idle_timeout);
+                 "data was waiting (%lld bytes unacknowledged; idle-timeout %llu s)", ms,
+                 (long long)unacked, (unsigned long long)t);
         else
             fail(f, FY_ETIMEOUT, "peer idle too long: nothing from the receiver for %llu ms, no "
-                 "pong to our ping (idle-timeout %llu s)", (unsigned long long)(idle / 1000000),
-                 (unsigned long long)f->ctx->conf->idle_timeout);
+                 "pong to our ping (idle-timeout %llu s)", ms, (unsigned long long)t);
         return;
     }
-    if (idle >= limit / 2 && !f->ping_out) {
+    if (act == FY__IDLE_PING) {
         uint8_t p[8];
         memcpy(p, &now, sizeof p); /* opaque to the peer; echoed in the pong */
         if (ctl_push(f, FY_FT_PING, p, sizeof p) == 0) {
             f->ping_bytes += FY_FRAME_HDR_SIZE + sizeof p;
-            f->ping_out = true;
             pump(f);
+        } else {
+            f->idle.ping_out = false; /* the queue was full: try at the next tick */
         }
     }
     if (f->st != F_CLOSING)
-        fy_timer_after(f->self, idle_tick_ms(f), FY__TM_IDLE);
+        fy_timer_after(f->self, fy__idle_tick_ms(t), FY__TM_IDLE);
 }
 
 /* Stats: frames_out counts frames sent from live buffers (catch-up sends

@@ -25,6 +25,7 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -464,4 +465,63 @@ void fy_ingest_got(fy_ingest *g, size_t n)
         n -= d;
     }
     g->rlen += n;
+}
+
+/* ---- faults in words -------------------------------------------------------- */
+
+void fy_ingest_fault_text(const fy_ingest *g, char *buf, size_t cap)
+{
+    const fy_ingest_fault *x = &g->fault;
+    const char *tn = fy_frame_type_name(x->hdr.type);
+    unsigned long long seq = x->hdr.seq, exp = x->expect_seq, got = x->file_got,
+                       size = x->file_size;
+    char hex[65];
+
+    switch (x->why) {
+    case FY_INGEST_BAD_FRAME:
+        snprintf(buf, cap, "bad frame after seq %llu: %s", exp ? exp - 1 : 0, fy_strerror(x->code));
+        break;
+    case FY_INGEST_CHANNEL:
+        snprintf(buf, cap, "%s seq %llu: header channel %u, expected %u", tn, seq,
+                 x->hdr.channel, g->c.channel);
+        break;
+    case FY_INGEST_SEQ:
+        snprintf(buf, cap, "%s: seq %llu, expected %llu", tn, seq, exp);
+        break;
+    case FY_INGEST_BEGIN_PAYLOAD:
+    case FY_INGEST_END_PAYLOAD:
+        snprintf(buf, cap, "%s seq %llu: %s", tn, seq, fy_strerror(x->code));
+        break;
+    case FY_INGEST_BEGIN_IN_FILE:
+        snprintf(buf, cap, "file-begin seq %llu inside a file (no file-end before it)", seq);
+        break;
+    case FY_INGEST_DATA_OUTSIDE:
+        snprintf(buf, cap, "data seq %llu outside a file (no file-begin)", seq);
+        break;
+    case FY_INGEST_DATA_SIZE:
+        snprintf(buf, cap, "data seq %llu: %llu bytes so far, file-begin said %llu", seq, got, size);
+        break;
+    case FY_INGEST_END_OUTSIDE:
+        snprintf(buf, cap, "file-end seq %llu outside a file", seq);
+        break;
+    case FY_INGEST_END_SIZE:
+        snprintf(buf, cap, "file-end seq %llu: size %llu, received %llu, file-begin said %llu",
+                 seq, (unsigned long long)x->end_size, got, size);
+        break;
+    case FY_INGEST_END_DIGEST:
+        fy_sha256_hex(x->digest, hex);
+        snprintf(buf, cap, "file-end seq %llu: the file's data hashes to SHA-256 %s, not the "
+                 "digest the file-end carries; the file is not stored (receivers discard it)",
+                 seq, hex);
+        break;
+    case FY_INGEST_ALLOC:
+        if (x->alloc)
+            snprintf(buf, cap, "fy_buf_alloc(%zu) failed: %s", x->alloc, fy_strerror(x->cause));
+        else
+            snprintf(buf, cap, "out of memory for a batch");
+        break;
+    default:
+        snprintf(buf, cap, "%s", fy_strerror(x->code));
+        break;
+    }
 }

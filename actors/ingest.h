@@ -104,6 +104,9 @@ void fy_ingest_stop(fy_ingest *g);
 void fy_ingest_credit(fy_ingest *g, uint64_t bytes);
 
 const fy_ingest_fault *fy_ingest_fault_get(const fy_ingest *g);
+/* The fault in words, for the peer's error frame and the log (the owner
+ * still decides what to do about it). */
+void fy_ingest_fault_text(const fy_ingest *g, char *buf, size_t cap);
 /* NULL gives all zeros (a connection that is not a sender yet). */
 const fy_ingest_info *fy_ingest_info_get(const fy_ingest *g);
 

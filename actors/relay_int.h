@@ -44,6 +44,41 @@
  * sanitizer builds, where the tests run. */
 #define FY__OWNER(actor) assert(fy_actor_running_here(actor))
 
+/* The idle rule sessions and forwarders share (docs/architecture.md,
+ * "Timeouts"): a peer with no sign of life for half of --idle-timeout is
+ * pinged once; for all of it, cut.  The check runs four times per
+ * timeout, so a ping goes out between 1/2 and 3/4 of it and the cut comes
+ * between 1 and 1.25 times it. */
+typedef struct fy__idle {
+    uint64_t alive_ns; /* the last sign of life */
+    bool ping_out;     /* a ping went out since */
+} fy__idle;
+
+enum fy__idle_do { FY__IDLE_WAIT, FY__IDLE_PING, FY__IDLE_CUT };
+
+static inline void fy__idle_alive(fy__idle *i, uint64_t now_ns)
+{
+    i->alive_ns = now_ns;
+    i->ping_out = false;
+}
+
+/* What to do now; PING is answered once (ping_out is set here). */
+static inline enum fy__idle_do fy__idle_check(fy__idle *i, uint64_t now_ns, uint64_t timeout_s)
+{
+    uint64_t limit = timeout_s * 1000000000ull, idle = now_ns - i->alive_ns;
+    if (idle >= limit)
+        return FY__IDLE_CUT;
+    if (idle < limit / 2 || i->ping_out)
+        return FY__IDLE_WAIT;
+    i->ping_out = true;
+    return FY__IDLE_PING;
+}
+
+static inline uint32_t fy__idle_tick_ms(uint64_t timeout_s)
+{
+    return (uint32_t)(timeout_s * 1000 / 4);
+}
+
 /* The relay-wide, read-only context every actor gets a pointer to. */
 typedef struct fy__ctx {
     const fy_conf *conf;

@@ -22,14 +22,11 @@
  * after a short linger so the error frame is not lost to a reset.  The
  * sender slot is given back at once, not after the linger.
  *
- * Idle senders (docs/architecture.md, "Timeouts"): a sender that delivers
- * no byte for half of --idle-timeout gets a ping; one that sends nothing,
- * not even the pong, for the whole timeout gets FY_ETIMEOUT.  While the
- * session itself is not reading (a spent budget or pool) the clock stands
- * still: that wait is the relay's, not the sender's.  When the same sender
- * connects again (same token), the writer asks this session to give up
- * its slot (FY_RM_TAKEOVER); it does when it has been idle for
- * --takeover-grace or the newcomer names the exact seq this stream is at.
+ * An idle sender is pinged, then cut (fy__idle, docs/architecture.md,
+ * "Timeouts"); while the session itself does not read (a spent budget or
+ * pool) that clock stands still.  When the same sender connects again, the
+ * writer asks this session to give up its slot (FY_RM_TAKEOVER); it does
+ * when idle for --takeover-grace or the newcomer names this stream's seq.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -40,7 +37,6 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "ferry/digest.h"
 #include "ferry/err.h"
 #include "ferry/io.h"
 #include "ferry/klog.h"
@@ -48,11 +44,11 @@
 #include "ferry/sock.h"
 #include "ferry/trace.h"
 #include "ingest.h"
+#include "net/outq.h"
 #include "relay/stats.h"
 #include "relay_int.h"
 
 #define RBUF_HELLO (8u << 10)      /* before the role is known */
-#define OBUF_MAX (256u << 10)      /* control frames not yet written */
 #define READS_PER_TURN 32          /* then yield to other actors */
 #define RETRY_MS 5                 /* pool exhausted: retry after */
 #define LINGER_MS 2000
@@ -69,63 +65,24 @@ typedef struct session {
     fy_dec *dec;   /* until hello */
     uint8_t *rbuf; /* until hello; then the ingest has its own */
     size_t rcap, rlen, roff; /* unprocessed input: rbuf[roff..rlen) */
-    uint8_t *obuf;
-    size_t ocap, olen, ooff;
+    fy_outq out;   /* control frames for the client */
     fy_hello hello;
     const fy__chan *chan;
     bool attach_sent, shutting, paused, timer_armed, cont_pending, wr_shut;
     fy_ingest *ing; /* a sender's frames, from attach on */
     int end_code; /* FY_E* that ended the connection, 0 = none */
-    uint64_t last_rx_ns; /* a sender: when it last delivered a byte */
-    bool ping_out;       /* a ping went out since then */
+    fy__idle idle;       /* a sender: its last byte, and our ping */
 } session;
 
 static void drive(session *s);
 
 /* ---- output ---------------------------------------------------------------- */
 
-static int out_flush(session *s)
-{
-    while (s->ooff < s->olen) {
-        struct iovec iov = {s->obuf + s->ooff, s->olen - s->ooff};
-        ssize_t n = fy_sock_writev(s->fd, &iov, 1);
-        if (n < 0)
-            return (int)n;
-        s->ooff += (size_t)n;
-    }
-    s->ooff = s->olen = 0;
-    return 0;
-}
-
-/* Queue a frame for the client and try to write it.  -ENOBUFS if the client
- * does not read its control frames (the caller ends the connection). */
-static int out_push(session *s, const uint8_t *p, size_t n)
-{
-    if (s->ooff && s->ooff == s->olen)
-        s->ooff = s->olen = 0;
-    if (s->olen + n > s->ocap) {
-        size_t cap = s->ocap ? s->ocap : 4096;
-        while (cap < s->olen + n)
-            cap *= 2;
-        if (cap > OBUF_MAX)
-            return -ENOBUFS;
-        uint8_t *nb = realloc(s->obuf, cap);
-        if (!nb)
-            return -ENOMEM;
-        s->obuf = nb;
-        s->ocap = cap;
-    }
-    memcpy(s->obuf + s->olen, p, n);
-    s->olen += n;
-    int rc = out_flush(s);
-    return rc == -EAGAIN ? 0 : rc;
-}
-
 static int send_ctl(session *s, uint8_t type, uint64_t seq, const uint8_t *p, size_t n)
 {
     uint8_t fr[FY_FRAME_HDR_SIZE + FY_CTL_PAYLOAD_MAX + 64];
     int len = fy__ctl_frame(type, s->chan ? s->chan->id : 0, seq, p, n, fr, sizeof fr);
-    return len < 0 ? len : out_push(s, fr, (size_t)len);
+    return len < 0 ? len : fy_outq_push(&s->out, s->fd, fr, (size_t)len);
 }
 
 /* ---- ending ---------------------------------------------------------------- */
@@ -160,7 +117,7 @@ static void finish(session *s, const char *why)
 static void linger(session *s)
 {
     s->st = S_LINGER;
-    if (s->olen == s->ooff && !s->wr_shut) {
+    if (fy_outq_empty(&s->out) && !s->wr_shut) {
         (void)fy_sock_shutdown_wr(s->fd);
         s->wr_shut = true;
     }
@@ -191,21 +148,11 @@ static void vfail(session *s, int code, const char *msg, const char *fmt, va_lis
             fy_klog_q(text, q, sizeof q));
     int n = fy__ctl_error(s->chan ? s->chan->id : 0, code, fr, sizeof fr, "%s", text);
     if (n > 0)
-        out_push(s, fr, (size_t)n);
+        fy_outq_push(&s->out, s->fd, fr, (size_t)n);
     linger(s);
 }
 
-static void fail(session *s, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void fail(session *s, int code, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vfail(s, code, "connection refused", fmt, ap);
-    va_end(ap);
-}
-
-/* fail() with its own log message (an idle peer, a replaced sender). */
+/* End with an error frame; msg is the log line's (fail: a refusal). */
 static void fail_as(session *s, int code, const char *msg, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static void fail_as(session *s, int code, const char *msg, const char *fmt, ...)
@@ -216,6 +163,7 @@ static void fail_as(session *s, int code, const char *msg, const char *fmt, ...)
     vfail(s, code, msg, fmt, ap);
     va_end(ap);
 }
+#define fail(s, code, ...) fail_as(s, code, "connection refused", __VA_ARGS__)
 
 /* The writer could not store the stream (it logged the details once):
  * tell the sender what it can act on.  A full disk has its own code, so a
@@ -232,59 +180,13 @@ static void on_store_err(session *s, int err, uint64_t next_seq)
 
 /* ---- frames from a sender -------------------------------------------------- */
 
-/* The ingest refused the stream with rc: word the error frame. */
+/* The ingest refused the stream with rc: the error frame says why. */
 static void fail_ingest(session *s, int rc)
 {
-    const fy_ingest_fault *x = fy_ingest_fault_get(s->ing);
-    const char *tn = fy_frame_type_name(x->hdr.type);
-    unsigned long long seq = x->hdr.seq, exp = x->expect_seq, got = x->file_got,
-                       size = x->file_size;
+    char text[400];
 
-    switch (x->why) {
-    case FY_INGEST_BAD_FRAME:
-        fail(s, rc, "bad frame after seq %llu: %s", exp ? exp - 1 : 0, fy_strerror(rc));
-        break;
-    case FY_INGEST_CHANNEL:
-        fail(s, rc, "%s seq %llu: header channel %u, expected %u", tn, seq, x->hdr.channel,
-             s->chan->id);
-        break;
-    case FY_INGEST_SEQ:
-        fail(s, rc, "%s: seq %llu, expected %llu", tn, seq, exp);
-        break;
-    case FY_INGEST_BEGIN_PAYLOAD:
-    case FY_INGEST_END_PAYLOAD:
-        fail(s, rc, "%s seq %llu: %s", tn, seq, fy_strerror(rc));
-        break;
-    case FY_INGEST_BEGIN_IN_FILE:
-        fail(s, rc, "file-begin seq %llu inside a file (no file-end before it)", seq);
-        break;
-    case FY_INGEST_DATA_OUTSIDE:
-        fail(s, rc, "data seq %llu outside a file (no file-begin)", seq);
-        break;
-    case FY_INGEST_DATA_SIZE:
-        fail(s, rc, "data seq %llu: %llu bytes so far, file-begin said %llu", seq, got, size);
-        break;
-    case FY_INGEST_END_OUTSIDE:
-        fail(s, rc, "file-end seq %llu outside a file", seq);
-        break;
-    case FY_INGEST_END_SIZE:
-        fail(s, rc, "file-end seq %llu: size %llu, received %llu, file-begin said %llu", seq,
-             (unsigned long long)x->end_size, got, size);
-        break;
-    case FY_INGEST_END_DIGEST: {
-        char hex[65];
-        fy_sha256_hex(x->digest, hex);
-        fail(s, rc, "file-end seq %llu: the file's data hashes to SHA-256 %s, not the digest the "
-             "file-end carries; the file is not stored (receivers discard it)", seq, hex);
-        break;
-    }
-    case FY_INGEST_ALLOC:
-        if (x->alloc)
-            fail(s, rc, "fy_buf_alloc(%zu) failed: %s", x->alloc, fy_strerror(x->cause));
-        else
-            fail(s, rc, "out of memory for a batch");
-        break;
-    }
+    fy_ingest_fault_text(s->ing, text, sizeof text);
+    fail(s, rc, "%s", text);
 }
 
 /* The ingest's output: one batch for the channel's writer. */
@@ -474,8 +376,7 @@ static void drive(session *s)
             return;
         }
         fy_trace_emit(FY_TR_BYTES, fy_actor_id(s->self), (uint64_t)n, 0);
-        s->last_rx_ns = fy_now_ns();
-        s->ping_out = false;
+        fy__idle_alive(&s->idle, fy_now_ns());
         if (!sender) {
             s->roff = 0;
             s->rlen = (size_t)n;
@@ -545,43 +446,27 @@ static void on_chan(session *s, fy_msg *m)
 
 /* ---- idle senders and takeover ---------------------------------------------- */
 
-static uint64_t idle_limit_ns(const session *s)
-{
-    return s->ctx->conf->idle_timeout * 1000000000ull;
-}
-
-/* The idle check runs four times per timeout: a peer is pinged between
- * 1/2 and 3/4 of it and cut between 1 and 1.25 times it. */
-static uint32_t idle_tick_ms(const session *s)
-{
-    return (uint32_t)(s->ctx->conf->idle_timeout * 1000 / 4);
-}
-
 static void on_idle_tick(session *s)
 {
     if (s->st != S_SENDER)
         return; /* ending: no more ticks */
-    uint64_t now = fy_now_ns(), limit = idle_limit_ns(s);
+    uint64_t now = fy_now_ns(), t = s->ctx->conf->idle_timeout;
     if (s->paused || s->shutting)
-        s->last_rx_ns = now; /* we are not reading: not the sender's silence */
-    uint64_t idle = now - s->last_rx_ns;
-    if (idle >= limit) {
+        fy__idle_alive(&s->idle, now); /* we are not reading: not the sender's silence */
+    enum fy__idle_do act = fy__idle_check(&s->idle, now, t);
+    if (act == FY__IDLE_CUT) {
         fail_as(s, FY_ETIMEOUT, "idle timeout", "peer idle too long: no bytes from the sender "
                 "for %llu ms, no pong to our ping (idle-timeout %llu s)",
-                (unsigned long long)(idle / 1000000),
-                (unsigned long long)s->ctx->conf->idle_timeout);
+                (unsigned long long)((now - s->idle.alive_ns) / 1000000), (unsigned long long)t);
         return;
     }
-    if (idle >= limit / 2 && !s->ping_out) {
-        uint8_t p[8];
-        memcpy(p, &now, sizeof p); /* opaque to the peer; echoed in the pong */
-        if (send_ctl(s, FY_FT_PING, 0, p, sizeof p) < 0) {
-            fail(s, FY_EPROTO, "client does not read its control frames");
-            return;
-        }
-        s->ping_out = true;
+    uint8_t p[8];
+    memcpy(p, &now, sizeof p); /* opaque to the peer; echoed in the pong */
+    if (act == FY__IDLE_PING && send_ctl(s, FY_FT_PING, 0, p, sizeof p) < 0) {
+        fail(s, FY_EPROTO, "client does not read its control frames");
+        return;
     }
-    fy_timer_after(s->self, idle_tick_ms(s), FY__TM_IDLE);
+    fy_timer_after(s->self, fy__idle_tick_ms(t), FY__TM_IDLE);
 }
 
 /* The writer has a new connection with this sender's token waiting for
@@ -593,7 +478,7 @@ static void on_takeover(session *s, uint64_t resume_from)
 {
     if (s->st != S_SENDER)
         return;
-    uint64_t idle = fy_now_ns() - s->last_rx_ns;
+    uint64_t idle = fy_now_ns() - s->idle.alive_ns;
     uint64_t next = fy_ingest_info_get(s->ing)->next_seq;
     bool stale = !s->paused && idle >= s->ctx->conf->takeover_grace * 1000000000ull;
     if (s->shutting || (!stale && (resume_from == 0 || resume_from != next))) {
@@ -635,9 +520,9 @@ static void on_attached(session *s, fy_msg *m)
     s->rbuf = NULL;
     s->rcap = s->rlen = s->roff = 0;
     s->st = S_SENDER;
-    s->last_rx_ns = fy_now_ns();
+    fy__idle_alive(&s->idle, fy_now_ns());
     if (s->ctx->conf->idle_timeout)
-        fy_timer_after(s->self, idle_tick_ms(s), FY__TM_IDLE);
+        fy_timer_after(s->self, fy__idle_tick_ms(s->ctx->conf->idle_timeout), FY__TM_IDLE);
     drive(s);
 }
 
@@ -692,7 +577,7 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
     switch (m->type) {
     case FY_MSG_IO:
         if (m->u32 & FY_IO_WRITE) {
-            int rc = out_flush(s);
+            int rc = fy_outq_flush(&s->out, s->fd);
             if (rc == 0 && s->st == S_LINGER && !s->wr_shut) {
                 (void)fy_sock_shutdown_wr(s->fd);
                 s->wr_shut = true;
@@ -769,7 +654,7 @@ static void dtor(void *state)
     fy_ingest_free(s->ing);
     fy_dec_free(s->dec);
     free(s->rbuf);
-    free(s->obuf);
+    fy_outq_free(&s->out);
     free(s);
 }
 
