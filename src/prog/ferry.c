@@ -285,7 +285,7 @@ static int resolve_token(const char *cmd, cmd_opts *c)
         if (strlen(buf) > FY_TOKEN_MAX)
             return usage_error(cmd, "the token in --token-file is longer than 255 bytes",
                                c->token_file);
-        snprintf(c->token_buf, sizeof c->token_buf, "%s", buf);
+        memcpy(c->token_buf, buf, strlen(buf) + 1); /* fits: checked above */
         c->token = c->token_buf;
         return 0;
     }
