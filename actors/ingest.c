@@ -16,6 +16,12 @@
  * acknowledged and never ends in the log, so receivers discard it as they
  * discard a file whose sender died, and go on to the next one.
  *
+ * A connection may continue the channel's file in progress (its sender lost
+ * the connection, or the relay restarted, mid-file): conf.in_file says so,
+ * and if the first stream frame is data (or file-end), the file goes on at
+ * conf.file_got and the owner's prefix callback feeds the hash the part
+ * already stored, so the digest check still covers the whole file.
+ *
  * Memory is bounded twice: a frame needs a pool buffer (-FY_EPOOL) and the
  * bytes at the writer not yet credited back must stay under the budget
  * (-EAGAIN).  Either way the frame waits where it is and the owner stops
@@ -53,6 +59,7 @@ struct fy_ingest {
     bool have_frame;    /* f is checked and waits for a buffer */
     fy_frame f;
     uint64_t file_size, file_got;
+    bool inherit;       /* conf.in_file, until the first stream frame decides */
     fy_sha256 *sha;     /* the file in progress's payload so far */
     fy__batch *batch;
     fy_buf *pack;       /* the batch's buffer small frames are appended to, or NULL */
@@ -70,7 +77,7 @@ int fy_ingest_new(const fy_ingest_conf *c, const uint8_t *p, size_t n, fy_ingest
     fy_ingest *g;
     int rc;
 
-    if (n > RBUF_SIZE || !c->out)
+    if (n > RBUF_SIZE || !c->out || (c->in_file && (!c->prefix || c->file_got > c->file_size)))
         return -EINVAL;
     if (!(g = calloc(1, sizeof *g)))
         return -ENOMEM;
@@ -84,6 +91,11 @@ int fy_ingest_new(const fy_ingest_conf *c, const uint8_t *p, size_t n, fy_ingest
     }
     g->c = *c;
     g->info.next_seq = c->next_seq;
+    if (c->in_file) {
+        g->info.in_file = g->inherit = true;
+        g->file_size = c->file_size;
+        g->file_got = c->file_got;
+    }
     if (n)
         memcpy(g->rbuf, p, n);
     g->rlen = n;
@@ -171,14 +183,33 @@ static int fault_alloc(fy_ingest *g, int cause, size_t need)
 
 /* ---- stream rules ---------------------------------------------------------- */
 
-static int check_begin(fy_ingest *g, const fy_frame *f)
+/* The first stream frame continues the file in progress: hash its stored
+ * part first. */
+static int start_continue(fy_ingest *g, const fy_frame *f)
+{
+    int rc = fy_sha256_reset(g->sha);
+
+    if (rc < 0)
+        return fault_alloc(g, rc, 0);
+    if ((rc = g->c.prefix(g->c.arg, g->sha)) < 0) {
+        int code = fault(g, FY_INGEST_PREFIX, -FY_EINTERNAL, &f->hdr);
+        g->fault.cause = rc;
+        return code;
+    }
+    g->info.continued = true;
+    return 0;
+}
+
+/* cont: the connection inherited a file in progress and this file-begin
+ * is its first stream frame: the new file replaces that one. */
+static int check_begin(fy_ingest *g, const fy_frame *f, bool cont)
 {
     fy_file_begin fb;
     int rc = fy_file_begin_decode(f->payload, f->hdr.len, &fb);
 
     if (rc < 0)
         return fault(g, FY_INGEST_BEGIN_PAYLOAD, rc, &f->hdr);
-    if (g->info.in_file)
+    if (g->info.in_file && !cont)
         return fault(g, FY_INGEST_BEGIN_IN_FILE, -FY_EPROTO, &f->hdr);
     if ((rc = fy_sha256_reset(g->sha)) < 0)
         return fault_alloc(g, rc, 0);
@@ -235,7 +266,11 @@ static int check_stream(fy_ingest *g, const fy_frame *f)
         return fault(g, FY_INGEST_CHANNEL, -FY_EPROTO, h);
     if (h->seq != g->info.next_seq)
         return fault(g, FY_INGEST_SEQ, -FY_ESEQ, h);
-    rc = h->type == FY_FT_FILE_BEGIN ? check_begin(g, f)
+    bool cont = g->inherit;
+    g->inherit = false;
+    if (cont && h->type != FY_FT_FILE_BEGIN && (rc = start_continue(g, f)) < 0)
+        return rc;
+    rc = h->type == FY_FT_FILE_BEGIN ? check_begin(g, f, cont)
          : h->type == FY_FT_DATA     ? check_data(g, f)
                                      : check_end(g, f);
     if (rc == 0)
@@ -513,6 +548,10 @@ void fy_ingest_fault_text(const fy_ingest *g, char *buf, size_t cap)
         snprintf(buf, cap, "file-end seq %llu: the file's data hashes to SHA-256 %s, not the "
                  "digest the file-end carries; the file is not stored (receivers discard it)",
                  seq, hex);
+        break;
+    case FY_INGEST_PREFIX:
+        snprintf(buf, cap, "cannot continue the file in progress: reading its stored part back "
+                 "failed: %s", fy_strerror(x->cause));
         break;
     case FY_INGEST_ALLOC:
         if (x->alloc)

@@ -21,6 +21,7 @@
 #include <sys/uio.h>
 
 #include "ferry/buf.h"
+#include "ferry/digest.h"
 #include "ferry/proto.h"
 #include "relay_int.h"
 
@@ -32,6 +33,17 @@ typedef struct fy_ingest_conf {
     uint64_t budget;      /* buffer bytes at the writer not yet credited */
     uint32_t channel;     /* every header must carry this id */
     uint64_t next_seq;    /* seq of the first stream frame */
+    /* The channel's file in progress (fy__part_info), which this connection
+     * may continue: with in_file, a first stream frame that is data or
+     * file-end continues that file at file_got of its file_size bytes; a
+     * file-begin starts another file instead (receivers discard the
+     * partial one).  Only the first stream frame decides. */
+    bool in_file;
+    uint64_t file_size, file_got;
+    /* Needed with in_file: on a continuation, feed sha the stored part of
+     * the file (the owner reads it back from the log), so the file-end's
+     * SHA-256 is checked over the whole file.  0 or a negative error. */
+    int (*prefix)(void *arg, fy_sha256 *sha);
     /* Takes the batch (and its reference); called from fy_ingest_next,
      * fy_ingest_flush and fy_ingest_stop. */
     void (*out)(void *arg, fy__batch *b);
@@ -53,6 +65,7 @@ typedef enum fy_ingest_why {
     FY_INGEST_END_SIZE,      /* end_size, file_got and file_size differ */
     FY_INGEST_END_DIGEST,    /* the payload's SHA-256 (digest) is not the file-end's */
     FY_INGEST_ALLOC,         /* fy_buf_alloc(alloc) failed with cause, or a batch (alloc 0) */
+    FY_INGEST_PREFIX,        /* conf.prefix failed with cause */
 } fy_ingest_why;
 
 typedef struct fy_ingest_fault {
@@ -72,10 +85,11 @@ typedef struct fy_ingest_info {
     uint64_t inflight;      /* buffer capacity handed out, not yet credited */
     uint64_t next_seq;      /* seq the next stream frame must carry */
     bool in_file;           /* between a file-begin and its file-end */
+    bool continued;         /* this connection continued the channel's file in progress */
 } fy_ingest_info;
 
 /* Start with the n bytes at p already read (n <= 256 KiB; copied once).
- * 0, -EINVAL, or -ENOMEM. */
+ * 0, -EINVAL (also: in_file without prefix), or -ENOMEM. */
 int fy_ingest_new(const fy_ingest_conf *c, const uint8_t *p, size_t n, fy_ingest **out);
 /* Drops unsent frames without calling out.  NULL is ignored. */
 void fy_ingest_free(fy_ingest *g);

@@ -143,6 +143,20 @@ typedef struct fy__sub_info {
     fy_pos fb_pos;
 } fy__sub_info;
 
+/* The file in progress on a channel: its file-begin is in the log, its
+ * file-end is not (its sender left, or the relay restarted, mid-file).
+ * Writer -> session in ATTACHED's m->buf (a pool buffer, so the runtime
+ * releases it even if the session stopped meanwhile), for a sender that
+ * continues it (docs/protocol.md, "Continuing a file"). */
+typedef struct fy__part_info {
+    uint64_t seq;      /* its file-begin's seq */
+    fy_pos pos;        /* where that file-begin is */
+    fy_pos end;        /* the log's end when ATTACHED was sent: the stored part ends here */
+    uint64_t size;     /* from its file-begin */
+    uint64_t got;      /* payload bytes stored */
+    char name[FY_NAME_MAX + 1];
+} fy__part_info;
+
 /* Session -> registry request (malloc'd). */
 typedef struct fy__chan_req {
     fy_actor *reply; /* a reference, dropped by the registry */
@@ -189,7 +203,8 @@ enum fy__msg {
     FY_RM_CHAN_KEEP,                  /* ptr = fy__chan: CLOSE came too late, a user arrived */
     /* to a session */
     FY_RM_CHAN,                       /* u32 = FY_E* or 0, ptr = fy__chan */
-    FY_RM_ATTACHED,                   /* u32 = FY_E* or 0, u64 = next_seq, first_seq */
+    FY_RM_ATTACHED,                   /* u32 = FY_E* or 0, u64 = next_seq, first_seq,
+                                         buf = fy__part_info or none */
     FY_RM_CREDIT,                     /* u64[0] = bytes of buffer capacity freed */
     FY_RM_ACK,                        /* u64[0] = seq of a stored file-end */
     FY_RM_STORE_ERR,                  /* u32 = FY_E* or errno: append failed, u64 = next seq stored */

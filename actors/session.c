@@ -70,6 +70,8 @@ typedef struct session {
     const fy__chan *chan;
     bool attach_sent, shutting, paused, timer_armed, cont_pending, wr_shut;
     fy_ingest *ing; /* a sender's frames, from attach on */
+    bool has_part;  /* the channel had a file in progress at attach: part */
+    fy__part_info part;
     int end_code; /* FY_E* that ended the connection, 0 = none */
     fy__idle idle;       /* a sender: its last byte, and our ping */
 } session;
@@ -187,6 +189,60 @@ static void fail_ingest(session *s, int rc)
 
     fy_ingest_fault_text(s->ing, text, sizeof text);
     fail(s, rc, "%s", text);
+}
+
+/* The ingest's prefix callback: the sender continues the channel's file in
+ * progress, so the SHA-256 that its file-end is checked against must cover
+ * the part stored before.  Read it back from the log (from its file-begin
+ * to the end the writer published at attach), checking every frame's CRC,
+ * one buffer of at most 32 + max_payload (>= 1 MiB) bytes at a time.  This
+ * runs on the session's turn: a file stored up to G bytes costs reading and
+ * hashing G bytes once (docs/protocol.md, "Continuing a file"). */
+static int hash_part(void *arg, fy_sha256 *sha)
+{
+    session *s = arg;
+    size_t cap = FY_FRAME_HDR_SIZE + s->ctx->conf->max_payload;
+    uint64_t t0 = fy_now_ns();
+    uint64_t got = 0, frames = 0;
+    fy_logrd *rd = NULL;
+    uint8_t *buf;
+    int rc;
+
+    cap = cap < ((size_t)1 << 20) ? (size_t)1 << 20 : cap;
+    if (!(buf = malloc(cap)))
+        return -ENOMEM;
+    if ((rc = fy_logrd_open(s->chan->dir, &rd)) < 0 || (rc = fy_logrd_seek(rd, s->part.pos)) < 0)
+        goto out;
+    for (;;) {
+        size_t len = 0;
+        if ((rc = fy_logrd_read(rd, s->part.end, buf, cap, &len)) < 0 || len == 0)
+            break;
+        for (size_t at = 0; at < len;) {
+            fy_frame_hdr h;
+            (void)fy_frame_hdr_decode(buf + at, FY_PAYLOAD_MAX_LIMIT, &h); /* checked by the read */
+            bool first = frames++ == 0;
+            if (first ? h.type != FY_FT_FILE_BEGIN || h.seq != s->part.seq : h.type != FY_FT_DATA) {
+                rc = -FY_ECORRUPT;
+                goto out;
+            }
+            if (!first) {
+                fy_sha256_update(sha, buf + at + FY_FRAME_HDR_SIZE, h.len);
+                got += h.len;
+            }
+            at += FY_FRAME_HDR_SIZE + h.len;
+        }
+    }
+    if (rc == 0 && got != s->part.got)
+        rc = -FY_ECORRUPT;
+out:
+    fy_klog(rc < 0 ? FY_LOG_ERROR : FY_LOG_INFO, "sender continues a file", "peer=%s channel=%s "
+            "name=%s size=%llu stored=%llu rehashed=%llu seconds=%.3f err=%s", s->peer,
+            s->chan->name, s->part.name, (unsigned long long)s->part.size,
+            (unsigned long long)s->part.got, (unsigned long long)got, (double)(fy_now_ns() - t0) / 1e9,
+            rc < 0 ? fy_errname(rc) : "none");
+    fy_logrd_close(rd);
+    free(buf);
+    return rc;
 }
 
 /* The ingest's output: one batch for the channel's writer. */
@@ -500,10 +556,22 @@ static void on_attached(session *s, fy_msg *m)
         return;
     }
     fy_welcome w = {.channel = s->chan->id, .next_seq = m->u64[0], .first_seq = m->u64[1],
-                    .max_payload = (uint32_t)s->ctx->conf->max_payload};
-    uint8_t p[64];
+                    .max_payload = (uint32_t)s->ctx->conf->max_payload,
+                    .ext = (s->hello.flags & FY_HELLO_F_RESUME) != 0};
+    if (m->buf && fy_buf_len(m->buf) == sizeof s->part) {
+        memcpy(&s->part, fy_buf_cdata(m->buf), sizeof s->part);
+        s->has_part = true;
+        w.part_seq = s->part.seq;
+        w.part_size = s->part.size;
+        w.part_got = s->part.got;
+        snprintf(w.part_name, sizeof w.part_name, "%s", s->part.name);
+    }
+    uint8_t p[FY_WELCOME_MAX];
     size_t n;
-    fy_welcome_encode(&w, p, sizeof p, &n);
+    if (fy_welcome_encode(&w, p, sizeof p, &n) < 0) {
+        fail(s, FY_EINTERNAL, "cannot encode welcome");
+        return;
+    }
     if (send_ctl(s, FY_FT_WELCOME, 0, p, n) < 0) {
         finish(s, "cannot write welcome");
         return;
@@ -511,7 +579,9 @@ static void on_attached(session *s, fy_msg *m)
     /* The bytes that followed hello are the ingest's first input. */
     fy_ingest_conf c = {.pool = s->ctx->pool, .max_payload = s->ctx->conf->max_payload,
                         .budget = s->ctx->conf->channel_budget, .channel = s->chan->id,
-                        .next_seq = m->u64[0], .out = to_writer, .arg = s};
+                        .next_seq = m->u64[0], .out = to_writer, .arg = s,
+                        .in_file = s->has_part, .file_size = s->part.size,
+                        .file_got = s->part.got, .prefix = hash_part};
     if (fy_ingest_new(&c, s->rbuf + s->roff, s->rlen - s->roff, &s->ing) < 0) {
         fail(s, FY_EINTERNAL, "out of memory");
         return;

@@ -62,6 +62,12 @@ typedef struct writer {
     fy_pos fb_pos;
     uint64_t fb_size;
     char fb_name[FY_NAME_MAX + 1];
+    /* The same file for a sender that continues it: unlike fb_seq (which a
+     * sender leaving mid-file clears, so LIVE joiners skip a dead file) it
+     * lasts until the file's file-end or the next file-begin, and a restart
+     * finds it again in the log (find_part). */
+    uint64_t part_seq; /* its file-begin's seq, 0 = none */
+    uint64_t fb_got;   /* its payload bytes stored */
     bool dirty, fsync_armed, shutting, idx_shut, idx_done;
     bool store_failed; /* the attached sender's stream broke on a store error */
     uint64_t first_seq;
@@ -89,13 +95,18 @@ static void note_frames(writer *w, fy__batch *b, uint64_t *acks, size_t *nacks)
                 snprintf(w->fb_name, sizeof w->fb_name, "%s", fb.name);
                 w->fb_size = fb.size;
             }
-            w->fb_seq = b->recs[i].seq;
+            w->fb_seq = w->part_seq = b->recs[i].seq;
             w->fb_pos = (fy_pos){b->recs[i].seg, b->recs[i].off};
+            w->fb_got = 0;
+        } else if (t == FY_FT_DATA) {
+            w->fb_got += len;
+            if (!w->fb_seq && w->part_seq)
+                w->fb_seq = w->part_seq; /* a sender continues the file: LIVE joiners want it */
         } else if (t == FY_FT_FILE_END) {
             fy_klog(FY_LOG_INFO, "file stored", "channel=%s name=%s size=%llu seq_first=%llu "
                     "seq_last=%llu", w->chan->name, w->fb_name, (unsigned long long)w->fb_size,
                     (unsigned long long)w->fb_seq, (unsigned long long)b->recs[i].seq);
-            w->fb_seq = 0;
+            w->fb_seq = w->part_seq = 0;
             w->files++;
             acks[(*nacks)++] = b->recs[i].seq;
         }
@@ -401,11 +412,28 @@ static void on_unsubscribe(writer *w, fy_actor *f, const fy_msg *m)
     idle_check(w);
 }
 
-/* Answer a request for the slot: err, or the slot with the log's end. */
+/* The file in progress as a pool buffer for ATTACHED, or NULL (none, or
+ * no buffer: then the sender starts the file over, which is always safe). */
+static fy_buf *part_buf(writer *w)
+{
+    fy_buf *b;
+
+    if (!w->part_seq || fy_buf_alloc(w->ctx->pool, sizeof(fy__part_info), &b) < 0)
+        return NULL;
+    fy__part_info *pi = (fy__part_info *)(void *)fy_buf_data(b);
+    *pi = (fy__part_info){.seq = w->part_seq, .pos = w->fb_pos, .end = fy_log_end(w->log),
+                          .size = w->fb_size, .got = w->fb_got};
+    snprintf(pi->name, sizeof pi->name, "%s", w->fb_name);
+    fy_buf_set_len(b, sizeof *pi);
+    return b;
+}
+
+/* Answer a request for the slot: err, or the slot with the log's end and
+ * the file in progress. */
 static void answer_attach(writer *w, fy__attach_req *r, int err)
 {
     fy_actor_post(r->session, FY_RM_ATTACHED, (uint32_t)err, fy_log_next_seq(w->log),
-                  fy_log_first_seq(w->log), NULL, NULL);
+                  fy_log_first_seq(w->log), NULL, err ? NULL : part_buf(w));
     if (err) {
         fy_actor_unref(r->session);
     } else {
@@ -451,7 +479,8 @@ static void on_detach(writer *w, fy_actor *s)
         return;
     if (w->fb_seq) {
         fy_klog(FY_LOG_WARN, "sender left inside a file", "channel=%s name=%s file_begin_seq=%llu "
-                "next_seq=%llu action=\"receivers discard the partial file\"", w->chan->name,
+                "next_seq=%llu action=\"kept for a sender that continues it; receivers discard it "
+                "if the next sender starts another file\"", w->chan->name,
                 w->fb_name, (unsigned long long)w->fb_seq,
                 (unsigned long long)fy_log_next_seq(w->log));
         w->fb_seq = 0;
@@ -613,6 +642,59 @@ static void dtor(void *state)
     free(w);
 }
 
+/* ---- the file in progress after a restart ------------------------------------- */
+
+/* Walk the log back from its last frame, reading only frame headers (index
+ * look-up + a 32-byte pread each), to the file-begin of a file whose
+ * file-end is missing, and set part_seq, fb_pos, fb_size, fb_name and
+ * fb_got from it.  Stops at the first file-end (the common case: one
+ * step), at the oldest frame held, or after PART_WALK_MAX frames (a file
+ * longer than that in frames is then sent over from its start).  Runs once
+ * per channel open, on the registry's thread, before the indexer owns idx. */
+#define PART_WALK_MAX ((uint64_t)1 << 22)
+
+static void find_part(writer *w, fy_idx *idx)
+{
+    uint64_t next = fy_log_next_seq(w->log), first = fy_log_first_seq(w->log), got = 0;
+    fy_logrd *rd;
+
+    if (!first || next <= first || fy_logrd_open(w->chan->dir, &rd) < 0)
+        return;
+    for (uint64_t seq = next - 1, n = 0; seq >= first && n < PART_WALK_MAX; seq--, n++) {
+        fy_idx_rec rec;
+        fy_frame_hdr h;
+        if (fy_idx_lookup(idx, seq, &rec) < 0 || fy_logrd_peek(rd, (fy_pos){rec.seg, rec.off},
+                                                                &h) < 0 || h.seq != seq)
+            break;
+        if (h.type == FY_FT_FILE_END)
+            break;
+        if (h.type == FY_FT_DATA) {
+            got += h.len;
+            continue;
+        }
+        /* file-begin: its payload is small, read it whole */
+        uint8_t buf[FY_FRAME_HDR_SIZE + FY_FRAME_HDR_SIZE + FY_NAME_MAX];
+        size_t len;
+        fy_file_begin fb;
+        fy_pos at = {rec.seg, rec.off}, end = {rec.seg, rec.off + rec.len};
+        if (fy_logrd_seek(rd, at) == 0 && fy_logrd_read(rd, end, buf, sizeof buf, &len) == 0 &&
+            len == rec.len &&
+            fy_file_begin_decode(buf + FY_FRAME_HDR_SIZE, h.len, &fb) == 0 && got <= fb.size) {
+            w->part_seq = seq;
+            w->fb_pos = at;
+            w->fb_size = fb.size;
+            w->fb_got = got;
+            snprintf(w->fb_name, sizeof w->fb_name, "%s", fb.name);
+            fy_klog(FY_LOG_INFO, "file in progress found", "channel=%s name=%s size=%llu "
+                    "stored=%llu file_begin_seq=%llu frames_walked=%llu action=\"a sender may "
+                    "continue it\"", w->chan->name, fb.name, (unsigned long long)fb.size,
+                    (unsigned long long)got, (unsigned long long)seq, (unsigned long long)n + 1);
+        }
+        break;
+    }
+    fy_logrd_close(rd);
+}
+
 int fy__writer_new(const fy__ctx *ctx, const fy__chan *chan, fy_log *log, fy_idx *idx,
                    fy_actor **out, fy_actor **indexer)
 {
@@ -628,6 +710,7 @@ int fy__writer_new(const fy__ctx *ctx, const fy__chan *chan, fy_log *log, fy_idx
     w->chan = chan;
     w->log = log;
     w->first_seq = fy_log_first_seq(log);
+    find_part(w, idx);
     fy_actor_opts o = {.fn = handle, .dtor = dtor, .state = w, .kind = FY_KIND_WRITER,
                        .label = chan->name};
     if ((rc = fy_actor_new(ctx->sched, &o, &w->self)) < 0) {

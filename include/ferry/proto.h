@@ -28,6 +28,9 @@
 #define FY_ERRTEXT_MAX 1024u
 #define FY_SHA256_LEN 32u
 #define FY_PING_MAX 64u     /* ping/pong payload: opaque, echoed */
+/* Welcome: 24 bytes, or 52 + name with the extension; a later version may
+ * append fields (decoders ignore bytes after the ones they know), up to this. */
+#define FY_WELCOME_MAX 512u
 /* Largest control payload (an error frame with the longest text); a
  * max_payload below it still works but limits error texts and names. */
 #define FY_CTL_PAYLOAD_MAX (8u + FY_ERRTEXT_MAX)
@@ -73,9 +76,16 @@ enum fy_mode {
     FY_MODE_RESUME = 2  /* from resume_from */
 };
 
+/* Hello flags (the u16 at payload offset 6, reserved = 0 before them).  A
+ * relay refuses a bit it does not know with FY_EPAYLOAD, so a client that
+ * sets one and meets an older relay says hello again without it. */
+#define FY_HELLO_F_RESUME 0x0001u /* "send me the welcome's file-in-progress fields" */
+#define FY_HELLO_F_KNOWN FY_HELLO_F_RESUME
+
 typedef struct fy_hello {
     uint8_t role;
     uint8_t mode;
+    uint16_t flags;       /* FY_HELLO_F_* */
     uint64_t resume_from;
     char channel[FY_NAME_MAX + 1];
     char token[FY_TOKEN_MAX + 1];
@@ -86,6 +96,15 @@ typedef struct fy_welcome {
     uint64_t next_seq;  /* sender: seq of its first stream frame; receiver: first seq it will get */
     uint64_t first_seq; /* oldest seq the relay still holds (retention) */
     uint32_t max_payload;
+    /* The extension a relay sends only to a hello with FY_HELLO_F_RESUME:
+     * the file in progress on the channel (its file-begin is stored, its
+     * file-end is not), so a sender that lost its connection continues it
+     * instead of starting over (docs/protocol.md, "Continuing a file"). */
+    bool ext;             /* the extension is present (encode: write it) */
+    uint64_t part_seq;    /* seq of that file's file-begin; 0 = no file in progress */
+    uint64_t part_size;   /* its size from the file-begin */
+    uint64_t part_got;    /* payload bytes of it the relay has stored */
+    char part_name[FY_NAME_MAX + 1];
 } fy_welcome;
 
 typedef struct fy_file_begin {

@@ -138,6 +138,12 @@ int fy_logrd_sendfile(fy_logrd *r, int fd, fy_pos end, size_t max, size_t *sent)
  * least one frame if it fits) without passing end.  Sets *len.  For callers
  * that need the bytes (checking, tools).  Returns 0 or -errno / -FY_ECORRUPT. */
 int fy_logrd_read(fy_logrd *r, fy_pos end, uint8_t *buf, size_t cap, size_t *len);
+/* Added: the checked header of the frame at `at` (a position from the
+ * index), without its payload; the reader is left positioned at it.  For a
+ * walk over frame types (the writer finding the file in progress after a
+ * restart).  Returns 0, -FY_ECORRUPT, or -errno. */
+struct fy_frame_hdr;
+int fy_logrd_peek(fy_logrd *r, fy_pos at, struct fy_frame_hdr *h);
 
 /* ---- offline checking (ferry check) --------------------------------------- */
 

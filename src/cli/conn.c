@@ -40,6 +40,12 @@ struct fy_cli_conn {
 
 int fy_cli_conn_open(const char *server, fy_cli_cancel *cancel, fy_cli_conn **out)
 {
+    return fy_cli_conn_open_timeout(server, CONN_CONNECT_TIMEOUT_MS, cancel, out);
+}
+
+int fy_cli_conn_open_timeout(const char *server, int timeout_ms, fy_cli_cancel *cancel,
+                             fy_cli_conn **out)
+{
     fy_cli_conn *k = calloc(1, sizeof *k);
     if (!k) {
         *out = NULL;
@@ -59,7 +65,7 @@ int fy_cli_conn_open(const char *server, fy_cli_cancel *cancel, fy_cli_conn **ou
     rc = fy_addr_parse(server, "127.0.0.1", &a);
     if (rc < 0)
         return -EINVAL;
-    int fd = fy_sock_connect(&a, CONN_CONNECT_TIMEOUT_MS);
+    int fd = fy_sock_connect(&a, timeout_ms > 0 ? timeout_ms : CONN_CONNECT_TIMEOUT_MS);
     if (fd < 0)
         return fd;
     k->fd = fd;

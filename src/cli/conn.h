@@ -27,6 +27,10 @@ typedef struct fy_cli_conn fy_cli_conn;
  * fy_cli_conn_fail can describe a failure.  Returns 0, -EINVAL (address),
  * or -errno from connect. */
 int fy_cli_conn_open(const char *server, fy_cli_cancel *cancel, fy_cli_conn **out);
+/* The same with a connect timeout of timeout_ms (> 0); -ETIMEDOUT when it
+ * passes.  fy_cli_conn_open uses 5 s. */
+int fy_cli_conn_open_timeout(const char *server, int timeout_ms, fy_cli_cancel *cancel,
+                             fy_cli_conn **out);
 
 /* Send hello and wait (at most timeout_ms) for welcome, which is copied to
  * *w.  Returns 0, -FY_E* (the relay's error frame, or a protocol error), or

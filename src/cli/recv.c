@@ -24,6 +24,7 @@
 #include "cli/conn.h"
 #include "cli/exit.h"
 #include "cli/progress.h"
+#include "cli/retry.h"
 #include "cli/state.h"
 #include "ferry/digest.h"
 #include "ferry/err.h"
@@ -339,6 +340,18 @@ static int open_dir(receiver *r)
     return FY_CLI_EXIT_OK;
 }
 
+/* The welcome w of a connection that resumed at r->expect (a reconnect). */
+static void on_rewelcome(receiver *r, const fy_welcome *w)
+{
+    if (w->next_seq == r->expect)
+        return;
+    fy_klog(FY_LOG_WARN, "the relay no longer holds where we stopped: frames were lost to "
+            "retention", "wanted_seq=%llu first_seq=%llu action=\"discard the partial file\"",
+            (unsigned long long)r->expect, (unsigned long long)w->next_seq);
+    discard_part(r);
+    r->expect = w->next_seq;
+}
+
 static int session(receiver *r)
 {
     const fy_cli_recv_opts *o = r->o;
@@ -346,29 +359,59 @@ static int session(receiver *r)
     int code = start_hello(r, &h);
     if (code != FY_CLI_EXIT_OK)
         return code;
-    int rc = fy_cli_conn_open(o->server, o->cancel, &r->k);
+    int tmo = o->timeout_ms ? o->timeout_ms : RECV_HELLO_TIMEOUT_MS;
     const char *what = "connect";
     fy_welcome w;
-    if (rc == 0) {
-        what = "hello";
-        rc = fy_cli_conn_hello(r->k, &h, RECV_HELLO_TIMEOUT_MS, &w);
-    }
-    if (rc == 0) {
-        if (h.mode == FY_MODE_RESUME && w.next_seq > h.resume_from)
-            fy_klog(FY_LOG_WARN, "the relay no longer holds where we stopped: files were lost to retention",
-                    "wanted_seq=%llu first_seq=%llu", (unsigned long long)h.resume_from,
-                    (unsigned long long)w.next_seq);
-        r->expect = w.next_seq;
-        r->welcome_t = r->rate_t0 = fy_cli_progress_now();
-        if (o->on_welcome)
-            o->on_welcome(o->arg, &w);
-        what = "receive";
-    }
-    while (rc == 0 && (o->count == 0 || r->files < o->count)) {
-        fy_frame f;
-        rc = fy_cli_conn_next(r->k, &f, false);
-        if (rc == 1)
-            rc = on_frame(r, &f);
+    fy_cli_retry rt;
+    fy_cli_retry_init(&rt, o->retries);
+    int rc = fy_cli_dial(o->server, tmo, o->cancel, &h, &r->k, &w, &what);
+    bool welcomed = false;
+    for (;;) {
+        if (rc == 0 && !welcomed) {
+            if (h.mode == FY_MODE_RESUME && w.next_seq > h.resume_from)
+                fy_klog(FY_LOG_WARN, "the relay no longer holds where we stopped: files were lost to retention",
+                        "wanted_seq=%llu first_seq=%llu", (unsigned long long)h.resume_from,
+                        (unsigned long long)w.next_seq);
+            r->expect = w.next_seq;
+            r->welcome_t = r->rate_t0 = fy_cli_progress_now();
+            r->rate_bytes = 0;
+            if (o->on_welcome)
+                o->on_welcome(o->arg, &w);
+            welcomed = true;
+        } else if (rc == 0) {
+            on_rewelcome(r, &w);
+        }
+        if (rc == 0)
+            what = "receive";
+        uint64_t expect0 = r->expect;
+        while (rc == 0 && (o->count == 0 || r->files < o->count)) {
+            fy_frame f;
+            rc = fy_cli_conn_next(r->k, &f, false);
+            if (rc == 1)
+                rc = on_frame(r, &f);
+        }
+        if (rc >= 0 || !welcomed || !fy_cli_retry_transient(rc, strcmp(what, "receive") != 0))
+            break;
+        /* Lost: say hello again from the next seq we need, keeping the
+         * partial file (the rest of it continues it). */
+        if (r->expect > expect0)
+            fy_cli_retry_progress(&rt);
+        char q[FY_ERRTEXT_MAX + 8];
+        fy_klog(FY_LOG_WARN, "connection to relay lost: reconnecting", "server=%s during=%s "
+                "err=%s reason=%s resume_seq=%llu partial=%s attempt=%u of=%u", o->server, what,
+                fy_errname(rc), fy_klog_q(fy_strerror(rc), q, sizeof q),
+                (unsigned long long)r->expect, r->in_file ? r->part : "none", rt.failed + 1,
+                rt.max);
+        fy_cli_conn_close(r->k, false);
+        r->k = NULL;
+        int wr = fy_cli_retry_wait(&rt, o->cancel);
+        if (wr < 0) {
+            rc = wr == -EINTR ? wr : rc;
+            break;
+        }
+        h.mode = FY_MODE_RESUME;
+        h.resume_from = r->expect;
+        rc = fy_cli_dial(o->server, tmo, o->cancel, &h, &r->k, &w, &what);
     }
     if (rc > 0)
         return rc; /* a local failure, already logged */

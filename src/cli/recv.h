@@ -6,6 +6,11 @@
  * renamed to DIR/NAME.  A file-begin before the previous file's file-end
  * means the sender died mid-file: the partial file is discarded with a
  * warning.  DIR/.ferry-state (state.h) records where to resume.
+ *
+ * A lost connection is retried (retry.h) from the next seq it needs
+ * (RESUME), keeping the partial file and its running SHA-256: the rest of
+ * that file continues it (the sender continues it the same way), and a
+ * file-begin instead discards it as above.
  */
 #ifndef FY_CLI_RECV_H
 #define FY_CLI_RECV_H
@@ -29,6 +34,8 @@ typedef struct fy_cli_recv_opts {
     uint64_t count;     /* stop after this many files; 0 = until interrupted */
     uint64_t rate;      /* read throttle in bytes/s; 0 = none */
     int progress;       /* enum fy_cli_progress_mode */
+    unsigned retries;   /* reconnect attempts in a row (retry.h); 0 = none */
+    int timeout_ms;     /* connect and welcome timeout; 0 = 10 s */
     fy_cli_cancel *cancel;
     /* Called once the relay welcomed us (the subscription is in place). */
     void (*on_welcome)(void *arg, const fy_welcome *w);

@@ -7,6 +7,14 @@
  * so a 64 KiB chunk costs 1/16 of a read and a write.  Acks are collected
  * whenever they are already readable, so neither side's buffers fill with
  * them, and waited for only at the end.
+ *
+ * Reconnecting (--retry): every file keeps where its file-begin and
+ * file-end went (seqs) and what its source was (dev, inode, size, mtime).
+ * After a new welcome, files whose file-end is below next_seq are stored;
+ * the first one that is not is sent again -- continued at the welcome's
+ * part_got when the relay holds part of it (same file-begin seq, name and
+ * size, source unchanged): the client re-reads that prefix from its own
+ * disk only to hash it, since the file-end carries the whole file's SHA-256.
  */
 #include "cli/send.h"
 
@@ -22,6 +30,7 @@
 #include "cli/conn.h"
 #include "cli/exit.h"
 #include "cli/progress.h"
+#include "cli/retry.h"
 #include "ferry/digest.h"
 #include "ferry/err.h"
 #include "ferry/klog.h"
@@ -34,9 +43,14 @@
 /* A file that was written and waits for the relay's ack of its file-end. */
 typedef struct pending {
     const char *name;
-    uint64_t end_seq, bytes;
+    uint64_t begin_seq, end_seq, bytes; /* end_seq 0: file-end not sent */
     double t0;
     uint8_t sha[FY_SHA256_LEN];
+    /* the source when the file was started, to tell a changed one */
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
 } pending;
 
 typedef struct sender {
@@ -50,7 +64,8 @@ typedef struct sender {
     struct iovec *iov;
     uint64_t seq;       /* next stream seq */
     pending *pend;      /* one per file, in order */
-    size_t npend, nacked;
+    size_t npend, nacked; /* npend: files whose file-end was sent */
+    uint64_t sent;      /* stream-frame bytes written */
     uint64_t acked_seq;
     uint64_t acked_bytes;
     const char *current; /* file being written, for the interrupt message */
@@ -86,6 +101,8 @@ static int take_acks(sender *s, bool poll_only)
         int rc = fy_cli_conn_next(s->k, &f, poll_only);
         if (rc <= 0)
             return rc;
+        if (f.hdr.type == FY_FT_BYE)
+            return -ENODATA; /* the relay is going away (shutdown): the connection is lost */
         if (f.hdr.type != FY_FT_ACK) {
             fy_klog(FY_LOG_ERROR, "unexpected frame from relay", "type=%s",
                     fy_frame_type_name(f.hdr.type));
@@ -111,6 +128,7 @@ static int send_ctl(sender *s, uint8_t type, const void *v)
                                       : fy_file_end_encode(v, p, sizeof p, &n);
     if (rc < 0)
         return rc;
+    s->sent += FY_FRAME_HDR_SIZE + n;
     return fy_cli_conn_send(s->k, type, s->seq++, p, n);
 }
 
@@ -123,6 +141,7 @@ static int send_batch(sender *s, size_t n)
         fy_cli_conn_seal(s->k, FY_FT_DATA, s->seq++, s->buf + off, len, s->hdrs[cnt]);
         s->iov[2 * cnt] = (struct iovec){s->hdrs[cnt], FY_FRAME_HDR_SIZE};
         s->iov[2 * cnt + 1] = (struct iovec){s->buf + off, len};
+        s->sent += FY_FRAME_HDR_SIZE + len;
     }
     return fy_cli_conn_sendv(s->k, s->iov, 2 * cnt);
 }
@@ -135,10 +154,35 @@ static int io_fail(const char *call, const char *path, int err)
     return FY_CLI_EXIT_IO;
 }
 
-/* Returns an exit code; net errors are turned into one by the caller:
- * *net_rc gets the negative error and the result is -1. */
-static int send_file(sender *s, const char *path, int *net_rc)
+static bool same_source(const pending *p, const struct stat *st)
 {
+    return p->dev == st->st_dev && p->ino == st->st_ino && p->size == st->st_size &&
+           p->mtime.tv_sec == st->st_mtim.tv_sec && p->mtime.tv_nsec == st->st_mtim.tv_nsec;
+}
+
+/* Hash the first off bytes of fd (the part the relay already stored) into
+ * s->sha; leaves fd positioned at off.  0 or -errno. */
+static int hash_prefix(sender *s, int fd, uint64_t off)
+{
+    while (off > 0) {
+        size_t want = off < s->batch ? (size_t)off : s->batch;
+        ssize_t n = read(fd, s->buf, want);
+        if (n <= 0)
+            return n < 0 ? -errno : -ENODATA;
+        fy_sha256_update(s->sha, s->buf, (size_t)n);
+        off -= (uint64_t)n;
+    }
+    return 0;
+}
+
+/* Send file i: from its start (off 0: file-begin, data, file-end) or, after
+ * a reconnect, from byte off of it (data from off, file-end), continuing
+ * the file the relay holds part of.  Returns an exit code; net errors are
+ * turned into one by the caller: *net_rc gets the negative error and the
+ * result is -1. */
+static int send_file(sender *s, size_t i, uint64_t off, int *net_rc)
+{
+    const char *path = s->o->files[i];
     const char *name = fy_cli_send_name(path);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -150,14 +194,27 @@ static int send_file(sender *s, const char *path, int *net_rc)
         return io_fail("fstat", path, err);
     }
     s->current = name;
-    pending *p = &s->pend[s->npend];
-    *p = (pending){.name = name, .bytes = (uint64_t)st.st_size, .t0 = fy_cli_progress_now()};
-    fy_sha256_reset(s->sha);
+    pending *p = &s->pend[i];
     fy_file_begin fb = {.size = (uint64_t)st.st_size};
     snprintf(fb.name, sizeof fb.name, "%s", name);
-    fy_cli_progress_begin(&s->prog, name, fb.size);
-    int rc = send_ctl(s, FY_FT_FILE_BEGIN, &fb);
-    uint64_t left = fb.size;
+    fy_sha256_reset(s->sha);
+    int rc = 0;
+    if (off == 0) {
+        *p = (pending){.name = name, .bytes = (uint64_t)st.st_size, .t0 = fy_cli_progress_now(),
+                       .begin_seq = s->seq, .dev = st.st_dev, .ino = st.st_ino,
+                       .size = st.st_size, .mtime = st.st_mtim};
+        fy_cli_progress_begin(&s->prog, name, fb.size);
+        rc = send_ctl(s, FY_FT_FILE_BEGIN, &fb);
+    } else {
+        p->end_seq = 0;
+        if ((err = -hash_prefix(s, fd, off)) != 0) {
+            close(fd);
+            return io_fail("read (prefix to hash)", path, err);
+        }
+        fy_cli_progress_begin(&s->prog, name, fb.size);
+        fy_cli_progress_add(&s->prog, off);
+    }
+    uint64_t left = fb.size - off;
     while (rc == 0 && left > 0) {
         size_t want = left < s->batch ? (size_t)left : s->batch;
         ssize_t n = read(fd, s->buf, want);
@@ -181,7 +238,7 @@ static int send_file(sender *s, const char *path, int *net_rc)
         rc = send_ctl(s, FY_FT_FILE_END, &fe);
     }
     if (rc == 0) {
-        s->npend++;
+        s->npend = i + 1;
         if (s->prog.mode == FY_CLI_PROGRESS_BAR)
             fy_cli_progress_end(&s->prog, name, fb.size, -1, p->sha);
         rc = take_acks(s, true);
@@ -242,37 +299,120 @@ static void report_interrupt(sender *s)
             open ? open : "none", FY_CLI_EXIT_INTR);
 }
 
+/* ---- reconnecting ------------------------------------------------------------ */
+
+/* A new connection's welcome w: which file to send next (*next) and from
+ * which byte (*off).  Files whose file-end the relay holds are delivered
+ * (their ack was lost with the connection).  If the relay's log went past
+ * what we sent (another sender wrote meanwhile), nothing is assumed stored
+ * that was not acknowledged: those files are sent again. */
+static void resume_point(sender *s, const fy_welcome *w, size_t *next, uint64_t *off)
+{
+    bool ours = w->next_seq <= s->seq;
+    if (ours && w->next_seq > 0)
+        on_ack(s, w->next_seq - 1);
+    size_t i = s->nacked; /* the files before it are acknowledged, none after it */
+    *next = i;
+    *off = 0;
+    s->npend = i < s->npend ? i : s->npend;
+    s->seq = w->next_seq;
+    if (i >= s->o->nfiles)
+        return;
+    pending *p = &s->pend[i];
+    const char *path = s->o->files[i];
+    char q[600];
+    if (!(ours && w->ext && w->part_seq && w->part_seq == p->begin_seq && p->begin_seq &&
+          !strcmp(w->part_name, p->name) && w->part_size == p->bytes)) {
+        fy_klog(FY_LOG_INFO, "reconnected: sending the file from its start", "file=%s next_seq=%llu "
+                "relay_part=%s", fy_klog_q(path, q, sizeof q), (unsigned long long)w->next_seq,
+                w->ext ? (w->part_seq ? w->part_name : "none") : "unknown");
+        return;
+    }
+    struct stat st;
+    if (stat(path, &st) != 0 || !same_source(p, &st)) {
+        fy_klog(FY_LOG_WARN, "source changed since the file was started: sending it again from "
+                "its start", "file=%s stored=%llu action=\"new file-begin; receivers discard "
+                "the partial file\"", fy_klog_q(path, q, sizeof q),
+                (unsigned long long)w->part_got);
+        return;
+    }
+    *off = w->part_got;
+    fy_klog(FY_LOG_INFO, "reconnected: continuing the file", "file=%s stored=%llu size=%llu "
+            "next_seq=%llu", fy_klog_q(path, q, sizeof q), (unsigned long long)w->part_got,
+            (unsigned long long)p->bytes, (unsigned long long)w->next_seq);
+}
+
+/* The connection broke with rc: reconnect with backoff until a welcome, as
+ * long as the policy allows.  Returns 0 (s->k is the new connection) or
+ * the error to report (*what says during what). */
+static int reconnect(sender *s, const fy_hello *h, fy_cli_retry *rt, int rc, const char **what,
+                     fy_welcome *w)
+{
+    bool again = false;
+    while (fy_cli_retry_transient(rc, again)) {
+        char q[FY_ERRTEXT_MAX + 8];
+        fy_klog(FY_LOG_WARN, "connection to relay lost: reconnecting", "server=%s during=%s "
+                "err=%s reason=%s attempt=%u of=%u", s->o->server, *what, fy_errname(rc),
+                fy_klog_q(fy_strerror(rc), q, sizeof q), rt->failed + 1, rt->max);
+        fy_cli_conn_close(s->k, false);
+        s->k = NULL;
+        int wr = fy_cli_retry_wait(rt, s->o->cancel);
+        if (wr < 0)
+            return wr == -EINTR ? wr : rc;
+        again = true;
+        rc = fy_cli_dial(s->o->server, s->o->timeout_ms ? s->o->timeout_ms : SEND_HELLO_TIMEOUT_MS,
+                         s->o->cancel, h, &s->k, w, what);
+        if (rc == 0)
+            return 0;
+    }
+    return rc;
+}
+
 int fy_cli_send_run(const fy_cli_send_opts *o, fy_cli_send_result *r)
 {
     int code = check_files(o);
     if (code != FY_CLI_EXIT_OK)
         return code;
     sender s = {.o = o};
+    fy_cli_retry rt;
+    fy_cli_retry_init(&rt, o->retries);
     fy_cli_progress_init(&s.prog, o->progress);
     double t0 = fy_cli_progress_now();
-    int rc = fy_cli_conn_open(o->server, o->cancel, &s.k);
     const char *what = "connect";
     fy_welcome w = {0};
-    if (rc == 0) {
-        fy_hello h = {.role = FY_ROLE_SENDER};
-        snprintf(h.channel, sizeof h.channel, "%s", o->channel);
-        snprintf(h.token, sizeof h.token, "%s", o->token ? o->token : "");
-        what = "hello";
-        rc = fy_cli_conn_hello(s.k, &h, SEND_HELLO_TIMEOUT_MS, &w);
-    }
+    fy_hello h = {.role = FY_ROLE_SENDER, .flags = o->retries ? FY_HELLO_F_RESUME : 0};
+    snprintf(h.channel, sizeof h.channel, "%s", o->channel);
+    snprintf(h.token, sizeof h.token, "%s", o->token ? o->token : "");
+    int rc = fy_cli_dial(o->server, o->timeout_ms ? o->timeout_ms : SEND_HELLO_TIMEOUT_MS,
+                         o->cancel, &h, &s.k, &w, &what);
     if (rc == 0 && (rc = setup(&s, &w)) < 0) {
         fy_klog(FY_LOG_ERROR, "out of memory", "err=%s", fy_errname(rc));
         code = FY_CLI_EXIT_IO;
     }
-    for (size_t i = 0; rc == 0 && code == FY_CLI_EXIT_OK && i < o->nfiles; i++) {
-        what = "send";
-        code = send_file(&s, o->files[i], &rc);
-        if (code < 0)
-            code = FY_CLI_EXIT_OK; /* rc carries the connection's error */
-    }
-    while (rc >= 0 && code == FY_CLI_EXIT_OK && s.nacked < s.npend) {
-        what = "wait for ack";
-        rc = take_acks(&s, false);
+    size_t next = 0;
+    uint64_t off = 0;
+    while (code == FY_CLI_EXIT_OK) {
+        for (size_t i = next; rc == 0 && code == FY_CLI_EXIT_OK && i < o->nfiles; i++) {
+            what = "send";
+            code = send_file(&s, i, i == next ? off : 0, &rc);
+            if (code < 0)
+                code = FY_CLI_EXIT_OK; /* rc carries the connection's error */
+        }
+        while (rc >= 0 && code == FY_CLI_EXIT_OK && s.nacked < s.npend) {
+            what = "wait for ack";
+            rc = take_acks(&s, false);
+        }
+        if (rc >= 0 || code != FY_CLI_EXIT_OK || !o->retries || !s.buf)
+            break;
+        /* Progress on the lost connection (a file acknowledged, or bytes
+         * stored) gives the next loss a fresh count. */
+        uint64_t acked0 = s.nacked, seq0 = w.next_seq;
+        rc = reconnect(&s, &h, &rt, rc, &what, &w);
+        if (rc < 0)
+            break;
+        resume_point(&s, &w, &next, &off);
+        if (s.nacked > acked0 || w.next_seq > seq0)
+            fy_cli_retry_progress(&rt);
     }
     if (rc < 0) {
         code = fy_cli_conn_fail(s.k, rc, what);
@@ -281,12 +421,13 @@ int fy_cli_send_run(const fy_cli_send_opts *o, fy_cli_send_result *r)
     }
     double secs = fy_cli_progress_now() - t0;
     if (code == FY_CLI_EXIT_OK && s.prog.mode == FY_CLI_PROGRESS_LINES) {
-        printf("files=%zu bytes=%llu seconds=%.3f mbps=%.1f status=ok\n", s.nacked,
-               (unsigned long long)s.acked_bytes, secs, fy_cli_progress_mbps(s.acked_bytes, secs));
+        printf("files=%zu bytes=%llu seconds=%.3f mbps=%.1f bytes_sent=%llu reconnects=%u "
+               "status=ok\n", s.nacked, (unsigned long long)s.acked_bytes, secs,
+               fy_cli_progress_mbps(s.acked_bytes, secs), (unsigned long long)s.sent, rt.total);
         fflush(stdout);
     }
     if (r)
-        *r = (fy_cli_send_result){s.nacked, s.acked_bytes, secs};
+        *r = (fy_cli_send_result){s.nacked, s.acked_bytes, secs, s.sent, rt.total};
     fy_cli_conn_close(s.k, code == FY_CLI_EXIT_OK);
     fy_sha256_free(s.sha);
     free(s.buf);

@@ -6,6 +6,13 @@
  * it is stored, and the run succeeds only when every file-end is
  * acknowledged.  Data frames are read from the file in large batches and
  * written with one writev of header + payload pairs, never copied.
+ *
+ * A lost connection (relay restart, cut link) is retried (retry.h): the
+ * welcome of the new connection says what the relay stored, files whose
+ * file-end it holds count as delivered, and the file it holds part of is
+ * continued from there with data frames only -- unless its source changed
+ * (size, mtime or inode differ from when it was started), which starts it
+ * over with a new file-begin.
  */
 #ifndef FY_CLI_SEND_H
 #define FY_CLI_SEND_H
@@ -25,6 +32,8 @@ typedef struct fy_cli_send_opts {
     const char *const *files;
     size_t nfiles;
     int progress;         /* enum fy_cli_progress_mode */
+    unsigned retries;     /* reconnect attempts in a row (retry.h); 0 = none */
+    int timeout_ms;       /* connect and welcome timeout; 0 = 10 s */
     fy_cli_cancel *cancel; /* may be NULL */
 } fy_cli_send_opts;
 
@@ -32,6 +41,8 @@ typedef struct fy_cli_send_result {
     uint64_t files_acked; /* files whose file-end the relay acknowledged */
     uint64_t bytes;       /* file bytes of those files */
     double seconds;       /* connect to last ack */
+    uint64_t bytes_sent;  /* stream-frame bytes written (headers included), all connections */
+    unsigned reconnects;
 } fy_cli_send_result;
 
 /* The name a file is sent under: the part of path after the last '/'.

@@ -6,7 +6,9 @@
  * are a contract with scripts: docs/client.md describes them.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +19,9 @@
 #include "cli/exit.h"
 #include "cli/progress.h"
 #include "cli/recv.h"
+#include "cli/retry.h"
 #include "cli/send.h"
+#include "ferry/err.h"
 #include "ferry/klog.h"
 #include "ferry/proto.h"
 #include "ferry/units.h"
@@ -42,36 +46,57 @@ static const char usage_main[] =
     "Progress: a bar on a terminal, else one key=value line per file on stdout.\n"
     "Log lines (key=value, on stderr) say what failed and why.\n\n";
 
+/* Options send and recv share: connection, token, reconnecting. */
+#define USAGE_CONN                                                                            \
+    "  --server HOST:PORT  relay address (default " DEFAULT_SERVER ")\n"                        \
+    "  --token T           access token, if the relay requires one; it shows in `ps`,\n"     \
+    "                      so prefer --token-file or FERRY_TOKEN\n"                            \
+    "  --token-file FILE   read the token from FILE (its first line)\n"                       \
+    "                      (precedence: --token, then --token-file, then $FERRY_TOKEN)\n"     \
+    "  --connect-timeout S give up connecting, and waiting for the relay's welcome,\n"       \
+    "                      after S seconds (default 10)\n"                                     \
+    "  --retry             reconnect after a lost connection (relay restart, cut\n"           \
+    "                      link), up to --retries attempts in a row, waiting 0.2 s\n"        \
+    "                      doubling to 10 s with jitter (the default)\n"                      \
+    "  --no-retry          exit 2 when the connection is lost\n"                               \
+    "  --retries N         attempts in a row without progress (default 8)\n"
+
 static const char usage_send[] =
-    "Usage: ferry send [--server HOST:PORT] --channel NAME [--token T] [--chunk BYTES] FILE...\n"
+    "Usage: ferry send [--server HOST:PORT] --channel NAME [--token T | --token-file FILE]\n"
+    "                  [--chunk BYTES] [--no-retry | --retries N] [--connect-timeout S] FILE...\n"
     "\n"
     "Send FILEs, in order, into channel NAME.  Each file is sent under its base\n"
     "name, which must be 1-255 of [A-Za-z0-9._-] and not start with '.'.  Exits 0\n"
-    "only once the relay has acknowledged (stored) every file.\n"
+    "only once the relay has acknowledged (stored) every file.  After a lost\n"
+    "connection it reconnects and continues the file in progress from the last\n"
+    "byte the relay stored; a file whose source changed meanwhile (size, mtime,\n"
+    "inode) is sent again from its start.\n"
     "\n"
-    "  --server HOST:PORT  relay address (default " DEFAULT_SERVER ")\n"
     "  --channel NAME      channel to send into (required)\n"
-    "  --token T           access token, if the relay requires one\n"
     "  --chunk BYTES       data bytes per frame (default 64K; K/M suffixes; at most\n"
     "                      the relay's maximum payload)\n"
+    USAGE_CONN
     "  --help              this text\n"
     "\n"
     "Without a terminal, prints per file:\n"
     "  file=NAME bytes=N seconds=S mbps=R sha256=HEX   (mbps = 10^6 bytes/s)\n"
-    "and at the end: files=N bytes=N seconds=S mbps=R status=ok\n\n";
+    "and at the end: files=N bytes=N seconds=S mbps=R bytes_sent=N reconnects=N status=ok\n"
+    "(bytes_sent: stream-frame bytes written, headers included, over all connections)\n\n";
 
 static const char usage_recv[] =
-    "Usage: ferry recv [--server HOST:PORT] --channel NAME --out DIR [--token T]\n"
+    "Usage: ferry recv [--server HOST:PORT] --channel NAME --out DIR [--token T | --token-file FILE]\n"
     "                  [--from-start | --resume | --from-seq N] [--count N] [--rate BYTES_PER_S]\n"
+    "                  [--no-retry | --retries N] [--connect-timeout S]\n"
     "\n"
     "Receive channel NAME's files into DIR (created if missing).  Each file is\n"
     "written to DIR/.NAME.part, checked (frame CRC32C, size, SHA-256), fsync'd and\n"
-    "renamed to DIR/NAME.  DIR/.ferry-state records where to resume.\n"
+    "renamed to DIR/NAME.  DIR/.ferry-state records where to resume.  After a lost\n"
+    "connection it reconnects from the next sequence number it needs and keeps\n"
+    "the partial file, which the rest of the file continues.\n"
     "\n"
-    "  --server HOST:PORT  relay address (default " DEFAULT_SERVER ")\n"
     "  --channel NAME      channel to receive (required)\n"
     "  --out DIR           directory for the files (required)\n"
-    "  --token T           access token, if the relay requires one\n"
+    USAGE_CONN
     "  --from-start        start at the first file the relay still holds\n"
     "  --resume            continue after the last file completed in DIR\n"
     "                      (from the start when DIR has no state)\n"
@@ -160,7 +185,8 @@ static int bad_option(const char *cmd, char **argv, int opt)
 /* ---- commands ----------------------------------------------------------------------- */
 
 enum { O_SERVER = 256, O_CHANNEL, O_TOKEN, O_CHUNK, O_OUT, O_FROM_START, O_RESUME, O_FROM_SEQ,
-       O_COUNT, O_RATE, O_DATA, O_MAXP, O_SIZE, O_RECEIVERS, O_KEEP, O_HELP };
+       O_COUNT, O_RATE, O_DATA, O_MAXP, O_SIZE, O_RECEIVERS, O_KEEP, O_HELP, O_TOKEN_FILE,
+       O_RETRY, O_NO_RETRY, O_RETRIES, O_CONNECT_TIMEOUT };
 
 static const struct option long_opts[] = {
     {"server", required_argument, 0, O_SERVER},   {"channel", required_argument, 0, O_CHANNEL},
@@ -171,19 +197,23 @@ static const struct option long_opts[] = {
     {"data", required_argument, 0, O_DATA},       {"max-payload", required_argument, 0, O_MAXP},
     {"size", required_argument, 0, O_SIZE},       {"receivers", required_argument, 0, O_RECEIVERS},
     {"keep", no_argument, 0, O_KEEP},             {"help", no_argument, 0, O_HELP},
+    {"token-file", required_argument, 0, O_TOKEN_FILE}, {"retry", no_argument, 0, O_RETRY},
+    {"no-retry", no_argument, 0, O_NO_RETRY},     {"retries", required_argument, 0, O_RETRIES},
+    {"connect-timeout", required_argument, 0, O_CONNECT_TIMEOUT},
     {0, 0, 0, 0}};
 
 /* Every option a command accepts; the others are "unknown" for it. */
 typedef struct cmd_opts {
-    const char *server, *channel, *token, *out, *data;
-    uint64_t chunk, from_seq, count, rate, max_payload, size, receivers;
-    int start, starts;
-    bool keep, help;
+    const char *server, *channel, *token, *out, *data, *token_file;
+    uint64_t chunk, from_seq, count, rate, max_payload, size, receivers, retries;
+    int start, starts, timeout_ms;
+    bool keep, help, no_retry;
+    char token_buf[FY_TOKEN_MAX + 1];
 } cmd_opts;
 
 static int parse(const char *cmd, const char *allowed, int argc, char **argv, cmd_opts *c)
 {
-    *c = (cmd_opts){.server = DEFAULT_SERVER};
+    *c = (cmd_opts){.server = DEFAULT_SERVER, .retries = FY_CLI_RETRIES_DEFAULT};
     opterr = 0;
     optind = 1;
     int opt;
@@ -209,10 +239,62 @@ static int parse(const char *cmd, const char *allowed, int argc, char **argv, cm
         case O_FROM_START: c->start = FY_CLI_RECV_START; c->starts++; break;
         case O_RESUME: c->start = FY_CLI_RECV_RESUME; c->starts++; break;
         case O_KEEP: c->keep = true; break;
+        case O_TOKEN_FILE: c->token_file = optarg; break;
+        case O_RETRY: c->no_retry = false; break;
+        case O_NO_RETRY: c->no_retry = true; break;
+        case O_RETRIES: rc = fy_units_bytes(optarg, &c->retries); break;
+        case O_CONNECT_TIMEOUT: {
+            char *end;
+            double v = strtod(optarg, &end);
+            if (end == optarg || *end || !(v > 0) || v > 3600)
+                return usage_error(cmd, "--connect-timeout takes seconds, 0 < S <= 3600", optarg);
+            c->timeout_ms = (int)(v * 1000) > 0 ? (int)(v * 1000) : 1;
+            break;
+        }
         case O_HELP: c->help = true; break;
         }
         if (rc < 0)
             return usage_error(cmd, "not a number (digits, optional K/M/G)", optarg);
+    }
+    return 0;
+}
+
+/* The token: --token, else the first line of --token-file, else
+ * $FERRY_TOKEN, else none (c->token NULL).  A token on the command line is
+ * visible to every user in `ps`; a file or the environment is not.
+ * Returns 0 or an exit code (logged). */
+static int resolve_token(const char *cmd, cmd_opts *c)
+{
+    char q[600];
+    if (c->token)
+        return 0;
+    if (c->token_file) {
+        int fd = open(c->token_file, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            int err = errno;
+            fy_klog(FY_LOG_ERROR, "cannot read the token file", "command=%s file=%s err=%s exit=%d",
+                    cmd, fy_klog_q(c->token_file, q, sizeof q), fy_errname(-err), FY_CLI_EXIT_IO);
+            return FY_CLI_EXIT_IO;
+        }
+        char buf[FY_TOKEN_MAX + 3];
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (n < 0)
+            n = 0;
+        buf[n] = 0;
+        buf[strcspn(buf, "\r\n")] = 0;
+        if (strlen(buf) > FY_TOKEN_MAX)
+            return usage_error(cmd, "the token in --token-file is longer than 255 bytes",
+                               c->token_file);
+        memcpy(c->token_buf, buf, strlen(buf) + 1); /* fits: checked above */
+        c->token = c->token_buf;
+        return 0;
+    }
+    const char *env = getenv("FERRY_TOKEN");
+    if (env && *env) {
+        if (strlen(env) > FY_TOKEN_MAX)
+            return usage_error(cmd, "$FERRY_TOKEN is longer than 255 bytes", NULL);
+        c->token = env;
     }
     return 0;
 }
@@ -222,11 +304,15 @@ static int parse(const char *cmd, const char *allowed, int argc, char **argv, cm
 
 static int cmd_send(int argc, char **argv, fy_cli_cancel *cancel)
 {
-    const char allowed[] = {A(O_SERVER), A(O_CHANNEL), A(O_TOKEN), A(O_CHUNK), A(O_HELP), 0};
+    const char allowed[] = {A(O_SERVER), A(O_CHANNEL), A(O_TOKEN), A(O_CHUNK), A(O_HELP),
+                            A(O_TOKEN_FILE), A(O_RETRY), A(O_NO_RETRY), A(O_RETRIES),
+                            A(O_CONNECT_TIMEOUT), 0};
     cmd_opts c;
     int rc = parse("send", allowed, argc, argv, &c);
     if (rc || c.help)
         return rc ? rc : help(usage_send, 0);
+    if ((rc = resolve_token("send", &c)))
+        return rc;
     if ((rc = check_name("send", "--channel is required", c.channel)))
         return rc;
     if (optind >= argc)
@@ -235,18 +321,24 @@ static int cmd_send(int argc, char **argv, fy_cli_cancel *cancel)
         return usage_error("send", "--chunk is larger than the protocol's 16M limit", NULL);
     fy_cli_send_opts o = {.server = c.server, .channel = c.channel, .token = c.token,
                           .chunk = (size_t)c.chunk, .files = (const char *const *)argv + optind,
-                          .nfiles = (size_t)(argc - optind), .cancel = cancel};
+                          .nfiles = (size_t)(argc - optind), .cancel = cancel,
+                          .retries = c.no_retry ? 0 : (unsigned)c.retries,
+                          .timeout_ms = c.timeout_ms};
     return fy_cli_send_run(&o, NULL);
 }
 
 static int cmd_recv(int argc, char **argv, fy_cli_cancel *cancel)
 {
     const char allowed[] = {A(O_SERVER), A(O_CHANNEL), A(O_TOKEN), A(O_OUT), A(O_FROM_START),
-                            A(O_RESUME), A(O_FROM_SEQ), A(O_COUNT), A(O_RATE), A(O_HELP), 0};
+                            A(O_RESUME), A(O_FROM_SEQ), A(O_COUNT), A(O_RATE), A(O_HELP),
+                            A(O_TOKEN_FILE), A(O_RETRY), A(O_NO_RETRY), A(O_RETRIES),
+                            A(O_CONNECT_TIMEOUT), 0};
     cmd_opts c;
     int rc = parse("recv", allowed, argc, argv, &c);
     if (rc || c.help)
         return rc ? rc : help(usage_recv, 0);
+    if ((rc = resolve_token("recv", &c)))
+        return rc;
     if ((rc = check_name("recv", "--channel is required", c.channel)))
         return rc;
     if (!c.out)
@@ -259,7 +351,9 @@ static int cmd_recv(int argc, char **argv, fy_cli_cancel *cancel)
         return usage_error("recv", "--from-seq must be at least 1", NULL);
     fy_cli_recv_opts o = {.server = c.server, .channel = c.channel, .token = c.token,
                           .out_dir = c.out, .start = c.start, .from_seq = c.from_seq,
-                          .count = c.count, .rate = c.rate, .cancel = cancel};
+                          .count = c.count, .rate = c.rate, .cancel = cancel,
+                          .retries = c.no_retry ? 0 : (unsigned)c.retries,
+                          .timeout_ms = c.timeout_ms};
     return fy_cli_recv_run(&o, NULL);
 }
 

@@ -8,7 +8,9 @@
  * short payload is -FY_ETRUNC, anything left over or any reserved byte
  * that is not zero is -FY_EPAYLOAD, and a name that could not be used as a
  * single path component is -FY_ENAME.  Strictness costs nothing here and
- * keeps room for later versions to give those bytes a meaning.
+ * keeps room for later versions to give those bytes a meaning.  The one
+ * exception is welcome, which grew optional trailing fields: its decoder
+ * ignores bytes after the fields it knows (see its layout below).
  */
 #include "ferry/proto.h"
 
@@ -20,6 +22,7 @@
 
 #define HELLO_FIXED 16u
 #define WELCOME_SIZE 24u
+#define WELCOME_EXT_FIXED 52u
 #define FBEGIN_FIXED 12u
 #define FEND_SIZE (8u + FY_SHA256_LEN)
 #define ACK_SIZE 8u
@@ -62,7 +65,8 @@ static bool has_nul(const uint8_t *p, size_t n)
 
 /* ---- hello --------------------------------------------------------------
  *  0 role u8 | 1 mode u8 | 2 name_len u16 | 4 token_len u16 |
- *  6 reserved u16 = 0 | 8 resume_from u64 | 16 name | 16+name_len token */
+ *  6 flags u16 (FY_HELLO_F_*; unknown bits refused) | 8 resume_from u64 |
+ *  16 name | 16+name_len token */
 
 int fy_hello_encode(const fy_hello *v, uint8_t *out, size_t cap, size_t *len)
 {
@@ -72,7 +76,7 @@ int fy_hello_encode(const fy_hello *v, uint8_t *out, size_t cap, size_t *len)
     if (fy_name_check(v->channel, nl) < 0)
         return -FY_ENAME;
     if (tl > FY_TOKEN_MAX || (v->role != FY_ROLE_SENDER && v->role != FY_ROLE_RECEIVER) ||
-        v->mode > FY_MODE_RESUME)
+        v->mode > FY_MODE_RESUME || (v->flags & ~FY_HELLO_F_KNOWN))
         return -EINVAL;
     if (cap < HELLO_FIXED + nl + tl)
         return -ENOBUFS;
@@ -80,7 +84,7 @@ int fy_hello_encode(const fy_hello *v, uint8_t *out, size_t cap, size_t *len)
     out[1] = v->mode;
     fy__st16(out + 2, (uint16_t)nl);
     fy__st16(out + 4, (uint16_t)tl);
-    fy__st16(out + 6, 0);
+    fy__st16(out + 6, v->flags);
     fy__st64(out + 8, v->resume_from);
     memcpy(out + HELLO_FIXED, v->channel, nl);
     memcpy(out + HELLO_FIXED + nl, v->token, tl);
@@ -93,7 +97,7 @@ int fy_hello_decode(const uint8_t *p, size_t n, fy_hello *v)
     if (n < HELLO_FIXED)
         return -FY_ETRUNC;
     if ((p[0] != FY_ROLE_SENDER && p[0] != FY_ROLE_RECEIVER) || p[1] > FY_MODE_RESUME ||
-        fy__ld16(p + 6) != 0)
+        (fy__ld16(p + 6) & ~FY_HELLO_F_KNOWN))
         return -FY_EPAYLOAD;
     size_t nl = fy__ld16(p + 2), tl = fy__ld16(p + 4);
     if (n < HELLO_FIXED + nl + tl)
@@ -107,6 +111,7 @@ int fy_hello_decode(const uint8_t *p, size_t n, fy_hello *v)
         return -FY_EPAYLOAD;
     v->role = p[0];
     v->mode = p[1];
+    v->flags = fy__ld16(p + 6);
     v->resume_from = fy__ld64(p + 8);
     take_str(v->channel, name, nl);
     take_str(v->token, tok, tl);
@@ -114,19 +119,40 @@ int fy_hello_decode(const uint8_t *p, size_t n, fy_hello *v)
 }
 
 /* ---- welcome ------------------------------------------------------------
- *  0 channel u32 | 4 max_payload u32 | 8 next_seq u64 | 16 first_seq u64 */
+ *  0 channel u32 | 4 max_payload u32 | 8 next_seq u64 | 16 first_seq u64
+ * and, only to a hello with FY_HELLO_F_RESUME, the extension:
+ *  24 part_seq u64 | 32 part_size u64 | 40 part_got u64 | 48 name_len u16 |
+ *  50 reserved u16 = 0 | 52 part name
+ * part_seq 0 means no file in progress (then name_len, size and got are 0).
+ * Unlike the other payloads, bytes after the fields a decoder knows are
+ * ignored: a later relay may append fields for the clients that ask. */
 
 int fy_welcome_encode(const fy_welcome *v, uint8_t *out, size_t cap, size_t *len)
 {
+    size_t nl = v->ext && v->part_seq ? field_len(v->part_name, FY_NAME_MAX) : 0;
+
     if (v->max_payload == 0 || v->max_payload > FY_PAYLOAD_MAX_LIMIT || v->next_seq == 0)
         return -EINVAL;
-    if (cap < WELCOME_SIZE)
+    if (v->ext && v->part_seq && fy_name_check(v->part_name, nl) < 0)
+        return -FY_ENAME;
+    if (v->ext && (v->part_got > v->part_size || (!v->part_seq && (v->part_size || v->part_got))))
+        return -EINVAL;
+    if (cap < (v->ext ? WELCOME_EXT_FIXED + nl : WELCOME_SIZE))
         return -ENOBUFS;
     fy__st32(out + 0, v->channel);
     fy__st32(out + 4, v->max_payload);
     fy__st64(out + 8, v->next_seq);
     fy__st64(out + 16, v->first_seq);
     *len = WELCOME_SIZE;
+    if (!v->ext)
+        return 0;
+    fy__st64(out + 24, v->part_seq);
+    fy__st64(out + 32, v->part_size);
+    fy__st64(out + 40, v->part_got);
+    fy__st16(out + 48, (uint16_t)nl);
+    fy__st16(out + 50, 0);
+    memcpy(out + WELCOME_EXT_FIXED, v->part_name, nl);
+    *len = WELCOME_EXT_FIXED + nl;
     return 0;
 }
 
@@ -134,16 +160,30 @@ int fy_welcome_decode(const uint8_t *p, size_t n, fy_welcome *v)
 {
     if (n < WELCOME_SIZE)
         return -FY_ETRUNC;
-    if (n > WELCOME_SIZE)
-        return -FY_EPAYLOAD;
     uint32_t maxp = fy__ld32(p + 4);
     uint64_t next = fy__ld64(p + 8);
     if (maxp == 0 || maxp > FY_PAYLOAD_MAX_LIMIT || next == 0)
         return -FY_EPAYLOAD;
-    v->channel = fy__ld32(p);
-    v->max_payload = maxp;
-    v->next_seq = next;
-    v->first_seq = fy__ld64(p + 16);
+    fy_welcome w = {.channel = fy__ld32(p), .max_payload = maxp, .next_seq = next,
+                    .first_seq = fy__ld64(p + 16)};
+    if (n > WELCOME_SIZE) {
+        if (n < WELCOME_EXT_FIXED)
+            return -FY_ETRUNC;
+        w.ext = true;
+        w.part_seq = fy__ld64(p + 24);
+        w.part_size = fy__ld64(p + 32);
+        w.part_got = fy__ld64(p + 40);
+        size_t nl = fy__ld16(p + 48);
+        if (fy__ld16(p + 50) != 0 || w.part_got > w.part_size ||
+            (!w.part_seq && (nl || w.part_size || w.part_got)))
+            return -FY_EPAYLOAD;
+        if (n < WELCOME_EXT_FIXED + nl)
+            return -FY_ETRUNC;
+        if (w.part_seq && fy_name_check((const char *)p + WELCOME_EXT_FIXED, nl) < 0)
+            return -FY_ENAME;
+        take_str(w.part_name, p + WELCOME_EXT_FIXED, nl);
+    }
+    *v = w;
     return 0;
 }
 

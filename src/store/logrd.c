@@ -199,3 +199,18 @@ int fy_logrd_read(fy_logrd *r, fy_pos end, uint8_t *buf, size_t cap, size_t *len
             return 0; /* buffer full */
     }
 }
+
+int fy_logrd_peek(fy_logrd *r, fy_pos at, fy_frame_hdr *h)
+{
+    uint8_t b[FY_FRAME_HDR_SIZE];
+    int rc = fy_logrd_seek(r, at);
+
+    if (rc < 0)
+        return rc;
+    ssize_t n = fy__seg_pread(r->fd, b, sizeof b, at.off);
+    if (n < 0)
+        return (int)n;
+    if ((size_t)n < sizeof b || fy_frame_hdr_decode(b, FY_PAYLOAD_MAX_LIMIT, h) < 0)
+        return -FY_ECORRUPT;
+    return 0;
+}

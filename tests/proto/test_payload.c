@@ -36,7 +36,6 @@ static void check_prefixes_and_trailing(const uint8_t *p, size_t n, dec_fn dec, 
 }
 
 static int hello_dec(const uint8_t *p, size_t n, void *v) { return fy_hello_decode(p, n, v); }
-static int welcome_dec(const uint8_t *p, size_t n, void *v) { return fy_welcome_decode(p, n, v); }
 static int fbegin_dec(const uint8_t *p, size_t n, void *v) { return fy_file_begin_decode(p, n, v); }
 static int fend_dec(const uint8_t *p, size_t n, void *v) { return fy_file_end_decode(p, n, v); }
 static int ack_dec(const uint8_t *p, size_t n, void *v) { return fy_ack_decode(p, n, v); }
@@ -142,6 +141,18 @@ static void test_hello(void **state)
     e = v;
     e.mode = 3;
     assert_int_equal(fy_hello_encode(&e, b, sizeof b, &n), -EINVAL);
+    e = v;
+    e.flags = 0x8000; /* a bit this version does not know */
+    assert_int_equal(fy_hello_encode(&e, b, sizeof b, &n), -EINVAL);
+
+    /* The resume flag goes through; an unknown bit is refused. */
+    e = v;
+    e.flags = FY_HELLO_F_RESUME;
+    assert_int_equal(fy_hello_encode(&e, b, sizeof b, &n), 0);
+    assert_int_equal(fy_hello_decode(b, n, &g), 0);
+    assert_int_equal(g.flags, FY_HELLO_F_RESUME);
+    b[7] = 0x80;
+    assert_int_equal(fy_hello_decode(b, n, &g), -FY_EPAYLOAD);
 }
 
 static void hello_bytes(uint8_t *b, size_t *n, const char *name, size_t nl, const char *tok,
@@ -177,7 +188,7 @@ static void test_hello_bad(void **state)
     b[1] = 3;
     assert_int_equal(fy_hello_decode(b, n, &g), -FY_EPAYLOAD);
     b[1] = 0;
-    b[7] = 1; /* reserved */
+    b[7] = 1; /* a flag this version does not know */
     assert_int_equal(fy_hello_decode(b, n, &g), -FY_EPAYLOAD);
 
     const struct {
@@ -215,7 +226,11 @@ static void test_welcome(void **state)
     assert_int_equal(g.next_seq, 1001);
     assert_int_equal(g.first_seq, 17);
     assert_int_equal(g.max_payload, 1 << 20);
-    check_prefixes_and_trailing(b, n, welcome_dec, &g);
+    assert_false(g.ext);
+    for (size_t k = 0; k < n; k++)
+        assert_int_equal(fy_welcome_decode(b, k, &g), -FY_ETRUNC);
+    /* a byte more is a torn extension */
+    assert_int_equal(fy_welcome_decode(b, n + 1, &g), -FY_ETRUNC);
     assert_int_equal(fy_welcome_encode(&v, b, 23, &n), -ENOBUFS);
 
     fy_welcome e = v;
@@ -235,6 +250,64 @@ static void test_welcome(void **state)
     assert_int_equal(fy_welcome_encode(&v, b, sizeof b, &n), 0);
     memset(b + 8, 0, 8);
     assert_int_equal(fy_welcome_decode(b, n, &g), -FY_EPAYLOAD);
+}
+
+/* The extension: the file in progress, for a hello with FY_HELLO_F_RESUME. */
+static void test_welcome_ext(void **state)
+{
+    (void)state;
+    uint8_t b[600];
+    size_t n;
+    fy_welcome v = {.channel = 3, .next_seq = 90, .first_seq = 1, .max_payload = 65536,
+                    .ext = true, .part_seq = 40, .part_size = 1000, .part_got = 640}, g;
+    snprintf(v.part_name, sizeof v.part_name, "big.iso");
+    assert_int_equal(fy_welcome_encode(&v, b, sizeof b, &n), 0);
+    assert_int_equal(n, 52 + 7);
+    memset(&g, 0xee, sizeof g);
+    assert_int_equal(fy_welcome_decode(b, n, &g), 0);
+    assert_true(g.ext);
+    assert_int_equal(g.next_seq, 90);
+    assert_int_equal(g.part_seq, 40);
+    assert_int_equal(g.part_size, 1000);
+    assert_int_equal(g.part_got, 640);
+    assert_string_equal(g.part_name, "big.iso");
+    for (size_t k = 25; k < n; k++)
+        assert_int_equal(fy_welcome_decode(b, k, &g), -FY_ETRUNC);
+    /* later fields are ignored */
+    memset(b + n, 0x5a, 16);
+    assert_int_equal(fy_welcome_decode(b, n + 16, &g), 0);
+    assert_string_equal(g.part_name, "big.iso");
+    assert_int_equal(fy_welcome_encode(&v, b, n - 1, &n), -ENOBUFS);
+
+    /* no file in progress: 52 bytes, zeros */
+    fy_welcome none = {.channel = 3, .next_seq = 90, .max_payload = 65536, .ext = true};
+    assert_int_equal(fy_welcome_encode(&none, b, sizeof b, &n), 0);
+    assert_int_equal(n, 52);
+    assert_int_equal(fy_welcome_decode(b, n, &g), 0);
+    assert_true(g.ext);
+    assert_int_equal(g.part_seq, 0);
+    assert_string_equal(g.part_name, "");
+
+    /* bad fields */
+    fy_welcome e = v;
+    e.part_got = 1001;
+    assert_int_equal(fy_welcome_encode(&e, b, sizeof b, &n), -EINVAL);
+    e = v;
+    snprintf(e.part_name, sizeof e.part_name, ".x");
+    assert_int_equal(fy_welcome_encode(&e, b, sizeof b, &n), -FY_ENAME);
+    assert_int_equal(fy_welcome_encode(&v, b, sizeof b, &n), 0);
+    b[50] = 1; /* reserved */
+    assert_int_equal(fy_welcome_decode(b, n, &g), -FY_EPAYLOAD);
+    assert_int_equal(fy_welcome_encode(&v, b, sizeof b, &n), 0);
+    b[40] = 0xff; /* got > size */
+    b[41] = 0xff;
+    assert_int_equal(fy_welcome_decode(b, n, &g), -FY_EPAYLOAD);
+    assert_int_equal(fy_welcome_encode(&v, b, sizeof b, &n), 0);
+    b[52] = '/';
+    assert_int_equal(fy_welcome_decode(b, n, &g), -FY_ENAME);
+    assert_int_equal(fy_welcome_encode(&v, b, sizeof b, &n), 0);
+    b[48] = 0xff; /* name past the payload */
+    assert_int_equal(fy_welcome_decode(b, n, &g), -FY_ETRUNC);
 }
 
 /* ---- file-begin / file-end ------------------------------------------------ */
@@ -372,6 +445,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_name_check), cmocka_unit_test(test_hello),
         cmocka_unit_test(test_hello_bad),  cmocka_unit_test(test_welcome),
+        cmocka_unit_test(test_welcome_ext),
         cmocka_unit_test(test_file_begin), cmocka_unit_test(test_file_end),
         cmocka_unit_test(test_ack),        cmocka_unit_test(test_error),
     };

@@ -300,12 +300,170 @@ static void test_budget(void **state)
     free(data);
 }
 
+/* ---- continuing the channel's file in progress ------------------------------ */
+
+/* The stored part of the file, as the session's prefix callback would read
+ * it back from the log. */
+typedef struct part {
+    const uint8_t *data;
+    size_t got;
+    int calls, fail;
+} part;
+
+static int prefix(void *arg, fy_sha256 *sha)
+{
+    part *pt = arg;
+
+    pt->calls++;
+    if (pt->fail)
+        return pt->fail;
+    fy_sha256_update(sha, pt->data, pt->got);
+    return 0;
+}
+
+/* The batches go to a sink; the prefix callback's arg is the same pointer
+ * in the real session, here a struct that holds both. */
+typedef struct cont_ctx {
+    sink k;
+    part pt;
+} cont_ctx;
+
+static void cont_out(void *arg, fy__batch *b)
+{
+    out(&((cont_ctx *)arg)->k, b);
+}
+
+static int cont_prefix(void *arg, fy_sha256 *sha)
+{
+    return prefix(&((cont_ctx *)arg)->pt, sha);
+}
+
+/* Feed a whole stream to an ingest that inherited a file of `size` bytes
+ * with `got` stored; returns the last fy_ingest_next result. */
+static int run_cont(cont_ctx *cx, const stream *s, uint64_t next_seq, uint64_t size, uint64_t got,
+                    fy_bufpool *pool, fy_ingest **gp)
+{
+    fy_ingest_conf c = {.pool = pool, .max_payload = 1u << 20, .budget = 64u << 20,
+                        .channel = CHAN, .next_seq = next_seq, .out = cont_out, .arg = cx,
+                        .in_file = true, .file_size = size, .file_got = got,
+                        .prefix = cont_prefix};
+    size_t pos = 0;
+    int ctls = 0;
+
+    assert_int_equal(fy_ingest_new(&c, NULL, 0, gp), 0);
+    return feed(*gp, s, &pos, 4097, &ctls);
+}
+
+static void test_continue(void **state)
+{
+    (void)state;
+    const size_t size = 100000, got = 60000;
+    uint8_t *data = malloc(size), p[512];
+    stream s = {.b = malloc(size + 8192), .seq = 50};
+    fy_file_end fe = {.size = size};
+    fy_bufpool *pool;
+    fy_ingest *g;
+    size_t n;
+
+    assert_non_null(data);
+    assert_non_null(s.b);
+    for (size_t i = 0; i < size; i++)
+        data[i] = (uint8_t)(i * 7 + 3);
+    assert_int_equal(fy_bufpool_new(64u << 20, &pool), 0);
+    assert_int_equal(fy_sha256_oneshot(data, size, fe.sha256), 0);
+    assert_int_equal(fy_file_end_encode(&fe, p, sizeof p, &n), 0);
+
+    /* The rest of the file as data frames with no file-begin, then the
+     * file-end with the whole file's digest: accepted, prefix read once. */
+    add(&s, FY_FT_DATA, s.seq++, data + got, 30000);
+    add(&s, FY_FT_DATA, s.seq++, data + got + 30000, size - got - 30000);
+    size_t len_data = s.len, stored_data = s.stored;
+    add(&s, FY_FT_FILE_END, s.seq++, p, n);
+    cont_ctx cx = {.pt = {.data = data, .got = got}};
+    assert_int_equal(run_cont(&cx, &s, 50, size, got, pool, &g), 0);
+    fy_ingest_flush(g);
+    assert_int_equal(cx.pt.calls, 1);
+    assert_true(fy_ingest_info_get(g)->continued);
+    assert_false(fy_ingest_info_get(g)->in_file);
+    check_out(&cx.k, &s, s.stored);
+    fy_ingest_free(g);
+
+    /* Only the stored part counts: a continuation that claims more bytes
+     * than the file has is refused like any oversized file. */
+    cx = (cont_ctx){.pt = {.data = data, .got = got}};
+    assert_int_equal(run_cont(&cx, &s, 50, size, got + 1, pool, &g), -FY_ESIZE);
+    fy_ingest_free(g);
+    for (size_t i = 0; i < cx.k.n; i++)
+        fy__batch_unref(cx.k.b[i]);
+
+    /* The stored part differs from what the sender hashed: the file-end is
+     * refused, the data before it was handed on. */
+    data[10] ^= 1;
+    cx = (cont_ctx){.pt = {.data = data, .got = got}};
+    assert_int_equal(run_cont(&cx, &s, 50, size, got, pool, &g), -FY_EDIGEST);
+    assert_int_equal(fy_ingest_fault_get(g)->why, FY_INGEST_END_DIGEST);
+    check_out(&cx.k, &s, stored_data);
+    fy_ingest_free(g);
+    data[10] ^= 1;
+
+    /* The part cannot be read back: the connection ends, nothing stored. */
+    cx = (cont_ctx){.pt = {.data = data, .got = got, .fail = -FY_ECORRUPT}};
+    assert_int_equal(run_cont(&cx, &s, 50, size, got, pool, &g), -FY_EINTERNAL);
+    assert_int_equal(fy_ingest_fault_get(g)->why, FY_INGEST_PREFIX);
+    assert_int_equal(fy_ingest_fault_get(g)->cause, -FY_ECORRUPT);
+    check_out(&cx.k, &s, 0);
+    fy_ingest_free(g);
+
+    /* A file-begin as the first frame starts another file: the inherited
+     * one is dropped (no prefix read), and after that file-begin another
+     * one is the usual protocol error. */
+    stream t = {.b = malloc(8192), .seq = 50};
+    assert_non_null(t.b);
+    fy_file_begin fb = {.size = 3};
+    snprintf(fb.name, sizeof fb.name, "new.bin");
+    assert_int_equal(fy_file_begin_encode(&fb, p, sizeof p, &n), 0);
+    add(&t, FY_FT_FILE_BEGIN, t.seq++, p, n);
+    add(&t, FY_FT_DATA, t.seq++, "abc", 3);
+    fy_file_end fe3 = {.size = 3};
+    assert_int_equal(fy_sha256_oneshot("abc", 3, fe3.sha256), 0);
+    assert_int_equal(fy_file_end_encode(&fe3, p, sizeof p, &n), 0);
+    add(&t, FY_FT_FILE_END, t.seq++, p, n);
+    size_t good = t.stored;
+    assert_int_equal(fy_file_begin_encode(&fb, p, sizeof p, &n), 0);
+    add(&t, FY_FT_FILE_BEGIN, t.seq++, p, n);
+    add(&t, FY_FT_FILE_BEGIN, t.seq++, p, n);
+    cx = (cont_ctx){.pt = {.data = data, .got = got}};
+    assert_int_equal(run_cont(&cx, &t, 50, size, got, pool, &g), -FY_EPROTO);
+    assert_int_equal(fy_ingest_fault_get(g)->why, FY_INGEST_BEGIN_IN_FILE);
+    assert_int_equal(cx.pt.calls, 0);
+    assert_false(fy_ingest_info_get(g)->continued);
+    check_out(&cx.k, &t, good + (t.stored - good) / 2);
+    fy_ingest_free(g);
+
+    /* Without an inherited file, data first is still refused. */
+    s.len = len_data;
+    sink k = {.n = 0};
+    g = start(pool, &k, 64u << 20);
+    fy_ingest_free(g);
+    fy_ingest_conf bad = {.pool = pool, .max_payload = 1u << 20, .budget = 1u << 20,
+                          .channel = CHAN, .next_seq = 1, .out = out, .arg = &k, .in_file = true,
+                          .file_size = 1, .file_got = 0};
+    assert_int_equal(fy_ingest_new(&bad, NULL, 0, &g), -EINVAL); /* no prefix callback */
+
+    assert_int_equal(fy_bufpool_used(pool), 0);
+    fy_bufpool_free(pool);
+    free(t.b);
+    free(s.b);
+    free(data);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stream),
         cmocka_unit_test(test_faults),
         cmocka_unit_test(test_budget),
+        cmocka_unit_test(test_continue),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,97 @@
+/*
+ * retry.c - reconnect policy of the client (see retry.h).
+ *
+ * Jitter: each wait is drawn from [d/2, d) where d doubles per attempt, so
+ * the senders and receivers a restarted relay lost do not all come back in
+ * the same millisecond.
+ */
+#include "cli/retry.h"
+
+#include <errno.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ferry/err.h"
+#include "ferry/klog.h"
+
+#define RETRY_SLICE_MS 50 /* sleep in slices, to notice a stop */
+
+void fy_cli_retry_init(fy_cli_retry *r, unsigned max)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    *r = (fy_cli_retry){.max = max,
+                        .rng = (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32) ^ 0x9E3779B97F4A7C15ull};
+}
+
+bool fy_cli_retry_transient(int err, bool reconnecting)
+{
+    if (err >= 0 || err == -EINTR || err == -EINVAL || err == -ENOMEM)
+        return false;
+    switch (-err) {
+    case FY_ESHUTDOWN:
+    case FY_ENOSPACE:
+        return true;
+    case FY_EBUSY:
+        return reconnecting;
+    default:
+        /* every other FY_E* is a refusal or a broken stream; every other
+         * errno is the network */
+        return -err < 1000;
+    }
+}
+
+static uint64_t next_rand(fy_cli_retry *r)
+{
+    uint64_t z = (r->rng += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+int fy_cli_retry_wait(fy_cli_retry *r, fy_cli_cancel *cancel)
+{
+    if (r->failed >= r->max)
+        return -ETIMEDOUT;
+    long d = FY_CLI_RETRY_MIN_MS;
+    for (unsigned i = 0; i < r->failed && d < FY_CLI_RETRY_MAX_MS; i++)
+        d *= 2;
+    d = d > FY_CLI_RETRY_MAX_MS ? FY_CLI_RETRY_MAX_MS : d;
+    long ms = d / 2 + (long)(next_rand(r) % (uint64_t)(d / 2));
+    r->failed++;
+    r->total++;
+    for (long left = ms; left > 0; left -= RETRY_SLICE_MS) {
+        if (cancel && fy_cli_cancel_requested(cancel))
+            return -EINTR;
+        long s = left < RETRY_SLICE_MS ? left : RETRY_SLICE_MS;
+        struct timespec ts = {0, s * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return cancel && fy_cli_cancel_requested(cancel) ? -EINTR : 0;
+}
+
+void fy_cli_retry_progress(fy_cli_retry *r)
+{
+    r->failed = 0;
+}
+
+int fy_cli_dial(const char *server, int timeout_ms, fy_cli_cancel *cancel, const fy_hello *h,
+                fy_cli_conn **k, fy_welcome *w, const char **what)
+{
+    fy_hello hh = *h;
+    for (int round = 0;; round++) {
+        *what = "connect";
+        int rc = fy_cli_conn_open_timeout(server, timeout_ms, cancel, k);
+        if (rc < 0)
+            return rc;
+        *what = "hello";
+        rc = fy_cli_conn_hello(*k, &hh, timeout_ms, w);
+        if (rc != -FY_EPAYLOAD || !(hh.flags & FY_HELLO_F_RESUME) || round > 0)
+            return rc;
+        fy_klog(FY_LOG_INFO, "relay does not know the resume flag: saying hello without it",
+                "server=%s effect=\"a lost connection restarts the file in progress\"", server);
+        hh.flags &= (uint16_t)~FY_HELLO_F_RESUME;
+        fy_cli_conn_close(*k, false);
+        *k = NULL;
+    }
+}

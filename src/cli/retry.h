@@ -1,0 +1,58 @@
+/*
+ * retry.h - when and how long `ferry send` and `ferry recv` wait before
+ * they reconnect to a relay they lost (--retry, --retries N).
+ *
+ * Only a connection that was welcomed and then lost is retried: a relay
+ * that restarts, a cut link, a relay shutting down (FY_ESHUTDOWN) or out of
+ * storage (FY_ENOSPACE), and, while reconnecting, a relay that still holds
+ * our old connection (FY_EBUSY).  The first connect of a run is not retried,
+ * so a wrong address fails at once.  Waits grow exponentially with jitter,
+ * 0.2 s .. 10 s, and a run gives up after `max` attempts in a row that made
+ * no progress (exit 2 then, as before).
+ */
+#ifndef FY_CLI_RETRY_H
+#define FY_CLI_RETRY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cli/cancel.h"
+#include "cli/conn.h"
+#include "ferry/proto.h"
+
+#define FY_CLI_RETRIES_DEFAULT 8u
+#define FY_CLI_RETRY_MIN_MS 200
+#define FY_CLI_RETRY_MAX_MS 10000
+
+typedef struct fy_cli_retry {
+    unsigned max;      /* attempts in a row without progress; 0 = never retry */
+    unsigned failed;   /* attempts in a row so far */
+    unsigned total;    /* reconnects made (for the summary line) */
+    uint64_t rng;      /* jitter state */
+} fy_cli_retry;
+
+/* A policy of `max` attempts (0 disables). */
+void fy_cli_retry_init(fy_cli_retry *r, unsigned max);
+
+/* Is err (negative errno or FY_E*) a lost connection worth another
+ * attempt?  reconnecting: the error came while reconnecting (then
+ * FY_EBUSY, our own old connection not yet gone, counts too). */
+bool fy_cli_retry_transient(int err, bool reconnecting);
+
+/* Wait before the next attempt.  Returns 0, -ETIMEDOUT when the attempts
+ * are used up (nothing waited), or -EINTR when a stop was requested. */
+int fy_cli_retry_wait(fy_cli_retry *r, fy_cli_cancel *cancel);
+
+/* The connection made progress: the next loss starts a fresh count. */
+void fy_cli_retry_progress(fy_cli_retry *r);
+
+/* Connect to server (within timeout_ms) and say hello h (its welcome
+ * within timeout_ms too).  A hello with FY_HELLO_F_RESUME that a relay
+ * older than the flag refuses (FY_EPAYLOAD) is said again without it on a
+ * new connection, so *w then has no extension.  Always sets *k (close it
+ * with fy_cli_conn_close) and *what ("connect" or "hello", for
+ * fy_cli_conn_fail).  Returns 0 or what fy_cli_conn_open/hello returned. */
+int fy_cli_dial(const char *server, int timeout_ms, fy_cli_cancel *cancel, const fy_hello *h,
+                fy_cli_conn **k, fy_welcome *w, const char **what);
+
+#endif
