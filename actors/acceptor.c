@@ -177,7 +177,7 @@ static const char *over_limit(acceptor *a, const uint64_t key[2], uint64_t *valu
  * sent (so close() does not reset the connection under the frame), close. */
 static void refuse(acceptor *a, int fd, const char *peer, const char *limit, uint64_t value)
 {
-    uint8_t fr[FY_FRAME_HDR_SIZE + 256], sink[4096];
+    uint8_t fr[FY_FRAME_HDR_SIZE + 256];
     int n = fy__ctl_error(0, FY_ELIMIT, fr, sizeof fr, "connection refused: %s %llu reached",
                           limit, (unsigned long long)value);
 
@@ -186,8 +186,7 @@ static void refuse(acceptor *a, int fd, const char *peer, const char *limit, uin
         (void)fy_sock_writev(fd, &iov, 1); /* a fresh socket's buffer takes it whole */
     }
     (void)fy_sock_shutdown_wr(fd);
-    for (int i = 0; i < 4 && fy_sock_recv(fd, sink, sizeof sink) > 0; i++)
-        ;
+    (void)fy_sock_drain(fd, 4);
     close(fd);
     a->refused++;
     fy_stats_err(&a->ends, FY_ELIMIT, 1);

@@ -166,13 +166,9 @@ static void close_fwd(fwd *f, enum fy_klog_level lvl, const char *why)
         return;
     drop_all(f);
     if (f->fd >= 0) {
-        uint8_t sink[4096];
         fy_io_del(f->ctx->sched, f->fd);
         (void)fy_sock_shutdown_wr(f->fd);
-        /* Read what the receiver already sent so close() does not reset
-         * the connection under our last frames. */
-        for (int i = 0; i < 16 && fy_sock_recv(f->fd, sink, sizeof sink) > 0; i++)
-            ;
+        (void)fy_sock_drain(f->fd, 16);
         close(f->fd);
         f->fd = -1;
         fy_actor_post(f->ctx->acceptor, FY_RM_CONN_GONE, 0, f->addr_key[0], f->addr_key[1], NULL,
@@ -226,11 +222,11 @@ static void welcome(fwd *f, uint64_t first_seq, uint64_t start_seq)
 {
     fy_welcome w = {.channel = f->chan->id, .next_seq = start_seq, .first_seq = first_seq,
                     .max_payload = (uint32_t)f->ctx->conf->max_payload};
-    uint8_t p[64];
+    uint8_t p[FY_WELCOME_MAX];
     size_t n;
 
-    fy_welcome_encode(&w, p, sizeof p, &n);
-    ctl_push(f, FY_FT_WELCOME, p, n);
+    if (fy_welcome_encode(&w, p, sizeof p, &n) == 0)
+        ctl_push(f, FY_FT_WELCOME, p, n);
 }
 
 static void start_catchup(fwd *f, fy_pos at, uint64_t seq)
@@ -701,15 +697,10 @@ static int on_frame(fwd *f, const fy_frame *fr)
     case FY_FT_BYE:
         close_fwd(f, FY_LOG_INFO, "bye");
         return 1;
-    case FY_FT_ERROR: {
-        fy_error e;
-        char q[FY_ERRTEXT_MAX + 8];
-        if (fy_error_decode(fr->payload, fr->hdr.len, &e) == 0)
-            fy_klog(FY_LOG_WARN, "receiver sent error", "peer=%s code=%u text=%s", f->peer,
-                    e.code, fy_klog_q(e.text, q, sizeof q));
+    case FY_FT_ERROR:
+        fy__ctl_log_peer_error(f->peer, "receiver sent error", fr);
         close_fwd(f, FY_LOG_INFO, "receiver error");
         return 1;
-    }
     default:
         fail(f, FY_EPROTO, "unexpected %s frame from a receiver", fy_frame_type_name(fr->hdr.type));
         return 1;

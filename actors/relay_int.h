@@ -272,6 +272,13 @@ int fy__metrics_new(const fy__ctx *ctx, const char *addr, fy_actor **out, char *
  * length or a negative error.  Used by session and forwarder. */
 int fy__ctl_frame(uint8_t type, uint32_t channel, uint64_t seq, const uint8_t *payload,
                   size_t len, uint8_t *out, size_t cap);
+/* A welcome frame; part (may be NULL) fills its extension's file in
+ * progress.  Length or a negative error. */
+int fy__ctl_welcome(const fy_welcome *w, const fy__part_info *part, uint8_t *out, size_t cap);
+/* An ack frame for seq.  Length or a negative error. */
+int fy__ctl_ack(uint32_t channel, uint64_t seq, uint8_t *out, size_t cap);
+/* Log the error frame a peer sent (who: the log message). */
+void fy__ctl_log_peer_error(const char *peer, const char *who, const fy_frame *f);
 /* An error frame with code and printf-style text. */
 int fy__ctl_error(uint32_t channel, int code, uint8_t *out, size_t cap, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));

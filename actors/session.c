@@ -33,7 +33,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -114,26 +113,38 @@ static void finish(session *s, const char *why)
     fy_actor_stop(s->self);
 }
 
+/* Lingering: half-close once the last control frame is out. */
+static void maybe_half_close(session *s)
+{
+    if (s->st == S_LINGER && fy_outq_empty(&s->out) && !s->wr_shut) {
+        (void)fy_sock_shutdown_wr(s->fd);
+        s->wr_shut = true;
+    }
+}
+
 /* Half-close once the last control frame is out, then read and drop what
  * the client still sends until it closes or the linger timer fires. */
 static void linger(session *s)
 {
     s->st = S_LINGER;
-    if (fy_outq_empty(&s->out) && !s->wr_shut) {
-        (void)fy_sock_shutdown_wr(s->fd);
-        s->wr_shut = true;
-    }
+    maybe_half_close(s);
     fy_timer_after(s->self, LINGER_MS, FY__TM_LINGER);
     drive(s);
 }
 
-/* End this connection with an error frame and one log line, msg. */
-static void vfail(session *s, int code, const char *msg, const char *fmt, va_list ap)
+/* End this connection with an error frame and one log line, msg (fail: a
+ * refusal). */
+static void fail_as(session *s, int code, const char *msg, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void fail_as(session *s, int code, const char *msg, const char *fmt, ...)
 {
     char text[512], q[600];
     uint8_t fr[FY_FRAME_HDR_SIZE + FY_CTL_PAYLOAD_MAX + 64];
+    va_list ap;
 
+    va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
     if (code < 0)
         code = -code;
     s->end_code = code;
@@ -152,18 +163,6 @@ static void vfail(session *s, int code, const char *msg, const char *fmt, va_lis
     if (n > 0)
         fy_outq_push(&s->out, s->fd, fr, (size_t)n);
     linger(s);
-}
-
-/* End with an error frame; msg is the log line's (fail: a refusal). */
-static void fail_as(session *s, int code, const char *msg, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void fail_as(session *s, int code, const char *msg, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vfail(s, code, msg, fmt, ap);
-    va_end(ap);
 }
 #define fail(s, code, ...) fail_as(s, code, "connection refused", __VA_ARGS__)
 
@@ -192,56 +191,24 @@ static void fail_ingest(session *s, int rc)
 }
 
 /* The ingest's prefix callback: the sender continues the channel's file in
- * progress, so the SHA-256 that its file-end is checked against must cover
- * the part stored before.  Read it back from the log (from its file-begin
- * to the end the writer published at attach), checking every frame's CRC,
- * one buffer of at most 32 + max_payload (>= 1 MiB) bytes at a time.  This
- * runs on the session's turn: a file stored up to G bytes costs reading and
- * hashing G bytes once (docs/protocol.md, "Continuing a file"). */
+ * progress, so the SHA-256 its file-end is checked against must cover the
+ * part stored before, read back from the log up to the end the writer
+ * published at attach.  On the session's turn: G stored bytes cost one
+ * read and hash of G bytes (docs/protocol.md, "Continuing a file"). */
 static int hash_part(void *arg, fy_sha256 *sha)
 {
     session *s = arg;
-    size_t cap = FY_FRAME_HDR_SIZE + s->ctx->conf->max_payload;
-    uint64_t t0 = fy_now_ns();
-    uint64_t got = 0, frames = 0;
-    fy_logrd *rd = NULL;
-    uint8_t *buf;
-    int rc;
+    uint64_t t0 = fy_now_ns(), got = 0;
+    int rc = fy_logrd_hash_file(s->chan->dir, s->part.pos, s->part.end, s->part.seq,
+                                s->ctx->conf->max_payload, sha, &got);
 
-    cap = cap < ((size_t)1 << 20) ? (size_t)1 << 20 : cap;
-    if (!(buf = malloc(cap)))
-        return -ENOMEM;
-    if ((rc = fy_logrd_open(s->chan->dir, &rd)) < 0 || (rc = fy_logrd_seek(rd, s->part.pos)) < 0)
-        goto out;
-    for (;;) {
-        size_t len = 0;
-        if ((rc = fy_logrd_read(rd, s->part.end, buf, cap, &len)) < 0 || len == 0)
-            break;
-        for (size_t at = 0; at < len;) {
-            fy_frame_hdr h;
-            (void)fy_frame_hdr_decode(buf + at, FY_PAYLOAD_MAX_LIMIT, &h); /* checked by the read */
-            bool first = frames++ == 0;
-            if (first ? h.type != FY_FT_FILE_BEGIN || h.seq != s->part.seq : h.type != FY_FT_DATA) {
-                rc = -FY_ECORRUPT;
-                goto out;
-            }
-            if (!first) {
-                fy_sha256_update(sha, buf + at + FY_FRAME_HDR_SIZE, h.len);
-                got += h.len;
-            }
-            at += FY_FRAME_HDR_SIZE + h.len;
-        }
-    }
     if (rc == 0 && got != s->part.got)
         rc = -FY_ECORRUPT;
-out:
     fy_klog(rc < 0 ? FY_LOG_ERROR : FY_LOG_INFO, "sender continues a file", "peer=%s channel=%s "
             "name=%s size=%llu stored=%llu rehashed=%llu seconds=%.3f err=%s", s->peer,
             s->chan->name, s->part.name, (unsigned long long)s->part.size,
             (unsigned long long)s->part.got, (unsigned long long)got, (double)(fy_now_ns() - t0) / 1e9,
             rc < 0 ? fy_errname(rc) : "none");
-    fy_logrd_close(rd);
-    free(buf);
     return rc;
 }
 
@@ -302,23 +269,14 @@ static int on_ctl(session *s, const fy_frame *f)
         return 0;
     case FY_FT_PONG: /* the answer to our ping: its bytes already count as activity */
         return 0;
-    case FY_FT_BYE:
+    case FY_FT_BYE: /* inside a file: the writer says so when we detach */
         fy_ingest_flush(s->ing);
-        if (fy_ingest_info_get(s->ing)->in_file)
-            fy_klog(FY_LOG_WARN, "sender said bye inside a file", "peer=%s channel=%s seq=%llu",
-                    s->peer, s->chan->name,
-                    (unsigned long long)fy_ingest_info_get(s->ing)->next_seq);
         finish(s, "bye");
         return 1;
-    case FY_FT_ERROR: {
-        fy_error e;
-        char q[FY_ERRTEXT_MAX + 8];
-        if (fy_error_decode(f->payload, f->hdr.len, &e) == 0)
-            fy_klog(FY_LOG_WARN, "client sent error", "peer=%s code=%u text=%s", s->peer, e.code,
-                    fy_klog_q(e.text, q, sizeof q));
+    case FY_FT_ERROR:
+        fy__ctl_log_peer_error(s->peer, "client sent error", f);
         finish(s, "client error");
         return 1;
-    }
     default:
         fail(s, FY_EPROTO, "unexpected %s frame from a sender", fy_frame_type_name(t));
         return 1;
@@ -394,16 +352,8 @@ static void drive(session *s)
     int reads = 0;
 
     if (s->st == S_LINGER) {
-        uint8_t sink[4096];
-        for (int i = 0; i < 64; i++) {
-            ssize_t n = fy_sock_recv(s->fd, sink, sizeof sink);
-            if (n == -EAGAIN)
-                return;
-            if (n <= 0) {
-                finish(s, NULL);
-                return;
-            }
-        }
+        if (fy_sock_drain(s->fd, 64) == 0)
+            finish(s, NULL);
         return;
     }
     if ((s->st != S_HELLO && s->st != S_SENDER) || s->paused || s->shutting)
@@ -422,12 +372,8 @@ static void drive(session *s)
         ssize_t n = sender ? read_sender(s) : fy_sock_recv(s->fd, s->rbuf, s->rcap);
         if (n == -EAGAIN)
             break;
-        if (n <= 0) {
-            const fy_ingest_info *in = fy_ingest_info_get(s->ing);
+        if (n <= 0) { /* inside a file: the writer says so when we detach */
             fy_ingest_flush(s->ing);
-            if (n == 0 && in->in_file)
-                fy_klog(FY_LOG_WARN, "sender closed inside a file", "peer=%s channel=%s seq=%llu",
-                        s->peer, s->chan ? s->chan->name : "-", (unsigned long long)in->next_seq);
             finish(s, n == 0 ? "peer closed" : fy_strerror((int)n));
             return;
         }
@@ -561,18 +507,10 @@ static void on_attached(session *s, fy_msg *m)
     if (m->buf && fy_buf_len(m->buf) == sizeof s->part) {
         memcpy(&s->part, fy_buf_cdata(m->buf), sizeof s->part);
         s->has_part = true;
-        w.part_seq = s->part.seq;
-        w.part_size = s->part.size;
-        w.part_got = s->part.got;
-        snprintf(w.part_name, sizeof w.part_name, "%s", s->part.name);
     }
-    uint8_t p[FY_WELCOME_MAX];
-    size_t n;
-    if (fy_welcome_encode(&w, p, sizeof p, &n) < 0) {
-        fail(s, FY_EINTERNAL, "cannot encode welcome");
-        return;
-    }
-    if (send_ctl(s, FY_FT_WELCOME, 0, p, n) < 0) {
+    uint8_t fr[FY_FRAME_HDR_SIZE + FY_WELCOME_MAX];
+    int n = fy__ctl_welcome(&w, s->has_part ? &s->part : NULL, fr, sizeof fr);
+    if (n < 0 || fy_outq_push(&s->out, s->fd, fr, (size_t)n) < 0) {
         finish(s, "cannot write welcome");
         return;
     }
@@ -646,13 +584,8 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
         return FY_MSG_DONE;
     switch (m->type) {
     case FY_MSG_IO:
-        if (m->u32 & FY_IO_WRITE) {
-            int rc = fy_outq_flush(&s->out, s->fd);
-            if (rc == 0 && s->st == S_LINGER && !s->wr_shut) {
-                (void)fy_sock_shutdown_wr(s->fd);
-                s->wr_shut = true;
-            }
-        }
+        if ((m->u32 & FY_IO_WRITE) && fy_outq_flush(&s->out, s->fd) == 0)
+            maybe_half_close(s);
         if (m->u32 & (FY_IO_READ | FY_IO_HUP))
             drive(s);
         break;
@@ -692,11 +625,9 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
         maybe_bye_on_shutdown(s);
         break;
     case FY_RM_ACK: {
-        fy_ack a = {.seq = m->u64[0]};
-        uint8_t p[16];
-        size_t n;
-        fy_ack_encode(&a, p, sizeof p, &n);
-        if (send_ctl(s, FY_FT_ACK, 0, p, n) < 0)
+        uint8_t fr[FY_FRAME_HDR_SIZE + 16];
+        int n = fy__ctl_ack(s->chan->id, m->u64[0], fr, sizeof fr);
+        if (n < 0 || fy_outq_push(&s->out, s->fd, fr, (size_t)n) < 0)
             fail(s, FY_EPROTO, "client does not read its acks");
         break;
     }
@@ -739,14 +670,10 @@ int fy__session_new(const fy__ctx *ctx, int fd, const char *peer, fy_actor **out
     s->fd = fd;
     s->rcap = RBUF_HELLO;
     snprintf(s->peer, sizeof s->peer, "%s", peer);
-    if (!(s->rbuf = malloc(s->rcap)) || (rc = fy_dec_new(ctx->conf->max_payload, &s->dec)) < 0) {
-        free(s->rbuf);
-        free(s);
-        return rc;
-    }
     fy_actor_opts o = {.fn = handle, .dtor = dtor, .state = s, .kind = FY_KIND_SESSION,
                        .label = peer};
-    if ((rc = fy_actor_new(ctx->sched, &o, &s->self)) < 0) {
+    if (!(s->rbuf = malloc(s->rcap)) || (rc = fy_dec_new(ctx->conf->max_payload, &s->dec)) < 0 ||
+        (rc = fy_actor_new(ctx->sched, &o, &s->self)) < 0) {
         fy_dec_free(s->dec);
         free(s->rbuf);
         free(s);

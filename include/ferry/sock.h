@@ -64,6 +64,11 @@ ssize_t fy_sock_unacked(int fd);
 /* One recv()/writev() on a non-blocking socket: returns bytes (> 0), 0 on
  * orderly close (recv only), -EAGAIN, or -errno.  EINTR is retried. */
 ssize_t fy_sock_recv(int fd, void *buf, size_t n);
+/* Read and drop what the peer sent, at most reads recv() calls of 4 KiB:
+ * before a close, so close() does not reset the connection under the last
+ * frames we wrote.  Returns -EAGAIN (nothing more for now), 0 (the peer
+ * closed, or an error), or 1 (reads were used up). */
+int fy_sock_drain(int fd, unsigned reads);
 ssize_t fy_sock_writev(int fd, const struct iovec *iov, int iovcnt);
 /* One readv() on a non-blocking socket: bytes (> 0), 0 at orderly close,
  * -EAGAIN, or -errno.  EINTR is retried. */

@@ -138,6 +138,14 @@ int fy_logrd_sendfile(fy_logrd *r, int fd, fy_pos end, size_t max, size_t *sent)
  * least one frame if it fits) without passing end.  Sets *len.  For callers
  * that need the bytes (checking, tools).  Returns 0 or -errno / -FY_ECORRUPT. */
 int fy_logrd_read(fy_logrd *r, fy_pos end, uint8_t *buf, size_t cap, size_t *len);
+/* Hash into sha the data payloads of the file whose file-begin (seq
+ * begin_seq) is at begin, up to end (a file in progress: its stored part).
+ * Every frame's CRC is checked; a frame there that is not the file's is
+ * -FY_ECORRUPT.  *got = payload bytes hashed.  Reads through one buffer of
+ * 32 + max_payload bytes (at least 1 MiB).  0 or -errno / -FY_ECORRUPT. */
+struct fy_sha256;
+int fy_logrd_hash_file(const char *dir, fy_pos begin, fy_pos end, uint64_t begin_seq,
+                       size_t max_payload, struct fy_sha256 *sha, uint64_t *got);
 /* Added: the checked header of the frame at `at` (a position from the
  * index), without its payload; the reader is left positioned at it.  For a
  * walk over frame types (the writer finding the file in progress after a

@@ -265,6 +265,20 @@ ssize_t fy_sock_recv(int fd, void *buf, size_t n)
     }
 }
 
+int fy_sock_drain(int fd, unsigned reads)
+{
+    uint8_t sink[4096];
+
+    for (unsigned i = 0; i < reads; i++) {
+        ssize_t n = fy_sock_recv(fd, sink, sizeof sink);
+        if (n == -EAGAIN)
+            return -EAGAIN;
+        if (n <= 0)
+            return 0;
+    }
+    return 1;
+}
+
 ssize_t fy_sock_readv(int fd, const struct iovec *iov, int iovcnt)
 {
     for (;;) {

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ferry/digest.h"
 #include "ferry/err.h"
 #include "ferry/proto.h"
 #include "ferry/store.h"
@@ -213,4 +214,44 @@ int fy_logrd_peek(fy_logrd *r, fy_pos at, fy_frame_hdr *h)
     if ((size_t)n < sizeof b || fy_frame_hdr_decode(b, FY_PAYLOAD_MAX_LIMIT, h) < 0)
         return -FY_ECORRUPT;
     return 0;
+}
+
+int fy_logrd_hash_file(const char *dir, fy_pos begin, fy_pos end, uint64_t begin_seq,
+                       size_t max_payload, fy_sha256 *sha, uint64_t *got)
+{
+    size_t cap = FY_FRAME_HDR_SIZE + max_payload;
+    uint64_t frames = 0;
+    fy_logrd *rd = NULL;
+    uint8_t *buf;
+    int rc;
+
+    *got = 0;
+    cap = cap < ((size_t)1 << 20) ? (size_t)1 << 20 : cap;
+    if (!(buf = malloc(cap)))
+        return -ENOMEM;
+    if ((rc = fy_logrd_open(dir, &rd)) < 0 || (rc = fy_logrd_seek(rd, begin)) < 0)
+        goto out;
+    for (;;) {
+        size_t len = 0;
+        if ((rc = fy_logrd_read(rd, end, buf, cap, &len)) < 0 || len == 0)
+            break;
+        for (size_t at = 0; at < len;) {
+            fy_frame_hdr h;
+            (void)fy_frame_hdr_decode(buf + at, FY_PAYLOAD_MAX_LIMIT, &h); /* checked by the read */
+            bool first = frames++ == 0;
+            if (first ? h.type != FY_FT_FILE_BEGIN || h.seq != begin_seq : h.type != FY_FT_DATA) {
+                rc = -FY_ECORRUPT;
+                goto out;
+            }
+            if (!first) {
+                fy_sha256_update(sha, buf + at + FY_FRAME_HDR_SIZE, h.len);
+                *got += h.len;
+            }
+            at += FY_FRAME_HDR_SIZE + h.len;
+        }
+    }
+out:
+    fy_logrd_close(rd);
+    free(buf);
+    return rc;
 }
