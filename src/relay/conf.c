@@ -46,6 +46,7 @@ void fy_conf_defaults(fy_conf *c)
     c->trace_events = 65536;
     c->scrub_interval = 86400;
     c->scrub_rate = 64ull << 20;
+    c->drain_timeout = 5;
 }
 
 /* ---- the key table ---------------------------------------------------------- */
@@ -82,6 +83,7 @@ static const struct key keys[] = {
     {"trace-max-bytes", K_SIZE, OFF(trace_max_bytes), 0, 1ull << 40},
     {"trace-events", K_UINT, OFF(trace_events), 0, 1ull << 24},
     {"log-level", K_LEVEL, OFF(log_level), 0, 0},
+    {"drain-timeout", K_UINT, OFF(drain_timeout), 0, 3600},
 };
 
 static const struct key *find(const char *key)
@@ -173,6 +175,82 @@ int fy_conf_set(fy_conf *c, const char *key, const char *val, char *err, size_t 
         return 0;
     }
     return -EINVAL;
+}
+
+/* ---- reloading ----------------------------------------------------------------- */
+
+/* What ferryd applies on SIGHUP.  Only values read at the moment they are
+ * used, with no state built from them: the token table (looked up at each
+ * hello), the log threshold (at each line), the drain timeout (read at
+ * shutdown).  scrub-* and retain-* look reloadable but are not: a channel
+ * arms its scrub and retention timers from them when it opens, so a change
+ * from or to 0 would need the channels' actors told. */
+static const char *const reloadable[] = {"auth", "log-level", "drain-timeout"};
+
+bool fy_conf_reloadable(const char *key)
+{
+    const struct key *k = find(key);
+    for (size_t i = 0; k && i < sizeof reloadable / sizeof *reloadable; i++)
+        if (strcmp(k->name, reloadable[i]) == 0)
+            return true;
+    return false;
+}
+
+static void format_key(const fy_conf *c, const struct key *k, char *buf, size_t cap)
+{
+    const char *p = (const char *)c + k->off;
+    uint64_t v;
+
+    switch (k->kind) {
+    case K_STR:
+    case K_PATH:
+        snprintf(buf, cap, "%s", p);
+        return;
+    case K_FSYNC:
+        if (c->fsync_mode == FY_FSYNC_INTERVAL)
+            snprintf(buf, cap, "%u", (unsigned)c->fsync_ms);
+        else
+            snprintf(buf, cap, "%s", c->fsync_mode == FY_FSYNC_NEVER ? "never" : "file-end");
+        return;
+    case K_LEVEL:
+        snprintf(buf, cap, "%s", fy_klog_level_name((enum fy_klog_level)c->log_level));
+        return;
+    case K_SIZE:
+    case K_UINT:
+        if (k->off == OFF(threads))
+            v = c->threads;
+        else
+            memcpy(&v, p, sizeof v);
+        snprintf(buf, cap, "%llu", (unsigned long long)v);
+        return;
+    }
+    snprintf(buf, cap, "?");
+}
+
+void fy_conf_format(const fy_conf *c, const char *key, char *buf, size_t cap)
+{
+    const struct key *k = find(key);
+    if (!k)
+        snprintf(buf, cap, "%s", "");
+    else
+        format_key(c, k, buf, cap);
+}
+
+size_t fy_conf_diff(const fy_conf *a, const fy_conf *b, fy_conf_diff_fn fn, void *arg)
+{
+    char va[FY_CONF_PATH_MAX], vb[FY_CONF_PATH_MAX];
+    size_t n = 0;
+
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        format_key(a, &keys[i], va, sizeof va);
+        format_key(b, &keys[i], vb, sizeof vb);
+        if (strcmp(va, vb) == 0)
+            continue;
+        n++;
+        if (fn)
+            fn(arg, keys[i].name, va, vb);
+    }
+    return n;
 }
 
 /* ---- files -------------------------------------------------------------------- */
