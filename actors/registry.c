@@ -150,6 +150,10 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
         fy_stats_answer(r->ctx->pool, r->ctx->metrics, m, &rec);
         break;
     }
+    case FY_RM_DRAIN_CUT: /* to every channel's receivers (writers pass it on) */
+        for (size_t i = 0; i < r->n; i++)
+            fy_actor_post(r->chans[i]->writer, FY_RM_DRAIN_CUT, 0, 0, 0, NULL, NULL);
+        break;
     case FY_RM_WRITER_DONE:
         if (r->pending && --r->pending == 0)
             done(r);

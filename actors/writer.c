@@ -52,6 +52,7 @@ typedef struct writer {
     uint64_t bytes, frames, files; /* for /metrics */
     uint64_t damaged;              /* frames the scrub found damaged, for /metrics */
     uint64_t gone_out, gone_frames_out; /* totals of forwarders that have left */
+    uint64_t gone_disk, gone_catchups;  /* (FY_RM_FWD_TOTALS) */
 } writer;
 
 /* ---- storing a batch --------------------------------------------------------- */
@@ -343,6 +344,8 @@ static void on_stats(writer *w, const fy_msg *m)
     /* Forwarders that have left (live ones answer for themselves). */
     r.v[FY_ST_BYTES_OUT] = w->gone_out;
     r.v[FY_ST_FRAMES_OUT] = w->gone_frames_out;
+    r.v[FY_ST_BYTES_DISK] = w->gone_disk;
+    r.v[FY_ST_CATCHUPS] = w->gone_catchups;
     fy_stats_answer(w->ctx->pool, w->ctx->metrics, m, &r);
 }
 
@@ -375,6 +378,14 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
         break;
     case FY_RM_UNSUBSCRIBE:
         on_unsubscribe(w, m->ptr, m);
+        break;
+    case FY_RM_FWD_TOTALS:
+        w->gone_catchups += m->u32;
+        w->gone_disk += m->u64[0];
+        break;
+    case FY_RM_DRAIN_CUT:
+        for (size_t i = 0; i < w->nfwd; i++)
+            fy_actor_post(w->fwd[i], FY_RM_DRAIN_CUT, 0, 0, 0, NULL, NULL);
         break;
     case FY_RM_SHUTDOWN:
         on_shutdown(w);

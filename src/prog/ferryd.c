@@ -5,9 +5,10 @@
  * Settings come from built-in defaults, then --config FILE, then the other
  * flags (flags win).  Signals are blocked in every thread before the
  * scheduler starts and taken here with sigwait(), so no handler ever runs
- * inside an actor.  SIGTERM/SIGINT start the orderly shutdown, forced after
- * 5 seconds; the exit code is 0 either way, 2 for bad options, 1 when the
- * relay cannot start.
+ * inside an actor.  SIGTERM/SIGINT start the orderly shutdown, cut after
+ * --drain-timeout seconds; the exit code is 0 either way, 2 for bad options,
+ * 1 when the relay cannot start.  SIGHUP reloads what can change without a
+ * restart (reload(), below).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -21,8 +22,6 @@
 #include "relay/auth.h"
 #include "relay/conf.h"
 #include "relay.h"
-
-#define STOP_TIMEOUT_MS 5000
 
 static const char usage[] =
     "usage: ferryd [options]\n"
@@ -59,10 +58,21 @@ static const char usage[] =
     "  --trace-events N       events kept per scheduler thread, the flight recorder\n"
     "                         (default 65536; 0 = record nothing)\n"
     "  --log-level LEVEL      debug|info|warn|error (default info)\n"
+    "  --drain-timeout SECONDS  how long SIGTERM's drain may take (default 5): then\n"
+    "                         receivers still being sent are cut at a frame end and\n"
+    "                         told bye, and ferryd exits within another second\n"
     "  --help, --version\n"
     "\n"
-    "SIGTERM/SIGINT: stop accepting, store what was received, say bye, exit 0.\n"
-    "SIGUSR1: write the flight recorder to DATA/trace-<time>.trace (ferry-trace reads it).\n"
+    "Signals:\n"
+    "  SIGTERM/SIGINT  stop accepting, store what was received, say bye, exit 0\n"
+    "                  (after --drain-timeout the rest is cut, see above).\n"
+    "  SIGHUP          reload: read --config again (with the same flags on top) and\n"
+    "                  the token file; apply auth, log-level and drain-timeout, log\n"
+    "                  each change (key=old->new); other changed keys need a restart\n"
+    "                  and are logged and ignored.  A file that does not parse is\n"
+    "                  refused with the reason and the old settings stay.\n"
+    "  SIGUSR1         write the flight recorder to DATA/trace-<time>.trace\n"
+    "                  (ferry-trace reads it).\n"
     "A fatal signal writes it, best effort, to DATA/trace-<time>-crash.trace.\n";
 
 static int bad(const char *msg)
@@ -112,9 +122,77 @@ static int parse_flags(int argc, char **argv, fy_conf *c, bool config_only, char
     return 0;
 }
 
+/* ---- SIGHUP --------------------------------------------------------------------- */
+
+/* Settings from scratch, as at start: defaults, --config, the flags. */
+static int settings(int argc, char **argv, fy_conf *c, char *err, size_t cap)
+{
+    fy_conf_defaults(c);
+    if (parse_flags(argc, argv, c, true, err, cap) < 0 ||
+        parse_flags(argc, argv, c, false, err, cap) < 0 || fy_conf_check(c, err, cap) < 0)
+        return -EINVAL;
+    return 0;
+}
+
+static void on_change(void *arg, const char *key, const char *old_val, const char *new_val)
+{
+    size_t *restart = arg;
+    char qo[FY_CONF_PATH_MAX + 8], qn[FY_CONF_PATH_MAX + 8];
+
+    if (fy_conf_reloadable(key)) {
+        fy_klog(FY_LOG_INFO, "reload: setting changed", "%s=%s->%s", key, old_val, new_val);
+        return;
+    }
+    (*restart)++;
+    fy_klog(FY_LOG_WARN, "reload: setting needs a restart, kept", "key=%s old=%s new=%s "
+            "action=\"keep the running value\"", key, fy_klog_q(old_val, qo, sizeof qo),
+            fy_klog_q(new_val, qn, sizeof qn));
+}
+
+/* Read the config file and the token file again and apply what can change
+ * without a restart (fy_conf_reloadable), all or nothing: a file that does
+ * not parse leaves every setting as it was.  now holds the running values
+ * (main's copy: the relay's fy_conf is never written).  Main thread. */
+static void reload(int argc, char **argv, fy_conf *now, fy_relay *relay)
+{
+    fy_conf next;
+    fy_auth *auth = NULL;
+    char err[1024], q[1100];
+    size_t restart = 0;
+
+    fy_klog(FY_LOG_INFO, "reload", "signal=HUP");
+    if (settings(argc, argv, &next, err, sizeof err) < 0 ||
+        (next.auth[0] && fy_auth_load(next.auth, &auth, err, sizeof err) < 0)) {
+        fy_klog(FY_LOG_ERROR, "reload refused", "reason=%s action=\"keep the old settings\"",
+                fy_klog_q(err, q, sizeof q));
+        return;
+    }
+    size_t before = fy_auth_rules(fy_relay_auth(relay));
+    if (fy_relay_set_auth(relay, auth) < 0) {
+        fy_klog(FY_LOG_ERROR, "reload refused", "reason=\"out of memory\" "
+                "action=\"keep the old settings\"");
+        fy_auth_free(auth);
+        return;
+    }
+    /* Log under the more verbose of the old and new levels, so a change of
+     * level shows either way. */
+    if (next.log_level < now->log_level)
+        fy_klog_set_level((enum fy_klog_level)next.log_level);
+    size_t changed = fy_conf_diff(now, &next, on_change, &restart);
+    fy_klog(FY_LOG_INFO, "reload: token rules", "file=%s auth_rules=%zu->%zu tables_kept=%zu",
+            next.auth[0] ? next.auth : "none", before, fy_auth_rules(auth),
+            fy_relay_auth_generations(relay));
+    fy_klog(FY_LOG_INFO, "reload done", "changed=%zu need_restart=%zu", changed - restart,
+            restart);
+    fy_klog_set_level((enum fy_klog_level)next.log_level);
+    snprintf(now->auth, sizeof now->auth, "%s", next.auth);
+    now->log_level = next.log_level;
+    now->drain_timeout = next.drain_timeout;
+}
+
 int main(int argc, char **argv)
 {
-    fy_conf conf;
+    fy_conf conf, now; /* conf: the relay's, never written after start; now: SIGHUP's */
     fy_auth *auth = NULL;
     fy_relay *relay = NULL;
     char err[1024], addr[128];
@@ -131,10 +209,7 @@ int main(int argc, char **argv)
             return 0;
         }
     }
-    fy_conf_defaults(&conf);
-    if (parse_flags(argc, argv, &conf, true, err, sizeof err) < 0 ||
-        parse_flags(argc, argv, &conf, false, err, sizeof err) < 0 ||
-        fy_conf_check(&conf, err, sizeof err) < 0)
+    if (settings(argc, argv, &conf, err, sizeof err) < 0)
         return bad(err);
     if (conf.auth[0] && fy_auth_load(conf.auth, &auth, err, sizeof err) < 0)
         return bad(err);
@@ -145,6 +220,7 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGUSR1);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     /* A receiver that vanishes must be an EPIPE from writev/sendfile, not a kill. */
     signal(SIGPIPE, SIG_IGN);
@@ -157,7 +233,7 @@ int main(int argc, char **argv)
     fy_relay_bound(relay, addr, sizeof addr);
     if ((rc = fy_relay_start(relay, err, sizeof err)) < 0) {
         fy_klog(FY_LOG_ERROR, "cannot start", "err=%s text=\"%s\"", fy_errname(rc), err);
-        fy_relay_stop(relay, STOP_TIMEOUT_MS);
+        fy_relay_stop(relay, (unsigned)conf.drain_timeout * 1000u);
         fy_relay_free(relay);
         fy_auth_free(auth);
         return 1;
@@ -174,10 +250,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "metrics=%s\n", fy_relay_metrics_bound(relay));
     fprintf(stderr, "listening=%s\n", addr);
     fflush(stderr);
+    now = conf;
 
     for (;;) {
         if (sigwait(&sigs, &sig) != 0)
             continue;
+        if (sig == SIGHUP) {
+            reload(argc, argv, &now, relay);
+            continue;
+        }
         if (sig != SIGUSR1)
             break;
         char path[FY_CONF_PATH_MAX + 64] = "";
@@ -188,9 +269,10 @@ int main(int argc, char **argv)
         else
             fy_klog(FY_LOG_INFO, "trace snapshot written", "trace=%s", path);
     }
-    fy_klog(FY_LOG_INFO, "shutdown", "signal=%s timeout_ms=%d", sig == SIGTERM ? "TERM" : "INT",
-            STOP_TIMEOUT_MS);
-    rc = fy_relay_stop(relay, STOP_TIMEOUT_MS);
+    unsigned drain_ms = (unsigned)now.drain_timeout * 1000u;
+    fy_klog(FY_LOG_INFO, "shutdown", "signal=%s drain_timeout_ms=%u",
+            sig == SIGTERM ? "TERM" : "INT", drain_ms);
+    rc = fy_relay_stop(relay, drain_ms);
     fy_relay_free(relay);
     fy_auth_free(auth);
     fy_klog(FY_LOG_INFO, "exit", "forced=%s", rc < 0 ? "yes" : "no");
