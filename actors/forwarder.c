@@ -33,6 +33,11 @@
  * ping bytes do not count (a stopped process's kernel still acks those).
  * After half of --idle-timeout without either it gets a ping; after the
  * whole timeout FY_ETIMEOUT.
+ *
+ * Drain: on shutdown it sends what is queued or in the file up to the end,
+ * then bye.  When the drain timeout passes first (FY_RM_DRAIN_CUT), it
+ * finishes the frame it is in the middle of, drops the rest, and says bye,
+ * so a receiver still reading sees a clean end instead of a cut frame.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -96,7 +101,10 @@ typedef struct fwd {
     uint64_t ctl_out;     /* control bytes written (with sent: all bytes written) */
     uint64_t ping_bytes;  /* bytes of the pings queued */
     int64_t acked_best;   /* most non-ping bytes the peer had acknowledged at a tick */
+    bool cut;             /* the drain timeout passed: finish this frame, bye */
+    fy_pos bound;         /* catch-up: a frame boundary at or before pos */
     uint64_t sent, acked, catchups, frames_live;
+    uint64_t sent_disk;   /* of sent, bytes sent from the file (catch-up) */
 } fwd;
 
 static void pump(fwd *f);
@@ -179,6 +187,10 @@ static void close_fwd(fwd *f, enum fy_klog_level lvl, const char *why)
             (unsigned long long)f->sent, (unsigned long long)f->acked,
             (unsigned long long)f->catchups);
     f->st = F_CLOSING;
+    /* Both to the writer from this actor: they arrive in this order. */
+    fy_actor_post(f->chan->writer, FY_RM_FWD_TOTALS,
+                  f->catchups > UINT32_MAX ? UINT32_MAX : (uint32_t)f->catchups, f->sent_disk, 0,
+                  NULL, NULL);
     fy_actor_post(f->chan->writer, FY_RM_UNSUBSCRIBE, 0, f->sent, f->frames_live, f->self, NULL);
 }
 
@@ -233,6 +245,7 @@ static void start_catchup(fwd *f, fy_pos at, uint64_t seq)
 {
     f->st = F_CATCHUP;
     f->pos = at;
+    f->bound = at;
     f->pos_seq = seq;
     f->rd_seeked = false;
     pump(f);
@@ -371,6 +384,7 @@ static void overflow(fwd *f, fy__batch *nb, const char *why)
             (unsigned long long)f->end_seq);
     f->st = F_CATCHUP;
     f->pos = at;
+    f->bound = at;
     f->pos_seq = 0; /* there is something to send */
     f->rd_seeked = false;
 }
@@ -422,6 +436,10 @@ static void emit_lag(fwd *f)
 
 static void on_live(fwd *f, fy__batch *b)
 {
+    if (f->cut) { /* sending nothing new: the end is fixed */
+        fy__batch_unref(b);
+        return;
+    }
     if (f->st != F_LIVE) {
         /* Catching up (or not started): the bytes are in the file already;
          * only the end moves. */
@@ -556,7 +574,7 @@ static int write_part(fwd *f)
 
 static void go_live(fwd *f)
 {
-    if (f->catchups || f->pos_seq != f->end_seq)
+    if (!f->cut && (f->catchups || f->pos_seq != f->end_seq))
         fy_klog(FY_LOG_INFO, "receiver live", "peer=%s channel=%s next_seq=%llu bytes_sent=%llu",
                 f->peer, f->chan->name, (unsigned long long)f->end_seq,
                 (unsigned long long)f->sent);
@@ -593,6 +611,7 @@ static ssize_t catchup_step(fwd *f, size_t max)
     }
     rc = fy_logrd_sendfile(f->rd, f->fd, f->end, max, &sent);
     f->sent += sent;
+    f->sent_disk += sent;
     f->pos = fy_logrd_pos(f->rd);
     if (sent)
         f->mid = true; /* unknown frame boundary until the reader is at the end */
@@ -666,6 +685,64 @@ static void pump(fwd *f)
         }
         budget -= (size_t)w;
     }
+}
+
+/* ---- the drain timeout ----------------------------------------------------------- */
+
+/* Stop at the end of the frame being sent, then bye (pump sends it once
+ * nothing is left, as on an orderly shutdown). */
+static void on_cut(fwd *f)
+{
+    fy_pos end;
+    int rc;
+
+    f->shutting = true;
+    if (f->cut)
+        return;
+    f->cut = true;
+    switch (f->st) {
+    case F_SUBSCRIBING:
+    case F_LOOKUP: /* nothing sent yet, not even a welcome */
+        close_fwd(f, FY_LOG_INFO, "drain timeout before the first frame");
+        return;
+    case F_LIVE:
+        if (f->qlen && f->qoff) {
+            /* The partly written frame goes out from its buffer (write_part,
+             * in catch-up mode with nothing to read from the file). */
+            fy__batch *h = qat(f, 0);
+            const fy_idx_rec *r = &h->recs[f->qframe];
+            f->part = h;
+            atomic_fetch_add_explicit(&h->refs, 1, memory_order_relaxed);
+            f->part_i = f->qframe;
+            f->part_off = f->qoff;
+            while (f->qlen)
+                q_pop(f);
+            f->st = F_CATCHUP;
+            f->pos = f->bound = f->end = (fy_pos){r->seg, r->off + r->len};
+            f->pos_seq = 0;
+            f->rd_seeked = false;
+        }
+        while (f->qlen)
+            q_pop(f);
+        break;
+    case F_CATCHUP:
+        end = f->pos;
+        if (f->rd && f->rd_seeked && (rc = fy_logrd_boundary(f->rd, f->bound, &end)) < 0) {
+            fy_klog(FY_LOG_WARN, "drain cut", "peer=%s channel=%s call=fy_logrd_boundary err=%s "
+                    "action=\"close without bye\"", f->peer, f->chan->name, fy_errname(rc));
+            close_fwd(f, FY_LOG_INFO, "drain timeout");
+            return;
+        }
+        f->end = end;
+        f->pos_seq = 0;
+        break;
+    case F_CLOSING:
+        return;
+    }
+    fy_klog(FY_LOG_INFO, "drain timeout: receiver cut", "peer=%s channel=%s bytes_sent=%llu "
+            "action=\"finish the frame, bye\"", f->peer, f->chan->name,
+            (unsigned long long)f->sent);
+    pump(f);
 }
 
 /* ---- reading the receiver's frames ----------------------------------------------- */
@@ -830,6 +907,7 @@ static void on_stats(fwd *f, const fy_msg *m)
     r.v[FY_ST_BYTES_OUT] = f->sent;
     r.v[FY_ST_FRAMES_OUT] = f->frames_live;
     r.v[FY_ST_CATCHUPS] = f->catchups;
+    r.v[FY_ST_BYTES_DISK] = f->sent_disk;
     r.v[FY_ST_QUEUED_BYTES] = f->qbytes;
     lag(f, &r.v[FY_ST_LAG_PKTS], &r.v[FY_ST_LAG_BYTES]);
     fy_stats_answer(f->ctx->pool, f->ctx->metrics, m, &r);
@@ -883,6 +961,9 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
         break;
     case FY_RM_LIVE:
         on_live(f, m->ptr);
+        break;
+    case FY_RM_DRAIN_CUT:
+        on_cut(f);
         break;
     case FY_RM_SHUTDOWN:
         /* No batch follows (every sender is gone): send what is queued or

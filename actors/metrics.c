@@ -1,6 +1,7 @@
 /*
  * metrics.c - the metrics actor: GET /metrics on --metrics HOST:PORT, in
- * Prometheus text format (docs/observability.md lists every family).
+ * Prometheus text format (docs/observability.md lists every family), and
+ * the health checks GET /healthz and GET /readyz there too (HEAD as well).
  *
  * It owns the HTTP listener and its connections (src/metrics/httpd.c) and
  * gathers the relay's figures by message, never by reading another
@@ -16,11 +17,24 @@
  * bytes and frames in are the writers' (stored, per channel, for the
  * channel's life); bytes and frames out are the live forwarders' plus what
  * each writer keeps of its receivers that have left (stats.h).
+ *
+ * Label values are bounded: channels, error codes, actor kinds, scheduler
+ * threads.  Nothing is labelled per connection (a peer address or an actor
+ * id would be a new series for every receiver that ever connected):
+ * receivers are counted by mode and their lag is the worst per channel;
+ * ferry-trace's summary and the log name the peer.
+ *
+ * Health: /healthz answers 200 while the actor runs.  /readyz answers 200
+ * once the relay told it the acceptor listens (FY_RM_READY) and until the
+ * shutdown begins (FY_RM_SHUTDOWN), while DATA/channels is writable
+ * (access(2), one syscall per probe); 503 with the reason otherwise.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ferry/err.h"
 #include "ferry/io.h"
@@ -38,6 +52,10 @@
 #define HTTP_TAGS (1ull << 32)
 #define MSG_START (FY_STATS_REP + 1) /* self: start watching the listener */
 
+#ifndef FY_BUILD_VERSION
+#define FY_BUILD_VERSION "unknown"
+#endif
+
 typedef struct metrics {
     const fy__ctx *ctx;
     fy_actor *self;
@@ -48,7 +66,9 @@ typedef struct metrics {
     fy_stats_rec *recs;
     size_t nrecs, caprecs;
     uint32_t waiting[FY_HTTPD_CONNS];
+    bool waiting_head[FY_HTTPD_CONNS]; /* HEAD: the headers only */
     size_t nwaiting;
+    bool listening, stopping;          /* for /readyz */
     uint64_t scrapes, incomplete;
 } metrics;
 
@@ -133,41 +153,56 @@ static void render_runtime(metrics *m, fy_prom *p)
 
 static void render_conns(metrics *m, fy_prom *p, const fy_stats_rec *acc)
 {
-    uint64_t senders = 0, pending = 0, receivers = 0, in = 0, out = 0, fin = 0, fout = 0;
+    uint64_t senders = 0, pending = 0, live = 0, catchup = 0, in = 0, out = 0, disk = 0, fin = 0,
+             fout = 0, catchups = 0;
     for (size_t i = 0; i < m->nrecs; i++) {
         const fy_stats_rec *r = &m->recs[i];
         if (r->kind == FY_KIND_SESSION) {
             senders += r->role == 1;
             pending += r->role == 0;
-        } else if (r->kind == FY_KIND_FORWARDER) {
-            receivers++;
-            out += r->v[FY_ST_BYTES_OUT];
-            fout += r->v[FY_ST_FRAMES_OUT];
-        } else if (r->kind == FY_KIND_WRITER || r->kind == FY_KIND_REGISTRY) {
-            /* the registry: what the channels closed so far had */
+        } else if (r->kind == FY_KIND_FORWARDER || r->kind == FY_KIND_WRITER ||
+                   r->kind == FY_KIND_REGISTRY) {
+            if (r->kind == FY_KIND_FORWARDER && strcmp(r->mode, "live") == 0)
+                live++;
+            else if (r->kind == FY_KIND_FORWARDER)
+                catchup++;
+            /* writers; the registry: what the channels closed so far had */
             in += r->v[FY_ST_BYTES_IN];
             fin += r->v[FY_ST_FRAMES_IN];
-            out += r->v[FY_ST_BYTES_OUT]; /* its receivers that have left */
+            /* a writer's: its receivers that have left */
+            out += r->v[FY_ST_BYTES_OUT];
+            disk += r->v[FY_ST_BYTES_DISK];
             fout += r->v[FY_ST_FRAMES_OUT];
+            catchups += r->v[FY_ST_CATCHUPS];
         }
     }
     fy_prom_family(p, "ferry_connections", "gauge",
                    "Open client connections by role (handshake = hello not yet done).");
     fy_prom_u64(p, "ferry_connections", senders, "role", "sender", NULL);
-    fy_prom_u64(p, "ferry_connections", receivers, "role", "receiver", NULL);
+    fy_prom_u64(p, "ferry_connections", live + catchup, "role", "receiver", NULL);
     fy_prom_u64(p, "ferry_connections", pending, "role", "handshake", NULL);
     fy_prom_family(p, "ferry_connections_accepted_total", "counter", "Connections accepted.");
     fy_prom_u64(p, "ferry_connections_accepted_total", acc ? acc->v[FY_ST_ACCEPTED] : 0, NULL);
-    fy_prom_family(p, "ferry_bytes_in_total", "counter",
+    fy_prom_family(p, "ferry_receivers", "gauge",
+                   "Receivers by mode: live (sent from memory) or catch-up (sent from the file).");
+    fy_prom_u64(p, "ferry_receivers", live, "mode", "live", NULL);
+    fy_prom_u64(p, "ferry_receivers", catchup, "mode", "catch-up", NULL);
+    fy_prom_family(p, "ferry_received_bytes_total", "counter",
                    "Frame bytes received from senders and stored (all channels).");
-    fy_prom_u64(p, "ferry_bytes_in_total", in, NULL);
-    fy_prom_family(p, "ferry_bytes_out_total", "counter", "Bytes sent to receivers.");
-    fy_prom_u64(p, "ferry_bytes_out_total", out, NULL);
-    fy_prom_family(p, "ferry_frames_in_total", "counter",
+    fy_prom_u64(p, "ferry_received_bytes_total", in, NULL);
+    fy_prom_family(p, "ferry_received_frames_total", "counter",
                    "Frames received from senders and stored (all channels).");
-    fy_prom_u64(p, "ferry_frames_in_total", fin, NULL);
-    fy_prom_family(p, "ferry_frames_out_total", "counter", "Stream frames sent to receivers.");
-    fy_prom_u64(p, "ferry_frames_out_total", fout, NULL);
+    fy_prom_u64(p, "ferry_received_frames_total", fin, NULL);
+    fy_prom_family(p, "ferry_sent_bytes_total", "counter",
+                   "Bytes sent to receivers, by source: live (from memory) or disk (catch-up).");
+    fy_prom_u64(p, "ferry_sent_bytes_total", out - disk, "source", "live", NULL);
+    fy_prom_u64(p, "ferry_sent_bytes_total", disk, "source", "disk", NULL);
+    fy_prom_family(p, "ferry_sent_live_frames_total", "counter",
+                   "Frames sent to receivers from memory (catch-up sends file bytes, not frames).");
+    fy_prom_u64(p, "ferry_sent_live_frames_total", fout, NULL);
+    fy_prom_family(p, "ferry_receiver_catchups_total", "counter",
+                   "Times a receiver fell behind its window and was sent from the file.");
+    fy_prom_u64(p, "ferry_receiver_catchups_total", catchups, NULL);
     fy_prom_family(p, "ferry_errors_total", "counter",
                    "Connections ended by an error, by error code (fy_errname).");
     if (acc)
@@ -210,39 +245,45 @@ static void render_channels(metrics *m, fy_prom *p)
     }
 }
 
+/* Records sorted by channel, then kind: a writer is followed by its channel's
+ * forwarders (FY_KIND_WRITER < FY_KIND_FORWARDER). */
+static int by_channel(const void *a, const void *b)
+{
+    const fy_stats_rec *x = a, *y = b;
+    int c = strcmp(x->channel, y->channel);
+    return c ? c : (int)x->kind - (int)y->kind;
+}
+
+/* Per channel, over its receivers: the worst lag, the live buffers held. */
 static void render_receivers(metrics *m, fy_prom *p)
 {
     static const struct {
-        const char *name, *type, *help;
+        const char *name, *help;
         int st;
+        bool sum;
     } fam[] = {
-        {"ferry_receiver_lag_packets", "gauge", "Packets the receiver is behind the channel.", FY_ST_LAG_PKTS},
-        {"ferry_receiver_lag_bytes", "gauge", "Bytes the receiver is behind the channel.", FY_ST_LAG_BYTES},
-        {"ferry_receiver_bytes_total", "counter", "Bytes sent to the receiver.", FY_ST_BYTES_OUT},
-        {"ferry_receiver_queued_bytes", "gauge", "Live buffer bytes held for the receiver.", FY_ST_QUEUED_BYTES},
-        {"ferry_receiver_catchups_total", "counter", "Times the receiver fell back to reading the file.", FY_ST_CATCHUPS},
+        {"ferry_channel_receiver_max_lag_frames",
+         "Frames the channel's furthest-behind receiver is behind its end.", FY_ST_LAG_PKTS, false},
+        {"ferry_channel_receiver_max_lag_bytes",
+         "Bytes the channel's furthest-behind receiver is behind its end.", FY_ST_LAG_BYTES, false},
+        {"ferry_channel_receiver_queued_bytes",
+         "Live buffer bytes held for the channel's receivers.", FY_ST_QUEUED_BYTES, true},
     };
-    char id[16];
     for (size_t f = 0; f < sizeof fam / sizeof *fam; f++) {
-        fy_prom_family(p, fam[f].name, fam[f].type, fam[f].help);
+        fy_prom_family(p, fam[f].name, "gauge", fam[f].help);
         for (size_t i = 0; i < m->nrecs; i++) {
-            const fy_stats_rec *r = &m->recs[i];
-            if (r->kind != FY_KIND_FORWARDER)
+            if (m->recs[i].kind != FY_KIND_WRITER)
                 continue;
-            snprintf(id, sizeof id, "%u", r->actor);
-            fy_prom_u64(p, fam[f].name, r->v[fam[f].st], "channel", r->channel, "peer", r->peer,
-                        "actor", id, NULL);
+            uint64_t v = 0;
+            for (size_t j = i + 1; j < m->nrecs &&
+                                   strcmp(m->recs[j].channel, m->recs[i].channel) == 0; j++) {
+                uint64_t x = m->recs[j].v[fam[f].st];
+                if (m->recs[j].kind != FY_KIND_FORWARDER)
+                    continue;
+                v = fam[f].sum ? v + x : x > v ? x : v;
+            }
+            fy_prom_u64(p, fam[f].name, v, "channel", m->recs[i].channel, NULL);
         }
-    }
-    fy_prom_family(p, "ferry_receiver_mode", "gauge",
-                   "1 for the receiver's current mode: live (from memory) or catch-up (from the file).");
-    for (size_t i = 0; i < m->nrecs; i++) {
-        const fy_stats_rec *r = &m->recs[i];
-        if (r->kind != FY_KIND_FORWARDER)
-            continue;
-        snprintf(id, sizeof id, "%u", r->actor);
-        fy_prom_u64(p, "ferry_receiver_mode", 1, "channel", r->channel, "peer", r->peer, "actor",
-                    id, "mode", r->mode[0] ? r->mode : "unknown", NULL);
     }
 }
 
@@ -278,6 +319,8 @@ static void finish(metrics *m)
         m->incomplete++;
     m->cur = 0;
     m->scrapes++;
+    if (m->nrecs)
+        qsort(m->recs, m->nrecs, sizeof *m->recs, by_channel);
     const fy_stats_rec *acc = NULL, *reg = NULL;
     for (size_t i = 0; i < m->nrecs; i++) {
         if (m->recs[i].kind == FY_KIND_ACCEPTOR)
@@ -289,6 +332,8 @@ static void finish(metrics *m)
     fy_prom_reset(p);
     fy_prom_family(p, "ferry_up", "gauge", "1 while the relay runs.");
     fy_prom_u64(p, "ferry_up", 1, NULL);
+    fy_prom_family(p, "ferry_build_info", "gauge", "1, labelled with the ferryd version.");
+    fy_prom_u64(p, "ferry_build_info", 1, "version", FY_BUILD_VERSION, NULL);
     render_conns(m, p, acc);
     render_registry(p, reg);
     render_channels(m, p);
@@ -304,32 +349,67 @@ static void finish(metrics *m)
     const char *text = fy_prom_text(p, &len);
     for (size_t i = 0; i < m->nwaiting; i++) {
         if (text)
-            fy_httpd_reply(m->h, m->waiting[i], 200, FY_PROM_CTYPE, text, len);
+            fy_httpd_answer(m->h, m->waiting[i], 200, FY_PROM_CTYPE, text, len,
+                            m->waiting_head[i]);
         else
-            fy_httpd_reply(m->h, m->waiting[i], 503, "text/plain", "out of memory\n", 14);
+            fy_httpd_answer(m->h, m->waiting[i], 503, "text/plain", "out of memory\n", 14,
+                            m->waiting_head[i]);
     }
     m->nwaiting = 0;
 }
 
 /* ---- the actor ------------------------------------------------------------- */
 
+/* /readyz: 0 when ready, else the reason in why. */
+static int readiness(const metrics *m, char *why, size_t cap)
+{
+    if (m->stopping) {
+        snprintf(why, cap, "not ready: shutting down\n");
+        return -1;
+    }
+    if (!m->listening) {
+        snprintf(why, cap, "not ready: not listening yet\n");
+        return -1;
+    }
+    if (access(m->ctx->chan_root, W_OK) != 0) {
+        snprintf(why, cap, "not ready: data directory %s not writable: %s\n",
+                 m->ctx->chan_root, strerror(errno));
+        return -1;
+    }
+    snprintf(why, cap, "ready\n");
+    return 0;
+}
+
 static void on_req(void *arg, uint32_t conn, const char *method, const char *path)
 {
     metrics *m = arg;
-    if (strcmp(method, "GET") != 0) {
-        fy_httpd_reply(m->h, conn, 405, "text/plain", "GET only\n", 9);
+    bool head = strcmp(method, "HEAD") == 0;
+    char why[sizeof m->ctx->chan_root + 256];
+    if (!head && strcmp(method, "GET") != 0) {
+        fy_httpd_reply(m->h, conn, 405, "text/plain", "GET or HEAD only\n", 17);
+        return;
+    }
+    if (strcmp(path, "/healthz") == 0) {
+        fy_httpd_answer(m->h, conn, 200, "text/plain", "ok\n", 3, head);
+        return;
+    }
+    if (strcmp(path, "/readyz") == 0) {
+        int st = readiness(m, why, sizeof why) == 0 ? 200 : 503;
+        fy_httpd_answer(m->h, conn, st, "text/plain", why, strlen(why), head);
         return;
     }
     if (strcmp(path, "/metrics") != 0) {
-        static const char idx[] = "ferryd: metrics at /metrics (Prometheus text format)\n";
-        fy_httpd_reply(m->h, conn, strcmp(path, "/") ? 404 : 200, "text/plain", idx,
-                       sizeof idx - 1);
+        static const char idx[] = "ferryd: metrics at /metrics (Prometheus text format), "
+                                  "health at /healthz and /readyz\n";
+        fy_httpd_answer(m->h, conn, strcmp(path, "/") ? 404 : 200, "text/plain", idx,
+                        sizeof idx - 1, head);
         return;
     }
     if (m->nwaiting == FY_HTTPD_CONNS) {
-        fy_httpd_reply(m->h, conn, 503, "text/plain", "busy\n", 5);
+        fy_httpd_answer(m->h, conn, 503, "text/plain", "busy\n", 5, head);
         return;
     }
+    m->waiting_head[m->nwaiting] = head;
     m->waiting[m->nwaiting++] = conn;
     if (!m->cur)
         start_gather(m); /* scrapes arriving meanwhile share this gather */
@@ -346,6 +426,12 @@ static int handle(fy_actor *self, void *state, fy_msg *msg)
         break;
     case FY_STATS_REP:
         on_rep(m, msg);
+        break;
+    case FY_RM_READY:
+        m->listening = true;
+        break;
+    case FY_RM_SHUTDOWN:
+        m->stopping = true;
         break;
     case MSG_START:
         if (fy_httpd_start(m->h) < 0)

@@ -332,6 +332,10 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
         r->gone_out += m->u64[0];
         r->gone_frames_out += m->u64[1];
         break;
+    case FY_RM_DRAIN_CUT: /* to every channel's receivers (writers pass it on) */
+        for (size_t i = 0; i < r->n; i++)
+            fy_actor_post(r->slots[i].ch->writer, FY_RM_DRAIN_CUT, 0, 0, 0, NULL, NULL);
+        break;
     case FY_RM_WRITER_DONE:
         on_writer_done(r, m);
         break;

@@ -26,9 +26,17 @@
 #include "relay_int.h"
 
 
+/* After the drain timeout, forwarders are told to stop at a frame boundary
+ * and say bye; this long more is theirs to do it, then every actor stops. */
+#define CUT_GRACE_MS 1000
+
 struct fy_relay {
     fy__ctx ctx;
     fy_conf conf;     /* the caller's, with the limits fitted to RLIMIT_NOFILE */
+    fy__live live;
+    fy_auth **old_auth; /* tables replaced by fy_relay_set_auth, freed by fy_relay_free */
+    size_t nold_auth;
+    fy_auth *own_auth;  /* the table in force when fy_relay_set_auth gave it */
     fy_addr bound;
     int lfd;
     bool started;
@@ -114,7 +122,8 @@ int fy_relay_new(const fy_conf *conf, const fy_auth *auth, fy_relay **out, char 
     r->conf = *conf;
     fit_nofile(&r->conf);
     conf = r->ctx.conf = &r->conf;
-    r->ctx.auth = auth;
+    r->ctx.live = &r->live;
+    atomic_init(&r->live.auth, auth);
     /* The lock before anything else in the directory is touched. */
     if ((rc = mkdir_p(conf->data)) < 0) {
         snprintf(err, errcap, "cannot create %s: %s", conf->data, strerror(-rc));
@@ -211,35 +220,79 @@ int fy_relay_start(fy_relay *r, char *err, size_t errcap)
     int lfd = r->lfd;
     r->lfd = -1; /* the acceptor owns it now */
     /* ctx is complete: from here on it is only read. */
-    return fy__acceptor_listen(r->ctx.acceptor, lfd);
+    if ((rc = fy__acceptor_listen(r->ctx.acceptor, lfd)) < 0)
+        return rc;
+    if (r->ctx.metrics) /* /readyz: ready from now on */
+        fy_actor_post(r->ctx.metrics, FY_RM_READY, 0, 0, 0, NULL, NULL);
+    return 0;
+}
+
+int fy_relay_set_auth(fy_relay *r, fy_auth *a)
+{
+    if (r->own_auth) {
+        fy_auth **p = realloc(r->old_auth, (r->nold_auth + 1) * sizeof *p);
+        if (!p)
+            return -ENOMEM;
+        r->old_auth = p;
+        /* Still readable: a session may have loaded it this very turn. */
+        r->old_auth[r->nold_auth++] = r->own_auth;
+    }
+    r->own_auth = a;
+    /* release: fy_auth_load's writes of the table happen before a session
+     * that loads this pointer (fy__auth, acquire) reads them */
+    atomic_store_explicit(&r->live.auth, a, memory_order_release);
+    return 0;
+}
+
+const fy_auth *fy_relay_auth(const fy_relay *r)
+{
+    return atomic_load_explicit(&r->live.auth, memory_order_relaxed); /* its only writer */
+}
+
+size_t fy_relay_auth_generations(const fy_relay *r)
+{
+    return r->nold_auth;
+}
+
+/* Wait up to ms for the registry's "all channels closed".  0 or -errno. */
+static int wait_done(fy_relay *r, unsigned ms)
+{
+    uint64_t t0 = fy_now_ns();
+    struct pollfd p = {.fd = r->ctx.done_fd, .events = POLLIN};
+    for (;;) {
+        uint64_t el = (fy_now_ns() - t0) / 1000000;
+        if (el >= ms)
+            return -ETIMEDOUT;
+        int n = poll(&p, 1, (int)(ms - el));
+        if (n > 0)
+            return 0;
+        if (n < 0 && errno != EINTR)
+            return -errno;
+    }
 }
 
 int fy_relay_stop(fy_relay *r, unsigned timeout_ms)
 {
-    int rc = 0;
+    int rc;
 
     if (!r->started)
         return 0;
-    uint64_t t0 = fy_now_ns();
+    if (r->ctx.metrics) /* /readyz: 503 from now on */
+        fy_actor_post(r->ctx.metrics, FY_RM_SHUTDOWN, 0, 0, 0, NULL, NULL);
     fy_actor_post(r->ctx.acceptor, FY_RM_SHUTDOWN, 0, 0, 0, NULL, NULL);
-    struct pollfd p = {.fd = r->ctx.done_fd, .events = POLLIN};
-    for (;;) {
-        uint64_t el = (fy_now_ns() - t0) / 1000000;
-        if (el >= timeout_ms) {
-            rc = -ETIMEDOUT;
-            break;
-        }
-        int n = poll(&p, 1, (int)(timeout_ms - el));
-        if (n > 0)
-            break;
-        if (n < 0 && errno != EINTR) {
-            rc = -errno;
-            break;
-        }
+    if ((rc = wait_done(r, timeout_ms)) == -ETIMEDOUT) {
+        /* Receivers still being sent the log are cut at their next frame
+         * boundary and told bye, rather than losing the connection in the
+         * middle of a frame when the actors stop. */
+        fy_klog(FY_LOG_WARN, "drain timeout", "waited_ms=%u action=\"cut receivers at a frame "
+                "boundary, bye, then stop all actors within %u ms\"", timeout_ms, CUT_GRACE_MS);
+        fy_actor_post(r->ctx.registry, FY_RM_DRAIN_CUT, 0, 0, 0, NULL, NULL);
+        if (wait_done(r, CUT_GRACE_MS) == 0)
+            rc = 0;
     }
     if (rc < 0)
         fy_klog(FY_LOG_WARN, "shutdown incomplete", "waited_ms=%u err=%s action=\"stop all actors\"",
-                timeout_ms, fy_errname(rc));
+                timeout_ms + (rc == -ETIMEDOUT ? CUT_GRACE_MS : 0), fy_errname(rc));
     fy_sched_exit(r->ctx.sched);
     fy_sched_join(r->ctx.sched);
     r->started = false;
@@ -272,5 +325,9 @@ void fy_relay_free(fy_relay *r)
         close(r->ctx.done_fd);
     if (r->lock_fd >= 0)
         close(r->lock_fd); /* the next ferryd may have the directory */
+    for (size_t i = 0; i < r->nold_auth; i++)
+        fy_auth_free(r->old_auth[i]);
+    free(r->old_auth);
+    fy_auth_free(r->own_auth);
     free(r);
 }

@@ -19,7 +19,8 @@
 typedef struct fy_relay fy_relay;
 
 /* Create the data directories, the pool and the scheduler, and bind.
- * conf and auth (may be NULL) must outlive the relay.  Returns 0, or
+ * conf and auth (may be NULL) must outlive the relay; fy_relay_set_auth
+ * replaces auth later.  Returns 0, or
  * -errno with a message in err. */
 int fy_relay_new(const fy_conf *conf, const fy_auth *auth, fy_relay **out, char *err,
                  size_t errcap);
@@ -34,9 +35,27 @@ int fy_relay_start(fy_relay *r, char *err, size_t errcap);
 /* "HOST:PORT" of the /metrics listener once started, or NULL when off. */
 const char *fy_relay_metrics_bound(const fy_relay *r);
 
-/* Orderly shutdown, forced after timeout_ms.  Returns 0, or -ETIMEDOUT when
- * it had to force (actors still busy were stopped). */
+/* Orderly shutdown.  When it is not done after timeout_ms, receivers still
+ * being sent are cut at their next frame boundary and sent a bye, and up to
+ * 1 s later every actor is stopped.  Returns 0 (also when the cut let it
+ * finish), or -ETIMEDOUT when it had to force (actors still busy were
+ * stopped). */
 int fy_relay_stop(fy_relay *r, unsigned timeout_ms);
+
+/* Replace the token table (SIGHUP): hellos read from now on are checked
+ * against a (NULL: everyone may publish and subscribe); connections that
+ * passed their hello keep going.  The relay takes a.  The table it replaces
+ * stays allocated until fy_relay_free, because a session may be reading it
+ * at this moment (the one given to fy_relay_new stays the caller's): one
+ * table kept per call.  Main thread, after fy_relay_start.  0 or -ENOMEM
+ * (then nothing changed and a is still the caller's). */
+int fy_relay_set_auth(fy_relay *r, fy_auth *a);
+
+/* The token table in force (main thread). */
+const fy_auth *fy_relay_auth(const fy_relay *r);
+
+/* How many replaced tables the relay keeps (the bound above, for the log). */
+size_t fy_relay_auth_generations(const fy_relay *r);
 
 /* Write the flight recorder (the scheduler's trace rings) to
  * DATA/trace-<UTC time>.trace; path gets the name.  Any time after start

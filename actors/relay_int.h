@@ -79,10 +79,22 @@ static inline uint32_t fy__idle_tick_ms(uint64_t timeout_s)
     return (uint32_t)(timeout_s * 1000 / 4);
 }
 
+/* What may change while the relay runs (SIGHUP): kept out of the read-only
+ * context, which only points at it.  The token table in force is an
+ * immutable fy_auth published whole through an atomic pointer: the main
+ * thread stores a new one (release, after fy_auth_load wrote it), a session
+ * loads it at hello time (acquire, fy__auth) and uses it within that one
+ * turn.  A replaced table is never freed while actors run: the relay keeps
+ * it until fy_relay_free (docs/architecture.md, "Reloading").  C11 atomics
+ * rather than ck so ThreadSanitizer sees the pair. */
+typedef struct fy__live {
+    _Atomic(const fy_auth *) auth; /* NULL: everyone may publish and subscribe */
+} fy__live;
+
 /* The relay-wide, read-only context every actor gets a pointer to. */
 typedef struct fy__ctx {
     const fy_conf *conf;
-    const fy_auth *auth; /* NULL: everyone may publish and subscribe */
+    fy__live *live;      /* the reloadable part, see fy__live */
     fy_bufpool *pool;
     fy_sched *sched;
     fy_actor *registry;  /* set before the first session exists */
@@ -91,6 +103,14 @@ typedef struct fy__ctx {
     int done_fd;         /* eventfd: the registry signals "shutdown complete" */
     char chan_root[4200];/* DATA/channels */
 } fy__ctx;
+
+/* The token table in force (any actor; use it within the turn). */
+static inline const fy_auth *fy__auth(const fy__ctx *ctx)
+{
+    /* acquire: pairs with fy_relay_set_auth's release store, so the table's
+     * rules are visible before its pointer */
+    return atomic_load_explicit(&ctx->live->auth, memory_order_acquire);
+}
 
 /* One channel: created by the registry, immutable afterwards, freed by the
  * registry when its writer reports WRITER_DONE (an idle close or shutdown;
@@ -233,6 +253,12 @@ enum fy__msg {
     FY_RM_LIVE,                       /* ptr = fy__batch (one reference) */
     FY_RM_LOOKED,                     /* u32 = FY_E* or 0, u64 = seg, off */
     FY_RM_UNSUBSCRIBED,
+    /* drain and health */
+    FY_RM_DRAIN_CUT,                  /* relay -> registry -> writers -> forwarders: the drain
+                                         timeout passed; stop at a frame boundary, say bye */
+    FY_RM_FWD_TOTALS,                 /* forwarder -> writer, just before UNSUBSCRIBE: u32 =
+                                         catch-ups, u64[0] = bytes it sent from the file */
+    FY_RM_READY,                      /* relay -> metrics: the acceptor listens */
 };
 
 /* Timer tags. */

@@ -79,6 +79,7 @@ typedef struct writer {
     size_t nlease, caplease;
     uint64_t idle_since; /* fy_now_ns() when last seen unused; 0 = in use */
     bool idle_armed, idle_told, idle_close;
+    uint64_t gone_disk, gone_catchups;  /* (FY_RM_FWD_TOTALS) */
 } writer;
 
 /* ---- storing a batch --------------------------------------------------------- */
@@ -536,6 +537,8 @@ static void on_stats(writer *w, const fy_msg *m)
     /* Forwarders that have left (live ones answer for themselves). */
     r.v[FY_ST_BYTES_OUT] = w->gone_out;
     r.v[FY_ST_FRAMES_OUT] = w->gone_frames_out;
+    r.v[FY_ST_BYTES_DISK] = w->gone_disk;
+    r.v[FY_ST_CATCHUPS] = w->gone_catchups;
     fy_stats_answer(w->ctx->pool, w->ctx->metrics, m, &r);
 }
 
@@ -578,6 +581,14 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
         break;
     case FY_RM_UNSUBSCRIBE:
         on_unsubscribe(w, m->ptr, m);
+        break;
+    case FY_RM_FWD_TOTALS:
+        w->gone_catchups += m->u32;
+        w->gone_disk += m->u64[0];
+        break;
+    case FY_RM_DRAIN_CUT:
+        for (size_t i = 0; i < w->nfwd; i++)
+            fy_actor_post(w->fwd[i], FY_RM_DRAIN_CUT, 0, 0, 0, NULL, NULL);
         break;
     case FY_RM_SHUTDOWN:
         on_shutdown(w);

@@ -5,8 +5,9 @@
  * key=value ...`.  The caller writes the key=value tail with printf-style
  * formatting; values with spaces must be quoted by the caller (fy_klog_q
  * helps).  One write(2) per line, so lines from many threads never
- * interleave.  The level threshold and program name are set once at
- * startup, before any thread starts (the only process-wide settings).
+ * interleave.  The program name is set once at startup, before any thread
+ * starts; the level threshold too, and fy_klog_set_level() may change it
+ * later from any thread (ferryd's SIGHUP reload).
  */
 #ifndef FERRY_KLOG_H
 #define FERRY_KLOG_H
@@ -18,6 +19,13 @@ enum fy_klog_level { FY_LOG_DEBUG = 0, FY_LOG_INFO = 1, FY_LOG_WARN = 2, FY_LOG_
 
 /* Call once at startup, before threads start. */
 void fy_klog_setup(const char *prog, enum fy_klog_level min_level);
+/* Change the threshold (any thread, any time): lines already being
+ * formatted by other threads may still use the old one. */
+void fy_klog_set_level(enum fy_klog_level min_level);
+/* The current threshold (any thread). */
+enum fy_klog_level fy_klog_level(void);
+/* Name of a level ("debug", "info", "warn", "error"). */
+const char *fy_klog_level_name(enum fy_klog_level lvl);
 /* Parse "debug|info|warn|error"; returns level or -EINVAL. */
 int fy_klog_level_parse(const char *s);
 

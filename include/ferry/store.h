@@ -134,6 +134,12 @@ fy_pos fy_logrd_pos(const fy_logrd *r);
  * Returns 0 (check *sent and fy_logrd_pos), -EAGAIN if the socket is full
  * (after sending what it could), or -errno. */
 int fy_logrd_sendfile(fy_logrd *r, int fd, fy_pos end, size_t max, size_t *sent);
+/* The first frame boundary at or after the reader's position, found by
+ * walking frame headers (one 32-byte pread each) from `from`: a boundary at
+ * or before the position (an earlier segment's counts as the start of the
+ * reader's segment).  For a forwarder that must stop sending at a frame's
+ * end (the drain timeout).  0 with *out set, or -errno / -FY_ECORRUPT. */
+int fy_logrd_boundary(fy_logrd *r, fy_pos from, fy_pos *out);
 /* Read whole frames from the position into buf (at most cap bytes, at
  * least one frame if it fits) without passing end.  Sets *len.  For callers
  * that need the bytes (checking, tools).  Returns 0 or -errno / -FY_ECORRUPT. */

@@ -3,27 +3,46 @@
  *
  * A line is built in a stack buffer and written with one write(2): lines
  * from different threads never interleave, and no lock is needed.  The
- * program name and level threshold are the only process-wide settings; they
- * are written once by fy_klog_setup() before any thread starts and only read
- * afterwards.
+ * program name and level threshold are the only process-wide settings; the
+ * name is written once by fy_klog_setup() before any thread starts and only
+ * read afterwards.  The threshold is the exception: ferryd changes it on SIGHUP
+ * while every thread logs, so it is an atomic int.  Relaxed loads and
+ * stores: it orders nothing else, and a line formatted during the change may
+ * go by either threshold.
  */
 #include "ferry/klog.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 static const char *g_prog = "ferry";
-static enum fy_klog_level g_min = FY_LOG_INFO;
+static atomic_int g_min = FY_LOG_INFO;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
 void fy_klog_setup(const char *prog, enum fy_klog_level min_level)
 {
     g_prog = prog;
-    g_min = min_level;
+    fy_klog_set_level(min_level);
+}
+
+void fy_klog_set_level(enum fy_klog_level min_level)
+{
+    atomic_store_explicit(&g_min, (int)min_level, memory_order_relaxed);
+}
+
+enum fy_klog_level fy_klog_level(void)
+{
+    return (enum fy_klog_level)atomic_load_explicit(&g_min, memory_order_relaxed);
+}
+
+const char *fy_klog_level_name(enum fy_klog_level lvl)
+{
+    return (unsigned)lvl < 4 ? level_names[lvl] : "?";
 }
 
 int fy_klog_level_parse(const char *s)
@@ -65,7 +84,7 @@ void fy_klog(enum fy_klog_level lvl, const char *msg, const char *fmt, ...)
     struct timespec ts;
     struct tm tm;
 
-    if (lvl < g_min)
+    if ((int)lvl < atomic_load_explicit(&g_min, memory_order_relaxed))
         return;
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);

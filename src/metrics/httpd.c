@@ -254,6 +254,12 @@ static const char *reason(int status)
 int fy_httpd_reply(fy_httpd *h, uint32_t id, int status, const char *ctype, const char *body,
                    size_t len)
 {
+    return fy_httpd_answer(h, id, status, ctype, body, len, false);
+}
+
+int fy_httpd_answer(fy_httpd *h, uint32_t id, int status, const char *ctype, const char *body,
+                    size_t len, bool head_only)
+{
     assert(fy_actor_running_here(h->owner));
     unsigned slot = id & 0xFF;
     if (slot == 0 || slot > FY_HTTPD_CONNS)
@@ -272,6 +278,8 @@ int fy_httpd_reply(fy_httpd *h, uint32_t id, int status, const char *ctype, cons
         return -ENOMEM;
     }
     memcpy(c->out, head, (size_t)hn);
+    if (head_only)
+        len = 0;
     memcpy(c->out + hn, body, len);
     c->nout = (size_t)hn + len;
     c->off = 0;

@@ -51,6 +51,11 @@ void fy_httpd_io(fy_httpd *h, const fy_msg *m, fy_httpd_req_fn fn, void *arg);
 int fy_httpd_reply(fy_httpd *h, uint32_t conn, int status, const char *ctype, const char *body,
                    size_t len);
 
+/* The same, for a HEAD request when head is set: the headers (with the
+ * Content-Length the body would have), no body. */
+int fy_httpd_answer(fy_httpd *h, uint32_t conn, int status, const char *ctype, const char *body,
+                    size_t len, bool head);
+
 /* Close connections older than idle_ms (call from the owner's timer). */
 void fy_httpd_sweep(fy_httpd *h, unsigned idle_ms);
 

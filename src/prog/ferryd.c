@@ -5,10 +5,11 @@
  * Settings come from built-in defaults, then --config FILE, then the other
  * flags (flags win).  Signals are blocked in every thread before the
  * scheduler starts and taken here with sigwait(), so no handler ever runs
- * inside an actor.  SIGTERM/SIGINT start the orderly shutdown, forced after
- * 5 seconds; the exit code is 0 either way, 2 for bad options, 1 when the
- * relay cannot start.  Under systemd (Type=notify) READY=1 is sent once the
- * relay listens and STOPPING=1 when the shutdown starts.
+ * inside an actor.  SIGTERM/SIGINT start the orderly shutdown, cut after
+ * --drain-timeout seconds; the exit code is 0 either way, 2 for bad options,
+ * 1 when the relay cannot start.  SIGHUP reloads what can change without a
+ * restart (reload(), below).  Under systemd (Type=notify) READY=1 is sent
+ * once the relay listens and STOPPING=1 when the shutdown starts.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -24,8 +25,6 @@
 #include "relay/conf.h"
 #include "relay/notify.h"
 #include "relay.h"
-
-#define STOP_TIMEOUT_MS 5000
 
 static const char usage[] =
     "Usage: ferryd [options]\n"
@@ -67,7 +66,8 @@ static const char usage[] =
     "  --takeover-grace SECONDS  a new connection with the sender's token replaces a\n"
     "                         sender idle this long (default 2; at once when it resumes\n"
     "                         at the channel's next seq)\n"
-    "  --metrics HOST:PORT    serve GET /metrics (Prometheus text) there (default off);\n"
+    "  --metrics HOST:PORT    serve GET /metrics (Prometheus text), /healthz and /readyz\n"
+    "                         there (default off);\n"
     "                         prints 'metrics=HOST:PORT' on stderr once bound\n"
     "  --trace FILE           record the actor trace continuously to FILE (FILE.1 keeps\n"
     "                         the previous part); read it with ferry-trace\n"
@@ -75,10 +75,21 @@ static const char usage[] =
     "  --trace-events N       events kept per scheduler thread, the flight recorder\n"
     "                         (default 65536; 0 = record nothing)\n"
     "  --log-level LEVEL      debug|info|warn|error (default info)\n"
+    "  --drain-timeout SECONDS  how long SIGTERM's drain may take (default 5): then\n"
+    "                         receivers still being sent are cut at a frame end and\n"
+    "                         told bye, and ferryd exits within another second\n"
     "  --help, --version\n"
     "\n"
-    "SIGTERM/SIGINT: stop accepting, store what was received, say bye, exit 0.\n"
-    "SIGUSR1: write the flight recorder to DATA/trace-<time>.trace (ferry-trace reads it).\n"
+    "Signals:\n"
+    "  SIGTERM/SIGINT  stop accepting, store what was received, say bye, exit 0\n"
+    "                  (after --drain-timeout the rest is cut, see above).\n"
+    "  SIGHUP          reload: read --config again (with the same flags on top) and\n"
+    "                  the token file; apply auth, log-level and drain-timeout, log\n"
+    "                  each change (key=old->new); other changed keys need a restart\n"
+    "                  and are logged and ignored.  A file that does not parse is\n"
+    "                  refused with the reason and the old settings stay.\n"
+    "  SIGUSR1         write the flight recorder to DATA/trace-<time>.trace\n"
+    "                  (ferry-trace reads it).\n"
     "A fatal signal writes it, best effort, to DATA/trace-<time>-crash.trace.\n";
 
 static int bad(const char *msg)
@@ -139,9 +150,77 @@ static void notify(const char *state)
                 (int)strcspn(state, "\n"), state, fy_errname(rc));
 }
 
+/* ---- SIGHUP --------------------------------------------------------------------- */
+
+/* Settings from scratch, as at start: defaults, --config, the flags. */
+static int settings(int argc, char **argv, fy_conf *c, char *err, size_t cap)
+{
+    fy_conf_defaults(c);
+    if (parse_flags(argc, argv, c, true, err, cap) < 0 ||
+        parse_flags(argc, argv, c, false, err, cap) < 0 || fy_conf_check(c, err, cap) < 0)
+        return -EINVAL;
+    return 0;
+}
+
+static void on_change(void *arg, const char *key, const char *old_val, const char *new_val)
+{
+    size_t *restart = arg;
+    char qo[FY_CONF_PATH_MAX + 8], qn[FY_CONF_PATH_MAX + 8];
+
+    if (fy_conf_reloadable(key)) {
+        fy_klog(FY_LOG_INFO, "reload: setting changed", "%s=%s->%s", key, old_val, new_val);
+        return;
+    }
+    (*restart)++;
+    fy_klog(FY_LOG_WARN, "reload: setting needs a restart, kept", "key=%s old=%s new=%s "
+            "action=\"keep the running value\"", key, fy_klog_q(old_val, qo, sizeof qo),
+            fy_klog_q(new_val, qn, sizeof qn));
+}
+
+/* Read the config file and the token file again and apply what can change
+ * without a restart (fy_conf_reloadable), all or nothing: a file that does
+ * not parse leaves every setting as it was.  now holds the running values
+ * (main's copy: the relay's fy_conf is never written).  Main thread. */
+static void reload(int argc, char **argv, fy_conf *now, fy_relay *relay)
+{
+    fy_conf next;
+    fy_auth *auth = NULL;
+    char err[1024], q[1100];
+    size_t restart = 0;
+
+    fy_klog(FY_LOG_INFO, "reload", "signal=HUP");
+    if (settings(argc, argv, &next, err, sizeof err) < 0 ||
+        (next.auth[0] && fy_auth_load(next.auth, &auth, err, sizeof err) < 0)) {
+        fy_klog(FY_LOG_ERROR, "reload refused", "reason=%s action=\"keep the old settings\"",
+                fy_klog_q(err, q, sizeof q));
+        return;
+    }
+    size_t before = fy_auth_rules(fy_relay_auth(relay));
+    if (fy_relay_set_auth(relay, auth) < 0) {
+        fy_klog(FY_LOG_ERROR, "reload refused", "reason=\"out of memory\" "
+                "action=\"keep the old settings\"");
+        fy_auth_free(auth);
+        return;
+    }
+    /* Log under the more verbose of the old and new levels, so a change of
+     * level shows either way. */
+    if (next.log_level < now->log_level)
+        fy_klog_set_level((enum fy_klog_level)next.log_level);
+    size_t changed = fy_conf_diff(now, &next, on_change, &restart);
+    fy_klog(FY_LOG_INFO, "reload: token rules", "file=%s auth_rules=%zu->%zu tables_kept=%zu",
+            next.auth[0] ? next.auth : "none", before, fy_auth_rules(auth),
+            fy_relay_auth_generations(relay));
+    fy_klog(FY_LOG_INFO, "reload done", "changed=%zu need_restart=%zu", changed - restart,
+            restart);
+    fy_klog_set_level((enum fy_klog_level)next.log_level);
+    snprintf(now->auth, sizeof now->auth, "%s", next.auth);
+    now->log_level = next.log_level;
+    now->drain_timeout = next.drain_timeout;
+}
+
 int main(int argc, char **argv)
 {
-    fy_conf conf;
+    fy_conf conf, now; /* conf: the relay's, never written after start; now: SIGHUP's */
     fy_auth *auth = NULL;
     fy_relay *relay = NULL;
     char err[1024], addr[128];
@@ -158,10 +237,7 @@ int main(int argc, char **argv)
             return 0;
         }
     }
-    fy_conf_defaults(&conf);
-    if (parse_flags(argc, argv, &conf, true, err, sizeof err) < 0 ||
-        parse_flags(argc, argv, &conf, false, err, sizeof err) < 0 ||
-        fy_conf_check(&conf, err, sizeof err) < 0)
+    if (settings(argc, argv, &conf, err, sizeof err) < 0)
         return bad(err);
     if (conf.auth[0] && fy_auth_load(conf.auth, &auth, err, sizeof err) < 0)
         return bad(err);
@@ -172,6 +248,7 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGUSR1);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     /* A receiver that vanishes must be an EPIPE from writev/sendfile, not a kill. */
     signal(SIGPIPE, SIG_IGN);
@@ -184,7 +261,7 @@ int main(int argc, char **argv)
     fy_relay_bound(relay, addr, sizeof addr);
     if ((rc = fy_relay_start(relay, err, sizeof err)) < 0) {
         fy_klog(FY_LOG_ERROR, "cannot start", "err=%s text=\"%s\"", fy_errname(rc), err);
-        fy_relay_stop(relay, STOP_TIMEOUT_MS);
+        fy_relay_stop(relay, (unsigned)conf.drain_timeout * 1000u);
         fy_relay_free(relay);
         fy_auth_free(auth);
         return 1;
@@ -205,10 +282,15 @@ int main(int argc, char **argv)
     char note[256];
     snprintf(note, sizeof note, "READY=1\nSTATUS=listening on %s", addr);
     notify(note);
+    now = conf;
 
     for (;;) {
         if (sigwait(&sigs, &sig) != 0)
             continue;
+        if (sig == SIGHUP) {
+            reload(argc, argv, &now, relay);
+            continue;
+        }
         if (sig != SIGUSR1)
             break;
         char path[FY_CONF_PATH_MAX + 64] = "";
@@ -219,10 +301,11 @@ int main(int argc, char **argv)
         else
             fy_klog(FY_LOG_INFO, "trace snapshot written", "trace=%s", path);
     }
-    fy_klog(FY_LOG_INFO, "shutdown", "signal=%s timeout_ms=%d", sig == SIGTERM ? "TERM" : "INT",
-            STOP_TIMEOUT_MS);
+    unsigned drain_ms = (unsigned)now.drain_timeout * 1000u;
+    fy_klog(FY_LOG_INFO, "shutdown", "signal=%s drain_timeout_ms=%u",
+            sig == SIGTERM ? "TERM" : "INT", drain_ms);
     notify("STOPPING=1\nSTATUS=draining");
-    rc = fy_relay_stop(relay, STOP_TIMEOUT_MS);
+    rc = fy_relay_stop(relay, drain_ms);
     fy_relay_free(relay);
     fy_auth_free(auth);
     fy_klog(FY_LOG_INFO, "exit", "forced=%s", rc < 0 ? "yes" : "no");

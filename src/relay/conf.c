@@ -52,6 +52,7 @@ void fy_conf_defaults(fy_conf *c)
     c->max_conns_per_ip = 256;
     c->idle_timeout = 60;
     c->takeover_grace = 2;
+    c->drain_timeout = 5;
 }
 
 /* "30" (seconds), "30s", "500ms", "2m" -> milliseconds.  0 or -EINVAL. */
@@ -116,6 +117,7 @@ static const struct key keys[] = {
     {"max-channels", K_UINT, OFF(max_channels), 1, 1u << 20},
     {"max-connections", K_UINT, OFF(max_connections), 1, 1u << 24},
     {"max-connections-per-ip", K_UINT, OFF(max_conns_per_ip), 1, 1u << 24},
+    {"drain-timeout", K_UINT, OFF(drain_timeout), 0, 3600},
 };
 
 static const struct key *find(const char *key)
@@ -220,6 +222,86 @@ int fy_conf_set(fy_conf *c, const char *key, const char *val, char *err, size_t 
         return 0;
     }
     return -EINVAL;
+}
+
+/* ---- reloading ----------------------------------------------------------------- */
+
+/* What ferryd applies on SIGHUP.  Only values read at the moment they are
+ * used, with no state built from them: the token table (looked up at each
+ * hello), the log threshold (at each line), the drain timeout (read at
+ * shutdown).  scrub-* and retain-* look reloadable but are not: a channel
+ * arms its scrub and retention timers from them when it opens, so a change
+ * from or to 0 would need the channels' actors told. */
+static const char *const reloadable[] = {"auth", "log-level", "drain-timeout"};
+
+bool fy_conf_reloadable(const char *key)
+{
+    const struct key *k = find(key);
+    for (size_t i = 0; k && i < sizeof reloadable / sizeof *reloadable; i++)
+        if (strcmp(k->name, reloadable[i]) == 0)
+            return true;
+    return false;
+}
+
+static void format_key(const fy_conf *c, const struct key *k, char *buf, size_t cap)
+{
+    const char *p = (const char *)c + k->off;
+    uint64_t v;
+
+    switch (k->kind) {
+    case K_STR:
+    case K_PATH:
+        snprintf(buf, cap, "%s", p);
+        return;
+    case K_FSYNC:
+        if (c->fsync_mode == FY_FSYNC_INTERVAL)
+            snprintf(buf, cap, "%u", (unsigned)c->fsync_ms);
+        else
+            snprintf(buf, cap, "%s", c->fsync_mode == FY_FSYNC_NEVER ? "never" : "file-end");
+        return;
+    case K_LEVEL:
+        snprintf(buf, cap, "%s", fy_klog_level_name((enum fy_klog_level)c->log_level));
+        return;
+    case K_MS:
+        memcpy(&v, p, sizeof v);
+        snprintf(buf, cap, "%llums", (unsigned long long)v);
+        return;
+    case K_SIZE:
+    case K_UINT:
+        if (k->off == OFF(threads))
+            v = c->threads;
+        else
+            memcpy(&v, p, sizeof v);
+        snprintf(buf, cap, "%llu", (unsigned long long)v);
+        return;
+    }
+    snprintf(buf, cap, "?");
+}
+
+void fy_conf_format(const fy_conf *c, const char *key, char *buf, size_t cap)
+{
+    const struct key *k = find(key);
+    if (!k)
+        snprintf(buf, cap, "%s", "");
+    else
+        format_key(c, k, buf, cap);
+}
+
+size_t fy_conf_diff(const fy_conf *a, const fy_conf *b, fy_conf_diff_fn fn, void *arg)
+{
+    char va[FY_CONF_PATH_MAX], vb[FY_CONF_PATH_MAX];
+    size_t n = 0;
+
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        format_key(a, &keys[i], va, sizeof va);
+        format_key(b, &keys[i], vb, sizeof vb);
+        if (strcmp(va, vb) == 0)
+            continue;
+        n++;
+        if (fn)
+            fn(arg, keys[i].name, va, vb);
+    }
+    return n;
 }
 
 /* ---- files -------------------------------------------------------------------- */

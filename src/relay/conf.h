@@ -10,6 +10,7 @@
 #ifndef FERRY_RELAY_CONF_H
 #define FERRY_RELAY_CONF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,6 +45,7 @@ typedef struct fy_conf {
     uint64_t max_channels;        /* channels open at once */
     uint64_t max_connections;     /* client connections at once (sessions + receivers) */
     uint64_t max_conns_per_ip;    /* of those, from one address */
+    uint64_t drain_timeout;       /* seconds an orderly shutdown may take before it is cut */
 } fy_conf;
 
 /* Fill c with the defaults (any thread). */
@@ -63,5 +65,22 @@ int fy_conf_check(const fy_conf *c, char *err, size_t errcap);
 
 /* Is key a known key?  (For the flag parser: --KEY VALUE.) */
 int fy_conf_known(const char *key);
+
+/* ---- reloading (ferryd's SIGHUP) --------------------------------------------- */
+
+/* Does a running ferryd take a new value of key on SIGHUP?  (auth,
+ * log-level, drain-timeout; the others are read when a socket, a pool or a
+ * channel is set up, so a new value needs a restart.) */
+bool fy_conf_reloadable(const char *key);
+
+/* key's value in c as text ("8388608", "file-end", "info"); "" for an
+ * unknown key. */
+void fy_conf_format(const fy_conf *c, const char *key, char *buf, size_t cap);
+
+/* Call fn once for each key whose value differs between a and b, in the
+ * table's order, with both values as text.  Returns how many differ. */
+typedef void (*fy_conf_diff_fn)(void *arg, const char *key, const char *old_val,
+                                const char *new_val);
+size_t fy_conf_diff(const fy_conf *a, const fy_conf *b, fy_conf_diff_fn fn, void *arg);
 
 #endif

@@ -33,13 +33,15 @@ enum fy_stats_msg {
 
 enum fy_stat_id {
     FY_ST_BYTES_IN,     /* session: bytes read; writer: bytes appended to the log */
-    FY_ST_BYTES_OUT,    /* forwarder: bytes sent; writer: sent by its receivers that left */
+    FY_ST_BYTES_OUT,    /* forwarder: bytes sent (live and disk); writer: sent by its receivers
+                           that left */
     FY_ST_FRAMES_IN,    /* session / writer: frames */
     FY_ST_FRAMES_OUT,   /* forwarder: frames sent; writer: by its receivers that left */
     FY_ST_FILES,        /* writer: files stored */
     FY_ST_LAG_PKTS,     /* forwarder: packets behind the channel's end */
     FY_ST_LAG_BYTES,    /* forwarder: bytes behind */
-    FY_ST_CATCHUPS,     /* forwarder: times it fell back to the file */
+    FY_ST_CATCHUPS,     /* forwarder: times it fell back to the file; writer: its receivers
+                           that left */
     FY_ST_QUEUED_BYTES, /* forwarder: live buffers held; session: in flight */
     FY_ST_RECEIVERS,    /* writer: subscribed forwarders */
     FY_ST_NEXT_SEQ,     /* writer: next sequence number */
@@ -47,6 +49,8 @@ enum fy_stat_id {
     FY_ST_DAMAGED,      /* writer: frames its channel's scrub found damaged on disk */
     FY_ST_CHANNELS,     /* registry: channels open */
     FY_ST_CHANNELS_CLOSED, /* registry: channels closed while idle */
+    FY_ST_BYTES_DISK,   /* forwarder: of BYTES_OUT, those sent from the file (catch-up);
+                           writer: its receivers that left */
     FY_ST_N
 };
 

@@ -155,6 +155,26 @@ int fy_logrd_sendfile(fy_logrd *r, int fd, fy_pos end, size_t max, size_t *sent)
     return 0;
 }
 
+int fy_logrd_boundary(fy_logrd *r, fy_pos from, fy_pos *out)
+{
+    uint64_t at = from.seg == r->pos.seg ? from.off : FY__SEG_HDR_SIZE;
+
+    if (r->fd < 0 || from.seg > r->pos.seg || (from.seg == r->pos.seg && from.off > r->pos.off))
+        return -EINVAL;
+    while (at < r->pos.off) {
+        uint8_t hb[FY_FRAME_HDR_SIZE];
+        fy_frame_hdr h;
+        ssize_t n = fy__seg_pread(r->fd, hb, sizeof hb, at);
+        if (n < 0)
+            return (int)n;
+        if (n != (ssize_t)sizeof hb || fy_frame_hdr_decode(hb, FY_PAYLOAD_MAX_LIMIT, &h) < 0)
+            return -FY_ECORRUPT;
+        at += FY_FRAME_HDR_SIZE + (uint64_t)h.len;
+    }
+    *out = (fy_pos){r->pos.seg, at};
+    return 0;
+}
+
 int fy_logrd_read(fy_logrd *r, fy_pos end, uint8_t *buf, size_t cap, size_t *len)
 {
     *len = 0;

@@ -3,7 +3,9 @@
  *
  *  - /metrics (--metrics 127.0.0.1:0) is valid Prometheus text and its
  *    figures move as a transfer runs: bytes in, frames of the channel,
- *    receivers, bytes out.
+ *    receivers, bytes out (live and from disk); no label names a peer.
+ *  - /healthz and /readyz answer, HEAD is answered without a body for all
+ *    three paths, and ferry_build_info carries the version.
  *  - SIGUSR1 writes the flight recorder to DATA/trace-*.trace, and the
  *    summary of that file names the slow receiver as the most lagging one
  *    (the operator's question this whole feature answers).
@@ -130,6 +132,74 @@ static void send_file(const rh_daemon *d, const char *chan, const uint8_t *data,
     close(fd);
 }
 
+/* The metrics address from the log (bounded wait). */
+static void metrics_addr(const rh_daemon *d, char *addr, size_t cap)
+{
+    addr[0] = 0;
+    for (int i = 0; i < 500 && !addr[0]; i++) {
+        log_value(d, "metrics=", addr, cap);
+        if (!addr[0])
+            sleep_ms(10);
+    }
+    assert_true(addr[0]);
+}
+
+/* Status line, then headers; *body points past them (into the returned
+ * buffer, malloc'd). */
+static char *request(const char *addr, const char *method, const char *path, int *status,
+                     char **body)
+{
+    char req[128];
+    snprintf(req, sizeof req, "%s %s HTTP/1.0\r\n\r\n", method, path);
+    char *buf = t_http(addr, req, RH_IO_TIMEOUT_S);
+    *status = 0;
+    sscanf(buf, "HTTP/1.0 %d", status);
+    char *b = strstr(buf, "\r\n\r\n");
+    assert_non_null(b);
+    *body = b + 4;
+    return buf;
+}
+
+static void test_health(void **state)
+{
+    rh_daemon *d = *state;
+    const char *extra[] = {"--metrics", "127.0.0.1:0", NULL};
+    assert_int_equal(rh_start(d, extra), 0);
+    char addr[128];
+    metrics_addr(d, addr, sizeof addr);
+    int st;
+    char *body, *buf;
+
+    buf = request(addr, "GET", "/healthz", &st, &body);
+    assert_int_equal(st, 200);
+    assert_string_equal(body, "ok\n");
+    free(buf);
+    /* ready: listening (rh_start saw listening=), data writable, running */
+    buf = request(addr, "GET", "/readyz", &st, &body);
+    assert_int_equal(st, 200);
+    free(buf);
+    static const char *const paths[] = {"/healthz", "/readyz", "/metrics"};
+    for (size_t i = 0; i < 3; i++) {
+        buf = request(addr, "HEAD", paths[i], &st, &body);
+        assert_int_equal(st, 200);
+        assert_string_equal(body, ""); /* headers only */
+        assert_non_null(strstr(buf, "Content-Length: "));
+        assert_null(strstr(buf, "Content-Length: 0\r\n"));
+        free(buf);
+    }
+    buf = request(addr, "POST", "/healthz", &st, &body);
+    assert_int_equal(st, 405);
+    free(buf);
+
+    char *m = scrape(addr);
+    char *bi = strstr(m, "\nferry_build_info{version=\"");
+    assert_non_null(bi);
+    assert_non_null(strstr(bi, "\"} 1\n"));
+    assert_null(strstr(m, "version=\"unknown\""));
+    free(m);
+    assert_int_equal(rh_stop(d, 10000), 0);
+}
+
 static void test_metrics_move(void **state)
 {
     rh_daemon *d = *state;
@@ -145,7 +215,7 @@ static void test_metrics_move(void **state)
 
     char *m0 = scrape(addr);
     assert_true(metric(m0, "ferry_up", NULL) == 1);
-    double in0 = metric(m0, "ferry_bytes_in_total", NULL);
+    double in0 = metric(m0, "ferry_received_bytes_total", NULL);
 
     int rx = receiver(d, "obs", 0);
     size_t len = 4u << 20;
@@ -155,17 +225,38 @@ static void test_metrics_move(void **state)
     rh_rx r = {.fd = rx};
     assert_int_equal(rh_rx_until(&r, 1, 0), 0);
 
+    /* A second receiver that joins after the file is stored: sent from disk. */
+    int late = receiver(d, "obs", 0);
+    rh_rx rl = {.fd = late};
+    assert_int_equal(rh_rx_until(&rl, 1, 0), 0);
+
     char *m1 = scrape(addr);
-    assert_true(metric(m1, "ferry_bytes_in_total", NULL) >= in0 + (double)len);
+    assert_true(metric(m1, "ferry_received_bytes_total", NULL) >= in0 + (double)len);
+    assert_true(metric(m1, "ferry_received_frames_total", NULL) >= 66);
     assert_true(metric(m1, "ferry_channel_frames_total", "channel=\"obs\"") >= 66);
     assert_true(metric(m1, "ferry_channel_files_total", "channel=\"obs\"") == 1);
-    assert_true(metric(m1, "ferry_channel_receivers", "channel=\"obs\"") == 1);
-    assert_true(metric(m1, "ferry_bytes_out_total", NULL) >= (double)len);
+    assert_true(metric(m1, "ferry_channel_receivers", "channel=\"obs\"") == 2);
+    assert_true(metric(m1, "ferry_sent_bytes_total", "source=\"live\"") >= (double)len);
+    assert_true(metric(m1, "ferry_sent_bytes_total", "source=\"disk\"") >= (double)len);
+    assert_true(metric(m1, "ferry_receivers", "mode=\"live\"") +
+                    metric(m1, "ferry_receivers", "mode=\"catch-up\"") == 2);
+    assert_true(metric(m1, "ferry_channel_receiver_max_lag_bytes", "channel=\"obs\"") >= 0);
+    assert_true(metric(m1, "ferry_channel_receiver_queued_bytes", "channel=\"obs\"") >= 0);
+    assert_true(metric(m1, "ferry_receiver_catchups_total", NULL) >= 0);
+    assert_true(metric(m1, "ferry_sent_live_frames_total", NULL) >= 66);
     assert_true(metric(m1, "ferry_bufpool_limit_bytes", NULL) > 0);
     assert_true(metric(m1, "ferry_sched_turns_total", "thread=\"0\"") +
                     metric(m1, "ferry_sched_turns_total", "thread=\"1\"") > 0);
-    assert_non_null(strstr(m1, "ferry_receiver_mode{channel=\"obs\""));
-    assert_non_null(strstr(m1, "ferry_receiver_lag_bytes{channel=\"obs\""));
+    /* No per-connection label: a series per receiver would never end. */
+    assert_null(strstr(m1, "peer=\""));
+    assert_null(strstr(m1, "actor=\""));
+    rh_rx_free(&rl);
+    /* Counters stay monotonic when receivers leave (the writer keeps theirs). */
+    sleep_ms(200);
+    char *m2 = scrape(addr);
+    assert_true(metric(m2, "ferry_sent_bytes_total", "source=\"disk\"") >=
+                metric(m1, "ferry_sent_bytes_total", "source=\"disk\""));
+    free(m2);
     rh_rx_free(&r);
     close(rx);
     free(m0);
@@ -309,6 +400,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_metrics_move, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_health, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usr1_names_slow_receiver, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trace_file, setup, teardown),
     };

@@ -40,6 +40,7 @@ static const char *const all_keys[] = {
     "listen", "metrics", "data", "auth", "threads", "memory", "max-payload", "fsync",
     "segment-bytes", "retain-bytes", "retain-age", "window", "channel-budget", "sndbuf",
     "trace", "trace-max-bytes", "trace-events", "log-level", "idle-timeout", "takeover-grace",
+    "drain-timeout",
 };
 #define N_KEYS (sizeof all_keys / sizeof all_keys[0])
 
@@ -96,6 +97,8 @@ static const struct good goods[] = {
     {"log-level", "info", F(log_level), W_INT, FY_LOG_INFO, NULL},
     {"log-level", "warn", F(log_level), W_INT, FY_LOG_WARN, NULL},
     {"log-level", "error", F(log_level), W_INT, FY_LOG_ERROR, NULL},
+    {"drain-timeout", "0", F(drain_timeout), W_U64, 0, NULL},
+    {"drain-timeout", "3600", F(drain_timeout), W_U64, 3600, NULL},
 };
 
 static void check_good(const fy_conf *c, const struct good *g)
@@ -748,6 +751,61 @@ static void test_check(void **state)
     }
 }
 
+/* ---- reloading: which keys, and what changed -------------------------------- */
+
+struct seen {
+    char keys[8][32], old_val[8][64], new_val[8][64];
+    size_t n;
+};
+
+static void note(void *arg, const char *key, const char *o, const char *n)
+{
+    struct seen *s = arg;
+    if (s->n < 8) {
+        snprintf(s->keys[s->n], sizeof s->keys[0], "%s", key);
+        snprintf(s->old_val[s->n], sizeof s->old_val[0], "%s", o);
+        snprintf(s->new_val[s->n], sizeof s->new_val[0], "%s", n);
+    }
+    s->n++;
+}
+
+static void test_reload_diff(void **state)
+{
+    (void)state;
+    assert_true(fy_conf_reloadable("auth"));
+    assert_true(fy_conf_reloadable("log-level"));
+    assert_true(fy_conf_reloadable("log_level"));
+    assert_true(fy_conf_reloadable("drain-timeout"));
+    assert_false(fy_conf_reloadable("window"));
+    assert_false(fy_conf_reloadable("listen"));
+    assert_false(fy_conf_reloadable("no-such-key"));
+
+    fy_conf a, b;
+    char err[256], v[64];
+    fy_conf_defaults(&a);
+    fy_conf_defaults(&b);
+    struct seen s = {0};
+    assert_int_equal(fy_conf_diff(&a, &b, note, &s), 0);
+    assert_int_equal(s.n, 0);
+    assert_int_equal(fy_conf_set(&b, "log-level", "debug", err, sizeof err), 0);
+    assert_int_equal(fy_conf_set(&b, "fsync", "250", err, sizeof err), 0);
+    assert_int_equal(fy_conf_set(&b, "threads", "3", err, sizeof err), 0);
+    assert_int_equal(fy_conf_diff(&a, &b, note, &s), 3);
+    assert_string_equal(s.keys[0], "threads"); /* the table's order */
+    assert_string_equal(s.old_val[0], "0");
+    assert_string_equal(s.new_val[0], "3");
+    assert_string_equal(s.keys[1], "fsync");
+    assert_string_equal(s.old_val[1], "file-end");
+    assert_string_equal(s.new_val[1], "250");
+    assert_string_equal(s.keys[2], "log-level");
+    assert_string_equal(s.old_val[2], "info");
+    assert_string_equal(s.new_val[2], "debug");
+    fy_conf_format(&a, "drain-timeout", v, sizeof v);
+    assert_string_equal(v, "5");
+    fy_conf_format(&a, "no-such-key", v, sizeof v);
+    assert_string_equal(v, "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -773,6 +831,7 @@ int main(void)
         cmocka_unit_test(test_docs_as_shipped),
         cmocka_unit_test_setup_teardown(test_docs_document_every_key, tmp_setup, tmp_teardown),
         cmocka_unit_test(test_check),
+        cmocka_unit_test(test_reload_diff),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

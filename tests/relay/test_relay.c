@@ -1550,12 +1550,13 @@ static void test_metrics(void **st)
     close(h);
     assert_non_null(strstr(text, "200"));
     assert_non_null(strstr(text, "\nferry_up 1"));
-    char *b = strstr(text, "\nferry_bytes_in_total ");
+    char *b = strstr(text, "\nferry_received_bytes_total ");
     assert_non_null(b);
-    assert_true(strtoull(b + strlen("\nferry_bytes_in_total "), NULL, 10) >= sizeof x);
-    char *o = strstr(text, "\nferry_bytes_out_total ");
+    assert_true(strtoull(b + strlen("\nferry_received_bytes_total "), NULL, 10) >= sizeof x);
+    const char *live = "\nferry_sent_bytes_total{source=\"live\"} ";
+    char *o = strstr(text, live);
     assert_non_null(o);
-    assert_true(strtoull(o + strlen("\nferry_bytes_out_total "), NULL, 10) >= sizeof x);
+    assert_true(strtoull(o + strlen(live), NULL, 10) >= sizeof x);
     say_bye(fd);
     rh_rx_free(&rx);
     free(text);
