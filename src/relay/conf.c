@@ -50,6 +50,7 @@ void fy_conf_defaults(fy_conf *c)
     c->max_channels = 1024;
     c->max_connections = 4096;
     c->max_conns_per_ip = 256;
+    c->upstream_linger_ms = 60000;
 }
 
 /* "30" (seconds), "30s", "500ms", "2m" -> milliseconds.  0 or -EINVAL. */
@@ -112,6 +113,9 @@ static const struct key keys[] = {
     {"max-channels", K_UINT, OFF(max_channels), 1, 1u << 20},
     {"max-connections", K_UINT, OFF(max_connections), 1, 1u << 24},
     {"max-connections-per-ip", K_UINT, OFF(max_conns_per_ip), 1, 1u << 24},
+    {"upstream", K_STR, OFF(upstream), 0, 0},
+    {"upstream-token", K_STR, OFF(upstream_token), 0, 0},
+    {"upstream-linger", K_MS, OFF(upstream_linger_ms), 0, 86400000},
 };
 
 static const struct key *find(const char *key)
@@ -148,7 +152,8 @@ int fy_conf_set(fy_conf *c, const char *key, const char *val, char *err, size_t 
     switch (k->kind) {
     case K_STR:
     case K_PATH: {
-        size_t cap = k->kind == K_STR ? sizeof c->listen : FY_CONF_PATH_MAX; /* listen, metrics */
+        /* listen, metrics, upstream, upstream-token */
+        size_t cap = k->kind == K_STR ? sizeof c->listen : FY_CONF_PATH_MAX;
         if (strlen(val) >= cap) {
             say(err, errcap, "%s: value too long (max %zu bytes)", key, cap - 1);
             return -EINVAL;
@@ -308,6 +313,10 @@ int fy_conf_check(const fy_conf *c, char *err, size_t errcap)
     }
     if (!c->data[0]) {
         say(err, errcap, "data: empty directory name");
+        return -EINVAL;
+    }
+    if (c->upstream[0] && !strrchr(c->upstream, ':')) {
+        say(err, errcap, "upstream: '%s' is not HOST:PORT", c->upstream);
         return -EINVAL;
     }
     return 0;
