@@ -499,6 +499,11 @@ static void on_attached(session *s, fy_msg *m)
 {
     if (s->st != S_WAIT_ATTACH)
         return;
+    if (m->u32 == FY_EBUSY && m->u64[1] == UINT64_MAX) {
+        fail(s, FY_EBUSY, "channel %s is mirrored from upstream %s", s->chan->name,
+             s->ctx->conf->upstream);
+        return;
+    }
     if (m->u32) {
         fail(s, (int)m->u32, "channel %s already has a sender", s->chan->name);
         return;

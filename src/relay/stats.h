@@ -47,6 +47,9 @@ enum fy_stat_id {
     FY_ST_DAMAGED,      /* writer: frames its channel's scrub found damaged on disk */
     FY_ST_CHANNELS,     /* registry: channels open */
     FY_ST_CHANNELS_CLOSED, /* registry: channels closed while idle */
+    FY_ST_UP_CONNECTED, /* upstream: 1 while its link to the upstream relay streams */
+    FY_ST_RECONNECTS,   /* upstream: links lost and made again */
+    FY_ST_ENOSEQ,       /* upstream: times upstream no longer held the next seq */
     FY_ST_N
 };
 
