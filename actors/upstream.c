@@ -406,6 +406,22 @@ static void fail_ingest(upstream *u, int rc)
 {
     const fy_ingest_fault *x = fy_ingest_fault_get(u->ing);
 
+    if (x->why == FY_INGEST_BEGIN_IN_FILE) {
+        /* Upstream's log holds a file its sender abandoned (a sender or an
+         * origin that died mid-file, then a new file): receivers discard
+         * such a file, and so does this edge's log.  Go on at the new
+         * file-begin with a fresh ingest. */
+        fy_klog(FY_LOG_INFO, "upstream file abandoned", "channel=%s upstream=%s "
+                "file_begin_seq=%llu action=\"resume at the new file\"", u->name,
+                u->ctx->conf->upstream, (unsigned long long)x->hdr.seq);
+        u->local_next = (uint64_t)((int64_t)x->hdr.seq - u->delta);
+        fy_ingest_free(u->ing);
+        u->ing = NULL;
+        link_down(u);
+        connect_now(u);
+        return;
+    }
+
     /* The upstream sent what its own ingest checked: a fault here is damage
      * on its disk or the wire, or a log that ended inside a file.  Keep what
      * was stored; try again from there with a fresh ingest. */
