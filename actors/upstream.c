@@ -81,6 +81,8 @@ typedef struct upstream {
     uint32_t gen;         /* connection generation, in io and timer tags */
     int64_t delta;        /* upstream seq - local seq */
     uint64_t local_next;  /* local seq of the next frame to come */
+    uint64_t fb_local;    /* local seq of the file-begin of the file in progress, 0 = none */
+    uint64_t skip_until;  /* frames below this local seq are stored already: drop them */
     bool fresh;           /* START: the local log holds nothing yet */
     bool restart;         /* after FY_ENOSEQ: START again, new delta, new ingest */
     bool leaving;         /* linger over: leave at the next file boundary */
@@ -98,33 +100,39 @@ static void connect_now(upstream *u);
 
 /* ---- the state file -------------------------------------------------------- */
 
-/* DIR/upstream: "delta=N upstream=HOST:PORT".  Written (tmp + rename) when
- * delta is first known or changes.  A failure is logged; the mirror goes on
- * (only a restart of the edge would need the file). */
-static void state_save(upstream *u)
+/* DIR/upstream: "delta=N file_begin=S upstream=HOST:PORT".  Written (tmp +
+ * rename) when delta is first known or changes and at every file-begin and
+ * file-end that passes, so an edge restarted inside a file knows where
+ * that file began: it resumes upstream there, checks the whole file again
+ * and drops the frames it already has.  Not fsync'd at file boundaries: a
+ * stale file_begin names an earlier file-begin, which is as good a place
+ * to start checking.  A failure is logged; the mirror goes on. */
+static void state_save(upstream *u, bool sync)
 {
     char tmp[4700], text[400];
-    int n = snprintf(text, sizeof text, "delta=%" PRId64 " upstream=%s\n", u->delta,
-                     u->ctx->conf->upstream);
+    int n = snprintf(text, sizeof text, "delta=%" PRId64 " file_begin=%" PRIu64 " upstream=%s\n",
+                     u->delta, u->fb_local, u->ctx->conf->upstream);
 
     snprintf(tmp, sizeof tmp, "%s.tmp", u->path);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    if (fd < 0 || write(fd, text, (size_t)n) != n || fsync(fd) < 0 || rename(tmp, u->path) < 0)
+    if (fd < 0 || write(fd, text, (size_t)n) != n || (sync && fsync(fd) < 0) ||
+        rename(tmp, u->path) < 0)
         fy_klog(FY_LOG_ERROR, "cannot write mirror state", "path=%s err=%s action=\"go on\"",
                 u->path, fy_errname(-errno));
     if (fd >= 0)
         close(fd);
 }
 
-/* 1 with *delta from DIR/upstream, 0 when there is none. */
-static int state_load(const char *path, int64_t *delta)
+/* 1 with *delta and *fb from DIR/upstream, 0 when there is none. */
+static int state_load(const char *path, int64_t *delta, uint64_t *fb)
 {
     FILE *f = fopen(path, "re");
     int rc = 0;
 
+    *fb = 0;
     if (!f)
         return 0;
-    if (fscanf(f, "delta=%" SCNd64, delta) == 1)
+    if (fscanf(f, "delta=%" SCNd64 " file_begin=%" SCNu64, delta, fb) >= 1)
         rc = 1;
     fclose(f);
     return rc;
@@ -134,9 +142,10 @@ int fy__upstream_marked(const char *chan_dir)
 {
     char path[4600];
     int64_t d;
+    uint64_t fb;
 
     snprintf(path, sizeof path, "%s/%s", chan_dir, STATE_FILE);
-    return state_load(path, &d);
+    return state_load(path, &d, &fb);
 }
 
 /* ---- headers --------------------------------------------------------------- */
@@ -161,19 +170,50 @@ static uint64_t get64(const uint8_t *p)
     return v;
 }
 
+/* Drop the frames below skip_until (checked again after a restart inside
+ * a file, already in the log).  Returns false when none is left: the
+ * batch is gone then and its buffers count as credited. */
+static bool skip_stored(upstream *u, fy__batch *b)
+{
+    uint32_t k = 0;
+
+    while (k < b->n && (uint64_t)((int64_t)get64((uint8_t *)b->fr[k].iov_base + 16) - u->delta) <
+                           u->skip_until)
+        b->bytes -= b->fr[k++].iov_len;
+    if (k == b->n) {
+        fy_ingest_credit(u->ing, b->held);
+        fy__batch_unref(b);
+        return false;
+    }
+    memmove(b->fr, b->fr + k, (b->n - k) * sizeof *b->fr);
+    b->n -= k;
+    u->skip_until = 0;
+    return true;
+}
+
 /* The ingest's output: give each frame the local channel id and seq (the
- * header CRC covers both), then hand the batch to the writer. */
+ * header CRC covers both), note file boundaries, then hand the batch to
+ * the writer. */
 static void to_writer(void *arg, fy__batch *b)
 {
     upstream *u = arg;
+    bool boundary = false;
 
+    if (u->skip_until && !skip_stored(u, b))
+        return;
     for (uint32_t i = 0; i < b->n; i++) {
         uint8_t *h = b->fr[i].iov_base;
-        uint64_t seq = get64(h + 16);
+        uint64_t seq = (uint64_t)((int64_t)get64(h + 16) - u->delta);
         put32(h + 8, u->chan_id);
-        put64(h + 16, (uint64_t)((int64_t)seq - u->delta));
+        put64(h + 16, seq);
         put32(h + 28, fy_crc32c(0, h, 28));
+        if (h[5] == FY_FT_FILE_BEGIN)
+            u->fb_local = seq, boundary = true;
+        else if (h[5] == FY_FT_FILE_END)
+            u->fb_local = 0, boundary = true;
     }
+    if (boundary)
+        state_save(u, false);
     if (b->n && u->fly_n < RING) {
         unsigned i = (u->fly_head + u->fly_n++) % RING;
         u->fly[i].next_seq = get64((uint8_t *)b->fr[b->n - 1].iov_base + 16) + 1;
@@ -266,6 +306,10 @@ static void on_error_frame(upstream *u, const fy_frame *f)
     (void)fy_error_decode(f->payload, f->hdr.len, &e);
     if (e.code == FY_ENOSEQ && u->st == U_LINK) {
         u->enoseq++;
+        if (u->skip_until) { /* the new delta counts from the log's end */
+            u->local_next = u->skip_until;
+            u->skip_until = u->fb_local = 0;
+        }
         u->restart = true;
         fy_klog(FY_LOG_ERROR, "upstream no longer holds the next seq", "channel=%s upstream=%s "
                 "want_seq=%llu text=%s action=\"start again from the oldest seq upstream "
@@ -299,7 +343,7 @@ static void on_welcome(upstream *u)
                     u->ctx->conf->upstream, (unsigned long long)w->next_seq,
                     (unsigned long long)u->local_next, d);
         if (d != u->delta || u->fresh)
-            u->delta = d, state_save(u);
+            u->delta = d, state_save(u, true);
         if (u->restart) {
             fy_ingest_stop(u->ing); /* its stream is over; in-flight credit is forgotten */
             fy_ingest_free(u->ing);
@@ -627,10 +671,18 @@ int fy__upstream_new(const fy__ctx *ctx, const fy__chan *chan, fy_actor *writer,
     }
     /* A log with frames and no state file came from a local sender: never
      * mirror over it (the writer checks this before starting us). */
-    u->fresh = !state_load(u->path, &u->delta);
+    u->fresh = !state_load(u->path, &u->delta, &u->fb_local);
     if (u->fresh && !empty) {
         free(u);
         return -FY_EBUSY;
+    }
+    if (u->fb_local && u->fb_local < next_seq) {
+        /* The log ends inside a file: fetch it again from its file-begin so
+         * the ingest checks all of it; the frames we have are dropped. */
+        u->skip_until = next_seq;
+        u->local_next = u->fb_local;
+    } else {
+        u->fb_local = 0;
     }
     fy_actor_opts o = {.fn = handle, .dtor = dtor, .state = u, .kind = FY_KIND_UPSTREAM,
                        .label = chan->name};
@@ -640,8 +692,9 @@ int fy__upstream_new(const fy__ctx *ctx, const fy__chan *chan, fy_actor *writer,
     }
     u->writer = fy_actor_ref(writer);
     fy_klog(FY_LOG_INFO, "mirroring channel", "channel=%s upstream=%s local_next_seq=%llu "
-            "mode=%s", u->name, ctx->conf->upstream, (unsigned long long)next_seq,
-            u->fresh ? "start" : "resume");
+            "mode=%s resume_at_file_begin=%llu", u->name, ctx->conf->upstream,
+            (unsigned long long)next_seq, u->fresh ? "start" : "resume",
+            (unsigned long long)(u->skip_until ? u->fb_local : 0));
     /* The first connect runs on the actor's own turn (a timer of 0 ms). */
     fy_timer_after(u->self, 0, (uint64_t)u->gen << 8 | TM_RECONNECT);
     *out = u->self;

@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "ferry/digest.h"
 #include "ferry/err.h"
 #include "relay_harness.h"
 
@@ -130,8 +131,17 @@ static void test_edge_tree(void **state)
     rx_open(&a, &w->edge, "tree");
     rx_open(&b, &w->edge, "tree");
     rx_open(&c, &w->edge2, "tree");
-    send_file(&w->origin, "tree", "one.bin", f1, n1);
-    send_file(&w->origin, "tree", "two.bin", f2, n2);
+    /* One connection for both: a second sender right behind a first that
+     * closed may find the slot still taken (FY_EBUSY), by design. */
+    fy_welcome ws;
+    int sfd = rh_connect(&w->origin);
+    assert_true(sfd >= 0);
+    assert_int_equal(rh_hello(sfd, FY_ROLE_SENDER, "tree", "", 0, 0, &ws), 0);
+    uint64_t seq = ws.next_seq;
+    assert_int_equal(rh_send_file(sfd, ws.channel, &seq, "one.bin", f1, n1, CHUNK), 0);
+    assert_int_equal(rh_send_file(sfd, ws.channel, &seq, "two.bin", f2, n2, CHUNK), 0);
+    assert_int_equal(rh_wait_ack(sfd, seq - 1), 0);
+    close(sfd);
     rh_rx *all[] = {&a, &b, &c};
     for (int i = 0; i < 3; i++) {
         assert_int_equal(rh_rx_until(all[i], 2, 0), 0);
@@ -192,6 +202,48 @@ static void test_edge_origin_restart(void **state)
     free(f);
 }
 
+/* The edge itself restarts while its log ends inside a file: it fetches
+ * the file again from its file-begin (so its digest is checked whole),
+ * keeps the frames it has, and a receiver gets the file once, whole. */
+static void test_edge_restart_mid_file(void **state)
+{
+    world *w = *state;
+    size_t n = 4u << 20;
+    uint8_t *f = malloc(n);
+    rh_rx r;
+    fy_welcome wl;
+
+    rh_fill(f, n, 6);
+    assert_int_equal(start_edge(&w->edge, &w->origin, "60s"), 0);
+    rx_open(&r, &w->edge, "mid");
+    int fd = rh_connect(&w->origin);
+    assert_true(fd >= 0);
+    assert_int_equal(rh_hello(fd, FY_ROLE_SENDER, "mid", "", 0, 0, &wl), 0);
+    uint64_t seq = wl.next_seq;
+    send_half(fd, wl.channel, &seq, "mid.bin", f, n);
+    assert_int_equal(rh_rx_until(&r, 1, n / 2), 1); /* the edge holds the first half */
+    rh_rx_free(&r);
+    rh_stop(&w->edge, 5000);
+    assert_int_equal(start_edge(&w->edge, &w->origin, "60s"), 0);
+    rx_open(&r, &w->edge, "mid");
+    for (size_t off = n / 2; off < n; off += CHUNK)
+        assert_int_equal(rh_send_frame(fd, FY_FT_DATA, wl.channel, seq++, f + off, CHUNK), 0);
+    fy_file_end fe = {.size = n};
+    uint8_t pl[64];
+    size_t len;
+    assert_int_equal(fy_sha256_oneshot(f, n, fe.sha256), 0);
+    assert_int_equal(fy_file_end_encode(&fe, pl, sizeof pl, &len), 0);
+    assert_int_equal(rh_send_frame(fd, FY_FT_FILE_END, wl.channel, seq, pl, len), 0);
+    assert_int_equal(rh_wait_ack(fd, seq), 0);
+    assert_int_equal(rh_rx_until(&r, 1, 0), 0);
+    check_file(&r, 0, "mid.bin", f, n);
+    assert_true(rh_log_count(&w->edge, "resume_at_file_begin=1") >= 1);
+    assert_int_equal(rh_log_count(&w->edge, "upstream stream refused"), 0);
+    close(fd);
+    rh_rx_free(&r);
+    free(f);
+}
+
 /* The last receiver leaves: after upstream-linger the edge unsubscribes;
  * the next receiver gets the old files from the edge's log and the new
  * ones after the edge resumes upstream. */
@@ -228,6 +280,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_edge_tree, setup, teardown),
         cmocka_unit_test_setup_teardown(test_edge_origin_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_edge_restart_mid_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_edge_linger, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
