@@ -88,6 +88,7 @@ typedef struct upstream {
     bool leaving;         /* linger over: leave at the next file boundary */
     bool paused, timer_armed, cont_pending;
     unsigned backoff_ms;
+    uint64_t rng;         /* xorshift state for the jitter, seeded per actor */
     /* for /metrics: batches at the writer, oldest first (one CREDIT each) */
     struct { uint64_t next_seq, bytes; } fly[RING];
     unsigned fly_head, fly_n;
@@ -262,7 +263,10 @@ static void lost(upstream *u, int level, const char *why)
         return;
     }
     u->st = U_WAIT;
-    unsigned ms = u->backoff_ms / 2 + (unsigned)(random() % (u->backoff_ms / 2 + 1));
+    u->rng ^= u->rng << 13;
+    u->rng ^= u->rng >> 7;
+    u->rng ^= u->rng << 17;
+    unsigned ms = u->backoff_ms / 2 + (unsigned)(u->rng % (u->backoff_ms / 2 + 1));
     fy_klog(level, "upstream lost", "channel=%s upstream=%s reason=\"%s\" next_seq=%llu "
             "action=\"reconnect in %u ms\"", u->name, u->ctx->conf->upstream, why,
             (unsigned long long)u->local_next, ms);
@@ -663,6 +667,8 @@ int fy__upstream_new(const fy__ctx *ctx, const fy__chan *chan, fy_actor *writer,
     snprintf(u->path, sizeof u->path, "%s/%s", chan->dir, STATE_FILE);
     u->local_next = next_seq;
     u->backoff_ms = BACKOFF_MIN_MS;
+    /* Edges started together must not retry in step: time, process, actor. */
+    u->rng = (fy_now_ns() ^ (uint64_t)getpid() << 32 ^ (uint64_t)(uintptr_t)u) | 1;
     fy_link_init(&u->link);
     if ((rc = fy_addr_parse(ctx->conf->upstream, "127.0.0.1", &u->addr)) < 0) {
         fy_klog(FY_LOG_ERROR, "bad upstream address", "upstream=%s", ctx->conf->upstream);
