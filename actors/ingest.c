@@ -564,3 +564,32 @@ void fy_ingest_fault_text(const fy_ingest *g, char *buf, size_t cap)
         break;
     }
 }
+
+/* ---- a new connection ------------------------------------------------------ */
+
+int fy_ingest_restart(fy_ingest *g, uint32_t channel, const uint8_t *p, size_t n)
+{
+    size_t keep = 0;
+
+    if (g->err)
+        return g->err;
+    /* A direct frame not yet whole was not checked: the stream resumes at
+     * its seq.  A checked frame waiting for a buffer was counted (next_seq,
+     * SHA-256), so it stays; it is at most PACK_CAP or DIRECT_MIN bytes. */
+    fy_buf_unref(g->dbuf);
+    g->dbuf = NULL;
+    if (g->have_frame) {
+        keep = g->f.raw_len;
+        memmove(g->rbuf, g->f.raw, keep);
+        g->f.raw = g->rbuf;
+        g->f.payload = g->rbuf + FY_FRAME_HDR_SIZE;
+    }
+    if (keep + n > RBUF_SIZE)
+        return -ENOBUFS;
+    if (n)
+        memcpy(g->rbuf + keep, p, n);
+    g->roff = 0;
+    g->rlen = keep + n;
+    g->c.channel = channel;
+    return 0;
+}

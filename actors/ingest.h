@@ -117,6 +117,16 @@ void fy_ingest_stop(fy_ingest *g);
 /* The writer freed bytes of buffer capacity.  NULL is ignored. */
 void fy_ingest_credit(fy_ingest *g, uint64_t bytes);
 
+/* The stream goes on over a new connection (an edge relay reconnecting to
+ * its upstream, resuming at info.next_seq): drop the unprocessed input and
+ * a frame not yet whole, keep the stream state (next seq, the file in
+ * progress and its SHA-256 so far, a checked frame that waits for a
+ * buffer), expect channel id in the headers from now on and start with
+ * the n bytes at p.  0, -ENOBUFS when the kept frame and the n bytes do
+ * not fit the 256 KiB read buffer (keep n small: a welcome's leftovers),
+ * or the fault already recorded. */
+int fy_ingest_restart(fy_ingest *g, uint32_t channel, const uint8_t *p, size_t n);
+
 const fy_ingest_fault *fy_ingest_fault_get(const fy_ingest *g);
 /* The fault in words, for the peer's error frame and the log (the owner
  * still decides what to do about it). */

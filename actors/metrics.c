@@ -287,6 +287,29 @@ static void render_receivers(metrics *m, fy_prom *p)
     }
 }
 
+/* An edge relay's mirrors (actors/upstream.c), one series per channel. */
+static void render_upstreams(metrics *m, fy_prom *p)
+{
+    static const struct {
+        const char *name, *type, *help;
+        int st;
+    } fam[] = {
+        {"ferry_upstream_connected", "gauge", "1 while the mirror's link to the upstream relay streams.", FY_ST_UP_CONNECTED},
+        {"ferry_upstream_lag_packets", "gauge", "Frames upstream is known to hold that this edge has not stored.", FY_ST_LAG_PKTS},
+        {"ferry_upstream_lag_bytes", "gauge", "Bytes received from upstream, not yet stored.", FY_ST_LAG_BYTES},
+        {"ferry_upstream_reconnects_total", "counter", "Upstream links lost and made again.", FY_ST_RECONNECTS},
+        {"ferry_upstream_enoseq_total", "counter", "Times upstream no longer held the next seq (FY_ENOSEQ).", FY_ST_ENOSEQ},
+        {"ferry_upstream_bytes_total", "counter", "Bytes received from upstream.", FY_ST_BYTES_IN},
+    };
+    for (size_t f = 0; f < sizeof fam / sizeof *fam; f++) {
+        fy_prom_family(p, fam[f].name, fam[f].type, fam[f].help);
+        for (size_t i = 0; i < m->nrecs; i++)
+            if (m->recs[i].kind == FY_KIND_UPSTREAM)
+                fy_prom_u64(p, fam[f].name, m->recs[i].v[fam[f].st], "channel",
+                            m->recs[i].channel, "upstream", m->recs[i].peer, NULL);
+    }
+}
+
 static void render_depths(metrics *m, fy_prom *p)
 {
     fy_prom_family(p, "ferry_mailbox_depth_max", "gauge",
@@ -338,6 +361,7 @@ static void finish(metrics *m)
     render_registry(p, reg);
     render_channels(m, p);
     render_receivers(m, p);
+    render_upstreams(m, p);
     render_depths(m, p);
     render_runtime(m, p);
     fy_prom_family(p, "ferry_metrics_scrapes_total", "counter", "Gathers run for /metrics.");

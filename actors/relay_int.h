@@ -224,7 +224,8 @@ enum fy__msg {
     /* to a session */
     FY_RM_CHAN,                       /* u32 = FY_E* or 0, ptr = fy__chan */
     FY_RM_ATTACHED,                   /* u32 = FY_E* or 0, u64 = next_seq, first_seq,
-                                         buf = fy__part_info or none */
+                                         buf = fy__part_info or none; FY_EBUSY with
+                                         u64[1] = UINT64_MAX: a mirror */
     FY_RM_CREDIT,                     /* u64[0] = bytes of buffer capacity freed */
     FY_RM_ACK,                        /* u64[0] = seq of a stored file-end */
     FY_RM_STORE_ERR,                  /* u32 = FY_E* or errno: append failed, u64 = next seq stored */
@@ -263,7 +264,7 @@ enum fy__msg {
 
 /* Timer tags. */
 enum { FY__TM_RETRY = 1, FY__TM_LINGER = 2, FY__TM_FSYNC = 3, FY__TM_RETAIN = 4, FY__TM_ACCEPT = 5,
-       FY__TM_HELLO = 6, FY__TM_SCRUB = 7, FY__TM_IDLE = 8 };
+       FY__TM_HELLO = 6, FY__TM_SCRUB = 7, FY__TM_IDLE = 8, FY__TM_UPLINGER = 9 };
 
 /* ---- the actors' constructors (one file each) ---------------------------- */
 
@@ -282,6 +283,14 @@ int fy__writer_new(const fy__ctx *ctx, const fy__chan *chan, fy_log *log, fy_idx
 int fy__indexer_new(const fy__ctx *ctx, const fy__chan *chan, fy_idx *idx, fy_actor *writer,
                     fy_actor **out);
 int fy__forwarder_new(const fy__fwd_init *in, fy_actor **out);
+/* An edge relay's mirror of chan from conf->upstream (actors/upstream.c),
+ * started by chan's writer, which gives it the sender slot: *out is that
+ * reference.  next_seq is the log's next seq; empty says it holds no
+ * frame.  -FY_EBUSY when the log has frames and is not a mirror. */
+int fy__upstream_new(const fy__ctx *ctx, const fy__chan *chan, fy_actor *writer,
+                     uint64_t next_seq, bool empty, fy_actor **out);
+/* 1 when the channel directory holds a mirror's state (any thread). */
+int fy__upstream_marked(const char *chan_dir);
 
 /* The 16-byte key the connection limits count by: the peer's IP address
  * (IPv4 as ::ffff:a.b.c.d), port left out.  From an fy_addr, or from the

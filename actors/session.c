@@ -497,8 +497,10 @@ static void on_attached(session *s, fy_msg *m)
 {
     if (s->st != S_WAIT_ATTACH)
         return;
-    if (m->u32) {
-        fail(s, (int)m->u32, "channel %s already has a sender", s->chan->name);
+    if (m->u32) { /* FY_EBUSY with first seq UINT64_MAX: an edge's mirror */
+        fail(s, (int)m->u32, "channel %s %s%s", s->chan->name, m->u64[1] == UINT64_MAX ?
+             "is mirrored from upstream " : "already has a sender",
+             m->u64[1] == UINT64_MAX ? s->ctx->conf->upstream : "");
         return;
     }
     fy_welcome w = {.channel = s->chan->id, .next_seq = m->u64[0], .first_seq = m->u64[1],

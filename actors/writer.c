@@ -80,6 +80,11 @@ typedef struct writer {
     uint64_t idle_since; /* fy_now_ns() when last seen unused; 0 = in use */
     bool idle_armed, idle_told, idle_close;
     uint64_t gone_disk, gone_catchups;  /* (FY_RM_FWD_TOTALS) */
+    /* edge relay (actors/upstream.c): the mirror holds the sender slot */
+    fy_actor *upstream;  /* == sender while mirroring (no reference of its own) */
+    bool mirrored;       /* the channel is a mirror: local senders are refused */
+    bool up_linger_armed;
+    uint64_t up_alone_since; /* fy_now_ns() when the last receiver left */
 } writer;
 
 /* ---- storing a batch --------------------------------------------------------- */
@@ -335,6 +340,46 @@ static void on_close(writer *w)
     on_shutdown(w);
 }
 
+/* ---- an edge relay's mirror ------------------------------------------------------ */
+
+/* A receiver is here and nobody sends: mirror the channel from upstream,
+ * unless a local sender's frames are in the log (then it is ours). */
+static void mirror_start(writer *w)
+{
+    bool empty = fy_log_next_seq(w->log) == fy_log_first_seq(w->log);
+    fy_actor *up;
+
+    if (!w->ctx->conf->upstream[0] || w->sender || w->shutting || w->store_failed ||
+        (!empty && !w->mirrored))
+        return;
+    int rc = fy__upstream_new(w->ctx, w->chan, w->self, fy_log_next_seq(w->log), empty, &up);
+    if (rc < 0) {
+        fy_klog(FY_LOG_ERROR, "cannot start the mirror", "channel=%s err=%s", w->chan->name,
+                fy_errname(rc));
+        return;
+    }
+    w->sender = w->upstream = up;
+    w->mirrored = true;
+}
+
+/* The last receiver left: upstream-linger later, the mirror leaves. */
+static void mirror_linger(writer *w)
+{
+    uint64_t ms = w->ctx->conf->upstream_linger_ms, now = fy_now_ns();
+
+    if (!w->upstream || w->nfwd || w->shutting)
+        return;
+    if (!w->up_alone_since)
+        w->up_alone_since = now;
+    uint64_t el = (now - w->up_alone_since) / 1000000;
+    if (el >= ms) {
+        fy_actor_post(w->upstream, FY_RM_SHUTDOWN, 1, 0, 0, NULL, NULL);
+    } else if (!w->up_linger_armed) {
+        w->up_linger_armed = true;
+        fy_timer_after(w->self, (uint32_t)(ms - el), FY__TM_UPLINGER);
+    }
+}
+
 /* ---- subscribers and the sender slot ------------------------------------------- */
 
 static void on_subscribe(writer *w, fy_actor *f)
@@ -364,11 +409,13 @@ static void on_subscribe(writer *w, fy_actor *f)
     si->fb_pos = w->fb_pos;
     if (fy_actor_post(f, FY_RM_SUBSCRIBED, 0, 0, 0, si, NULL) < 0)
         free(si);
+    w->up_alone_since = 0;
+    mirror_start(w);
 }
 
 static void maybe_done(writer *w)
 {
-    if (!w->shutting || w->nfwd)
+    if (!w->shutting || w->nfwd || w->upstream)
         return;
     /* The indexer stops only after the last forwarder has gone: one that
      * subscribed just before the shutdown may still ask it for a look-up,
@@ -410,6 +457,7 @@ static void on_unsubscribe(writer *w, fy_actor *f, const fy_msg *m)
     fy_actor_post(f, FY_RM_UNSUBSCRIBED, 0, 0, 0, NULL, NULL);
     fy_actor_unref(ref);
     maybe_done(w);
+    mirror_linger(w);
     idle_check(w);
 }
 
@@ -446,6 +494,13 @@ static void answer_attach(writer *w, fy__attach_req *r, int err)
 
 static void on_attach(writer *w, fy__attach_req *r)
 {
+    if (w->mirrored && !w->shutting) { /* an edge's mirror: no local sender, ever */
+        fy_actor_post(r->session, FY_RM_ATTACHED, FY_EBUSY, fy_log_next_seq(w->log), UINT64_MAX,
+                      NULL, NULL);
+        fy_actor_unref(r->session);
+        free(r);
+        return;
+    }
     if (w->shutting || !w->sender) {
         answer_attach(w, r, w->shutting ? FY_ESHUTDOWN : 0);
         return;
@@ -488,6 +543,14 @@ static void on_detach(writer *w, fy_actor *s)
     }
     fy_actor_unref(w->sender);
     w->sender = NULL;
+    if (w->upstream == s) {
+        /* A receiver that came while the mirror was leaving needs a new one
+         * (not after a store error: the next subscription tries again). */
+        w->upstream = NULL;
+        if (!w->store_failed && w->nfwd)
+            mirror_start(w);
+        maybe_done(w);
+    }
     w->store_failed = false; /* its batches came before this: the next sender starts clean */
     if (w->taker) { /* a takeover: the slot passes to the waiting connection */
         fy_klog(FY_LOG_INFO, "sender taken over", "channel=%s next_seq=%llu", w->chan->name,
@@ -516,6 +579,8 @@ static void on_shutdown(writer *w)
                 fy_errname(rc));
     for (size_t i = 0; i < w->nfwd; i++)
         fy_actor_post(w->fwd[i], FY_RM_SHUTDOWN, 0, 0, 0, NULL, NULL);
+    if (w->upstream) /* it detaches at once; maybe_done waits for that */
+        fy_actor_post(w->upstream, FY_RM_SHUTDOWN, 0, 0, 0, NULL, NULL);
     maybe_done(w);
 }
 
@@ -526,6 +591,8 @@ static void on_stats(writer *w, const fy_msg *m)
 
     for (size_t i = 0; i < w->nfwd; i++)
         r.fanout += (uint32_t)fy_stats_pass(m, w->fwd[i]);
+    if (w->upstream)
+        r.fanout += (uint32_t)fy_stats_pass(m, w->upstream);
     r.depth = fy_actor_depth(w->self);
     snprintf(r.channel, sizeof r.channel, "%.71s", w->chan->name);
     r.v[FY_ST_BYTES_IN] = w->bytes;
@@ -616,6 +683,9 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
                             "action=\"retry at next interval\"", w->chan->name, fy_errname(rc));
                 w->dirty = rc < 0;
             }
+        } else if (m->u64[0] == FY__TM_UPLINGER) {
+            w->up_linger_armed = false;
+            mirror_linger(w);
         } else if (m->u64[0] == FY__TM_IDLE) {
             w->idle_armed = false;
             idle_check(w);
@@ -722,6 +792,7 @@ int fy__writer_new(const fy__ctx *ctx, const fy__chan *chan, fy_log *log, fy_idx
     w->log = log;
     w->first_seq = fy_log_first_seq(log);
     find_part(w, idx);
+    w->mirrored = ctx->conf->upstream[0] && fy__upstream_marked(chan->dir);
     fy_actor_opts o = {.fn = handle, .dtor = dtor, .state = w, .kind = FY_KIND_WRITER,
                        .label = chan->name};
     if ((rc = fy_actor_new(ctx->sched, &o, &w->self)) < 0) {

@@ -214,6 +214,12 @@ int fy_link_next(fy_link *l, fy_frame *f)
     return rc < 0 ? fail(l, rc) : 1;
 }
 
+const uint8_t *fy_link_rest(const fy_link *l, size_t *len)
+{
+    *len = l->in && l->in_off < l->in_len ? l->in_len - l->in_off : 0;
+    return *len ? l->in + l->in_off : NULL;
+}
+
 const fy_welcome *fy_link_welcome(const fy_link *l)
 {
     return l->state == FY_LINK_OPEN && l->hello ? &l->welcome : NULL;

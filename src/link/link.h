@@ -125,6 +125,12 @@ ssize_t fy_link_recv(fy_link *l, uint8_t *buf, size_t cap);
  * with fy_link_welcome(). */
 int fy_link_next(fy_link *l, fy_frame *f);
 
+/* The received bytes fy_link_next() has not taken yet: *len bytes at the
+ * returned pointer (NULL, 0 when none), valid until the next recv into
+ * the same buffer.  For a caller that takes the stream over after the
+ * welcome and reads the socket itself (an edge relay's ingest). */
+const uint8_t *fy_link_rest(const fy_link *l, size_t *len);
+
 /* The relay's welcome once the handshake is done, else NULL. */
 const fy_welcome *fy_link_welcome(const fy_link *l);
 

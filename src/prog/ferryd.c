@@ -66,6 +66,12 @@ static const char usage[] =
     "  --takeover-grace SECONDS  a new connection with the sender's token replaces a\n"
     "                         sender idle this long (default 2; at once when it resumes\n"
     "                         at the channel's next seq)\n"
+
+    "  --upstream HOST:PORT   edge relay: mirror channels this relay does not originate\n"
+    "                         from the relay at HOST:PORT (default off)\n"
+    "  --upstream-token T     subscribe token presented to the upstream relay\n"
+    "  --upstream-linger TIME follow a mirrored channel this long after its last local\n"
+    "                         receiver left (default 60s)\n"
     "  --metrics HOST:PORT    serve GET /metrics (Prometheus text), /healthz and /readyz\n"
     "                         there (default off);\n"
     "                         prints 'metrics=HOST:PORT' on stderr once bound\n"

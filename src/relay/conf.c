@@ -53,6 +53,7 @@ void fy_conf_defaults(fy_conf *c)
     c->idle_timeout = 60;
     c->takeover_grace = 2;
     c->drain_timeout = 5;
+    c->upstream_linger_ms = 60000;
 }
 
 /* "30" (seconds), "30s", "500ms", "2m" -> milliseconds.  0 or -EINVAL. */
@@ -118,6 +119,9 @@ static const struct key keys[] = {
     {"max-connections", K_UINT, OFF(max_connections), 1, 1u << 24},
     {"max-connections-per-ip", K_UINT, OFF(max_conns_per_ip), 1, 1u << 24},
     {"drain-timeout", K_UINT, OFF(drain_timeout), 0, 3600},
+    {"upstream", K_STR, OFF(upstream), 0, 0},
+    {"upstream-token", K_STR, OFF(upstream_token), 0, 0},
+    {"upstream-linger", K_MS, OFF(upstream_linger_ms), 0, 86400000},
 };
 
 static const struct key *find(const char *key)
@@ -154,7 +158,8 @@ int fy_conf_set(fy_conf *c, const char *key, const char *val, char *err, size_t 
     switch (k->kind) {
     case K_STR:
     case K_PATH: {
-        size_t cap = k->kind == K_STR ? sizeof c->listen : FY_CONF_PATH_MAX; /* listen, metrics */
+        /* listen, metrics, upstream, upstream-token */
+        size_t cap = k->kind == K_STR ? sizeof c->listen : FY_CONF_PATH_MAX;
         if (strlen(val) >= cap) {
             say(err, errcap, "%s: value too long (max %zu bytes)", key, cap - 1);
             return -EINVAL;
@@ -394,6 +399,10 @@ int fy_conf_check(const fy_conf *c, char *err, size_t errcap)
     }
     if (!c->data[0]) {
         say(err, errcap, "data: empty directory name");
+        return -EINVAL;
+    }
+    if (c->upstream[0] && !strrchr(c->upstream, ':')) {
+        say(err, errcap, "upstream: '%s' is not HOST:PORT", c->upstream);
         return -EINVAL;
     }
     return 0;

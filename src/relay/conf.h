@@ -46,6 +46,10 @@ typedef struct fy_conf {
     uint64_t max_connections;     /* client connections at once (sessions + receivers) */
     uint64_t max_conns_per_ip;    /* of those, from one address */
     uint64_t drain_timeout;       /* seconds an orderly shutdown may take before it is cut */
+    /* Edge relay (actors/upstream.c): mirror channels from this relay. */
+    char upstream[256];           /* HOST:PORT; "" = this relay originates every channel */
+    char upstream_token[256];     /* subscribe token for the upstream; "" = none */
+    uint64_t upstream_linger_ms;  /* follow on this long after the last local receiver left */
 } fy_conf;
 
 /* Fill c with the defaults (any thread). */

@@ -19,6 +19,7 @@
     X(WRITER, 4, "writer", 1)       /* actors/writer.c */    \
     X(INDEXER, 5, "indexer", 1)     /* actors/indexer.c */   \
     X(FORWARDER, 6, "forwarder", 1) /* actors/forwarder.c */ \
+    X(UPSTREAM, 7, "upstream", 1)   /* actors/upstream.c */  \
     X(METRICS, 16, "metrics", 0)    /* actors/metrics.c */   \
     X(TRACER, 17, "tracer", 0)      /* actors/tracer.c */
 

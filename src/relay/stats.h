@@ -51,6 +51,9 @@ enum fy_stat_id {
     FY_ST_CHANNELS_CLOSED, /* registry: channels closed while idle */
     FY_ST_BYTES_DISK,   /* forwarder: of BYTES_OUT, those sent from the file (catch-up);
                            writer: its receivers that left */
+    FY_ST_UP_CONNECTED, /* upstream: 1 while its link to the upstream relay streams */
+    FY_ST_RECONNECTS,   /* upstream: links lost and made again */
+    FY_ST_ENOSEQ,       /* upstream: times upstream no longer held the next seq */
     FY_ST_N
 };
 

@@ -124,7 +124,7 @@ class Report:
             for t, x in c.get("runs", {}).items():
                 if t in c.get("repeats", {}):
                     continue  # counted with its repeats
-                tt = "p2p" if t == "direct" else t
+                tt = "p2p" if t == "direct" else "ferryd" if t in ("star", "tree") else t
                 if tt not in tot:
                     continue
                 tot[tt] += swarm.integrity(x)
@@ -168,6 +168,12 @@ class Report:
         g.append(("link run <= 1.05x direct time (ferryd)",
                   fmt_ratio(lr) if lr is not None else (why or "not run"),
                   None if lr is None else lr <= 1.05))
+        tr = cs.get("tree", {})
+        tos = tr.get("tree_over_star")
+        if tr:
+            g.append(("tree of edges >= 2.5x star, aggregate MB/s (ferryd)",
+                      fmt_ratio(tos) if tos is not None else (tr.get("skipped") or "failed"),
+                      None if tos is None else tos >= 2.5))
         st = cs.get("storm", {}).get("runs", {}).get("ferryd")
         served, want = _v(st, "served"), _v(st, "storm")
         g.append(("%s receivers served within 5 s (ferryd)" % (fmt(want) if want else "10 000"),
@@ -192,6 +198,11 @@ class Report:
             kv["storm_connections"] = want
             kv["rate_p99_us_ferryd"] = self._val("rate", "ferryd", "p99_us")
             kv["link_ratio"] = lr
+        if tr:
+            kv["tree_star_mbps"] = _v(tr.get("runs", {}).get("star"), "mbps")
+            kv["tree_mbps"] = _v(tr.get("runs", {}).get("tree"), "mbps")
+            kv["tree_over_star"] = tos
+            kv["tree_edge_rss_mib"] = _v(tr.get("runs", {}).get("tree"), "edge_rss_mib")
         kv["integrity_failures"] = integ
         kv["failed_runs"] = fails
         met = [x for x in g if x[2] is not None]

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 
-from . import netns, procs, swarm
+from . import netns, procs, swarm, treenet
 
 TARGETS = ("p2p", "baseline", "ferryd")
 MiB = 1 << 20
@@ -36,6 +36,7 @@ FULL = {
     "storm": 10000,
     "rate_duration": 5.0,
     "link_size": 50 * MiB,
+    "tree_size": 32 * MiB,
     "reps": 3,
 }
 QUICK = {
@@ -44,6 +45,7 @@ QUICK = {
     "storm": 2000,
     "rate_duration": 2.0,
     "link_size": 10 * MiB,
+    "tree_size": 8 * MiB,
     "fanout": [(16, 8 * MiB)],
     "slow_size": 16 * MiB,
     "slow_refs": 3,
@@ -230,7 +232,8 @@ class Suite:
 
     # ---- the cases ----------------------------------------------------------------
 
-    CASES = ("one_to_one", "fanout", "small_msgs", "slow_isolation", "storm", "rate", "link")
+    CASES = ("one_to_one", "fanout", "small_msgs", "slow_isolation", "storm", "rate", "link",
+             "tree")
     QUICK_CASES = ("one_to_one", "fanout", "slow_isolation")
 
     def want(self, name):
@@ -261,6 +264,8 @@ class Suite:
             self.rate()
         if self.want("link"):
             self.link()
+        if self.want("tree"):
+            self.tree()
 
     def slow_isolation(self):
         sh = self.shape
@@ -356,6 +361,9 @@ class Suite:
         finally:
             net.remove()
 
+    def tree(self):
+        _tree_case(self)
+
     def link_direct(self, net, path, size, digest):
         helper = os.path.join(os.path.dirname(__file__), "linkcopy.py")
         out_path = os.path.join(self.logs, "link.direct.recv.out")
@@ -429,6 +437,145 @@ class Suite:
             res["error"] = "receiver failed (rc=%s)" % rc
         procs.log("link relay", target=target, seconds="%.3f" % secs, ok=ok)
         return res
+
+
+# ---- tree: one origin's uplink against a tree of edge relays ----------------------
+
+TREE_RATE = "100mbit"
+TREE_EDGES, TREE_PER_EDGE = 3, 2
+
+
+def _tree_case(suite):
+    """star: origin --100mbit-- switch --100mbit each-- 6 receivers (one uplink
+    carries every copy).  tree: origin --100mbit each-- 3 edges, each edge
+    --100mbit-- its site switch --100mbit each-- 2 receivers (one uplink per
+    edge).  Same file, same receivers, `ferry recv` at each, SHA-256 of every
+    copy checked; aggregate = copies x size / time from the send's start to
+    the last receiver's end."""
+    name = "tree"
+    size = suite.shape["tree_size"]
+    nrx = TREE_EDGES * TREE_PER_EDGE
+    c = {"title": "%d MiB to %d receivers over %s tbf links: star (origin's one uplink) vs "
+                  "tree (origin -> %d edges -> %d receivers each)"
+                  % (size // MiB, nrx, TREE_RATE, TREE_EDGES, TREE_PER_EDGE),
+         "mode": "tree", "params": {"size": size, "rate": TREE_RATE, "receivers": nrx},
+         "runs": {}}
+    suite.cases[name] = c
+    procs.log("case", name=name, title='"%s"' % c["title"])
+    why = None
+    if suite.args.skip_netns:
+        why = "--skip-netns"
+    elif not suite.bin["ferry"]:
+        why = "the ferry client is not built"
+    elif os.geteuid() != 0:
+        why = "not root: network namespaces need CAP_SYS_ADMIN"
+    if why:
+        suite.skipped.append(("tree run", why))
+        c["skipped"] = why
+        suite.save(name)
+        return
+    path = os.path.join(suite.work, "tree-%dMiB.bin" % (size // MiB))
+    digest = _make_file(path, size)
+    treenet.stale("fbtree")
+    for shape in ("star", "tree"):
+        net = treenet.TreeNet("fbtree%d" % (os.getpid() % 100000))
+        procs.on_cleanup(net.remove)
+        try:
+            c["runs"][shape] = _tree_run(suite, net, shape, path, size, digest)
+        except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+            c["runs"][shape] = {"error": str(e)}
+        finally:
+            net.remove()
+        suite.save(name)
+    star, tree = c["runs"]["star"].get("mbps"), c["runs"]["tree"].get("mbps")
+    c["tree_over_star"] = round(tree / star, 2) if star and tree else None
+    procs.log("tree", star_mbps=star, tree_mbps=tree, tree_over_star=c["tree_over_star"],
+              edge_rss_mib=c["runs"]["tree"].get("edge_rss_mib"))
+    suite.save(name)
+
+
+def _tree_run(suite, net, shape, path, size, digest):
+    nrx = TREE_EDGES * TREE_PER_EDGE
+    rxs = ["r%d" % i for i in range(nrx)]
+    serve = {}  # receiver -> address of the relay it asks
+    edges = []
+    if shape == "star":
+        o_addr, _, _ = net.site("origin", rxs, "10.80.1", TREE_RATE)
+        for r in rxs:
+            serve[r] = o_addr
+    else:
+        for i in range(TREE_EDGES):
+            e = "e%d" % i
+            o_addr, _, _, _ = net.p2p("origin", e, "10.81.%d" % (i + 1), TREE_RATE)
+            mine = rxs[i * TREE_PER_EDGE:(i + 1) * TREE_PER_EDGE]
+            e_addr, _, _ = net.site(e, mine, "10.82.%d" % (i + 1), TREE_RATE)
+            edges.append((e, o_addr))
+            for r in mine:
+                serve[r] = e_addr
+    servers = []
+    tmp = tempfile.mkdtemp(prefix="tree-%s-" % shape, dir=suite.work)
+    try:
+        ferryd, ferry = suite.bin["ferryd"], suite.bin["ferry"]
+        origin = procs.Server("ferryd", ferryd, os.path.join(tmp, "origin"), suite.logs,
+                              "tree.%s.origin" % shape, listen="0.0.0.0:7420",
+                              prefix=net.exec_prefix("origin"))
+        servers.append(origin)
+        edge_srv = []
+        for e, up in edges:
+            s = procs.Server("ferryd", ferryd, os.path.join(tmp, e), suite.logs,
+                             "tree.%s.%s" % (shape, e), listen="0.0.0.0:7420",
+                             extra=("--upstream", "%s:7420" % up), prefix=net.exec_prefix(e))
+            servers.append(s)
+            edge_srv.append(s)
+        rcv = {}
+        for r in rxs:
+            out = open(os.path.join(suite.logs, "tree.%s.%s.out" % (shape, r)), "wb")
+            rcv[r] = procs.spawn(net.exec_prefix(r) + [
+                ferry, "recv", "--server", "%s:7420" % serve[r], "--channel", "tree", "--out",
+                os.path.join(tmp, "out-" + r), "--from-start", "--count", "1"],
+                stdout=out, stderr=out)
+            out.close()
+        time.sleep(0.5)  # receivers subscribe (and edges upstream) before the data comes
+        sout = open(os.path.join(suite.logs, "tree.%s.send.out" % shape), "wb")
+        t0 = time.monotonic()
+        snd = procs.spawn(net.exec_prefix("origin") + [
+            ferry, "send", "--server", "127.0.0.1:7420", "--channel", "tree", path],
+            stdout=sout, stderr=sout)
+        sout.close()
+        fails, bad = 0, 0
+        for r in rxs:
+            rc, over = procs.wait(rcv[r], max(1.0, 150 - (time.monotonic() - t0)))
+            fails += 1 if (over or rc != 0) else 0
+        secs = time.monotonic() - t0
+        procs.wait(snd, 20)
+        for r in rxs:
+            got = os.path.join(tmp, "out-" + r, os.path.basename(path))
+            if not (os.path.isfile(got) and _sha256(got) == digest):
+                bad += 1
+        rss = []
+        for s in edge_srv:
+            try:
+                with open("/proc/%d/status" % s.p.pid) as f:
+                    for line in f:
+                        if line.startswith("VmHWM:"):
+                            rss.append(round(int(line.split()[1]) / 1024, 1))
+            except OSError:
+                pass
+        res = {"seconds": round(secs, 3), "copies": nrx, "verified": nrx - bad,
+               "integrity_failures": bad, "failed_receivers": fails,
+               "mbps": round(nrx * size / secs / 1e6, 2)}
+        if rss:
+            res["edge_rss_mib"] = max(rss)
+            res["edge_rss_each_mib"] = rss
+        if fails:
+            res["error"] = "%d receiver(s) failed" % fails
+        procs.log("tree run", shape=shape, seconds="%.3f" % secs, mbps=res["mbps"],
+                  verified="%d/%d" % (nrx - bad, nrx))
+        return res
+    finally:
+        for s in servers:
+            s.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _nofile():

@@ -1,0 +1,287 @@
+/*
+ * test_edge.c - edge relays on loopback: an origin ferryd, edges started
+ * with --upstream, receivers and senders speaking the protocol over real
+ * TCP (relay_harness).  The namespace test (tests/relay/edge_netns.py)
+ * does the same across network namespaces with cut links.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "ferry/digest.h"
+#include "ferry/err.h"
+#include "relay_harness.h"
+
+#define CHUNK (64u << 10)
+
+typedef struct world {
+    rh_daemon origin, edge, edge2;
+} world;
+
+static void wait_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Start an edge of `up` with extra args after --upstream. */
+static int start_edge(rh_daemon *e, const rh_daemon *up, const char *linger)
+{
+    char addr[32];
+    snprintf(addr, sizeof addr, "127.0.0.1:%u", up->port);
+    const char *args[] = {"--upstream", addr, "--upstream-linger", linger, NULL};
+    return rh_start(e, args);
+}
+
+static int setup(void **state)
+{
+    world *w = calloc(1, sizeof *w);
+    assert_non_null(w);
+    assert_int_equal(rh_init(&w->origin), 0);
+    assert_int_equal(rh_init(&w->edge), 0);
+    assert_int_equal(rh_init(&w->edge2), 0);
+    assert_int_equal(rh_start(&w->origin, NULL), 0);
+    *state = w;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    world *w = *state;
+    bool dump = getenv("RH_DUMP") != NULL;
+    rh_cleanup(&w->edge2, dump);
+    rh_cleanup(&w->edge, dump);
+    rh_cleanup(&w->origin, dump);
+    free(w);
+    return 0;
+}
+
+/* A receiver on d, from the start of channel ch. */
+static void rx_open(rh_rx *r, const rh_daemon *d, const char *ch)
+{
+    fy_welcome w;
+    memset(r, 0, sizeof *r);
+    r->fd = rh_connect(d);
+    assert_true(r->fd >= 0);
+    assert_int_equal(rh_hello(r->fd, FY_ROLE_RECEIVER, ch, "", FY_MODE_START, 0, &w), 0);
+    r->next_seq = w.next_seq;
+}
+
+/* Send one whole file into ch on d and wait for its ack. */
+static void send_file(const rh_daemon *d, const char *ch, const char *name, const uint8_t *p,
+                      size_t n)
+{
+    fy_welcome w;
+    int fd = rh_connect(d);
+    assert_true(fd >= 0);
+    assert_int_equal(rh_hello(fd, FY_ROLE_SENDER, ch, "", 0, 0, &w), 0);
+    uint64_t seq = w.next_seq;
+    assert_int_equal(rh_send_file(fd, w.channel, &seq, name, p, n, CHUNK), 0);
+    assert_int_equal(rh_wait_ack(fd, seq - 1), 0);
+    close(fd);
+}
+
+/* A file-begin for n bytes and only the first half of its data. */
+static void send_half(int fd, uint32_t chan, uint64_t *seq, const char *name, const uint8_t *p,
+                      size_t n)
+{
+    fy_file_begin fb = {.size = n};
+    uint8_t pl[FY_NAME_MAX + 32];
+    size_t len;
+
+    snprintf(fb.name, sizeof fb.name, "%s", name);
+    assert_int_equal(fy_file_begin_encode(&fb, pl, sizeof pl, &len), 0);
+    assert_int_equal(rh_send_frame(fd, FY_FT_FILE_BEGIN, chan, (*seq)++, pl, len), 0);
+    for (size_t off = 0; off < n / 2; off += CHUNK)
+        assert_int_equal(rh_send_frame(fd, FY_FT_DATA, chan, (*seq)++, p + off, CHUNK), 0);
+}
+
+static void check_file(const rh_rx *r, size_t i, const char *name, const uint8_t *p, size_t n)
+{
+    assert_true(r->nfiles > i);
+    assert_string_equal(r->files[i].name, name);
+    assert_int_equal(r->files[i].len, n);
+    assert_true(r->files[i].digest_ok);
+    assert_memory_equal(r->files[i].data, p, n);
+}
+
+/* Origin -> edge -> edge2: receivers on both edges get every file, in
+ * order, byte for byte; a local sender on a mirrored channel is refused
+ * with FY_EBUSY and a text naming the upstream. */
+static void test_edge_tree(void **state)
+{
+    world *w = *state;
+    size_t n1 = 3u << 20, n2 = 1u << 20;
+    uint8_t *f1 = malloc(n1), *f2 = malloc(n2);
+    rh_rx a, b, c;
+
+    rh_fill(f1, n1, 1);
+    rh_fill(f2, n2, 2);
+    assert_int_equal(start_edge(&w->edge, &w->origin, "60s"), 0);
+    assert_int_equal(start_edge(&w->edge2, &w->edge, "60s"), 0);
+    rx_open(&a, &w->edge, "tree");
+    rx_open(&b, &w->edge, "tree");
+    rx_open(&c, &w->edge2, "tree");
+    /* One connection for both: a second sender right behind a first that
+     * closed may find the slot still taken (FY_EBUSY), by design. */
+    fy_welcome ws;
+    int sfd = rh_connect(&w->origin);
+    assert_true(sfd >= 0);
+    assert_int_equal(rh_hello(sfd, FY_ROLE_SENDER, "tree", "", 0, 0, &ws), 0);
+    uint64_t seq = ws.next_seq;
+    assert_int_equal(rh_send_file(sfd, ws.channel, &seq, "one.bin", f1, n1, CHUNK), 0);
+    assert_int_equal(rh_send_file(sfd, ws.channel, &seq, "two.bin", f2, n2, CHUNK), 0);
+    assert_int_equal(rh_wait_ack(sfd, seq - 1), 0);
+    close(sfd);
+    rh_rx *all[] = {&a, &b, &c};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(rh_rx_until(all[i], 2, 0), 0);
+        check_file(all[i], 0, "one.bin", f1, n1);
+        check_file(all[i], 1, "two.bin", f2, n2);
+    }
+
+    /* A local sender on a mirror: refused, with a clear text. */
+    fy_welcome wl;
+    int fd = rh_connect(&w->edge);
+    assert_true(fd >= 0);
+    assert_int_equal(rh_hello(fd, FY_ROLE_SENDER, "tree", "", 0, 0, &wl), -FY_EBUSY);
+    close(fd);
+    assert_true(rh_log_count(&w->edge, "is mirrored from upstream 127.0.0.1:") >= 1);
+    /* A channel the edge originates still takes a local sender. */
+    send_file(&w->edge, "local", "two.bin", f2, n2);
+    for (int i = 0; i < 3; i++)
+        rh_rx_free(all[i]);
+    free(f1);
+    free(f2);
+}
+
+/* The origin stops mid-file and comes back on the same port: the edge
+ * reconnects and resumes; its receiver sees no gap and no duplicate, the
+ * partial file is discarded and the file sent again arrives whole. */
+static void test_edge_origin_restart(void **state)
+{
+    world *w = *state;
+    size_t n = 4u << 20;
+    uint8_t *f = malloc(n);
+    rh_rx r;
+    fy_welcome wl;
+    char port[32];
+
+    rh_fill(f, n, 3);
+    assert_int_equal(start_edge(&w->edge, &w->origin, "60s"), 0);
+    rx_open(&r, &w->edge, "rs");
+    /* Half a file, then the origin goes away. */
+    int fd = rh_connect(&w->origin);
+    assert_true(fd >= 0);
+    assert_int_equal(rh_hello(fd, FY_ROLE_SENDER, "rs", "", 0, 0, &wl), 0);
+    uint64_t seq = wl.next_seq;
+    send_half(fd, wl.channel, &seq, "cut.bin", f, n);
+    assert_int_equal(rh_rx_until(&r, 1, n / 4), 1); /* some of it reached the edge */
+    wait_ms(200);
+    close(fd);
+    snprintf(port, sizeof port, "127.0.0.1:%u", w->origin.port);
+    rh_stop(&w->origin, 5000);
+    wait_ms(300);
+    const char *args[] = {"--listen", port, NULL};
+    assert_int_equal(rh_start(&w->origin, args), 0);
+    send_file(&w->origin, "rs", "whole.bin", f, n);
+    assert_int_equal(rh_rx_until(&r, 1, 0), 0);
+    check_file(&r, 0, "whole.bin", f, n);
+    assert_true(rh_log_count(&w->edge, "msg=\"upstream lost\"") >= 1);
+    assert_true(rh_log_count(&w->edge, "msg=\"upstream connected\"") >= 2);
+    rh_rx_free(&r);
+    free(f);
+}
+
+/* The edge itself restarts while its log ends inside a file: it fetches
+ * the file again from its file-begin (so its digest is checked whole),
+ * keeps the frames it has, and a receiver gets the file once, whole. */
+static void test_edge_restart_mid_file(void **state)
+{
+    world *w = *state;
+    size_t n = 4u << 20;
+    uint8_t *f = malloc(n);
+    rh_rx r;
+    fy_welcome wl;
+
+    rh_fill(f, n, 6);
+    assert_int_equal(start_edge(&w->edge, &w->origin, "60s"), 0);
+    rx_open(&r, &w->edge, "mid");
+    int fd = rh_connect(&w->origin);
+    assert_true(fd >= 0);
+    assert_int_equal(rh_hello(fd, FY_ROLE_SENDER, "mid", "", 0, 0, &wl), 0);
+    uint64_t seq = wl.next_seq;
+    send_half(fd, wl.channel, &seq, "mid.bin", f, n);
+    assert_int_equal(rh_rx_until(&r, 1, n / 2), 1); /* the edge holds the first half */
+    rh_rx_free(&r);
+    rh_stop(&w->edge, 5000);
+    assert_int_equal(start_edge(&w->edge, &w->origin, "60s"), 0);
+    rx_open(&r, &w->edge, "mid");
+    for (size_t off = n / 2; off < n; off += CHUNK)
+        assert_int_equal(rh_send_frame(fd, FY_FT_DATA, wl.channel, seq++, f + off, CHUNK), 0);
+    fy_file_end fe = {.size = n};
+    uint8_t pl[64];
+    size_t len;
+    assert_int_equal(fy_sha256_oneshot(f, n, fe.sha256), 0);
+    assert_int_equal(fy_file_end_encode(&fe, pl, sizeof pl, &len), 0);
+    assert_int_equal(rh_send_frame(fd, FY_FT_FILE_END, wl.channel, seq, pl, len), 0);
+    assert_int_equal(rh_wait_ack(fd, seq), 0);
+    assert_int_equal(rh_rx_until(&r, 1, 0), 0);
+    check_file(&r, 0, "mid.bin", f, n);
+    assert_true(rh_log_count(&w->edge, "resume_at_file_begin=1") >= 1);
+    assert_int_equal(rh_log_count(&w->edge, "upstream stream refused"), 0);
+    close(fd);
+    rh_rx_free(&r);
+    free(f);
+}
+
+/* The last receiver leaves: after upstream-linger the edge unsubscribes;
+ * the next receiver gets the old files from the edge's log and the new
+ * ones after the edge resumes upstream. */
+static void test_edge_linger(void **state)
+{
+    world *w = *state;
+    size_t n = 1u << 20;
+    uint8_t *f1 = malloc(n), *f2 = malloc(n);
+    rh_rx r;
+
+    rh_fill(f1, n, 4);
+    rh_fill(f2, n, 5);
+    assert_int_equal(start_edge(&w->edge, &w->origin, "100ms"), 0);
+    rx_open(&r, &w->edge, "lg");
+    send_file(&w->origin, "lg", "a.bin", f1, n);
+    assert_int_equal(rh_rx_until(&r, 1, 0), 0);
+    rh_rx_free(&r);
+    for (int i = 0; i < 100 && rh_log_count(&w->edge, "msg=\"upstream unsubscribed\"") == 0; i++)
+        wait_ms(50);
+    assert_int_equal(rh_log_count(&w->edge, "msg=\"upstream unsubscribed\""), 1);
+    send_file(&w->origin, "lg", "b.bin", f2, n);
+    rx_open(&r, &w->edge, "lg");
+    assert_int_equal(rh_rx_until(&r, 2, 0), 0);
+    check_file(&r, 0, "a.bin", f1, n);
+    check_file(&r, 1, "b.bin", f2, n);
+    assert_true(rh_log_count(&w->edge, "mode=resume") >= 1);
+    rh_rx_free(&r);
+    free(f1);
+    free(f2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_edge_tree, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_edge_origin_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_edge_restart_mid_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_edge_linger, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
