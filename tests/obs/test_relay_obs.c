@@ -39,27 +39,6 @@
 #define KIND_WRITER 4
 #define KIND_FORWARDER 6
 
-static int setup(void **state)
-{
-    rh_daemon *d = calloc(1, sizeof *d);
-    if (!d || rh_init(d) < 0)
-        return -1;
-    *state = d;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    rh_cleanup(*state, true);
-    free(*state);
-    return 0;
-}
-
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 /* The value after key= on the last log line that has it ("" if none). */
 static void log_value(const rh_daemon *d, const char *key, char *out, size_t cap)
@@ -139,7 +118,7 @@ static void metrics_addr(const rh_daemon *d, char *addr, size_t cap)
     for (int i = 0; i < 500 && !addr[0]; i++) {
         log_value(d, "metrics=", addr, cap);
         if (!addr[0])
-            sleep_ms(10);
+            rh_sleep_ms(10);
     }
     assert_true(addr[0]);
 }
@@ -209,7 +188,7 @@ static void test_metrics_move(void **state)
     for (int i = 0; i < 500 && !addr[0]; i++) {
         log_value(d, "metrics=", addr, sizeof addr);
         if (!addr[0])
-            sleep_ms(10);
+            rh_sleep_ms(10);
     }
     assert_true(addr[0]);
 
@@ -252,7 +231,7 @@ static void test_metrics_move(void **state)
     assert_null(strstr(m1, "actor=\""));
     rh_rx_free(&rl);
     /* Counters stay monotonic when receivers leave (the writer keeps theirs). */
-    sleep_ms(200);
+    rh_sleep_ms(200);
     char *m2 = scrape(addr);
     assert_true(metric(m2, "ferry_sent_bytes_total", "source=\"disk\"") >=
                 metric(m1, "ferry_sent_bytes_total", "source=\"disk\""));
@@ -306,7 +285,7 @@ static void test_usr1_names_slow_receiver(void **state)
     for (int i = 0; i < 1000 && !path[0]; i++) {
         log_value(d, " trace=", path, sizeof path);
         if (!path[0])
-            sleep_ms(10);
+            rh_sleep_ms(10);
     }
     assert_true(path[0]);
     assert_non_null(strstr(path, "/trace-"));
@@ -399,10 +378,10 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_metrics_move, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_health, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_usr1_names_slow_receiver, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_trace_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_move, rh_setup, rh_teardown),
+        cmocka_unit_test_setup_teardown(test_health, rh_setup, rh_teardown),
+        cmocka_unit_test_setup_teardown(test_usr1_names_slow_receiver, rh_setup, rh_teardown),
+        cmocka_unit_test_setup_teardown(test_trace_file, rh_setup, rh_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -28,10 +28,28 @@
 #error "FERRYD_PATH must name the ferryd binary"
 #endif
 
-static void sleep_ms(int ms)
+void rh_sleep_ms(unsigned ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
+}
+
+int rh_setup(void **state)
+{
+    rh_daemon *d = calloc(1, sizeof *d);
+    if (!d || rh_init(d) < 0) {
+        free(d);
+        return -1;
+    }
+    *state = d;
+    return 0;
+}
+
+int rh_teardown(void **state)
+{
+    rh_cleanup(*state, true);
+    free(*state);
+    return 0;
 }
 
 int rh_init(rh_daemon *d)
@@ -111,7 +129,7 @@ int rh_start(rh_daemon *d, const char *const *extra)
             d->exit_status = st;
             return -ECHILD;
         }
-        sleep_ms(10);
+        rh_sleep_ms(10);
     }
     rh_stop(d, 1000);
     return -ETIMEDOUT;
@@ -129,7 +147,7 @@ int rh_stop(rh_daemon *d, int wait_ms)
             d->pid = -1;
             return st;
         }
-        sleep_ms(10);
+        rh_sleep_ms(10);
     }
     fprintf(stderr, "harness: ferryd %d did not exit in %d ms: SIGKILL\n", (int)d->pid, wait_ms);
     kill(d->pid, SIGKILL);

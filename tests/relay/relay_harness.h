@@ -28,6 +28,12 @@ typedef struct rh_daemon {
     int exit_status; /* waitpid status when rh_start saw it exit early */
 } rh_daemon;
 
+/* cmocka fixtures: *state is an rh_init'd rh_daemon; the teardown stops
+ * it (printing its log tail) and removes its root. */
+int rh_setup(void **state);
+int rh_teardown(void **state);
+void rh_sleep_ms(unsigned ms);
+
 /* Make a temp root (once per daemon struct; kept across restarts). */
 int rh_init(rh_daemon *d);
 /* Start ferryd with --data root/data, --listen 127.0.0.1:0 and extra args

@@ -31,27 +31,6 @@
 #include "obs/http_get.h"
 #include "relay_harness.h"
 
-static int setup(void **state)
-{
-    rh_daemon *d = calloc(1, sizeof *d);
-    if (!d || rh_init(d) < 0)
-        return -1;
-    *state = d;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    rh_cleanup(*state, true);
-    free(*state);
-    return 0;
-}
-
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 /* Replace path's content at once (write a temp file, rename). */
 static void write_file(const char *path, const char *text)
@@ -71,7 +50,7 @@ static void wait_log(const rh_daemon *d, const char *s, int n)
     for (int i = 0; i < 1000; i++) {
         if (rh_log_count(d, s) >= n)
             return;
-        sleep_ms(10);
+        rh_sleep_ms(10);
     }
     fail_msg("no %d log lines with '%s' after 10 s", n, s);
 }
@@ -173,7 +152,7 @@ static void test_sighup_log_level(void **state)
     const char *extra[] = {"--config", conf, NULL};
     assert_int_equal(rh_start(d, extra), 0);
     assert_int_equal(hello_as(d, FY_ROLE_RECEIVER, "lvl", "", NULL), 0);
-    sleep_ms(100);
+    rh_sleep_ms(100);
     assert_int_equal(rh_log_count(d, "msg=\"hello\""), 0); /* info: below warn */
 
     /* And a key that needs a restart: logged, kept. */
@@ -191,7 +170,7 @@ static void test_sighup_log_level(void **state)
     assert_int_equal(kill(d->pid, SIGHUP), 0);
     wait_log(d, "log-level=info->warn", 1);
     assert_int_equal(hello_as(d, FY_ROLE_RECEIVER, "lvl", "", NULL), 0);
-    sleep_ms(100);
+    rh_sleep_ms(100);
     assert_int_equal(rh_log_count(d, "msg=\"hello\""), 1);
     assert_running(d);
     int st = rh_stop(d, 10000);
@@ -278,7 +257,7 @@ static void test_drain_timeout(void **state)
             assert_non_null(strstr(body, "shutting down"));
             assert_int_equal(http_status(d, "/healthz", body, sizeof body), 200);
         }
-        sleep_ms(10); /* ~6 MB/s: 48 MiB would take 8 s */
+        rh_sleep_ms(10); /* ~6 MB/s: 48 MiB would take 8 s */
     }
     assert_true(bye);
     assert_true(checked);
@@ -290,7 +269,7 @@ static void test_drain_timeout(void **state)
             t_exit = now_s();
             d->pid = -1;
         } else {
-            sleep_ms(10);
+            rh_sleep_ms(10);
         }
     }
     assert_true(exited);
@@ -310,9 +289,9 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_sighup_tokens, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sighup_log_level, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_drain_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sighup_tokens, rh_setup, rh_teardown),
+        cmocka_unit_test_setup_teardown(test_sighup_log_level, rh_setup, rh_teardown),
+        cmocka_unit_test_setup_teardown(test_drain_timeout, rh_setup, rh_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
