@@ -60,6 +60,7 @@ struct fy_ingest {
     fy_frame f;
     uint64_t file_size, file_got;
     bool inherit;       /* conf.in_file, until the first stream frame decides */
+    bool skipping;      /* conf.skip_partial, until the first file-begin */
     fy_sha256 *sha;     /* the file in progress's payload so far */
     fy__batch *batch;
     fy_buf *pack;       /* the batch's buffer small frames are appended to, or NULL */
@@ -91,6 +92,7 @@ int fy_ingest_new(const fy_ingest_conf *c, const uint8_t *p, size_t n, fy_ingest
     }
     g->c = *c;
     g->info.next_seq = c->next_seq;
+    g->skipping = c->skip_partial;
     if (c->in_file) {
         g->info.in_file = g->inherit = true;
         g->file_size = c->file_size;
@@ -256,7 +258,8 @@ static int check_end(fy_ingest *g, const fy_frame *f)
 }
 
 /* The rules a checked stream frame must follow on this channel: its id,
- * the next seq, and file-begin / data / file-end in order and in size. */
+ * the next seq, and file-begin / data / file-end in order and in size.
+ * 0 to keep the frame, 1 to drop it (skip_partial), or a fault. */
 static int check_stream(fy_ingest *g, const fy_frame *f)
 {
     const fy_frame_hdr *h = &f->hdr;
@@ -266,6 +269,12 @@ static int check_stream(fy_ingest *g, const fy_frame *f)
         return fault(g, FY_INGEST_CHANNEL, -FY_EPROTO, h);
     if (h->seq != g->info.next_seq)
         return fault(g, FY_INGEST_SEQ, -FY_ESEQ, h);
+    if (g->skipping && h->type != FY_FT_FILE_BEGIN) {
+        g->info.next_seq++;
+        g->info.skipped++;
+        return 1; /* the rest of a file whose begin is not ours: drop it */
+    }
+    g->skipping = false;
     bool cont = g->inherit;
     g->inherit = false;
     if (cont && h->type != FY_FT_FILE_BEGIN && (rc = start_continue(g, f)) < 0)
@@ -386,8 +395,11 @@ static int take_whole(fy_ingest *g, const fy_frame_hdr *h, fy_frame *ctl)
         g->roff += f.raw_len;
         return 1;
     }
-    if ((rc = check_stream(g, &f)) < 0)
-        return rc;
+    if ((rc = check_stream(g, &f)) != 0) {
+        if (rc > 0)
+            g->roff += f.raw_len; /* dropped */
+        return rc < 0 ? rc : 0;
+    }
     g->f = f;
     g->have_frame = true;
     return 0;
@@ -427,9 +439,9 @@ static int finish_direct(fy_ingest *g)
         rc = fault(g, FY_INGEST_BAD_FRAME, rc, NULL);
     else if ((rc = check_stream(g, &f)) == 0)
         rc = batch_room(g);
-    if (rc < 0) {
+    if (rc != 0) { /* a fault, or a frame dropped (1) */
         fy_buf_unref(b);
-        return rc;
+        return rc < 0 ? rc : 0;
     }
     fy_buf_set_len(b, g->dtotal);
     batch_buf(g, b);

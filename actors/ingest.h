@@ -44,6 +44,11 @@ typedef struct fy_ingest_conf {
      * the file (the owner reads it back from the log), so the file-end's
      * SHA-256 is checked over the whole file.  0 or a negative error. */
     int (*prefix)(void *arg, fy_sha256 *sha);
+    /* The stream may begin inside a file (an edge starting again at its
+     * upstream's oldest seq, which retention put in the middle of a file):
+     * stream frames before the first file-begin are checked for their seq
+     * and dropped, as a receiver that joins mid-file drops them. */
+    bool skip_partial;
     /* Takes the batch (and its reference); called from fy_ingest_next,
      * fy_ingest_flush and fy_ingest_stop. */
     void (*out)(void *arg, fy__batch *b);
@@ -86,6 +91,7 @@ typedef struct fy_ingest_info {
     uint64_t next_seq;      /* seq the next stream frame must carry */
     bool in_file;           /* between a file-begin and its file-end */
     bool continued;         /* this connection continued the channel's file in progress */
+    uint64_t skipped;       /* frames dropped before the first file-begin (skip_partial) */
 } fy_ingest_info;
 
 /* Start with the n bytes at p already read (n <= 256 KiB; copied once).

@@ -85,6 +85,10 @@ typedef struct upstream {
     uint64_t skip_until;  /* frames below this local seq are stored already: drop them */
     bool fresh;           /* START: the local log holds nothing yet */
     bool restart;         /* after FY_ENOSEQ: START again, new delta, new ingest */
+    bool rebase;          /* a new stream (fresh or restart) may begin inside a file: the
+                             ingest drops frames to the first file-begin and delta is set
+                             from the first frame stored, so local seqs stay contiguous */
+    uint64_t rebase_local; /* the local seq that first stored frame gets */
     bool leaving;         /* linger over: leave at the next file boundary */
     bool paused, timer_armed, cont_pending;
     unsigned backoff_ms;
@@ -192,6 +196,23 @@ static bool skip_stored(upstream *u, fy__batch *b)
     return true;
 }
 
+/* The first frame of a new stream is stored: frames before it were the
+ * rest of a file this edge cannot have (upstream's oldest seq was inside
+ * it), so delta moves past them and the local log has no gap. */
+static void rebase(upstream *u, uint64_t first_upstream_seq)
+{
+    int64_t d = (int64_t)first_upstream_seq - (int64_t)u->rebase_local;
+    u->rebase = false;
+    if (d == u->delta)
+        return;
+    fy_klog(FY_LOG_WARN, "upstream stream began inside a file", "channel=%s upstream=%s "
+            "skipped_frames=%lld first_seq=%llu action=\"start at the next file\"", u->name,
+            u->ctx->conf->upstream, (long long)(d - u->delta),
+            (unsigned long long)first_upstream_seq);
+    u->delta = d;
+    state_save(u, true);
+}
+
 /* The ingest's output: give each frame the local channel id and seq (the
  * header CRC covers both), note file boundaries, then hand the batch to
  * the writer. */
@@ -202,6 +223,8 @@ static void to_writer(void *arg, fy__batch *b)
 
     if (u->skip_until && !skip_stored(u, b))
         return;
+    if (u->rebase && b->n)
+        rebase(u, get64((uint8_t *)b->fr[0].iov_base + 16));
     for (uint32_t i = 0; i < b->n; i++) {
         uint8_t *h = b->fr[i].iov_base;
         uint64_t seq = (uint64_t)((int64_t)get64(h + 16) - u->delta);
@@ -348,6 +371,8 @@ static void on_welcome(upstream *u)
                     (unsigned long long)u->local_next, d);
         if (d != u->delta || u->fresh)
             u->delta = d, state_save(u, true);
+        u->rebase = true;
+        u->rebase_local = u->local_next;
         if (u->restart) {
             fy_ingest_stop(u->ing); /* its stream is over; in-flight credit is forgotten */
             fy_ingest_free(u->ing);
@@ -359,7 +384,7 @@ static void on_welcome(upstream *u)
         fy_ingest_conf c = {.pool = u->ctx->pool, .max_payload = u->ctx->conf->max_payload,
                             .budget = u->ctx->conf->channel_budget, .channel = w->channel,
                             .next_seq = (uint64_t)((int64_t)u->local_next + u->delta),
-                            .out = to_writer, .arg = u};
+                            .out = to_writer, .arg = u, .skip_partial = u->rebase};
         rc = fy_ingest_new(&c, rest, n, &u->ing);
     } else {
         rc = fy_ingest_restart(u->ing, w->channel, rest, n);

@@ -202,6 +202,59 @@ static void test_edge_origin_restart(void **state)
     free(f);
 }
 
+/* The origin's retention dropped what the edge needs next, and its oldest
+ * frame lies inside a file: the edge starts again at the next file-begin
+ * (FY_ENOSEQ logged), its log stays gap-free, and a receiver gets the file
+ * the edge had and then whole files, the last one included. */
+static void test_edge_enoseq_mid_file(void **state)
+{
+    world *w = *state;
+    enum { N = 300000, K = 6 };
+    const char *small[] = {"--max-payload", "64K", "--segment-bytes", "256K", "--retain-bytes",
+                           "600K", NULL};
+    uint8_t *f[K];
+    char name[K][16], addr[32];
+    rh_rx r;
+
+    for (int i = 0; i < K; i++) {
+        f[i] = malloc(N);
+        assert_non_null(f[i]);
+        rh_fill(f[i], N, 40 + (uint64_t)i);
+        snprintf(name[i], sizeof name[i], "f%d", i);
+    }
+    rh_stop(&w->origin, 5000);
+    assert_int_equal(rh_start(&w->origin, small), 0);
+    snprintf(addr, sizeof addr, "127.0.0.1:%u", w->origin.port);
+    const char *eargs[] = {"--upstream", addr, "--max-payload", "64K", NULL};
+    assert_int_equal(rh_start(&w->edge, eargs), 0);
+    rx_open(&r, &w->edge, "rt");
+    send_file(&w->origin, "rt", name[0], f[0], N);
+    assert_int_equal(rh_rx_until(&r, 1, 0), 0);
+    rh_rx_free(&r);
+    rh_stop(&w->edge, 5000);
+    for (int i = 1; i < K; i++) /* retention drops the segments the edge needs next */
+        send_file(&w->origin, "rt", name[i], f[i], N);
+
+    assert_int_equal(rh_start(&w->edge, eargs), 0);
+    rx_open(&r, &w->edge, "rt");
+    for (size_t n = 2; n <= K; n++) {
+        assert_int_equal(rh_rx_until(&r, n, 0), 0);
+        if (strcmp(r.files[n - 1].name, name[K - 1]) == 0)
+            break;
+    }
+    check_file(&r, 0, name[0], f[0], N);
+    for (size_t i = 1; i < r.nfiles; i++) { /* each one whole, in order */
+        int k = atoi(r.files[i].name + 1);
+        assert_true(k > 0 && k < K && k > atoi(r.files[i - 1].name + 1));
+        check_file(&r, i, name[k], f[k], N);
+    }
+    assert_string_equal(r.files[r.nfiles - 1].name, name[K - 1]);
+    assert_true(rh_log_count(&w->edge, "upstream no longer holds the next seq") >= 1);
+    rh_rx_free(&r);
+    for (int i = 0; i < K; i++)
+        free(f[i]);
+}
+
 /* The edge itself restarts while its log ends inside a file: it fetches
  * the file again from its file-begin (so its digest is checked whole),
  * keeps the frames it has, and a receiver gets the file once, whole. */
@@ -281,6 +334,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_edge_tree, setup, teardown),
         cmocka_unit_test_setup_teardown(test_edge_origin_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_edge_restart_mid_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_edge_enoseq_mid_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_edge_linger, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
