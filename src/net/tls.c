@@ -11,7 +11,9 @@
  * the bytes as taken whatever SSL_write said: a retry is this module's job
  * (tls_flush), always with wbuf and the same length.  The copy is 16 KiB
  * of memcpy per record that is encrypted anyway; kernel TLS sendfile
- * (SSL_sendfile) needs no copy at all.
+ * (SSL_sendfile) needs no copy at all.  wbuf lives only while a write is
+ * in progress or held (with SSL_MODE_RELEASE_BUFFERS, OpenSSL's own record
+ * buffers too), so 10 000 idle receivers do not hold 16 KiB each.
  *
  * OpenSSL's error queue is per thread: every call clears it first, and a
  * failure's reason is kept in the connection (err) before anything else can
@@ -46,9 +48,10 @@ struct fy_tls {
 struct fy__tls_conn {
     SSL *ssl;
     bool done, ktls_send, ktls_recv;
+    uint8_t *wbuf; /* the record being written; allocated per write call, freed once out */
+    size_t wcap;
     size_t wlen;   /* wbuf[0..wlen) is in an SSL_write that wanted the socket again */
     char err[200]; /* why the last call failed (-FY_ETLS) */
-    uint8_t wbuf[RECORD];
 };
 
 /* ---- errors ---------------------------------------------------------------- */
@@ -288,12 +291,11 @@ static bool is_ip(const char *s)
 
 int fy__tls_start(fy__tls_conn **out, int fd, fy_tls *tls, const char *name)
 {
-    fy__tls_conn *t = malloc(sizeof *t);
+    fy__tls_conn *t = calloc(1, sizeof *t);
 
     *out = NULL;
     if (!t)
         return -ENOMEM;
-    memset(t, 0, offsetof(fy__tls_conn, wbuf));
     ERR_clear_error();
     if (!(t->ssl = SSL_new(tls->ctx)) || SSL_set_fd(t->ssl, fd) != 1)
         goto fail;
@@ -327,7 +329,31 @@ void fy__tls_free(fy__tls_conn *t)
     if (!t)
         return;
     SSL_free(t->ssl);
+    free(t->wbuf);
     free(t);
+}
+
+/* Room for an n-byte record in wbuf (nothing held).  0 or -ENOMEM. */
+static int wbuf_reserve(fy__tls_conn *t, size_t n)
+{
+    if (t->wcap >= n)
+        return 0;
+    uint8_t *b = realloc(t->wbuf, n);
+    if (!b)
+        return -ENOMEM;
+    t->wbuf = b;
+    t->wcap = n;
+    return 0;
+}
+
+/* Nothing held: give the record buffer back. */
+static void wbuf_release(fy__tls_conn *t)
+{
+    if (t->wlen)
+        return;
+    free(t->wbuf);
+    t->wbuf = NULL;
+    t->wcap = 0;
 }
 
 int fy__tls_handshake(fy__tls_conn *t)
@@ -351,8 +377,8 @@ int fy__tls_handshake(fy__tls_conn *t)
 }
 
 /* Send the record in wbuf: 0 when it is out (or there is none), -EAGAIN,
- * -errno or -FY_ETLS. */
-int fy__tls_flush(fy__tls_conn *t)
+ * -errno or -FY_ETLS.  Keeps wbuf (a write call may fill it again). */
+static int flush_record(fy__tls_conn *t)
 {
     size_t w = 0;
 
@@ -365,6 +391,14 @@ int fy__tls_flush(fy__tls_conn *t)
     }
     int rc = map_err(t, 0);
     return rc == 0 ? -EPIPE : rc;
+}
+
+int fy__tls_flush(fy__tls_conn *t)
+{
+    int rc = flush_record(t);
+    if (rc == 0)
+        wbuf_release(t);
+    return rc;
 }
 
 ssize_t fy__tls_recv(fy__tls_conn *t, void *buf, size_t n)
@@ -399,8 +433,13 @@ ssize_t fy__tls_writev(fy__tls_conn *t, const struct iovec *iov, int iovcnt)
     size_t taken = 0, ioff = 0;
     int i = 0, rc;
 
-    if ((rc = fy__tls_flush(t)) < 0)
+    if ((rc = flush_record(t)) < 0)
         return rc;
+    size_t all = 0;
+    for (int k = 0; k < iovcnt && all < RECORD; k++)
+        all += iov[k].iov_len;
+    if (wbuf_reserve(t, all < RECORD ? all : RECORD) < 0)
+        return -ENOMEM;
     while (i < iovcnt) {
         size_t n = 0;
         while (i < iovcnt && n < RECORD) {
@@ -419,9 +458,10 @@ ssize_t fy__tls_writev(fy__tls_conn *t, const struct iovec *iov, int iovcnt)
             break;
         t->wlen = n;
         taken += n; /* ours now: a retry is tls_flush's job */
-        if ((rc = fy__tls_flush(t)) < 0)
+        if ((rc = flush_record(t)) < 0)
             break; /* -EAGAIN, or an error the next call reports */
     }
+    wbuf_release(t);
     return (ssize_t)taken;
 }
 
@@ -429,7 +469,7 @@ ssize_t fy__tls_sendfile(fy__tls_conn *t, int in_fd, off_t off, size_t n)
 {
     int rc;
 
-    if ((rc = fy__tls_flush(t)) < 0)
+    if ((rc = flush_record(t)) < 0)
         return rc;
     if (t->ktls_send) {
         ERR_clear_error();
@@ -441,14 +481,20 @@ ssize_t fy__tls_sendfile(fy__tls_conn *t, int in_fd, off_t off, size_t n)
     }
     if (n > RECORD)
         n = RECORD;
+    if (wbuf_reserve(t, RECORD) < 0)
+        return -ENOMEM;
     ssize_t r;
     do {
         r = pread(in_fd, t->wbuf, n, off);
     } while (r < 0 && errno == EINTR);
-    if (r <= 0)
-        return r < 0 ? -errno : 0;
+    if (r <= 0) {
+        rc = r < 0 ? -errno : 0;
+        wbuf_release(t);
+        return rc;
+    }
     t->wlen = (size_t)r;
-    (void)fy__tls_flush(t); /* -EAGAIN or an error: the next call says */
+    (void)flush_record(t); /* -EAGAIN or an error: the next call says */
+    wbuf_release(t);
     return r;
 }
 
