@@ -4,13 +4,16 @@
  * A forwarder sends a receiver the channel's stream frames, in order, with
  * no gap and no duplicate, at the receiver's own pace.  It has two modes:
  *
- *   catch-up  history from the data file: fy_logrd_sendfile() from a
+ *   catch-up  history from the data file: fy_logrd_send() from a
  *             position up to the latest end the writer told it, no copy
- *             through user space.  Live batches that arrive meanwhile only
+ *             through user space (sendfile; SSL_sendfile under kernel
+ *             TLS; user-space TLS preads a record and SSL_writes it,
+ *             fy_conn_sendfile).  Live batches that arrive meanwhile only
  *             move that end forward (their bytes are already in the file).
  *             When the reader reaches the end, the forwarder is live.
  *   live      the writer's batches, sent from the shared buffers with
- *             writev (non-blocking; partial writes resume at the byte).
+ *             writev, or SSL_write under TLS (non-blocking; partial writes
+ *             resume at the byte).  The connection (fy_conn) hides which.
  *
  * A receiver that falls behind by more than the window (--window) makes its
  * forwarder drop every queued live batch and go back to catch-up from the
@@ -67,7 +70,7 @@ typedef struct fwd {
     const fy__ctx *ctx;
     const fy__chan *chan;
     fy_actor *self;
-    int fd;
+    fy_conn conn;         /* plain or TLS: every byte to the receiver goes through it */
     enum fst st;
     char peer[64];
     uint64_t addr_key[2]; /* the acceptor counts our connection under it */
@@ -173,12 +176,11 @@ static void close_fwd(fwd *f, enum fy_klog_level lvl, const char *why)
     if (f->st == F_CLOSING)
         return;
     drop_all(f);
-    if (f->fd >= 0) {
-        fy_io_del(f->ctx->sched, f->fd);
-        (void)fy_sock_shutdown_wr(f->fd);
-        (void)fy_sock_drain(f->fd, 16);
-        close(f->fd);
-        f->fd = -1;
+    if (f->conn.fd >= 0) {
+        fy_io_del(f->ctx->sched, f->conn.fd);
+        (void)fy_conn_shutdown_wr(&f->conn);
+        (void)fy_conn_drain(&f->conn, 16);
+        fy_conn_close(&f->conn);
         fy_actor_post(f->ctx->acceptor, FY_RM_CONN_GONE, 0, f->addr_key[0], f->addr_key[1], NULL,
                       NULL);
     }
@@ -210,7 +212,7 @@ static void fail(fwd *f, int code, const char *fmt, ...)
             "peer=%s channel=%s err=%s text=%s "
             "action=\"error frame, close\"", f->peer, f->chan->name, fy_errname(code),
             fy_klog_q(text, q, sizeof q));
-    if (!f->mid && f->fd >= 0) {
+    if (!f->mid && f->conn.fd >= 0) {
         uint8_t fr[FY_FRAME_HDR_SIZE + 600];
         int n = fy__ctl_error(f->chan->id, code, fr, sizeof fr, "%s", text);
         if (n > 0 && f->clen + (size_t)n <= CTL_CAP) {
@@ -219,11 +221,12 @@ static void fail(fwd *f, int code, const char *fmt, ...)
         }
         while (f->coff < f->clen) {
             struct iovec iov = {f->ctl + f->coff, f->clen - f->coff};
-            ssize_t w = fy_sock_writev(f->fd, &iov, 1);
+            ssize_t w = fy_conn_writev(&f->conn, &iov, 1);
             if (w <= 0)
                 break;
             f->coff += (size_t)w;
         }
+        (void)fy_conn_flush(&f->conn);
     }
     close_fwd(f, FY_LOG_DEBUG, fy_errname(code));
 }
@@ -266,8 +269,8 @@ static void on_subscribed(fwd *f, fy__sub_info *si)
         return;
     }
     if (f->ctx->conf->sndbuf)
-        fy_sock_set_bufs(f->fd, (int)f->ctx->conf->sndbuf, 0);
-    if ((rc = fy_io_add(f->self, f->fd, FY_IO_READ | FY_IO_WRITE, 0)) < 0) {
+        fy_sock_set_bufs(f->conn.fd, (int)f->ctx->conf->sndbuf, 0);
+    if ((rc = fy_io_add(f->self, f->conn.fd, FY_IO_READ | FY_IO_WRITE, 0)) < 0) {
         free(si);
         f->st = F_LIVE;
         close_fwd(f, FY_LOG_ERROR, "fy_io_add failed");
@@ -487,7 +490,7 @@ static int write_ctl(fwd *f)
     FY__OWNER(f->self);
     while (!f->mid && f->coff < f->clen) {
         struct iovec iov = {f->ctl + f->coff, f->clen - f->coff};
-        ssize_t n = fy_sock_writev(f->fd, &iov, 1);
+        ssize_t n = fy_conn_writev(&f->conn, &iov, 1);
         if (n < 0)
             return (int)n;
         f->coff += (size_t)n;
@@ -528,7 +531,7 @@ static ssize_t write_live(fwd *f, size_t max)
         fi = 0;
     }
 full:
-    w = fy_sock_writev(f->fd, iov, n);
+    w = fy_conn_writev(&f->conn, iov, n);
     if (w == 0)
         return -EAGAIN;
     if (w < 0)
@@ -559,7 +562,7 @@ static int write_part(fwd *f)
     while (f->part) {
         const struct iovec *fr = &f->part->fr[f->part_i];
         struct iovec iov = {(uint8_t *)fr->iov_base + f->part_off, fr->iov_len - f->part_off};
-        ssize_t w = fy_sock_writev(f->fd, &iov, 1);
+        ssize_t w = fy_conn_writev(&f->conn, &iov, 1);
         if (w < 0)
             return (int)w;
         f->sent += (size_t)w;
@@ -587,6 +590,13 @@ static void go_live(fwd *f)
     f->rd = NULL;
 }
 
+/* fy_logrd_send's sender: sendfile(2) on a plain socket, SSL_sendfile under
+ * kernel TLS, pread + SSL_write of a record under user-space TLS. */
+static ssize_t send_file(void *arg, int in_fd, off_t off, size_t n)
+{
+    return fy_conn_sendfile(arg, in_fd, off, n);
+}
+
 /* Returns bytes sent (>= 0), -EAGAIN or another -errno. */
 static ssize_t catchup_step(fwd *f, size_t max)
 {
@@ -609,7 +619,7 @@ static ssize_t catchup_step(fwd *f, size_t max)
             return rc;
         f->rd_seeked = true;
     }
-    rc = fy_logrd_sendfile(f->rd, f->fd, f->end, max, &sent);
+    rc = fy_logrd_send(f->rd, send_file, &f->conn, f->end, max, &sent);
     f->sent += sent;
     f->sent_disk += sent;
     f->pos = fy_logrd_pos(f->rd);
@@ -633,7 +643,12 @@ static void pump(fwd *f)
     for (;;) {
         if (f->st == F_CLOSING || f->st == F_SUBSCRIBING || f->st == F_LOOKUP)
             return;
-        int rc = write_ctl(f);
+        /* A TLS record the connection still holds goes first (conn.h). */
+        int rc = fy_conn_flush(&f->conn);
+        if (rc == -EAGAIN)
+            return;
+        if (rc == 0)
+            rc = write_ctl(f);
         if (rc == -EAGAIN && !f->mid)
             return;
         if (rc < 0 && rc != -EAGAIN) {
@@ -657,7 +672,7 @@ static void pump(fwd *f)
                 ctl_push(f, FY_FT_BYE, NULL, 0);
                 continue;
             }
-            if (f->bye_queued && f->coff == f->clen)
+            if (f->bye_queued && f->coff == f->clen && fy_conn_flush(&f->conn) == 0)
                 close_fwd(f, FY_LOG_INFO, "relay shutdown");
             return;
         }
@@ -815,7 +830,7 @@ static void on_readable(fwd *f)
             return;
     }
     for (int i = 0; i < 64 && f->st != F_CLOSING; i++) {
-        ssize_t n = fy_sock_recv(f->fd, buf, sizeof buf);
+        ssize_t n = fy_conn_recv(&f->conn, buf, sizeof buf);
         if (n == -EAGAIN)
             return;
         if (n <= 0) {
@@ -842,7 +857,7 @@ static void on_readable(fwd *f)
  * were still unacked.  unacked gets SIOCOUTQ's answer. */
 static bool acked_more(fwd *f, ssize_t *unacked)
 {
-    *unacked = fy_sock_unacked(f->fd);
+    *unacked = fy_sock_unacked(f->conn.fd);
     if (*unacked < 0)
         return false;
     int64_t v = (int64_t)(f->sent + f->ctl_out - (uint64_t)*unacked) - (int64_t)f->ping_bytes;
@@ -935,7 +950,7 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
     case FY_MSG_IO:
         if (f->st == F_SUBSCRIBING)
             break;
-        if (m->u32 & (FY_IO_READ | FY_IO_HUP))
+        if (fy_conn_io_bits(&f->conn, m->u32) & (FY_IO_READ | FY_IO_HUP))
             on_readable(f);
         if (f->st != F_CLOSING)
             pump(f);
@@ -982,8 +997,7 @@ static void dtor(void *state)
     fwd *f = state;
 
     drop_all(f);
-    if (f->fd >= 0)
-        close(f->fd);
+    fy_conn_close(&f->conn);
     fy_logrd_close(f->rd);
     fy_dec_free(f->dec);
     free(f->pending);
@@ -1000,7 +1014,7 @@ int fy__forwarder_new(const fy__fwd_init *in, fy_actor **out)
         return rc;
     f->ctx = in->ctx;
     f->chan = in->chan;
-    f->fd = in->fd;
+    f->conn = in->conn;
     f->mode = in->mode;
     f->resume_from = in->resume_from;
     snprintf(f->peer, sizeof f->peer, "%s", in->peer);
@@ -1028,7 +1042,7 @@ int fy__forwarder_new(const fy__fwd_init *in, fy_actor **out)
     *out = f->self;
     return 0;
 fail:
-    f->fd = -1; /* the caller still owns it */
+    f->conn = fy_conn_plain(-1); /* the caller still owns it */
     fy_dec_free(f->dec);
     free(f->pending);
     free(f);

@@ -7,7 +7,9 @@
 #include "relay.h"
 
 #include <errno.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,6 +109,54 @@ static void fit_nofile(fy_conf *c)
     c->max_channels = chans;
 }
 
+/* Is a the loopback address (127/8, ::1)? */
+static bool is_loopback(const fy_addr *a)
+{
+    if (a->ss.ss_family == AF_INET6) {
+        const struct in6_addr *v6 = &((const struct sockaddr_in6 *)&a->ss)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(v6) ||
+               (IN6_IS_ADDR_V4MAPPED(v6) && v6->s6_addr[12] == 127);
+    }
+    return (ntohl(((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr) >> 24) == 127;
+}
+
+/* The listener's and the upstream link's TLS settings, and the warnings
+ * for a listener that other machines reach without TLS or tokens. */
+static int setup_tls(fy_relay *r, char *err, size_t errcap)
+{
+    const fy_conf *c = &r->conf;
+    char e[512] = "", where[64];
+    int rc;
+
+    if (c->tls_cert[0] &&
+        (rc = fy_tls_server_new(c->tls_cert, c->tls_key, c->tls_client_ca, &r->ctx.tls, e,
+                                sizeof e)) < 0) {
+        snprintf(err, errcap, "TLS: %s", e);
+        return rc;
+    }
+    if (c->upstream_ca[0] &&
+        (rc = fy_tls_client_new(c->upstream_ca, NULL, NULL, &r->ctx.up_tls, e, sizeof e)) < 0) {
+        snprintf(err, errcap, "upstream TLS: %s", e);
+        return rc;
+    }
+    fy_addr_format(&r->bound, where, sizeof where);
+    if (r->ctx.tls)
+        fy_klog(FY_LOG_INFO, "TLS on the listener", "listen=%s cert=%s client_certs=%s "
+                "ktls=\"when the kernel offers it\"", where, c->tls_cert,
+                c->tls_client_ca[0] ? "required" : "no");
+    if (!is_loopback(&r->bound)) {
+        if (!r->ctx.tls)
+            fy_klog(FY_LOG_WARN, "listening on a non-loopback address without TLS",
+                    "listen=%s action=\"serve plaintext; set tls-cert and tls-key "
+                    "(docs/operations.md, TLS)\"", where);
+        if (!c->auth[0] && !fy__auth(&r->ctx))
+            fy_klog(FY_LOG_WARN, "listening on a non-loopback address without --auth",
+                    "listen=%s action=\"anyone who reaches the port may publish and "
+                    "subscribe\"", where);
+    }
+    return 0;
+}
+
 int fy_relay_new(const fy_conf *conf, const fy_auth *auth, fy_relay **out, char *err,
                  size_t errcap)
 {
@@ -155,6 +205,8 @@ int fy_relay_new(const fy_conf *conf, const fy_auth *auth, fy_relay **out, char 
         goto fail;
     }
     r->lfd = rc;
+    if ((rc = setup_tls(r, err, errcap)) < 0)
+        goto fail;
     if ((rc = fy_bufpool_new(conf->memory, &r->ctx.pool)) < 0) {
         snprintf(err, errcap, "buffer pool of %llu bytes: %s", (unsigned long long)conf->memory,
                  fy_strerror(rc));
@@ -321,6 +373,8 @@ void fy_relay_free(fy_relay *r)
         fy_bufpool_free(r->ctx.pool);
     if (r->lfd >= 0)
         close(r->lfd);
+    fy_tls_free(r->ctx.tls); /* every connection is closed: the scheduler is joined */
+    fy_tls_free(r->ctx.up_tls);
     if (r->ctx.done_fd >= 0)
         close(r->ctx.done_fd);
     if (r->lock_fd >= 0)

@@ -30,6 +30,8 @@
 
 #include "ferry/actor.h"
 #include "ferry/buf.h"
+#include "ferry/conn.h"
+#include "ferry/tls.h"
 #include "ferry/proto.h"
 #include "ferry/sched.h"
 #include "ferry/sock.h"
@@ -101,6 +103,8 @@ typedef struct fy__ctx {
     fy_actor *acceptor;
     fy_actor *metrics;   /* the stats collector (actors/metrics.c), or NULL */
     int done_fd;         /* eventfd: the registry signals "shutdown complete" */
+    fy_tls *tls;         /* the listener's TLS settings, or NULL: plaintext */
+    fy_tls *up_tls;      /* TLS to the upstream (upstream-ca), or NULL: plaintext */
     char chan_root[4200];/* DATA/channels */
 } fy__ctx;
 
@@ -197,7 +201,7 @@ typedef struct fy__attach_req {
 typedef struct fy__fwd_init {
     const fy__ctx *ctx;
     const fy__chan *chan;
-    int fd;
+    fy_conn conn;      /* the forwarder owns it from a successful fy__forwarder_new on */
     uint8_t mode;
     uint64_t resume_from;
     char peer[64];

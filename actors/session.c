@@ -41,6 +41,7 @@
 #include "ferry/klog.h"
 #include "ferry/proto.h"
 #include "ferry/sock.h"
+#include "ferry/tls.h"
 #include "ferry/trace.h"
 #include "ingest.h"
 #include "net/outq.h"
@@ -53,12 +54,12 @@
 #define LINGER_MS 2000
 #define HELLO_MS 30000            /* a connection must say hello within this */
 
-enum st { S_HELLO, S_WAIT_CHAN, S_WAIT_ATTACH, S_SENDER, S_LINGER, S_DONE };
+enum st { S_TLS, S_HELLO, S_WAIT_CHAN, S_WAIT_ATTACH, S_SENDER, S_LINGER, S_DONE };
 
 typedef struct session {
     const fy__ctx *ctx;
     fy_actor *self;
-    int fd;
+    fy_conn conn;  /* TLS attached once the client's first byte says ClientHello */
     enum st st;
     char peer[64];
     fy_dec *dec;   /* until hello */
@@ -83,7 +84,7 @@ static int send_ctl(session *s, uint8_t type, uint64_t seq, const uint8_t *p, si
 {
     uint8_t fr[FY_FRAME_HDR_SIZE + FY_CTL_PAYLOAD_MAX + 64];
     int len = fy__ctl_frame(type, s->chan ? s->chan->id : 0, seq, p, n, fr, sizeof fr);
-    return len < 0 ? len : fy_outq_push(&s->out, s->fd, fr, (size_t)len);
+    return len < 0 ? len : fy_outq_push(&s->out, &s->conn, fr, (size_t)len);
 }
 
 /* ---- ending ---------------------------------------------------------------- */
@@ -99,10 +100,9 @@ static void finish(session *s, const char *why)
     fy_ingest_stop(s->ing);
     if (s->attach_sent)
         fy_actor_post(s->chan->writer, FY_RM_DETACH, 0, 0, 0, s->self, NULL);
-    if (s->fd >= 0) {
-        fy_io_del(s->ctx->sched, s->fd);
-        close(s->fd);
-        s->fd = -1;
+    if (s->conn.fd >= 0) {
+        fy_io_del(s->ctx->sched, s->conn.fd);
+        fy_conn_close(&s->conn);
     }
     if (why)
         fy_klog(FY_LOG_INFO, "connection closed", "peer=%s reason=\"%s\" frames=%llu bytes=%llu",
@@ -116,8 +116,9 @@ static void finish(session *s, const char *why)
 /* Lingering: half-close once the last control frame is out. */
 static void maybe_half_close(session *s)
 {
-    if (s->st == S_LINGER && fy_outq_empty(&s->out) && !s->wr_shut) {
-        (void)fy_sock_shutdown_wr(s->fd);
+    if (s->st == S_LINGER && fy_outq_empty(&s->out) && !s->wr_shut &&
+        fy_conn_flush(&s->conn) == 0) {
+        (void)fy_conn_shutdown_wr(&s->conn);
         s->wr_shut = true;
     }
 }
@@ -161,7 +162,7 @@ static void fail_as(session *s, int code, const char *msg, const char *fmt, ...)
             fy_klog_q(text, q, sizeof q));
     int n = fy__ctl_error(s->chan ? s->chan->id : 0, code, fr, sizeof fr, "%s", text);
     if (n > 0)
-        fy_outq_push(&s->out, s->fd, fr, (size_t)n);
+        fy_outq_push(&s->out, &s->conn, fr, (size_t)n);
     linger(s);
 }
 #define fail(s, code, ...) fail_as(s, code, "connection refused", __VA_ARGS__)
@@ -340,7 +341,7 @@ static int consume_sender(session *s)
 static ssize_t read_sender(session *s)
 {
     struct iovec iov[2];
-    ssize_t n = fy_sock_readv(s->fd, iov, fy_ingest_iov(s->ing, iov));
+    ssize_t n = fy_conn_readv(&s->conn, iov, fy_ingest_iov(s->ing, iov));
 
     if (n > 0)
         fy_ingest_got(s->ing, (size_t)n);
@@ -352,7 +353,7 @@ static void drive(session *s)
     int reads = 0;
 
     if (s->st == S_LINGER) {
-        if (fy_sock_drain(s->fd, 64) == 0)
+        if (fy_conn_drain(&s->conn, 64) == 0)
             finish(s, NULL);
         return;
     }
@@ -369,7 +370,7 @@ static void drive(session *s)
             break;
         }
         bool sender = s->st == S_SENDER;
-        ssize_t n = sender ? read_sender(s) : fy_sock_recv(s->fd, s->rbuf, s->rcap);
+        ssize_t n = sender ? read_sender(s) : fy_conn_recv(&s->conn, s->rbuf, s->rcap);
         if (n == -EAGAIN)
             break;
         if (n <= 0) { /* inside a file: the writer says so when we detach */
@@ -389,26 +390,90 @@ static void drive(session *s)
         fy_ingest_flush(s->ing);
 }
 
+/* ---- TLS: telling TLS from plaintext, and the handshake ---------------------- */
+
+/* One log line for a connection that never got through TLS, then close.
+ * (No error frame: a TLS peer could not read it; a plaintext one got it
+ * from tls_step.) */
+static void tls_fail(session *s, int rc, const char *why)
+{
+    const char *detail = fy_conn_tls_error(&s->conn);
+    char q[300];
+
+    s->end_code = FY_ETLS;
+    fy_klog(FY_LOG_WARN, "TLS handshake failed", "peer=%s err=%s reason=%s action=close",
+            s->peer, fy_errname(rc), fy_klog_q(detail[0] ? detail : why, q, sizeof q));
+    /* OpenSSL sent its alert: FIN after it, and take what the client already
+     * sent, so close() does not reset the connection under the alert. */
+    (void)fy_sock_shutdown_wr(s->conn.fd);
+    (void)fy_sock_drain(s->conn.fd, 4);
+    finish(s, NULL);
+}
+
+/* The listener speaks TLS.  A client's first byte tells a ClientHello from
+ * a plaintext Ferry frame: the latter gets a plaintext error frame that
+ * says to use TLS (a client can show that; it could not show a TLS alert),
+ * then the linger.  The handshake is driven by readiness of either kind
+ * and bounded by the hello timer armed at creation. */
+static void tls_step(session *s)
+{
+    FY__OWNER(s->self);
+    if (!s->conn.tls) {
+        uint8_t b;
+        ssize_t n = fy_sock_peek(s->conn.fd, &b, 1);
+        if (n == -EAGAIN)
+            return;
+        if (n <= 0) {
+            finish(s, n == 0 ? "peer closed before TLS" : fy_strerror((int)n));
+            return;
+        }
+        if (!fy_tls_looks_like_hello(b)) {
+            s->st = S_HELLO; /* the error frame goes out in plaintext */
+            fail_as(s, FY_ETLSREQ, "plaintext client on a TLS listener", "this relay requires "
+                    "TLS: connect with --tls (and --ca FILE to verify its certificate)");
+            return;
+        }
+        int rc = fy_conn_tls_start(&s->conn, s->ctx->tls, NULL);
+        if (rc < 0) {
+            tls_fail(s, rc, "cannot set up TLS");
+            return;
+        }
+    }
+    int rc = fy_conn_handshake(&s->conn);
+    if (rc == -EAGAIN)
+        return;
+    if (rc < 0) {
+        tls_fail(s, rc, fy_strerror(rc));
+        return;
+    }
+    char d[96];
+    fy_conn_tls_describe(&s->conn, d, sizeof d);
+    fy_klog(FY_LOG_DEBUG, "TLS established", "peer=%s tls=\"%s\" ktls_send=%d ktls_recv=%d",
+            s->peer, d, fy_conn_ktls_send(&s->conn), fy_conn_ktls_recv(&s->conn));
+    s->st = S_HELLO;
+    drive(s); /* the hello may be in the same read */
+}
+
 /* ---- replies from the registry and the writer ------------------------------ */
 
 static void handoff(session *s)
 {
     fy__fwd_init in = {
-        .ctx = s->ctx, .chan = s->chan, .fd = s->fd, .mode = s->hello.mode,
+        .ctx = s->ctx, .chan = s->chan, .conn = s->conn, .mode = s->hello.mode,
         .resume_from = s->hello.resume_from,
         .pending = s->rbuf + s->roff, .npending = s->rlen - s->roff,
     };
     fy_actor *fwd;
 
     snprintf(in.peer, sizeof in.peer, "%s", s->peer);
-    fy_io_del(s->ctx->sched, s->fd);
+    fy_io_del(s->ctx->sched, s->conn.fd);
     int rc = fy__forwarder_new(&in, &fwd);
     if (rc < 0) {
-        fy_io_add(s->self, s->fd, FY_IO_READ | FY_IO_WRITE, 0);
+        fy_io_add(s->self, s->conn.fd, FY_IO_READ | FY_IO_WRITE, 0);
         fail(s, FY_EINTERNAL, "cannot start a forwarder: %s", fy_strerror(rc));
         return;
     }
-    s->fd = -1; /* the forwarder owns it now */
+    s->conn = fy_conn_plain(-1); /* the forwarder owns it now, TLS state and all */
     /* Subscribe on the forwarder's behalf, before this session reports gone,
      * so the writer hears of it before any shutdown can reach it. */
     fy_actor_post(s->chan->writer, FY_RM_SUBSCRIBE, 0, 0, 0, fwd, NULL);
@@ -512,7 +577,7 @@ static void on_attached(session *s, fy_msg *m)
     }
     uint8_t fr[FY_FRAME_HDR_SIZE + FY_WELCOME_MAX];
     int n = fy__ctl_welcome(&w, s->has_part ? &s->part : NULL, fr, sizeof fr);
-    if (n < 0 || fy_outq_push(&s->out, s->fd, fr, (size_t)n) < 0) {
+    if (n < 0 || fy_outq_push(&s->out, &s->conn, fr, (size_t)n) < 0) {
         finish(s, "cannot write welcome");
         return;
     }
@@ -555,7 +620,7 @@ static void on_shutdown(session *s)
     case S_DONE:
         break;
     default:
-        if (s->st != S_LINGER)
+        if (s->st != S_LINGER && s->st != S_TLS)
             send_ctl(s, FY_FT_BYE, 0, NULL, 0);
         finish(s, "relay shutdown");
         break;
@@ -585,17 +650,25 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
     if (s->st == S_DONE)
         return FY_MSG_DONE;
     switch (m->type) {
-    case FY_MSG_IO:
-        if ((m->u32 & FY_IO_WRITE) && fy_outq_flush(&s->out, s->fd) == 0)
+    case FY_MSG_IO: {
+        uint32_t bits = fy_conn_io_bits(&s->conn, m->u32);
+        if (s->st == S_TLS) {
+            tls_step(s);
+            break;
+        }
+        if ((bits & FY_IO_WRITE) && fy_outq_flush(&s->out, &s->conn) == 0)
             maybe_half_close(s);
-        if (m->u32 & (FY_IO_READ | FY_IO_HUP))
+        if (bits & (FY_IO_READ | FY_IO_HUP))
             drive(s);
         break;
+    }
     case FY_MSG_TIMER:
         if (m->u64[0] == FY__TM_LINGER) {
             finish(s, NULL);
         } else if (m->u64[0] == FY__TM_HELLO) {
-            if (s->st == S_HELLO)
+            if (s->st == S_TLS)
+                tls_fail(s, -ETIMEDOUT, "no TLS handshake within the hello timeout");
+            else if (s->st == S_HELLO)
                 fail(s, FY_EPROTO, "no hello within %d ms", HELLO_MS);
         } else if (m->u64[0] == FY__TM_IDLE) {
             on_idle_tick(s);
@@ -629,7 +702,7 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
     case FY_RM_ACK: {
         uint8_t fr[FY_FRAME_HDR_SIZE + 16];
         int n = fy__ctl_ack(s->chan->id, m->u64[0], fr, sizeof fr);
-        if (n < 0 || fy_outq_push(&s->out, s->fd, fr, (size_t)n) < 0)
+        if (n < 0 || fy_outq_push(&s->out, &s->conn, fr, (size_t)n) < 0)
             fail(s, FY_EPROTO, "client does not read its acks");
         break;
     }
@@ -652,8 +725,7 @@ static void dtor(void *state)
 {
     session *s = state;
 
-    if (s->fd >= 0)
-        close(s->fd);
+    fy_conn_close(&s->conn);
     fy_ingest_free(s->ing);
     fy_dec_free(s->dec);
     free(s->rbuf);
@@ -669,7 +741,8 @@ int fy__session_new(const fy__ctx *ctx, int fd, const char *peer, fy_actor **out
     if (!s)
         return rc;
     s->ctx = ctx;
-    s->fd = fd;
+    s->conn = fy_conn_plain(fd);
+    s->st = ctx->tls ? S_TLS : S_HELLO;
     s->rcap = RBUF_HELLO;
     snprintf(s->peer, sizeof s->peer, "%s", peer);
     fy_actor_opts o = {.fn = handle, .dtor = dtor, .state = s, .kind = FY_KIND_SESSION,
@@ -688,7 +761,7 @@ int fy__session_new(const fy__ctx *ctx, int fd, const char *peer, fy_actor **out
     *out = self;
     fy_timer_after(self, HELLO_MS, FY__TM_HELLO);
     if ((rc = fy_io_add(self, fd, FY_IO_READ | FY_IO_WRITE, 0)) < 0) {
-        s->fd = -1; /* not registered: no handler can run before the timer; the caller closes fd */
+        s->conn.fd = -1; /* not registered: no handler can run before the timer; the caller closes fd */
         fy_actor_stop(self);
         fy_actor_unref(self);
         *out = NULL;

@@ -311,6 +311,19 @@ static void connect_now(upstream *u)
         lost(u, FY_LOG_WARN, fy_strerror(fd));
         return;
     }
+    if (u->ctx->up_tls) { /* upstream-ca: TLS, verified against it */
+        const fy_conf *c = u->ctx->conf;
+        char name[256];
+        if (c->upstream_tls_name[0])
+            snprintf(name, sizeof name, "%s", c->upstream_tls_name);
+        else if (fy_tls_name_from_server(c->upstream, name, sizeof name) < 0)
+            name[0] = '\0';
+        if ((rc = fy_link_tls(&u->link, u->ctx->up_tls, name)) < 0) {
+            fy_link_close(&u->link);
+            lost(u, FY_LOG_ERROR, fy_strerror(rc));
+            return;
+        }
+    }
     if ((rc = fy_link_hello(&u->link, &h)) < 0 ||
         (rc = fy_io_add(u->self, fd, FY_IO_READ | FY_IO_WRITE, u->gen)) < 0) {
         fy_link_close(&u->link);
@@ -404,7 +417,18 @@ static void on_welcome(upstream *u)
             (unsigned long long)u->reconnects);
 }
 
-/* Connecting, or waiting for the welcome. */
+/* The link failed with rc: a TLS failure says why (copied: closing the
+ * link frees the text). */
+static void link_lost(upstream *u, int rc)
+{
+    char why[256];
+
+    snprintf(why, sizeof why, "%s", rc == -FY_ETLS && fy_link_tls_error(&u->link)[0]
+                                        ? fy_link_tls_error(&u->link) : fy_strerror(rc));
+    lost(u, FY_LOG_WARN, why);
+}
+
+/* Connecting, in the TLS handshake, or waiting for the welcome. */
 static void drive_link(upstream *u, uint32_t bits)
 {
     fy_frame f;
@@ -412,12 +436,12 @@ static void drive_link(upstream *u, uint32_t bits)
 
     if (fy_link_state(&u->link) == FY_LINK_CONNECTING && (bits & (FY_IO_WRITE | FY_IO_HUP))) {
         if ((rc = fy_link_connected(&u->link)) < 0) {
-            lost(u, FY_LOG_WARN, fy_strerror(rc));
+            link_lost(u, rc);
             return;
         }
     }
     if ((rc = fy_link_flush(&u->link)) < 0) {
-        lost(u, FY_LOG_WARN, fy_strerror(rc));
+        link_lost(u, rc);
         return;
     }
     if (fy_link_state(&u->link) == FY_LINK_CONNECTING)
@@ -426,8 +450,12 @@ static void drive_link(upstream *u, uint32_t bits)
         ssize_t n = fy_link_recv(&u->link, u->hbuf, sizeof u->hbuf);
         if (n == -EAGAIN)
             return;
-        if (n <= 0) {
-            lost(u, FY_LOG_WARN, n == 0 ? "closed before welcome" : fy_strerror((int)n));
+        if (n < 0) {
+            link_lost(u, (int)n);
+            return;
+        }
+        if (n == 0) {
+            lost(u, FY_LOG_WARN, "closed before welcome");
             return;
         }
         while ((rc = fy_link_next(&u->link, &f)) == 1) {
@@ -447,7 +475,7 @@ static void drive_link(upstream *u, uint32_t bits)
             }
         }
         if (rc < 0) {
-            lost(u, FY_LOG_WARN, fy_strerror(rc));
+            link_lost(u, rc);
             return;
         }
     }
@@ -554,7 +582,7 @@ static void drive(upstream *u)
             break;
         }
         struct iovec iov[2];
-        ssize_t n = fy_sock_readv(fy_link_fd(&u->link), iov, fy_ingest_iov(u->ing, iov));
+        ssize_t n = fy_conn_readv(fy_link_conn(&u->link), iov, fy_ingest_iov(u->ing, iov));
         if (n == -EAGAIN)
             break;
         if (n <= 0) {
@@ -610,8 +638,13 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
             break;
         if (u->st == U_LINK)
             drive_link(u, m->u32);
-        else if (u->st == U_STREAM && (m->u32 & (FY_IO_READ | FY_IO_HUP)))
-            drive(u);
+        else if (u->st == U_STREAM) {
+            uint32_t bits = fy_conn_io_bits(fy_link_conn(&u->link), m->u32);
+            if (bits & FY_IO_WRITE)
+                (void)fy_link_flush(&u->link); /* a pong, or a TLS record held back */
+            if (bits & (FY_IO_READ | FY_IO_HUP))
+                drive(u);
+        }
         break;
     case FY_MSG_TIMER:
         if ((tag & 0xff) == TM_RETRY) {

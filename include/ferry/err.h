@@ -37,7 +37,9 @@
     X(FY_EINTERNAL,  1022, "internal error")                                \
     X(FY_ENOSPACE,   1023, "relay storage full")                            \
     X(FY_ELIMIT,     1024, "relay limit reached")                           \
-    X(FY_ETIMEOUT,   1025, "peer idle too long")
+    X(FY_ETIMEOUT,   1025, "peer idle too long")                            \
+    X(FY_ETLS,       1026, "TLS failed (handshake, certificate or record)") \
+    X(FY_ETLSREQ,    1027, "this relay requires TLS")
 
 enum fy_err {
 #define FY__ERR_ENUM(name, num, msg) name = num,

@@ -64,6 +64,12 @@ ssize_t fy_sock_unacked(int fd);
 /* One recv()/writev() on a non-blocking socket: returns bytes (> 0), 0 on
  * orderly close (recv only), -EAGAIN, or -errno.  EINTR is retried. */
 ssize_t fy_sock_recv(int fd, void *buf, size_t n);
+/* recv(MSG_PEEK): look at what the peer sent without taking it (the
+ * relay tells a TLS ClientHello from a plain Ferry frame).  Same returns. */
+ssize_t fy_sock_peek(int fd, void *buf, size_t n);
+/* SO_RCVTIMEO and SO_SNDTIMEO on a blocking socket (0 = none): a blocked
+ * read or write then fails with -EAGAIN after ms.  0 or -errno. */
+int fy_sock_set_timeout(int fd, int ms);
 /* Read and drop what the peer sent, at most reads recv() calls of 4 KiB:
  * before a close, so close() does not reset the connection under the last
  * frames we wrote.  Returns -EAGAIN (nothing more for now), 0 (the peer

@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 
 typedef struct fy_log fy_log;
@@ -134,6 +135,12 @@ fy_pos fy_logrd_pos(const fy_logrd *r);
  * Returns 0 (check *sent and fy_logrd_pos), -EAGAIN if the socket is full
  * (after sending what it could), or -errno. */
 int fy_logrd_sendfile(fy_logrd *r, int fd, fy_pos end, size_t max, size_t *sent);
+/* The same through send(arg, in_fd, off, n), which sends up to n bytes of
+ * in_fd from off and returns how many it took (> 0), -EAGAIN or -errno:
+ * for a connection that is not a plain socket (fy_conn_sendfile, TLS). */
+typedef ssize_t (*fy_logrd_send_fn)(void *arg, int in_fd, off_t off, size_t n);
+int fy_logrd_send(fy_logrd *r, fy_logrd_send_fn send, void *arg, fy_pos end, size_t max,
+                  size_t *sent);
 /* The first frame boundary at or after the reader's position, found by
  * walking frame headers (one 32-byte pread each) from `from`: a boundary at
  * or before the position (an earlier segment's counts as the start of the

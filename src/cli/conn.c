@@ -9,6 +9,7 @@
 #include "cli/conn.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +26,7 @@
 #define CONN_FAIL_READ_MS 500
 
 struct fy_cli_conn {
-    int fd;
+    fy_conn conn; /* plain or TLS */
     fy_dec *dec;
     uint8_t *rbuf;
     size_t rlen, roff;
@@ -36,15 +37,40 @@ struct fy_cli_conn {
     char server[128];
 };
 
+static int stopped_or(fy_cli_conn *k, int rc);
+
 /* ---- opening --------------------------------------------------------------- */
 
 int fy_cli_conn_open(const char *server, fy_cli_cancel *cancel, fy_cli_conn **out)
 {
-    return fy_cli_conn_open_timeout(server, CONN_CONNECT_TIMEOUT_MS, cancel, out);
+    return fy_cli_conn_open_timeout(server, CONN_CONNECT_TIMEOUT_MS, NULL, cancel, out);
 }
 
-int fy_cli_conn_open_timeout(const char *server, int timeout_ms, fy_cli_cancel *cancel,
-                             fy_cli_conn **out)
+/* The TLS handshake on the fresh blocking socket, bounded by timeout_ms. */
+static int start_tls(fy_cli_conn *k, const fy_cli_tls *tls, int timeout_ms)
+{
+    char name[256];
+    int rc = 0;
+
+    if (tls->name && tls->name[0])
+        snprintf(name, sizeof name, "%s", tls->name);
+    else
+        rc = fy_tls_name_from_server(k->server, name, sizeof name);
+    if (rc == 0)
+        rc = fy_conn_tls_start(&k->conn, tls->ctx, name);
+    if (rc == 0)
+        rc = fy_sock_set_timeout(k->conn.fd, timeout_ms);
+    if (rc == 0)
+        rc = fy_conn_handshake(&k->conn);
+    if (rc == -EAGAIN)
+        rc = -ETIMEDOUT;
+    if (rc == 0)
+        rc = fy_sock_set_timeout(k->conn.fd, 0);
+    return rc;
+}
+
+int fy_cli_conn_open_timeout(const char *server, int timeout_ms, const fy_cli_tls *tls,
+                             fy_cli_cancel *cancel, fy_cli_conn **out)
 {
     fy_cli_conn *k = calloc(1, sizeof *k);
     if (!k) {
@@ -52,7 +78,7 @@ int fy_cli_conn_open_timeout(const char *server, int timeout_ms, fy_cli_cancel *
         return -ENOMEM;
     }
     *out = k;
-    k->fd = -1;
+    k->conn = fy_conn_plain(-1);
     k->cancel = cancel;
     snprintf(k->server, sizeof k->server, "%s", server);
     k->rbuf = malloc(CONN_RBUF);
@@ -68,10 +94,12 @@ int fy_cli_conn_open_timeout(const char *server, int timeout_ms, fy_cli_cancel *
     int fd = fy_sock_connect(&a, timeout_ms > 0 ? timeout_ms : CONN_CONNECT_TIMEOUT_MS);
     if (fd < 0)
         return fd;
-    k->fd = fd;
+    k->conn = fy_conn_plain(fd);
     rc = fy_cli_cancel_add_fd(cancel, fd);
     if (rc == 0 && fy_cli_cancel_requested(cancel))
         rc = -EINTR;
+    if (rc == 0 && tls && tls->ctx)
+        rc = stopped_or(k, start_tls(k, tls, timeout_ms > 0 ? timeout_ms : CONN_CONNECT_TIMEOUT_MS));
     return rc;
 }
 
@@ -84,11 +112,11 @@ void fy_cli_conn_close(fy_cli_conn *k, bool bye)
 {
     if (!k)
         return;
-    if (k->fd >= 0) {
+    if (k->conn.fd >= 0) {
         if (bye && !k->got_error)
             (void)fy_cli_conn_send(k, FY_FT_BYE, 0, NULL, 0);
-        fy_cli_cancel_remove_fd(k->cancel, k->fd);
-        close(k->fd);
+        fy_cli_cancel_remove_fd(k->cancel, k->conn.fd);
+        fy_conn_close(&k->conn);
     }
     fy_dec_free(k->dec);
     free(k->rbuf);
@@ -100,7 +128,10 @@ void fy_cli_conn_close(fy_cli_conn *k, bool bye)
 /* 1 when the socket has bytes (or EOF/error) within timeout_ms, 0 if not. */
 static int wait_readable(fy_cli_conn *k, int timeout_ms)
 {
-    struct pollfd p = {.fd = k->fd, .events = POLLIN};
+    struct pollfd p = {.fd = k->conn.fd, .events = POLLIN};
+
+    if (fy_conn_pending(&k->conn))
+        return 1; /* TLS holds bytes the socket will not announce again */
     for (;;) {
         int n = poll(&p, 1, timeout_ms);
         if (n >= 0)
@@ -135,7 +166,7 @@ static int fill(fy_cli_conn *k, int timeout_ms)
         if (r <= 0)
             return r < 0 ? stopped_or(k, r) : (timeout_ms ? -ETIMEDOUT : 0);
     }
-    ssize_t n = fy_sock_recv(k->fd, k->rbuf, CONN_RBUF);
+    ssize_t n = fy_conn_recv(&k->conn, k->rbuf, CONN_RBUF);
     if (n == 0)
         return stopped_or(k, -ENODATA);
     if (n < 0)
@@ -213,7 +244,27 @@ void fy_cli_conn_seal(fy_cli_conn *k, uint8_t type, uint64_t seq, const void *p,
 
 int fy_cli_conn_sendv(fy_cli_conn *k, struct iovec *iov, int iovcnt)
 {
-    int rc = fy_sock_writev_all(k->fd, iov, iovcnt);
+    int rc = 0;
+
+    while (iovcnt > 0 && rc == 0) {
+        ssize_t w = fy_conn_writev(&k->conn, iov, iovcnt > IOV_MAX ? IOV_MAX : iovcnt);
+        if (w < 0) {
+            rc = (int)w;
+            break;
+        }
+        /* Advance past what was written; iov is the caller's scratch copy. */
+        while (iovcnt > 0 && (size_t)w >= iov->iov_len) {
+            w -= (ssize_t)iov->iov_len;
+            iov++;
+            iovcnt--;
+        }
+        if (iovcnt > 0) {
+            iov->iov_base = (uint8_t *)iov->iov_base + w;
+            iov->iov_len -= (size_t)w;
+        }
+    }
+    if (rc == 0)
+        rc = fy_conn_flush(&k->conn); /* blocking: returns once the record is out */
     return rc < 0 ? stopped_or(k, rc) : 0;
 }
 
@@ -234,14 +285,14 @@ int fy_cli_conn_fail(fy_cli_conn *k, int rc, const char *what)
         fy_klog(FY_LOG_WARN, "interrupted", "during=%s", what);
         return FY_CLI_EXIT_INTR;
     }
-    if (rc == -EINVAL && k && k->fd < 0) {
+    if (rc == -EINVAL && k && k->conn.fd < 0) {
         fy_klog(FY_LOG_ERROR, "bad server address: expected HOST:PORT", "server=%s",
                 fy_klog_q(k->server, q, sizeof q));
         return FY_CLI_EXIT_USAGE;
     }
     /* A write that failed because the relay closed on us usually has the
      * relay's reason waiting in our receive buffer: fetch it to say why. */
-    if (k && k->fd >= 0 && !k->got_error && -rc < 1000) {
+    if (k && k->conn.fd >= 0 && !k->got_error && -rc < 1000) {
         fy_frame f;
         for (int i = 0; i < 64 && !k->got_error; i++)
             if (next_frame(k, &f, CONN_FAIL_READ_MS) <= 0)
@@ -259,6 +310,23 @@ int fy_cli_conn_fail(fy_cli_conn *k, int rc, const char *what)
         return code;
     }
     int code = fy_cli_exit_for(rc);
+    if (rc == -FY_ETLS && k) {
+        const char *why = fy_conn_tls_error(&k->conn);
+        const char *hint = "";
+        if (strstr(why, "wrong version number") || strstr(why, "packet length too long"))
+            hint = " (the relay answered in plaintext: it does not speak TLS; drop --tls, or "
+                   "give ferryd --tls-cert and --tls-key)";
+        else if (strstr(why, "certificate verify failed"))
+            hint = " (check --ca, and --tls-name if the certificate names the relay differently "
+                   "from --server)";
+        else if (strstr(why, "certificate required"))
+            hint = " (the relay requires a client certificate: --tls-cert and --tls-key)";
+        char r[400];
+        snprintf(r, sizeof r, "%s%s", why[0] ? why : "TLS failed", hint);
+        fy_klog(FY_LOG_ERROR, "TLS with relay failed", "server=%s during=%s err=%s reason=%s "
+                "exit=%d", k->server, what, fy_errname(rc), fy_klog_q(r, q, sizeof q), code);
+        return code;
+    }
     const char *msg = "connection to relay lost";
     if (-rc >= 1000)
         msg = rc == -FY_EDIGEST || rc == -FY_ESIZE ? "received file failed its check"

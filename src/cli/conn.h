@@ -19,8 +19,15 @@
 
 #include "cli/cancel.h"
 #include "ferry/proto.h"
+#include "ferry/tls.h"
 
 typedef struct fy_cli_conn fy_cli_conn;
+
+/* How to reach the relay over TLS (ferry --tls): ctx NULL = plaintext. */
+typedef struct fy_cli_tls {
+    fy_tls *ctx;      /* client settings: the CAs (--ca), our certificate */
+    const char *name; /* expected in the relay's certificate; NULL: --server's host */
+} fy_cli_tls;
 
 /* Connect to server ("HOST:PORT", default 127.0.0.1:7420 parts), with a
  * connect timeout.  Always sets *out (free it with fy_cli_conn_close), so
@@ -28,9 +35,11 @@ typedef struct fy_cli_conn fy_cli_conn;
  * or -errno from connect. */
 int fy_cli_conn_open(const char *server, fy_cli_cancel *cancel, fy_cli_conn **out);
 /* The same with a connect timeout of timeout_ms (> 0); -ETIMEDOUT when it
- * passes.  fy_cli_conn_open uses 5 s. */
-int fy_cli_conn_open_timeout(const char *server, int timeout_ms, fy_cli_cancel *cancel,
-                             fy_cli_conn **out);
+ * passes.  fy_cli_conn_open uses 5 s.  With tls (NULL or ctx NULL: plain)
+ * the TLS handshake follows within the same timeout: -FY_ETLS when it
+ * fails (fy_cli_conn_fail says why). */
+int fy_cli_conn_open_timeout(const char *server, int timeout_ms, const fy_cli_tls *tls,
+                             fy_cli_cancel *cancel, fy_cli_conn **out);
 
 /* Send hello and wait (at most timeout_ms) for welcome, which is copied to
  * *w.  Returns 0, -FY_E* (the relay's error frame, or a protocol error), or

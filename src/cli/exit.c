@@ -28,6 +28,9 @@ int fy_cli_exit_for(int err)
     case FY_EDIGEST:
     case FY_ESIZE:
         return FY_CLI_EXIT_CHECKSUM;
+    case FY_ETLS:
+    case FY_ETLSREQ:
+        return FY_CLI_EXIT_TLS;
     case ENOSPC:
     case EDQUOT:
     case EROFS:
@@ -56,6 +59,8 @@ const char *fy_cli_exit_text(int code)
         return "checksum or size mismatch";
     case FY_CLI_EXIT_IO:
         return "local I/O error";
+    case FY_CLI_EXIT_TLS:
+        return "TLS failed";
     case FY_CLI_EXIT_INTR:
         return "interrupted";
     default:
@@ -74,5 +79,7 @@ const char *fy_cli_exit_help(void)
            "       relay's error code name and text are printed\n"
            "  4    checksum or size mismatch (frame CRC32C, file size, file SHA-256)\n"
            "  5    local I/O error (e.g. ENOSPC: disk full)\n"
+           "  6    TLS failed: the relay's certificate did not verify (--ca,\n"
+           "       --tls-name), it refused ours, or only one side uses TLS\n"
            "  130  interrupted (SIGINT/SIGTERM); temp files removed\n";
 }

@@ -17,6 +17,7 @@ enum fy_cli_exit {
     FY_CLI_EXIT_REFUSED = 3,  /* the relay said no (token, busy channel) or broke the protocol */
     FY_CLI_EXIT_CHECKSUM = 4, /* frame CRC, file size or file SHA-256 mismatch */
     FY_CLI_EXIT_IO = 5,       /* local file or disk error */
+    FY_CLI_EXIT_TLS = 6,      /* TLS: certificate not verified, or TLS on one side only */
     FY_CLI_EXIT_INTR = 130    /* SIGINT / SIGTERM */
 };
 

@@ -364,7 +364,7 @@ static int session(receiver *r)
     fy_welcome w;
     fy_cli_retry rt;
     fy_cli_retry_init(&rt, o->retries);
-    int rc = fy_cli_dial(o->server, tmo, o->cancel, &h, &r->k, &w, &what);
+    int rc = fy_cli_dial(o->server, tmo, o->tls, o->cancel, &h, &r->k, &w, &what);
     bool welcomed = false;
     for (;;) {
         if (rc == 0 && !welcomed) {
@@ -411,7 +411,7 @@ static int session(receiver *r)
         }
         h.mode = FY_MODE_RESUME;
         h.resume_from = r->expect;
-        rc = fy_cli_dial(o->server, tmo, o->cancel, &h, &r->k, &w, &what);
+        rc = fy_cli_dial(o->server, tmo, o->tls, o->cancel, &h, &r->k, &w, &what);
     }
     if (rc > 0)
         return rc; /* a local failure, already logged */

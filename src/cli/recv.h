@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "cli/cancel.h"
+#include "cli/conn.h"
 #include "ferry/proto.h"
 
 enum fy_cli_recv_start {
@@ -36,6 +37,7 @@ typedef struct fy_cli_recv_opts {
     int progress;       /* enum fy_cli_progress_mode */
     unsigned retries;   /* reconnect attempts in a row (retry.h); 0 = none */
     int timeout_ms;     /* connect and welcome timeout; 0 = 10 s */
+    const fy_cli_tls *tls; /* NULL = plaintext (ferry --tls) */
     fy_cli_cancel *cancel;
     /* Called once the relay welcomed us (the subscription is in place). */
     void (*on_welcome)(void *arg, const fy_welcome *w);

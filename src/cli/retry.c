@@ -75,13 +75,13 @@ void fy_cli_retry_progress(fy_cli_retry *r)
     r->failed = 0;
 }
 
-int fy_cli_dial(const char *server, int timeout_ms, fy_cli_cancel *cancel, const fy_hello *h,
-                fy_cli_conn **k, fy_welcome *w, const char **what)
+int fy_cli_dial(const char *server, int timeout_ms, const fy_cli_tls *tls, fy_cli_cancel *cancel,
+                const fy_hello *h, fy_cli_conn **k, fy_welcome *w, const char **what)
 {
     fy_hello hh = *h;
     for (int round = 0;; round++) {
         *what = "connect";
-        int rc = fy_cli_conn_open_timeout(server, timeout_ms, cancel, k);
+        int rc = fy_cli_conn_open_timeout(server, timeout_ms, tls, cancel, k);
         if (rc < 0)
             return rc;
         *what = "hello";

@@ -51,8 +51,9 @@ void fy_cli_retry_progress(fy_cli_retry *r);
  * older than the flag refuses (FY_EPAYLOAD) is said again without it on a
  * new connection, so *w then has no extension.  Always sets *k (close it
  * with fy_cli_conn_close) and *what ("connect" or "hello", for
- * fy_cli_conn_fail).  Returns 0 or what fy_cli_conn_open/hello returned. */
-int fy_cli_dial(const char *server, int timeout_ms, fy_cli_cancel *cancel, const fy_hello *h,
-                fy_cli_conn **k, fy_welcome *w, const char **what);
+ * fy_cli_conn_fail).  tls: NULL (or its ctx NULL) = plaintext.  Returns 0
+ * or what fy_cli_conn_open_timeout/hello returned. */
+int fy_cli_dial(const char *server, int timeout_ms, const fy_cli_tls *tls, fy_cli_cancel *cancel,
+                const fy_hello *h, fy_cli_conn **k, fy_welcome *w, const char **what);
 
 #endif

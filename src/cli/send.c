@@ -360,7 +360,8 @@ static int reconnect(sender *s, const fy_hello *h, fy_cli_retry *rt, int rc, con
         if (wr < 0)
             return wr == -EINTR ? wr : rc;
         again = true;
-        rc = fy_cli_dial(s->o->server, s->o->timeout_ms ? s->o->timeout_ms : SEND_HELLO_TIMEOUT_MS,
+        rc = fy_cli_dial(s->o->server,
+                         s->o->timeout_ms ? s->o->timeout_ms : SEND_HELLO_TIMEOUT_MS, s->o->tls,
                          s->o->cancel, h, &s->k, w, what);
         if (rc == 0)
             return 0;
@@ -383,7 +384,7 @@ int fy_cli_send_run(const fy_cli_send_opts *o, fy_cli_send_result *r)
     fy_hello h = {.role = FY_ROLE_SENDER, .flags = o->retries ? FY_HELLO_F_RESUME : 0};
     snprintf(h.channel, sizeof h.channel, "%s", o->channel);
     snprintf(h.token, sizeof h.token, "%s", o->token ? o->token : "");
-    int rc = fy_cli_dial(o->server, o->timeout_ms ? o->timeout_ms : SEND_HELLO_TIMEOUT_MS,
+    int rc = fy_cli_dial(o->server, o->timeout_ms ? o->timeout_ms : SEND_HELLO_TIMEOUT_MS, o->tls,
                          o->cancel, &h, &s.k, &w, &what);
     if (rc == 0 && (rc = setup(&s, &w)) < 0) {
         fy_klog(FY_LOG_ERROR, "out of memory", "err=%s", fy_errname(rc));

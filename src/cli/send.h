@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "cli/cancel.h"
+#include "cli/conn.h"
 
 #define FY_CLI_CHUNK_DEFAULT ((size_t)64 << 10)
 
@@ -34,6 +35,7 @@ typedef struct fy_cli_send_opts {
     int progress;         /* enum fy_cli_progress_mode */
     unsigned retries;     /* reconnect attempts in a row (retry.h); 0 = none */
     int timeout_ms;       /* connect and welcome timeout; 0 = 10 s */
+    const fy_cli_tls *tls; /* NULL = plaintext (ferry --tls) */
     fy_cli_cancel *cancel; /* may be NULL */
 } fy_cli_send_opts;
 

@@ -31,7 +31,7 @@ _Static_assert(FY_LINK_CTL_CAP >= FY_FRAME_HDR_SIZE + 16u + FY_NAME_MAX + FY_TOK
 void fy_link_init(fy_link *l)
 {
     memset(l, 0, offsetof(fy_link, ctl)); /* the queue's bytes need no clearing */
-    l->fd = -1;
+    l->conn = fy_conn_plain(-1);
 }
 
 static void drop_input(fy_link *l)
@@ -42,8 +42,7 @@ static void drop_input(fy_link *l)
 
 void fy_link_close(fy_link *l)
 {
-    if (l->fd >= 0)
-        close(l->fd); /* also takes it out of any epoll set */
+    fy_conn_close(&l->conn); /* closing also takes it out of any epoll set */
     fy_dec_free(l->dec);
     fy_link_init(l);
 }
@@ -52,7 +51,7 @@ void fy_link_close(fy_link *l)
 
 int fy_link_connect(fy_link *l, const fy_addr *a, size_t max_payload)
 {
-    assert(l->fd < 0 && !l->dec); /* a live link would leak its socket */
+    assert(l->conn.fd < 0 && !l->dec); /* a live link would leak its socket */
     fy_dec *d;
     int rc = fy_dec_new(max_payload, &d);
     if (rc < 0)
@@ -63,15 +62,35 @@ int fy_link_connect(fy_link *l, const fy_addr *a, size_t max_payload)
         return fd;
     }
     fy_link_init(l);
-    l->fd = fd;
+    l->conn = fy_conn_plain(fd);
     l->dec = d;
     l->state = FY_LINK_CONNECTING;
     return fd;
 }
 
+int fy_link_tls(fy_link *l, fy_tls *t, const char *name)
+{
+    if (l->state != FY_LINK_CONNECTING)
+        return -EINVAL;
+    return fy_conn_tls_start(&l->conn, t, name);
+}
+
+/* The TLS handshake, driven from flush and recv: 1 once done (the link
+ * moves on as a plain connect would), 0 while it waits, or an error. */
+static int handshake(fy_link *l)
+{
+    int rc = fy_conn_handshake(&l->conn);
+    if (rc == -EAGAIN)
+        return 0;
+    if (rc < 0)
+        return rc;
+    l->state = l->hello ? FY_LINK_HELLO : FY_LINK_OPEN;
+    return 1;
+}
+
 int fy_link_attach(fy_link *l, int fd, size_t max_payload)
 {
-    assert(l->fd < 0 && !l->dec);
+    assert(l->conn.fd < 0 && !l->dec);
     if (fd < 0)
         return -EINVAL;
     fy_dec *d;
@@ -79,7 +98,7 @@ int fy_link_attach(fy_link *l, int fd, size_t max_payload)
     if (rc < 0)
         return rc;
     fy_link_init(l);
-    l->fd = fd;
+    l->conn = fy_conn_plain(fd);
     l->dec = d;
     l->state = FY_LINK_OPEN;
     return 0;
@@ -89,9 +108,14 @@ int fy_link_connected(fy_link *l)
 {
     if (l->state != FY_LINK_CONNECTING)
         return 0;
-    int rc = fy_sock_connect_result(l->fd);
+    int rc = fy_sock_connect_result(l->conn.fd);
     if (rc < 0)
         return rc;
+    if (fy_conn_is_tls(&l->conn)) {
+        l->state = FY_LINK_TLS;
+        rc = handshake(l);
+        return rc < 0 ? rc : 0;
+    }
     l->state = l->hello ? FY_LINK_HELLO : FY_LINK_OPEN;
     return 0;
 }
@@ -131,20 +155,26 @@ int fy_link_hello(fy_link *l, const fy_hello *h)
 
 int fy_link_flush(fy_link *l)
 {
-    if (l->ctl_off == l->ctl_len)
-        return 1;
+    int rc;
+
     if (l->state == FY_LINK_CONNECTING)
-        return 0; /* a write now would fail: wait for writability */
+        return l->ctl_off == l->ctl_len; /* a write now would fail: wait for writability */
+    if (l->state == FY_LINK_TLS && (rc = handshake(l)) <= 0)
+        return rc;
+    if ((rc = fy_conn_flush(&l->conn)) < 0)
+        return rc == -EAGAIN ? 0 : rc;
     while (l->ctl_off < l->ctl_len) {
         struct iovec v = {l->ctl + l->ctl_off, l->ctl_len - l->ctl_off};
-        ssize_t n = fy_sock_writev(l->fd, &v, 1);
-        if (n == -EAGAIN)
+        ssize_t n = fy_conn_writev(&l->conn, &v, 1);
+        if (n == -EAGAIN || n == 0)
             return 0;
         if (n < 0)
             return (int)n;
         l->ctl_off += (size_t)n;
     }
     l->ctl_len = l->ctl_off = 0;
+    if ((rc = fy_conn_flush(&l->conn)) < 0)
+        return rc == -EAGAIN ? 0 : rc;
     return 1;
 }
 
@@ -153,11 +183,16 @@ int fy_link_flush(fy_link *l)
 ssize_t fy_link_recv(fy_link *l, uint8_t *buf, size_t cap)
 {
     drop_input(l);
-    if (l->fd < 0)
+    if (l->conn.fd < 0)
         return -EBADF;
     if (l->state == FY_LINK_CONNECTING)
         return -EAGAIN;
-    ssize_t n = fy_sock_recv(l->fd, buf, cap);
+    if (l->state == FY_LINK_TLS) {
+        int rc = handshake(l);
+        if (rc <= 0)
+            return rc == 0 ? -EAGAIN : rc;
+    }
+    ssize_t n = fy_conn_recv(&l->conn, buf, cap);
     if (n > 0) {
         l->in = buf;
         l->in_len = (size_t)n;

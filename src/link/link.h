@@ -34,6 +34,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "ferry/conn.h"
 #include "ferry/proto.h"
 #include "ferry/sock.h"
 
@@ -44,12 +45,13 @@
 enum fy_link_state {
     FY_LINK_CLOSED = 0,  /* no socket */
     FY_LINK_CONNECTING,  /* connect in flight: wait until writable */
+    FY_LINK_TLS,         /* connected, TLS handshake in flight: any readiness drives it */
     FY_LINK_HELLO,       /* connected, hello queued or sent, no welcome yet */
     FY_LINK_OPEN         /* welcomed, or no handshake asked for: frames flow */
 };
 
 typedef struct fy_link {
-    int fd;
+    fy_conn conn;           /* the socket, and its TLS state when fy_link_tls was called */
     uint8_t state;          /* enum fy_link_state */
     bool hello;             /* a hello was queued: wait for the welcome */
     int err;                /* first decode or handshake error; sticky */
@@ -72,6 +74,25 @@ void fy_link_init(fy_link *l);
  * closed. */
 int fy_link_connect(fy_link *l, const fy_addr *a, size_t max_payload);
 
+/* Speak TLS on this link (call right after fy_link_connect): once the
+ * connect succeeds the handshake runs inside fy_link_flush and
+ * fy_link_recv (state FY_LINK_TLS, which wants readiness of either kind),
+ * verifying the relay's certificate against t and name (conn.h).  0,
+ * -ENOMEM or -FY_ETLS.  A handshake failure comes back from flush or recv
+ * as -FY_ETLS; fy_link_tls_error says why. */
+int fy_link_tls(fy_link *l, fy_tls *t, const char *name);
+/* Why the TLS handshake or a record failed ("" when nothing to say). */
+static inline const char *fy_link_tls_error(const fy_link *l)
+{
+    return fy_conn_tls_error(&l->conn);
+}
+/* The link's connection, for a caller that writes stream frames or reads
+ * the stream itself (fy_conn_writev / fy_conn_readv, never the fd). */
+static inline fy_conn *fy_link_conn(fy_link *l)
+{
+    return &l->conn;
+}
+
 /* Adopt fd, already connected and non-blocking, with no handshake: the
  * link is FY_LINK_OPEN at once (the swarm's p2p links).  0 or -errno
  * (-EINVAL, -ENOMEM); the link owns fd only on success. */
@@ -93,9 +114,10 @@ int fy_link_hello(fy_link *l, const fy_hello *h);
 int fy_link_ctl(fy_link *l, uint8_t type, uint32_t channel, uint64_t seq, const void *pl,
                 size_t len);
 
-/* Write queued control bytes.  1 when the queue is empty (now or already),
- * 0 when the socket is full (or still connecting: call again when
- * writable), -errno when the connection broke. */
+/* Write queued control bytes (and a TLS record the connection holds).  1
+ * when the queue is empty (now or already), 0 when the socket is full (or
+ * still connecting or in the TLS handshake: call again when ready), -errno
+ * when the connection broke. */
 int fy_link_flush(fy_link *l);
 
 /* Control bytes queued and not yet written. */
@@ -136,7 +158,7 @@ const fy_welcome *fy_link_welcome(const fy_link *l);
 
 static inline int fy_link_fd(const fy_link *l)
 {
-    return l->fd;
+    return l->conn.fd;
 }
 
 static inline enum fy_link_state fy_link_state(const fy_link *l)

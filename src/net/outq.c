@@ -1,5 +1,5 @@
 /*
- * outq.c - bytes waiting for a non-blocking socket (outq.h).
+ * outq.c - bytes waiting for a non-blocking connection (outq.h).
  */
 #include "net/outq.h"
 
@@ -8,24 +8,25 @@
 #include <string.h>
 #include <sys/uio.h>
 
-#include "ferry/sock.h"
 
 #define OUTQ_MAX_DEFAULT (256u << 10)
 
-int fy_outq_flush(fy_outq *q, int fd)
+int fy_outq_flush(fy_outq *q, fy_conn *c)
 {
     while (q->off < q->len) {
         struct iovec iov = {q->b + q->off, q->len - q->off};
-        ssize_t n = fy_sock_writev(fd, &iov, 1);
+        ssize_t n = fy_conn_writev(c, &iov, 1);
         if (n < 0)
             return (int)n;
+        if (n == 0)
+            return -EAGAIN;
         q->off += (size_t)n;
     }
     q->off = q->len = 0;
-    return 0;
+    return fy_conn_flush(c);
 }
 
-int fy_outq_push(fy_outq *q, int fd, const void *p, size_t n)
+int fy_outq_push(fy_outq *q, fy_conn *c, const void *p, size_t n)
 {
     size_t max = q->max ? q->max : OUTQ_MAX_DEFAULT;
 
@@ -45,7 +46,7 @@ int fy_outq_push(fy_outq *q, int fd, const void *p, size_t n)
     }
     memcpy(q->b + q->len, p, n);
     q->len += n;
-    int rc = fy_outq_flush(q, fd);
+    int rc = fy_outq_flush(q, c);
     return rc == -EAGAIN ? 0 : rc;
 }
 

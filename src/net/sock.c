@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 /* ---- addresses ---------------------------------------------------------- */
@@ -263,6 +264,27 @@ ssize_t fy_sock_recv(int fd, void *buf, size_t n)
             continue;
         return errno == EWOULDBLOCK ? -EAGAIN : -errno;
     }
+}
+
+ssize_t fy_sock_peek(int fd, void *buf, size_t n)
+{
+    for (;;) {
+        ssize_t r = recv(fd, buf, n, MSG_PEEK);
+        if (r >= 0)
+            return r;
+        if (errno == EINTR)
+            continue;
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    }
+}
+
+int fy_sock_set_timeout(int fd, int ms)
+{
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) < 0)
+        return -errno;
+    return 0;
 }
 
 int fy_sock_drain(int fd, unsigned reads)

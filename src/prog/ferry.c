@@ -24,6 +24,7 @@
 #include "ferry/err.h"
 #include "ferry/klog.h"
 #include "ferry/proto.h"
+#include "ferry/tls.h"
 #include "ferry/units.h"
 
 #define DEFAULT_SERVER "127.0.0.1:7420"
@@ -59,7 +60,14 @@ static const char usage_main[] =
     "                      link), up to --retries attempts in a row, waiting 0.2 s\n"        \
     "                      doubling to 10 s with jitter (the default)\n"                      \
     "  --no-retry          exit 2 when the connection is lost\n"                               \
-    "  --retries N         attempts in a row without progress (default 8)\n"
+    "  --retries N         attempts in a row without progress (default 8)\n"                \
+    "  --tls               speak TLS to the relay (ferryd --tls-cert/--tls-key)\n"            \
+    "  --ca FILE           verify the relay's certificate against these CAs (PEM; implies\n"  \
+    "                      --tls; default: the system's trust store)\n"                      \
+    "  --tls-name NAME     name or IP the relay's certificate must carry (default: the\n"     \
+    "                      host of --server)\n"                                               \
+    "  --tls-cert FILE     client certificate (PEM) for a relay with --tls-client-ca;\n"     \
+    "  --tls-key FILE      with its private key\n"
 
 static const char usage_send[] =
     "Usage: ferry send [--server HOST:PORT] --channel NAME [--token T | --token-file FILE]\n"
@@ -186,7 +194,8 @@ static int bad_option(const char *cmd, char **argv, int opt)
 
 enum { O_SERVER = 256, O_CHANNEL, O_TOKEN, O_CHUNK, O_OUT, O_FROM_START, O_RESUME, O_FROM_SEQ,
        O_COUNT, O_RATE, O_DATA, O_MAXP, O_SIZE, O_RECEIVERS, O_KEEP, O_HELP, O_TOKEN_FILE,
-       O_RETRY, O_NO_RETRY, O_RETRIES, O_CONNECT_TIMEOUT };
+       O_RETRY, O_NO_RETRY, O_RETRIES, O_CONNECT_TIMEOUT, O_TLS, O_CA, O_TLS_NAME, O_TLS_CERT,
+       O_TLS_KEY };
 
 static const struct option long_opts[] = {
     {"server", required_argument, 0, O_SERVER},   {"channel", required_argument, 0, O_CHANNEL},
@@ -200,6 +209,9 @@ static const struct option long_opts[] = {
     {"token-file", required_argument, 0, O_TOKEN_FILE}, {"retry", no_argument, 0, O_RETRY},
     {"no-retry", no_argument, 0, O_NO_RETRY},     {"retries", required_argument, 0, O_RETRIES},
     {"connect-timeout", required_argument, 0, O_CONNECT_TIMEOUT},
+    {"tls", no_argument, 0, O_TLS},               {"ca", required_argument, 0, O_CA},
+    {"tls-name", required_argument, 0, O_TLS_NAME}, {"tls-cert", required_argument, 0, O_TLS_CERT},
+    {"tls-key", required_argument, 0, O_TLS_KEY},
     {0, 0, 0, 0}};
 
 /* Every option a command accepts; the others are "unknown" for it. */
@@ -207,7 +219,8 @@ typedef struct cmd_opts {
     const char *server, *channel, *token, *out, *data, *token_file;
     uint64_t chunk, from_seq, count, rate, max_payload, size, receivers, retries;
     int start, starts, timeout_ms;
-    bool keep, help, no_retry;
+    bool keep, help, no_retry, tls;
+    const char *ca, *tls_name, *tls_cert, *tls_key;
     char token_buf[FY_TOKEN_MAX + 1];
 } cmd_opts;
 
@@ -252,6 +265,11 @@ static int parse(const char *cmd, const char *allowed, int argc, char **argv, cm
             break;
         }
         case O_HELP: c->help = true; break;
+        case O_TLS: c->tls = true; break;
+        case O_CA: c->ca = optarg; c->tls = true; break;
+        case O_TLS_NAME: c->tls_name = optarg; break;
+        case O_TLS_CERT: c->tls_cert = optarg; break;
+        case O_TLS_KEY: c->tls_key = optarg; break;
         }
         if (rc < 0)
             return usage_error(cmd, "not a number (digits, optional K/M/G)", optarg);
@@ -301,12 +319,33 @@ static int resolve_token(const char *cmd, cmd_opts *c)
 
 /* Option letters for `allowed`: 'a' + (O_x - O_SERVER). */
 #define A(o) ((char)('a' + (o)-O_SERVER))
+#define A_TLS A(O_TLS), A(O_CA), A(O_TLS_NAME), A(O_TLS_CERT), A(O_TLS_KEY)
+
+/* --tls and friends: the client TLS settings, or plaintext (t->ctx NULL).
+ * 0, or the exit code for settings that cannot be used. */
+static int setup_tls(const char *cmd, const cmd_opts *c, fy_cli_tls *t)
+{
+    char err[512];
+    *t = (fy_cli_tls){.name = c->tls_name};
+    if (!c->tls) {
+        if (c->tls_name || c->tls_cert || c->tls_key)
+            return usage_error(cmd, "--tls-name, --tls-cert and --tls-key need --tls", NULL);
+        return 0;
+    }
+    if (fy_tls_client_new(c->ca, c->tls_cert, c->tls_key, &t->ctx, err, sizeof err) < 0) {
+        char q[600];
+        fy_klog(FY_LOG_ERROR, "cannot set up TLS", "reason=%s exit=%d", fy_klog_q(err, q, sizeof q),
+                FY_CLI_EXIT_USAGE);
+        return FY_CLI_EXIT_USAGE;
+    }
+    return 0;
+}
 
 static int cmd_send(int argc, char **argv, fy_cli_cancel *cancel)
 {
     const char allowed[] = {A(O_SERVER), A(O_CHANNEL), A(O_TOKEN), A(O_CHUNK), A(O_HELP),
                             A(O_TOKEN_FILE), A(O_RETRY), A(O_NO_RETRY), A(O_RETRIES),
-                            A(O_CONNECT_TIMEOUT), 0};
+                            A(O_CONNECT_TIMEOUT), A_TLS, 0};
     cmd_opts c;
     int rc = parse("send", allowed, argc, argv, &c);
     if (rc || c.help)
@@ -319,12 +358,17 @@ static int cmd_send(int argc, char **argv, fy_cli_cancel *cancel)
         return usage_error("send", "no FILE to send", NULL);
     if (c.chunk > FY_PAYLOAD_MAX_LIMIT)
         return usage_error("send", "--chunk is larger than the protocol's 16M limit", NULL);
+    fy_cli_tls tls;
+    if ((rc = setup_tls("send", &c, &tls)))
+        return rc;
     fy_cli_send_opts o = {.server = c.server, .channel = c.channel, .token = c.token,
                           .chunk = (size_t)c.chunk, .files = (const char *const *)argv + optind,
                           .nfiles = (size_t)(argc - optind), .cancel = cancel,
                           .retries = c.no_retry ? 0 : (unsigned)c.retries,
-                          .timeout_ms = c.timeout_ms};
-    return fy_cli_send_run(&o, NULL);
+                          .timeout_ms = c.timeout_ms, .tls = &tls};
+    rc = fy_cli_send_run(&o, NULL);
+    fy_tls_free(tls.ctx);
+    return rc;
 }
 
 static int cmd_recv(int argc, char **argv, fy_cli_cancel *cancel)
@@ -332,7 +376,7 @@ static int cmd_recv(int argc, char **argv, fy_cli_cancel *cancel)
     const char allowed[] = {A(O_SERVER), A(O_CHANNEL), A(O_TOKEN), A(O_OUT), A(O_FROM_START),
                             A(O_RESUME), A(O_FROM_SEQ), A(O_COUNT), A(O_RATE), A(O_HELP),
                             A(O_TOKEN_FILE), A(O_RETRY), A(O_NO_RETRY), A(O_RETRIES),
-                            A(O_CONNECT_TIMEOUT), 0};
+                            A(O_CONNECT_TIMEOUT), A_TLS, 0};
     cmd_opts c;
     int rc = parse("recv", allowed, argc, argv, &c);
     if (rc || c.help)
@@ -349,12 +393,17 @@ static int cmd_recv(int argc, char **argv, fy_cli_cancel *cancel)
         return usage_error("recv", "choose one of --from-start, --resume, --from-seq", NULL);
     if (c.start == FY_CLI_RECV_FROM_SEQ && c.from_seq == 0)
         return usage_error("recv", "--from-seq must be at least 1", NULL);
+    fy_cli_tls tls;
+    if ((rc = setup_tls("recv", &c, &tls)))
+        return rc;
     fy_cli_recv_opts o = {.server = c.server, .channel = c.channel, .token = c.token,
                           .out_dir = c.out, .start = c.start, .from_seq = c.from_seq,
                           .count = c.count, .rate = c.rate, .cancel = cancel,
                           .retries = c.no_retry ? 0 : (unsigned)c.retries,
-                          .timeout_ms = c.timeout_ms};
-    return fy_cli_recv_run(&o, NULL);
+                          .timeout_ms = c.timeout_ms, .tls = &tls};
+    rc = fy_cli_recv_run(&o, NULL);
+    fy_tls_free(tls.ctx);
+    return rc;
 }
 
 static int cmd_check(int argc, char **argv)

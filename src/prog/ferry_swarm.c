@@ -29,6 +29,9 @@ static const char usage[] =
     "  --mode MODE          bulk | rate | storm | churn | slow (default bulk)\n"
     "  --target T           p2p (senders write to receivers directly, no relay)\n"
     "                       or HOST:PORT of a relay (default 127.0.0.1:7420)\n"
+    "  --tls                speak TLS to the relay; --ca FILE verifies its certificate\n"
+    "                       (PEM; implies --tls; default the system's trust store),\n"
+    "                       --tls-name NAME if it names the relay differently from T\n"
     "  --senders S          senders in all (default 1); a channel's senders take turns\n"
     "  --channels C         channels (default = senders)\n"
     "  --receivers R        receivers per channel (default 1)\n"
@@ -64,7 +67,8 @@ static const char usage[] =
 enum {
     O_MODE = 256, O_TARGET, O_SENDERS, O_CHANNELS, O_RECEIVERS, O_SIZE, O_FILES, O_PACKET,
     O_RATE, O_DURATION, O_CONNS, O_WINDOW, O_SLOW, O_SLOW_RATE, O_CHURNERS, O_CHURN_TIMES,
-    O_THREADS, O_TOKEN, O_VERIFY, O_SEED, O_PREFIX, O_JSON, O_CSV, O_TIMEOUT, O_LOG, O_HELP, O_VERSION
+    O_THREADS, O_TOKEN, O_VERIFY, O_SEED, O_PREFIX, O_JSON, O_CSV, O_TIMEOUT, O_LOG, O_HELP, O_VERSION,
+    O_TLS, O_CA, O_TLS_NAME
 };
 
 static const struct option opts[] = {
@@ -77,12 +81,15 @@ static const struct option opts[] = {
     {"verify", 1, 0, O_VERIFY}, {"seed", 1, 0, O_SEED}, {"channel-prefix", 1, 0, O_PREFIX},
     {"json", 1, 0, O_JSON}, {"csv", 1, 0, O_CSV}, {"timeout", 1, 0, O_TIMEOUT},
     {"log-level", 1, 0, O_LOG}, {"help", 0, 0, O_HELP},
-    {"version", 0, 0, O_VERSION}, {0, 0, 0, 0}};
+    {"version", 0, 0, O_VERSION}, {"tls", 0, 0, O_TLS}, {"ca", 1, 0, O_CA},
+    {"tls-name", 1, 0, O_TLS_NAME}, {0, 0, 0, 0}};
 
 struct args {
     fy_swarm_cfg cfg;
     const char *json, *csv;
     int log_level;
+    bool tls;
+    const char *ca, *tls_name;
 };
 
 
@@ -160,6 +167,9 @@ static int apply(struct args *a, int o, const char *v)
     case O_JSON: a->json = v; return 0;
     case O_CSV: a->csv = v; return 0;
     case O_TIMEOUT: return parse_double(v, &c->timeout);
+    case O_TLS: a->tls = true; return 0;
+    case O_CA: a->ca = v; a->tls = true; return 0;
+    case O_TLS_NAME: a->tls_name = v; return 0;
     case O_LOG: return (a->log_level = fy_klog_level_parse(v)) < 0 ? -EINVAL : 0;
     default: return -EINVAL;
     }
@@ -263,6 +273,24 @@ static int report(const struct args *a, const fy_swarm_result *res)
     return rc < 0 ? rc : rc2;
 }
 
+/* --tls: the client settings every relay connection shares.  -1 (logged)
+ * when the CA file or the name cannot be used. */
+static int setup_tls(struct args *a)
+{
+    char err[512], q[600];
+    int rc = 0;
+
+    if (a->tls_name)
+        snprintf(a->cfg.tls_name, sizeof a->cfg.tls_name, "%s", a->tls_name);
+    else
+        rc = fy_tls_name_from_server(a->cfg.target_text, a->cfg.tls_name, sizeof a->cfg.tls_name);
+    if (rc == 0 && fy_tls_client_new(a->ca, NULL, NULL, &a->cfg.tls, err, sizeof err) < 0) {
+        fy_klog(FY_LOG_ERROR, "cannot set up TLS", "reason=%s", fy_klog_q(err, q, sizeof q));
+        return -1;
+    }
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     struct args a = {0};
@@ -276,6 +304,8 @@ int main(int argc, char **argv)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN); /* a peer that hung up is an error code, not a death */
+    if (a.tls && setup_tls(&a) < 0)
+        return 2;
     raise_nofile(&a.cfg);
     fy_swarm_result res;
     rc = fy_swarm_run(&a.cfg, &res);
@@ -289,5 +319,6 @@ int main(int argc, char **argv)
     int out = report(&a, &res);
     bool ok = fy_swarm_result_ok(&a.cfg, &res) && out == 0;
     fy_swarm_result_free(&res);
+    fy_tls_free(a.cfg.tls);
     return ok ? 0 : 1;
 }

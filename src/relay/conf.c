@@ -122,6 +122,11 @@ static const struct key keys[] = {
     {"upstream", K_STR, OFF(upstream), 0, 0},
     {"upstream-token", K_STR, OFF(upstream_token), 0, 0},
     {"upstream-linger", K_MS, OFF(upstream_linger_ms), 0, 86400000},
+    {"tls-cert", K_PATH, OFF(tls_cert), 0, 0},
+    {"tls-key", K_PATH, OFF(tls_key), 0, 0},
+    {"tls-client-ca", K_PATH, OFF(tls_client_ca), 0, 0},
+    {"upstream-ca", K_PATH, OFF(upstream_ca), 0, 0},
+    {"upstream-tls-name", K_STR, OFF(upstream_tls_name), 0, 0},
 };
 
 static const struct key *find(const char *key)
@@ -158,7 +163,7 @@ int fy_conf_set(fy_conf *c, const char *key, const char *val, char *err, size_t 
     switch (k->kind) {
     case K_STR:
     case K_PATH: {
-        /* listen, metrics, upstream, upstream-token */
+        /* listen, metrics, upstream, upstream-token, upstream-tls-name */
         size_t cap = k->kind == K_STR ? sizeof c->listen : FY_CONF_PATH_MAX;
         if (strlen(val) >= cap) {
             say(err, errcap, "%s: value too long (max %zu bytes)", key, cap - 1);
@@ -399,6 +404,15 @@ int fy_conf_check(const fy_conf *c, char *err, size_t errcap)
     }
     if (!c->data[0]) {
         say(err, errcap, "data: empty directory name");
+        return -EINVAL;
+    }
+    if (!c->tls_cert[0] != !c->tls_key[0]) {
+        say(err, errcap, "tls-cert and tls-key go together: set both or neither");
+        return -EINVAL;
+    }
+    if (c->tls_client_ca[0] && !c->tls_cert[0]) {
+        say(err, errcap, "tls-client-ca needs tls-cert and tls-key (client certificates are "
+            "asked for in a TLS handshake)");
         return -EINVAL;
     }
     if (c->upstream[0] && !strrchr(c->upstream, ':')) {

@@ -50,6 +50,12 @@ typedef struct fy_conf {
     char upstream[256];           /* HOST:PORT; "" = this relay originates every channel */
     char upstream_token[256];     /* subscribe token for the upstream; "" = none */
     uint64_t upstream_linger_ms;  /* follow on this long after the last local receiver left */
+    /* TLS (docs/operations.md, "TLS"): "" = plaintext. */
+    char tls_cert[FY_CONF_PATH_MAX];      /* the listener's certificate chain (PEM) */
+    char tls_key[FY_CONF_PATH_MAX];       /* its private key (PEM) */
+    char tls_client_ca[FY_CONF_PATH_MAX]; /* require client certificates chained to these */
+    char upstream_ca[FY_CONF_PATH_MAX];   /* TLS to the upstream, verified against these CAs */
+    char upstream_tls_name[256];          /* name expected in the upstream's certificate */
 } fy_conf;
 
 /* Fill c with the defaults (any thread). */

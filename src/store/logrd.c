@@ -130,7 +130,8 @@ static int64_t avail(fy_logrd *r, fy_pos end)
     }
 }
 
-int fy_logrd_sendfile(fy_logrd *r, int fd, fy_pos end, size_t max, size_t *sent)
+int fy_logrd_send(fy_logrd *r, fy_logrd_send_fn send, void *arg, fy_pos end, size_t max,
+                  size_t *sent)
 {
     *sent = 0;
     while (*sent < max) {
@@ -140,19 +141,33 @@ int fy_logrd_sendfile(fy_logrd *r, int fd, fy_pos end, size_t max, size_t *sent)
         size_t want = max - *sent;
         if ((uint64_t)a < want)
             want = (size_t)a;
-        off_t off = (off_t)r->pos.off;
-        ssize_t n = sendfile(fd, r->fd, &off, want);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno; /* -EAGAIN: the socket is full; *sent says what went */
-        }
+        ssize_t n = send(arg, r->fd, (off_t)r->pos.off, want);
+        if (n < 0)
+            return (int)n; /* -EAGAIN: the socket is full; *sent says what went */
         if (n == 0)
             return -FY_ECORRUPT; /* the file is shorter than the writer said */
         r->pos.off += (uint64_t)n;
         *sent += (size_t)n;
     }
     return 0;
+}
+
+/* fy_logrd_sendfile's sender: sendfile(2) to the socket in *arg. */
+static ssize_t send_to_fd(void *arg, int in_fd, off_t off, size_t n)
+{
+    int fd = *(const int *)arg;
+    for (;;) {
+        ssize_t w = sendfile(fd, in_fd, &off, n);
+        if (w >= 0)
+            return w;
+        if (errno != EINTR)
+            return -errno;
+    }
+}
+
+int fy_logrd_sendfile(fy_logrd *r, int fd, fy_pos end, size_t max, size_t *sent)
+{
+    return fy_logrd_send(r, send_to_fd, &fd, end, max, sent);
 }
 
 int fy_logrd_boundary(fy_logrd *r, fy_pos from, fy_pos *out)

@@ -37,7 +37,8 @@ enum fy__kind { FY__TX = 1, FY__RX = 2, FY__STORM = 3 };
  * connection, or one of its p2p links to a receiver. */
 typedef struct fy__out {
     int tag; /* FY__TAG_OUT */
-    int fd;
+    fy_conn *conn;  /* the relay link's connection, or &own (p2p); NULL: none */
+    fy_conn own;    /* p2p: the socket itself */
     struct fy__conn *c;
     uint64_t next;  /* next frame index in the current sender's stream */
     size_t off;     /* bytes of frame `next` already written */

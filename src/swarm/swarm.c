@@ -166,7 +166,7 @@ static int add_tx(fy__swarm *sw, uint32_t chan)
     if (!t->outs || !t->begin)
         return -ENOMEM;
     for (uint32_t i = 0; i < t->nouts; i++)
-        t->outs[i] = (fy__out){.tag = FY__TAG_OUT, .fd = -1, .c = &t->c};
+        t->outs[i] = (fy__out){.tag = FY__TAG_OUT, .conn = NULL, .own = fy_conn_plain(-1), .c = &t->c};
     return 0;
 }
 
@@ -241,7 +241,8 @@ static int p2p_links(fy__swarm *sw)
                 }
                 fy_sock_set_nonblock(a, 1);
                 fy_sock_set_nodelay(b);
-                t->outs[j].fd = a;
+                t->outs[j].own = fy_conn_plain(a);
+                t->outs[j].conn = &t->outs[j].own;
                 uint32_t id = t->chan * sw->cfg->receivers + j;
                 fy__worker *rw = worker_of(sw, id + 1);
                 fy__rx *r = NULL;

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "ferry/sock.h"
+#include "ferry/tls.h"
 #include "swarm/lhist.h"
 #include "swarm/rxchk.h"
 
@@ -57,6 +58,8 @@ typedef struct fy_swarm_cfg {
     int verify;              /* enum fy_swarm_verify */
     uint64_t seed;
     char chan_prefix[64];    /* channel names are <prefix>-c<k> */
+    fy_tls *tls;             /* --tls: client TLS settings for relay connections; NULL = plain */
+    char tls_name[256];      /* name expected in the relay's certificate */
 } fy_swarm_cfg;
 
 /* One receiver's outcome. */

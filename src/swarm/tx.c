@@ -144,8 +144,8 @@ static int out_write(fy__tx *t, fy__out *o, uint64_t lim, size_t *budget)
             }
             skip = 0;
         }
-        ssize_t w = fy_sock_writev(o->fd, iov, n);
-        if (w == -EAGAIN) {
+        ssize_t w = fy_conn_writev(o->conn, iov, n);
+        if (w == -EAGAIN || w == 0) {
             o->blocked = true;
             return 0;
         }
@@ -224,7 +224,7 @@ static void sender_begin(fy__tx *t)
     }
     /* stream frames bypass the link's queue: written by out_write, after
      * the link's control bytes are out */
-    t->outs[0].fd = fy_link_fd(&t->c.link);
+    t->outs[0].conn = fy_link_conn(&t->c.link);
     t->outs[0].blocked = false;
     t->c.state = TX_HELLO;
 }
@@ -233,7 +233,7 @@ static void sender_end(fy__tx *t)
 {
     fy__conn_close(&t->c);
     if (!t->c.w->sw->cfg->p2p)
-        t->outs[0].fd = -1;
+        t->outs[0].conn = NULL;
     if (++t->cur == t->count) {
         fy__conn_finish(&t->c);
         return;
@@ -450,8 +450,8 @@ void fy__tx_free(fy__tx *t)
         return;
     fy__conn_close(&t->c);
     for (uint32_t i = 0; i < t->nouts; i++)
-        if (t->c.w->sw->cfg->p2p && t->outs[i].fd >= 0)
-            close(t->outs[i].fd);
+        if (t->c.w->sw->cfg->p2p && t->outs[i].conn)
+            fy_conn_close(t->outs[i].conn);
     free(t->outs);
     free(t->begin);
     free(t);

@@ -60,10 +60,13 @@ int fy__conn_watch(fy__worker *w, int fd, void *item)
 
 int fy__conn_connect(fy__conn *c, size_t max_payload)
 {
-    int fd = fy_link_connect(&c->link, &c->w->sw->cfg->target, max_payload);
+    const fy_swarm_cfg *cfg = c->w->sw->cfg;
+    int fd = fy_link_connect(&c->link, &cfg->target, max_payload);
     if (fd < 0)
         return fd;
-    int rc = fy__conn_watch(c->w, fd, c);
+    int rc = cfg->tls ? fy_link_tls(&c->link, cfg->tls, cfg->tls_name) : 0;
+    if (rc == 0)
+        rc = fy__conn_watch(c->w, fd, c);
     if (rc < 0)
         fy_link_close(&c->link);
     return rc;

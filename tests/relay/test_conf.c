@@ -40,7 +40,7 @@ static const char *const all_keys[] = {
     "listen", "metrics", "data", "auth", "threads", "memory", "max-payload", "fsync",
     "segment-bytes", "retain-bytes", "retain-age", "window", "channel-budget", "sndbuf",
     "trace", "trace-max-bytes", "trace-events", "log-level", "idle-timeout", "takeover-grace",
-    "drain-timeout",
+    "drain-timeout", "tls-cert", "tls-key", "tls-client-ca", "upstream-ca", "upstream-tls-name",
 };
 #define N_KEYS (sizeof all_keys / sizeof all_keys[0])
 
@@ -99,6 +99,12 @@ static const struct good goods[] = {
     {"log-level", "error", F(log_level), W_INT, FY_LOG_ERROR, NULL},
     {"drain-timeout", "0", F(drain_timeout), W_U64, 0, NULL},
     {"drain-timeout", "3600", F(drain_timeout), W_U64, 3600, NULL},
+    {"tls-cert", "/etc/ferry/relay.pem", F(tls_cert), W_STR, 0, "/etc/ferry/relay.pem"},
+    {"tls-key", "/etc/ferry/relay.key", F(tls_key), W_STR, 0, "/etc/ferry/relay.key"},
+    {"tls-client-ca", "/etc/ferry/clients.pem", F(tls_client_ca), W_STR, 0,
+     "/etc/ferry/clients.pem"},
+    {"upstream-ca", "/etc/ferry/ca.pem", F(upstream_ca), W_STR, 0, "/etc/ferry/ca.pem"},
+    {"upstream-tls-name", "origin.example", F(upstream_tls_name), W_STR, 0, "origin.example"},
 };
 
 static void check_good(const fy_conf *c, const struct good *g)
@@ -717,6 +723,12 @@ static const struct combo combos[] = {
     {{{"trace", "/tmp/t.trace"}, {"trace-events", "0"}}, "trace: recording to a file needs trace-events > 0"},
     {{{"trace", "/tmp/t.trace"}, {"trace-events", "1"}}, NULL},
     {{{"trace-events", "0"}}, NULL}, /* no ring and no file: fine */
+    {{{"tls-cert", "/c.pem"}}, "tls-cert and tls-key go together: set both or neither"},
+    {{{"tls-key", "/k.pem"}}, "tls-cert and tls-key go together: set both or neither"},
+    {{{"tls-cert", "/c.pem"}, {"tls-key", "/k.pem"}}, NULL},
+    {{{"tls-client-ca", "/ca.pem"}}, "tls-client-ca needs tls-cert and tls-key (client "
+                                     "certificates are asked for in a TLS handshake)"},
+    {{{"tls-cert", "/c.pem"}, {"tls-key", "/k.pem"}, {"tls-client-ca", "/ca.pem"}}, NULL},
     {{{"max-payload", "16777184"}},
      "channel-budget (4194304) must be at least 2 frames (33554432)"},
     /* 512K - 32 + a 32-byte header: two frames are exactly 1M. */

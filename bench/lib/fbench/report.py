@@ -109,6 +109,15 @@ class Report:
             vals = {t: _v(r.get(t), "seconds") for t in ("baseline", "ferryd")}
             vals["p2p"] = _v(r.get("direct"), "seconds")
             self.row(lk["title"], "seconds (p2p = direct TCP copy)", vals)
+        tl = cs.get("tls")
+        if tl and tl.get("runs"):
+            r = tl["runs"]
+            self.row(tl["title"], "aggregate MB/s, plaintext",
+                     {"ferryd": _v(r.get("plain"), "mbps_aggregate")})
+            self.row("", "aggregate MB/s, TLS (kernel TLS: %s)" % ("yes" if tl.get("ktls")
+                                                                   else "no, user space"),
+                     {"ferryd": _v(r.get("tls"), "mbps_aggregate")})
+            self.row("", "TLS over plaintext", {"ferryd": tl.get("tls_over_plain")})
         # integrity, every run of every case
         tot = {t: 0 for t in TARGETS}
         bad = {t: 0 for t in TARGETS}
@@ -118,9 +127,10 @@ class Report:
                 extra.setdefault(t, [])
                 extra[t] = extra[t] + xs
             for t, xs in extra.items():
+                tt = "ferryd" if t in ("plain", "tls") else t
                 for x in xs:
-                    tot[t] += swarm.integrity(x)
-                    bad[t] += 1 if swarm.failed(x) else 0
+                    tot[tt] += swarm.integrity(x)
+                    bad[tt] += 1 if swarm.failed(x) else 0
             for t, x in c.get("runs", {}).items():
                 if t in c.get("repeats", {}):
                     continue  # counted with its repeats
@@ -198,6 +208,12 @@ class Report:
             kv["storm_connections"] = want
             kv["rate_p99_us_ferryd"] = self._val("rate", "ferryd", "p99_us")
             kv["link_ratio"] = lr
+        tl = cs.get("tls")
+        if tl:
+            kv["tls_plain_mbps"] = _v(tl.get("runs", {}).get("plain"), "mbps_aggregate")
+            kv["tls_mbps"] = _v(tl.get("runs", {}).get("tls"), "mbps_aggregate")
+            kv["tls_over_plain"] = tl.get("tls_over_plain")
+            kv["tls_ktls"] = ("yes" if tl.get("ktls") else "no") if tl.get("runs") else None
         if tr:
             kv["tree_star_mbps"] = _v(tr.get("runs", {}).get("star"), "mbps")
             kv["tree_mbps"] = _v(tr.get("runs", {}).get("tree"), "mbps")
@@ -227,7 +243,8 @@ class Report:
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for case, metric, vals, note in self.rows:
             cells = [case, metric] + [fmt(vals.get(t)) for t in TARGETS]
-            if metric.startswith(("integrity", "failed runs", "offered", "isolation", "refused")):
+            if metric.startswith(("integrity", "failed runs", "offered", "isolation", "refused",
+                                  "TLS over")):
                 cells += ["", ""]
             else:
                 cells += [fmt_ratio(ratio(vals.get("ferryd"), vals.get("p2p"))),

@@ -37,6 +37,7 @@ FULL = {
     "rate_duration": 5.0,
     "link_size": 50 * MiB,
     "tree_size": 32 * MiB,
+    "tls_size": 64 * MiB,
     "reps": 3,
 }
 QUICK = {
@@ -46,6 +47,7 @@ QUICK = {
     "rate_duration": 2.0,
     "link_size": 10 * MiB,
     "tree_size": 8 * MiB,
+    "tls_size": 32 * MiB,
     "fanout": [(16, 8 * MiB)],
     "slow_size": 16 * MiB,
     "slow_refs": 3,
@@ -233,7 +235,7 @@ class Suite:
     # ---- the cases ----------------------------------------------------------------
 
     CASES = ("one_to_one", "fanout", "small_msgs", "slow_isolation", "storm", "rate", "link",
-             "tree")
+             "tree", "tls")
     QUICK_CASES = ("one_to_one", "fanout", "slow_isolation")
 
     def want(self, name):
@@ -266,6 +268,55 @@ class Suite:
             self.link()
         if self.want("tree"):
             self.tree()
+        if self.want("tls"):
+            self.tls()
+
+    def tls(self):
+        """tls: the same 1 -> 4 bulk run against ferryd in plaintext and over
+        TLS (a self-signed CA and relay certificate made here with the openssl
+        command), interleaved rep by rep so load from elsewhere hits both
+        alike.  tls_over_plain is the TLS run's aggregate MB/s over the
+        plaintext one's.  Whether the kernel took the records (kTLS) is read
+        from the relay's debug log."""
+        name = "tls"
+        size = self.shape["tls_size"]
+        reps = self.shape["reps"]
+        title = "1 -> 4, %d MiB, 64 KiB packets: ferryd plaintext vs TLS" % (size // MiB)
+        procs.log("case", name=name, title='"%s"' % title, reps=reps)
+        c = {"title": title + (" (median of %d)" % reps if reps > 1 else ""), "mode": "bulk",
+             "params": self.base_opts(4, size), "runs": {}, "repeats": {"plain": [], "tls": []}}
+        self.cases[name] = c
+        if not self.bin["ferryd"]:
+            c["skipped"] = "ferryd not built"
+            return
+        d = tempfile.mkdtemp(prefix="tls-", dir=self.work)
+        try:
+            certs = _make_certs(d)
+        except (OSError, subprocess.SubprocessError) as e:
+            c["skipped"] = "cannot make certificates with openssl: %s" % e
+            self.skipped.append(("tls run", c["skipped"]))
+            procs.warn("tls case skipped", why='"%s"' % c["skipped"])
+            return
+        tls_srv = ("--tls-cert", certs["cert"], "--tls-key", certs["key"], "--log-level", "debug")
+        for i in range(reps):
+            for v in ("plain", "tls"):
+                opts = self.base_opts(4, size)
+                if v == "tls":
+                    opts["ca"] = certs["ca"]
+                r = self.run_one("tls_%s%d" % (v, i), "ferryd", "bulk", opts, 120,
+                                 tls_srv if v == "tls" else ())
+                if v == "tls" and r.get("server_log"):
+                    r["ktls_send_conns"] = _count(r["server_log"], b"ktls_send=1")
+                    r["tls_conns"] = _count(r["server_log"], b"TLS established")
+                c["repeats"][v].append(r)
+                c["runs"][v] = median_run(c["repeats"][v], "mbps_aggregate")
+                self.save(name)
+        p, t = (_v(c["runs"].get(k), "mbps_aggregate") for k in ("plain", "tls"))
+        c["tls_over_plain"] = ratio(t, p)
+        c["ktls"] = bool(_v(c["runs"].get("tls"), "ktls_send_conns"))
+        procs.log("tls", plain_mbps=p, tls_mbps=t, tls_over_plain=c["tls_over_plain"],
+                  ktls="yes" if c["ktls"] else "no")
+        self.save(name)
 
     def slow_isolation(self):
         sh = self.shape
@@ -576,6 +627,27 @@ def _tree_run(suite, net, shape, path, size, digest):
         for s in servers:
             s.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _v(res, key):
+    return res.get(key) if res and not swarm.failed(res) else None
+
+
+def _make_certs(d):
+    """A CA and a relay certificate for 127.0.0.1 in d, made with the
+    openssl command (Debian package openssl).  Bounded in time."""
+    k = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    run = lambda argv: subprocess.run(["openssl"] + argv, cwd=d, check=True, timeout=30,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run(["req", "-x509"] + k + ["-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+                                "-subj", "/CN=fbench-ca"])
+    run(["req"] + k + ["-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=relay"])
+    with open(os.path.join(d, "srv.ext"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    run(["x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+         "-CAcreateserial", "-days", "2", "-extfile", "srv.ext", "-out", "srv.pem"])
+    return {"ca": os.path.join(d, "ca.pem"), "cert": os.path.join(d, "srv.pem"),
+            "key": os.path.join(d, "srv.key")}
 
 
 def _nofile():
