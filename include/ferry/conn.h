@@ -80,6 +80,14 @@ int fy_conn_tls_start(fy_conn *c, fy_tls *t, const char *name);
  * close or a socket error as -ECONNRESET / -errno. */
 int fy_conn_handshake(fy_conn *c);
 
+/* The server side of a listener that speaks TLS, step by step on
+ * readiness: peek at the client's first byte; a TLS ClientHello attaches
+ * TLS with t and drives the handshake.  0 once done, -EAGAIN (call again
+ * on readiness), 1 when the client speaks plaintext Ferry instead (c is
+ * untouched: answer it in plaintext), -ECONNRESET when it closed first,
+ * or the errors of fy_conn_tls_start / fy_conn_handshake. */
+int fy_conn_tls_accept(fy_conn *c, fy_tls *t);
+
 /* One read: bytes (> 0), 0 at the peer's orderly close, -EAGAIN or -errno
  * (-FY_ETLS for a bad record or an alert).  EINTR is retried. */
 ssize_t fy_conn_recv(fy_conn *c, void *buf, size_t n);

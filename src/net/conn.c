@@ -12,6 +12,7 @@
 
 #include "ferry/io.h"
 #include "ferry/sock.h"
+#include "ferry/tls.h"
 #include "net/tls_int.h"
 
 int fy_conn_tls_start(fy_conn *c, fy_tls *t, const char *name)
@@ -24,6 +25,22 @@ int fy_conn_tls_start(fy_conn *c, fy_tls *t, const char *name)
 int fy_conn_handshake(fy_conn *c)
 {
     return c->tls ? fy__tls_handshake(c->tls) : 0;
+}
+
+int fy_conn_tls_accept(fy_conn *c, fy_tls *t)
+{
+    if (!c->tls) {
+        uint8_t b;
+        ssize_t n = fy_sock_peek(c->fd, &b, 1);
+        if (n <= 0)
+            return n == 0 ? -ECONNRESET : (int)n;
+        if (!fy_tls_looks_like_hello(b))
+            return 1;
+        int rc = fy_conn_tls_start(c, t, NULL);
+        if (rc < 0)
+            return rc;
+    }
+    return fy__tls_handshake(c->tls);
 }
 
 ssize_t fy_conn_recv(fy_conn *c, void *buf, size_t n)

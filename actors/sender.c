@@ -1,0 +1,246 @@
+/*
+ * sender.c - the session actor as a sender (session_int.h): from the
+ * writer's ATTACHED on, the session reads the socket into the buffers its
+ * ingest (actors/ingest.c) names; the ingest checks the stream frames,
+ * packs them into pooled fy_bufs and hands the writer one batch per turn,
+ * and gives the control frames back here, which answers them.
+ *
+ * When the ingest is out of pool buffers (-FY_EPOOL) the session stops
+ * reading and retries on a short timer; when the channel budget is spent
+ * (-EAGAIN) it waits for the writer's credit message.  While paused it
+ * does not read its socket, so TCP slows the sender down.
+ *
+ * An idle sender is pinged, then cut (fy__idle, docs/architecture.md,
+ * "Timeouts"); while the session itself does not read (a spent budget or
+ * pool) that clock stands still.  When the same sender connects again, the
+ * writer asks this session to give up its slot (FY_RM_TAKEOVER); it does
+ * when idle for --takeover-grace or the newcomer names this stream's seq.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+
+#include "ferry/digest.h"
+#include "ferry/err.h"
+#include "ferry/io.h"
+#include "ferry/klog.h"
+#include "ferry/store.h"
+#include "session_int.h"
+
+/* The ingest's output: one batch for the channel's writer. */
+static void to_writer(void *arg, fy__batch *b)
+{
+    session *s = arg;
+
+    fy_actor_post(s->chan->writer, FY_RM_BATCH, 0, 0, 0, b, NULL);
+}
+
+/* The ingest's prefix callback: the sender continues the channel's file in
+ * progress, so the SHA-256 its file-end is checked against must cover the
+ * part stored before, read back from the log up to the end the writer
+ * published at attach.  On the session's turn: G stored bytes cost one
+ * read and hash of G bytes (docs/protocol.md, "Continuing a file"). */
+static int hash_part(void *arg, fy_sha256 *sha)
+{
+    session *s = arg;
+    uint64_t t0 = fy_now_ns(), got = 0;
+    int rc = fy_logrd_hash_file(s->chan->dir, s->part.pos, s->part.end, s->part.seq,
+                                s->ctx->conf->max_payload, sha, &got);
+
+    if (rc == 0 && got != s->part.got)
+        rc = -FY_ECORRUPT;
+    fy_klog(rc < 0 ? FY_LOG_ERROR : FY_LOG_INFO, "sender continues a file", "peer=%s channel=%s "
+            "name=%s size=%llu stored=%llu rehashed=%llu seconds=%.3f err=%s", s->peer,
+            s->chan->name, s->part.name, (unsigned long long)s->part.size,
+            (unsigned long long)s->part.got, (unsigned long long)got, (double)(fy_now_ns() - t0) / 1e9,
+            rc < 0 ? fy_errname(rc) : "none");
+    return rc;
+}
+
+/* The ingest refused the stream with rc: the error frame says why. */
+static void fail_ingest(session *s, int rc)
+{
+    char text[400];
+
+    fy_ingest_fault_text(s->ing, text, sizeof text);
+    fail(s, rc, "%s", text);
+}
+
+/* A control frame from a sender (whole, CRC-checked).  Returns 0 to go on,
+ * 1 to stop consuming. */
+static int on_ctl(session *s, const fy_frame *f)
+{
+    uint8_t t = f->hdr.type;
+
+    switch (t) {
+    case FY_FT_PING:
+        if (fy__session_send_ctl(s, FY_FT_PONG, f->hdr.seq, f->payload, f->hdr.len) < 0) {
+            fail(s, FY_EPROTO, "client does not read its control frames");
+            return 1;
+        }
+        return 0;
+    case FY_FT_PONG: /* the answer to our ping: its bytes already count as activity */
+        return 0;
+    case FY_FT_BYE: /* inside a file: the writer says so when we detach */
+        fy_ingest_flush(s->ing);
+        fy__session_finish(s, "bye");
+        return 1;
+    case FY_FT_ERROR:
+        fy__ctl_log_peer_error(s->peer, "client sent error", f);
+        fy__session_finish(s, "client error");
+        return 1;
+    default:
+        fail(s, FY_EPROTO, "unexpected %s frame from a sender", fy_frame_type_name(t));
+        return 1;
+    }
+}
+
+/* Let the ingest process a sender's input and act on what it asks for.
+ * Returns 0 when it needs more input, 1 when the session must stop
+ * reading (paused, or the connection ended). */
+int fy__sender_consume(session *s)
+{
+    fy_frame f;
+    int rc;
+
+    while ((rc = fy_ingest_next(s->ing, &f)) == 1)
+        if (on_ctl(s, &f))
+            return 1;
+    if (rc == 0)
+        return 0;
+    if (rc == -EAGAIN) {
+        s->paused = true; /* a credit message resumes */
+    } else if (rc == -FY_EPOOL) {
+        s->paused = true;
+        if (!s->timer_armed) {
+            s->timer_armed = true;
+            fy_timer_after(s->self, RETRY_MS, FY__TM_RETRY);
+        }
+    } else {
+        fail_ingest(s, rc);
+    }
+    return 1;
+}
+
+/* One read for a sender, where the ingest wants it.  Bytes read, 0 at EOF,
+ * -EAGAIN or -errno. */
+ssize_t fy__sender_read(session *s)
+{
+    struct iovec iov[2];
+    ssize_t n = fy_conn_readv(&s->conn, iov, fy_ingest_iov(s->ing, iov));
+
+    if (n > 0)
+        fy_ingest_got(s->ing, (size_t)n);
+    return n;
+}
+
+void fy__sender_attached(session *s, fy_msg *m)
+{
+    if (s->st != S_WAIT_ATTACH)
+        return;
+    if (m->u32) { /* FY_EBUSY with first seq UINT64_MAX: an edge's mirror */
+        fail(s, (int)m->u32, "channel %s %s%s", s->chan->name, m->u64[1] == UINT64_MAX ?
+             "is mirrored from upstream " : "already has a sender",
+             m->u64[1] == UINT64_MAX ? s->ctx->conf->upstream : "");
+        return;
+    }
+    fy_welcome w = {.channel = s->chan->id, .next_seq = m->u64[0], .first_seq = m->u64[1],
+                    .max_payload = (uint32_t)s->ctx->conf->max_payload,
+                    .ext = (s->hello.flags & FY_HELLO_F_RESUME) != 0};
+    if (m->buf && fy_buf_len(m->buf) == sizeof s->part) {
+        memcpy(&s->part, fy_buf_cdata(m->buf), sizeof s->part);
+        s->has_part = true;
+    }
+    uint8_t fr[FY_FRAME_HDR_SIZE + FY_WELCOME_MAX];
+    int n = fy__ctl_welcome(&w, s->has_part ? &s->part : NULL, fr, sizeof fr);
+    if (n < 0 || fy_outq_push(&s->out, &s->conn, fr, (size_t)n) < 0) {
+        fy__session_finish(s, "cannot write welcome");
+        return;
+    }
+    /* The bytes that followed hello are the ingest's first input. */
+    fy_ingest_conf c = {.pool = s->ctx->pool, .max_payload = s->ctx->conf->max_payload,
+                        .budget = s->ctx->conf->channel_budget, .channel = s->chan->id,
+                        .next_seq = m->u64[0], .out = to_writer, .arg = s,
+                        .in_file = s->has_part, .file_size = s->part.size,
+                        .file_got = s->part.got, .prefix = hash_part};
+    if (fy_ingest_new(&c, s->rbuf + s->roff, s->rlen - s->roff, &s->ing) < 0) {
+        fail(s, FY_EINTERNAL, "out of memory");
+        return;
+    }
+    free(s->rbuf); /* the hello reader is done */
+    s->rbuf = NULL;
+    s->rcap = s->rlen = s->roff = 0;
+    s->st = S_SENDER;
+    fy__idle_alive(&s->idle, fy_now_ns());
+    if (s->ctx->conf->idle_timeout)
+        fy_timer_after(s->self, fy__idle_tick_ms(s->ctx->conf->idle_timeout), FY__TM_IDLE);
+    fy__session_drive(s);
+}
+
+/* The writer could not store the stream (it logged the details once):
+ * tell the sender what it can act on.  A full disk has its own code, so a
+ * client knows to try again once the relay has room; frames before the
+ * failure were stored and acknowledged as usual. */
+void fy__sender_store_err(session *s, int err, uint64_t next_seq)
+{
+    if (err == ENOSPC || err == EDQUOT || err == EFBIG)
+        fail(s, FY_ENOSPACE, "relay storage full (%s): stored up to seq %llu; send again "
+             "once the relay has room", fy_errname(-err), (unsigned long long)next_seq);
+    else
+        fail(s, FY_EINTERNAL, "storing the channel's frames failed: %s", fy_strerror(-err));
+}
+
+void fy__sender_idle_tick(session *s)
+{
+    if (s->st != S_SENDER)
+        return; /* ending: no more ticks */
+    uint64_t now = fy_now_ns(), t = s->ctx->conf->idle_timeout;
+    if (s->paused || s->shutting)
+        fy__idle_alive(&s->idle, now); /* we are not reading: not the sender's silence */
+    enum fy__idle_do act = fy__idle_check(&s->idle, now, t);
+    if (act == FY__IDLE_CUT) {
+        fy__session_fail_as(s, FY_ETIMEOUT, "idle timeout", "peer idle too long: no bytes from the sender "
+                "for %llu ms, no pong to our ping (idle-timeout %llu s)",
+                (unsigned long long)((now - s->idle.alive_ns) / 1000000), (unsigned long long)t);
+        return;
+    }
+    uint8_t p[8];
+    memcpy(p, &now, sizeof p); /* opaque to the peer; echoed in the pong */
+    if (act == FY__IDLE_PING && fy__session_send_ctl(s, FY_FT_PING, 0, p, sizeof p) < 0) {
+        fail(s, FY_EPROTO, "client does not read its control frames");
+        return;
+    }
+    fy_timer_after(s->self, fy__idle_tick_ms(t), FY__TM_IDLE);
+}
+
+/* The writer has a new connection with this sender's token waiting for
+ * the slot.  Give the slot up when this one has been silent for the grace
+ * or the newcomer resumes exactly where this stream stands (it knows what
+ * we stored: it is this sender again); else keep it and the newcomer gets
+ * FY_EBUSY.  Not a sender any more: our DETACH is already on its way. */
+void fy__sender_takeover(session *s, uint64_t resume_from)
+{
+    if (s->st != S_SENDER)
+        return;
+    uint64_t idle = fy_now_ns() - s->idle.alive_ns;
+    uint64_t next = fy_ingest_info_get(s->ing)->next_seq;
+    bool stale = !s->paused && idle >= s->ctx->conf->takeover_grace * 1000000000ull;
+    if (s->shutting || (!stale && (resume_from == 0 || resume_from != next))) {
+        fy_actor_post(s->chan->writer, FY_RM_KEEP, 0, 0, 0, s->self, NULL);
+        return;
+    }
+    fy__session_fail_as(s, FY_EBUSY, "sender replaced", "replaced by a new connection of the same sender "
+            "(this one idle %llu ms; the new one resumes at seq %llu, the channel is at %llu)",
+            (unsigned long long)(idle / 1000000), (unsigned long long)resume_from,
+            (unsigned long long)next);
+}
+
+void fy__sender_bye_on_shutdown(session *s)
+{
+    if (!s->shutting || s->st != S_SENDER || fy_ingest_info_get(s->ing)->inflight)
+        return;
+    fy__session_send_ctl(s, FY_FT_BYE, 0, NULL, 0);
+    fy__session_finish(s, "relay shutdown");
+}

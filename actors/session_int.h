@@ -1,0 +1,76 @@
+/*
+ * session_int.h - what the session actor's two files share: its state and
+ * the few calls the sender half (sender.c) makes into the connection half
+ * (session.c).  Not for other actors: they reach a session by message.
+ * All of it runs on the session's own turn.
+ */
+#ifndef FERRY_ACTORS_SESSION_INT_H
+#define FERRY_ACTORS_SESSION_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ferry/conn.h"
+#include "ferry/proto.h"
+#include "ingest.h"
+#include "net/outq.h"
+#include "relay_int.h"
+
+#define RETRY_MS 5 /* pool exhausted: retry after */
+
+enum st { S_TLS, S_HELLO, S_WAIT_CHAN, S_WAIT_ATTACH, S_SENDER, S_LINGER, S_DONE };
+
+typedef struct session {
+    const fy__ctx *ctx;
+    fy_actor *self;
+    fy_conn conn;  /* TLS attached once the client's first byte says ClientHello */
+    enum st st;
+    char peer[64];
+    fy_dec *dec;   /* until hello */
+    uint8_t *rbuf; /* until hello; then the ingest has its own */
+    size_t rcap, rlen, roff; /* unprocessed input: rbuf[roff..rlen) */
+    fy_outq out;   /* control frames for the client */
+    fy_hello hello;
+    const fy__chan *chan;
+    bool attach_sent, shutting, paused, timer_armed, cont_pending, wr_shut;
+    fy_ingest *ing; /* a sender's frames, from attach on */
+    bool has_part;  /* the channel had a file in progress at attach: part */
+    fy__part_info part;
+    int end_code; /* FY_E* that ended the connection, 0 = none */
+    fy__idle idle;       /* a sender: its last byte, and our ping */
+} session;
+
+/* ---- session.c, for sender.c ------------------------------------------------ */
+
+/* Queue a control frame for the client.  0, or a negative error (the
+ * client does not read its control frames). */
+int fy__session_send_ctl(session *s, uint8_t type, uint64_t seq, const uint8_t *p, size_t n);
+/* End with an error frame (code, printf-style text) and one log line msg;
+ * fy__session_fail logs "connection refused". */
+void fy__session_fail_as(session *s, int code, const char *msg, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+#define fail(s, code, ...) fy__session_fail_as(s, code, "connection refused", __VA_ARGS__)
+/* The connection is over (why: logged when not NULL); the actor stops. */
+void fy__session_finish(session *s, const char *why);
+/* Read and process what the socket has, as far as the state allows. */
+void fy__session_drive(session *s);
+
+/* ---- sender.c: the session as a sender ----------------------------------------- */
+
+/* Let the ingest process the input; 0 when it needs more, 1 to stop
+ * reading (paused, or the connection ended). */
+int fy__sender_consume(session *s);
+/* One read where the ingest wants it: bytes, 0 at EOF, -EAGAIN or -errno. */
+ssize_t fy__sender_read(session *s);
+/* The writer's answer to ATTACH: the welcome, and the ingest from here. */
+void fy__sender_attached(session *s, fy_msg *m);
+/* The writer could not store the stream (u32 err, u64 the next seq stored). */
+void fy__sender_store_err(session *s, int err, uint64_t next_seq);
+void fy__sender_idle_tick(session *s);
+/* The same sender wants the slot (resume_from of its hello). */
+void fy__sender_takeover(session *s, uint64_t resume_from);
+/* Shutting down: bye once the writer has credited everything. */
+void fy__sender_bye_on_shutdown(session *s);
+
+#endif
