@@ -153,11 +153,12 @@ static int help(const char *text, int code)
     return code;
 }
 
+/* A usage error: one log line naming the command's --help; FY_CLI_EXIT_USAGE. */
 static int usage_error(const char *cmd, const char *what, const char *arg)
 {
-    char q[600];
-    fy_klog(FY_LOG_ERROR, what, "command=%s arg=%s hint=\"ferry %s --help\" exit=1", cmd,
-            fy_klog_q(arg ? arg : "", q, sizeof q), cmd);
+    char hint[32];
+    snprintf(hint, sizeof hint, strcmp(cmd, "ferry") ? "ferry %s" : "%s", cmd);
+    fy_klog_usage(what, arg, hint);
     return FY_CLI_EXIT_USAGE;
 }
 
@@ -392,8 +393,10 @@ static int cmd_demo(int argc, char **argv, fy_cli_cancel *cancel)
 int main(int argc, char **argv)
 {
     fy_klog_setup("ferry", FY_LOG_INFO);
-    if (argc < 2)
-        return help(usage_main, FY_CLI_EXIT_USAGE);
+    if (argc < 2) {
+        fputs(usage_main, stderr);
+        return usage_error("ferry", "no command: use send, recv, check or demo", NULL);
+    }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help"))
         return help(usage_main, 0);

@@ -4,7 +4,8 @@
  * Parses options, raises the open-file limit, runs one swarm (src/swarm)
  * and prints its figures: a table, optional JSON and CSV, and one closing
  * key=value line on stdout.  Exit status 0 only when every receiver got
- * every file intact, nothing failed and the run ended before --timeout.
+ * every file intact, nothing failed and the run ended before --timeout;
+ * 64 (FY_EXIT_USAGE, as in every Ferry program) for a usage error.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -16,6 +17,7 @@
 #include <sys/stat.h>
 
 #include "ferry/err.h"
+#include "ferry/exit.h"
 #include "ferry/klog.h"
 #include "ferry/sock.h"
 #include "ferry/units.h"
@@ -59,7 +61,9 @@ static const char usage[] =
     "stdout ends with one key=value line: mode= target= senders= channels= receivers=\n"
     "bytes= seconds= mbps_aggregate= mbps_per_receiver= msgs_per_s= integrity_failures=\n"
     "... (+ p50_us= p99_us= p999_us= max_us= in rate mode, served= storm= in storm mode).\n"
-    "Exit status: 0 all good, 1 integrity failure / error / timeout, 2 bad usage or setup.\n";
+    "Exit status: 0 all good, 1 integrity failure / error / timeout, 2 setup failed,\n"
+    "64 bad usage (the usage-error code of every Ferry program).  Errors are one\n"
+    "key=value line on stderr.\n";
 
 enum {
     O_MODE = 256, O_TARGET, O_SENDERS, O_CHANNELS, O_RECEIVERS, O_SIZE, O_FILES, O_PACKET,
@@ -165,7 +169,16 @@ static int apply(struct args *a, int o, const char *v)
     }
 }
 
-/* 0, 1 (--help or --version printed) or -EINVAL (message printed). */
+/* The long name of option o (the first spelling in opts). */
+static const char *opt_name(int o)
+{
+    for (const struct option *p = opts; p->name; p++)
+        if (p->val == o)
+            return p->name;
+    return "?";
+}
+
+/* 0, 1 (--help or --version printed) or -EINVAL (error logged). */
 static int parse_args(int argc, char **argv, struct args *a)
 {
     fy_swarm_cfg *c = &a->cfg;
@@ -175,7 +188,8 @@ static int parse_args(int argc, char **argv, struct args *a)
     a->log_level = FY_LOG_WARN;
     set_target(c, "127.0.0.1:7420");
     int o;
-    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    opterr = 0; /* getopt's own messages are not key=value lines: ours are */
+    while ((o = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
         if (o == O_HELP) {
             fputs(usage, stdout);
             return 1;
@@ -184,16 +198,20 @@ static int parse_args(int argc, char **argv, struct args *a)
             printf("ferry-swarm %s\n", FY_VERSION);
             return 1;
         }
-        if (o == '?' || apply(a, o, optarg) < 0) {
-            if (o != '?')
-                fprintf(stderr, "ferry-swarm: bad value '%s' for --%s\n", optarg,
-                        opts[o - O_MODE].name);
-            fputs("try ferry-swarm --help\n", stderr);
+        if (o == '?' || o == ':') {
+            fy_klog_usage(o == ':' ? "option needs a value" : "unknown option", argv[optind - 1],
+                          NULL);
+            return -EINVAL;
+        }
+        if (apply(a, o, optarg) < 0) {
+            char what[64];
+            snprintf(what, sizeof what, "bad value for --%s", opt_name(o));
+            fy_klog_usage(what, optarg, NULL);
             return -EINVAL;
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "ferry-swarm: unexpected argument '%s'\n", argv[optind]);
+        fy_klog_usage("unexpected argument", argv[optind], NULL);
         return -EINVAL;
     }
     return 0;
@@ -266,14 +284,15 @@ static int report(const struct args *a, const fy_swarm_result *res)
 int main(int argc, char **argv)
 {
     struct args a = {0};
+    fy_klog_setup("ferry-swarm", FY_LOG_WARN); /* for option errors; --log-level below */
     int rc = parse_args(argc, argv, &a);
     if (rc != 0)
-        return rc > 0 ? 0 : 2;
-    fy_klog_setup("ferry-swarm", (enum fy_klog_level)a.log_level);
+        return rc > 0 ? 0 : FY_EXIT_USAGE;
+    fy_klog_set_level((enum fy_klog_level)a.log_level);
     char why[160];
     if (fy_swarm_cfg_check(&a.cfg, why, sizeof why) < 0) {
-        fprintf(stderr, "ferry-swarm: %s\n", why);
-        return 2;
+        fy_klog_usage(why, NULL, NULL);
+        return FY_EXIT_USAGE;
     }
     signal(SIGPIPE, SIG_IGN); /* a peer that hung up is an error code, not a death */
     raise_nofile(&a.cfg);
