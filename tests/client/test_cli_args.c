@@ -140,8 +140,18 @@ static void test_usage_everywhere(void **state)
                 "unknown option");
     expect_prog(t, FERRY_SWARM_PATH, "s1", (const char *[]){"--size", "lots", NULL}, USAGE, NULL,
                 "bad value for --size");
-    expect_prog(t, FERRY_SWARM_PATH, "s2", (const char *[]){"--target", NULL}, USAGE, NULL,
+    expect_prog(t, FERRY_SWARM_PATH, "s2", (const char *[]){"--server", NULL}, USAGE, NULL,
                 "needs a value");
+    expect_prog(t, FERRY_SWARM_PATH, "s4", (const char *[]){"--chunk", "0", NULL}, USAGE, NULL,
+                "--chunk must be");
+    /* a renamed flag's old spelling: accepted, with a warning naming the new one */
+    int rc = fy_ct_wait(t, fy_ct_spawn_prog(t, "s5", FERRY_SWARM_PATH, NULL,
+                                            (const char *[]){"--packet", "0", NULL}), T_MS);
+    assert_int_equal(rc, USAGE);
+    char e[FY_CT_PATH + 64];
+    snprintf(e, sizeof e, "%s/s5.err", t->dir);
+    assert_true(fy_ct_contains(e, "flag=--packet new=--chunk"));
+    assert_true(fy_ct_contains(e, "--chunk must be"));
     expect_prog(t, FERRY_SWARM_PATH, "s3", (const char *[]){"--version", NULL}, 0, "ferry-swarm ",
                 NULL);
 #endif
