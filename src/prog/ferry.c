@@ -21,6 +21,7 @@
 #include "cli/recv.h"
 #include "cli/retry.h"
 #include "cli/send.h"
+#include "cli/spool.h"
 #include "ferry/err.h"
 #include "ferry/klog.h"
 #include "ferry/proto.h"
@@ -43,7 +44,8 @@ static const char usage_main[] =
     "\n"
     "`ferry COMMAND --help` shows a command's options; `ferry --version` the version.\n"
     "docs/client.md has examples.\n"
-    "Progress: a bar on a terminal, else one key=value line per file on stdout.\n"
+    "Progress: a bar on a terminal (--progress: always, --quiet: never), else one\n"
+    "key=value line per file on stdout; --json: one JSON object per file instead.\n"
     "Log lines (key=value, on stderr) say what failed and why.\n\n";
 
 /* Options send and recv share: connection, token, reconnecting. */
@@ -59,11 +61,18 @@ static const char usage_main[] =
     "                      link), up to --retries attempts in a row, waiting 0.2 s\n"        \
     "                      doubling to 10 s with jitter (the default)\n"                      \
     "  --no-retry          exit 2 when the connection is lost\n"                               \
-    "  --retries N         attempts in a row without progress (default 8)\n"
+    "  --retries N         attempts in a row without progress (default 8)\n"                 \
+    "  --progress          draw the progress bar on stderr even when it is not a\n"         \
+    "                      terminal (width: the terminal's, else $COLUMNS, else 80)\n"      \
+    "  --quiet             no progress bar, even on a terminal: key=value lines on\n"       \
+    "                      stdout as without one (errors are still logged)\n"              \
+    "  --json              results on stdout as JSON, one object a line: per file,\n"      \
+    "                      then the total; the keys of the key=value lines below\n"
 
 static const char usage_send[] =
     "Usage: ferry send [--server HOST:PORT] --channel NAME [--token T | --token-file FILE]\n"
-    "                  [--chunk BYTES] [--no-retry | --retries N] [--connect-timeout S] FILE...\n"
+    "                  [--chunk BYTES] [--no-retry | --retries N] [--connect-timeout S]\n"
+    "                  [--quiet | --progress] [--json] FILE... | - --name NAME\n"
     "\n"
     "Send FILEs, in order, into channel NAME.  Each file is sent under its base\n"
     "name, which must be 1-255 of [A-Za-z0-9._-] and not start with '.'.  Exits 0\n"
@@ -72,21 +81,28 @@ static const char usage_send[] =
     "byte the relay stored; a file whose source changed meanwhile (size, mtime,\n"
     "inode) is sent again from its start.\n"
     "\n"
+    "FILE `-` is standard input, sent under --name NAME: it is first copied to a\n"
+    "temp file in $TMPDIR (else /tmp; it needs the room), since a file's size goes\n"
+    "first on the wire; the copy is removed afterwards.\n"
+    "\n"
     "  --channel NAME      channel to send into (required)\n"
+    "  --name NAME         the name for standard input (-) on the relay (required with -)\n"
     "  --chunk BYTES       data bytes per frame (default 64K; K/M suffixes; at most\n"
     "                      the relay's maximum payload)\n"
     USAGE_CONN
     "  --help              this text\n"
     "\n"
-    "Without a terminal, prints per file:\n"
+    "Without a bar, prints per file once the relay acknowledged it:\n"
     "  file=NAME bytes=N seconds=S mbps=R sha256=HEX   (mbps = 10^6 bytes/s)\n"
     "and at the end: files=N bytes=N seconds=S mbps=R bytes_sent=N reconnects=N status=ok\n"
-    "(bytes_sent: stream-frame bytes written, headers included, over all connections)\n\n";
+    "(bytes_sent: stream-frame bytes written, headers included, over all connections)\n"
+    "The bar's K/M/G are powers of 1024, as in BYTES options (12.3M/s = 12.3 MiB/s).\n\n";
 
 static const char usage_recv[] =
     "Usage: ferry recv [--server HOST:PORT] --channel NAME --out DIR [--token T | --token-file FILE]\n"
     "                  [--from-start | --resume | --from-seq N] [--count N] [--rate BYTES_PER_S]\n"
-    "                  [--no-retry | --retries N] [--connect-timeout S]\n"
+    "                  [--no-retry | --retries N] [--connect-timeout S] [--quiet | --progress]\n"
+    "                  [--json]\n"
     "\n"
     "Receive channel NAME's files into DIR (created if missing).  Each file is\n"
     "written to DIR/.NAME.part, checked (frame CRC32C, size, SHA-256), fsync'd and\n"
@@ -107,9 +123,10 @@ static const char usage_recv[] =
     "                      slow receiver\n"
     "  --help              this text\n"
     "\n"
-    "Without a terminal, prints per file:\n"
+    "Without a bar, prints per file:\n"
     "  file=NAME bytes=N seconds=S mbps=R sha256=HEX   (mbps = 10^6 bytes/s)\n"
-    "and, after --count files: files=N bytes=N seconds=S mbps=R status=ok\n\n";
+    "and, after --count files: files=N bytes=N seconds=S mbps=R status=ok\n"
+    "The bar's K/M/G are powers of 1024, as in BYTES options (12.3M/s = 12.3 MiB/s).\n\n";
 
 static const char usage_check[] =
     "Usage: ferry check --data DIR [--max-payload BYTES]\n"
@@ -187,7 +204,7 @@ static int bad_option(const char *cmd, char **argv, int opt)
 
 enum { O_SERVER = 256, O_CHANNEL, O_TOKEN, O_CHUNK, O_OUT, O_FROM_START, O_RESUME, O_FROM_SEQ,
        O_COUNT, O_RATE, O_DATA, O_MAXP, O_SIZE, O_RECEIVERS, O_KEEP, O_HELP, O_TOKEN_FILE,
-       O_RETRY, O_NO_RETRY, O_RETRIES, O_CONNECT_TIMEOUT };
+       O_RETRY, O_NO_RETRY, O_RETRIES, O_CONNECT_TIMEOUT, O_QUIET, O_PROGRESS, O_JSON, O_NAME };
 
 static const struct option long_opts[] = {
     {"server", required_argument, 0, O_SERVER},   {"channel", required_argument, 0, O_CHANNEL},
@@ -201,14 +218,17 @@ static const struct option long_opts[] = {
     {"token-file", required_argument, 0, O_TOKEN_FILE}, {"retry", no_argument, 0, O_RETRY},
     {"no-retry", no_argument, 0, O_NO_RETRY},     {"retries", required_argument, 0, O_RETRIES},
     {"connect-timeout", required_argument, 0, O_CONNECT_TIMEOUT},
+    {"quiet", no_argument, 0, O_QUIET},           {"progress", no_argument, 0, O_PROGRESS},
+    {"json", no_argument, 0, O_JSON},             {"name", required_argument, 0, O_NAME},
     {0, 0, 0, 0}};
 
 /* Every option a command accepts; the others are "unknown" for it. */
 typedef struct cmd_opts {
-    const char *server, *channel, *token, *out, *data, *token_file;
+    const char *server, *channel, *token, *out, *data, *token_file, *name;
     uint64_t chunk, from_seq, count, rate, max_payload, size, receivers, retries;
     int start, starts, timeout_ms;
-    bool keep, help, no_retry;
+    int progress, progress_flags; /* enum fy_cli_progress_mode; --quiet/--progress given */
+    bool keep, help, no_retry, json;
     char token_buf[FY_TOKEN_MAX + 1];
 } cmd_opts;
 
@@ -253,10 +273,16 @@ static int parse(const char *cmd, const char *allowed, int argc, char **argv, cm
             break;
         }
         case O_HELP: c->help = true; break;
+        case O_QUIET: c->progress = FY_CLI_PROGRESS_LINES; c->progress_flags |= 1; break;
+        case O_PROGRESS: c->progress = FY_CLI_PROGRESS_BAR; c->progress_flags |= 2; break;
+        case O_JSON: c->json = true; break;
+        case O_NAME: c->name = optarg; break;
         }
         if (rc < 0)
             return usage_error(cmd, "not a number (digits, optional K/M/G)", optarg);
     }
+    if (c->progress_flags == 3)
+        return usage_error(cmd, "choose one of --quiet, --progress", NULL);
     return 0;
 }
 
@@ -303,11 +329,15 @@ static int resolve_token(const char *cmd, cmd_opts *c)
 /* Option letters for `allowed`: 'a' + (O_x - O_SERVER). */
 #define A(o) ((char)('a' + (o)-O_SERVER))
 
+/* `ferry send ... - --name NAME`: standard input spooled to a temp file
+ * (spool.h), sent under NAME, removed afterwards.  The file list is copied
+ * so the "-" can point at the temp file. */
 static int cmd_send(int argc, char **argv, fy_cli_cancel *cancel)
 {
     const char allowed[] = {A(O_SERVER), A(O_CHANNEL), A(O_TOKEN), A(O_CHUNK), A(O_HELP),
                             A(O_TOKEN_FILE), A(O_RETRY), A(O_NO_RETRY), A(O_RETRIES),
-                            A(O_CONNECT_TIMEOUT), 0};
+                            A(O_CONNECT_TIMEOUT), A(O_QUIET), A(O_PROGRESS), A(O_JSON),
+                            A(O_NAME), 0};
     cmd_opts c;
     int rc = parse("send", allowed, argc, argv, &c);
     if (rc || c.help)
@@ -320,12 +350,60 @@ static int cmd_send(int argc, char **argv, fy_cli_cancel *cancel)
         return usage_error("send", "no FILE to send", NULL);
     if (c.chunk > FY_PAYLOAD_MAX_LIMIT)
         return usage_error("send", "--chunk is larger than the protocol's 16M limit", NULL);
+    size_t n = (size_t)(argc - optind), dash = n;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(argv[optind + i], "-") != 0)
+            continue;
+        if (dash < n)
+            return usage_error("send", "standard input (-) can be sent once", NULL);
+        dash = i;
+    }
+    if (dash < n && !c.name)
+        return usage_error("send", "- (standard input) needs --name NAME for the relay", NULL);
+    if (dash == n && c.name)
+        return usage_error("send", "--name is for the file from standard input (-)", c.name);
+    if (c.name && fy_name_check(c.name, strlen(c.name)) != 0)
+        return usage_error("send", "invalid --name: use 1-255 of [A-Za-z0-9._-], not starting "
+                           "with '.'", c.name);
+    const char **files = calloc(n, sizeof *files), **names = calloc(n, sizeof *names);
+    char spool[4096] = "";
+    if (!files || !names) {
+        free(files);
+        free(names);
+        fy_klog(FY_LOG_ERROR, "out of memory", "exit=%d", FY_CLI_EXIT_IO);
+        return FY_CLI_EXIT_IO;
+    }
+    memcpy(files, argv + optind, n * sizeof *files);
+    if (dash < n) {
+        uint64_t bytes;
+        const char *call;
+        rc = fy_cli_spool(STDIN_FILENO, cancel, spool, sizeof spool, &bytes, &call);
+        if (rc < 0) {
+            char q[4200];
+            int code = rc == -EINTR ? FY_CLI_EXIT_INTR : FY_CLI_EXIT_IO;
+            fy_klog(rc == -EINTR ? FY_LOG_WARN : FY_LOG_ERROR,
+                    rc == -EINTR ? "interrupted while reading standard input: nothing sent"
+                                 : "cannot copy standard input to a temp file",
+                    "call=%s file=%s err=%s exit=%d", call, fy_klog_q(spool, q, sizeof q),
+                    fy_errname(rc), code);
+            free(files);
+            free(names);
+            return code;
+        }
+        files[dash] = spool;
+        names[dash] = c.name;
+    }
     fy_cli_send_opts o = {.server = c.server, .channel = c.channel, .token = c.token,
-                          .chunk = (size_t)c.chunk, .files = (const char *const *)argv + optind,
-                          .nfiles = (size_t)(argc - optind), .cancel = cancel,
+                          .chunk = (size_t)c.chunk, .files = files, .names = names,
+                          .nfiles = n, .cancel = cancel, .progress = c.progress, .json = c.json,
                           .retries = c.no_retry ? 0 : (unsigned)c.retries,
                           .timeout_ms = c.timeout_ms};
-    return fy_cli_send_run(&o, NULL);
+    rc = fy_cli_send_run(&o, NULL);
+    if (spool[0])
+        unlink(spool);
+    free(files);
+    free(names);
+    return rc;
 }
 
 static int cmd_recv(int argc, char **argv, fy_cli_cancel *cancel)
@@ -333,7 +411,7 @@ static int cmd_recv(int argc, char **argv, fy_cli_cancel *cancel)
     const char allowed[] = {A(O_SERVER), A(O_CHANNEL), A(O_TOKEN), A(O_OUT), A(O_FROM_START),
                             A(O_RESUME), A(O_FROM_SEQ), A(O_COUNT), A(O_RATE), A(O_HELP),
                             A(O_TOKEN_FILE), A(O_RETRY), A(O_NO_RETRY), A(O_RETRIES),
-                            A(O_CONNECT_TIMEOUT), 0};
+                            A(O_CONNECT_TIMEOUT), A(O_QUIET), A(O_PROGRESS), A(O_JSON), 0};
     cmd_opts c;
     int rc = parse("recv", allowed, argc, argv, &c);
     if (rc || c.help)
@@ -353,6 +431,7 @@ static int cmd_recv(int argc, char **argv, fy_cli_cancel *cancel)
     fy_cli_recv_opts o = {.server = c.server, .channel = c.channel, .token = c.token,
                           .out_dir = c.out, .start = c.start, .from_seq = c.from_seq,
                           .count = c.count, .rate = c.rate, .cancel = cancel,
+                          .progress = c.progress, .json = c.json,
                           .retries = c.no_retry ? 0 : (unsigned)c.retries,
                           .timeout_ms = c.timeout_ms};
     return fy_cli_recv_run(&o, NULL);
