@@ -33,6 +33,12 @@ int fy_klog_level_parse(const char *s);
 void fy_klog(enum fy_klog_level lvl, const char *msg, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* A usage error, as every program reports one: an error line
+ * `msg="..." arg="..." hint="HELP --help" exit=64` (FY_EXIT_USAGE, exit.h).
+ * arg may be NULL (left out); help is the command whose --help to try, NULL
+ * for the program name.  The caller then exits with FY_EXIT_USAGE. */
+void fy_klog_usage(const char *msg, const char *arg, const char *help);
+
 /* Quote s for a value: copies into buf with surrounding quotes and \" \\
  * escapes (non-printable bytes as \xNN), truncating to cap; returns buf. */
 const char *fy_klog_q(const char *s, char *buf, size_t cap);

@@ -12,6 +12,8 @@
  */
 #include "ferry/klog.h"
 
+#include "ferry/exit.h"
+
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -111,4 +113,15 @@ void fy_klog(enum fy_klog_level lvl, const char *msg, const char *fmt, ...)
      * write has nowhere better to be reported. */
     ssize_t w = write(STDERR_FILENO, line, (size_t)n);
     (void)w;
+}
+
+void fy_klog_usage(const char *msg, const char *arg, const char *help)
+{
+    char qa[600];
+    if (arg)
+        fy_klog(FY_LOG_ERROR, msg, "arg=%s hint=\"%s --help\" exit=%d", fy_klog_q(arg, qa, sizeof qa),
+                help ? help : g_prog, FY_EXIT_USAGE);
+    else
+        fy_klog(FY_LOG_ERROR, msg, "hint=\"%s --help\" exit=%d", help ? help : g_prog,
+                FY_EXIT_USAGE);
 }

@@ -209,12 +209,16 @@ static void print_summary(demo *d, int n, uint64_t size, double t0, double send_
         if (x->done_t > last)
             last = x->done_t;
         verified += x->verified;
-        printf("  receiver %-2d %.3f s  %8.1f MB/s  %s\n", i + 1, s, fy_cli_progress_mbps(size, s),
+        char r[16];
+        printf("  receiver %-2d %.3f s  %5s/s  %s\n", i + 1, s,
+               fy_cli_progress_bytes(s > 0 ? (uint64_t)((double)size / s) : 0, r, sizeof r),
                x->verified ? "sha256 verified" : x->code ? fy_cli_exit_text(x->code) : "sha256 MISMATCH");
     }
     double secs = last - t0;
-    printf("  all         %.3f s; %.1f MB/s delivered in total\n", secs,
-           fy_cli_progress_mbps(size * (uint64_t)n, secs));
+    char all[16];
+    printf("  all         %.3f s; %s/s delivered in total (K/M/G: powers of 1024)\n", secs,
+           fy_cli_progress_bytes(secs > 0 ? (uint64_t)((double)size * n / secs) : 0, all,
+                                 sizeof all));
     printf("demo=%s bytes=%llu receivers=%d seconds=%.3f mbps_per_receiver=%.1f verified=%d\n",
            verified == n ? "ok" : "failed", (unsigned long long)size, n, secs,
            fy_cli_progress_mbps(size, secs), verified);

@@ -72,7 +72,7 @@ const char *fy_cli_exit_help(void)
 {
     return "Exit codes:\n"
            "  0    ok\n"
-           "  1    usage error (bad flag or argument); `ferry check`: damage found\n"
+           "  1    `ferry check`: damage found\n"
            "  2    server unreachable, or the connection was lost; the relay is\n"
            "       shutting down or its storage is full: try again later\n"
            "  3    refused by the relay (token, busy channel, protocol error); the\n"
@@ -81,5 +81,7 @@ const char *fy_cli_exit_help(void)
            "  5    local I/O error (e.g. ENOSPC: disk full)\n"
            "  6    TLS failed: the relay's certificate did not verify (--ca,\n"
            "       --tls-name), it refused ours, or only one side uses TLS\n"
+           "  64   usage error: bad flag, option value or argument (EX_USAGE; the\n"
+           "       same code in ferryd, ferry-trace and ferry-swarm)\n"
            "  130  interrupted (SIGINT/SIGTERM); temp files removed\n";
 }

@@ -4,14 +4,17 @@
  *
  * The codes are a contract with scripts (docs/client.md, `ferry --help`):
  * a caller can tell "try again later" (2) from "fix your token" (3) from
- * "the bytes were wrong" (4) from "your disk" (5) without parsing text.
+ * "the bytes were wrong" (4) from "your disk" (5) without parsing text,
+ * and "called wrong" (64, the same in every Ferry program: ferry/exit.h).
  */
 #ifndef FY_CLI_EXIT_H
 #define FY_CLI_EXIT_H
 
+#include "ferry/exit.h"
+
 enum fy_cli_exit {
     FY_CLI_EXIT_OK = 0,
-    FY_CLI_EXIT_USAGE = 1,    /* bad flags or arguments */
+    FY_CLI_EXIT_USAGE = FY_EXIT_USAGE, /* bad flags or arguments: 64 in every program */
     FY_CLI_EXIT_DAMAGE = 1,   /* `ferry check`: damage found */
     FY_CLI_EXIT_NET = 2,      /* server unreachable or connection lost */
     FY_CLI_EXIT_REFUSED = 3,  /* the relay said no (token, busy channel) or broke the protocol */

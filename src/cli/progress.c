@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <time.h>
@@ -18,7 +19,10 @@
 #include "ferry/digest.h"
 
 #define DRAW_INTERVAL_S 0.1
-#define TAIL_BUDGET 54 /* " 100%  999.9 MiB/999.9 MiB  9999.9 MB/s  ETA 99:59" */
+#define BAR_MIN 6   /* fewer cells than this: no bar */
+#define BAR_MAX 40
+#define NAME_MIN 8  /* the numbers give way before the name gets shorter than this */
+#define NAME_MAX 24 /* a longer name is cut when the bar would be narrower than BAR_MAX */
 
 double fy_cli_progress_now(void)
 {
@@ -27,21 +31,36 @@ double fy_cli_progress_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-void fy_cli_progress_init(fy_cli_progress *p, int mode)
+/* Columns of the terminal on stderr; else $COLUMNS (a redirected or
+ * forced bar); else 80. */
+static int term_width(void)
+{
+    struct winsize ws;
+    if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+        return ws.ws_col;
+    const char *env = getenv("COLUMNS");
+    char *end;
+    long c = env ? strtol(env, &end, 10) : 0;
+    if (env && end != env && *end == 0 && c > 0 && c <= 1000)
+        return (int)c;
+    return 80;
+}
+
+void fy_cli_progress_init(fy_cli_progress *p, int mode, bool json)
 {
     memset(p, 0, sizeof *p);
     if (mode == FY_CLI_PROGRESS_AUTO)
         mode = isatty(STDERR_FILENO) ? FY_CLI_PROGRESS_BAR : FY_CLI_PROGRESS_LINES;
     p->mode = mode;
-    p->width = 80;
-    struct winsize ws;
-    if (mode == FY_CLI_PROGRESS_BAR && ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col >= 40)
-        p->width = ws.ws_col;
+    p->json = json && mode != FY_CLI_PROGRESS_QUIET;
+    p->width = mode == FY_CLI_PROGRESS_BAR ? term_width() : 80;
 }
 
 static void draw(fy_cli_progress *p, double now, bool final)
 {
     char line[512];
+    /* width - 1: a line as wide as the terminal wraps on some terminals, and
+     * then \r no longer returns to its start (a new line per redraw). */
     size_t n = fy_cli_progress_format_bar(line, sizeof line, p->name, p->done, p->total,
                                           now - p->t0, p->width - 1);
     /* \r + erase-to-end: one write per redraw, so the bar never tears. */
@@ -73,24 +92,57 @@ void fy_cli_progress_add(fy_cli_progress *p, uint64_t n)
         draw(p, now, false);
 }
 
-void fy_cli_progress_end(fy_cli_progress *p, const char *name, uint64_t bytes, double seconds,
-                         const uint8_t sha256[32])
+void fy_cli_progress_done(fy_cli_progress *p, const char *name, uint64_t bytes, double seconds)
 {
     double now = fy_cli_progress_now();
     if (seconds < 0)
         seconds = now - p->t0;
-    if (p->mode == FY_CLI_PROGRESS_BAR) {
-        snprintf(p->name, sizeof p->name, "%s", name);
-        p->done = bytes;
-        p->total = bytes;
-        p->t0 = now - seconds;
-        draw(p, now, true);
+    if (p->mode != FY_CLI_PROGRESS_BAR)
+        return;
+    snprintf(p->name, sizeof p->name, "%s", name);
+    p->done = bytes;
+    p->total = bytes;
+    p->t0 = now - seconds;
+    draw(p, now, true);
+}
+
+/* One result line on stdout: kv as is without a bar, as JSON with json. */
+static void put_result(fy_cli_progress *p, const char *kv)
+{
+    if (p->json) {
+        char js[1024];
+        size_t n = fy_cli_progress_json(js, sizeof js, kv);
+        printf("%.*s\n", (int)n, js);
     } else if (p->mode == FY_CLI_PROGRESS_LINES) {
-        char line[512];
-        size_t n = fy_cli_progress_format_line(line, sizeof line, name, bytes, seconds, sha256);
-        printf("%.*s\n", (int)n, line);
-        fflush(stdout);
+        printf("%s\n", kv);
+    } else {
+        return;
     }
+    fflush(stdout);
+}
+
+void fy_cli_progress_result(fy_cli_progress *p, const char *name, uint64_t bytes, double seconds,
+                            const uint8_t sha256[32])
+{
+    if (seconds < 0)
+        seconds = fy_cli_progress_now() - p->t0;
+    char line[512];
+    fy_cli_progress_format_line(line, sizeof line, name, bytes, seconds, sha256);
+    put_result(p, line);
+}
+
+void fy_cli_progress_total(fy_cli_progress *p, const char *kv)
+{
+    put_result(p, kv);
+}
+
+void fy_cli_progress_end(fy_cli_progress *p, const char *name, uint64_t bytes, double seconds,
+                         const uint8_t sha256[32])
+{
+    if (seconds < 0)
+        seconds = fy_cli_progress_now() - p->t0;
+    fy_cli_progress_done(p, name, bytes, seconds);
+    fy_cli_progress_result(p, name, bytes, seconds, sha256);
 }
 
 void fy_cli_progress_abort(fy_cli_progress *p)
@@ -102,18 +154,25 @@ void fy_cli_progress_abort(fy_cli_progress *p)
 
 const char *fy_cli_progress_bytes(uint64_t n, char *buf, size_t cap)
 {
-    static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    static const char unit[] = "BKMGTPE";
     if (n < 1024) {
-        snprintf(buf, cap, "%llu B", (unsigned long long)n);
+        snprintf(buf, cap, "%lluB", (unsigned long long)n);
         return buf;
     }
     double v = (double)n;
     int u = 0;
-    while (v >= 1024.0 && u < 4) {
+    while (v >= 1024.0 && u < 6) {
         v /= 1024.0;
         u++;
     }
-    snprintf(buf, cap, "%.1f %s", v, unit[u]);
+    /* 3 significant digits at most: 5 characters whatever the size; a value
+     * that rounds up to the next precision takes the coarser format. */
+    if (v < 9.995)
+        snprintf(buf, cap, "%.2f%c", v, unit[u]);
+    else if (v < 99.95)
+        snprintf(buf, cap, "%.1f%c", v, unit[u]);
+    else
+        snprintf(buf, cap, "%.0f%c", v, unit[u]);
     return buf;
 }
 
@@ -135,6 +194,24 @@ static void format_eta(char *buf, size_t cap, double eta)
         snprintf(buf, cap, "%u:%02u", s / 60, s % 60);
 }
 
+/* The numbers after the bar, at fixed widths; `level` says how many:
+ * 0 the percentage, 1 + sizes, 2 + rate, 3 + ETA. */
+static int format_tail(char *buf, size_t cap, int level, double frac, uint64_t done,
+                       uint64_t total, double rate, const char *eta)
+{
+    char d[16], t[16], r[16];
+    int n = snprintf(buf, cap, " %3d%%", (int)(frac * 100));
+    if (level >= 1)
+        n += snprintf(buf + n, cap - (size_t)n, " %5s/%-5s", fy_cli_progress_bytes(done, d, sizeof d),
+                      fy_cli_progress_bytes(total, t, sizeof t));
+    if (level >= 2)
+        n += snprintf(buf + n, cap - (size_t)n, " %5s/s",
+                      fy_cli_progress_bytes((uint64_t)rate, r, sizeof r));
+    if (level >= 3)
+        n += snprintf(buf + n, cap - (size_t)n, " ETA %-5s", eta);
+    return n;
+}
+
 size_t fy_cli_progress_format_bar(char *buf, size_t cap, const char *name, uint64_t done,
                                   uint64_t total, double seconds, int width)
 {
@@ -144,32 +221,48 @@ size_t fy_cli_progress_format_bar(char *buf, size_t cap, const char *name, uint6
     if (frac > 1.0)
         frac = 1.0;
     double rate = seconds > 0 ? (double)done / seconds : 0.0;
-    char eta[16], d[24], t[24];
+    char eta[16];
     format_eta(eta, sizeof eta, rate > 0 ? (double)(total > done ? total - done : 0) / rate : -1);
-    char tail[128];
-    int tl = snprintf(tail, sizeof tail, " %3d%%  %s/%s  %.1f MB/s  ETA %s", (int)(frac * 100),
-                      fy_cli_progress_bytes(done, d, sizeof d),
-                      fy_cli_progress_bytes(total, t, sizeof t), rate / 1e6, eta);
-    if (tl < 0)
-        tl = 0;
-    /* The bar takes what is left after the name and a fixed budget for the
-     * numbers (so it does not jitter as they change), within 10..40 cells;
-     * a long name is cut rather than the numbers. */
+    /* The numbers first, as many as leave NAME_MIN cells for the name (the
+     * percentage always); then the name, up to NAME_MAX while the bar is
+     * narrower than BAR_MAX; the bar takes the rest, or nothing when that
+     * is under BAR_MIN cells. */
     int namew = (int)strlen(name);
-    int barw = width - (tl > TAIL_BUDGET ? tl : TAIL_BUDGET) - 4 - (namew < 24 ? namew : 24);
-    if (barw > 40)
-        barw = 40;
-    if (barw < 10)
-        barw = 10;
-    int maxname = width - tl - barw - 4;
-    if (maxname < 8)
-        maxname = 8;
+    int want_name = namew < NAME_MIN ? namew : NAME_MIN;
+    char tail[96];
+    int tl = 0;
+    for (int level = 3; level >= 0; level--) {
+        tl = format_tail(tail, sizeof tail, level, frac, done, total, rate, eta);
+        if (width - tl >= want_name)
+            break;
+    }
+    int room = width - tl; /* for the name and " [bar]" */
+    if (room < 0)
+        room = 0;
+    int shown = namew < NAME_MAX ? namew : NAME_MAX;
+    int barw = room - (shown < room ? shown : room) - 3;
+    if (barw < BAR_MIN) /* keep a short bar if the name can give way down to NAME_MIN */
+        barw = room - want_name - 3 >= BAR_MIN ? BAR_MIN : 0;
+    if (barw > BAR_MAX)
+        barw = BAR_MAX;
+    int maxname = room - (barw ? barw + 3 : 0);
+    if (maxname > namew)
+        maxname = namew;
+    if (maxname < 0)
+        maxname = 0;
     int fill = (int)(frac * barw);
-    char bar[48];
-    for (int i = 0; i < barw; i++)
-        bar[i] = i < fill ? '#' : '-';
-    bar[barw] = 0;
-    int n = snprintf(buf, cap, "%.*s [%s]%s", namew > maxname ? maxname : namew, name, bar, tail);
+    char bar[BAR_MAX + 4] = "";
+    if (barw) {
+        bar[0] = ' ';
+        bar[1] = '[';
+        for (int i = 0; i < barw; i++)
+            bar[2 + i] = i < fill ? '#' : '-';
+        bar[2 + barw] = ']';
+        bar[3 + barw] = 0;
+    }
+    /* With no name shown, the tail's leading space goes too. */
+    const char *tp = maxname == 0 && !barw ? tail + 1 : tail;
+    int n = snprintf(buf, cap, "%.*s%s%s", maxname, name, bar, tp);
     if (n < 0)
         n = 0;
     return (size_t)n < cap ? (size_t)n : cap - 1;
@@ -189,4 +282,76 @@ size_t fy_cli_progress_format_line(char *buf, size_t cap, const char *name, uint
     if (n < 0)
         n = 0;
     return (size_t)n < cap ? (size_t)n : cap - 1;
+}
+
+size_t fy_cli_progress_json(char *buf, size_t cap, const char *kv)
+{
+    static const char *const text_keys[] = {"file", "sha256", "status"};
+    size_t o = 0;
+#define PUT(c)                      \
+    do {                            \
+        if (o + 1 < cap)            \
+            buf[o++] = (char)(c);   \
+    } while (0)
+    if (cap == 0)
+        return 0;
+    PUT('{');
+    bool first = true;
+    for (const char *p = kv; *p;) {
+        while (*p == ' ')
+            p++;
+        const char *eq = strchr(p, '='), *end = p + strcspn(p, " ");
+        if (!*p)
+            break;
+        if (!eq || eq > end) { /* not key=value: skipped */
+            p = end;
+            continue;
+        }
+        if (!first)
+            PUT(',');
+        first = false;
+        PUT('"');
+        for (const char *k = p; k < eq; k++)
+            PUT(*k);
+        PUT('"');
+        PUT(':');
+        const char *v = eq + 1;
+        size_t klen = (size_t)(eq - p), vlen = (size_t)(end - v);
+        bool text = vlen == 0;
+        for (size_t i = 0; i < sizeof text_keys / sizeof text_keys[0]; i++)
+            if (strlen(text_keys[i]) == klen && !memcmp(text_keys[i], p, klen))
+                text = true;
+        /* a JSON number: digits, one optional fraction, no sign or exponent */
+        size_t digits = strspn(v, "0123456789");
+        if (!text && digits > 0 && digits < vlen)
+            text = v[digits] != '.' || digits + 1 + strspn(v + digits + 1, "0123456789") != vlen ||
+                   digits + 1 == vlen;
+        if (!text && digits > 1 && v[0] == '0' && v[1] != '.')
+            text = true; /* a leading zero is not JSON */
+        if (!text && digits == 0)
+            text = true;
+        if (text)
+            PUT('"');
+        for (const char *c = v; c < end; c++) {
+            unsigned char ch = (unsigned char)*c;
+            if (text && (ch == '"' || ch == '\\')) {
+                PUT('\\');
+                PUT(ch);
+            } else if (text && (ch < 0x20 || ch >= 0x7f)) {
+                char u[8];
+                snprintf(u, sizeof u, "\\u%04x", ch);
+                for (int i = 0; u[i]; i++)
+                    PUT(u[i]);
+            } else {
+                PUT(ch);
+            }
+        }
+        if (text)
+            PUT('"');
+        p = end;
+    }
+    PUT('}');
+#undef PUT
+    buf[o] = 0;
+    return o;
 }

@@ -427,7 +427,7 @@ static int session(receiver *r)
 int fy_cli_recv_run(const fy_cli_recv_opts *o, fy_cli_recv_result *res)
 {
     receiver r = {.o = o, .dirfd = -1, .fd = -1};
-    fy_cli_progress_init(&r.prog, o->progress);
+    fy_cli_progress_init(&r.prog, o->progress, o->json);
     int code = open_dir(&r);
     if (code == FY_CLI_EXIT_OK)
         code = session(&r);
@@ -444,10 +444,12 @@ int fy_cli_recv_run(const fy_cli_recv_opts *o, fy_cli_recv_result *res)
     double secs = (r.last_end_t > 0 ? r.last_end_t : fy_cli_progress_now()) - r.welcome_t;
     if (r.welcome_t == 0)
         secs = 0;
-    if (code == FY_CLI_EXIT_OK && r.prog.mode == FY_CLI_PROGRESS_LINES) {
-        printf("files=%llu bytes=%llu seconds=%.3f mbps=%.1f status=ok\n", (unsigned long long)r.files,
-               (unsigned long long)r.bytes, secs, fy_cli_progress_mbps(r.bytes, secs));
-        fflush(stdout);
+    if (code == FY_CLI_EXIT_OK) {
+        char kv[160];
+        snprintf(kv, sizeof kv, "files=%llu bytes=%llu seconds=%.3f mbps=%.1f status=ok",
+                 (unsigned long long)r.files, (unsigned long long)r.bytes, secs,
+                 fy_cli_progress_mbps(r.bytes, secs));
+        fy_cli_progress_total(&r.prog, kv);
     }
     if (res) {
         r.res.files = r.files;

@@ -15,6 +15,7 @@
 #ifndef FY_CLI_RECV_H
 #define FY_CLI_RECV_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "cli/cancel.h"
@@ -35,6 +36,7 @@ typedef struct fy_cli_recv_opts {
     uint64_t count;     /* stop after this many files; 0 = until interrupted */
     uint64_t rate;      /* read throttle in bytes/s; 0 = none */
     int progress;       /* enum fy_cli_progress_mode */
+    bool json;          /* results as JSON lines on stdout (progress.h) */
     unsigned retries;   /* reconnect attempts in a row (retry.h); 0 = none */
     int timeout_ms;     /* connect and welcome timeout; 0 = 10 s */
     const fy_cli_tls *tls; /* NULL = plaintext (ferry --tls) */

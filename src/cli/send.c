@@ -78,6 +78,16 @@ const char *fy_cli_send_name(const char *path)
     return fy_name_check(base, strlen(base)) == 0 ? base : NULL;
 }
 
+/* The name file i is sent under: names[i] if given, else its base name;
+ * NULL when that name is not valid (fy_name_check). */
+static const char *file_name(const fy_cli_send_opts *o, size_t i)
+{
+    const char *n = o->names ? o->names[i] : NULL;
+    if (!n)
+        return fy_cli_send_name(o->files[i]);
+    return fy_name_check(n, strlen(n)) == 0 ? n : NULL;
+}
+
 /* ---- acks ------------------------------------------------------------------ */
 
 static void on_ack(sender *s, uint64_t seq)
@@ -87,8 +97,7 @@ static void on_ack(sender *s, uint64_t seq)
     while (s->nacked < s->npend && s->pend[s->nacked].end_seq <= s->acked_seq) {
         pending *p = &s->pend[s->nacked++];
         s->acked_bytes += p->bytes;
-        if (s->prog.mode != FY_CLI_PROGRESS_BAR)
-            fy_cli_progress_end(&s->prog, p->name, p->bytes, fy_cli_progress_now() - p->t0, p->sha);
+        fy_cli_progress_result(&s->prog, p->name, p->bytes, fy_cli_progress_now() - p->t0, p->sha);
     }
 }
 
@@ -183,7 +192,7 @@ static int hash_prefix(sender *s, int fd, uint64_t off)
 static int send_file(sender *s, size_t i, uint64_t off, int *net_rc)
 {
     const char *path = s->o->files[i];
-    const char *name = fy_cli_send_name(path);
+    const char *name = file_name(s->o, i);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return io_fail("open", path, errno);
@@ -239,8 +248,7 @@ static int send_file(sender *s, size_t i, uint64_t off, int *net_rc)
     }
     if (rc == 0) {
         s->npend = i + 1;
-        if (s->prog.mode == FY_CLI_PROGRESS_BAR)
-            fy_cli_progress_end(&s->prog, name, fb.size, -1, p->sha);
+        fy_cli_progress_done(&s->prog, name, fb.size, -1);
         rc = take_acks(s, true);
     }
     if (rc < 0) {
@@ -257,10 +265,11 @@ static int check_files(const fy_cli_send_opts *o)
 {
     char q[600];
     for (size_t i = 0; i < o->nfiles; i++) {
-        if (!fy_cli_send_name(o->files[i])) {
+        if (!file_name(o, i)) {
+            const char *n = o->names && o->names[i] ? o->names[i] : o->files[i];
             fy_klog(FY_LOG_ERROR,
                     "file name cannot be sent: names are 1-255 of [A-Za-z0-9._-], not starting with '.'",
-                    "file=%s exit=%d", fy_klog_q(o->files[i], q, sizeof q), FY_CLI_EXIT_USAGE);
+                    "file=%s exit=%d", fy_klog_q(n, q, sizeof q), FY_CLI_EXIT_USAGE);
             return FY_CLI_EXIT_USAGE;
         }
         struct stat st;
@@ -377,7 +386,7 @@ int fy_cli_send_run(const fy_cli_send_opts *o, fy_cli_send_result *r)
     sender s = {.o = o};
     fy_cli_retry rt;
     fy_cli_retry_init(&rt, o->retries);
-    fy_cli_progress_init(&s.prog, o->progress);
+    fy_cli_progress_init(&s.prog, o->progress, o->json);
     double t0 = fy_cli_progress_now();
     const char *what = "connect";
     fy_welcome w = {0};
@@ -421,11 +430,12 @@ int fy_cli_send_run(const fy_cli_send_opts *o, fy_cli_send_result *r)
             report_interrupt(&s);
     }
     double secs = fy_cli_progress_now() - t0;
-    if (code == FY_CLI_EXIT_OK && s.prog.mode == FY_CLI_PROGRESS_LINES) {
-        printf("files=%zu bytes=%llu seconds=%.3f mbps=%.1f bytes_sent=%llu reconnects=%u "
-               "status=ok\n", s.nacked, (unsigned long long)s.acked_bytes, secs,
-               fy_cli_progress_mbps(s.acked_bytes, secs), (unsigned long long)s.sent, rt.total);
-        fflush(stdout);
+    if (code == FY_CLI_EXIT_OK) {
+        char kv[256];
+        snprintf(kv, sizeof kv, "files=%zu bytes=%llu seconds=%.3f mbps=%.1f bytes_sent=%llu "
+                 "reconnects=%u status=ok", s.nacked, (unsigned long long)s.acked_bytes, secs,
+                 fy_cli_progress_mbps(s.acked_bytes, secs), (unsigned long long)s.sent, rt.total);
+        fy_cli_progress_total(&s.prog, kv);
     }
     if (r)
         *r = (fy_cli_send_result){s.nacked, s.acked_bytes, secs, s.sent, rt.total};

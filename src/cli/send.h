@@ -17,6 +17,7 @@
 #ifndef FY_CLI_SEND_H
 #define FY_CLI_SEND_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,7 +33,10 @@ typedef struct fy_cli_send_opts {
     size_t chunk;         /* data bytes per frame; 0 = 64 KiB; capped by the relay's max */
     const char *const *files;
     size_t nfiles;
+    const char *const *names; /* NULL, or per file: the name to send it under (NULL =
+                                 its base name); `ferry send - --name N` */
     int progress;         /* enum fy_cli_progress_mode */
+    bool json;            /* results as JSON lines on stdout (progress.h) */
     unsigned retries;     /* reconnect attempts in a row (retry.h); 0 = none */
     int timeout_ms;       /* connect and welcome timeout; 0 = 10 s */
     const fy_cli_tls *tls; /* NULL = plaintext (ferry --tls) */

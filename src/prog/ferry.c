@@ -21,6 +21,7 @@
 #include "cli/recv.h"
 #include "cli/retry.h"
 #include "cli/send.h"
+#include "cli/spool.h"
 #include "ferry/err.h"
 #include "ferry/klog.h"
 #include "ferry/proto.h"
@@ -44,7 +45,8 @@ static const char usage_main[] =
     "\n"
     "`ferry COMMAND --help` shows a command's options; `ferry --version` the version.\n"
     "docs/client.md has examples.\n"
-    "Progress: a bar on a terminal, else one key=value line per file on stdout.\n"
+    "Progress: a bar on a terminal (--progress: always, --quiet: never), else one\n"
+    "key=value line per file on stdout; --json: one JSON object per file instead.\n"
     "Log lines (key=value, on stderr) say what failed and why.\n\n";
 
 /* Options send and recv share: connection, token, reconnecting. */
@@ -67,11 +69,18 @@ static const char usage_main[] =
     "  --tls-name NAME     name or IP the relay's certificate must carry (default: the\n"     \
     "                      host of --server)\n"                                               \
     "  --tls-cert FILE     client certificate (PEM) for a relay with --tls-client-ca;\n"     \
-    "  --tls-key FILE      with its private key\n"
+    "  --tls-key FILE      with its private key\n"                                           \
+    "  --progress          draw the progress bar on stderr even when it is not a\n"         \
+    "                      terminal (width: the terminal's, else $COLUMNS, else 80)\n"      \
+    "  --quiet             no progress bar, even on a terminal: key=value lines on\n"       \
+    "                      stdout as without one (errors are still logged)\n"              \
+    "  --json              results on stdout as JSON, one object a line: per file,\n"      \
+    "                      then the total; the keys of the key=value lines below\n"
 
 static const char usage_send[] =
     "Usage: ferry send [--server HOST:PORT] --channel NAME [--token T | --token-file FILE]\n"
-    "                  [--chunk BYTES] [--no-retry | --retries N] [--connect-timeout S] FILE...\n"
+    "                  [--chunk BYTES] [--no-retry | --retries N] [--connect-timeout S]\n"
+    "                  [--quiet | --progress] [--json] FILE... | - --name NAME\n"
     "\n"
     "Send FILEs, in order, into channel NAME.  Each file is sent under its base\n"
     "name, which must be 1-255 of [A-Za-z0-9._-] and not start with '.'.  Exits 0\n"
@@ -80,21 +89,28 @@ static const char usage_send[] =
     "byte the relay stored; a file whose source changed meanwhile (size, mtime,\n"
     "inode) is sent again from its start.\n"
     "\n"
+    "FILE `-` is standard input, sent under --name NAME: it is first copied to a\n"
+    "temp file in $TMPDIR (else /tmp; it needs the room), since a file's size goes\n"
+    "first on the wire; the copy is removed afterwards.\n"
+    "\n"
     "  --channel NAME      channel to send into (required)\n"
+    "  --name NAME         the name for standard input (-) on the relay (required with -)\n"
     "  --chunk BYTES       data bytes per frame (default 64K; K/M suffixes; at most\n"
     "                      the relay's maximum payload)\n"
     USAGE_CONN
     "  --help              this text\n"
     "\n"
-    "Without a terminal, prints per file:\n"
+    "Without a bar, prints per file once the relay acknowledged it:\n"
     "  file=NAME bytes=N seconds=S mbps=R sha256=HEX   (mbps = 10^6 bytes/s)\n"
     "and at the end: files=N bytes=N seconds=S mbps=R bytes_sent=N reconnects=N status=ok\n"
-    "(bytes_sent: stream-frame bytes written, headers included, over all connections)\n\n";
+    "(bytes_sent: stream-frame bytes written, headers included, over all connections)\n"
+    "The bar's K/M/G are powers of 1024, as in BYTES options (12.3M/s = 12.3 MiB/s).\n\n";
 
 static const char usage_recv[] =
     "Usage: ferry recv [--server HOST:PORT] --channel NAME --out DIR [--token T | --token-file FILE]\n"
     "                  [--from-start | --resume | --from-seq N] [--count N] [--rate BYTES_PER_S]\n"
-    "                  [--no-retry | --retries N] [--connect-timeout S]\n"
+    "                  [--no-retry | --retries N] [--connect-timeout S] [--quiet | --progress]\n"
+    "                  [--json]\n"
     "\n"
     "Receive channel NAME's files into DIR (created if missing).  Each file is\n"
     "written to DIR/.NAME.part, checked (frame CRC32C, size, SHA-256), fsync'd and\n"
@@ -115,9 +131,10 @@ static const char usage_recv[] =
     "                      slow receiver\n"
     "  --help              this text\n"
     "\n"
-    "Without a terminal, prints per file:\n"
+    "Without a bar, prints per file:\n"
     "  file=NAME bytes=N seconds=S mbps=R sha256=HEX   (mbps = 10^6 bytes/s)\n"
-    "and, after --count files: files=N bytes=N seconds=S mbps=R status=ok\n\n";
+    "and, after --count files: files=N bytes=N seconds=S mbps=R status=ok\n"
+    "The bar's K/M/G are powers of 1024, as in BYTES options (12.3M/s = 12.3 MiB/s).\n\n";
 
 static const char usage_check[] =
     "Usage: ferry check --data DIR [--max-payload BYTES]\n"
@@ -161,11 +178,12 @@ static int help(const char *text, int code)
     return code;
 }
 
+/* A usage error: one log line naming the command's --help; FY_CLI_EXIT_USAGE. */
 static int usage_error(const char *cmd, const char *what, const char *arg)
 {
-    char q[600];
-    fy_klog(FY_LOG_ERROR, what, "command=%s arg=%s hint=\"ferry %s --help\" exit=1", cmd,
-            fy_klog_q(arg ? arg : "", q, sizeof q), cmd);
+    char hint[32];
+    snprintf(hint, sizeof hint, strcmp(cmd, "ferry") ? "ferry %s" : "%s", cmd);
+    fy_klog_usage(what, arg, hint);
     return FY_CLI_EXIT_USAGE;
 }
 
@@ -195,7 +213,7 @@ static int bad_option(const char *cmd, char **argv, int opt)
 enum { O_SERVER = 256, O_CHANNEL, O_TOKEN, O_CHUNK, O_OUT, O_FROM_START, O_RESUME, O_FROM_SEQ,
        O_COUNT, O_RATE, O_DATA, O_MAXP, O_SIZE, O_RECEIVERS, O_KEEP, O_HELP, O_TOKEN_FILE,
        O_RETRY, O_NO_RETRY, O_RETRIES, O_CONNECT_TIMEOUT, O_TLS, O_CA, O_TLS_NAME, O_TLS_CERT,
-       O_TLS_KEY };
+       O_TLS_KEY, O_QUIET, O_PROGRESS, O_JSON, O_NAME };
 
 static const struct option long_opts[] = {
     {"server", required_argument, 0, O_SERVER},   {"channel", required_argument, 0, O_CHANNEL},
@@ -212,14 +230,17 @@ static const struct option long_opts[] = {
     {"tls", no_argument, 0, O_TLS},               {"ca", required_argument, 0, O_CA},
     {"tls-name", required_argument, 0, O_TLS_NAME}, {"tls-cert", required_argument, 0, O_TLS_CERT},
     {"tls-key", required_argument, 0, O_TLS_KEY},
+    {"quiet", no_argument, 0, O_QUIET},           {"progress", no_argument, 0, O_PROGRESS},
+    {"json", no_argument, 0, O_JSON},             {"name", required_argument, 0, O_NAME},
     {0, 0, 0, 0}};
 
 /* Every option a command accepts; the others are "unknown" for it. */
 typedef struct cmd_opts {
-    const char *server, *channel, *token, *out, *data, *token_file;
+    const char *server, *channel, *token, *out, *data, *token_file, *name;
     uint64_t chunk, from_seq, count, rate, max_payload, size, receivers, retries;
     int start, starts, timeout_ms;
-    bool keep, help, no_retry, tls;
+    int progress, progress_flags; /* enum fy_cli_progress_mode; --quiet/--progress given */
+    bool keep, help, no_retry, tls, json;
     const char *ca, *tls_name, *tls_cert, *tls_key;
     char token_buf[FY_TOKEN_MAX + 1];
 } cmd_opts;
@@ -233,7 +254,7 @@ static int parse(const char *cmd, const char *allowed, int argc, char **argv, cm
     while ((opt = getopt_long(argc, argv, ":", long_opts, NULL)) != -1) {
         if (opt == '?' || opt == ':')
             return bad_option(cmd, argv, opt);
-        if (!strchr(allowed, opt - O_SERVER + 'a'))
+        if (!strchr(allowed, 1 + opt - O_SERVER))
             return usage_error(cmd, "option not valid for this command", argv[optind - 1]);
         int rc = 0;
         switch (opt) {
@@ -270,10 +291,16 @@ static int parse(const char *cmd, const char *allowed, int argc, char **argv, cm
         case O_TLS_NAME: c->tls_name = optarg; break;
         case O_TLS_CERT: c->tls_cert = optarg; break;
         case O_TLS_KEY: c->tls_key = optarg; break;
+        case O_QUIET: c->progress = FY_CLI_PROGRESS_LINES; c->progress_flags |= 1; break;
+        case O_PROGRESS: c->progress = FY_CLI_PROGRESS_BAR; c->progress_flags |= 2; break;
+        case O_JSON: c->json = true; break;
+        case O_NAME: c->name = optarg; break;
         }
         if (rc < 0)
             return usage_error(cmd, "not a number (digits, optional K/M/G)", optarg);
     }
+    if (c->progress_flags == 3)
+        return usage_error(cmd, "choose one of --quiet, --progress", NULL);
     return 0;
 }
 
@@ -317,8 +344,8 @@ static int resolve_token(const char *cmd, cmd_opts *c)
     return 0;
 }
 
-/* Option letters for `allowed`: 'a' + (O_x - O_SERVER). */
-#define A(o) ((char)('a' + (o)-O_SERVER))
+/* Option codes for `allowed`: 1 + (O_x - O_SERVER), never 0 (the end). */
+#define A(o) ((char)(1 + (o)-O_SERVER))
 #define A_TLS A(O_TLS), A(O_CA), A(O_TLS_NAME), A(O_TLS_CERT), A(O_TLS_KEY)
 
 /* --tls and friends: the client TLS settings, or plaintext (t->ctx NULL).
@@ -341,11 +368,15 @@ static int setup_tls(const char *cmd, const cmd_opts *c, fy_cli_tls *t)
     return 0;
 }
 
+/* `ferry send ... - --name NAME`: standard input spooled to a temp file
+ * (spool.h), sent under NAME, removed afterwards.  The file list is copied
+ * so the "-" can point at the temp file. */
 static int cmd_send(int argc, char **argv, fy_cli_cancel *cancel)
 {
     const char allowed[] = {A(O_SERVER), A(O_CHANNEL), A(O_TOKEN), A(O_CHUNK), A(O_HELP),
                             A(O_TOKEN_FILE), A(O_RETRY), A(O_NO_RETRY), A(O_RETRIES),
-                            A(O_CONNECT_TIMEOUT), A_TLS, 0};
+                            A(O_CONNECT_TIMEOUT), A_TLS, A(O_QUIET), A(O_PROGRESS), A(O_JSON),
+                            A(O_NAME), 0};
     cmd_opts c;
     int rc = parse("send", allowed, argc, argv, &c);
     if (rc || c.help)
@@ -358,16 +389,63 @@ static int cmd_send(int argc, char **argv, fy_cli_cancel *cancel)
         return usage_error("send", "no FILE to send", NULL);
     if (c.chunk > FY_PAYLOAD_MAX_LIMIT)
         return usage_error("send", "--chunk is larger than the protocol's 16M limit", NULL);
+    size_t n = (size_t)(argc - optind), dash = n;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(argv[optind + i], "-") != 0)
+            continue;
+        if (dash < n)
+            return usage_error("send", "standard input (-) can be sent once", NULL);
+        dash = i;
+    }
+    if (dash < n && !c.name)
+        return usage_error("send", "- (standard input) needs --name NAME for the relay", NULL);
+    if (dash == n && c.name)
+        return usage_error("send", "--name is for the file from standard input (-)", c.name);
+    if (c.name && fy_name_check(c.name, strlen(c.name)) != 0)
+        return usage_error("send", "invalid --name: use 1-255 of [A-Za-z0-9._-], not starting "
+                           "with '.'", c.name);
+    const char **files = calloc(n, sizeof *files), **names = calloc(n, sizeof *names);
+    char spool[4096] = "";
+    if (!files || !names) {
+        free(files);
+        free(names);
+        fy_klog(FY_LOG_ERROR, "out of memory", "exit=%d", FY_CLI_EXIT_IO);
+        return FY_CLI_EXIT_IO;
+    }
+    memcpy(files, argv + optind, n * sizeof *files);
+    if (dash < n) {
+        uint64_t bytes;
+        const char *call;
+        rc = fy_cli_spool(STDIN_FILENO, cancel, spool, sizeof spool, &bytes, &call);
+        if (rc < 0) {
+            char q[4200];
+            int code = rc == -EINTR ? FY_CLI_EXIT_INTR : FY_CLI_EXIT_IO;
+            fy_klog(rc == -EINTR ? FY_LOG_WARN : FY_LOG_ERROR,
+                    rc == -EINTR ? "interrupted while reading standard input: nothing sent"
+                                 : "cannot copy standard input to a temp file",
+                    "call=%s file=%s err=%s exit=%d", call, fy_klog_q(spool, q, sizeof q),
+                    fy_errname(rc), code);
+            free(files);
+            free(names);
+            return code;
+        }
+        files[dash] = spool;
+        names[dash] = c.name;
+    }
     fy_cli_tls tls;
     if ((rc = setup_tls("send", &c, &tls)))
         return rc;
     fy_cli_send_opts o = {.server = c.server, .channel = c.channel, .token = c.token,
-                          .chunk = (size_t)c.chunk, .files = (const char *const *)argv + optind,
-                          .nfiles = (size_t)(argc - optind), .cancel = cancel,
+                          .chunk = (size_t)c.chunk, .files = files, .names = names,
+                          .nfiles = n, .cancel = cancel, .progress = c.progress, .json = c.json,
                           .retries = c.no_retry ? 0 : (unsigned)c.retries,
                           .timeout_ms = c.timeout_ms, .tls = &tls};
     rc = fy_cli_send_run(&o, NULL);
     fy_tls_free(tls.ctx);
+    if (spool[0])
+        unlink(spool);
+    free(files);
+    free(names);
     return rc;
 }
 
@@ -376,7 +454,7 @@ static int cmd_recv(int argc, char **argv, fy_cli_cancel *cancel)
     const char allowed[] = {A(O_SERVER), A(O_CHANNEL), A(O_TOKEN), A(O_OUT), A(O_FROM_START),
                             A(O_RESUME), A(O_FROM_SEQ), A(O_COUNT), A(O_RATE), A(O_HELP),
                             A(O_TOKEN_FILE), A(O_RETRY), A(O_NO_RETRY), A(O_RETRIES),
-                            A(O_CONNECT_TIMEOUT), A_TLS, 0};
+                            A(O_CONNECT_TIMEOUT), A_TLS, A(O_QUIET), A(O_PROGRESS), A(O_JSON), 0};
     cmd_opts c;
     int rc = parse("recv", allowed, argc, argv, &c);
     if (rc || c.help)
@@ -399,6 +477,7 @@ static int cmd_recv(int argc, char **argv, fy_cli_cancel *cancel)
     fy_cli_recv_opts o = {.server = c.server, .channel = c.channel, .token = c.token,
                           .out_dir = c.out, .start = c.start, .from_seq = c.from_seq,
                           .count = c.count, .rate = c.rate, .cancel = cancel,
+                          .progress = c.progress, .json = c.json,
                           .retries = c.no_retry ? 0 : (unsigned)c.retries,
                           .timeout_ms = c.timeout_ms, .tls = &tls};
     rc = fy_cli_recv_run(&o, NULL);
@@ -441,8 +520,10 @@ static int cmd_demo(int argc, char **argv, fy_cli_cancel *cancel)
 int main(int argc, char **argv)
 {
     fy_klog_setup("ferry", FY_LOG_INFO);
-    if (argc < 2)
-        return help(usage_main, FY_CLI_EXIT_USAGE);
+    if (argc < 2) {
+        fputs(usage_main, stderr);
+        return usage_error("ferry", "no command: use send, recv, check or demo", NULL);
+    }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help"))
         return help(usage_main, 0);

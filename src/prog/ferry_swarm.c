@@ -4,7 +4,8 @@
  * Parses options, raises the open-file limit, runs one swarm (src/swarm)
  * and prints its figures: a table, optional JSON and CSV, and one closing
  * key=value line on stdout.  Exit status 0 only when every receiver got
- * every file intact, nothing failed and the run ended before --timeout.
+ * every file intact, nothing failed and the run ended before --timeout;
+ * 64 (FY_EXIT_USAGE, as in every Ferry program) for a usage error.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -16,6 +17,7 @@
 #include <sys/stat.h>
 
 #include "ferry/err.h"
+#include "ferry/exit.h"
 #include "ferry/klog.h"
 #include "ferry/sock.h"
 #include "ferry/units.h"
@@ -27,21 +29,23 @@ static const char usage[] =
     "Drives many Ferry clients from one process and checks every packet.\n"
     "\n"
     "  --mode MODE          bulk | rate | storm | churn | slow (default bulk)\n"
-    "  --target T           p2p (senders write to receivers directly, no relay)\n"
-    "                       or HOST:PORT of a relay (default 127.0.0.1:7420)\n"
+    "  --server S           HOST:PORT of a relay (default 127.0.0.1:7420), or p2p\n"
+    "                       (senders write to receivers directly, no relay)\n"
     "  --tls                speak TLS to the relay; --ca FILE verifies its certificate\n"
     "                       (PEM; implies --tls; default the system's trust store),\n"
-    "                       --tls-name NAME if it names the relay differently from T\n"
+    "                       --tls-name NAME if it names the relay differently from S\n"
     "  --senders S          senders in all (default 1); a channel's senders take turns\n"
     "  --channels C         channels (default = senders)\n"
     "  --receivers R        receivers per channel (default 1)\n"
     "  --size BYTES         bytes per file, K/M/G suffixes (default 64M)\n"
     "  --files N            files per sender (default 1)\n"
-    "  --packet BYTES       payload per data frame (default 64K)\n"
-    "  --rate MSGS_PER_S    rate: data frames per second, all channels together\n"
+    "  --chunk BYTES        data bytes per frame, K/M suffixes (default 64K)\n"
+    "  --msg-rate N         rate: data frames (messages) per second, all channels\n"
+    "                       together\n"
     "  --duration SECONDS   rate: how long to send (default 1)\n"
     "  --connections N      storm: simultaneous connections\n"
-    "  --window SECONDS     storm: a welcome counts if it comes within this (default 5)\n"
+    "  --connect-timeout S  storm: a connection counts as served if its welcome comes\n"
+    "                       within S seconds (default 5)\n"
     "  --slow N             slow receivers per channel (slow mode; any mode)\n"
     "  --slow-rate BYTES    their read cap per second, K/M/G suffixes\n"
     "  --churners N         churn: receivers per channel that leave and rejoin\n"
@@ -58,31 +62,47 @@ static const char usage[] =
     "  --timeout SECONDS    hard bound on the whole run (default 120); exit 1 on timeout\n"
     "  --log-level LEVEL    debug | info | warn | error (default warn)\n"
     "  --help, --version\n"
+    "Old spellings, still accepted (with a warning): --target (--server), --packet\n"
+    "(--chunk), --rate (--msg-rate), --window (--connect-timeout); docs/swarm.md.\n"
+    "Sizes and byte rates are bytes with K/M/G suffixes (powers of 1024).\n"
     "\n"
     "stdout ends with one key=value line: mode= target= senders= channels= receivers=\n"
     "bytes= seconds= mbps_aggregate= mbps_per_receiver= msgs_per_s= integrity_failures=\n"
     "... (+ p50_us= p99_us= p999_us= max_us= in rate mode, served= storm= in storm mode).\n"
-    "Exit status: 0 all good, 1 integrity failure / error / timeout, 2 bad usage or setup.\n";
+    "Exit status: 0 all good, 1 integrity failure / error / timeout, 2 setup failed,\n"
+    "64 bad usage (the usage-error code of every Ferry program).  Errors are one\n"
+    "key=value line on stderr.\n";
 
 enum {
     O_MODE = 256, O_TARGET, O_SENDERS, O_CHANNELS, O_RECEIVERS, O_SIZE, O_FILES, O_PACKET,
     O_RATE, O_DURATION, O_CONNS, O_WINDOW, O_SLOW, O_SLOW_RATE, O_CHURNERS, O_CHURN_TIMES,
     O_THREADS, O_TOKEN, O_VERIFY, O_SEED, O_PREFIX, O_JSON, O_CSV, O_TIMEOUT, O_LOG, O_HELP, O_VERSION,
-    O_TLS, O_CA, O_TLS_NAME
+    O_TLS, O_CA, O_TLS_NAME,
+    /* old spellings (aliases), mapped by `renamed` below */
+    O_OLD_TARGET, O_OLD_PACKET, O_OLD_RATE, O_OLD_WINDOW
 };
 
+/* Renamed flags: the old spelling still works, with a warning, so scripts
+ * keep running; docs/swarm.md lists them. */
+static const struct { int old, now; } renamed[] = {
+    {O_OLD_TARGET, O_TARGET}, {O_OLD_PACKET, O_PACKET}, {O_OLD_RATE, O_RATE},
+    {O_OLD_WINDOW, O_WINDOW}};
+
 static const struct option opts[] = {
-    {"mode", 1, 0, O_MODE}, {"target", 1, 0, O_TARGET}, {"senders", 1, 0, O_SENDERS},
+    {"mode", 1, 0, O_MODE}, {"server", 1, 0, O_TARGET}, {"senders", 1, 0, O_SENDERS},
     {"channels", 1, 0, O_CHANNELS}, {"receivers", 1, 0, O_RECEIVERS}, {"size", 1, 0, O_SIZE},
-    {"files", 1, 0, O_FILES}, {"packet", 1, 0, O_PACKET}, {"rate", 1, 0, O_RATE},
-    {"duration", 1, 0, O_DURATION}, {"connections", 1, 0, O_CONNS}, {"window", 1, 0, O_WINDOW},
+    {"files", 1, 0, O_FILES}, {"chunk", 1, 0, O_PACKET}, {"msg-rate", 1, 0, O_RATE},
+    {"duration", 1, 0, O_DURATION}, {"connections", 1, 0, O_CONNS},
+    {"connect-timeout", 1, 0, O_WINDOW},
     {"slow", 1, 0, O_SLOW}, {"slow-rate", 1, 0, O_SLOW_RATE}, {"churners", 1, 0, O_CHURNERS},
     {"churn-times", 1, 0, O_CHURN_TIMES}, {"threads", 1, 0, O_THREADS}, {"token", 1, 0, O_TOKEN},
     {"verify", 1, 0, O_VERIFY}, {"seed", 1, 0, O_SEED}, {"channel-prefix", 1, 0, O_PREFIX},
     {"json", 1, 0, O_JSON}, {"csv", 1, 0, O_CSV}, {"timeout", 1, 0, O_TIMEOUT},
     {"log-level", 1, 0, O_LOG}, {"help", 0, 0, O_HELP},
     {"version", 0, 0, O_VERSION}, {"tls", 0, 0, O_TLS}, {"ca", 1, 0, O_CA},
-    {"tls-name", 1, 0, O_TLS_NAME}, {0, 0, 0, 0}};
+    {"tls-name", 1, 0, O_TLS_NAME},
+    {"target", 1, 0, O_OLD_TARGET}, {"packet", 1, 0, O_OLD_PACKET}, {"rate", 1, 0, O_OLD_RATE},
+    {"window", 1, 0, O_OLD_WINDOW}, {0, 0, 0, 0}};
 
 struct args {
     fy_swarm_cfg cfg;
@@ -175,7 +195,16 @@ static int apply(struct args *a, int o, const char *v)
     }
 }
 
-/* 0, 1 (--help or --version printed) or -EINVAL (message printed). */
+/* The long name of option o (the first spelling in opts). */
+static const char *opt_name(int o)
+{
+    for (const struct option *p = opts; p->name; p++)
+        if (p->val == o)
+            return p->name;
+    return "?";
+}
+
+/* 0, 1 (--help or --version printed) or -EINVAL (error logged). */
 static int parse_args(int argc, char **argv, struct args *a)
 {
     fy_swarm_cfg *c = &a->cfg;
@@ -185,7 +214,8 @@ static int parse_args(int argc, char **argv, struct args *a)
     a->log_level = FY_LOG_WARN;
     set_target(c, "127.0.0.1:7420");
     int o;
-    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    opterr = 0; /* getopt's own messages are not key=value lines: ours are */
+    while ((o = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
         if (o == O_HELP) {
             fputs(usage, stdout);
             return 1;
@@ -194,16 +224,27 @@ static int parse_args(int argc, char **argv, struct args *a)
             printf("ferry-swarm %s\n", FY_VERSION);
             return 1;
         }
-        if (o == '?' || apply(a, o, optarg) < 0) {
-            if (o != '?')
-                fprintf(stderr, "ferry-swarm: bad value '%s' for --%s\n", optarg,
-                        opts[o - O_MODE].name);
-            fputs("try ferry-swarm --help\n", stderr);
+        if (o == '?' || o == ':') {
+            fy_klog_usage(o == ':' ? "option needs a value" : "unknown option", argv[optind - 1],
+                          NULL);
+            return -EINVAL;
+        }
+        for (size_t i = 0; i < sizeof renamed / sizeof renamed[0]; i++) {
+            if (o != renamed[i].old)
+                continue;
+            fy_klog(FY_LOG_WARN, "deprecated flag: use its new name", "flag=--%s new=--%s",
+                    opt_name(o), opt_name(renamed[i].now));
+            o = renamed[i].now;
+        }
+        if (apply(a, o, optarg) < 0) {
+            char what[64];
+            snprintf(what, sizeof what, "bad value for --%s", opt_name(o));
+            fy_klog_usage(what, optarg, NULL);
             return -EINVAL;
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "ferry-swarm: unexpected argument '%s'\n", argv[optind]);
+        fy_klog_usage("unexpected argument", argv[optind], NULL);
         return -EINVAL;
     }
     return 0;
@@ -294,14 +335,15 @@ static int setup_tls(struct args *a)
 int main(int argc, char **argv)
 {
     struct args a = {0};
+    fy_klog_setup("ferry-swarm", FY_LOG_WARN); /* for option errors; --log-level below */
     int rc = parse_args(argc, argv, &a);
     if (rc != 0)
-        return rc > 0 ? 0 : 2;
-    fy_klog_setup("ferry-swarm", (enum fy_klog_level)a.log_level);
+        return rc > 0 ? 0 : FY_EXIT_USAGE;
+    fy_klog_set_level((enum fy_klog_level)a.log_level);
     char why[160];
     if (fy_swarm_cfg_check(&a.cfg, why, sizeof why) < 0) {
-        fprintf(stderr, "ferry-swarm: %s\n", why);
-        return 2;
+        fy_klog_usage(why, NULL, NULL);
+        return FY_EXIT_USAGE;
     }
     signal(SIGPIPE, SIG_IGN); /* a peer that hung up is an error code, not a death */
     if (a.tls && setup_tls(&a) < 0)

@@ -4,7 +4,8 @@
  * Event JSON (chrome).  Option parsing only; src/trread does the work.
  *
  * Exit codes: 0 done, 1 the file could not be read (missing, foreign,
- * truncated, corrupt: the reason is printed), 2 bad usage.
+ * truncated, corrupt: the reason is logged), 64 bad usage (FY_EXIT_USAGE, as
+ * in every Ferry program).  Errors are one key=value line on stderr.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -13,6 +14,8 @@
 #include <string.h>
 
 #include "ferry/err.h"
+#include "ferry/exit.h"
+#include "ferry/klog.h"
 #include "trread/trchrome.h"
 #include "trread/trdump.h"
 #include "trread/trfile.h"
@@ -43,14 +46,15 @@ static const char usage[] =
     "                 complete records and warn, instead of refusing it\n"
     "  --help, --version\n"
     "\n"
-    "exit: 0 ok, 1 unreadable/foreign/truncated file, 2 bad usage\n";
+    "exit: 0 ok, 1 unreadable/foreign/truncated file, 64 bad usage (the usage-error\n"
+    "code of every Ferry program).  Errors are one key=value line on stderr.\n";
 
-static int bad_usage(const char *fmt, const char *arg)
+/* A usage error: one log line (what, and the argument it is about, when
+ * there is one); returns FY_EXIT_USAGE. */
+static int bad_usage(const char *what, const char *arg)
 {
-    fprintf(stderr, "ferry-trace: ");
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\n(try ferry-trace --help)\n");
-    return 2;
+    fy_klog_usage(what, arg, NULL);
+    return FY_EXIT_USAGE;
 }
 
 typedef struct opts {
@@ -70,7 +74,7 @@ static int parse_args(int argc, char **argv, opts *o)
         bool takes = !strcmp(a, "--actor") || !strcmp(a, "--kind") || !strcmp(a, "--since") ||
                      !strcmp(a, "--until") || !strcmp(a, "--top");
         if (takes && !v)
-            return bad_usage("option %s needs a value", a);
+            return bad_usage("option needs a value", a);
         if (!strcmp(a, "--partial")) {
             o->flags |= FY_TRFILE_PARTIAL;
         } else if (!strcmp(a, "--actor")) {
@@ -78,39 +82,39 @@ static int parse_args(int argc, char **argv, opts *o)
             errno = 0;
             unsigned long id = strtoul(v, &end, 10);
             if (errno || *end || end == v || id == 0 || id > UINT32_MAX)
-                return bad_usage("--actor wants an actor id (a number > 0), not '%s'", v);
+                return bad_usage("--actor wants an actor id (a number > 0)", v);
             o->flt.actor = (uint32_t)id;
         } else if (!strcmp(a, "--kind")) {
             if ((o->flt.kind = fy_trfile_kind_parse(v)) < 0)
-                return bad_usage("unknown kind '%s'", v);
+                return bad_usage("unknown kind", v);
         } else if (!strcmp(a, "--since") || !strcmp(a, "--until")) {
             if (fy_trdump_parse_time(v, a[2] == 's' ? &o->flt.since : &o->flt.until) < 0)
-                return bad_usage("bad time '%s' (want 1.5, 1.5s, 250ms, 40us or 100ns)", v);
+                return bad_usage("bad time (want 1.5, 1.5s, 250ms, 40us or 100ns)", v);
         } else if (!strcmp(a, "--top")) {
             char *end;
             unsigned long n = strtoul(v, &end, 10);
             if (*end || end == v || n > 1000000)
-                return bad_usage("--top wants a count, not '%s'", v);
+                return bad_usage("--top wants a count", v);
             o->top = (unsigned)n;
         } else if (a[0] == '-' && a[1]) {
-            return bad_usage("unknown option '%s'", a);
+            return bad_usage("unknown option", a);
         } else if (!o->cmd) {
             o->cmd = a;
         } else if (!o->file) {
             o->file = a;
         } else {
-            return bad_usage("unexpected argument '%s'", a);
+            return bad_usage("unexpected argument", a);
         }
         if (takes)
             i++;
     }
     if (!o->cmd)
-        return bad_usage("%s", "no command (dump, summary, chrome, info)");
+        return bad_usage("no command (dump, summary, chrome, info)", NULL);
     if (strcmp(o->cmd, "dump") && strcmp(o->cmd, "summary") && strcmp(o->cmd, "chrome") &&
         strcmp(o->cmd, "info"))
-        return bad_usage("unknown command '%s'", o->cmd);
+        return bad_usage("unknown command (dump, summary, chrome, info)", o->cmd);
     if (!o->file)
-        return bad_usage("%s: which trace file?", o->cmd);
+        return bad_usage("which trace file? (COMMAND FILE)", o->cmd);
     return 0;
 }
 
@@ -136,6 +140,7 @@ int main(int argc, char **argv)
     fy_trfile *f = NULL;
     int rc;
 
+    fy_klog_setup("ferry-trace", FY_LOG_INFO);
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(usage, stdout);
@@ -149,9 +154,10 @@ int main(int argc, char **argv)
     if ((rc = parse_args(argc, argv, &o)) != 0)
         return rc;
     if ((rc = fy_trfile_open(o.file, o.flags, &f, err, sizeof err)) < 0) {
-        fprintf(stderr, "ferry-trace: %s: %s\n", o.file, err);
-        if (rc == -FY_ETRUNC)
-            fprintf(stderr, "ferry-trace: (--partial reads the complete part)\n");
+        char qf[600], qe[600];
+        fy_klog(FY_LOG_ERROR, "cannot read the trace file", "file=%s err=%s reason=%s%s exit=1",
+                fy_klog_q(o.file, qf, sizeof qf), fy_errname(rc), fy_klog_q(err, qe, sizeof qe),
+                rc == -FY_ETRUNC ? " hint=\"--partial reads the complete part\"" : "");
         return 1;
     }
     if (!strcmp(o.cmd, "dump")) {
@@ -169,7 +175,8 @@ int main(int argc, char **argv)
     }
     fy_trfile_free(f);
     if (rc < 0) {
-        fprintf(stderr, "ferry-trace: %s: %s\n", o.cmd, fy_strerror(rc));
+        fy_klog(FY_LOG_ERROR, "cannot write the output", "command=%s err=%s reason=\"%s\" exit=1",
+                o.cmd, fy_errname(rc), fy_strerror(rc));
         return 1;
     }
     return 0;

@@ -6,8 +6,9 @@
  * flags (flags win).  Signals are blocked in every thread before the
  * scheduler starts and taken here with sigwait(), so no handler ever runs
  * inside an actor.  SIGTERM/SIGINT start the orderly shutdown, cut after
- * --drain-timeout seconds; the exit code is 0 either way, 2 for bad options,
- * 1 when the relay cannot start.  SIGHUP reloads what can change without a
+ * --drain-timeout seconds; the exit code is 0 either way, 64 (FY_EXIT_USAGE,
+ * as in every Ferry program) for bad options or settings, 1 when the relay
+ * cannot start.  SIGHUP reloads what can change without a
  * restart (reload(), below).  Under systemd (Type=notify) READY=1 is sent
  * once the relay listens and STOPPING=1 when the shutdown starts.
  */
@@ -19,6 +20,7 @@
 #include <string.h>
 
 #include "ferry/err.h"
+#include "ferry/exit.h"
 #include "ferry/klog.h"
 #include "ferry/proto.h"
 #include "relay/auth.h"
@@ -104,12 +106,17 @@ static const char usage[] =
     "                  refused with the reason and the old settings stay.\n"
     "  SIGUSR1         write the flight recorder to DATA/trace-<time>.trace\n"
     "                  (ferry-trace reads it).\n"
-    "A fatal signal writes it, best effort, to DATA/trace-<time>-crash.trace.\n";
+    "A fatal signal writes it, best effort, to DATA/trace-<time>-crash.trace.\n"
+    "\n"
+    "Exit: 0 after a shutdown, 1 the relay could not start (address in use, data\n"
+    "directory), 64 bad options or settings (flags, --config, --auth file; the\n"
+    "usage-error code of every Ferry program).  Errors are one key=value line.\n";
 
+/* Bad options or settings: one error line, FY_EXIT_USAGE. */
 static int bad(const char *msg)
 {
-    fprintf(stderr, "ferryd: %s\n(try ferryd --help)\n", msg);
-    return 2;
+    fy_klog_usage(msg, NULL, NULL);
+    return FY_EXIT_USAGE;
 }
 
 /* Apply flags.  With config_only, only --config is looked at (first pass). */
@@ -241,6 +248,7 @@ int main(int argc, char **argv)
     sigset_t sigs;
     int rc, sig = 0;
 
+    fy_klog_setup("ferryd", FY_LOG_INFO); /* for option errors; the level is set below */
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             fputs(usage, stdout);

@@ -46,7 +46,7 @@ static int check_counts(fy_swarm_cfg *c, char *why, size_t cap)
     if (c->channels > c->senders)
         return bad(why, cap, "--channels cannot exceed --senders");
     if (!c->packet || c->packet > FY_PAYLOAD_MAX_LIMIT)
-        return bad(why, cap, "--packet must be 1..16M");
+        return bad(why, cap, "--chunk must be 1..16M");
     if (!c->files)
         c->files = 1;
     if (c->slow > c->receivers)
@@ -61,7 +61,7 @@ static int check_mode(fy_swarm_cfg *c, char *why, size_t cap)
     switch (c->mode) {
     case FY_SWARM_RATE:
         if (c->rate <= 0 || c->duration <= 0)
-            return bad(why, cap, "rate mode needs --rate and --duration");
+            return bad(why, cap, "rate mode needs --msg-rate and --duration");
         c->files = 1;
         c->size = (uint64_t)c->packet * (uint64_t)(c->rate / c->channels * c->duration + 0.5);
         if (c->size < c->packet)
@@ -69,7 +69,7 @@ static int check_mode(fy_swarm_cfg *c, char *why, size_t cap)
         break;
     case FY_SWARM_STORM:
         if (c->p2p)
-            return bad(why, cap, "storm needs a relay (--target HOST:PORT)");
+            return bad(why, cap, "storm needs a relay (--server HOST:PORT)");
         if (!c->connections)
             return bad(why, cap, "storm needs --connections N");
         if (c->storm_window <= 0)

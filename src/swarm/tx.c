@@ -287,7 +287,7 @@ static void on_welcome(fy__tx *t)
 {
     const fy_welcome *wl = fy_link_welcome(&t->c.link);
     if (wl->max_payload < t->c.w->sw->cfg->packet) {
-        tx_fail(t, -FY_EOVERSIZE, "relay max_payload below --packet");
+        tx_fail(t, -FY_EOVERSIZE, "relay max_payload below --chunk");
         return;
     }
     t->chan_id = wl->channel;

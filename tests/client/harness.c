@@ -154,6 +154,14 @@ void fy_ct_daemon_stop(fy_ct *t)
 
 pid_t fy_ct_spawn(fy_ct *t, const char *tag, const char *const *argv)
 {
+    return fy_ct_spawn_prog(t, tag, NULL, NULL, argv);
+}
+
+pid_t fy_ct_spawn_prog(fy_ct *t, const char *tag, const char *prog, const char *in,
+                       const char *const *argv)
+{
+    if (!prog)
+        prog = FERRY_PATH;
     char out[FY_CT_PATH + 64], err[FY_CT_PATH + 64];
     snprintf(out, sizeof out, "%s/%s.out", t->dir, tag);
     snprintf(err, sizeof err, "%s/%s.err", t->dir, tag);
@@ -162,7 +170,7 @@ pid_t fy_ct_spawn(fy_ct *t, const char *tag, const char *const *argv)
         argc++;
     const char **args = calloc((size_t)argc + 2, sizeof *args);
     assert_non_null(args);
-    args[0] = FERRY_PATH;
+    args[0] = prog;
     memcpy(args + 1, argv, (size_t)argc * sizeof *args);
     assert_true(t->npids < (int)(sizeof t->pids / sizeof t->pids[0]));
     pid_t pid = fork();
@@ -174,13 +182,13 @@ pid_t fy_ct_spawn(fy_ct *t, const char *tag, const char *const *argv)
         signal(SIGPIPE, SIG_DFL);
         int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         int e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int nul = open("/dev/null", O_RDONLY);
+        int nul = open(in ? in : "/dev/null", O_RDONLY);
         if (o < 0 || e < 0 || nul < 0)
             _exit(126);
         dup2(nul, 0);
         dup2(o, 1);
         dup2(e, 2);
-        execv(FERRY_PATH, (char *const *)args);
+        execv(prog, (char *const *)args);
         _exit(127);
     }
     free(args);

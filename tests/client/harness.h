@@ -51,6 +51,10 @@ void fy_ct_daemon_stop(fy_ct *t);
 /* Start `ferry argv...` with stdout/stderr to files out/err in t->dir named
  * after `tag` (TAG.out, TAG.err).  Returns the PID (recorded). */
 pid_t fy_ct_spawn(fy_ct *t, const char *tag, const char *const *argv);
+/* fy_ct_spawn for another program (prog: its path; NULL = ferry) with
+ * standard input from file `in` (NULL = /dev/null). */
+pid_t fy_ct_spawn_prog(fy_ct *t, const char *tag, const char *prog, const char *in,
+                       const char *const *argv);
 /* Wait at most timeout_ms for pid; returns its exit code (128+sig when
  * killed by a signal), or -1 on timeout (the child is then killed). */
 int fy_ct_wait(fy_ct *t, pid_t pid, int timeout_ms);

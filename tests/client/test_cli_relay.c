@@ -4,7 +4,8 @@
  * refused (exit 3, FY_EBUSY), a wrong token is refused (exit 3, FY_EAUTH),
  * a relay restarted between files still serves the old files, and
  * `ferry check` finds a data directory clean after a run and reports a
- * flipped byte in a segment.
+ * flipped byte in a segment; `ferry send -` (standard input) and the output
+ * switches --json, --quiet and --progress (at 50 columns).
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -30,6 +31,112 @@ static int send1(fy_ct *t, const char *tag, const char *channel, const char *fil
                       fy_ct_send(t, tag, channel,
                                  (const char *[]){file, token ? "--token" : NULL, token, NULL}),
                       T_MS);
+}
+
+/* Every line of file path: a JSON object ({...}, one a line); how many. */
+static int json_lines(const char *path)
+{
+    char buf[8192];
+    fy_ct_slurp(path, buf, sizeof buf);
+    int n = 0;
+    for (char *l = strtok(buf, "\n"); l; l = strtok(NULL, "\n")) {
+        size_t len = strlen(l);
+        if (len < 2 || l[0] != '{' || l[len - 1] != '}' || strchr(l + 1, '{'))
+            return -1;
+        /* "key":value pairs: quotes balanced outside escapes */
+        int q = 0;
+        for (size_t i = 0; i < len; i++) {
+            if (l[i] == '\\')
+                i++;
+            else if (l[i] == '"')
+                q ^= 1;
+        }
+        if (q)
+            return -1;
+        n++;
+    }
+    return n;
+}
+
+/* `ferry send -` reads standard input (--name required), and the output
+ * switches: --json (one object per file and a total), --quiet (no bar,
+ * key=value lines), --progress (the bar, even into a file; no line wider
+ * than $COLUMNS). */
+static void test_stdin_and_output(void **state)
+{
+    fy_ct *t = *state;
+    fy_ct_daemon_start(t, NULL);
+    char src[FY_CT_PATH], out[FY_CT_PATH], p[FY_CT_PATH * 4], buf[8192];
+    uint8_t sha[32];
+    fy_ct_make_file(fy_ct_path(t, "in.bin", src), 3000000, 7, sha);
+    const char *addr = t->daemon.addr;
+
+    /* - without --name, --name without -: usage errors */
+    pid_t pid = fy_ct_spawn_prog(t, "s-noname", NULL, src,
+                                 (const char *[]){"send", "--server", addr, "--channel", "in",
+                                                  "-", NULL});
+    fy_ct_expect_exit(t, pid, "s-noname", T_MS, 64);
+    pid = fy_ct_spawn_prog(t, "s-nodash", NULL, NULL,
+                           (const char *[]){"send", "--server", addr, "--channel", "in", "--name",
+                                            "x", src, NULL});
+    fy_ct_expect_exit(t, pid, "s-nodash", T_MS, 64);
+
+    /* stdin, as JSON: one object for the file, one for the total */
+    pid = fy_ct_spawn_prog(t, "s-json", NULL, src,
+                           (const char *[]){"send", "--server", addr, "--channel", "in", "--json",
+                                            "--name", "piped.bin", "-", NULL});
+    fy_ct_expect_exit(t, pid, "s-json", T_MS, 0);
+    snprintf(p, sizeof p, "%s/s-json.out", t->dir);
+    assert_int_equal(json_lines(p), 2);
+    fy_ct_slurp(p, buf, sizeof buf);
+    assert_non_null(strstr(buf, "{\"file\":\"piped.bin\",\"bytes\":3000000,"));
+    assert_non_null(strstr(buf, "\"files\":1,\"bytes\":3000000,"));
+    assert_non_null(strstr(buf, "\"status\":\"ok\"}"));
+
+    /* --quiet: the key=value lines, no bar */
+    pid = fy_ct_spawn_prog(t, "s-quiet", NULL, NULL,
+                           (const char *[]){"send", "--server", addr, "--channel", "in", "--quiet",
+                                            src, NULL});
+    fy_ct_expect_exit(t, pid, "s-quiet", T_MS, 0);
+    snprintf(p, sizeof p, "%s/s-quiet.out", t->dir);
+    assert_true(fy_ct_contains(p, "file=in.bin bytes=3000000 "));
+    assert_true(fy_ct_contains(p, "files=1 bytes=3000000 "));
+    snprintf(p, sizeof p, "%s/s-quiet.err", t->dir);
+    assert_int_equal(fy_ct_size(p), 0);
+
+    /* --progress into a file, 50 columns: bar redraws, none wider than 49 */
+    setenv("COLUMNS", "50", 1);
+    pid = fy_ct_spawn_prog(t, "s-bar", NULL, NULL,
+                           (const char *[]){"send", "--server", addr, "--channel", "in",
+                                            "--progress", "--chunk", "4K", src, NULL});
+    unsetenv("COLUMNS");
+    fy_ct_expect_exit(t, pid, "s-bar", T_MS, 0);
+    snprintf(p, sizeof p, "%s/s-bar.out", t->dir);
+    assert_int_equal(fy_ct_size(p), 0); /* the bar replaces the lines */
+    snprintf(p, sizeof p, "%s/s-bar.err", t->dir);
+    fy_ct_slurp(p, buf, sizeof buf);
+    int draws = 0;
+    for (char *l = strtok(buf, "\r\n"); l; l = strtok(NULL, "\r\n")) {
+        char *esc = strstr(l, "\033[K");
+        size_t len = esc ? (size_t)(esc - l) : strlen(l);
+        if (len > 49)
+            fprintf(stderr, "bar line of %zu columns: %s\n", len, l);
+        assert_true(len <= 49);
+        draws += strstr(l, "in.bin") != NULL;
+    }
+    assert_true(draws >= 2);
+
+    /* the received copy of stdin is the file; --json on recv too */
+    fy_ct_path(t, "out", out);
+    fy_ct_expect_exit(t,
+                      fy_ct_recv(t, "r-json", "in", out,
+                                 (const char *[]){"--from-start", "--count", "3", "--json", NULL}),
+                      "r-json", T_MS, 0);
+    snprintf(p, sizeof p, "%s/r-json.out", t->dir);
+    assert_int_equal(json_lines(p), 4);
+    snprintf(p, sizeof p, "%s/piped.bin", out);
+    fy_ct_assert_same(p, sha);
+    fy_ct_daemon_stop(t);
 }
 
 static void test_busy_channel(void **state)
@@ -214,6 +321,7 @@ static void test_demo(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_stdin_and_output, fy_ct_setup, fy_ct_teardown),
         cmocka_unit_test_setup_teardown(test_busy_channel, fy_ct_setup, fy_ct_teardown),
         cmocka_unit_test_setup_teardown(test_wrong_token, fy_ct_setup, fy_ct_teardown),
         cmocka_unit_test_setup_teardown(test_restart_between_files, fy_ct_setup, fy_ct_teardown),

@@ -29,25 +29,30 @@ static void test_bytes(void **state)
 {
     (void)state;
     char b[32];
-    assert_string_equal(fy_cli_progress_bytes(0, b, sizeof b), "0 B");
-    assert_string_equal(fy_cli_progress_bytes(1023, b, sizeof b), "1023 B");
-    assert_string_equal(fy_cli_progress_bytes(1024, b, sizeof b), "1.0 KiB");
-    assert_string_equal(fy_cli_progress_bytes(256ull << 20, b, sizeof b), "256.0 MiB");
-    assert_string_equal(fy_cli_progress_bytes(3ull << 29, b, sizeof b), "1.5 GiB");
+    /* binary K/M/G as in BYTES options, at most 5 characters */
+    assert_string_equal(fy_cli_progress_bytes(0, b, sizeof b), "0B");
+    assert_string_equal(fy_cli_progress_bytes(1023, b, sizeof b), "1023B");
+    assert_string_equal(fy_cli_progress_bytes(1024, b, sizeof b), "1.00K");
+    assert_string_equal(fy_cli_progress_bytes(256ull << 20, b, sizeof b), "256M");
+    assert_string_equal(fy_cli_progress_bytes(3ull << 29, b, sizeof b), "1.50G");
+    assert_string_equal(fy_cli_progress_bytes((1ull << 20) * 99.97, b, sizeof b), "100M");
+    assert_string_equal(fy_cli_progress_bytes((1ull << 30) - 1, b, sizeof b), "1024M");
+    for (uint64_t n = 1; n < (1ull << 62); n = n * 3 + 7)
+        assert_true(strlen(fy_cli_progress_bytes(n, b, sizeof b)) <= 5);
 }
 
 static void test_bar(void **state)
 {
     (void)state;
     char b[256];
-    /* half of 200 MiB in 1 s: 50 %, 104.9 MB/s, ETA 0:01 */
+    /* half of 200 MiB in 1 s: 50 %, 100 MiB/s, ETA 0:01 */
     size_t n = fy_cli_progress_format_bar(b, sizeof b, "big.bin", 100ull << 20, 200ull << 20, 1.0, 80);
     assert_int_equal(n, strlen(b));
     assert_true(n <= 80);
     assert_non_null(strstr(b, "big.bin ["));
     assert_non_null(strstr(b, " 50%"));
-    assert_non_null(strstr(b, "100.0 MiB/200.0 MiB"));
-    assert_non_null(strstr(b, "104.9 MB/s"));
+    assert_non_null(strstr(b, " 100M/200M "));
+    assert_non_null(strstr(b, " 100M/s"));
     assert_non_null(strstr(b, "ETA 0:01"));
     char *lb = strchr(b, '['), *rb = strchr(b, ']');
     assert_true(rb - lb - 1 >= 10);
@@ -87,6 +92,51 @@ static void test_line(void **state)
     fy_cli_progress_format_line(b, sizeof b, "a.txt", 5, 0.0, NULL);
     assert_string_equal(b, "file=a.txt bytes=5 seconds=0.000 mbps=0.0");
     assert_true(fy_cli_progress_mbps(3000000, 1.5) == 2.0);
+}
+
+/* Every width from 1 to 120 columns: the line never exceeds it, the
+ * percentage is always there, and the numbers go before the name does. */
+static void test_bar_width(void **state)
+{
+    (void)state;
+    char b[512], name[256];
+    memset(name, 'n', 255);
+    name[255] = 0;
+    const char *names[] = {"a", "report.bin", name};
+    for (size_t k = 0; k < 3; k++) {
+        for (int w = 1; w <= 120; w++) {
+            size_t n = fy_cli_progress_format_bar(b, sizeof b, names[k], 3ull << 30, 7ull << 30,
+                                                  4000.0, w);
+            assert_int_equal(n, strlen(b));
+            if (w >= 5)
+                assert_true((int)n <= w);
+            assert_non_null(strstr(b, "%"));
+        }
+    }
+    /* 50 columns: all the numbers and a name of 8 */
+    size_t n = fy_cli_progress_format_bar(b, sizeof b, "report.bin", 1ull << 20, 2ull << 20, 1.0, 49);
+    assert_true(n <= 49);
+    assert_non_null(strstr(b, "report.b"));
+    assert_non_null(strstr(b, "ETA"));
+    /* 80 columns: a bar too */
+    fy_cli_progress_format_bar(b, sizeof b, "report.bin", 1ull << 20, 2ull << 20, 1.0, 79);
+    assert_non_null(strstr(b, "report.bin ["));
+}
+
+static void test_json(void **state)
+{
+    (void)state;
+    char b[512];
+    fy_cli_progress_json(b, sizeof b, "file=a.txt bytes=5 seconds=0.000 mbps=1.5 sha256=0123 status=ok");
+    assert_string_equal(b, "{\"file\":\"a.txt\",\"bytes\":5,\"seconds\":0.000,\"mbps\":1.5,"
+                           "\"sha256\":\"0123\",\"status\":\"ok\"}");
+    /* names that look like numbers stay strings; odd values are strings, escaped */
+    fy_cli_progress_json(b, sizeof b, "file=123 x=1.2.3 y=01 z=a\"b\\c w= v=-1 u=1.");
+    assert_string_equal(b, "{\"file\":\"123\",\"x\":\"1.2.3\",\"y\":\"01\",\"z\":\"a\\\"b\\\\c\","
+                           "\"w\":\"\",\"v\":\"-1\",\"u\":\"1.\"}");
+    fy_cli_progress_json(b, sizeof b, "k=\x01");
+    assert_string_equal(b, "{\"k\":\"\\u0001\"}");
+    assert_int_equal(fy_cli_progress_json(b, 1, "a=1"), 0);
 }
 
 static void test_state(void **state)
@@ -200,6 +250,8 @@ int main(void)
         cmocka_unit_test(test_bytes),
         cmocka_unit_test(test_bar),
         cmocka_unit_test(test_line),
+        cmocka_unit_test(test_bar_width),
+        cmocka_unit_test(test_json),
         cmocka_unit_test_setup_teardown(test_state, fy_ct_setup, fy_ct_teardown),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_exit_codes),

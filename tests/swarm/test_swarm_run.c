@@ -154,14 +154,20 @@ static void test_help(void **state)
     static char out[OUT_CAP];
     assert_int_equal(swarm(out, "--help", NULL), 0);
     assert_non_null(strstr(out, "--mode"));
-    assert_int_equal(swarm(out, "--mode", "nonsense", NULL), 2);
+    assert_int_equal(swarm(out, "--mode", "nonsense", NULL), 64); /* FY_EXIT_USAGE */
+    assert_int_equal(swarm(out, "--chunk", "0", NULL), 64);       /* fy_swarm_cfg_check */
+    assert_int_equal(swarm(out, "--packet", "0", NULL), 64);      /* old name, same flag */
+    assert_int_equal(swarm(out, "--help", NULL), 0);
+    assert_non_null(strstr(out, "--server"));
+    assert_non_null(strstr(out, "--msg-rate"));
+    assert_non_null(strstr(out, "--connect-timeout"));
 }
 
 static void test_p2p_bulk(void **state)
 {
     (void)state;
     static char out[OUT_CAP];
-    int rc = swarm(out, "--target", "p2p", "--senders", "2", "--receivers", "3", "--size", "4M",
+    int rc = swarm(out, "--server", "p2p", "--senders", "2", "--receivers", "3", "--size", "4M",
                    "--timeout", "30", NULL);
     assert_int_equal(rc, 0);
     const char *l = last_line(out);
@@ -178,8 +184,8 @@ static void test_p2p_rate_and_slow(void **state)
 {
     (void)state;
     static char out[OUT_CAP];
-    int rc = swarm(out, "--target", "p2p", "--mode", "rate", "--rate", "4000", "--duration",
-                   "0.5", "--packet", "1K", "--receivers", "2", "--timeout", "30", NULL);
+    int rc = swarm(out, "--server", "p2p", "--mode", "rate", "--msg-rate", "4000", "--duration",
+                   "0.5", "--chunk", "1K", "--receivers", "2", "--timeout", "30", NULL);
     assert_int_equal(rc, 0);
     const char *l = last_line(out);
     expect_contract(l);
@@ -189,8 +195,8 @@ static void test_p2p_rate_and_slow(void **state)
     expect(l, "p999_us", NULL);
     expect(l, "max_us", NULL);
 
-    rc = swarm(out, "--target", "p2p", "--mode", "slow", "--receivers", "3", "--slow", "1",
-               "--slow-rate", "16M", "--size", "2M", "--packet", "16K", "--files", "2",
+    rc = swarm(out, "--server", "p2p", "--mode", "slow", "--receivers", "3", "--slow", "1",
+               "--slow-rate", "16M", "--size", "2M", "--chunk", "16K", "--files", "2",
                "--verify", "content", "--timeout", "30", NULL);
     assert_int_equal(rc, 0);
     l = last_line(out);
@@ -288,7 +294,7 @@ static void test_relay_bulk(void **state)
 {
     struct relay *r = *state;
     static char out[OUT_CAP];
-    int rc = swarm(out, "--target", r->addr, "--senders", "2", "--receivers", "3", "--size",
+    int rc = swarm(out, "--server", r->addr, "--senders", "2", "--receivers", "3", "--size",
                    "4M", "--timeout", "40", NULL);
     assert_int_equal(rc, 0);
     const char *l = last_line(out);
@@ -300,6 +306,7 @@ static void test_relay_rate(void **state)
 {
     struct relay *r = *state;
     static char out[OUT_CAP];
+    /* the old spellings (--target, --rate, --packet) still work */
     int rc = swarm(out, "--target", r->addr, "--mode", "rate", "--rate", "2000", "--duration",
                    "1", "--packet", "1K", "--receivers", "2", "--timeout", "40", NULL);
     assert_int_equal(rc, 0);
@@ -313,20 +320,26 @@ static void test_relay_storm(void **state)
 {
     struct relay *r = *state;
     static char out[OUT_CAP];
-    int rc = swarm(out, "--target", r->addr, "--mode", "storm", "--connections", "200",
-                   "--timeout", "40", NULL);
+    int rc = swarm(out, "--server", r->addr, "--mode", "storm", "--connections", "200",
+                   "--connect-timeout", "5", "--timeout", "40", NULL);
     assert_int_equal(rc, 0);
     const char *l = last_line(out);
     expect(l, "storm", "200");
     expect(l, "served", "200");
+    /* --window: the old name of --connect-timeout */
+    rc = swarm(out, "--server", r->addr, "--mode", "storm", "--connections", "50", "--window",
+               "5", "--timeout", "40", NULL);
+    assert_int_equal(rc, 0);
+    l = last_line(out);
+    expect(l, "served", "50");
 }
 
 static void test_relay_churn(void **state)
 {
     struct relay *r = *state;
     static char out[OUT_CAP];
-    int rc = swarm(out, "--target", r->addr, "--mode", "churn", "--receivers", "3", "--size",
-                   "8M", "--packet", "16K", "--timeout", "40", NULL);
+    int rc = swarm(out, "--server", r->addr, "--mode", "churn", "--receivers", "3", "--size",
+                   "8M", "--chunk", "16K", "--timeout", "40", NULL);
     assert_int_equal(rc, 0);
     const char *l = last_line(out);
     expect_contract(l);

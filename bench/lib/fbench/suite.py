@@ -230,7 +230,7 @@ class Suite:
         # content: each receiver compares with the known pattern and the
         # sender's digest -- as strict as sha, cheaper for the client's CPU.
         return {"senders": 1, "channels": 1, "receivers": receivers, "size": size,
-                "packet": packet, "verify": "content"}
+                "chunk": packet, "verify": "content"}
 
     # ---- the cases ----------------------------------------------------------------
 
@@ -354,7 +354,7 @@ class Suite:
         tg = self.targets(("baseline", "ferryd"))
         self.skipped.append(("storm p2p", "a connect storm needs a relay to answer it"))
         self.case("storm", "%d receivers connect at once; served = welcomed within 5 s" % n,
-                  "storm", {"connections": n, "window": 5}, 60, tg)
+                  "storm", {"connections": n, "connect-timeout": 5}, 60, tg)
 
     def rate(self):
         small = self.cases.get("small_msgs")
@@ -374,7 +374,7 @@ class Suite:
             frames = int(peak / SMALL_RX / 2)
             c["offered"][t] = frames
             opts = dict(self.base_opts(SMALL_RX, None, SMALL_PACKET), size=None,
-                        rate=frames, duration=dur)
+                        duration=dur, **{"msg-rate": frames})
             c["runs"][t] = self.run_one("rate", t, "rate", opts, dur + 60)
             self.save("rate")
 

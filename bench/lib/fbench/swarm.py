@@ -41,9 +41,10 @@ def last_kv_line(text):
 
 def run(binary, target, mode, opts, timeout, log_dir, tag, prefix=()):
     """Run ferry-swarm once.  opts: flag name (without --) -> value; None
-    values are left out.  target: 'p2p' or HOST:PORT."""
+    values are left out (flag names as ferry-swarm spells them now: chunk,
+    msg-rate, connect-timeout).  target: 'p2p' or HOST:PORT (--server)."""
     jpath = os.path.join(log_dir, "%s.swarm.json" % tag)
-    argv = list(prefix) + [binary, "--mode", mode, "--target", target]
+    argv = list(prefix) + [binary, "--mode", mode, "--server", target]
     for k, v in opts.items():
         if v is None:
             continue
