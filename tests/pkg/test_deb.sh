@@ -3,8 +3,11 @@
 #
 # Builds the .deb from BUILD_DIR (cpack -G DEB, output in a temp directory),
 # installs it with dpkg -i, runs the INSTALLED programs: --version, ferryd on
-# 127.0.0.1:0 with a temp --data and the installed /etc/ferry/ferryd.conf, a
-# file sent with `ferry send` and received with `ferry recv` (byte-identical),
+# 127.0.0.1:0 with a temp --data, the installed /etc/ferry/ferryd.conf, TLS
+# (a self-signed certificate), a token file and /metrics; GET /readyz; a
+# file sent with `ferry send` and received with `ferry recv` over TLS
+# (byte-identical); SIGHUP with a changed token file (the new token gets in,
+# the old is refused, ferryd keeps running);
 # `ferry check` on the data, `ferry demo` (finds ../sbin/ferryd), then
 # `systemd-analyze verify` on the installed unit, stops ferryd by its PID and
 # purges the package, checking every file is gone.  ferryd runs as a plain
@@ -102,29 +105,61 @@ for prog in /usr/sbin/ferryd /usr/bin/ferry /usr/bin/ferry-trace /usr/bin/ferry-
 done
 say "installed; ferryd --version: $(/usr/sbin/ferryd --version)"
 
-# ---- the installed ferryd, a transfer through it ---------------------------------
+# ---- the installed ferryd over TLS, with tokens and /readyz --------------------------
+# A self-signed certificate for 127.0.0.1, a token file, and the metrics address.
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$tmp/key.pem" -out "$tmp/cert.pem" -days 1 \
+  -subj /CN=localhost -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" >"$tmp/openssl.log" 2>&1 ||
+  fail "openssl could not make a test certificate"
+echo "alice both *" >"$tmp/tokens"
 : >"$tmp/ferryd.log" # exists before the background shell opens it: the loop below reads it
 env -u NOTIFY_SOCKET /usr/sbin/ferryd --config /etc/ferry/ferryd.conf --listen 127.0.0.1:0 \
-  --data "$tmp/data" --threads 2 2>"$tmp/ferryd.log" &
+  --data "$tmp/data" --threads 2 --tls-cert "$tmp/cert.pem" --tls-key "$tmp/key.pem" \
+  --auth "$tmp/tokens" --metrics 127.0.0.1:0 2>"$tmp/ferryd.log" &
 pid=$!
-addr=""
+addr="" maddr=""
 for _ in $(seq 200); do
   addr=$(sed -n 's/^listening=//p' "$tmp/ferryd.log" || true)
-  [ -n "$addr" ] && break
+  maddr=$(sed -n 's/^metrics=//p' "$tmp/ferryd.log" || true)
+  [ -n "$addr" ] && [ -n "$maddr" ] && break
   kill -0 "$pid" 2>/dev/null || fail "ferryd exited before listening"
   sleep 0.05
 done
-[ -n "$addr" ] || fail "ferryd did not print listening= within 10 s"
-say "ferryd pid=$pid listening=$addr"
+[ -n "$addr" ] && [ -n "$maddr" ] || fail "ferryd did not print listening= and metrics= within 10 s"
+say "ferryd pid=$pid listening=$addr metrics=$maddr (TLS, tokens)"
+status=$(python3 -c 'import sys, urllib.request
+print(urllib.request.urlopen("http://%s/readyz" % sys.argv[1], timeout=10).status)' "$maddr") ||
+  fail "GET /readyz failed"
+[ "$status" = 200 ] || fail "GET /readyz answered $status, want 200"
+say "GET /readyz: 200"
 
 mkdir -p "$tmp/in"
 head -c $((3 * 1024 * 1024 + 12345)) /dev/urandom >"$tmp/in/payload.bin"
-timeout 60 /usr/bin/ferry send --server "$addr" --channel pkgtest "$tmp/in/payload.bin" \
-  >"$tmp/send.log" 2>&1 || fail "ferry send failed"
-timeout 60 /usr/bin/ferry recv --server "$addr" --channel pkgtest --out "$tmp/out" --from-start \
-  --count 1 >"$tmp/recv.log" 2>&1 || fail "ferry recv failed"
+tls=(--ca "$tmp/cert.pem")
+timeout 60 /usr/bin/ferry send --server "$addr" "${tls[@]}" --token alice --channel pkgtest \
+  "$tmp/in/payload.bin" >"$tmp/send.log" 2>&1 || fail "ferry send over TLS failed"
+timeout 60 /usr/bin/ferry recv --server "$addr" "${tls[@]}" --token alice --channel pkgtest \
+  --out "$tmp/out" --from-start --count 1 >"$tmp/recv.log" 2>&1 || fail "ferry recv over TLS failed"
 cmp "$tmp/in/payload.bin" "$tmp/out/payload.bin" || fail "received copy differs from the sent file"
-say "transfer ok: $(stat -c %s "$tmp/out/payload.bin") bytes identical"
+say "transfer over TLS ok: $(stat -c %s "$tmp/out/payload.bin") bytes identical"
+
+# SIGHUP with a changed token file: the new token gets in, the old one does
+# not, and the daemon keeps running.
+echo "bob both *" >"$tmp/tokens"
+kill -HUP "$pid"
+for _ in $(seq 200); do
+  grep -q 'msg="reload done"' "$tmp/ferryd.log" && break
+  sleep 0.05
+done
+grep -q 'msg="reload done"' "$tmp/ferryd.log" || fail "no 'reload done' within 10 s of SIGHUP"
+kill -0 "$pid" 2>/dev/null || fail "ferryd exited on SIGHUP"
+timeout 60 /usr/bin/ferry send --server "$addr" "${tls[@]}" --token bob --no-retry \
+  --channel pkgtest2 "$tmp/in/payload.bin" >"$tmp/send-bob.log" 2>&1 ||
+  fail "the token added by SIGHUP was refused"
+rc=0
+timeout 60 /usr/bin/ferry send --server "$addr" "${tls[@]}" --token alice --no-retry \
+  --channel pkgtest3 "$tmp/in/payload.bin" >"$tmp/send-alice.log" 2>&1 || rc=$?
+[ "$rc" -eq 3 ] || fail "the token removed by SIGHUP: exit $rc, want 3 (refused)"
+say "SIGHUP reload: new token in, old token refused (exit 3), ferryd still running"
 
 # ---- the installed unit -----------------------------------------------------------
 mandoc=--man=no
