@@ -86,7 +86,7 @@ static const char usage_send[] =
 static const char usage_recv[] =
     "Usage: ferry recv [--server HOST:PORT] --channel NAME --out DIR [--token T | --token-file FILE]\n"
     "                  [--from-start | --resume | --from-seq N] [--count N] [--rate BYTES_PER_S]\n"
-    "                  [--no-retry | --retries N] [--connect-timeout S]\n"
+    "                  [--no-retry | --retries N] [--connect-timeout S] [--skip-damaged]\n"
     "\n"
     "Receive channel NAME's files into DIR (created if missing).  Each file is\n"
     "written to DIR/.NAME.part, checked (frame CRC32C, size, SHA-256), fsync'd and\n"
@@ -102,14 +102,20 @@ static const char usage_recv[] =
     "                      (from the start when DIR has no state)\n"
     "  --from-seq N        start at sequence number N\n"
     "                      (default: live, from the next file that starts)\n"
-    "  --count N           exit 0 after N files (default: run until interrupted)\n"
+    "  --count N           exit 0 after N files, skipped ones included (default: run\n"
+    "                      until interrupted)\n"
     "  --rate BYTES_PER_S  read at most this fast (K/M suffixes), e.g. to test a\n"
     "                      slow receiver\n"
+    "  --skip-damaged      a file that fails its check (frame CRC32C, size, SHA-256:\n"
+    "                      e.g. damaged on the relay's disk) is not fatal: log a\n"
+    "                      warning naming it and why, discard it, go on with the\n"
+    "                      next file (default: exit 4 at that file)\n"
     "  --help              this text\n"
     "\n"
     "Without a terminal, prints per file:\n"
     "  file=NAME bytes=N seconds=S mbps=R sha256=HEX   (mbps = 10^6 bytes/s)\n"
-    "and, after --count files: files=N bytes=N seconds=S mbps=R status=ok\n\n";
+    "and, after --count files: files=N bytes=N seconds=S mbps=R skipped=N status=ok\n"
+    "(skipped: files that failed their check, with --skip-damaged)\n\n";
 
 static const char usage_check[] =
     "Usage: ferry check --data DIR [--max-payload BYTES]\n"
@@ -186,7 +192,7 @@ static int bad_option(const char *cmd, char **argv, int opt)
 
 enum { O_SERVER = 256, O_CHANNEL, O_TOKEN, O_CHUNK, O_OUT, O_FROM_START, O_RESUME, O_FROM_SEQ,
        O_COUNT, O_RATE, O_DATA, O_MAXP, O_SIZE, O_RECEIVERS, O_KEEP, O_HELP, O_TOKEN_FILE,
-       O_RETRY, O_NO_RETRY, O_RETRIES, O_CONNECT_TIMEOUT };
+       O_RETRY, O_NO_RETRY, O_RETRIES, O_CONNECT_TIMEOUT, O_SKIP_DAMAGED };
 
 static const struct option long_opts[] = {
     {"server", required_argument, 0, O_SERVER},   {"channel", required_argument, 0, O_CHANNEL},
@@ -200,6 +206,7 @@ static const struct option long_opts[] = {
     {"token-file", required_argument, 0, O_TOKEN_FILE}, {"retry", no_argument, 0, O_RETRY},
     {"no-retry", no_argument, 0, O_NO_RETRY},     {"retries", required_argument, 0, O_RETRIES},
     {"connect-timeout", required_argument, 0, O_CONNECT_TIMEOUT},
+    {"skip-damaged", no_argument, 0, O_SKIP_DAMAGED},
     {0, 0, 0, 0}};
 
 /* Every option a command accepts; the others are "unknown" for it. */
@@ -207,7 +214,7 @@ typedef struct cmd_opts {
     const char *server, *channel, *token, *out, *data, *token_file;
     uint64_t chunk, from_seq, count, rate, max_payload, size, receivers, retries;
     int start, starts, timeout_ms;
-    bool keep, help, no_retry;
+    bool keep, help, no_retry, skip_damaged;
     char token_buf[FY_TOKEN_MAX + 1];
 } cmd_opts;
 
@@ -252,6 +259,7 @@ static int parse(const char *cmd, const char *allowed, int argc, char **argv, cm
             break;
         }
         case O_HELP: c->help = true; break;
+        case O_SKIP_DAMAGED: c->skip_damaged = true; break;
         }
         if (rc < 0)
             return usage_error(cmd, "not a number (digits, optional K/M/G)", optarg);
@@ -332,7 +340,7 @@ static int cmd_recv(int argc, char **argv, fy_cli_cancel *cancel)
     const char allowed[] = {A(O_SERVER), A(O_CHANNEL), A(O_TOKEN), A(O_OUT), A(O_FROM_START),
                             A(O_RESUME), A(O_FROM_SEQ), A(O_COUNT), A(O_RATE), A(O_HELP),
                             A(O_TOKEN_FILE), A(O_RETRY), A(O_NO_RETRY), A(O_RETRIES),
-                            A(O_CONNECT_TIMEOUT), 0};
+                            A(O_CONNECT_TIMEOUT), A(O_SKIP_DAMAGED), 0};
     cmd_opts c;
     int rc = parse("recv", allowed, argc, argv, &c);
     if (rc || c.help)
@@ -353,7 +361,7 @@ static int cmd_recv(int argc, char **argv, fy_cli_cancel *cancel)
                           .out_dir = c.out, .start = c.start, .from_seq = c.from_seq,
                           .count = c.count, .rate = c.rate, .cancel = cancel,
                           .retries = c.no_retry ? 0 : (unsigned)c.retries,
-                          .timeout_ms = c.timeout_ms};
+                          .timeout_ms = c.timeout_ms, .skip_damaged = c.skip_damaged};
     return fy_cli_recv_run(&o, NULL);
 }
 

@@ -46,6 +46,10 @@ static void test_help(void **state)
     /* every help lists the exit codes */
     expect(t, "h5", (const char *[]){"recv", "--help", NULL}, 0, "130  interrupted", NULL);
     expect(t, "h6", (const char *[]){NULL}, 1, NULL, "Usage: ferry COMMAND");
+    expect(t, "h7", (const char *[]){"recv", "--help", NULL}, 0, "--skip-damaged", NULL);
+    /* a receiver's option, not a sender's */
+    expect(t, "h8", (const char *[]){"send", "--skip-damaged", "--channel", "c", "x", NULL}, 1,
+           NULL, "option not valid for this command");
 }
 
 static void test_bad_flags(void **state)
