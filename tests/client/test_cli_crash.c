@@ -49,7 +49,7 @@ typedef struct crash_file {
 typedef struct crash_run {
     uint64_t rng;
     crash_file files[CRASH_CHANNELS][CRASH_FILES];
-    char channel[CRASH_CHANNELS][16];
+    char channel[CRASH_CHANNELS][24];
     pid_t send[CRASH_CHANNELS], recv[CRASH_RECEIVERS];
     char out[CRASH_RECEIVERS][FY_CT_PATH];
 } crash_run;
@@ -80,13 +80,14 @@ static void make_files(fy_ct *t, crash_run *c, int ch)
         sizes[i] = sizes[j];
         sizes[j] = s;
     }
-    char dir[FY_CT_PATH], name[64];
+    char dir[FY_CT_PATH], name[64], base[32];
     snprintf(name, sizeof name, "src%d", ch);
     fy_ct_mkdir(fy_ct_path(t, name, dir));
     for (int i = 0; i < CRASH_FILES; i++) {
         crash_file *f = &c->files[ch][i];
-        snprintf(f->name, sizeof f->name, "c%d-f%d.bin", ch, i);
-        snprintf(f->path, sizeof f->path, "%s/%s", dir, f->name);
+        snprintf(base, sizeof base, "c%d-f%d.bin", ch, i);
+        snprintf(f->name, sizeof f->name, "%s", base);
+        snprintf(f->path, sizeof f->path, "%s/%s", dir, base);
         f->size = sizes[i];
         fy_ct_make_file(f->path, f->size, rnd(c), f->sha);
     }
