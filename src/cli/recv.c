@@ -458,7 +458,15 @@ static int session(receiver *r)
             if (rc == 1)
                 rc = on_frame(r, &f);
         }
-        if (rc < 0 && welcomed && !strcmp(what, "receive") && skip_bad_frame(r, rc)) {
+        if (rc < 0 && welcomed && !strcmp(what, "receive") && !fy_cli_conn_relay_error(r->k)) {
+            /* Magic and version are checked before the header CRC, which
+             * covers them: from a relay that welcomed us, they are a
+             * damaged header (exit 4), not another protocol (exit 3). */
+            if (rc == -FY_EMAGIC || rc == -FY_EVERSION)
+                rc = -FY_EHDRCHECK;
+        }
+        if (rc < 0 && welcomed && !strcmp(what, "receive") && !fy_cli_conn_relay_error(r->k) &&
+            skip_bad_frame(r, rc)) {
             /* Not a lost connection: reconnect after the bad frame at once. */
             fy_cli_conn_close(r->k, false);
             r->k = NULL;

@@ -7,10 +7,13 @@
  * error at the receiver), a header byte of c.bin's file-begin (a header
  * check error: the file cannot even be named), and one payload byte of
  * d.bin is flipped with the frame's CRC and index record made to match (it
- * passes every frame check, so only the file's SHA-256 catches it).  After
- * a restart, a --from-start receive exits 4 at b.bin; with --skip-damaged
- * it gets a, e byte-identical, reports three skipped files with warnings
- * naming b.bin and d.bin, and leaves no partial file.
+ * passes every frame check, so only the file's SHA-256 catches it), and the
+ * magic of a data frame of f.bin (checked before the header CRC, yet damage
+ * all the same: exit 4, not 3).  After a restart, a --from-start receive
+ * exits 4 at b.bin, one from f.bin's seq exits 4 at f.bin; with
+ * --skip-damaged a receive gets a, e, g byte-identical, reports four
+ * skipped files with warnings naming b.bin and d.bin, and leaves no
+ * partial file.
  */
 #include <fcntl.h>
 #include <setjmp.h>
@@ -28,10 +31,11 @@
 #include "harness.h"
 
 #define T_MS 120000
-#define NFILES 5
+#define NFILES 7
 
-static const char *const names[NFILES] = {"a.bin", "b.bin", "c.bin", "d.bin", "e.bin"};
-static const uint64_t sizes[NFILES] = {200000, 3u << 20, 150000, 2u << 20, 100000};
+static const char *const names[NFILES] = {"a.bin", "b.bin", "c.bin", "d.bin",
+                                          "e.bin", "f.bin", "g.bin"};
+static const uint64_t sizes[NFILES] = {200000, 3u << 20, 150000, 2u << 20, 100000, 500000, 1000};
 
 /* The whole file at path into a malloc'd buffer (*n bytes). */
 static uint8_t *slurp_all(const char *path, size_t *n)
@@ -77,8 +81,9 @@ static size_t find_frame(const uint8_t *seg, size_t n, const char *name, uint8_t
     return 0;
 }
 
-/* Damage the stored channel as the header comment says. */
-static void damage(fy_ct *t)
+/* Damage the stored channel as the header comment says; returns the seq
+ * of f.bin's file-begin. */
+static uint64_t damage(fy_ct *t)
 {
     char log[FY_CT_PATH + 64], idx[FY_CT_PATH + 64];
     snprintf(log, sizeof log, "%s/channels/dmg/00000000000000000001.log", t->data);
@@ -115,7 +120,14 @@ static void damage(fy_ct *t)
     for (int i = 0; i < 4; i++)
         rec[28 + i] = (uint8_t)(rc >> (8 * i));
     put_at(idx, rec, sizeof rec, roff);
+    /* f.bin: the first magic byte of its second data frame. */
+    off = find_frame(seg, n, "f.bin", FY_FT_DATA, 1);
+    byte = seg[off] ^ 0xff;
+    put_at(log, &byte, 1, (long long)off);
+    off = find_frame(seg, n, "f.bin", FY_FT_FILE_BEGIN, 0);
+    assert_int_equal(fy_frame_hdr_decode(seg + off, FY_PAYLOAD_MAX_LIMIT, &h), 0);
     free(seg);
+    return h.seq;
 }
 
 static void test_skip_damaged(void **state)
@@ -131,12 +143,12 @@ static void test_skip_damaged(void **state)
     fy_ct_daemon_start(t, NULL);
     fy_ct_expect_exit(t, fy_ct_send(t, "send", "dmg", argv), "send", T_MS, 0);
     fy_ct_daemon_stop(t);
-    damage(t);
+    uint64_t f_seq = damage(t);
     fy_ct_daemon_start(t, NULL);
 
     /* Without the flag: exit 4 at b.bin, a.bin kept. */
     fy_ct_path(t, "out1", out);
-    pid_t rx = fy_ct_recv(t, "recv1", "dmg", out, (const char *[]){"--from-start", "--count", "5", NULL});
+    pid_t rx = fy_ct_recv(t, "recv1", "dmg", out, (const char *[]){"--from-start", "--count", "7", NULL});
     fy_ct_expect_exit(t, rx, "recv1", T_MS, 4);
     snprintf(p, sizeof p, "%s/a.bin", out);
     fy_ct_assert_same(p, sha[0]);
@@ -145,29 +157,39 @@ static void test_skip_damaged(void **state)
     snprintf(p, sizeof p, "%s/.b.bin.part", out);
     assert_true(fy_ct_size(p) < 0);
     assert_true(fy_ct_contains(fy_ct_path(t, "recv1.err", p), "FY_ECRC"));
+    /* A damaged magic is damage too (exit 4, not 3). */
+    char seq[24];
+    snprintf(seq, sizeof seq, "%llu", (unsigned long long)f_seq);
+    fy_ct_path(t, "out3", out);
+    rx = fy_ct_recv(t, "recv3", "dmg", out, (const char *[]){"--from-seq", seq, "--count", "2", NULL});
+    fy_ct_expect_exit(t, rx, "recv3", T_MS, 4);
+    assert_true(fy_ct_contains(fy_ct_path(t, "recv3.err", p), "err=FY_EHDRCHECK"));
 
     /* With it: the others arrive, the damaged ones are skipped and said so. */
     fy_ct_path(t, "out2", out);
     rx = fy_ct_recv(t, "recv2", "dmg", out,
-                    (const char *[]){"--from-start", "--count", "5", "--skip-damaged", NULL});
+                    (const char *[]){"--from-start", "--count", "7", "--skip-damaged", NULL});
     fy_ct_expect_exit(t, rx, "recv2", T_MS, 0);
     snprintf(p, sizeof p, "%s/a.bin", out);
     fy_ct_assert_same(p, sha[0]);
     snprintf(p, sizeof p, "%s/e.bin", out);
     fy_ct_assert_same(p, sha[4]);
-    for (int i = 1; i <= 3; i++) {
+    snprintf(p, sizeof p, "%s/g.bin", out);
+    fy_ct_assert_same(p, sha[6]);
+    for (int i = 1; i <= 5; i += i == 3 ? 2 : 1) { /* b, c, d, f */
         snprintf(p, sizeof p, "%s/%s", out, names[i]);
         assert_true(fy_ct_size(p) < 0);
         snprintf(p, sizeof p, "%s/.%s.part", out, names[i]);
         assert_true(fy_ct_size(p) < 0);
     }
     fy_ct_path(t, "recv2.out", p);
-    assert_true(fy_ct_contains(p, "files=2 "));
-    assert_true(fy_ct_contains(p, "skipped=3 "));
+    assert_true(fy_ct_contains(p, "files=3 "));
+    assert_true(fy_ct_contains(p, "skipped=4 "));
     fy_ct_path(t, "recv2.err", p);
     assert_true(fy_ct_contains(p, "msg=\"damaged file skipped\" file=b.bin reason=\"damaged frame"));
     assert_true(fy_ct_contains(p, "msg=\"damaged file skipped\" file=d.bin reason=\"file SHA-256 mismatch\""));
     assert_true(fy_ct_contains(p, "err=FY_EHDRCHECK"));
+    assert_true(fy_ct_contains(p, "msg=\"damaged file skipped\" file=f.bin"));
     fy_ct_daemon_stop(t);
 }
 
