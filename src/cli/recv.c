@@ -452,6 +452,7 @@ static int session(receiver *r)
         if (rc == 0)
             what = "receive";
         uint64_t expect0 = r->expect;
+        double up_t = fy_cli_progress_now();
         while (rc == 0 && !count_done(r)) {
             fy_frame f;
             rc = fy_cli_conn_next(r->k, &f, false);
@@ -483,8 +484,8 @@ static int session(receiver *r)
             break;
         /* Lost: say hello again from the next seq we need, keeping the
          * partial file (the rest of it continues it). */
-        if (r->expect > expect0)
-            fy_cli_retry_progress(&rt);
+        if (r->expect > expect0 || fy_cli_progress_now() - up_t >= FY_CLI_RETRY_UP_MS / 1000.0)
+            fy_cli_retry_progress(&rt); /* it got frames, or it was up: not a failed attempt */
         char q[FY_ERRTEXT_MAX + 8];
         fy_klog(FY_LOG_WARN, "connection to relay lost: reconnecting", "server=%s during=%s "
                 "err=%s reason=%s resume_seq=%llu partial=%s attempt=%u of=%u", o->server, what,

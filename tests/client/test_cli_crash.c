@@ -16,6 +16,9 @@
  * processes' timing is the machine's).  FERRY_CRASH_KILLS=N overrides the
  * number of kills (default 6-10 from the seed).  Sizes are smaller under
  * sanitizers (FY_CT_SANITIZED) so the suite stays well inside CI's bounds.
+ *
+ * Also: a receiver on a quiet channel outlives more relay restarts than
+ * --retries (each reconnect worked, so none is a failed attempt).
  */
 #include <inttypes.h>
 #include <setjmp.h>
@@ -220,11 +223,41 @@ static void test_kill9_while_transferring(void **state)
     fy_ct_daemon_stop(t);
 }
 
+/* A receiver waiting on a quiet channel sees more relay restarts than
+ * --retries, each far apart: every reconnect works, so it never gives up,
+ * and it gets the file sent afterwards. */
+static void test_idle_receiver_outlives_restarts(void **state)
+{
+    fy_ct *t = *state;
+    char src[FY_CT_PATH], out[FY_CT_PATH], p[FY_CT_PATH * 2];
+    uint8_t sha[32];
+    fy_ct_make_file(fy_ct_path(t, "late.bin", src), 300000, 77, sha);
+    fy_ct_daemon_start(t, NULL);
+    fy_ct_path(t, "out", out);
+    pid_t rx = fy_ct_recv(t, "recv", "quiet", out, (const char *[]){"--retries", "2", "--count",
+                                                                    "1", NULL});
+    for (int k = 0; k < 4; k++) {
+        fy_ct_sleep_ms(1500); /* up long enough to count as working */
+        assert_true(fy_ct_running(rx));
+        fy_ct_daemon_kill9(t);
+        fy_ct_daemon_restart(t, NULL);
+    }
+    fy_ct_sleep_ms(1500); /* reconnected */
+    fy_ct_expect_exit(t, fy_ct_send(t, "send", "quiet", (const char *[]){src, NULL}), "send",
+                      CRASH_CLIENT_MS, 0);
+    fy_ct_expect_exit(t, rx, "recv", CRASH_CLIENT_MS, 0);
+    snprintf(p, sizeof p, "%s/late.bin", out);
+    fy_ct_assert_same(p, sha);
+    fy_ct_daemon_stop(t);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_kill9_while_transferring, fy_ct_setup, fy_ct_teardown),
+        cmocka_unit_test_setup_teardown(test_idle_receiver_outlives_restarts, fy_ct_setup,
+                                        fy_ct_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
