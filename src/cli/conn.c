@@ -103,6 +103,11 @@ int fy_cli_conn_open_timeout(const char *server, int timeout_ms, const fy_cli_tl
     return rc;
 }
 
+bool fy_cli_conn_relay_error(const fy_cli_conn *k)
+{
+    return k && k->got_error;
+}
+
 const char *fy_cli_conn_server(const fy_cli_conn *k)
 {
     return k->server;

@@ -71,6 +71,10 @@ void fy_cli_conn_seal(fy_cli_conn *k, uint8_t type, uint64_t seq, const void *p,
  * log one clear line and return the exit code (exit.h). */
 int fy_cli_conn_fail(fy_cli_conn *k, int rc, const char *what);
 
+/* Did the relay send an error frame (so a -FY_E* return is its verdict on
+ * us, not the decoder's on its bytes)? */
+bool fy_cli_conn_relay_error(const fy_cli_conn *k);
+
 /* The server address as given, for messages. */
 const char *fy_cli_conn_server(const fy_cli_conn *k);
 

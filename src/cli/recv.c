@@ -7,7 +7,8 @@
  * written.  Names were checked by the decoder (fy_name_check) and are used
  * only relative to DIR's fd.  The resume state is written at most once a
  * second (and at exit), after an fsync of DIR, so it never claims a file
- * whose rename is not durable.
+ * whose rename is not durable.  A file skipped with --skip-damaged does
+ * not move the state: a later --resume meets it again.
  */
 #include "cli/recv.h"
 
@@ -51,7 +52,13 @@ typedef struct receiver {
     double t0;
     /* progress of the run */
     uint64_t files, bytes, done_seq; /* done_seq: after the last completed file-end */
-    uint64_t skipped;
+    uint64_t skipped;       /* frames outside a file (joined mid-file) */
+    /* --skip-damaged: a skipped file is counted at its file-end (or at the
+     * next file-begin when the frame before it was the damaged one), as
+     * after a damaged frame we cannot tell which file the frames are of. */
+    uint64_t damaged;       /* files skipped because they failed their check */
+    bool skipping;          /* after damage: skip to the next file-begin */
+    uint64_t bad_seq;       /* the last damaged frame's seq */
     uint64_t unacked;
     double welcome_t, last_state_t, last_end_t;
     uint64_t state_seq;     /* what the state file holds */
@@ -123,6 +130,9 @@ static int on_begin(receiver *r, const fy_frame *f)
                 (unsigned long long)r->got, (unsigned long long)r->size);
         discard_part(r);
     }
+    if (r->skipping && f->hdr.seq == r->bad_seq + 1)
+        r->damaged++; /* the damaged frame ended the skipped file */
+    r->skipping = false;
     snprintf(r->name, sizeof r->name, "%s", fb.name);
     snprintf(r->part, sizeof r->part, ".%s.part", fb.name);
     r->fd = openat(r->dirfd, r->part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -141,6 +151,8 @@ static bool skip_outside_file(receiver *r, const fy_frame *f)
 {
     if (r->in_file)
         return false;
+    if (r->skipping)
+        return true; /* the rest of a damaged file, already reported */
     /* We joined mid-file (live, or --from-seq into a file): its start is not
      * ours to have, so wait for the next file-begin. */
     if (r->skipped++ == 0)
@@ -149,14 +161,39 @@ static bool skip_outside_file(receiver *r, const fy_frame *f)
     return true;
 }
 
+/* A failed check ends the run (error), or is skipped (warning). */
+static enum fy_klog_level check_level(const receiver *r)
+{
+    return r->o->skip_damaged ? FY_LOG_WARN : FY_LOG_ERROR;
+}
+
+/* The file in progress failed its check with err (the caller logged the
+ * details).  With --skip-damaged: warn, discard the partial file, skip to
+ * the next file-begin (ended: this was its file-end, so the skip is
+ * counted now) and return 0; else return err unchanged (exit 4). */
+static int skip_damaged(receiver *r, int err, const char *reason, bool ended)
+{
+    if (!r->o->skip_damaged)
+        return err;
+    char q[128];
+    fy_klog(FY_LOG_WARN, "damaged file skipped", "file=%s reason=%s err=%s received=%llu of=%llu "
+            "action=\"discard partial file, continue with the next file\"", r->name,
+            fy_klog_q(reason, q, sizeof q), fy_errname(err), (unsigned long long)r->got,
+            (unsigned long long)r->size);
+    discard_part(r);
+    r->damaged += ended;
+    r->skipping = !ended;
+    return 0;
+}
+
 static int on_data(receiver *r, const fy_frame *f)
 {
     if (skip_outside_file(r, f))
         return 0;
     if (r->got + f->hdr.len > r->size) {
-        fy_klog(FY_LOG_ERROR, "file is longer than its file-begin said", "file=%s size=%llu",
+        fy_klog(check_level(r), "file is longer than its file-begin said", "file=%s size=%llu",
                 r->name, (unsigned long long)r->size);
-        return -FY_ESIZE;
+        return skip_damaged(r, -FY_ESIZE, "file is longer than its file-begin said", false);
     }
     int rc = write_all(r->fd, f->payload, f->hdr.len);
     if (rc < 0)
@@ -170,6 +207,11 @@ static int on_data(receiver *r, const fy_frame *f)
 
 static int on_end(receiver *r, const fy_frame *f)
 {
+    if (!r->in_file && r->skipping) {
+        r->damaged++; /* the end of a skipped file */
+        r->skipping = false;
+        return 0;
+    }
     if (skip_outside_file(r, f))
         return 0;
     fy_file_end fe;
@@ -179,18 +221,18 @@ static int on_end(receiver *r, const fy_frame *f)
     uint8_t sha[FY_SHA256_LEN];
     fy_sha256_final(r->sha, sha);
     if (fe.size != r->size || r->got != r->size) {
-        fy_klog(FY_LOG_ERROR, "file size mismatch", "file=%s begin_size=%llu end_size=%llu received=%llu",
-                r->name, (unsigned long long)r->size, (unsigned long long)fe.size,
+        fy_klog(check_level(r), "file size mismatch", "file=%s begin_size=%llu end_size=%llu "
+                "received=%llu", r->name, (unsigned long long)r->size, (unsigned long long)fe.size,
                 (unsigned long long)r->got);
-        return -FY_ESIZE;
+        return skip_damaged(r, -FY_ESIZE, "file size mismatch", true);
     }
     if (memcmp(sha, fe.sha256, sizeof sha) != 0) {
         char want[65], got[65];
         fy_sha256_hex(fe.sha256, want);
         fy_sha256_hex(sha, got);
-        fy_klog(FY_LOG_ERROR, "file SHA-256 mismatch", "file=%s expected=%s received=%s", r->name,
+        fy_klog(check_level(r), "file SHA-256 mismatch", "file=%s expected=%s received=%s", r->name,
                 want, got);
-        return -FY_EDIGEST;
+        return skip_damaged(r, -FY_EDIGEST, "file SHA-256 mismatch", true);
     }
     if (fsync(r->fd) != 0)
         return local_fail(r, "fsync", r->part, -errno);
@@ -352,6 +394,32 @@ static void on_rewelcome(receiver *r, const fy_welcome *w)
     r->expect = w->next_seq;
 }
 
+/* Has the run received (or skipped) the files --count asked for? */
+static bool count_done(const receiver *r)
+{
+    return r->o->count != 0 && r->files + r->damaged >= r->o->count;
+}
+
+/* The decoder rejected the next frame with err.  With --skip-damaged and a
+ * damaged frame (CRC, header check), the frame is the seq we expected (every
+ * earlier one was taken in order): skip the file it belongs to, move past
+ * it and return true (the caller reconnects there: the connection's
+ * framing is lost).  Else false. */
+static bool skip_bad_frame(receiver *r, int err)
+{
+    if (!r->o->skip_damaged || (err != -FY_ECRC && err != -FY_EHDRCHECK))
+        return false;
+    fy_klog(FY_LOG_WARN, "damaged frame from relay", "seq=%llu err=%s reason=\"%s\" file=%s "
+            "action=\"skip the file, resume at seq+1\"", (unsigned long long)r->expect,
+            fy_errname(err), fy_strerror(err),
+            r->in_file ? r->name : "unknown");
+    if (r->in_file)
+        skip_damaged(r, err, "damaged frame", false);
+    r->skipping = true; /* outside a file: a damaged file-begin, or more of a skipped file */
+    r->bad_seq = r->expect++;
+    return true;
+}
+
 static int session(receiver *r)
 {
     const fy_cli_recv_opts *o = r->o;
@@ -384,18 +452,40 @@ static int session(receiver *r)
         if (rc == 0)
             what = "receive";
         uint64_t expect0 = r->expect;
-        while (rc == 0 && (o->count == 0 || r->files < o->count)) {
+        double up_t = fy_cli_progress_now();
+        while (rc == 0 && !count_done(r)) {
             fy_frame f;
             rc = fy_cli_conn_next(r->k, &f, false);
             if (rc == 1)
                 rc = on_frame(r, &f);
         }
+        if (rc < 0 && welcomed && !strcmp(what, "receive") && !fy_cli_conn_relay_error(r->k)) {
+            /* Magic and version are checked before the header CRC, which
+             * covers them: from a relay that welcomed us, they are a
+             * damaged header (exit 4), not another protocol (exit 3). */
+            if (rc == -FY_EMAGIC || rc == -FY_EVERSION)
+                rc = -FY_EHDRCHECK;
+        }
+        if (rc < 0 && welcomed && !strcmp(what, "receive") && !fy_cli_conn_relay_error(r->k) &&
+            skip_bad_frame(r, rc)) {
+            /* Not a lost connection: reconnect after the bad frame at once. */
+            fy_cli_conn_close(r->k, false);
+            r->k = NULL;
+            if (count_done(r)) {
+                rc = 0;
+                break;
+            }
+            h.mode = FY_MODE_RESUME;
+            h.resume_from = r->expect;
+            rc = fy_cli_dial(o->server, tmo, o->tls, o->cancel, &h, &r->k, &w, &what);
+            continue;
+        }
         if (rc >= 0 || !welcomed || !fy_cli_retry_transient(rc, strcmp(what, "receive") != 0))
             break;
         /* Lost: say hello again from the next seq we need, keeping the
          * partial file (the rest of it continues it). */
-        if (r->expect > expect0)
-            fy_cli_retry_progress(&rt);
+        if (r->expect > expect0 || fy_cli_progress_now() - up_t >= FY_CLI_RETRY_UP_MS / 1000.0)
+            fy_cli_retry_progress(&rt); /* it got frames, or it was up: not a failed attempt */
         char q[FY_ERRTEXT_MAX + 8];
         fy_klog(FY_LOG_WARN, "connection to relay lost: reconnecting", "server=%s during=%s "
                 "err=%s reason=%s resume_seq=%llu partial=%s attempt=%u of=%u", o->server, what,
@@ -438,22 +528,24 @@ int fy_cli_recv_run(const fy_cli_recv_opts *o, fy_cli_recv_result *res)
         code = local_fail(&r, "state save", FY_CLI_STATE_FILE, src);
     if (code == FY_CLI_EXIT_INTR)
         fy_klog(FY_LOG_WARN, "interrupted: the files received so far are complete",
-                "files_completed=%llu last_completed=%s partial_removed=%s resume_seq=%llu exit=%d",
-                (unsigned long long)r.files, r.files ? r.res.last_name : "none",
+                "files_completed=%llu skipped=%llu last_completed=%s partial_removed=%s "
+                "resume_seq=%llu exit=%d", (unsigned long long)r.files,
+                (unsigned long long)r.damaged, r.files ? r.res.last_name : "none",
                 had_part ? r.part : "none", (unsigned long long)r.done_seq, code);
     double secs = (r.last_end_t > 0 ? r.last_end_t : fy_cli_progress_now()) - r.welcome_t;
     if (r.welcome_t == 0)
         secs = 0;
     if (code == FY_CLI_EXIT_OK) {
-        char kv[160];
-        snprintf(kv, sizeof kv, "files=%llu bytes=%llu seconds=%.3f mbps=%.1f status=ok",
+        char kv[200];
+        snprintf(kv, sizeof kv, "files=%llu bytes=%llu seconds=%.3f mbps=%.1f skipped=%llu status=ok",
                  (unsigned long long)r.files, (unsigned long long)r.bytes, secs,
-                 fy_cli_progress_mbps(r.bytes, secs));
+                 fy_cli_progress_mbps(r.bytes, secs), (unsigned long long)r.damaged);
         fy_cli_progress_total(&r.prog, kv);
     }
     if (res) {
         r.res.files = r.files;
         r.res.bytes = r.bytes;
+        r.res.skipped = r.damaged;
         r.res.seconds = secs;
         r.res.next_seq = r.done_seq;
         *res = r.res;

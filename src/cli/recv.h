@@ -11,6 +11,13 @@
  * (RESUME), keeping the partial file and its running SHA-256: the rest of
  * that file continues it (the sender continues it the same way), and a
  * file-begin instead discards it as above.
+ *
+ * A file that fails its check (a frame CRC error: a frame damaged on the
+ * relay's disk; a size or SHA-256 mismatch) ends the run with exit 4,
+ * unless skip_damaged: then a warning names the file and the reason, the
+ * partial file is discarded and the run goes on with the next file.  After
+ * a bad frame the stream's framing is lost, so the receiver reconnects
+ * after it (its seq + 1) and skips data until the next file-begin.
  */
 #ifndef FY_CLI_RECV_H
 #define FY_CLI_RECV_H
@@ -33,13 +40,14 @@ typedef struct fy_cli_recv_opts {
     const char *server, *channel, *token, *out_dir;
     int start;          /* enum fy_cli_recv_start */
     uint64_t from_seq;
-    uint64_t count;     /* stop after this many files; 0 = until interrupted */
+    uint64_t count;     /* stop after this many files (skipped ones count); 0 = until interrupted */
     uint64_t rate;      /* read throttle in bytes/s; 0 = none */
     int progress;       /* enum fy_cli_progress_mode */
     bool json;          /* results as JSON lines on stdout (progress.h) */
     unsigned retries;   /* reconnect attempts in a row (retry.h); 0 = none */
     int timeout_ms;     /* connect and welcome timeout; 0 = 10 s */
     const fy_cli_tls *tls; /* NULL = plaintext (ferry --tls) */
+    bool skip_damaged;  /* a file that fails its check is skipped, not fatal */
     fy_cli_cancel *cancel;
     /* Called once the relay welcomed us (the subscription is in place). */
     void (*on_welcome)(void *arg, const fy_welcome *w);
@@ -48,6 +56,7 @@ typedef struct fy_cli_recv_opts {
 
 typedef struct fy_cli_recv_result {
     uint64_t files, bytes; /* completed files and their bytes */
+    uint64_t skipped;      /* files that failed their check and were skipped */
     double seconds;        /* welcome to the last file-end */
     uint64_t next_seq;     /* after the last completed file's file-end */
     char last_name[FY_NAME_MAX + 1];

@@ -8,7 +8,9 @@
  * our old connection (FY_EBUSY).  The first connect of a run is not retried,
  * so a wrong address fails at once.  Waits grow exponentially with jitter,
  * 0.2 s .. 10 s, and a run gives up after `max` attempts in a row that made
- * no progress (exit 2 then, as before).
+ * no progress (exit 2 then, as before).  Progress: a file acknowledged or
+ * bytes stored (send), frames received (recv), or a connection that stayed
+ * up FY_CLI_RETRY_UP_MS (recv: a quiet channel sends nothing).
  */
 #ifndef FY_CLI_RETRY_H
 #define FY_CLI_RETRY_H
@@ -23,6 +25,9 @@
 #define FY_CLI_RETRIES_DEFAULT 8u
 #define FY_CLI_RETRY_MIN_MS 200
 #define FY_CLI_RETRY_MAX_MS 10000
+/* A connection that stayed up this long was not a failed attempt, even if
+ * nothing came over it (a receiver on a quiet channel). */
+#define FY_CLI_RETRY_UP_MS 1000
 
 typedef struct fy_cli_retry {
     unsigned max;      /* attempts in a row without progress; 0 = never retry */

@@ -152,6 +152,41 @@ void fy_ct_daemon_stop(fy_ct *t)
     assert_int_not_equal(st, -1); /* it stopped on SIGTERM */
 }
 
+void fy_ct_daemon_kill9(fy_ct *t)
+{
+    assert_true(t->daemon.pid > 0);
+    kill(t->daemon.pid, SIGKILL);
+    waitpid(t->daemon.pid, NULL, 0);
+    t->daemon.pid = 0;
+}
+
+void fy_ct_daemon_restart(fy_ct *t, const char *const *extra)
+{
+    enum { MAX_EXTRA = 16, ATTEMPTS = 50 };
+    char addr[sizeof t->daemon.addr], log[FY_CT_PATH + 32];
+    snprintf(addr, sizeof addr, "%s", t->daemon.addr);
+    assert_true(addr[0] != 0);
+    /* A later --listen wins over fy_cli_daemon_start's 127.0.0.1:0. */
+    const char *argv[MAX_EXTRA + 3] = {"--listen", addr};
+    int n = 2;
+    for (int i = 0; extra && extra[i]; i++) {
+        assert_true(n < MAX_EXTRA + 2);
+        argv[n++] = extra[i];
+    }
+    argv[n] = NULL;
+    int rc = -1;
+    for (int i = 0; i < ATTEMPTS && rc != 0; i++) {
+        if (i > 0)
+            fy_ct_sleep_ms(200);
+        snprintf(log, sizeof log, "%s/ferryd-%d.log", t->dir, t->logs++);
+        rc = fy_cli_daemon_start(FERRYD_PATH, t->data, log, argv, 20000, &t->daemon);
+    }
+    if (rc != 0)
+        fy_ct_dump(log);
+    assert_int_equal(rc, 0);
+    assert_string_equal(t->daemon.addr, addr);
+}
+
 pid_t fy_ct_spawn(fy_ct *t, const char *tag, const char *const *argv)
 {
     return fy_ct_spawn_prog(t, tag, NULL, NULL, argv);

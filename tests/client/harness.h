@@ -47,6 +47,13 @@ int fy_ct_teardown(void **state);
 void fy_ct_daemon_start(fy_ct *t, const char *const *extra);
 /* Stop it by PID (SIGTERM, bounded wait, SIGKILL). */
 void fy_ct_daemon_stop(fy_ct *t);
+/* SIGKILL it (a crash: no shutdown, no flush) and reap it. */
+void fy_ct_daemon_kill9(fy_ct *t);
+/* Start ferryd again on the same data dir and the same address as the
+ * last start (clients reconnect to it by themselves).  The port can be
+ * briefly unbindable (another socket took it meanwhile): tries for at most
+ * 10 s, then fails the test. */
+void fy_ct_daemon_restart(fy_ct *t, const char *const *extra);
 
 /* Start `ferry argv...` with stdout/stderr to files out/err in t->dir named
  * after `tag` (TAG.out, TAG.err).  Returns the PID (recorded). */

@@ -86,6 +86,10 @@ static void test_help(void **state)
     expect(t, "h5", (const char *[]){"recv", "--help", NULL}, 0, "130  interrupted", NULL);
     expect(t, "h6", (const char *[]){NULL}, USAGE, NULL, "Usage: ferry COMMAND");
     expect(t, "h7", (const char *[]){"--version", NULL}, 0, "ferry ", NULL);
+    expect(t, "h8", (const char *[]){"recv", "--help", NULL}, 0, "--skip-damaged", NULL);
+    /* a receiver's option, not a sender's */
+    expect(t, "h9", (const char *[]){"send", "--skip-damaged", "--channel", "c", "x", NULL}, USAGE,
+           NULL, "option not valid for this command");
 }
 
 static void test_bad_flags(void **state)
