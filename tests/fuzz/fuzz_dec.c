@@ -90,8 +90,14 @@ static void payload_round_trip(uint8_t type, const uint8_t *p, size_t n)
           "payload decode error code");
     if (rc == 0) {
         check(erc == 0, "decoded payload re-encodes");
-        check(len == n && memcmp(out, p, n) == 0, "re-encoded payload is identical");
-        check(n <= fy_frame_payload_max(type, FY_PAYLOAD_MAX_LIMIT), "payload within type limit");
+        /* A welcome's decoder ignores fields it does not know after its
+         * own (so later additions need no new flag): its re-encoding is the
+         * input up to them.  Every other payload round-trips exactly. */
+        if (type == FY_FT_WELCOME)
+            check(len <= n && memcmp(out, p, len) == 0, "re-encoded welcome is the input's prefix");
+        else
+            check(len == n && memcmp(out, p, n) == 0, "re-encoded payload is identical");
+        check(len <= fy_frame_payload_max(type, FY_PAYLOAD_MAX_LIMIT), "payload within type limit");
     }
 }
 
