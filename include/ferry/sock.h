@@ -88,6 +88,9 @@ int fy_sock_shutdown_wr(int fd);
  * Return 0, -EPIPE/-ECONNRESET/... , or -ENODATA (read: EOF before n). */
 int fy_sock_write_all(int fd, const void *p, size_t n);
 int fy_sock_writev_all(int fd, struct iovec *iov, int iovcnt);
+/* Advance *iov / *iovcnt past n bytes written (a partial write), adjusting
+ * the first iovec left; the iovecs are the caller's scratch copy. */
+void fy_sock_iov_advance(struct iovec **iov, int *iovcnt, size_t n);
 int fy_sock_read_full(int fd, void *p, size_t n);
 
 #endif

@@ -257,16 +257,7 @@ int fy_cli_conn_sendv(fy_cli_conn *k, struct iovec *iov, int iovcnt)
             rc = (int)w;
             break;
         }
-        /* Advance past what was written; iov is the caller's scratch copy. */
-        while (iovcnt > 0 && (size_t)w >= iov->iov_len) {
-            w -= (ssize_t)iov->iov_len;
-            iov++;
-            iovcnt--;
-        }
-        if (iovcnt > 0) {
-            iov->iov_base = (uint8_t *)iov->iov_base + w;
-            iov->iov_len -= (size_t)w;
-        }
+        fy_sock_iov_advance(&iov, &iovcnt, (size_t)w);
     }
     if (rc == 0)
         rc = fy_conn_flush(&k->conn); /* blocking: returns once the record is out */

@@ -339,22 +339,26 @@ int fy_sock_write_all(int fd, const void *p, size_t n)
     return fy_sock_writev_all(fd, &iov, 1);
 }
 
+void fy_sock_iov_advance(struct iovec **iov, int *iovcnt, size_t n)
+{
+    while (*iovcnt > 0 && n >= (*iov)->iov_len) {
+        n -= (*iov)->iov_len;
+        (*iov)++;
+        (*iovcnt)--;
+    }
+    if (*iovcnt > 0) {
+        (*iov)->iov_base = (uint8_t *)(*iov)->iov_base + n;
+        (*iov)->iov_len -= n;
+    }
+}
+
 int fy_sock_writev_all(int fd, struct iovec *iov, int iovcnt)
 {
     while (iovcnt > 0) {
         ssize_t w = fy_sock_writev(fd, iov, iovcnt > IOV_MAX ? IOV_MAX : iovcnt);
         if (w < 0)
             return (int)w;
-        /* Advance past what was written; iov is the caller's scratch copy. */
-        while (iovcnt > 0 && (size_t)w >= iov->iov_len) {
-            w -= (ssize_t)iov->iov_len;
-            iov++;
-            iovcnt--;
-        }
-        if (iovcnt > 0) {
-            iov->iov_base = (uint8_t *)iov->iov_base + w;
-            iov->iov_len -= (size_t)w;
-        }
+        fy_sock_iov_advance(&iov, &iovcnt, (size_t)w);
     }
     return 0;
 }
