@@ -127,18 +127,25 @@ class Report:
                 extra.setdefault(t, [])
                 extra[t] = extra[t] + xs
             for t, xs in extra.items():
-                tt = "ferryd" if t in ("plain", "tls") else t
+                tt = "ferryd" if t in ("plain", "tls", "live", "catchup") else t
+                if tt not in tot:
+                    continue  # a peer (redis): its loss is reported apart, not ours
                 for x in xs:
                     tot[tt] += swarm.integrity(x)
                     bad[tt] += 1 if swarm.failed(x) else 0
             for t, x in c.get("runs", {}).items():
                 if t in c.get("repeats", {}):
                     continue  # counted with its repeats
-                tt = "p2p" if t == "direct" else "ferryd" if t in ("star", "tree") else t
+                tt = "p2p" if t == "direct" else "ferryd" if t in ("star", "tree", "live",
+                                                                    "catchup") else t
                 if tt not in tot:
                     continue
                 tot[tt] += swarm.integrity(x)
                 bad[tt] += 1 if swarm.failed(x) else 0
+        for pt in cs.get("peers", {}).get("points", []):
+            for x in pt.get("repeats", {}).get("ferryd", []):
+                tot["ferryd"] += swarm.integrity(x)
+                bad["ferryd"] += 1 if swarm.failed(x) else 0
         self.integrity = tot
         self.failed_runs = bad
         self.row("all runs", "integrity failures", dict(tot))
@@ -219,6 +226,20 @@ class Report:
             kv["tree_mbps"] = _v(tr.get("runs", {}).get("tree"), "mbps")
             kv["tree_over_star"] = tos
             kv["tree_edge_rss_mib"] = _v(tr.get("runs", {}).get("tree"), "edge_rss_mib")
+        pe = cs.get("peers")
+        if pe:
+            for pt in pe.get("points", []):
+                k = ("small_over_redis" if pt["key"] == "small"
+                     else "ferry_over_redis_%s" % pt["key"])
+                kv[k] = pt.get("ferry_over_redis")
+            for t in ("ferryd", "redis"):
+                kv["peers_lost_bytes_" + t] = sum(pt.get("lost_bytes", {}).get(t, 0)
+                                                  for pt in pe.get("points", []))
+        cu = cs.get("catchup")
+        if cu:
+            kv["catchup_mbps"] = _v(cu.get("runs", {}).get("catchup"), "mbps_per_receiver")
+            kv["live_mbps"] = _v(cu.get("runs", {}).get("live"), "mbps_per_receiver")
+            kv["catchup_over_live"] = cu.get("catchup_over_live")
         kv["integrity_failures"] = integ
         kv["failed_runs"] = fails
         met = [x for x in g if x[2] is not None]
@@ -252,6 +273,44 @@ class Report:
             lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines)
 
+    def peers_table(self):
+        """ferryd against the peer relays (peers) and catch-up against live
+        (catchup): targets other than the main table's three, so a table of
+        their own.  Empty when neither case ran."""
+        cs = self.s.cases
+        lines = []
+        pe = cs.get("peers")
+        if pe and pe.get("points"):
+            lines += ["| peers: 1 -> N | metric | ferryd | redis | ferryd/redis | lost bytes "
+                      "ferryd / redis (all reps) |", "|---|---|---|---|---|---|"]
+            for pt in pe["points"]:
+                r = pt.get("runs", {})
+                what = ("%d x %d-byte messages" % (pt["receivers"], pt["packet"])
+                        if pt["key"] == "small" else "N = %d, 64 KiB" % pt["receivers"])
+                lost = pt.get("lost_bytes", {})
+                for key, label in (("mbps_aggregate", "aggregate MB/s"),
+                                   ("msgs_per_s", "messages/s delivered")):
+                    if key == "msgs_per_s" and pt["key"] != "small":
+                        continue
+                    f, d = _v(r.get("ferryd"), key), _v(r.get("redis"), key)
+                    lines.append("| %s | %s | %s | %s | %s | %s |" % (
+                        what, label, fmt(f), fmt(d), fmt_ratio(ratio(f, d)),
+                        "%s / %s" % (fmt(lost.get("ferryd")), fmt(lost.get("redis")))
+                        if key == "mbps_aggregate" else ""))
+                    what = ""
+        cu = cs.get("catchup")
+        if cu and cu.get("runs"):
+            r = cu["runs"]
+            lv = _v(r.get("live"), "mbps_per_receiver")
+            cp = _v(r.get("catchup"), "mbps_per_receiver")
+            if lines:
+                lines.append("")
+            lines += ["| catch-up | per-receiver MB/s, live | per-receiver MB/s, from start | "
+                      "catch-up / live |", "|---|---|---|---|",
+                      "| %s | %s | %s | %s |" % (cu["title"], fmt(lv), fmt(cp),
+                                                fmt_ratio(cu.get("catchup_over_live")))]
+        return "\n".join(lines)
+
     def goals_table(self):
         lines = ["| goal | measured | met |", "|---|---|---|"]
         for text, measured, met in self.goals:
@@ -283,8 +342,11 @@ class Report:
             "",
             self.table(),
             "",
-            self.goals_table(),
         ]
+        pt = self.peers_table()
+        if pt:
+            parts += [pt, ""]
+        parts += [self.goals_table()]
         sk = self.skipped_text()
         if sk:
             parts += ["", sk]

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 
-from . import netns, procs, swarm, treenet
+from . import netns, peers, procs, swarm, treenet
 
 TARGETS = ("p2p", "baseline", "ferryd")
 MiB = 1 << 20
@@ -38,6 +38,10 @@ FULL = {
     "link_size": 50 * MiB,
     "tree_size": 32 * MiB,
     "tls_size": 64 * MiB,
+    "peers": [1, 4, 16, 64],
+    "peers_size": 256 * MiB,
+    "peers_small_size": 32 * MiB,
+    "catchup_size": 256 * MiB,
     "reps": 3,
 }
 QUICK = {
@@ -51,6 +55,10 @@ QUICK = {
     "fanout": [(16, 8 * MiB)],
     "slow_size": 16 * MiB,
     "slow_refs": 3,
+    "peers": [1, 16],
+    "peers_size": 32 * MiB,
+    "peers_small_size": 4 * MiB,
+    "catchup_size": 32 * MiB,
     "reps": 3,
 }
 SLOW_RATE = 1000000  # 1 MB/s, the throttled receiver's read cap
@@ -110,6 +118,8 @@ class Suite:
             "ferryd": find_bin(build, "ferryd", ["src/prog"]),
             "baseline": find_bin(build, "ferry-baseline", ["bench/baseline"]),
             "ferry": find_bin(build, "ferry", ["src/prog"]),
+            "peer_redis": find_bin(build, "peer_redis", ["bench"]),
+            "redis": shutil.which("redis-server"),
         }
         self.cases = {}       # name -> {"title", "params", "runs": {target: res}, ...}
         self.skipped = []     # (what, why)
@@ -147,6 +157,11 @@ class Suite:
             if not self.bin[k]:
                 procs.warn("relay binary missing: its runs are skipped", binary=k)
                 self.skipped.append((k, "binary not built"))
+        if self.want("peers") and not (self.bin["redis"] and self.bin["peer_redis"]):
+            why = ("redis-server not installed (Debian package redis-server, .ci/deps)"
+                   if not self.bin["redis"] else "bench/peer_redis not built")
+            procs.warn("redis runs of the peers case skipped", why='"%s"' % why)
+            self.skipped.append(("peers: redis", why))
 
     def targets(self, wanted=TARGETS):
         return [t for t in wanted if t == "p2p" or self.bin[t]]
@@ -235,7 +250,7 @@ class Suite:
     # ---- the cases ----------------------------------------------------------------
 
     CASES = ("one_to_one", "fanout", "small_msgs", "slow_isolation", "storm", "rate", "link",
-             "tree", "tls")
+             "tree", "tls", "peers", "catchup")
     QUICK_CASES = ("one_to_one", "fanout", "slow_isolation")
 
     def want(self, name):
@@ -270,6 +285,10 @@ class Suite:
             self.tree()
         if self.want("tls"):
             self.tls()
+        if self.want("peers"):
+            peers.peers_case(self)
+        if self.want("catchup"):
+            peers.catchup_case(self)
 
     def tls(self):
         """tls: the same 1 -> 4 bulk run against ferryd in plaintext and over
