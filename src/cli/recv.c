@@ -480,7 +480,11 @@ static int session(receiver *r)
             rc = fy_cli_dial(o->server, tmo, o->tls, o->cancel, &h, &r->k, &w, &what);
             continue;
         }
-        if (rc >= 0 || !welcomed || !fy_cli_retry_transient(rc, strcmp(what, "receive") != 0))
+        /* Before the first welcome only a connection lost during the hello
+         * is retried (the relay is there: it was restarting); a refused
+         * connect still exits at once, so a wrong address fails fast. */
+        if (rc >= 0 || (!welcomed && strcmp(what, "hello") != 0) ||
+            !fy_cli_retry_transient(rc, strcmp(what, "receive") != 0))
             break;
         /* Lost: say hello again from the next seq we need, keeping the
          * partial file (the rest of it continues it). */
@@ -499,8 +503,10 @@ static int session(receiver *r)
             rc = wr == -EINTR ? wr : rc;
             break;
         }
-        h.mode = FY_MODE_RESUME;
-        h.resume_from = r->expect;
+        if (welcomed) { /* else the first hello again, as asked */
+            h.mode = FY_MODE_RESUME;
+            h.resume_from = r->expect;
+        }
         rc = fy_cli_dial(o->server, tmo, o->tls, o->cancel, &h, &r->k, &w, &what);
     }
     if (rc > 0)

@@ -395,6 +395,11 @@ int fy_cli_send_run(const fy_cli_send_opts *o, fy_cli_send_result *r)
     snprintf(h.token, sizeof h.token, "%s", o->token ? o->token : "");
     int rc = fy_cli_dial(o->server, o->timeout_ms ? o->timeout_ms : SEND_HELLO_TIMEOUT_MS, o->tls,
                          o->cancel, &h, &s.k, &w, &what);
+    /* Connected but lost during the hello: the relay is there (restarting),
+     * so that is retried; a refused connect exits at once (a wrong address
+     * fails fast). */
+    if (rc < 0 && o->retries && strcmp(what, "hello") == 0)
+        rc = reconnect(&s, &h, &rt, rc, &what, &w);
     if (rc == 0 && (rc = setup(&s, &w)) < 0) {
         fy_klog(FY_LOG_ERROR, "out of memory", "err=%s", fy_errname(rc));
         code = FY_CLI_EXIT_IO;
