@@ -19,6 +19,22 @@
 #include "ferry/klog.h"
 #include "ferry/sock.h"
 
+/* Connect to bound and accept it on lfd (bounded: 2 s): the accepted fd,
+ * *c the connected one. */
+static int accept_pair(int lfd, const fy_addr *bound, fy_addr *peer, int *c)
+{
+    *c = fy_sock_connect(bound, 2000);
+    assert_true(*c >= 0);
+    int s = -1;
+    for (int i = 0; i < 200 && s < 0; i++) {
+        s = fy_sock_accept(lfd, peer);
+        if (s == -EAGAIN)
+            usleep(10000);
+    }
+    assert_true(s >= 0);
+    return s;
+}
+
 static void test_addr_parse(void **state)
 {
     (void)state;
@@ -54,15 +70,7 @@ static void test_loopback_roundtrip(void **state)
     assert_true(lfd >= 0);
     assert_true(fy_addr_port(&bound) != 0);
     assert_int_equal(fy_sock_accept(lfd, &peer), -EAGAIN);
-    int c = fy_sock_connect(&bound, 2000);
-    assert_true(c >= 0);
-    int s = -1;
-    for (int i = 0; i < 200 && s < 0; i++) { /* bounded: 2 s */
-        s = fy_sock_accept(lfd, &peer);
-        if (s == -EAGAIN)
-            usleep(10000);
-    }
-    assert_true(s >= 0);
+    int c, s = accept_pair(lfd, &bound, &peer, &c);
     assert_int_equal(fy_sock_set_nonblock(s, 0), 0);
     /* The writer blocks once the socket buffers fill, so write from a child. */
     pid_t pid = fork();
@@ -100,15 +108,7 @@ static void test_keepalive(void **state)
     assert_int_equal(fy_addr_parse("127.0.0.1:0", NULL, &a), 0);
     int lfd = fy_sock_listen(&a, 0, &bound);
     assert_true(lfd >= 0);
-    int c = fy_sock_connect(&bound, 2000);
-    assert_true(c >= 0);
-    int s = -1;
-    for (int i = 0; i < 200 && s < 0; i++) { /* bounded: 2 s */
-        s = fy_sock_accept(lfd, &peer);
-        if (s == -EAGAIN)
-            usleep(10000);
-    }
-    assert_true(s >= 0);
+    int c, s = accept_pair(lfd, &bound, &peer, &c);
     int fds[2] = {s, c};
     for (int k = 0; k < 2; k++) {
         int v = -1;
