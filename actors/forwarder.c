@@ -11,14 +11,22 @@
  *             fy_conn_sendfile).  Live batches that arrive meanwhile only
  *             move that end forward (their bytes are already in the file).
  *             When the reader reaches the end, the forwarder is live.
- *   live      the writer's batches, sent from the shared buffers with
- *             writev, or SSL_write under TLS (non-blocking; partial writes
- *             resume at the byte).  The connection (fy_conn) hides which.
+ *   live      nothing left to send up to the end.  Where the connection
+ *             can send from the page cache without a copy (a plain socket,
+ *             or kernel TLS) the forwarder *follows*: a live batch only
+ *             moves the end and the bytes go out with sendfile from the
+ *             file, like catch-up, with the reader kept open (closed after
+ *             FOLLOW_LINGER_MS with nothing new).  Live and catch-up are
+ *             then one path: no copy per receiver, no buffer held for a
+ *             receiver, nothing to overflow.  Under user-space TLS the
+ *             batches are queued and sent from the shared buffers with
+ *             SSL_write (non-blocking; partial writes resume at the byte),
+ *             which saves the pread that sendfile's fallback would cost.
  *
- * A receiver that falls behind by more than the window (--window) makes its
- * forwarder drop every queued live batch and go back to catch-up from the
- * first unsent frame, so a slow receiver holds at most a window of buffers
- * and the writer never waits for anyone.
+ * Queued live batches (user-space TLS only): a receiver that falls behind by
+ * more than the window (--window) makes its forwarder drop every queued batch
+ * and go back to catch-up from the first unsent frame, so a slow receiver
+ * holds at most a window of buffers and the writer never waits for anyone.
  *
  * Subscribing: the session that read the hello hands over the socket and
  * subscribes on our behalf; the writer answers with its end position.
@@ -63,6 +71,7 @@
 #define TURN_BYTES (8u << 20)   /* bytes per turn, then yield */
 #define IOV_PER_CALL 64
 #define PRESSURE_MS 20       /* blocked with live buffers: check the pool this often */
+#define FOLLOW_LINGER_MS 1000 /* following: close the reader after this long with nothing new */
 
 enum fst { F_SUBSCRIBING, F_LOOKUP, F_CATCHUP, F_LIVE, F_CLOSING };
 
@@ -105,6 +114,10 @@ typedef struct fwd {
     uint64_t ping_bytes;  /* bytes of the pings queued */
     int64_t acked_best;   /* most non-ping bytes the peer had acknowledged at a tick */
     bool cut;             /* the drain timeout passed: finish this frame, bye */
+    bool follow;          /* live bytes go out from the file too (no user-space TLS) */
+    bool behind;          /* catching up on history (start, resume, overflow), not following */
+    bool linger_armed;
+    uint64_t last_live_ns; /* when a live batch last moved the end */
     fy_pos bound;         /* catch-up: a frame boundary at or before pos */
     uint64_t sent, acked, catchups, frames_live;
     uint64_t sent_disk;   /* of sent, bytes sent from the file (catch-up) */
@@ -247,6 +260,7 @@ static void welcome(fwd *f, uint64_t first_seq, uint64_t start_seq)
 static void start_catchup(fwd *f, fy_pos at, uint64_t seq)
 {
     f->st = F_CATCHUP;
+    f->behind = true;
     f->pos = at;
     f->bound = at;
     f->pos_seq = seq;
@@ -270,6 +284,8 @@ static void on_subscribed(fwd *f, fy__sub_info *si)
     }
     if (f->ctx->conf->sndbuf)
         fy_sock_set_bufs(f->conn.fd, (int)f->ctx->conf->sndbuf, 0);
+    f->follow = strcmp(f->ctx->conf->live_send, "file") == 0 &&
+                (!fy_conn_is_tls(&f->conn) || fy_conn_ktls_send(&f->conn));
     if ((rc = fy_io_add(f->self, f->conn.fd, FY_IO_READ | FY_IO_WRITE, 0)) < 0) {
         free(si);
         f->st = F_LIVE;
@@ -386,6 +402,7 @@ static void overflow(fwd *f, fy__batch *nb, const char *why)
             (unsigned long long)at.seg, (unsigned long long)at.off,
             (unsigned long long)f->end_seq);
     f->st = F_CATCHUP;
+    f->behind = true;
     f->pos = at;
     f->bound = at;
     f->pos_seq = 0; /* there is something to send */
@@ -437,6 +454,26 @@ static void emit_lag(fwd *f)
     fy_trace_emit(FY_TR_LAG, fy_actor_id(f->self), p, b);
 }
 
+/* Following (live, no queue): the batch's bytes are in the file; send them
+ * from there, from the end we had reached. */
+static void follow(fwd *f, fy__batch *b)
+{
+    fy_pos from = f->end;
+
+    f->end = b->end;
+    f->end_seq = b->next_seq;
+    fy__batch_unref(b);
+    f->last_live_ns = fy_now_ns();
+    f->st = F_CATCHUP;
+    f->behind = false;
+    if (!f->rd || fy_logrd_pos(f->rd).seg != from.seg || fy_logrd_pos(f->rd).off != from.off)
+        f->rd_seeked = false; /* the reader was closed, or a drain moved nothing */
+    f->pos = f->bound = from;
+    f->pos_seq = 0;
+    emit_lag(f);
+    pump(f);
+}
+
 static void on_live(fwd *f, fy__batch *b)
 {
     if (f->cut) { /* sending nothing new: the end is fixed */
@@ -466,6 +503,10 @@ static void on_live(fwd *f, fy__batch *b)
         fy__batch_unref(b);
         fail(f, FY_EINTERNAL, "live batch starts at seq %llu, expected %llu",
              (unsigned long long)first, (unsigned long long)f->q_next_seq);
+        return;
+    }
+    if (f->follow) {
+        follow(f, b);
         return;
     }
     if (f->qbytes + b->held > f->ctx->conf->window) {
@@ -575,19 +616,53 @@ static int write_part(fwd *f)
     return 0;
 }
 
+static void close_reader(fwd *f)
+{
+    fy_logrd_close(f->rd);
+    f->rd = NULL;
+    f->rd_seeked = false;
+}
+
 static void go_live(fwd *f)
 {
-    if (!f->cut && (f->catchups || f->pos_seq != f->end_seq))
+    if (!f->cut && f->behind && (f->catchups || f->pos_seq != f->end_seq))
         fy_klog(FY_LOG_INFO, "receiver live", "peer=%s channel=%s next_seq=%llu bytes_sent=%llu",
                 f->peer, f->chan->name, (unsigned long long)f->end_seq,
                 (unsigned long long)f->sent);
+    if (!f->behind && f->end_seq > f->q_next_seq) /* followed: these went out live */
+        f->frames_live += f->end_seq - f->q_next_seq;
     f->st = F_LIVE;
+    f->behind = false;
     f->mid = false;
     f->q_next_seq = f->end_seq;
+    if (f->follow && f->rd && f->rd_seeked) {
+        /* The next batch is sent from here: keep the reader a while. */
+        if (!f->linger_armed) {
+            f->linger_armed = true;
+            fy_timer_after(f->self, FOLLOW_LINGER_MS, FY__TM_LINGER);
+        }
+        return;
+    }
     /* Live needs no file: give the descriptors back (10 000 idle live
      * receivers would otherwise hold 20 000 of them). */
-    fy_logrd_close(f->rd);
-    f->rd = NULL;
+    close_reader(f);
+}
+
+/* A follower's reader idle for FOLLOW_LINGER_MS goes back: an idle
+ * receiver holds only its socket. */
+static void on_linger(fwd *f)
+{
+    uint64_t idle_ms = (fy_now_ns() - f->last_live_ns) / 1000000;
+
+    f->linger_armed = false;
+    if (f->st != F_LIVE || !f->rd)
+        return;
+    if (idle_ms >= FOLLOW_LINGER_MS) {
+        close_reader(f);
+        return;
+    }
+    f->linger_armed = true;
+    fy_timer_after(f->self, FOLLOW_LINGER_MS - idle_ms, FY__TM_LINGER);
 }
 
 /* fy_logrd_send's sender: sendfile(2) on a plain socket, SSL_sendfile under
@@ -621,7 +696,8 @@ static ssize_t catchup_step(fwd *f, size_t max)
     }
     rc = fy_logrd_send(f->rd, send_file, &f->conn, f->end, max, &sent);
     f->sent += sent;
-    f->sent_disk += sent;
+    if (f->behind)
+        f->sent_disk += sent;
     f->pos = fy_logrd_pos(f->rd);
     if (sent)
         f->mid = true; /* unknown frame boundary until the reader is at the end */
@@ -906,8 +982,9 @@ static void on_idle_tick(fwd *f)
         fy_timer_after(f->self, fy__idle_tick_ms(t), FY__TM_IDLE);
 }
 
-/* Stats: frames_out counts frames sent from live buffers (catch-up sends
- * bytes with sendfile and does not see frame boundaries). */
+/* Stats: frames_out counts frames sent live (from live buffers, or
+ * followed in the file); catch-up of history sends bytes and does not see
+ * frame boundaries. */
 static void on_stats(fwd *f, const fy_msg *m)
 {
     fy_stats_rec r = {.actor = fy_actor_id(f->self), .kind = FY_KIND_FORWARDER, .role = 2};
@@ -918,7 +995,7 @@ static void on_stats(fwd *f, const fy_msg *m)
     if (f->st != F_CLOSING)
         snprintf(r.channel, sizeof r.channel, "%.71s", f->chan->name);
     snprintf(r.peer, sizeof r.peer, "%s", f->peer);
-    snprintf(r.mode, sizeof r.mode, "%s", f->st == F_LIVE ? "live" : "catch-up");
+    snprintf(r.mode, sizeof r.mode, "%s", f->st == F_LIVE || !f->behind ? "live" : "catch-up");
     r.v[FY_ST_BYTES_OUT] = f->sent;
     r.v[FY_ST_FRAMES_OUT] = f->frames_live;
     r.v[FY_ST_CATCHUPS] = f->catchups;
@@ -968,6 +1045,8 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
     case FY_MSG_TIMER:
         if (m->u64[0] == FY__TM_IDLE)
             on_idle_tick(f);
+        else if (m->u64[0] == FY__TM_LINGER)
+            on_linger(f);
         else
             pressure_check(f);
         break;

@@ -41,6 +41,7 @@ void fy_conf_defaults(fy_conf *c)
     c->fsync_mode = FY_FSYNC_FILE_END;
     c->segment_bytes = 256ull << 20;
     c->window = 8ull << 20;
+    snprintf(c->live_send, sizeof c->live_send, "file");
     c->channel_budget = 4ull << 20;
     c->log_level = FY_LOG_INFO;
     c->trace_events = 65536;
@@ -105,6 +106,7 @@ static const struct key keys[] = {
     {"scrub-interval", K_UINT, OFF(scrub_interval), 0, 365ull * 86400},
     {"scrub-rate", K_SIZE, OFF(scrub_rate), 1ull << 20, 1ull << 40},
     {"window", K_SIZE, OFF(window), 64ull << 10, 1ull << 36},
+    {"live-send", K_STR, OFF(live_send), 0, sizeof(((fy_conf *)0)->live_send)},
     {"channel-budget", K_SIZE, OFF(channel_budget), 1ull << 20, 1ull << 40},
     {"sndbuf", K_SIZE, OFF(sndbuf), 0, 64ull << 20},
     {"idle-timeout", K_UINT, OFF(idle_timeout), 0, 86400},
@@ -163,8 +165,9 @@ int fy_conf_set(fy_conf *c, const char *key, const char *val, char *err, size_t 
     switch (k->kind) {
     case K_STR:
     case K_PATH: {
-        /* listen, metrics, upstream, upstream-token, upstream-tls-name */
-        size_t cap = k->kind == K_STR ? sizeof c->listen : FY_CONF_PATH_MAX;
+        /* listen, metrics, upstream, upstream-token, upstream-tls-name: 256
+         * bytes; a shorter field says its size in max. */
+        size_t cap = k->kind == K_STR ? (k->max ? k->max : sizeof c->listen) : FY_CONF_PATH_MAX;
         if (strlen(val) >= cap) {
             say(err, errcap, "%s: value too long (max %zu bytes)", key, cap - 1);
             return -EINVAL;
@@ -400,6 +403,10 @@ int fy_conf_check(const fy_conf *c, char *err, size_t errcap)
     if (c->segment_bytes < 2 * frame) {
         say(err, errcap, "segment-bytes (%llu) must hold at least 2 frames (%llu)",
             (unsigned long long)c->segment_bytes, (unsigned long long)(2 * frame));
+        return -EINVAL;
+    }
+    if (strcmp(c->live_send, "file") != 0 && strcmp(c->live_send, "buffers") != 0) {
+        say(err, errcap, "live-send: '%s' is not file or buffers", c->live_send);
         return -EINVAL;
     }
     if (!c->data[0]) {

@@ -35,6 +35,7 @@ typedef struct fy_conf {
     uint64_t scrub_interval;      /* seconds between scrub passes; 0 = no scrubbing */
     uint64_t scrub_rate;          /* bytes/s a channel's scrubber reads at most */
     uint64_t window;              /* per-receiver live window, bytes */
+    char live_send[16];           /* "file": live frames by sendfile; "buffers": writev */
     uint64_t channel_budget;      /* per-channel in-flight bytes, session -> writer */
     uint64_t sndbuf;              /* receiver sockets' SO_SNDBUF; 0 = kernel autotuning */
     uint64_t idle_timeout;        /* seconds without progress before a peer is cut; 0 = off */

@@ -3,8 +3,10 @@
  * from the data segments straight to a socket, or whole frames into a
  * buffer for tools.
  *
- * Each reader has its own read-only fds, so readers never share state with
- * the writer or with each other.  A reader never goes past the end position
+ * Each reader has its own read-only fd of the segment it is in, so readers
+ * never share state with the writer or with each other.  It holds no other
+ * descriptor: the directory is opened only to move to another segment, so a
+ * forwarder that follows a channel live costs its socket and one fd.  A reader never goes past the end position
  * the writer published to it: bytes beyond it may be a frame still being
  * written.  A segment other than the one `end` is in is finished (the
  * writer rolled away from it and never writes it again), so its file size
@@ -26,22 +28,32 @@
 #include "store/seg.h"
 
 struct fy_logrd {
-    int dirfd;
+    char *dir;
     int fd; /* segment pos.seg, or -1 */
     fy_pos pos;
 };
 
+static int open_dir(const fy_logrd *r)
+{
+    int fd = open(r->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
 int fy_logrd_open(const char *dir, fy_logrd **out)
 {
     fy_logrd *r = calloc(1, sizeof *r);
-    if (!r)
-        return -ENOMEM;
-    r->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (r->dirfd < 0) {
-        int rc = -errno;
+    int fd;
+
+    if (!r || !(r->dir = strdup(dir))) {
         free(r);
-        return rc;
+        return -ENOMEM;
     }
+    if ((fd = open_dir(r)) < 0) { /* fail now, as a missing channel should */
+        free(r->dir);
+        free(r);
+        return fd;
+    }
+    close(fd);
     r->fd = -1;
     *out = r;
     return 0;
@@ -53,7 +65,7 @@ void fy_logrd_close(fy_logrd *r)
         return;
     if (r->fd >= 0)
         close(r->fd);
-    close(r->dirfd);
+    free(r->dir);
     free(r);
 }
 
@@ -61,7 +73,12 @@ void fy_logrd_close(fy_logrd *r)
 static int open_seg(fy_logrd *r, uint64_t base)
 {
     uint8_t hb[FY__SEG_HDR_SIZE];
-    int fd = fy__seg_open(r->dirfd, FY__SEG_LOG, base, O_RDONLY);
+    int dirfd = open_dir(r);
+
+    if (dirfd < 0)
+        return dirfd;
+    int fd = fy__seg_open(dirfd, FY__SEG_LOG, base, O_RDONLY);
+    close(dirfd);
 
     if (fd < 0)
         return fd == -ENOENT ? -FY_ENOSEQ : fd;
@@ -115,7 +132,12 @@ static int64_t avail(fy_logrd *r, fy_pos end)
         /* Finished and read: the next segment is the smallest base above. */
         uint64_t *b, next = 0;
         size_t n;
-        int rc = fy__seg_list(r->dirfd, FY__SEG_LOG, &b, &n);
+        int rc = open_dir(r);
+        if (rc < 0)
+            return rc;
+        int dirfd = rc;
+        rc = fy__seg_list(dirfd, FY__SEG_LOG, &b, &n);
+        close(dirfd);
         if (rc < 0)
             return rc;
         for (size_t i = 0; i < n && !next; i++)

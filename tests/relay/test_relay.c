@@ -667,9 +667,9 @@ static int count_fds(pid_t pid)
 }
 
 /* A live receiver holds its socket only: the data file is opened when it
- * has to catch up from disk and closed when it is live again (it used to
- * hold two more descriptors for the whole connection, so a 10 000-receiver
- * storm ran out of descriptors). */
+ * has to catch up from disk or follow live frames, and closed a second
+ * after nothing more came (it used to hold two more descriptors for the
+ * whole connection, so a 10 000-receiver storm ran out of descriptors). */
 static void test_live_receiver_fds(void **st)
 {
     tstate *t = *st;
@@ -701,6 +701,10 @@ static void test_live_receiver_fds(void **st)
         check_file(&rx[i].files[rx[i].nfiles - 1], "b.bin", data, len);
     }
     int now = count_fds(t->d.pid);
+    for (int i = 0; i < 40 && now - base > NR + 2; i++) { /* the readers linger 1 s */
+        usleep(100000);
+        now = count_fds(t->d.pid);
+    }
     fprintf(stderr, "fds: %d with 1 receiver, %d with %d\n", base, now, NR + 1);
     assert_true(now - base <= NR + 2); /* one socket each (+ slack) */
     for (int i = 0; i <= NR; i++) {
@@ -940,12 +944,15 @@ static void *recv_job(void *arg)
     return NULL;
 }
 
-static void test_throttled(void **st)
+/* One receiver stops reading: the other two get the file at once, and the
+ * slow one gets it intact when it reads again.  With --live-send buffers its
+ * forwarder overflows its window and catches up from disk; following the
+ * file (the default), it holds no buffer at all and simply lags. */
+static void throttled(tstate *t, const char *live_send)
 {
-    tstate *t = *st;
     size_t len = 16u << 20;
     uint8_t *data = random_data(len, 13);
-    const char *args[] = {"--window", "1M", NULL};
+    const char *args[] = {"--window", "1M", "--live-send", live_send, NULL};
     job snd = {.t = t, .chan = "slow", .name = "big", .data = data, .len = len};
     job fast[2] = {{.t = t}, {.t = t}};
     rh_rx slow;
@@ -974,9 +981,22 @@ static void test_throttled(void **st)
     assert_int_equal(rh_rx_until(&slow, 1, 0), 0);
     check_file(&slow.files[0], "big", data, len);
     rh_rx_free(&slow);
-    assert_true(rh_log_count(&t->d, "catching up from disk") >= 1);
+    if (strcmp(live_send, "buffers") == 0)
+        assert_true(rh_log_count(&t->d, "catching up from disk") >= 1);
+    else
+        assert_int_equal(rh_log_count(&t->d, "catching up from disk"), 0);
     free(data);
     t->ok = true;
+}
+
+static void test_throttled(void **st)
+{
+    throttled(*st, "buffers");
+}
+
+static void test_throttled_follow(void **st)
+{
+    throttled(*st, "file");
 }
 
 /* Two channels, each with a receiver that does not read, and a pool smaller
@@ -987,7 +1007,7 @@ static void test_memory_pressure(void **st)
     size_t len = 11u << 18; /* 2.75 MiB: under one window, over half the pool */
     uint8_t *da = random_data(len, 17), *db = random_data(len, 18);
     const char *args[] = {"--max-payload", "64K", "--channel-budget", "1M", "--window", "3M",
-                          "--memory", "5M", "--sndbuf", "32K", NULL};
+                          "--memory", "5M", "--sndbuf", "32K", "--live-send", "buffers", NULL};
     job s[2] = {{.t = t, .chan = "pa", .name = "a", .data = da, .len = len},
                 {.t = t, .chan = "pb", .name = "b", .data = db, .len = len}};
     rh_rx stuck[2];
@@ -1968,6 +1988,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_live_midfile, setup, teardown),
         cmocka_unit_test_setup_teardown(test_segments_retention, setup, teardown),
         cmocka_unit_test_setup_teardown(test_throttled, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_throttled_follow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memory_pressure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_channels, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigterm, setup, teardown),
