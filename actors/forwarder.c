@@ -11,19 +11,22 @@
  *             fy_conn_sendfile).  Live batches that arrive meanwhile only
  *             move that end forward (their bytes are already in the file).
  *             When the reader reaches the end, the forwarder is live.
- *   live      nothing left to send up to the end.  Where the connection
- *             can send from the page cache without a copy (a plain socket,
- *             or kernel TLS) the forwarder *follows*: a live batch only
+ *   live      nothing left to send up to the end.  With --live-send file,
+ *             where the connection can send from the page cache without a
+ *             copy (a plain socket, or kernel TLS) the forwarder *follows*:
+ *             a live batch only
  *             moves the end and the bytes go out with sendfile from the
  *             file, like catch-up, with the reader kept open (closed after
  *             FOLLOW_LINGER_MS with nothing new).  Live and catch-up are
  *             then one path: no copy per receiver, no buffer held for a
- *             receiver, nothing to overflow.  Under user-space TLS the
- *             batches are queued and sent from the shared buffers with
- *             SSL_write (non-blocking; partial writes resume at the byte),
- *             which saves the pread that sendfile's fallback would cost.
+ *             receiver, nothing to overflow.  By default (--live-send
+ *             buffers, and always under user-space TLS) the batches are
+ *             queued and sent from the shared buffers with writev or
+ *             SSL_write (non-blocking; partial writes resume at the byte):
+ *             on loopback that measured faster than sendfile from 16
+ *             receivers up (docs/benchmarks.md, "Where the copies go").
  *
- * Queued live batches (user-space TLS only): a receiver that falls behind by
+ * Queued live batches: a receiver that falls behind by
  * more than the window (--window) makes its forwarder drop every queued batch
  * and go back to catch-up from the first unsent frame, so a slow receiver
  * holds at most a window of buffers and the writer never waits for anyone.

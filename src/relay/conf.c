@@ -41,7 +41,7 @@ void fy_conf_defaults(fy_conf *c)
     c->fsync_mode = FY_FSYNC_FILE_END;
     c->segment_bytes = 256ull << 20;
     c->window = 8ull << 20;
-    snprintf(c->live_send, sizeof c->live_send, "file");
+    snprintf(c->live_send, sizeof c->live_send, "buffers");
     c->channel_budget = 4ull << 20;
     c->log_level = FY_LOG_INFO;
     c->trace_events = 65536;

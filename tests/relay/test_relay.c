@@ -670,16 +670,16 @@ static int count_fds(pid_t pid)
  * has to catch up from disk or follow live frames, and closed a second
  * after nothing more came (it used to hold two more descriptors for the
  * whole connection, so a 10 000-receiver storm ran out of descriptors). */
-static void test_live_receiver_fds(void **st)
+static void live_receiver_fds(tstate *t, const char *live_send)
 {
-    tstate *t = *st;
     enum { NR = 24 };
+    const char *args[] = {"--live-send", live_send, NULL};
     rh_rx rx[NR + 1];
     fy_welcome w;
     size_t len = 300000;
     uint8_t *data = random_data(len, 5);
 
-    start(t, NULL);
+    start(t, args);
     receiver(t, &rx[0], "fds", FY_MODE_LIVE, 0); /* creates the channel */
     int fd = sender(t, "fds", "", &w);
     assert_true(fd >= 0);
@@ -714,6 +714,16 @@ static void test_live_receiver_fds(void **st)
     say_bye(fd);
     free(data);
     t->ok = true;
+}
+
+static void test_live_receiver_fds(void **st)
+{
+    live_receiver_fds(*st, "buffers");
+}
+
+static void test_live_receiver_fds_follow(void **st)
+{
+    live_receiver_fds(*st, "file");
 }
 
 static void test_auth(void **st)
@@ -945,9 +955,9 @@ static void *recv_job(void *arg)
 }
 
 /* One receiver stops reading: the other two get the file at once, and the
- * slow one gets it intact when it reads again.  With --live-send buffers its
- * forwarder overflows its window and catches up from disk; following the
- * file (the default), it holds no buffer at all and simply lags. */
+ * slow one gets it intact when it reads again.  With --live-send buffers (the
+ * default) its forwarder overflows its window and catches up from disk;
+ * following the file, it holds no buffer at all and simply lags. */
 static void throttled(tstate *t, const char *live_send)
 {
     size_t len = 16u << 20;
@@ -1983,6 +1993,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split_frames, setup, teardown),
         cmocka_unit_test_setup_teardown(test_live_receiver_fds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_live_receiver_fds_follow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_live_midfile, setup, teardown),
