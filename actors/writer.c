@@ -6,10 +6,11 @@
  * (one pwritev in the common case).  Then, in this order: the index
  * records go to the indexer, every subscribed forwarder gets the batch
  * (one shared reference count for all of them: the same bytes, no copy)
- * together with the new end position, the sender gets an ack for each
- * file-end (after an fdatasync when the policy is file-end), and last a
- * credit for the buffer bytes, which reopens the channel's in-flight
- * budget.  The writer never waits for a forwarder: a forwarder that cannot
+ * together with the new end position, the sender gets a credit for the
+ * buffer bytes, which reopens the channel's in-flight budget, and last an
+ * ack for each file-end (after an fdatasync when the policy is file-end;
+ * before it blocks, the writer hands the actors waiting on its thread to
+ * the other threads, fy_sched_handoff).  The writer never waits for a forwarder: a forwarder that cannot
  * keep up drops live batches itself and catches up from the file.
  *
  * The writer also enforces one sender per channel (FY_EBUSY) and answers
@@ -222,7 +223,14 @@ static void on_batch(writer *w, fy__batch *b)
         fy__batch_unref(b);
     }
 
+    /* The buffers are written: the sender may fill them again while the
+     * file-end is synced. */
+    if (to)
+        fy_actor_post(to, FY_RM_CREDIT, 0, held, 0, NULL, NULL);
     if (nacks && w->ctx->conf->fsync_mode == FY_FSYNC_FILE_END) {
+        /* The forwarders just made runnable would otherwise wait out the
+         * sync on this thread (a 115 ms stall in the rate case). */
+        fy_sched_handoff();
         if ((rc = fy_log_sync(w->log)) < 0) {
             fy_klog(FY_LOG_ERROR, "fy_log_sync failed", "channel=%s err=%s action=\"no ack\"",
                     w->chan->name, fy_errname(rc));
@@ -234,11 +242,9 @@ static void on_batch(writer *w, fy__batch *b)
         w->fsync_armed = true;
         fy_timer_after(w->self, w->ctx->conf->fsync_ms, FY__TM_FSYNC);
     }
-    if (to) {
+    if (to)
         for (size_t i = 0; i < nacks; i++)
             fy_actor_post(to, FY_RM_ACK, 0, acks[i], 0, NULL, NULL);
-        fy_actor_post(to, FY_RM_CREDIT, 0, held, 0, NULL, NULL);
-    }
     if (rc < 0)
         store_failed(w, rc); /* after the acks of what was stored */
     if (fy_log_end(w->log).seg != seg0 && (w->ctx->conf->retain_bytes || w->ctx->conf->retain_age))

@@ -44,6 +44,13 @@ void fy_sched_free(fy_sched *s);
 
 unsigned fy_sched_threads(const fy_sched *s);
 
+/* A handler about to make a call that may block for long (fdatasync): hand
+ * the actors waiting in this thread's own run queue to the other threads,
+ * so they run while this one waits.  Without it, actors this turn made
+ * runnable (the forwarders of a batch just written) would wait for the
+ * blocking call too.  No-op off a scheduler thread or with one thread. */
+void fy_sched_handoff(void);
+
 /* Index of the calling scheduler thread, or -1 off the scheduler. */
 int fy_sched_thread_index(void);
 

@@ -169,6 +169,23 @@ void fy__sched_schedule(fy_sched *s, fy_actor *a)
     push_to(p, a);
 }
 
+void fy_sched_handoff(void)
+{
+    fy__thr *t = fy__self;
+    fy_actor *a;
+
+    if (!t || t->s->n < 2)
+        return;
+    /* Parked threads first; otherwise spread over the others' inboxes,
+     * which they fold in before their next turn. */
+    for (unsigned k = 0; (a = local_pop(t)); k++) {
+        fy__thr *p = find_parked(t->s, t->idx + 1);
+        if (!p || p == t)
+            p = &t->s->thr[(t->idx + 1 + k % (t->s->n - 1)) % t->s->n];
+        push_to(p, a);
+    }
+}
+
 /* ---- threads ------------------------------------------------------------ */
 
 static void *thr_main(void *arg)

@@ -433,6 +433,66 @@ static void test_exit_from_handler(void **st)
     fy_actor_unref(a);
 }
 
+/* ---- a handler about to block hands its thread's queue over ------------ */
+
+typedef struct blocker {
+    fy_actor *peer;
+    bool handoff;
+    _Atomic uint64_t peer_ran, blocked_done;
+    _Atomic uint64_t ran_during; /* the peer ran while the blocker slept */
+} blocker;
+
+static int peer_fn(fy_actor *self, void *st, fy_msg *m)
+{
+    blocker *b = st;
+    (void)self, (void)m;
+    atomic_store(&b->peer_ran, 1);
+    return FY_MSG_DONE;
+}
+
+/* Posts to the peer (which lands on this thread's own queue), then blocks
+ * for 300 ms as an fdatasync would. */
+static int blocker_fn(fy_actor *self, void *st, fy_msg *m)
+{
+    blocker *b = st;
+    (void)self, (void)m;
+    fy_actor_post(b->peer, T_PING, 0, 0, 0, NULL, NULL);
+    if (b->handoff)
+        fy_sched_handoff();
+    for (int i = 0; i < 300 && !atomic_load(&b->peer_ran); i++)
+        sleep_ms(1);
+    atomic_store(&b->ran_during, atomic_load(&b->peer_ran));
+    atomic_store(&b->blocked_done, 1);
+    return FY_MSG_DONE;
+}
+
+static uint64_t blocked_run(bool handoff)
+{
+    fy_sched *s = start(2, 0);
+    blocker b = {.handoff = handoff};
+    fy_actor_opts po = {.fn = peer_fn, .state = &b}, bo = {.fn = blocker_fn, .state = &b};
+    fy_actor *blk = NULL;
+    assert_int_equal(fy_actor_new(s, &po, &b.peer), 0);
+    assert_int_equal(fy_actor_new(s, &bo, &blk), 0);
+    assert_int_equal(fy_actor_post(blk, T_GO, 0, 0, 0, NULL, NULL), 0);
+    assert_true(wait_u64(&b.blocked_done, 1));
+    assert_true(wait_u64(&b.peer_ran, 1));
+    rt_sched_down(s);
+    fy_actor_unref(blk);
+    fy_actor_unref(b.peer);
+    return atomic_load(&b.ran_during);
+}
+
+static void test_handoff_before_blocking(void **st)
+{
+    (void)st;
+    /* Without the handoff the peer waits in the blocked thread's queue (the
+     * other thread is parked and nobody wakes it): the reason ferryd's
+     * forwarders waited out a writer's fdatasync. */
+    assert_int_equal(blocked_run(false), 0);
+    assert_int_equal(blocked_run(true), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -441,6 +501,7 @@ int main(void)
         cmocka_unit_test(test_fanin),          cmocka_unit_test(test_fanout),
         cmocka_unit_test(test_stop_under_load), cmocka_unit_test(test_join_stops_all),
         cmocka_unit_test(test_never_started),  cmocka_unit_test(test_exit_from_handler),
+        cmocka_unit_test(test_handoff_before_blocking),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
