@@ -94,7 +94,7 @@ typedef struct fy_ingest_info {
     uint64_t skipped;       /* frames dropped before the first file-begin (skip_partial) */
 } fy_ingest_info;
 
-/* Start with the n bytes at p already read (n <= 256 KiB; copied once).
+/* Start with the n bytes at p already read (n <= 1 MiB; copied once).
  * 0, -EINVAL (also: in_file without prefix), or -ENOMEM. */
 int fy_ingest_new(const fy_ingest_conf *c, const uint8_t *p, size_t n, fy_ingest **out);
 /* Drops unsent frames without calling out.  NULL is ignored. */
@@ -129,7 +129,7 @@ void fy_ingest_credit(fy_ingest *g, uint64_t bytes);
  * progress and its SHA-256 so far, a checked frame that waits for a
  * buffer), expect channel id in the headers from now on and start with
  * the n bytes at p.  0, -ENOBUFS when the kept frame and the n bytes do
- * not fit the 256 KiB read buffer (keep n small: a welcome's leftovers),
+ * not fit the 1 MiB read buffer (keep n small: a welcome's leftovers),
  * or the fault already recorded. */
 int fy_ingest_restart(fy_ingest *g, uint32_t channel, const uint8_t *p, size_t n);
 
