@@ -53,6 +53,7 @@ typedef struct fy_store_opts {
     size_t max_payload;      /* frames larger than this are corrupt; 0 = 1 MiB */
     uint64_t retain_bytes;   /* 0 = keep everything */
     uint64_t retain_secs;    /* 0 = keep everything */
+    bool buffered;           /* append through the page cache, not O_DIRECT (log.c) */
 } fy_store_opts;
 
 /* What recovery found and did (for the log line and for tests). */
@@ -89,6 +90,9 @@ uint64_t fy_log_next_seq(const fy_log *l);
 uint64_t fy_log_first_seq(const fy_log *l);
 /* End of the written data (the next frame's position). */
 fy_pos fy_log_end(const fy_log *l);
+/* True when appends go to the disk with O_DIRECT (the default where the
+ * filesystem takes it; fy_store_opts.buffered turns it off). */
+bool fy_log_direct(const fy_log *l);
 /* fdatasync the current segment.  Returns 0 or -errno. */
 int fy_log_sync(fy_log *l);
 /* Remove whole old segments (never the current one) past the retention

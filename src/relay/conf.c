@@ -42,6 +42,7 @@ void fy_conf_defaults(fy_conf *c)
     c->segment_bytes = 256ull << 20;
     c->window = 8ull << 20;
     snprintf(c->live_send, sizeof c->live_send, "buffers");
+    snprintf(c->write_mode, sizeof c->write_mode, "direct");
     c->channel_budget = 4ull << 20;
     c->log_level = FY_LOG_INFO;
     c->trace_events = 65536;
@@ -107,6 +108,7 @@ static const struct key keys[] = {
     {"scrub-rate", K_SIZE, OFF(scrub_rate), 1ull << 20, 1ull << 40},
     {"window", K_SIZE, OFF(window), 64ull << 10, 1ull << 36},
     {"live-send", K_STR, OFF(live_send), 0, sizeof(((fy_conf *)0)->live_send)},
+    {"write-mode", K_STR, OFF(write_mode), 0, sizeof(((fy_conf *)0)->write_mode)},
     {"channel-budget", K_SIZE, OFF(channel_budget), 1ull << 20, 1ull << 40},
     {"sndbuf", K_SIZE, OFF(sndbuf), 0, 64ull << 20},
     {"idle-timeout", K_UINT, OFF(idle_timeout), 0, 86400},
@@ -407,6 +409,10 @@ int fy_conf_check(const fy_conf *c, char *err, size_t errcap)
     }
     if (strcmp(c->live_send, "file") != 0 && strcmp(c->live_send, "buffers") != 0) {
         say(err, errcap, "live-send: '%s' is not file or buffers", c->live_send);
+        return -EINVAL;
+    }
+    if (strcmp(c->write_mode, "direct") != 0 && strcmp(c->write_mode, "buffered") != 0) {
+        say(err, errcap, "write-mode: '%s' is not direct or buffered", c->write_mode);
         return -EINVAL;
     }
     if (!c->data[0]) {

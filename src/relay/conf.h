@@ -36,6 +36,7 @@ typedef struct fy_conf {
     uint64_t scrub_rate;          /* bytes/s a channel's scrubber reads at most */
     uint64_t window;              /* per-receiver live window, bytes */
     char live_send[16];           /* "file": live frames by sendfile; "buffers": writev */
+    char write_mode[16];          /* "direct": O_DIRECT appends; "buffered": page cache */
     uint64_t channel_budget;      /* per-channel in-flight bytes, session -> writer */
     uint64_t sndbuf;              /* receiver sockets' SO_SNDBUF; 0 = kernel autotuning */
     uint64_t idle_timeout;        /* seconds without progress before a peer is cut; 0 = off */
