@@ -193,7 +193,7 @@ static void on_batch(writer *w, fy__batch *b)
     uint64_t seq0 = fy_log_next_seq(w->log);
     /* A direct append waits for the disk: let the actors queued here run
      * on the other threads meanwhile. */
-    if (fy_log_direct(w->log))
+    if (fy_log_direct(w->log, b->bytes))
         fy_sched_handoff();
     int rc = fy_log_append(w->log, b->fr, b->n, b->recs);
     if (rc < 0 && !keep_stored(w, b, seq0, rc))

@@ -90,9 +90,10 @@ uint64_t fy_log_next_seq(const fy_log *l);
 uint64_t fy_log_first_seq(const fy_log *l);
 /* End of the written data (the next frame's position). */
 fy_pos fy_log_end(const fy_log *l);
-/* True when appends go to the disk with O_DIRECT (the default where the
- * filesystem takes it; fy_store_opts.buffered turns it off). */
-bool fy_log_direct(const fy_log *l);
+/* True when an append of this many bytes goes to the disk with O_DIRECT and
+ * so waits for it (the default for big appends where the filesystem takes
+ * it; fy_store_opts.buffered turns it off). */
+bool fy_log_direct(const fy_log *l, uint64_t bytes);
 /* fdatasync the current segment.  Returns 0 or -errno. */
 int fy_log_sync(fy_log *l);
 /* Remove whole old segments (never the current one) past the retention

@@ -43,7 +43,7 @@
 #endif
 
 #define DIRECT_ALIGN 4096u         /* buffer, offset and length of every direct write */
-#define STAGE_CAP (2u << 20)       /* staging buffer: whole batches in one write */
+#define STAGE_CAP (1u << 20)       /* staging buffer, allocated at the first direct append */
 /* Smaller appends go through the page cache: a direct write waits for the
  * disk, and a stream of small batches (128-byte frames) paid that wait per
  * batch and measured 8 % slower than buffered. */
@@ -55,6 +55,7 @@ struct fy_log {
     int dfd;        /* the same file opened O_DIRECT, or -1: appends go through fd */
     uint8_t *stage; /* DIRECT_ALIGN-aligned; [0, tail) = the segment's last partial block */
     size_t tail;
+    bool tail_ok;   /* stage holds it (else it is read from the file first) */
     bool direct_off; /* O_DIRECT refused or not wanted: buffered appends */
     fy_store_opts o;
     uint64_t next_seq;
@@ -94,29 +95,40 @@ static int load_tail(fy_log *l, uint64_t end)
 static void direct_open(fy_log *l)
 {
     char name[FY__SEG_NAME_CAP];
-    void *p;
 
     direct_close(l);
+    l->tail_ok = false;
     if (l->direct_off)
         return;
-    if (!l->stage) {
-        if (posix_memalign(&p, DIRECT_ALIGN, STAGE_CAP) != 0) {
-            l->direct_off = true;
-            return;
-        }
-        l->stage = p;
-    }
     fy__seg_name(cur(l)->base, FY__SEG_LOG, name);
     l->dfd = openat(l->dirfd, name, O_WRONLY | O_DIRECT | O_CLOEXEC);
-    if (l->dfd < 0 || load_tail(l, cur(l)->bytes) < 0) {
-        direct_close(l);
+    if (l->dfd < 0)
         l->direct_off = true;
-    }
 }
 
-bool fy_log_direct(const fy_log *l)
+/* The staging buffer, holding the current last partial block.  A channel
+ * that only ever gets small batches never allocates it. */
+static int stage_ready(fy_log *l)
 {
-    return l->dfd >= 0;
+    void *p;
+
+    if (!l->stage) {
+        if (posix_memalign(&p, DIRECT_ALIGN, STAGE_CAP) != 0)
+            return -ENOMEM;
+        l->stage = p;
+    }
+    if (!l->tail_ok) {
+        int rc = load_tail(l, cur(l)->bytes);
+        if (rc < 0)
+            return rc;
+        l->tail_ok = true;
+    }
+    return 0;
+}
+
+bool fy_log_direct(const fy_log *l, uint64_t bytes)
+{
+    return l->dfd >= 0 && bytes >= DIRECT_MIN_RUN;
 }
 
 int fy__log_new(int dirfd, const fy_store_opts *o, int fd, const fy__log_seg *segs, size_t n,
@@ -245,10 +257,7 @@ static int cut_back(fy_log *l, const struct iovec *frames, size_t k, uint64_t st
         keep += frames[whole++].iov_len;
     if (ftruncate(l->fd, (off_t)keep) != 0)
         rc = rc == -EIO ? -errno : rc;
-    if (l->dfd >= 0 && load_tail(l, keep) < 0) {
-        direct_close(l); /* the staging buffer no longer matches the file */
-        l->direct_off = true;
-    }
+    l->tail_ok = false; /* the staging buffer no longer matches the file */
     *done = whole;
     return rc;
 }
@@ -304,7 +313,7 @@ static int write_run(fy_log *l, const struct iovec *frames, size_t k, size_t *do
 
     for (size_t i = 0; i < k; i++)
         total += frames[i].iov_len;
-    if (l->dfd >= 0 && total >= DIRECT_MIN_RUN)
+    if (l->dfd >= 0 && total >= DIRECT_MIN_RUN && stage_ready(l) == 0)
         return write_direct(l, frames, k, done);
     total = 0;
     for (size_t i = 0; i < k; i++) {
@@ -328,11 +337,7 @@ static int write_run(fy_log *l, const struct iovec *frames, size_t k, size_t *do
             v[vi].iov_len -= (size_t)w;
         }
     }
-    /* The next direct append continues the block this one ended in. */
-    if (l->dfd >= 0 && load_tail(l, start + total) < 0) {
-        direct_close(l);
-        l->direct_off = true;
-    }
+    l->tail_ok = false; /* the next direct append reads the block this one ended in */
     *done = k;
     return 0;
 }

@@ -94,8 +94,8 @@ static void big_batches(fix *f, bool buffered)
 
     assert_int_equal(fy_store_open(f->dir, &o, &l, &x, &rep), 0);
     if (buffered)
-        assert_false(fy_log_direct(l));
-    else if (!fy_log_direct(l))
+        assert_false(fy_log_direct(l, 1u << 20));
+    else if (!fy_log_direct(l, 1u << 20))
         fprintf(stderr, "note: %s refused O_DIRECT; testing the buffered fallback\n", f->dir);
     for (size_t i = 0; i < sizeof batch / sizeof batch[0]; i++) {
         assert_int_equal(t_fill(l, x, seq, batch[i], batch[i], MP, 0), 0);
