@@ -110,7 +110,7 @@ typedef struct writer {
 /* The writer checks every file's SHA-256, not the sender's session: the
  * session reads, CRC-checks and packs on its own thread, and with the hash
  * there as well it was the pipeline's slowest stage (docs/reliability.md,
- * "File digests").  The writer sees every batch in order before it is
+ * "What is guaranteed").  The writer sees every batch in order before it is
  * stored, so the guarantee is the same: a file-end whose file does not hash
  * to its digest is never stored, acknowledged or forwarded. */
 
@@ -140,6 +140,7 @@ static int rehash(writer *w)
     return rc;
 }
 
+/* A stream frame's seq: little-endian at header offset 16 (docs/protocol.md). */
 static uint64_t hdr_seq(const uint8_t *raw)
 {
     uint64_t v = 0;
@@ -200,8 +201,8 @@ static uint32_t verify(writer *w, const fy__batch *b, int *cause, uint64_t *seq,
     return b->n;
 }
 
-/* Frame `at` of the batch from the attached sender was refused (cause, seq,
- * d: see verify); the frames before it were stored.  The sender hears why
+/* A frame of the attached sender's batch was refused (cause, seq, d: see
+ * verify); the frames before it were stored.  The sender hears why
  * once, after its acks, and its batches sent meanwhile are dropped until
  * it detaches (or, an upstream, starts its stream again: DIGEST_RESET). */
 static void digest_failed(writer *w, int cause, uint64_t seq, const fy__digest_err *d)
