@@ -10,17 +10,17 @@
  * copy of nearly every byte.  Smaller frames are packed several to a
  * buffer; the owner flushes one batch per turn.
  *
- * Every file's SHA-256 is computed here, over each data payload as it is
- * checked (the bytes are in cache then), and compared with the file-end's
- * before the file-end is stored: a file whose digest is wrong is never
- * acknowledged and never ends in the log, so receivers discard it as they
- * discard a file whose sender died, and go on to the next one.
+ * Every file's SHA-256 is checked by the channel's writer (actors/writer.c),
+ * not here: this runs on the sender's session, on the thread that also
+ * reads the socket and checks the CRCs, and with the hash as well it was
+ * the pipeline's slowest stage.  Here the file-end's size is checked
+ * against the bytes received; the writer hashes the payloads and refuses a
+ * file-end whose digest is wrong before it is stored.
  *
  * A connection may continue the channel's file in progress (its sender lost
  * the connection, or the relay restarted, mid-file): conf.in_file says so,
  * and if the first stream frame is data (or file-end), the file goes on at
- * conf.file_got and the owner's prefix callback feeds the hash the part
- * already stored, so the digest check still covers the whole file.
+ * conf.file_got (the writer's hash of the file goes on as well).
  *
  * Memory is bounded twice: a frame needs a pool buffer (-FY_EPOOL) and the
  * bytes at the writer not yet credited back must stay under the budget
@@ -35,7 +35,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ferry/digest.h"
 #include "ferry/err.h"
 
 /* One read; its frames become one batch.  1 MiB rather than 256 KiB: a
@@ -65,7 +64,6 @@ struct fy_ingest {
     uint64_t file_size, file_got;
     bool inherit;       /* conf.in_file, until the first stream frame decides */
     bool skipping;      /* conf.skip_partial, until the first file-begin */
-    fy_sha256 *sha;     /* the file in progress's payload so far */
     fy__batch *batch;
     fy_buf *pack;       /* the batch's buffer small frames are appended to, or NULL */
     fy_buf *dbuf;       /* a big data frame being read straight into its buffer */
@@ -82,12 +80,11 @@ int fy_ingest_new(const fy_ingest_conf *c, const uint8_t *p, size_t n, fy_ingest
     fy_ingest *g;
     int rc;
 
-    if (n > RBUF_SIZE || !c->out || (c->in_file && (!c->prefix || c->file_got > c->file_size)))
+    if (n > RBUF_SIZE || !c->out || (c->in_file && c->file_got > c->file_size))
         return -EINVAL;
     if (!(g = calloc(1, sizeof *g)))
         return -ENOMEM;
-    if (!(g->rbuf = malloc(RBUF_SIZE)) || (rc = fy_dec_new(c->max_payload, &g->dec)) < 0 ||
-        (rc = fy_sha256_new(&g->sha)) < 0) {
+    if (!(g->rbuf = malloc(RBUF_SIZE)) || (rc = fy_dec_new(c->max_payload, &g->dec)) < 0) {
         rc = g->rbuf ? rc : -ENOMEM;
         fy_dec_free(g->dec);
         free(g->rbuf);
@@ -116,7 +113,6 @@ void fy_ingest_free(fy_ingest *g)
     fy__batch_unref(g->batch);
     fy_buf_unref(g->dbuf);
     fy_dec_free(g->dec);
-    fy_sha256_free(g->sha);
     free(g->rbuf);
     free(g);
 }
@@ -189,23 +185,6 @@ static int fault_alloc(fy_ingest *g, int cause, size_t need)
 
 /* ---- stream rules ---------------------------------------------------------- */
 
-/* The first stream frame continues the file in progress: hash its stored
- * part first. */
-static int start_continue(fy_ingest *g, const fy_frame *f)
-{
-    int rc = fy_sha256_reset(g->sha);
-
-    if (rc < 0)
-        return fault_alloc(g, rc, 0);
-    if ((rc = g->c.prefix(g->c.arg, g->sha)) < 0) {
-        int code = fault(g, FY_INGEST_PREFIX, -FY_EINTERNAL, &f->hdr);
-        g->fault.cause = rc;
-        return code;
-    }
-    g->info.continued = true;
-    return 0;
-}
-
 /* cont: the connection inherited a file in progress and this file-begin
  * is its first stream frame: the new file replaces that one. */
 static int check_begin(fy_ingest *g, const fy_frame *f, bool cont)
@@ -217,8 +196,6 @@ static int check_begin(fy_ingest *g, const fy_frame *f, bool cont)
         return fault(g, FY_INGEST_BEGIN_PAYLOAD, rc, &f->hdr);
     if (g->info.in_file && !cont)
         return fault(g, FY_INGEST_BEGIN_IN_FILE, -FY_EPROTO, &f->hdr);
-    if ((rc = fy_sha256_reset(g->sha)) < 0)
-        return fault_alloc(g, rc, 0);
     g->info.in_file = true;
     g->file_size = fb.size;
     g->file_got = 0;
@@ -232,7 +209,6 @@ static int check_data(fy_ingest *g, const fy_frame *f)
     g->file_got += f->hdr.len;
     if (g->file_got > g->file_size)
         return fault(g, FY_INGEST_DATA_SIZE, -FY_ESIZE, &f->hdr);
-    fy_sha256_update(g->sha, f->payload, f->hdr.len);
     return 0;
 }
 
@@ -250,14 +226,7 @@ static int check_end(fy_ingest *g, const fy_frame *f)
         g->fault.end_size = fe.size;
         return rc;
     }
-    uint8_t d[FY_SHA256_LEN];
-    fy_sha256_final(g->sha, d);
-    if (memcmp(d, fe.sha256, sizeof d) != 0) {
-        rc = fault(g, FY_INGEST_END_DIGEST, -FY_EDIGEST, &f->hdr);
-        memcpy(g->fault.digest, d, sizeof d);
-        return rc;
-    }
-    g->info.in_file = false;
+    g->info.in_file = false; /* its digest is the writer's to check */
     return 0;
 }
 
@@ -281,8 +250,8 @@ static int check_stream(fy_ingest *g, const fy_frame *f)
     g->skipping = false;
     bool cont = g->inherit;
     g->inherit = false;
-    if (cont && h->type != FY_FT_FILE_BEGIN && (rc = start_continue(g, f)) < 0)
-        return rc;
+    if (cont && h->type != FY_FT_FILE_BEGIN)
+        g->info.continued = true;
     rc = h->type == FY_FT_FILE_BEGIN ? check_begin(g, f, cont)
          : h->type == FY_FT_DATA     ? check_data(g, f)
                                      : check_end(g, f);
@@ -526,8 +495,6 @@ void fy_ingest_fault_text(const fy_ingest *g, char *buf, size_t cap)
     const char *tn = fy_frame_type_name(x->hdr.type);
     unsigned long long seq = x->hdr.seq, exp = x->expect_seq, got = x->file_got,
                        size = x->file_size;
-    char hex[65];
-
     switch (x->why) {
     case FY_INGEST_BAD_FRAME:
         snprintf(buf, cap, "bad frame after seq %llu: %s", exp ? exp - 1 : 0, fy_strerror(x->code));
@@ -559,16 +526,6 @@ void fy_ingest_fault_text(const fy_ingest *g, char *buf, size_t cap)
         snprintf(buf, cap, "file-end seq %llu: size %llu, received %llu, file-begin said %llu",
                  seq, (unsigned long long)x->end_size, got, size);
         break;
-    case FY_INGEST_END_DIGEST:
-        fy_sha256_hex(x->digest, hex);
-        snprintf(buf, cap, "file-end seq %llu: the file's data hashes to SHA-256 %s, not the "
-                 "digest the file-end carries; the file is not stored (receivers discard it)",
-                 seq, hex);
-        break;
-    case FY_INGEST_PREFIX:
-        snprintf(buf, cap, "cannot continue the file in progress: reading its stored part back "
-                 "failed: %s", fy_strerror(x->cause));
-        break;
     case FY_INGEST_ALLOC:
         if (x->alloc)
             snprintf(buf, cap, "fy_buf_alloc(%zu) failed: %s", x->alloc, fy_strerror(x->cause));
@@ -591,7 +548,7 @@ int fy_ingest_restart(fy_ingest *g, uint32_t channel, const uint8_t *p, size_t n
         return g->err;
     /* A direct frame not yet whole was not checked: the stream resumes at
      * its seq.  A checked frame waiting for a buffer was counted (next_seq,
-     * SHA-256), so it stays; it is at most PACK_CAP or DIRECT_MIN bytes. */
+     * file size), so it stays; it is at most PACK_CAP or DIRECT_MIN bytes. */
     fy_buf_unref(g->dbuf);
     g->dbuf = NULL;
     if (g->have_frame) {

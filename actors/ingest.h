@@ -6,7 +6,8 @@
  * reports how much came (fy_ingest_got); fy_ingest_next then checks every
  * frame (fy_dec in header-first mode, then sequence, file framing, sizes,
  * channel id), packs the stream frames into pooled fy_bufs and hands each
- * full batch to the owner's out callback.  Control frames (ping, bye, ...)
+ * full batch to the owner's out callback (file digests are the writer's
+ * to check, actors/writer.c).  Control frames (ping, bye, ...)
  * go back to the owner, which alone knows what they mean on its link.
  * Nothing here knows about sockets, actors or error frames, so the session
  * (actors/session.c) and a relay that ingests from an upstream relay can
@@ -21,7 +22,6 @@
 #include <sys/uio.h>
 
 #include "ferry/buf.h"
-#include "ferry/digest.h"
 #include "ferry/proto.h"
 #include "relay_int.h"
 
@@ -40,10 +40,6 @@ typedef struct fy_ingest_conf {
      * partial one).  Only the first stream frame decides. */
     bool in_file;
     uint64_t file_size, file_got;
-    /* Needed with in_file: on a continuation, feed sha the stored part of
-     * the file (the owner reads it back from the log), so the file-end's
-     * SHA-256 is checked over the whole file.  0 or a negative error. */
-    int (*prefix)(void *arg, fy_sha256 *sha);
     /* The stream may begin inside a file (an edge starting again at its
      * upstream's oldest seq, which retention put in the middle of a file):
      * stream frames before the first file-begin are checked for their seq
@@ -68,9 +64,7 @@ typedef enum fy_ingest_why {
     FY_INGEST_END_PAYLOAD,   /* file-end payload does not decode (code) */
     FY_INGEST_END_OUTSIDE,   /* file-end with no file-begin */
     FY_INGEST_END_SIZE,      /* end_size, file_got and file_size differ */
-    FY_INGEST_END_DIGEST,    /* the payload's SHA-256 (digest) is not the file-end's */
     FY_INGEST_ALLOC,         /* fy_buf_alloc(alloc) failed with cause, or a batch (alloc 0) */
-    FY_INGEST_PREFIX,        /* conf.prefix failed with cause */
 } fy_ingest_why;
 
 typedef struct fy_ingest_fault {
@@ -80,7 +74,6 @@ typedef struct fy_ingest_fault {
     fy_frame_hdr hdr;     /* the offending frame (not for BAD_FRAME, ALLOC) */
     uint64_t expect_seq;  /* seq the next stream frame had to carry */
     uint64_t file_size, file_got, end_size;
-    uint8_t digest[32];   /* END_DIGEST: what the payload hashed to */
     size_t alloc;
 } fy_ingest_fault;
 
@@ -95,7 +88,7 @@ typedef struct fy_ingest_info {
 } fy_ingest_info;
 
 /* Start with the n bytes at p already read (n <= 1 MiB; copied once).
- * 0, -EINVAL (also: in_file without prefix), or -ENOMEM. */
+ * 0, -EINVAL, or -ENOMEM. */
 int fy_ingest_new(const fy_ingest_conf *c, const uint8_t *p, size_t n, fy_ingest **out);
 /* Drops unsent frames without calling out.  NULL is ignored. */
 void fy_ingest_free(fy_ingest *g);
@@ -126,7 +119,7 @@ void fy_ingest_credit(fy_ingest *g, uint64_t bytes);
 /* The stream goes on over a new connection (an edge relay reconnecting to
  * its upstream, resuming at info.next_seq): drop the unprocessed input and
  * a frame not yet whole, keep the stream state (next seq, the file in
- * progress and its SHA-256 so far, a checked frame that waits for a
+ * progress and its bytes so far, a checked frame that waits for a
  * buffer), expect channel id in the headers from now on and start with
  * the n bytes at p.  0, -ENOBUFS when the kept frame and the n bytes do
  * not fit the 1 MiB read buffer (keep n small: a welcome's leftovers),

@@ -181,6 +181,14 @@ typedef struct fy__part_info {
     char name[FY_NAME_MAX + 1];
 } fy__part_info;
 
+/* Why the writer refused a file-end: writer -> sender in DIGEST_ERR's m->buf
+ * (a pool buffer, so the runtime releases it even if the sender stopped
+ * meanwhile). */
+typedef struct fy__digest_err {
+    uint8_t got[32];  /* what the file's payload hashes to */
+    uint8_t want[32]; /* what its file-end carries */
+} fy__digest_err;
+
 /* Session -> registry request (malloc'd). */
 typedef struct fy__chan_req {
     fy_actor *reply; /* a reference, dropped by the registry */
@@ -233,6 +241,11 @@ enum fy__msg {
     FY_RM_CREDIT,                     /* u64[0] = bytes of buffer capacity freed */
     FY_RM_ACK,                        /* u64[0] = seq of a stored file-end */
     FY_RM_STORE_ERR,                  /* u32 = FY_E* or errno: append failed, u64 = next seq stored */
+    FY_RM_DIGEST_ERR,                 /* (also to an upstream) the writer refused a frame and
+                                         stored the ones before it: u32 = 0, a file-end whose
+                                         SHA-256 is wrong, or the FY_E* / errno that kept the
+                                         file from being hashed; u64[0] = the frame's seq (the
+                                         channel's next seq); buf = fy__digest_err or none */
     FY_RM_CONTINUE,                   /* self: more work, next turn */
     FY_RM_TAKEOVER,                   /* the same sender asks for the slot: u64[0] = its
                                          resume_from; answer KEEP or give up (DETACH) */
@@ -241,6 +254,9 @@ enum fy__msg {
     FY_RM_DETACH,                     /* ptr = session (compare only) */
     FY_RM_KEEP,                       /* ptr = session (compare only): it is active, refuse
                                          the takeover */
+    FY_RM_DIGEST_RESET,               /* ptr = sender (compare only): after DIGEST_ERR, its
+                                         stream starts again (an upstream reconnecting):
+                                         store its batches from here on */
     FY_RM_BATCH,                      /* ptr = fy__batch */
     FY_RM_SUBSCRIBE,                  /* ptr = forwarder (a reference) */
     FY_RM_UNSUBSCRIBE,                /* ptr = forwarder (compare only), u64 = its bytes, frames out */

@@ -26,7 +26,6 @@
 #include "ferry/err.h"
 #include "ferry/io.h"
 #include "ferry/klog.h"
-#include "ferry/store.h"
 #include "session_int.h"
 
 /* The ingest's output: one batch for the channel's writer. */
@@ -35,28 +34,6 @@ static void to_writer(void *arg, fy__batch *b)
     session *s = arg;
 
     fy_actor_post(s->chan->writer, FY_RM_BATCH, 0, 0, 0, b, NULL);
-}
-
-/* The ingest's prefix callback: the sender continues the channel's file in
- * progress, so the SHA-256 its file-end is checked against must cover the
- * part stored before, read back from the log up to the end the writer
- * published at attach.  On the session's turn: G stored bytes cost one
- * read and hash of G bytes (docs/protocol.md, "Continuing a file"). */
-static int hash_part(void *arg, fy_sha256 *sha)
-{
-    session *s = arg;
-    uint64_t t0 = fy_now_ns(), got = 0;
-    int rc = fy_logrd_hash_file(s->chan->dir, s->part.pos, s->part.end, s->part.seq,
-                                s->ctx->conf->max_payload, sha, &got);
-
-    if (rc == 0 && got != s->part.got)
-        rc = -FY_ECORRUPT;
-    fy_klog(rc < 0 ? FY_LOG_ERROR : FY_LOG_INFO, "sender continues a file", "peer=%s channel=%s "
-            "name=%s size=%llu stored=%llu rehashed=%llu seconds=%.3f err=%s", s->peer,
-            s->chan->name, s->part.name, (unsigned long long)s->part.size,
-            (unsigned long long)s->part.got, (unsigned long long)got, (double)(fy_now_ns() - t0) / 1e9,
-            rc < 0 ? fy_errname(rc) : "none");
-    return rc;
 }
 
 /* The ingest refused the stream with rc: the error frame says why. */
@@ -164,7 +141,7 @@ void fy__sender_attached(session *s, fy_msg *m)
                         .budget = s->ctx->conf->channel_budget, .channel = s->chan->id,
                         .next_seq = m->u64[0], .out = to_writer, .arg = s,
                         .in_file = s->has_part, .file_size = s->part.size,
-                        .file_got = s->part.got, .prefix = hash_part};
+                        .file_got = s->part.got};
     if (fy_ingest_new(&c, s->rbuf + s->roff, s->rlen - s->roff, &s->ing) < 0) {
         fail(s, FY_EINTERNAL, "out of memory");
         return;
@@ -190,6 +167,27 @@ void fy__sender_store_err(session *s, int err, uint64_t next_seq)
              "once the relay has room", fy_errname(-err), (unsigned long long)next_seq);
     else
         fail(s, FY_EINTERNAL, "storing the channel's frames failed: %s", fy_strerror(-err));
+}
+
+/* The writer refused a frame of this stream and stored the ones before it
+ * (their acks came first).  Same words as when the session itself checked
+ * the digest: the sender cannot tell where the check runs. */
+void fy__sender_digest_err(session *s, const fy_msg *m)
+{
+    unsigned long long seq = m->u64[0];
+    char hex[65] = "unknown";
+
+    if (s->st != S_SENDER)
+        return; /* ending anyway */
+    if (m->u32) {
+        fail(s, FY_EINTERNAL, "seq %llu: cannot check the SHA-256 of the file in progress: "
+             "hashing its stored part failed: %s", seq, fy_strerror(-(int)m->u32));
+        return;
+    }
+    if (m->buf && fy_buf_len(m->buf) == sizeof(fy__digest_err))
+        fy_sha256_hex(((const fy__digest_err *)(const void *)fy_buf_cdata(m->buf))->got, hex);
+    fail(s, FY_EDIGEST, "file-end seq %llu: the file's data hashes to SHA-256 %s, not the "
+         "digest the file-end carries; the file is not stored (receivers discard it)", seq, hex);
 }
 
 void fy__sender_idle_tick(session *s)

@@ -430,6 +430,9 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
     case FY_RM_STORE_ERR:
         fy__sender_store_err(s, (int)m->u32, m->u64[0]);
         break;
+    case FY_RM_DIGEST_ERR:
+        fy__sender_digest_err(s, m);
+        break;
     case FY_RM_SHUTDOWN:
         on_shutdown(s);
         break;

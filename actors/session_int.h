@@ -67,6 +67,9 @@ ssize_t fy__sender_read(session *s);
 void fy__sender_attached(session *s, fy_msg *m);
 /* The writer could not store the stream (u32 err, u64 the next seq stored). */
 void fy__sender_store_err(session *s, int err, uint64_t next_seq);
+/* The writer refused a frame: a file-end whose SHA-256 is wrong, or a file
+ * it could not hash (FY_RM_DIGEST_ERR). */
+void fy__sender_digest_err(session *s, const fy_msg *m);
 void fy__sender_idle_tick(session *s);
 /* The same sender wants the slot (resume_from of its hello). */
 void fy__sender_takeover(session *s, uint64_t resume_from);

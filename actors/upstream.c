@@ -8,9 +8,10 @@
  * machine").  The actor is an ordinary receiver of the upstream relay
  * (src/link: connect, hello role=receiver, welcome) and, once welcomed,
  * reads the socket straight into the buffers of the same fy_ingest a local
- * sender's session uses (actors/ingest.c): every frame is checked, every
- * file's SHA-256 verified, the frames are batched to the writer, which
- * stores, indexes and forwards them exactly as a local sender's.  Nothing
+ * sender's session uses (actors/ingest.c): every frame is checked, the
+ * frames are batched to the writer, which verifies every file's SHA-256,
+ * stores, indexes and forwards them exactly as a local sender's (a refused
+ * file-end: FY_RM_DIGEST_ERR, on_digest_err).  Nothing
  * is copied that a local sender's stream would not be.
  *
  * Sequence numbers.  The edge's log numbers its frames itself; upstream
@@ -24,7 +25,8 @@
  * it goes to the writer; the payload and its CRC are untouched.
  *
  * Losing the link (an upstream restart, a network cut) keeps the ingest
- * and its state -- the file in progress and its SHA-256 so far -- and
+ * and its state -- the file in progress and its bytes so far; the writer
+ * keeps the file's SHA-256 so far -- and
  * reconnects with exponential backoff and jitter, resuming at the next seq
  * the ingest expects, so the log goes on with no gap and no duplicate and
  * the local receivers notice nothing but a pause.
@@ -108,8 +110,9 @@ static void connect_now(upstream *u);
 /* DIR/upstream: "delta=N file_begin=S upstream=HOST:PORT".  Written (tmp +
  * rename) when delta is first known or changes and at every file-begin and
  * file-end that passes, so an edge restarted inside a file knows where
- * that file began: it resumes upstream there, checks the whole file again
- * and drops the frames it already has.  Not fsync'd at file boundaries: a
+ * that file began: it resumes upstream there, checks the file's frames
+ * again and drops the ones it already has (the writer hashes the stored
+ * part back from its log).  Not fsync'd at file boundaries: a
  * stale file_begin names an earlier file-begin, which is as good a place
  * to start checking.  A failure is logged; the mirror goes on. */
 static void state_save(upstream *u, bool sync)
@@ -536,6 +539,33 @@ static void fail_ingest(upstream *u, int rc)
     lost(u, FY_LOG_ERROR, fy_strerror(rc));
 }
 
+/* The writer refused the frame at local seq `seq` (a file-end whose
+ * SHA-256 is wrong, or a file it could not hash: damage on upstream's disk
+ * or in this edge's log) and stored the frames before it; it drops the
+ * batches sent since.  Sending that file again would not mend the part
+ * already stored, so the stream starts again at seq with a fresh ingest
+ * that drops the rest of the file up to the next file-begin, which then
+ * takes seq (rebase): receivers discard the broken file as one whose
+ * sender died, and get the next. */
+static void on_digest_err(upstream *u, const fy_msg *m)
+{
+    uint64_t seq = m->u64[0];
+
+    fy_klog(FY_LOG_ERROR, "upstream file refused", "channel=%s upstream=%s seq=%llu err=%s "
+            "action=\"reconnect, resume at the next file\"", u->name, u->ctx->conf->upstream,
+            (unsigned long long)seq, m->u32 ? fy_errname(-(int)m->u32) : "FY_EDIGEST");
+    fy_ingest_stop(u->ing); /* its stream is over; in-flight credit is forgotten */
+    fy_ingest_free(u->ing);
+    u->ing = NULL;
+    u->local_next = u->rebase_local = seq;
+    u->skip_until = 0;
+    u->rebase = true;
+    /* After the batches the writer drops (the mailbox keeps our order). */
+    fy_actor_post(u->writer, FY_RM_DIGEST_RESET, 0, 0, 0, u->self, NULL);
+    if (u->st == U_STREAM || u->st == U_LINK)
+        lost(u, FY_LOG_WARN, "file refused by the writer");
+}
+
 /* 0 when the ingest needs more input, 1 to stop reading. */
 static int consume(upstream *u)
 {
@@ -681,6 +711,9 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
                 "action=\"unsubscribe; the next receiver tries again\"", u->name,
                 fy_errname(-(int)m->u32), (unsigned long long)m->u64[0]);
         finish(u, "store failed");
+        break;
+    case FY_RM_DIGEST_ERR:
+        on_digest_err(u, m);
         break;
     case FY_RM_SHUTDOWN:
         /* u32 = 1: linger over (leave at a file boundary), else at once. */

@@ -2,8 +2,16 @@
  * writer.c - one channel's file-writer: the data log and the subscriber
  * list (the writer actor).
  *
- * Every batch a sender's session sends is appended with one fy_log_append
- * (one pwritev in the common case).  Then, in this order: the index
+ * Every batch a sender's session sends is first checked against the
+ * files' SHA-256 (verify: the writer hashes each data payload and compares
+ * at each file-end; a file-end whose file does not match, and everything
+ * after it, is cut off, the sender hears FY_RM_DIGEST_ERR and its later
+ * batches are dropped), then appended with one fy_log_append (one pwritev
+ * in the common case).  The hash runs here rather than on the session,
+ * whose thread also reads and CRC-checks and was the pipeline's slowest
+ * stage with it; the writer keeps the hash state of the file in progress
+ * across senders and hashes the stored part back from the log only when
+ * it has none (a restart inside the file).  Then, in this order: the index
  * records go to the indexer, every subscribed forwarder gets the batch
  * (one shared reference count for all of them: the same bytes, no copy)
  * together with the new end position, the sender gets a credit for the
@@ -37,6 +45,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ferry/digest.h"
 #include "ferry/err.h"
 #include "ferry/io.h"
 #include "ferry/klog.h"
@@ -71,6 +80,14 @@ typedef struct writer {
     uint64_t fb_got;   /* its payload bytes stored */
     bool dirty, fsync_armed, shutting, idx_shut, idx_done;
     bool store_failed; /* the attached sender's stream broke on a store error */
+    /* The SHA-256 of the file in progress, checked at its file-end before
+     * the file-end is stored.  Kept across senders (the channel's stream is
+     * one sequence), so a sender that continues the file needs nothing;
+     * sha_ok false (a restart inside the file, a batch cut short) means the
+     * stored part is hashed back from the log first (rehash). */
+    fy_sha256 *sha;
+    bool sha_ok;        /* sha covers the stored payload of the file part_seq */
+    bool digest_failed; /* the attached sender's stream broke on a refused file-end */
     uint64_t first_seq;
     uint64_t bytes, frames, files; /* for /metrics */
     uint64_t damaged;              /* frames the scrub found damaged, for /metrics */
@@ -87,6 +104,131 @@ typedef struct writer {
     bool up_linger_armed;
     uint64_t up_alone_since; /* fy_now_ns() when the last receiver left */
 } writer;
+
+/* ---- the digest check ------------------------------------------------------- */
+
+/* The writer checks every file's SHA-256, not the sender's session: the
+ * session reads, CRC-checks and packs on its own thread, and with the hash
+ * there as well it was the pipeline's slowest stage (docs/reliability.md,
+ * "What is guaranteed").  The writer sees every batch in order before it is
+ * stored, so the guarantee is the same: a file-end whose file does not hash
+ * to its digest is never stored, acknowledged or forwarded. */
+
+/* Hash the stored part of the file in progress (part_seq) back from the
+ * log: the writer has no state for it (the relay restarted inside the
+ * file, or the last batch was cut short).  0 or a negative error. */
+static int rehash(writer *w)
+{
+    uint64_t t0 = fy_now_ns(), got = 0;
+    int rc = fy_sha256_reset(w->sha);
+
+    /* A read of up to a whole file: the actors queued on this thread run
+     * on the others meanwhile. */
+    fy_sched_handoff();
+    if (rc == 0)
+        rc = fy_logrd_hash_file(w->chan->dir, w->fb_pos, fy_log_end(w->log), w->part_seq,
+                                w->ctx->conf->max_payload, w->sha, &got);
+    if (rc == 0 && got != w->fb_got)
+        rc = -FY_ECORRUPT;
+    w->sha_ok = rc == 0;
+    fy_klog(rc < 0 ? FY_LOG_ERROR : FY_LOG_INFO, "sender continues a file", "channel=%s name=%s "
+            "size=%llu stored=%llu rehashed=%llu seconds=%.3f err=%s action=\"%s\"",
+            w->chan->name, w->fb_name, (unsigned long long)w->fb_size,
+            (unsigned long long)w->fb_got, (unsigned long long)got,
+            (double)(fy_now_ns() - t0) / 1e9, rc < 0 ? fy_errname(rc) : "none",
+            rc < 0 ? "refuse the frame, end the sender's stream" : "check the file-end");
+    return rc;
+}
+
+/* A stream frame's seq: little-endian at header offset 16 (docs/protocol.md). */
+static uint64_t hdr_seq(const uint8_t *raw)
+{
+    uint64_t v = 0;
+
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | raw[16 + i];
+    return v;
+}
+
+/* Hash the batch's files and check each file-end's digest, before any of
+ * the batch is stored.  Returns the index of the first frame that may not
+ * be stored (b->n when all may), with *cause (0: the digest differs, else
+ * why the file could not be hashed), *seq and *d filled for it.  The
+ * ingest has checked the framing: file-begin, data, file-end in order. */
+static uint32_t verify(writer *w, const fy__batch *b, int *cause, uint64_t *seq,
+                       fy__digest_err *d)
+{
+    uint64_t part = w->part_seq; /* the file in progress as of frame i */
+
+    for (uint32_t i = 0; i < b->n; i++) {
+        const uint8_t *raw = b->fr[i].iov_base, *p = raw + FY_FRAME_HDR_SIZE;
+        size_t len = b->fr[i].iov_len - FY_FRAME_HDR_SIZE;
+        uint8_t t = fy__batch_type(b, i);
+        int rc = 0;
+
+        *seq = hdr_seq(raw);
+        if (t == FY_FT_FILE_BEGIN) {
+            rc = fy_sha256_reset(w->sha);
+            w->sha_ok = rc == 0;
+            part = *seq;
+        } else if (!w->sha_ok) {
+            /* The first frame of a file continued here: its stored part is
+             * all in the log only if it is the writer's file in progress
+             * and nothing of it came earlier in this batch (which would
+             * have left sha_ok set). */
+            rc = part && part == w->part_seq ? rehash(w) : -FY_ECORRUPT;
+        }
+        if (rc < 0) {
+            *cause = rc;
+            return i;
+        }
+        if (t == FY_FT_DATA) {
+            fy_sha256_update(w->sha, p, len);
+        } else if (t == FY_FT_FILE_END) {
+            fy_file_end fe;
+            fy_sha256_final(w->sha, d->got);
+            w->sha_ok = false; /* final: the next file starts with a reset */
+            part = 0;
+            if (fy_file_end_decode(p, len, &fe) < 0) /* the ingest decoded it: cannot happen */
+                memset(fe.sha256, 0, sizeof fe.sha256);
+            memcpy(d->want, fe.sha256, sizeof d->want);
+            if (memcmp(d->got, d->want, sizeof d->got) != 0) {
+                *cause = 0;
+                return i;
+            }
+        }
+    }
+    return b->n;
+}
+
+/* A frame of the attached sender's batch was refused (cause, seq, d: see
+ * verify); the frames before it were stored.  The sender hears why
+ * once, after its acks, and its batches sent meanwhile are dropped until
+ * it detaches (or, an upstream, starts its stream again: DIGEST_RESET). */
+static void digest_failed(writer *w, int cause, uint64_t seq, const fy__digest_err *d)
+{
+    char got[65], want[65];
+    fy_buf *buf = NULL;
+
+    fy_sha256_hex(d->got, got);
+    fy_sha256_hex(d->want, want);
+    if (cause)
+        fy_klog(FY_LOG_ERROR, "file not hashed", "channel=%s name=%s seq=%llu err=%s "
+                "action=\"refuse the frame, end the sender's stream\"", w->chan->name,
+                w->fb_name, (unsigned long long)seq, fy_errname(cause));
+    else
+        fy_klog(FY_LOG_WARN, "file digest mismatch", "channel=%s name=%s file_end_seq=%llu "
+                "sha256=%s file_end_sha256=%s action=\"file-end not stored, end the sender's "
+                "stream\"", w->chan->name, w->fb_name, (unsigned long long)seq, got, want);
+    w->digest_failed = true;
+    if (!w->sender)
+        return;
+    if (!cause && fy_buf_alloc(w->ctx->pool, sizeof *d, &buf) == 0) {
+        memcpy(fy_buf_data(buf), d, sizeof *d);
+        fy_buf_set_len(buf, sizeof *d);
+    }
+    fy_actor_post(w->sender, FY_RM_DIGEST_ERR, (uint32_t)-cause, seq, 0, NULL, buf);
+}
 
 /* ---- storing a batch --------------------------------------------------------- */
 
@@ -183,11 +325,31 @@ static void on_batch(writer *w, fy__batch *b)
     uint64_t acks[b->n ? b->n : 1];
     size_t nacks = 0;
     fy_actor *to = w->sender;
-    if (w->store_failed) {
+    if (w->store_failed || w->digest_failed) {
         if (to)
             fy_actor_post(to, FY_RM_CREDIT, 0, b->held, 0, NULL, NULL);
         fy__batch_unref(b);
         return;
+    }
+    /* The digests first: a refused frame and everything after it are cut
+     * off, the frames before it are stored as any batch. */
+    fy__digest_err dg;
+    int cause = 0;
+    uint64_t bad_seq = 0;
+    uint32_t ok = verify(w, b, &cause, &bad_seq, &dg);
+    bool refused = ok < b->n;
+    if (refused) {
+        b->n = ok;
+        b->bytes = 0;
+        for (uint32_t i = 0; i < ok; i++)
+            b->bytes += b->fr[i].iov_len;
+        if (!ok) {
+            if (to)
+                fy_actor_post(to, FY_RM_CREDIT, 0, b->held, 0, NULL, NULL);
+            fy__batch_unref(b);
+            digest_failed(w, cause, bad_seq, &dg);
+            return;
+        }
     }
     uint64_t seg0 = fy_log_end(w->log).seg;
     uint64_t seq0 = fy_log_next_seq(w->log);
@@ -196,6 +358,8 @@ static void on_batch(writer *w, fy__batch *b)
     if (fy_log_direct(w->log, b->bytes))
         fy_sched_handoff();
     int rc = fy_log_append(w->log, b->fr, b->n, b->recs);
+    if (rc < 0)
+        w->sha_ok = false; /* hashed past what was stored: hash the file back if it goes on */
     if (rc < 0 && !keep_stored(w, b, seq0, rc))
         return;
     b->end = fy_log_end(w->log);
@@ -251,6 +415,8 @@ static void on_batch(writer *w, fy__batch *b)
             fy_actor_post(to, FY_RM_ACK, 0, acks[i], 0, NULL, NULL);
     if (rc < 0)
         store_failed(w, rc); /* after the acks of what was stored */
+    else if (refused)
+        digest_failed(w, cause, bad_seq, &dg); /* likewise */
     if (fy_log_end(w->log).seg != seg0 && (w->ctx->conf->retain_bytes || w->ctx->conf->retain_age))
         retain(w);
 }
@@ -561,7 +727,8 @@ static void on_detach(writer *w, fy_actor *s)
             mirror_start(w);
         maybe_done(w);
     }
-    w->store_failed = false; /* its batches came before this: the next sender starts clean */
+    /* its batches came before this: the next sender starts clean */
+    w->store_failed = w->digest_failed = false;
     if (w->taker) { /* a takeover: the slot passes to the waiting connection */
         fy_klog(FY_LOG_INFO, "sender taken over", "channel=%s next_seq=%llu", w->chan->name,
                 (unsigned long long)fy_log_next_seq(w->log));
@@ -653,6 +820,10 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
     case FY_RM_KEEP:
         on_keep(w, m->ptr);
         break;
+    case FY_RM_DIGEST_RESET: /* its batches before this were dropped */
+        if (w->sender == m->ptr)
+            w->digest_failed = false;
+        break;
     case FY_RM_SUBSCRIBE:
         on_subscribe(w, m->ptr);
         break;
@@ -730,6 +901,7 @@ static void dtor(void *state)
         free(w->taker);
     }
     free(w->fwd);
+    fy_sha256_free(w->sha);
     free(w);
 }
 
@@ -797,6 +969,12 @@ int fy__writer_new(const fy__ctx *ctx, const fy__chan *chan, fy_log *log, fy_idx
         fy_idx_close(idx);
         return -ENOMEM;
     }
+    if ((rc = fy_sha256_new(&w->sha)) < 0) {
+        fy_log_close(log);
+        fy_idx_close(idx);
+        free(w);
+        return rc;
+    }
     w->ctx = ctx;
     w->chan = chan;
     w->log = log;
@@ -808,6 +986,7 @@ int fy__writer_new(const fy__ctx *ctx, const fy__chan *chan, fy_log *log, fy_idx
     if ((rc = fy_actor_new(ctx->sched, &o, &w->self)) < 0) {
         fy_log_close(log);
         fy_idx_close(idx);
+        fy_sha256_free(w->sha);
         free(w);
         return rc;
     }

@@ -4,6 +4,7 @@
  * TCP (relay_harness).  The namespace test (tests/relay/edge_netns.py)
  * does the same across network namespaces with cut links.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -297,6 +298,104 @@ static void test_edge_restart_mid_file(void **state)
     free(f);
 }
 
+/* Flip one byte of the n bytes at p where they lie in a log segment of dir
+ * (the payload CRC then fails).  Returns 0 when found. */
+static int damage_log(const char *dir, const uint8_t *p, size_t n)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int rc = -ENOENT;
+
+    assert_non_null(d);
+    while (rc < 0 && (e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        if (l < 4 || strcmp(e->d_name + l - 4, ".log") != 0)
+            continue;
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        FILE *f = fopen(path, "r+b");
+        assert_non_null(f);
+        fseek(f, 0, SEEK_END);
+        long size = ftell(f);
+        uint8_t *b = malloc((size_t)size);
+        assert_non_null(b);
+        fseek(f, 0, SEEK_SET);
+        assert_int_equal(fread(b, 1, (size_t)size, f), (size_t)size);
+        for (long i = 0; rc < 0 && i + (long)n <= size; i++) {
+            if (memcmp(b + i, p, n) != 0)
+                continue;
+            uint8_t c = (uint8_t)(b[i] ^ 0x5a);
+            fseek(f, i, SEEK_SET);
+            assert_int_equal(fwrite(&c, 1, 1, f), 1);
+            rc = 0;
+        }
+        free(b);
+        fclose(f);
+    }
+    closedir(d);
+    return rc;
+}
+
+/* The edge restarts inside a file whose stored part is damaged: its writer
+ * cannot hash that part back, refuses the continuation (FY_RM_DIGEST_ERR
+ * to the mirror) and the mirror starts again at the next file, so the
+ * broken file never completes on the edge and a receiver gets the next
+ * file whole. */
+static void test_edge_refused_file(void **state)
+{
+    world *w = *state;
+    size_t n = 1u << 20;
+    uint8_t *f = malloc(n), *g = malloc(n);
+    char dir[600];
+    rh_rx r;
+    fy_welcome wl;
+
+    assert_non_null(f);
+    assert_non_null(g);
+    rh_fill(f, n, 8);
+    rh_fill(g, n, 9);
+    assert_int_equal(start_edge(&w->edge, &w->origin, "60s"), 0);
+    rx_open(&r, &w->edge, "ref");
+    int fd = rh_connect(&w->origin);
+    assert_true(fd >= 0);
+    assert_int_equal(rh_hello(fd, FY_ROLE_SENDER, "ref", "", 0, 0, &wl), 0);
+    uint64_t seq = wl.next_seq;
+    send_half(fd, wl.channel, &seq, "ref.bin", f, n);
+    assert_int_equal(rh_rx_until(&r, 1, n / 2), 1); /* the edge holds the first half */
+    rh_rx_free(&r);
+    rh_stop(&w->edge, 5000);
+    snprintf(dir, sizeof dir, "%s/channels/ref", w->edge.data);
+    assert_int_equal(damage_log(dir, f + 1000, 64), 0);
+
+    assert_int_equal(start_edge(&w->edge, &w->origin, "60s"), 0);
+    memset(&r, 0, sizeof r);
+    r.fd = rh_connect(&w->edge);
+    assert_true(r.fd >= 0);
+    fy_welcome rw;
+    assert_int_equal(rh_hello(r.fd, FY_ROLE_RECEIVER, "ref", "", FY_MODE_LIVE, 0, &rw), 0);
+    r.next_seq = rw.next_seq;
+    for (size_t off = n / 2; off < n; off += CHUNK)
+        assert_int_equal(rh_send_frame(fd, FY_FT_DATA, wl.channel, seq++, f + off, CHUNK), 0);
+    fy_file_end fe = {.size = n};
+    uint8_t pl[64];
+    size_t len;
+    assert_int_equal(fy_sha256_oneshot(f, n, fe.sha256), 0);
+    assert_int_equal(fy_file_end_encode(&fe, pl, sizeof pl, &len), 0);
+    assert_int_equal(rh_send_frame(fd, FY_FT_FILE_END, wl.channel, seq, pl, len), 0);
+    assert_int_equal(rh_wait_ack(fd, seq++), 0); /* the origin has it whole */
+    assert_int_equal(rh_send_file(fd, wl.channel, &seq, "next.bin", g, n, CHUNK), 0);
+    assert_int_equal(rh_wait_ack(fd, seq - 1), 0);
+
+    assert_int_equal(rh_rx_until(&r, 1, 0), 0);
+    check_file(&r, 0, "next.bin", g, n);
+    assert_true(rh_log_count(&w->edge, "file not hashed") >= 1);
+    assert_true(rh_log_count(&w->edge, "upstream file refused") >= 1);
+    close(fd);
+    rh_rx_free(&r);
+    free(f);
+    free(g);
+}
+
 /* The last receiver leaves: after upstream-linger the edge unsubscribes;
  * the next receiver gets the old files from the edge's log and the new
  * ones after the edge resumes upstream. */
@@ -335,6 +434,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_edge_origin_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_edge_restart_mid_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_edge_enoseq_mid_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_edge_refused_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_edge_linger, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -453,6 +453,134 @@ static void test_bad_digest(void **st)
     t->ok = true;
 }
 
+/* ---- continuing a file: the digest covers both connections' parts ---------------- */
+
+/* A file-begin and the first half of the file's data. */
+static void send_half(int fd, const fy_welcome *w, uint64_t *seq, const char *name,
+                      const uint8_t *data, size_t len)
+{
+    uint8_t p[512];
+    size_t n;
+    fy_file_begin fb = {.size = len};
+
+    snprintf(fb.name, sizeof fb.name, "%s", name);
+    assert_int_equal(fy_file_begin_encode(&fb, p, sizeof p, &n), 0);
+    assert_int_equal(rh_send_frame(fd, FY_FT_FILE_BEGIN, w->channel, (*seq)++, p, n), 0);
+    for (size_t off = 0; off < len / 2; off += CHUNK) {
+        size_t k = len / 2 - off < CHUNK ? len / 2 - off : CHUNK;
+        assert_int_equal(rh_send_frame(fd, FY_FT_DATA, w->channel, (*seq)++, data + off, k), 0);
+    }
+}
+
+/* A file-end for a file of len bytes carrying the SHA-256 of digest_of. */
+static void send_end(int fd, const fy_welcome *w, uint64_t *seq, const uint8_t *digest_of,
+                     size_t len)
+{
+    uint8_t p[512];
+    size_t n;
+    fy_file_end fe = {.size = len};
+
+    assert_int_equal(fy_sha256_oneshot(digest_of, len, fe.sha256), 0);
+    assert_int_equal(fy_file_end_encode(&fe, p, sizeof p, &n), 0);
+    assert_int_equal(rh_send_frame(fd, FY_FT_FILE_END, w->channel, (*seq)++, p, n), 0);
+}
+
+/* The second half of the file's data (a continuation: no file-begin), then
+ * a file-end with the SHA-256 of digest_of. */
+static void send_rest(int fd, const fy_welcome *w, uint64_t *seq, const uint8_t *data,
+                      const uint8_t *digest_of, size_t len)
+{
+    for (size_t off = len / 2; off < len; off += CHUNK) {
+        size_t k = len - off < CHUNK ? len - off : CHUNK;
+        assert_int_equal(rh_send_frame(fd, FY_FT_DATA, w->channel, (*seq)++, data + off, k), 0);
+    }
+    send_end(fd, w, seq, digest_of, len);
+}
+
+/* A file sent half by one connection and half by the next (the first one
+ * lost): the relay checks the file-end's SHA-256 over both parts and
+ * refuses a wrong one with FY_EDIGEST, whether it still has the hash of the
+ * first part (the writer keeps it across senders), has lost it (after a
+ * refused file-end), or never had it (a restart inside the file: the
+ * stored part is hashed back from the log). */
+static void test_continue_digest(void **st)
+{
+    tstate *t = *st;
+    enum { N = 300000 };
+    uint8_t *x = random_data(N, 71), *y = random_data(N, 72), *z = random_data(N, 73);
+    fy_welcome w;
+    rh_rx rx;
+
+    start(t, NULL);
+    int fd = sender(t, "cd", "", &w);
+    assert_true(fd >= 0);
+    uint64_t seq = w.next_seq;
+
+    /* One: continued with the right digest; nothing is read back. */
+    send_half(fd, &w, &seq, "one", x, N);
+    close(fd); /* lost, no bye */
+    fd = sender_retry(t, "cd", &w);
+    assert_true(fd >= 0);
+    assert_int_equal(w.next_seq, seq); /* the first part is stored */
+    send_rest(fd, &w, &seq, x, x, N);
+    assert_int_equal(rh_wait_ack(fd, seq - 1), 0);
+    assert_int_equal(rh_log_count(&t->d, "sender continues a file"), 0);
+
+    /* Two: continued with another file's digest, refused; the file-end
+     * sent again with the right one is taken (the stored part is hashed
+     * back: the refused file-end used up the writer's hash). */
+    send_half(fd, &w, &seq, "two", y, N);
+    close(fd);
+    fd = sender_retry(t, "cd", &w);
+    assert_true(fd >= 0);
+    assert_int_equal(w.next_seq, seq);
+    send_rest(fd, &w, &seq, y, x, N);
+    assert_int_equal(rh_wait_ack(fd, seq - 1), -FY_EDIGEST);
+    close(fd);
+    fd = sender_retry(t, "cd", &w);
+    assert_true(fd >= 0);
+    assert_int_equal(w.next_seq, seq - 1); /* the bad file-end was not stored */
+    seq = w.next_seq;
+    send_end(fd, &w, &seq, y, N);
+    assert_int_equal(rh_wait_ack(fd, seq - 1), 0);
+    assert_int_equal(rh_log_count(&t->d, "sender continues a file"), 1);
+
+    /* Three: the relay restarts inside the file; its continuation is
+     * checked over the part stored before the restart. */
+    send_half(fd, &w, &seq, "three", z, N);
+    say_bye(fd);
+    int status = rh_stop(&t->d, 10000);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    start(t, NULL);
+    fd = sender(t, "cd", "", &w);
+    assert_true(fd >= 0);
+    assert_int_equal(w.next_seq, seq);
+    send_rest(fd, &w, &seq, z, y, N);
+    assert_int_equal(rh_wait_ack(fd, seq - 1), -FY_EDIGEST);
+    close(fd);
+    fd = sender_retry(t, "cd", &w);
+    assert_true(fd >= 0);
+    assert_int_equal(w.next_seq, seq - 1);
+    seq = w.next_seq;
+    send_end(fd, &w, &seq, z, N);
+    assert_int_equal(rh_wait_ack(fd, seq - 1), 0);
+    say_bye(fd);
+    assert_true(rh_log_count(&t->d, "file in progress found") >= 1);
+
+    /* Receivers get the three files whole. */
+    receiver(t, &rx, "cd", FY_MODE_START, 0);
+    assert_int_equal(rh_rx_until(&rx, 3, 0), 0);
+    check_file(&rx.files[0], "one", x, N);
+    check_file(&rx.files[1], "two", y, N);
+    check_file(&rx.files[2], "three", z, N);
+    rh_rx_free(&rx);
+    free(x);
+    free(y);
+    free(z);
+    t->ok = true;
+}
+
 /* A bad client gets an error frame with `code`, then the connection ends. */
 static void expect_error_close(int fd, int code)
 {
@@ -1988,6 +2116,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_data_dir_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_digest, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_continue_digest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ack_beyond, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scrub_finds_damage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
