@@ -70,7 +70,12 @@ static int mkdir_p(const char *path)
  * epoll, eventfds, timers, lock, metrics listener and its clients, logs. */
 #define FDS_SPARE 64
 #define FDS_PER_CHANNEL 4 /* data segment, index, and the directory fds of both */
-#define FDS_PER_CONN 2    /* the socket, and a forwarder's segment reader */
+/* The socket; with --live-send file also a live forwarder's segment reader
+ * (catch-up readers are short-lived and not counted, as before). */
+static uint64_t fds_per_conn(const fy_conf *c)
+{
+    return strcmp(c->live_send, "file") == 0 ? 2 : 1;
+}
 
 /* Fit max-connections and max-channels to the descriptor limit: raise the
  * soft limit towards the hard one if that is short, and if even the hard
@@ -79,7 +84,7 @@ static int mkdir_p(const char *path)
 static void fit_nofile(fy_conf *c)
 {
     struct rlimit rl;
-    uint64_t need = FDS_PER_CONN * c->max_connections + FDS_PER_CHANNEL * c->max_channels +
+    uint64_t need = fds_per_conn(c) * c->max_connections + FDS_PER_CHANNEL * c->max_channels +
                     FDS_SPARE;
 
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
@@ -99,8 +104,8 @@ static void fit_nofile(fy_conf *c)
     uint64_t chans = c->max_channels, conns = c->max_connections;
     if (FDS_PER_CHANNEL * chans > avail / 2) /* channels get at most half */
         chans = avail / 2 / FDS_PER_CHANNEL ? avail / 2 / FDS_PER_CHANNEL : 1;
-    if (conns > (avail - FDS_PER_CHANNEL * chans) / FDS_PER_CONN)
-        conns = (avail - FDS_PER_CHANNEL * chans) / FDS_PER_CONN;
+    if (conns > (avail - FDS_PER_CHANNEL * chans) / fds_per_conn(c))
+        conns = (avail - FDS_PER_CHANNEL * chans) / fds_per_conn(c);
     fy_klog(FY_LOG_WARN, "descriptor limit too low for the configured limits",
             "rlimit_nofile=%llu need=%llu max_connections=%llu->%llu max_channels=%llu->%llu "
             "action=\"lower the limits (raise ulimit -n to keep them)\"",
