@@ -50,3 +50,14 @@ uint8_t fy__batch_type(const fy__batch *b, uint32_t i)
 {
     return ((const uint8_t *)b->fr[i].iov_base)[5];
 }
+
+/* The seq: little-endian at header offset 16 (docs/protocol.md). */
+uint64_t fy__batch_seq(const fy__batch *b, uint32_t i)
+{
+    const uint8_t *raw = b->fr[i].iov_base;
+    uint64_t v = 0;
+
+    for (int k = 7; k >= 0; k--)
+        v = v << 8 | raw[16 + k];
+    return v;
+}

@@ -156,6 +156,7 @@ fy__batch *fy__batch_new(uint32_t cap);
 void fy__batch_unref(fy__batch *b);
 /* The type byte of frame i (header offset 5). */
 uint8_t fy__batch_type(const fy__batch *b, uint32_t i);
+uint64_t fy__batch_seq(const fy__batch *b, uint32_t i); /* frame i's header seq */
 
 /* What a forwarder learns when it subscribes (writer -> forwarder, malloc'd). */
 typedef struct fy__sub_info {

@@ -18,8 +18,9 @@
  * buffer bytes, which reopens the channel's in-flight budget, and last an
  * ack for each file-end (after an fdatasync when the policy is file-end;
  * before it blocks, the writer hands the actors waiting on its thread to
- * the other threads, fy_sched_handoff).  The writer never waits for a forwarder: a forwarder that cannot
- * keep up drops live batches itself and catches up from the file.
+ * the other threads, fy_sched_handoff).  The writer never waits for a
+ * forwarder: a forwarder that cannot keep up drops live batches itself and
+ * catches up from the file.
  *
  * The writer also enforces one sender per channel (FY_EBUSY) and answers
  * subscriptions with the current end, so a late receiver knows exactly up
@@ -140,16 +141,6 @@ static int rehash(writer *w)
     return rc;
 }
 
-/* A stream frame's seq: little-endian at header offset 16 (docs/protocol.md). */
-static uint64_t hdr_seq(const uint8_t *raw)
-{
-    uint64_t v = 0;
-
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | raw[16 + i];
-    return v;
-}
-
 /* Hash the batch's files and check each file-end's digest, before any of
  * the batch is stored.  Returns the index of the first frame that may not
  * be stored (b->n when all may), with *cause (0: the digest differs, else
@@ -166,7 +157,7 @@ static uint32_t verify(writer *w, const fy__batch *b, int *cause, uint64_t *seq,
         uint8_t t = fy__batch_type(b, i);
         int rc = 0;
 
-        *seq = hdr_seq(raw);
+        *seq = fy__batch_seq(b, i);
         if (t == FY_FT_FILE_BEGIN) {
             rc = fy_sha256_reset(w->sha);
             w->sha_ok = rc == 0;
