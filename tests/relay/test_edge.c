@@ -256,6 +256,27 @@ static void test_edge_enoseq_mid_file(void **state)
         free(f[i]);
 }
 
+/* A sender on the origin sends the first half of `name` on chan; once the
+ * edge (with a receiver) holds it, the edge stops.  Returns the sender's
+ * socket; *wl and *seq say where it goes on. */
+static int half_then_stop_edge(world *w, const char *chan, const char *name, const uint8_t *f,
+                               size_t n, fy_welcome *wl, uint64_t *seq)
+{
+    rh_rx r;
+
+    assert_int_equal(start_edge(&w->edge, &w->origin, "60s"), 0);
+    rx_open(&r, &w->edge, chan);
+    int fd = rh_connect(&w->origin);
+    assert_true(fd >= 0);
+    assert_int_equal(rh_hello(fd, FY_ROLE_SENDER, chan, "", 0, 0, wl), 0);
+    *seq = wl->next_seq;
+    send_half(fd, wl->channel, seq, name, f, n);
+    assert_int_equal(rh_rx_until(&r, 1, n / 2), 1); /* the edge holds the first half */
+    rh_rx_free(&r);
+    rh_stop(&w->edge, 5000);
+    return fd;
+}
+
 /* The edge itself restarts while its log ends inside a file: it fetches
  * the file again from its file-begin (so its digest is checked whole),
  * keeps the frames it has, and a receiver gets the file once, whole. */
@@ -268,16 +289,8 @@ static void test_edge_restart_mid_file(void **state)
     fy_welcome wl;
 
     rh_fill(f, n, 6);
-    assert_int_equal(start_edge(&w->edge, &w->origin, "60s"), 0);
-    rx_open(&r, &w->edge, "mid");
-    int fd = rh_connect(&w->origin);
-    assert_true(fd >= 0);
-    assert_int_equal(rh_hello(fd, FY_ROLE_SENDER, "mid", "", 0, 0, &wl), 0);
-    uint64_t seq = wl.next_seq;
-    send_half(fd, wl.channel, &seq, "mid.bin", f, n);
-    assert_int_equal(rh_rx_until(&r, 1, n / 2), 1); /* the edge holds the first half */
-    rh_rx_free(&r);
-    rh_stop(&w->edge, 5000);
+    uint64_t seq;
+    int fd = half_then_stop_edge(w, "mid", "mid.bin", f, n, &wl, &seq);
     assert_int_equal(start_edge(&w->edge, &w->origin, "60s"), 0);
     rx_open(&r, &w->edge, "mid");
     for (size_t off = n / 2; off < n; off += CHUNK)
@@ -354,16 +367,8 @@ static void test_edge_refused_file(void **state)
     assert_non_null(g);
     rh_fill(f, n, 8);
     rh_fill(g, n, 9);
-    assert_int_equal(start_edge(&w->edge, &w->origin, "60s"), 0);
-    rx_open(&r, &w->edge, "ref");
-    int fd = rh_connect(&w->origin);
-    assert_true(fd >= 0);
-    assert_int_equal(rh_hello(fd, FY_ROLE_SENDER, "ref", "", 0, 0, &wl), 0);
-    uint64_t seq = wl.next_seq;
-    send_half(fd, wl.channel, &seq, "ref.bin", f, n);
-    assert_int_equal(rh_rx_until(&r, 1, n / 2), 1); /* the edge holds the first half */
-    rh_rx_free(&r);
-    rh_stop(&w->edge, 5000);
+    uint64_t seq;
+    int fd = half_then_stop_edge(w, "ref", "ref.bin", f, n, &wl, &seq);
     snprintf(dir, sizeof dir, "%s/channels/ref", w->edge.data);
     assert_int_equal(damage_log(dir, f + 1000, 64), 0);
 
