@@ -106,6 +106,22 @@ static void send_half(int fd, uint32_t chan, uint64_t *seq, const char *name, co
         assert_int_equal(rh_send_frame(fd, FY_FT_DATA, chan, (*seq)++, p + off, CHUNK), 0);
 }
 
+/* The rest of send_half's file: the second half, then the file-end with
+ * the whole file's digest, acknowledged; *seq ends past the file-end. */
+static void send_rest(int fd, uint32_t chan, uint64_t *seq, const uint8_t *p, size_t n)
+{
+    fy_file_end fe = {.size = n};
+    uint8_t pl[64];
+    size_t len;
+
+    for (size_t off = n / 2; off < n; off += CHUNK)
+        assert_int_equal(rh_send_frame(fd, FY_FT_DATA, chan, (*seq)++, p + off, CHUNK), 0);
+    assert_int_equal(fy_sha256_oneshot(p, n, fe.sha256), 0);
+    assert_int_equal(fy_file_end_encode(&fe, pl, sizeof pl, &len), 0);
+    assert_int_equal(rh_send_frame(fd, FY_FT_FILE_END, chan, *seq, pl, len), 0);
+    assert_int_equal(rh_wait_ack(fd, (*seq)++), 0);
+}
+
 static void check_file(const rh_rx *r, size_t i, const char *name, const uint8_t *p, size_t n)
 {
     assert_true(r->nfiles > i);
@@ -293,15 +309,7 @@ static void test_edge_restart_mid_file(void **state)
     int fd = half_then_stop_edge(w, "mid", "mid.bin", f, n, &wl, &seq);
     assert_int_equal(start_edge(&w->edge, &w->origin, "60s"), 0);
     rx_open(&r, &w->edge, "mid");
-    for (size_t off = n / 2; off < n; off += CHUNK)
-        assert_int_equal(rh_send_frame(fd, FY_FT_DATA, wl.channel, seq++, f + off, CHUNK), 0);
-    fy_file_end fe = {.size = n};
-    uint8_t pl[64];
-    size_t len;
-    assert_int_equal(fy_sha256_oneshot(f, n, fe.sha256), 0);
-    assert_int_equal(fy_file_end_encode(&fe, pl, sizeof pl, &len), 0);
-    assert_int_equal(rh_send_frame(fd, FY_FT_FILE_END, wl.channel, seq, pl, len), 0);
-    assert_int_equal(rh_wait_ack(fd, seq), 0);
+    send_rest(fd, wl.channel, &seq, f, n);
     assert_int_equal(rh_rx_until(&r, 1, 0), 0);
     check_file(&r, 0, "mid.bin", f, n);
     assert_true(rh_log_count(&w->edge, "resume_at_file_begin=1") >= 1);
@@ -379,15 +387,7 @@ static void test_edge_refused_file(void **state)
     fy_welcome rw;
     assert_int_equal(rh_hello(r.fd, FY_ROLE_RECEIVER, "ref", "", FY_MODE_LIVE, 0, &rw), 0);
     r.next_seq = rw.next_seq;
-    for (size_t off = n / 2; off < n; off += CHUNK)
-        assert_int_equal(rh_send_frame(fd, FY_FT_DATA, wl.channel, seq++, f + off, CHUNK), 0);
-    fy_file_end fe = {.size = n};
-    uint8_t pl[64];
-    size_t len;
-    assert_int_equal(fy_sha256_oneshot(f, n, fe.sha256), 0);
-    assert_int_equal(fy_file_end_encode(&fe, pl, sizeof pl, &len), 0);
-    assert_int_equal(rh_send_frame(fd, FY_FT_FILE_END, wl.channel, seq, pl, len), 0);
-    assert_int_equal(rh_wait_ack(fd, seq++), 0); /* the origin has it whole */
+    send_rest(fd, wl.channel, &seq, f, n); /* the origin has it whole */
     assert_int_equal(rh_send_file(fd, wl.channel, &seq, "next.bin", g, n, CHUNK), 0);
     assert_int_equal(rh_wait_ack(fd, seq - 1), 0);
 
