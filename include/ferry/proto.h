@@ -151,6 +151,20 @@ const char *fy_frame_type_name(uint8_t type);
  * writev: iov[0] = the header bytes, iov[1] = the payload, no copy. */
 void fy_frame_seal(fy_frame_hdr *h, const void *p, size_t len, uint8_t out[FY_FRAME_HDR_SIZE]);
 
+/* Fields of a raw header that fy_frame_hdr_decode already accepted (raw:
+ * its first byte, any alignment): for code that holds checked frames and
+ * must not decode them again (the relay's batches, an edge's re-stamping,
+ * the swarm's checker).  Any thread. */
+uint8_t fy_frame_raw_type(const uint8_t *raw);
+uint32_t fy_frame_raw_channel(const uint8_t *raw);
+uint64_t fy_frame_raw_seq(const uint8_t *raw);
+
+/* Give a checked frame another channel id and seq and recompute the header
+ * CRC, which covers both (the payload CRC does not, so the payload stays as
+ * it is).  An edge relay uses it to put mirrored frames into its own
+ * channel's numbering.  Any thread. */
+void fy_frame_restamp(uint8_t *raw, uint32_t channel, uint64_t seq);
+
 /* ---- control payloads ---------------------------------------------------- */
 /* encode: write into out (cap bytes), set *len; -ENOBUFS if cap is too small,
  *         -FY_ENAME / -EINVAL for a field that is out of range.

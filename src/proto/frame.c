@@ -13,7 +13,7 @@
 #include <assert.h>
 
 #include "ferry/err.h"
-#include "le.h"
+#include "base/le.h"
 
 _Static_assert(FY_FRAME_HDR_SIZE == 32, "wire header is 32 bytes");
 _Static_assert(FY_PAYLOAD_MAX_LIMIT <= UINT32_MAX, "len is a u32 on the wire");
@@ -68,6 +68,28 @@ void fy_frame_hdr_encode(const fy_frame_hdr *h, uint8_t out[FY_FRAME_HDR_SIZE])
     fy__st64(out + 16, h->seq);
     fy__st32(out + 24, h->crc);
     fy__st32(out + 28, fy_crc32c(0, out, 28));
+}
+
+uint8_t fy_frame_raw_type(const uint8_t *raw)
+{
+    return raw[5];
+}
+
+uint32_t fy_frame_raw_channel(const uint8_t *raw)
+{
+    return fy__ld32(raw + 8);
+}
+
+uint64_t fy_frame_raw_seq(const uint8_t *raw)
+{
+    return fy__ld64(raw + 16);
+}
+
+void fy_frame_restamp(uint8_t *raw, uint32_t channel, uint64_t seq)
+{
+    fy__st32(raw + 8, channel);
+    fy__st64(raw + 16, seq);
+    fy__st32(raw + 28, fy_crc32c(0, raw, 28));
 }
 
 int fy_frame_hdr_decode(const uint8_t in[FY_FRAME_HDR_SIZE], size_t max_payload, fy_frame_hdr *h)

@@ -18,7 +18,7 @@
 #include <string.h>
 
 #include "ferry/err.h"
-#include "le.h"
+#include "base/le.h"
 
 #define HELLO_FIXED 16u
 #define WELCOME_SIZE 24u

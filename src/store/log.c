@@ -368,7 +368,7 @@ int fy_log_append(fy_log *l, const struct iovec *frames, size_t n, fy_idx_rec *r
             r->seg = cur(l)->base;
             r->off = cur(l)->bytes;
             r->len = (uint32_t)frames[i + j].iov_len;
-            r->crc = fy__seg_ld32((const uint8_t *)frames[i + j].iov_base + 24);
+            r->crc = fy__ld32((const uint8_t *)frames[i + j].iov_base + 24);
             cur(l)->bytes += r->len;
         }
         if (rc < 0)

@@ -60,11 +60,11 @@ static int parse_name(const char *name, int kind, uint64_t *base)
 void fy__seg_hdr_encode(int kind, uint64_t base, uint8_t out[FY__SEG_HDR_SIZE])
 {
     memset(out, 0, FY__SEG_HDR_SIZE);
-    fy__seg_st32(out, kind == FY__SEG_LOG ? FY__SEG_MAGIC_LOG : FY__SEG_MAGIC_IDX);
+    fy__st32(out, kind == FY__SEG_LOG ? FY__SEG_MAGIC_LOG : FY__SEG_MAGIC_IDX);
     out[4] = FY__SEG_VERSION;
     out[5] = FY__SEG_HDR_SIZE;
-    fy__seg_st64(out + 8, base);
-    fy__seg_st32(out + 28, fy_crc32c(0, out, 28));
+    fy__st64(out + 8, base);
+    fy__st32(out + 28, fy_crc32c(0, out, 28));
 }
 
 int fy__seg_hdr_check(int kind, uint64_t base, const uint8_t in[FY__SEG_HDR_SIZE])
@@ -79,23 +79,23 @@ int fy__seg_hdr_check(int kind, uint64_t base, const uint8_t in[FY__SEG_HDR_SIZE
 
 void fy__seg_rec_encode(const fy_idx_rec *r, uint8_t out[FY__IDX_REC_SIZE])
 {
-    fy__seg_st64(out, r->seq);
-    fy__seg_st64(out + 8, r->off);
-    fy__seg_st32(out + 16, r->len);
-    fy__seg_st32(out + 20, r->crc);
-    fy__seg_st32(out + 24, 0);
-    fy__seg_st32(out + 28, fy_crc32c(0, out, 28));
+    fy__st64(out, r->seq);
+    fy__st64(out + 8, r->off);
+    fy__st32(out + 16, r->len);
+    fy__st32(out + 20, r->crc);
+    fy__st32(out + 24, 0);
+    fy__st32(out + 28, fy_crc32c(0, out, 28));
 }
 
 int fy__seg_rec_decode(const uint8_t in[FY__IDX_REC_SIZE], uint64_t seg, fy_idx_rec *r)
 {
-    if (fy__seg_ld32(in + 28) != fy_crc32c(0, in, 28) || fy__seg_ld32(in + 24) != 0)
+    if (fy__ld32(in + 28) != fy_crc32c(0, in, 28) || fy__ld32(in + 24) != 0)
         return -FY_ECORRUPT;
-    r->seq = fy__seg_ld64(in);
+    r->seq = fy__ld64(in);
     r->seg = seg;
-    r->off = fy__seg_ld64(in + 8);
-    r->len = fy__seg_ld32(in + 16);
-    r->crc = fy__seg_ld32(in + 20);
+    r->off = fy__ld64(in + 8);
+    r->len = fy__ld32(in + 16);
+    r->crc = fy__ld32(in + 20);
     return 0;
 }
 

@@ -17,6 +17,7 @@
 #include <sys/types.h>
 
 #include "ferry/store.h"
+#include "base/le.h"
 
 #define FY__SEG_HDR_SIZE 32u   /* file header of .log and .idx files */
 #define FY__IDX_REC_SIZE 32u   /* one index record on disk */
@@ -27,32 +28,6 @@
 #define FY__SEG_BYTES_DEFAULT ((uint64_t)256 << 20)
 
 enum fy__seg_kind { FY__SEG_LOG = 0, FY__SEG_IDX = 1 };
-
-/* Little-endian loads and stores (the formats are LE on every host). */
-static inline void fy__seg_st32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static inline void fy__seg_st64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static inline uint32_t fy__seg_ld32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-static inline uint64_t fy__seg_ld64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
 
 /* "<base, 20 digits>.log" or ".idx" into out. */
 void fy__seg_name(uint64_t base, int kind, char out[FY__SEG_NAME_CAP]);

@@ -93,6 +93,33 @@ static void test_hdr_layout(void **state)
     assert_int_equal(hc, fy_crc32c(0, b, 28));
 }
 
+/* The raw accessors read what encode wrote; restamp changes channel and
+ * seq, keeps everything else, and leaves a header that decodes again. */
+static void test_hdr_raw_and_restamp(void **state)
+{
+    (void)state;
+    const uint8_t payload[5] = {1, 2, 3, 4, 5};
+    fy_frame_hdr h = {.type = FY_FT_DATA, .channel = 7, .seq = 0x0102030405060708ull};
+    uint8_t b[32], before[32];
+    fy_frame_seal(&h, payload, sizeof payload, b);
+    assert_int_equal(fy_frame_raw_type(b), FY_FT_DATA);
+    assert_int_equal(fy_frame_raw_channel(b), 7);
+    assert_true(fy_frame_raw_seq(b) == 0x0102030405060708ull);
+
+    memcpy(before, b, sizeof b);
+    fy_frame_restamp(b, 0xa0b0c0d0u, 42);
+    assert_int_equal(fy_frame_raw_channel(b), 0xa0b0c0d0u);
+    assert_true(fy_frame_raw_seq(b) == 42);
+    assert_memory_equal(b, before, 8);            /* magic, version, type, flags */
+    assert_memory_equal(b + 12, before + 12, 4);  /* len */
+    assert_memory_equal(b + 24, before + 24, 4);  /* payload CRC */
+    fy_frame_hdr g;
+    assert_int_equal(fy_frame_hdr_decode(b, FY_PAYLOAD_MAX_DEFAULT, &g), 0);
+    assert_int_equal(g.channel, 0xa0b0c0d0u);
+    assert_true(g.seq == 42);
+    assert_int_equal(g.crc, fy_crc32c(0, payload, sizeof payload));
+}
+
 static void test_hdr_round_trip_every_type(void **state)
 {
     (void)state;
@@ -222,6 +249,7 @@ int main(void)
         cmocka_unit_test(test_crc_every_length),
         cmocka_unit_test(test_hdr_layout),
         cmocka_unit_test(test_hdr_round_trip_every_type),
+        cmocka_unit_test(test_hdr_raw_and_restamp),
         cmocka_unit_test(test_payload_max),
         cmocka_unit_test(test_hdr_errors),
     };

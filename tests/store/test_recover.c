@@ -402,8 +402,8 @@ static void write_seed(const char *out, const char *name, const char *dir, uint6
     if (flip_at >= 0 && (size_t)flip_at < ll)
         lb[flip_at] ^= 0x20;
     uint8_t *s = malloc(12 + ll + xl);
-    fy__seg_st32(s, (uint32_t)ll);
-    fy__seg_st64(s + 4, base - 1); /* the fuzzer adds 1 */
+    fy__st32(s, (uint32_t)ll);
+    fy__st64(s + 4, base - 1); /* the fuzzer adds 1 */
     memcpy(s + 12, lb, ll);
     if (xl)
         memcpy(s + 12 + ll, xb, xl);

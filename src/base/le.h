@@ -1,12 +1,15 @@
 /*
- * le.h - little-endian loads and stores for src/proto only.
+ * le.h - the one little-endian codec: loads and stores for src/proto (the
+ * wire format) and src/store (the file formats).  Nothing above those two
+ * floors reads a field by hand: actors and clients use src/proto's header
+ * helpers (fy_frame_raw_*, fy_frame_restamp) instead.
  *
- * The wire format is little-endian and frames arrive at any alignment, so
- * every field goes through memcpy (which compilers turn into one plain load
- * or store on x86) and a byte swap on big-endian hosts.
+ * Both formats are little-endian and fields sit at any alignment, so every
+ * field goes through memcpy (which compilers turn into one plain load or
+ * store on x86) and a byte swap on big-endian hosts.
  */
-#ifndef FY_PROTO_LE_H
-#define FY_PROTO_LE_H
+#ifndef FY_BASE_LE_H
+#define FY_BASE_LE_H
 
 #include <stdint.h>
 #include <string.h>
