@@ -8,7 +8,11 @@ epoll client that does the same work per byte: count every payload byte at
 every receiver, memcmp it with the pattern, look for gaps).  Each run gets
 a fresh server; ferryd and redis alternate, rep by rep, so load from
 elsewhere hits both alike; the median run by aggregate MB/s is reported.
-Loss = bytes expected (N x size) - bytes received, for both.
+Loss = bytes expected (N x size) - bytes received, for both.  The relay's
+own CPU per GiB delivered: utime + stime of the server process (all its
+threads) from /proc/PID/stat, read just before the client starts and just
+after it ends, over the bytes all receivers got together; the median of the
+reps, in CPU seconds per GiB.
 
 catchup: a 256 MiB file is sent once with `ferry send` while 4 `ferry recv`
 receivers are subscribed (live; they read as the sender writes), then 4 more
@@ -30,6 +34,7 @@ from . import procs, swarm
 from . import suite as _suite
 
 MiB = 1 << 20
+GiB = 1 << 30
 PEER_PACKET = 64 << 10
 SMALL_PACKET, SMALL_RX = 128, 16
 CATCHUP_RX = 4
@@ -82,11 +87,15 @@ def _run_redis(suite, tag, n, size, packet, timeout):
         err_path = os.path.join(suite.logs, "%s.peer_redis.err" % tag)
         procs.log("peer_redis start", tag=tag, argv='"%s"' % " ".join(argv))
         t0 = time.monotonic()
+        cpu0 = procs.cpu_seconds(p.pid)
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             c = procs.spawn(argv, stdout=out, stderr=err)
             rc, over = procs.wait(c, timeout + 20)
+        cpu1 = procs.cpu_seconds(p.pid)
         res = {"argv": argv, "rc": rc, "wall_s": round(time.monotonic() - t0, 3),
                "stdout": out_path, "stderr": err_path, "server_alive": p.poll() is None}
+        if cpu0 is not None and cpu1 is not None:
+            res["server_cpu_s"] = round(cpu1 - cpu0, 3)
         with open(out_path, errors="replace") as f:
             line = swarm.last_kv_line(f.read())
         if line:
@@ -109,6 +118,15 @@ def _run_redis(suite, tag, n, size, packet, timeout):
 def _lost(res, expected):
     got = res.get("bytes")
     return None if not isinstance(got, int) else expected - got
+
+
+def _cpu_per_gib(res):
+    """The relay's CPU seconds (utime + stime over the run) per GiB delivered
+    to all receivers together; None for a failed run or one without both."""
+    cpu, got = res.get("server_cpu_s"), res.get("bytes")
+    if swarm.failed(res) or cpu is None or not isinstance(got, int) or got <= 0:
+        return None
+    return round(cpu / (got / GiB), 4)
 
 
 def peers_case(suite):
@@ -146,6 +164,7 @@ def peers_case(suite):
                 else:
                     r = _run_redis(suite, tag, n, sz, packet, timeout)
                 r["lost_bytes"] = _lost(r, n * sz)
+                r["cpu_per_gib"] = _cpu_per_gib(r)
                 pt["repeats"][t].append(r)
                 pt["runs"][t] = _suite.median_run(pt["repeats"][t], "mbps_aggregate")
                 suite.save("peers")
@@ -154,10 +173,14 @@ def peers_case(suite):
         pt["ferry_over_redis"] = _suite.ratio(f, rd)
         pt["lost_bytes"] = {t: sum(x.get("lost_bytes") or 0 for x in xs)
                             for t, xs in pt["repeats"].items()}
+        pt["cpu_per_gib"] = {t: _suite.median([x.get("cpu_per_gib") for x in xs])
+                             for t, xs in pt["repeats"].items()}
         procs.log("peers point", key=key, ferryd_mbps=f, redis_mbps=rd,
                   ferry_over_redis=pt["ferry_over_redis"],
                   lost_bytes_ferryd=pt["lost_bytes"].get("ferryd"),
-                  lost_bytes_redis=pt["lost_bytes"].get("redis"))
+                  lost_bytes_redis=pt["lost_bytes"].get("redis"),
+                  ferryd_cpu_per_gib=pt["cpu_per_gib"].get("ferryd"),
+                  redis_cpu_per_gib=pt["cpu_per_gib"].get("redis"))
         suite.save("peers")
 
 

@@ -109,6 +109,24 @@ def cleanup():
             warn("cleanup step failed", err=repr(e))
 
 
+def cpu_seconds(pid):
+    """CPU time the process has used so far, utime + stime of all its threads,
+    from /proc/PID/stat (fields 14 and 15, in clock ticks); None when the
+    process is gone or the file cannot be read."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            text = f.read()
+    except OSError:
+        return None
+    # comm (field 2) may hold spaces and parentheses: count from the last ')'
+    rest = text[text.rfind(")") + 2:].split()
+    try:
+        ticks = int(rest[11]) + int(rest[12])
+    except (IndexError, ValueError):
+        return None
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def wait_listening(p, paths, timeout=10.0):
     """Poll the files in paths for 'listening=HOST:PORT' (ferryd prints it on
     stderr, ferry-baseline on stdout).  Returns HOST:PORT or raises."""

@@ -146,6 +146,11 @@ class Report:
             for x in pt.get("repeats", {}).get("ferryd", []):
                 tot["ferryd"] += swarm.integrity(x)
                 bad["ferryd"] += 1 if swarm.failed(x) else 0
+        for pt in cs.get("disk", {}).get("points", []):
+            for xs in pt.get("repeats", {}).values():  # disk and tmpfs: both ferryd
+                for x in xs:
+                    tot["ferryd"] += swarm.integrity(x)
+                    bad["ferryd"] += 1 if swarm.failed(x) else 0
         self.integrity = tot
         self.failed_runs = bad
         self.row("all runs", "integrity failures", dict(tot))
@@ -196,6 +201,20 @@ class Report:
         g.append(("%s receivers served within 5 s (ferryd)" % (fmt(want) if want else "10 000"),
                   "%s of %s" % (fmt(served), fmt(want)) if served is not None else "not run",
                   None if served is None else served == want))
+        dk = cs.get("disk")
+        dk_pts = {pt["key"]: pt.get("disk_over_tmpfs") for pt in (dk or {}).get("points", [])}
+        if dk:
+            for n in ("1", "4"):
+                v = dk_pts.get(n)
+                g.append(("ferryd 1->%s with data on the disk >= 0.9x on a tmpfs (aggregate MB/s)"
+                          % n, fmt_ratio(v) if v is not None else (dk.get("skipped") or "failed"),
+                          None if v is None else v >= 0.9))
+        su = cs.get("sustained")
+        sod = (su or {}).get("sustained_over_dd")
+        if su:
+            g.append(("ferryd 1->1 sustained >= 0.9x dd oflag=direct on the same disk (MB/s)",
+                      fmt_ratio(sod) if sod is not None else (su.get("skipped") or "failed"),
+                      None if sod is None else sod >= 0.9))
         integ = sum(self.integrity.values())
         fails = sum(self.failed_runs.values())
         g.append(("zero integrity failures everywhere", "%d failures, %d failed runs"
@@ -235,11 +254,21 @@ class Report:
             for t in ("ferryd", "redis"):
                 kv["peers_lost_bytes_" + t] = sum(pt.get("lost_bytes", {}).get(t, 0)
                                                   for pt in pe.get("points", []))
+            for t in ("ferryd", "redis"):
+                for pt in pe.get("points", []):
+                    kv["%s_cpu_per_gib_%s" % (t, pt["key"])] = pt.get("cpu_per_gib", {}).get(t)
         cu = cs.get("catchup")
         if cu:
             kv["catchup_mbps"] = _v(cu.get("runs", {}).get("catchup"), "mbps_per_receiver")
             kv["live_mbps"] = _v(cu.get("runs", {}).get("live"), "mbps_per_receiver")
             kv["catchup_over_live"] = cu.get("catchup_over_live")
+        if dk:
+            kv["disk_over_tmpfs_1"] = dk_pts.get("1")
+            kv["disk_over_tmpfs_4"] = dk_pts.get("4")
+        if su:
+            kv["sustained_mbps"] = _v(su.get("runs", {}).get("ferryd"), "mbps_aggregate")
+            kv["dd_mbps"] = _v(su.get("runs", {}).get("dd"), "mbps")
+            kv["sustained_over_dd"] = sod
         kv["integrity_failures"] = integ
         kv["failed_runs"] = fails
         met = [x for x in g if x[2] is not None]
@@ -298,6 +327,10 @@ class Report:
                         "%s / %s" % (fmt(lost.get("ferryd")), fmt(lost.get("redis")))
                         if key == "mbps_aggregate" else ""))
                     what = ""
+                cpu = pt.get("cpu_per_gib", {})
+                f, d = cpu.get("ferryd"), cpu.get("redis")
+                lines.append("| | relay CPU s per GiB delivered | %s | %s | %s | |"
+                             % (fmt(f), fmt(d), fmt_ratio(ratio(f, d))))
         cu = cs.get("catchup")
         if cu and cu.get("runs"):
             r = cu["runs"]
@@ -309,6 +342,37 @@ class Report:
                       "catch-up / live |", "|---|---|---|---|",
                       "| %s | %s | %s | %s |" % (cu["title"], fmt(lv), fmt(cp),
                                                 fmt_ratio(cu.get("catchup_over_live")))]
+        return "\n".join(lines)
+
+    def disk_table(self):
+        """ferryd with its data on the disk against a tmpfs (disk), and a long
+        1 -> 1 against dd on the same disk (sustained).  Empty when neither ran."""
+        cs = self.s.cases
+        lines = []
+        dk = cs.get("disk")
+        if dk and dk.get("points"):
+            fs = dk.get("fs", {})
+            lines += ["| %s | aggregate MB/s, data on the disk (%s) | on a tmpfs | disk / tmpfs |"
+                      % (dk["title"], fs.get("disk", {}).get("fstype") or "?"),
+                      "|---|---|---|---|"]
+            for pt in dk["points"]:
+                r = pt.get("runs", {})
+                lines.append("| 1 -> %d | %s | %s | %s |" % (
+                    pt["receivers"], fmt(_v(r.get("disk"), "mbps_aggregate")),
+                    fmt(_v(r.get("tmpfs"), "mbps_aggregate")),
+                    fmt_ratio(pt.get("disk_over_tmpfs"))))
+        su = cs.get("sustained")
+        if su and su.get("runs"):
+            r = su["runs"]
+            if lines:
+                lines.append("")
+            lines += ["| sustained | ferryd delivered MB/s | dd oflag=direct MB/s (%s) | "
+                      "ferryd / dd |" % (su.get("fs", {}).get("fstype") or "?"),
+                      "|---|---|---|---|",
+                      "| %s | %s | %s | %s |" % (su["title"],
+                                                fmt(_v(r.get("ferryd"), "mbps_aggregate")),
+                                                fmt(_v(r.get("dd"), "mbps")),
+                                                fmt_ratio(su.get("sustained_over_dd")))]
         return "\n".join(lines)
 
     def goals_table(self):
@@ -346,6 +410,9 @@ class Report:
         pt = self.peers_table()
         if pt:
             parts += [pt, ""]
+        dt = self.disk_table()
+        if dt:
+            parts += [dt, ""]
         parts += [self.goals_table()]
         sk = self.skipped_text()
         if sk:

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 
-from . import netns, peers, procs, swarm, treenet
+from . import disk, netns, peers, procs, swarm, treenet
 
 TARGETS = ("p2p", "baseline", "ferryd")
 MiB = 1 << 20
@@ -42,6 +42,14 @@ FULL = {
     "peers_size": 256 * MiB,
     "peers_small_size": 32 * MiB,
     "catchup_size": 256 * MiB,
+    "disk_size": 512 * MiB,
+    # sustained: sized from a first dd to last ~sustained_seconds at the
+    # disk's speed, within [sustained_min, sustained_size]; bounded in time
+    "sustained_size": 4 << 30,
+    "sustained_min": 2 << 30,
+    "sustained_probe": 512 * MiB,
+    "sustained_seconds": 12,
+    "sustained_timeout": 300,
     "reps": 3,
 }
 QUICK = {
@@ -59,6 +67,12 @@ QUICK = {
     "peers_size": 32 * MiB,
     "peers_small_size": 4 * MiB,
     "catchup_size": 32 * MiB,
+    "disk_size": 32 * MiB,
+    "sustained_size": 64 * MiB,
+    "sustained_min": 32 * MiB,
+    "sustained_probe": 32 * MiB,
+    "sustained_seconds": 12,
+    "sustained_timeout": 60,
     "reps": 3,
 }
 SLOW_RATE = 1000000  # 1 MB/s, the throttled receiver's read cap
@@ -110,6 +124,8 @@ class Suite:
         self.work = tempfile.mkdtemp(prefix="ferry-bench-")
         self.logs = os.path.join(self.work, "logs")
         os.makedirs(self.logs)
+        # the disk the disk and sustained cases measure (their data and dd's file)
+        self.disk_dir = os.path.abspath(getattr(args, "disk_dir", None) or self.work)
         if not args.keep:
             procs.on_cleanup(lambda: shutil.rmtree(self.work, ignore_errors=True))
         build = os.path.abspath(args.build)
@@ -166,16 +182,17 @@ class Suite:
     def targets(self, wanted=TARGETS):
         return [t for t in wanted if t == "p2p" or self.bin[t]]
 
-    def server(self, target, tag, extra=()):
-        """A fresh server; extra = more ferryd flags (the old design takes none)."""
-        data = tempfile.mkdtemp(prefix="data-%s-" % tag, dir=self.work)
+    def server(self, target, tag, extra=(), data_root=None):
+        """A fresh server; extra = more ferryd flags (the old design takes none);
+        its data directory is made in data_root (default: the suite's temp dir)."""
+        data = tempfile.mkdtemp(prefix="data-%s-" % tag, dir=data_root or self.work)
         s = procs.Server(target, self.bin[target], data, self.logs, tag,
                          extra=extra if target == "ferryd" else ())
         s.data = data
         return s
 
-    def run_one(self, case, target, mode, opts, timeout, server_extra=()):
-        res = self._run_one(case, target, mode, opts, timeout, server_extra)
+    def run_one(self, case, target, mode, opts, timeout, server_extra=(), data_root=None):
+        res = self._run_one(case, target, mode, opts, timeout, server_extra, data_root)
         if swarm.failed(res) or swarm.integrity(res):
             why = res.get("error") or ("timed out" if res.get("timeout") == 1 else
                                        "swarm exit %s" % res.get("rc"))
@@ -183,17 +200,24 @@ class Suite:
                 case, target, swarm.integrity(res), why.splitlines()[0][:200]))
         return res
 
-    def _run_one(self, case, target, mode, opts, timeout, server_extra=()):
+    def _run_one(self, case, target, mode, opts, timeout, server_extra=(), data_root=None):
         tag = "%s.%s" % (case, target)
         if target == "p2p":
             return swarm.run(self.bin["swarm"], "p2p", mode, opts, timeout, self.logs, tag)
         try:
-            srv = self.server(target, tag, server_extra)
+            srv = self.server(target, tag, server_extra, data_root)
         except (RuntimeError, OSError) as e:
             procs.warn("server did not start", target=target, err='"%s"' % e)
             return {"error": "server did not start: %s" % e}
         try:
+            # The relay's own CPU (utime + stime, all its threads) over the
+            # swarm's run only: start-up and shutdown are left out.
+            cpu0 = procs.cpu_seconds(srv.p.pid)
             res = swarm.run(self.bin["swarm"], srv.addr, mode, opts, timeout, self.logs, tag)
+            cpu1 = procs.cpu_seconds(srv.p.pid)
+            if cpu0 is not None and cpu1 is not None:
+                res["server_cpu_s"] = round(cpu1 - cpu0, 3)
+            res["data_fs"] = disk.fsinfo(srv.data)
             res["server_alive"] = srv.alive()
             res["server_log"] = srv.err_path
             emfile = _count(srv.err_path, b"Too many open files") + _count(
@@ -252,7 +276,7 @@ class Suite:
     # ---- the cases ----------------------------------------------------------------
 
     CASES = ("one_to_one", "fanout", "small_msgs", "slow_isolation", "storm", "rate", "link",
-             "tree", "tls", "peers", "catchup")
+             "tree", "tls", "peers", "catchup", "disk", "sustained")
     QUICK_CASES = ("one_to_one", "fanout", "slow_isolation")
 
     def want(self, name):
@@ -291,6 +315,10 @@ class Suite:
             peers.peers_case(self)
         if self.want("catchup"):
             peers.catchup_case(self)
+        if self.want("disk"):
+            disk.disk_case(self)
+        if self.want("sustained"):
+            disk.sustained_case(self)
 
     def tls(self):
         """tls: the same 1 -> 4 bulk run against ferryd in plaintext and over
