@@ -241,8 +241,9 @@ def sustained_case(suite):
         c["fs"] = fsinfo(root)
         probe = dd_direct(suite, root, sh["sustained_probe"] // MiB, "sustained_probe", 120)
         c["probe"] = probe
-        if "error" in probe:
-            return _skip(suite, "sustained", c, probe["error"].splitlines()[0][:200])
+        if "error" in probe or not probe.get("mbps"):
+            why = probe.get("error") or "dd gave no speed: %s" % probe["stderr"]
+            return _skip(suite, "sustained", c, why.splitlines()[0][:200])
         size = _sustained_size(sh, probe["mbps"], c["fs"]["free_bytes"])
         # bounded: even at a tenth of the disk's speed the run ends
         timeout = int(min(sh["sustained_timeout"], size / (probe["mbps"] * 1e5) + 30))
