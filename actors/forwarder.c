@@ -287,7 +287,7 @@ static void on_subscribed(fwd *f, fy__sub_info *si)
     }
     if (f->ctx->conf->sndbuf)
         fy_sock_set_bufs(f->conn.fd, (int)f->ctx->conf->sndbuf, 0);
-    f->follow = strcmp(f->ctx->conf->live_send, "file") == 0 &&
+    f->follow = f->ctx->conf->live_send == FY_LIVE_SEND_FILE &&
                 (!fy_conn_is_tls(&f->conn) || fy_conn_ktls_send(&f->conn));
     if ((rc = fy_io_add(f->self, f->conn.fd, FY_IO_READ | FY_IO_WRITE, 0)) < 0) {
         free(si);
