@@ -182,12 +182,102 @@ static int set_enum(const struct key *k, const char *val, int *out, char *err, s
     return -EINVAL;
 }
 
+/* listen, metrics, upstream, upstream-token, upstream-tls-name: 256 bytes;
+ * paths FY_CONF_PATH_MAX.  Messages name the key as the caller spelt it
+ * ("max_payload"). */
+static int set_text(fy_conf *c, const struct key *k, const char *key, const char *val, char *err, size_t errcap)
+{
+    size_t cap = k->kind == K_STR ? sizeof c->listen : FY_CONF_PATH_MAX;
+
+    if (strlen(val) >= cap) {
+        say(err, errcap, "%s: value too long (max %zu bytes)", key, cap - 1);
+        return -EINVAL;
+    }
+    memcpy((char *)c + k->off, val, strlen(val) + 1);
+    return 0;
+}
+
+/* "never", "file-end" or a whole number of ms (an interval). */
+static int set_fsync(fy_conf *c, const char *val, char *err, size_t errcap)
+{
+    uint64_t v = 0;
+
+    if (strcmp(val, "never") == 0) {
+        c->fsync_mode = FY_FSYNC_NEVER;
+    } else if (strcmp(val, "file-end") == 0) {
+        c->fsync_mode = FY_FSYNC_FILE_END;
+    } else if (fy_units_bytes(val, &v) == 0 && v >= 1 && v <= 3600000 &&
+               strspn(val, "0123456789") == strlen(val)) {
+        c->fsync_mode = FY_FSYNC_INTERVAL;
+        c->fsync_ms = (uint32_t)v;
+    } else {
+        say(err, errcap, "fsync: '%s' is not never, file-end or a number of ms (1..3600000)", val);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int set_level(fy_conf *c, const char *val, char *err, size_t errcap)
+{
+    int rc = fy_klog_level_parse(val);
+
+    if (rc < 0) {
+        say(err, errcap, "log-level: '%s' is not debug, info, warn or error", val);
+        return -EINVAL;
+    }
+    c->log_level = rc;
+    return 0;
+}
+
+static int set_ms(fy_conf *c, const struct key *k, const char *key, const char *val, char *err, size_t errcap)
+{
+    uint64_t v = 0;
+
+    if (parse_ms(val, &v) < 0) {
+        say(err, errcap, "%s: '%s' is not a duration (seconds, or a number with ms, s or m)",
+            key, val);
+        return -EINVAL;
+    }
+    if (v < k->min || v > k->max) {
+        say(err, errcap, "%s: %llu ms is out of range %llu..%llu ms", key,
+            (unsigned long long)v, (unsigned long long)k->min, (unsigned long long)k->max);
+        return -EINVAL;
+    }
+    memcpy((char *)c + k->off, &v, sizeof v);
+    return 0;
+}
+
+/* A size (suffix K/M/G) or a whole number, within [min, max]. */
+static int set_number(fy_conf *c, const struct key *k, const char *key, const char *val, char *err, size_t errcap)
+{
+    uint64_t v = 0;
+    int rc = k->kind == K_SIZE ? fy_units_bytes(val, &v) : -EINVAL;
+
+    if (k->kind == K_UINT && val[0] && strspn(val, "0123456789") == strlen(val)) {
+        errno = 0;
+        v = strtoull(val, NULL, 10);
+        rc = errno ? -ERANGE : 0;
+    }
+    if (rc < 0) {
+        say(err, errcap, "%s: '%s' is not a %s", key, val,
+            k->kind == K_SIZE ? "size (bytes, suffix K/M/G allowed)" : "whole number");
+        return -EINVAL;
+    }
+    if (v < k->min || v > k->max) {
+        say(err, errcap, "%s: %llu is out of range %llu..%llu", key, (unsigned long long)v,
+            (unsigned long long)k->min, (unsigned long long)k->max);
+        return -EINVAL;
+    }
+    if (k->off == OFF(threads))
+        c->threads = (unsigned)v;
+    else
+        memcpy((char *)c + k->off, &v, sizeof v);
+    return 0;
+}
+
 int fy_conf_set(fy_conf *c, const char *key, const char *val, char *err, size_t errcap)
 {
     const struct key *k = find(key);
-    uint64_t v = 0;
-    char *p = (char *)c + (k ? k->off : 0);
-    int rc;
 
     if (!k) {
         say(err, errcap, "unknown key '%s'", key);
@@ -195,76 +285,19 @@ int fy_conf_set(fy_conf *c, const char *key, const char *val, char *err, size_t 
     }
     switch (k->kind) {
     case K_STR:
-    case K_PATH: {
-        /* listen, metrics, upstream, upstream-token, upstream-tls-name: 256 bytes */
-        size_t cap = k->kind == K_STR ? sizeof c->listen : FY_CONF_PATH_MAX;
-        if (strlen(val) >= cap) {
-            say(err, errcap, "%s: value too long (max %zu bytes)", key, cap - 1);
-            return -EINVAL;
-        }
-        memcpy(p, val, strlen(val) + 1);
-        return 0;
-    }
+    case K_PATH:
+        return set_text(c, k, key, val, err, errcap);
     case K_FSYNC:
-        if (strcmp(val, "never") == 0) {
-            c->fsync_mode = FY_FSYNC_NEVER;
-        } else if (strcmp(val, "file-end") == 0) {
-            c->fsync_mode = FY_FSYNC_FILE_END;
-        } else if ((rc = fy_units_bytes(val, &v)) == 0 && v >= 1 && v <= 3600000 &&
-                   strspn(val, "0123456789") == strlen(val)) {
-            c->fsync_mode = FY_FSYNC_INTERVAL;
-            c->fsync_ms = (uint32_t)v;
-        } else {
-            say(err, errcap, "fsync: '%s' is not never, file-end or a number of ms (1..3600000)",
-                val);
-            return -EINVAL;
-        }
-        return 0;
-    case K_ENUM:
-        return set_enum(k, val, (int *)(void *)p, err, errcap);
+        return set_fsync(c, val, err, errcap);
     case K_LEVEL:
-        if ((rc = fy_klog_level_parse(val)) < 0) {
-            say(err, errcap, "log-level: '%s' is not debug, info, warn or error", val);
-            return -EINVAL;
-        }
-        c->log_level = rc;
-        return 0;
+        return set_level(c, val, err, errcap);
     case K_MS:
-        if ((rc = parse_ms(val, &v)) < 0) {
-            say(err, errcap, "%s: '%s' is not a duration (seconds, or a number with ms, s or m)",
-                key, val);
-            return -EINVAL;
-        }
-        if (v < k->min || v > k->max) {
-            say(err, errcap, "%s: %llu ms is out of range %llu..%llu ms", key,
-                (unsigned long long)v, (unsigned long long)k->min, (unsigned long long)k->max);
-            return -EINVAL;
-        }
-        memcpy(p, &v, sizeof v);
-        return 0;
+        return set_ms(c, k, key, val, err, errcap);
     case K_SIZE:
     case K_UINT:
-        rc = k->kind == K_SIZE ? fy_units_bytes(val, &v) : -EINVAL;
-        if (k->kind == K_UINT && val[0] && strspn(val, "0123456789") == strlen(val)) {
-            errno = 0;
-            v = strtoull(val, NULL, 10);
-            rc = errno ? -ERANGE : 0;
-        }
-        if (rc < 0) {
-            say(err, errcap, "%s: '%s' is not a %s", key, val,
-                k->kind == K_SIZE ? "size (bytes, suffix K/M/G allowed)" : "whole number");
-            return -EINVAL;
-        }
-        if (v < k->min || v > k->max) {
-            say(err, errcap, "%s: %llu is out of range %llu..%llu", key, (unsigned long long)v,
-                (unsigned long long)k->min, (unsigned long long)k->max);
-            return -EINVAL;
-        }
-        if (k->off == OFF(threads))
-            c->threads = (unsigned)v;
-        else
-            memcpy(p, &v, sizeof v);
-        return 0;
+        return set_number(c, k, key, val, err, errcap);
+    case K_ENUM:
+        return set_enum(k, val, (int *)(void *)((char *)c + k->off), err, errcap);
     }
     return -EINVAL;
 }
