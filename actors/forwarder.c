@@ -1118,7 +1118,7 @@ int fy__forwarder_new(const fy__fwd_init *in, fy_actor **out)
         goto fail;
     /* The connection now counts as ours: posted before the session that
      * hands it over reports gone, so the acceptor's count never dips. */
-    fy__addr_key_text(f->peer, f->addr_key);
+    memcpy(f->addr_key, in->addr_key, sizeof f->addr_key);
     fy_actor_post(f->ctx->acceptor, FY_RM_CONN_ADOPT, 0, f->addr_key[0], f->addr_key[1], NULL,
                   NULL);
     *out = f->self;
