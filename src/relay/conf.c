@@ -185,7 +185,8 @@ static int set_enum(const struct key *k, const char *val, int *out, char *err, s
 /* listen, metrics, upstream, upstream-token, upstream-tls-name: 256 bytes;
  * paths FY_CONF_PATH_MAX.  Messages name the key as the caller spelt it
  * ("max_payload"). */
-static int set_text(fy_conf *c, const struct key *k, const char *key, const char *val, char *err, size_t errcap)
+static int set_text(fy_conf *c, const struct key *k, const char *key, const char *val,
+                    char *err, size_t errcap)
 {
     size_t cap = k->kind == K_STR ? sizeof c->listen : FY_CONF_PATH_MAX;
 
@@ -229,7 +230,8 @@ static int set_level(fy_conf *c, const char *val, char *err, size_t errcap)
     return 0;
 }
 
-static int set_ms(fy_conf *c, const struct key *k, const char *key, const char *val, char *err, size_t errcap)
+static int set_ms(fy_conf *c, const struct key *k, const char *key, const char *val,
+                  char *err, size_t errcap)
 {
     uint64_t v = 0;
 
@@ -248,7 +250,8 @@ static int set_ms(fy_conf *c, const struct key *k, const char *key, const char *
 }
 
 /* A size (suffix K/M/G) or a whole number, within [min, max]. */
-static int set_number(fy_conf *c, const struct key *k, const char *key, const char *val, char *err, size_t errcap)
+static int set_number(fy_conf *c, const struct key *k, const char *key, const char *val,
+                      char *err, size_t errcap)
 {
     uint64_t v = 0;
     int rc = k->kind == K_SIZE ? fy_units_bytes(val, &v) : -EINVAL;
