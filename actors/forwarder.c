@@ -139,6 +139,60 @@ static void welcome(fwd *f, uint64_t first_seq, uint64_t start_seq)
         fy__fwd_ctl_push(f, FY_FT_WELCOME, p, n);
 }
 
+/* LIVE: from the file-begin of the file in progress, or from the end. */
+static void subscribe_live(fwd *f, const fy__sub_info *si)
+{
+    uint64_t from = si->fb_seq ? si->fb_seq : si->next_seq;
+
+    welcome(f, si->first_seq, from);
+    fy_klog(FY_LOG_INFO, "receiver subscribed", "peer=%s channel=%s mode=live from_seq=%llu "
+            "end_seq=%llu", f->peer, f->chan->name, (unsigned long long)from,
+            (unsigned long long)si->next_seq);
+    if (si->fb_seq)
+        fy__fwd_start_catchup(f, si->fb_pos, si->fb_seq);
+    else
+        fy__fwd_start_catchup(f, si->end, si->next_seq);
+}
+
+/* START and RESUME: from the first frame kept, or the resume point; a seq
+ * behind the end is looked up in the index first (FY_RM_LOOKED). */
+static void subscribe_history(fwd *f, const fy__sub_info *si)
+{
+    uint64_t first = si->first_seq;
+    uint64_t want = f->mode == FY_MODE_RESUME && f->resume_from ? f->resume_from : first;
+
+    if (f->mode != FY_MODE_START && f->mode != FY_MODE_RESUME) {
+        f->st = F_LIVE;
+        fy__fwd_fail(f, FY_EPAYLOAD, "unknown receiver mode %u", f->mode);
+        return;
+    }
+    if (want < first || want > si->next_seq) {
+        f->st = F_LIVE;
+        fy__fwd_fail(f, FY_ENOSEQ, "resume from seq %llu: the channel holds %llu..%llu",
+                     (unsigned long long)want, (unsigned long long)first,
+                     (unsigned long long)si->next_seq);
+        return;
+    }
+    fy_klog(FY_LOG_INFO, "receiver subscribed", "peer=%s channel=%s mode=%s from_seq=%llu "
+            "end_seq=%llu", f->peer, f->chan->name,
+            f->mode == FY_MODE_START ? "start" : "resume", (unsigned long long)want,
+            (unsigned long long)si->next_seq);
+    if (want == si->next_seq) {
+        welcome(f, first, want);
+        fy__fwd_start_catchup(f, si->end, want);
+        return;
+    }
+    f->st = F_LOOKUP;
+    f->pos_seq = want;
+    f->first_seq_hint = first;
+    fy_actor *ref = fy_actor_ref(f->self);
+    if (fy_actor_post(f->chan->indexer, FY_RM_LOOKUP, 0, want, 0, ref, NULL) < 0) {
+        fy_actor_unref(ref); /* a released message does not drop it */
+        fy__fwd_fail(f, FY_ESHUTDOWN, "channel closing: seq %llu cannot be looked up",
+                     (unsigned long long)want);
+    }
+}
+
 static void on_subscribed(fwd *f, fy__sub_info *si)
 {
     FY__OWNER(f->self);
@@ -166,53 +220,10 @@ static void on_subscribed(fwd *f, fy__sub_info *si)
     fy__idle_alive(&f->idle, fy_now_ns());
     if (f->ctx->conf->idle_timeout)
         fy_timer_after(f->self, fy__idle_tick_ms(f->ctx->conf->idle_timeout), FY__TM_IDLE);
-    uint64_t first = si->first_seq, want;
-    switch (f->mode) {
-    case FY_MODE_LIVE:
-        welcome(f, first, si->fb_seq ? si->fb_seq : si->next_seq);
-        fy_klog(FY_LOG_INFO, "receiver subscribed", "peer=%s channel=%s mode=live from_seq=%llu "
-                "end_seq=%llu", f->peer, f->chan->name,
-                (unsigned long long)(si->fb_seq ? si->fb_seq : si->next_seq),
-                (unsigned long long)si->next_seq);
-        if (si->fb_seq)
-            fy__fwd_start_catchup(f, si->fb_pos, si->fb_seq);
-        else
-            fy__fwd_start_catchup(f, si->end, si->next_seq);
-        break;
-    default:
-        want = f->mode == FY_MODE_RESUME && f->resume_from ? f->resume_from : first;
-        if (f->mode != FY_MODE_START && f->mode != FY_MODE_RESUME) {
-            f->st = F_LIVE;
-            fy__fwd_fail(f, FY_EPAYLOAD, "unknown receiver mode %u", f->mode);
-            break;
-        }
-        if (want < first || want > si->next_seq) {
-            f->st = F_LIVE;
-            fy__fwd_fail(f, FY_ENOSEQ, "resume from seq %llu: the channel holds %llu..%llu",
-                         (unsigned long long)want, (unsigned long long)first,
-                         (unsigned long long)si->next_seq);
-            break;
-        }
-        fy_klog(FY_LOG_INFO, "receiver subscribed", "peer=%s channel=%s mode=%s from_seq=%llu "
-                "end_seq=%llu", f->peer, f->chan->name,
-                f->mode == FY_MODE_START ? "start" : "resume", (unsigned long long)want,
-                (unsigned long long)si->next_seq);
-        if (want == si->next_seq) {
-            welcome(f, first, want);
-            fy__fwd_start_catchup(f, si->end, want);
-        } else {
-            f->st = F_LOOKUP;
-            f->pos_seq = want;
-            f->first_seq_hint = first;
-            fy_actor *ref = fy_actor_ref(f->self);
-            if (fy_actor_post(f->chan->indexer, FY_RM_LOOKUP, 0, want, 0, ref, NULL) < 0) {
-                fy_actor_unref(ref); /* a released message does not drop it */
-                fy__fwd_fail(f, FY_ESHUTDOWN, "channel closing: seq %llu cannot be looked up",
-                             (unsigned long long)want);
-            }
-        }
-        break;
-    }
+    if (f->mode == FY_MODE_LIVE)
+        subscribe_live(f, si);
+    else
+        subscribe_history(f, si);
     free(si);
     if (f->st != F_CLOSING) /* also takes frames sent right behind the hello */
         on_readable(f);
