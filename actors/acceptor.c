@@ -105,16 +105,6 @@ void fy__addr_key(const fy_addr *a, uint64_t key[2])
     memcpy(key, b, 16);
 }
 
-void fy__addr_key_text(const char *peer, uint64_t key[2])
-{
-    fy_addr a;
-
-    memset(&a, 0, sizeof a);
-    if (fy_addr_parse(peer, "127.0.0.1", &a) < 0)
-        memset(&a, 0, sizeof a); /* not ours: every such peer shares key 0 */
-    fy__addr_key(&a, key);
-}
-
 static ipcount *ip_find(acceptor *a, const uint64_t key[2])
 {
     for (size_t i = 0; i < a->nips; i++)
@@ -260,7 +250,7 @@ static void accept_some(acceptor *a)
         fy_actor *s;
         fy_klog(FY_LOG_INFO, "connect", "peer=%s sessions=%zu connections=%zu", ps, a->n + 1,
                 a->conns);
-        int rc = fy__session_new(a->ctx, fd, ps, &s);
+        int rc = fy__session_new(a->ctx, fd, ps, key, &s);
         if (rc < 0) {
             fy_klog(FY_LOG_ERROR, "cannot start session", "peer=%s err=%s action=\"close "
                     "connection\"", ps, fy_errname(rc));

@@ -123,7 +123,7 @@ static int open_chan(registry *r, const char *name, fy__chan **out)
     }
     fy_store_opts so = {.segment_bytes = c->segment_bytes, .max_payload = c->max_payload,
                         .retain_bytes = c->retain_bytes, .retain_secs = c->retain_age,
-                        .buffered = strcmp(c->write_mode, "buffered") == 0};
+                        .buffered = c->write_mode == FY_WRITE_BUFFERED};
     uint64_t t0 = fy_now_ns();
     if ((rc = fy_store_open(ch->dir, &so, &log, &idx, &rep)) < 0) {
         fy_klog(FY_LOG_ERROR, "fy_store_open failed", "dir=%s err=%s action=\"refuse channel\"",

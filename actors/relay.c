@@ -74,7 +74,7 @@ static int mkdir_p(const char *path)
  * (catch-up readers are short-lived and not counted, as before). */
 static uint64_t fds_per_conn(const fy_conf *c)
 {
-    return strcmp(c->live_send, "file") == 0 ? 2 : 1;
+    return c->live_send == FY_LIVE_SEND_FILE ? 2 : 1;
 }
 
 /* Fit max-connections and max-channels to the descriptor limit: raise the

@@ -214,6 +214,7 @@ typedef struct fy__fwd_init {
     uint8_t mode;
     uint64_t resume_from;
     char peer[64];
+    uint64_t addr_key[2];   /* the peer's address key (fy__addr_key), as the acceptor counts it */
     const uint8_t *pending; /* bytes read past the hello; copied */
     size_t npending;
 } fy__fwd_init;
@@ -293,7 +294,10 @@ enum { FY__TM_RETRY = 1, FY__TM_LINGER = 2, FY__TM_FSYNC = 3, FY__TM_RETAIN = 4,
 int fy__acceptor_new(const fy__ctx *ctx, int lfd, fy_actor **out);
 /* Start watching the listening socket (once ctx->registry is set). */
 int fy__acceptor_listen(fy_actor *a, int lfd);
-int fy__session_new(const fy__ctx *ctx, int fd, const char *peer, fy_actor **out);
+/* peer: the address as text (logs, labels); addr_key: its fy__addr_key,
+ * passed on to a forwarder so the acceptor's count is released under it. */
+int fy__session_new(const fy__ctx *ctx, int fd, const char *peer, const uint64_t addr_key[2],
+                    fy_actor **out);
 /* The registry's state outlives the actor: fy__registry_cleanup() frees the
  * channel records after the scheduler is joined, when nothing can use them. */
 int fy__registry_new(const fy__ctx *ctx, fy_actor **out, void **state);
@@ -314,10 +318,9 @@ int fy__upstream_new(const fy__ctx *ctx, const fy__chan *chan, fy_actor *writer,
 int fy__upstream_marked(const char *chan_dir);
 
 /* The 16-byte key the connection limits count by: the peer's IP address
- * (IPv4 as ::ffff:a.b.c.d), port left out.  From an fy_addr, or from the
- * "HOST:PORT" text fy_addr_format made of one (any thread). */
+ * (IPv4 as ::ffff:a.b.c.d), port left out (any thread).  The acceptor makes
+ * it once; sessions and forwarders carry it as data. */
 void fy__addr_key(const fy_addr *a, uint64_t key[2]);
-void fy__addr_key_text(const char *peer, uint64_t key[2]);
 
 /* The metrics actor: GET /metrics on addr (actors/metrics.c).  *bound gets
  * the address it listens on.  0 or -errno with a message in err. */

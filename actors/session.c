@@ -285,6 +285,7 @@ static void handoff(session *s)
     fy_actor *fwd;
 
     snprintf(in.peer, sizeof in.peer, "%s", s->peer);
+    memcpy(in.addr_key, s->addr_key, sizeof in.addr_key);
     fy_io_del(s->ctx->sched, s->conn.fd);
     int rc = fy__forwarder_new(&in, &fwd);
     if (rc < 0) {
@@ -457,7 +458,8 @@ static void dtor(void *state)
     free(s);
 }
 
-int fy__session_new(const fy__ctx *ctx, int fd, const char *peer, fy_actor **out)
+int fy__session_new(const fy__ctx *ctx, int fd, const char *peer, const uint64_t addr_key[2],
+                    fy_actor **out)
 {
     session *s = calloc(1, sizeof *s);
     int rc = -ENOMEM;
@@ -469,6 +471,7 @@ int fy__session_new(const fy__ctx *ctx, int fd, const char *peer, fy_actor **out
     s->st = ctx->tls ? S_TLS : S_HELLO;
     s->rcap = RBUF_HELLO;
     snprintf(s->peer, sizeof s->peer, "%s", peer);
+    memcpy(s->addr_key, addr_key, sizeof s->addr_key);
     fy_actor_opts o = {.fn = handle, .dtor = dtor, .state = s, .kind = FY_KIND_SESSION,
                        .label = peer};
     if (!(s->rbuf = malloc(s->rcap)) || (rc = fy_dec_new(ctx->conf->max_payload, &s->dec)) < 0 ||

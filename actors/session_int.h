@@ -27,6 +27,7 @@ typedef struct session {
     fy_conn conn;  /* TLS attached once the client's first byte says ClientHello */
     enum st st;
     char peer[64];
+    uint64_t addr_key[2]; /* fy__addr_key of the peer, for a forwarder */
     fy_dec *dec;   /* until hello */
     uint8_t *rbuf; /* until hello; then the ingest has its own */
     size_t rcap, rlen, roff; /* unprocessed input: rbuf[roff..rlen) */

@@ -41,8 +41,8 @@ void fy_conf_defaults(fy_conf *c)
     c->fsync_mode = FY_FSYNC_FILE_END;
     c->segment_bytes = 256ull << 20;
     c->window = 8ull << 20;
-    snprintf(c->live_send, sizeof c->live_send, "buffers");
-    snprintf(c->write_mode, sizeof c->write_mode, "direct");
+    c->live_send = FY_LIVE_SEND_BUFFERS;
+    c->write_mode = FY_WRITE_DIRECT;
     c->channel_budget = 4ull << 20;
     c->log_level = FY_LOG_INFO;
     c->trace_events = 65536;
@@ -81,56 +81,67 @@ static int parse_ms(const char *val, uint64_t *out)
 
 /* ---- the key table ---------------------------------------------------------- */
 
-enum kind { K_STR, K_PATH, K_SIZE, K_UINT, K_FSYNC, K_LEVEL, K_MS };
+enum kind { K_STR, K_PATH, K_SIZE, K_UINT, K_FSYNC, K_LEVEL, K_MS, K_ENUM };
 
 struct key {
     const char *name;
     enum kind kind;
     size_t off;
     uint64_t min, max;
+    const char *const *names; /* K_ENUM: the value's names, indexed by the enum; NULL-ended */
 };
+
+/* K_ENUM fields are stored as an int. */
+_Static_assert(sizeof(enum fy_live_send) == sizeof(int), "live-send is an int");
+_Static_assert(sizeof(enum fy_write_mode) == sizeof(int), "write-mode is an int");
+
+/* In the order the error message lists them ("is not file or buffers"). */
+static const char *const live_send_names[] = {
+    [FY_LIVE_SEND_FILE] = "file", [FY_LIVE_SEND_BUFFERS] = "buffers", NULL};
+static const char *const write_mode_names[] = {
+    [FY_WRITE_DIRECT] = "direct", [FY_WRITE_BUFFERED] = "buffered", NULL};
 
 #define OFF(f) offsetof(fy_conf, f)
 static const struct key keys[] = {
-    {"listen", K_STR, OFF(listen), 0, 0},
-    {"metrics", K_STR, OFF(metrics), 0, 0},
-    {"data", K_PATH, OFF(data), 0, 0},
-    {"auth", K_PATH, OFF(auth), 0, 0},
-    {"threads", K_UINT, OFF(threads), 0, 256},
-    {"memory", K_SIZE, OFF(memory), 4ull << 20, 1ull << 40},
+    {"listen", K_STR, OFF(listen), 0, 0, NULL},
+    {"metrics", K_STR, OFF(metrics), 0, 0, NULL},
+    {"data", K_PATH, OFF(data), 0, 0, NULL},
+    {"auth", K_PATH, OFF(auth), 0, 0, NULL},
+    {"threads", K_UINT, OFF(threads), 0, 256, NULL},
+    {"memory", K_SIZE, OFF(memory), 4ull << 20, 1ull << 40, NULL},
     /* A frame (payload + header) must fit the pool's largest buffer. */
-    {"max-payload", K_SIZE, OFF(max_payload), 4096, FY_BUF_MAX_CAP - FY_FRAME_HDR_SIZE},
-    {"fsync", K_FSYNC, 0, 0, 0},
-    {"segment-bytes", K_SIZE, OFF(segment_bytes), 1ull << 16, 1ull << 40},
-    {"retain-bytes", K_SIZE, OFF(retain_bytes), 0, UINT64_MAX},
-    {"retain-age", K_UINT, OFF(retain_age), 0, UINT64_MAX},
-    {"scrub-interval", K_UINT, OFF(scrub_interval), 0, 365ull * 86400},
-    {"scrub-rate", K_SIZE, OFF(scrub_rate), 1ull << 20, 1ull << 40},
-    {"window", K_SIZE, OFF(window), 64ull << 10, 1ull << 36},
-    {"live-send", K_STR, OFF(live_send), 0, sizeof(((fy_conf *)0)->live_send)},
-    {"write-mode", K_STR, OFF(write_mode), 0, sizeof(((fy_conf *)0)->write_mode)},
-    {"channel-budget", K_SIZE, OFF(channel_budget), 1ull << 20, 1ull << 40},
-    {"sndbuf", K_SIZE, OFF(sndbuf), 0, 64ull << 20},
-    {"idle-timeout", K_UINT, OFF(idle_timeout), 0, 86400},
-    {"takeover-grace", K_UINT, OFF(takeover_grace), 0, 3600},
-    {"trace", K_PATH, OFF(trace), 0, 0},
-    {"trace-max-bytes", K_SIZE, OFF(trace_max_bytes), 0, 1ull << 40},
-    {"trace-events", K_UINT, OFF(trace_events), 0, 1ull << 24},
-    {"log-level", K_LEVEL, OFF(log_level), 0, 0},
+    {"max-payload", K_SIZE, OFF(max_payload), 4096, FY_BUF_MAX_CAP - FY_FRAME_HDR_SIZE, NULL},
+    {"fsync", K_FSYNC, 0, 0, 0, NULL},
+    {"segment-bytes", K_SIZE, OFF(segment_bytes), 1ull << 16, 1ull << 40, NULL},
+    {"retain-bytes", K_SIZE, OFF(retain_bytes), 0, UINT64_MAX, NULL},
+    {"retain-age", K_UINT, OFF(retain_age), 0, UINT64_MAX, NULL},
+    {"scrub-interval", K_UINT, OFF(scrub_interval), 0, 365ull * 86400, NULL},
+    {"scrub-rate", K_SIZE, OFF(scrub_rate), 1ull << 20, 1ull << 40, NULL},
+    {"window", K_SIZE, OFF(window), 64ull << 10, 1ull << 36, NULL},
+    {"live-send", K_ENUM, OFF(live_send), 0, 0, live_send_names},
+    {"write-mode", K_ENUM, OFF(write_mode), 0, 0, write_mode_names},
+    {"channel-budget", K_SIZE, OFF(channel_budget), 1ull << 20, 1ull << 40, NULL},
+    {"sndbuf", K_SIZE, OFF(sndbuf), 0, 64ull << 20, NULL},
+    {"idle-timeout", K_UINT, OFF(idle_timeout), 0, 86400, NULL},
+    {"takeover-grace", K_UINT, OFF(takeover_grace), 0, 3600, NULL},
+    {"trace", K_PATH, OFF(trace), 0, 0, NULL},
+    {"trace-max-bytes", K_SIZE, OFF(trace_max_bytes), 0, 1ull << 40, NULL},
+    {"trace-events", K_UINT, OFF(trace_events), 0, 1ull << 24, NULL},
+    {"log-level", K_LEVEL, OFF(log_level), 0, 0, NULL},
     /* A duration: seconds, or with a suffix ms / s / m; stored in ms. */
-    {"channel-idle", K_MS, OFF(channel_idle_ms), 10, 86400000},
-    {"max-channels", K_UINT, OFF(max_channels), 1, 1u << 20},
-    {"max-connections", K_UINT, OFF(max_connections), 1, 1u << 24},
-    {"max-connections-per-ip", K_UINT, OFF(max_conns_per_ip), 1, 1u << 24},
-    {"drain-timeout", K_UINT, OFF(drain_timeout), 0, 3600},
-    {"upstream", K_STR, OFF(upstream), 0, 0},
-    {"upstream-token", K_STR, OFF(upstream_token), 0, 0},
-    {"upstream-linger", K_MS, OFF(upstream_linger_ms), 0, 86400000},
-    {"tls-cert", K_PATH, OFF(tls_cert), 0, 0},
-    {"tls-key", K_PATH, OFF(tls_key), 0, 0},
-    {"tls-client-ca", K_PATH, OFF(tls_client_ca), 0, 0},
-    {"upstream-ca", K_PATH, OFF(upstream_ca), 0, 0},
-    {"upstream-tls-name", K_STR, OFF(upstream_tls_name), 0, 0},
+    {"channel-idle", K_MS, OFF(channel_idle_ms), 10, 86400000, NULL},
+    {"max-channels", K_UINT, OFF(max_channels), 1, 1u << 20, NULL},
+    {"max-connections", K_UINT, OFF(max_connections), 1, 1u << 24, NULL},
+    {"max-connections-per-ip", K_UINT, OFF(max_conns_per_ip), 1, 1u << 24, NULL},
+    {"drain-timeout", K_UINT, OFF(drain_timeout), 0, 3600, NULL},
+    {"upstream", K_STR, OFF(upstream), 0, 0, NULL},
+    {"upstream-token", K_STR, OFF(upstream_token), 0, 0, NULL},
+    {"upstream-linger", K_MS, OFF(upstream_linger_ms), 0, 86400000, NULL},
+    {"tls-cert", K_PATH, OFF(tls_cert), 0, 0, NULL},
+    {"tls-key", K_PATH, OFF(tls_key), 0, 0, NULL},
+    {"tls-client-ca", K_PATH, OFF(tls_client_ca), 0, 0, NULL},
+    {"upstream-ca", K_PATH, OFF(upstream_ca), 0, 0, NULL},
+    {"upstream-tls-name", K_STR, OFF(upstream_tls_name), 0, 0, NULL},
 };
 
 static const struct key *find(const char *key)
@@ -153,12 +164,123 @@ int fy_conf_known(const char *key)
     return find(key) != NULL;
 }
 
+/* A K_ENUM value: its index in k->names.  "KEY: 'VAL' is not A or B". */
+static int set_enum(const struct key *k, const char *val, int *out, char *err, size_t errcap)
+{
+    char names[128] = "";
+    size_t n = 0, len = 0;
+
+    for (; k->names[n]; n++)
+        if (strcmp(val, k->names[n]) == 0) {
+            *out = (int)n;
+            return 0;
+        }
+    for (size_t i = 0; i < n && len < sizeof names; i++)
+        len += (size_t)snprintf(names + len, sizeof names - len, "%s%s",
+                                i == 0 ? "" : i + 1 == n ? " or " : ", ", k->names[i]);
+    say(err, errcap, "%s: '%s' is not %s", k->name, val, names);
+    return -EINVAL;
+}
+
+/* listen, metrics, upstream, upstream-token, upstream-tls-name: 256 bytes;
+ * paths FY_CONF_PATH_MAX.  Messages name the key as the caller spelt it
+ * ("max_payload"). */
+static int set_text(fy_conf *c, const struct key *k, const char *key, const char *val,
+                    char *err, size_t errcap)
+{
+    size_t cap = k->kind == K_STR ? sizeof c->listen : FY_CONF_PATH_MAX;
+
+    if (strlen(val) >= cap) {
+        say(err, errcap, "%s: value too long (max %zu bytes)", key, cap - 1);
+        return -EINVAL;
+    }
+    memcpy((char *)c + k->off, val, strlen(val) + 1);
+    return 0;
+}
+
+/* "never", "file-end" or a whole number of ms (an interval). */
+static int set_fsync(fy_conf *c, const char *val, char *err, size_t errcap)
+{
+    uint64_t v = 0;
+
+    if (strcmp(val, "never") == 0) {
+        c->fsync_mode = FY_FSYNC_NEVER;
+    } else if (strcmp(val, "file-end") == 0) {
+        c->fsync_mode = FY_FSYNC_FILE_END;
+    } else if (fy_units_bytes(val, &v) == 0 && v >= 1 && v <= 3600000 &&
+               strspn(val, "0123456789") == strlen(val)) {
+        c->fsync_mode = FY_FSYNC_INTERVAL;
+        c->fsync_ms = (uint32_t)v;
+    } else {
+        say(err, errcap, "fsync: '%s' is not never, file-end or a number of ms (1..3600000)", val);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int set_level(fy_conf *c, const char *val, char *err, size_t errcap)
+{
+    int rc = fy_klog_level_parse(val);
+
+    if (rc < 0) {
+        say(err, errcap, "log-level: '%s' is not debug, info, warn or error", val);
+        return -EINVAL;
+    }
+    c->log_level = rc;
+    return 0;
+}
+
+static int set_ms(fy_conf *c, const struct key *k, const char *key, const char *val,
+                  char *err, size_t errcap)
+{
+    uint64_t v = 0;
+
+    if (parse_ms(val, &v) < 0) {
+        say(err, errcap, "%s: '%s' is not a duration (seconds, or a number with ms, s or m)",
+            key, val);
+        return -EINVAL;
+    }
+    if (v < k->min || v > k->max) {
+        say(err, errcap, "%s: %llu ms is out of range %llu..%llu ms", key,
+            (unsigned long long)v, (unsigned long long)k->min, (unsigned long long)k->max);
+        return -EINVAL;
+    }
+    memcpy((char *)c + k->off, &v, sizeof v);
+    return 0;
+}
+
+/* A size (suffix K/M/G) or a whole number, within [min, max]. */
+static int set_number(fy_conf *c, const struct key *k, const char *key, const char *val,
+                      char *err, size_t errcap)
+{
+    uint64_t v = 0;
+    int rc = k->kind == K_SIZE ? fy_units_bytes(val, &v) : -EINVAL;
+
+    if (k->kind == K_UINT && val[0] && strspn(val, "0123456789") == strlen(val)) {
+        errno = 0;
+        v = strtoull(val, NULL, 10);
+        rc = errno ? -ERANGE : 0;
+    }
+    if (rc < 0) {
+        say(err, errcap, "%s: '%s' is not a %s", key, val,
+            k->kind == K_SIZE ? "size (bytes, suffix K/M/G allowed)" : "whole number");
+        return -EINVAL;
+    }
+    if (v < k->min || v > k->max) {
+        say(err, errcap, "%s: %llu is out of range %llu..%llu", key, (unsigned long long)v,
+            (unsigned long long)k->min, (unsigned long long)k->max);
+        return -EINVAL;
+    }
+    if (k->off == OFF(threads))
+        c->threads = (unsigned)v;
+    else
+        memcpy((char *)c + k->off, &v, sizeof v);
+    return 0;
+}
+
 int fy_conf_set(fy_conf *c, const char *key, const char *val, char *err, size_t errcap)
 {
     const struct key *k = find(key);
-    uint64_t v = 0;
-    char *p = (char *)c + (k ? k->off : 0);
-    int rc;
 
     if (!k) {
         say(err, errcap, "unknown key '%s'", key);
@@ -166,75 +288,19 @@ int fy_conf_set(fy_conf *c, const char *key, const char *val, char *err, size_t 
     }
     switch (k->kind) {
     case K_STR:
-    case K_PATH: {
-        /* listen, metrics, upstream, upstream-token, upstream-tls-name: 256
-         * bytes; a shorter field says its size in max. */
-        size_t cap = k->kind == K_STR ? (k->max ? k->max : sizeof c->listen) : FY_CONF_PATH_MAX;
-        if (strlen(val) >= cap) {
-            say(err, errcap, "%s: value too long (max %zu bytes)", key, cap - 1);
-            return -EINVAL;
-        }
-        memcpy(p, val, strlen(val) + 1);
-        return 0;
-    }
+    case K_PATH:
+        return set_text(c, k, key, val, err, errcap);
     case K_FSYNC:
-        if (strcmp(val, "never") == 0) {
-            c->fsync_mode = FY_FSYNC_NEVER;
-        } else if (strcmp(val, "file-end") == 0) {
-            c->fsync_mode = FY_FSYNC_FILE_END;
-        } else if ((rc = fy_units_bytes(val, &v)) == 0 && v >= 1 && v <= 3600000 &&
-                   strspn(val, "0123456789") == strlen(val)) {
-            c->fsync_mode = FY_FSYNC_INTERVAL;
-            c->fsync_ms = (uint32_t)v;
-        } else {
-            say(err, errcap, "fsync: '%s' is not never, file-end or a number of ms (1..3600000)",
-                val);
-            return -EINVAL;
-        }
-        return 0;
+        return set_fsync(c, val, err, errcap);
     case K_LEVEL:
-        if ((rc = fy_klog_level_parse(val)) < 0) {
-            say(err, errcap, "log-level: '%s' is not debug, info, warn or error", val);
-            return -EINVAL;
-        }
-        c->log_level = rc;
-        return 0;
+        return set_level(c, val, err, errcap);
     case K_MS:
-        if ((rc = parse_ms(val, &v)) < 0) {
-            say(err, errcap, "%s: '%s' is not a duration (seconds, or a number with ms, s or m)",
-                key, val);
-            return -EINVAL;
-        }
-        if (v < k->min || v > k->max) {
-            say(err, errcap, "%s: %llu ms is out of range %llu..%llu ms", key,
-                (unsigned long long)v, (unsigned long long)k->min, (unsigned long long)k->max);
-            return -EINVAL;
-        }
-        memcpy(p, &v, sizeof v);
-        return 0;
+        return set_ms(c, k, key, val, err, errcap);
     case K_SIZE:
     case K_UINT:
-        rc = k->kind == K_SIZE ? fy_units_bytes(val, &v) : -EINVAL;
-        if (k->kind == K_UINT && val[0] && strspn(val, "0123456789") == strlen(val)) {
-            errno = 0;
-            v = strtoull(val, NULL, 10);
-            rc = errno ? -ERANGE : 0;
-        }
-        if (rc < 0) {
-            say(err, errcap, "%s: '%s' is not a %s", key, val,
-                k->kind == K_SIZE ? "size (bytes, suffix K/M/G allowed)" : "whole number");
-            return -EINVAL;
-        }
-        if (v < k->min || v > k->max) {
-            say(err, errcap, "%s: %llu is out of range %llu..%llu", key, (unsigned long long)v,
-                (unsigned long long)k->min, (unsigned long long)k->max);
-            return -EINVAL;
-        }
-        if (k->off == OFF(threads))
-            c->threads = (unsigned)v;
-        else
-            memcpy(p, &v, sizeof v);
-        return 0;
+        return set_number(c, k, key, val, err, errcap);
+    case K_ENUM:
+        return set_enum(k, val, (int *)(void *)((char *)c + k->off), err, errcap);
     }
     return -EINVAL;
 }
@@ -277,6 +343,12 @@ static void format_key(const fy_conf *c, const struct key *k, char *buf, size_t 
     case K_LEVEL:
         snprintf(buf, cap, "%s", fy_klog_level_name((enum fy_klog_level)c->log_level));
         return;
+    case K_ENUM: {
+        int e;
+        memcpy(&e, p, sizeof e);
+        snprintf(buf, cap, "%s", k->names[e]);
+        return;
+    }
     case K_MS:
         memcpy(&v, p, sizeof v);
         snprintf(buf, cap, "%llums", (unsigned long long)v);
@@ -405,14 +477,6 @@ int fy_conf_check(const fy_conf *c, char *err, size_t errcap)
     if (c->segment_bytes < 2 * frame) {
         say(err, errcap, "segment-bytes (%llu) must hold at least 2 frames (%llu)",
             (unsigned long long)c->segment_bytes, (unsigned long long)(2 * frame));
-        return -EINVAL;
-    }
-    if (strcmp(c->live_send, "file") != 0 && strcmp(c->live_send, "buffers") != 0) {
-        say(err, errcap, "live-send: '%s' is not file or buffers", c->live_send);
-        return -EINVAL;
-    }
-    if (strcmp(c->write_mode, "direct") != 0 && strcmp(c->write_mode, "buffered") != 0) {
-        say(err, errcap, "write-mode: '%s' is not direct or buffered", c->write_mode);
         return -EINVAL;
     }
     if (!c->data[0]) {

@@ -16,6 +16,18 @@
 
 #define FY_CONF_PATH_MAX 4096
 
+/* live-send: how a live forwarder sends frames to its receiver. */
+enum fy_live_send {
+    FY_LIVE_SEND_FILE,    /* "file": sendfile from the segment's page cache */
+    FY_LIVE_SEND_BUFFERS, /* "buffers": writev from the shared buffers (default) */
+};
+
+/* write-mode: how a writer appends to its channel's log. */
+enum fy_write_mode {
+    FY_WRITE_DIRECT,   /* "direct": O_DIRECT appends (default) */
+    FY_WRITE_BUFFERED, /* "buffered": through the page cache */
+};
+
 typedef struct fy_conf {
     char listen[256];
     char data[FY_CONF_PATH_MAX];
@@ -35,8 +47,8 @@ typedef struct fy_conf {
     uint64_t scrub_interval;      /* seconds between scrub passes; 0 = no scrubbing */
     uint64_t scrub_rate;          /* bytes/s a channel's scrubber reads at most */
     uint64_t window;              /* per-receiver live window, bytes */
-    char live_send[16];           /* "file": live frames by sendfile; "buffers": writev */
-    char write_mode[16];          /* "direct": O_DIRECT appends; "buffered": page cache */
+    enum fy_live_send live_send;
+    enum fy_write_mode write_mode;
     uint64_t channel_budget;      /* per-channel in-flight bytes, session -> writer */
     uint64_t sndbuf;              /* receiver sockets' SO_SNDBUF; 0 = kernel autotuning */
     uint64_t idle_timeout;        /* seconds without progress before a peer is cut; 0 = off */
