@@ -29,6 +29,7 @@
 #include "cli/state.h"
 #include "ferry/digest.h"
 #include "ferry/err.h"
+#include "ferry/fd.h"
 #include "ferry/klog.h"
 
 #define RECV_HELLO_TIMEOUT_MS 10000
@@ -99,21 +100,6 @@ static int save_state(receiver *r)
         r->last_state_t = fy_cli_progress_now();
     }
     return rc;
-}
-
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
 }
 
 /* ---- stream frames ----------------------------------------------------------- */
@@ -195,7 +181,7 @@ static int on_data(receiver *r, const fy_frame *f)
                 r->name, (unsigned long long)r->size);
         return skip_damaged(r, -FY_ESIZE, "file is longer than its file-begin said", false);
     }
-    int rc = write_all(r->fd, f->payload, f->hdr.len);
+    int rc = fy_fd_write_all(r->fd, f->payload, f->hdr.len);
     if (rc < 0)
         return local_fail(r, "write", r->part, rc);
     fy_sha256_update(r->sha, f->payload, f->hdr.len);
