@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "ferry/err.h"
+#include "ferry/fd.h"
 #include "ferry/io.h"
 #include "ferry/klog.h"
 #include "ferry/trace.h"
@@ -105,21 +106,6 @@ static int remember(tracer *t, const uint32_t *ids, size_t n)
     memcpy(t->ids + t->nids, ids, n * sizeof *ids);
     t->nids += n;
     qsort(t->ids, t->nids, sizeof *t->ids, cmp_u32);
-    return 0;
-}
-
-static int write_all(int fd, const void *p, size_t n)
-{
-    const uint8_t *c = p;
-    while (n) {
-        ssize_t k = write(fd, c, n);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0)
-            return -errno;
-        c += k;
-        n -= (size_t)k;
-    }
     return 0;
 }
 
@@ -232,9 +218,9 @@ static void append(tracer *t, const fy_trace_file_hdr *dh)
         if (rc == 0) {
             fy_trace_file_hdr h = *dh;
             h.flags |= FY_TRACER_F_STREAM;
-            rc = write_all(t->fd, &h, sizeof h);
+            rc = fy_fd_write_all(t->fd, &h, sizeof h);
             if (!rc)
-                rc = write_all(t->fd, t->all_act.p, t->all_act.n);
+                rc = fy_fd_write_all(t->fd, t->all_act.p, t->all_act.n);
             t->file_bytes += sizeof h + t->all_act.n;
             t->nids = 0;
             size_t na = 0;
@@ -254,9 +240,9 @@ static void append(tracer *t, const fy_trace_file_hdr *dh)
         }
     }
     if (!rc)
-        rc = write_all(t->fd, t->new_act.p, t->new_act.n);
+        rc = fy_fd_write_all(t->fd, t->new_act.p, t->new_act.n);
     if (!rc)
-        rc = write_all(t->fd, t->blocks.p, t->blocks.n);
+        rc = fy_fd_write_all(t->fd, t->blocks.p, t->blocks.n);
     if (!rc) {
         t->file_bytes += t->new_act.n + t->blocks.n;
         remember(t, (const uint32_t *)(void *)t->newids.p, t->newids.n / sizeof(uint32_t));

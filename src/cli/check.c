@@ -12,7 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "cli/exit.h"
+#include "cli/cliexit.h"
 #include "ferry/err.h"
 #include "ferry/klog.h"
 #include "ferry/proto.h"

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli/exit.h"
+#include "cli/cliexit.h"
 #include "ferry/err.h"
 #include "ferry/klog.h"
 #include "ferry/sock.h"

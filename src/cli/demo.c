@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "cli/daemon.h"
-#include "cli/exit.h"
+#include "cli/cliexit.h"
 #include "cli/progress.h"
 #include "cli/recv.h"
 #include "cli/send.h"

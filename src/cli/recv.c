@@ -23,12 +23,13 @@
 #include <unistd.h>
 
 #include "cli/conn.h"
-#include "cli/exit.h"
+#include "cli/cliexit.h"
 #include "cli/progress.h"
 #include "cli/retry.h"
 #include "cli/state.h"
 #include "ferry/digest.h"
 #include "ferry/err.h"
+#include "ferry/fd.h"
 #include "ferry/klog.h"
 
 #define RECV_HELLO_TIMEOUT_MS 10000
@@ -99,21 +100,6 @@ static int save_state(receiver *r)
         r->last_state_t = fy_cli_progress_now();
     }
     return rc;
-}
-
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
 }
 
 /* ---- stream frames ----------------------------------------------------------- */
@@ -195,7 +181,7 @@ static int on_data(receiver *r, const fy_frame *f)
                 r->name, (unsigned long long)r->size);
         return skip_damaged(r, -FY_ESIZE, "file is longer than its file-begin said", false);
     }
-    int rc = write_all(r->fd, f->payload, f->hdr.len);
+    int rc = fy_fd_write_all(r->fd, f->payload, f->hdr.len);
     if (rc < 0)
         return local_fail(r, "write", r->part, rc);
     fy_sha256_update(r->sha, f->payload, f->hdr.len);
@@ -420,104 +406,174 @@ static bool skip_bad_frame(receiver *r, int err)
     return true;
 }
 
-static int session(receiver *r)
-{
-    const fy_cli_recv_opts *o = r->o;
-    fy_hello h = {0};
-    int code = start_hello(r, &h);
-    if (code != FY_CLI_EXIT_OK)
-        return code;
-    int tmo = o->timeout_ms ? o->timeout_ms : RECV_HELLO_TIMEOUT_MS;
-    const char *what = "connect";
+/* ---- the session: connections, reconnects ------------------------------------ */
+
+/* The hello said on every connection of the run, and where the last
+ * connection stands. */
+typedef struct dialer {
+    fy_hello h;
     fy_welcome w;
     fy_cli_retry rt;
-    fy_cli_retry_init(&rt, o->retries);
-    int rc = fy_cli_dial(o->server, tmo, o->tls, o->cancel, &h, &r->k, &w, &what);
-    bool welcomed = false;
-    for (;;) {
-        if (rc == 0 && !welcomed) {
-            if (h.mode == FY_MODE_RESUME && w.next_seq > h.resume_from)
-                fy_klog(FY_LOG_WARN, "the relay no longer holds where we stopped: files were lost to retention",
-                        "wanted_seq=%llu first_seq=%llu", (unsigned long long)h.resume_from,
-                        (unsigned long long)w.next_seq);
-            r->expect = w.next_seq;
-            r->welcome_t = r->rate_t0 = fy_cli_progress_now();
-            r->rate_bytes = 0;
-            if (o->on_welcome)
-                o->on_welcome(o->arg, &w);
-            welcomed = true;
-        } else if (rc == 0) {
-            on_rewelcome(r, &w);
-        }
-        if (rc == 0)
-            what = "receive";
-        uint64_t expect0 = r->expect;
-        double up_t = fy_cli_progress_now();
-        while (rc == 0 && !count_done(r)) {
-            fy_frame f;
-            rc = fy_cli_conn_next(r->k, &f, false);
-            if (rc == 1)
-                rc = on_frame(r, &f);
-        }
-        if (rc < 0 && welcomed && !strcmp(what, "receive") && !fy_cli_conn_relay_error(r->k)) {
-            /* Magic and version are checked before the header CRC, which
-             * covers them: from a relay that welcomed us, they are a
-             * damaged header (exit 4), not another protocol (exit 3). */
-            if (rc == -FY_EMAGIC || rc == -FY_EVERSION)
-                rc = -FY_EHDRCHECK;
-        }
-        if (rc < 0 && welcomed && !strcmp(what, "receive") && !fy_cli_conn_relay_error(r->k) &&
-            skip_bad_frame(r, rc)) {
-            /* Not a lost connection: reconnect after the bad frame at once. */
-            fy_cli_conn_close(r->k, false);
-            r->k = NULL;
-            if (count_done(r)) {
-                rc = 0;
-                break;
-            }
-            h.mode = FY_MODE_RESUME;
-            h.resume_from = r->expect;
-            rc = fy_cli_dial(o->server, tmo, o->tls, o->cancel, &h, &r->k, &w, &what);
-            continue;
-        }
-        /* Before the first welcome only a connection lost during the hello
-         * is retried (the relay is there: it was restarting); a refused
-         * connect still exits at once, so a wrong address fails fast. */
-        if (rc >= 0 || (!welcomed && strcmp(what, "hello") != 0) ||
-            !fy_cli_retry_transient(rc, strcmp(what, "receive") != 0))
-            break;
-        /* Lost: say hello again from the next seq we need, keeping the
-         * partial file (the rest of it continues it). */
-        if (r->expect > expect0 || fy_cli_progress_now() - up_t >= FY_CLI_RETRY_UP_MS / 1000.0)
-            fy_cli_retry_progress(&rt); /* it got frames, or it was up: not a failed attempt */
-        char q[FY_ERRTEXT_MAX + 8];
-        fy_klog(FY_LOG_WARN, "connection to relay lost: reconnecting", "server=%s during=%s "
-                "err=%s reason=%s resume_seq=%llu partial=%s attempt=%u of=%u", o->server, what,
-                fy_errname(rc), fy_klog_q(fy_strerror(rc), q, sizeof q),
-                (unsigned long long)r->expect, r->in_file ? r->part : "none", rt.failed + 1,
-                rt.max);
-        fy_cli_conn_close(r->k, false);
-        r->k = NULL;
-        int wr = fy_cli_retry_wait(&rt, o->cancel);
-        if (wr < 0) {
-            rc = wr == -EINTR ? wr : rc;
-            break;
-        }
-        if (welcomed) { /* else the first hello again, as asked */
-            h.mode = FY_MODE_RESUME;
-            h.resume_from = r->expect;
-        }
-        rc = fy_cli_dial(o->server, tmo, o->tls, o->cancel, &h, &r->k, &w, &what);
+    int tmo;
+    const char *what; /* "connect", "hello" or "receive", for fy_cli_conn_fail */
+    bool welcomed;    /* a relay has welcomed the run (the stream's start is fixed) */
+} dialer;
+
+static int dial(receiver *r, dialer *d)
+{
+    const fy_cli_recv_opts *o = r->o;
+    return fy_cli_dial(o->server, d->tmo, o->tls, o->cancel, &d->h, &r->k, &d->w, &d->what);
+}
+
+/* Later hellos ask for the stream from the next seq we need. */
+static void hello_resume(receiver *r, dialer *d)
+{
+    d->h.mode = FY_MODE_RESUME;
+    d->h.resume_from = r->expect;
+}
+
+/* A connection said welcome: the first fixes where the stream starts, a
+ * later one (a reconnect) must continue it. */
+static void on_welcome(receiver *r, dialer *d)
+{
+    const fy_cli_recv_opts *o = r->o;
+    if (d->welcomed) {
+        on_rewelcome(r, &d->w);
+    } else {
+        if (d->h.mode == FY_MODE_RESUME && d->w.next_seq > d->h.resume_from)
+            fy_klog(FY_LOG_WARN, "the relay no longer holds where we stopped: files were lost to retention",
+                    "wanted_seq=%llu first_seq=%llu", (unsigned long long)d->h.resume_from,
+                    (unsigned long long)d->w.next_seq);
+        r->expect = d->w.next_seq;
+        r->welcome_t = r->rate_t0 = fy_cli_progress_now();
+        r->rate_bytes = 0;
+        if (o->on_welcome)
+            o->on_welcome(o->arg, &d->w);
+        d->welcomed = true;
     }
+    d->what = "receive";
+}
+
+/* Frames until the connection or a frame fails, or --count is met. */
+static int receive(receiver *r)
+{
+    int rc = 0;
+    while (rc == 0 && !count_done(r)) {
+        fy_frame f;
+        rc = fy_cli_conn_next(r->k, &f, false);
+        if (rc == 1)
+            rc = on_frame(r, &f);
+    }
+    return rc;
+}
+
+/* Did the error come from the bytes of a stream a relay welcomed us to
+ * (not from the relay's own error frame, nor from connecting)? */
+static bool stream_error(const receiver *r, const dialer *d)
+{
+    return d->welcomed && !strcmp(d->what, "receive") && !fy_cli_conn_relay_error(r->k);
+}
+
+/* skip_bad_frame moved past a damaged frame: not a lost connection, so
+ * reconnect after it at once.  False when --count is met (*rc = 0). */
+static bool redial_after_bad_frame(receiver *r, dialer *d, int *rc)
+{
+    fy_cli_conn_close(r->k, false);
+    r->k = NULL;
+    if (count_done(r)) {
+        *rc = 0;
+        return false;
+    }
+    hello_resume(r, d);
+    *rc = dial(r, d);
+    return true;
+}
+
+/* Is rc a lost connection to try again?  Before the first welcome only a
+ * connection lost during the hello is (the relay is there: it was
+ * restarting); a refused connect still exits at once, so a wrong address
+ * fails fast. */
+static bool retryable(const dialer *d, int rc)
+{
+    return rc < 0 && (d->welcomed || strcmp(d->what, "hello") == 0) &&
+           fy_cli_retry_transient(rc, strcmp(d->what, "receive") != 0);
+}
+
+/* Lost with *rc: say hello again from the next seq we need, keeping the
+ * partial file (the rest of it continues it), after the retry policy's
+ * wait.  The connection made progress when it got frames (r->expect moved
+ * past expect0) or stayed up long enough since up_t.  False when the wait
+ * gives up (*rc: -EINTR on a stop, else unchanged). */
+static bool redial_lost(receiver *r, dialer *d, int *rc, uint64_t expect0, double up_t)
+{
+    const fy_cli_recv_opts *o = r->o;
+    if (r->expect > expect0 || fy_cli_progress_now() - up_t >= FY_CLI_RETRY_UP_MS / 1000.0)
+        fy_cli_retry_progress(&d->rt); /* it got frames, or it was up: not a failed attempt */
+    char q[FY_ERRTEXT_MAX + 8];
+    fy_klog(FY_LOG_WARN, "connection to relay lost: reconnecting", "server=%s during=%s "
+            "err=%s reason=%s resume_seq=%llu partial=%s attempt=%u of=%u", o->server, d->what,
+            fy_errname(*rc), fy_klog_q(fy_strerror(*rc), q, sizeof q),
+            (unsigned long long)r->expect, r->in_file ? r->part : "none", d->rt.failed + 1,
+            d->rt.max);
+    fy_cli_conn_close(r->k, false);
+    r->k = NULL;
+    int wr = fy_cli_retry_wait(&d->rt, o->cancel);
+    if (wr < 0) {
+        *rc = wr == -EINTR ? wr : *rc;
+        return false;
+    }
+    if (d->welcomed) /* else the first hello again, as asked */
+        hello_resume(r, d);
+    *rc = dial(r, d);
+    return true;
+}
+
+/* The exit code for how the session ended. */
+static int session_code(receiver *r, const dialer *d, int rc)
+{
     if (rc > 0)
         return rc; /* a local failure, already logged */
     if (rc < 0) {
-        code = fy_cli_conn_fail(r->k, rc, what);
+        int code = fy_cli_conn_fail(r->k, rc, d->what);
         if (code == FY_CLI_EXIT_CHECKSUM && r->in_file)
             fy_klog(FY_LOG_ERROR, "file discarded", "file=%s", r->name);
         return code;
     }
     return FY_CLI_EXIT_OK;
+}
+
+static int session(receiver *r)
+{
+    dialer d = {.tmo = r->o->timeout_ms ? r->o->timeout_ms : RECV_HELLO_TIMEOUT_MS,
+                .what = "connect"};
+    int code = start_hello(r, &d.h);
+    if (code != FY_CLI_EXIT_OK)
+        return code;
+    fy_cli_retry_init(&d.rt, r->o->retries);
+    int rc = dial(r, &d);
+    for (;;) {
+        if (rc == 0)
+            on_welcome(r, &d);
+        uint64_t expect0 = r->expect;
+        double up_t = fy_cli_progress_now();
+        if (rc == 0)
+            rc = receive(r);
+        if (rc < 0 && stream_error(r, &d)) {
+            /* Magic and version are checked before the header CRC, which
+             * covers them: from a relay that welcomed us, they are a
+             * damaged header (exit 4), not another protocol (exit 3). */
+            if (rc == -FY_EMAGIC || rc == -FY_EVERSION)
+                rc = -FY_EHDRCHECK;
+            if (skip_bad_frame(r, rc)) {
+                if (!redial_after_bad_frame(r, &d, &rc))
+                    break;
+                continue;
+            }
+        }
+        if (!retryable(&d, rc) || !redial_lost(r, &d, &rc, expect0, up_t))
+            break;
+    }
+    return session_code(r, &d, rc);
 }
 
 int fy_cli_recv_run(const fy_cli_recv_opts *o, fy_cli_recv_result *res)

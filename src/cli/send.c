@@ -28,7 +28,7 @@
 #include <unistd.h>
 
 #include "cli/conn.h"
-#include "cli/exit.h"
+#include "cli/cliexit.h"
 #include "cli/progress.h"
 #include "cli/retry.h"
 #include "ferry/digest.h"

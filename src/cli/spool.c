@@ -14,23 +14,10 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "ferry/fd.h"
+
 #define SPOOL_BUF ((size_t)1 << 20)
 #define SPOOL_POLL_MS 200
-
-/* Write all n bytes of buf to fd; 0 or -errno. */
-static int write_all(int fd, const char *buf, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, buf, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -errno;
-        buf += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
 
 int fy_cli_spool(int fd, fy_cli_cancel *cancel, char *path, size_t cap, uint64_t *bytes,
                  const char **call)
@@ -69,7 +56,7 @@ int fy_cli_spool(int fd, fy_cli_cancel *cancel, char *path, size_t cap, uint64_t
             continue;
         }
         *call = "write";
-        rc = write_all(out, buf, (size_t)n);
+        rc = fy_fd_write_all(out, buf, (size_t)n);
         *bytes += (uint64_t)n;
     }
     free(buf);

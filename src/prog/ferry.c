@@ -16,7 +16,7 @@
 #include "cli/cancel.h"
 #include "cli/check.h"
 #include "cli/demo.h"
-#include "cli/exit.h"
+#include "cli/cliexit.h"
 #include "cli/progress.h"
 #include "cli/recv.h"
 #include "cli/retry.h"

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -249,62 +250,47 @@ static void reload(int argc, char **argv, fy_conf *now, fy_relay *relay)
     now->drain_timeout = next.drain_timeout;
 }
 
-int main(int argc, char **argv)
+/* --help or --version anywhere on the command line: print it, true. */
+static bool info_flag(int argc, char **argv)
 {
-    fy_conf conf, now; /* conf: the relay's, never written after start; now: SIGHUP's */
-    fy_auth *auth = NULL;
-    fy_relay *relay = NULL;
-    char err[1024], addr[128];
-    sigset_t sigs;
-    int rc, sig = 0;
-
-    fy_klog_setup("ferryd", FY_LOG_INFO); /* for option errors; the level is set below */
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             fputs(usage, stdout);
-            return 0;
+            return true;
         }
         if (strcmp(argv[i], "--version") == 0) {
             printf("ferryd %s (protocol %u)\n", FY_VERSION, FY_PROTO_VERSION);
-            return 0;
+            return true;
         }
     }
-    if (settings(argc, argv, &conf, err, sizeof err) < 0)
-        return bad(err);
-    if (conf.auth[0] && fy_auth_load(conf.auth, &auth, err, sizeof err) < 0)
-        return bad(err);
+    return false;
+}
 
-    fy_klog_setup("ferryd", conf.log_level);
-    /* Every thread inherits this mask: signals are taken by sigwait below. */
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGUSR1);
-    sigaddset(&sigs, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+/* Block the signals main takes with sigwait, before any thread exists:
+ * every thread inherits the mask. */
+static void block_signals(sigset_t *sigs)
+{
+    sigemptyset(sigs);
+    sigaddset(sigs, SIGTERM);
+    sigaddset(sigs, SIGINT);
+    sigaddset(sigs, SIGUSR1);
+    sigaddset(sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, sigs, NULL);
     /* A receiver that vanishes must be an EPIPE from writev/sendfile, not a kill. */
     signal(SIGPIPE, SIG_IGN);
+}
 
-    if ((rc = fy_relay_new(&conf, auth, &relay, err, sizeof err)) < 0) {
-        fy_klog(FY_LOG_ERROR, "cannot start", "err=%s text=\"%s\"", fy_errname(rc), err);
-        fy_auth_free(auth);
-        return 1;
-    }
-    fy_relay_bound(relay, addr, sizeof addr);
-    if ((rc = fy_relay_start(relay, err, sizeof err)) < 0) {
-        fy_klog(FY_LOG_ERROR, "cannot start", "err=%s text=\"%s\"", fy_errname(rc), err);
-        fy_relay_stop(relay, (unsigned)conf.drain_timeout * 1000u);
-        fy_relay_free(relay);
-        fy_auth_free(auth);
-        return 1;
-    }
+/* Tell whoever started us that the relay listens at addr: the log line,
+ * then metrics= and listening= on stderr, then systemd. */
+static void announce(const fy_conf *conf, const fy_auth *auth, fy_relay *relay, const char *addr)
+{
     fy_klog(FY_LOG_INFO, "started", "listen=%s data=%s threads=%u memory=%llu window=%llu "
             "channel_budget=%llu max_payload=%llu fsync=%s auth_rules=%zu idle_timeout=%llu",
-            addr, conf.data,
-            conf.threads, (unsigned long long)conf.memory, (unsigned long long)conf.window,
-            (unsigned long long)conf.channel_budget, (unsigned long long)conf.max_payload,
-            conf.fsync_mode == 0 ? "never" : conf.fsync_mode == 2 ? "file-end" : "interval",
-            fy_auth_rules(auth), (unsigned long long)conf.idle_timeout);
+            addr, conf->data,
+            conf->threads, (unsigned long long)conf->memory, (unsigned long long)conf->window,
+            (unsigned long long)conf->channel_budget, (unsigned long long)conf->max_payload,
+            conf->fsync_mode == 0 ? "never" : conf->fsync_mode == 2 ? "file-end" : "interval",
+            fy_auth_rules(auth), (unsigned long long)conf->idle_timeout);
     /* Last, after the start-up log line: whoever waits for listening= then
      * finds that line and metrics= too. */
     if (fy_relay_metrics_bound(relay))
@@ -314,32 +300,98 @@ int main(int argc, char **argv)
     char note[256];
     snprintf(note, sizeof note, "READY=1\nSTATUS=listening on %s", addr);
     notify(note);
-    now = conf;
+}
 
-    for (;;) {
-        if (sigwait(&sigs, &sig) != 0)
-            continue;
-        if (sig == SIGHUP) {
-            reload(argc, argv, &now, relay);
-            continue;
-        }
-        if (sig != SIGUSR1)
-            break;
-        char path[FY_CONF_PATH_MAX + 64] = "";
-        rc = fy_relay_trace(relay, path, sizeof path);
-        if (rc < 0)
-            fy_klog(FY_LOG_WARN, "trace snapshot failed", "dir=%s err=%s", conf.data,
-                    fy_errname(rc));
-        else
-            fy_klog(FY_LOG_INFO, "trace snapshot written", "trace=%s", path);
+/* Create and start the relay and announce it.  0, or 1 (the exit code)
+ * with everything freed, auth included. */
+static int start(const fy_conf *conf, fy_auth *auth, fy_relay **out)
+{
+    fy_relay *relay = NULL;
+    char err[1024], addr[128];
+    int rc;
+    if ((rc = fy_relay_new(conf, auth, &relay, err, sizeof err)) < 0) {
+        fy_klog(FY_LOG_ERROR, "cannot start", "err=%s text=\"%s\"", fy_errname(rc), err);
+        fy_auth_free(auth);
+        return 1;
     }
-    unsigned drain_ms = (unsigned)now.drain_timeout * 1000u;
+    fy_relay_bound(relay, addr, sizeof addr);
+    if ((rc = fy_relay_start(relay, err, sizeof err)) < 0) {
+        fy_klog(FY_LOG_ERROR, "cannot start", "err=%s text=\"%s\"", fy_errname(rc), err);
+        fy_relay_stop(relay, (unsigned)conf->drain_timeout * 1000u);
+        fy_relay_free(relay);
+        fy_auth_free(auth);
+        return 1;
+    }
+    announce(conf, auth, relay, addr);
+    *out = relay;
+    return 0;
+}
+
+/* SIGUSR1: write a trace snapshot into the data directory. */
+static void trace_snapshot(fy_relay *relay, const fy_conf *conf)
+{
+    char path[FY_CONF_PATH_MAX + 64] = "";
+    int rc = fy_relay_trace(relay, path, sizeof path);
+    if (rc < 0)
+        fy_klog(FY_LOG_WARN, "trace snapshot failed", "dir=%s err=%s", conf->data,
+                fy_errname(rc));
+    else
+        fy_klog(FY_LOG_INFO, "trace snapshot written", "trace=%s", path);
+}
+
+/* Take signals until SIGTERM or SIGINT, which it returns; SIGHUP reloads
+ * into *now, SIGUSR1 snapshots the trace. */
+static int serve(int argc, char **argv, const sigset_t *sigs, const fy_conf *conf, fy_conf *now,
+                 fy_relay *relay)
+{
+    int sig = 0;
+    for (;;) {
+        if (sigwait(sigs, &sig) != 0)
+            continue;
+        if (sig == SIGHUP)
+            reload(argc, argv, now, relay);
+        else if (sig == SIGUSR1)
+            trace_snapshot(relay, conf);
+        else
+            return sig;
+    }
+}
+
+/* The orderly shutdown: drain for the drain timeout now in force, then free. */
+static void shut_down(int sig, const fy_conf *now, fy_relay *relay, fy_auth *auth)
+{
+    unsigned drain_ms = (unsigned)now->drain_timeout * 1000u;
     fy_klog(FY_LOG_INFO, "shutdown", "signal=%s drain_timeout_ms=%u",
             sig == SIGTERM ? "TERM" : "INT", drain_ms);
     notify("STOPPING=1\nSTATUS=draining");
-    rc = fy_relay_stop(relay, drain_ms);
+    int rc = fy_relay_stop(relay, drain_ms);
     fy_relay_free(relay);
     fy_auth_free(auth);
     fy_klog(FY_LOG_INFO, "exit", "forced=%s", rc < 0 ? "yes" : "no");
+}
+
+int main(int argc, char **argv)
+{
+    fy_conf conf, now; /* conf: the relay's, never written after start; now: SIGHUP's */
+    fy_auth *auth = NULL;
+    fy_relay *relay = NULL;
+    char err[1024];
+    sigset_t sigs;
+
+    fy_klog_setup("ferryd", FY_LOG_INFO); /* for option errors; the level is set below */
+    if (info_flag(argc, argv))
+        return 0;
+    if (settings(argc, argv, &conf, err, sizeof err) < 0)
+        return bad(err);
+    if (conf.auth[0] && fy_auth_load(conf.auth, &auth, err, sizeof err) < 0)
+        return bad(err);
+
+    fy_klog_setup("ferryd", conf.log_level);
+    block_signals(&sigs);
+    if (start(&conf, auth, &relay) != 0)
+        return 1;
+    now = conf;
+    int sig = serve(argc, argv, &sigs, &conf, &now, relay);
+    shut_down(sig, &now, relay, auth);
     return 0;
 }

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ferry/fd.h"
 #include "ferry/sched.h"
 #include "rt/sched.h"
 
@@ -154,22 +155,6 @@ int fy_trace_read_since(fy_sched *s, unsigned thread, uint64_t *cursor, fy_trace
     return 0;
 }
 
-static int write_all(int fd, const void *p, size_t n)
-{
-    const char *c = p;
-    while (n) {
-        ssize_t k = write(fd, c, n);
-        if (k < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        c += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
 static void meta(fy_trace_rec *r, uint16_t type, uint64_t ts, uint32_t actor, uint16_t thread,
                  uint64_t a, uint64_t b)
 {
@@ -214,9 +199,9 @@ static int write_head(fy_sched *s, int fd)
     }
     pthread_mutex_unlock(&s->lock);
 
-    int err = write_all(fd, &h, sizeof(h));
+    int err = fy_fd_write_all(fd, &h, sizeof(h));
     if (!err)
-        err = write_all(fd, recs, n * sizeof(*recs));
+        err = fy_fd_write_all(fd, recs, n * sizeof(*recs));
     free(recs);
     return err;
 }
@@ -239,7 +224,7 @@ int fy_trace_dump(fy_sched *s, int fd)
         uint64_t lost;
         size_t n = fy__ring_snapshot(&s->thr[i].ring, buf + 1, cap, &lost);
         meta(&buf[0], FY_TR_META_THREAD, fy_now_ns(), 0, (uint16_t)i, lost, n);
-        err = write_all(fd, buf, (n + 1) * sizeof(*buf));
+        err = fy_fd_write_all(fd, buf, (n + 1) * sizeof(*buf));
     }
     free(buf);
     return err;

@@ -27,7 +27,7 @@
 #define FY__TURN_BYTES (4u << 20)    /* I/O per connection per turn (fairness) */
 
 struct fy__worker;
-struct fy__conn;
+struct fy__swarm_conn;
 
 /* The first field of everything registered with epoll. */
 enum fy__tag { FY__TAG_CONN = 1, FY__TAG_OUT = 2 };
@@ -39,7 +39,7 @@ typedef struct fy__out {
     int tag; /* FY__TAG_OUT */
     fy_conn *conn;  /* the relay link's connection, or &own (p2p); NULL: none */
     fy_conn own;    /* p2p: the socket itself */
-    struct fy__conn *c;
+    struct fy__swarm_conn *c;
     uint64_t next;  /* next frame index in the current sender's stream */
     size_t off;     /* bytes of frame `next` already written */
     bool blocked;   /* last write hit EAGAIN: wait for EPOLLOUT */
@@ -47,7 +47,7 @@ typedef struct fy__out {
 } fy__out;
 
 /* One client connection (src/link) and what the worker keeps about it. */
-typedef struct fy__conn {
+typedef struct fy__swarm_conn {
     int tag; /* FY__TAG_CONN */
     int kind;
     int state;          /* the sender's or storm's own; the handshake's is in link */
@@ -55,9 +55,9 @@ typedef struct fy__conn {
     uint64_t wake_at;   /* ns; 0: no timer */
     bool pending;       /* on the worker's pending list (work left) */
     bool done;
-    struct fy__conn *next_pending;
+    struct fy__swarm_conn *next_pending;
     fy_link link;       /* socket, handshake, control queue, decoder */
-} fy__conn;
+} fy__swarm_conn;
 
 /* Per-file control payloads of the current sender. */
 typedef struct fy__ctlpl {
@@ -68,7 +68,7 @@ typedef struct fy__ctlpl {
 
 /* A channel's sender side: plays the channel's senders one after another. */
 typedef struct fy__tx {
-    fy__conn c;
+    fy__swarm_conn c;
     uint32_t chan;
     uint32_t first, count, cur; /* global sender ids first..first+count-1 */
     uint32_t chan_id;           /* header channel (welcome's id) */
@@ -87,7 +87,7 @@ typedef struct fy__tx {
 } fy__tx;
 
 typedef struct fy__rx {
-    fy__conn c;
+    fy__swarm_conn c;
     uint32_t id, chan, idx;
     bool slow, churner, welcomed_once, complete;
     fy_rxchk *chk;
@@ -101,7 +101,7 @@ typedef struct fy__rx {
 } fy__rx;
 
 typedef struct fy__storm {
-    fy__conn c;
+    fy__swarm_conn c;
     uint64_t t_start;
 } fy__storm;
 
@@ -117,7 +117,7 @@ typedef struct fy__worker {
     uint32_t nstorm;
     uint32_t live;       /* connections not done */
     bool started;        /* senders started after the go signal */
-    fy__conn *pending;   /* connections with work left over from their turn */
+    fy__swarm_conn *pending;   /* connections with work left over from their turn */
     uint8_t *rbuf;
     fy_lhist *lat, *storm_lat;
     uint64_t errors, served, refused, connect_failed;
@@ -144,28 +144,30 @@ typedef struct fy__swarm {
     uint32_t nw;
 } fy__swarm;
 
-/* CLOCK_MONOTONIC in ns.  Any thread. */
-uint64_t fy__now_ns(void);
+/* CLOCK_MONOTONIC in ns, as src/rt's fy_now_ns (the swarm does not link the
+ * runtime).  Any thread. */
+uint64_t fy__swarm_now_ns(void);
 /* Channel chan's name ("<prefix>-c<chan>").  Any thread. */
 void fy__chan_name(const fy_swarm_cfg *cfg, uint32_t chan, char *buf, size_t cap);
 
 /* ---- connection plumbing (worker.c); the owning worker's thread only ---- */
 /* A closed connection of kind k on worker w. */
-void fy__conn_init(fy__conn *c, int kind, fy__worker *w);
+void fy__swarm_conn_init(fy__swarm_conn *c, int kind, fy__worker *w);
 /* Add fd to w's epoll set, edge-triggered, events to item.  0 or -errno. */
-int fy__conn_watch(fy__worker *w, int fd, void *item);
+int fy__swarm_conn_watch(fy__worker *w, int fd, void *item);
 /* Connect c's link to the target and watch it (events to c).  0 or -errno;
  * on failure the link is closed. */
-int fy__conn_connect(fy__conn *c, size_t max_payload);
+int fy__swarm_conn_connect(fy__swarm_conn *c, size_t max_payload);
 /* Queue the hello of a `role` on channel chan (mode/from: receivers).
  * 0 or an encode error. */
-int fy__conn_hello(fy__conn *c, uint8_t role, uint32_t chan, uint8_t mode, uint64_t from);
+int fy__swarm_conn_hello(fy__swarm_conn *c, uint8_t role, uint32_t chan, uint8_t mode,
+                         uint64_t from);
 /* Close the link (may reconnect). */
-void fy__conn_close(fy__conn *c);
+void fy__swarm_conn_close(fy__swarm_conn *c);
 /* Close for good: the connection no longer keeps its worker running. */
-void fy__conn_finish(fy__conn *c);
+void fy__swarm_conn_finish(fy__swarm_conn *c);
 /* It has work left after its turn: run it again before the next sleep. */
-void fy__conn_pend(fy__conn *c);
+void fy__swarm_conn_pend(fy__swarm_conn *c);
 /* Thread body of one worker (arg: its fy__worker). */
 void *fy__worker_main(void *arg);
 

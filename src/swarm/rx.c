@@ -44,7 +44,7 @@ static void rx_lost(fy__rx *r, int err, const char *what)
             r->idx, fy_errname(err));
     r->error = err;
     r->c.w->errors++;
-    fy__conn_finish(&r->c);
+    fy__swarm_conn_finish(&r->c);
     if (!r->welcomed_once) /* never subscribed: the senders would wait forever */
         atomic_store(&r->c.w->sw->abort, 1);
 }
@@ -52,16 +52,16 @@ static void rx_lost(fy__rx *r, int err, const char *what)
 static void rx_connect(fy__rx *r)
 {
     fy__swarm *sw = r->c.w->sw;
-    int rc = fy__conn_connect(&r->c, fy__rx_dec_max(sw->cfg));
+    int rc = fy__swarm_conn_connect(&r->c, fy__rx_dec_max(sw->cfg));
     if (rc < 0) {
         rx_lost(r, rc, "receiver connect");
         return;
     }
     if (r->welcomed_once) /* a rejoin: from the first seq it still wants */
-        rc = fy__conn_hello(&r->c, FY_ROLE_RECEIVER, r->chan, FY_MODE_RESUME,
+        rc = fy__swarm_conn_hello(&r->c, FY_ROLE_RECEIVER, r->chan, FY_MODE_RESUME,
                             fy_rxchk_next(r->chk));
     else
-        rc = fy__conn_hello(&r->c, FY_ROLE_RECEIVER, r->chan, FY_MODE_START, 0);
+        rc = fy__swarm_conn_hello(&r->c, FY_ROLE_RECEIVER, r->chan, FY_MODE_START, 0);
     if (rc < 0)
         rx_lost(r, rc, "receiver hello");
 }
@@ -93,14 +93,14 @@ static void on_complete(fy__rx *r, uint64_t now)
         fy_link_ctl(&r->c.link, FY_FT_BYE, 0, 0, NULL, 0);
         fy_link_flush(&r->c.link); /* best effort: we close next */
     }
-    fy__conn_finish(&r->c);
+    fy__swarm_conn_finish(&r->c);
 }
 
 static void leave(fy__rx *r, uint64_t now)
 {
     r->ileave++;
     r->reconnects++;
-    fy__conn_close(&r->c);
+    fy__swarm_conn_close(&r->c);
     r->c.wake_at = now + 1000000ull + (uint64_t)(r->id % 4) * 1000000ull; /* 1-4 ms away */
 }
 
@@ -206,14 +206,14 @@ static void rx_read(fy__rx *r)
     while (!r->c.done && fy_link_fd(&r->c.link) >= 0) {
         size_t want = FY__RBUF;
         if (r->slow) {
-            size_t a = slow_allowance(r, fy__now_ns());
+            size_t a = slow_allowance(r, fy__swarm_now_ns());
             if (a == 0)
                 return;
             if (a < want)
                 want = a;
         }
         if (budget == 0) {
-            fy__conn_pend(&r->c);
+            fy__swarm_conn_pend(&r->c);
             return;
         }
         ssize_t n = fy_link_recv(&r->c.link, buf, want);
@@ -226,7 +226,7 @@ static void rx_read(fy__rx *r)
         if (r->slow)
             r->tokens -= (double)n;
         budget = (size_t)n >= budget ? 0 : budget - (size_t)n;
-        if (!take_frames(r, fy__now_ns()))
+        if (!take_frames(r, fy__swarm_now_ns()))
             return;
     }
 }
@@ -269,12 +269,12 @@ void fy__rx_timer(fy__rx *r, uint64_t now)
 void fy__rx_start(fy__rx *r)
 {
     fy__swarm *sw = r->c.w->sw;
-    r->refill_ns = fy__now_ns();
+    r->refill_ns = fy__swarm_now_ns();
     if (!sw->cfg->p2p) {
         rx_connect(r);
         return;
     }
-    int rc = fy__conn_watch(r->c.w, fy_link_fd(&r->c.link), &r->c);
+    int rc = fy__swarm_conn_watch(r->c.w, fy_link_fd(&r->c.link), &r->c);
     if (rc < 0) {
         rx_lost(r, rc, "receiver setup");
         return;
@@ -287,7 +287,7 @@ void fy__rx_free(fy__rx *r)
 {
     if (!r)
         return;
-    fy__conn_close(&r->c);
+    fy__swarm_conn_close(&r->c);
     fy_rxchk_free(r->chk);
     free(r->leave_at);
     free(r);
@@ -307,17 +307,17 @@ static void storm_resolve(fy__storm *s, uint64_t *counter)
 void fy__storm_start(fy__storm *s)
 {
     fy__swarm *sw = s->c.w->sw;
-    s->t_start = fy__now_ns();
-    int rc = fy__conn_connect(&s->c, FY_CTL_PAYLOAD_MAX);
+    s->t_start = fy__swarm_now_ns();
+    int rc = fy__swarm_conn_connect(&s->c, FY_CTL_PAYLOAD_MAX);
     if (rc == 0) {
         uint32_t k = (uint32_t)(s - s->c.w->storm) * sw->nw + (uint32_t)s->c.w->id;
-        rc = fy__conn_hello(&s->c, FY_ROLE_RECEIVER, k % sw->cfg->channels, FY_MODE_LIVE, 0);
+        rc = fy__swarm_conn_hello(&s->c, FY_ROLE_RECEIVER, k % sw->cfg->channels, FY_MODE_LIVE, 0);
     }
     if (rc < 0) {
         if (rc == -EMFILE || rc == -ENFILE)
             fy_klog(FY_LOG_WARN, "storm connect failed", "err=%s action=\"count as not served\"",
                     fy_errname(rc));
-        fy__conn_close(&s->c);
+        fy__swarm_conn_close(&s->c);
         storm_resolve(s, &s->c.w->connect_failed);
         return;
     }
@@ -347,13 +347,13 @@ void fy__storm_io(fy__storm *s, uint32_t events)
         if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
             return;
         if (fy_link_connected(l) < 0) {
-            fy__conn_close(&s->c);
+            fy__swarm_conn_close(&s->c);
             storm_resolve(s, &w->connect_failed);
             return;
         }
     }
     if (fy_link_flush(l) < 0) {
-        fy__conn_close(&s->c);
+        fy__swarm_conn_close(&s->c);
         storm_resolve(s, &w->connect_failed);
         return;
     }
@@ -362,16 +362,16 @@ void fy__storm_io(fy__storm *s, uint32_t events)
         if (n == -EAGAIN)
             return;
         if (n <= 0) { /* hung up: before a welcome it was not served */
-            fy__conn_close(&s->c);
+            fy__swarm_conn_close(&s->c);
             storm_resolve(s, &w->connect_failed);
             return;
         }
-        uint64_t now = fy__now_ns();
+        uint64_t now = fy__swarm_now_ns();
         while (s->c.state != -1) {
             fy_frame f;
             int rc = fy_link_next(l, &f);
             if (rc < 0) {
-                fy__conn_close(&s->c);
+                fy__swarm_conn_close(&s->c);
                 storm_resolve(s, &w->refused);
                 return;
             }

@@ -150,7 +150,7 @@ static int add_tx(fy__swarm *sw, uint32_t chan)
     fy__worker *w = worker_of(sw, chan);
     w->tx[w->ntx++] = t;
     w->live++;
-    fy__conn_init(&t->c, FY__TX, w);
+    fy__swarm_conn_init(&t->c, FY__TX, w);
     t->chan = chan;
     t->count = c->senders / c->channels;
     t->first = chan * t->count;
@@ -195,7 +195,7 @@ static int add_rx(fy__swarm *sw, uint32_t chan, uint32_t idx)
     fy__worker *w = worker_of(sw, id + 1);
     w->rx[w->nrx++] = r;
     w->live++;
-    fy__conn_init(&r->c, FY__RX, w);
+    fy__swarm_conn_init(&r->c, FY__RX, w);
     r->id = id;
     r->chan = chan;
     r->idx = idx;
@@ -254,7 +254,7 @@ static int p2p_links(fy__swarm *sw)
                     close(b);
                     break;
                 }
-                rc = fy__conn_watch(w, a, &t->outs[j]);
+                rc = fy__swarm_conn_watch(w, a, &t->outs[j]);
             }
         }
     }
@@ -292,7 +292,7 @@ static int build(fy__swarm *sw)
         if (c->mode == FY_SWARM_RATE && (rc = fy_lhist_new(&w->lat)) < 0)
             return rc;
         for (uint32_t i = 0; i < w->nstorm; i++)
-            fy__conn_init(&w->storm[i].c, FY__STORM, w);
+            fy__swarm_conn_init(&w->storm[i].c, FY__STORM, w);
     }
     if (storm)
         return 0;
@@ -315,7 +315,7 @@ static void teardown(fy__swarm *sw)
         for (uint32_t i = 0; i < w->nrx; i++)
             fy__rx_free(w->rx[i]);
         for (uint32_t i = 0; i < w->nstorm; i++)
-            fy__conn_close(&w->storm[i].c);
+            fy__swarm_conn_close(&w->storm[i].c);
         if (w->ep >= 0)
             close(w->ep);
         free(w->tx);
@@ -424,7 +424,7 @@ static int start_workers(fy__swarm *sw, uint32_t *started)
 static int run(fy__swarm *sw, fy_swarm_result *res)
 {
     const fy_swarm_cfg *c = sw->cfg;
-    uint64_t t_setup = fy__now_ns();
+    uint64_t t_setup = fy__swarm_now_ns();
     sw->deadline_ns = t_setup + (uint64_t)(c->timeout * 1e9);
     if (c->mode == FY_SWARM_RATE)
         sw->interval_ns = (uint64_t)(1e9 * c->channels / c->rate);
@@ -445,7 +445,7 @@ static int run(fy__swarm *sw, fy_swarm_result *res)
             rc = sw->w[k].setup_err;
     if (rc < 0)
         atomic_store(&sw->abort, 1);
-    uint64_t now = fy__now_ns();
+    uint64_t now = fy__swarm_now_ns();
     res->setup_seconds = (double)(now - t_setup) / 1e9;
     if (c->p2p || c->mode == FY_SWARM_STORM) /* nobody to wait for */
         atomic_store(&sw->go_ns, now);
@@ -456,7 +456,7 @@ static int run(fy__swarm *sw, fy_swarm_result *res)
     pthread_barrier_destroy(&sw->barrier);
     if (rc < 0)
         return rc;
-    return collect(sw, fy__now_ns(), res);
+    return collect(sw, fy__swarm_now_ns(), res);
 }
 
 int fy_swarm_run(const fy_swarm_cfg *cfg, fy_swarm_result *res)

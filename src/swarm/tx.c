@@ -41,7 +41,7 @@ static void tx_fail(fy__tx *t, int err, const char *what)
     fy_klog(FY_LOG_ERROR, what, "channel=%u sender=%u err=%s action=\"stop the run\"", t->chan,
             tx_sender(t), fy_errname(err));
     t->c.w->errors++;
-    fy__conn_finish(&t->c);
+    fy__swarm_conn_finish(&t->c);
     /* without its sender the channel's receivers can never finish */
     atomic_store(&sw->abort, 1);
 }
@@ -210,15 +210,15 @@ static void sender_begin(fy__tx *t)
     if (sw->cfg->p2p) {
         if (t->cur > 0)
             t->base_seq += t->total;
-        stream_start(t, fy__now_ns());
+        stream_start(t, fy__swarm_now_ns());
         write_stream(t);
         return;
     }
-    if ((rc = fy__conn_connect(&t->c, FY_PAYLOAD_MAX_DEFAULT)) < 0) {
+    if ((rc = fy__swarm_conn_connect(&t->c, FY_PAYLOAD_MAX_DEFAULT)) < 0) {
         tx_fail(t, rc, "connect");
         return;
     }
-    if ((rc = fy__conn_hello(&t->c, FY_ROLE_SENDER, t->chan, FY_MODE_LIVE, 0)) < 0) {
+    if ((rc = fy__swarm_conn_hello(&t->c, FY_ROLE_SENDER, t->chan, FY_MODE_LIVE, 0)) < 0) {
         tx_fail(t, rc, "sender hello");
         return;
     }
@@ -231,11 +231,11 @@ static void sender_begin(fy__tx *t)
 
 static void sender_end(fy__tx *t)
 {
-    fy__conn_close(&t->c);
+    fy__swarm_conn_close(&t->c);
     if (!t->c.w->sw->cfg->p2p)
         t->outs[0].conn = NULL;
     if (++t->cur == t->count) {
-        fy__conn_finish(&t->c);
+        fy__swarm_conn_finish(&t->c);
         return;
     }
     sender_begin(t);
@@ -243,7 +243,7 @@ static void sender_end(fy__tx *t)
 
 static void write_stream(fy__tx *t)
 {
-    uint64_t now = fy__now_ns();
+    uint64_t now = fy__swarm_now_ns();
     uint64_t lim = allowed(t, now);
     bool all = true, more = false;
 
@@ -275,7 +275,7 @@ static void write_stream(fy__tx *t)
         return;
     }
     if (more)
-        fy__conn_pend(&t->c);
+        fy__swarm_conn_pend(&t->c);
     if (lim < t->total && t->interval)
         t->c.wake_at = t->t0 + (lim - 1) * t->interval;
 }
@@ -292,7 +292,7 @@ static void on_welcome(fy__tx *t)
     }
     t->chan_id = wl->channel;
     t->base_seq = wl->next_seq;
-    stream_start(t, fy__now_ns());
+    stream_start(t, fy__swarm_now_ns());
     write_stream(t);
 }
 
@@ -448,7 +448,7 @@ void fy__tx_free(fy__tx *t)
 {
     if (!t)
         return;
-    fy__conn_close(&t->c);
+    fy__swarm_conn_close(&t->c);
     for (uint32_t i = 0; i < t->nouts; i++)
         if (t->c.w->sw->cfg->p2p && t->outs[i].conn)
             fy_conn_close(t->outs[i].conn);

@@ -27,7 +27,7 @@
 #include "ferry/err.h"
 #include "ferry/klog.h"
 
-uint64_t fy__now_ns(void)
+uint64_t fy__swarm_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -41,15 +41,15 @@ void fy__chan_name(const fy_swarm_cfg *cfg, uint32_t chan, char *buf, size_t cap
 
 /* ---- connection helpers ----------------------------------------------- */
 
-void fy__conn_init(fy__conn *c, int kind, fy__worker *w)
+void fy__swarm_conn_init(fy__swarm_conn *c, int kind, fy__worker *w)
 {
-    *c = (fy__conn){.tag = FY__TAG_CONN, .kind = kind, .w = w};
+    *c = (fy__swarm_conn){.tag = FY__TAG_CONN, .kind = kind, .w = w};
     fy_link_init(&c->link);
 }
 
 /* Register fd edge-triggered for reading and writing; item is the
- * fy__conn or fy__out that handles its events. */
-int fy__conn_watch(fy__worker *w, int fd, void *item)
+ * fy__swarm_conn or fy__out that handles its events. */
+int fy__swarm_conn_watch(fy__worker *w, int fd, void *item)
 {
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
                              .data.ptr = item};
@@ -58,7 +58,7 @@ int fy__conn_watch(fy__worker *w, int fd, void *item)
     return 0;
 }
 
-int fy__conn_connect(fy__conn *c, size_t max_payload)
+int fy__swarm_conn_connect(fy__swarm_conn *c, size_t max_payload)
 {
     const fy_swarm_cfg *cfg = c->w->sw->cfg;
     int fd = fy_link_connect(&c->link, &cfg->target, max_payload);
@@ -66,13 +66,14 @@ int fy__conn_connect(fy__conn *c, size_t max_payload)
         return fd;
     int rc = cfg->tls ? fy_link_tls(&c->link, cfg->tls, cfg->tls_name) : 0;
     if (rc == 0)
-        rc = fy__conn_watch(c->w, fd, c);
+        rc = fy__swarm_conn_watch(c->w, fd, c);
     if (rc < 0)
         fy_link_close(&c->link);
     return rc;
 }
 
-int fy__conn_hello(fy__conn *c, uint8_t role, uint32_t chan, uint8_t mode, uint64_t from)
+int fy__swarm_conn_hello(fy__swarm_conn *c, uint8_t role, uint32_t chan, uint8_t mode,
+                         uint64_t from)
 {
     const fy_swarm_cfg *cfg = c->w->sw->cfg;
     fy_hello h = {.role = role, .mode = mode, .resume_from = from};
@@ -82,23 +83,23 @@ int fy__conn_hello(fy__conn *c, uint8_t role, uint32_t chan, uint8_t mode, uint6
     return fy_link_hello(&c->link, &h);
 }
 
-void fy__conn_close(fy__conn *c)
+void fy__swarm_conn_close(fy__swarm_conn *c)
 {
     fy_link_close(&c->link);
 }
 
 /* The connection has nothing more to do in this run. */
-void fy__conn_finish(fy__conn *c)
+void fy__swarm_conn_finish(fy__swarm_conn *c)
 {
     if (c->done)
         return;
-    fy__conn_close(c);
+    fy__swarm_conn_close(c);
     c->done = true;
     c->wake_at = 0;
     c->w->live--;
 }
 
-void fy__conn_pend(fy__conn *c)
+void fy__swarm_conn_pend(fy__swarm_conn *c)
 {
     if (c->pending || c->done)
         return;
@@ -116,7 +117,7 @@ static void dispatch(void *item, uint32_t events)
         fy__tx_io((fy__tx *)o->c, o, events);
         return;
     }
-    fy__conn *c = item;
+    fy__swarm_conn *c = item;
     if (c->done)
         return;
     switch (c->kind) {
@@ -134,10 +135,10 @@ static void dispatch(void *item, uint32_t events)
 
 static void run_pending(fy__worker *w)
 {
-    fy__conn *list = w->pending;
+    fy__swarm_conn *list = w->pending;
     w->pending = NULL;
     while (list) {
-        fy__conn *c = list;
+        fy__swarm_conn *c = list;
         list = c->next_pending;
         c->pending = false;
         dispatch(c, 0);
@@ -194,7 +195,7 @@ static void loop(fy__worker *w)
     struct epoll_event ev[256];
 
     for (;;) {
-        uint64_t now = fy__now_ns();
+        uint64_t now = fy__swarm_now_ns();
         if (atomic_load_explicit(&sw->abort, memory_order_relaxed))
             break;
         if (now >= sw->deadline_ns) {

@@ -149,23 +149,10 @@ static int kinds(fy_trsum *r, slices *turn, slices *wait)
     return 0;
 }
 
-int fy_trsum_compute(const fy_trfile *f, fy_trsum **out)
+/* The distinct actor ids among the actor events, sorted, into ids (room
+ * for n); returns how many. */
+static size_t actor_ids(const fy_trace_rec *ev, size_t n, uint32_t *ids)
 {
-    size_t n;
-    const fy_trace_rec *ev = fy_trfile_events(f, &n);
-    fy_trsum *r = calloc(1, sizeof *r);
-    uint32_t *ids = malloc((n ? n : 1) * sizeof *ids);
-    slices turn = {0}, wait = {0};
-    int rc = -ENOMEM;
-
-    if (!r || !ids)
-        goto out;
-    r->events = n;
-    r->lost = fy_trfile_lost(f);
-    if (n) {
-        r->t0 = ev[0].ts_ns;
-        r->t1 = ev[n - 1].ts_ns;
-    }
     size_t nid = 0;
     for (size_t i = 0; i < n; i++)
         if (ev[i].actor && is_actor_event(ev[i].type))
@@ -175,10 +162,15 @@ int fy_trsum_compute(const fy_trfile *f, fy_trsum **out)
     for (size_t i = 0; i < nid; i++)
         if (u == 0 || ids[i] != ids[u - 1])
             ids[u++] = ids[i];
-    nid = u;
+    return u;
+}
+
+/* One actor entry per id, with the kind and label the file names. */
+static int actors_init(fy_trsum *r, const fy_trfile *f, const uint32_t *ids, size_t nid)
+{
     r->act = calloc(nid ? nid : 1, sizeof *r->act);
-    if (!r->act || slices_init(&turn, nid) < 0 || slices_init(&wait, nid) < 0)
-        goto out;
+    if (!r->act)
+        return -ENOMEM;
     r->nact = nid;
     for (size_t i = 0; i < nid; i++) {
         const fy_trfile_actor *ta = fy_trfile_actor_find(f, ids[i]);
@@ -186,71 +178,117 @@ int fy_trsum_compute(const fy_trfile *f, fy_trsum **out)
         r->act[i].kind = ta ? ta->kind : 0;
         r->act[i].label = ta ? ta->label : "";
     }
+    return 0;
+}
 
-    /* Pass 1: counts and the plain figures. */
+/* Pass 1 for one event of actor x: its plain figures, and a count in its
+ * turn or wait slice for each sample pass 2 will put there. */
+static void count(fy_trsum_actor *a, long x, const fy_trace_rec *e, slices *turn, slices *wait)
+{
+    switch (e->type) {
+    case FY_TR_SEND:
+        a->sends++;
+        if (e->b > a->peak_depth)
+            a->peak_depth = e->b;
+        break;
+    case FY_TR_TURN_BEGIN:
+        if (e->a) /* 0: the first message came from off the scheduler, wait unknown */
+            wait->off[x + 1]++;
+        break;
+    case FY_TR_TURN_END:
+        a->msgs += e->a;
+        turn->off[x + 1]++;
+        break;
+    case FY_TR_IO:
+        a->io++;
+        break;
+    case FY_TR_BYTES:
+        if (e->b < 3)
+            a->bytes[e->b] += e->a;
+        break;
+    case FY_TR_LAG:
+        a->has_lag = true;
+        a->lag_last_pkts = e->a;
+        a->lag_last_bytes = e->b;
+        if (e->b > a->lag_peak_bytes)
+            a->lag_peak_bytes = e->b;
+        if (e->a > a->lag_peak_pkts)
+            a->lag_peak_pkts = e->a;
+        break;
+    case FY_TR_ACTOR_NEW:
+        if (!a->kind)
+            a->kind = (uint16_t)e->a;
+        break;
+    default:
+        break;
+    }
+}
+
+static void count_all(fy_trsum *r, const fy_trace_rec *ev, size_t n, const uint32_t *ids,
+                      slices *turn, slices *wait)
+{
     for (size_t i = 0; i < n; i++) {
         const fy_trace_rec *e = &ev[i];
         if (!e->actor || !is_actor_event(e->type))
             continue;
-        long x = find(ids, nid, e->actor);
-        fy_trsum_actor *a = &r->act[x];
-        switch (e->type) {
-        case FY_TR_SEND:
-            a->sends++;
-            if (e->b > a->peak_depth)
-                a->peak_depth = e->b;
-            break;
-        case FY_TR_TURN_BEGIN:
-            if (e->a) /* 0: the first message came from off the scheduler, wait unknown */
-                wait.off[x + 1]++;
-            break;
-        case FY_TR_TURN_END:
-            a->msgs += e->a;
-            turn.off[x + 1]++;
-            break;
-        case FY_TR_IO:
-            a->io++;
-            break;
-        case FY_TR_BYTES:
-            if (e->b < 3)
-                a->bytes[e->b] += e->a;
-            break;
-        case FY_TR_LAG:
-            a->has_lag = true;
-            a->lag_last_pkts = e->a;
-            a->lag_last_bytes = e->b;
-            if (e->b > a->lag_peak_bytes)
-                a->lag_peak_bytes = e->b;
-            if (e->a > a->lag_peak_pkts)
-                a->lag_peak_pkts = e->a;
-            break;
-        case FY_TR_ACTOR_NEW:
-            if (!a->kind)
-                a->kind = (uint16_t)e->a;
-            break;
-        default:
-            break;
-        }
+        long x = find(ids, r->nact, e->actor);
+        count(&r->act[x], x, e, turn, wait);
     }
-    /* Pass 2: the samples. */
-    if (slices_alloc(&turn, nid) < 0 || slices_alloc(&wait, nid) < 0)
-        goto out;
+}
+
+/* Pass 2: the turn and wait samples into their actors' slices. */
+static void sample_all(const fy_trace_rec *ev, size_t n, const uint32_t *ids, size_t nid,
+                       slices *turn, slices *wait)
+{
     for (size_t i = 0; i < n; i++) {
         const fy_trace_rec *e = &ev[i];
         if (!e->actor || (e->type != FY_TR_TURN_BEGIN && e->type != FY_TR_TURN_END))
             continue;
         long x = find(ids, nid, e->actor);
         if (e->type == FY_TR_TURN_END)
-            slices_put(&turn, x, e->b);
+            slices_put(turn, x, e->b);
         else if (e->a)
-            slices_put(&wait, x, e->a);
+            slices_put(wait, x, e->a);
     }
+}
+
+/* ids: room for n.  0 or -ENOMEM. */
+static int compute(fy_trsum *r, const fy_trfile *f, const fy_trace_rec *ev, size_t n,
+                   uint32_t *ids, slices *turn, slices *wait)
+{
+    size_t nid = actor_ids(ev, n, ids);
+    if (actors_init(r, f, ids, nid) < 0 || slices_init(turn, nid) < 0 ||
+        slices_init(wait, nid) < 0)
+        return -ENOMEM;
+    count_all(r, ev, n, ids, turn, wait);
+    if (slices_alloc(turn, nid) < 0 || slices_alloc(wait, nid) < 0)
+        return -ENOMEM;
+    sample_all(ev, n, ids, nid, turn, wait);
     for (size_t i = 0; i < nid; i++) {
-        dist(turn.v + turn.off[i], turn.off[i + 1] - turn.off[i], &r->act[i].turn);
-        dist(wait.v + wait.off[i], wait.off[i + 1] - wait.off[i], &r->act[i].wait);
+        dist(turn->v + turn->off[i], turn->off[i + 1] - turn->off[i], &r->act[i].turn);
+        dist(wait->v + wait->off[i], wait->off[i + 1] - wait->off[i], &r->act[i].wait);
     }
-    rc = kinds(r, &turn, &wait);
-out:
+    return kinds(r, turn, wait);
+}
+
+int fy_trsum_compute(const fy_trfile *f, fy_trsum **out)
+{
+    size_t n;
+    const fy_trace_rec *ev = fy_trfile_events(f, &n);
+    fy_trsum *r = calloc(1, sizeof *r);
+    uint32_t *ids = malloc((n ? n : 1) * sizeof *ids);
+    slices turn = {0}, wait = {0};
+    int rc = -ENOMEM;
+
+    if (r && ids) {
+        r->events = n;
+        r->lost = fy_trfile_lost(f);
+        if (n) {
+            r->t0 = ev[0].ts_ns;
+            r->t1 = ev[n - 1].ts_ns;
+        }
+        rc = compute(r, f, ev, n, ids, &turn, &wait);
+    }
     free(ids);
     slices_free(&turn);
     slices_free(&wait);

@@ -23,7 +23,7 @@
 
 #include <cmocka.h>
 
-#include "cli/exit.h"
+#include "cli/cliexit.h"
 #include "harness.h"
 
 #define T_MS 60000

@@ -18,7 +18,7 @@
 #include <cmocka.h>
 
 #include "cli/cancel.h"
-#include "cli/exit.h"
+#include "cli/cliexit.h"
 #include "cli/progress.h"
 #include "cli/send.h"
 #include "cli/state.h"

@@ -1,5 +1,5 @@
 /*
- * exit.h - the ferry client's exit codes, and the mapping from Ferry's
+ * cliexit.h - the ferry client's exit codes, and the mapping from Ferry's
  * error numbers to them.
  *
  * The codes are a contract with scripts (docs/client.md, `ferry --help`):
@@ -7,8 +7,8 @@
  * "the bytes were wrong" (4) from "your disk" (5) without parsing text,
  * and "called wrong" (64, the same in every Ferry program: ferry/exit.h).
  */
-#ifndef FY_CLI_EXIT_H
-#define FY_CLI_EXIT_H
+#ifndef FY_CLI_CLIEXIT_H
+#define FY_CLI_CLIEXIT_H
 
 #include "ferry/exit.h"
 

@@ -1,10 +1,10 @@
 /*
- * exit.c - exit codes of the ferry client (see exit.h).
+ * cliexit.c - exit codes of the ferry client (see cliexit.h).
  *
  * Kept in one place so --help, docs/client.md and the code that decides
  * cannot drift apart: the help block below is printed verbatim.
  */
-#include "cli/exit.h"
+#include "cli/cliexit.h"
 
 #include <errno.h>
 
