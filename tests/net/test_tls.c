@@ -25,6 +25,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include "common/tc.h"
 #include "ferry/conn.h"
 #include "ferry/err.h"
 #include "ferry/sock.h"
@@ -233,8 +234,7 @@ static void test_name_from_server(void **state)
 static int setup(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof dir, "/tmp/fy-tls-XXXXXX");
-    if (!mkdtemp(dir))
+    if (tc_tmpdir(dir, sizeof dir, "tls") < 0)
         return -1;
     snprintf(cert_path, sizeof cert_path, "%s/c.pem", dir);
     snprintf(key_path, sizeof key_path, "%s/k.pem", dir);
@@ -246,10 +246,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    unlink(cert_path);
-    unlink(key_path);
-    unlink(data_path);
-    rmdir(dir);
+    tc_rmtree(dir);
     return 0;
 }
 

@@ -1752,14 +1752,8 @@ static void test_config(void **st)
     assert_non_null(f);
     fprintf(f, "windw = 2M\n");
     fclose(f);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        freopen("/dev/null", "w", stderr);
-        execl(FERRYD_PATH, FERRYD_PATH, "--config", path, (char *)NULL);
-        _exit(127);
-    }
-    assert_int_equal(waitpid(pid, &status, 0), pid);
+    const char *bad[] = {FERRYD_PATH, "--config", path, NULL};
+    assert_int_equal(tc_run(bad, 30000, &status), 0);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 64);
     t->ok = true;
 }
@@ -2087,18 +2081,11 @@ static void test_bad_flags(void **st)
         {"--window", NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        pid_t pid = fork();
-        assert_true(pid >= 0);
-        if (pid == 0) {
-            const char *argv[6] = {FERRYD_PATH};
-            for (int k = 0; k < 3 && cases[i][k]; k++)
-                argv[k + 1] = cases[i][k];
-            freopen("/dev/null", "w", stderr);
-            execv(FERRYD_PATH, (char *const *)argv);
-            _exit(127);
-        }
+        const char *argv[6] = {FERRYD_PATH};
+        for (int k = 0; k < 3 && cases[i][k]; k++)
+            argv[k + 1] = cases[i][k];
         int status;
-        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_int_equal(tc_run(argv, 30000, &status), 0);
         assert_true(WIFEXITED(status));
         assert_int_equal(WEXITSTATUS(status), 64); /* FY_EXIT_USAGE, as in every program */
     }

@@ -9,7 +9,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,6 +22,7 @@
 
 #include <cmocka.h>
 
+#include "common/tc.h"
 #include "ferry/err.h"
 #include "ferry/proto.h"
 #include "ferry/store.h"
@@ -54,25 +54,17 @@ static inline tframe t_frame(uint64_t seq, size_t plen)
     return f;
 }
 
-static inline int t_rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
-
 static inline void t_rmrf(const char *dir)
 {
-    nftw(dir, t_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    tc_rmtree(dir);
 }
 
-/* A fresh temp dir under /tmp; out gets its path. */
+/* A fresh temp dir (tc_tmpdir); out gets its path. */
 static inline void t_tmpdir(char out[256])
 {
-    snprintf(out, 256, "/tmp/fy-store-XXXXXX");
-    if (!mkdtemp(out)) {
-        perror("mkdtemp");
+    int rc = tc_tmpdir(out, 256, "store");
+    if (rc < 0) {
+        fprintf(stderr, "tc_tmpdir: %d\n", rc);
         abort();
     }
 }
