@@ -222,4 +222,28 @@ static inline void t_check_frame(fy_logrd *r, fy_idx *x, fy_pos end, uint64_t s,
     free(want.b);
 }
 
+/* A channel in dir with frames 1..n (payloads up to maxp), the last
+ * `unindexed` of them not indexed. */
+static inline void t_make_channel(const char *dir, const fy_store_opts *o, size_t n, size_t maxp,
+                                  size_t unindexed)
+{
+    fy_log *l;
+    fy_idx *x;
+    assert_int_equal(fy_store_open(dir, o, &l, &x, NULL), 0);
+    assert_int_equal(t_fill(l, x, 1, n, 8, maxp, unindexed), 0);
+    t_close(l, x);
+}
+
+/* Lookup of seq in a (recovered, clean) channel. */
+static inline fy_idx_rec t_rec_of(const char *dir, const fy_store_opts *o, uint64_t seq)
+{
+    fy_log *l;
+    fy_idx *x;
+    fy_idx_rec rec;
+    assert_int_equal(fy_store_open(dir, o, &l, &x, NULL), 0);
+    assert_int_equal(fy_idx_lookup(x, seq, &rec), 0);
+    t_close(l, x);
+    return rec;
+}
+
 #endif
