@@ -315,28 +315,14 @@ static void expect_error_close(int fd, int code)
     close(fd);
 }
 
-static void test_malformed(void **st)
+/* Five senders that each break the protocol once (bad magic, a bad payload
+ * CRC after a good file-begin, a wrong seq, an oversize header, data outside
+ * a file): each gets its error and is closed. */
+static void malformed_senders(tstate *t)
 {
-    tstate *t = *st;
-    size_t len = 2u << 20;
-    uint8_t *data = random_data(len, 7);
-    fy_welcome w, bw;
-    rh_rx rx;
+    fy_welcome bw;
     uint8_t p[1024], hb[FY_FRAME_HDR_SIZE];
     size_t n;
-
-    start(t, NULL);
-    receiver(t, &rx, "good", FY_MODE_LIVE, 0);
-    int good = sender(t, "good", "", &w);
-    assert_true(good >= 0);
-    /* The first half of a file, by hand. */
-    uint64_t seq = w.next_seq;
-    fy_file_begin fb = {.size = len};
-    snprintf(fb.name, sizeof fb.name, "good.bin");
-    assert_int_equal(fy_file_begin_encode(&fb, p, sizeof p, &n), 0);
-    assert_int_equal(rh_send_frame(good, FY_FT_FILE_BEGIN, w.channel, seq++, p, n), 0);
-    for (size_t off = 0; off < len / 2; off += CHUNK)
-        assert_int_equal(rh_send_frame(good, FY_FT_DATA, w.channel, seq++, data + off, CHUNK), 0);
 
     /* Bad magic. */
     int b = sender(t, "bad1", "", &bw);
@@ -382,6 +368,32 @@ static void test_malformed(void **st)
     assert_true(b >= 0);
     assert_int_equal(rh_send_frame(b, FY_FT_DATA, bw.channel, bw.next_seq, "abc", 3), 0);
     expect_error_close(b, FY_EPROTO);
+}
+
+static void test_malformed(void **st)
+{
+    tstate *t = *st;
+    size_t len = 2u << 20;
+    uint8_t *data = random_data(len, 7);
+    fy_welcome w, bw;
+    rh_rx rx;
+    uint8_t p[1024];
+    size_t n;
+
+    start(t, NULL);
+    receiver(t, &rx, "good", FY_MODE_LIVE, 0);
+    int good = sender(t, "good", "", &w);
+    assert_true(good >= 0);
+    /* The first half of a file, by hand. */
+    uint64_t seq = w.next_seq;
+    fy_file_begin fb = {.size = len};
+    snprintf(fb.name, sizeof fb.name, "good.bin");
+    assert_int_equal(fy_file_begin_encode(&fb, p, sizeof p, &n), 0);
+    assert_int_equal(rh_send_frame(good, FY_FT_FILE_BEGIN, w.channel, seq++, p, n), 0);
+    for (size_t off = 0; off < len / 2; off += CHUNK)
+        assert_int_equal(rh_send_frame(good, FY_FT_DATA, w.channel, seq++, data + off, CHUNK), 0);
+
+    malformed_senders(t);
 
     /* The good transfer carries on. */
     for (size_t off = len / 2; off < len; off += CHUNK)
@@ -397,13 +409,48 @@ static void test_malformed(void **st)
     say_bye(good);
 
     /* The frame before the bad CRC was stored: the next sender continues after it. */
-    b = sender_retry(t, "bad2", &bw);
+    int b = sender_retry(t, "bad2", &bw);
     assert_true(b >= 0);
     assert_int_equal(bw.next_seq, 2);
     say_bye(b);
     assert_true(rh_log_count(&t->d, "err=FY_ECRC") >= 1);
     free(data);
     t->ok = true;
+}
+
+/* One sealed frame (header, then payload) at s + at; returns the new end. */
+static size_t put_frame(uint8_t *s, size_t at, uint8_t type, uint32_t chan, uint64_t seq,
+                        const void *p, size_t n)
+{
+    fy_frame_hdr h = {.type = type, .channel = chan, .seq = seq};
+    fy_frame_seal(&h, p, n, s + at);
+    memcpy(s + at + FY_FRAME_HDR_SIZE, p, n);
+    return at + FY_FRAME_HDR_SIZE + n;
+}
+
+/* fb encoded into p (asserted); returns its length. */
+static size_t begin_payload(const fy_file_begin *fb, uint8_t *p, size_t cap)
+{
+    size_t n;
+    assert_int_equal(fy_file_begin_encode(fb, p, cap, &n), 0);
+    return n;
+}
+
+/* Write s[0..sl) in pieces of 1 byte to 300 KiB (a fixed xorshift
+ * sequence), pausing 1 ms every eighth piece, so reads end mid-frame. */
+static void write_in_pieces(int fd, const uint8_t *s, size_t sl)
+{
+    uint64_t r = 12345;
+    for (size_t off = 0, k = 0; off < sl; k++) {
+        r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+        size_t piece = k % 3 == 0 ? 1 + r % 40 : 1 + r % (300u << 10);
+        if (piece > sl - off)
+            piece = sl - off;
+        assert_int_equal(fy_sock_write_all(fd, s + off, piece), 0);
+        off += piece;
+        if (k % 8 == 0)
+            usleep(1000);
+    }
 }
 
 /* Frames of every size class, written in uneven pieces, so that frame
@@ -436,36 +483,15 @@ static void test_split_frames(void **st)
     uint64_t seq = w.next_seq;
     fy_file_begin fb = {.size = len};
     snprintf(fb.name, sizeof fb.name, "split.bin");
-    assert_int_equal(fy_file_begin_encode(&fb, p, sizeof p, &n), 0);
-    fy_frame_hdr h = {.type = FY_FT_FILE_BEGIN, .channel = w.channel, .seq = seq++};
-    fy_frame_seal(&h, p, n, s + sl);
-    memcpy(s + sl + FY_FRAME_HDR_SIZE, p, n);
-    sl += FY_FRAME_HDR_SIZE + n;
-    for (size_t i = 0, off = 0; i < 3 * nsz; off += sizes[i % nsz], i++) {
-        h = (fy_frame_hdr){.type = FY_FT_DATA, .channel = w.channel, .seq = seq++};
-        fy_frame_seal(&h, data + off, sizes[i % nsz], s + sl);
-        memcpy(s + sl + FY_FRAME_HDR_SIZE, data + off, sizes[i % nsz]);
-        sl += FY_FRAME_HDR_SIZE + sizes[i % nsz];
-    }
+    sl = put_frame(s, sl, FY_FT_FILE_BEGIN, w.channel, seq++, p, begin_payload(&fb, p, sizeof p));
+    for (size_t i = 0, off = 0; i < 3 * nsz; off += sizes[i % nsz], i++)
+        sl = put_frame(s, sl, FY_FT_DATA, w.channel, seq++, data + off, sizes[i % nsz]);
     fy_file_end fe = {.size = len};
     assert_int_equal(fy_sha256_oneshot(data, len, fe.sha256), 0);
     assert_int_equal(fy_file_end_encode(&fe, p, sizeof p, &n), 0);
-    h = (fy_frame_hdr){.type = FY_FT_FILE_END, .channel = w.channel, .seq = seq};
-    fy_frame_seal(&h, p, n, s + sl);
-    memcpy(s + sl + FY_FRAME_HDR_SIZE, p, n);
-    sl += FY_FRAME_HDR_SIZE + n;
+    sl = put_frame(s, sl, FY_FT_FILE_END, w.channel, seq, p, n);
     assert_true(sl <= cap);
-    uint64_t r = 12345;
-    for (size_t off = 0, k = 0; off < sl; k++) {
-        r ^= r << 13, r ^= r >> 7, r ^= r << 17;
-        size_t piece = k % 3 == 0 ? 1 + r % 40 : 1 + r % (300u << 10);
-        if (piece > sl - off)
-            piece = sl - off;
-        assert_int_equal(fy_sock_write_all(fd, s + off, piece), 0);
-        off += piece;
-        if (k % 8 == 0)
-            usleep(1000);
-    }
+    write_in_pieces(fd, s, sl);
     assert_int_equal(rh_wait_ack(fd, seq), 0);
     receiver(t, &rx, "split", FY_MODE_START, 0);
     assert_int_equal(rh_rx_until(&rx, 1, 0), 0);
@@ -480,7 +506,7 @@ static void test_split_frames(void **st)
     fb.size = 1u << 18;
     assert_int_equal(fy_file_begin_encode(&fb, p, sizeof p, &n), 0);
     assert_int_equal(rh_send_frame(b, FY_FT_FILE_BEGIN, bw.channel, bw.next_seq, p, n), 0);
-    h = (fy_frame_hdr){.type = FY_FT_DATA, .channel = bw.channel, .seq = bw.next_seq + 1};
+    fy_frame_hdr h = {.type = FY_FT_DATA, .channel = bw.channel, .seq = bw.next_seq + 1};
     fy_frame_seal(&h, data, 1u << 18, hb);
     assert_int_equal(fy_sock_write_all(b, hb, sizeof hb), 0);
     assert_int_equal(fy_sock_write_all(b, data, 1000), 0);
