@@ -23,7 +23,8 @@
 /* mkdtemp "BASE/ferry-TAG-XXXXXX" into out, BASE being $FERRY_TEST_TMP (e.g.
  * /dev/shm, to take the disk out), else $TMPDIR, else /tmp. */
 int tc_tmpdir(char *out, size_t cap, const char *tag);
-/* rm -r path (not following symlinks); 0, or the first failure's -errno. */
+/* rm -r path (not following symlinks); 0, or the first failure's -errno.
+ * One walk at a time (nftw keeps no user pointer): not for threads. */
 int tc_rmtree(const char *path);
 /* Remove a test's temp dir, unless $FERRY_TEST_KEEP is set (then say where
  * it is, for reading logs by hand).  Returns as tc_rmtree (0 when kept). */
@@ -40,8 +41,9 @@ void tc_sleep_ms(unsigned ms);
  * PID or -errno. */
 pid_t tc_spawn(const char *const *argv, const char *in, const char *out, const char *err,
                bool append);
-/* Wait at most timeout_ms for pid.  0 with *status (waitpid's) set, or
- * -ETIMEDOUT after it was SIGKILLed and reaped (*status then holds that). */
+/* Wait at most timeout_ms for pid.  0 with *status (waitpid's) set;
+ * -ETIMEDOUT after it was SIGKILLed and reaped (*status then holds that);
+ * -ECHILD when pid is not a child (or was reaped already). */
 int tc_wait(pid_t pid, int timeout_ms, int *status);
 /* SIGTERM, wait at most wait_ms, then SIGKILL; always reaped.  0 with
  * *status set, or -ETIMEDOUT when it had to be killed. */
@@ -71,7 +73,8 @@ typedef struct tc_daemon {
 int tc_daemon_start(tc_daemon *d, const char *ferryd, const char *data, const char *log,
                     const char *const *extra, int timeout_ms);
 /* tc_stop on the daemon; 0 with *status, -ETIMEDOUT when SIGKILLed, -ESRCH
- * when none was running.  status may be NULL. */
+ * when none was running, -ECHILD when it was reaped elsewhere.  status may
+ * be NULL. */
 int tc_daemon_stop(tc_daemon *d, int wait_ms, int *status);
 /* SIGKILL (a crash: no shutdown, no flush) and reap. */
 void tc_daemon_kill9(tc_daemon *d);

@@ -63,11 +63,13 @@ int tc_wait(pid_t pid, int timeout_ms, int *status)
     int st = 0;
     for (int waited = 0; waited <= timeout_ms; waited += POLL_MS) {
         pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid || (r < 0 && errno == ECHILD)) {
+        if (r == pid) {
             if (status)
                 *status = st;
             return 0;
         }
+        if (r < 0 && errno == ECHILD)
+            return -ECHILD; /* not ours, or reaped already */
         tc_sleep_ms(POLL_MS);
     }
     kill(pid, SIGKILL);
