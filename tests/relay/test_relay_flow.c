@@ -3,37 +3,7 @@
  * by live receivers, throttled (slow) receivers, memory pressure; for both
  * live-send modes where the relay has them.
  */
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <pthread.h>
-#include <setjmp.h>
-#include <signal.h>
-#include <stdarg.h>
-#include <stdatomic.h>
-#include <stddef.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/mount.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/statvfs.h>
-#include <sys/time.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
-
-#include <cmocka.h>
-
-#include "ferry/err.h"
-#include "ferry/proto.h"
-#include "ferry/digest.h"
-#include "ferry/sock.h"
-#include "ferry/store.h"
+/* Every header these tests use comes with the fixture. */
 #include "relay_fixture.h"
 
 /* A live receiver holds its socket only: the data file is opened when it

@@ -2,37 +2,7 @@
  * test_relay_limits.c - ferryd end to end (see test_relay.c): /metrics, the
  * config file and bad flags, and the limits on channels and connections.
  */
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <pthread.h>
-#include <setjmp.h>
-#include <signal.h>
-#include <stdarg.h>
-#include <stdatomic.h>
-#include <stddef.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/mount.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/statvfs.h>
-#include <sys/time.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
-
-#include <cmocka.h>
-
-#include "ferry/err.h"
-#include "ferry/proto.h"
-#include "ferry/digest.h"
-#include "ferry/sock.h"
-#include "ferry/store.h"
+/* Every header these tests use comes with the fixture. */
 #include "relay_fixture.h"
 
 /* GET /metrics while a sender and a receiver are connected. */
