@@ -1,11 +1,11 @@
 /*
- * harness.c - test helpers (see harness.h).
+ * harness.c - test helpers (see harness.h); processes, temp dirs and
+ * random files through tests/common (tc.h).
  */
 #include "harness.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -20,12 +20,12 @@
 
 #include <cmocka.h>
 
+#include "common/tc.h"
 #include "ferry/digest.h"
 
 void fy_ct_sleep_ms(int ms)
 {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
+    tc_sleep_ms((unsigned)ms);
 }
 
 long fy_ct_env_long(const char *name, long def)
@@ -39,23 +39,12 @@ void fy_ct_mkdir(const char *path)
     assert_true(mkdir(path, 0755) == 0 || errno == EEXIST);
 }
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
 int fy_ct_setup(void **state)
 {
     fy_ct *t = calloc(1, sizeof *t);
     if (!t)
         return -1;
-    const char *tmp = getenv("TMPDIR");
-    snprintf(t->dir, sizeof t->dir, "%s/ferry-ct-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(t->dir)) {
+    if (tc_tmpdir(t->dir, sizeof t->dir, "ct") < 0) {
         free(t);
         return -1;
     }
@@ -74,11 +63,8 @@ int fy_ct_teardown(void **state)
             waitpid(t->pids[i], NULL, 0);
         }
     }
-    fy_cli_daemon_stop(&t->daemon, 3000);
-    if (!getenv("FERRY_TEST_KEEP"))
-        nftw(t->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    else
-        fprintf(stderr, "kept %s\n", t->dir);
+    tc_daemon_stop(&t->daemon, 3000, NULL);
+    tc_tmpdir_done(t->dir);
     free(t);
     return 0;
 }
@@ -140,7 +126,7 @@ void fy_ct_daemon_start(fy_ct *t, const char *const *extra)
 {
     char log[FY_CT_PATH + 32];
     snprintf(log, sizeof log, "%s/ferryd-%d.log", t->dir, t->logs++);
-    int rc = fy_cli_daemon_start(FERRYD_PATH, t->data, log, extra, 20000, &t->daemon);
+    int rc = tc_daemon_start(&t->daemon, FERRYD_PATH, t->data, log, extra, 20000);
     if (rc != 0)
         fy_ct_dump(log);
     assert_int_equal(rc, 0);
@@ -148,16 +134,14 @@ void fy_ct_daemon_start(fy_ct *t, const char *const *extra)
 
 void fy_ct_daemon_stop(fy_ct *t)
 {
-    int st = fy_cli_daemon_stop(&t->daemon, 10000);
-    assert_int_not_equal(st, -1); /* it stopped on SIGTERM */
+    int rc = tc_daemon_stop(&t->daemon, 10000, NULL);
+    assert_int_not_equal(rc, -ETIMEDOUT); /* it stopped on SIGTERM */
 }
 
 void fy_ct_daemon_kill9(fy_ct *t)
 {
     assert_true(t->daemon.pid > 0);
-    kill(t->daemon.pid, SIGKILL);
-    waitpid(t->daemon.pid, NULL, 0);
-    t->daemon.pid = 0;
+    tc_daemon_kill9(&t->daemon);
 }
 
 void fy_ct_daemon_restart(fy_ct *t, const char *const *extra)
@@ -166,7 +150,7 @@ void fy_ct_daemon_restart(fy_ct *t, const char *const *extra)
     char addr[sizeof t->daemon.addr], log[FY_CT_PATH + 32];
     snprintf(addr, sizeof addr, "%s", t->daemon.addr);
     assert_true(addr[0] != 0);
-    /* A later --listen wins over fy_cli_daemon_start's 127.0.0.1:0. */
+    /* A later --listen wins over tc_daemon_start's 127.0.0.1:0. */
     const char *argv[MAX_EXTRA + 3] = {"--listen", addr};
     int n = 2;
     for (int i = 0; extra && extra[i]; i++) {
@@ -179,7 +163,7 @@ void fy_ct_daemon_restart(fy_ct *t, const char *const *extra)
         if (i > 0)
             fy_ct_sleep_ms(200);
         snprintf(log, sizeof log, "%s/ferryd-%d.log", t->dir, t->logs++);
-        rc = fy_cli_daemon_start(FERRYD_PATH, t->data, log, argv, 20000, &t->daemon);
+        rc = tc_daemon_start(&t->daemon, FERRYD_PATH, t->data, log, argv, 20000);
     }
     if (rc != 0)
         fy_ct_dump(log);
@@ -208,24 +192,8 @@ pid_t fy_ct_spawn_prog(fy_ct *t, const char *tag, const char *prog, const char *
     args[0] = prog;
     memcpy(args + 1, argv, (size_t)argc * sizeof *args);
     assert_true(t->npids < (int)(sizeof t->pids / sizeof t->pids[0]));
-    pid_t pid = fork();
+    pid_t pid = tc_spawn(args, in, out, err, false);
     assert_true(pid >= 0);
-    if (pid == 0) {
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        signal(SIGPIPE, SIG_DFL);
-        int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int nul = open(in ? in : "/dev/null", O_RDONLY);
-        if (o < 0 || e < 0 || nul < 0)
-            _exit(126);
-        dup2(nul, 0);
-        dup2(o, 1);
-        dup2(e, 2);
-        execv(prog, (char *const *)args);
-        _exit(127);
-    }
     free(args);
     t->pids[t->npids++] = pid;
     return pid;
@@ -241,18 +209,9 @@ static void forget(fy_ct *t, pid_t pid)
 int fy_ct_wait(fy_ct *t, pid_t pid, int timeout_ms)
 {
     int st = 0;
-    for (int waited = 0; waited <= timeout_ms; waited += 5) {
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid) {
-            forget(t, pid);
-            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        }
-        fy_ct_sleep_ms(5);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, &st, 0);
+    int rc = tc_wait(pid, timeout_ms, &st);
     forget(t, pid);
-    return -1;
+    return rc == 0 ? tc_exit_code(st) : -1;
 }
 
 bool fy_ct_running(pid_t pid)
@@ -328,38 +287,9 @@ void fy_ct_hold_sender(fy_ct *t, const char *channel, fy_cli_conn **k, fy_welcom
 
 /* ---- files ---------------------------------------------------------------------- */
 
-static uint64_t splitmix64(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 void fy_ct_make_file(const char *path, uint64_t size, uint64_t seed, uint8_t out[32])
 {
-    enum { BLK = 1 << 20 };
-    uint64_t *buf = malloc(BLK);
-    assert_non_null(buf);
-    fy_sha256 *h;
-    assert_int_equal(fy_sha256_new(&h), 0);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    assert_true(fd >= 0);
-    for (uint64_t left = size; left > 0;) {
-        size_t n = left < BLK ? (size_t)left : BLK;
-        for (size_t i = 0; i < (n + 7) / 8; i++)
-            buf[i] = splitmix64(&seed);
-        fy_sha256_update(h, buf, n);
-        assert_int_equal(write(fd, buf, n), (ssize_t)n);
-        left -= n;
-    }
-    close(fd);
-    uint8_t d[32];
-    fy_sha256_final(h, d);
-    if (out)
-        memcpy(out, d, 32);
-    fy_sha256_free(h);
-    free(buf);
+    assert_int_equal(tc_make_file(path, size, seed, out), 0);
 }
 
 int fy_ct_sha_file(const char *path, uint8_t out[32])

@@ -16,7 +16,7 @@
 #include <sys/types.h>
 
 #include "cli/conn.h"
-#include "cli/daemon.h"
+#include "common/tc.h"
 #include "ferry/proto.h"
 
 #ifndef FERRY_PATH
@@ -32,7 +32,7 @@ typedef struct fy_ct {
     char dir[512];        /* this test's temp directory */
     pid_t pids[32];
     int npids;
-    fy_cli_daemon daemon;
+    tc_daemon daemon;
     char data[FY_CT_PATH]; /* the daemon's --data */
     int logs;              /* counter for log file names */
 } fy_ct;

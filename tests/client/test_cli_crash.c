@@ -134,12 +134,9 @@ static int count_lines(const char *path, const char *needle)
     return n;
 }
 
-static void test_kill9_while_transferring(void **state)
+/* The run's seed: FERRY_CRASH_SEED, else from the clock and the PID. */
+static uint64_t crash_seed(void)
 {
-    fy_ct *t = *state;
-    static crash_run run; /* ~70 KB; static, so a failed assertion leaks nothing */
-    crash_run *c = &run;
-    memset(c, 0, sizeof *c);
     uint64_t seed = (uint64_t)fy_ct_env_long("FERRY_CRASH_SEED", 0);
     if (seed == 0) {
         struct timespec ts;
@@ -147,20 +144,13 @@ static void test_kill9_while_transferring(void **state)
         seed = ((uint64_t)ts.tv_sec * 1000003u ^ (uint64_t)ts.tv_nsec ^ (uint64_t)getpid()) %
                1000000000u + 1;
     }
-    c->rng = seed;
-    int kills = (int)fy_ct_env_long("FERRY_CRASH_KILLS", (long)rnd_in(c, 6, 10));
-    fprintf(stderr, "crash: seed=%" PRIu64 " kills=%d (replay: FERRY_CRASH_SEED=%" PRIu64 ")\n",
-            seed, kills, seed);
-    for (int ch = 0; ch < CRASH_CHANNELS; ch++) {
-        snprintf(c->channel[ch], sizeof c->channel[ch], "crash%d", ch);
-        make_files(t, c, ch);
-    }
+    return seed;
+}
 
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    fy_ct_daemon_start(t, NULL);
-    char tag[32], count[16];
-    snprintf(count, sizeof count, "%d", CRASH_FILES);
+/* The receivers (--resume; one of them slow) and the senders, spawned. */
+static void start_clients(fy_ct *t, crash_run *c, const char *count)
+{
+    char tag[32];
     for (int r = 0; r < CRASH_RECEIVERS; r++) {
         snprintf(tag, sizeof tag, "recv%d", r);
         fy_ct_path(t, tag, c->out[r]);
@@ -176,17 +166,12 @@ static void test_kill9_while_transferring(void **state)
         snprintf(tag, sizeof tag, "send%d", ch);
         c->send[ch] = fy_ct_send(t, tag, c->channel[ch], argv);
     }
+}
 
-    /* Every client's first hello reaches the relay before the first kill:
-     * a client whose very first connect is refused exits at once by design
-     * (a wrong address fails fast), and sanitizer builds start slowly. */
-    char log0[FY_CT_PATH + 32];
-    snprintf(log0, sizeof log0, "%s/ferryd-0.log", t->dir);
-    for (int i = 0; i < 2000 && count_lines(log0, "msg=\"hello\"") <
-                                    CRASH_RECEIVERS + CRASH_CHANNELS; i++)
-        fy_ct_sleep_ms(10);
-
-    /* The kills: each at a random delay, the relay back at once. */
+/* The kills: each at a random delay, the relay back at once.  Returns how
+ * many found clients running. */
+static int kill_and_restart(fy_ct *t, crash_run *c, int kills)
+{
     int mid = 0;
     for (int k = 0; k < kills; k++) {
         fy_ct_sleep_ms((int)rnd_in(c, 30, CRASH_KILL_GAP_MS));
@@ -199,8 +184,14 @@ static void test_kill9_while_transferring(void **state)
             fy_ct_sleep_ms((int)rnd_in(c, 1, 300)); /* down for a while */
         fy_ct_daemon_restart(t, NULL);
     }
+    return mid;
+}
 
-    /* Every sender finishes by itself, with every file acknowledged. */
+/* Every sender finishes by itself, with every file acknowledged; every
+ * receiver gets every file of its channel, byte-identical. */
+static void expect_clients_done(fy_ct *t, crash_run *c)
+{
+    char tag[32];
     for (int ch = 0; ch < CRASH_CHANNELS; ch++) {
         snprintf(tag, sizeof tag, "send%d", ch);
         fy_ct_expect_exit(t, c->send[ch], tag, CRASH_CLIENT_MS, 0);
@@ -213,26 +204,23 @@ static void test_kill9_while_transferring(void **state)
             assert_true(fy_ct_contains(p, want));
         }
     }
-    /* Every receiver gets every file of its channel, byte-identical. */
     for (int r = 0; r < CRASH_RECEIVERS; r++) {
         snprintf(tag, sizeof tag, "recv%d", r);
         fy_ct_expect_exit(t, c->recv[r], tag, CRASH_CLIENT_MS, 0);
         assert_dir(c, receiver_channel(r), c->out[r]);
     }
-    struct timespec t1;
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-    fprintf(stderr, "crash: seed=%" PRIu64 " survived %d kills (%d with clients running) in "
-            "%.1f s\n", seed, kills, mid, secs);
-    assert_true(mid >= 1);
+}
 
-    /* A clean stop: the data directory checks clean... */
+/* A clean stop: the data directory checks clean and holds every
+ * acknowledged file, byte-identical. */
+static void expect_clean_data(fy_ct *t, crash_run *c, const char *count)
+{
+    char tag[32];
     fy_ct_daemon_stop(t);
     fy_ct_expect_exit(t, fy_ct_spawn(t, "check", (const char *[]){"check", "--data", t->data, NULL}),
                       "check", CRASH_CLIENT_MS, 0);
     char p[FY_CT_PATH * 2];
     assert_true(fy_ct_contains(fy_ct_path(t, "check.out", p), "check=ok"));
-    /* ...and holds every acknowledged file, byte-identical. */
     fy_ct_daemon_restart(t, NULL);
     for (int ch = 0; ch < CRASH_CHANNELS; ch++) {
         char dir[FY_CT_PATH];
@@ -244,6 +232,49 @@ static void test_kill9_while_transferring(void **state)
         assert_dir(c, ch, dir);
     }
     fy_ct_daemon_stop(t);
+}
+
+static void test_kill9_while_transferring(void **state)
+{
+    fy_ct *t = *state;
+    static crash_run run; /* ~70 KB; static, so a failed assertion leaks nothing */
+    crash_run *c = &run;
+    memset(c, 0, sizeof *c);
+    uint64_t seed = crash_seed();
+    c->rng = seed;
+    int kills = (int)fy_ct_env_long("FERRY_CRASH_KILLS", (long)rnd_in(c, 6, 10));
+    fprintf(stderr, "crash: seed=%" PRIu64 " kills=%d (replay: FERRY_CRASH_SEED=%" PRIu64 ")\n",
+            seed, kills, seed);
+    for (int ch = 0; ch < CRASH_CHANNELS; ch++) {
+        snprintf(c->channel[ch], sizeof c->channel[ch], "crash%d", ch);
+        make_files(t, c, ch);
+    }
+
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    fy_ct_daemon_start(t, NULL);
+    char count[16];
+    snprintf(count, sizeof count, "%d", CRASH_FILES);
+    start_clients(t, c, count);
+
+    /* Every client's first hello reaches the relay before the first kill:
+     * a client whose very first connect is refused exits at once by design
+     * (a wrong address fails fast), and sanitizer builds start slowly. */
+    char log0[FY_CT_PATH + 32];
+    snprintf(log0, sizeof log0, "%s/ferryd-0.log", t->dir);
+    for (int i = 0; i < 2000 && count_lines(log0, "msg=\"hello\"") <
+                                    CRASH_RECEIVERS + CRASH_CHANNELS; i++)
+        fy_ct_sleep_ms(10);
+
+    int mid = kill_and_restart(t, c, kills);
+    expect_clients_done(t, c);
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    fprintf(stderr, "crash: seed=%" PRIu64 " survived %d kills (%d with clients running) in "
+            "%.1f s\n", seed, kills, mid, secs);
+    assert_true(mid >= 1);
+    expect_clean_data(t, c, count);
 }
 
 /* A receiver waiting on a quiet channel sees more relay restarts than

@@ -255,9 +255,7 @@ static void test_relay_restart_midfile(void **state)
     pid_t tx = send_via(t, &ps, "send", "rs", src);
     wait_held(&ps);
     fy_ct_sleep_ms(300);
-    kill(t->daemon.pid, SIGKILL);
-    waitpid(t->daemon.pid, NULL, 0);
-    t->daemon.pid = 0;
+    fy_ct_daemon_kill9(t);
     fy_ct_daemon_start(t, NULL); /* same --data, new port */
     proxy_upstream(&ps, daemon_port(t));
     proxy_upstream(&pr, daemon_port(t));

@@ -32,26 +32,19 @@
  * Returns its exit status (or -1). */
 static int sh(const char *dir, const char *cmd, int timeout_ms)
 {
-    pid_t pid = fork();
+    size_t cap = strlen(dir) + strlen(cmd) + 32;
+    char *line = malloc(cap), err[FY_CT_PATH + 16];
+    assert_non_null(line);
+    snprintf(line, cap, "cd '%s' || exit 127; %s", dir, cmd);
+    snprintf(err, sizeof err, "%s/sh.err", dir);
+    const char *argv[] = {"/bin/sh", "-c", line, NULL};
+    pid_t pid = tc_spawn(argv, NULL, NULL, err, false);
+    free(line);
     assert_true(pid >= 0);
-    if (pid == 0) {
-        if (chdir(dir) != 0)
-            _exit(127);
-        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-        _exit(127);
-    }
-    for (int waited = 0;; waited += 20) {
-        int st;
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid)
-            return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-        if (waited >= timeout_ms) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &st, 0);
-            return -1;
-        }
-        fy_ct_sleep_ms(20);
-    }
+    int st = 0;
+    if (tc_wait(pid, timeout_ms, &st) < 0)
+        return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 /* The PKI in t->dir: ca.pem/key, srv.pem/key (signed by ca), cli.pem/key

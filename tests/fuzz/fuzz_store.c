@@ -18,7 +18,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/tc.h"
 #include "ferry/err.h"
 #include "ferry/proto.h"
 #include "ferry/store.h"
@@ -60,13 +60,6 @@ static void put(const char *dir, uint64_t base, const char *ext, const uint8_t *
     close(fd);
 }
 
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
 
 /* Reads every seq below next through the index; returns how many did not
  * read back as the whole, good frame their record describes. */
@@ -155,6 +148,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check(bad ? after == -FY_ECORRUPT : after == 0, "check after recovery");
         check(bad || cr.frames == rep.frames + 1, "check counts every frame");
     }
-    nftw(tmp, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+    tc_rmtree(tmp);
     return 0;
 }

@@ -344,11 +344,53 @@ static void test_handshake_violations(void **state)
 
 /* ---- control frames under back-pressure ------------------------------------------ */
 
+/* Fill the socket until it pushes back; returns the bytes written. */
+static size_t fill_until_full(int fd)
+{
+    uint8_t fill[16384];
+    size_t filled = 0;
+    memset(fill, 0x5a, sizeof fill);
+    for (int i = 0; i < 1000; i++) {
+        ssize_t n = write(fd, fill, sizeof fill);
+        if (n < 0) {
+            assert_true(errno == EAGAIN || errno == EWOULDBLOCK);
+            break;
+        }
+        filled += (size_t)n;
+    }
+    return filled;
+}
+
+/* After the filler at got[at..have): the three acks and the bye, whole and
+ * in order. */
+static void expect_acks_and_bye(const uint8_t *got, size_t at, size_t have)
+{
+    fy_dec *d;
+    fy_frame f;
+    size_t used;
+    assert_int_equal(fy_dec_new(4096, &d), 0);
+    for (uint64_t i = 1; i <= 4; i++) {
+        assert_int_equal(fy_dec_feed(d, got + at, have - at, &used, &f), 1);
+        at += used;
+        assert_int_equal(f.hdr.channel, 4);
+        if (i == 4) {
+            assert_int_equal(f.hdr.type, FY_FT_BYE);
+            break;
+        }
+        fy_ack a;
+        assert_int_equal(f.hdr.type, FY_FT_ACK);
+        assert_int_equal(fy_ack_decode(f.payload, f.hdr.len, &a), 0);
+        assert_int_equal(a.seq, i * 100);
+    }
+    assert_int_equal(at, have);
+    fy_dec_free(d);
+}
+
 static void test_ctl_queued_and_flushed(void **state)
 {
     (void)state;
     static uint8_t got[4u << 20];
-    uint8_t fill[16384], pl[16];
+    uint8_t pl[16];
     size_t filled = 0, have = 0, ctl_bytes = 0, len;
     fy_link l;
     int sv[2];
@@ -361,15 +403,7 @@ static void test_ctl_queued_and_flushed(void **state)
     assert_int_equal(fy_link_attach(&l, sv[0], 4096), 0);
 
     /* fill the socket until it pushes back */
-    memset(fill, 0x5a, sizeof fill);
-    for (int i = 0; i < 1000; i++) {
-        ssize_t n = write(sv[0], fill, sizeof fill);
-        if (n < 0) {
-            assert_true(errno == EAGAIN || errno == EWOULDBLOCK);
-            break;
-        }
-        filled += (size_t)n;
-    }
+    filled = fill_until_full(sv[0]);
     assert_true(filled > 0 && filled < sizeof got / 2);
 
     /* frames queue while the socket is full, in order, until the queue is */
@@ -411,26 +445,7 @@ static void test_ctl_queued_and_flushed(void **state)
     assert_int_equal(fy_link_ctl_pending(&l), 0);
     assert_int_equal(have, filled + ctl_bytes);
 
-    /* after the filler: the three acks and the bye, whole and in order */
-    fy_dec *d;
-    fy_frame f;
-    size_t at = filled, used;
-    assert_int_equal(fy_dec_new(4096, &d), 0);
-    for (uint64_t i = 1; i <= 4; i++) {
-        assert_int_equal(fy_dec_feed(d, got + at, have - at, &used, &f), 1);
-        at += used;
-        assert_int_equal(f.hdr.channel, 4);
-        if (i == 4) {
-            assert_int_equal(f.hdr.type, FY_FT_BYE);
-            break;
-        }
-        fy_ack a;
-        assert_int_equal(f.hdr.type, FY_FT_ACK);
-        assert_int_equal(fy_ack_decode(f.payload, f.hdr.len, &a), 0);
-        assert_int_equal(a.seq, i * 100);
-    }
-    assert_int_equal(at, have);
-    fy_dec_free(d);
+    expect_acks_and_bye(got, filled, have);
 
     /* an empty queue starts over: the whole capacity is usable again */
     assert_int_equal(fy_link_ctl(&l, FY_FT_PONG, 0, 0, big, 500), 0);

@@ -25,6 +25,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include "common/tc.h"
 #include "ferry/conn.h"
 #include "ferry/err.h"
 #include "ferry/sock.h"
@@ -92,6 +93,38 @@ static size_t pump_reader(fy_conn *r, uint8_t *got, size_t *have)
     return *have - n0;
 }
 
+/* Both ends' handshakes, stepped in turn until done (bounded). */
+static void handshake_both(fy_conn *w, fy_conn *r)
+{
+    int hw = -EAGAIN, hr = -EAGAIN;
+    for (int i = 0; i < 1000 && (hw || hr); i++) {
+        if (hw)
+            hw = fy_conn_handshake(w);
+        if (hr)
+            hr = fy_conn_handshake(r);
+        assert_true(hw == 0 || hw == -EAGAIN);
+        assert_true(hr == 0 || hr == -EAGAIN);
+    }
+    assert_int_equal(hw, 0);
+    assert_int_equal(hr, 0);
+}
+
+/* The file that fy_conn_sendfile sends from: the stream's bytes at the
+ * same offsets, so the reader checks one pattern throughout.  src gets
+ * them too; returns the file, open for reading. */
+static int write_source(uint8_t *src)
+{
+    for (size_t i = 0; i < TOTAL; i++)
+        src[i] = at(i);
+    FILE *f = fopen(data_path, "w");
+    assert_non_null(f);
+    assert_int_equal(fwrite(src, 1, TOTAL, f), TOTAL);
+    fclose(f);
+    int dfd = open(data_path, O_RDONLY);
+    assert_true(dfd >= 0);
+    return dfd;
+}
+
 static void test_stream_through_full_socket(void **state)
 {
     (void)state;
@@ -107,31 +140,12 @@ static void test_stream_through_full_socket(void **state)
     fy_conn w = fy_conn_plain(sv[0]), r = fy_conn_plain(sv[1]);
     assert_int_equal(fy_conn_tls_start(&w, srv, NULL), 0);
     assert_int_equal(fy_conn_tls_start(&r, cli, "ferry-test"), 0);
-    int hw = -EAGAIN, hr = -EAGAIN;
-    for (int i = 0; i < 1000 && (hw || hr); i++) {
-        if (hw)
-            hw = fy_conn_handshake(&w);
-        if (hr)
-            hr = fy_conn_handshake(&r);
-        assert_true(hw == 0 || hw == -EAGAIN);
-        assert_true(hr == 0 || hr == -EAGAIN);
-    }
-    assert_int_equal(hw, 0);
-    assert_int_equal(hr, 0);
+    handshake_both(&w, &r);
 
-    /* The file that fy_conn_sendfile sends from: the stream's bytes at
-     * the same offsets, so the reader checks one pattern throughout. */
     uint8_t *src = malloc(TOTAL), *got = malloc(TOTAL + 1);
     assert_non_null(src);
     assert_non_null(got);
-    for (size_t i = 0; i < TOTAL; i++)
-        src[i] = at(i);
-    FILE *f = fopen(data_path, "w");
-    assert_non_null(f);
-    assert_int_equal(fwrite(src, 1, TOTAL, f), TOTAL);
-    fclose(f);
-    int dfd = open(data_path, O_RDONLY);
-    assert_true(dfd >= 0);
+    int dfd = write_source(src);
 
     size_t taken = 0, have = 0, eagains = 0;
     unsigned seed = 1;
@@ -233,8 +247,7 @@ static void test_name_from_server(void **state)
 static int setup(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof dir, "/tmp/fy-tls-XXXXXX");
-    if (!mkdtemp(dir))
+    if (tc_tmpdir(dir, sizeof dir, "tls") < 0)
         return -1;
     snprintf(cert_path, sizeof cert_path, "%s/c.pem", dir);
     snprintf(key_path, sizeof key_path, "%s/k.pem", dir);
@@ -246,10 +259,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    unlink(cert_path);
-    unlink(key_path);
-    unlink(data_path);
-    rmdir(dir);
+    tc_rmtree(dir);
     return 0;
 }
 

@@ -244,6 +244,41 @@ static void test_metrics_move(void **state)
     assert_int_equal(rh_stop(d, 10000), 0);
 }
 
+/* The local address of fd as text (how the relay names that peer). */
+static void local_addr(int fd, char *out, size_t cap)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    getsockname(fd, (struct sockaddr *)&ss, &sl);
+    fy_addr sa = {.ss = ss, .len = sl};
+    fy_addr_format(&sa, out, cap);
+}
+
+/* SIGUSR1, then the snapshot's path from the log (bounded wait). */
+static void usr1_snapshot(rh_daemon *d, char *path, size_t cap)
+{
+    assert_int_equal(kill(d->pid, SIGUSR1), 0);
+    path[0] = 0;
+    for (int i = 0; i < 1000 && !path[0]; i++) {
+        log_value(d, " trace=", path, cap);
+        if (!path[0])
+            rh_sleep_ms(10);
+    }
+}
+
+/* The forwarder with the largest last lag, or NULL. */
+static const fy_trsum_actor *most_lagging_forwarder(const fy_trsum *s)
+{
+    const fy_trsum_actor *top = NULL;
+    for (size_t i = 0; i < s->nact; i++) {
+        const fy_trsum_actor *a = &s->act[i];
+        if (a->kind == KIND_FORWARDER && a->has_lag &&
+            (!top || a->lag_last_bytes > top->lag_last_bytes))
+            top = a;
+    }
+    return top;
+}
+
 /* Two receivers; one reads nothing until the sender is done, so its
  * forwarder falls behind its window: SIGUSR1, and the summary must show
  * that receiver's forwarder first among the lagging. */
@@ -256,12 +291,8 @@ static void test_usr1_names_slow_receiver(void **state)
     assert_int_equal(rh_start(d, extra), 0);
     int fast = receiver(d, "slowtest", 0);
     int slow = receiver(d, "slowtest", 0); /* slow: not read until the end */
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    getsockname(slow, (struct sockaddr *)&ss, &sl);
-    fy_addr sa = {.ss = ss, .len = sl};
     char slow_peer[64];
-    fy_addr_format(&sa, slow_peer, sizeof slow_peer);
+    local_addr(slow, slow_peer, sizeof slow_peer);
 
     size_t len = 24u << 20;
     uint8_t *data = malloc(len);
@@ -280,13 +311,8 @@ static void test_usr1_names_slow_receiver(void **state)
     waitpid(child, &st, 0);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 
-    assert_int_equal(kill(d->pid, SIGUSR1), 0);
     char path[512] = "";
-    for (int i = 0; i < 1000 && !path[0]; i++) {
-        log_value(d, " trace=", path, sizeof path);
-        if (!path[0])
-            rh_sleep_ms(10);
-    }
+    usr1_snapshot(d, path, sizeof path);
     assert_true(path[0]);
     assert_non_null(strstr(path, "/trace-"));
 
@@ -295,13 +321,7 @@ static void test_usr1_names_slow_receiver(void **state)
     assert_int_equal(fy_trfile_open(path, 0, &f, err, sizeof err), 0);
     fy_trsum *s = NULL;
     assert_int_equal(fy_trsum_compute(f, &s), 0);
-    const fy_trsum_actor *top = NULL;
-    for (size_t i = 0; i < s->nact; i++) {
-        const fy_trsum_actor *a = &s->act[i];
-        if (a->kind == KIND_FORWARDER && a->has_lag &&
-            (!top || a->lag_last_bytes > top->lag_last_bytes))
-            top = a;
-    }
+    const fy_trsum_actor *top = most_lagging_forwarder(s);
     assert_non_null(top);
     if (!strstr(top->label, slow_peer))
         fail_msg("most lagging forwarder is '%s', the slow receiver is %s", top->label, slow_peer);

@@ -22,6 +22,7 @@
 
 #include <cmocka.h>
 
+#include "common/tc.h"
 #include "obs/rec.h"
 #include "trread/trfile.h"
 #include "relay/trsnap.h"
@@ -35,8 +36,7 @@ typedef struct tdir {
 static int setup(void **state)
 {
     tdir *t = calloc(1, sizeof *t);
-    snprintf(t->dir, sizeof t->dir, "/tmp/fy-obs-XXXXXX");
-    if (!mkdtemp(t->dir))
+    if (!t || tc_tmpdir(t->dir, sizeof t->dir, "obs") < 0)
         return -1;
     *state = t;
     return 0;
@@ -45,17 +45,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     tdir *t = *state;
-    DIR *d = opendir(t->dir);
-    struct dirent *e;
-    char p[512];
-    while (d && (e = readdir(d)))
-        if (e->d_name[0] != '.') {
-            snprintf(p, sizeof p, "%s/%s", t->dir, e->d_name);
-            unlink(p);
-        }
-    if (d)
-        closedir(d);
-    rmdir(t->dir);
+    tc_rmtree(t->dir);
     free(t);
     return 0;
 }

@@ -19,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "common/tc.h"
 #include "ferry/err.h"
 #include "obs/json.h"
 #include "obs/rec.h"
@@ -55,8 +56,7 @@ static uint8_t *slurp(const char *path, size_t *len)
 static int setup(void **state)
 {
     fixture *fx = calloc(1, sizeof *fx);
-    snprintf(fx->dir, sizeof fx->dir, "/tmp/fy-obs-XXXXXX");
-    if (!mkdtemp(fx->dir))
+    if (!fx || tc_tmpdir(fx->dir, sizeof fx->dir, "obs") < 0)
         return -1;
     snprintf(fx->path, sizeof fx->path, "%s/run.trace", fx->dir);
     rec_run r = {0};
@@ -77,8 +77,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *fx = *state;
-    unlink(fx->path);
-    rmdir(fx->dir);
+    tc_rmtree(fx->dir);
     free(fx->data);
     free(fx);
     return 0;

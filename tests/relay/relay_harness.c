@@ -1,22 +1,16 @@
 /*
- * relay_harness.c - start/stop the real ferryd and speak its protocol (see
- * relay_harness.h).  The daemon's stderr goes to a log file in the temp
- * root, so it can never block on a full pipe; the harness polls that file
- * for the `listening=` line.
+ * relay_harness.c - the real ferryd (started and stopped through
+ * tests/common's tc_daemon_*, its log in the temp root) and its protocol
+ * spoken by hand (see relay_harness.h).
  */
 #include "relay_harness.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/time.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,8 +24,7 @@
 
 void rh_sleep_ms(unsigned ms)
 {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
+    tc_sleep_ms(ms);
 }
 
 int rh_setup(void **state)
@@ -56,10 +49,9 @@ int rh_init(rh_daemon *d)
 {
     memset(d, 0, sizeof *d);
     d->pid = -1;
-    const char *tmp = getenv("FERRY_TEST_TMP"); /* e.g. /dev/shm, to take the disk out */
-    snprintf(d->root, sizeof d->root, "%s/ferry-relay-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(d->root))
-        return -errno;
+    int rc = tc_tmpdir(d->root, sizeof d->root, "relay");
+    if (rc < 0)
+        return rc;
     snprintf(d->data, sizeof d->data, "%s/data", d->root);
     snprintf(d->log, sizeof d->log, "%s/ferryd.log", d->root);
     return 0;
@@ -67,99 +59,33 @@ int rh_init(rh_daemon *d)
 
 int rh_start(rh_daemon *d, const char *const *extra)
 {
-    const char *argv[48];
-    int n = 0;
+    const char *argv[48] = {"--threads", "2"};
+    int n = 2;
+    tc_daemon td;
 
-    argv[n++] = FERRYD_PATH;
-    argv[n++] = "--listen";
-    argv[n++] = "127.0.0.1:0";
-    argv[n++] = "--data";
-    argv[n++] = d->data;
-    argv[n++] = "--threads";
-    argv[n++] = "2";
     for (int i = 0; extra && extra[i] && n < 46; i++)
         argv[n++] = extra[i];
     argv[n] = NULL;
-
-    /* Append: a restarted daemon's log follows the first one's. */
-    int lfd = open(d->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (lfd < 0)
-        return -errno;
-    off_t start = lseek(lfd, 0, SEEK_END);
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(lfd);
-        return -errno;
-    }
-    if (pid == 0) {
-        dup2(lfd, 2);
-        int nul = open("/dev/null", O_RDWR);
-        dup2(nul, 0);
-        dup2(nul, 1);
-        execv(FERRYD_PATH, (char *const *)argv);
-        _exit(127);
-    }
-    close(lfd);
-    d->pid = pid;
-    /* Wait (bounded) for "listening=HOST:PORT". */
-    for (int i = 0; i < 3000; i++) { /* 30 s: sanitizer builds start slowly */
-        char buf[8192];
-        int fd = open(d->log, O_RDONLY | O_CLOEXEC);
-        if (fd >= 0) {
-            ssize_t got = pread(fd, buf, sizeof buf - 1, start);
-            close(fd);
-            if (got > 0) {
-                buf[got] = 0;
-                char *mp = strstr(buf, "metrics=");
-                if (mp)
-                    d->metrics_port = (uint16_t)atoi(strchr(mp, ':') + 1);
-                char *l = strstr(buf, "listening=");
-                char *colon = l ? strchr(l, '\n') : NULL;
-                if (colon) {
-                    *colon = 0;
-                    char *p = strrchr(l, ':');
-                    d->port = (uint16_t)atoi(p + 1);
-                    return 0;
-                }
-            }
-        }
-        int st;
-        if (waitpid(pid, &st, WNOHANG) == pid) {
-            d->pid = -1;
-            d->exit_status = st;
-            return -ECHILD;
-        }
-        rh_sleep_ms(10);
-    }
-    rh_stop(d, 1000);
-    return -ETIMEDOUT;
+    /* 30 s: sanitizer builds start slowly.  The log is appended to, so a
+     * restarted daemon's log follows the first one's. */
+    int rc = tc_daemon_start(&td, FERRYD_PATH, d->data, d->log, argv, 30000);
+    d->pid = td.pid > 0 ? td.pid : -1;
+    d->port = td.port;
+    d->metrics_port = td.metrics_port;
+    d->exit_status = td.exit_status;
+    return rc;
 }
 
 int rh_stop(rh_daemon *d, int wait_ms)
 {
+    tc_daemon td = {.pid = d->pid};
     int st = -1;
 
     if (d->pid <= 0)
         return -1;
-    kill(d->pid, SIGTERM);
-    for (int i = 0; i < wait_ms / 10 + 1; i++) {
-        if (waitpid(d->pid, &st, WNOHANG) == d->pid) {
-            d->pid = -1;
-            return st;
-        }
-        rh_sleep_ms(10);
-    }
-    fprintf(stderr, "harness: ferryd %d did not exit in %d ms: SIGKILL\n", (int)d->pid, wait_ms);
-    kill(d->pid, SIGKILL);
-    waitpid(d->pid, &st, 0);
+    tc_daemon_stop(&td, wait_ms, &st);
     d->pid = -1;
     return st;
-}
-
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
 }
 
 void rh_cleanup(rh_daemon *d, bool dump)
@@ -173,10 +99,7 @@ void rh_cleanup(rh_daemon *d, bool dump)
         if (system(cmd) != 0)
             fprintf(stderr, "(no log)\n");
     }
-    if (d->root[0] && getenv("FERRY_TEST_KEEP")) /* for looking at logs by hand */
-        fprintf(stderr, "harness: kept %s\n", d->root);
-    else if (d->root[0])
-        nftw(d->root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    tc_tmpdir_done(d->root);
     d->root[0] = 0;
 }
 
@@ -447,13 +370,7 @@ void rh_rx_free(rh_rx *r)
 
 void rh_fill(uint8_t *p, size_t n, uint64_t seed)
 {
-    uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
-    for (size_t i = 0; i < n; i++) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        p[i] = (uint8_t)(x >> 32);
-    }
+    tc_fill(p, n, seed);
 }
 
 double rh_now_s(void)

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "common/tc.h"
 #include "ferry/proto.h"
 
 #define RH_IO_TIMEOUT_S 30

@@ -4,7 +4,7 @@
  * its fnmatch(3) glob matches; a request is allowed when one rule grants
  * every right asked for), and the token file's format and errors.
  *
- * Token files are written to a mkdtemp directory under /tmp that each test
+ * Token files are written to a temp directory (tc_tmpdir) that each test
  * removes again.
  */
 #include <setjmp.h>

@@ -4,7 +4,7 @@
  * file format (comments, blank lines, malformed lines, missing files), the
  * flags-over-file order ferryd applies, and the combination checks.
  *
- * Config files are written to a mkdtemp directory under /tmp that each test
+ * Config files are written to a temp directory (tc_tmpdir) that each test
  * removes again; docs/ferryd.conf is found from this file's own path so the
  * documented defaults are checked against fy_conf_defaults.
  */

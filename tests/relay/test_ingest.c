@@ -6,7 +6,7 @@
  * Control frames come back to the caller; a broken stream ends with the
  * right fault after the frames before it were handed out; the budget and
  * the pool pause it without losing anything.  File digests are not the
- * ingest's to check (the writer does, test_relay.c: test_bad_digest,
+ * ingest's to check (the writer does, test_relay_integrity.c: test_bad_digest,
  * test_continue_digest): a file-end with a wrong SHA-256 passes here.
  */
 #include <setjmp.h>
@@ -353,6 +353,38 @@ static int run_cont(cont_ctx *cx, const stream *s, uint64_t next_seq, uint64_t s
     return feed(*gp, s, &pos, 4097, &ctls);
 }
 
+/* A file-begin as the first frame starts another file: the inherited one
+ * is dropped, and after that file-begin another one is the usual protocol
+ * error. */
+static void continue_then_begin(fy_bufpool *pool, size_t size, size_t got)
+{
+    uint8_t p[512];
+    size_t n;
+    fy_ingest *g;
+    stream t = {.b = malloc(8192), .seq = 50};
+    assert_non_null(t.b);
+    fy_file_begin fb = {.size = 3};
+    snprintf(fb.name, sizeof fb.name, "new.bin");
+    assert_int_equal(fy_file_begin_encode(&fb, p, sizeof p, &n), 0);
+    add(&t, FY_FT_FILE_BEGIN, t.seq++, p, n);
+    add(&t, FY_FT_DATA, t.seq++, "abc", 3);
+    fy_file_end fe3 = {.size = 3};
+    assert_int_equal(fy_sha256_oneshot("abc", 3, fe3.sha256), 0);
+    assert_int_equal(fy_file_end_encode(&fe3, p, sizeof p, &n), 0);
+    add(&t, FY_FT_FILE_END, t.seq++, p, n);
+    size_t good = t.stored;
+    assert_int_equal(fy_file_begin_encode(&fb, p, sizeof p, &n), 0);
+    add(&t, FY_FT_FILE_BEGIN, t.seq++, p, n);
+    add(&t, FY_FT_FILE_BEGIN, t.seq++, p, n);
+    cont_ctx cx = {.k = {.n = 0}};
+    assert_int_equal(run_cont(&cx, &t, 50, size, got, pool, &g), -FY_EPROTO);
+    assert_int_equal(fy_ingest_fault_get(g)->why, FY_INGEST_BEGIN_IN_FILE);
+    assert_false(fy_ingest_info_get(g)->continued);
+    check_out(&cx.k, &t, good + (t.stored - good) / 2);
+    fy_ingest_free(g);
+    free(t.b);
+}
+
 static void test_continue(void **state)
 {
     (void)state;
@@ -374,7 +406,7 @@ static void test_continue(void **state)
 
     /* The rest of the file as data frames with no file-begin, then the
      * file-end: accepted (its digest over the whole file is the writer's
-     * to check, test_relay.c: test_continue_digest). */
+     * to check, test_relay_integrity.c: test_continue_digest). */
     add(&s, FY_FT_DATA, s.seq++, data + got, 30000);
     add(&s, FY_FT_DATA, s.seq++, data + got + 30000, size - got - 30000);
     size_t len_data = s.len;
@@ -395,30 +427,7 @@ static void test_continue(void **state)
     for (size_t i = 0; i < cx.k.n; i++)
         fy__batch_unref(cx.k.b[i]);
 
-    /* A file-begin as the first frame starts another file: the inherited
-     * one is dropped, and after that file-begin another
-     * one is the usual protocol error. */
-    stream t = {.b = malloc(8192), .seq = 50};
-    assert_non_null(t.b);
-    fy_file_begin fb = {.size = 3};
-    snprintf(fb.name, sizeof fb.name, "new.bin");
-    assert_int_equal(fy_file_begin_encode(&fb, p, sizeof p, &n), 0);
-    add(&t, FY_FT_FILE_BEGIN, t.seq++, p, n);
-    add(&t, FY_FT_DATA, t.seq++, "abc", 3);
-    fy_file_end fe3 = {.size = 3};
-    assert_int_equal(fy_sha256_oneshot("abc", 3, fe3.sha256), 0);
-    assert_int_equal(fy_file_end_encode(&fe3, p, sizeof p, &n), 0);
-    add(&t, FY_FT_FILE_END, t.seq++, p, n);
-    size_t good = t.stored;
-    assert_int_equal(fy_file_begin_encode(&fb, p, sizeof p, &n), 0);
-    add(&t, FY_FT_FILE_BEGIN, t.seq++, p, n);
-    add(&t, FY_FT_FILE_BEGIN, t.seq++, p, n);
-    cx = (cont_ctx){.k = {.n = 0}};
-    assert_int_equal(run_cont(&cx, &t, 50, size, got, pool, &g), -FY_EPROTO);
-    assert_int_equal(fy_ingest_fault_get(g)->why, FY_INGEST_BEGIN_IN_FILE);
-    assert_false(fy_ingest_info_get(g)->continued);
-    check_out(&cx.k, &t, good + (t.stored - good) / 2);
-    fy_ingest_free(g);
+    continue_then_begin(pool, size, got);
 
     /* Without an inherited file, data first is still refused. */
     s.len = len_data;
@@ -432,7 +441,6 @@ static void test_continue(void **state)
 
     assert_int_equal(fy_bufpool_used(pool), 0);
     fy_bufpool_free(pool);
-    free(t.b);
     free(s.b);
     free(data);
 }

@@ -5,8 +5,8 @@
  *
  * The last test runs the real ferryd (FERRYD_PATH) on 127.0.0.1:0 and
  * checks READY=1 comes once it listens and STOPPING=1 once SIGTERM starts
- * the shutdown.  Sockets and data live in a mkdtemp directory under /tmp
- * that each test removes again.
+ * the shutdown (started and stopped through tests/common).  Sockets and
+ * data live in a temp directory (tc_tmpdir) that each test removes again.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,7 +16,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -27,6 +26,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/tc.h"
 #include "relay/notify.h"
 
 #define WAIT_MS 20000 /* generous: sanitizer builds start ferryd slowly */
@@ -37,6 +37,7 @@ struct tmp {
     char dir[64];
     char sock[128];
     int fd;
+    tc_daemon d; /* ferryd, when a test started it */
 };
 
 static int tmp_setup(void **state)
@@ -45,19 +46,12 @@ static int tmp_setup(void **state)
     if (!t)
         return -1;
     t->fd = -1;
-    snprintf(t->dir, sizeof t->dir, "/tmp/ferry-test-notify-XXXXXX");
-    if (!mkdtemp(t->dir)) {
+    if (tc_tmpdir(t->dir, sizeof t->dir, "test-notify") < 0) {
         free(t);
         return -1;
     }
     *state = t;
     return 0;
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
 }
 
 static int tmp_teardown(void **state)
@@ -66,7 +60,8 @@ static int tmp_teardown(void **state)
     if (t->fd >= 0)
         close(t->fd);
     unsetenv("NOTIFY_SOCKET");
-    int rc = nftw(t->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    tc_daemon_stop(&t->d, 10000, NULL);
+    int rc = tc_rmtree(t->dir);
     free(t);
     return rc;
 }
@@ -165,33 +160,27 @@ static void test_bad_addresses(void **state)
 static void test_ferryd_ready_and_stopping(void **state)
 {
     struct tmp *t = *state;
-    char buf[512], data[128];
+    char buf[512], data[128], log[128];
     snprintf(t->sock, sizeof t->sock, "%s/notify", t->dir);
     snprintf(data, sizeof data, "%s/data", t->dir);
+    snprintf(log, sizeof log, "%s/ferryd.log", t->dir);
     listen_at(t, t->sock);
 
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int null = open("/dev/null", O_WRONLY);
-        if (null >= 0)
-            dup2(null, 2);
-        execl(FERRYD_PATH, "ferryd", "--listen", "127.0.0.1:0", "--data", data, "--threads",
-              "1", "--log-level", "error", (char *)NULL);
-        _exit(127);
-    }
+    const char *extra[] = {"--threads", "1", "--log-level", "error", NULL};
+    assert_int_equal(tc_daemon_start(&t->d, FERRYD_PATH, data, log, extra, WAIT_MS), 0);
+    pid_t pid = t->d.pid;
     next_msg(t->fd, buf, sizeof buf, WAIT_MS);
     const char ready[] = "READY=1\nSTATUS=listening on 127.0.0.1:";
     if (strncmp(buf, ready, sizeof ready - 1) != 0) {
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
+        tc_daemon_kill9(&t->d);
         fail_msg("first notice: '%s'", buf);
     }
     assert_int_equal(kill(pid, SIGTERM), 0);
     next_msg(t->fd, buf, sizeof buf, WAIT_MS);
     assert_string_equal(buf, "STOPPING=1\nSTATUS=draining");
     int st = 0;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_int_equal(tc_wait(pid, WAIT_MS, &st), 0);
+    t->d.pid = 0;
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 0);
 }

@@ -197,6 +197,32 @@ static int http_status(const rh_daemon *d, const char *path, char *body, size_t 
     return st;
 }
 
+/* A receiver of chan from the start, with a 64 KiB receive buffer. */
+static int small_receiver(rh_daemon *d, const char *chan, fy_welcome *w)
+{
+    int fd = rh_connect(d);
+    assert_true(fd >= 0);
+    int rcvbuf = 64 << 10;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    assert_int_equal(rh_hello(fd, FY_ROLE_RECEIVER, chan, "", FY_MODE_START, 0, w), 0);
+    return fd;
+}
+
+/* Watch (at most 5 s) for ferryd to exit by itself: true with its wait
+ * status and the time it was seen gone. */
+static bool wait_exit(rh_daemon *d, int *st, double *t_exit)
+{
+    for (int i = 0; i < 500; i++) {
+        if (waitpid(d->pid, st, WNOHANG) == d->pid) {
+            *t_exit = now_s();
+            d->pid = -1;
+            return true;
+        }
+        rh_sleep_ms(10);
+    }
+    return false;
+}
+
 /* A receiver catching up from disk, slowly, while ferryd drains with
  * --drain-timeout 1: it must get a bye at a frame boundary (every frame
  * before it whole and in order), and ferryd must exit about a second
@@ -217,12 +243,8 @@ static void test_drain_timeout(void **state)
     rh_fill(data, len, 5);
     send_file(d, "drain", "", data, len);
 
-    int fd = rh_connect(d);
-    assert_true(fd >= 0);
-    int rcvbuf = 64 << 10;
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
     fy_welcome w;
-    assert_int_equal(rh_hello(fd, FY_ROLE_RECEIVER, "drain", "", FY_MODE_START, 0, &w), 0);
+    int fd = small_receiver(d, "drain", &w);
 
     uint64_t next = w.next_seq, got = 0;
     bool bye = false, exited = false, checked = false;
@@ -263,15 +285,7 @@ static void test_drain_timeout(void **state)
     assert_true(checked);
     assert_true(got < len); /* it was cut, not finished */
     /* After the bye: the relay closes; then it exits. */
-    for (int i = 0; i < 500 && !exited; i++) {
-        if (waitpid(d->pid, &st, WNOHANG) == d->pid) {
-            exited = true;
-            t_exit = now_s();
-            d->pid = -1;
-        } else {
-            rh_sleep_ms(10);
-        }
-    }
+    exited = wait_exit(d, &st, &t_exit);
     assert_true(exited);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     double took = t_exit - t0;

@@ -1,6 +1,6 @@
 /*
  * tmpfiles.h - a cmocka fixture for tests that write small files: a
- * mkdtemp directory under /tmp, files written into it by name, and a
+ * temp directory (tc_tmpdir), files written into it by name, and a
  * teardown that removes them and fails when a test left anything else
  * behind.  Header-only: each test program includes it once.
  */
@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "common/tc.h"
 
 struct tmp {
     char dir[64];
@@ -26,8 +28,9 @@ static inline int tmp_setup_tag(void **state, const char *tag)
     struct tmp *t = calloc(1, sizeof *t);
     if (!t)
         return -1;
-    snprintf(t->dir, sizeof t->dir, "/tmp/ferry-test-%s-XXXXXX", tag);
-    if (!mkdtemp(t->dir)) {
+    char name[32];
+    snprintf(name, sizeof name, "test-%s", tag);
+    if (tc_tmpdir(t->dir, sizeof t->dir, name) < 0) {
         free(t);
         return -1;
     }

@@ -9,7 +9,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,6 +22,7 @@
 
 #include <cmocka.h>
 
+#include "common/tc.h"
 #include "ferry/err.h"
 #include "ferry/proto.h"
 #include "ferry/store.h"
@@ -54,25 +54,17 @@ static inline tframe t_frame(uint64_t seq, size_t plen)
     return f;
 }
 
-static inline int t_rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
-
 static inline void t_rmrf(const char *dir)
 {
-    nftw(dir, t_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    tc_rmtree(dir);
 }
 
-/* A fresh temp dir under /tmp; out gets its path. */
+/* A fresh temp dir (tc_tmpdir); out gets its path. */
 static inline void t_tmpdir(char out[256])
 {
-    snprintf(out, 256, "/tmp/fy-store-XXXXXX");
-    if (!mkdtemp(out)) {
-        perror("mkdtemp");
+    int rc = tc_tmpdir(out, 256, "store");
+    if (rc < 0) {
+        fprintf(stderr, "tc_tmpdir: %d\n", rc);
         abort();
     }
 }
@@ -228,6 +220,30 @@ static inline void t_check_frame(fy_logrd *r, fy_idx *x, fy_pos end, uint64_t s,
     assert_int_equal(want.len, len);
     assert_memory_equal(want.b, buf, len);
     free(want.b);
+}
+
+/* A channel in dir with frames 1..n (payloads up to maxp), the last
+ * `unindexed` of them not indexed. */
+static inline void t_make_channel(const char *dir, const fy_store_opts *o, size_t n, size_t maxp,
+                                  size_t unindexed)
+{
+    fy_log *l;
+    fy_idx *x;
+    assert_int_equal(fy_store_open(dir, o, &l, &x, NULL), 0);
+    assert_int_equal(t_fill(l, x, 1, n, 8, maxp, unindexed), 0);
+    t_close(l, x);
+}
+
+/* Lookup of seq in a (recovered, clean) channel. */
+static inline fy_idx_rec t_rec_of(const char *dir, const fy_store_opts *o, uint64_t seq)
+{
+    fy_log *l;
+    fy_idx *x;
+    fy_idx_rec rec;
+    assert_int_equal(fy_store_open(dir, o, &l, &x, NULL), 0);
+    assert_int_equal(fy_idx_lookup(x, seq, &rec), 0);
+    t_close(l, x);
+    return rec;
 }
 
 #endif

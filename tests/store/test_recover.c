@@ -3,8 +3,8 @@
  * byte offset of its last two frames, a corrupt last frame, an index that
  * is missing, short, damaged, longer than the data, or has a bad header
  * (each rebuilt byte for byte), recovery reading only the tail, and damage
- * recovery must refuse.  Also writes the fuzz seed corpus when asked
- * (FY_STORE_CORPUS_DIR=dir).
+ * recovery must refuse.  The fuzz seed corpus of fuzz_store is written by
+ * store_seeds.c, not here.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,16 +23,6 @@ static void copy_of(fix *f, char out[400])
 {
     snprintf(out, 400, "%s/copy%d", f->tmp, f->n++);
     t_copydir(f->dir, out);
-}
-
-static void make_channel(const char *dir, const fy_store_opts *o, size_t n, size_t maxp,
-                         size_t unindexed)
-{
-    fy_log *l;
-    fy_idx *x;
-    assert_int_equal(fy_store_open(dir, o, &l, &x, NULL), 0);
-    assert_int_equal(t_fill(l, x, 1, n, 8, maxp, unindexed), 0);
-    t_close(l, x);
 }
 
 /* Open dir, check every frame below next reads back and that nothing more
@@ -60,18 +50,6 @@ static fy_recovery open_verify(const char *dir, const fy_store_opts *o, size_t m
     return rep;
 }
 
-/* Lookup of seq in a (recovered, clean) channel. */
-static fy_idx_rec rec_of(const char *dir, const fy_store_opts *o, uint64_t seq)
-{
-    fy_log *l;
-    fy_idx *x;
-    fy_idx_rec rec;
-    assert_int_equal(fy_store_open(dir, o, &l, &x, NULL), 0);
-    assert_int_equal(fy_idx_lookup(x, seq, &rec), 0);
-    t_close(l, x);
-    return rec;
-}
-
 static void assert_file_eq(const char *a, const char *b, size_t prefix)
 {
     size_t la, lb;
@@ -95,8 +73,8 @@ static void test_cut_every_offset(void **state)
     fy_store_opts o = {.segment_bytes = 2048};
     const size_t maxp = 40, n = 150;
 
-    make_channel(f->dir, &o, n, maxp, 0);
-    fy_idx_rec last = rec_of(f->dir, &o, n), prev = rec_of(f->dir, &o, n - 1);
+    t_make_channel(f->dir, &o, n, maxp, 0);
+    fy_idx_rec last = t_rec_of(f->dir, &o, n), prev = t_rec_of(f->dir, &o, n - 1);
     uint64_t base = last.seg;
     assert_true(base > 1);
     char log[512], idx[512];
@@ -140,8 +118,8 @@ static void test_corrupt_last_frame(void **state)
     size_t n = 300, maxp = 200;
     while (t_size(n, maxp) == 0)
         n++;
-    make_channel(f->dir, NULL, n, maxp, 0);
-    fy_idx_rec last = rec_of(f->dir, NULL, n);
+    t_make_channel(f->dir, NULL, n, maxp, 0);
+    fy_idx_rec last = t_rec_of(f->dir, NULL, n);
     char cp[400], p[512];
 
     /* Payload byte: the CRC fails, the frame is cut. */
@@ -254,7 +232,7 @@ static void test_index_rebuild(void **state)
         {dmg_longer, "longer"},
     };
 
-    make_channel(f->dir, &big, n, 200, 0);
+    t_make_channel(f->dir, &big, n, 200, 0);
     for (size_t i = 0; i < sizeof dmg / sizeof dmg[0]; i++)
         run_damage(f, &big, 1, n + 1, dmg[i].fn, dmg[i].what);
 }
@@ -266,8 +244,8 @@ static void test_index_rebuild_sealed(void **state)
     const size_t n = 3000;
     const fy_store_opts o = {.segment_bytes = 64 << 10};
 
-    make_channel(f->dir, &o, n, 200, 0);
-    fy_idx_rec last = rec_of(f->dir, &o, n);
+    t_make_channel(f->dir, &o, n, 200, 0);
+    fy_idx_rec last = t_rec_of(f->dir, &o, n);
     assert_true(last.seg > 1000);
     run_damage(f, &o, 1, n + 1, dmg_delete, "sealed-delete");
     run_damage(f, &o, 1, n + 1, dmg_short, "sealed-short");
@@ -283,7 +261,7 @@ static void test_scan_bounded(void **state)
     fix *f = *state;
     const size_t n = 20000, tail = 20, maxp = 600;
 
-    make_channel(f->dir, NULL, n, maxp, tail);
+    t_make_channel(f->dir, NULL, n, maxp, tail);
     char p[512];
     t_path(p, f->dir, 1, "log");
     uint64_t total = (uint64_t)t_fsize(p), tail_bytes = 0;
@@ -315,11 +293,11 @@ static void test_sealed_corrupt(void **state)
     fy_log *l;
     fy_idx *x;
 
-    make_channel(f->dir, &o, 300, 200, 0);
+    t_make_channel(f->dir, &o, 300, 200, 0);
     uint64_t s = 5;
-    fy_idx_rec rec = rec_of(f->dir, &o, s);
+    fy_idx_rec rec = t_rec_of(f->dir, &o, s);
     while (rec.len < 40)
-        rec = rec_of(f->dir, &o, ++s);
+        rec = t_rec_of(f->dir, &o, ++s);
     assert_int_equal(rec.seg, 1);
     char p[512];
     t_path(p, f->dir, 1, "log");
@@ -343,9 +321,9 @@ static void test_gap(void **state)
     fy_log *l;
     fy_idx *x;
 
-    make_channel(f->dir, &o, 300, 200, 0);
-    fy_idx_rec last = rec_of(f->dir, &o, 300);
-    fy_idx_rec mid = rec_of(f->dir, &o, last.seg - 1);
+    t_make_channel(f->dir, &o, 300, 200, 0);
+    fy_idx_rec last = t_rec_of(f->dir, &o, 300);
+    fy_idx_rec mid = t_rec_of(f->dir, &o, last.seg - 1);
     assert_true(mid.seg > 1);
     char p[512];
     t_path(p, f->dir, mid.seg, "log");
@@ -360,7 +338,7 @@ static void test_leftovers(void **state)
     fix *f = *state;
     const fy_store_opts o = {.segment_bytes = 4096};
 
-    make_channel(f->dir, &o, 100, 200, 0);
+    t_make_channel(f->dir, &o, 100, 200, 0);
     char p[512];
     t_path(p, f->dir, 99999, "idx");
     t_spit(p, (const uint8_t *)"junk", 4);
@@ -383,56 +361,6 @@ static void test_leftovers(void **state)
     assert_int_equal(fy_store_check(f->dir, 200, &cr), 0);
 }
 
-/* ---- fuzz seeds ---------------------------------------------------------------- */
-
-/* The fuzz input format (tests/fuzz/fuzz_store.c): u32 LE log length, u64
- * LE base, the log bytes, then the index bytes. */
-static void write_seed(const char *out, const char *name, const char *dir, uint64_t base,
-                       size_t log_cut, size_t idx_cut, long flip_at)
-{
-    char lp[512], xp[512], op[700];
-    size_t ll, xl;
-    t_path(lp, dir, base, "log");
-    t_path(xp, dir, base, "idx");
-    uint8_t *lb = t_slurp(lp, &ll), *xb = t_slurp(xp, &xl);
-    if (log_cut && log_cut < ll)
-        ll = log_cut;
-    if (idx_cut && idx_cut < xl)
-        xl = idx_cut;
-    if (flip_at >= 0 && (size_t)flip_at < ll)
-        lb[flip_at] ^= 0x20;
-    uint8_t *s = malloc(12 + ll + xl);
-    fy__st32(s, (uint32_t)ll);
-    fy__st64(s + 4, base - 1); /* the fuzzer adds 1 */
-    memcpy(s + 12, lb, ll);
-    if (xl)
-        memcpy(s + 12 + ll, xb, xl);
-    snprintf(op, sizeof op, "%s/%s", out, name);
-    t_spit(op, s, 12 + ll + xl);
-    free(s);
-    free(lb);
-    free(xb);
-}
-
-static void test_write_corpus(void **state)
-{
-    fix *f = *state;
-    const char *out = getenv("FY_STORE_CORPUS_DIR");
-    if (!out)
-        skip();
-    make_channel(f->dir, NULL, 40, 120, 5);
-    write_seed(out, "clean-tail5", f->dir, 1, 0, 0, -1);
-    write_seed(out, "torn", f->dir, 1, 2000, 0, -1);
-    write_seed(out, "idx-partial", f->dir, 1, 0, 32 + 10 * 32 + 5, -1);
-    write_seed(out, "flip", f->dir, 1, 0, 0, 700);
-    write_seed(out, "no-idx", f->dir, 1, 0, 1, -1);
-    fy_store_opts o = {.segment_bytes = 1024};
-    char d2[400];
-    snprintf(d2, sizeof d2, "%s/b", f->tmp);
-    make_channel(d2, &o, 40, 60, 0);
-    write_seed(out, "seg2", d2, rec_of(d2, &o, 40).seg, 0, 0, -1);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -444,7 +372,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sealed_corrupt, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_gap, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_leftovers, t_setup, t_teardown),
-        cmocka_unit_test_setup_teardown(test_write_corpus, t_setup, t_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,14 +2,12 @@
  * test_swarm_run.c - ferry-swarm end to end: the real binary, real
  * sockets on loopback.  p2p runs need nothing else; with FERRYD_BIN the
  * group also starts a real ferryd on 127.0.0.1:0 with a temporary data
- * directory and runs bulk, rate, storm and churn against it.  Every
- * process started here is stopped by its PID (group teardown, also after
+ * directory (through tests/common) and runs bulk, rate, storm and churn
+ * against it.  Every process started here is stopped by its PID (group teardown, also after
  * a failure; PR_SET_PDEATHSIG if this test itself dies).  No timing
  * assertions: only exit status, integrity and the key=value contract.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -26,6 +24,8 @@
 
 #include <cmocka.h>
 
+#include "common/tc.h"
+
 #ifndef FERRY_SWARM_BIN
 #error "FERRY_SWARM_BIN must name the ferry-swarm binary"
 #endif
@@ -33,32 +33,20 @@
 #define OUT_CAP (64 * 1024)
 
 struct relay {
-    pid_t pid;
+    tc_daemon d;
     char dir[64];
-    char addr[80];
 };
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 /* Wait for pid at most timeout_ms; kill it if it overstays.  Exit status,
  * or -1 when it was killed or died of a signal. */
 static int wait_bounded(pid_t pid, int timeout_ms)
 {
-    int st;
-    for (int waited = 0; waited <= timeout_ms; waited += 10) {
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid)
-            return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-        sleep_ms(10);
+    int st = 0;
+    if (tc_wait(pid, timeout_ms, &st) < 0) {
+        fprintf(stderr, "pid %d overstayed %d ms: killed\n", (int)pid, timeout_ms);
+        return -1;
     }
-    kill(pid, SIGKILL);
-    waitpid(pid, &st, 0);
-    fprintf(stderr, "pid %d overstayed %d ms: killed\n", (int)pid, timeout_ms);
-    return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 static pid_t spawn(char *const argv[], int out_fd, int err_fd)
@@ -208,54 +196,16 @@ static void test_p2p_rate_and_slow(void **state)
 /* ---- a real ferryd ------------------------------------------------------------- */
 
 #ifdef FERRYD_BIN
-static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-    (void)st;
-    (void)flag;
-    (void)f;
-    return remove(p);
-}
-
 static void relay_stop(struct relay *r)
 {
-    if (r->pid > 0) {
-        kill(r->pid, SIGTERM);
-        if (wait_bounded(r->pid, 5000) < 0)
-            fprintf(stderr, "ferryd pid %d did not exit cleanly\n", (int)r->pid);
-        r->pid = 0;
+    int st = 0;
+    if (r->d.pid > 0) {
+        int rc = tc_daemon_stop(&r->d, 5000, &st);
+        if (rc < 0 || !WIFEXITED(st))
+            fprintf(stderr, "ferryd did not exit cleanly\n");
     }
     if (r->dir[0])
-        nftw(r->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* Find "listening=HOST:PORT" in ferryd's log, for at most 10 s. */
-static bool relay_addr(struct relay *r, const char *log)
-{
-    for (int i = 0; i < 1000; i++) {
-        char buf[8192];
-        FILE *f = fopen(log, "r");
-        size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-        if (f)
-            fclose(f);
-        buf[n] = '\0';
-        const char *p = strstr(buf, "listening=");
-        if (p && strchr(p, '\n')) {
-            p += strlen("listening=");
-            size_t k = strcspn(p, " \n\"");
-            if (k > 0 && k < sizeof r->addr) {
-                memcpy(r->addr, p, k);
-                r->addr[k] = '\0';
-                return true;
-            }
-        }
-        int st;
-        if (waitpid(r->pid, &st, WNOHANG) == r->pid) {
-            r->pid = 0;
-            return false;
-        }
-        sleep_ms(10);
-    }
-    return false;
+        tc_rmtree(r->dir);
 }
 
 static int relay_setup(void **state)
@@ -263,19 +213,13 @@ static int relay_setup(void **state)
     struct relay *r = calloc(1, sizeof *r);
     assert_non_null(r);
     *state = r;
-    snprintf(r->dir, sizeof r->dir, "/tmp/ferry-swarm-test-XXXXXX");
-    if (!mkdtemp(r->dir))
+    if (tc_tmpdir(r->dir, sizeof r->dir, "swarm-test") < 0)
         return -1;
     char data[96], log[96];
     snprintf(data, sizeof data, "%s/data", r->dir);
     snprintf(log, sizeof log, "%s/ferryd.log", r->dir);
-    int lfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (lfd < 0)
-        return -1;
-    char *argv[] = {FERRYD_BIN, "--listen", "127.0.0.1:0", "--data", data, NULL};
-    r->pid = spawn(argv, -1, lfd);
-    close(lfd);
-    if (r->pid < 0 || !relay_addr(r, log)) {
+    /* at most 10 s for its listening= line */
+    if (tc_daemon_start(&r->d, FERRYD_BIN, data, log, NULL, 10000) < 0) {
         fprintf(stderr, "ferryd did not report listening= (log %s)\n", log);
         return -1;
     }
@@ -294,7 +238,7 @@ static void test_relay_bulk(void **state)
 {
     struct relay *r = *state;
     static char out[OUT_CAP];
-    int rc = swarm(out, "--server", r->addr, "--senders", "2", "--receivers", "3", "--size",
+    int rc = swarm(out, "--server", r->d.addr, "--senders", "2", "--receivers", "3", "--size",
                    "4M", "--timeout", "40", NULL);
     assert_int_equal(rc, 0);
     const char *l = last_line(out);
@@ -307,7 +251,7 @@ static void test_relay_rate(void **state)
     struct relay *r = *state;
     static char out[OUT_CAP];
     /* the old spellings (--target, --rate, --packet) still work */
-    int rc = swarm(out, "--target", r->addr, "--mode", "rate", "--rate", "2000", "--duration",
+    int rc = swarm(out, "--target", r->d.addr, "--mode", "rate", "--rate", "2000", "--duration",
                    "1", "--packet", "1K", "--receivers", "2", "--timeout", "40", NULL);
     assert_int_equal(rc, 0);
     const char *l = last_line(out);
@@ -320,14 +264,14 @@ static void test_relay_storm(void **state)
 {
     struct relay *r = *state;
     static char out[OUT_CAP];
-    int rc = swarm(out, "--server", r->addr, "--mode", "storm", "--connections", "200",
+    int rc = swarm(out, "--server", r->d.addr, "--mode", "storm", "--connections", "200",
                    "--connect-timeout", "5", "--timeout", "40", NULL);
     assert_int_equal(rc, 0);
     const char *l = last_line(out);
     expect(l, "storm", "200");
     expect(l, "served", "200");
     /* --window: the old name of --connect-timeout */
-    rc = swarm(out, "--server", r->addr, "--mode", "storm", "--connections", "50", "--window",
+    rc = swarm(out, "--server", r->d.addr, "--mode", "storm", "--connections", "50", "--window",
                "5", "--timeout", "40", NULL);
     assert_int_equal(rc, 0);
     l = last_line(out);
@@ -338,7 +282,7 @@ static void test_relay_churn(void **state)
 {
     struct relay *r = *state;
     static char out[OUT_CAP];
-    int rc = swarm(out, "--server", r->addr, "--mode", "churn", "--receivers", "3", "--size",
+    int rc = swarm(out, "--server", r->d.addr, "--mode", "churn", "--receivers", "3", "--size",
                    "8M", "--chunk", "16K", "--timeout", "40", NULL);
     assert_int_equal(rc, 0);
     const char *l = last_line(out);

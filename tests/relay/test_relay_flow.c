@@ -1,0 +1,169 @@
+/*
+ * test_relay_flow.c - ferryd end to end (see test_relay.c): descriptors held
+ * by live receivers, throttled (slow) receivers, memory pressure; for both
+ * live-send modes where the relay has them.
+ */
+/* Every header these tests use comes with the fixture. */
+#include "relay_fixture.h"
+
+/* A live receiver holds its socket only: the data file is opened when it
+ * has to catch up from disk or follow live frames, and closed a second
+ * after nothing more came (it used to hold two more descriptors for the
+ * whole connection, so a 10 000-receiver storm ran out of descriptors). */
+static void live_receiver_fds(tstate *t, const char *live_send)
+{
+    enum { NR = 24 };
+    const char *args[] = {"--live-send", live_send, NULL};
+    rh_rx rx[NR + 1];
+    fy_welcome w;
+    size_t len = 300000;
+    uint8_t *data = random_data(len, 5);
+
+    start(t, args);
+    receiver(t, &rx[0], "fds", FY_MODE_LIVE, 0); /* creates the channel */
+    int fd = sender(t, "fds", "", &w);
+    assert_true(fd >= 0);
+    uint64_t seq = w.next_seq;
+    send_acked(fd, &w, &seq, "a.bin", data, len);
+    assert_int_equal(rh_rx_until(&rx[0], 1, 0), 0);
+    int base = count_fds(t->d.pid);
+    assert_true(base > 0);
+    /* START receivers catch up from disk, then go live. */
+    for (int i = 1; i <= NR; i++) {
+        receiver(t, &rx[i], "fds", FY_MODE_START, 0);
+        assert_int_equal(rh_rx_until(&rx[i], 1, 0), 0);
+        check_file(&rx[i].files[0], "a.bin", data, len);
+    }
+    /* One more file reaches everyone live. */
+    send_acked(fd, &w, &seq, "b.bin", data, len);
+    for (int i = 0; i <= NR; i++) {
+        assert_int_equal(rh_rx_until(&rx[i], i ? 2 : 2, 0), 0);
+        check_file(&rx[i].files[rx[i].nfiles - 1], "b.bin", data, len);
+    }
+    int now = count_fds(t->d.pid);
+    for (int i = 0; i < 40 && now - base > NR + 2; i++) { /* the readers linger 1 s */
+        usleep(100000);
+        now = count_fds(t->d.pid);
+    }
+    fprintf(stderr, "fds: %d with 1 receiver, %d with %d\n", base, now, NR + 1);
+    assert_true(now - base <= NR + 2); /* one socket each (+ slack) */
+    for (int i = 0; i <= NR; i++) {
+        close(rx[i].fd);
+        rh_rx_free(&rx[i]);
+    }
+    say_bye(fd);
+    free(data);
+    t->ok = true;
+}
+
+static void test_live_receiver_fds(void **st)
+{
+    live_receiver_fds(*st, "buffers");
+}
+
+static void test_live_receiver_fds_follow(void **st)
+{
+    live_receiver_fds(*st, "file");
+}
+
+/* One receiver stops reading: the other two get the file at once, and the
+ * slow one gets it intact when it reads again.  With --live-send buffers (the
+ * default) its forwarder overflows its window and catches up from disk;
+ * following the file, it holds no buffer at all and simply lags. */
+static void throttled(tstate *t, const char *live_send)
+{
+    size_t len = 16u << 20;
+    uint8_t *data = random_data(len, 13);
+    const char *args[] = {"--window", "1M", "--live-send", live_send, NULL};
+    job snd = {.t = t, .chan = "slow", .name = "big", .data = data, .len = len};
+    job fast[2] = {{.t = t}, {.t = t}};
+    rh_rx slow;
+    pthread_t th[3];
+
+    start(t, args);
+    receiver(t, &slow, "slow", FY_MODE_LIVE, 0);
+    for (int i = 0; i < 2; i++)
+        receiver(t, &fast[i].rx, "slow", FY_MODE_LIVE, 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, recv_job, &fast[i]), 0);
+    assert_int_equal(pthread_create(&th[2], NULL, send_job, &snd), 0);
+
+    /* The slow receiver reads 1 MiB, then nothing until the others are done. */
+    assert_int_equal(rh_rx_until(&slow, 1, 1u << 20), 1);
+    for (int i = 0; i < 3; i++)
+        pthread_join(th[i], NULL);
+    assert_int_equal(snd.rc, 0);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(fast[i].rc, 0);
+        check_file(&fast[i].rx.files[0], "big", data, len);
+        rh_rx_free(&fast[i].rx);
+    }
+    assert_true(slow.bytes < len);
+    /* Now the slow one catches up from disk and completes intact. */
+    assert_int_equal(rh_rx_until(&slow, 1, 0), 0);
+    check_file(&slow.files[0], "big", data, len);
+    rh_rx_free(&slow);
+    if (strcmp(live_send, "buffers") == 0)
+        assert_true(rh_log_count(&t->d, "catching up from disk") >= 1);
+    else
+        assert_int_equal(rh_log_count(&t->d, "catching up from disk"), 0);
+    free(data);
+    t->ok = true;
+}
+
+static void test_throttled(void **st)
+{
+    throttled(*st, "buffers");
+}
+
+static void test_throttled_follow(void **st)
+{
+    throttled(*st, "file");
+}
+
+/* Two channels, each with a receiver that does not read, and a pool smaller
+ * than both windows together: neither sender waits for those receivers. */
+static void test_memory_pressure(void **st)
+{
+    tstate *t = *st;
+    size_t len = 11u << 18; /* 2.75 MiB: under one window, over half the pool */
+    uint8_t *da = random_data(len, 17), *db = random_data(len, 18);
+    const char *args[] = {"--max-payload", "64K", "--channel-budget", "1M", "--window", "3M",
+                          "--memory", "5M", "--sndbuf", "32K", "--live-send", "buffers", NULL};
+    job s[2] = {{.t = t, .chan = "pa", .name = "a", .data = da, .len = len},
+                {.t = t, .chan = "pb", .name = "b", .data = db, .len = len}};
+    rh_rx stuck[2];
+
+    start(t, args);
+    for (int i = 0; i < 2; i++) {
+        receiver(t, &stuck[i], i ? "pb" : "pa", FY_MODE_LIVE, 0);
+        int small = 32 << 10;
+        setsockopt(stuck[i].fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    }
+    send_job(&s[0]);
+    assert_int_equal(s[0].rc, 0);
+    send_job(&s[1]);
+    assert_int_equal(s[1].rc, 0);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(rh_rx_until(&stuck[i], 1, 0), 0);
+        check_file(&stuck[i].files[0], i ? "b" : "a", i ? db : da, len);
+        rh_rx_free(&stuck[i]);
+    }
+    assert_true(rh_log_count(&t->d, "why=pool_pressure") >= 1);
+    free(da);
+    free(db);
+    t->ok = true;
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_live_receiver_fds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_live_receiver_fds_follow, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_throttled, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_throttled_follow, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_memory_pressure, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
