@@ -199,7 +199,7 @@ int fy_tls_server_new(const char *cert, const char *key, const char *client_ca, 
         goto fail;
     if (client_ca && client_ca[0]) {
         STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(client_ca);
-        if (!names || (rc = load_ca(ctx, client_ca, err, errcap)) < 0) {
+        if (!names || load_ca(ctx, client_ca, err, errcap) < 0) {
             if (!names) {
                 char what[600];
                 snprintf(what, sizeof what, "cannot load client CA certificates %s", client_ca);
@@ -458,7 +458,7 @@ ssize_t fy__tls_writev(fy__tls_conn *t, const struct iovec *iov, int iovcnt)
             break;
         t->wlen = n;
         taken += n; /* ours now: a retry is tls_flush's job */
-        if ((rc = flush_record(t)) < 0)
+        if (flush_record(t) < 0)
             break; /* -EAGAIN, or an error the next call reports */
     }
     wbuf_release(t);

@@ -127,7 +127,7 @@ static void on_fatal(int sig)
         at = put_num(path, at, sizeof path, (unsigned long)(sec / 3600), 2);
         at = put_num(path, at, sizeof path, (unsigned long)(sec / 60 % 60), 2);
         at = put_num(path, at, sizeof path, (unsigned long)(sec % 60), 2);
-        at = put_str(path, at, sizeof path, "-crash.trace");
+        put_str(path, at, sizeof path, "-crash.trace");
         int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
         char line[4400];
         size_t n = put_str(line, 0, sizeof line, "level=error prog=ferryd msg=\"fatal signal\" sig=");

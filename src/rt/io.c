@@ -109,18 +109,21 @@ int fy_io_add(fy_actor *a, int fd, uint32_t events, uint64_t tag)
         ev.events |= EPOLLOUT;
 
     int err = 0;
+    bool added = false; /* r is freed unless epoll holds it, whatever errno says */
     pthread_mutex_lock(&io->lock);
     if ((err = grow(io, fd)) == 0 && io->byfd[fd])
         err = -EEXIST;
     if (err == 0) {
         FY__TSAN_RELEASE(r); /* the poller reads r once epoll hands it over */
-        if (epoll_ctl(io->ep, EPOLL_CTL_ADD, fd, &ev) < 0)
+        if (epoll_ctl(io->ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
             err = -errno;
-        else
+        } else {
             io->byfd[fd] = r;
+            added = true;
+        }
     }
     pthread_mutex_unlock(&io->lock);
-    if (err) {
+    if (!added) {
         fy_actor_unref(a);
         free(r);
     }

@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/analyzer.h"
 #include "ferry/err.h"
 #include "ferry/proto.h"
 #include "ferry/store.h"
@@ -447,6 +448,8 @@ int fy_store_open(const char *dir, const fy_store_opts *opts, fy_log **log, fy_i
         return -errno;
     if ((rc = list_logs(dirfd, &logs, &n)) < 0 || (rc = drop_orphans(dirfd, logs, n)) < 0)
         goto out;
+    /* False positive: list_logs makes the first log in an empty directory. */
+    FY_ANALYZER_ASSUME(n > 0);
     if (!(segs = calloc(n, sizeof *segs))) {
         rc = -ENOMEM;
         goto out;
