@@ -65,6 +65,7 @@ typedef struct fy_recovery {
     uint64_t index_dropped;   /* index records removed (ahead of or not matching the data) */
     uint64_t index_added;     /* index records rebuilt from the data */
     uint64_t scanned_bytes;   /* data bytes read by recovery */
+    uint64_t segments_dropped; /* after an open (never sealed) segment that was cut */
 } fy_recovery;
 
 /* Open (creating if needed) the channel log in directory dir, recovering it:
@@ -75,6 +76,34 @@ typedef struct fy_recovery {
  * middle of a non-last segment). */
 int fy_store_open(const char *dir, const fy_store_opts *o, fy_log **log, fy_idx **idx,
                   fy_recovery *rep);
+
+/* ---- the sync worker (syncer.c) ------------------------------------------- */
+
+/* One thread that makes logs durable so their writers never wait for the
+ * device: fdatasync of a segment, the seal of a segment the writer rolled
+ * away from, the directory fsync that makes a new segment's name durable.
+ * Jobs run one at a time in the order they were queued (so each log's
+ * durable position only moves forward); a job for a log that already has
+ * an unstarted sync of the same segment queued is merged into it.  One
+ * per relay; any thread may queue (through fy_log_*), the worker runs the
+ * jobs. */
+typedef struct fy_syncer fy_syncer;
+
+/* Start the worker thread.  0 or -errno. */
+int fy_syncer_start(fy_syncer **out);
+/* Run what is queued, then stop and join the thread.  NULL is ignored.
+ * Every log using s must be closed first. */
+void fy_syncer_stop(fy_syncer *s);
+/* Test hook: the job after the next `after` ones fails with err (a
+ * negative errno) without syncing, as a failed fdatasync would. */
+void fy_syncer_fail_after(fy_syncer *s, unsigned after, int err);
+
+/* How a log hears that a job finished, on the worker's thread: frames below
+ * seq (bytes: fy_log_bytes at the time it was queued) are durable, or the
+ * sync failed (rc < 0: nothing after the previous report can be trusted).
+ * It must only hand the figures to the log's owner (a message), which
+ * passes them to fy_log_synced. */
+typedef void (*fy_log_synced_fn)(void *arg, uint64_t seq, uint64_t bytes, int rc);
 
 /* ---- fy_log: the writer's half --------------------------------------------- */
 
@@ -94,8 +123,33 @@ fy_pos fy_log_end(const fy_log *l);
  * so waits for it (the default for big appends where the filesystem takes
  * it; fy_store_opts.buffered turns it off). */
 bool fy_log_direct(const fy_log *l, uint64_t bytes);
-/* fdatasync the current segment.  Returns 0 or -errno. */
+/* fdatasync the current segment, on the caller's thread, after waiting
+ * for the log's jobs on the sync worker (shutdown and close).  Everything
+ * appended is then durable.  Returns 0 or -errno. */
 int fy_log_sync(fy_log *l);
+
+/* Write-behind.  With a sync worker set, the log never syncs on the
+ * caller's thread except in fy_log_sync: a roll opens the new segment at
+ * once and queues the old one's seal (fdatasync, header flag, fdatasync)
+ * and the directory's fsync; fy_log_sync_start queues a sync of what was
+ * appended so far.  done(arg, ...) reports each job (see fy_log_synced_fn).
+ * Without one (tools, tests), rolls seal on the caller's thread. */
+void fy_log_set_syncer(fy_log *l, fy_syncer *s, fy_log_synced_fn done, void *arg);
+/* Queue a sync of everything appended so far; nothing when that is already
+ * durable or queued.  0, or -errno (then nothing was queued). */
+int fy_log_sync_start(fy_log *l);
+/* The owner, with a report of done: moves the durable position forward.
+ * After a failed sync the log is failed for good: the durable position
+ * stays, appends return the error (the pages may be gone: a sync is never
+ * retried and called durable).  Returns 0 or that error. */
+int fy_log_synced(fy_log *l, uint64_t seq, uint64_t bytes, int rc);
+/* Bytes appended since the log was opened, and how many of them are
+ * durable; the frames below fy_log_durable_seq are.  0 or the sync error
+ * that failed the log. */
+uint64_t fy_log_bytes(const fy_log *l);
+uint64_t fy_log_durable_bytes(const fy_log *l);
+uint64_t fy_log_durable_seq(const fy_log *l);
+int fy_log_failed(const fy_log *l);
 /* Remove whole old segments (never the current one) past the retention
  * limits; now_s is wall-clock seconds.  Sets *first_seq to the new first
  * sequence.  The index half must then fy_idx_trim() to it.  Returns the

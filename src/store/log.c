@@ -3,9 +3,18 @@
  * the current data segment, rolls segments, syncs, and applies retention.
  *
  * Owned by the channel's file-writer actor; nothing in here is shared with
- * another thread.  A roll fdatasyncs the old segment first, so a segment
- * that is not the last one is always whole on disk and recovery only ever
- * has to repair the last one.
+ * another thread except what it queues on the sync worker (syncer.c), which
+ * gets its own fds.  A segment is created open (a flag in its header) and
+ * sealed once it is wholly on disk: with a sync worker (write-behind, the
+ * relay) the roll opens the new segment at once and the worker seals the
+ * old one and fsyncs the directory; without one the roll does that itself.
+ * Recovery trusts a sealed segment and repairs an open one (store.c).
+ *
+ * Durability is tracked in bytes appended since open (and the seq they
+ * end at): the worker reports, in order, up to where each job made the
+ * log durable, and the owner passes that to fy_log_synced.  A failed sync
+ * fails the log: after a failed fdatasync the kernel may have dropped the
+ * dirty pages, so retrying it could report data durable that is not.
  *
  * Direct appends (the default).  Copying a batch into the page cache was
  * half of ferryd's CPU at one receiver: each append lands in pages the
@@ -37,6 +46,7 @@
 #include "ferry/err.h"
 #include "ferry/proto.h"
 #include "store/seg.h"
+#include "store/syncer.h"
 
 #ifndef IOV_MAX
 #define IOV_MAX 1024
@@ -61,6 +71,14 @@ struct fy_log {
     uint64_t next_seq;
     fy__log_seg *segs; /* oldest first; segs[nsegs-1] is current, .bytes = its end */
     size_t nsegs, cap;
+    /* write-behind (fy_log_set_syncer) */
+    fy_syncer *sync;
+    fy_log_synced_fn done;
+    void *done_arg;
+    uint64_t bytes;         /* appended since open */
+    uint64_t queued;        /* bytes the last queued job covers */
+    uint64_t durable, durable_seq;
+    int failed;             /* a sync failed: that error, for good */
     struct iovec iov[IOV_MAX];
 };
 
@@ -148,6 +166,7 @@ int fy__log_new(int dirfd, const fy_store_opts *o, int fd, const fy__log_seg *se
     l->dfd = -1;
     l->o = *o;
     l->next_seq = next_seq;
+    l->durable_seq = next_seq; /* recovery left what it found on disk */
     l->direct_off = o->buffered;
     direct_open(l);
     *out = l;
@@ -171,15 +190,112 @@ fy_pos fy_log_end(const fy_log *l)
 
 int fy_log_sync(fy_log *l)
 {
-    return fdatasync(l->fd) == 0 ? 0 : -errno;
+    if (l->sync)
+        fy__syncer_wait(l->sync, l);
+    if (l->failed)
+        return l->failed;
+    if (fdatasync(l->fd) != 0)
+        return l->failed = -errno;
+    l->durable = l->queued = l->bytes;
+    l->durable_seq = l->next_seq;
+    return 0;
 }
 
-/* Start a new segment at next_seq.  The old one is made durable first so
- * that only the last segment can ever be torn (see the file comment). */
+void fy_log_set_syncer(fy_log *l, fy_syncer *s, fy_log_synced_fn done, void *arg)
+{
+    l->sync = s;
+    l->done = done;
+    l->done_arg = arg;
+}
+
+/* Queue a job for fd (handed over) of segment seg. */
+static int push(fy_log *l, int fd, uint64_t seg, bool seal, int dirfd)
+{
+    fy__sync_job *j = malloc(sizeof *j);
+
+    if (!j)
+        return -ENOMEM;
+    *j = (fy__sync_job){.owner = l, .fd = fd, .dirfd = dirfd, .seg = seg, .seal = seal,
+                        .seq = l->next_seq, .bytes = l->bytes, .done = l->done,
+                        .arg = l->done_arg};
+    fy__syncer_push(l->sync, j);
+    l->queued = l->bytes;
+    return 0;
+}
+
+int fy_log_sync_start(fy_log *l)
+{
+    if (l->failed)
+        return l->failed;
+    if (!l->sync || l->queued == l->bytes)
+        return 0;
+    int fd = fcntl(l->fd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int rc = push(l, fd, cur(l)->base, false, -1);
+    if (rc < 0)
+        close(fd);
+    return rc;
+}
+
+int fy_log_synced(fy_log *l, uint64_t seq, uint64_t bytes, int rc)
+{
+    if (l->failed)
+        return l->failed;
+    if (rc < 0)
+        return l->failed = rc;
+    if (bytes >= l->durable) {
+        l->durable = bytes;
+        l->durable_seq = seq;
+    }
+    return 0;
+}
+
+uint64_t fy_log_bytes(const fy_log *l)
+{
+    return l->bytes;
+}
+
+uint64_t fy_log_durable_bytes(const fy_log *l)
+{
+    return l->durable;
+}
+
+uint64_t fy_log_durable_seq(const fy_log *l)
+{
+    return l->durable_seq;
+}
+
+int fy_log_failed(const fy_log *l)
+{
+    return l->failed;
+}
+
+/* Make the segment the writer rolls away from (fd, base) durable and
+ * sealed, and the directory (the new segment's name) durable: on the sync
+ * worker when there is one, else here.  Takes fd. */
+static int retire(fy_log *l, int fd, uint64_t base)
+{
+    int dfd = l->sync ? fcntl(l->dirfd, F_DUPFD_CLOEXEC, 0) : -1;
+    int rc;
+
+    if (dfd >= 0) {
+        if ((rc = push(l, fd, base, true, dfd)) == 0)
+            return 0;
+        close(dfd);
+    }
+    rc = fy__seg_seal(fd, base);
+    close(fd);
+    if (rc == 0 && fsync(l->dirfd) != 0)
+        rc = -errno;
+    if (rc < 0)
+        l->failed = rc;
+    return rc;
+}
+
+/* Start a new segment at next_seq; the old one is sealed by retire. */
 static int roll(fy_log *l)
 {
-    if (fdatasync(l->fd) != 0)
-        return -errno;
     if (l->nsegs == l->cap) {
         fy__log_seg *ns = realloc(l->segs, l->cap * 2 * sizeof *ns);
         if (!ns)
@@ -190,21 +306,14 @@ static int roll(fy_log *l)
     int fd = fy__seg_create(l->dirfd, FY__SEG_LOG, l->next_seq, true);
     if (fd < 0)
         return fd;
-    /* The new name must survive a crash, or recovery would not find the
-     * frames written into it. */
-    if (fsync(l->dirfd) != 0) {
-        int rc = -errno;
-        char name[FY__SEG_NAME_CAP];
-        fy__seg_name(l->next_seq, FY__SEG_LOG, name);
-        unlinkat(l->dirfd, name, 0);
-        close(fd);
-        return rc;
-    }
-    close(l->fd);
+    int old = l->fd;
+    uint64_t base = cur(l)->base;
     l->fd = fd;
     l->segs[l->nsegs++] = (fy__log_seg){.base = l->next_seq, .bytes = FY__SEG_HDR_SIZE};
     direct_open(l);
-    return 0;
+    /* The new name must survive a crash too, or recovery would not find
+     * the frames written into it: retire fsyncs the directory. */
+    return retire(l, old, base);
 }
 
 /* Check every frame before writing any, so a bad batch leaves no trace. */
@@ -344,7 +453,7 @@ static int write_run(fy_log *l, const struct iovec *frames, size_t k, size_t *do
 
 int fy_log_append(fy_log *l, const struct iovec *frames, size_t n, fy_idx_rec *recs)
 {
-    int rc = check_frames(l, frames, n);
+    int rc = l->failed ? l->failed : check_frames(l, frames, n);
     size_t i = 0;
 
     if (rc < 0)
@@ -370,6 +479,7 @@ int fy_log_append(fy_log *l, const struct iovec *frames, size_t n, fy_idx_rec *r
             r->len = (uint32_t)frames[i + j].iov_len;
             r->crc = fy__ld32((const uint8_t *)frames[i + j].iov_base + 24);
             cur(l)->bytes += r->len;
+            l->bytes += r->len;
         }
         if (rc < 0)
             return rc;
@@ -423,6 +533,8 @@ void fy_log_close(fy_log *l)
 {
     if (!l)
         return;
+    if (l->sync)
+        fy__syncer_wait(l->sync, l);
     direct_close(l);
     free(l->stage);
     close(l->fd);

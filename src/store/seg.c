@@ -57,24 +57,53 @@ static int parse_name(const char *name, int kind, uint64_t *base)
 
 /* ==== file header and index records ===================================== */
 
-void fy__seg_hdr_encode(int kind, uint64_t base, uint8_t out[FY__SEG_HDR_SIZE])
+static void hdr_encode(int kind, uint64_t base, uint8_t flags, uint8_t out[FY__SEG_HDR_SIZE])
 {
     memset(out, 0, FY__SEG_HDR_SIZE);
     fy__st32(out, kind == FY__SEG_LOG ? FY__SEG_MAGIC_LOG : FY__SEG_MAGIC_IDX);
     out[4] = FY__SEG_VERSION;
     out[5] = FY__SEG_HDR_SIZE;
+    out[6] = flags;
     fy__st64(out + 8, base);
     fy__st32(out + 28, fy_crc32c(0, out, 28));
+}
+
+void fy__seg_hdr_encode(int kind, uint64_t base, uint8_t out[FY__SEG_HDR_SIZE])
+{
+    hdr_encode(kind, base, 0, out);
+}
+
+void fy__seg_hdr_encode_open(uint64_t base, uint8_t out[FY__SEG_HDR_SIZE])
+{
+    hdr_encode(FY__SEG_LOG, base, FY__SEG_F_OPEN, out);
 }
 
 int fy__seg_hdr_check(int kind, uint64_t base, const uint8_t in[FY__SEG_HDR_SIZE])
 {
     uint8_t want[FY__SEG_HDR_SIZE];
 
-    /* Every byte is fixed by (kind, base), so one comparison checks magic,
-     * version, base, the reserved zeros and the CRC together. */
+    /* Every byte is fixed by (kind, base, open), so one comparison checks
+     * magic, version, base, the reserved zeros and the CRC together. */
     fy__seg_hdr_encode(kind, base, want);
-    return memcmp(in, want, FY__SEG_HDR_SIZE) == 0 ? 0 : -FY_ECORRUPT;
+    if (memcmp(in, want, FY__SEG_HDR_SIZE) == 0)
+        return 0;
+    if (kind != FY__SEG_LOG)
+        return -FY_ECORRUPT;
+    fy__seg_hdr_encode_open(base, want);
+    return memcmp(in, want, FY__SEG_HDR_SIZE) == 0 ? 1 : -FY_ECORRUPT;
+}
+
+int fy__seg_seal(int fd, uint64_t base)
+{
+    uint8_t hdr[FY__SEG_HDR_SIZE];
+
+    if (fdatasync(fd) != 0)
+        return -errno;
+    fy__seg_hdr_encode(FY__SEG_LOG, base, hdr);
+    int rc = fy__seg_pwrite(fd, hdr, sizeof hdr, 0);
+    if (rc < 0)
+        return rc;
+    return fdatasync(fd) == 0 ? 0 : -errno;
 }
 
 void fy__seg_rec_encode(const fy_idx_rec *r, uint8_t out[FY__IDX_REC_SIZE])
@@ -117,7 +146,12 @@ int fy__seg_create(int dirfd, int kind, uint64_t base, bool excl)
 
     if (fd < 0)
         return fd;
-    fy__seg_hdr_encode(kind, base, hdr);
+    /* A data segment is born open: only its seal (fy__seg_seal) says that
+     * everything in it reached the disk. */
+    if (kind == FY__SEG_LOG)
+        fy__seg_hdr_encode_open(base, hdr);
+    else
+        fy__seg_hdr_encode(kind, base, hdr);
     int rc = fy__seg_pwrite(fd, hdr, sizeof hdr, 0);
     if (rc < 0) {
         close(fd);

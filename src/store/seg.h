@@ -32,10 +32,21 @@ enum fy__seg_kind { FY__SEG_LOG = 0, FY__SEG_IDX = 1 };
 /* "<base, 20 digits>.log" or ".idx" into out. */
 void fy__seg_name(uint64_t base, int kind, char out[FY__SEG_NAME_CAP]);
 
-/* The file header of a segment (kind FY__SEG_LOG) or index file. */
+/* The file header of a segment (kind FY__SEG_LOG) or index file.  A data
+ * segment's header has one flag (byte 6): FY__SEG_F_OPEN while the segment
+ * may not be wholly on disk (it is written with it and cleared by the seal
+ * after an fdatasync), 0 once sealed.  Segments written before the flag
+ * existed have 0: their writer synced every segment before rolling away. */
+#define FY__SEG_F_OPEN 1u
 void fy__seg_hdr_encode(int kind, uint64_t base, uint8_t out[FY__SEG_HDR_SIZE]);
-/* 0 if in[] is a valid header of that kind and base, else -FY_ECORRUPT. */
+void fy__seg_hdr_encode_open(uint64_t base, uint8_t out[FY__SEG_HDR_SIZE]);
+/* 0 if in[] is a valid sealed header of that kind and base, 1 if it is a
+ * valid open data segment header, else -FY_ECORRUPT. */
 int fy__seg_hdr_check(int kind, uint64_t base, const uint8_t in[FY__SEG_HDR_SIZE]);
+/* Seal data segment fd (base): fdatasync it, then clear FY__SEG_F_OPEN in
+ * its header and fdatasync again, so a sealed header never reaches the disk
+ * before the data it vouches for.  0 or -errno. */
+int fy__seg_seal(int fd, uint64_t base);
 
 /* Index records: seg is implied by the file, so it is not stored. */
 void fy__seg_rec_encode(const fy_idx_rec *r, uint8_t out[FY__IDX_REC_SIZE]);
@@ -45,7 +56,7 @@ int fy__seg_rec_decode(const uint8_t in[FY__IDX_REC_SIZE], uint64_t seg, fy_idx_
 /* Open <base>.<kind> relative to dirfd with flags (O_CLOEXEC added).
  * Returns an fd or -errno. */
 int fy__seg_open(int dirfd, int kind, uint64_t base, int flags);
-/* Create <base>.<kind> and write its header; excl refuses an existing file,
+/* Create <base>.<kind> and write its header (open, for a data segment); excl refuses an existing file,
  * otherwise an existing file is truncated.  Returns an O_RDWR fd or -errno. */
 int fy__seg_create(int dirfd, int kind, uint64_t base, bool excl);
 /* Sorted bases of all files of that kind in dirfd (other names ignored).

@@ -3,12 +3,15 @@
  * one offline (fy_store_check).
  *
  * Recovery is bounded by what can be damaged, not by the channel's size.
- * Segments other than the last were fdatasync'd before the writer rolled
- * away from them, so each gets an O(1) check: file headers, the index's
- * last record against the data size, the next segment's base, and the
- * header of the frame that record points at.  Only when that fails is the
- * segment scanned (and a bad frame there is -FY_ECORRUPT: it cannot be a
- * torn write, and cutting it would silently drop every later segment).
+ * A sealed segment (its header's open flag cleared after an fdatasync, see
+ * seg.h) is wholly on disk, so each gets an O(1) check: file headers, the
+ * index's last record against the data size, the next segment's base, and
+ * the header of the frame that record points at.  Only when that fails is
+ * the segment scanned (and a bad frame there is -FY_ECORRUPT: it cannot be
+ * a torn write, and cutting it would silently drop every later segment).
+ * A segment before the last that is still open (power was lost between the
+ * roll and its seal on the sync worker) is recovered like the last one;
+ * if it was cut, the later segments are dropped (recover_segs).
  * The last segment may be torn: its index records are checked for their
  * own CRC and for forming a chain (seq = base + i, each frame right after
  * the previous one, inside the data); the last record of the good prefix
@@ -292,8 +295,16 @@ static int log_prepare(int lfd, uint64_t base, fy_recovery *rep, uint64_t *D, bo
     ssize_t n = fy__seg_pread(lfd, hb, sizeof hb, 0);
     if (n < 0)
         return (int)n;
-    if ((size_t)n == sizeof hb && memcmp(hb, zero, sizeof hb) != 0)
-        return fy__seg_hdr_check(FY__SEG_LOG, base, hb);
+    if ((size_t)n == sizeof hb && memcmp(hb, zero, sizeof hb) != 0) {
+        int hs = fy__seg_hdr_check(FY__SEG_LOG, base, hb);
+        if (hs != 0)
+            return hs < 0 ? hs : 0;
+        /* Sealed (a log from before the flag): it is about to be appended
+         * to again, so it must say open before any new byte is on disk. */
+        fy__seg_hdr_encode_open(base, hb);
+        *changed = true;
+        return fy__seg_pwrite(lfd, hb, sizeof hb, 0);
+    }
     rep->truncated_bytes += *D;
     if (ftruncate(lfd, 0) != 0)
         return -errno;
@@ -349,8 +360,10 @@ static int recover_last(int dirfd, uint64_t base, size_t maxp, fy_recovery *rep,
     }
     if ((rc = rb_finish(rb)) < 0)
         goto fail;
-    /* What recovery decided must be on disk before anything is appended. */
-    if ((changed || rb->changed) && (fdatasync(lfd) != 0 || fdatasync(xfd) != 0)) {
+    /* What recovery decided must be on disk before anything is appended,
+     * and so must what it found: after a kill -9 the pages a write-behind
+     * writer left may not be, and the log counts them durable from here. */
+    if (fdatasync(lfd) != 0 || ((changed || rb->changed) && fdatasync(xfd) != 0)) {
         rc = -errno;
         goto fail;
     }
@@ -366,6 +379,90 @@ fail:
         close(xfd);
     close(lfd);
     return rc;
+}
+
+/* ==== open segments ======================================================== */
+
+/* Is segment base still open (its seal never ran)?  A header that cannot be
+ * read counts as sealed here: check_sealed reports it. */
+static bool seg_open(int dirfd, uint64_t base)
+{
+    uint8_t hb[FY__SEG_HDR_SIZE];
+    int fd = fy__seg_open(dirfd, FY__SEG_LOG, base, O_RDONLY);
+
+    if (fd < 0)
+        return false;
+    ssize_t n = fy__seg_pread(fd, hb, sizeof hb, 0);
+    close(fd);
+    return n == (ssize_t)sizeof hb && fy__seg_hdr_check(FY__SEG_LOG, base, hb) == 1;
+}
+
+/* Remove segments bases[0..n) with their index files, newest first (a
+ * crash half way leaves an open segment that is still short, so the next
+ * open drops the rest again), then make the removals durable. */
+static int drop_segs(int dirfd, const uint64_t *bases, size_t n)
+{
+    for (size_t i = n; i-- > 0;)
+        for (int k = FY__SEG_IDX; k >= FY__SEG_LOG; k--) {
+            char name[FY__SEG_NAME_CAP];
+            fy__seg_name(bases[i], k, name);
+            if (unlinkat(dirfd, name, 0) != 0 && errno != ENOENT)
+                return -errno;
+        }
+    return fsync(dirfd) == 0 ? 0 : -errno;
+}
+
+static uint64_t later_size(int dirfd, uint64_t base)
+{
+    char name[FY__SEG_NAME_CAP];
+    struct stat st;
+
+    fy__seg_name(base, FY__SEG_LOG, name);
+    return fstatat(dirfd, name, &st, 0) == 0 ? (uint64_t)st.st_size : 0;
+}
+
+/* Every segment in order.  A sealed one gets the O(1) check; an open one
+ * that is not the last (the writer rolled away from it, and power was lost
+ * before the sync worker sealed it) is recovered like the last: cut at its
+ * first bad frame.  If it then does not run up to the next segment's base,
+ * every later segment is dropped -- they held nothing acknowledged, since
+ * durability advances in order -- and it becomes the last; if it does, it
+ * is sealed now.  A sealed segment with a bad frame stays -FY_ECORRUPT.
+ * The last segment's fds, end and next seq are returned; *n may shrink. */
+static int recover_segs(int dirfd, const uint64_t *logs, size_t *n, size_t maxp, fy_recovery *rep,
+                        fy__log_seg *segs, int *lfd, int *xfd, uint64_t *end, uint64_t *next)
+{
+    for (size_t i = 0; i < *n; i++) {
+        bool last = i + 1 == *n;
+        int rc;
+        segs[i].base = logs[i];
+        if (!last && !seg_open(dirfd, logs[i])) {
+            if ((rc = check_sealed(dirfd, logs[i], logs[i + 1], maxp, rep, &segs[i].bytes)) < 0)
+                return rc;
+            continue;
+        }
+        if ((rc = recover_last(dirfd, logs[i], maxp, rep, lfd, xfd, end, next)) < 0)
+            return rc;
+        segs[i].bytes = *end;
+        if (last)
+            return 0;
+        if (*next == logs[i + 1]) {
+            rc = fy__seg_seal(*lfd, logs[i]);
+            close(*lfd);
+            close(*xfd);
+            *lfd = *xfd = -1;
+            if (rc < 0)
+                return rc;
+            continue;
+        }
+        rep->segments_dropped += *n - i - 1;
+        for (size_t j = i + 1; j < *n; j++)
+            rep->truncated_bytes += later_size(dirfd, logs[j]);
+        rc = drop_segs(dirfd, logs + i + 1, *n - i - 1);
+        *n = i + 1;
+        return rc;
+    }
+    return -EINVAL; /* not reached: the last segment returns */
 }
 
 /* ==== fy_store_open ======================================================== */
@@ -454,15 +551,13 @@ int fy_store_open(const char *dir, const fy_store_opts *opts, fy_log **log, fy_i
         rc = -ENOMEM;
         goto out;
     }
-    for (size_t i = 0; i + 1 < n; i++) {
-        segs[i].base = logs[i];
-        if ((rc = check_sealed(dirfd, logs[i], logs[i + 1], o.max_payload, rep, &segs[i].bytes)) < 0)
-            goto out;
-    }
-    rc = recover_last(dirfd, logs[n - 1], o.max_payload, rep, &lfd, &xfd, &end, &next);
-    if (rc < 0)
+    if ((rc = recover_segs(dirfd, logs, &n, o.max_payload, rep, segs, &lfd, &xfd, &end, &next)) < 0)
         goto out;
     segs[n - 1] = (fy__log_seg){.base = logs[n - 1], .bytes = end};
+    if (fsync(dirfd) != 0) { /* the last segment's name, likewise */
+        rc = -errno;
+        goto out;
+    }
     if ((d1 = fcntl(dirfd, F_DUPFD_CLOEXEC, 0)) < 0 || (d2 = fcntl(dirfd, F_DUPFD_CLOEXEC, 0)) < 0) {
         rc = -errno;
         goto out;
@@ -492,195 +587,5 @@ out:
     close(dirfd);
     free(segs);
     free(logs);
-    return rc;
-}
-
-/* ==== fy_store_check ======================================================= */
-
-/* Compares each frame found in the data with its index record. */
-typedef struct checker {
-    int xfd; /* -1: no usable index */
-    bool last; /* the last segment: a short index is a crash's tail, not damage */
-    uint64_t base, nrec;
-    uint64_t bstart; /* record number of buf[0] */
-    size_t bn;       /* records in buf */
-    fy_check_report *rep;
-    uint8_t buf[REC_CHUNK * FY__IDX_REC_SIZE];
-} checker;
-
-/* A frame the index does not hold: in the last segment that is the tail a
- * crash left before the indexer caught up, which opening repairs. */
-static void missing_rec(checker *c)
-{
-    if (c->last)
-        c->rep->unindexed++;
-    else
-        c->rep->index_errors++;
-}
-
-static int check_rec(void *arg, const fy_idx_rec *r)
-{
-    checker *c = arg;
-    uint64_t i = r->seq - c->base;
-    fy_idx_rec got;
-
-    if (c->xfd < 0 || i >= c->nrec) {
-        missing_rec(c);
-        return 0;
-    }
-    if (i < c->bstart || i >= c->bstart + c->bn) {
-        ssize_t n = fy__seg_pread(c->xfd, c->buf, sizeof c->buf, FY__SEG_HDR_SIZE + i * FY__IDX_REC_SIZE);
-        if (n < 0)
-            return (int)n;
-        c->bstart = i;
-        c->bn = (size_t)n / FY__IDX_REC_SIZE;
-        if (c->bn == 0) {
-            missing_rec(c);
-            return 0;
-        }
-    }
-    const uint8_t *b = c->buf + (i - c->bstart) * FY__IDX_REC_SIZE;
-    if (fy__seg_rec_decode(b, c->base, &got) < 0 || memcmp(&got, r, sizeof got) != 0)
-        c->rep->index_errors++;
-    return 0;
-}
-
-/* Open the segment's index for c; a missing or bad one is noted. */
-static void check_open_idx(int dirfd, checker *c)
-{
-    uint8_t hb[FY__SEG_HDR_SIZE];
-    struct stat st;
-
-    c->xfd = fy__seg_open(dirfd, FY__SEG_IDX, c->base, O_RDONLY);
-    if (c->xfd >= 0 && fstat(c->xfd, &st) == 0 &&
-        fy__seg_pread(c->xfd, hb, sizeof hb, 0) == (ssize_t)sizeof hb &&
-        fy__seg_hdr_check(FY__SEG_IDX, c->base, hb) == 0) {
-        c->nrec = ((uint64_t)st.st_size - FY__SEG_HDR_SIZE) / FY__IDX_REC_SIZE;
-        uint64_t part = ((uint64_t)st.st_size - FY__SEG_HDR_SIZE) % FY__IDX_REC_SIZE;
-        if (part && c->last)
-            c->rep->torn_bytes += part; /* a torn record write */
-        else if (part)
-            c->rep->index_errors++;
-    } else if (c->xfd >= 0 || !c->last) {
-        c->rep->index_errors++; /* a bad header; or no index for a sealed segment */
-    }
-}
-
-/* Scan the frames of one segment, stepping over a frame whose payload
- * fails its CRC when its header is intact (its length can be trusted), so
- * one bad byte counts once.  Returns 0 or -errno; *res as fy__seg_scan's
- * for the final stretch. */
-static int check_frames(int lfd, uint64_t size, size_t maxp, checker *c, fy__seg_scan_res *res)
-{
-    uint64_t off = FY__SEG_HDR_SIZE, seq = c->base;
-    for (;;) {
-        int rc = fy__seg_scan(lfd, c->base, off, size, seq, maxp, check_rec, c, res);
-        if (rc < 0)
-            return rc;
-        c->rep->frames += res->frames;
-        if (res->stop != -FY_ECRC)
-            return 0;
-        uint8_t hb[FY_FRAME_HDR_SIZE];
-        fy_frame_hdr h;
-        if (fy__seg_pread(lfd, hb, sizeof hb, res->end_off) != (ssize_t)sizeof hb ||
-            fy_frame_hdr_decode(hb, maxp, &h) < 0)
-            return 0;
-        c->rep->crc_errors++;
-        fy_idx_rec rec = {.seq = res->next_seq, .seg = c->base, .off = res->end_off,
-                          .len = (uint32_t)(FY_FRAME_HDR_SIZE + h.len), .crc = h.crc};
-        if ((rc = check_rec(c, &rec)) < 0)
-            return rc;
-        c->rep->frames++;
-        off = res->end_off + rec.len;
-        seq = res->next_seq + 1;
-    }
-}
-
-/* Check one segment; returns its next seq (0 when its data is damaged). */
-static int check_seg(int dirfd, uint64_t base, bool last, size_t maxp, fy_check_report *rep,
-                     uint64_t *next)
-{
-    uint8_t hb[FY__SEG_HDR_SIZE];
-    struct stat st;
-    checker *c = NULL;
-    int rc = 0, lfd = fy__seg_open(dirfd, FY__SEG_LOG, base, O_RDONLY);
-
-    *next = 0;
-    if (lfd < 0)
-        return lfd;
-    if (fstat(lfd, &st) != 0 || !(c = calloc(1, sizeof *c))) {
-        rc = c ? -errno : -ENOMEM;
-        goto out;
-    }
-    rep->bytes += (uint64_t)st.st_size;
-    ssize_t n = fy__seg_pread(lfd, hb, sizeof hb, 0);
-    if (n < 0 || (size_t)n < sizeof hb || fy__seg_hdr_check(FY__SEG_LOG, base, hb) < 0) {
-        rep->crc_errors++;
-        goto out;
-    }
-    *c = (checker){.base = base, .last = last, .rep = rep};
-    check_open_idx(dirfd, c);
-    fy__seg_scan_res res;
-    uint64_t before = rep->frames;
-    if ((rc = check_frames(lfd, (uint64_t)st.st_size, maxp, c, &res)) < 0)
-        goto out;
-    uint64_t frames = rep->frames - before;
-    if (res.stop == -FY_ETRUNC && last)
-        rep->torn_bytes += (uint64_t)st.st_size - res.end_off; /* cut on open */
-    else if (res.stop != 0)
-        rep->crc_errors++;
-    /* Records past the frames are errors only when the data was read to
-     * its end: past damage they cannot be verified, and the data error
-     * already says so. */
-    if (res.stop == 0 || res.stop == -FY_ETRUNC)
-        if (c->nrec > frames)
-            rep->index_errors += c->nrec - frames;
-    *next = res.stop == 0 || (res.stop == -FY_ETRUNC && last) ? res.next_seq : 0;
-out:
-    if (c && c->xfd >= 0)
-        close(c->xfd);
-    free(c);
-    close(lfd);
-    return rc;
-}
-
-int fy_store_check(const char *dir, size_t max_payload, fy_check_report *rep)
-{
-    uint64_t *logs = NULL, *idxs = NULL, expect = 0;
-    size_t nl = 0, ni = 0;
-    int rc;
-
-    memset(rep, 0, sizeof *rep);
-    if (!max_payload)
-        max_payload = FY_PAYLOAD_MAX_DEFAULT;
-    if (max_payload > FY_PAYLOAD_MAX_LIMIT)
-        return -EINVAL;
-    int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dirfd < 0)
-        return -errno;
-    if ((rc = fy__seg_list(dirfd, FY__SEG_LOG, &logs, &nl)) < 0 ||
-        (rc = fy__seg_list(dirfd, FY__SEG_IDX, &idxs, &ni)) < 0)
-        goto out;
-    for (size_t i = 0, j = 0; i < ni; i++) { /* index files without data */
-        while (j < nl && logs[j] < idxs[i])
-            j++;
-        rep->index_errors += !(j < nl && logs[j] == idxs[i]);
-    }
-    for (size_t i = 0; i < nl; i++) {
-        uint64_t next;
-        rep->segments++;
-        if (i > 0 && expect && logs[i] != expect)
-            rep->crc_errors++; /* a gap or overlap between segments */
-        if ((rc = check_seg(dirfd, logs[i], i + 1 == nl, max_payload, rep, &next)) < 0)
-            goto out;
-        expect = next;
-    }
-    rep->first_seq = nl ? logs[0] : 0;
-    rep->next_seq = expect ? expect : rep->first_seq + rep->frames;
-    rc = rep->crc_errors || rep->index_errors ? -FY_ECORRUPT : 0;
-out:
-    close(dirfd);
-    free(logs);
-    free(idxs);
     return rc;
 }

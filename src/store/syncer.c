@@ -1,0 +1,190 @@
+/*
+ * syncer.c - the sync worker (fy_syncer): one thread per relay that does
+ * every fdatasync, segment seal and directory fsync of the logs that use it.
+ *
+ * Why a thread and not the writer: with write-behind the writer appends
+ * through the page cache and hands the batch to the live forwarders at
+ * once; the one thing left that waits for the device is the sync, and a
+ * scheduler thread that waits for the device stalls every actor queued on
+ * it.  This thread is the one place in the relay that blocks on the disk.
+ *
+ * The queue is a mutex and a condition variable: a job is one syscall of
+ * milliseconds, queued at most once per batch, so the lock is never hot.
+ * Jobs run in order, one at a time, which is what makes a log's durable
+ * position a prefix: a roll's seal of the old segment finishes before any
+ * later sync of the new one is reported.  Completion is reported through
+ * the log's callback on this thread (the relay posts a message to the
+ * writer actor, which is safe from any thread).
+ */
+#include "store/syncer.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "store/seg.h"
+
+struct fy_syncer {
+    pthread_mutex_t mu;
+    pthread_cond_t work; /* a job was queued, or stop */
+    pthread_cond_t idle; /* a job finished */
+    fy__sync_job *head, *tail;
+    const void *running; /* owner of the job being run, or NULL */
+    bool stop;
+    unsigned fail_after; /* test hook: jobs to run before the failure */
+    int fail_err;        /* 0 = no failure armed */
+    pthread_t th;
+};
+
+static void job_free(fy__sync_job *j)
+{
+    if (j->fd >= 0)
+        close(j->fd);
+    if (j->dirfd >= 0)
+        close(j->dirfd);
+    free(j);
+}
+
+static int job_run(const fy__sync_job *j)
+{
+    int rc = 0;
+
+    if (j->seal)
+        rc = fy__seg_seal(j->fd, j->seg);
+    else if (j->fd >= 0 && fdatasync(j->fd) != 0)
+        rc = -errno;
+    if (rc == 0 && j->dirfd >= 0 && fsync(j->dirfd) != 0)
+        rc = -errno;
+    return rc;
+}
+
+static void *worker(void *arg)
+{
+    fy_syncer *s = arg;
+
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (!s->head && !s->stop)
+            pthread_cond_wait(&s->work, &s->mu);
+        fy__sync_job *j = s->head;
+        if (!j)
+            break; /* stop, and nothing left */
+        s->head = j->next;
+        if (!s->head)
+            s->tail = NULL;
+        s->running = j->owner;
+        int inject = 0;
+        if (s->fail_err && s->fail_after-- == 0) {
+            inject = s->fail_err;
+            s->fail_err = 0;
+        }
+        pthread_mutex_unlock(&s->mu);
+        int rc = inject ? inject : job_run(j);
+        j->done(j->arg, j->seq, j->bytes, rc);
+        job_free(j);
+        pthread_mutex_lock(&s->mu);
+        s->running = NULL;
+        pthread_cond_broadcast(&s->idle);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+int fy_syncer_start(fy_syncer **out)
+{
+    fy_syncer *s = calloc(1, sizeof *s);
+    int rc;
+
+    if (!s)
+        return -ENOMEM;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->work, NULL);
+    pthread_cond_init(&s->idle, NULL);
+    if ((rc = pthread_create(&s->th, NULL, worker, s)) != 0) {
+        pthread_cond_destroy(&s->idle);
+        pthread_cond_destroy(&s->work);
+        pthread_mutex_destroy(&s->mu);
+        free(s);
+        return -rc;
+    }
+    *out = s;
+    return 0;
+}
+
+void fy_syncer_stop(fy_syncer *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->stop = true;
+    pthread_cond_signal(&s->work);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->th, NULL);
+    pthread_cond_destroy(&s->idle);
+    pthread_cond_destroy(&s->work);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+void fy_syncer_fail_after(fy_syncer *s, unsigned after, int err)
+{
+    pthread_mutex_lock(&s->mu);
+    s->fail_after = after;
+    s->fail_err = err;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* The owner's last queued job, if a plain sync of seg can be merged into
+ * it (nothing of the owner's queued after it). */
+static fy__sync_job *mergeable(fy_syncer *s, const fy__sync_job *j)
+{
+    fy__sync_job *last = NULL;
+
+    for (fy__sync_job *q = s->head; q; q = q->next)
+        if (q->owner == j->owner)
+            last = q;
+    if (last && !last->seal && last->dirfd < 0 && last->seg == j->seg)
+        return last;
+    return NULL;
+}
+
+void fy__syncer_push(fy_syncer *s, fy__sync_job *j)
+{
+    j->next = NULL;
+    pthread_mutex_lock(&s->mu);
+    fy__sync_job *m = !j->seal && j->dirfd < 0 ? mergeable(s, j) : NULL;
+    if (m) {
+        /* The queued sync has not started: it covers j's bytes too. */
+        m->seq = j->seq;
+        m->bytes = j->bytes;
+    } else if (s->tail) {
+        s->tail->next = j;
+        s->tail = j;
+    } else {
+        s->head = s->tail = j;
+    }
+    if (!m)
+        pthread_cond_signal(&s->work);
+    pthread_mutex_unlock(&s->mu);
+    if (m)
+        job_free(j);
+}
+
+static bool has_jobs(const fy_syncer *s, const void *owner)
+{
+    if (s->running == owner)
+        return true;
+    for (const fy__sync_job *q = s->head; q; q = q->next)
+        if (q->owner == owner)
+            return true;
+    return false;
+}
+
+void fy__syncer_wait(fy_syncer *s, const void *owner)
+{
+    pthread_mutex_lock(&s->mu);
+    while (has_jobs(s, owner))
+        pthread_cond_wait(&s->idle, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+}

@@ -1,0 +1,35 @@
+/*
+ * syncer.h - how a log queues work on the sync worker (fy__syncer_*).
+ * Internal to src/store; the worker itself is public (store.h, fy_syncer).
+ */
+#ifndef FERRY_STORE_SYNCER_H
+#define FERRY_STORE_SYNCER_H
+
+#include <stdint.h>
+
+#include "ferry/store.h"
+
+/* One job: make segment `seg` (open as fd) durable -- sealed when seal is
+ * set -- then fsync dirfd when it is not -1, then report (seq, bytes) to
+ * done(arg).  The job owns fd and dirfd (dup'd or handed over by the log,
+ * so the log may close or roll meanwhile). */
+typedef struct fy__sync_job {
+    struct fy__sync_job *next;
+    const void *owner; /* the log, for merging and fy__syncer_wait */
+    int fd, dirfd;
+    uint64_t seg;
+    bool seal;
+    uint64_t seq, bytes;
+    fy_log_synced_fn done;
+    void *arg;
+} fy__sync_job;
+
+/* Queue j (malloc'd; the worker frees it and closes its fds).  A plain sync
+ * whose owner's last queued, unstarted job is a plain sync of the same
+ * segment is merged into it.  Any thread. */
+void fy__syncer_push(fy_syncer *s, fy__sync_job *j);
+/* Wait until no job of owner is queued or running (its reports made).
+ * Blocks the caller: only for close and fy_log_sync. */
+void fy__syncer_wait(fy_syncer *s, const void *owner);
+
+#endif
