@@ -38,6 +38,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -79,6 +80,7 @@ struct fy_log {
     uint64_t queued;        /* bytes the last queued job covers */
     uint64_t durable, durable_seq;
     int failed;             /* a sync failed: that error, for good */
+    atomic_int job_err;     /* set by the worker when a job failed (syncer.h) */
     struct iovec iov[IOV_MAX];
 };
 
@@ -190,8 +192,11 @@ fy_pos fy_log_end(const fy_log *l)
 
 int fy_log_sync(fy_log *l)
 {
-    if (l->sync)
+    if (l->sync) {
         fy__syncer_wait(l->sync, l);
+        if (!l->failed)
+            l->failed = atomic_load_explicit(&l->job_err, memory_order_relaxed);
+    }
     if (l->failed)
         return l->failed;
     if (fdatasync(l->fd) != 0)
@@ -217,7 +222,7 @@ static int push(fy_log *l, int fd, uint64_t seg, bool seal, int dirfd)
         return -ENOMEM;
     *j = (fy__sync_job){.owner = l, .fd = fd, .dirfd = dirfd, .seg = seg, .seal = seal,
                         .seq = l->next_seq, .bytes = l->bytes, .done = l->done,
-                        .arg = l->done_arg};
+                        .arg = l->done_arg, .err = &l->job_err};
     fy__syncer_push(l->sync, j);
     l->queued = l->bytes;
     return 0;

@@ -81,6 +81,10 @@ static void *worker(void *arg)
         }
         pthread_mutex_unlock(&s->mu);
         int rc = inject ? inject : job_run(j);
+        /* Relaxed: fy__syncer_wait's mutex orders it for the log's owner;
+         * the report (done) carries it by message otherwise. */
+        if (rc < 0 && j->err)
+            atomic_store_explicit(j->err, rc, memory_order_relaxed);
         j->done(j->arg, j->seq, j->bytes, rc);
         job_free(j);
         pthread_mutex_lock(&s->mu);

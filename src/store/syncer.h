@@ -5,6 +5,7 @@
 #ifndef FERRY_STORE_SYNCER_H
 #define FERRY_STORE_SYNCER_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "ferry/store.h"
@@ -22,13 +23,16 @@ typedef struct fy__sync_job {
     uint64_t seq, bytes;
     fy_log_synced_fn done;
     void *arg;
+    atomic_int *err; /* the log's: a failure is stored here before done runs */
 } fy__sync_job;
 
 /* Queue j (malloc'd; the worker frees it and closes its fds).  A plain sync
  * whose owner's last queued, unstarted job is a plain sync of the same
  * segment is merged into it.  Any thread. */
 void fy__syncer_push(fy_syncer *s, fy__sync_job *j);
-/* Wait until no job of owner is queued or running (its reports made).
+/* Wait until no job of owner is queued or running (its reports made, its
+ * failure stored in *err: the wait's lock orders that store before the
+ * caller's load).
  * Blocks the caller: only for close and fy_log_sync. */
 void fy__syncer_wait(fy_syncer *s, const void *owner);
 
