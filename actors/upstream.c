@@ -156,27 +156,7 @@ int fy__upstream_marked(const char *chan_dir)
     return state_load(path, &d, &fb);
 }
 
-/* ---- headers --------------------------------------------------------------- */
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
+/* ---- batches to the writer, in local numbering ---------------------------------- */
 
 /* Drop the frames below skip_until (checked again after a restart inside
  * a file, already in the log).  Returns false when none is left: the
@@ -185,16 +165,14 @@ static bool skip_stored(upstream *u, fy__batch *b)
 {
     uint32_t k = 0;
 
-    while (k < b->n && (uint64_t)((int64_t)get64((uint8_t *)b->fr[k].iov_base + 16) - u->delta) <
-                           u->skip_until)
-        b->bytes -= b->fr[k++].iov_len;
+    while (k < b->n && (uint64_t)((int64_t)fy__batch_seq(b, k) - u->delta) < u->skip_until)
+        k++;
     if (k == b->n) {
         fy_ingest_credit(u->ing, b->held);
         fy__batch_unref(b);
         return false;
     }
-    memmove(b->fr, b->fr + k, (b->n - k) * sizeof *b->fr);
-    b->n -= k;
+    fy__batch_drop_front(b, k);
     u->skip_until = 0;
     return true;
 }
@@ -227,23 +205,21 @@ static void to_writer(void *arg, fy__batch *b)
     if (u->skip_until && !skip_stored(u, b))
         return;
     if (u->rebase && b->n)
-        rebase(u, get64((uint8_t *)b->fr[0].iov_base + 16));
+        rebase(u, fy__batch_seq(b, 0));
     for (uint32_t i = 0; i < b->n; i++) {
-        uint8_t *h = b->fr[i].iov_base;
-        uint64_t seq = (uint64_t)((int64_t)get64(h + 16) - u->delta);
-        put32(h + 8, u->chan_id);
-        put64(h + 16, seq);
-        put32(h + 28, fy_crc32c(0, h, 28));
-        if (h[5] == FY_FT_FILE_BEGIN)
-            u->fb_local = seq, boundary = true;
-        else if (h[5] == FY_FT_FILE_END)
-            u->fb_local = 0, boundary = true;
+        uint64_t seq = (uint64_t)((int64_t)fy__batch_seq(b, i) - u->delta);
+        fy_frame_restamp(b->fr[i].iov_base, u->chan_id, seq);
+    }
+    for (uint32_t k = 0; k < b->nmarks; k++) {
+        const fy__file_mark *mk = &b->marks[k];
+        u->fb_local = mk->type == FY_FT_FILE_BEGIN ? fy__batch_seq(b, mk->frame) : 0;
+        boundary = true;
     }
     if (boundary)
         state_save(u, false);
     if (b->n && u->fly_n < RING) {
         unsigned i = (u->fly_head + u->fly_n++) % RING;
-        u->fly[i].next_seq = get64((uint8_t *)b->fr[b->n - 1].iov_base + 16) + 1;
+        u->fly[i].next_seq = fy__batch_seq(b, b->n - 1) + 1;
         u->fly[i].bytes = b->bytes;
         u->bytes_fly += b->bytes;
     }

@@ -150,11 +150,13 @@ static uint32_t verify(writer *w, const fy__batch *b, int *cause, uint64_t *seq,
                        fy__digest_err *d)
 {
     uint64_t part = w->part_seq; /* the file in progress as of frame i */
+    uint32_t k = 0;              /* the next mark */
 
     for (uint32_t i = 0; i < b->n; i++) {
-        const uint8_t *raw = b->fr[i].iov_base, *p = raw + FY_FRAME_HDR_SIZE;
+        const uint8_t *p = (const uint8_t *)b->fr[i].iov_base + FY_FRAME_HDR_SIZE;
         size_t len = b->fr[i].iov_len - FY_FRAME_HDR_SIZE;
-        uint8_t t = fy__batch_type(b, i);
+        const fy__file_mark *mk = k < b->nmarks && b->marks[k].frame == i ? &b->marks[k++] : NULL;
+        uint8_t t = mk ? mk->type : FY_FT_DATA;
         int rc = 0;
 
         *seq = fy__batch_seq(b, i);
@@ -176,13 +178,10 @@ static uint32_t verify(writer *w, const fy__batch *b, int *cause, uint64_t *seq,
         if (t == FY_FT_DATA) {
             fy_sha256_update(w->sha, p, len);
         } else if (t == FY_FT_FILE_END) {
-            fy_file_end fe;
             fy_sha256_final(w->sha, d->got);
             w->sha_ok = false; /* final: the next file starts with a reset */
             part = 0;
-            if (fy_file_end_decode(p, len, &fe) < 0) /* the ingest decoded it: cannot happen */
-                memset(fe.sha256, 0, sizeof fe.sha256);
-            memcpy(d->want, fe.sha256, sizeof d->want);
+            memcpy(d->want, mk->sha256, sizeof d->want);
             if (memcmp(d->got, d->want, sizeof d->got) != 0) {
                 *cause = 0;
                 return i;
@@ -225,16 +224,15 @@ static void digest_failed(writer *w, int cause, uint64_t seq, const fy__digest_e
 
 static void note_frames(writer *w, fy__batch *b, uint64_t *acks, size_t *nacks)
 {
+    uint32_t k = 0; /* the next mark */
+
     for (uint32_t i = 0; i < b->n; i++) {
-        uint8_t t = fy__batch_type(b, i);
-        const uint8_t *p = (const uint8_t *)b->fr[i].iov_base + FY_FRAME_HDR_SIZE;
+        const fy__file_mark *mk = k < b->nmarks && b->marks[k].frame == i ? &b->marks[k++] : NULL;
+        uint8_t t = mk ? mk->type : FY_FT_DATA;
         size_t len = b->fr[i].iov_len - FY_FRAME_HDR_SIZE;
         if (t == FY_FT_FILE_BEGIN) {
-            fy_file_begin fb;
-            if (fy_file_begin_decode(p, len, &fb) == 0) {
-                snprintf(w->fb_name, sizeof w->fb_name, "%s", fb.name);
-                w->fb_size = fb.size;
-            }
+            snprintf(w->fb_name, sizeof w->fb_name, "%s", fy__batch_name(b, mk));
+            w->fb_size = mk->size;
             w->fb_seq = w->part_seq = b->recs[i].seq;
             w->fb_pos = (fy_pos){b->recs[i].seg, b->recs[i].off};
             w->fb_got = 0;
@@ -297,10 +295,7 @@ static bool keep_stored(writer *w, fy__batch *b, uint64_t seq0, int rc)
             w->chan->name, b->n, kept, (unsigned long long)fy_log_next_seq(w->log),
             fy_errname(rc));
     if (kept) {
-        b->n = kept;
-        b->bytes = 0;
-        for (uint32_t i = 0; i < kept; i++)
-            b->bytes += b->fr[i].iov_len;
+        fy__batch_cut(b, kept);
         return true;
     }
     if (w->sender)
@@ -330,10 +325,7 @@ static void on_batch(writer *w, fy__batch *b)
     uint32_t ok = verify(w, b, &cause, &bad_seq, &dg);
     bool refused = ok < b->n;
     if (refused) {
-        b->n = ok;
-        b->bytes = 0;
-        for (uint32_t i = 0; i < ok; i++)
-            b->bytes += b->fr[i].iov_len;
+        fy__batch_cut(b, ok);
         if (!ok) {
             if (to)
                 fy_actor_post(to, FY_RM_CREDIT, 0, b->held, 0, NULL, NULL);
