@@ -36,7 +36,6 @@
  * log does not end inside a file the next subscription could not finish).
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +53,7 @@
 #include "link/link.h"
 #include "relay/stats.h"
 #include "relay_int.h"
+#include "store/mirror.h"
 
 #define HBUF 64              /* handshake reads: the welcome's leftovers stay small */
 #define READS_PER_TURN 32
@@ -61,7 +61,6 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define CONNECT_MS 10000     /* connect + hello + welcome must finish within this */
-#define STATE_FILE "upstream"
 #define RING 256             /* batches in flight tracked for the lag figures */
 
 /* Timer tags (this actor's own): the connection generation rides above. */
@@ -75,7 +74,7 @@ typedef struct upstream {
     fy_actor *writer;     /* a reference */
     uint32_t chan_id;     /* the local id, written into every header */
     char name[FY_NAME_MAX + 1];
-    char path[4600];      /* DIR/upstream */
+    char dir[4500];       /* the channel's directory: its state file is there */
     fy_addr addr;
     enum st st;
     fy_link link;
@@ -107,53 +106,31 @@ static void connect_now(upstream *u);
 
 /* ---- the state file -------------------------------------------------------- */
 
-/* DIR/upstream: "delta=N file_begin=S upstream=HOST:PORT".  Written (tmp +
- * rename) when delta is first known or changes and at every file-begin and
- * file-end that passes, so an edge restarted inside a file knows where
- * that file began: it resumes upstream there, checks the file's frames
- * again and drops the ones it already has (the writer hashes the stored
- * part back from its log).  Not fsync'd at file boundaries: a
- * stale file_begin names an earlier file-begin, which is as good a place
- * to start checking.  A failure is logged; the mirror goes on. */
+/* DIR/upstream (src/store/mirror.c) holds delta and the local seq of the
+ * file in progress's file-begin.  Written when delta is first known or
+ * changes (synced) and at every file-begin and file-end that passes (not
+ * synced), so an edge restarted inside a file knows where that file began:
+ * it resumes upstream there, checks the file's frames again and drops the
+ * ones it already has (the writer hashes the stored part back from its
+ * log).  A failure is logged; the mirror goes on. */
 static void state_save(upstream *u, bool sync)
 {
-    char tmp[4700], text[400];
-    int n = snprintf(text, sizeof text, "delta=%" PRId64 " file_begin=%" PRIu64 " upstream=%s\n",
-                     u->delta, u->fb_local, u->ctx->conf->upstream);
+    fy_mirror_state st = {.delta = u->delta, .file_begin = u->fb_local};
+    int rc = fy_mirror_save(u->dir, &st, u->ctx->conf->upstream, sync);
 
-    snprintf(tmp, sizeof tmp, "%s.tmp", u->path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    if (fd < 0 || write(fd, text, (size_t)n) != n || (sync && fsync(fd) < 0) ||
-        rename(tmp, u->path) < 0)
+    if (rc < 0) {
+        char path[4700];
+        fy_mirror_path(u->dir, path, sizeof path);
         fy_klog(FY_LOG_ERROR, "cannot write mirror state", "path=%s err=%s action=\"go on\"",
-                u->path, fy_errname(-errno));
-    if (fd >= 0)
-        close(fd);
-}
-
-/* 1 with *delta and *fb from DIR/upstream, 0 when there is none. */
-static int state_load(const char *path, int64_t *delta, uint64_t *fb)
-{
-    FILE *f = fopen(path, "re");
-    int rc = 0;
-
-    *fb = 0;
-    if (!f)
-        return 0;
-    if (fscanf(f, "delta=%" SCNd64 " file_begin=%" SCNu64, delta, fb) >= 1)
-        rc = 1;
-    fclose(f);
-    return rc;
+                path, fy_errname(rc));
+    }
 }
 
 int fy__upstream_marked(const char *chan_dir)
 {
-    char path[4600];
-    int64_t d;
-    uint64_t fb;
+    fy_mirror_state st;
 
-    snprintf(path, sizeof path, "%s/%s", chan_dir, STATE_FILE);
-    return state_load(path, &d, &fb);
+    return fy_mirror_load(chan_dir, &st);
 }
 
 /* ---- batches to the writer, in local numbering ---------------------------------- */
@@ -731,7 +708,7 @@ int fy__upstream_new(const fy__ctx *ctx, const fy__chan *chan, fy_actor *writer,
     u->ctx = ctx;
     u->chan_id = chan->id;
     snprintf(u->name, sizeof u->name, "%s", chan->name);
-    snprintf(u->path, sizeof u->path, "%s/%s", chan->dir, STATE_FILE);
+    snprintf(u->dir, sizeof u->dir, "%s", chan->dir);
     u->local_next = next_seq;
     u->backoff_ms = BACKOFF_MIN_MS;
     /* Edges started together must not retry in step: time, process, actor. */
@@ -744,7 +721,10 @@ int fy__upstream_new(const fy__ctx *ctx, const fy__chan *chan, fy_actor *writer,
     }
     /* A log with frames and no state file came from a local sender: never
      * mirror over it (the writer checks this before starting us). */
-    u->fresh = !state_load(u->path, &u->delta, &u->fb_local);
+    fy_mirror_state st;
+    u->fresh = !fy_mirror_load(u->dir, &st);
+    u->delta = st.delta;
+    u->fb_local = st.file_begin;
     if (u->fresh && !empty) {
         free(u);
         return -FY_EBUSY;
