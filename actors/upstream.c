@@ -51,13 +51,12 @@
 #include "ferry/trace.h"
 #include "ingest.h"
 #include "link/link.h"
+#include "pump.h"
 #include "relay/stats.h"
 #include "relay_int.h"
 #include "store/mirror.h"
 
 #define HBUF 64              /* handshake reads: the welcome's leftovers stay small */
-#define READS_PER_TURN 32
-#define RETRY_MS 5           /* pool exhausted: retry after */
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define CONNECT_MS 10000     /* connect + hello + welcome must finish within this */
@@ -91,7 +90,7 @@ typedef struct upstream {
                              from the first frame stored, so local seqs stay contiguous */
     uint64_t rebase_local; /* the local seq that first stored frame gets */
     bool leaving;         /* linger over: leave at the next file boundary */
-    bool paused, timer_armed, cont_pending;
+    fy__pump pump;        /* the read loop, shared with a sender's session */
     unsigned backoff_ms;
     uint64_t rng;         /* xorshift state for the jitter, seeded per actor */
     /* for /metrics: batches at the writer, oldest first (one CREDIT each) */
@@ -440,8 +439,10 @@ static void drive_link(upstream *u, uint32_t bits)
 /* ---- the stream ---------------------------------------------------------------- */
 
 /* A control frame inside the stream.  0 to go on, 1 to stop reading. */
-static int on_ctl(upstream *u, const fy_frame *f)
+static int on_ctl(void *arg, const fy_frame *f)
 {
+    upstream *u = arg;
+
     switch (f->hdr.type) {
     case FY_FT_PING:
         if (fy_link_ctl(&u->link, FY_FT_PONG, f->hdr.channel, f->hdr.seq, f->payload,
@@ -519,63 +520,50 @@ static void on_digest_err(upstream *u, const fy_msg *m)
         lost(u, FY_LOG_WARN, "file refused by the writer");
 }
 
-/* 0 when the ingest needs more input, 1 to stop reading. */
-static int consume(upstream *u)
+/* The read loop's half (fy__pump_run): 0 when the ingest needs more
+ * input, 1 to stop reading. */
+static int consume(void *arg)
 {
-    fy_frame f;
-    int rc;
+    upstream *u = arg;
+    int rc = fy__pump_ingest(&u->pump, u->ing, on_ctl, u);
 
-    while ((rc = fy_ingest_next(u->ing, &f)) == 1)
-        if (on_ctl(u, &f))
-            return 1;
+    if (rc == FY__PUMP_STOP)
+        return 1;
     const fy_ingest_info *in = fy_ingest_info_get(u->ing);
     u->local_next = (uint64_t)((int64_t)in->next_seq - u->delta);
     if (in->next_seq > u->origin_next)
         u->origin_next = in->next_seq;
-    if (rc == 0)
-        return 0;
-    if (rc == -EAGAIN) {
-        u->paused = true; /* the writer's credit resumes */
-    } else if (rc == -FY_EPOOL) {
-        u->paused = true;
-        if (!u->timer_armed) {
-            u->timer_armed = true;
-            fy_timer_after(u->self, RETRY_MS, TM_RETRY);
-        }
-    } else {
+    if (rc < 0)
         fail_ingest(u, rc);
-    }
-    return 1;
+    return rc != FY__PUMP_MORE;
 }
+
+static ssize_t read_more(void *arg)
+{
+    upstream *u = arg;
+    struct iovec iov[2];
+    ssize_t n = fy_conn_readv(fy_link_conn(&u->link), iov, fy_ingest_iov(u->ing, iov));
+
+    if (n > 0) {
+        fy_ingest_got(u->ing, (size_t)n);
+        u->bytes_rx += (uint64_t)n;
+    }
+    return n;
+}
+
+static void closed(void *arg, ssize_t n)
+{
+    lost(arg, FY_LOG_WARN, n == 0 ? "upstream closed" : fy_strerror((int)n));
+}
+
+static const fy__pump_fns pump_fns = {consume, read_more, closed};
 
 static void drive(upstream *u)
 {
-    int reads = 0;
-
-    if (u->st != U_STREAM || u->paused)
+    if (u->st != U_STREAM || u->pump.paused)
         return;
-    for (;;) {
-        if (consume(u))
-            break;
-        if (reads++ == READS_PER_TURN) {
-            if (!u->cont_pending) {
-                u->cont_pending = true;
-                fy_actor_post(u->self, FY_RM_CONTINUE, 0, 0, 0, NULL, NULL);
-            }
-            break;
-        }
-        struct iovec iov[2];
-        ssize_t n = fy_conn_readv(fy_link_conn(&u->link), iov, fy_ingest_iov(u->ing, iov));
-        if (n == -EAGAIN)
-            break;
-        if (n <= 0) {
-            lost(u, FY_LOG_WARN, n == 0 ? "upstream closed" : fy_strerror((int)n));
-            return;
-        }
-        fy_ingest_got(u->ing, (size_t)n);
-        u->bytes_rx += (uint64_t)n;
-        fy_trace_emit(FY_TR_BYTES, fy_actor_id(u->self), (uint64_t)n, 0);
-    }
+    if (!fy__pump_run(&u->pump, &pump_fns, u))
+        return;
     if (u->st == U_STREAM)
         fy_ingest_flush(u->ing);
     if (u->leaving && u->st == U_STREAM && !fy_ingest_info_get(u->ing)->in_file)
@@ -631,8 +619,7 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
         break;
     case FY_MSG_TIMER:
         if ((tag & 0xff) == TM_RETRY) {
-            u->timer_armed = false;
-            u->paused = false;
+            fy__pump_retry(&u->pump);
             drive(u);
         } else if ((tag & 0xff) == TM_RECONNECT && tag >> 8 == u->gen && u->st == U_WAIT) {
             connect_now(u);
@@ -641,7 +628,7 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
         }
         break;
     case FY_RM_CONTINUE:
-        u->cont_pending = false;
+        fy__pump_continued(&u->pump);
         drive(u);
         break;
     case FY_RM_CREDIT:
@@ -652,10 +639,8 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
             u->fly_n--;
         }
         fy_ingest_credit(u->ing, m->u64[0]);
-        if (u->paused && !u->timer_armed) {
-            u->paused = false;
+        if (fy__pump_credit(&u->pump))
             drive(u);
-        }
         break;
     case FY_RM_ACK: /* a file-end is stored: nothing to tell upstream, a receiver */
         break;
@@ -744,6 +729,7 @@ int fy__upstream_new(const fy__ctx *ctx, const fy__chan *chan, fy_actor *writer,
         return rc;
     }
     u->writer = fy_actor_ref(writer);
+    u->pump = (fy__pump){.self = u->self, .retry_tag = TM_RETRY};
     fy_klog(FY_LOG_INFO, "mirroring channel", "channel=%s upstream=%s local_next_seq=%llu "
             "mode=%s resume_at_file_begin=%llu", u->name, ctx->conf->upstream,
             (unsigned long long)next_seq, u->fresh ? "start" : "resume",
