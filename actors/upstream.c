@@ -8,35 +8,42 @@
  * machine").  The actor is an ordinary receiver of the upstream relay
  * (src/link: connect, hello role=receiver, welcome) and, once welcomed,
  * reads the socket straight into the buffers of the same fy_ingest a local
- * sender's session uses (actors/ingest.c): every frame is checked, the
- * frames are batched to the writer, which verifies every file's SHA-256,
- * stores, indexes and forwards them exactly as a local sender's (a refused
- * file-end: FY_RM_DIGEST_ERR, on_digest_err).  Nothing
- * is copied that a local sender's stream would not be.
+ * sender's session uses (actors/ingest.c), through the same read loop
+ * (actors/pump.c): every frame is checked, the frames are batched to the
+ * writer, which verifies every file's SHA-256, stores, indexes and
+ * forwards them exactly as a local sender's (a refused file-end:
+ * FY_RM_DIGEST_ERR, on_digest_err).  Nothing is copied that a local
+ * sender's stream would not be.
  *
  * Sequence numbers.  The edge's log numbers its frames itself; upstream
  * seq = local seq + delta.  delta is 0 when the edge starts from the
  * upstream's first frame (the usual case) and changes only when the
  * upstream has dropped what the edge needs next (FY_ENOSEQ: retention)
  * and the edge starts again from the oldest seq upstream holds.  It is
- * kept in DIR/upstream (which also marks the channel as mirrored, so a
- * local sender is refused even while no receiver is there).  Each frame's
+ * kept in DIR/upstream (src/store/mirror.c), which also marks the channel
+ * as mirrored, so a local sender is refused even while no receiver is
+ * there.  Each frame's
  * header gets the local channel id and seq (and a new header CRC) before
  * it goes to the writer; the payload and its CRC are untouched.
  *
  * Losing the link (an upstream restart, a network cut) keeps the ingest
  * and its state -- the file in progress and its bytes so far; the writer
- * keeps the file's SHA-256 so far -- and
- * reconnects with exponential backoff and jitter, resuming at the next seq
- * the ingest expects, so the log goes on with no gap and no duplicate and
- * the local receivers notice nothing but a pause.
+ * keeps the file's SHA-256 so far -- and reconnects with exponential
+ * backoff and jitter, resuming at the next seq the ingest expects, so the
+ * log goes on with no gap and no duplicate and the local receivers notice
+ * nothing but a pause.
  *
  * The writer ends the actor: at shutdown at once, and upstream-linger
  * after its last local receiver left, at the next file boundary (so the
  * log does not end inside a file the next subscription could not finish).
+ *
+ * Where the parts are: the link (connect, TLS, hello, welcome, backoff) is
+ * upstream_link.c; the state file's format and its tmp + rename are
+ * src/store/mirror.c; the read loop is the one a sender's session uses
+ * (actors/pump.c).  This file holds the actor, the state it keeps, the
+ * re-sequencing of batches and the stream's faults.
  */
 #include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,60 +55,9 @@
 #include "ferry/klog.h"
 #include "ferry/proto.h"
 #include "ferry/sock.h"
-#include "ferry/trace.h"
-#include "ingest.h"
-#include "link/link.h"
-#include "pump.h"
 #include "relay/stats.h"
-#include "relay_int.h"
 #include "store/mirror.h"
-
-#define HBUF 64              /* handshake reads: the welcome's leftovers stay small */
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
-#define CONNECT_MS 10000     /* connect + hello + welcome must finish within this */
-#define RING 256             /* batches in flight tracked for the lag figures */
-
-/* Timer tags (this actor's own): the connection generation rides above. */
-enum { TM_RETRY = 1, TM_RECONNECT = 2, TM_CONNECT = 3 };
-
-enum st { U_WAIT, U_LINK, U_STREAM, U_DONE };
-
-typedef struct upstream {
-    const fy__ctx *ctx;
-    fy_actor *self;
-    fy_actor *writer;     /* a reference */
-    uint32_t chan_id;     /* the local id, written into every header */
-    char name[FY_NAME_MAX + 1];
-    char dir[4500];       /* the channel's directory: its state file is there */
-    fy_addr addr;
-    enum st st;
-    fy_link link;
-    fy_ingest *ing;       /* from the first welcome on; survives reconnects */
-    uint32_t gen;         /* connection generation, in io and timer tags */
-    int64_t delta;        /* upstream seq - local seq */
-    uint64_t local_next;  /* local seq of the next frame to come */
-    uint64_t fb_local;    /* local seq of the file-begin of the file in progress, 0 = none */
-    uint64_t skip_until;  /* frames below this local seq are stored already: drop them */
-    bool fresh;           /* START: the local log holds nothing yet */
-    bool restart;         /* after FY_ENOSEQ: START again, new delta, new ingest */
-    bool rebase;          /* a new stream (fresh or restart) may begin inside a file: the
-                             ingest drops frames to the first file-begin and delta is set
-                             from the first frame stored, so local seqs stay contiguous */
-    uint64_t rebase_local; /* the local seq that first stored frame gets */
-    bool leaving;         /* linger over: leave at the next file boundary */
-    fy__pump pump;        /* the read loop, shared with a sender's session */
-    unsigned backoff_ms;
-    uint64_t rng;         /* xorshift state for the jitter, seeded per actor */
-    /* for /metrics: batches at the writer, oldest first (one CREDIT each) */
-    struct { uint64_t next_seq, bytes; } fly[RING];
-    unsigned fly_head, fly_n;
-    uint64_t reconnects, enoseq, stored_next, origin_next, bytes_rx, bytes_fly;
-    uint8_t hbuf[HBUF];
-} upstream;
-
-static void drive(upstream *u);
-static void connect_now(upstream *u);
+#include "upstream_int.h"
 
 /* ---- the state file -------------------------------------------------------- */
 
@@ -112,7 +68,7 @@ static void connect_now(upstream *u);
  * it resumes upstream there, checks the file's frames again and drops the
  * ones it already has (the writer hashes the stored part back from its
  * log).  A failure is logged; the mirror goes on. */
-static void state_save(upstream *u, bool sync)
+void fy__upstream_state_save(upstream *u, bool sync)
 {
     fy_mirror_state st = {.delta = u->delta, .file_begin = u->fb_local};
     int rc = fy_mirror_save(u->dir, &st, u->ctx->conf->upstream, sync);
@@ -167,13 +123,13 @@ static void rebase(upstream *u, uint64_t first_upstream_seq)
             u->ctx->conf->upstream, (long long)(d - u->delta),
             (unsigned long long)first_upstream_seq);
     u->delta = d;
-    state_save(u, true);
+    fy__upstream_state_save(u, true);
 }
 
 /* The ingest's output: give each frame the local channel id and seq (the
  * header CRC covers both), note file boundaries, then hand the batch to
  * the writer. */
-static void to_writer(void *arg, fy__batch *b)
+void fy__upstream_batch_out(void *arg, fy__batch *b)
 {
     upstream *u = arg;
     bool boundary = false;
@@ -192,7 +148,7 @@ static void to_writer(void *arg, fy__batch *b)
         boundary = true;
     }
     if (boundary)
-        state_save(u, false);
+        fy__upstream_state_save(u, false);
     if (b->n && u->fly_n < RING) {
         unsigned i = (u->fly_head + u->fly_n++) % RING;
         u->fly[i].next_seq = fy__batch_seq(b, b->n - 1) + 1;
@@ -202,238 +158,19 @@ static void to_writer(void *arg, fy__batch *b)
     fy_actor_post(u->writer, FY_RM_BATCH, 0, 0, 0, b, NULL);
 }
 
-/* ---- the link ---------------------------------------------------------------- */
-
-static void link_down(upstream *u)
-{
-    if (fy_link_fd(&u->link) >= 0)
-        fy_io_del(u->ctx->sched, fy_link_fd(&u->link));
-    fy_link_close(&u->link);
-    u->gen++;
-}
-
 /* Leave: the writer gets its sender slot back, and this actor stops. */
-static void finish(upstream *u, const char *why)
+void fy__upstream_finish(upstream *u, const char *why)
 {
     if (u->st == U_DONE)
         return;
     fy_ingest_stop(u->ing);
-    link_down(u);
+    fy__upstream_link_down(u);
     fy_klog(FY_LOG_INFO, "upstream unsubscribed", "channel=%s upstream=%s reason=\"%s\" "
             "next_seq=%llu", u->name, u->ctx->conf->upstream, why,
             (unsigned long long)u->local_next);
     u->st = U_DONE;
     fy_actor_post(u->writer, FY_RM_DETACH, 0, 0, 0, u->self, NULL);
     fy_actor_stop(u->self);
-}
-
-/* The link is gone: keep the stream state, try again after a backoff
- * (doubling up to BACKOFF_MAX_MS, each wait drawn from its upper half so
- * many edges do not come back in step). */
-static void lost(upstream *u, int level, const char *why)
-{
-    fy_ingest_flush(u->ing);
-    if (u->st == U_STREAM)
-        u->reconnects++;
-    link_down(u);
-    if (u->leaving) {
-        finish(u, "linger over, link lost");
-        return;
-    }
-    u->st = U_WAIT;
-    u->rng ^= u->rng << 13;
-    u->rng ^= u->rng >> 7;
-    u->rng ^= u->rng << 17;
-    unsigned ms = u->backoff_ms / 2 + (unsigned)(u->rng % (u->backoff_ms / 2 + 1));
-    fy_klog(level, "upstream lost", "channel=%s upstream=%s reason=\"%s\" next_seq=%llu "
-            "action=\"reconnect in %u ms\"", u->name, u->ctx->conf->upstream, why,
-            (unsigned long long)u->local_next, ms);
-    u->backoff_ms = u->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : u->backoff_ms * 2;
-    fy_timer_after(u->self, ms, (uint64_t)u->gen << 8 | TM_RECONNECT);
-}
-
-static void connect_now(upstream *u)
-{
-    fy_hello h = {.role = FY_ROLE_RECEIVER};
-    int fd, rc;
-
-    h.mode = u->fresh || u->restart ? FY_MODE_START : FY_MODE_RESUME;
-    h.resume_from = h.mode == FY_MODE_RESUME ? (uint64_t)((int64_t)u->local_next + u->delta) : 0;
-    snprintf(h.channel, sizeof h.channel, "%s", u->name);
-    snprintf(h.token, sizeof h.token, "%s", u->ctx->conf->upstream_token);
-    u->gen++;
-    if ((fd = fy_link_connect(&u->link, &u->addr, u->ctx->conf->max_payload)) < 0) {
-        lost(u, FY_LOG_WARN, fy_strerror(fd));
-        return;
-    }
-    if (u->ctx->up_tls) { /* upstream-ca: TLS, verified against it */
-        const fy_conf *c = u->ctx->conf;
-        char name[256];
-        if (c->upstream_tls_name[0])
-            snprintf(name, sizeof name, "%s", c->upstream_tls_name);
-        else if (fy_tls_name_from_server(c->upstream, name, sizeof name) < 0)
-            name[0] = '\0';
-        if ((rc = fy_link_tls(&u->link, u->ctx->up_tls, name)) < 0) {
-            fy_link_close(&u->link);
-            lost(u, FY_LOG_ERROR, fy_strerror(rc));
-            return;
-        }
-    }
-    if ((rc = fy_link_hello(&u->link, &h)) < 0 ||
-        (rc = fy_io_add(u->self, fd, FY_IO_READ | FY_IO_WRITE, u->gen)) < 0) {
-        fy_link_close(&u->link);
-        lost(u, FY_LOG_ERROR, fy_strerror(rc));
-        return;
-    }
-    u->st = U_LINK;
-    fy_timer_after(u->self, CONNECT_MS, (uint64_t)u->gen << 8 | TM_CONNECT);
-    fy_klog(FY_LOG_DEBUG, "upstream connecting", "channel=%s upstream=%s mode=%s resume_from=%llu",
-            u->name, u->ctx->conf->upstream, h.mode == FY_MODE_START ? "start" : "resume",
-            (unsigned long long)h.resume_from);
-}
-
-/* The upstream refused us with an error frame. */
-static void on_error_frame(upstream *u, const fy_frame *f)
-{
-    fy_error e = {0};
-    char q[FY_ERRTEXT_MAX + 8];
-
-    (void)fy_error_decode(f->payload, f->hdr.len, &e);
-    if (e.code == FY_ENOSEQ && u->st == U_LINK) {
-        u->enoseq++;
-        if (u->skip_until) { /* the new delta counts from the log's end */
-            u->local_next = u->skip_until;
-            u->skip_until = u->fb_local = 0;
-        }
-        u->restart = true;
-        fy_klog(FY_LOG_ERROR, "upstream no longer holds the next seq", "channel=%s upstream=%s "
-                "want_seq=%llu text=%s action=\"start again from the oldest seq upstream "
-                "holds; frames in between are lost on this edge\"", u->name,
-                u->ctx->conf->upstream,
-                (unsigned long long)((int64_t)u->local_next + u->delta),
-                fy_klog_q(e.text, q, sizeof q));
-        u->backoff_ms = BACKOFF_MIN_MS;
-        link_down(u);
-        connect_now(u);
-        return;
-    }
-    char why[FY_ERRTEXT_MAX + 64];
-    snprintf(why, sizeof why, "upstream error %s: %.900s", fy_errname((int)e.code), e.text);
-    lost(u, FY_LOG_WARN, why);
-}
-
-/* Welcomed: from here on the socket's bytes go to the ingest. */
-static void on_welcome(upstream *u)
-{
-    const fy_welcome *w = fy_link_welcome(&u->link);
-    size_t n;
-    const uint8_t *rest = fy_link_rest(&u->link, &n);
-    int rc;
-
-    if (u->fresh || u->restart) {
-        int64_t d = (int64_t)w->next_seq - (int64_t)u->local_next;
-        if (u->restart)
-            fy_klog(FY_LOG_WARN, "upstream restarted from its oldest seq", "channel=%s "
-                    "upstream=%s upstream_seq=%llu local_seq=%llu delta=%" PRId64, u->name,
-                    u->ctx->conf->upstream, (unsigned long long)w->next_seq,
-                    (unsigned long long)u->local_next, d);
-        if (d != u->delta || u->fresh)
-            u->delta = d, state_save(u, true);
-        u->rebase = true;
-        u->rebase_local = u->local_next;
-        if (u->restart) {
-            fy_ingest_stop(u->ing); /* its stream is over; in-flight credit is forgotten */
-            fy_ingest_free(u->ing);
-            u->ing = NULL;
-        }
-        u->fresh = u->restart = false;
-    }
-    if (!u->ing) {
-        fy_ingest_conf c = {.pool = u->ctx->pool, .max_payload = u->ctx->conf->max_payload,
-                            .budget = u->ctx->conf->channel_budget, .channel = w->channel,
-                            .next_seq = (uint64_t)((int64_t)u->local_next + u->delta),
-                            .out = to_writer, .arg = u, .skip_partial = u->rebase};
-        rc = fy_ingest_new(&c, rest, n, &u->ing);
-    } else {
-        rc = fy_ingest_restart(u->ing, w->channel, rest, n);
-    }
-    if (rc < 0) {
-        lost(u, FY_LOG_ERROR, fy_strerror(rc));
-        return;
-    }
-    u->st = U_STREAM;
-    u->backoff_ms = BACKOFF_MIN_MS;
-    if (w->next_seq + 0 > u->origin_next)
-        u->origin_next = w->next_seq;
-    fy_klog(FY_LOG_INFO, "upstream connected", "channel=%s upstream=%s upstream_channel=%u "
-            "from_seq=%llu upstream_first_seq=%llu local_next_seq=%llu reconnects=%llu",
-            u->name, u->ctx->conf->upstream, w->channel, (unsigned long long)w->next_seq,
-            (unsigned long long)w->first_seq, (unsigned long long)u->local_next,
-            (unsigned long long)u->reconnects);
-}
-
-/* The link failed with rc: a TLS failure says why (copied: closing the
- * link frees the text). */
-static void link_lost(upstream *u, int rc)
-{
-    char why[256];
-
-    snprintf(why, sizeof why, "%s", rc == -FY_ETLS && fy_link_tls_error(&u->link)[0]
-                                        ? fy_link_tls_error(&u->link) : fy_strerror(rc));
-    lost(u, FY_LOG_WARN, why);
-}
-
-/* Connecting, in the TLS handshake, or waiting for the welcome. */
-static void drive_link(upstream *u, uint32_t bits)
-{
-    fy_frame f;
-    int rc;
-
-    if (fy_link_state(&u->link) == FY_LINK_CONNECTING && (bits & (FY_IO_WRITE | FY_IO_HUP))) {
-        if ((rc = fy_link_connected(&u->link)) < 0) {
-            link_lost(u, rc);
-            return;
-        }
-    }
-    if ((rc = fy_link_flush(&u->link)) < 0) {
-        link_lost(u, rc);
-        return;
-    }
-    if (fy_link_state(&u->link) == FY_LINK_CONNECTING)
-        return;
-    for (;;) {
-        ssize_t n = fy_link_recv(&u->link, u->hbuf, sizeof u->hbuf);
-        if (n == -EAGAIN)
-            return;
-        if (n < 0) {
-            link_lost(u, (int)n);
-            return;
-        }
-        if (n == 0) {
-            lost(u, FY_LOG_WARN, "closed before welcome");
-            return;
-        }
-        while ((rc = fy_link_next(&u->link, &f)) == 1) {
-            if (f.hdr.type == FY_FT_WELCOME) {
-                on_welcome(u);
-                if (u->st == U_STREAM)
-                    drive(u);
-                return;
-            }
-            if (f.hdr.type == FY_FT_ERROR) {
-                on_error_frame(u, &f);
-                return;
-            }
-            if (f.hdr.type == FY_FT_BYE) {
-                lost(u, FY_LOG_INFO, "upstream said bye");
-                return;
-            }
-        }
-        if (rc < 0) {
-            link_lost(u, rc);
-            return;
-        }
-    }
 }
 
 /* ---- the stream ---------------------------------------------------------------- */
@@ -450,10 +187,10 @@ static int on_ctl(void *arg, const fy_frame *f)
             (void)fy_link_flush(&u->link);
         return 0;
     case FY_FT_BYE:
-        lost(u, FY_LOG_INFO, "upstream said bye");
+        fy__upstream_lost(u, FY_LOG_INFO, "upstream said bye");
         return 1;
     case FY_FT_ERROR:
-        on_error_frame(u, f);
+        fy__upstream_error_frame(u, f);
         return 1;
     default:
         return 0; /* acks, pongs: nothing to do */
@@ -475,8 +212,8 @@ static void fail_ingest(upstream *u, int rc)
         u->local_next = (uint64_t)((int64_t)x->hdr.seq - u->delta);
         fy_ingest_free(u->ing);
         u->ing = NULL;
-        link_down(u);
-        connect_now(u);
+        fy__upstream_link_down(u);
+        fy__upstream_connect(u);
         return;
     }
 
@@ -490,7 +227,7 @@ static void fail_ingest(upstream *u, int rc)
     u->local_next = (uint64_t)((int64_t)fy_ingest_info_get(u->ing)->next_seq - u->delta);
     fy_ingest_free(u->ing);
     u->ing = NULL;
-    lost(u, FY_LOG_ERROR, fy_strerror(rc));
+    fy__upstream_lost(u, FY_LOG_ERROR, fy_strerror(rc));
 }
 
 /* The writer refused the frame at local seq `seq` (a file-end whose
@@ -517,7 +254,7 @@ static void on_digest_err(upstream *u, const fy_msg *m)
     /* After the batches the writer drops (the mailbox keeps our order). */
     fy_actor_post(u->writer, FY_RM_DIGEST_RESET, 0, 0, 0, u->self, NULL);
     if (u->st == U_STREAM || u->st == U_LINK)
-        lost(u, FY_LOG_WARN, "file refused by the writer");
+        fy__upstream_lost(u, FY_LOG_WARN, "file refused by the writer");
 }
 
 /* The read loop's half (fy__pump_run): 0 when the ingest needs more
@@ -553,12 +290,12 @@ static ssize_t read_more(void *arg)
 
 static void closed(void *arg, ssize_t n)
 {
-    lost(arg, FY_LOG_WARN, n == 0 ? "upstream closed" : fy_strerror((int)n));
+    fy__upstream_lost(arg, FY_LOG_WARN, n == 0 ? "upstream closed" : fy_strerror((int)n));
 }
 
 static const fy__pump_fns pump_fns = {consume, read_more, closed};
 
-static void drive(upstream *u)
+void fy__upstream_drive(upstream *u)
 {
     if (u->st != U_STREAM || u->pump.paused)
         return;
@@ -567,7 +304,7 @@ static void drive(upstream *u)
     if (u->st == U_STREAM)
         fy_ingest_flush(u->ing);
     if (u->leaving && u->st == U_STREAM && !fy_ingest_info_get(u->ing)->in_file)
-        finish(u, "no local receiver for upstream-linger");
+        fy__upstream_finish(u, "no local receiver for upstream-linger");
 }
 
 /* ---- messages ------------------------------------------------------------------- */
@@ -608,28 +345,28 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
         if (tag != u->gen)
             break;
         if (u->st == U_LINK)
-            drive_link(u, m->u32);
+            fy__upstream_drive_link(u, m->u32);
         else if (u->st == U_STREAM) {
             uint32_t bits = fy_conn_io_bits(fy_link_conn(&u->link), m->u32);
             if (bits & FY_IO_WRITE)
                 (void)fy_link_flush(&u->link); /* a pong, or a TLS record held back */
             if (bits & (FY_IO_READ | FY_IO_HUP))
-                drive(u);
+                fy__upstream_drive(u);
         }
         break;
     case FY_MSG_TIMER:
         if ((tag & 0xff) == TM_RETRY) {
             fy__pump_retry(&u->pump);
-            drive(u);
+            fy__upstream_drive(u);
         } else if ((tag & 0xff) == TM_RECONNECT && tag >> 8 == u->gen && u->st == U_WAIT) {
-            connect_now(u);
+            fy__upstream_connect(u);
         } else if ((tag & 0xff) == TM_CONNECT && tag >> 8 == u->gen && u->st == U_LINK) {
-            lost(u, FY_LOG_WARN, "no welcome in time");
+            fy__upstream_lost(u, FY_LOG_WARN, "no welcome in time");
         }
         break;
     case FY_RM_CONTINUE:
         fy__pump_continued(&u->pump);
-        drive(u);
+        fy__upstream_drive(u);
         break;
     case FY_RM_CREDIT:
         if (u->fly_n) {
@@ -640,7 +377,7 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
         }
         fy_ingest_credit(u->ing, m->u64[0]);
         if (fy__pump_credit(&u->pump))
-            drive(u);
+            fy__upstream_drive(u);
         break;
     case FY_RM_ACK: /* a file-end is stored: nothing to tell upstream, a receiver */
         break;
@@ -648,7 +385,7 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
         fy_klog(FY_LOG_ERROR, "mirror cannot store", "channel=%s err=%s next_seq=%llu "
                 "action=\"unsubscribe; the next receiver tries again\"", u->name,
                 fy_errname(-(int)m->u32), (unsigned long long)m->u64[0]);
-        finish(u, "store failed");
+        fy__upstream_finish(u, "store failed");
         break;
     case FY_RM_DIGEST_ERR:
         on_digest_err(u, m);
@@ -659,7 +396,7 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
             u->leaving = true;
             break;
         }
-        finish(u, m->u32 ? "no local receiver for upstream-linger" : "relay shutdown");
+        fy__upstream_finish(u, m->u32 ? "no local receiver for upstream-linger" : "relay shutdown");
         break;
     case FY_STATS_REQ:
         on_stats(u, m);
