@@ -70,7 +70,8 @@ static int on_ctl(void *arg, const fy_frame *f)
         fy__session_finish(s, "client error");
         return 1;
     default:
-        fy__session_fail(s, FY_EPROTO, "unexpected %s frame from a sender", fy_frame_type_name(t));
+        fy__session_fail(s, FY_EPROTO, "unexpected %s frame from a sender",
+                         fy_frame_type_name(t));
         return 1;
     }
 }
@@ -110,9 +111,10 @@ void fy__sender_attached(session *s, fy_msg *m)
     if (s->st != S_WAIT_ATTACH)
         return;
     if (m->u32) { /* FY_EBUSY with first seq UINT64_MAX: an edge's mirror */
-        fy__session_fail(s, (int)m->u32, "channel %s %s%s", s->chan->name, m->u64[1] == UINT64_MAX ?
-             "is mirrored from upstream " : "already has a sender",
-             m->u64[1] == UINT64_MAX ? s->ctx->conf->upstream : "");
+        bool mirror = m->u64[1] == UINT64_MAX;
+        fy__session_fail(s, (int)m->u32, "channel %s %s%s", s->chan->name,
+                         mirror ? "is mirrored from upstream " : "already has a sender",
+                         mirror ? s->ctx->conf->upstream : "");
         return;
     }
     fy_welcome w = {.channel = s->chan->id, .next_seq = m->u64[0], .first_seq = m->u64[1],
@@ -155,10 +157,12 @@ void fy__sender_attached(session *s, fy_msg *m)
 void fy__sender_store_err(session *s, int err, uint64_t next_seq)
 {
     if (err == ENOSPC || err == EDQUOT || err == EFBIG)
-        fy__session_fail(s, FY_ENOSPACE, "relay storage full (%s): stored up to seq %llu; send again "
-             "once the relay has room", fy_errname(-err), (unsigned long long)next_seq);
+        fy__session_fail(s, FY_ENOSPACE, "relay storage full (%s): stored up to seq %llu; "
+                         "send again once the relay has room", fy_errname(-err),
+                         (unsigned long long)next_seq);
     else
-        fy__session_fail(s, FY_EINTERNAL, "storing the channel's frames failed: %s", fy_strerror(-err));
+        fy__session_fail(s, FY_EINTERNAL, "storing the channel's frames failed: %s",
+                         fy_strerror(-err));
 }
 
 /* The writer refused a frame of this stream and stored the ones before it
@@ -172,14 +176,16 @@ void fy__sender_digest_err(session *s, const fy_msg *m)
     if (s->st != S_SENDER)
         return; /* ending anyway */
     if (m->u32) {
-        fy__session_fail(s, FY_EINTERNAL, "seq %llu: cannot check the SHA-256 of the file in progress: "
-             "hashing its stored part failed: %s", seq, fy_strerror(-(int)m->u32));
+        fy__session_fail(s, FY_EINTERNAL, "seq %llu: cannot check the SHA-256 of the file in "
+                         "progress: hashing its stored part failed: %s", seq,
+                         fy_strerror(-(int)m->u32));
         return;
     }
     if (m->buf && fy_buf_len(m->buf) == sizeof(fy__digest_err))
         fy_sha256_hex(((const fy__digest_err *)(const void *)fy_buf_cdata(m->buf))->got, hex);
-    fy__session_fail(s, FY_EDIGEST, "file-end seq %llu: the file's data hashes to SHA-256 %s, not the "
-         "digest the file-end carries; the file is not stored (receivers discard it)", seq, hex);
+    fy__session_fail(s, FY_EDIGEST, "file-end seq %llu: the file's data hashes to SHA-256 %s, "
+                     "not the digest the file-end carries; the file is not stored (receivers "
+                     "discard it)", seq, hex);
 }
 
 void fy__sender_idle_tick(session *s)
@@ -191,9 +197,10 @@ void fy__sender_idle_tick(session *s)
         fy__idle_alive(&s->idle, now); /* we are not reading: not the sender's silence */
     enum fy__idle_do act = fy__idle_check(&s->idle, now, t);
     if (act == FY__IDLE_CUT) {
-        fy__session_fail_as(s, FY_ETIMEOUT, "idle timeout", "peer idle too long: no bytes from the sender "
-                "for %llu ms, no pong to our ping (idle-timeout %llu s)",
-                (unsigned long long)((now - s->idle.alive_ns) / 1000000), (unsigned long long)t);
+        fy__session_fail_as(s, FY_ETIMEOUT, "idle timeout", "peer idle too long: no bytes from "
+                            "the sender for %llu ms, no pong to our ping (idle-timeout %llu s)",
+                            (unsigned long long)((now - s->idle.alive_ns) / 1000000),
+                            (unsigned long long)t);
         return;
     }
     uint8_t p[8];
@@ -221,10 +228,10 @@ void fy__sender_takeover(session *s, uint64_t resume_from)
         fy_actor_post(s->chan->writer, FY_RM_KEEP, 0, 0, 0, s->self, NULL);
         return;
     }
-    fy__session_fail_as(s, FY_EBUSY, "sender replaced", "replaced by a new connection of the same sender "
-            "(this one idle %llu ms; the new one resumes at seq %llu, the channel is at %llu)",
-            (unsigned long long)(idle / 1000000), (unsigned long long)resume_from,
-            (unsigned long long)next);
+    fy__session_fail_as(s, FY_EBUSY, "sender replaced", "replaced by a new connection of the "
+                        "same sender (this one idle %llu ms; the new one resumes at seq %llu, "
+                        "the channel is at %llu)", (unsigned long long)(idle / 1000000),
+                        (unsigned long long)resume_from, (unsigned long long)next);
 }
 
 void fy__sender_bye_on_shutdown(session *s)

@@ -161,8 +161,8 @@ static void on_hello(session *s, const fy_frame *f)
             (unsigned long long)h->resume_from);
     if (!fy_auth_allows(fy__auth(s->ctx), h->token, sender ? FY_AUTH_PUBLISH : FY_AUTH_SUBSCRIBE,
                         h->channel)) {
-        fy__session_fail(s, FY_EAUTH, "token may not %s channel %s", sender ? "publish to" : "subscribe to",
-             h->channel);
+        fy__session_fail(s, FY_EAUTH, "token may not %s channel %s",
+                         sender ? "publish to" : "subscribe to", h->channel);
         return;
     }
     fy__chan_req *r = calloc(1, sizeof *r);
@@ -194,7 +194,8 @@ static int consume_hello(void *arg)
         if (rc < 0)
             fy__session_fail(s, rc, "bad frame after seq 0: %s", fy_strerror(rc));
         else if (f.hdr.type != FY_FT_HELLO)
-            fy__session_fail(s, FY_EPROTO, "%s before hello", fy_frame_type_name(f.hdr.type));
+            fy__session_fail(s, FY_EPROTO, "%s before hello",
+                             fy_frame_type_name(f.hdr.type));
         else
             on_hello(s, &f);
         return 1;
@@ -274,8 +275,9 @@ static void tls_step(session *s)
         return;
     if (rc == 1) {
         s->st = S_HELLO; /* the error frame goes out in plaintext */
-        fy__session_fail_as(s, FY_ETLSREQ, "plaintext client on a TLS listener", "this relay requires TLS: "
-                "connect with --tls (and --ca FILE to verify its certificate)");
+        fy__session_fail_as(s, FY_ETLSREQ, "plaintext client on a TLS listener",
+                            "this relay requires TLS: connect with --tls (and --ca FILE to "
+                            "verify its certificate)");
     } else if (rc < 0) {
         tls_fail(s, rc, fy_strerror(rc));
     } else {
@@ -318,12 +320,13 @@ static void on_chan(session *s, fy_msg *m)
     if (s->st != S_WAIT_CHAN)
         return;
     if (m->u32 == FY_ELIMIT) {
-        fy__session_fail(s, FY_ELIMIT, "channel %s refused: max-channels %llu reached", s->hello.channel,
-             (unsigned long long)s->ctx->conf->max_channels);
+        fy__session_fail(s, FY_ELIMIT, "channel %s refused: max-channels %llu reached",
+                         s->hello.channel, (unsigned long long)s->ctx->conf->max_channels);
         return;
     }
     if (m->u32) {
-        fy__session_fail(s, (int)m->u32, "channel %s unavailable: %s", s->hello.channel, fy_strerror((int)m->u32));
+        fy__session_fail(s, (int)m->u32, "channel %s unavailable: %s", s->hello.channel,
+                         fy_strerror((int)m->u32));
         return;
     }
     s->chan = m->ptr;
