@@ -10,7 +10,7 @@
  * copy of nearly every byte.  Smaller frames are packed several to a
  * buffer; the owner flushes one batch per turn.
  *
- * Every file's SHA-256 is checked by the channel's writer (actors/writer.c),
+ * Every file's SHA-256 is checked by the channel's writer (writer_batch.c),
  * not here: this runs on the sender's session, on the thread that also
  * reads the socket and checks the CRCs, and with the hash as well it was
  * the pipeline's slowest stage.  Here the file-end's size is checked

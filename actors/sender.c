@@ -5,7 +5,8 @@
  * packs them into pooled fy_bufs and hands the writer one batch per turn,
  * and gives the control frames back here, which answers them.
  *
- * When the ingest is out of pool buffers (-FY_EPOOL) the session stops
+ * The read loop is actors/pump.c (shared with an edge's upstream actor):
+ * when the ingest is out of pool buffers (-FY_EPOOL) the session stops
  * reading and retries on a short timer; when the channel budget is spent
  * (-EAGAIN) it waits for the writer's credit message.  While paused it
  * does not read its socket, so TCP slows the sender down.
