@@ -29,7 +29,9 @@
  * others (fy_sched_handoff).  The writer never waits for a forwarder: one
  * that cannot keep up drops live batches itself and catches up from the
  * file.  The lifecycle (slot, subscribers, idle, shutdown, mirror) is
- * writer.c's.
+ * writer.c's.  The stages are separate functions with one entry,
+ * fy__writer_batch, so their order can change (live delivery that does not
+ * wait for the append) without touching the rest of the writer.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -354,7 +356,10 @@ static void acknowledge_stage(fy__writer *w, fy_actor *to, uint64_t held, const 
 {
     if (to)
         fy_actor_post(to, FY_RM_CREDIT, 0, held, 0, NULL, NULL);
-    /* (A sync's result replaces the append's: as before the split.) */
+    /* The sync's result replaces the append's error, so a partly failed
+     * append whose kept part ends a file and then syncs clean is not
+     * reported to the sender.  Kept exactly as before the split (issue 17
+     * changes no behaviour); worth a look. */
     if (nacks && w->ctx->conf->fsync_mode == FY_FSYNC_FILE_END)
         rc = sync_acked(w, &nacks);
     if (w->ctx->conf->fsync_mode == FY_FSYNC_INTERVAL && w->dirty && !w->fsync_armed) {
