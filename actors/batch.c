@@ -126,6 +126,8 @@ void fy__batch_drop_front(fy__batch *b, uint32_t k)
         b->bytes -= b->fr[i].iov_len;
     memmove(b->fr, b->fr + k, (b->n - k) * sizeof *b->fr);
     b->n -= k;
+    if (!b->nmarks)
+        return; /* (marks may be NULL: no memmove of it) */
     while (m < b->nmarks && b->marks[m].frame < k)
         m++;
     memmove(b->marks, b->marks + m, (b->nmarks - m) * sizeof *b->marks);
