@@ -42,7 +42,7 @@ void fy_conf_defaults(fy_conf *c)
     c->segment_bytes = 256ull << 20;
     c->window = 8ull << 20;
     c->live_send = FY_LIVE_SEND_BUFFERS;
-    c->write_mode = FY_WRITE_DIRECT;
+    c->write_mode = FY_WRITE_BUFFERED;
     c->channel_budget = 4ull << 20;
     c->log_level = FY_LOG_INFO;
     c->trace_events = 65536;
@@ -121,6 +121,7 @@ static const struct key keys[] = {
     {"live-send", K_ENUM, OFF(live_send), 0, 0, live_send_names},
     {"write-mode", K_ENUM, OFF(write_mode), 0, 0, write_mode_names},
     {"channel-budget", K_SIZE, OFF(channel_budget), 1ull << 20, 1ull << 40, NULL},
+    {"write-behind", K_SIZE, OFF(write_behind), 1ull << 20, 1ull << 40, NULL},
     {"sndbuf", K_SIZE, OFF(sndbuf), 0, 64ull << 20, NULL},
     {"idle-timeout", K_UINT, OFF(idle_timeout), 0, 86400, NULL},
     {"takeover-grace", K_UINT, OFF(takeover_grace), 0, 3600, NULL},
@@ -452,6 +453,16 @@ int fy_conf_load(fy_conf *c, const char *path, char *err, size_t errcap)
     return rc;
 }
 
+uint64_t fy_conf_write_behind(const fy_conf *c)
+{
+    uint64_t d = c->memory / 4 < (64ull << 20) ? c->memory / 4 : 64ull << 20;
+    uint64_t two = 2 * (c->max_payload + FY_FRAME_HDR_SIZE);
+
+    if (c->write_behind)
+        return c->write_behind;
+    return d > two ? d : two; /* a small memory still lets two frames go unsynced */
+}
+
 int fy_conf_check(const fy_conf *c, char *err, size_t errcap)
 {
     if (c->trace[0] && c->trace_events == 0) {
@@ -472,6 +483,15 @@ int fy_conf_check(const fy_conf *c, char *err, size_t errcap)
         say(err, errcap, "memory (%llu) must be at least channel-budget + window + one frame "
             "(%llu)", (unsigned long long)c->memory,
             (unsigned long long)(c->channel_budget + c->window + frame));
+        return -EINVAL;
+    }
+    /* The log may trail the live edge by write-behind bytes of dirty page
+     * cache per channel: like the pool, it must fit in memory, and hold
+     * two frames or every frame would wait for a sync. */
+    if (c->write_behind && (c->write_behind > c->memory || c->write_behind < 2 * frame)) {
+        say(err, errcap, "write-behind (%llu) must be at least 2 frames (%llu) and at most "
+            "memory (%llu)", (unsigned long long)c->write_behind,
+            (unsigned long long)(2 * frame), (unsigned long long)c->memory);
         return -EINVAL;
     }
     if (c->segment_bytes < 2 * frame) {

@@ -24,8 +24,8 @@ enum fy_live_send {
 
 /* write-mode: how a writer appends to its channel's log. */
 enum fy_write_mode {
-    FY_WRITE_DIRECT,   /* "direct": O_DIRECT appends (default) */
-    FY_WRITE_BUFFERED, /* "buffered": through the page cache */
+    FY_WRITE_DIRECT,   /* "direct": synchronous O_DIRECT appends */
+    FY_WRITE_BUFFERED, /* "buffered": write-behind through the page cache (default) */
 };
 
 typedef struct fy_conf {
@@ -50,6 +50,9 @@ typedef struct fy_conf {
     enum fy_live_send live_send;
     enum fy_write_mode write_mode;
     uint64_t channel_budget;      /* per-channel in-flight bytes, session -> writer */
+    uint64_t write_behind;        /* per channel, bytes appended but not yet durable before
+                                     the sender waits for the disk; 0 = min(64M, memory / 4)
+                                     (fy_conf_write_behind) */
     uint64_t sndbuf;              /* receiver sockets' SO_SNDBUF; 0 = kernel autotuning */
     uint64_t idle_timeout;        /* seconds without progress before a peer is cut; 0 = off */
     uint64_t takeover_grace;      /* seconds a sender must be idle before the same sender replaces it */
@@ -71,6 +74,9 @@ typedef struct fy_conf {
     char upstream_ca[FY_CONF_PATH_MAX];   /* TLS to the upstream, verified against these CAs */
     char upstream_tls_name[256];          /* name expected in the upstream's certificate */
 } fy_conf;
+
+/* The write-behind budget in effect: write_behind, or its default. */
+uint64_t fy_conf_write_behind(const fy_conf *c);
 
 /* Fill c with the defaults (any thread). */
 void fy_conf_defaults(fy_conf *c);

@@ -39,6 +39,7 @@ static int tmp_setup(void **state)
 static const char *const all_keys[] = {
     "listen", "metrics", "data", "auth", "threads", "memory", "max-payload", "fsync",
     "segment-bytes", "retain-bytes", "retain-age", "window", "channel-budget", "sndbuf",
+    "write-behind",
     "trace", "trace-max-bytes", "trace-events", "log-level", "idle-timeout", "takeover-grace",
     "drain-timeout", "tls-cert", "tls-key", "tls-client-ca", "upstream-ca", "upstream-tls-name",
 };
@@ -83,6 +84,8 @@ static const struct good goods[] = {
     {"window", "64G", F(window), W_U64, 64ull << 30, NULL},
     {"channel-budget", "1M", F(channel_budget), W_U64, 1u << 20, NULL},
     {"channel-budget", "1T", F(channel_budget), W_U64, 1ull << 40, NULL},
+    {"write-behind", "1M", F(write_behind), W_U64, 1u << 20, NULL},
+    {"write-behind", "1T", F(write_behind), W_U64, 1ull << 40, NULL},
     {"sndbuf", "0", F(sndbuf), W_U64, 0, NULL},
     {"sndbuf", "64M", F(sndbuf), W_U64, 64u << 20, NULL},
     {"trace-max-bytes", "0", F(trace_max_bytes), W_U64, 0, NULL},
@@ -162,6 +165,8 @@ static void test_defaults(void **state)
     assert_int_equal(c.retain_age, 0);
     assert_int_equal(c.window, 8u << 20);
     assert_int_equal(c.channel_budget, 4u << 20);
+    assert_int_equal(c.write_behind, 0);
+    assert_int_equal(fy_conf_write_behind(&c), 64u << 20); /* memory 256M: 64M */
     assert_int_equal(c.sndbuf, 0);
     assert_int_equal(c.trace_max_bytes, 0);
     assert_int_equal(c.trace_events, 65536);
@@ -733,6 +738,11 @@ static const struct combo combos[] = {
      "channel-budget (4194304) must be at least 2 frames (33554432)"},
     /* 512K - 32 + a 32-byte header: two frames are exactly 1M. */
     {{{"channel-budget", "1M"}, {"max-payload", "524256"}}, NULL},
+    {{{"write-behind", "300M"}}, "write-behind (314572800) must be at least 2 frames (2097216) "
+                                 "and at most memory (268435456)"},
+    {{{"write-behind", "256M"}}, NULL},
+    {{{"write-behind", "1M"}}, "write-behind (1048576) must be at least 2 frames (2097216) "
+                               "and at most memory (268435456)"},
     {{{"channel-budget", "1M"}, {"max-payload", "524257"}},
      "channel-budget (1048576) must be at least 2 frames (1048578)"},
     /* 4M + 8M + (1M + 32) = 13631520 */
