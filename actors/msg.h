@@ -231,6 +231,14 @@ static inline int fy__msg_lease(fy_actor *to, fy_actor *session)
     return fy_actor_post(to, FY_RM_LEASE, 0, 0, 0, session, NULL);
 }
 
+/* The sync worker (its thread, store/syncer.c) -> writer: a job of the
+ * writer's log finished.  u32 = -rc (0, or the errno of a failed sync),
+ * u64 = the seq and fy_log_bytes position it made durable. */
+static inline int fy__msg_synced(fy_actor *to, int rc, uint64_t seq, uint64_t bytes)
+{
+    return fy_actor_post(to, FY_RM_SYNCED, (uint32_t)-rc, seq, bytes, NULL, NULL);
+}
+
 /* Registry -> writer: close if still unused, else answer CHAN_KEEP. */
 static inline int fy__msg_close(fy_actor *to)
 {

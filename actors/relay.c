@@ -165,6 +165,24 @@ static int setup_tls(fy_relay *r, char *err, size_t errcap)
     return 0;
 }
 
+/* Test hook (tests/relay, docs/development.md): FERRY_TEST_SYNC_FAIL_AFTER=N
+ * makes the sync worker's job after the next N fail with EIO, as a failed
+ * fdatasync would, so the relay's answer to it can be tested end to end. */
+static void sync_fail_hook(fy_syncer *s)
+{
+    const char *v = getenv("FERRY_TEST_SYNC_FAIL_AFTER");
+    char *end;
+
+    if (!v || !*v)
+        return;
+    unsigned long n = strtoul(v, &end, 10);
+    if (*end || n > UINT32_MAX)
+        return;
+    fy_klog(FY_LOG_WARN, "test hook", "FERRY_TEST_SYNC_FAIL_AFTER=%lu action=\"a sync will "
+            "fail with EIO\"", n);
+    fy_syncer_fail_after(s, (unsigned)n, -EIO);
+}
+
 int fy_relay_new(const fy_conf *conf, const fy_auth *auth, fy_relay **out, char *err,
                  size_t errcap)
 {
@@ -232,6 +250,11 @@ int fy_relay_new(const fy_conf *conf, const fy_auth *auth, fy_relay **out, char 
         snprintf(err, errcap, "eventfd: %s", strerror(-rc));
         goto fail;
     }
+    if ((rc = fy_syncer_start(&r->ctx.syncer)) < 0) {
+        snprintf(err, errcap, "sync worker thread: %s", fy_strerror(rc));
+        goto fail;
+    }
+    sync_fail_hook(r->ctx.syncer);
     *out = r;
     return 0;
 fail:
@@ -375,6 +398,8 @@ void fy_relay_free(fy_relay *r)
     fy__registry_cleanup(r->reg_state);
     if (r->ctx.sched)
         fy_sched_free(r->ctx.sched);
+    /* After every writer's log is closed (their dtors wait for its jobs). */
+    fy_syncer_stop(r->ctx.syncer);
     /* A forced stop may leave buffers referenced from released messages;
      * then the pool is left to process exit rather than asserting. */
     if (r->ctx.pool && fy_bufpool_live(r->ctx.pool) == 0)

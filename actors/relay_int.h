@@ -106,6 +106,7 @@ typedef struct fy__ctx {
     int done_fd;         /* eventfd: the registry signals "shutdown complete" */
     fy_tls *tls;         /* the listener's TLS settings, or NULL: plaintext */
     fy_tls *up_tls;      /* TLS to the upstream (upstream-ca), or NULL: plaintext */
+    fy_syncer *syncer;   /* the sync worker every channel's log uses (store/syncer.c) */
     char chan_root[4200];/* DATA/channels */
 } fy__ctx;
 
@@ -284,6 +285,7 @@ enum fy__msg {
     FY_RM_UNSUBSCRIBE,                /* a forwarder leaves */
     FY_RM_IDX_DONE,                   /* indexer closed */
     FY_RM_DAMAGED,                    /* the scrubber found damaged frames */
+    FY_RM_SYNCED,                     /* the sync worker finished a job of the writer's log */
     FY_RM_LEASE,                      /* a session was given this channel */
     FY_RM_CLOSE,                      /* registry: close if still unused, else CHAN_KEEP */
     /* to an indexer */

@@ -222,8 +222,8 @@ static void maybe_done(fy__writer *w)
     }
     if (!w->idx_done || !w->log)
         return;
-    int rc = fy_log_sync(w->log);
-    fy_log_close(w->log);
+    int rc = fy__writer_sync_now(w);
+    fy_log_close(w->log); /* waits for the log's jobs on the sync worker */
     w->log = NULL;
     fy_klog(rc < 0 ? FY_LOG_ERROR : FY_LOG_INFO, "channel closed", "channel=%s reason=%s sync=%s",
             w->chan->name, w->idle_close ? "idle" : "shutdown", rc < 0 ? fy_errname(rc) : "ok");
@@ -321,6 +321,7 @@ static void on_detach(fy__writer *w, fy_actor *s)
     }
     fy_actor_unref(w->sender);
     w->sender = NULL;
+    fy__writer_wb_clear(w); /* its acks and credits waiting for the disk: nobody to tell */
     if (w->upstream == s) {
         /* A receiver that came while the mirror was leaving needs a new one
          * (not after a store error: the next subscription tries again). */
@@ -352,7 +353,7 @@ static void on_shutdown(fy__writer *w)
     /* Everything received is on disk before anything else happens, so a
      * shutdown that has to be forced (a receiver that does not read) loses
      * nothing. */
-    int rc = fy_log_sync(w->log);
+    int rc = fy__writer_sync_now(w); /* also answers the sender's acks and credits */
     if (rc < 0)
         fy_klog(FY_LOG_ERROR, "fy_log_sync failed", "channel=%s err=%s", w->chan->name,
                 fy_errname(rc));
@@ -469,6 +470,9 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
     case FY_RM_DAMAGED:
         w->damaged += m->u64[0];
         break;
+    case FY_RM_SYNCED:
+        fy__writer_synced(w, m->u64[0], m->u64[1], -(int)m->u32);
+        break;
     case FY_RM_IDX_DONE:
         w->idx_done = true;
         maybe_done(w);
@@ -509,6 +513,7 @@ static void dtor(void *state)
     }
     free(w->fwd);
     fy_sha256_free(w->sha);
+    fy__writer_wb_free(w);
     free(w);
 }
 
@@ -544,6 +549,9 @@ int fy__writer_new(const fy__ctx *ctx, const fy__chan *chan, fy_log *log, fy_idx
         free(w);
         return rc;
     }
+    /* Write-behind: the log's syncs run on the relay's sync worker, whose
+     * reports come back as FY_RM_SYNCED (writer_durable.c). */
+    fy_log_set_syncer(log, ctx->syncer, fy__writer_synced_cb, w->self);
     if ((rc = fy__indexer_new(ctx, chan, idx, w->self, &w->indexer)) < 0) {
         fy_actor_stop(w->self); /* the dtor closes the log */
         fy_actor_unref(w->self);

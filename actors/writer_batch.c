@@ -15,9 +15,10 @@
  *                (one shared reference count: the same bytes, no copy)
  *                together with the new end position
  *   acknowledge  the sender gets a credit for the buffer bytes, which
- *                reopens the channel's in-flight budget, then an ack for
- *                each file-end (after an fdatasync when the policy is
- *                file-end), then a store or digest error if there was one
+ *                reopens the channel's in-flight budget, and an ack for
+ *                each file-end, each once the log is durable enough
+ *                (writer_durable.c: write-behind), then a store or digest
+ *                error if there was one
  *
  * The hash runs here rather than on the sender's session, whose thread also
  * reads and CRC-checks and was the pipeline's slowest stage with it.  The
@@ -330,61 +331,48 @@ static void publish_stage(fy__writer *w, fy__batch *b, uint64_t *acks, size_t *n
 
 /* ---- acknowledge ----------------------------------------------------------- */
 
-/* Under the file-end policy the acked file-ends are synced first.  Returns
- * the sync's result; on failure nothing is acked (*nacks = 0). */
-static int sync_acked(fy__writer *w, size_t *nacks)
-{
-    /* The forwarders just made runnable would otherwise wait out the sync
-     * on this thread (a 115 ms stall in the rate case). */
-    fy_sched_handoff();
-    int rc = fy_log_sync(w->log);
-    if (rc < 0) {
-        fy_klog(FY_LOG_ERROR, "fy_log_sync failed", "channel=%s err=%s action=\"no ack\"",
-                w->chan->name, fy_errname(rc));
-        *nacks = 0;
-    }
-    w->dirty = false;
-    return rc;
-}
-
 /* Stage 4.  To the sender (to, if any): the credit for the buffers (held
- * bytes; they are written, so it may fill them again while the file-end is
- * synced), an ack per stored file-end, and last why its stream broke, if
- * it did (rc: the append's error; r: a refused frame). */
+ * bytes) and an ack per stored file-end, each as soon as the log's durable
+ * position allows (writer_durable.c: a credit at once while the log trails
+ * by less than the write-behind budget, an ack at once unless the policy is
+ * file-end, else when the sync worker reports), and last why its stream
+ * broke, if it did (rc: the append's error; r: a refused frame). */
 static void acknowledge_stage(fy__writer *w, fy_actor *to, uint64_t held, const uint64_t *acks,
                               size_t nacks, int rc, const refusal *r)
 {
-    if (to)
-        fy__msg_credit(to, held);
-    /* The sync's result replaces the append's error, so a partly failed
-     * append whose kept part ends a file and then syncs clean is not
-     * reported to the sender.  Kept exactly as before the split (issue 17
-     * changes no behaviour); worth a look. */
-    if (nacks && w->ctx->conf->fsync_mode == FY_FSYNC_FILE_END)
-        rc = sync_acked(w, &nacks);
+    fy__writer_answer(w, to, held, acks, nacks);
     if (w->ctx->conf->fsync_mode == FY_FSYNC_INTERVAL && w->dirty && !w->fsync_armed) {
         w->fsync_armed = true;
         fy_timer_after(w->self, w->ctx->conf->fsync_ms, FY__TM_FSYNC);
     }
-    if (to)
-        for (size_t i = 0; i < nacks; i++)
-            fy__msg_ack(to, acks[i]);
+    if (rc == 0 && !r->refused)
+        return;
+    /* The sender hears why after the acks of what was stored: on this
+     * error path the writer waits for the disk itself. */
+    if (fy__writer_waiting(w)) {
+        fy_sched_handoff();
+        if (fy__writer_sync_now(w) < 0)
+            return; /* the log failed: the sender was told that instead */
+    }
     if (rc < 0)
-        store_failed(w, rc); /* after the acks of what was stored */
-    else if (r->refused)
-        digest_failed(w, r->cause, r->seq, &r->d); /* likewise */
+        store_failed(w, rc);
+    else
+        digest_failed(w, r->cause, r->seq, &r->d);
 }
 
+/* The fsync-interval timer: a sync of what was appended goes to the sync
+ * worker (its report releases nothing under this policy but the credits
+ * the write-behind budget holds). */
 void fy__writer_sync_due(fy__writer *w)
 {
     w->fsync_armed = false;
-    if (!w->dirty)
+    if (!w->dirty || !w->log)
         return;
-    int rc = fy_log_sync(w->log);
-    if (rc < 0)
-        fy_klog(FY_LOG_ERROR, "fy_log_sync failed", "channel=%s err=%s "
+    int rc = fy_log_sync_start(w->log);
+    if (rc < 0 && !fy_log_failed(w->log))
+        fy_klog(FY_LOG_ERROR, "fy_log_sync_start failed", "channel=%s err=%s "
                 "action=\"retry at next interval\"", w->chan->name, fy_errname(rc));
-    w->dirty = rc < 0;
+    w->dirty = rc < 0 && !fy_log_failed(w->log);
 }
 
 /* ---- the batch path -------------------------------------------------------- */

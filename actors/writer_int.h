@@ -3,7 +3,9 @@
  * state and the calls between them.  writer.c is the actor and its
  * lifecycle (sender slot and takeover, subscribers, leases, idle close,
  * shutdown, an edge's mirror); writer_batch.c is the batch path (verify ->
- * append -> publish -> acknowledge) and the file in progress it keeps.
+ * append -> publish -> acknowledge) and the file in progress it keeps;
+ * writer_durable.c holds the acks and credits that wait for the log to be
+ * durable (write-behind).
  * Everything here runs on the writer's turn only.
  */
 #ifndef FERRY_ACTORS_WRITER_INT_H
@@ -13,6 +15,18 @@
 #include "relay_int.h"
 
 #define FY__RETAIN_MS 1000 /* how often the retention limits are applied */
+
+/* What waits for the log to be durable up to need (fy_log_bytes units):
+ * an ack (val = the file-end's seq) or a credit (val = buffer bytes). */
+typedef struct fy__wb_item {
+    uint64_t need, val;
+} fy__wb_item;
+
+/* A FIFO of them: v[head .. head + n). */
+typedef struct fy__wb_q {
+    fy__wb_item *v;
+    size_t head, n, cap;
+} fy__wb_q;
 
 typedef struct fy__writer {
     const fy__ctx *ctx;
@@ -61,6 +75,9 @@ typedef struct fy__writer {
     bool mirrored;       /* the channel is a mirror: local senders are refused */
     bool up_linger_armed;
     uint64_t up_alone_since; /* fy_now_ns() when the last receiver left */
+    /* write-behind: the sender's acks and credits waiting for the sync
+     * worker (writer_durable.c), released in order */
+    fy__wb_q acks, credits;
 } fy__writer;
 
 /* ---- writer_batch.c ------------------------------------------------------- */
@@ -78,5 +95,30 @@ void fy__writer_sync_due(fy__writer *w);
 fy_buf *fy__writer_part_buf(fy__writer *w);
 /* At open: find the file in progress in the log (before the indexer owns idx). */
 void fy__writer_find_part(fy__writer *w, fy_idx *idx);
+
+/* ---- writer_durable.c ----------------------------------------------------- */
+
+/* The acknowledge stage's answers to the sender `to` (NULL: none) for a
+ * batch just appended: its credit (held bytes) and its acks, each sent now
+ * or queued until the log is durable enough; starts a sync when the policy
+ * or the write-behind budget asks for one. */
+void fy__writer_answer(fy__writer *w, fy_actor *to, uint64_t held, const uint64_t *acks,
+                       size_t nacks);
+/* Send what the durable position now allows, in order (acks first). */
+void fy__writer_release(fy__writer *w);
+/* FY_RM_SYNCED: a sync worker's report for the log. */
+void fy__writer_synced(fy__writer *w, uint64_t seq, uint64_t bytes, int rc);
+/* fdatasync on this thread (shutdown, close, error paths): afterwards
+ * everything waiting is released, or the log failed and the sender was
+ * told.  0 or the error. */
+int fy__writer_sync_now(fy__writer *w);
+/* Is an ack or credit waiting? */
+bool fy__writer_waiting(const fy__writer *w);
+/* The sender left: what waited for it is dropped. */
+void fy__writer_wb_clear(fy__writer *w);
+void fy__writer_wb_free(fy__writer *w);
+/* The log's fy_log_synced_fn (arg = the writer actor): runs on the sync
+ * worker's thread and only posts FY_RM_SYNCED. */
+void fy__writer_synced_cb(void *arg, uint64_t seq, uint64_t bytes, int rc);
 
 #endif
