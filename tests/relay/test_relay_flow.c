@@ -1,7 +1,9 @@
 /*
  * test_relay_flow.c - ferryd end to end (see test_relay.c): descriptors held
  * by live receivers, throttled (slow) receivers, memory pressure; for both
- * live-send modes where the relay has them.
+ * live-send modes where the relay has them; write-behind: a sender paced
+ * by a small budget in every write mode and fsync policy, and a failed
+ * sync (injected) that is never acknowledged.
  */
 /* Every header these tests use comes with the fixture. */
 #include "relay_fixture.h"
@@ -155,6 +157,96 @@ static void test_memory_pressure(void **st)
     t->ok = true;
 }
 
+/* ---- write-behind ------------------------------------------------------------ */
+
+/* A budget of 1 MiB against 9 MiB of files: the writer holds credits and
+ * releases them as the sync worker reports, so the sender is paced, and
+ * every file still arrives whole, live and from disk, and is acked. */
+static void paced(tstate *t, const char *mode, const char *fsync)
+{
+    enum { NF = 3 };
+    const char *args[] = {"--max-payload", "64K", "--channel-budget", "1M", "--write-behind",
+                          "1M", "--write-mode", mode, "--fsync", fsync, NULL};
+    size_t len = 3u << 20;
+    uint8_t *data[NF];
+    rh_rx live, late;
+    fy_welcome w;
+
+    start(t, args);
+    receiver(t, &live, "wb", FY_MODE_LIVE, 0);
+    int fd = sender(t, "wb", "", &w);
+    assert_true(fd >= 0);
+    uint64_t seq = w.next_seq;
+    for (int i = 0; i < NF; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "f%d.bin", i);
+        data[i] = random_data(len, 40 + (uint64_t)i);
+        send_acked(fd, &w, &seq, name, data[i], len);
+    }
+    assert_int_equal(rh_rx_until(&live, NF, 0), 0);
+    receiver(t, &late, "wb", FY_MODE_START, 0);
+    assert_int_equal(rh_rx_until(&late, NF, 0), 0);
+    for (int i = 0; i < NF; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "f%d.bin", i);
+        check_file(&live.files[i], name, data[i], len);
+        check_file(&late.files[i], name, data[i], len);
+        free(data[i]);
+    }
+    close(live.fd);
+    close(late.fd);
+    rh_rx_free(&live);
+    rh_rx_free(&late);
+    say_bye(fd);
+    t->ok = true;
+}
+
+static void test_write_behind_paced(void **st)
+{
+    paced(*st, "buffered", "file-end");
+}
+
+static void test_write_behind_paced_direct(void **st)
+{
+    paced(*st, "direct", "file-end");
+}
+
+static void test_write_behind_paced_never(void **st)
+{
+    paced(*st, "buffered", "never");
+}
+
+/* The sync worker's first job fails (the test hook): the file-end it was
+ * to make durable is never acknowledged, the sender is told instead, the
+ * relay says so once, and a later sender is refused rather than acked. */
+static void test_sync_failure(void **st)
+{
+    tstate *t = *st;
+    size_t len = 100000;
+    uint8_t *data = random_data(len, 61);
+    fy_welcome w;
+
+    setenv("FERRY_TEST_SYNC_FAIL_AFTER", "0", 1);
+    start(t, NULL);
+    unsetenv("FERRY_TEST_SYNC_FAIL_AFTER");
+    int fd = sender(t, "sf", "", &w);
+    assert_true(fd >= 0);
+    uint64_t seq = w.next_seq;
+    assert_int_equal(rh_send_file(fd, w.channel, &seq, "a.bin", data, len, CHUNK), 0);
+    assert_int_equal(rh_wait_ack(fd, seq - 1), -FY_EINTERNAL);
+    close(fd);
+    assert_int_equal(rh_log_count(&t->d, "log sync failed"), 1);
+    /* The log stays failed: the next sender's file is refused, not acked. */
+    fd = sender_retry(t, "sf", &w);
+    assert_true(fd >= 0);
+    seq = w.next_seq;
+    assert_int_equal(rh_send_file(fd, w.channel, &seq, "b.bin", data, len, CHUNK), 0);
+    assert_int_equal(rh_wait_ack(fd, seq - 1), -FY_EINTERNAL);
+    close(fd);
+    free(data);
+    t->ok = true;
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -164,6 +256,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_throttled, setup, teardown),
         cmocka_unit_test_setup_teardown(test_throttled_follow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memory_pressure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_behind_paced, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_behind_paced_direct, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_behind_paced_never, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sync_failure, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
