@@ -191,7 +191,8 @@ static bool verify_stage(fy__writer *w, fy__batch *b, refusal *r)
     if (ok)
         return true;
     give_back(w, b);
-    digest_failed(w, r->cause, r->seq, &r->d);
+    if (fy__writer_settle(w)) /* the acks of earlier batches first */
+        digest_failed(w, r->cause, r->seq, &r->d);
     return false;
 }
 
@@ -244,7 +245,8 @@ static bool keep_stored(fy__writer *w, fy__batch *b, uint64_t seq0, int rc)
         return true;
     }
     give_back(w, b);
-    store_failed(w, rc);
+    if (fy__writer_settle(w)) /* the acks of earlier batches first */
+        store_failed(w, rc);
     return false;
 }
 
@@ -347,13 +349,8 @@ static void acknowledge_stage(fy__writer *w, fy_actor *to, uint64_t held, const 
     }
     if (rc == 0 && !r->refused)
         return;
-    /* The sender hears why after the acks of what was stored: on this
-     * error path the writer waits for the disk itself. */
-    if (fy__writer_waiting(w)) {
-        fy_sched_handoff();
-        if (fy__writer_sync_now(w) < 0)
-            return; /* the log failed: the sender was told that instead */
-    }
+    if (!fy__writer_settle(w)) /* the sender hears why after the acks of what was stored */
+        return;
     if (rc < 0)
         store_failed(w, rc);
     else

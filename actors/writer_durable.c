@@ -57,9 +57,14 @@ void fy__writer_wb_free(fy__writer *w)
     free(w->credits.v);
 }
 
-bool fy__writer_waiting(const fy__writer *w)
+bool fy__writer_settle(fy__writer *w)
 {
-    return w->acks.n || w->credits.n;
+    if (!w->acks.n && !w->credits.n)
+        return true;
+    /* An error path: the writer waits for the disk itself, its thread's
+     * queue handed to the others meanwhile. */
+    fy_sched_handoff();
+    return fy__writer_sync_now(w) == 0;
 }
 
 /* ---- releasing -------------------------------------------------------------- */

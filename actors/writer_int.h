@@ -112,8 +112,10 @@ void fy__writer_synced(fy__writer *w, uint64_t seq, uint64_t bytes, int rc);
  * everything waiting is released, or the log failed and the sender was
  * told.  0 or the error. */
 int fy__writer_sync_now(fy__writer *w);
-/* Is an ack or credit waiting? */
-bool fy__writer_waiting(const fy__writer *w);
+/* Before the sender hears of an error: answer everything waiting, syncing
+ * on this thread if something does.  False when that sync failed (the
+ * sender was told of that instead). */
+bool fy__writer_settle(fy__writer *w);
 /* The sender left: what waited for it is dropped. */
 void fy__writer_wb_clear(fy__writer *w);
 void fy__writer_wb_free(fy__writer *w);
