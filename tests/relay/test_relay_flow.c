@@ -178,7 +178,7 @@ static void paced(tstate *t, const char *mode, const char *fsync)
     assert_true(fd >= 0);
     uint64_t seq = w.next_seq;
     for (int i = 0; i < NF; i++) {
-        char name[16];
+        char name[32];
         snprintf(name, sizeof name, "f%d.bin", i);
         data[i] = random_data(len, 40 + (uint64_t)i);
         send_acked(fd, &w, &seq, name, data[i], len);
@@ -187,7 +187,7 @@ static void paced(tstate *t, const char *mode, const char *fsync)
     receiver(t, &late, "wb", FY_MODE_START, 0);
     assert_int_equal(rh_rx_until(&late, NF, 0), 0);
     for (int i = 0; i < NF; i++) {
-        char name[16];
+        char name[32];
         snprintf(name, sizeof name, "f%d.bin", i);
         check_file(&live.files[i], name, data[i], len);
         check_file(&late.files[i], name, data[i], len);
