@@ -380,7 +380,7 @@ void fy__writer_batch(fy__writer *w, fy__batch *b)
     uint64_t acks[b->n ? b->n : 1];
     size_t nacks = 0;
     fy_actor *to = w->sender;
-    refusal r;
+    refusal r = {0};
     int rc;
 
     if (w->store_failed || w->digest_failed) {

@@ -282,14 +282,12 @@ int fy_log_failed(const fy_log *l)
 static int retire(fy_log *l, int fd, uint64_t base)
 {
     int dfd = l->sync ? fcntl(l->dirfd, F_DUPFD_CLOEXEC, 0) : -1;
-    int rc;
-
     if (dfd >= 0) {
-        if ((rc = push(l, fd, base, true, dfd)) == 0)
+        if (push(l, fd, base, true, dfd) == 0)
             return 0;
         close(dfd);
     }
-    rc = fy__seg_seal(fd, base);
+    int rc = fy__seg_seal(fd, base);
     close(fd);
     if (rc == 0 && fsync(l->dirfd) != 0)
         rc = -errno;
