@@ -4,9 +4,13 @@
  * channel through one reference count, so forwarding to N receivers costs N
  * atomic increments per batch, not per frame.  Frames and buffers are
  * separate lists: small frames share a buffer, so a 128-byte frame does
- * not take a 4 KiB pool buffer of its own.
+ * not take a 4 KiB pool buffer of its own.  The file-begins and file-ends
+ * carry what the ingest decoded from them (marks), so no later stage
+ * decodes a frame's payload again.
  */
+#include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "relay_int.h"
 
@@ -43,21 +47,91 @@ void fy__batch_unref(fy__batch *b)
     free(b->fr);
     free(b->bufs);
     free(b->recs);
+    free(b->marks);
+    free(b->names);
     free(b);
 }
 
 uint8_t fy__batch_type(const fy__batch *b, uint32_t i)
 {
-    return ((const uint8_t *)b->fr[i].iov_base)[5];
+    return fy_frame_raw_type(b->fr[i].iov_base);
 }
 
-/* The seq: little-endian at header offset 16 (docs/protocol.md). */
 uint64_t fy__batch_seq(const fy__batch *b, uint32_t i)
 {
-    const uint8_t *raw = b->fr[i].iov_base;
-    uint64_t v = 0;
+    return fy_frame_raw_seq(b->fr[i].iov_base);
+}
 
-    for (int k = 7; k >= 0; k--)
-        v = v << 8 | raw[16 + k];
-    return v;
+/* ---- marks ------------------------------------------------------------------ */
+
+int fy__batch_mark_room(fy__batch *b, size_t name_len)
+{
+    if (b->nmarks == b->capmarks) {
+        uint32_t cap = b->capmarks ? 2 * b->capmarks : 16;
+        fy__file_mark *m = realloc(b->marks, cap * sizeof *m);
+        if (!m)
+            return -ENOMEM;
+        b->marks = m;
+        b->capmarks = cap;
+    }
+    if (b->capnames - b->lnames <= name_len) {
+        size_t cap = b->capnames ? 2 * (size_t)b->capnames : 512;
+        while (cap - b->lnames <= name_len)
+            cap *= 2;
+        char *n = realloc(b->names, cap);
+        if (!n)
+            return -ENOMEM;
+        b->names = n;
+        b->capnames = (uint32_t)cap;
+    }
+    return 0;
+}
+
+void fy__batch_mark_begin(fy__batch *b, uint32_t frame, const fy_file_begin *fb)
+{
+    size_t len = strlen(fb->name) + 1;
+    fy__file_mark *m = &b->marks[b->nmarks++];
+
+    *m = (fy__file_mark){.frame = frame, .type = FY_FT_FILE_BEGIN, .name = b->lnames,
+                         .size = fb->size};
+    memcpy(b->names + b->lnames, fb->name, len);
+    b->lnames += (uint32_t)len;
+}
+
+void fy__batch_mark_end(fy__batch *b, uint32_t frame, const fy_file_end *fe)
+{
+    fy__file_mark *m = &b->marks[b->nmarks++];
+
+    *m = (fy__file_mark){.frame = frame, .type = FY_FT_FILE_END, .size = fe->size};
+    memcpy(m->sha256, fe->sha256, sizeof m->sha256);
+}
+
+/* ---- cutting ---------------------------------------------------------------- */
+
+void fy__batch_cut(fy__batch *b, uint32_t n)
+{
+    b->n = n;
+    b->bytes = 0;
+    for (uint32_t i = 0; i < n; i++)
+        b->bytes += b->fr[i].iov_len;
+    while (b->nmarks && b->marks[b->nmarks - 1].frame >= n)
+        b->nmarks--;
+}
+
+void fy__batch_drop_front(fy__batch *b, uint32_t k)
+{
+    uint32_t m = 0;
+
+    for (uint32_t i = 0; i < k; i++)
+        b->bytes -= b->fr[i].iov_len;
+    memmove(b->fr, b->fr + k, (b->n - k) * sizeof *b->fr);
+    b->n -= k;
+    if (!b->nmarks)
+        return; /* (marks may be NULL: no memmove of it) */
+    while (m < b->nmarks && b->marks[m].frame < k)
+        m++;
+    memmove(b->marks, b->marks + m, (b->nmarks - m) * sizeof *b->marks);
+    b->nmarks -= m;
+    for (uint32_t i = 0; i < b->nmarks; i++)
+        b->marks[i].frame -= k;
 }

@@ -10,12 +10,14 @@
  * copy of nearly every byte.  Smaller frames are packed several to a
  * buffer; the owner flushes one batch per turn.
  *
- * Every file's SHA-256 is checked by the channel's writer (actors/writer.c),
+ * Every file's SHA-256 is checked by the channel's writer (writer_batch.c),
  * not here: this runs on the sender's session, on the thread that also
  * reads the socket and checks the CRCs, and with the hash as well it was
  * the pipeline's slowest stage.  Here the file-end's size is checked
  * against the bytes received; the writer hashes the payloads and refuses a
- * file-end whose digest is wrong before it is stored.
+ * file-end whose digest is wrong before it is stored.  Each file-begin and
+ * file-end goes into its batch with what was decoded from it (a mark:
+ * name, size, digest), so the writer never decodes a frame a second time.
  *
  * A connection may continue the channel's file in progress (its sender lost
  * the connection, or the relay restarted, mid-file): conf.in_file says so,
@@ -61,6 +63,12 @@ struct fy_ingest {
     int err;            /* the fault every later call returns, or 0 */
     bool have_frame;    /* f is checked and waits for a buffer */
     fy_frame f;
+    /* What check_stream decoded from the checked frame, a file-begin or
+     * file-end (mark: its type; 0 for data): it goes into the batch with
+     * the frame, so the writer does not decode the frame again. */
+    uint8_t mark;
+    fy_file_begin mb;
+    fy_file_end me;
     uint64_t file_size, file_got;
     bool inherit;       /* conf.in_file, until the first stream frame decides */
     bool skipping;      /* conf.skip_partial, until the first file-begin */
@@ -199,6 +207,8 @@ static int check_begin(fy_ingest *g, const fy_frame *f, bool cont)
     g->info.in_file = true;
     g->file_size = fb.size;
     g->file_got = 0;
+    g->mark = FY_FT_FILE_BEGIN;
+    g->mb = fb;
     return 0;
 }
 
@@ -227,6 +237,8 @@ static int check_end(fy_ingest *g, const fy_frame *f)
         return rc;
     }
     g->info.in_file = false; /* its digest is the writer's to check */
+    g->mark = FY_FT_FILE_END;
+    g->me = fe;
     return 0;
 }
 
@@ -238,6 +250,7 @@ static int check_stream(fy_ingest *g, const fy_frame *f)
     const fy_frame_hdr *h = &f->hdr;
     int rc;
 
+    g->mark = 0;
     if (h->channel != g->c.channel)
         return fault(g, FY_INGEST_CHANNEL, -FY_EPROTO, h);
     if (h->seq != g->info.next_seq)
@@ -274,12 +287,15 @@ static int grab(fy_ingest *g, size_t need, fy_buf **out)
     return rc;
 }
 
-/* Make room in the batch for one more frame (and its buffer). */
+/* Make room in the batch for one more frame (its buffer, its mark). */
 static int batch_room(fy_ingest *g)
 {
     if (g->batch && g->batch->n == g->batch->cap)
         fy_ingest_flush(g);
     if (!g->batch && !(g->batch = fy__batch_new(BATCH_FRAMES)))
+        return fault_alloc(g, -ENOMEM, 0);
+    if (g->mark && fy__batch_mark_room(g->batch, g->mark == FY_FT_FILE_BEGIN
+                                                     ? strlen(g->mb.name) : 0) < 0)
         return fault_alloc(g, -ENOMEM, 0);
     return 0;
 }
@@ -294,7 +310,14 @@ static void batch_buf(fy_ingest *g, fy_buf *b)
 
 static void batch_frame(fy_ingest *g, uint8_t *p, size_t len)
 {
-    g->batch->fr[g->batch->n++] = (struct iovec){p, len};
+    uint32_t i = g->batch->n++;
+
+    g->batch->fr[i] = (struct iovec){p, len};
+    if (g->mark == FY_FT_FILE_BEGIN)
+        fy__batch_mark_begin(g->batch, i, &g->mb);
+    else if (g->mark == FY_FT_FILE_END)
+        fy__batch_mark_end(g->batch, i, &g->me);
+    g->mark = 0;
     g->batch->bytes += len;
     g->info.frames++;
     g->info.bytes += len;

@@ -6,9 +6,10 @@
  * reports how much came (fy_ingest_got); fy_ingest_next then checks every
  * frame (fy_dec in header-first mode, then sequence, file framing, sizes,
  * channel id), packs the stream frames into pooled fy_bufs and hands each
- * full batch to the owner's out callback (file digests are the writer's
- * to check, actors/writer.c).  Control frames (ping, bye, ...)
- * go back to the owner, which alone knows what they mean on its link.
+ * full batch, with what it decoded from each file-begin and file-end
+ * (fy__batch marks), to the owner's out callback (file digests are the
+ * writer's to check, actors/writer_batch.c).  Control frames (ping, bye,
+ * ...) go back to the owner, which alone knows what they mean on its link.
  * Nothing here knows about sockets, actors or error frames, so the session
  * (actors/session.c) and a relay that ingests from an upstream relay can
  * both use it.  All functions: the owner's thread only.

@@ -131,14 +131,26 @@ typedef struct fy__chan {
     fy_actor *indexer; /* registry's reference */
 } fy__chan;
 
-/* A run of frames.  The session fills fr[] (frame i: its raw bytes, header
- * and payload, inside one of the batch's buffers) and bufs[] (one reference
+/* A file-begin or file-end of a batch as the ingest decoded it: the
+ * writer takes the file's name, size and digest from here and never
+ * decodes a frame again. */
+typedef struct fy__file_mark {
+    uint32_t frame;                /* its index in fr[] */
+    uint8_t type;                  /* FY_FT_FILE_BEGIN or FY_FT_FILE_END */
+    uint32_t name;                 /* file-begin: its name at names + name */
+    uint64_t size;                 /* the file's size, from either frame */
+    uint8_t sha256[FY_SHA256_LEN]; /* file-end: the digest it carries */
+} fy__file_mark;
+
+/* A run of frames.  The ingest fills fr[] (frame i: its raw bytes, header
+ * and payload, inside one of the batch's buffers), bufs[] (one reference
  * each; a buffer may hold several small frames back to back, or one big
- * frame received straight into it); the writer fills recs[], end and
- * next_seq, then shares the batch with every forwarder: refs counts the
- * holders, the last fy__batch_unref() releases the buffers.  C11 atomics
- * rather than ck here because ThreadSanitizer must see the release/acquire
- * pair that guards the free. */
+ * frame received straight into it) and marks[] (its file-begins and
+ * file-ends, in frame order); the writer fills recs[], end and next_seq,
+ * then shares the batch with every forwarder: refs counts the holders, the
+ * last fy__batch_unref() releases the buffers.  C11 atomics rather than ck
+ * here because ThreadSanitizer must see the release/acquire pair that
+ * guards the free. */
 typedef struct fy__batch {
     atomic_uint refs;
     uint32_t n, cap;   /* frames; cap also bounds nbufs */
@@ -150,13 +162,32 @@ typedef struct fy__batch {
     struct iovec *fr;  /* frame i's bytes (fy_log_append takes them as they are) */
     fy_buf **bufs;
     fy_idx_rec *recs;
+    fy__file_mark *marks; /* grown on demand (fy__batch_mark_room) */
+    uint32_t nmarks, capmarks;
+    char *names;          /* the file-begins' names, NUL-terminated, back to back */
+    uint32_t lnames, capnames;
 } fy__batch;
 
 fy__batch *fy__batch_new(uint32_t cap);
 void fy__batch_unref(fy__batch *b);
-/* The type byte of frame i (header offset 5). */
+/* Frame i's type and header seq (its header was checked: fy_frame_raw_*). */
 uint8_t fy__batch_type(const fy__batch *b, uint32_t i);
-uint64_t fy__batch_seq(const fy__batch *b, uint32_t i); /* frame i's header seq */
+uint64_t fy__batch_seq(const fy__batch *b, uint32_t i);
+/* Room for one more mark and a name of name_len bytes: 0 or -ENOMEM.  The
+ * ingest makes room before it stores the frame, so adding cannot fail. */
+int fy__batch_mark_room(fy__batch *b, size_t name_len);
+/* Mark frame `frame` (the last one added) as a file-begin or file-end. */
+void fy__batch_mark_begin(fy__batch *b, uint32_t frame, const fy_file_begin *fb);
+void fy__batch_mark_end(fy__batch *b, uint32_t frame, const fy_file_end *fe);
+static inline const char *fy__batch_name(const fy__batch *b, const fy__file_mark *m)
+{
+    return b->names + m->name;
+}
+/* Keep frames [0, n) only (their marks too); bytes follows. */
+void fy__batch_cut(fy__batch *b, uint32_t n);
+/* Drop the first k < n frames (their marks too); bytes follows.  The
+ * buffers stay (they may hold later frames). */
+void fy__batch_drop_front(fy__batch *b, uint32_t k);
 
 /* What a forwarder learns when it subscribes (writer -> forwarder, malloc'd). */
 typedef struct fy__sub_info {

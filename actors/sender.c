@@ -5,7 +5,8 @@
  * packs them into pooled fy_bufs and hands the writer one batch per turn,
  * and gives the control frames back here, which answers them.
  *
- * When the ingest is out of pool buffers (-FY_EPOOL) the session stops
+ * The read loop is actors/pump.c (shared with an edge's upstream actor):
+ * when the ingest is out of pool buffers (-FY_EPOOL) the session stops
  * reading and retries on a short timer; when the channel budget is spent
  * (-EAGAIN) it waits for the writer's credit message.  While paused it
  * does not read its socket, so TCP slows the sender down.
@@ -42,19 +43,20 @@ static void fail_ingest(session *s, int rc)
     char text[400];
 
     fy_ingest_fault_text(s->ing, text, sizeof text);
-    fail(s, rc, "%s", text);
+    fy__session_fail(s, rc, "%s", text);
 }
 
 /* A control frame from a sender (whole, CRC-checked).  Returns 0 to go on,
  * 1 to stop consuming. */
-static int on_ctl(session *s, const fy_frame *f)
+static int on_ctl(void *arg, const fy_frame *f)
 {
+    session *s = arg;
     uint8_t t = f->hdr.type;
 
     switch (t) {
     case FY_FT_PING:
         if (fy__session_send_ctl(s, FY_FT_PONG, f->hdr.seq, f->payload, f->hdr.len) < 0) {
-            fail(s, FY_EPROTO, "client does not read its control frames");
+            fy__session_fail(s, FY_EPROTO, "client does not read its control frames");
             return 1;
         }
         return 0;
@@ -69,7 +71,8 @@ static int on_ctl(session *s, const fy_frame *f)
         fy__session_finish(s, "client error");
         return 1;
     default:
-        fail(s, FY_EPROTO, "unexpected %s frame from a sender", fy_frame_type_name(t));
+        fy__session_fail(s, FY_EPROTO, "unexpected %s frame from a sender",
+                         fy_frame_type_name(t));
         return 1;
     }
 }
@@ -77,50 +80,42 @@ static int on_ctl(session *s, const fy_frame *f)
 /* Let the ingest process a sender's input and act on what it asks for.
  * Returns 0 when it needs more input, 1 when the session must stop
  * reading (paused, or the connection ended). */
-int fy__sender_consume(session *s)
+static int consume(void *arg)
 {
-    fy_frame f;
-    int rc;
+    session *s = arg;
+    int rc = fy__pump_ingest(&s->pump, s->ing, on_ctl, s);
 
-    while ((rc = fy_ingest_next(s->ing, &f)) == 1)
-        if (on_ctl(s, &f))
-            return 1;
-    if (rc == 0)
-        return 0;
-    if (rc == -EAGAIN) {
-        s->paused = true; /* a credit message resumes */
-    } else if (rc == -FY_EPOOL) {
-        s->paused = true;
-        if (!s->timer_armed) {
-            s->timer_armed = true;
-            fy_timer_after(s->self, RETRY_MS, FY__TM_RETRY);
-        }
-    } else {
+    if (rc < 0)
         fail_ingest(s, rc);
-    }
-    return 1;
+    return rc != FY__PUMP_MORE;
 }
 
 /* One read for a sender, where the ingest wants it.  Bytes read, 0 at EOF,
  * -EAGAIN or -errno. */
-ssize_t fy__sender_read(session *s)
+static ssize_t read_more(void *arg)
 {
+    session *s = arg;
     struct iovec iov[2];
     ssize_t n = fy_conn_readv(&s->conn, iov, fy_ingest_iov(s->ing, iov));
 
-    if (n > 0)
+    if (n > 0) {
         fy_ingest_got(s->ing, (size_t)n);
+        fy__idle_alive(&s->idle, fy_now_ns());
+    }
     return n;
 }
+
+const fy__pump_fns fy__sender_pump = {consume, read_more, fy__session_closed};
 
 void fy__sender_attached(session *s, fy_msg *m)
 {
     if (s->st != S_WAIT_ATTACH)
         return;
     if (m->u32) { /* FY_EBUSY with first seq UINT64_MAX: an edge's mirror */
-        fail(s, (int)m->u32, "channel %s %s%s", s->chan->name, m->u64[1] == UINT64_MAX ?
-             "is mirrored from upstream " : "already has a sender",
-             m->u64[1] == UINT64_MAX ? s->ctx->conf->upstream : "");
+        bool mirror = m->u64[1] == UINT64_MAX;
+        fy__session_fail(s, (int)m->u32, "channel %s %s%s", s->chan->name,
+                         mirror ? "is mirrored from upstream " : "already has a sender",
+                         mirror ? s->ctx->conf->upstream : "");
         return;
     }
     fy_welcome w = {.channel = s->chan->id, .next_seq = m->u64[0], .first_seq = m->u64[1],
@@ -143,7 +138,7 @@ void fy__sender_attached(session *s, fy_msg *m)
                         .in_file = s->has_part, .file_size = s->part.size,
                         .file_got = s->part.got};
     if (fy_ingest_new(&c, s->rbuf + s->roff, s->rlen - s->roff, &s->ing) < 0) {
-        fail(s, FY_EINTERNAL, "out of memory");
+        fy__session_fail(s, FY_EINTERNAL, "out of memory");
         return;
     }
     free(s->rbuf); /* the hello reader is done */
@@ -163,10 +158,12 @@ void fy__sender_attached(session *s, fy_msg *m)
 void fy__sender_store_err(session *s, int err, uint64_t next_seq)
 {
     if (err == ENOSPC || err == EDQUOT || err == EFBIG)
-        fail(s, FY_ENOSPACE, "relay storage full (%s): stored up to seq %llu; send again "
-             "once the relay has room", fy_errname(-err), (unsigned long long)next_seq);
+        fy__session_fail(s, FY_ENOSPACE, "relay storage full (%s): stored up to seq %llu; "
+                         "send again once the relay has room", fy_errname(-err),
+                         (unsigned long long)next_seq);
     else
-        fail(s, FY_EINTERNAL, "storing the channel's frames failed: %s", fy_strerror(-err));
+        fy__session_fail(s, FY_EINTERNAL, "storing the channel's frames failed: %s",
+                         fy_strerror(-err));
 }
 
 /* The writer refused a frame of this stream and stored the ones before it
@@ -180,14 +177,16 @@ void fy__sender_digest_err(session *s, const fy_msg *m)
     if (s->st != S_SENDER)
         return; /* ending anyway */
     if (m->u32) {
-        fail(s, FY_EINTERNAL, "seq %llu: cannot check the SHA-256 of the file in progress: "
-             "hashing its stored part failed: %s", seq, fy_strerror(-(int)m->u32));
+        fy__session_fail(s, FY_EINTERNAL, "seq %llu: cannot check the SHA-256 of the file in "
+                         "progress: hashing its stored part failed: %s", seq,
+                         fy_strerror(-(int)m->u32));
         return;
     }
     if (m->buf && fy_buf_len(m->buf) == sizeof(fy__digest_err))
         fy_sha256_hex(((const fy__digest_err *)(const void *)fy_buf_cdata(m->buf))->got, hex);
-    fail(s, FY_EDIGEST, "file-end seq %llu: the file's data hashes to SHA-256 %s, not the "
-         "digest the file-end carries; the file is not stored (receivers discard it)", seq, hex);
+    fy__session_fail(s, FY_EDIGEST, "file-end seq %llu: the file's data hashes to SHA-256 %s, "
+                     "not the digest the file-end carries; the file is not stored (receivers "
+                     "discard it)", seq, hex);
 }
 
 void fy__sender_idle_tick(session *s)
@@ -195,19 +194,20 @@ void fy__sender_idle_tick(session *s)
     if (s->st != S_SENDER)
         return; /* ending: no more ticks */
     uint64_t now = fy_now_ns(), t = s->ctx->conf->idle_timeout;
-    if (s->paused || s->shutting)
+    if (s->pump.paused || s->shutting)
         fy__idle_alive(&s->idle, now); /* we are not reading: not the sender's silence */
     enum fy__idle_do act = fy__idle_check(&s->idle, now, t);
     if (act == FY__IDLE_CUT) {
-        fy__session_fail_as(s, FY_ETIMEOUT, "idle timeout", "peer idle too long: no bytes from the sender "
-                "for %llu ms, no pong to our ping (idle-timeout %llu s)",
-                (unsigned long long)((now - s->idle.alive_ns) / 1000000), (unsigned long long)t);
+        fy__session_fail_as(s, FY_ETIMEOUT, "idle timeout", "peer idle too long: no bytes from "
+                            "the sender for %llu ms, no pong to our ping (idle-timeout %llu s)",
+                            (unsigned long long)((now - s->idle.alive_ns) / 1000000),
+                            (unsigned long long)t);
         return;
     }
     uint8_t p[8];
     memcpy(p, &now, sizeof p); /* opaque to the peer; echoed in the pong */
     if (act == FY__IDLE_PING && fy__session_send_ctl(s, FY_FT_PING, 0, p, sizeof p) < 0) {
-        fail(s, FY_EPROTO, "client does not read its control frames");
+        fy__session_fail(s, FY_EPROTO, "client does not read its control frames");
         return;
     }
     fy_timer_after(s->self, fy__idle_tick_ms(t), FY__TM_IDLE);
@@ -224,15 +224,15 @@ void fy__sender_takeover(session *s, uint64_t resume_from)
         return;
     uint64_t idle = fy_now_ns() - s->idle.alive_ns;
     uint64_t next = fy_ingest_info_get(s->ing)->next_seq;
-    bool stale = !s->paused && idle >= s->ctx->conf->takeover_grace * 1000000000ull;
+    bool stale = !s->pump.paused && idle >= s->ctx->conf->takeover_grace * 1000000000ull;
     if (s->shutting || (!stale && (resume_from == 0 || resume_from != next))) {
         fy_actor_post(s->chan->writer, FY_RM_KEEP, 0, 0, 0, s->self, NULL);
         return;
     }
-    fy__session_fail_as(s, FY_EBUSY, "sender replaced", "replaced by a new connection of the same sender "
-            "(this one idle %llu ms; the new one resumes at seq %llu, the channel is at %llu)",
-            (unsigned long long)(idle / 1000000), (unsigned long long)resume_from,
-            (unsigned long long)next);
+    fy__session_fail_as(s, FY_EBUSY, "sender replaced", "replaced by a new connection of the "
+                        "same sender (this one idle %llu ms; the new one resumes at seq %llu, "
+                        "the channel is at %llu)", (unsigned long long)(idle / 1000000),
+                        (unsigned long long)resume_from, (unsigned long long)next);
 }
 
 void fy__sender_bye_on_shutdown(session *s)

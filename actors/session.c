@@ -35,7 +35,6 @@
 #include "session_int.h"
 
 #define RBUF_HELLO (8u << 10)      /* before the role is known */
-#define READS_PER_TURN 32          /* then yield to other actors */
 #define LINGER_MS 2000
 #define HELLO_MS 30000            /* a connection must say hello within this */
 
@@ -97,17 +96,13 @@ static void linger(session *s)
     fy__session_drive(s);
 }
 
-/* End this connection with an error frame and one log line, msg (fail: a
- * refusal). */
-void fy__session_fail_as(session *s, int code, const char *msg, const char *fmt, ...)
+/* End this connection with an error frame and one log line, msg. */
+static void vfail_as(session *s, int code, const char *msg, const char *fmt, va_list ap)
 {
     char text[512], q[600];
     uint8_t fr[FY_FRAME_HDR_SIZE + FY_CTL_PAYLOAD_MAX + 64];
-    va_list ap;
 
-    va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
-    va_end(ap);
     if (code < 0)
         code = -code;
     s->end_code = code;
@@ -128,18 +123,37 @@ void fy__session_fail_as(session *s, int code, const char *msg, const char *fmt,
     linger(s);
 }
 
+void fy__session_fail_as(session *s, int code, const char *msg, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vfail_as(s, code, msg, fmt, ap);
+    va_end(ap);
+}
+
+/* A refusal: "connection refused". */
+void fy__session_fail(session *s, int code, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vfail_as(s, code, "connection refused", fmt, ap);
+    va_end(ap);
+}
+
 static void on_hello(session *s, const fy_frame *f)
 {
     fy_hello *h = &s->hello;
     int rc = fy_hello_decode(f->payload, f->hdr.len, h);
 
     if (rc < 0) {
-        fail(s, rc, "hello: %s", fy_strerror(rc));
+        fy__session_fail(s, rc, "hello: %s", fy_strerror(rc));
         return;
     }
     bool sender = h->role == FY_ROLE_SENDER;
     if (!sender && h->role != FY_ROLE_RECEIVER) {
-        fail(s, FY_EPAYLOAD, "hello: unknown role %u", h->role);
+        fy__session_fail(s, FY_EPAYLOAD, "hello: unknown role %u", h->role);
         return;
     }
     fy_klog(FY_LOG_INFO, "hello", "peer=%s role=%s channel=%s mode=%u resume_from=%llu", s->peer,
@@ -147,13 +161,13 @@ static void on_hello(session *s, const fy_frame *f)
             (unsigned long long)h->resume_from);
     if (!fy_auth_allows(fy__auth(s->ctx), h->token, sender ? FY_AUTH_PUBLISH : FY_AUTH_SUBSCRIBE,
                         h->channel)) {
-        fail(s, FY_EAUTH, "token may not %s channel %s", sender ? "publish to" : "subscribe to",
-             h->channel);
+        fy__session_fail(s, FY_EAUTH, "token may not %s channel %s",
+                         sender ? "publish to" : "subscribe to", h->channel);
         return;
     }
     fy__chan_req *r = calloc(1, sizeof *r);
     if (!r) {
-        fail(s, FY_EINTERNAL, "out of memory");
+        fy__session_fail(s, FY_EINTERNAL, "out of memory");
         return;
     }
     r->reply = fy_actor_ref(s->self);
@@ -166,8 +180,10 @@ static void on_hello(session *s, const fy_frame *f)
 
 /* Before the role is known: feed the bytes to fy_dec until hello.  Returns
  * 0 when all of the input is used, 1 when the session must stop reading. */
-static int consume_hello(session *s)
+static int consume_hello(void *arg)
 {
+    session *s = arg;
+
     while (s->roff < s->rlen) {
         size_t used = 0;
         fy_frame f;
@@ -176,9 +192,10 @@ static int consume_hello(session *s)
         if (rc == 0)
             break;
         if (rc < 0)
-            fail(s, rc, "bad frame after seq 0: %s", fy_strerror(rc));
+            fy__session_fail(s, rc, "bad frame after seq 0: %s", fy_strerror(rc));
         else if (f.hdr.type != FY_FT_HELLO)
-            fail(s, FY_EPROTO, "%s before hello", fy_frame_type_name(f.hdr.type));
+            fy__session_fail(s, FY_EPROTO, "%s before hello",
+                             fy_frame_type_name(f.hdr.type));
         else
             on_hello(s, &f);
         return 1;
@@ -187,43 +204,41 @@ static int consume_hello(session *s)
     return 0;
 }
 
+/* Before the role is known: one read into the hello buffer. */
+static ssize_t read_hello(void *arg)
+{
+    session *s = arg;
+    ssize_t n = fy_conn_recv(&s->conn, s->rbuf, s->rcap);
+
+    if (n > 0) {
+        fy__idle_alive(&s->idle, fy_now_ns());
+        s->roff = 0;
+        s->rlen = (size_t)n;
+    }
+    return n;
+}
+
+void fy__session_closed(void *arg, ssize_t n)
+{
+    session *s = arg;
+
+    fy_ingest_flush(s->ing); /* inside a file: the writer says so when we detach */
+    fy__session_finish(s, n == 0 ? "peer closed" : fy_strerror((int)n));
+}
+
+static const fy__pump_fns hello_pump = {consume_hello, read_hello, fy__session_closed};
+
 void fy__session_drive(session *s)
 {
-    int reads = 0;
-
     if (s->st == S_LINGER) {
         if (fy_conn_drain(&s->conn, 64) == 0)
             fy__session_finish(s, NULL);
         return;
     }
-    if ((s->st != S_HELLO && s->st != S_SENDER) || s->paused || s->shutting)
+    if ((s->st != S_HELLO && s->st != S_SENDER) || s->pump.paused || s->shutting)
         return;
-    for (;;) {
-        if (s->st == S_SENDER ? fy__sender_consume(s) : consume_hello(s))
-            break;
-        if (reads++ == READS_PER_TURN) {
-            if (!s->cont_pending) {
-                s->cont_pending = true;
-                fy_actor_post(s->self, FY_RM_CONTINUE, 0, 0, 0, NULL, NULL);
-            }
-            break;
-        }
-        bool sender = s->st == S_SENDER;
-        ssize_t n = sender ? fy__sender_read(s) : fy_conn_recv(&s->conn, s->rbuf, s->rcap);
-        if (n == -EAGAIN)
-            break;
-        if (n <= 0) { /* inside a file: the writer says so when we detach */
-            fy_ingest_flush(s->ing);
-            fy__session_finish(s, n == 0 ? "peer closed" : fy_strerror((int)n));
-            return;
-        }
-        fy_trace_emit(FY_TR_BYTES, fy_actor_id(s->self), (uint64_t)n, 0);
-        fy__idle_alive(&s->idle, fy_now_ns());
-        if (!sender) {
-            s->roff = 0;
-            s->rlen = (size_t)n;
-        }
-    }
+    if (!fy__pump_run(&s->pump, s->st == S_SENDER ? &fy__sender_pump : &hello_pump, s))
+        return;
     /* One batch per turn (or per 1 MiB): fewer, bigger messages. */
     if (s->st == S_SENDER || s->st == S_DONE)
         fy_ingest_flush(s->ing);
@@ -260,8 +275,9 @@ static void tls_step(session *s)
         return;
     if (rc == 1) {
         s->st = S_HELLO; /* the error frame goes out in plaintext */
-        fy__session_fail_as(s, FY_ETLSREQ, "plaintext client on a TLS listener", "this relay requires TLS: "
-                "connect with --tls (and --ca FILE to verify its certificate)");
+        fy__session_fail_as(s, FY_ETLSREQ, "plaintext client on a TLS listener",
+                            "this relay requires TLS: connect with --tls (and --ca FILE to "
+                            "verify its certificate)");
     } else if (rc < 0) {
         tls_fail(s, rc, fy_strerror(rc));
     } else {
@@ -290,7 +306,7 @@ static void handoff(session *s)
     int rc = fy__forwarder_new(&in, &fwd);
     if (rc < 0) {
         fy_io_add(s->self, s->conn.fd, FY_IO_READ | FY_IO_WRITE, 0);
-        fail(s, FY_EINTERNAL, "cannot start a forwarder: %s", fy_strerror(rc));
+        fy__session_fail(s, FY_EINTERNAL, "cannot start a forwarder: %s", fy_strerror(rc));
         return;
     }
     s->conn = fy_conn_plain(-1); /* the forwarder owns it now, TLS state and all */
@@ -305,12 +321,13 @@ static void on_chan(session *s, fy_msg *m)
     if (s->st != S_WAIT_CHAN)
         return;
     if (m->u32 == FY_ELIMIT) {
-        fail(s, FY_ELIMIT, "channel %s refused: max-channels %llu reached", s->hello.channel,
-             (unsigned long long)s->ctx->conf->max_channels);
+        fy__session_fail(s, FY_ELIMIT, "channel %s refused: max-channels %llu reached",
+                         s->hello.channel, (unsigned long long)s->ctx->conf->max_channels);
         return;
     }
     if (m->u32) {
-        fail(s, (int)m->u32, "channel %s unavailable: %s", s->hello.channel, fy_strerror((int)m->u32));
+        fy__session_fail(s, (int)m->u32, "channel %s unavailable: %s", s->hello.channel,
+                         fy_strerror((int)m->u32));
         return;
     }
     s->chan = m->ptr;
@@ -320,7 +337,7 @@ static void on_chan(session *s, fy_msg *m)
     }
     fy__attach_req *r = calloc(1, sizeof *r);
     if (!r) {
-        fail(s, FY_EINTERNAL, "out of memory");
+        fy__session_fail(s, FY_EINTERNAL, "out of memory");
         return;
     }
     r->session = fy_actor_ref(s->self);
@@ -364,6 +381,46 @@ static void on_stats(session *s, const fy_msg *m)
     fy_stats_answer(s->ctx->pool, s->ctx->metrics, m, &r);
 }
 
+static void on_io(session *s, uint32_t events)
+{
+    uint32_t bits = fy_conn_io_bits(&s->conn, events);
+
+    if (s->st == S_TLS) {
+        tls_step(s);
+        return;
+    }
+    if ((bits & FY_IO_WRITE) && fy_outq_flush(&s->out, &s->conn) == 0)
+        maybe_half_close(s);
+    if (bits & (FY_IO_READ | FY_IO_HUP))
+        fy__session_drive(s);
+}
+
+static void on_timer(session *s, uint64_t tag)
+{
+    if (tag == FY__TM_LINGER) {
+        fy__session_finish(s, NULL);
+    } else if (tag == FY__TM_HELLO) {
+        if (s->st == S_TLS)
+            tls_fail(s, -ETIMEDOUT, "no TLS handshake within the hello timeout");
+        else if (s->st == S_HELLO)
+            fy__session_fail(s, FY_EPROTO, "no hello within %d ms", HELLO_MS);
+    } else if (tag == FY__TM_IDLE) {
+        fy__sender_idle_tick(s);
+    } else if (tag == FY__TM_RETRY) {
+        fy__pump_retry(&s->pump);
+        fy__session_drive(s);
+    }
+}
+
+/* The writer freed buffer bytes (FY_RM_CREDIT). */
+static void on_credit(session *s, uint64_t bytes)
+{
+    fy_ingest_credit(s->ing, bytes);
+    if (fy__pump_credit(&s->pump))
+        fy__session_drive(s);
+    fy__sender_bye_on_shutdown(s);
+}
+
 static int handle(fy_actor *self, void *state, fy_msg *m)
 {
     session *s = state;
@@ -372,36 +429,14 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
     if (s->st == S_DONE)
         return FY_MSG_DONE;
     switch (m->type) {
-    case FY_MSG_IO: {
-        uint32_t bits = fy_conn_io_bits(&s->conn, m->u32);
-        if (s->st == S_TLS) {
-            tls_step(s);
-            break;
-        }
-        if ((bits & FY_IO_WRITE) && fy_outq_flush(&s->out, &s->conn) == 0)
-            maybe_half_close(s);
-        if (bits & (FY_IO_READ | FY_IO_HUP))
-            fy__session_drive(s);
+    case FY_MSG_IO:
+        on_io(s, m->u32);
         break;
-    }
     case FY_MSG_TIMER:
-        if (m->u64[0] == FY__TM_LINGER) {
-            fy__session_finish(s, NULL);
-        } else if (m->u64[0] == FY__TM_HELLO) {
-            if (s->st == S_TLS)
-                tls_fail(s, -ETIMEDOUT, "no TLS handshake within the hello timeout");
-            else if (s->st == S_HELLO)
-                fail(s, FY_EPROTO, "no hello within %d ms", HELLO_MS);
-        } else if (m->u64[0] == FY__TM_IDLE) {
-            fy__sender_idle_tick(s);
-        } else if (m->u64[0] == FY__TM_RETRY) {
-            s->timer_armed = false;
-            s->paused = false;
-            fy__session_drive(s);
-        }
+        on_timer(s, m->u64[0]);
         break;
     case FY_RM_CONTINUE:
-        s->cont_pending = false;
+        fy__pump_continued(&s->pump);
         fy__session_drive(s);
         break;
     case FY_RM_CHAN:
@@ -414,18 +449,13 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
         fy__sender_takeover(s, m->u64[0]);
         break;
     case FY_RM_CREDIT:
-        fy_ingest_credit(s->ing, m->u64[0]);
-        if (s->paused && !s->timer_armed) {
-            s->paused = false;
-            fy__session_drive(s);
-        }
-        fy__sender_bye_on_shutdown(s);
+        on_credit(s, m->u64[0]);
         break;
     case FY_RM_ACK: {
         uint8_t fr[FY_FRAME_HDR_SIZE + 16];
         int n = fy__ctl_ack(s->chan->id, m->u64[0], fr, sizeof fr);
         if (n < 0 || fy_outq_push(&s->out, &s->conn, fr, (size_t)n) < 0)
-            fail(s, FY_EPROTO, "client does not read its acks");
+            fy__session_fail(s, FY_EPROTO, "client does not read its acks");
         break;
     }
     case FY_RM_STORE_ERR:
@@ -485,6 +515,7 @@ int fy__session_new(const fy__ctx *ctx, int fd, const char *peer, const uint64_t
      * session may run, finish and free its state at once, so nothing here
      * touches s after fy_io_add. */
     fy_actor *self = s->self;
+    s->pump = (fy__pump){.self = self, .retry_tag = FY__TM_RETRY};
     *out = self;
     fy_timer_after(self, HELLO_MS, FY__TM_HELLO);
     if ((rc = fy_io_add(self, fd, FY_IO_READ | FY_IO_WRITE, 0)) < 0) {

@@ -15,9 +15,8 @@
 #include "ferry/proto.h"
 #include "ingest.h"
 #include "net/outq.h"
+#include "pump.h"
 #include "relay_int.h"
-
-#define RETRY_MS 5 /* pool exhausted: retry after */
 
 enum st { S_TLS, S_HELLO, S_WAIT_CHAN, S_WAIT_ATTACH, S_SENDER, S_LINGER, S_DONE };
 
@@ -34,7 +33,8 @@ typedef struct session {
     fy_outq out;   /* control frames for the client */
     fy_hello hello;
     const fy__chan *chan;
-    bool attach_sent, shutting, paused, timer_armed, cont_pending, wr_shut;
+    bool attach_sent, shutting, wr_shut;
+    fy__pump pump;  /* the read loop (the hello's, then the ingest's) */
     fy_ingest *ing; /* a sender's frames, from attach on */
     bool has_part;  /* the channel had a file in progress at attach: part */
     fy__part_info part;
@@ -51,19 +51,20 @@ int fy__session_send_ctl(session *s, uint8_t type, uint64_t seq, const uint8_t *
  * fy__session_fail logs "connection refused". */
 void fy__session_fail_as(session *s, int code, const char *msg, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-#define fail(s, code, ...) fy__session_fail_as(s, code, "connection refused", __VA_ARGS__)
+void fy__session_fail(session *s, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* The connection is over (why: logged when not NULL); the actor stops. */
 void fy__session_finish(session *s, const char *why);
 /* Read and process what the socket has, as far as the state allows. */
 void fy__session_drive(session *s);
+/* The socket gave EOF (0) or -errno: the connection is over. */
+void fy__session_closed(void *arg, ssize_t n);
 
 /* ---- sender.c: the session as a sender ----------------------------------------- */
 
-/* Let the ingest process the input; 0 when it needs more, 1 to stop
- * reading (paused, or the connection ended). */
-int fy__sender_consume(session *s);
-/* One read where the ingest wants it: bytes, 0 at EOF, -EAGAIN or -errno. */
-ssize_t fy__sender_read(session *s);
+/* The read loop's half for a sender (fy__pump_run): the ingest processes
+ * the input, reads go where it wants them. */
+extern const fy__pump_fns fy__sender_pump;
 /* The writer's answer to ATTACH: the welcome, and the ingest from here. */
 void fy__sender_attached(session *s, fy_msg *m);
 /* The writer could not store the stream (u32 err, u64 the next seq stored). */

@@ -8,36 +8,42 @@
  * machine").  The actor is an ordinary receiver of the upstream relay
  * (src/link: connect, hello role=receiver, welcome) and, once welcomed,
  * reads the socket straight into the buffers of the same fy_ingest a local
- * sender's session uses (actors/ingest.c): every frame is checked, the
- * frames are batched to the writer, which verifies every file's SHA-256,
- * stores, indexes and forwards them exactly as a local sender's (a refused
- * file-end: FY_RM_DIGEST_ERR, on_digest_err).  Nothing
- * is copied that a local sender's stream would not be.
+ * sender's session uses (actors/ingest.c), through the same read loop
+ * (actors/pump.c): every frame is checked, the frames are batched to the
+ * writer, which verifies every file's SHA-256, stores, indexes and
+ * forwards them exactly as a local sender's (a refused file-end:
+ * FY_RM_DIGEST_ERR, on_digest_err).  Nothing is copied that a local
+ * sender's stream would not be.
  *
  * Sequence numbers.  The edge's log numbers its frames itself; upstream
  * seq = local seq + delta.  delta is 0 when the edge starts from the
  * upstream's first frame (the usual case) and changes only when the
  * upstream has dropped what the edge needs next (FY_ENOSEQ: retention)
  * and the edge starts again from the oldest seq upstream holds.  It is
- * kept in DIR/upstream (which also marks the channel as mirrored, so a
- * local sender is refused even while no receiver is there).  Each frame's
+ * kept in DIR/upstream (src/store/mirror.c), which also marks the channel
+ * as mirrored, so a local sender is refused even while no receiver is
+ * there.  Each frame's
  * header gets the local channel id and seq (and a new header CRC) before
  * it goes to the writer; the payload and its CRC are untouched.
  *
  * Losing the link (an upstream restart, a network cut) keeps the ingest
  * and its state -- the file in progress and its bytes so far; the writer
- * keeps the file's SHA-256 so far -- and
- * reconnects with exponential backoff and jitter, resuming at the next seq
- * the ingest expects, so the log goes on with no gap and no duplicate and
- * the local receivers notice nothing but a pause.
+ * keeps the file's SHA-256 so far -- and reconnects with exponential
+ * backoff and jitter, resuming at the next seq the ingest expects, so the
+ * log goes on with no gap and no duplicate and the local receivers notice
+ * nothing but a pause.
  *
  * The writer ends the actor: at shutdown at once, and upstream-linger
  * after its last local receiver left, at the next file boundary (so the
  * log does not end inside a file the next subscription could not finish).
+ *
+ * Where the parts are: the link (connect, TLS, hello, welcome, backoff) is
+ * upstream_link.c; the state file's format and its tmp + rename are
+ * src/store/mirror.c; the read loop is the one a sender's session uses
+ * (actors/pump.c).  This file holds the actor, the state it keeps, the
+ * re-sequencing of batches and the stream's faults.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,134 +55,40 @@
 #include "ferry/klog.h"
 #include "ferry/proto.h"
 #include "ferry/sock.h"
-#include "ferry/trace.h"
-#include "ingest.h"
-#include "link/link.h"
 #include "relay/stats.h"
-#include "relay_int.h"
-
-#define HBUF 64              /* handshake reads: the welcome's leftovers stay small */
-#define READS_PER_TURN 32
-#define RETRY_MS 5           /* pool exhausted: retry after */
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
-#define CONNECT_MS 10000     /* connect + hello + welcome must finish within this */
-#define STATE_FILE "upstream"
-#define RING 256             /* batches in flight tracked for the lag figures */
-
-/* Timer tags (this actor's own): the connection generation rides above. */
-enum { TM_RETRY = 1, TM_RECONNECT = 2, TM_CONNECT = 3 };
-
-enum st { U_WAIT, U_LINK, U_STREAM, U_DONE };
-
-typedef struct upstream {
-    const fy__ctx *ctx;
-    fy_actor *self;
-    fy_actor *writer;     /* a reference */
-    uint32_t chan_id;     /* the local id, written into every header */
-    char name[FY_NAME_MAX + 1];
-    char path[4600];      /* DIR/upstream */
-    fy_addr addr;
-    enum st st;
-    fy_link link;
-    fy_ingest *ing;       /* from the first welcome on; survives reconnects */
-    uint32_t gen;         /* connection generation, in io and timer tags */
-    int64_t delta;        /* upstream seq - local seq */
-    uint64_t local_next;  /* local seq of the next frame to come */
-    uint64_t fb_local;    /* local seq of the file-begin of the file in progress, 0 = none */
-    uint64_t skip_until;  /* frames below this local seq are stored already: drop them */
-    bool fresh;           /* START: the local log holds nothing yet */
-    bool restart;         /* after FY_ENOSEQ: START again, new delta, new ingest */
-    bool rebase;          /* a new stream (fresh or restart) may begin inside a file: the
-                             ingest drops frames to the first file-begin and delta is set
-                             from the first frame stored, so local seqs stay contiguous */
-    uint64_t rebase_local; /* the local seq that first stored frame gets */
-    bool leaving;         /* linger over: leave at the next file boundary */
-    bool paused, timer_armed, cont_pending;
-    unsigned backoff_ms;
-    uint64_t rng;         /* xorshift state for the jitter, seeded per actor */
-    /* for /metrics: batches at the writer, oldest first (one CREDIT each) */
-    struct { uint64_t next_seq, bytes; } fly[RING];
-    unsigned fly_head, fly_n;
-    uint64_t reconnects, enoseq, stored_next, origin_next, bytes_rx, bytes_fly;
-    uint8_t hbuf[HBUF];
-} upstream;
-
-static void drive(upstream *u);
-static void connect_now(upstream *u);
+#include "store/mirror.h"
+#include "upstream_int.h"
 
 /* ---- the state file -------------------------------------------------------- */
 
-/* DIR/upstream: "delta=N file_begin=S upstream=HOST:PORT".  Written (tmp +
- * rename) when delta is first known or changes and at every file-begin and
- * file-end that passes, so an edge restarted inside a file knows where
- * that file began: it resumes upstream there, checks the file's frames
- * again and drops the ones it already has (the writer hashes the stored
- * part back from its log).  Not fsync'd at file boundaries: a
- * stale file_begin names an earlier file-begin, which is as good a place
- * to start checking.  A failure is logged; the mirror goes on. */
-static void state_save(upstream *u, bool sync)
+/* DIR/upstream (src/store/mirror.c) holds delta and the local seq of the
+ * file in progress's file-begin.  Written when delta is first known or
+ * changes (synced) and at every file-begin and file-end that passes (not
+ * synced), so an edge restarted inside a file knows where that file began:
+ * it resumes upstream there, checks the file's frames again and drops the
+ * ones it already has (the writer hashes the stored part back from its
+ * log).  A failure is logged; the mirror goes on. */
+void fy__upstream_state_save(upstream *u, bool sync)
 {
-    char tmp[4700], text[400];
-    int n = snprintf(text, sizeof text, "delta=%" PRId64 " file_begin=%" PRIu64 " upstream=%s\n",
-                     u->delta, u->fb_local, u->ctx->conf->upstream);
+    fy_mirror_state st = {.delta = u->delta, .file_begin = u->fb_local};
+    int rc = fy_mirror_save(u->dir, &st, u->ctx->conf->upstream, sync);
 
-    snprintf(tmp, sizeof tmp, "%s.tmp", u->path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    if (fd < 0 || write(fd, text, (size_t)n) != n || (sync && fsync(fd) < 0) ||
-        rename(tmp, u->path) < 0)
+    if (rc < 0) {
+        char path[4700];
+        fy_mirror_path(u->dir, path, sizeof path);
         fy_klog(FY_LOG_ERROR, "cannot write mirror state", "path=%s err=%s action=\"go on\"",
-                u->path, fy_errname(-errno));
-    if (fd >= 0)
-        close(fd);
-}
-
-/* 1 with *delta and *fb from DIR/upstream, 0 when there is none. */
-static int state_load(const char *path, int64_t *delta, uint64_t *fb)
-{
-    FILE *f = fopen(path, "re");
-    int rc = 0;
-
-    *fb = 0;
-    if (!f)
-        return 0;
-    if (fscanf(f, "delta=%" SCNd64 " file_begin=%" SCNu64, delta, fb) >= 1)
-        rc = 1;
-    fclose(f);
-    return rc;
+                path, fy_errname(rc));
+    }
 }
 
 int fy__upstream_marked(const char *chan_dir)
 {
-    char path[4600];
-    int64_t d;
-    uint64_t fb;
+    fy_mirror_state st;
 
-    snprintf(path, sizeof path, "%s/%s", chan_dir, STATE_FILE);
-    return state_load(path, &d, &fb);
+    return fy_mirror_load(chan_dir, &st);
 }
 
-/* ---- headers --------------------------------------------------------------- */
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
+/* ---- batches to the writer, in local numbering ---------------------------------- */
 
 /* Drop the frames below skip_until (checked again after a restart inside
  * a file, already in the log).  Returns false when none is left: the
@@ -185,16 +97,14 @@ static bool skip_stored(upstream *u, fy__batch *b)
 {
     uint32_t k = 0;
 
-    while (k < b->n && (uint64_t)((int64_t)get64((uint8_t *)b->fr[k].iov_base + 16) - u->delta) <
-                           u->skip_until)
-        b->bytes -= b->fr[k++].iov_len;
+    while (k < b->n && (uint64_t)((int64_t)fy__batch_seq(b, k) - u->delta) < u->skip_until)
+        k++;
     if (k == b->n) {
         fy_ingest_credit(u->ing, b->held);
         fy__batch_unref(b);
         return false;
     }
-    memmove(b->fr, b->fr + k, (b->n - k) * sizeof *b->fr);
-    b->n -= k;
+    fy__batch_drop_front(b, k);
     u->skip_until = 0;
     return true;
 }
@@ -213,13 +123,13 @@ static void rebase(upstream *u, uint64_t first_upstream_seq)
             u->ctx->conf->upstream, (long long)(d - u->delta),
             (unsigned long long)first_upstream_seq);
     u->delta = d;
-    state_save(u, true);
+    fy__upstream_state_save(u, true);
 }
 
 /* The ingest's output: give each frame the local channel id and seq (the
  * header CRC covers both), note file boundaries, then hand the batch to
  * the writer. */
-static void to_writer(void *arg, fy__batch *b)
+void fy__upstream_batch_out(void *arg, fy__batch *b)
 {
     upstream *u = arg;
     bool boundary = false;
@@ -227,46 +137,34 @@ static void to_writer(void *arg, fy__batch *b)
     if (u->skip_until && !skip_stored(u, b))
         return;
     if (u->rebase && b->n)
-        rebase(u, get64((uint8_t *)b->fr[0].iov_base + 16));
+        rebase(u, fy__batch_seq(b, 0));
     for (uint32_t i = 0; i < b->n; i++) {
-        uint8_t *h = b->fr[i].iov_base;
-        uint64_t seq = (uint64_t)((int64_t)get64(h + 16) - u->delta);
-        put32(h + 8, u->chan_id);
-        put64(h + 16, seq);
-        put32(h + 28, fy_crc32c(0, h, 28));
-        if (h[5] == FY_FT_FILE_BEGIN)
-            u->fb_local = seq, boundary = true;
-        else if (h[5] == FY_FT_FILE_END)
-            u->fb_local = 0, boundary = true;
+        uint64_t seq = (uint64_t)((int64_t)fy__batch_seq(b, i) - u->delta);
+        fy_frame_restamp(b->fr[i].iov_base, u->chan_id, seq);
+    }
+    for (uint32_t k = 0; k < b->nmarks; k++) {
+        const fy__file_mark *mk = &b->marks[k];
+        u->fb_local = mk->type == FY_FT_FILE_BEGIN ? fy__batch_seq(b, mk->frame) : 0;
+        boundary = true;
     }
     if (boundary)
-        state_save(u, false);
+        fy__upstream_state_save(u, false);
     if (b->n && u->fly_n < RING) {
         unsigned i = (u->fly_head + u->fly_n++) % RING;
-        u->fly[i].next_seq = get64((uint8_t *)b->fr[b->n - 1].iov_base + 16) + 1;
+        u->fly[i].next_seq = fy__batch_seq(b, b->n - 1) + 1;
         u->fly[i].bytes = b->bytes;
         u->bytes_fly += b->bytes;
     }
     fy_actor_post(u->writer, FY_RM_BATCH, 0, 0, 0, b, NULL);
 }
 
-/* ---- the link ---------------------------------------------------------------- */
-
-static void link_down(upstream *u)
-{
-    if (fy_link_fd(&u->link) >= 0)
-        fy_io_del(u->ctx->sched, fy_link_fd(&u->link));
-    fy_link_close(&u->link);
-    u->gen++;
-}
-
 /* Leave: the writer gets its sender slot back, and this actor stops. */
-static void finish(upstream *u, const char *why)
+void fy__upstream_finish(upstream *u, const char *why)
 {
     if (u->st == U_DONE)
         return;
     fy_ingest_stop(u->ing);
-    link_down(u);
+    fy__upstream_link_down(u);
     fy_klog(FY_LOG_INFO, "upstream unsubscribed", "channel=%s upstream=%s reason=\"%s\" "
             "next_seq=%llu", u->name, u->ctx->conf->upstream, why,
             (unsigned long long)u->local_next);
@@ -275,220 +173,13 @@ static void finish(upstream *u, const char *why)
     fy_actor_stop(u->self);
 }
 
-/* The link is gone: keep the stream state, try again after a backoff
- * (doubling up to BACKOFF_MAX_MS, each wait drawn from its upper half so
- * many edges do not come back in step). */
-static void lost(upstream *u, int level, const char *why)
-{
-    fy_ingest_flush(u->ing);
-    if (u->st == U_STREAM)
-        u->reconnects++;
-    link_down(u);
-    if (u->leaving) {
-        finish(u, "linger over, link lost");
-        return;
-    }
-    u->st = U_WAIT;
-    u->rng ^= u->rng << 13;
-    u->rng ^= u->rng >> 7;
-    u->rng ^= u->rng << 17;
-    unsigned ms = u->backoff_ms / 2 + (unsigned)(u->rng % (u->backoff_ms / 2 + 1));
-    fy_klog(level, "upstream lost", "channel=%s upstream=%s reason=\"%s\" next_seq=%llu "
-            "action=\"reconnect in %u ms\"", u->name, u->ctx->conf->upstream, why,
-            (unsigned long long)u->local_next, ms);
-    u->backoff_ms = u->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : u->backoff_ms * 2;
-    fy_timer_after(u->self, ms, (uint64_t)u->gen << 8 | TM_RECONNECT);
-}
-
-static void connect_now(upstream *u)
-{
-    fy_hello h = {.role = FY_ROLE_RECEIVER};
-    int fd, rc;
-
-    h.mode = u->fresh || u->restart ? FY_MODE_START : FY_MODE_RESUME;
-    h.resume_from = h.mode == FY_MODE_RESUME ? (uint64_t)((int64_t)u->local_next + u->delta) : 0;
-    snprintf(h.channel, sizeof h.channel, "%s", u->name);
-    snprintf(h.token, sizeof h.token, "%s", u->ctx->conf->upstream_token);
-    u->gen++;
-    if ((fd = fy_link_connect(&u->link, &u->addr, u->ctx->conf->max_payload)) < 0) {
-        lost(u, FY_LOG_WARN, fy_strerror(fd));
-        return;
-    }
-    if (u->ctx->up_tls) { /* upstream-ca: TLS, verified against it */
-        const fy_conf *c = u->ctx->conf;
-        char name[256];
-        if (c->upstream_tls_name[0])
-            snprintf(name, sizeof name, "%s", c->upstream_tls_name);
-        else if (fy_tls_name_from_server(c->upstream, name, sizeof name) < 0)
-            name[0] = '\0';
-        if ((rc = fy_link_tls(&u->link, u->ctx->up_tls, name)) < 0) {
-            fy_link_close(&u->link);
-            lost(u, FY_LOG_ERROR, fy_strerror(rc));
-            return;
-        }
-    }
-    if ((rc = fy_link_hello(&u->link, &h)) < 0 ||
-        (rc = fy_io_add(u->self, fd, FY_IO_READ | FY_IO_WRITE, u->gen)) < 0) {
-        fy_link_close(&u->link);
-        lost(u, FY_LOG_ERROR, fy_strerror(rc));
-        return;
-    }
-    u->st = U_LINK;
-    fy_timer_after(u->self, CONNECT_MS, (uint64_t)u->gen << 8 | TM_CONNECT);
-    fy_klog(FY_LOG_DEBUG, "upstream connecting", "channel=%s upstream=%s mode=%s resume_from=%llu",
-            u->name, u->ctx->conf->upstream, h.mode == FY_MODE_START ? "start" : "resume",
-            (unsigned long long)h.resume_from);
-}
-
-/* The upstream refused us with an error frame. */
-static void on_error_frame(upstream *u, const fy_frame *f)
-{
-    fy_error e = {0};
-    char q[FY_ERRTEXT_MAX + 8];
-
-    (void)fy_error_decode(f->payload, f->hdr.len, &e);
-    if (e.code == FY_ENOSEQ && u->st == U_LINK) {
-        u->enoseq++;
-        if (u->skip_until) { /* the new delta counts from the log's end */
-            u->local_next = u->skip_until;
-            u->skip_until = u->fb_local = 0;
-        }
-        u->restart = true;
-        fy_klog(FY_LOG_ERROR, "upstream no longer holds the next seq", "channel=%s upstream=%s "
-                "want_seq=%llu text=%s action=\"start again from the oldest seq upstream "
-                "holds; frames in between are lost on this edge\"", u->name,
-                u->ctx->conf->upstream,
-                (unsigned long long)((int64_t)u->local_next + u->delta),
-                fy_klog_q(e.text, q, sizeof q));
-        u->backoff_ms = BACKOFF_MIN_MS;
-        link_down(u);
-        connect_now(u);
-        return;
-    }
-    char why[FY_ERRTEXT_MAX + 64];
-    snprintf(why, sizeof why, "upstream error %s: %.900s", fy_errname((int)e.code), e.text);
-    lost(u, FY_LOG_WARN, why);
-}
-
-/* Welcomed: from here on the socket's bytes go to the ingest. */
-static void on_welcome(upstream *u)
-{
-    const fy_welcome *w = fy_link_welcome(&u->link);
-    size_t n;
-    const uint8_t *rest = fy_link_rest(&u->link, &n);
-    int rc;
-
-    if (u->fresh || u->restart) {
-        int64_t d = (int64_t)w->next_seq - (int64_t)u->local_next;
-        if (u->restart)
-            fy_klog(FY_LOG_WARN, "upstream restarted from its oldest seq", "channel=%s "
-                    "upstream=%s upstream_seq=%llu local_seq=%llu delta=%" PRId64, u->name,
-                    u->ctx->conf->upstream, (unsigned long long)w->next_seq,
-                    (unsigned long long)u->local_next, d);
-        if (d != u->delta || u->fresh)
-            u->delta = d, state_save(u, true);
-        u->rebase = true;
-        u->rebase_local = u->local_next;
-        if (u->restart) {
-            fy_ingest_stop(u->ing); /* its stream is over; in-flight credit is forgotten */
-            fy_ingest_free(u->ing);
-            u->ing = NULL;
-        }
-        u->fresh = u->restart = false;
-    }
-    if (!u->ing) {
-        fy_ingest_conf c = {.pool = u->ctx->pool, .max_payload = u->ctx->conf->max_payload,
-                            .budget = u->ctx->conf->channel_budget, .channel = w->channel,
-                            .next_seq = (uint64_t)((int64_t)u->local_next + u->delta),
-                            .out = to_writer, .arg = u, .skip_partial = u->rebase};
-        rc = fy_ingest_new(&c, rest, n, &u->ing);
-    } else {
-        rc = fy_ingest_restart(u->ing, w->channel, rest, n);
-    }
-    if (rc < 0) {
-        lost(u, FY_LOG_ERROR, fy_strerror(rc));
-        return;
-    }
-    u->st = U_STREAM;
-    u->backoff_ms = BACKOFF_MIN_MS;
-    if (w->next_seq + 0 > u->origin_next)
-        u->origin_next = w->next_seq;
-    fy_klog(FY_LOG_INFO, "upstream connected", "channel=%s upstream=%s upstream_channel=%u "
-            "from_seq=%llu upstream_first_seq=%llu local_next_seq=%llu reconnects=%llu",
-            u->name, u->ctx->conf->upstream, w->channel, (unsigned long long)w->next_seq,
-            (unsigned long long)w->first_seq, (unsigned long long)u->local_next,
-            (unsigned long long)u->reconnects);
-}
-
-/* The link failed with rc: a TLS failure says why (copied: closing the
- * link frees the text). */
-static void link_lost(upstream *u, int rc)
-{
-    char why[256];
-
-    snprintf(why, sizeof why, "%s", rc == -FY_ETLS && fy_link_tls_error(&u->link)[0]
-                                        ? fy_link_tls_error(&u->link) : fy_strerror(rc));
-    lost(u, FY_LOG_WARN, why);
-}
-
-/* Connecting, in the TLS handshake, or waiting for the welcome. */
-static void drive_link(upstream *u, uint32_t bits)
-{
-    fy_frame f;
-    int rc;
-
-    if (fy_link_state(&u->link) == FY_LINK_CONNECTING && (bits & (FY_IO_WRITE | FY_IO_HUP))) {
-        if ((rc = fy_link_connected(&u->link)) < 0) {
-            link_lost(u, rc);
-            return;
-        }
-    }
-    if ((rc = fy_link_flush(&u->link)) < 0) {
-        link_lost(u, rc);
-        return;
-    }
-    if (fy_link_state(&u->link) == FY_LINK_CONNECTING)
-        return;
-    for (;;) {
-        ssize_t n = fy_link_recv(&u->link, u->hbuf, sizeof u->hbuf);
-        if (n == -EAGAIN)
-            return;
-        if (n < 0) {
-            link_lost(u, (int)n);
-            return;
-        }
-        if (n == 0) {
-            lost(u, FY_LOG_WARN, "closed before welcome");
-            return;
-        }
-        while ((rc = fy_link_next(&u->link, &f)) == 1) {
-            if (f.hdr.type == FY_FT_WELCOME) {
-                on_welcome(u);
-                if (u->st == U_STREAM)
-                    drive(u);
-                return;
-            }
-            if (f.hdr.type == FY_FT_ERROR) {
-                on_error_frame(u, &f);
-                return;
-            }
-            if (f.hdr.type == FY_FT_BYE) {
-                lost(u, FY_LOG_INFO, "upstream said bye");
-                return;
-            }
-        }
-        if (rc < 0) {
-            link_lost(u, rc);
-            return;
-        }
-    }
-}
-
 /* ---- the stream ---------------------------------------------------------------- */
 
 /* A control frame inside the stream.  0 to go on, 1 to stop reading. */
-static int on_ctl(upstream *u, const fy_frame *f)
+static int on_ctl(void *arg, const fy_frame *f)
 {
+    upstream *u = arg;
+
     switch (f->hdr.type) {
     case FY_FT_PING:
         if (fy_link_ctl(&u->link, FY_FT_PONG, f->hdr.channel, f->hdr.seq, f->payload,
@@ -496,10 +187,10 @@ static int on_ctl(upstream *u, const fy_frame *f)
             (void)fy_link_flush(&u->link);
         return 0;
     case FY_FT_BYE:
-        lost(u, FY_LOG_INFO, "upstream said bye");
+        fy__upstream_lost(u, FY_LOG_INFO, "upstream said bye");
         return 1;
     case FY_FT_ERROR:
-        on_error_frame(u, f);
+        fy__upstream_error_frame(u, f);
         return 1;
     default:
         return 0; /* acks, pongs: nothing to do */
@@ -521,8 +212,8 @@ static void fail_ingest(upstream *u, int rc)
         u->local_next = (uint64_t)((int64_t)x->hdr.seq - u->delta);
         fy_ingest_free(u->ing);
         u->ing = NULL;
-        link_down(u);
-        connect_now(u);
+        fy__upstream_link_down(u);
+        fy__upstream_connect(u);
         return;
     }
 
@@ -536,7 +227,7 @@ static void fail_ingest(upstream *u, int rc)
     u->local_next = (uint64_t)((int64_t)fy_ingest_info_get(u->ing)->next_seq - u->delta);
     fy_ingest_free(u->ing);
     u->ing = NULL;
-    lost(u, FY_LOG_ERROR, fy_strerror(rc));
+    fy__upstream_lost(u, FY_LOG_ERROR, fy_strerror(rc));
 }
 
 /* The writer refused the frame at local seq `seq` (a file-end whose
@@ -563,70 +254,57 @@ static void on_digest_err(upstream *u, const fy_msg *m)
     /* After the batches the writer drops (the mailbox keeps our order). */
     fy_actor_post(u->writer, FY_RM_DIGEST_RESET, 0, 0, 0, u->self, NULL);
     if (u->st == U_STREAM || u->st == U_LINK)
-        lost(u, FY_LOG_WARN, "file refused by the writer");
+        fy__upstream_lost(u, FY_LOG_WARN, "file refused by the writer");
 }
 
-/* 0 when the ingest needs more input, 1 to stop reading. */
-static int consume(upstream *u)
+/* The read loop's half (fy__pump_run): 0 when the ingest needs more
+ * input, 1 to stop reading. */
+static int consume(void *arg)
 {
-    fy_frame f;
-    int rc;
+    upstream *u = arg;
+    int rc = fy__pump_ingest(&u->pump, u->ing, on_ctl, u);
 
-    while ((rc = fy_ingest_next(u->ing, &f)) == 1)
-        if (on_ctl(u, &f))
-            return 1;
+    if (rc == FY__PUMP_STOP)
+        return 1;
     const fy_ingest_info *in = fy_ingest_info_get(u->ing);
     u->local_next = (uint64_t)((int64_t)in->next_seq - u->delta);
     if (in->next_seq > u->origin_next)
         u->origin_next = in->next_seq;
-    if (rc == 0)
-        return 0;
-    if (rc == -EAGAIN) {
-        u->paused = true; /* the writer's credit resumes */
-    } else if (rc == -FY_EPOOL) {
-        u->paused = true;
-        if (!u->timer_armed) {
-            u->timer_armed = true;
-            fy_timer_after(u->self, RETRY_MS, TM_RETRY);
-        }
-    } else {
+    if (rc < 0)
         fail_ingest(u, rc);
-    }
-    return 1;
+    return rc != FY__PUMP_MORE;
 }
 
-static void drive(upstream *u)
+static ssize_t read_more(void *arg)
 {
-    int reads = 0;
+    upstream *u = arg;
+    struct iovec iov[2];
+    ssize_t n = fy_conn_readv(fy_link_conn(&u->link), iov, fy_ingest_iov(u->ing, iov));
 
-    if (u->st != U_STREAM || u->paused)
-        return;
-    for (;;) {
-        if (consume(u))
-            break;
-        if (reads++ == READS_PER_TURN) {
-            if (!u->cont_pending) {
-                u->cont_pending = true;
-                fy_actor_post(u->self, FY_RM_CONTINUE, 0, 0, 0, NULL, NULL);
-            }
-            break;
-        }
-        struct iovec iov[2];
-        ssize_t n = fy_conn_readv(fy_link_conn(&u->link), iov, fy_ingest_iov(u->ing, iov));
-        if (n == -EAGAIN)
-            break;
-        if (n <= 0) {
-            lost(u, FY_LOG_WARN, n == 0 ? "upstream closed" : fy_strerror((int)n));
-            return;
-        }
+    if (n > 0) {
         fy_ingest_got(u->ing, (size_t)n);
         u->bytes_rx += (uint64_t)n;
-        fy_trace_emit(FY_TR_BYTES, fy_actor_id(u->self), (uint64_t)n, 0);
     }
+    return n;
+}
+
+static void closed(void *arg, ssize_t n)
+{
+    fy__upstream_lost(arg, FY_LOG_WARN, n == 0 ? "upstream closed" : fy_strerror((int)n));
+}
+
+static const fy__pump_fns pump_fns = {consume, read_more, closed};
+
+void fy__upstream_drive(upstream *u)
+{
+    if (u->st != U_STREAM || u->pump.paused)
+        return;
+    if (!fy__pump_run(&u->pump, &pump_fns, u))
+        return;
     if (u->st == U_STREAM)
         fy_ingest_flush(u->ing);
     if (u->leaving && u->st == U_STREAM && !fy_ingest_info_get(u->ing)->in_file)
-        finish(u, "no local receiver for upstream-linger");
+        fy__upstream_finish(u, "no local receiver for upstream-linger");
 }
 
 /* ---- messages ------------------------------------------------------------------- */
@@ -667,29 +345,28 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
         if (tag != u->gen)
             break;
         if (u->st == U_LINK)
-            drive_link(u, m->u32);
+            fy__upstream_drive_link(u, m->u32);
         else if (u->st == U_STREAM) {
             uint32_t bits = fy_conn_io_bits(fy_link_conn(&u->link), m->u32);
             if (bits & FY_IO_WRITE)
                 (void)fy_link_flush(&u->link); /* a pong, or a TLS record held back */
             if (bits & (FY_IO_READ | FY_IO_HUP))
-                drive(u);
+                fy__upstream_drive(u);
         }
         break;
     case FY_MSG_TIMER:
         if ((tag & 0xff) == TM_RETRY) {
-            u->timer_armed = false;
-            u->paused = false;
-            drive(u);
+            fy__pump_retry(&u->pump);
+            fy__upstream_drive(u);
         } else if ((tag & 0xff) == TM_RECONNECT && tag >> 8 == u->gen && u->st == U_WAIT) {
-            connect_now(u);
+            fy__upstream_connect(u);
         } else if ((tag & 0xff) == TM_CONNECT && tag >> 8 == u->gen && u->st == U_LINK) {
-            lost(u, FY_LOG_WARN, "no welcome in time");
+            fy__upstream_lost(u, FY_LOG_WARN, "no welcome in time");
         }
         break;
     case FY_RM_CONTINUE:
-        u->cont_pending = false;
-        drive(u);
+        fy__pump_continued(&u->pump);
+        fy__upstream_drive(u);
         break;
     case FY_RM_CREDIT:
         if (u->fly_n) {
@@ -699,10 +376,8 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
             u->fly_n--;
         }
         fy_ingest_credit(u->ing, m->u64[0]);
-        if (u->paused && !u->timer_armed) {
-            u->paused = false;
-            drive(u);
-        }
+        if (fy__pump_credit(&u->pump))
+            fy__upstream_drive(u);
         break;
     case FY_RM_ACK: /* a file-end is stored: nothing to tell upstream, a receiver */
         break;
@@ -710,7 +385,7 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
         fy_klog(FY_LOG_ERROR, "mirror cannot store", "channel=%s err=%s next_seq=%llu "
                 "action=\"unsubscribe; the next receiver tries again\"", u->name,
                 fy_errname(-(int)m->u32), (unsigned long long)m->u64[0]);
-        finish(u, "store failed");
+        fy__upstream_finish(u, "store failed");
         break;
     case FY_RM_DIGEST_ERR:
         on_digest_err(u, m);
@@ -721,7 +396,7 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
             u->leaving = true;
             break;
         }
-        finish(u, m->u32 ? "no local receiver for upstream-linger" : "relay shutdown");
+        fy__upstream_finish(u, m->u32 ? "no local receiver for upstream-linger" : "relay shutdown");
         break;
     case FY_STATS_REQ:
         on_stats(u, m);
@@ -755,7 +430,7 @@ int fy__upstream_new(const fy__ctx *ctx, const fy__chan *chan, fy_actor *writer,
     u->ctx = ctx;
     u->chan_id = chan->id;
     snprintf(u->name, sizeof u->name, "%s", chan->name);
-    snprintf(u->path, sizeof u->path, "%s/%s", chan->dir, STATE_FILE);
+    snprintf(u->dir, sizeof u->dir, "%s", chan->dir);
     u->local_next = next_seq;
     u->backoff_ms = BACKOFF_MIN_MS;
     /* Edges started together must not retry in step: time, process, actor. */
@@ -768,7 +443,10 @@ int fy__upstream_new(const fy__ctx *ctx, const fy__chan *chan, fy_actor *writer,
     }
     /* A log with frames and no state file came from a local sender: never
      * mirror over it (the writer checks this before starting us). */
-    u->fresh = !state_load(u->path, &u->delta, &u->fb_local);
+    fy_mirror_state st;
+    u->fresh = !fy_mirror_load(u->dir, &st);
+    u->delta = st.delta;
+    u->fb_local = st.file_begin;
     if (u->fresh && !empty) {
         free(u);
         return -FY_EBUSY;
@@ -788,6 +466,7 @@ int fy__upstream_new(const fy__ctx *ctx, const fy__chan *chan, fy_actor *writer,
         return rc;
     }
     u->writer = fy_actor_ref(writer);
+    u->pump = (fy__pump){.self = u->self, .retry_tag = TM_RETRY};
     fy_klog(FY_LOG_INFO, "mirroring channel", "channel=%s upstream=%s local_next_seq=%llu "
             "mode=%s resume_at_file_begin=%llu", u->name, ctx->conf->upstream,
             (unsigned long long)next_seq, u->fresh ? "start" : "resume",

@@ -1,0 +1,87 @@
+/*
+ * upstream_int.h - what the two halves of an edge relay's upstream actor
+ * share: its state and the calls between them.  upstream.c is the actor,
+ * its state file, the re-sequencing of batches into local numbering and
+ * the stream; upstream_link.c is the link (connect, TLS, hello, welcome,
+ * backoff).  Everything here runs on the actor's own turn.
+ */
+#ifndef FERRY_ACTORS_UPSTREAM_INT_H
+#define FERRY_ACTORS_UPSTREAM_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ingest.h"
+#include "link/link.h"
+#include "pump.h"
+#include "relay_int.h"
+
+#define HBUF 64              /* handshake reads: the welcome's leftovers stay small */
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+#define CONNECT_MS 10000     /* connect + hello + welcome must finish within this */
+#define RING 256             /* batches in flight tracked for the lag figures */
+
+/* Timer tags (this actor's own): the connection generation rides above. */
+enum { TM_RETRY = 1, TM_RECONNECT = 2, TM_CONNECT = 3 };
+
+enum up_st { U_WAIT, U_LINK, U_STREAM, U_DONE };
+
+typedef struct upstream {
+    const fy__ctx *ctx;
+    fy_actor *self;
+    fy_actor *writer;     /* a reference */
+    uint32_t chan_id;     /* the local id, written into every header */
+    char name[FY_NAME_MAX + 1];
+    char dir[4500];       /* the channel's directory: its state file is there */
+    fy_addr addr;
+    enum up_st st;
+    fy_link link;
+    fy_ingest *ing;       /* from the first welcome on; survives reconnects */
+    uint32_t gen;         /* connection generation, in io and timer tags */
+    int64_t delta;        /* upstream seq - local seq */
+    uint64_t local_next;  /* local seq of the next frame to come */
+    uint64_t fb_local;    /* local seq of the file-begin of the file in progress, 0 = none */
+    uint64_t skip_until;  /* frames below this local seq are stored already: drop them */
+    bool fresh;           /* START: the local log holds nothing yet */
+    bool restart;         /* after FY_ENOSEQ: START again, new delta, new ingest */
+    bool rebase;          /* a new stream (fresh or restart) may begin inside a file: the
+                             ingest drops frames to the first file-begin and delta is set
+                             from the first frame stored, so local seqs stay contiguous */
+    uint64_t rebase_local; /* the local seq that first stored frame gets */
+    bool leaving;         /* linger over: leave at the next file boundary */
+    fy__pump pump;        /* the read loop, shared with a sender's session */
+    unsigned backoff_ms;
+    uint64_t rng;         /* xorshift state for the jitter, seeded per actor */
+    /* for /metrics: batches at the writer, oldest first (one CREDIT each) */
+    struct { uint64_t next_seq, bytes; } fly[RING];
+    unsigned fly_head, fly_n;
+    uint64_t reconnects, enoseq, stored_next, origin_next, bytes_rx, bytes_fly;
+    uint8_t hbuf[HBUF];
+} upstream;
+
+/* ---- upstream.c, for upstream_link.c ------------------------------------ */
+
+/* Read the stream (U_STREAM) as far as the pump allows. */
+void fy__upstream_drive(upstream *u);
+/* Leave: the writer gets its sender slot back, and this actor stops. */
+void fy__upstream_finish(upstream *u, const char *why);
+/* Write the state file (sync: durably); a failure is logged. */
+void fy__upstream_state_save(upstream *u, bool sync);
+/* The ingest's output (fy_ingest_conf.out; arg = the upstream). */
+void fy__upstream_batch_out(void *arg, fy__batch *b);
+
+/* ---- upstream_link.c ------------------------------------------------------ */
+
+/* Close the link's socket; later events of it are ignored (gen moves on). */
+void fy__upstream_link_down(upstream *u);
+/* Connect, hello; the welcome comes to fy__upstream_drive_link. */
+void fy__upstream_connect(upstream *u);
+/* The link is gone: keep the stream state, reconnect after a backoff. */
+void fy__upstream_lost(upstream *u, int level, const char *why);
+/* The upstream sent an error frame. */
+void fy__upstream_error_frame(upstream *u, const fy_frame *f);
+/* I/O readiness while connecting, in TLS or waiting for the welcome. */
+void fy__upstream_drive_link(upstream *u, uint32_t bits);
+
+#endif

@@ -1,0 +1,82 @@
+/*
+ * writer_int.h - what the two halves of a channel's writer share: its
+ * state and the calls between them.  writer.c is the actor and its
+ * lifecycle (sender slot and takeover, subscribers, leases, idle close,
+ * shutdown, an edge's mirror); writer_batch.c is the batch path (verify ->
+ * append -> publish -> acknowledge) and the file in progress it keeps.
+ * Everything here runs on the writer's turn only.
+ */
+#ifndef FERRY_ACTORS_WRITER_INT_H
+#define FERRY_ACTORS_WRITER_INT_H
+
+#include "ferry/digest.h"
+#include "relay_int.h"
+
+#define FY__RETAIN_MS 1000 /* how often the retention limits are applied */
+
+typedef struct fy__writer {
+    const fy__ctx *ctx;
+    const fy__chan *chan;
+    fy_actor *self;
+    fy_actor *indexer;
+    fy_log *log;
+    fy_actor *sender; /* a reference, or NULL */
+    char sender_token[FY_TOKEN_MAX + 1];
+    fy__attach_req *taker; /* a takeover waiting for the sender's answer, or NULL */
+    fy_actor **fwd;   /* references */
+    size_t nfwd, capfwd;
+    /* the file in progress, for LIVE joiners and the "file stored" line */
+    uint64_t fb_seq;
+    fy_pos fb_pos;
+    uint64_t fb_size;
+    char fb_name[FY_NAME_MAX + 1];
+    /* The same file for a sender that continues it: unlike fb_seq (which a
+     * sender leaving mid-file clears, so LIVE joiners skip a dead file) it
+     * lasts until the file's file-end or the next file-begin, and a restart
+     * finds it again in the log (find_part). */
+    uint64_t part_seq; /* its file-begin's seq, 0 = none */
+    uint64_t fb_got;   /* its payload bytes stored */
+    bool dirty, fsync_armed, shutting, idx_shut, idx_done;
+    bool store_failed; /* the attached sender's stream broke on a store error */
+    /* The SHA-256 of the file in progress, checked at its file-end before
+     * the file-end is stored.  Kept across senders (the channel's stream is
+     * one sequence), so a sender that continues the file needs nothing;
+     * sha_ok false (a restart inside the file, a batch cut short) means the
+     * stored part is hashed back from the log first (rehash). */
+    fy_sha256 *sha;
+    bool sha_ok;        /* sha covers the stored payload of the file part_seq */
+    bool digest_failed; /* the attached sender's stream broke on a refused file-end */
+    uint64_t first_seq;
+    uint64_t bytes, frames, files; /* for /metrics */
+    uint64_t damaged;              /* frames the scrub found damaged, for /metrics */
+    uint64_t gone_out, gone_frames_out; /* totals of forwarders that have left */
+    /* channel lifetime */
+    fy_actor **lease;    /* sessions given this channel, until they stop (references) */
+    size_t nlease, caplease;
+    uint64_t idle_since; /* fy_now_ns() when last seen unused; 0 = in use */
+    bool idle_armed, idle_told, idle_close;
+    uint64_t gone_disk, gone_catchups;  /* (FY_RM_FWD_TOTALS) */
+    /* edge relay (actors/upstream.c): the mirror holds the sender slot */
+    fy_actor *upstream;  /* == sender while mirroring (no reference of its own) */
+    bool mirrored;       /* the channel is a mirror: local senders are refused */
+    bool up_linger_armed;
+    uint64_t up_alone_since; /* fy_now_ns() when the last receiver left */
+} fy__writer;
+
+/* ---- writer_batch.c ------------------------------------------------------- */
+
+/* A sender's batch (FY_RM_BATCH): verified, appended, published to the
+ * indexer and the forwarders, acknowledged to the sender; the batch's
+ * reference is consumed. */
+void fy__writer_batch(fy__writer *w, fy__batch *b);
+/* Apply the retention limits; the indexer hears of a new first seq. */
+void fy__writer_retain(fy__writer *w);
+/* The fsync-interval timer: sync what was appended since the last one. */
+void fy__writer_sync_due(fy__writer *w);
+/* The file in progress as a pool buffer for ATTACHED, or NULL (none, or
+ * no buffer: then the sender starts the file over, which is always safe). */
+fy_buf *fy__writer_part_buf(fy__writer *w);
+/* At open: find the file in progress in the log (before the indexer owns idx). */
+void fy__writer_find_part(fy__writer *w, fy_idx *idx);
+
+#endif

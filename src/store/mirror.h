@@ -1,0 +1,39 @@
+/*
+ * mirror.h - an edge relay's mirror state for one channel: the file
+ * DIR/upstream in the channel's directory (fy_mirror).
+ *
+ * Its presence marks the channel as a mirror (a local sender is refused
+ * even while nobody receives); its content is what the upstream actor
+ * (actors/upstream.c) needs after a restart: the seq offset between the
+ * upstream's numbering and the local one, and where the file in progress
+ * began.  One line of text, "delta=N file_begin=S upstream=HOST:PORT", so
+ * an operator can read it.  Any thread; the caller serialises writes to
+ * one channel's file (its upstream actor alone writes it).
+ */
+#ifndef FERRY_STORE_MIRROR_H
+#define FERRY_STORE_MIRROR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct fy_mirror_state {
+    int64_t delta;       /* upstream seq - local seq */
+    uint64_t file_begin; /* local seq of the file in progress's file-begin, 0 = none */
+} fy_mirror_state;
+
+/* The state file's path for channel directory chan_dir, into buf. */
+void fy_mirror_path(const char *chan_dir, char *buf, size_t cap);
+
+/* 1 with *st read from chan_dir's state file, 0 when there is none (or it
+ * does not begin with a delta).  file_begin is 0 when the file has none. */
+int fy_mirror_load(const char *chan_dir, fy_mirror_state *st);
+
+/* Replace the state file whole (a temporary file renamed over it, so a
+ * crash leaves the old or the new one); with sync, the new file's data is
+ * fsync'd before the rename.  upstream is recorded for the operator.
+ * 0 or -errno. */
+int fy_mirror_save(const char *chan_dir, const fy_mirror_state *st, const char *upstream,
+                   bool sync);
+
+#endif

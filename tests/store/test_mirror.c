@@ -1,0 +1,155 @@
+/*
+ * test_mirror.c - an edge relay's mirror state file (src/store/mirror.c):
+ * save and load round-trip, an absent file, an old file with a delta only,
+ * a file that is not a state file, replacing a file whole, and a failure
+ * reported as -errno.  Real files in a temp dir under /tmp, removed after
+ * each test.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store/mirror.h"
+
+typedef struct fix {
+    char dir[64];
+} fix;
+
+static int setup(void **state)
+{
+    fix *f = calloc(1, sizeof *f);
+
+    snprintf(f->dir, sizeof f->dir, "/tmp/ferry-mirror-XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fix *f = *state;
+    char p[128];
+
+    fy_mirror_path(f->dir, p, sizeof p);
+    unlink(p);
+    strcat(p, ".tmp");
+    unlink(p);
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+static void write_text(const fix *f, const char *text)
+{
+    char p[128];
+
+    fy_mirror_path(f->dir, p, sizeof p);
+    FILE *fp = fopen(p, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+}
+
+static void read_text(const fix *f, char *buf, size_t cap)
+{
+    char p[128];
+
+    fy_mirror_path(f->dir, p, sizeof p);
+    FILE *fp = fopen(p, "r");
+    assert_non_null(fp);
+    size_t n = fread(buf, 1, cap - 1, fp);
+    buf[n] = '\0';
+    fclose(fp);
+}
+
+static void test_absent(void **state)
+{
+    fix *f = *state;
+    fy_mirror_state st = {.delta = 9, .file_begin = 9};
+
+    assert_int_equal(fy_mirror_load(f->dir, &st), 0);
+    assert_true(st.delta == 0 && st.file_begin == 0);
+}
+
+static void test_round_trip(void **state)
+{
+    fix *f = *state;
+    fy_mirror_state in = {.delta = -12345678901ll, .file_begin = 77}, out;
+    char text[256], p[128];
+
+    assert_int_equal(fy_mirror_save(f->dir, &in, "10.0.0.1:7000", true), 0);
+    assert_int_equal(fy_mirror_load(f->dir, &out), 1);
+    assert_true(out.delta == in.delta);
+    assert_true(out.file_begin == 77);
+    /* the format an operator reads, unchanged from before the module */
+    read_text(f, text, sizeof text);
+    assert_string_equal(text, "delta=-12345678901 file_begin=77 upstream=10.0.0.1:7000\n");
+    /* no temporary file is left behind */
+    fy_mirror_path(f->dir, p, sizeof p);
+    strcat(p, ".tmp");
+    assert_int_equal(access(p, F_OK), -1);
+}
+
+static void test_replace(void **state)
+{
+    fix *f = *state;
+    fy_mirror_state a = {.delta = 5, .file_begin = 100}, b = {.delta = 5, .file_begin = 0}, out;
+
+    assert_int_equal(fy_mirror_save(f->dir, &a, "h:1", false), 0);
+    assert_int_equal(fy_mirror_save(f->dir, &b, "h:1", false), 0);
+    assert_int_equal(fy_mirror_load(f->dir, &out), 1);
+    assert_true(out.delta == 5 && out.file_begin == 0);
+}
+
+static void test_delta_only(void **state)
+{
+    fix *f = *state;
+    fy_mirror_state out;
+
+    write_text(f, "delta=3\n");
+    assert_int_equal(fy_mirror_load(f->dir, &out), 1);
+    assert_true(out.delta == 3 && out.file_begin == 0);
+}
+
+static void test_not_a_state_file(void **state)
+{
+    fix *f = *state;
+    fy_mirror_state out;
+
+    write_text(f, "hello\n");
+    assert_int_equal(fy_mirror_load(f->dir, &out), 0);
+}
+
+static void test_save_fails(void **state)
+{
+    fix *f = *state;
+    fy_mirror_state st = {.delta = 1};
+    char dir[128];
+
+    snprintf(dir, sizeof dir, "%s/missing", f->dir);
+    assert_int_equal(fy_mirror_save(dir, &st, "h:1", true), -ENOENT);
+    assert_int_equal(fy_mirror_load(dir, &st), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_absent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replace, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delta_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_a_state_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_save_fails, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
