@@ -1,0 +1,279 @@
+/*
+ * test_cli_ahead.c - receivers ahead of the relay's log (docs/reliability.md,
+ * "A receiver ahead of the relay's log"), with the real ferryd and ferry.
+ *
+ * A simulated power loss: a `ferry recv --resume` gets files A and B whole
+ * and part of C live, ferryd is SIGKILLed, and the channel's segment is cut
+ * back to a frame inside B (what a power cut does to the unsynced tail;
+ * recovery drops the index records past it).  ferryd restarts on the same
+ * data and port.  (1) The same `ferry send` (SIGSTOPped before the kill)
+ * resumes after the receiver reconnected ahead: every file arrives
+ * byte-identical, once, no `.part`.  (2) A different sender sends another
+ * file, and the whole of it is in the log before the receiver (SIGSTOPped)
+ * reconnects, so its resume seq is inside the new file: only the log epoch
+ * tells it is ahead; it must not continue C with the new file's bytes.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+#include "ferry/proto.h"
+
+#define T_MS 120000
+#define POLL_MS 2
+#define CH "ahead"
+
+/* The sizes: A and B small, C big enough that the sender is stopped in it. */
+static uint64_t size_a(void) { return 1u << 20; }
+static uint64_t size_b(void) { return 2u << 20; }
+static uint64_t size_c(void) { return FY_CT_SANITIZED ? 24u << 20 : 64u << 20; }
+
+typedef struct scene {
+    fy_ct *t;
+    char src[3][FY_CT_PATH];
+    uint8_t sha[3][32];
+    char out[FY_CT_PATH], seg[FY_CT_PATH * 2];
+    pid_t rx, tx;
+} scene;
+
+static const char *const names[3] = {"A.bin", "B.bin", "C.bin"};
+
+static const char *out_path(scene *s, const char *name, char *buf)
+{
+    snprintf(buf, FY_CT_PATH * 2, "%s/%s", s->out, name);
+    return buf;
+}
+
+/* The channel's only segment (256 MiB default: all of it in one). */
+static void find_segment(scene *s)
+{
+    char dir[FY_CT_PATH + 32];
+    snprintf(dir, sizeof dir, "%s/channels/" CH, s->t->data);
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        size_t l = strlen(e->d_name);
+        if (l > 4 && !strcmp(e->d_name + l - 4, ".log")) {
+            snprintf(s->seg, sizeof s->seg, "%s/%s", dir, e->d_name);
+            n++;
+        }
+    }
+    closedir(d);
+    assert_int_equal(n, 1);
+}
+
+/* Wait (bounded) until f(arg) holds. */
+static bool wait_until(bool (*f)(scene *), scene *s, int ms)
+{
+    for (int i = 0; i < ms / POLL_MS; i++) {
+        if (f(s))
+            return true;
+        fy_ct_sleep_ms(POLL_MS);
+    }
+    return f(s);
+}
+
+static bool c_started(scene *s)
+{
+    char p[FY_CT_PATH * 2];
+    return fy_ct_size(out_path(s, ".C.bin.part", p)) > 0;
+}
+
+/* The receiver holds everything the log has: its .C.bin.part has stopped
+ * growing for 400 ms. */
+static void wait_caught_up(scene *s)
+{
+    char p[FY_CT_PATH * 2];
+    long long last = -1;
+    int still = 0;
+    for (int i = 0; i < 3000 && still < 20; i++) {
+        long long n = fy_ct_size(out_path(s, ".C.bin.part", p));
+        still = n == last ? still + 1 : 0;
+        last = n;
+        fy_ct_sleep_ms(20);
+    }
+    assert_true(still >= 20);
+    assert_true(last > 0 && (uint64_t)last < size_c());
+}
+
+/* Start ferryd, the receiver and the sender of A B C; stop the sender
+ * (SIGSTOP) once C has begun, wait until the receiver has all the relay
+ * stored: A and B whole, C in part. */
+static void play_until_c(scene *s)
+{
+    fy_ct *t = s->t;
+    for (int i = 0; i < 3; i++) {
+        char tag[16];
+        snprintf(tag, sizeof tag, "src-%s", names[i]);
+        fy_ct_make_file(fy_ct_path(t, names[i], s->src[i]), i == 0 ? size_a() : i == 1 ? size_b() : size_c(),
+                        (uint64_t)(40 + i), s->sha[i]);
+    }
+    fy_ct_daemon_start(t, NULL);
+    fy_ct_path(t, "out", s->out);
+    s->rx = fy_ct_recv(t, "recv", CH, s->out, (const char *[]){"--resume", "--count", "3", NULL});
+    fy_ct_sleep_ms(300); /* subscribed before the first frame: it gets A live */
+    s->tx = fy_ct_send(t, "send", CH, (const char *[]){s->src[0], s->src[1], s->src[2], NULL});
+    assert_true(wait_until(c_started, s, 60000));
+    fy_ct_kill(s->tx, SIGSTOP);
+    wait_caught_up(s);
+    char p[FY_CT_PATH * 2];
+    fy_ct_assert_same(out_path(s, "A.bin", p), s->sha[0]);
+    fy_ct_assert_same(out_path(s, "B.bin", p), s->sha[1]);
+}
+
+/* The power cut: cut the segment at the frame half-way through B's data;
+ * returns that frame's seq (the log's end after recovery). */
+static uint64_t cut_inside_b(scene *s)
+{
+    find_segment(s);
+    int fd = open(s->seg, O_RDWR | O_CLOEXEC);
+    assert_true(fd >= 0);
+    uint64_t off = 32, b_begin = 0, b_end = 0, cut_off = 0, cut_seq = 0;
+    int begins = 0;
+    /* Walk the frame headers (at most a few thousand frames). */
+    for (int i = 0; i < 100000; i++) {
+        uint8_t h[FY_FRAME_HDR_SIZE];
+        if (pread(fd, h, sizeof h, (off_t)off) != (ssize_t)sizeof h)
+            break;
+        fy_frame_hdr fh;
+        assert_int_equal(fy_frame_hdr_decode(h, FY_PAYLOAD_MAX_LIMIT, &fh), 0);
+        if (fh.type == FY_FT_FILE_BEGIN && ++begins == 2)
+            b_begin = fh.seq;
+        if (fh.type == FY_FT_FILE_END && begins == 2)
+            b_end = fh.seq;
+        off += FY_FRAME_HDR_SIZE + fh.len;
+    }
+    assert_true(b_begin > 0 && b_end > b_begin + 4);
+    cut_seq = b_begin + (b_end - b_begin) / 2;
+    off = 32;
+    for (uint64_t seq = 0; seq < cut_seq;) {
+        uint8_t h[FY_FRAME_HDR_SIZE];
+        assert_int_equal(pread(fd, h, sizeof h, (off_t)off), (ssize_t)sizeof h);
+        fy_frame_hdr fh;
+        assert_int_equal(fy_frame_hdr_decode(h, FY_PAYLOAD_MAX_LIMIT, &fh), 0);
+        seq = fh.seq;
+        if (seq == cut_seq)
+            cut_off = off;
+        else
+            off += FY_FRAME_HDR_SIZE + fh.len;
+    }
+    assert_true(cut_off > 32);
+    assert_int_equal(ftruncate(fd, (off_t)cut_off), 0);
+    close(fd);
+    print_message("ahead: log cut at seq %llu (B is %llu..%llu)\n", (unsigned long long)cut_seq,
+                  (unsigned long long)b_begin, (unsigned long long)b_end);
+    return cut_seq;
+}
+
+/* The output directory holds exactly these files (and the state file). */
+static void assert_only(scene *s, const char *const *want, int n)
+{
+    DIR *d = opendir(s->out);
+    assert_non_null(d);
+    int seen = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") ||
+            !strcmp(e->d_name, ".ferry-state"))
+            continue;
+        bool ok = false;
+        for (int i = 0; i < n; i++)
+            ok = ok || !strcmp(e->d_name, want[i]);
+        if (!ok)
+            print_error("unexpected file in the output: %s\n", e->d_name);
+        assert_true(ok);
+        seen++;
+    }
+    closedir(d);
+    assert_int_equal(seen, n);
+}
+
+static bool recv_reconciled(scene *s)
+{
+    char p[FY_CT_PATH * 2];
+    snprintf(p, sizeof p, "%s/recv.err", s->t->dir);
+    return fy_ct_contains(p, "ahead of the relay's log");
+}
+
+/* (1) Power loss, then the receiver reconnects first and the same sender
+ * resumes: it continues B where the log ends (same seqs, same bytes), then
+ * C.  The receiver drops its part of C, skips the rest of B (it has B
+ * whole) and gets C again from its file-begin. */
+static void test_power_loss_same_sender(void **state)
+{
+    scene s = {.t = *state};
+    char p[FY_CT_PATH * 2];
+    play_until_c(&s);
+    fy_ct_daemon_kill9(s.t);
+    uint64_t cut = cut_inside_b(&s);
+    fy_ct_daemon_restart(s.t, NULL);
+    assert_true(wait_until(recv_reconciled, &s, 60000));
+    fy_ct_kill(s.tx, SIGCONT);
+    fy_ct_expect_exit(s.t, s.tx, "send", T_MS, 0);
+    fy_ct_expect_exit(s.t, s.rx, "recv", T_MS, 0);
+    for (int i = 0; i < 3; i++)
+        fy_ct_assert_same(out_path(&s, names[i], p), s.sha[i]);
+    assert_only(&s, names, 3);
+    snprintf(p, sizeof p, "%s/send.err", s.t->dir);
+    assert_true(fy_ct_contains(p, "reconnected: continuing the file"));
+    char want[64];
+    snprintf(want, sizeof want, "from_seq=%llu", (unsigned long long)cut);
+    snprintf(p, sizeof p, "%s/recv.err", s.t->dir);
+    assert_true(fy_ct_contains(p, want));
+    snprintf(p, sizeof p, "%s/ferryd-1.log", s.t->dir);
+    assert_true(fy_ct_contains(p, "receiver ahead of the log"));
+    fy_ct_daemon_stop(s.t);
+}
+
+/* (2) Power loss, then a different sender sends X, larger than what the
+ * receiver holds past the cut, before the receiver reconnects: its resume
+ * seq is inside X, below the log's end.  The log epoch shows it is ahead;
+ * it gets X whole from its file-begin and never a C made of C and X. */
+static void test_power_loss_other_sender(void **state)
+{
+    scene s = {.t = *state};
+    char p[FY_CT_PATH * 2], x[FY_CT_PATH];
+    uint8_t shax[32];
+    play_until_c(&s);
+    fy_ct_kill(s.rx, SIGSTOP);
+    fy_ct_daemon_kill9(s.t);
+    fy_ct_kill(s.tx, SIGKILL); /* this sender is gone for good */
+    fy_ct_wait(s.t, s.tx, T_MS);
+    cut_inside_b(&s);
+    fy_ct_daemon_restart(s.t, NULL);
+    fy_ct_make_file(fy_ct_path(s.t, "X.bin", x), size_c() + (8u << 20), 77, shax);
+    pid_t tx2 = fy_ct_send(s.t, "send2", CH, (const char *[]){x, NULL});
+    fy_ct_expect_exit(s.t, tx2, "send2", T_MS, 0);
+    fy_ct_kill(s.rx, SIGCONT);
+    fy_ct_expect_exit(s.t, s.rx, "recv", T_MS, 0);
+    fy_ct_assert_same(out_path(&s, "A.bin", p), s.sha[0]);
+    fy_ct_assert_same(out_path(&s, "B.bin", p), s.sha[1]);
+    fy_ct_assert_same(out_path(&s, "X.bin", p), shax);
+    assert_only(&s, (const char *const[]){"A.bin", "B.bin", "X.bin"}, 3);
+    snprintf(p, sizeof p, "%s/recv.err", s.t->dir);
+    assert_true(fy_ct_contains(p, "ahead of the relay's log"));
+    assert_false(fy_ct_contains(p, "mismatch"));
+    fy_ct_daemon_stop(s.t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_power_loss_same_sender, fy_ct_setup, fy_ct_teardown),
+        cmocka_unit_test_setup_teardown(test_power_loss_other_sender, fy_ct_setup, fy_ct_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
