@@ -32,6 +32,7 @@
 #include "ferry/proto.h"
 #include "ferry/sock.h"
 #include "relay/stats.h"
+#include "msg.h"
 #include "relay_int.h"
 
 #define ACCEPTS_PER_TURN 64
@@ -85,7 +86,7 @@ static void maybe_done(acceptor *a)
     if (a->shutting && a->n == 0 && a->lfd < 0) {
         a->lfd = -2; /* once */
         fy_klog(FY_LOG_INFO, "sessions closed", "accepted=%llu", (unsigned long long)a->accepted);
-        fy_actor_post(a->ctx->registry, FY_RM_SHUTDOWN, 0, 0, 0, NULL, NULL);
+        fy__msg_shutdown(a->ctx->registry);
         fy_actor_stop(a->self);
     }
 }
@@ -263,7 +264,7 @@ static void accept_some(acceptor *a)
     }
     if (!a->cont_pending) { /* more may be waiting: next turn, after others ran */
         a->cont_pending = true;
-        fy_actor_post(a->self, FY_RM_CONTINUE, 0, 0, 0, NULL, NULL);
+        fy__msg_continue(a->self);
     }
 }
 
@@ -322,7 +323,7 @@ static void on_shutdown(acceptor *a)
     }
     fy_klog(FY_LOG_INFO, "shutdown: stopped accepting", "sessions=%zu", a->n);
     for (size_t i = 0; i < a->n; i++)
-        fy_actor_post(a->sess[i].a, FY_RM_SHUTDOWN, 0, 0, 0, NULL, NULL);
+        fy__msg_shutdown(a->sess[i].a);
     maybe_done(a);
 }
 

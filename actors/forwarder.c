@@ -49,6 +49,7 @@
 #include "ferry/sock.h"
 #include "ferry/trace.h"
 #include "forwarder_int.h"
+#include "msg.h"
 #include "relay/stats.h"
 
 static void on_readable(fwd *f);
@@ -77,8 +78,7 @@ void fy__fwd_close(fwd *f, enum fy_klog_level lvl, const char *why)
         (void)fy_conn_shutdown_wr(&f->conn);
         (void)fy_conn_drain(&f->conn, 16);
         fy_conn_close(&f->conn);
-        fy_actor_post(f->ctx->acceptor, FY_RM_CONN_GONE, 0, f->addr_key[0], f->addr_key[1], NULL,
-                      NULL);
+        fy__msg_conn_gone(f->ctx->acceptor, f->addr_key);
     }
     fy_klog(lvl, "receiver closed", "peer=%s channel=%s reason=\"%s\" bytes_sent=%llu "
             "acked_seq=%llu catchups=%llu", f->peer, f->chan->name, why,
@@ -86,10 +86,9 @@ void fy__fwd_close(fwd *f, enum fy_klog_level lvl, const char *why)
             (unsigned long long)f->catchups);
     f->st = F_CLOSING;
     /* Both to the writer from this actor: they arrive in this order. */
-    fy_actor_post(f->chan->writer, FY_RM_FWD_TOTALS,
-                  f->catchups > UINT32_MAX ? UINT32_MAX : (uint32_t)f->catchups, f->sent_disk, 0,
-                  NULL, NULL);
-    fy_actor_post(f->chan->writer, FY_RM_UNSUBSCRIBE, 0, f->sent, f->frames_live, f->self, NULL);
+    fy__msg_fwd_totals(f->chan->writer,
+                       f->catchups > UINT32_MAX ? UINT32_MAX : (uint32_t)f->catchups, f->sent_disk);
+    fy__msg_unsubscribe(f->chan->writer, f->self, f->sent, f->frames_live);
 }
 
 /* End with an error frame (when no stream frame is half written). */
@@ -186,7 +185,7 @@ static void subscribe_history(fwd *f, const fy__sub_info *si)
     f->pos_seq = want;
     f->first_seq_hint = first;
     fy_actor *ref = fy_actor_ref(f->self);
-    if (fy_actor_post(f->chan->indexer, FY_RM_LOOKUP, 0, want, 0, ref, NULL) < 0) {
+    if (fy__msg_lookup(f->chan->indexer, want, ref) < 0) {
         fy_actor_unref(ref); /* a released message does not drop it */
         fy__fwd_fail(f, FY_ESHUTDOWN, "channel closing: seq %llu cannot be looked up",
                      (unsigned long long)want);
@@ -397,7 +396,7 @@ static void on_readable(fwd *f)
     }
     if (!f->cont_pending) { /* a chatty receiver: read the rest next turn */
         f->cont_pending = true;
-        fy_actor_post(f->self, FY_RM_CONTINUE, 0, 0, 0, NULL, NULL);
+        fy__msg_continue(f->self);
     }
 }
 
@@ -597,8 +596,7 @@ int fy__forwarder_new(const fy__fwd_init *in, fy_actor **out)
     /* The connection now counts as ours: posted before the session that
      * hands it over reports gone, so the acceptor's count never dips. */
     memcpy(f->addr_key, in->addr_key, sizeof f->addr_key);
-    fy_actor_post(f->ctx->acceptor, FY_RM_CONN_ADOPT, 0, f->addr_key[0], f->addr_key[1], NULL,
-                  NULL);
+    fy__msg_conn_adopt(f->ctx->acceptor, f->addr_key);
     *out = f->self;
     return 0;
 fail:

@@ -23,6 +23,7 @@
 #include "ferry/proto.h"
 #include "ferry/trace.h"
 #include "forwarder_int.h"
+#include "msg.h"
 
 #define TURN_BYTES (8u << 20)   /* bytes per turn, then yield */
 #define FOLLOW_LINGER_MS 1000 /* following: close the reader after this long with nothing new */
@@ -233,7 +234,7 @@ void fy__fwd_pump(fwd *f)
         if ((size_t)w >= budget) {
             if (!f->cont_pending) {
                 f->cont_pending = true;
-                fy_actor_post(f->self, FY_RM_CONTINUE, 0, 0, 0, NULL, NULL);
+                fy__msg_continue(f->self);
             }
             return;
         }

@@ -29,6 +29,7 @@
 #include "ferry/err.h"
 #include "ferry/io.h"
 #include "ferry/klog.h"
+#include "msg.h"
 #include "relay_int.h"
 
 typedef struct indexer {
@@ -128,7 +129,7 @@ static void scrub_hit(indexer *x, const fy_scrub_hit *h)
                 "seq=%llu err=%s action=\"count it; receivers that reach it see the CRC fail\"",
                 x->chan->name, (unsigned long long)h->seg, (unsigned long long)h->off,
                 (unsigned long long)h->seq, fy_errname(h->err));
-    fy_actor_post(x->writer, FY_RM_DAMAGED, 0, 1, 0, NULL, NULL);
+    fy__msg_damaged(x->writer, 1);
 }
 
 /* One step of the pass; the next is armed here. */
@@ -200,8 +201,7 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
                      : fy_idx_lookup(x->idx, m->u64[0], &rec);
         if (rc < 0 && rc > -1000)
             rc = -FY_EINTERNAL;
-        fy_actor_post(m->ptr, FY_RM_LOOKED, (uint32_t)-rc, rc ? 0 : rec.seg, rc ? 0 : rec.off,
-                      NULL, NULL);
+        fy__msg_looked(m->ptr, (uint32_t)-rc, rc ? 0 : rec.seg, rc ? 0 : rec.off);
         fy_actor_unref(m->ptr);
         break;
     case FY_RM_TRIM:
@@ -221,7 +221,7 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
             fy_idx_close(x->idx);
             x->idx = NULL;
         }
-        fy_actor_post(x->writer, FY_RM_IDX_DONE, 0, 0, 0, NULL, NULL);
+        fy__msg_idx_done(x->writer);
         fy_actor_stop(x->self);
         break;
     default:

@@ -486,6 +486,13 @@ static void dtor(void *state)
     free(m);
 }
 
+/* The metrics actor's one private message (its numbers are not
+ * enum fy__msg's, so it is not in msg.h): start watching the listener. */
+static int post_start(fy_actor *self)
+{
+    return fy_actor_post(self, MSG_START, 0, 0, 0, NULL, NULL);
+}
+
 int fy__metrics_new(const fy__ctx *ctx, const char *addr, fy_actor **out, char *bound,
                     size_t boundcap, char *err, size_t errcap)
 {
@@ -517,7 +524,7 @@ int fy__metrics_new(const fy__ctx *ctx, const char *addr, fy_actor **out, char *
         return rc;
     }
     fy_httpd_bound(m->h, bound, boundcap);
-    if ((rc = fy_actor_post(m->self, MSG_START, 0, 0, 0, NULL, NULL)) < 0) {
+    if ((rc = post_start(m->self)) < 0) {
         fy_actor_stop(m->self);
         fy_actor_unref(m->self);
         *out = NULL;

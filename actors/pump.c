@@ -9,6 +9,7 @@
 #include "ferry/err.h"
 #include "ferry/io.h"
 #include "ferry/trace.h"
+#include "msg.h"
 #include "relay_int.h"
 
 int fy__pump_ingest(fy__pump *p, fy_ingest *ing, int (*ctl)(void *arg, const fy_frame *f),
@@ -46,7 +47,7 @@ bool fy__pump_run(fy__pump *p, const fy__pump_fns *fns, void *arg)
         if (reads++ == FY__PUMP_READS) {
             if (!p->cont_pending) {
                 p->cont_pending = true;
-                fy_actor_post(p->self, FY_RM_CONTINUE, 0, 0, 0, NULL, NULL);
+                fy__msg_continue(p->self);
             }
             return true;
         }

@@ -37,6 +37,7 @@
 #include "ferry/klog.h"
 #include "ferry/proto.h"
 #include "relay/stats.h"
+#include "msg.h"
 #include "relay_int.h"
 
 /* The registry's own view of a channel (the fy__chan it points to is what
@@ -168,10 +169,10 @@ static void reply(fy__chan_req *q, fy__chan *ch, int rc)
         /* Before CHAN: the writer hears of the session before anything the
          * session sends it, and before any CLOSE the registry sends later. */
         fy_actor *lease = fy_actor_ref(q->reply);
-        if (fy_actor_post(ch->writer, FY_RM_LEASE, 0, 0, 0, lease, NULL) < 0)
+        if (fy__msg_lease(ch->writer, lease) < 0)
             fy_actor_unref(lease);
     }
-    fy_actor_post(q->reply, FY_RM_CHAN, (uint32_t)-rc, 0, 0, rc < 0 ? NULL : ch, NULL);
+    fy__msg_chan(q->reply, (uint32_t)-rc, rc < 0 ? NULL : ch);
     fy_actor_unref(q->reply);
     free(q);
 }
@@ -227,7 +228,7 @@ static void on_idle(registry *r, const fy__chan *ch)
     if (!s || s->closing || r->shutting) /* shutting: SHUTDOWN closes it anyway */
         return;
     s->closing = true;
-    fy_actor_post(s->ch->writer, FY_RM_CLOSE, 0, 0, 0, NULL, NULL);
+    fy__msg_close(s->ch->writer);
 }
 
 static void on_keep(registry *r, const fy__chan *ch)
@@ -292,7 +293,7 @@ static void on_shutdown(registry *r)
     /* Closing channels too: each slot ends in exactly one WRITER_DONE. */
     r->pending = r->n;
     for (size_t i = 0; i < r->n; i++)
-        fy_actor_post(r->slots[i].ch->writer, FY_RM_SHUTDOWN, 0, 0, 0, NULL, NULL);
+        fy__msg_shutdown(r->slots[i].ch->writer);
     if (!r->pending)
         done(r);
 }
@@ -335,7 +336,7 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
         break;
     case FY_RM_DRAIN_CUT: /* to every channel's receivers (writers pass it on) */
         for (size_t i = 0; i < r->n; i++)
-            fy_actor_post(r->slots[i].ch->writer, FY_RM_DRAIN_CUT, 0, 0, 0, NULL, NULL);
+            fy__msg_drain_cut(r->slots[i].ch->writer);
         break;
     case FY_RM_WRITER_DONE:
         on_writer_done(r, m);

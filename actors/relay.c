@@ -23,6 +23,7 @@
 #include "ferry/klog.h"
 #include "ferry/sock.h"
 #include "ferry/trace.h"
+#include "msg.h"
 #include "relay/trsnap.h"
 #include "tracer.h"
 #include "relay_int.h"
@@ -282,7 +283,7 @@ int fy_relay_start(fy_relay *r, char *err, size_t errcap)
     if ((rc = fy__acceptor_listen(r->ctx.acceptor, lfd)) < 0)
         return rc;
     if (r->ctx.metrics) /* /readyz: ready from now on */
-        fy_actor_post(r->ctx.metrics, FY_RM_READY, 0, 0, 0, NULL, NULL);
+        fy__msg_ready(r->ctx.metrics);
     return 0;
 }
 
@@ -337,15 +338,15 @@ int fy_relay_stop(fy_relay *r, unsigned timeout_ms)
     if (!r->started)
         return 0;
     if (r->ctx.metrics) /* /readyz: 503 from now on */
-        fy_actor_post(r->ctx.metrics, FY_RM_SHUTDOWN, 0, 0, 0, NULL, NULL);
-    fy_actor_post(r->ctx.acceptor, FY_RM_SHUTDOWN, 0, 0, 0, NULL, NULL);
+        fy__msg_shutdown(r->ctx.metrics);
+    fy__msg_shutdown(r->ctx.acceptor);
     if ((rc = wait_done(r, timeout_ms)) == -ETIMEDOUT) {
         /* Receivers still being sent the log are cut at their next frame
          * boundary and told bye, rather than losing the connection in the
          * middle of a frame when the actors stop. */
         fy_klog(FY_LOG_WARN, "drain timeout", "waited_ms=%u action=\"cut receivers at a frame "
                 "boundary, bye, then stop all actors within %u ms\"", timeout_ms, CUT_GRACE_MS);
-        fy_actor_post(r->ctx.registry, FY_RM_DRAIN_CUT, 0, 0, 0, NULL, NULL);
+        fy__msg_drain_cut(r->ctx.registry);
         if (wait_done(r, CUT_GRACE_MS) == 0)
             rc = 0;
     }

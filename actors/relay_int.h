@@ -10,7 +10,8 @@
  * next by message; once the writer shares it with forwarders it is
  * read-only and only its reference count moves.
  *
- * Message shapes (u32 / u64[0] / u64[1] / ptr) are listed beside each type.
+ * Message shapes (u32 / u64[0] / u64[1] / ptr / buf) are in msg.h, one
+ * function per kind.
  * A message sent to a stopped actor is freed without its m->ptr, so
  * messages that carry a heap pointer are only sent to an actor that cannot
  * stop before it has handled them.  docs/architecture.md, "Lifetimes", says
@@ -250,69 +251,57 @@ typedef struct fy__fwd_init {
     size_t npending;
 } fy__fwd_init;
 
+/* The message kinds; each is posted through its function in msg.h, whose
+ * contract says what the fields mean and who owns ptr and buf. */
 enum fy__msg {
     /* to the acceptor */
     FY_RM_SHUTDOWN = FY_MSG_USER + 1, /* to any actor: begin shutdown */
-    FY_RM_SESSION_GONE,               /* ptr = session (acceptor holds the ref), u32 = FY_E* that
-                                         ended it, u64 = its bytes, frames in */
-    FY_RM_CONN_ADOPT,                 /* a forwarder took over a session's connection,
-                                         u64 = its address key (fy__addr_key) */
-    FY_RM_CONN_GONE,                  /* a forwarder closed its connection, u64 = address key */
+    FY_RM_SESSION_GONE,               /* a session ended */
+    FY_RM_CONN_ADOPT,                 /* a forwarder took over a session's connection */
+    FY_RM_CONN_GONE,                  /* a forwarder closed its connection */
     /* to the registry */
-    FY_RM_CHAN_GET,                   /* ptr = fy__chan_req */
-    FY_RM_WRITER_DONE,                /* ptr = fy__chan whose writer closed (idle or shutdown),
-                                         u64 = its bytes, frames in */
-    FY_RM_WRITER_TOTALS,              /* ptr = fy__chan, u64 = bytes, frames its receivers took
-                                         (sent just before WRITER_DONE) */
-    FY_RM_CHAN_IDLE,                  /* ptr = fy__chan: no user for --channel-idle */
-    FY_RM_CHAN_KEEP,                  /* ptr = fy__chan: CLOSE came too late, a user arrived */
+    FY_RM_CHAN_GET,                   /* a session asks for a channel */
+    FY_RM_WRITER_DONE,                /* a writer closed (idle or shutdown) */
+    FY_RM_WRITER_TOTALS,              /* what its receivers took, just before WRITER_DONE */
+    FY_RM_CHAN_IDLE,                  /* no user for --channel-idle */
+    FY_RM_CHAN_KEEP,                  /* CLOSE came too late, a user arrived */
     /* to a session */
-    FY_RM_CHAN,                       /* u32 = FY_E* or 0, ptr = fy__chan */
-    FY_RM_ATTACHED,                   /* u32 = FY_E* or 0, u64 = next_seq, first_seq,
-                                         buf = fy__part_info or none; FY_EBUSY with
-                                         u64[1] = UINT64_MAX: a mirror */
-    FY_RM_CREDIT,                     /* u64[0] = bytes of buffer capacity freed */
-    FY_RM_ACK,                        /* u64[0] = seq of a stored file-end */
-    FY_RM_STORE_ERR,                  /* u32 = FY_E* or errno: append failed, u64 = next seq stored */
-    FY_RM_DIGEST_ERR,                 /* (also to an upstream) the writer refused a frame and
-                                         stored the ones before it: u32 = 0, a file-end whose
-                                         SHA-256 is wrong, or the FY_E* / errno that kept the
-                                         file from being hashed; u64[0] = the frame's seq (the
-                                         channel's next seq); buf = fy__digest_err or none */
+    FY_RM_CHAN,                       /* the answer to CHAN_GET */
+    FY_RM_ATTACHED,                   /* the answer to ATTACH: the slot, or why not */
+    FY_RM_CREDIT,                     /* buffer capacity freed */
+    FY_RM_ACK,                        /* a file-end stored */
+    FY_RM_STORE_ERR,                  /* an append failed */
+    FY_RM_DIGEST_ERR,                 /* (also to an upstream) the writer refused a frame */
     FY_RM_CONTINUE,                   /* self: more work, next turn */
-    FY_RM_TAKEOVER,                   /* the same sender asks for the slot: u64[0] = its
-                                         resume_from; answer KEEP or give up (DETACH) */
+    FY_RM_TAKEOVER,                   /* the same sender asks for the slot */
     /* to a writer */
-    FY_RM_ATTACH,                     /* ptr = fy__attach_req */
-    FY_RM_DETACH,                     /* ptr = session (compare only) */
-    FY_RM_KEEP,                       /* ptr = session (compare only): it is active, refuse
-                                         the takeover */
-    FY_RM_DIGEST_RESET,               /* ptr = sender (compare only): after DIGEST_ERR, its
-                                         stream starts again (an upstream reconnecting):
-                                         store its batches from here on */
-    FY_RM_BATCH,                      /* ptr = fy__batch */
-    FY_RM_SUBSCRIBE,                  /* ptr = forwarder (a reference) */
-    FY_RM_UNSUBSCRIBE,                /* ptr = forwarder (compare only), u64 = its bytes, frames out */
+    FY_RM_ATTACH,                     /* a sender asks for the slot */
+    FY_RM_DETACH,                     /* the sender leaves the slot */
+    FY_RM_KEEP,                       /* the sender is active: refuse the takeover */
+    FY_RM_DIGEST_RESET,               /* after DIGEST_ERR, the sender's stream starts again */
+    FY_RM_BATCH,                      /* frames to store */
+    FY_RM_SUBSCRIBE,                  /* a forwarder wants the channel */
+    FY_RM_UNSUBSCRIBE,                /* a forwarder leaves */
     FY_RM_IDX_DONE,                   /* indexer closed */
-    FY_RM_DAMAGED,                    /* u64[0] = frames the scrubber found damaged */
-    FY_RM_LEASE,                      /* ptr = session given this channel (a reference) */
+    FY_RM_DAMAGED,                    /* the scrubber found damaged frames */
+    FY_RM_LEASE,                      /* a session was given this channel */
     FY_RM_CLOSE,                      /* registry: close if still unused, else CHAN_KEEP */
     /* to an indexer */
-    FY_RM_RECS,                       /* u32 = n, ptr = fy_idx_rec[n] (malloc'd) */
-    FY_RM_LOOKUP,                     /* u64[0] = seq, ptr = forwarder (a reference) */
-    FY_RM_TRIM,                       /* u64[0] = first seq */
+    FY_RM_RECS,                       /* index records to write */
+    FY_RM_LOOKUP,                     /* where is this seq */
+    FY_RM_TRIM,                       /* the log's first seq moved */
     FY_RM_IDX_SYNC,
     /* to a forwarder */
-    FY_RM_SUBSCRIBED,                 /* ptr = fy__sub_info (malloc'd) */
-    FY_RM_LIVE,                       /* ptr = fy__batch (one reference) */
-    FY_RM_LOOKED,                     /* u32 = FY_E* or 0, u64 = seg, off */
-    FY_RM_UNSUBSCRIBED,
+    FY_RM_SUBSCRIBED,                 /* the answer to SUBSCRIBE */
+    FY_RM_LIVE,                       /* a stored batch to send */
+    FY_RM_LOOKED,                     /* the answer to LOOKUP */
+    FY_RM_UNSUBSCRIBED,               /* the writer let go of it */
     /* drain and health */
-    FY_RM_DRAIN_CUT,                  /* relay -> registry -> writers -> forwarders: the drain
-                                         timeout passed; stop at a frame boundary, say bye */
-    FY_RM_FWD_TOTALS,                 /* forwarder -> writer, just before UNSUBSCRIBE: u32 =
-                                         catch-ups, u64[0] = bytes it sent from the file */
+    FY_RM_DRAIN_CUT,                  /* the drain timeout passed: stop at a frame boundary */
+    FY_RM_FWD_TOTALS,                 /* forwarder -> writer, just before UNSUBSCRIBE */
     FY_RM_READY,                      /* relay -> metrics: the acceptor listens */
+    /* to a session (last, so the kinds above keep their numbers in traces) */
+    FY_RM_ATTACH_MIRROR,              /* the answer to ATTACH on an edge's mirror */
 };
 
 /* Timer tags. */

@@ -27,6 +27,7 @@
 #include "ferry/err.h"
 #include "ferry/io.h"
 #include "ferry/klog.h"
+#include "msg.h"
 #include "session_int.h"
 
 /* The ingest's output: one batch for the channel's writer. */
@@ -34,7 +35,7 @@ static void to_writer(void *arg, fy__batch *b)
 {
     session *s = arg;
 
-    fy_actor_post(s->chan->writer, FY_RM_BATCH, 0, 0, 0, b, NULL);
+    fy__msg_batch(s->chan->writer, b);
 }
 
 /* The ingest refused the stream with rc: the error frame says why. */
@@ -107,15 +108,20 @@ static ssize_t read_more(void *arg)
 
 const fy__pump_fns fy__sender_pump = {consume, read_more, fy__session_closed};
 
+void fy__sender_mirrored(session *s)
+{
+    if (s->st != S_WAIT_ATTACH)
+        return;
+    fy__session_fail(s, FY_EBUSY, "channel %s is mirrored from upstream %s", s->chan->name,
+                     s->ctx->conf->upstream);
+}
+
 void fy__sender_attached(session *s, fy_msg *m)
 {
     if (s->st != S_WAIT_ATTACH)
         return;
-    if (m->u32) { /* FY_EBUSY with first seq UINT64_MAX: an edge's mirror */
-        bool mirror = m->u64[1] == UINT64_MAX;
-        fy__session_fail(s, (int)m->u32, "channel %s %s%s", s->chan->name,
-                         mirror ? "is mirrored from upstream " : "already has a sender",
-                         mirror ? s->ctx->conf->upstream : "");
+    if (m->u32) {
+        fy__session_fail(s, (int)m->u32, "channel %s already has a sender", s->chan->name);
         return;
     }
     fy_welcome w = {.channel = s->chan->id, .next_seq = m->u64[0], .first_seq = m->u64[1],
@@ -226,7 +232,7 @@ void fy__sender_takeover(session *s, uint64_t resume_from)
     uint64_t next = fy_ingest_info_get(s->ing)->next_seq;
     bool stale = !s->pump.paused && idle >= s->ctx->conf->takeover_grace * 1000000000ull;
     if (s->shutting || (!stale && (resume_from == 0 || resume_from != next))) {
-        fy_actor_post(s->chan->writer, FY_RM_KEEP, 0, 0, 0, s->self, NULL);
+        fy__msg_keep(s->chan->writer, s->self);
         return;
     }
     fy__session_fail_as(s, FY_EBUSY, "sender replaced", "replaced by a new connection of the "

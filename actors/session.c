@@ -32,6 +32,7 @@
 #include "ferry/tls.h"
 #include "ferry/trace.h"
 #include "relay/stats.h"
+#include "msg.h"
 #include "session_int.h"
 
 #define RBUF_HELLO (8u << 10)      /* before the role is known */
@@ -62,7 +63,7 @@ void fy__session_finish(session *s, const char *why)
         return;
     fy_ingest_stop(s->ing);
     if (s->attach_sent)
-        fy_actor_post(s->chan->writer, FY_RM_DETACH, 0, 0, 0, s->self, NULL);
+        fy__msg_detach(s->chan->writer, s->self);
     if (s->conn.fd >= 0) {
         fy_io_del(s->ctx->sched, s->conn.fd);
         fy_conn_close(&s->conn);
@@ -71,8 +72,8 @@ void fy__session_finish(session *s, const char *why)
         fy_klog(FY_LOG_INFO, "connection closed", "peer=%s reason=\"%s\" frames=%llu bytes=%llu",
                 s->peer, why, (unsigned long long)in->frames, (unsigned long long)in->bytes);
     s->st = S_DONE;
-    fy_actor_post(s->ctx->acceptor, FY_RM_SESSION_GONE, (uint32_t)s->end_code, in->bytes,
-                  in->frames, s->self, NULL);
+    fy__msg_session_gone(s->ctx->acceptor, s->self, (uint32_t)s->end_code, in->bytes,
+                         in->frames);
     fy_actor_stop(s->self);
 }
 
@@ -111,7 +112,7 @@ static void vfail_as(session *s, int code, const char *msg, const char *fmt, va_
      * linger, so the sender's next connection finds it free. */
     if (s->attach_sent) {
         s->attach_sent = false;
-        fy_actor_post(s->chan->writer, FY_RM_DETACH, 0, 0, 0, s->self, NULL);
+        fy__msg_detach(s->chan->writer, s->self);
     }
     fy_klog(code == FY_EAUTH || code == FY_EBUSY ? FY_LOG_INFO : FY_LOG_WARN, msg,
             "peer=%s channel=%s err=%s text=%s action=\"error frame, close\"", s->peer,
@@ -173,7 +174,7 @@ static void on_hello(session *s, const fy_frame *f)
     r->reply = fy_actor_ref(s->self);
     snprintf(r->name, sizeof r->name, "%s", h->channel);
     s->st = S_WAIT_CHAN;
-    fy_actor_post(s->ctx->registry, FY_RM_CHAN_GET, 0, 0, 0, r, NULL);
+    fy__msg_chan_get(s->ctx->registry, r);
 }
 
 /* ---- the read loop --------------------------------------------------------- */
@@ -312,7 +313,7 @@ static void handoff(session *s)
     s->conn = fy_conn_plain(-1); /* the forwarder owns it now, TLS state and all */
     /* Subscribe on the forwarder's behalf, before this session reports gone,
      * so the writer hears of it before any shutdown can reach it. */
-    fy_actor_post(s->chan->writer, FY_RM_SUBSCRIBE, 0, 0, 0, fwd, NULL);
+    fy__msg_subscribe(s->chan->writer, fwd);
     fy__session_finish(s, NULL);
 }
 
@@ -345,7 +346,7 @@ static void on_chan(session *s, fy_msg *m)
     memcpy(r->token, s->hello.token, sizeof r->token);
     s->st = S_WAIT_ATTACH;
     s->attach_sent = true;
-    fy_actor_post(s->chan->writer, FY_RM_ATTACH, 0, 0, 0, r, NULL);
+    fy__msg_attach(s->chan->writer, r);
 }
 
 static void on_shutdown(session *s)
@@ -444,6 +445,9 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
         break;
     case FY_RM_ATTACHED:
         fy__sender_attached(s, m);
+        break;
+    case FY_RM_ATTACH_MIRROR:
+        fy__sender_mirrored(s);
         break;
     case FY_RM_TAKEOVER:
         fy__sender_takeover(s, m->u64[0]);

@@ -67,6 +67,8 @@ void fy__session_closed(void *arg, ssize_t n);
 extern const fy__pump_fns fy__sender_pump;
 /* The writer's answer to ATTACH: the welcome, and the ingest from here. */
 void fy__sender_attached(session *s, fy_msg *m);
+/* ATTACH_MIRROR: the channel is an edge's mirror, no local sender. */
+void fy__sender_mirrored(session *s);
 /* The writer could not store the stream (u32 err, u64 the next seq stored). */
 void fy__sender_store_err(session *s, int err, uint64_t next_seq);
 /* The writer refused a frame: a file-end whose SHA-256 is wrong, or a file

@@ -57,6 +57,7 @@
 #include "ferry/sock.h"
 #include "relay/stats.h"
 #include "store/mirror.h"
+#include "msg.h"
 #include "upstream_int.h"
 
 /* ---- the state file -------------------------------------------------------- */
@@ -155,7 +156,7 @@ void fy__upstream_batch_out(void *arg, fy__batch *b)
         u->fly[i].bytes = b->bytes;
         u->bytes_fly += b->bytes;
     }
-    fy_actor_post(u->writer, FY_RM_BATCH, 0, 0, 0, b, NULL);
+    fy__msg_batch(u->writer, b);
 }
 
 /* Leave: the writer gets its sender slot back, and this actor stops. */
@@ -169,7 +170,7 @@ void fy__upstream_finish(upstream *u, const char *why)
             "next_seq=%llu", u->name, u->ctx->conf->upstream, why,
             (unsigned long long)u->local_next);
     u->st = U_DONE;
-    fy_actor_post(u->writer, FY_RM_DETACH, 0, 0, 0, u->self, NULL);
+    fy__msg_detach(u->writer, u->self);
     fy_actor_stop(u->self);
 }
 
@@ -252,7 +253,7 @@ static void on_digest_err(upstream *u, const fy_msg *m)
     u->skip_until = 0;
     u->rebase = true;
     /* After the batches the writer drops (the mailbox keeps our order). */
-    fy_actor_post(u->writer, FY_RM_DIGEST_RESET, 0, 0, 0, u->self, NULL);
+    fy__msg_digest_reset(u->writer, u->self);
     if (u->st == U_STREAM || u->st == U_LINK)
         fy__upstream_lost(u, FY_LOG_WARN, "file refused by the writer");
 }

@@ -38,6 +38,7 @@
 #include "ferry/klog.h"
 #include "ferry/proto.h"
 #include "relay/stats.h"
+#include "msg.h"
 #include "writer_int.h"
 
 /* ---- idleness ------------------------------------------------------------------ */
@@ -87,7 +88,7 @@ static void idle_check(fy__writer *w)
     uint64_t el = (now - w->idle_since) / 1000000;
     if (el >= idle_ms) {
         w->idle_told = true;
-        fy_actor_post(w->ctx->registry, FY_RM_CHAN_IDLE, 0, 0, 0, (void *)w->chan, NULL);
+        fy__msg_chan_idle(w->ctx->registry, w->chan);
         return;
     }
     idle_arm(w, idle_ms - el);
@@ -124,7 +125,7 @@ static void on_close(fy__writer *w)
     w->idle_told = false;
     if (in_use(w)) {
         w->idle_since = 0;
-        fy_actor_post(w->ctx->registry, FY_RM_CHAN_KEEP, 0, 0, 0, (void *)w->chan, NULL);
+        fy__msg_chan_keep(w->ctx->registry, w->chan);
         idle_check(w);
         return;
     }
@@ -168,7 +169,7 @@ static void mirror_linger(fy__writer *w)
         w->up_alone_since = now;
     uint64_t el = (now - w->up_alone_since) / 1000000;
     if (el >= ms) {
-        fy_actor_post(w->upstream, FY_RM_SHUTDOWN, 1, 0, 0, NULL, NULL);
+        fy__msg_shutdown_linger(w->upstream);
     } else if (!w->up_linger_armed) {
         w->up_linger_armed = true;
         fy_timer_after(w->self, (uint32_t)(ms - el), FY__TM_UPLINGER);
@@ -191,7 +192,7 @@ static void on_subscribe(fy__writer *w, fy_actor *f)
         /* Cannot track it: the forwarder will see the error and unsubscribe. */
         free(si);
         fy_klog(FY_LOG_ERROR, "malloc failed", "what=subscriber channel=%s", w->chan->name);
-        fy_actor_post(f, FY_RM_SUBSCRIBED, 0, 0, 0, NULL, NULL);
+        fy__msg_subscribed(f, NULL);
         fy_actor_unref(f);
         return;
     }
@@ -202,7 +203,7 @@ static void on_subscribe(fy__writer *w, fy_actor *f)
     si->first_seq = fy_log_first_seq(w->log);
     si->fb_seq = w->fb_seq;
     si->fb_pos = w->fb_pos;
-    if (fy_actor_post(f, FY_RM_SUBSCRIBED, 0, 0, 0, si, NULL) < 0)
+    if (fy__msg_subscribed(f, si) < 0)
         free(si);
     w->up_alone_since = 0;
     mirror_start(w);
@@ -217,7 +218,7 @@ static void maybe_done(fy__writer *w)
      * and an answer that never comes would leave it waiting. */
     if (!w->idx_shut) {
         w->idx_shut = true;
-        fy_actor_post(w->indexer, FY_RM_SHUTDOWN, 0, 0, 0, NULL, NULL);
+        fy__msg_shutdown(w->indexer);
     }
     if (!w->idx_done || !w->log)
         return;
@@ -228,10 +229,8 @@ static void maybe_done(fy__writer *w)
             w->chan->name, w->idle_close ? "idle" : "shutdown", rc < 0 ? fy_errname(rc) : "ok");
     /* The last messages: the registry frees the channel record on
      * WRITER_DONE, so nothing here may touch w->chan after it. */
-    fy_actor_post(w->ctx->registry, FY_RM_WRITER_TOTALS, 0, w->gone_out, w->gone_frames_out,
-                  (void *)w->chan, NULL);
-    fy_actor_post(w->ctx->registry, FY_RM_WRITER_DONE, 0, w->bytes, w->frames, (void *)w->chan,
-                  NULL);
+    fy__msg_writer_totals(w->ctx->registry, w->chan, w->gone_out, w->gone_frames_out);
+    fy__msg_writer_done(w->ctx->registry, w->chan, w->bytes, w->frames);
     fy_actor_stop(w->self);
 }
 
@@ -249,7 +248,7 @@ static void on_unsubscribe(fy__writer *w, fy_actor *f, const fy_msg *m)
         }
     /* The forwarder waits for this reply before it stops, so the pointer is
      * good even without a reference; it is the last message we send it. */
-    fy_actor_post(f, FY_RM_UNSUBSCRIBED, 0, 0, 0, NULL, NULL);
+    fy__msg_unsubscribed(f);
     fy_actor_unref(ref);
     maybe_done(w);
     mirror_linger(w);
@@ -261,8 +260,8 @@ static void on_unsubscribe(fy__writer *w, fy_actor *f, const fy_msg *m)
  * the file in progress. */
 static void answer_attach(fy__writer *w, fy__attach_req *r, int err)
 {
-    fy_actor_post(r->session, FY_RM_ATTACHED, (uint32_t)err, fy_log_next_seq(w->log),
-                  fy_log_first_seq(w->log), NULL, err ? NULL : fy__writer_part_buf(w));
+    fy__msg_attached(r->session, (uint32_t)err, fy_log_next_seq(w->log), fy_log_first_seq(w->log),
+                     err ? NULL : fy__writer_part_buf(w));
     if (err) {
         fy_actor_unref(r->session);
     } else {
@@ -275,8 +274,7 @@ static void answer_attach(fy__writer *w, fy__attach_req *r, int err)
 static void on_attach(fy__writer *w, fy__attach_req *r)
 {
     if (w->mirrored && !w->shutting) { /* an edge's mirror: no local sender, ever */
-        fy_actor_post(r->session, FY_RM_ATTACHED, FY_EBUSY, fy_log_next_seq(w->log), UINT64_MAX,
-                      NULL, NULL);
+        fy__msg_attach_mirror(r->session);
         fy_actor_unref(r->session);
         free(r);
         return;
@@ -291,7 +289,7 @@ static void on_attach(fy__writer *w, fy__attach_req *r)
         return;
     }
     w->taker = r;
-    fy_actor_post(w->sender, FY_RM_TAKEOVER, 0, r->resume_from, 0, NULL, NULL);
+    fy__msg_takeover(w->sender, r->resume_from);
 }
 
 /* The attached sender is active: the takeover candidate is refused. */
@@ -359,9 +357,9 @@ static void on_shutdown(fy__writer *w)
         fy_klog(FY_LOG_ERROR, "fy_log_sync failed", "channel=%s err=%s", w->chan->name,
                 fy_errname(rc));
     for (size_t i = 0; i < w->nfwd; i++)
-        fy_actor_post(w->fwd[i], FY_RM_SHUTDOWN, 0, 0, 0, NULL, NULL);
+        fy__msg_shutdown(w->fwd[i]);
     if (w->upstream) /* it detaches at once; maybe_done waits for that */
-        fy_actor_post(w->upstream, FY_RM_SHUTDOWN, 0, 0, 0, NULL, NULL);
+        fy__msg_shutdown(w->upstream);
     maybe_done(w);
 }
 
@@ -463,7 +461,7 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
         break;
     case FY_RM_DRAIN_CUT:
         for (size_t i = 0; i < w->nfwd; i++)
-            fy_actor_post(w->fwd[i], FY_RM_DRAIN_CUT, 0, 0, 0, NULL, NULL);
+            fy__msg_drain_cut(w->fwd[i]);
         break;
     case FY_RM_SHUTDOWN:
         on_shutdown(w);

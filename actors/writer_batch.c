@@ -44,6 +44,7 @@
 #include "ferry/klog.h"
 #include "ferry/proto.h"
 #include "ferry/trace.h"
+#include "msg.h"
 #include "writer_int.h"
 
 /* ---- verify ---------------------------------------------------------------- */
@@ -157,7 +158,7 @@ static void digest_failed(fy__writer *w, int cause, uint64_t seq, const fy__dige
         memcpy(fy_buf_data(buf), d, sizeof *d);
         fy_buf_set_len(buf, sizeof *d);
     }
-    fy_actor_post(w->sender, FY_RM_DIGEST_ERR, (uint32_t)-cause, seq, 0, NULL, buf);
+    fy__msg_digest_err(w->sender, (uint32_t)-cause, seq, buf);
 }
 
 /* Why the batch was cut short, for the sender after its acks. */
@@ -172,7 +173,7 @@ typedef struct refusal {
 static void give_back(fy__writer *w, fy__batch *b)
 {
     if (w->sender)
-        fy_actor_post(w->sender, FY_RM_CREDIT, 0, b->held, 0, NULL, NULL);
+        fy__msg_credit(w->sender, b->held);
     fy__batch_unref(b);
 }
 
@@ -209,7 +210,7 @@ void fy__writer_retain(fy__writer *w)
         fy_klog(FY_LOG_INFO, "old segments removed", "channel=%s first_seq=%llu", w->chan->name,
                 (unsigned long long)first);
         w->first_seq = first;
-        fy_actor_post(w->indexer, FY_RM_TRIM, 0, first, 0, NULL, NULL);
+        fy__msg_trim(w->indexer, first);
     }
 }
 
@@ -220,8 +221,7 @@ static void store_failed(fy__writer *w, int rc)
 {
     w->store_failed = true;
     if (w->sender)
-        fy_actor_post(w->sender, FY_RM_STORE_ERR, (uint32_t)-rc, fy_log_next_seq(w->log), 0,
-                      NULL, NULL);
+        fy__msg_store_err(w->sender, (uint32_t)-rc, fy_log_next_seq(w->log));
 }
 
 /* fy_log_append failed part way (a full disk, an I/O error): the log kept
@@ -311,7 +311,7 @@ static void publish_stage(fy__writer *w, fy__batch *b, uint64_t *acks, size_t *n
 
     if (recs) {
         memcpy(recs, b->recs, b->n * sizeof *recs);
-        fy_actor_post(w->indexer, FY_RM_RECS, b->n, 0, 0, recs, NULL);
+        fy__msg_recs(w->indexer, b->n, recs);
     } else {
         /* The index lags; recovery rebuilds it from the data on next open. */
         fy_klog(FY_LOG_ERROR, "malloc failed", "what=index_records n=%u action=\"skip\"", b->n);
@@ -324,7 +324,7 @@ static void publish_stage(fy__writer *w, fy__batch *b, uint64_t *acks, size_t *n
     }
     atomic_store_explicit(&b->refs, (unsigned)w->nfwd, memory_order_relaxed);
     for (size_t i = 0; i < w->nfwd; i++)
-        if (fy_actor_post(w->fwd[i], FY_RM_LIVE, 0, 0, 0, b, NULL) < 0)
+        if (fy__msg_live(w->fwd[i], b) < 0)
             fy__batch_unref(b);
 }
 
@@ -355,7 +355,7 @@ static void acknowledge_stage(fy__writer *w, fy_actor *to, uint64_t held, const 
                               size_t nacks, int rc, const refusal *r)
 {
     if (to)
-        fy_actor_post(to, FY_RM_CREDIT, 0, held, 0, NULL, NULL);
+        fy__msg_credit(to, held);
     /* The sync's result replaces the append's error, so a partly failed
      * append whose kept part ends a file and then syncs clean is not
      * reported to the sender.  Kept exactly as before the split (issue 17
@@ -368,7 +368,7 @@ static void acknowledge_stage(fy__writer *w, fy_actor *to, uint64_t held, const 
     }
     if (to)
         for (size_t i = 0; i < nacks; i++)
-            fy_actor_post(to, FY_RM_ACK, 0, acks[i], 0, NULL, NULL);
+            fy__msg_ack(to, acks[i]);
     if (rc < 0)
         store_failed(w, rc); /* after the acks of what was stored */
     else if (r->refused)
