@@ -8,7 +8,8 @@
  * recovery drops the index records past it).  ferryd restarts on the same
  * data and port.  (1) The same `ferry send` (SIGSTOPped before the kill)
  * resumes after the receiver reconnected ahead: every file arrives
- * byte-identical, once, no `.part`.  (2) A different sender sends another
+ * byte-identical, once, no `.part`, and the frames the sender sends again
+ * are the ones the cut took (same seqs, same bytes).  (2) A different sender sends another
  * file, and the whole of it is in the log before the receiver (SIGSTOPped)
  * reconnects, so its resume seq is inside the new file: only the log epoch
  * tells it is ahead; it must not continue C with the new file's bytes.
@@ -41,8 +42,13 @@ static uint64_t size_a(void) { return 1u << 20; }
 static uint64_t size_b(void) { return 2u << 20; }
 static uint64_t size_c(void) { return FY_CT_SANITIZED ? 24u << 20 : 64u << 20; }
 
+#define TAIL_KEEP (8u << 20) /* the lost tail kept to compare with what is sent again */
+
 typedef struct scene {
     fy_ct *t;
+    uint8_t *tail;      /* the first TAIL_KEEP bytes the power cut took */
+    size_t ntail;
+    uint64_t cut_off;   /* where it took them from */
     char src[3][FY_CT_PATH];
     uint8_t sha[3][32];
     char out[FY_CT_PATH], seg[FY_CT_PATH * 2];
@@ -172,11 +178,49 @@ static uint64_t cut_inside_b(scene *s)
             off += FY_FRAME_HDR_SIZE + fh.len;
     }
     assert_true(cut_off > 32);
+    s->tail = malloc(TAIL_KEEP);
+    assert_non_null(s->tail);
+    ssize_t got = pread(fd, s->tail, TAIL_KEEP, (off_t)cut_off);
+    assert_true(got > 0);
+    s->ntail = (size_t)got;
+    s->cut_off = cut_off;
     assert_int_equal(ftruncate(fd, (off_t)cut_off), 0);
     close(fd);
     print_message("ahead: log cut at seq %llu (B is %llu..%llu)\n", (unsigned long long)cut_seq,
                   (unsigned long long)b_begin, (unsigned long long)b_end);
     return cut_seq;
+}
+
+/* The frames sent again after the cut are the ones the cut took: the same
+ * seq, type, length, payload CRC and payload at the same offsets; only the
+ * channel field (the connection's id) and so the header CRC may differ. */
+static void assert_same_frames_again(scene *s)
+{
+    int fd = open(s->seg, O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    uint8_t *now = malloc(s->ntail);
+    assert_non_null(now);
+    assert_int_equal(pread(fd, now, s->ntail, (off_t)s->cut_off), (ssize_t)s->ntail);
+    close(fd);
+    size_t off = 0;
+    int frames = 0;
+    while (off + FY_FRAME_HDR_SIZE <= s->ntail) {
+        fy_frame_hdr fh;
+        assert_int_equal(fy_frame_hdr_decode(s->tail + off, FY_PAYLOAD_MAX_LIMIT, &fh), 0);
+        size_t len = FY_FRAME_HDR_SIZE + fh.len;
+        if (off + len > s->ntail)
+            break; /* the kept tail ends inside this frame */
+        assert_memory_equal(s->tail + off, now + off, 8);
+        assert_memory_equal(s->tail + off + 12, now + off + 12, 16);
+        assert_memory_equal(s->tail + off + FY_FRAME_HDR_SIZE, now + off + FY_FRAME_HDR_SIZE,
+                            fh.len);
+        off += len;
+        frames++;
+    }
+    assert_true(frames > 8);
+    free(now);
+    free(s->tail);
+    s->tail = NULL;
 }
 
 /* The output directory holds exactly these files (and the state file). */
@@ -236,6 +280,7 @@ static void test_power_loss_same_sender(void **state)
     snprintf(p, sizeof p, "%s/ferryd-1.log", s.t->dir);
     assert_true(fy_ct_contains(p, "receiver ahead of the log"));
     fy_ct_daemon_stop(s.t);
+    assert_same_frames_again(&s);
 }
 
 /* (2) Power loss, then a different sender sends X, larger than what the
@@ -267,6 +312,7 @@ static void test_power_loss_other_sender(void **state)
     assert_true(fy_ct_contains(p, "ahead of the relay's log"));
     assert_false(fy_ct_contains(p, "mismatch"));
     fy_ct_daemon_stop(s.t);
+    free(s.tail);
 }
 
 int main(void)
