@@ -4,15 +4,17 @@
  *
  * A simulated power loss: a `ferry recv --resume` gets files A and B whole
  * and part of C live, ferryd is SIGKILLed, and the channel's segment is cut
- * back to a frame inside B (what a power cut does to the unsynced tail;
- * recovery drops the index records past it).  ferryd restarts on the same
- * data and port.  (1) The same `ferry send` (SIGSTOPped before the kill)
- * resumes after the receiver reconnected ahead: every file arrives
- * byte-identical, once, no `.part`, and the frames the sender sends again
- * are the ones the cut took (same seqs, same bytes).  (2) A different sender sends another
- * file, and the whole of it is in the log before the receiver (SIGSTOPped)
- * reconnects, so its resume seq is inside the new file: only the log epoch
- * tells it is ahead; it must not continue C with the new file's bytes.
+ * back to a frame inside C or B (what a power cut does to the unsynced
+ * tail; recovery drops the index records past it).  ferryd restarts on the
+ * same data and port.  (1) Cut inside C: the same `ferry send` (stopped
+ * meanwhile) resumes after the receiver reconnected ahead: every file
+ * arrives byte-identical, once, no `.part`, and the frames the sender
+ * sends again are the ones the cut took (same seqs, same bytes).  (2) Cut
+ * inside B, the last-but-one file: a different sender sends another file,
+ * and the whole of it is in the log before the receiver (stopped
+ * meanwhile) reconnects, so its resume seq is inside the new file: only
+ * the log epoch tells it is ahead; it must not continue C with the new
+ * file's bytes.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -40,7 +42,7 @@
 /* The sizes: A and B small, C big enough that the sender is stopped in it. */
 static uint64_t size_a(void) { return 1u << 20; }
 static uint64_t size_b(void) { return 2u << 20; }
-static uint64_t size_c(void) { return FY_CT_SANITIZED ? 24u << 20 : 64u << 20; }
+static uint64_t size_c(void) { return FY_CT_SANITIZED ? 24u << 20 : 32u << 20; }
 
 #define TAIL_KEEP (8u << 20) /* the lost tail kept to compare with what is sent again */
 
@@ -93,21 +95,20 @@ static bool wait_until(bool (*f)(scene *), scene *s, int ms)
     return f(s);
 }
 
-static bool c_started(scene *s)
+static long long c_part(scene *s)
 {
     char p[FY_CT_PATH * 2];
-    return fy_ct_size(out_path(s, ".C.bin.part", p)) > 0;
+    return fy_ct_size(out_path(s, ".C.bin.part", p));
 }
 
 /* The receiver holds everything the log has: its .C.bin.part has stopped
  * growing for 400 ms. */
 static void wait_caught_up(scene *s)
 {
-    char p[FY_CT_PATH * 2];
     long long last = -1;
     int still = 0;
     for (int i = 0; i < 3000 && still < 20; i++) {
-        long long n = fy_ct_size(out_path(s, ".C.bin.part", p));
+        long long n = c_part(s);
         still = n == last ? still + 1 : 0;
         last = n;
         fy_ct_sleep_ms(20);
@@ -116,55 +117,64 @@ static void wait_caught_up(scene *s)
     assert_true(last > 0 && (uint64_t)last < size_c());
 }
 
-/* Start ferryd, the receiver and the sender of A B C; stop the sender
- * (SIGSTOP) once C has begun, wait until the receiver has all the relay
- * stored: A and B whole, C in part. */
+/* Start ferryd, the receiver and the sender of A B C, and let the sender
+ * run only in short bursts (SIGCONT, 3 ms, SIGSTOP) until the receiver has
+ * 1 MiB of C: however loaded the machine, the sender is stopped inside C.
+ * Then wait until the receiver has all the relay stored: A and B whole, C
+ * in part. */
 static void play_until_c(scene *s)
 {
     fy_ct *t = s->t;
-    for (int i = 0; i < 3; i++) {
-        char tag[16];
-        snprintf(tag, sizeof tag, "src-%s", names[i]);
-        fy_ct_make_file(fy_ct_path(t, names[i], s->src[i]), i == 0 ? size_a() : i == 1 ? size_b() : size_c(),
-                        (uint64_t)(40 + i), s->sha[i]);
-    }
+    for (int i = 0; i < 3; i++)
+        fy_ct_make_file(fy_ct_path(t, names[i], s->src[i]),
+                        i == 0 ? size_a() : i == 1 ? size_b() : size_c(), (uint64_t)(40 + i),
+                        s->sha[i]);
     fy_ct_daemon_start(t, NULL);
     fy_ct_path(t, "out", s->out);
     s->rx = fy_ct_recv(t, "recv", CH, s->out, (const char *[]){"--resume", "--count", "3", NULL});
     fy_ct_sleep_ms(300); /* subscribed before the first frame: it gets A live */
     s->tx = fy_ct_send(t, "send", CH, (const char *[]){s->src[0], s->src[1], s->src[2], NULL});
-    assert_true(wait_until(c_started, s, 60000));
     fy_ct_kill(s->tx, SIGSTOP);
+    int i = 0;
+    for (; i < 4000 && c_part(s) < (1 << 20); i++) {
+        fy_ct_kill(s->tx, SIGCONT);
+        fy_ct_sleep_ms(3);
+        fy_ct_kill(s->tx, SIGSTOP);
+        fy_ct_sleep_ms(15);
+    }
+    assert_true(i < 4000);
     wait_caught_up(s);
     char p[FY_CT_PATH * 2];
     fy_ct_assert_same(out_path(s, "A.bin", p), s->sha[0]);
     fy_ct_assert_same(out_path(s, "B.bin", p), s->sha[1]);
 }
 
-/* The power cut: cut the segment at the frame half-way through B's data;
- * returns that frame's seq (the log's end after recovery). */
-static uint64_t cut_inside_b(scene *s)
+/* The power cut: cut the segment at the frame half-way through the data
+ * the log holds of its nth file (1-based; B is 2, C is 3) and keep the
+ * start of what it took (s->tail).  Returns that frame's seq (the log's
+ * end after recovery); *begin gets the file's file-begin seq. */
+static uint64_t cut_inside(scene *s, int nth, uint64_t *begin)
 {
     find_segment(s);
     int fd = open(s->seg, O_RDWR | O_CLOEXEC);
     assert_true(fd >= 0);
-    uint64_t off = 32, b_begin = 0, b_end = 0, cut_off = 0, cut_seq = 0;
+    uint64_t off = 32, f_begin = 0, f_last = 0, cut_off = 0;
     int begins = 0;
-    /* Walk the frame headers (at most a few thousand frames). */
+    /* Walk the frame headers (a few thousand frames). */
     for (int i = 0; i < 100000; i++) {
         uint8_t h[FY_FRAME_HDR_SIZE];
         if (pread(fd, h, sizeof h, (off_t)off) != (ssize_t)sizeof h)
             break;
         fy_frame_hdr fh;
         assert_int_equal(fy_frame_hdr_decode(h, FY_PAYLOAD_MAX_LIMIT, &fh), 0);
-        if (fh.type == FY_FT_FILE_BEGIN && ++begins == 2)
-            b_begin = fh.seq;
-        if (fh.type == FY_FT_FILE_END && begins == 2)
-            b_end = fh.seq;
+        if (fh.type == FY_FT_FILE_BEGIN && ++begins == nth)
+            f_begin = fh.seq;
+        if (begins == nth)
+            f_last = fh.seq;
         off += FY_FRAME_HDR_SIZE + fh.len;
     }
-    assert_true(b_begin > 0 && b_end > b_begin + 4);
-    cut_seq = b_begin + (b_end - b_begin) / 2;
+    assert_true(f_begin > 0 && f_last > f_begin + 4);
+    uint64_t cut_seq = f_begin + (f_last - f_begin) / 2;
     off = 32;
     for (uint64_t seq = 0; seq < cut_seq;) {
         uint8_t h[FY_FRAME_HDR_SIZE];
@@ -186,8 +196,10 @@ static uint64_t cut_inside_b(scene *s)
     s->cut_off = cut_off;
     assert_int_equal(ftruncate(fd, (off_t)cut_off), 0);
     close(fd);
-    print_message("ahead: log cut at seq %llu (B is %llu..%llu)\n", (unsigned long long)cut_seq,
-                  (unsigned long long)b_begin, (unsigned long long)b_end);
+    print_message("ahead: log cut at seq %llu (file %d: %llu..%llu in the log)\n",
+                  (unsigned long long)cut_seq, nth, (unsigned long long)f_begin,
+                  (unsigned long long)f_last);
+    *begin = f_begin;
     return cut_seq;
 }
 
@@ -245,6 +257,20 @@ static void assert_only(scene *s, const char *const *want, int n)
     assert_int_equal(seen, n);
 }
 
+/* From ferryd's "receiver ahead of the log" line: was the receiver's
+ * resume seq below the log's end (so that only the epoch showed it)? */
+static bool ahead_below_end(const char *log)
+{
+    static char buf[1 << 20];
+    fy_ct_slurp(log, buf, sizeof buf);
+    const char *l = strstr(buf, "msg=\"receiver ahead of the log\"");
+    const char *r = l ? strstr(l, "resume_from=") : NULL;
+    const char *e = l ? strstr(l, "end_seq=") : NULL;
+    assert_non_null(r);
+    assert_non_null(e);
+    return strtoull(r + 12, NULL, 10) < strtoull(e + 8, NULL, 10);
+}
+
 static bool recv_reconciled(scene *s)
 {
     char p[FY_CT_PATH * 2];
@@ -252,17 +278,19 @@ static bool recv_reconciled(scene *s)
     return fy_ct_contains(p, "ahead of the relay's log");
 }
 
-/* (1) Power loss, then the receiver reconnects first and the same sender
- * resumes: it continues B where the log ends (same seqs, same bytes), then
- * C.  The receiver drops its part of C, skips the rest of B (it has B
- * whole) and gets C again from its file-begin. */
+/* (1) Power loss inside C, the file in progress; the receiver reconnects
+ * first, then the same sender resumes: it continues C where the log ends
+ * (same seqs, same bytes).  The relay starts the receiver at C's
+ * file-begin, which its log still holds: the receiver drops its part of C
+ * and gets C whole. */
 static void test_power_loss_same_sender(void **state)
 {
     scene s = {.t = *state};
     char p[FY_CT_PATH * 2];
+    uint64_t c_begin;
     play_until_c(&s);
     fy_ct_daemon_kill9(s.t);
-    uint64_t cut = cut_inside_b(&s);
+    cut_inside(&s, 3, &c_begin);
     fy_ct_daemon_restart(s.t, NULL);
     assert_true(wait_until(recv_reconciled, &s, 60000));
     fy_ct_kill(s.tx, SIGCONT);
@@ -274,11 +302,12 @@ static void test_power_loss_same_sender(void **state)
     snprintf(p, sizeof p, "%s/send.err", s.t->dir);
     assert_true(fy_ct_contains(p, "reconnected: continuing the file"));
     char want[64];
-    snprintf(want, sizeof want, "from_seq=%llu", (unsigned long long)cut);
+    snprintf(want, sizeof want, "from_seq=%llu", (unsigned long long)c_begin);
     snprintf(p, sizeof p, "%s/recv.err", s.t->dir);
     assert_true(fy_ct_contains(p, want));
     snprintf(p, sizeof p, "%s/ferryd-1.log", s.t->dir);
     assert_true(fy_ct_contains(p, "receiver ahead of the log"));
+    assert_true(fy_ct_contains(p, "start at its partial file's begin"));
     fy_ct_daemon_stop(s.t);
     assert_same_frames_again(&s);
 }
@@ -290,16 +319,17 @@ static void test_power_loss_same_sender(void **state)
 static void test_power_loss_other_sender(void **state)
 {
     scene s = {.t = *state};
-    char p[FY_CT_PATH * 2], x[FY_CT_PATH];
+    char p[FY_CT_PATH * 2], x[FY_CT_PATH], want[64];
     uint8_t shax[32];
+    uint64_t b_begin;
     play_until_c(&s);
     fy_ct_kill(s.rx, SIGSTOP);
     fy_ct_daemon_kill9(s.t);
     fy_ct_kill(s.tx, SIGKILL); /* this sender is gone for good */
     fy_ct_wait(s.t, s.tx, T_MS);
-    cut_inside_b(&s);
+    uint64_t cut = cut_inside(&s, 2, &b_begin);
     fy_ct_daemon_restart(s.t, NULL);
-    fy_ct_make_file(fy_ct_path(s.t, "X.bin", x), size_c() + (8u << 20), 77, shax);
+    fy_ct_make_file(fy_ct_path(s.t, "X.bin", x), 12u << 20, 77, shax); /* more frames than R - cut */
     pid_t tx2 = fy_ct_send(s.t, "send2", CH, (const char *[]){x, NULL});
     fy_ct_expect_exit(s.t, tx2, "send2", T_MS, 0);
     fy_ct_kill(s.rx, SIGCONT);
@@ -311,6 +341,10 @@ static void test_power_loss_other_sender(void **state)
     snprintf(p, sizeof p, "%s/recv.err", s.t->dir);
     assert_true(fy_ct_contains(p, "ahead of the relay's log"));
     assert_false(fy_ct_contains(p, "mismatch"));
+    snprintf(want, sizeof want, "from_seq=%llu", (unsigned long long)cut);
+    assert_true(fy_ct_contains(p, want));
+    snprintf(p, sizeof p, "%s/ferryd-1.log", s.t->dir);
+    assert_true(ahead_below_end(p));
     fy_ct_daemon_stop(s.t);
     free(s.tail);
 }
