@@ -74,6 +74,9 @@ typedef struct probe {
     /* session: the last DIGEST_ERR's detail */
     fy__digest_err derr;
     bool has_derr;
+    /* session: the file in progress its last ATTACHED offered */
+    fy__part_info part;
+    bool has_part;
 } probe;
 
 static void on_live(probe *p, fy__batch *b)
@@ -123,6 +126,11 @@ static int probe_fn(fy_actor *self, void *state, fy_msg *m)
     case FY_RM_SHUTDOWN: /* a forwarder's: leave, as a real one does */
         if (p->writer)
             fy_actor_post(p->writer, FY_RM_UNSUBSCRIBE, 0, 0, 0, self, NULL);
+        break;
+    case FY_RM_ATTACHED:
+        p->has_part = m->buf && fy_buf_len(m->buf) == sizeof p->part;
+        if (p->has_part)
+            memcpy(&p->part, fy_buf_cdata(m->buf), sizeof p->part);
         break;
     case FY_RM_DIGEST_ERR:
         if (m->buf && fy_buf_len(m->buf) == sizeof p->derr) {
@@ -217,17 +225,47 @@ typedef struct rig {
     fy__chan chan;
     fy_store_opts so;
     fy_sched *sched;
-    probe *reg;  /* the registry's stand-in */
-    probe *fwd;  /* a subscribed forwarder */
-    uint64_t held; /* buffer bytes of every batch handed to the writer */
+    probe *reg;       /* the registry's stand-in */
+    probe *fwd;       /* the running writer's subscribed forwarder */
+    probe *fwds[4];   /* every writer start's (freed after the join) */
+    fy_actor *refs[8]; /* the registry's references to writers and indexers */
+    size_t starts, nrefs;
+    uint64_t held;    /* buffer bytes of every batch handed to the writer */
     size_t batches;
 } rig;
 
-static void rig_open(rig *g, int fsync_mode)
+/* Open the channel's log and start its writer and indexer as the registry
+ * does (actors/registry.c: open_chan), with a receiver subscribed before
+ * any batch. */
+static void writer_start(rig *g)
 {
     fy_log *log;
     fy_idx *idx;
 
+    assert_true(g->starts < 4);
+    assert_int_equal(fy_store_open(g->chan.dir, &g->so, &log, &idx, NULL), 0);
+    assert_int_equal(fy__writer_new(&g->ctx, &g->chan, log, idx, &g->chan.writer,
+                                    &g->chan.indexer), 0);
+    g->refs[g->nrefs++] = g->chan.writer;
+    g->refs[g->nrefs++] = g->chan.indexer;
+    g->fwd = g->fwds[g->starts++] = probe_new(g->sched, "forwarder");
+    g->fwd->writer = g->chan.writer;
+    fy_actor_post(g->chan.writer, FY_RM_SUBSCRIBE, 0, 0, 0, fy_actor_ref(g->fwd->self), NULL);
+    WAIT_FOR(count(g->fwd, FY_RM_SUBSCRIBED) == 1);
+    assert_int_equal(nth(g->fwd, FY_RM_SUBSCRIBED, 0).u32, 0);
+}
+
+/* Shut the writer down as the registry does: it syncs and closes the log
+ * once its forwarder and its indexer have gone, then says WRITER_DONE. */
+static void writer_stop(rig *g)
+{
+    fy_actor_post(g->chan.writer, FY_RM_SHUTDOWN, 0, 0, 0, NULL, NULL);
+    WAIT_FOR(count(g->reg, FY_RM_WRITER_DONE) == g->starts);
+    assert_int_equal(count(g->fwd, FY_RM_UNSUBSCRIBED), 1);
+}
+
+static void rig_open(rig *g, int fsync_mode)
+{
     memset(g, 0, sizeof *g);
     assert_int_equal(tc_tmpdir(g->root, sizeof g->root, "wbatch"), 0);
     fy_conf_defaults(&g->conf);
@@ -245,8 +283,6 @@ static void rig_open(rig *g, int fsync_mode)
     g->ctx.done_fd = -1;
     assert_int_equal(fy_bufpool_new(64u << 20, &g->ctx.pool), 0);
     snprintf(g->ctx.chan_root, sizeof g->ctx.chan_root, "%s", g->root);
-
-    /* as the registry opens a channel (actors/registry.c: open_chan) */
     g->chan.id = CHAN;
     snprintf(g->chan.name, sizeof g->chan.name, "c");
     snprintf(g->chan.dir, sizeof g->chan.dir, "%s/c", g->root);
@@ -254,29 +290,17 @@ static void rig_open(rig *g, int fsync_mode)
     g->so = (fy_store_opts){.segment_bytes = g->conf.segment_bytes,
                             .max_payload = g->conf.max_payload,
                             .buffered = g->conf.write_mode == FY_WRITE_BUFFERED};
-    assert_int_equal(fy_store_open(g->chan.dir, &g->so, &log, &idx, NULL), 0);
-    assert_int_equal(fy__writer_new(&g->ctx, &g->chan, log, idx, &g->chan.writer,
-                                    &g->chan.indexer), 0);
-
-    /* a receiver, subscribed before any batch */
-    g->fwd = probe_new(g->sched, "forwarder");
-    g->fwd->writer = g->chan.writer;
-    fy_actor_post(g->chan.writer, FY_RM_SUBSCRIBE, 0, 0, 0, fy_actor_ref(g->fwd->self), NULL);
-    WAIT_FOR(count(g->fwd, FY_RM_SUBSCRIBED) == 1);
-    assert_int_equal(nth(g->fwd, FY_RM_SUBSCRIBED, 0).u32, 0);
+    writer_start(g);
 }
 
-/* Shut the writer down as the registry does (it syncs and closes the log
- * once the forwarder and the indexer have gone), then the runtime. */
+/* The writer, then the runtime (which stops the stand-ins). */
 static void rig_close(rig *g)
 {
-    fy_actor_post(g->chan.writer, FY_RM_SHUTDOWN, 0, 0, 0, NULL, NULL);
-    WAIT_FOR(count(g->reg, FY_RM_WRITER_DONE) == 1);
-    assert_int_equal(count(g->fwd, FY_RM_UNSUBSCRIBED), 1);
+    writer_stop(g);
     fy_sched_exit(g->sched);
     fy_sched_join(g->sched);
-    fy_actor_unref(g->chan.writer);
-    fy_actor_unref(g->chan.indexer);
+    for (size_t i = 0; i < g->nrefs; i++)
+        fy_actor_unref(g->refs[i]);
     fy_sched_free(g->sched);
     fy_bufpool_free(g->ctx.pool); /* every buffer came back */
 }
@@ -284,7 +308,8 @@ static void rig_close(rig *g)
 static void rig_done(rig *g)
 {
     probe_free(g->reg);
-    probe_free(g->fwd);
+    for (size_t i = 0; i < g->starts; i++)
+        probe_free(g->fwds[i]);
     assert_int_equal(tc_tmpdir_done(g->root), 0);
 }
 
@@ -372,18 +397,20 @@ static void post_batch(void *arg, fy__batch *b)
 }
 
 /* A sender's connection: one ingest for its whole stream, as a session
- * has, starting at frame `from` of s. */
+ * has, starting at frame `from` of s; with part (what ATTACHED offered),
+ * continuing the channel's file in progress. */
 typedef struct conn {
     fy_ingest *in;
     const stream *s;
     size_t pos; /* bytes of s fed */
 } conn;
 
-static void conn_open(rig *g, conn *c, const stream *s, size_t from)
+static void conn_open(rig *g, conn *c, const stream *s, size_t from, const fy__part_info *part)
 {
     fy_ingest_conf ic = {.pool = g->ctx.pool, .max_payload = g->conf.max_payload,
                          .budget = 48u << 20, .channel = CHAN, .next_seq = s->seq[from],
-                         .out = post_batch, .arg = g};
+                         .out = post_batch, .arg = g, .in_file = part != NULL,
+                         .file_size = part ? part->size : 0, .file_got = part ? part->got : 0};
 
     *c = (conn){.s = s, .pos = s->off[from]};
     assert_int_equal(fy_ingest_new(&ic, NULL, 0, &c->in), 0);
@@ -426,7 +453,7 @@ static void send_all(rig *g, const stream *s, const size_t *cuts, size_t ncuts)
 {
     conn c;
 
-    conn_open(g, &c, s, 0);
+    conn_open(g, &c, s, 0, NULL);
     for (size_t i = 0; i < ncuts; i++)
         conn_send(&c, cuts[i]);
     conn_close(&c);
@@ -468,17 +495,20 @@ static void check_log(rig *g, uint64_t first, const uint8_t *want, size_t n, uin
     free(got);
 }
 
-/* The forwarder got exactly frames [0, nf) of s live: every seq once, in
- * order, byte for byte (checked after it left, so nothing more can come). */
-static void check_live(probe *f, const stream *s, size_t nf)
+/* The forwarder got exactly frames [from, to) of s live: every seq once,
+ * in order, byte for byte (checked after it left, so nothing more can
+ * come). */
+static void check_live(probe *f, const stream *s, size_t from, size_t to)
 {
+    size_t n = s->off[to] - s->off[from];
+
     pthread_mutex_lock(&f->mu);
     assert_int_equal(f->lost, 0);
-    assert_int_equal(f->nseqs, nf);
-    for (size_t i = 0; i < nf; i++)
-        assert_int_equal(f->seqs[i], s->seq[i]);
-    assert_int_equal(f->nlive, s->off[nf]);
-    assert_memory_equal(f->live, s->b, s->off[nf]);
+    assert_int_equal(f->nseqs, to - from);
+    for (size_t i = 0; i < to - from; i++)
+        assert_int_equal(f->seqs[i], s->seq[from + i]);
+    assert_int_equal(f->nlive, n);
+    assert_memory_equal(f->live, s->b + s->off[from], n);
     pthread_mutex_unlock(&f->mu);
 }
 
@@ -513,7 +543,7 @@ static void test_files(void **state)
     assert_int_equal(count(snd, FY_RM_CREDIT), g.batches);
     assert_int_equal(count(snd, FY_RM_ACK), 2);
     assert_int_equal(count(snd, FY_RM_DIGEST_ERR) + count(snd, FY_RM_STORE_ERR), 0);
-    check_live(g.fwd, &s, s.nf);
+    check_live(g.fwd, &s, 0, s.nf);
     check_log(&g, 1, s.b, s.len, s.nf);
     rig_done(&g);
     probe_free(snd);
@@ -543,7 +573,7 @@ static void test_bad_digest(void **state)
     size_t end_b = add_file(&s, "b.bin", 300000, 4, true, sha_b);
     size_t end_c = add_file(&s, "c.bin", 100000, 5, false, sha_c);
     conn c;
-    conn_open(&g, &c, &s, 0);
+    conn_open(&g, &c, &s, 0, NULL);
     conn_send(&c, end_a + 3);
     conn_send(&c, end_b + 3); /* the bad file-end inside this batch, file C's start after it */
     WAIT_FOR(count(snd, FY_RM_DIGEST_ERR) == 1);
@@ -653,12 +683,87 @@ static void test_store_failed(void **state)
     assert_int_equal(count(s1, FY_RM_STORE_ERR), 1);
     assert_int_equal(count(s1, FY_RM_ACK) + count(s1, FY_RM_DIGEST_ERR), 0);
     assert_int_equal(count(s2, FY_RM_STORE_ERR) + count(s2, FY_RM_DIGEST_ERR), 0);
-    check_live(g.fwd, &s, s.nf);
+    check_live(g.fwd, &s, 0, s.nf);
     check_log(&g, 1, s.b, s.len, s.nf);
     rig_done(&g);
     probe_free(s1);
     probe_free(s2);
     free(bad.b);
+    free(s.b);
+}
+
+/* ---- (4) a file continued by the next sender --------------------------------- */
+
+/* The file in progress as ATTACHED offered it to p (asserted to be there). */
+static fy__part_info offered(probe *p)
+{
+    pthread_mutex_lock(&p->mu);
+    fy__part_info part = p->part;
+    bool has = p->has_part;
+    pthread_mutex_unlock(&p->mu);
+    assert_true(has);
+    return part;
+}
+
+/* Sender 1 sends a file's begin and first data frames and leaves; sender 2
+ * is offered the file in progress and sends more of it and leaves; then
+ * the writer restarts, so it has no hash of the stored part and hashes it
+ * back from the log; sender 3 sends the rest and the file-end, whose
+ * digest covers all three parts.  The file is stored once, whole, and its
+ * file-end acked to sender 3. */
+static void test_continue(void **state)
+{
+    (void)state;
+    stream s = {.next = 1};
+    uint8_t sha[32];
+    probe *snd[3];
+    rig g;
+    conn c;
+
+    rig_open(&g, FY_FSYNC_FILE_END);
+    size_t end = add_file(&s, "long.bin", 1200000, 9, false, sha);
+    size_t at[] = {0, 4, 9, end + 1}; /* sender i sends frames [at[i], at[i + 1]) */
+    for (size_t i = 0; i < 3; i++) {
+        if (i == 2) {
+            writer_stop(&g);
+            writer_start(&g);
+        }
+        snd[i] = probe_new(g.sched, "sender");
+        assert_int_equal(attach(&g, snd[i]), s.seq[at[i]]);
+        fy__part_info part = {0};
+        if (i) {
+            part = offered(snd[i]);
+            assert_int_equal(part.seq, s.seq[0]);
+            assert_int_equal(part.size, 1200000);
+            assert_int_equal(part.got, s.off[at[i]] - s.off[1] - (at[i] - 1) * FY_FRAME_HDR_SIZE);
+            assert_string_equal(part.name, "long.bin");
+        }
+        g.held = 0;
+        g.batches = 0;
+        conn_open(&g, &c, &s, at[i], i ? &part : NULL);
+        conn_send(&c, at[i] + 2);
+        conn_send(&c, at[i + 1]);
+        conn_close(&c);
+        WAIT_FOR(count(snd[i], FY_RM_CREDIT) == g.batches &&
+                 sum_u0(snd[i], FY_RM_CREDIT) == g.held);
+        if (i < 2)
+            fy_actor_post(g.chan.writer, FY_RM_DETACH, 0, 0, 0, snd[i]->self, NULL);
+    }
+    WAIT_FOR(count(snd[2], FY_RM_ACK) == 1);
+    assert_int_equal(nth(snd[2], FY_RM_ACK, 0).u0, s.seq[end]);
+    WAIT_FOR(live_frames(g.fwd) == s.nf - at[2]);
+    rig_close(&g);
+
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(count(snd[i], FY_RM_ACK), i == 2);
+        assert_int_equal(count(snd[i], FY_RM_DIGEST_ERR) + count(snd[i], FY_RM_STORE_ERR), 0);
+    }
+    check_live(g.fwds[0], &s, 0, at[2]); /* the first writer's receiver */
+    check_live(g.fwds[1], &s, at[2], s.nf); /* the restarted one's */
+    check_log(&g, 1, s.b, s.len, s.nf);
+    rig_done(&g);
+    for (size_t i = 0; i < 3; i++)
+        probe_free(snd[i]);
     free(s.b);
 }
 
@@ -672,6 +777,7 @@ int main(void)
         cmocka_unit_test_prestate(test_files, &never),
         cmocka_unit_test(test_bad_digest),
         cmocka_unit_test(test_store_failed),
+        cmocka_unit_test(test_continue),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
