@@ -234,8 +234,6 @@ static void subscribe_history(fwd *f, const fy__sub_info *si)
 static void on_subscribed(fwd *f, fy__sub_info *si)
 {
     FY__OWNER(f->self);
-    int rc;
-
     if (!si || si->err) {
         f->st = F_LIVE; /* nothing queued: fy__fwd_fail() writes at once */
         fy__fwd_fail(f, si ? (int)si->err : FY_EINTERNAL, "channel %s: %s", f->chan->name,
@@ -247,7 +245,7 @@ static void on_subscribed(fwd *f, fy__sub_info *si)
         fy_sock_set_bufs(f->conn.fd, (int)f->ctx->conf->sndbuf, 0);
     f->follow = f->ctx->conf->live_send == FY_LIVE_SEND_FILE &&
                 (!fy_conn_is_tls(&f->conn) || fy_conn_ktls_send(&f->conn));
-    if ((rc = fy_io_add(f->self, f->conn.fd, FY_IO_READ | FY_IO_WRITE, 0)) < 0) {
+    if (fy_io_add(f->self, f->conn.fd, FY_IO_READ | FY_IO_WRITE, 0) < 0) {
         free(si);
         f->st = F_LIVE;
         fy__fwd_close(f, FY_LOG_ERROR, "fy_io_add failed");

@@ -33,6 +33,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/analyzer.h"
 #include "ferry/err.h"
 #include "ferry/klog.h"
 #include "ferry/proto.h"
@@ -129,6 +130,8 @@ static int open_chan(registry *r, const char *name, fy__chan **out)
         made = true;
     } else if (errno != EEXIST) {
         rc = -errno;
+        /* False positive: mkdir() failed, so errno is set and rc < 0. */
+        FY_ANALYZER_ASSUME(rc < 0);
         fy_klog(FY_LOG_ERROR, "mkdir failed", "path=%s err=%s action=\"refuse channel\"", ch->dir,
                 fy_errname(rc));
         free(ch);
