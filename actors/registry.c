@@ -91,6 +91,20 @@ static void begin_epoch(fy__chan *ch, uint64_t next_seq)
                                                             : "epoch kept in memory only");
 }
 
+/* The recovery's figures and the new epoch of a channel just opened. */
+static void log_opened(const fy__chan *ch, const fy_recovery *rep, double ms, size_t open)
+{
+    fy_klog(FY_LOG_INFO, "channel opened",
+            "channel=%s dir=%s segments=%llu frames=%llu first_seq=%llu next_seq=%llu "
+            "truncated_bytes=%llu index_dropped=%llu index_added=%llu scanned_bytes=%llu ms=%.1f "
+            "open=%zu epoch=%016llx",
+            ch->name, ch->dir, (unsigned long long)rep->segments, (unsigned long long)rep->frames,
+            (unsigned long long)rep->first_seq, (unsigned long long)rep->next_seq,
+            (unsigned long long)rep->truncated_bytes, (unsigned long long)rep->index_dropped,
+            (unsigned long long)rep->index_added, (unsigned long long)rep->scanned_bytes, ms, open,
+            (unsigned long long)ch->epochs.e[ch->epochs.n - 1].id);
+}
+
 /* Open name: check it, check the limit, then (only then) create its
  * directory, recover the store and start writer + indexer.  0 with *out,
  * or -FY_ENAME / -FY_ELIMIT / -errno / -FY_E*. */
@@ -147,16 +161,7 @@ static int open_chan(registry *r, const char *name, fy__chan **out)
         goto fail;
     }
     begin_epoch(ch, rep.next_seq);
-    fy_klog(FY_LOG_INFO, "channel opened",
-            "channel=%s dir=%s segments=%llu frames=%llu first_seq=%llu next_seq=%llu "
-            "truncated_bytes=%llu index_dropped=%llu index_added=%llu scanned_bytes=%llu ms=%.1f "
-            "open=%zu epoch=%016llx",
-            name, ch->dir, (unsigned long long)rep.segments, (unsigned long long)rep.frames,
-            (unsigned long long)rep.first_seq, (unsigned long long)rep.next_seq,
-            (unsigned long long)rep.truncated_bytes, (unsigned long long)rep.index_dropped,
-            (unsigned long long)rep.index_added, (unsigned long long)rep.scanned_bytes,
-            (double)(fy_now_ns() - t0) / 1e6, r->n + 1,
-            (unsigned long long)ch->epochs.e[ch->epochs.n - 1].id);
+    log_opened(ch, &rep, (double)(fy_now_ns() - t0) / 1e6, r->n + 1);
     ch->id = ++r->next_id;
     if ((rc = fy__writer_new(r->ctx, ch, log, idx, &ch->writer, &ch->indexer)) < 0) {
         fy_klog(FY_LOG_ERROR, "cannot start channel actors", "channel=%s err=%s", name,
