@@ -325,7 +325,10 @@ static int start_hello(receiver *r, fy_hello *h)
 {
     const fy_cli_recv_opts *o = r->o;
     h->role = FY_ROLE_RECEIVER;
-    h->flags = FY_HELLO_F_AHEAD; /* an older relay refuses it: fy_cli_dial drops it */
+    /* Ahead of the log is for a stream we had (a reconnect, our state
+     * file); a --from-seq past the end stays FY_ENOSEQ.  An older relay
+     * refuses the flag: fy_cli_dial drops it. */
+    h->flags = o->start == FY_CLI_RECV_FROM_SEQ ? 0 : FY_HELLO_F_AHEAD;
     snprintf(h->channel, sizeof h->channel, "%s", o->channel);
     snprintf(h->token, sizeof h->token, "%s", o->token ? o->token : "");
     h->mode = o->start == FY_CLI_RECV_LIVE ? FY_MODE_LIVE : FY_MODE_START;
@@ -461,6 +464,7 @@ static void hello_resume(receiver *r, dialer *d)
 {
     d->h.mode = FY_MODE_RESUME;
     d->h.resume_from = r->expect;
+    d->h.flags |= FY_HELLO_F_AHEAD;
     d->h.epoch = r->epoch;
     d->h.part_seq = r->in_file ? r->part_seq : 0;
 }

@@ -349,11 +349,53 @@ static void test_power_loss_other_sender(void **state)
     free(s.tail);
 }
 
+/* (3) A new `ferry recv --resume` process whose state file is past the
+ * log's end (its relay lost what it had): no epoch to name, the log's end
+ * alone shows it is ahead; it is started there, its state moves back, and
+ * the next file comes whole.  A `--from-seq` past the end, asked for
+ * explicitly, is still refused with FY_ENOSEQ (exit 3). */
+static void test_state_past_end(void **state)
+{
+    fy_ct *t = *state;
+    char a[FY_CT_PATH], b[FY_CT_PATH], out[FY_CT_PATH], p[FY_CT_PATH * 2];
+    uint8_t sha[32];
+    fy_ct_make_file(fy_ct_path(t, "one.bin", a), 100000, 5, NULL);
+    fy_ct_make_file(fy_ct_path(t, "two.bin", b), 300000, 6, sha);
+    fy_ct_daemon_start(t, NULL);
+    fy_ct_expect_exit(t, fy_ct_send(t, "send1", CH, (const char *[]){a, NULL}), "send1", T_MS, 0);
+    pid_t rx = fy_ct_recv(t, "seq", CH, fy_ct_path(t, "o1", out),
+                          (const char *[]){"--from-seq", "1000", "--no-retry", NULL});
+    fy_ct_expect_exit(t, rx, "seq", T_MS, 3);
+    snprintf(p, sizeof p, "%s/seq.err", t->dir);
+    assert_true(fy_ct_contains(p, "FY_ENOSEQ"));
+
+    fy_ct_mkdir(fy_ct_path(t, "o2", out));
+    snprintf(p, sizeof p, "%s/.ferry-state", out);
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    fprintf(f, "channel=" CH "\nnext_seq=1000\n");
+    fclose(f);
+    rx = fy_ct_recv(t, "recv", CH, out, (const char *[]){"--resume", "--count", "1", NULL});
+    snprintf(p, sizeof p, "%s/recv.err", t->dir);
+    for (int i = 0; i < 1000 && !fy_ct_contains(p, "ahead of the relay's log"); i++)
+        fy_ct_sleep_ms(10);
+    assert_true(fy_ct_contains(p, "from_seq=5")); /* one.bin is seqs 1..4 */
+    fy_ct_expect_exit(t, fy_ct_send(t, "send2", CH, (const char *[]){b, NULL}), "send2", T_MS, 0);
+    fy_ct_expect_exit(t, rx, "recv", T_MS, 0);
+    snprintf(p, sizeof p, "%s/two.bin", out);
+    fy_ct_assert_same(p, sha);
+    char st[256];
+    snprintf(p, sizeof p, "%s/.ferry-state", out);
+    assert_non_null(strstr(fy_ct_slurp(p, st, sizeof st), "next_seq=12\n")); /* after two.bin: 5..11 */
+    fy_ct_daemon_stop(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_power_loss_same_sender, fy_ct_setup, fy_ct_teardown),
         cmocka_unit_test_setup_teardown(test_power_loss_other_sender, fy_ct_setup, fy_ct_teardown),
+        cmocka_unit_test_setup_teardown(test_state_past_end, fy_ct_setup, fy_ct_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
