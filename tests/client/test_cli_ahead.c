@@ -39,10 +39,11 @@
 #define POLL_MS 2
 #define CH "ahead"
 
-/* The sizes: A and B small, C big enough that the sender is stopped in it. */
-static uint64_t size_a(void) { return 1u << 20; }
-static uint64_t size_b(void) { return 2u << 20; }
-static uint64_t size_c(void) { return FY_CT_SANITIZED ? 24u << 20 : 32u << 20; }
+/* The files: A and B small, then NF - 2 big ones the sender is stopped in
+ * one of (which one depends on the machine's speed). */
+#define NF 7
+static uint64_t size_c(void) { return FY_CT_SANITIZED ? 8u << 20 : 16u << 20; }
+static uint64_t size_of(int i) { return i == 0 ? 1u << 20 : i == 1 ? 2u << 20 : size_c(); }
 
 #define TAIL_KEEP (8u << 20) /* the lost tail kept to compare with what is sent again */
 
@@ -51,13 +52,15 @@ typedef struct scene {
     uint8_t *tail;      /* the first TAIL_KEEP bytes the power cut took */
     size_t ntail;
     uint64_t cut_off;   /* where it took them from */
-    char src[3][FY_CT_PATH];
-    uint8_t sha[3][32];
+    char src[NF][FY_CT_PATH];
+    uint8_t sha[NF][32];
+    int k;              /* the file in progress at the receiver when the power went */
     char out[FY_CT_PATH], seg[FY_CT_PATH * 2];
     pid_t rx, tx;
 } scene;
 
-static const char *const names[3] = {"A.bin", "B.bin", "C.bin"};
+static const char *const names[NF] = {"A.bin", "B.bin", "C1.bin", "C2.bin", "C3.bin", "C4.bin",
+                                      "C5.bin"};
 
 static const char *out_path(scene *s, const char *name, char *buf)
 {
@@ -95,58 +98,79 @@ static bool wait_until(bool (*f)(scene *), scene *s, int ms)
     return f(s);
 }
 
-static long long c_part(scene *s)
+/* The file the receiver has a .part of, or -1; *bytes its size. */
+static int partial(scene *s, long long *bytes)
 {
-    char p[FY_CT_PATH * 2];
-    return fy_ct_size(out_path(s, ".C.bin.part", p));
+    char p[FY_CT_PATH * 2], n[FY_NAME_MAX + 8];
+    for (int i = 0; i < NF; i++) {
+        snprintf(n, sizeof n, ".%s.part", names[i]);
+        long long b = fy_ct_size(out_path(s, n, p));
+        if (b >= 0) {
+            *bytes = b;
+            return i;
+        }
+    }
+    *bytes = 0;
+    return -1;
 }
 
-/* The receiver holds everything the log has: its .C.bin.part has stopped
+/* The receiver holds everything the log has: what it wrote has stopped
  * growing for 400 ms. */
 static void wait_caught_up(scene *s)
 {
+    char p[FY_CT_PATH * 2];
     long long last = -1;
     int still = 0;
     for (int i = 0; i < 3000 && still < 20; i++) {
-        long long n = c_part(s);
+        long long n = 0, b;
+        for (int j = 0; j < NF; j++)
+            n += (b = fy_ct_size(out_path(s, names[j], p))) > 0 ? b : 0;
+        partial(s, &b);
+        n += b;
         still = n == last ? still + 1 : 0;
         last = n;
         fy_ct_sleep_ms(20);
     }
     assert_true(still >= 20);
-    assert_true(last > 0 && (uint64_t)last < size_c());
 }
 
-/* Start ferryd, the receiver and the sender of A B C, and let the sender
- * run only in short bursts (SIGCONT, 3 ms, SIGSTOP) until the receiver has
- * 1 MiB of C: however loaded the machine, the sender is stopped inside C.
- * Then wait until the receiver has all the relay stored: A and B whole, C
- * in part. */
-static void play_until_c(scene *s)
+/* Start ferryd, the receiver and the sender of the NF files, and let the
+ * sender run only in short bursts (SIGCONT, 3 ms, SIGSTOP) until the
+ * receiver, caught up with the log, holds A and B whole and part of a
+ * later file (s->k): however loaded the machine, the sender is stopped
+ * inside some file after B. */
+static void play_until_partial(scene *s)
 {
     fy_ct *t = s->t;
-    for (int i = 0; i < 3; i++)
-        fy_ct_make_file(fy_ct_path(t, names[i], s->src[i]),
-                        i == 0 ? size_a() : i == 1 ? size_b() : size_c(), (uint64_t)(40 + i),
+    for (int i = 0; i < NF; i++)
+        fy_ct_make_file(fy_ct_path(t, names[i], s->src[i]), size_of(i), (uint64_t)(40 + i),
                         s->sha[i]);
     fy_ct_daemon_start(t, NULL);
     fy_ct_path(t, "out", s->out);
-    s->rx = fy_ct_recv(t, "recv", CH, s->out, (const char *[]){"--resume", "--count", "3", NULL});
+    s->rx = fy_ct_recv(t, "recv", CH, s->out, (const char *[]){"--resume", "--count", "7", NULL});
     fy_ct_sleep_ms(300); /* subscribed before the first frame: it gets A live */
-    s->tx = fy_ct_send(t, "send", CH, (const char *[]){s->src[0], s->src[1], s->src[2], NULL});
+    const char *argv[NF + 1] = {0};
+    for (int i = 0; i < NF; i++)
+        argv[i] = s->src[i];
+    s->tx = fy_ct_send(t, "send", CH, argv);
     fy_ct_kill(s->tx, SIGSTOP);
-    int i = 0;
-    for (; i < 4000 && c_part(s) < (1 << 20); i++) {
+    long long got = 0;
+    s->k = -1;
+    for (int i = 0; i < 4000; i++) {
+        if ((s->k = partial(s, &got)) >= 2 && got >= (512 << 10)) {
+            wait_caught_up(s);
+            if ((s->k = partial(s, &got)) >= 2 && got >= (512 << 10))
+                break;
+        }
         fy_ct_kill(s->tx, SIGCONT);
         fy_ct_sleep_ms(3);
         fy_ct_kill(s->tx, SIGSTOP);
         fy_ct_sleep_ms(15);
     }
-    assert_true(i < 4000);
-    wait_caught_up(s);
+    assert_true(s->k >= 2 && s->k < NF);
     char p[FY_CT_PATH * 2];
-    fy_ct_assert_same(out_path(s, "A.bin", p), s->sha[0]);
-    fy_ct_assert_same(out_path(s, "B.bin", p), s->sha[1]);
+    for (int i = 0; i < s->k; i++)
+        fy_ct_assert_same(out_path(s, names[i], p), s->sha[i]);
 }
 
 /* The power cut: cut the segment at the frame half-way through the data
@@ -278,27 +302,27 @@ static bool recv_reconciled(scene *s)
     return fy_ct_contains(p, "ahead of the relay's log");
 }
 
-/* (1) Power loss inside C, the file in progress; the receiver reconnects
- * first, then the same sender resumes: it continues C where the log ends
- * (same seqs, same bytes).  The relay starts the receiver at C's
- * file-begin, which its log still holds: the receiver drops its part of C
- * and gets C whole. */
+/* (1) Power loss inside the file in progress (K); the receiver reconnects
+ * first, then the same sender resumes: it continues K where the log ends
+ * (same seqs, same bytes).  The relay starts the receiver at K's
+ * file-begin, which its log still holds: the receiver drops its part of K
+ * and gets K whole, and the files after it. */
 static void test_power_loss_same_sender(void **state)
 {
     scene s = {.t = *state};
     char p[FY_CT_PATH * 2];
     uint64_t c_begin;
-    play_until_c(&s);
+    play_until_partial(&s);
     fy_ct_daemon_kill9(s.t);
-    cut_inside(&s, 3, &c_begin);
+    cut_inside(&s, s.k + 1, &c_begin);
     fy_ct_daemon_restart(s.t, NULL);
     assert_true(wait_until(recv_reconciled, &s, 60000));
     fy_ct_kill(s.tx, SIGCONT);
     fy_ct_expect_exit(s.t, s.tx, "send", T_MS, 0);
     fy_ct_expect_exit(s.t, s.rx, "recv", T_MS, 0);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < NF; i++)
         fy_ct_assert_same(out_path(&s, names[i], p), s.sha[i]);
-    assert_only(&s, names, 3);
+    assert_only(&s, names, NF);
     snprintf(p, sizeof p, "%s/send.err", s.t->dir);
     assert_true(fy_ct_contains(p, "reconnected: continuing the file"));
     char want[64];
@@ -312,33 +336,50 @@ static void test_power_loss_same_sender(void **state)
     assert_same_frames_again(&s);
 }
 
-/* (2) Power loss, then a different sender sends X, larger than what the
- * receiver holds past the cut, before the receiver reconnects: its resume
- * seq is inside X, below the log's end.  The log epoch shows it is ahead;
- * it gets X whole from its file-begin and never a C made of C and X. */
+/* (2) Power loss inside the last-but-one file (K-1), then a different
+ * sender sends X, larger than what the receiver holds past the cut, and
+ * small files Y to make up the receiver's count, before the receiver
+ * reconnects: its resume seq is inside X, below the log's end.  The log
+ * epoch shows it is ahead; it gets X whole from its file-begin and never a
+ * K made of K and X; it keeps K-1 whole (the log lost its end). */
 static void test_power_loss_other_sender(void **state)
 {
     scene s = {.t = *state};
-    char p[FY_CT_PATH * 2], x[FY_CT_PATH], want[64];
-    uint8_t shax[32];
+    char p[FY_CT_PATH * 2], x[FY_CT_PATH], want[64], ys[NF][FY_CT_PATH], yn[NF][24];
+    uint8_t shax[32], shay[NF][32];
     uint64_t b_begin;
-    play_until_c(&s);
+    play_until_partial(&s);
     fy_ct_kill(s.rx, SIGSTOP);
     fy_ct_daemon_kill9(s.t);
     fy_ct_kill(s.tx, SIGKILL); /* this sender is gone for good */
     fy_ct_wait(s.t, s.tx, T_MS);
-    uint64_t cut = cut_inside(&s, 2, &b_begin);
+    uint64_t cut = cut_inside(&s, s.k, &b_begin);
     fy_ct_daemon_restart(s.t, NULL);
-    /* X has more frames than C: the log then ends past any resume seq inside C */
-    fy_ct_make_file(fy_ct_path(s.t, "X.bin", x), size_c() + (4u << 20), 77, shax);
-    pid_t tx2 = fy_ct_send(s.t, "send2", CH, (const char *[]){x, NULL});
+    /* X has more frames than K-1's lost half and K: the log then ends past
+     * the receiver's resume seq */
+    fy_ct_make_file(fy_ct_path(s.t, "X.bin", x), 2 * size_c() + (4u << 20), 77, shax);
+    const char *argv[NF + 2] = {x};
+    const char *want_names[NF + 1];
+    int ny = NF - s.k - 1, nw = 0;
+    for (int i = 0; i < s.k; i++)
+        want_names[nw++] = names[i];
+    want_names[nw++] = "X.bin";
+    for (int i = 0; i < ny; i++) {
+        snprintf(yn[i], sizeof yn[i], "Y%d.bin", i);
+        fy_ct_make_file(fy_ct_path(s.t, yn[i], ys[i]), 100000, 80 + (uint64_t)i, shay[i]);
+        argv[1 + i] = ys[i];
+        want_names[nw++] = yn[i];
+    }
+    pid_t tx2 = fy_ct_send(s.t, "send2", CH, argv);
     fy_ct_expect_exit(s.t, tx2, "send2", T_MS, 0);
     fy_ct_kill(s.rx, SIGCONT);
     fy_ct_expect_exit(s.t, s.rx, "recv", T_MS, 0);
-    fy_ct_assert_same(out_path(&s, "A.bin", p), s.sha[0]);
-    fy_ct_assert_same(out_path(&s, "B.bin", p), s.sha[1]);
+    for (int i = 0; i < s.k; i++)
+        fy_ct_assert_same(out_path(&s, names[i], p), s.sha[i]);
     fy_ct_assert_same(out_path(&s, "X.bin", p), shax);
-    assert_only(&s, (const char *const[]){"A.bin", "B.bin", "X.bin"}, 3);
+    for (int i = 0; i < ny; i++)
+        fy_ct_assert_same(out_path(&s, yn[i], p), shay[i]);
+    assert_only(&s, want_names, nw);
     snprintf(p, sizeof p, "%s/recv.err", s.t->dir);
     assert_true(fy_ct_contains(p, "ahead of the relay's log"));
     assert_false(fy_ct_contains(p, "mismatch"));
