@@ -261,6 +261,9 @@ static void writer_stop(rig *g)
 {
     fy_actor_post(g->chan.writer, FY_RM_SHUTDOWN, 0, 0, 0, NULL, NULL);
     WAIT_FOR(count(g->reg, FY_RM_WRITER_DONE) == g->starts);
+    /* The forwarder's UNSUBSCRIBED is sent before WRITER_DONE, but the two
+     * probes run on different threads: wait for it too. */
+    WAIT_FOR(count(g->fwd, FY_RM_UNSUBSCRIBED) >= 1);
     assert_int_equal(count(g->fwd, FY_RM_UNSUBSCRIBED), 1);
 }
 
