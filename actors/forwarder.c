@@ -127,10 +127,20 @@ void fy__fwd_fail(fwd *f, int code, const char *fmt, ...)
 
 /* ---- starting: subscription and look-up --------------------------------------- */
 
+/* The welcome; to a hello with FY_HELLO_F_AHEAD with the extension (its
+ * part fields 0: they are a sender's) and the epoch fields, f->wflags
+ * included. */
 static void welcome(fwd *f, uint64_t first_seq, uint64_t start_seq)
 {
     fy_welcome w = {.channel = f->chan->id, .next_seq = start_seq, .first_seq = first_seq,
                     .max_payload = (uint32_t)f->ctx->conf->max_payload};
+    if (f->hflags & FY_HELLO_F_AHEAD) {
+        const fy_epoch *cur = &f->chan->epochs.e[f->chan->epochs.n - 1];
+        w.ext = w.ext2 = true;
+        w.epoch = cur->id;
+        w.epoch_seq = cur->start_seq;
+        w.wflags = f->wflags;
+    }
     uint8_t p[FY_WELCOME_MAX];
     size_t n;
 
@@ -153,12 +163,41 @@ static void subscribe_live(fwd *f, const fy__sub_info *si)
         fy__fwd_start_catchup(f, si->end, si->next_seq);
 }
 
+/* A RESUME with FY_HELLO_F_AHEAD: the receiver's frames are the log's own
+ * below the lowest start of the epochs since its own, and below the log's
+ * end (docs/protocol.md, "A receiver ahead of the log").  A resume point
+ * past that is ahead: start it at its partial file's file-begin if the log
+ * holds that, else at the limit, and flag the welcome.  Returns the seq
+ * to start at (want when it is not ahead). */
+static uint64_t reconcile_ahead(fwd *f, const fy__sub_info *si, uint64_t want)
+{
+    uint64_t limit = fy_epochs_valid_below(&f->chan->epochs, f->r_epoch);
+    if (limit > si->next_seq)
+        limit = si->next_seq;
+    if (want <= limit)
+        return want;
+    bool part = f->r_part && f->r_part >= si->first_seq && f->r_part < limit;
+    uint64_t from = part ? f->r_part : limit > si->first_seq ? limit : si->first_seq;
+    f->wflags |= FY_WELCOME_F_AHEAD;
+    fy_klog(FY_LOG_WARN, "receiver ahead of the log", "peer=%s channel=%s resume_from=%llu "
+            "epoch=%016llx part_seq=%llu valid_below=%llu end_seq=%llu from_seq=%llu "
+            "action=\"%s\"", f->peer, f->chan->name, (unsigned long long)want,
+            (unsigned long long)f->r_epoch, (unsigned long long)f->r_part,
+            (unsigned long long)limit, (unsigned long long)si->next_seq,
+            (unsigned long long)from,
+            part ? "start at its partial file's begin" : "start where its frames stop being ours");
+    return from;
+}
+
 /* START and RESUME: from the first frame kept, or the resume point; a seq
  * behind the end is looked up in the index first (FY_RM_LOOKED). */
 static void subscribe_history(fwd *f, const fy__sub_info *si)
 {
     uint64_t first = si->first_seq;
     uint64_t want = f->mode == FY_MODE_RESUME && f->resume_from ? f->resume_from : first;
+
+    if (f->mode == FY_MODE_RESUME && (f->hflags & FY_HELLO_F_AHEAD))
+        want = reconcile_ahead(f, si, want);
 
     if (f->mode != FY_MODE_START && f->mode != FY_MODE_RESUME) {
         f->st = F_LIVE;
@@ -195,8 +234,6 @@ static void subscribe_history(fwd *f, const fy__sub_info *si)
 static void on_subscribed(fwd *f, fy__sub_info *si)
 {
     FY__OWNER(f->self);
-    int rc;
-
     if (!si || si->err) {
         f->st = F_LIVE; /* nothing queued: fy__fwd_fail() writes at once */
         fy__fwd_fail(f, si ? (int)si->err : FY_EINTERNAL, "channel %s: %s", f->chan->name,
@@ -208,7 +245,7 @@ static void on_subscribed(fwd *f, fy__sub_info *si)
         fy_sock_set_bufs(f->conn.fd, (int)f->ctx->conf->sndbuf, 0);
     f->follow = f->ctx->conf->live_send == FY_LIVE_SEND_FILE &&
                 (!fy_conn_is_tls(&f->conn) || fy_conn_ktls_send(&f->conn));
-    if ((rc = fy_io_add(f->self, f->conn.fd, FY_IO_READ | FY_IO_WRITE, 0)) < 0) {
+    if (fy_io_add(f->self, f->conn.fd, FY_IO_READ | FY_IO_WRITE, 0) < 0) {
         free(si);
         f->st = F_LIVE;
         fy__fwd_close(f, FY_LOG_ERROR, "fy_io_add failed");
@@ -576,6 +613,9 @@ int fy__forwarder_new(const fy__fwd_init *in, fy_actor **out)
     f->conn = in->conn;
     f->mode = in->mode;
     f->resume_from = in->resume_from;
+    f->hflags = in->hflags;
+    f->r_epoch = in->r_epoch;
+    f->r_part = in->r_part;
     snprintf(f->peer, sizeof f->peer, "%s", in->peer);
     if (in->npending) {
         if (!(f->pending = malloc(in->npending)))

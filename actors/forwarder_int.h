@@ -32,6 +32,9 @@ typedef struct fwd {
     uint64_t addr_key[2]; /* the acceptor counts our connection under it */
     uint8_t mode;
     uint64_t resume_from;
+    uint16_t hflags;      /* the hello's FY_HELLO_F_* (AHEAD: the welcome carries the epoch) */
+    uint64_t r_epoch, r_part; /* FY_HELLO_F_AHEAD: the receiver's epoch and partial file */
+    uint32_t wflags;      /* FY_WELCOME_F_* of the welcome to send (after a look-up too) */
     fy_dec *dec;
     uint8_t *pending; /* bytes the session read past the hello */
     size_t npending;

@@ -33,6 +33,7 @@
 #include "ferry/buf.h"
 #include "ferry/conn.h"
 #include "ferry/tls.h"
+#include "store/epochs.h"
 #include "ferry/proto.h"
 #include "ferry/sched.h"
 #include "ferry/sock.h"
@@ -131,6 +132,7 @@ typedef struct fy__chan {
     char dir[4500];
     fy_actor *writer;  /* registry's reference */
     fy_actor *indexer; /* registry's reference */
+    fy_epochs epochs;  /* the log's epochs, this opening's last (forwarders: receivers ahead) */
 } fy__chan;
 
 /* A file-begin or file-end of a batch as the ingest decoded it: the
@@ -246,6 +248,9 @@ typedef struct fy__fwd_init {
     fy_conn conn;      /* the forwarder owns it from a successful fy__forwarder_new on */
     uint8_t mode;
     uint64_t resume_from;
+    uint16_t hflags;       /* the hello's FY_HELLO_F_* */
+    uint64_t r_epoch;      /* with FY_HELLO_F_AHEAD: the epoch the receiver's frames came from */
+    uint64_t r_part;       /* and its partial file's file-begin seq (0: none) */
     char peer[64];
     uint64_t addr_key[2];   /* the peer's address key (fy__addr_key), as the acceptor counts it */
     const uint8_t *pending; /* bytes read past the hello; copied */

@@ -296,7 +296,8 @@ static void handoff(session *s)
 {
     fy__fwd_init in = {
         .ctx = s->ctx, .chan = s->chan, .conn = s->conn, .mode = s->hello.mode,
-        .resume_from = s->hello.resume_from,
+        .resume_from = s->hello.resume_from, .hflags = s->hello.flags,
+        .r_epoch = s->hello.epoch, .r_part = s->hello.part_seq,
         .pending = s->rbuf + s->roff, .npending = s->rlen - s->roff,
     };
     fy_actor *fwd;

@@ -45,6 +45,8 @@ typedef struct upstream {
     uint64_t skip_until;  /* frames below this local seq are stored already: drop them */
     bool fresh;           /* START: the local log holds nothing yet */
     bool restart;         /* after FY_ENOSEQ: START again, new delta, new ingest */
+    bool no_ahead;        /* the upstream refused FY_HELLO_F_AHEAD: an older relay */
+    uint64_t up_epoch;    /* the upstream log's epoch our latest frames came from (0: unknown) */
     bool rebase;          /* a new stream (fresh or restart) may begin inside a file: the
                              ingest drops frames to the first file-begin and delta is set
                              from the first frame stored, so local seqs stay contiguous */

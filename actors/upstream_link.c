@@ -57,6 +57,12 @@ void fy__upstream_connect(upstream *u)
 
     h.mode = u->fresh || u->restart ? FY_MODE_START : FY_MODE_RESUME;
     h.resume_from = h.mode == FY_MODE_RESUME ? (uint64_t)((int64_t)u->local_next + u->delta) : 0;
+    if (!u->no_ahead) { /* a receiver that reconciles when it is ahead of the upstream's log */
+        h.flags = FY_HELLO_F_AHEAD;
+        h.epoch = u->up_epoch;
+        if (h.mode == FY_MODE_RESUME && u->fb_local && !u->skip_until)
+            h.part_seq = (uint64_t)((int64_t)u->fb_local + u->delta);
+    }
     snprintf(h.channel, sizeof h.channel, "%s", u->name);
     snprintf(h.token, sizeof h.token, "%s", u->ctx->conf->upstream_token);
     u->gen++;
@@ -97,6 +103,15 @@ void fy__upstream_error_frame(upstream *u, const fy_frame *f)
     char q[FY_ERRTEXT_MAX + 8];
 
     (void)fy_error_decode(f->payload, f->hdr.len, &e);
+    if (e.code == FY_EPAYLOAD && u->st == U_LINK && !u->no_ahead) {
+        u->no_ahead = true;
+        fy_klog(FY_LOG_INFO, "upstream does not know FY_HELLO_F_AHEAD: saying hello without it",
+                "channel=%s upstream=%s effect=\"an edge ahead of that relay's log gets "
+                "FY_ENOSEQ\"", u->name, u->ctx->conf->upstream);
+        fy__upstream_link_down(u);
+        fy__upstream_connect(u);
+        return;
+    }
     if (e.code == FY_ENOSEQ && u->st == U_LINK) {
         u->enoseq++;
         if (u->skip_until) { /* the new delta counts from the log's end */
@@ -120,6 +135,28 @@ void fy__upstream_error_frame(upstream *u, const fy_frame *f)
     fy__upstream_lost(u, FY_LOG_WARN, why);
 }
 
+/* The upstream's log ends before frames this edge stored (a power loss
+ * took them after they were sent): what the upstream numbers from
+ * w->next_seq on may be other frames.  The edge's log cannot be cut back
+ * (its receivers have those frames), so it goes on as after FY_ENOSEQ: a
+ * new delta from its own end, the partial file left unfinished (local
+ * receivers discard it at the next file-begin), the stream taken up at
+ * the upstream's next file-begin -- at once when it starts us at the
+ * begin of our partial file (docs/reliability.md). */
+static void on_ahead(upstream *u, const fy_welcome *w)
+{
+    fy_klog(FY_LOG_WARN, "upstream's log ends before frames this edge stored", "channel=%s "
+            "upstream=%s wanted_seq=%llu upstream_seq=%llu local_seq=%llu action=\"leave the "
+            "partial file unfinished, go on from the upstream's next file-begin\"", u->name,
+            u->ctx->conf->upstream, (unsigned long long)((int64_t)u->local_next + u->delta),
+            (unsigned long long)w->next_seq, (unsigned long long)u->local_next);
+    if (u->skip_until) { /* the new delta counts from the log's end */
+        u->local_next = u->skip_until;
+        u->skip_until = u->fb_local = 0;
+    }
+    u->restart = true;
+}
+
 /* Welcomed: from here on the socket's bytes go to the ingest. */
 static void on_welcome(upstream *u)
 {
@@ -127,10 +164,15 @@ static void on_welcome(upstream *u)
     size_t n;
     const uint8_t *rest = fy_link_rest(&u->link, &n);
     int rc;
+    bool ahead = w->ext2 && (w->wflags & FY_WELCOME_F_AHEAD) && !u->fresh && !u->restart;
 
+    if (w->ext2)
+        u->up_epoch = w->epoch;
+    if (ahead)
+        on_ahead(u, w);
     if (u->fresh || u->restart) {
         int64_t d = (int64_t)w->next_seq - (int64_t)u->local_next;
-        if (u->restart)
+        if (u->restart && !ahead)
             fy_klog(FY_LOG_WARN, "upstream restarted from its oldest seq", "channel=%s "
                     "upstream=%s upstream_seq=%llu local_seq=%llu delta=%" PRId64, u->name,
                     u->ctx->conf->upstream, (unsigned long long)w->next_seq,

@@ -28,8 +28,9 @@
 #define FY_ERRTEXT_MAX 1024u
 #define FY_SHA256_LEN 32u
 #define FY_PING_MAX 64u     /* ping/pong payload: opaque, echoed */
-/* Welcome: 24 bytes, or 52 + name with the extension; a later version may
- * append fields (decoders ignore bytes after the ones they know), up to this. */
+/* Welcome: 24 bytes, or 52 + name with the extension (76 + name with the
+ * epoch fields after it); a later version may append fields (decoders
+ * ignore bytes after the ones they know), up to this. */
 #define FY_WELCOME_MAX 512u
 /* Largest control payload (an error frame with the longest text); a
  * max_payload below it still works but limits error texts and names. */
@@ -80,7 +81,17 @@ enum fy_mode {
  * relay refuses a bit it does not know with FY_EPAYLOAD, so a client that
  * sets one and meets an older relay says hello again without it. */
 #define FY_HELLO_F_RESUME 0x0001u /* "send me the welcome's file-in-progress fields" */
-#define FY_HELLO_F_KNOWN FY_HELLO_F_RESUME
+/* A receiver that reconciles when it is ahead of the relay's log: the hello
+ * carries 16 more bytes (epoch, part_seq, after the token) and the welcome
+ * the extension and the epoch fields (docs/protocol.md, "A receiver ahead
+ * of the log"). */
+#define FY_HELLO_F_AHEAD 0x0002u
+#define FY_HELLO_F_KNOWN (FY_HELLO_F_RESUME | FY_HELLO_F_AHEAD)
+#define FY_HELLO_MAX (16u + FY_NAME_MAX + FY_TOKEN_MAX + 16u)
+
+/* Welcome flags (the epoch fields' u32). */
+#define FY_WELCOME_F_AHEAD 0x0001u /* the resume point was beyond what the log holds */
+#define FY_WELCOME_F_KNOWN FY_WELCOME_F_AHEAD
 
 typedef struct fy_hello {
     uint8_t role;
@@ -89,6 +100,11 @@ typedef struct fy_hello {
     uint64_t resume_from;
     char channel[FY_NAME_MAX + 1];
     char token[FY_TOKEN_MAX + 1];
+    /* With FY_HELLO_F_AHEAD (a receiver): the epoch of the relay log its
+     * frames came from (0: none or unknown) and the seq of the file-begin of
+     * its partial file (0: none). */
+    uint64_t epoch;
+    uint64_t part_seq;
 } fy_hello;
 
 typedef struct fy_welcome {
@@ -105,6 +121,14 @@ typedef struct fy_welcome {
     uint64_t part_size;   /* its size from the file-begin */
     uint64_t part_got;    /* payload bytes of it the relay has stored */
     char part_name[FY_NAME_MAX + 1];
+    /* After the extension, only to a hello with FY_HELLO_F_AHEAD: the log's
+     * epoch (a nonzero id the relay picks each time it opens the channel's
+     * log) and epoch_seq (the log's next seq at that opening: frames below
+     * it were stored before this epoch began), and FY_WELCOME_F_* flags. */
+    bool ext2;            /* the epoch fields are present (encode: write them; needs ext) */
+    uint64_t epoch;
+    uint64_t epoch_seq;
+    uint32_t wflags;
 } fy_welcome;
 
 typedef struct fy_file_begin {

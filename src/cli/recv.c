@@ -50,6 +50,7 @@ typedef struct receiver {
     char name[FY_NAME_MAX + 1];
     char part[FY_NAME_MAX + 8];
     uint64_t size, got;
+    uint64_t part_seq;      /* its file-begin's seq */
     double t0;
     /* progress of the run */
     uint64_t files, bytes, done_seq; /* done_seq: after the last completed file-end */
@@ -63,6 +64,7 @@ typedef struct receiver {
     uint64_t unacked;
     double welcome_t, last_state_t, last_end_t;
     uint64_t state_seq;     /* what the state file holds */
+    uint64_t epoch;         /* the relay log's epoch our latest frames came from (0: unknown) */
     double rate_t0;
     uint64_t rate_bytes;
     fy_cli_recv_result res;
@@ -125,6 +127,7 @@ static int on_begin(receiver *r, const fy_frame *f)
     if (r->fd < 0)
         return local_fail(r, "openat", r->part, -errno);
     r->in_file = true;
+    r->part_seq = f->hdr.seq;
     r->size = fb.size;
     r->got = 0;
     r->t0 = fy_cli_progress_now();
@@ -322,6 +325,10 @@ static int start_hello(receiver *r, fy_hello *h)
 {
     const fy_cli_recv_opts *o = r->o;
     h->role = FY_ROLE_RECEIVER;
+    /* Ahead of the log is for a stream we had (a reconnect, our state
+     * file); a --from-seq past the end stays FY_ENOSEQ.  An older relay
+     * refuses the flag: fy_cli_dial drops it. */
+    h->flags = o->start == FY_CLI_RECV_FROM_SEQ ? 0 : FY_HELLO_F_AHEAD;
     snprintf(h->channel, sizeof h->channel, "%s", o->channel);
     snprintf(h->token, sizeof h->token, "%s", o->token ? o->token : "");
     h->mode = o->start == FY_CLI_RECV_LIVE ? FY_MODE_LIVE : FY_MODE_START;
@@ -380,6 +387,31 @@ static void on_rewelcome(receiver *r, const fy_welcome *w)
     r->expect = w->next_seq;
 }
 
+/* The relay's log ends before frames we received (w: FY_WELCOME_F_AHEAD):
+ * it lost its unsynced tail (a power loss) after sending it to us.  What we
+ * hold past w->next_seq may be sent differently now, so nothing of it is
+ * continued: the partial file goes (the relay starts us at its file-begin
+ * when it still holds it), completed files stay (they passed their
+ * SHA-256), and the resume state moves back to where the relay starts us,
+ * so a later --resume does not skip what the relay sends from there. */
+static int on_ahead(receiver *r, const fy_welcome *w, uint64_t wanted)
+{
+    fy_klog(FY_LOG_WARN, "ahead of the relay's log: it lost frames we received",
+            "wanted_seq=%llu from_seq=%llu epoch_seq=%llu partial=%s "
+            "action=\"discard the partial file, keep completed files, continue from from_seq\"",
+            (unsigned long long)wanted, (unsigned long long)w->next_seq,
+            (unsigned long long)w->epoch_seq, r->in_file ? r->part : "none");
+    discard_part(r);
+    r->skipping = false;
+    r->expect = w->next_seq;
+    uint64_t held = r->done_seq ? r->done_seq : r->state_seq;
+    if (held <= w->next_seq)
+        return 0;
+    r->done_seq = w->next_seq;
+    int rc = save_state(r);
+    return rc < 0 ? local_fail(r, "state save", FY_CLI_STATE_FILE, rc) : 0;
+}
+
 /* Has the run received (or skipped) the files --count asked for? */
 static bool count_done(const receiver *r)
 {
@@ -425,22 +457,35 @@ static int dial(receiver *r, dialer *d)
     return fy_cli_dial(o->server, d->tmo, o->tls, o->cancel, &d->h, &r->k, &d->w, &d->what);
 }
 
-/* Later hellos ask for the stream from the next seq we need. */
+/* Later hellos ask for the stream from the next seq we need, saying which
+ * log epoch our frames came from and where our partial file began (for
+ * the relay's check that we are not ahead of its log). */
 static void hello_resume(receiver *r, dialer *d)
 {
     d->h.mode = FY_MODE_RESUME;
     d->h.resume_from = r->expect;
+    d->h.flags |= FY_HELLO_F_AHEAD;
+    d->h.epoch = r->epoch;
+    d->h.part_seq = r->in_file ? r->part_seq : 0;
 }
 
 /* A connection said welcome: the first fixes where the stream starts, a
- * later one (a reconnect) must continue it. */
-static void on_welcome(receiver *r, dialer *d)
+ * later one (a reconnect) must continue it; either may say we are ahead
+ * of the relay's log.  Returns 0 or an exit code (a local failure). */
+static int on_welcome(receiver *r, dialer *d)
 {
     const fy_cli_recv_opts *o = r->o;
+    bool ahead = d->w.ext2 && (d->w.wflags & FY_WELCOME_F_AHEAD);
+    int code = 0;
+    if (d->w.ext2)
+        r->epoch = d->w.epoch;
+    if (ahead)
+        code = on_ahead(r, &d->w, d->h.resume_from);
     if (d->welcomed) {
-        on_rewelcome(r, &d->w);
+        if (!ahead)
+            on_rewelcome(r, &d->w);
     } else {
-        if (d->h.mode == FY_MODE_RESUME && d->w.next_seq > d->h.resume_from)
+        if (!ahead && d->h.mode == FY_MODE_RESUME && d->w.next_seq > d->h.resume_from)
             fy_klog(FY_LOG_WARN, "the relay no longer holds where we stopped: files were lost to retention",
                     "wanted_seq=%llu first_seq=%llu", (unsigned long long)d->h.resume_from,
                     (unsigned long long)d->w.next_seq);
@@ -452,6 +497,7 @@ static void on_welcome(receiver *r, dialer *d)
         d->welcomed = true;
     }
     d->what = "receive";
+    return code;
 }
 
 /* Frames until the connection or a frame fails, or --count is met. */
@@ -552,8 +598,8 @@ static int session(receiver *r)
     fy_cli_retry_init(&d.rt, r->o->retries);
     int rc = dial(r, &d);
     for (;;) {
-        if (rc == 0)
-            on_welcome(r, &d);
+        if (rc == 0 && (code = on_welcome(r, &d)) != 0)
+            return code;
         uint64_t expect0 = r->expect;
         double up_t = fy_cli_progress_now();
         if (rc == 0)

@@ -10,7 +10,12 @@
  * A lost connection is retried (retry.h) from the next seq it needs
  * (RESUME), keeping the partial file and its running SHA-256: the rest of
  * that file continues it (the sender continues it the same way), and a
- * file-begin instead discards it as above.
+ * file-begin instead discards it as above.  Its hellos name the relay log
+ * epoch its frames came from: a relay that lost frames it had sent (a power
+ * loss) starts it earlier with FY_WELCOME_F_AHEAD, and then the partial
+ * file is discarded (never continued with another stream's bytes),
+ * completed files are kept and the resume state moves back
+ * (docs/reliability.md, "A receiver ahead of the relay's log").
  *
  * A file that fails its check (a frame CRC error: a frame damaged on the
  * relay's disk; a size or SHA-256 mismatch) ends the run with exit 4,

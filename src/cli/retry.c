@@ -86,11 +86,14 @@ int fy_cli_dial(const char *server, int timeout_ms, const fy_cli_tls *tls, fy_cl
             return rc;
         *what = "hello";
         rc = fy_cli_conn_hello(*k, &hh, timeout_ms, w);
-        if (rc != -FY_EPAYLOAD || !(hh.flags & FY_HELLO_F_RESUME) || round > 0)
+        /* An older relay refuses a flag bit it does not know (FY_EPAYLOAD),
+         * or the hello the AHEAD fields made longer than it allows. */
+        if ((rc != -FY_EPAYLOAD && rc != -FY_EOVERSIZE) || !hh.flags || round > 0)
             return rc;
-        fy_klog(FY_LOG_INFO, "relay does not know the resume flag: saying hello without it",
-                "server=%s effect=\"a lost connection restarts the file in progress\"", server);
-        hh.flags &= (uint16_t)~FY_HELLO_F_RESUME;
+        fy_klog(FY_LOG_INFO, "relay does not know the resume flags: saying hello without them",
+                "server=%s effect=\"a lost connection restarts the file in progress; a receiver "
+                "ahead of the relay's log gets FY_ENOSEQ\"", server);
+        hh.flags = 0;
         fy_cli_conn_close(*k, false);
         *k = NULL;
     }

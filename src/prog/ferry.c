@@ -412,13 +412,16 @@ static int cmd_send(int argc, char **argv, fy_cli_cancel *cancel)
     if (c.name && fy_name_check(c.name, strlen(c.name)) != 0)
         return usage_error("send", "invalid --name: use 1-255 of [A-Za-z0-9._-], not starting "
                            "with '.'", c.name);
+    /* before standard input is read: a bad TLS setting fails at once */
+    fy_cli_tls tls;
+    if ((rc = setup_tls("send", &c, &tls)))
+        return rc;
     const char **files = calloc(n, sizeof *files), **names = calloc(n, sizeof *names);
     char spool[4096] = "";
     if (!files || !names) {
-        free(files);
-        free(names);
         fy_klog(FY_LOG_ERROR, "out of memory", "exit=%d", FY_CLI_EXIT_IO);
-        return FY_CLI_EXIT_IO;
+        rc = FY_CLI_EXIT_IO;
+        goto out;
     }
     memcpy(files, argv + optind, n * sizeof *files);
     if (dash < n) {
@@ -433,22 +436,20 @@ static int cmd_send(int argc, char **argv, fy_cli_cancel *cancel)
                                  : "cannot copy standard input to a temp file",
                     "call=%s file=%s err=%s exit=%d", call, fy_klog_q(spool, q, sizeof q),
                     fy_errname(rc), code);
-            free(files);
-            free(names);
-            return code;
+            spool[0] = 0; /* fy_cli_spool removed it */
+            rc = code;
+            goto out;
         }
         files[dash] = spool;
         names[dash] = c.name;
     }
-    fy_cli_tls tls;
-    if ((rc = setup_tls("send", &c, &tls)))
-        return rc;
     fy_cli_send_opts o = {.server = c.server, .channel = c.channel, .token = c.token,
                           .chunk = (size_t)c.chunk, .files = files, .names = names,
                           .nfiles = n, .cancel = cancel, .progress = c.progress, .json = c.json,
                           .retries = c.no_retry ? 0 : (unsigned)c.retries,
                           .timeout_ms = c.timeout_ms, .tls = &tls};
     rc = fy_cli_send_run(&o, NULL);
+out:
     fy_tls_free(tls.ctx);
     if (spool[0])
         unlink(spool);

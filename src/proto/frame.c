@@ -21,7 +21,7 @@ _Static_assert(FY_PAYLOAD_MAX_LIMIT <= UINT32_MAX, "len is a u32 on the wire");
 /* Fixed payload limits of the control frames (layouts in payload.c and
  * docs/protocol.md).  Data frames are limited by max_payload only. */
 static const uint32_t type_max[FY_FT_MAX_ + 1] = {
-    [FY_FT_HELLO] = 16 + FY_NAME_MAX + FY_TOKEN_MAX,
+    [FY_FT_HELLO] = FY_HELLO_MAX,
     [FY_FT_WELCOME] = FY_WELCOME_MAX,
     [FY_FT_FILE_BEGIN] = 12 + FY_NAME_MAX,
     [FY_FT_DATA] = UINT32_MAX,

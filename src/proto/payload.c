@@ -23,6 +23,8 @@
 #define HELLO_FIXED 16u
 #define WELCOME_SIZE 24u
 #define WELCOME_EXT_FIXED 52u
+#define WELCOME_EPOCH_SIZE 24u
+#define HELLO_AHEAD_SIZE 16u
 #define FBEGIN_FIXED 12u
 #define FEND_SIZE (8u + FY_SHA256_LEN)
 #define ACK_SIZE 8u
@@ -66,7 +68,9 @@ static bool has_nul(const uint8_t *p, size_t n)
 /* ---- hello --------------------------------------------------------------
  *  0 role u8 | 1 mode u8 | 2 name_len u16 | 4 token_len u16 |
  *  6 flags u16 (FY_HELLO_F_*; unknown bits refused) | 8 resume_from u64 |
- *  16 name | 16+name_len token */
+ *  16 name | 16+name_len token
+ * and, only with FY_HELLO_F_AHEAD, after the token:
+ *  +0 epoch u64 | +8 part_seq u64 */
 
 int fy_hello_encode(const fy_hello *v, uint8_t *out, size_t cap, size_t *len)
 {
@@ -78,7 +82,8 @@ int fy_hello_encode(const fy_hello *v, uint8_t *out, size_t cap, size_t *len)
     if (tl > FY_TOKEN_MAX || (v->role != FY_ROLE_SENDER && v->role != FY_ROLE_RECEIVER) ||
         v->mode > FY_MODE_RESUME || (v->flags & ~FY_HELLO_F_KNOWN))
         return -EINVAL;
-    if (cap < HELLO_FIXED + nl + tl)
+    size_t ah = (v->flags & FY_HELLO_F_AHEAD) ? HELLO_AHEAD_SIZE : 0;
+    if (cap < HELLO_FIXED + nl + tl + ah)
         return -ENOBUFS;
     out[0] = v->role;
     out[1] = v->mode;
@@ -88,7 +93,11 @@ int fy_hello_encode(const fy_hello *v, uint8_t *out, size_t cap, size_t *len)
     fy__st64(out + 8, v->resume_from);
     memcpy(out + HELLO_FIXED, v->channel, nl);
     memcpy(out + HELLO_FIXED + nl, v->token, tl);
-    *len = HELLO_FIXED + nl + tl;
+    if (ah) {
+        fy__st64(out + HELLO_FIXED + nl + tl, v->epoch);
+        fy__st64(out + HELLO_FIXED + nl + tl + 8, v->part_seq);
+    }
+    *len = HELLO_FIXED + nl + tl + ah;
     return 0;
 }
 
@@ -100,9 +109,10 @@ int fy_hello_decode(const uint8_t *p, size_t n, fy_hello *v)
         (fy__ld16(p + 6) & ~FY_HELLO_F_KNOWN))
         return -FY_EPAYLOAD;
     size_t nl = fy__ld16(p + 2), tl = fy__ld16(p + 4);
-    if (n < HELLO_FIXED + nl + tl)
+    size_t ah = (fy__ld16(p + 6) & FY_HELLO_F_AHEAD) ? HELLO_AHEAD_SIZE : 0;
+    if (n < HELLO_FIXED + nl + tl + ah)
         return -FY_ETRUNC;
-    if (n > HELLO_FIXED + nl + tl)
+    if (n > HELLO_FIXED + nl + tl + ah)
         return -FY_EPAYLOAD;
     const uint8_t *name = p + HELLO_FIXED, *tok = name + nl;
     if (fy_name_check((const char *)name, nl) < 0)
@@ -115,6 +125,8 @@ int fy_hello_decode(const uint8_t *p, size_t n, fy_hello *v)
     v->resume_from = fy__ld64(p + 8);
     take_str(v->channel, name, nl);
     take_str(v->token, tok, tl);
+    v->epoch = ah ? fy__ld64(tok + tl) : 0;
+    v->part_seq = ah ? fy__ld64(tok + tl + 8) : 0;
     return 0;
 }
 
@@ -124,6 +136,9 @@ int fy_hello_decode(const uint8_t *p, size_t n, fy_hello *v)
  *  24 part_seq u64 | 32 part_size u64 | 40 part_got u64 | 48 name_len u16 |
  *  50 reserved u16 = 0 | 52 part name
  * part_seq 0 means no file in progress (then name_len, size and got are 0).
+ * Then, only to a hello with FY_HELLO_F_AHEAD, the epoch fields:
+ *  52+name_len epoch u64 | +8 epoch_seq u64 | +16 flags u32 (FY_WELCOME_F_*;
+ *  unknown bits refused) | +20 reserved u32 = 0
  * Unlike the other payloads, bytes after the fields a decoder knows are
  * ignored: a later relay may append fields for the clients that ask. */
 
@@ -137,7 +152,10 @@ int fy_welcome_encode(const fy_welcome *v, uint8_t *out, size_t cap, size_t *len
         return -FY_ENAME;
     if (v->ext && (v->part_got > v->part_size || (!v->part_seq && (v->part_size || v->part_got))))
         return -EINVAL;
-    if (cap < (v->ext ? WELCOME_EXT_FIXED + nl : WELCOME_SIZE))
+    if (v->ext2 && (!v->ext || (v->wflags & ~FY_WELCOME_F_KNOWN)))
+        return -EINVAL;
+    size_t e2 = v->ext2 ? WELCOME_EPOCH_SIZE : 0;
+    if (cap < (v->ext ? WELCOME_EXT_FIXED + nl + e2 : WELCOME_SIZE))
         return -ENOBUFS;
     fy__st32(out + 0, v->channel);
     fy__st32(out + 4, v->max_payload);
@@ -153,6 +171,29 @@ int fy_welcome_encode(const fy_welcome *v, uint8_t *out, size_t cap, size_t *len
     fy__st16(out + 50, 0);
     memcpy(out + WELCOME_EXT_FIXED, v->part_name, nl);
     *len = WELCOME_EXT_FIXED + nl;
+    if (!v->ext2)
+        return 0;
+    uint8_t *e = out + WELCOME_EXT_FIXED + nl;
+    fy__st64(e, v->epoch);
+    fy__st64(e + 8, v->epoch_seq);
+    fy__st32(e + 16, v->wflags);
+    fy__st32(e + 20, 0);
+    *len += WELCOME_EPOCH_SIZE;
+    return 0;
+}
+
+/* The epoch fields at e (n bytes from there on) into *w. */
+static int welcome_epoch_decode(const uint8_t *e, size_t n, fy_welcome *w)
+{
+    if (n < WELCOME_EPOCH_SIZE)
+        return -FY_ETRUNC;
+    uint32_t fl = fy__ld32(e + 16);
+    if ((fl & ~FY_WELCOME_F_KNOWN) || fy__ld32(e + 20) != 0)
+        return -FY_EPAYLOAD;
+    w->ext2 = true;
+    w->epoch = fy__ld64(e);
+    w->epoch_seq = fy__ld64(e + 8);
+    w->wflags = fl;
     return 0;
 }
 
@@ -182,6 +223,11 @@ int fy_welcome_decode(const uint8_t *p, size_t n, fy_welcome *v)
         if (w.part_seq && fy_name_check((const char *)p + WELCOME_EXT_FIXED, nl) < 0)
             return -FY_ENAME;
         take_str(w.part_name, p + WELCOME_EXT_FIXED, nl);
+        if (n > WELCOME_EXT_FIXED + nl) {
+            int rc = welcome_epoch_decode(p + WELCOME_EXT_FIXED + nl, n - WELCOME_EXT_FIXED - nl, &w);
+            if (rc < 0)
+                return rc;
+        }
     }
     *v = w;
     return 0;

@@ -267,9 +267,11 @@ static int build(fy__swarm *sw)
     const fy_swarm_cfg *c = sw->cfg;
     bool storm = c->mode == FY_SWARM_STORM;
     uint32_t nrx = storm ? 0 : c->channels * c->receivers;
-    int rc = fy_pattern_new(c->packet, c->seed, &sw->pat);
+    fy_pattern *pat; /* not &sw->pat: the analyser would then forget all of *sw (sw->nw) */
+    int rc = fy_pattern_new(c->packet, c->seed, &pat);
     if (rc < 0)
         return rc;
+    sw->pat = pat;
     sw->sha = calloc(c->senders, 32);
     sw->sender_t0 = calloc(c->senders, sizeof *sw->sender_t0);
     if (!sw->sha || !sw->sender_t0)

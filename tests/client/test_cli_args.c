@@ -1,16 +1,19 @@
 /*
  * test_cli_args.c - the `ferry` command line as a user meets it: --help on
  * every command, bad flags (exit 64 with one key=value line), an
- * unreachable server (exit 2), local errors (exit 5).  Runs the real
+ * unreachable server (exit 2), local errors (exit 5), a bad TLS setting
+ * with standard input (no spool file left).  Runs the real
  * binary; no relay needed.  Also the usage-error contract of the other
  * programs (ferryd, ferry-trace, ferry-swarm): the same exit code 64, the
  * same one-line error, and --version on all four.
  */
+#include <dirent.h>
 #include <setjmp.h>
 #include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -187,6 +190,37 @@ static void test_unreachable(void **state)
            2, NULL, "ECONNREFUSED");
 }
 
+/* A TLS setting that fails (a CA file that does not exist) fails `ferry
+ * send -` before standard input is read: exit 64, and no spool temp file
+ * left in $TMPDIR. */
+static void test_send_stdin_bad_tls(void **state)
+{
+    fy_ct *t = *state;
+    char in[FY_CT_PATH], tmp[FY_CT_PATH], ca[FY_CT_PATH];
+    fy_ct_make_file(fy_ct_path(t, "in.bin", in), 100000, 3, NULL);
+    fy_ct_mkdir(fy_ct_path(t, "tmp", tmp));
+    setenv("TMPDIR", tmp, 1);
+    int rc = fy_ct_wait(t, fy_ct_spawn_prog(t, "tls0", NULL, in,
+                                            (const char *[]){"send", "--server", "127.0.0.1:1",
+                                                             "--channel", "c", "--ca",
+                                                             fy_ct_path(t, "no-ca.pem", ca),
+                                                             "--name", "x", "-", NULL}),
+                        T_MS);
+    unsetenv("TMPDIR");
+    char e[FY_CT_PATH + 64];
+    snprintf(e, sizeof e, "%s/tls0.err", t->dir);
+    if (rc != USAGE)
+        fy_ct_dump(e);
+    assert_int_equal(rc, USAGE);
+    assert_true(fy_ct_contains(e, "cannot set up TLS"));
+    DIR *d = opendir(tmp);
+    assert_non_null(d);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL)
+        assert_null(strstr(de->d_name, "ferry-stdin-"));
+    closedir(d);
+}
+
 static void test_check_missing(void **state)
 {
     fy_ct *t = *state;
@@ -206,6 +240,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_file_names, fy_ct_setup, fy_ct_teardown),
         cmocka_unit_test_setup_teardown(test_unreachable, fy_ct_setup, fy_ct_teardown),
         cmocka_unit_test_setup_teardown(test_check_missing, fy_ct_setup, fy_ct_teardown),
+        cmocka_unit_test_setup_teardown(test_send_stdin_bad_tls, fy_ct_setup, fy_ct_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -106,7 +106,7 @@ static void test_hello(void **state)
     memset(v.token, 't', FY_TOKEN_MAX);
     v.token[FY_TOKEN_MAX] = 0;
     assert_int_equal(fy_hello_encode(&v, b, sizeof b, &n), 0);
-    assert_int_equal(n, fy_frame_payload_max(FY_FT_HELLO, FY_PAYLOAD_MAX_DEFAULT));
+    assert_int_equal(n, 16 + FY_NAME_MAX + FY_TOKEN_MAX); /* the AHEAD fields add 16 (FY_HELLO_MAX) */
     assert_int_equal(fy_hello_decode(b, n, &g), 0);
     assert_string_equal(g.channel, v.channel);
     assert_string_equal(g.token, v.token);
@@ -273,10 +273,14 @@ static void test_welcome_ext(void **state)
     assert_string_equal(g.part_name, "big.iso");
     for (size_t k = 25; k < n; k++)
         assert_int_equal(fy_welcome_decode(b, k, &g), -FY_ETRUNC);
-    /* later fields are ignored */
-    memset(b + n, 0x5a, 16);
-    assert_int_equal(fy_welcome_decode(b, n + 16, &g), 0);
+    /* the epoch fields follow the extension (test_welcome_epoch): torn ones
+     * are truncated, and fields after them are ignored */
+    memset(b + n, 0, 24 + 16);
+    assert_int_equal(fy_welcome_decode(b, n + 16, &g), -FY_ETRUNC);
+    memset(b + n + 24, 0x5a, 16);
+    assert_int_equal(fy_welcome_decode(b, n + 24 + 16, &g), 0);
     assert_string_equal(g.part_name, "big.iso");
+    assert_true(g.ext2);
     assert_int_equal(fy_welcome_encode(&v, b, n - 1, &n), -ENOBUFS);
 
     /* no file in progress: 52 bytes, zeros */
@@ -308,6 +312,118 @@ static void test_welcome_ext(void **state)
     assert_int_equal(fy_welcome_encode(&v, b, sizeof b, &n), 0);
     b[48] = 0xff; /* name past the payload */
     assert_int_equal(fy_welcome_decode(b, n, &g), -FY_ETRUNC);
+}
+
+/* The epoch fields: only after the extension, for a hello with
+ * FY_HELLO_F_AHEAD (a receiver that reconciles when it is ahead). */
+static void test_welcome_epoch(void **state)
+{
+    (void)state;
+    uint8_t b[600];
+    size_t n;
+    fy_welcome v = {.channel = 3, .next_seq = 70, .first_seq = 1, .max_payload = 65536,
+                    .ext = true, .ext2 = true, .epoch = 0x1122334455667788ull,
+                    .epoch_seq = 70, .wflags = FY_WELCOME_F_AHEAD}, g;
+    assert_int_equal(fy_welcome_encode(&v, b, sizeof b, &n), 0);
+    assert_int_equal(n, 52 + 24);
+    assert_int_equal(b[52], 0x88); /* little-endian epoch right after the (empty) name */
+    assert_int_equal(b[60], 70);
+    assert_int_equal(b[68], FY_WELCOME_F_AHEAD);
+    memset(&g, 0xee, sizeof g);
+    assert_int_equal(fy_welcome_decode(b, n, &g), 0);
+    assert_true(g.ext && g.ext2);
+    assert_int_equal(g.epoch, 0x1122334455667788ull);
+    assert_int_equal(g.epoch_seq, 70);
+    assert_int_equal(g.wflags, FY_WELCOME_F_AHEAD);
+    assert_int_equal(g.next_seq, 70);
+    for (size_t k = 53; k < n; k++)
+        assert_int_equal(fy_welcome_decode(b, k, &g), -FY_ETRUNC);
+    assert_int_equal(fy_welcome_encode(&v, b, n - 1, &n), -ENOBUFS);
+
+    /* after a part name; no flag */
+    v.part_seq = 40;
+    v.part_size = 10;
+    v.part_got = 5;
+    v.wflags = 0;
+    snprintf(v.part_name, sizeof v.part_name, "a.bin");
+    assert_int_equal(fy_welcome_encode(&v, b, sizeof b, &n), 0);
+    assert_int_equal(n, 52 + 5 + 24);
+    assert_int_equal(fy_welcome_decode(b, n, &g), 0);
+    assert_string_equal(g.part_name, "a.bin");
+    assert_int_equal(g.wflags, 0);
+    assert_int_equal(g.epoch_seq, 70);
+
+    /* an old client's decoder (no ext2 asked): the relay sends none, and a
+     * 24-byte or extension-only welcome still decodes without it */
+    fy_welcome old = v;
+    old.ext2 = false;
+    assert_int_equal(fy_welcome_encode(&old, b, sizeof b, &n), 0);
+    assert_int_equal(n, 52 + 5);
+    assert_int_equal(fy_welcome_decode(b, n, &g), 0);
+    assert_false(g.ext2);
+    assert_int_equal(g.wflags, 0);
+
+    /* bad fields: the epoch fields need the extension, unknown flags, reserved */
+    fy_welcome e = v;
+    e.ext = false;
+    assert_int_equal(fy_welcome_encode(&e, b, sizeof b, &n), -EINVAL);
+    e = v;
+    e.wflags = 0x80;
+    assert_int_equal(fy_welcome_encode(&e, b, sizeof b, &n), -EINVAL);
+    assert_int_equal(fy_welcome_encode(&v, b, sizeof b, &n), 0);
+    b[52 + 5 + 17] = 1; /* a flag this version does not know */
+    assert_int_equal(fy_welcome_decode(b, n, &g), -FY_EPAYLOAD);
+    assert_int_equal(fy_welcome_encode(&v, b, sizeof b, &n), 0);
+    b[52 + 5 + 20] = 1; /* reserved */
+    assert_int_equal(fy_welcome_decode(b, n, &g), -FY_EPAYLOAD);
+}
+
+/* FY_HELLO_F_AHEAD: 16 more bytes after the token (epoch, part_seq). */
+static void test_hello_ahead(void **state)
+{
+    (void)state;
+    uint8_t b[600];
+    size_t n;
+    fy_hello v = {.role = FY_ROLE_RECEIVER, .mode = FY_MODE_RESUME, .resume_from = 500,
+                  .flags = FY_HELLO_F_AHEAD, .epoch = 0xa1a2a3a4a5a6a7a8ull, .part_seq = 321};
+    fy_hello g;
+    strcpy(v.channel, "ch");
+    strcpy(v.token, "tok");
+    assert_int_equal(fy_hello_encode(&v, b, sizeof b, &n), 0);
+    assert_int_equal(n, 16 + 2 + 3 + 16);
+    assert_int_equal(b[6], FY_HELLO_F_AHEAD);
+    assert_int_equal(b[21], 0xa8);
+    assert_int_equal(b[29], 0x41); /* 321 = 0x141 */
+    memset(&g, 0xee, sizeof g);
+    assert_int_equal(fy_hello_decode(b, n, &g), 0);
+    assert_int_equal(g.flags, FY_HELLO_F_AHEAD);
+    assert_int_equal(g.epoch, v.epoch);
+    assert_int_equal(g.part_seq, 321);
+    assert_string_equal(g.token, "tok");
+    check_prefixes_and_trailing(b, n, hello_dec, &g);
+    assert_int_equal(fy_hello_encode(&v, b, n - 1, &n), -ENOBUFS);
+
+    /* both flags; without AHEAD the fields are neither sent nor decoded */
+    v.flags = FY_HELLO_F_AHEAD | FY_HELLO_F_RESUME;
+    assert_int_equal(fy_hello_encode(&v, b, sizeof b, &n), 0);
+    assert_int_equal(fy_hello_decode(b, n, &g), 0);
+    assert_int_equal(g.flags, FY_HELLO_F_AHEAD | FY_HELLO_F_RESUME);
+    v.flags = FY_HELLO_F_RESUME;
+    assert_int_equal(fy_hello_encode(&v, b, sizeof b, &n), 0);
+    assert_int_equal(n, 16 + 2 + 3);
+    assert_int_equal(fy_hello_decode(b, n, &g), 0);
+    assert_int_equal(g.epoch, 0);
+    assert_int_equal(g.part_seq, 0);
+
+    /* the longest hello fits the frame limit */
+    memset(v.channel, 'c', FY_NAME_MAX);
+    v.channel[FY_NAME_MAX] = 0;
+    memset(v.token, 't', FY_TOKEN_MAX);
+    v.token[FY_TOKEN_MAX] = 0;
+    v.flags = FY_HELLO_F_AHEAD;
+    assert_int_equal(fy_hello_encode(&v, b, sizeof b, &n), 0);
+    assert_int_equal(n, FY_HELLO_MAX);
+    assert_int_equal(n, fy_frame_payload_max(FY_FT_HELLO, FY_PAYLOAD_MAX_DEFAULT));
 }
 
 /* ---- file-begin / file-end ------------------------------------------------ */
@@ -445,7 +561,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_name_check), cmocka_unit_test(test_hello),
         cmocka_unit_test(test_hello_bad),  cmocka_unit_test(test_welcome),
-        cmocka_unit_test(test_welcome_ext),
+        cmocka_unit_test(test_welcome_ext), cmocka_unit_test(test_welcome_epoch),
+        cmocka_unit_test(test_hello_ahead),
         cmocka_unit_test(test_file_begin), cmocka_unit_test(test_file_end),
         cmocka_unit_test(test_ack),        cmocka_unit_test(test_error),
     };

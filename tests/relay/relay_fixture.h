@@ -143,6 +143,19 @@ static inline void say_bye(int fd)
     close(fd);
 }
 
+/* Say bye and wait (bounded) until the relay has read it: everything sent
+ * before it is then in the writer's mailbox, ahead of any SIGTERM's
+ * shutdown.  Frames still unread at a SIGTERM are not stored (they were
+ * never acknowledged), so a test that stops the relay right after
+ * unacknowledged frames must wait for this first. */
+static inline void say_bye_read(tstate *t, int fd)
+{
+    int before = rh_log_count(&t->d, "reason=\"bye\"");
+    say_bye(fd);
+    for (int i = 0; i < 500 && rh_log_count(&t->d, "reason=\"bye\"") <= before; i++)
+        usleep(20000);
+}
+
 /* Connect a sender, retrying while the previous sender's slot is released
  * (the detach is asynchronous). */
 static inline int sender_retry(tstate *t, const char *chan, fy_welcome *w)

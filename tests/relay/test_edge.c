@@ -6,6 +6,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -217,6 +218,74 @@ static void test_edge_origin_restart(void **state)
     assert_true(rh_log_count(&w->edge, "msg=\"upstream connected\"") >= 2);
     rh_rx_free(&r);
     free(f);
+}
+
+/* Cut a stopped relay's segment at the frame with seq `seq` (a power loss
+ * that took everything from there on). */
+static void cut_segment_at(const char *path, uint64_t seq)
+{
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    assert_true(fd >= 0);
+    uint64_t off = 32;
+    for (int i = 0; i < 100000; i++) {
+        uint8_t h[FY_FRAME_HDR_SIZE];
+        fy_frame_hdr fh;
+        assert_int_equal(pread(fd, h, sizeof h, (off_t)off), (ssize_t)sizeof h);
+        assert_int_equal(fy_frame_hdr_decode(h, FY_PAYLOAD_MAX_LIMIT, &fh), 0);
+        if (fh.seq == seq)
+            break;
+        off += FY_FRAME_HDR_SIZE + fh.len;
+    }
+    assert_int_equal(ftruncate(fd, (off_t)off), 0);
+    close(fd);
+}
+
+/* The origin lost, in a power cut, frames the edge had already stored: a
+ * whole file's end and the first half of the next.  The edge is ahead of
+ * the origin's log; it must not continue its partial file with what the
+ * origin numbers from there on (another sender's file): the partial file
+ * stays unfinished (its receivers drop it), and the edge goes on with the
+ * origin's next file-begin.  Its receiver has a.bin (which the origin lost
+ * the end of) and c.bin whole, nothing mixed. */
+static void test_edge_origin_power_loss(void **state)
+{
+    world *w = *state;
+    size_t na = 1u << 20, nb = 2u << 20;
+    uint8_t *a = malloc(na), *b = malloc(nb);
+    rh_rx r;
+    fy_welcome wl;
+    char port[32], seg[400];
+
+    rh_fill(a, na, 7);
+    rh_fill(b, nb, 8);
+    assert_int_equal(start_edge(&w->edge, &w->origin, "60s"), 0);
+    rx_open(&r, &w->edge, "pl");
+    int fd = rh_connect(&w->origin);
+    assert_true(fd >= 0);
+    assert_int_equal(rh_hello(fd, FY_ROLE_SENDER, "pl", "", 0, 0, &wl), 0);
+    uint64_t seq = wl.next_seq;
+    assert_int_equal(rh_send_file(fd, wl.channel, &seq, "a.bin", a, na, CHUNK), 0);
+    assert_int_equal(rh_wait_ack(fd, seq - 1), 0);
+    send_half(fd, wl.channel, &seq, "b.bin", b, nb);
+    assert_int_equal(rh_rx_until(&r, 2, na + nb / 4), 1); /* a whole, b in part at the edge */
+    wait_ms(300);
+    close(fd);
+    snprintf(port, sizeof port, "127.0.0.1:%u", w->origin.port);
+    rh_stop(&w->origin, 5000);
+    snprintf(seg, sizeof seg, "%s/channels/pl/%020llu.log", w->origin.data, 1ull);
+    cut_segment_at(seg, 1 + (na / CHUNK) / 2); /* inside a.bin's data */
+    const char *args[] = {"--listen", port, NULL};
+    assert_int_equal(rh_start(&w->origin, args), 0);
+    send_file(&w->origin, "pl", "c.bin", b, nb / 2);
+    assert_int_equal(rh_rx_until(&r, 2, 0), 0);
+    check_file(&r, 0, "a.bin", a, na);
+    check_file(&r, 1, "c.bin", b, nb / 2);
+    assert_int_equal(r.err, 0);
+    assert_true(rh_log_count(&w->edge, "upstream's log ends before frames this edge stored") >= 1);
+    assert_true(rh_log_count(&w->origin, "receiver ahead of the log") >= 1);
+    rh_rx_free(&r);
+    free(a);
+    free(b);
 }
 
 /* The origin's retention dropped what the edge needs next, and its oldest
@@ -437,6 +506,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_edge_tree, setup, teardown),
         cmocka_unit_test_setup_teardown(test_edge_origin_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_edge_origin_power_loss, setup, teardown),
         cmocka_unit_test_setup_teardown(test_edge_restart_mid_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_edge_enoseq_mid_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_edge_refused_file, setup, teardown),
