@@ -136,7 +136,8 @@ int fy_log_sync(fy_log *l);
  * Without one (tools, tests), rolls seal on the caller's thread. */
 void fy_log_set_syncer(fy_log *l, fy_syncer *s, fy_log_synced_fn done, void *arg);
 /* Queue a sync of everything appended so far; nothing when that is already
- * durable or queued.  0, or -errno (then nothing was queued). */
+ * durable or queued.  Without a sync worker it is fy_log_sync, at once.
+ * 0, or -errno (then nothing was queued). */
 int fy_log_sync_start(fy_log *l);
 /* The owner, with a report of done: moves the durable position forward.
  * After a failed sync the log is failed for good: the durable position

@@ -232,8 +232,10 @@ int fy_log_sync_start(fy_log *l)
 {
     if (l->failed)
         return l->failed;
-    if (!l->sync || l->queued == l->bytes)
+    if (l->queued == l->bytes)
         return 0;
+    if (!l->sync)
+        return fy_log_sync(l); /* no worker (tools, tests): here, at once */
     int fd = fcntl(l->fd, F_DUPFD_CLOEXEC, 0);
     if (fd < 0)
         return -errno;

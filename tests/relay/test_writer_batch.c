@@ -285,6 +285,7 @@ static void rig_open(rig *g, int fsync_mode)
     g->ctx.registry = g->reg->self;
     g->ctx.done_fd = -1;
     assert_int_equal(fy_bufpool_new(64u << 20, &g->ctx.pool), 0);
+    assert_int_equal(fy_syncer_start(&g->ctx.syncer), 0); /* as fy_relay_new: write-behind */
     snprintf(g->ctx.chan_root, sizeof g->ctx.chan_root, "%s", g->root);
     g->chan.id = CHAN;
     snprintf(g->chan.name, sizeof g->chan.name, "c");
@@ -305,6 +306,7 @@ static void rig_close(rig *g)
     for (size_t i = 0; i < g->nrefs; i++)
         fy_actor_unref(g->refs[i]);
     fy_sched_free(g->sched);
+    fy_syncer_stop(g->ctx.syncer); /* after the writer closed its log */
     fy_bufpool_free(g->ctx.pool); /* every buffer came back */
 }
 
