@@ -20,6 +20,7 @@ typedef struct fy__sync_job {
     int fd, dirfd;
     uint64_t seg;
     bool seal;
+    uint64_t drop_to; /* after a good sync: drop the (clean) cached pages of [0, drop_to) */
     uint64_t seq, bytes;
     fy_log_synced_fn done;
     void *arg;
