@@ -60,11 +60,12 @@
  * batch and measured 8 % slower than buffered. */
 #define DIRECT_MIN_RUN (256u << 10)
 /* Page cache.  Write-behind appends go through the page cache, and keeping
- * every byte ever stored there cost a 4 GiB 1 -> 1 run a fifth of its
- * rate on this machine (336-348 MB/s against 520-534 when the sync worker
- * drops what it has synced; the old direct appends: 406-437).  So after
- * each sync the worker drops the segment's clean pages except the last
- * CACHE_KEEP bytes, which late joiners near the live edge read. */
+ * every byte ever stored there cost a 4 GiB 1 -> 1 run 40 % of its rate on
+ * this machine (336-348 MB/s, against 559-594 when the sync worker drops
+ * what it has synced but the last CACHE_KEEP bytes; the old direct appends:
+ * 406-437).  So after each sync the worker drops the segment's clean pages
+ * except the last CACHE_KEEP bytes, which late joiners near the live edge
+ * read. */
 #define CACHE_KEEP ((uint64_t)64 << 20)
 
 struct fy_log {
