@@ -4,8 +4,9 @@
  * old segment to the worker, an injected failed sync failing the log for
  * good, and recovery of segments whose seal never ran: an open segment
  * before the last that was torn is cut and the later segments dropped, an
- * open one that is whole is kept and sealed, and a sealed one with a bad
- * frame is still refused.
+ * open one that is whole is kept and sealed, a sealed one with a bad
+ * frame is still refused, and a log from before the flag (its last segment
+ * sealed) gets that segment opened again.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -289,6 +290,36 @@ static void test_sealed_torn_refused(void **state)
     assert_int_equal(fy_store_check(f->dir, 200, &cr), -FY_ECORRUPT);
 }
 
+/* A log written before the flag: every header sealed, the last one too.
+ * Opening it marks the last segment open again before anything is
+ * appended, so a later roll's lost seal cannot leave a sealed torn one. */
+static void test_legacy_last_reopened(void **state)
+{
+    fix *f = *state;
+    const fy_store_opts o = {.segment_bytes = 4096};
+    fy_idx_rec mid;
+    fy_log *l;
+    fy_idx *x;
+    char p[512];
+    uint8_t hb[FY__SEG_HDR_SIZE];
+
+    make(f, &o, &mid);
+    fy_idx_rec last = t_rec_of(f->dir, &o, 300);
+    t_path(p, f->dir, last.seg, "log");
+    int fd = open(p, O_WRONLY);
+    assert_true(fd >= 0);
+    fy__seg_hdr_encode(FY__SEG_LOG, last.seg, hb);
+    assert_int_equal(pwrite(fd, hb, sizeof hb, 0), (ssize_t)sizeof hb);
+    close(fd);
+    header_state(f->dir, last.seg, 0);
+    t_open_fill(f->dir, &o, &l, &x, 301, 5, 2, 200);
+    header_state(f->dir, last.seg, 1);
+    t_close(l, x);
+    fy_check_report cr;
+    assert_int_equal(fy_store_check(f->dir, 200, &cr), 0);
+    assert_int_equal(cr.next_seq, 306);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -297,6 +328,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_torn_cut, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_open_whole_kept, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_sealed_torn_refused, t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_legacy_last_reopened, t_setup, t_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
