@@ -16,7 +16,11 @@
  * fails the log: after a failed fdatasync the kernel may have dropped the
  * dirty pages, so retrying it could report data durable that is not.
  *
- * Direct appends (the default).  Copying a batch into the page cache was
+ * Appends go through the page cache by default (fy_store_opts.buffered,
+ * ferryd's --write-mode buffered): with write-behind the writer must not
+ * wait for the device, and on the 2026-12-06 disk that measured faster
+ * (docs/architecture.md, "Write-behind").  Direct appends (--write-mode
+ * direct) were the default before: copying a batch into the page cache was
  * half of ferryd's CPU at one receiver: each append lands in pages the
  * kernel has to find, fill and later write back, at 0.4-1.3 GB/s on this
  * machine, against 14 GB/s for a copy between warm buffers and 1.7-2.6 GB/s

@@ -168,6 +168,7 @@ void fy__syncer_push(fy_syncer *s, fy__sync_job *j)
         /* The queued sync has not started: it covers j's bytes too. */
         m->seq = j->seq;
         m->bytes = j->bytes;
+        m->drop_to = j->drop_to; /* and may drop what j would have dropped */
     } else if (s->tail) {
         s->tail->next = j;
         s->tail = j;
