@@ -79,6 +79,25 @@ int tc_daemon_stop(tc_daemon *d, int wait_ms, int *status);
 /* SIGKILL (a crash: no shutdown, no flush) and reap. */
 void tc_daemon_kill9(tc_daemon *d);
 
+/* ---- etcd (the cluster tests) --------------------------------------------------- */
+
+typedef struct tc_etcd {
+    pid_t pid;      /* <= 0 when not running */
+    char url[64];   /* "http://127.0.0.1:PORT", its client URL */
+} tc_etcd;
+
+/* A free loopback TCP port (bound once and released: another process may
+ * take it first, which a start then reports as its failure). */
+int tc_free_port(uint16_t *port);
+/* true when Debian's etcd-server is installed (tests skip otherwise). */
+bool tc_etcd_available(void);
+/* Start a one-member etcd with its data and log ("etcd.log") under dir, on
+ * two free loopback ports; wait at most timeout_ms until it serves clients.
+ * 0, -ECHILD when it exited first, -ETIMEDOUT (then stopped). */
+int tc_etcd_start(tc_etcd *e, const char *dir, int timeout_ms);
+/* Stop it by PID (SIGTERM, a bounded wait, SIGKILL). */
+void tc_etcd_stop(tc_etcd *e);
+
 /* ---- pseudo-random data ---------------------------------------------------------- */
 
 /* n deterministic bytes for a seed (xorshift). */
