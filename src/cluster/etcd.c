@@ -499,23 +499,45 @@ int fy_etcd_put(fy_etcd *e, const char *key, const void *val, size_t len, int64_
     return rc;
 }
 
-int fy_etcd_cas(fy_etcd *e, const char *key, int64_t mod_rev, const void *val, size_t len,
-                int64_t lease)
+/* Absent means "created at revision 0"; else the last change must be the
+ * one the caller read. */
+static json_object *compare(const fy_etcd_cmp *c)
 {
-    json_object *req = json_object_new_object(), *cmp = json_object_new_object();
-    json_object *cmps = json_object_new_array(), *ops = json_object_new_array();
-    json_object *op = json_object_new_object(), *r, *v;
+    json_object *o = json_object_new_object();
+
+    json_object_object_add(o, "target", json_object_new_string(c->mod_rev ? "MOD" : "CREATE"));
+    json_object_object_add(o, "result", json_object_new_string("EQUAL"));
+    put_b64(o, "key", c->key, strlen(c->key));
+    put_i64(o, c->mod_rev ? "mod_revision" : "create_revision", c->mod_rev);
+    return o;
+}
+
+static json_object *operation(const fy_etcd_op *op)
+{
+    json_object *o = json_object_new_object(), *d;
+
+    if (op->value) {
+        json_object_object_add(o, "request_put", put_request(op->key, op->value, op->len,
+                                                             op->lease));
+    } else {
+        d = json_object_new_object();
+        put_b64(d, "key", op->key, strlen(op->key));
+        json_object_object_add(o, "request_delete_range", d);
+    }
+    return o;
+}
+
+int fy_etcd_txn(fy_etcd *e, const fy_etcd_cmp *cmp, size_t ncmp, const fy_etcd_op *op,
+                size_t nop)
+{
+    json_object *req = json_object_new_object(), *cmps = json_object_new_array();
+    json_object *ops = json_object_new_array(), *r, *v;
     int rc;
 
-    /* Absent means "created at revision 0"; else the last change must be
-     * the one the caller read. */
-    json_object_object_add(cmp, "target", json_object_new_string(mod_rev ? "MOD" : "CREATE"));
-    json_object_object_add(cmp, "result", json_object_new_string("EQUAL"));
-    put_b64(cmp, "key", key, strlen(key));
-    put_i64(cmp, mod_rev ? "mod_revision" : "create_revision", mod_rev);
-    json_object_array_add(cmps, cmp);
-    json_object_object_add(op, "request_put", put_request(key, val, len, lease));
-    json_object_array_add(ops, op);
+    for (size_t i = 0; i < ncmp; i++)
+        json_object_array_add(cmps, compare(&cmp[i]));
+    for (size_t i = 0; i < nop; i++)
+        json_object_array_add(ops, operation(&op[i]));
     json_object_object_add(req, "compare", cmps);
     json_object_object_add(req, "success", ops);
     rc = call(e, "/v3/kv/txn", req, &r);
@@ -524,6 +546,15 @@ int fy_etcd_cas(fy_etcd *e, const char *key, int64_t mod_rev, const void *val, s
     rc = json_object_object_get_ex(r, "succeeded", &v) && json_object_get_boolean(v) ? 0 : -ESTALE;
     json_object_put(r);
     return rc;
+}
+
+int fy_etcd_cas(fy_etcd *e, const char *key, int64_t mod_rev, const void *val, size_t len,
+                int64_t lease)
+{
+    fy_etcd_cmp c = {key, mod_rev};
+    fy_etcd_op op = {key, val, len, lease};
+
+    return fy_etcd_txn(e, &c, 1, &op, 1);
 }
 
 int fy_etcd_delete(fy_etcd *e, const char *key)

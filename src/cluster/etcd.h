@@ -71,4 +71,27 @@ int fy_etcd_cas(fy_etcd *e, const char *key, int64_t mod_rev, const void *val, s
 /* Delete one key (absent is not an error). */
 int fy_etcd_delete(fy_etcd *e, const char *key);
 
+/* ---- transactions ------------------------------------------------------------ */
+
+/* One compare of a transaction: the key's mod revision equals mod_rev, or
+ * with mod_rev 0 the key does not exist. */
+typedef struct fy_etcd_cmp {
+    const char *key;
+    int64_t mod_rev;
+} fy_etcd_cmp;
+
+/* One write of a transaction: put (value non-NULL, under lease unless 0)
+ * or delete (value NULL). */
+typedef struct fy_etcd_op {
+    const char *key;
+    const void *value;
+    size_t len;
+    int64_t lease;
+} fy_etcd_op;
+
+/* All the writes if every compare holds, else none: 0, or -ESTALE when a
+ * compare failed. */
+int fy_etcd_txn(fy_etcd *e, const fy_etcd_cmp *cmp, size_t ncmp, const fy_etcd_op *op,
+                size_t nop);
+
 #endif
