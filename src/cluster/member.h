@@ -1,0 +1,75 @@
+/*
+ * member.h - a relay's membership in a cluster: its lease, its node key,
+ * and, for every channel it serves, who leads (docs/cluster.md).  One
+ * thread of its own does every etcd call; the relay learns of changes
+ * through a callback and asks, on any thread, whether it may acknowledge.
+ *
+ * Failover prefers the most advanced replica: every member publishes, under
+ * its lease, how far it has stored each channel (epoch, seq); when a leader
+ * is gone, an in-sync member tries to take over at once only if no live
+ * in-sync member has stored more (ties: the smaller name), and any in-sync
+ * member tries once the leader has been gone for two polls.
+ */
+#ifndef FERRY_CLUSTER_MEMBER_H
+#define FERRY_CLUSTER_MEMBER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cluster/chanstate.h"
+
+typedef struct fy_member fy_member;
+
+/* What a member knows of one channel, as of its last poll. */
+typedef struct fy_member_view {
+    const char *chan;
+    bool leading;          /* this node leads in the current epoch */
+    const fy_chanstate *st; /* leader, epoch, in-sync set, r */
+} fy_member_view;
+
+/* Called on the member's thread whenever a channel's leader, epoch or
+ * in-sync set changes (and once when first read). */
+typedef void (*fy_member_cb)(void *arg, const fy_member_view *v);
+/* How far this node has stored chan: the epoch and seq of its last stored
+ * frame (0, 0: nothing).  Called on the member's thread. */
+typedef void (*fy_member_progress_fn)(void *arg, const char *chan, uint64_t *epoch,
+                                      uint64_t *seq);
+
+typedef struct fy_member_conf {
+    const char *endpoints; /* etcd: "http://H:P[,...]" */
+    const char *prefix;    /* NULL: FY_CLUSTER_PREFIX_DEFAULT */
+    const char *node;      /* this relay's name */
+    const char *advertise; /* HOST:PORT clients and peers reach it at */
+    int ttl_s;             /* lease TTL, >= 2 */
+    unsigned r;            /* replica count for channels it creates */
+    unsigned poll_ms;      /* 0: ttl/8 */
+    fy_member_cb changed;
+    fy_member_progress_fn progress;
+    void *arg;
+} fy_member_conf;
+
+/* Take a lease, register the node (waiting, up to one TTL, for a previous
+ * process of the same name to lose its lease) and start polling.  The
+ * strings in conf are copied.  0, -EINVAL, -EADDRINUSE (the name is held
+ * by a live process), or etcd.h's errors. */
+int fy_member_start(const fy_member_conf *conf, fy_member **out);
+/* Stop polling; with crash, leave the lease to expire (as a kill -9 would),
+ * else revoke it so others take over at once.  Joins the thread. */
+void fy_member_stop(fy_member *m, bool crash);
+
+/* Serve chan: follow its state, and lead it if it has no leader yet (any
+ * thread).  0, -EINVAL, -ENOSPC (too many channels), -ENOMEM. */
+int fy_member_serve(fy_member *m, const char *chan);
+/* The leader puts node in (or out of) chan's in-sync set (any thread; done
+ * by the next poll).  -EPERM when this node does not lead chan. */
+int fy_member_set_insync(fy_member *m, const char *chan, const char *node, bool in);
+/* May this node acknowledge a frame of chan in epoch, now?  It leads chan
+ * in that epoch as of its last poll, its lease is held until after
+ * now_ns, and the in-sync set has at least r members.  Any thread. */
+bool fy_member_may_ack(fy_member *m, const char *chan, uint64_t epoch, uint64_t now_ns);
+/* A copy of chan's state as of the last poll: 0 or -ENOENT. */
+int fy_member_state(fy_member *m, const char *chan, fy_chanstate *st);
+/* Takeovers this member won, for metrics. */
+uint64_t fy_member_failovers(fy_member *m);
+
+#endif

@@ -1,0 +1,186 @@
+/*
+ * test_member.c - three cluster members in one process against a real
+ * etcd-server (src/cluster/member.c): the first to serve a channel leads,
+ * the leader grows the in-sync set, acks need R in sync and the lease, and
+ * when the leader crashes (its lease left to expire) the most advanced
+ * in-sync member takes over with epoch + 1.  A restarted member waits for
+ * its old lease instead of answering for the name twice.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "cluster/member.h"
+#include "common/tc.h"
+#include "ferry/sched.h"
+
+#define TTL 2
+
+typedef struct fixture {
+    char dir[512];
+    tc_etcd etcd;
+} fixture;
+
+typedef struct node {
+    uint64_t epoch, seq; /* its progress, as the relay would report it */
+    atomic_int changes;
+} node;
+
+static int setup(void **state)
+{
+    static fixture f;
+
+    *state = NULL;
+    if (!tc_etcd_available()) {
+        fprintf(stderr, "skip: etcd-server is not installed (/usr/bin/etcd)\n");
+        return 0;
+    }
+    if (tc_tmpdir(f.dir, sizeof f.dir, "member") < 0 || tc_etcd_start(&f.etcd, f.dir, 20000) < 0)
+        return -1;
+    *state = &f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+
+    if (f) {
+        tc_etcd_stop(&f->etcd);
+        tc_tmpdir_done(f->dir);
+    }
+    return 0;
+}
+
+#define FIXTURE()        \
+    fixture *f = *state; \
+    if (!f) {            \
+        skip();          \
+        return;          \
+    }
+
+static void changed(void *arg, const fy_member_view *v)
+{
+    node *n = arg;
+    (void)v;
+    atomic_fetch_add(&n->changes, 1);
+}
+
+static void progress(void *arg, const char *chan, uint64_t *epoch, uint64_t *seq)
+{
+    node *n = arg;
+    (void)chan;
+    *epoch = n->epoch;
+    *seq = n->seq;
+}
+
+static fy_member *up(fixture *f, const char *name, node *n, unsigned r)
+{
+    fy_member_conf c = {.endpoints = f->etcd.url, .prefix = "/m", .node = name,
+                        .advertise = "127.0.0.1:7420", .ttl_s = TTL, .r = r, .poll_ms = 100,
+                        .changed = changed, .progress = progress, .arg = n};
+    fy_member *m;
+
+    assert_int_equal(fy_member_start(&c, &m), 0);
+    return m;
+}
+
+/* Wait (at most 10 s) until m's view of chan has leader `leader` and at
+ * least nisr in-sync members; the state then. */
+static fy_chanstate wait_for(fy_member *m, const char *chan, const char *leader, unsigned nisr)
+{
+    fy_chanstate st = {0};
+
+    for (int i = 0; i < 200; i++) {
+        if (fy_member_state(m, chan, &st) == 0 && strcmp(st.leader, leader) == 0 &&
+            st.nisr >= nisr)
+            return st;
+        tc_sleep_ms(50);
+    }
+    fail_msg("no leader %s with %u in sync on %s (have %s, %u)", leader, nisr, chan, st.leader,
+             st.nisr);
+    return st;
+}
+
+static void test_failover_to_most_advanced(void **state)
+{
+    FIXTURE();
+    node n1 = {.epoch = 1, .seq = 300}, n2 = {.epoch = 1, .seq = 100}, n3 = {.epoch = 1, .seq = 200};
+    fy_member *m1 = up(f, "n1", &n1, 2), *m2, *m3;
+    fy_chanstate st;
+    uint64_t t0, ms;
+
+    assert_int_equal(fy_member_serve(m1, "docs"), 0);
+    st = wait_for(m1, "docs", "n1", 1);
+    assert_int_equal(st.epoch, 1);
+    /* One in sync of R = 2: no acks yet. */
+    assert_false(fy_member_may_ack(m1, "docs", 1, fy_now_ns()));
+    m2 = up(f, "n2", &n2, 2);
+    m3 = up(f, "n3", &n3, 2);
+    assert_int_equal(fy_member_serve(m2, "docs"), 0);
+    assert_int_equal(fy_member_serve(m3, "docs"), 0);
+    assert_int_equal(fy_member_set_insync(m2, "docs", "n3", true), -EPERM); /* not the leader */
+    assert_int_equal(fy_member_set_insync(m1, "docs", "n2", true), 0);
+    assert_int_equal(fy_member_set_insync(m1, "docs", "n3", true), 0);
+    wait_for(m1, "docs", "n1", 3);
+    wait_for(m3, "docs", "n1", 3);
+    assert_true(fy_member_may_ack(m1, "docs", 1, fy_now_ns()));
+    assert_false(fy_member_may_ack(m1, "docs", 2, fy_now_ns())); /* not its epoch */
+    assert_false(fy_member_may_ack(m2, "docs", 1, fy_now_ns()));
+
+    /* n1 crashes: nobody revokes its lease; n3 stored more than n2. */
+    t0 = fy_now_ns();
+    fy_member_stop(m1, true);
+    st = wait_for(m3, "docs", "n3", 2);
+    ms = (fy_now_ns() - t0) / 1000000;
+    fprintf(stderr, "failover_ms=%llu ttl_s=%d\n", (unsigned long long)ms, TTL);
+    assert_int_equal(st.epoch, 2);
+    assert_true(fy_member_may_ack(m3, "docs", 2, fy_now_ns()));
+    wait_for(m2, "docs", "n3", 2);
+    assert_false(fy_member_may_ack(m2, "docs", 2, fy_now_ns()));
+    assert_int_equal(fy_member_failovers(m3), 1);
+    assert_int_equal(fy_member_failovers(m2), 0);
+    assert_true(atomic_load(&n2.changes) >= 2);
+
+    /* n1 comes back: it waits out its old lease, then follows epoch 2. */
+    m1 = up(f, "n1", &n1, 2);
+    assert_int_equal(fy_member_serve(m1, "docs"), 0);
+    st = wait_for(m1, "docs", "n3", 2);
+    assert_false(fy_member_may_ack(m1, "docs", 1, fy_now_ns()));
+    assert_false(fy_chanstate_in_isr(&st, "n1"));
+    fy_member_stop(m1, false);
+    fy_member_stop(m2, false);
+    fy_member_stop(m3, false);
+}
+
+static void test_clean_stop_hands_over(void **state)
+{
+    FIXTURE();
+    node a = {.epoch = 0}, b = {.epoch = 0};
+    fy_member *ma = up(f, "a", &a, 1), *mb = up(f, "b", &b, 1);
+
+    assert_int_equal(fy_member_serve(ma, "logs"), 0);
+    wait_for(ma, "logs", "a", 1);
+    assert_true(fy_member_may_ack(ma, "logs", 1, fy_now_ns())); /* R = 1 */
+    assert_int_equal(fy_member_serve(mb, "logs"), 0);
+    assert_int_equal(fy_member_set_insync(ma, "logs", "b", true), 0);
+    wait_for(mb, "logs", "a", 2);
+    fy_member_stop(ma, false); /* revoked: b needs no TTL to take over */
+    wait_for(mb, "logs", "b", 1);
+    fy_member_stop(mb, false);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_failover_to_most_advanced),
+                                       cmocka_unit_test(test_clean_stop_hands_over)};
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
