@@ -98,6 +98,20 @@ int tc_etcd_start(tc_etcd *e, const char *dir, int timeout_ms);
 /* Stop it by PID (SIGTERM, a bounded wait, SIGKILL). */
 void tc_etcd_stop(tc_etcd *e);
 
+/* ---- power loss (the shim: powerloss_shim.c) --------------------------------------- */
+
+typedef struct tc_powerloss_stats {
+    uint64_t records;    /* journal records read */
+    uint64_t files_cut;  /* files made shorter */
+    uint64_t bytes_lost; /* bytes cut off in all */
+} tc_powerloss_stats;
+
+/* A power cut as the shim journaled it: cut every regular file under dir
+ * back to its size at its last successful fsync/fdatasync (0 when it was
+ * never synced), following renames and unlinks.  Run it while the process
+ * that wrote the files is dead.  0 or -errno. */
+int tc_powerloss_apply(const char *journal, const char *dir, tc_powerloss_stats *st);
+
 /* ---- pseudo-random data ---------------------------------------------------------- */
 
 /* n deterministic bytes for a seed (xorshift). */
