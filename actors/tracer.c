@@ -48,6 +48,7 @@ typedef struct tracer {
     size_t nids, capids;
     vec all_act, new_act, blocks, newids;
     uint64_t events, lost, rotations, write_errs;
+    bool more; /* the last drain left events in a ring: drain again at once */
 } tracer;
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -170,29 +171,37 @@ static int split(tracer *t, const uint8_t *m, size_t len, fy_trace_file_hdr *h)
 }
 
 /* Append to t->blocks one THREAD block with the events ring th recorded
- * since the last tick (nothing if there are none and none were lost).  The
- * reads are bounded: a writer faster than us cannot keep the loop going
- * beyond one ring's worth. */
-static int read_thread(tracer *t, unsigned th, uint32_t ring_events)
+ * since the last tick (nothing if there are none and none were lost), at
+ * most max_events of them: the rest stay in the ring for the next drain
+ * (t->more set), so one chunk never outgrows a file.  The reads are
+ * bounded: a writer faster than us cannot keep the loop going beyond one
+ * ring's worth. */
+static int read_thread(tracer *t, unsigned th, uint32_t ring_events, uint64_t max_events)
 {
     size_t at = t->blocks.n;
     fy_trace_rec m = {.ts_ns = fy_now_ns(), .type = FY_TR_META_THREAD, .thread = (uint16_t)th};
     int rc = vec_put(&t->blocks, &m, sizeof m);
     uint64_t lost = 0, nev = 0;
     for (uint32_t k = 0; !rc && k <= ring_events / READ_CHUNK + 1; k++) {
-        size_t n;
+        size_t n, want = READ_CHUNK;
         uint64_t l;
-        rc = vec_reserve(&t->blocks, READ_CHUNK * sizeof m);
+        if (nev + want > max_events)
+            want = (size_t)(max_events - nev);
+        if (want == 0) {
+            t->more = true;
+            break;
+        }
+        rc = vec_reserve(&t->blocks, want * sizeof m);
         if (!rc)
             rc = fy_trace_read_since(t->s, th, &t->cursor[th],
                                      (fy_trace_rec *)(void *)(t->blocks.p + t->blocks.n),
-                                     READ_CHUNK, &n, &l);
+                                     want, &n, &l);
         if (rc)
             break;
         t->blocks.n += n * sizeof m;
         lost += l;
         nev += n;
-        if (n + l < READ_CHUNK) /* the read reached the head */
+        if (n + l < want) /* the read reached the head */
             break;
     }
     if (lost == 0 && nev == 0) {
@@ -272,10 +281,15 @@ static void drain(tracer *t)
     if (m == MAP_FAILED)
         return;
     fy_trace_file_hdr h;
+    t->more = false;
     if (split(t, m, (size_t)len, &h) == 0) {
+        /* A chunk's events take at most half a file, shared by the rings:
+         * a fresh file (header, actor table, one chunk) then stays within
+         * the bound however late this drain runs. */
+        uint64_t per = h.threads ? t->max_file / 2 / 32 / h.threads : 0;
         rc = 0;
         for (unsigned i = 0; i < h.threads && i < MAX_THREADS && !rc; i++)
-            rc = read_thread(t, i, h.ring_events);
+            rc = read_thread(t, i, h.ring_events, per > 16 ? per : 16);
         if (rc && t->write_errs++ == 0)
             fy_klog(FY_LOG_WARN, "trace read failed", "call=fy_trace_read_since err=%s "
                     "action=\"write the threads read so far\"", fy_errname(rc));
@@ -291,7 +305,7 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
     tracer *t = state;
     if (m->type == FY_MSG_TIMER && m->u64[0] == TICK_TAG) {
         drain(t);
-        (void)fy_timer_after(self, t->period_ms, TICK_TAG);
+        (void)fy_timer_after(self, t->more ? 1 : t->period_ms, TICK_TAG);
     }
     return FY_MSG_DONE;
 }
@@ -313,7 +327,9 @@ static void tracer_free(tracer *t)
 static void dtor(void *state)
 {
     tracer *t = state;
-    drain(t); /* the last events before the stop */
+    /* The last events before the stop, a bounded number of chunks. */
+    for (int i = 0; i < 64 && (i == 0 || t->more); i++)
+        drain(t);
     fy_klog(FY_LOG_INFO, "trace closed", "file=%s events=%llu lost=%llu rotations=%llu "
             "bytes=%llu", t->path, (unsigned long long)t->events, (unsigned long long)t->lost,
             (unsigned long long)t->rotations, (unsigned long long)t->file_bytes);
