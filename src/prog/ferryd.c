@@ -134,6 +134,16 @@ static int bad(const char *msg)
     return FY_EXIT_USAGE;
 }
 
+/* The same for a file a key names: "FILE:LINE: " of that key first when the
+ * config file set it. */
+static int bad_at(const fy_conf *c, const char *key, const char *msg)
+{
+    char where[FY_CONF_PATH_MAX + 16], full[FY_CONF_PATH_MAX + 1100];
+    fy_conf_where(c, key, where, sizeof where);
+    snprintf(full, sizeof full, "%s%s", where, msg);
+    return bad(full);
+}
+
 /* Apply flags.  With config_only, only --config is looked at (first pass). */
 static int parse_flags(int argc, char **argv, fy_conf *c, bool config_only, char *err, size_t cap)
 {
@@ -385,10 +395,11 @@ int main(int argc, char **argv)
     fy_klog_setup("ferryd", FY_LOG_INFO); /* for option errors; the level is set below */
     if (info_flag(argc, argv))
         return 0;
-    if (settings(argc, argv, &conf, err, sizeof err) < 0)
+    if (settings(argc, argv, &conf, err, sizeof err) < 0 ||
+        fy_conf_check_files(&conf, err, sizeof err) < 0)
         return bad(err);
     if (conf.auth[0] && fy_auth_load(conf.auth, &auth, err, sizeof err) < 0)
-        return bad(err);
+        return bad_at(&conf, "auth", err);
 
     fy_klog_setup("ferryd", conf.log_level);
     block_signals(&sigs);
