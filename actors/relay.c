@@ -382,6 +382,11 @@ int fy_relay_stop(fy_relay *r, unsigned timeout_ms)
     return rc;
 }
 
+fy_sched *fy_relay_sched(fy_relay *r)
+{
+    return r->ctx.sched;
+}
+
 int fy_relay_trace(fy_relay *r, char *path, size_t cap)
 {
     return fy_trsnap_write(r->ctx.sched, r->ctx.conf->data, path, cap);

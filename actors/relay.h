@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 
+#include "ferry/actor.h"
 #include "relay/auth.h"
 #include "relay/conf.h"
 
@@ -61,6 +62,10 @@ size_t fy_relay_auth_generations(const fy_relay *r);
  * DATA/trace-<UTC time>.trace; path gets the name.  Any time after start
  * (main thread, not a signal handler); 0 or -errno. */
 int fy_relay_trace(fy_relay *r, char *path, size_t cap);
+
+/* The relay's scheduler (for ferryd's watchdog heartbeat), after
+ * fy_relay_new. */
+fy_sched *fy_relay_sched(fy_relay *r);
 
 /* Free a stopped (or never started) relay. */
 void fy_relay_free(fy_relay *r);

@@ -27,6 +27,7 @@
 #include "relay/auth.h"
 #include "relay/conf.h"
 #include "relay/notify.h"
+#include "relay/watchdog.h"
 #include "relay.h"
 
 static const char usage[] =
@@ -280,6 +281,14 @@ static bool info_flag(int argc, char **argv)
     return false;
 }
 
+/* Test hook (docs/development.md): FERRY_TEST_WATCHDOG_STALL_MS=N makes
+ * SIGUSR2 stall every scheduler thread for N ms.  0 when unset. */
+static unsigned stall_ms(void)
+{
+    const char *v = getenv("FERRY_TEST_WATCHDOG_STALL_MS");
+    return v ? (unsigned)strtoul(v, NULL, 10) : 0;
+}
+
 /* Block the signals main takes with sigwait, before any thread exists:
  * every thread inherits the mask. */
 static void block_signals(sigset_t *sigs)
@@ -289,6 +298,8 @@ static void block_signals(sigset_t *sigs)
     sigaddset(sigs, SIGINT);
     sigaddset(sigs, SIGUSR1);
     sigaddset(sigs, SIGHUP);
+    if (stall_ms())
+        sigaddset(sigs, SIGUSR2); /* the watchdog's test hook; else USR2 keeps its default */
     pthread_sigmask(SIG_BLOCK, sigs, NULL);
     /* A receiver that vanishes must be an EPIPE from writev/sendfile, not a kill. */
     signal(SIGPIPE, SIG_IGN);
@@ -354,9 +365,10 @@ static void trace_snapshot(fy_relay *relay, const fy_conf *conf)
 }
 
 /* Take signals until SIGTERM or SIGINT, which it returns; SIGHUP reloads
- * into *now, SIGUSR1 snapshots the trace. */
+ * into *now, SIGUSR1 snapshots the trace, SIGUSR2 (test hook only) stalls
+ * the schedulers. */
 static int serve(int argc, char **argv, const sigset_t *sigs, const fy_conf *conf, fy_conf *now,
-                 fy_relay *relay)
+                 fy_relay *relay, fy_watchdog *wd)
 {
     int sig = 0;
     for (;;) {
@@ -366,17 +378,21 @@ static int serve(int argc, char **argv, const sigset_t *sigs, const fy_conf *con
             reload(argc, argv, now, relay);
         else if (sig == SIGUSR1)
             trace_snapshot(relay, conf);
+        else if (sig == SIGUSR2)
+            (void)fy_watchdog_stall(wd, fy_relay_sched(relay), stall_ms());
         else
             return sig;
     }
 }
 
 /* The orderly shutdown: drain for the drain timeout now in force, then free. */
-static void shut_down(int sig, const fy_conf *now, fy_relay *relay, fy_auth *auth)
+static void shut_down(int sig, const fy_conf *now, fy_relay *relay, fy_auth *auth,
+                      fy_watchdog *wd)
 {
     unsigned drain_ms = (unsigned)now->drain_timeout * 1000u;
     fy_klog(FY_LOG_INFO, "shutdown", "signal=%s drain_timeout_ms=%u",
             sig == SIGTERM ? "TERM" : "INT", drain_ms);
+    fy_watchdog_stop(wd); /* systemd does not watch a stopping service */
     notify("STOPPING=1\nSTATUS=draining");
     int rc = fy_relay_stop(relay, drain_ms);
     fy_relay_free(relay);
@@ -406,7 +422,11 @@ int main(int argc, char **argv)
     if (start(&conf, auth, &relay) != 0)
         return 1;
     now = conf;
-    int sig = serve(argc, argv, &sigs, &conf, &now, relay);
-    shut_down(sig, &now, relay, auth);
+    fy_watchdog *wd = NULL;
+    if (fy_watchdog_start(fy_relay_sched(relay), &wd, err, sizeof err) < 0)
+        fy_klog(FY_LOG_ERROR, "watchdog not started", "text=\"%s\" action=\"run without "
+                "it: systemd restarts ferryd after WatchdogSec\"", err);
+    int sig = serve(argc, argv, &sigs, &conf, &now, relay, wd);
+    shut_down(sig, &now, relay, auth, wd);
     return 0;
 }
