@@ -67,6 +67,15 @@ int fy_relay_trace(fy_relay *r, char *path, size_t cap);
  * fy_relay_new. */
 fy_sched *fy_relay_sched(fy_relay *r);
 
+/* SIGHUP: read the listener's certificate, key and client CAs again from
+ * the files the relay started with (tls-cert, tls-key, tls-client-ca; new
+ * paths need a restart).  New handshakes use them; connections already
+ * made keep the old ones.  1 with the new certificate in desc
+ * ("sha256=... not_after=..."), 0 when the listener has no TLS, or a
+ * negative error with the reason in err and the old ones kept.  Main
+ * thread, after fy_relay_start. */
+int fy_relay_reload_tls(fy_relay *r, char *desc, size_t desccap, char *err, size_t errcap);
+
 /* Free a stopped (or never started) relay. */
 void fy_relay_free(fy_relay *r);
 

@@ -9,8 +9,11 @@
  * --drain-timeout seconds; the exit code is 0 either way, 64 (FY_EXIT_USAGE,
  * as in every Ferry program) for bad options or settings, 1 when the relay
  * cannot start.  SIGHUP reloads what can change without a
- * restart (reload(), below).  Under systemd (Type=notify) READY=1 is sent
- * once the relay listens and STOPPING=1 when the shutdown starts.
+ * restart (reload(), below), then the TLS certificate (reload_tls()).
+ * Under systemd (Type=notify) READY=1 is sent once the relay listens and
+ * STOPPING=1 when the shutdown starts; with WatchdogSec= the watchdog
+ * module (src/relay/watchdog.c) sends WATCHDOG=1 while the runtime makes
+ * progress.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -27,6 +30,7 @@
 #include "relay/auth.h"
 #include "relay/conf.h"
 #include "relay/notify.h"
+#include "relay/tlsfail.h"
 #include "relay/watchdog.h"
 #include "relay.h"
 
@@ -120,9 +124,16 @@ static const char usage[] =
     "                  each change (key=old->new); other changed keys need a restart\n"
     "                  and are logged and ignored.  A file that does not parse is\n"
     "                  refused with the reason and the old settings stay.\n"
+    "                  Then the files of tls-cert, tls-key and tls-client-ca are\n"
+    "                  read again: new handshakes use them, open connections keep\n"
+    "                  theirs; a pair that does not load is refused, the old stays.\n"
     "  SIGUSR1         write the flight recorder to DATA/trace-<time>.trace\n"
     "                  (ferry-trace reads it).\n"
     "A fatal signal writes it, best effort, to DATA/trace-<time>-crash.trace.\n"
+    "\n"
+    "Under systemd: READY=1 once listening, STOPPING=1 at SIGTERM, and with\n"
+    "WatchdogSec= (WATCHDOG_USEC) WATCHDOG=1 every quarter of it while the\n"
+    "scheduler threads answer a heartbeat.\n"
     "\n"
     "Exit: 0 after a shutdown, 1 the relay could not start (address in use, data\n"
     "directory), 64 bad options or settings (flags, --config, --auth file; the\n"
@@ -265,6 +276,23 @@ static void reload(int argc, char **argv, fy_conf *now, fy_relay *relay)
     now->drain_timeout = next.drain_timeout;
 }
 
+/* SIGHUP's TLS step, apart from the settings' (reload() above): the
+ * listener's certificate and key are read again from their files, so a
+ * renewed certificate needs no restart.  Whether or not the config file
+ * parsed: the files are not part of it.  A certificate or key that does not
+ * load leaves the old pair in force. */
+static void reload_tls(fy_relay *relay)
+{
+    char desc[256], err[1024], q[1100];
+    int rc = fy_relay_reload_tls(relay, desc, sizeof desc, err, sizeof err);
+
+    if (rc < 0)
+        fy_klog(FY_LOG_ERROR, "reload: TLS certificate refused", "reason=%s "
+                "action=\"keep the old certificate and key\"", fy_klog_q(err, q, sizeof q));
+    else if (rc > 0)
+        fy_klog(FY_LOG_INFO, "reload: TLS certificate", "%s", desc);
+}
+
 /* --help or --version anywhere on the command line: print it, true. */
 static bool info_flag(int argc, char **argv)
 {
@@ -370,12 +398,23 @@ static void trace_snapshot(fy_relay *relay, const fy_conf *conf)
 static int serve(int argc, char **argv, const sigset_t *sigs, const fy_conf *conf, fy_conf *now,
                  fy_relay *relay, fy_watchdog *wd)
 {
+    const struct timespec second = {.tv_sec = 1};
     int sig = 0;
     for (;;) {
-        if (sigwait(sigs, &sig) != 0)
+        /* Once a second without a signal: the TLS failures a burst left
+         * unlogged (relay/tlsfail.h). */
+        if ((sig = sigtimedwait(sigs, NULL, &second)) < 0) {
+            uint64_t n = fy_tlsfail_take();
+            if (n)
+                fy_klog(FY_LOG_WARN, "TLS handshake failures not logged", "suppressed=%llu "
+                        "total=%llu", (unsigned long long)n,
+                        (unsigned long long)fy_tlsfail_total());
             continue;
-        if (sig == SIGHUP)
+        }
+        if (sig == SIGHUP) {
             reload(argc, argv, now, relay);
+            reload_tls(relay);
+        }
         else if (sig == SIGUSR1)
             trace_snapshot(relay, conf);
         else if (sig == SIGUSR2)
