@@ -207,7 +207,8 @@ static void test_cert_swapped_under_sighup(void **state)
     wait_lines(log, "msg=\"reload: TLS certificate refused\"", 1);
     assert_int_equal(grep_count(log, "action=\"keep the old certificate and key\""), 1);
     assert_int_equal(send_with(f, b_pem, "after", file), 0);
-    assert_true(kill(f->d.pid, 0) == 0);
+    assert_int_equal(tc_daemon_stop(&f->d, WAIT_MS, &st), 0); /* still running: SIGTERM */
+    assert_int_equal(tc_exit_code(st), 0); /* (and a sanitizer found nothing) */
 }
 
 /* One connection that opens a handshake with a record OpenSSL refuses. */
@@ -290,6 +291,9 @@ static void test_failed_handshakes_logged_at_a_bounded_rate(void **state)
     assert_true(lines <= 10u * (unsigned)(secs + 2));
     /* Every failure is told once: logged, or counted in a suppressed=K. */
     assert_int_equal(lines + supp + later, 500);
+    int st = 0;
+    assert_int_equal(tc_daemon_stop(&f->d, WAIT_MS, &st), 0);
+    assert_int_equal(tc_exit_code(st), 0);
 }
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
