@@ -10,6 +10,8 @@
  * docs/ferryd.conf documents (test_every_key_has_a_case): a new key needs
  * a bad value here too.  ferryd exits before it binds or creates anything,
  * so each run takes milliseconds; its stderr goes to a temp file.
+ * @NOTPEM@ in a case stands for a readable file that is not PEM (made in
+ * the temp directory).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -84,15 +86,15 @@ static const struct bad bads[] = {
     {"upstream", "upstream = nocolon\n", 3},
     {"upstream-token", "upstream-token = " LONG300 "\n", 3},
     {"upstream-linger", "upstream-linger = 2d\n", 3},
-    {"tls-cert", "tls-cert = /nonexistent/relay.pem\ntls-key = /etc/hostname\n", 3},
-    {"tls-cert", "tls-cert = /etc/hostname\ntls-key = /etc/hostname\n", 3}, /* not PEM */
-    {"tls-cert", "tls-cert = /etc/hostname\n", 3}, /* without tls-key */
-    {"tls-key", "tls-cert = /etc/hostname\ntls-key = /nonexistent/relay.key\n", 4},
-    {"tls-client-ca", "tls-client-ca = /etc/hostname\n", 3}, /* without tls-cert */
-    {"tls-client-ca", "tls-cert = /etc/hostname\ntls-key = /etc/hostname\n"
+    {"tls-cert", "tls-cert = /nonexistent/relay.pem\ntls-key = @NOTPEM@\n", 3},
+    {"tls-cert", "tls-cert = @NOTPEM@\ntls-key = @NOTPEM@\n", 3}, /* not PEM */
+    {"tls-cert", "tls-cert = @NOTPEM@\n", 3}, /* without tls-key */
+    {"tls-key", "tls-cert = @NOTPEM@\ntls-key = /nonexistent/relay.key\n", 4},
+    {"tls-client-ca", "tls-client-ca = @NOTPEM@\n", 3}, /* without tls-cert */
+    {"tls-client-ca", "tls-cert = @NOTPEM@\ntls-key = @NOTPEM@\n"
                       "tls-client-ca = /nonexistent/ca.pem\n", 5},
     {"upstream-ca", "upstream-ca = /nonexistent/ca.pem\n", 3},
-    {"upstream-ca", "upstream-ca = /etc/hostname\n", 3}, /* not PEM */
+    {"upstream-ca", "upstream-ca = @NOTPEM@\n", 3}, /* not PEM */
     {"upstream-tls-name", "upstream-tls-name = " LONG300 "\n", 3},
     {"unknown keys", "threads = 1\nno-such-key = 1\n", 4},
     {"malformed lines", "threads 1\n", 3},
@@ -133,12 +135,25 @@ static void test_every_bad_value_exits_64_at_its_line(void **state)
     char dir[64], conf[128], out[4096], want[192];
     assert_int_equal(tc_tmpdir(dir, sizeof dir, "test-conf-exit"), 0);
     snprintf(conf, sizeof conf, "%s/ferryd.conf", dir);
+    char notpem[128];
+    snprintf(notpem, sizeof notpem, "%s/notpem.txt", dir);
+    FILE *np = fopen(notpem, "w");
+    assert_non_null(np);
+    fputs("not a PEM file\n", np);
+    fclose(np);
     size_t failed = 0;
     for (size_t i = 0; i < N_BADS; i++) {
         FILE *f = fopen(conf, "w");
         assert_non_null(f);
         fprintf(f, preamble, dir);
-        fputs(bads[i].lines, f);
+        for (const char *p = bads[i].lines; *p; p++) {
+            if (strncmp(p, "@NOTPEM@", 8) == 0) {
+                fputs(notpem, f);
+                p += 7;
+            } else {
+                fputc(*p, f);
+            }
+        }
         fclose(f);
         int code = run_ferryd(dir, conf, out, sizeof out);
         snprintf(want, sizeof want, "msg=\"%s:%u: ", conf, bads[i].line);
