@@ -7,7 +7,7 @@
  *     pins the old certificate is refused (exit 6); one that pins the new
  *     one gets in; the log names the new certificate's SHA-256.  Then a
  *     certificate file that does not load: refused, logged, the pair in
- *     force stays.
+ *     force stays.  `openssl s_client` checks the served certificate too.
  *   - 500 failed handshakes: the `TLS handshake failed` lines stay within
  *     the rate bound (relay/tlsfail.h), the suppressed=K counts add up, and
  *     ferry_tls_handshake_failures_total in /metrics counts all 500.
@@ -192,6 +192,11 @@ static void test_cert_swapped_under_sighup(void **state)
     snprintf(needle, sizeof needle, "msg=\"reload: TLS certificate\" sha256=%s", fp);
     wait_lines(log, needle, 1);
 
+    /* The certificate served now, as openssl s_client sees it, is b. */
+    snprintf(cmd, sizeof cmd, "timeout 20 openssl s_client -connect %s </dev/null 2>/dev/null | "
+             "openssl x509 -noout -fingerprint -sha256 > served.fp && cmp served.fp b.fp",
+             f->d.addr);
+    sh(f->dir, cmd);
     assert_int_equal(send_with(f, a_pem, "other", file), 6); /* pins the old certificate */
     assert_int_equal(send_with(f, b_pem, "swap", file), 0);  /* the new one */
     int st = 0;
