@@ -43,6 +43,7 @@
 #include "metrics/httpd.h"
 #include "metrics/prom.h"
 #include "relay/stats.h"
+#include "relay/tlsfail.h"
 #include "relay_int.h"
 
 #define GATHER_MS 500
@@ -183,6 +184,9 @@ static void render_conns(metrics *m, fy_prom *p, const fy_stats_rec *acc)
     fy_prom_u64(p, "ferry_connections", pending, "role", "handshake", NULL);
     fy_prom_family(p, "ferry_connections_accepted_total", "counter", "Connections accepted.");
     fy_prom_u64(p, "ferry_connections_accepted_total", acc ? acc->v[FY_ST_ACCEPTED] : 0, NULL);
+    fy_prom_family(p, "ferry_tls_handshake_failures_total", "counter",
+                   "TLS handshakes that failed (logged at a bounded rate, relay/tlsfail.h).");
+    fy_prom_u64(p, "ferry_tls_handshake_failures_total", fy_tlsfail_total(), NULL);
     fy_prom_family(p, "ferry_receivers", "gauge",
                    "Receivers by mode: live (sent from memory) or catch-up (sent from the file).");
     fy_prom_u64(p, "ferry_receivers", live, "mode", "live", NULL);

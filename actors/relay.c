@@ -382,6 +382,27 @@ int fy_relay_stop(fy_relay *r, unsigned timeout_ms)
     return rc;
 }
 
+fy_sched *fy_relay_sched(fy_relay *r)
+{
+    return r->ctx.sched;
+}
+
+int fy_relay_reload_tls(fy_relay *r, char *desc, size_t desccap, char *err, size_t errcap)
+{
+    const fy_conf *c = &r->conf;
+    int rc;
+
+    if (desccap)
+        desc[0] = 0;
+    if (!r->ctx.tls)
+        return 0;
+    if ((rc = fy_tls_server_reload(r->ctx.tls, c->tls_cert, c->tls_key, c->tls_client_ca, err,
+                                   errcap)) < 0)
+        return rc;
+    fy_tls_cert_describe(r->ctx.tls, desc, desccap);
+    return 1;
+}
+
 int fy_relay_trace(fy_relay *r, char *path, size_t cap)
 {
     return fy_trsnap_write(r->ctx.sched, r->ctx.conf->data, path, cap);

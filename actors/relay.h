@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 
+#include "ferry/actor.h"
 #include "relay/auth.h"
 #include "relay/conf.h"
 
@@ -61,6 +62,19 @@ size_t fy_relay_auth_generations(const fy_relay *r);
  * DATA/trace-<UTC time>.trace; path gets the name.  Any time after start
  * (main thread, not a signal handler); 0 or -errno. */
 int fy_relay_trace(fy_relay *r, char *path, size_t cap);
+
+/* The relay's scheduler (for ferryd's watchdog heartbeat), after
+ * fy_relay_new. */
+fy_sched *fy_relay_sched(fy_relay *r);
+
+/* SIGHUP: read the listener's certificate, key and client CAs again from
+ * the files the relay started with (tls-cert, tls-key, tls-client-ca; new
+ * paths need a restart).  New handshakes use them; connections already
+ * made keep the old ones.  1 with the new certificate in desc
+ * ("sha256=... not_after=..."), 0 when the listener has no TLS, or a
+ * negative error with the reason in err and the old ones kept.  Main
+ * thread, after fy_relay_start. */
+int fy_relay_reload_tls(fy_relay *r, char *desc, size_t desccap, char *err, size_t errcap);
 
 /* Free a stopped (or never started) relay. */
 void fy_relay_free(fy_relay *r);

@@ -32,6 +32,7 @@
 #include "ferry/tls.h"
 #include "ferry/trace.h"
 #include "relay/stats.h"
+#include "relay/tlsfail.h"
 #include "msg.h"
 #include "session_int.h"
 
@@ -247,17 +248,21 @@ void fy__session_drive(session *s)
 
 /* ---- TLS ---------------------------------------------------------------------- */
 
-/* A connection that never got through TLS: one log line, no error frame
- * (a TLS peer could not read it).  OpenSSL sent its alert: FIN after it and
- * take what the client sent, so close() does not reset under the alert. */
+/* A connection that never got through TLS: one log line (at a bounded
+ * rate, relay/tlsfail.h), no error frame (a TLS peer could not read it).
+ * OpenSSL sent its alert: FIN after it and take what the client sent, so
+ * close() does not reset under the alert. */
 static void tls_fail(session *s, int rc, const char *why)
 {
     const char *detail = fy_conn_tls_error(&s->conn);
     char q[300];
+    uint64_t supp = 0;
 
     s->end_code = FY_ETLS;
-    fy_klog(FY_LOG_WARN, "TLS handshake failed", "peer=%s err=%s reason=%s action=close",
-            s->peer, fy_errname(rc), fy_klog_q(detail[0] ? detail : why, q, sizeof q));
+    if (fy_tlsfail_note(&supp)) /* a bounded rate: tlsfail.h */
+        fy_klog(FY_LOG_WARN, "TLS handshake failed", "peer=%s err=%s reason=%s action=close "
+                "suppressed=%llu", s->peer, fy_errname(rc),
+                fy_klog_q(detail[0] ? detail : why, q, sizeof q), (unsigned long long)supp);
     (void)fy_sock_shutdown_wr(s->conn.fd);
     (void)fy_sock_drain(s->conn.fd, 4);
     fy__session_finish(s, NULL);

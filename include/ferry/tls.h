@@ -2,8 +2,9 @@
  * tls.h - TLS settings shared by many connections (fy_tls, an SSL_CTX):
  * the relay's certificate and key (and the CAs its clients' certificates
  * must chain to), or a client's CAs (and its own certificate).  A fy_tls
- * is built once at startup, then only read: any thread may attach it to a
- * connection (fy_conn_tls_start, conn.h).
+ * is built at startup; any thread may attach it to a connection
+ * (fy_conn_tls_start, conn.h).  A server's certificate and key may be
+ * replaced while connections use it (fy_tls_server_reload).
  *
  * TLS 1.2 and 1.3 only, OpenSSL's default cipher list, kernel TLS asked for
  * (SSL_OP_ENABLE_KTLS; used where the kernel and the cipher allow), no
@@ -25,6 +26,19 @@
  * names and OpenSSL's words).  Sets SIGPIPE to ignored. */
 int fy_tls_server_new(const char *cert, const char *key, const char *client_ca, fy_tls **out,
                       char *err, size_t errcap);
+
+/* Replace a server's certificate, key and client CAs with what the files
+ * hold now (ferryd's SIGHUP; one thread at a time).  Handshakes that start
+ * afterwards use the new ones; connections already made keep theirs.  0, or
+ * -FY_ETLS / -ENOMEM / -EINVAL (not a server's) with the reason in err, and
+ * then the old ones stay in force. */
+int fy_tls_server_reload(fy_tls *t, const char *cert, const char *key, const char *client_ca,
+                         char *err, size_t errcap);
+
+/* The certificate in force, for a log line: "sha256=HEX not_after=\"DATE\""
+ * (the leaf's SHA-256 fingerprint, as `openssl x509 -fingerprint -sha256`
+ * shows it without colons).  Any thread. */
+void fy_tls_cert_describe(fy_tls *t, char *buf, size_t cap);
 
 /* Client settings: ca (PEM file; NULL or "" = the system's trust store)
  * verifies the relay; cert/key (both or neither) are presented when the

@@ -15,6 +15,14 @@
  * in progress or held (with SSL_MODE_RELEASE_BUFFERS, OpenSSL's own record
  * buffers too), so 10 000 idle receivers do not hold 16 KiB each.
  *
+ * A server's certificate and key can be replaced while it runs
+ * (fy_tls_server_reload, ferryd's SIGHUP): a new SSL_CTX is built aside and
+ * swapped in under a mutex that SSL_new also takes, so a connection starts
+ * with the old context or the new one, never a freed one.  Each SSL holds
+ * its own reference to its context (SSL_new takes one), so connections
+ * made before the swap keep the old certificate to their end and the old
+ * context is freed with the last of them.
+ *
  * OpenSSL's error queue is per thread: every call clears it first, and a
  * failure's reason is kept in the connection (err) before anything else can
  * push onto the queue, so the owner's log line and the client's message
@@ -23,6 +31,7 @@
 #include "ferry/tls.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +50,7 @@
 #define RECORD (16u << 10) /* TLS's largest plaintext record */
 
 struct fy_tls {
+    pthread_mutex_t lock; /* guards ctx: fy__tls_start reads it, reload swaps it */
     SSL_CTX *ctx;
     bool server;
 };
@@ -146,6 +156,7 @@ static int finish(SSL_CTX *ctx, bool server, fy_tls **out)
         SSL_CTX_free(ctx);
         return -ENOMEM;
     }
+    pthread_mutex_init(&t->lock, NULL);
     t->ctx = ctx;
     t->server = server;
     *out = t;
@@ -186,7 +197,9 @@ static int load_ca(SSL_CTX *ctx, const char *ca, char *err, size_t errcap)
     return 0;
 }
 
-int fy_tls_server_new(const char *cert, const char *key, const char *client_ca, fy_tls **out,
+/* A server context with cert, key and (optional) client_ca loaded: 0 with
+ * *out, or -FY_ETLS with the reason in err. */
+static int server_ctx(const char *cert, const char *key, const char *client_ca, SSL_CTX **out,
                       char *err, size_t errcap)
 {
     SSL_CTX *ctx = ctx_new(true, err, errcap);
@@ -212,10 +225,64 @@ int fy_tls_server_new(const char *cert, const char *key, const char *client_ca, 
         SSL_CTX_set_client_CA_list(ctx, names); /* takes names */
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
     }
-    return finish(ctx, true, out);
+    *out = ctx;
+    return 0;
 fail:
     SSL_CTX_free(ctx);
     return rc;
+}
+
+int fy_tls_server_new(const char *cert, const char *key, const char *client_ca, fy_tls **out,
+                      char *err, size_t errcap)
+{
+    SSL_CTX *ctx;
+    int rc = server_ctx(cert, key, client_ca, &ctx, err, errcap);
+
+    *out = NULL;
+    return rc < 0 ? rc : finish(ctx, true, out);
+}
+
+int fy_tls_server_reload(fy_tls *t, const char *cert, const char *key, const char *client_ca,
+                         char *err, size_t errcap)
+{
+    SSL_CTX *ctx, *old;
+    int rc;
+
+    if (!t->server) {
+        snprintf(err, errcap, "not a server's TLS settings");
+        return -EINVAL;
+    }
+    if ((rc = server_ctx(cert, key, client_ca, &ctx, err, errcap)) < 0)
+        return rc; /* the old context stays in force */
+    pthread_mutex_lock(&t->lock);
+    old = t->ctx;
+    t->ctx = ctx;
+    pthread_mutex_unlock(&t->lock);
+    SSL_CTX_free(old); /* connections made with it hold their own references */
+    return 0;
+}
+
+void fy_tls_cert_describe(fy_tls *t, char *buf, size_t cap)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    char hex[2 * EVP_MAX_MD_SIZE + 1] = "", until[64] = "?";
+
+    pthread_mutex_lock(&t->lock);
+    X509 *x = SSL_CTX_get0_certificate(t->ctx);
+    if (x && X509_digest(x, EVP_sha256(), md, &n) == 1) {
+        for (unsigned i = 0; i < n; i++)
+            snprintf(hex + 2 * i, 3, "%02x", md[i]);
+        BIO *b = BIO_new(BIO_s_mem());
+        if (b && ASN1_TIME_print(b, X509_get0_notAfter(x)) == 1) {
+            int len = BIO_read(b, until, (int)sizeof until - 1);
+            until[len > 0 ? len : 0] = 0;
+        }
+        BIO_free(b);
+    }
+    pthread_mutex_unlock(&t->lock);
+    ERR_clear_error();
+    snprintf(buf, cap, "sha256=%s not_after=\"%s\"", hex[0] ? hex : "none", until);
 }
 
 int fy_tls_client_new(const char *ca, const char *cert, const char *key, fy_tls **out,
@@ -254,6 +321,7 @@ void fy_tls_free(fy_tls *t)
     if (!t)
         return;
     SSL_CTX_free(t->ctx);
+    pthread_mutex_destroy(&t->lock);
     free(t);
 }
 
@@ -297,7 +365,10 @@ int fy__tls_start(fy__tls_conn **out, int fd, fy_tls *tls, const char *name)
     if (!t)
         return -ENOMEM;
     ERR_clear_error();
-    if (!(t->ssl = SSL_new(tls->ctx)) || SSL_set_fd(t->ssl, fd) != 1)
+    pthread_mutex_lock(&tls->lock); /* a reload may be swapping ctx */
+    t->ssl = SSL_new(tls->ctx);
+    pthread_mutex_unlock(&tls->lock);
+    if (!t->ssl || SSL_set_fd(t->ssl, fd) != 1)
         goto fail;
     if (tls->server) {
         SSL_set_accept_state(t->ssl);

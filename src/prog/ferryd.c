@@ -9,8 +9,11 @@
  * --drain-timeout seconds; the exit code is 0 either way, 64 (FY_EXIT_USAGE,
  * as in every Ferry program) for bad options or settings, 1 when the relay
  * cannot start.  SIGHUP reloads what can change without a
- * restart (reload(), below).  Under systemd (Type=notify) READY=1 is sent
- * once the relay listens and STOPPING=1 when the shutdown starts.
+ * restart (reload(), below), then the TLS certificate (reload_tls()).
+ * Under systemd (Type=notify) READY=1 is sent once the relay listens and
+ * STOPPING=1 when the shutdown starts; with WatchdogSec= the watchdog
+ * module (src/relay/watchdog.c) sends WATCHDOG=1 while the runtime makes
+ * progress.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -27,6 +30,8 @@
 #include "relay/auth.h"
 #include "relay/conf.h"
 #include "relay/notify.h"
+#include "relay/tlsfail.h"
+#include "relay/watchdog.h"
 #include "relay.h"
 
 static const char usage[] =
@@ -119,9 +124,16 @@ static const char usage[] =
     "                  each change (key=old->new); other changed keys need a restart\n"
     "                  and are logged and ignored.  A file that does not parse is\n"
     "                  refused with the reason and the old settings stay.\n"
+    "                  Then the files of tls-cert, tls-key and tls-client-ca are\n"
+    "                  read again: new handshakes use them, open connections keep\n"
+    "                  theirs; a pair that does not load is refused, the old stays.\n"
     "  SIGUSR1         write the flight recorder to DATA/trace-<time>.trace\n"
     "                  (ferry-trace reads it).\n"
     "A fatal signal writes it, best effort, to DATA/trace-<time>-crash.trace.\n"
+    "\n"
+    "Under systemd: READY=1 once listening, STOPPING=1 at SIGTERM, and with\n"
+    "WatchdogSec= (WATCHDOG_USEC) WATCHDOG=1 every quarter of it while the\n"
+    "scheduler threads answer a heartbeat.\n"
     "\n"
     "Exit: 0 after a shutdown, 1 the relay could not start (address in use, data\n"
     "directory), 64 bad options or settings (flags, --config, --auth file; the\n"
@@ -132,6 +144,16 @@ static int bad(const char *msg)
 {
     fy_klog_usage(msg, NULL, NULL);
     return FY_EXIT_USAGE;
+}
+
+/* The same for a file a key names: "FILE:LINE: " of that key first when the
+ * config file set it. */
+static int bad_at(const fy_conf *c, const char *key, const char *msg)
+{
+    char where[FY_CONF_PATH_MAX + 16], full[FY_CONF_PATH_MAX + 1100];
+    fy_conf_where(c, key, where, sizeof where);
+    snprintf(full, sizeof full, "%s%s", where, msg);
+    return bad(full);
 }
 
 /* Apply flags.  With config_only, only --config is looked at (first pass). */
@@ -254,6 +276,23 @@ static void reload(int argc, char **argv, fy_conf *now, fy_relay *relay)
     now->drain_timeout = next.drain_timeout;
 }
 
+/* SIGHUP's TLS step, apart from the settings' (reload() above): the
+ * listener's certificate and key are read again from their files, so a
+ * renewed certificate needs no restart.  Whether or not the config file
+ * parsed: the files are not part of it.  A certificate or key that does not
+ * load leaves the old pair in force. */
+static void reload_tls(fy_relay *relay)
+{
+    char desc[256], err[1024], q[1100];
+    int rc = fy_relay_reload_tls(relay, desc, sizeof desc, err, sizeof err);
+
+    if (rc < 0)
+        fy_klog(FY_LOG_ERROR, "reload: TLS certificate refused", "reason=%s "
+                "action=\"keep the old certificate and key\"", fy_klog_q(err, q, sizeof q));
+    else if (rc > 0)
+        fy_klog(FY_LOG_INFO, "reload: TLS certificate", "%s", desc);
+}
+
 /* --help or --version anywhere on the command line: print it, true. */
 static bool info_flag(int argc, char **argv)
 {
@@ -270,6 +309,14 @@ static bool info_flag(int argc, char **argv)
     return false;
 }
 
+/* Test hook (docs/development.md): FERRY_TEST_WATCHDOG_STALL_MS=N makes
+ * SIGUSR2 stall every scheduler thread for N ms.  0 when unset. */
+static unsigned stall_ms(void)
+{
+    const char *v = getenv("FERRY_TEST_WATCHDOG_STALL_MS");
+    return v ? (unsigned)strtoul(v, NULL, 10) : 0;
+}
+
 /* Block the signals main takes with sigwait, before any thread exists:
  * every thread inherits the mask. */
 static void block_signals(sigset_t *sigs)
@@ -279,6 +326,8 @@ static void block_signals(sigset_t *sigs)
     sigaddset(sigs, SIGINT);
     sigaddset(sigs, SIGUSR1);
     sigaddset(sigs, SIGHUP);
+    if (stall_ms())
+        sigaddset(sigs, SIGUSR2); /* the watchdog's test hook; else USR2 keeps its default */
     pthread_sigmask(SIG_BLOCK, sigs, NULL);
     /* A receiver that vanishes must be an EPIPE from writev/sendfile, not a kill. */
     signal(SIGPIPE, SIG_IGN);
@@ -344,29 +393,45 @@ static void trace_snapshot(fy_relay *relay, const fy_conf *conf)
 }
 
 /* Take signals until SIGTERM or SIGINT, which it returns; SIGHUP reloads
- * into *now, SIGUSR1 snapshots the trace. */
+ * into *now, SIGUSR1 snapshots the trace, SIGUSR2 (test hook only) stalls
+ * the schedulers. */
 static int serve(int argc, char **argv, const sigset_t *sigs, const fy_conf *conf, fy_conf *now,
-                 fy_relay *relay)
+                 fy_relay *relay, fy_watchdog *wd)
 {
+    const struct timespec second = {.tv_sec = 1};
     int sig = 0;
     for (;;) {
-        if (sigwait(sigs, &sig) != 0)
+        /* Once a second without a signal: the TLS failures a burst left
+         * unlogged (relay/tlsfail.h). */
+        if ((sig = sigtimedwait(sigs, NULL, &second)) < 0) {
+            uint64_t n = fy_tlsfail_take();
+            if (n)
+                fy_klog(FY_LOG_WARN, "TLS handshake failures not logged", "suppressed=%llu "
+                        "total=%llu", (unsigned long long)n,
+                        (unsigned long long)fy_tlsfail_total());
             continue;
-        if (sig == SIGHUP)
+        }
+        if (sig == SIGHUP) {
             reload(argc, argv, now, relay);
+            reload_tls(relay);
+        }
         else if (sig == SIGUSR1)
             trace_snapshot(relay, conf);
+        else if (sig == SIGUSR2)
+            (void)fy_watchdog_stall(wd, fy_relay_sched(relay), stall_ms());
         else
             return sig;
     }
 }
 
 /* The orderly shutdown: drain for the drain timeout now in force, then free. */
-static void shut_down(int sig, const fy_conf *now, fy_relay *relay, fy_auth *auth)
+static void shut_down(int sig, const fy_conf *now, fy_relay *relay, fy_auth *auth,
+                      fy_watchdog *wd)
 {
     unsigned drain_ms = (unsigned)now->drain_timeout * 1000u;
     fy_klog(FY_LOG_INFO, "shutdown", "signal=%s drain_timeout_ms=%u",
             sig == SIGTERM ? "TERM" : "INT", drain_ms);
+    fy_watchdog_stop(wd); /* systemd does not watch a stopping service */
     notify("STOPPING=1\nSTATUS=draining");
     int rc = fy_relay_stop(relay, drain_ms);
     fy_relay_free(relay);
@@ -385,17 +450,22 @@ int main(int argc, char **argv)
     fy_klog_setup("ferryd", FY_LOG_INFO); /* for option errors; the level is set below */
     if (info_flag(argc, argv))
         return 0;
-    if (settings(argc, argv, &conf, err, sizeof err) < 0)
+    if (settings(argc, argv, &conf, err, sizeof err) < 0 ||
+        fy_conf_check_files(&conf, err, sizeof err) < 0)
         return bad(err);
     if (conf.auth[0] && fy_auth_load(conf.auth, &auth, err, sizeof err) < 0)
-        return bad(err);
+        return bad_at(&conf, "auth", err);
 
     fy_klog_setup("ferryd", conf.log_level);
     block_signals(&sigs);
     if (start(&conf, auth, &relay) != 0)
         return 1;
     now = conf;
-    int sig = serve(argc, argv, &sigs, &conf, &now, relay);
-    shut_down(sig, &now, relay, auth);
+    fy_watchdog *wd = NULL;
+    if (fy_watchdog_start(fy_relay_sched(relay), &wd, err, sizeof err) < 0)
+        fy_klog(FY_LOG_ERROR, "watchdog not started", "text=\"%s\" action=\"run without "
+                "it: systemd restarts ferryd after WatchdogSec\"", err);
+    int sig = serve(argc, argv, &sigs, &conf, &now, relay, wd);
+    shut_down(sig, &now, relay, auth, wd);
     return 0;
 }

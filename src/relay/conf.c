@@ -15,7 +15,9 @@
 #include "ferry/buf.h"
 #include "ferry/klog.h"
 #include "ferry/proto.h"
+#include "ferry/sock.h"
 #include "ferry/store.h"
+#include "ferry/tls.h"
 #include "ferry/units.h"
 
 /* ---- values ---------------------------------------------------------------- */
@@ -145,6 +147,8 @@ static const struct key keys[] = {
     {"upstream-tls-name", K_STR, OFF(upstream_tls_name), 0, 0, NULL},
 };
 
+_Static_assert(sizeof keys / sizeof keys[0] <= FY_CONF_KEYS_MAX, "fy_conf.line holds every key");
+
 static const struct key *find(const char *key)
 {
     char k[64];
@@ -185,14 +189,23 @@ static int set_enum(const struct key *k, const char *val, int *out, char *err, s
 
 /* listen, metrics, upstream, upstream-token, upstream-tls-name: 256 bytes;
  * paths FY_CONF_PATH_MAX.  Messages name the key as the caller spelt it
- * ("max_payload"). */
+ * ("max_payload").  The two listening addresses are parsed here, as the
+ * relay will (fy_addr_parse: numeric or localhost, no DNS), so a bad one is
+ * a settings error with its file and line, not a failed start. */
 static int set_text(fy_conf *c, const struct key *k, const char *key, const char *val,
                     char *err, size_t errcap)
 {
     size_t cap = k->kind == K_STR ? sizeof c->listen : FY_CONF_PATH_MAX;
+    bool addr = k->off == OFF(listen) || k->off == OFF(metrics);
+    fy_addr a;
 
     if (strlen(val) >= cap) {
         say(err, errcap, "%s: value too long (max %zu bytes)", key, cap - 1);
+        return -EINVAL;
+    }
+    if (addr && (val[0] || k->off == OFF(listen)) && fy_addr_parse(val, "127.0.0.1", &a) < 0) {
+        say(err, errcap, "%s: '%s' is not HOST:PORT, [IPv6]:PORT or :PORT (numeric host or "
+            "localhost, port 0-65535)%s", key, val, k->off == OFF(metrics) ? ", or empty for off" : "");
         return -EINVAL;
     }
     memcpy((char *)c + k->off, val, strlen(val) + 1);
@@ -279,14 +292,9 @@ static int set_number(fy_conf *c, const struct key *k, const char *key, const ch
     return 0;
 }
 
-int fy_conf_set(fy_conf *c, const char *key, const char *val, char *err, size_t errcap)
+static int set_value(fy_conf *c, const struct key *k, const char *key, const char *val,
+                     char *err, size_t errcap)
 {
-    const struct key *k = find(key);
-
-    if (!k) {
-        say(err, errcap, "unknown key '%s'", key);
-        return -ENOENT;
-    }
     switch (k->kind) {
     case K_STR:
     case K_PATH:
@@ -304,6 +312,30 @@ int fy_conf_set(fy_conf *c, const char *key, const char *val, char *err, size_t 
         return set_enum(k, val, (int *)(void *)((char *)c + k->off), err, errcap);
     }
     return -EINVAL;
+}
+
+int fy_conf_set(fy_conf *c, const char *key, const char *val, char *err, size_t errcap)
+{
+    const struct key *k = find(key);
+    int rc;
+
+    if (!k) {
+        say(err, errcap, "unknown key '%s'", key);
+        return -ENOENT;
+    }
+    if ((rc = set_value(c, k, key, val, err, errcap)) == 0)
+        c->line[k - keys] = 0; /* a flag (fy_conf_load sets its own line after) */
+    return rc;
+}
+
+void fy_conf_where(const fy_conf *c, const char *key, char *buf, size_t cap)
+{
+    const struct key *k = find(key);
+
+    if (k && c->line[k - keys] && c->file[0])
+        snprintf(buf, cap, "%s:%u: ", c->file, (unsigned)c->line[k - keys]);
+    else if (cap)
+        buf[0] = 0;
 }
 
 /* ---- reloading ----------------------------------------------------------------- */
@@ -444,6 +476,8 @@ int fy_conf_load(fy_conf *c, const char *path, char *err, size_t errcap)
             rc = -EINVAL;
             break;
         }
+        c->line[find(k) - keys] = lineno;
+        snprintf(c->file, sizeof c->file, "%s", path); /* only once it set something */
     }
     if (rc == 0 && ferror(f)) { /* e.g. EISDIR: not an empty file */
         rc = errno ? -errno : -EIO;
@@ -463,58 +497,119 @@ uint64_t fy_conf_write_behind(const fy_conf *c)
     return d > two ? d : two; /* a small memory still lets two frames go unsynced */
 }
 
+/* A combination error: the message, after "FILE:LINE: " of the first key
+ * in keys (space-separated) that the config file set, so the line to edit
+ * is named whichever of them it was.  Returns -EINVAL. */
+static int refuse(const fy_conf *c, const char *keys_named, char *err, size_t errcap,
+                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static int refuse(const fy_conf *c, const char *keys_named, char *err, size_t errcap,
+                  const char *fmt, ...)
+{
+    char where[FY_CONF_PATH_MAX + 16] = "", key[64], msg[512];
+    const char *p = keys_named;
+    va_list ap;
+
+    while (*p && !where[0]) {
+        size_t n = strcspn(p, " ");
+        snprintf(key, sizeof key, "%.*s", (int)n, p);
+        fy_conf_where(c, key, where, sizeof where);
+        p += n + (p[n] == ' ');
+    }
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    say(err, errcap, "%s%s", where, msg);
+    return -EINVAL;
+}
+
 int fy_conf_check(const fy_conf *c, char *err, size_t errcap)
 {
     if (c->trace[0] && c->trace_events == 0) {
-        say(err, errcap, "trace: recording to a file needs trace-events > 0");
-        return -EINVAL;
+        return refuse(c, "trace-events trace", err, errcap,
+                      "trace: recording to a file needs trace-events > 0");
     }
     /* A frame must fit a pooled buffer, and the budgets must hold a frame or
      * a sender could never make progress. */
     uint64_t frame = c->max_payload + FY_FRAME_HDR_SIZE;
     if (c->channel_budget < 2 * frame) {
-        say(err, errcap, "channel-budget (%llu) must be at least 2 frames (%llu)",
-            (unsigned long long)c->channel_budget, (unsigned long long)(2 * frame));
-        return -EINVAL;
+        return refuse(c, "channel-budget max-payload", err, errcap,
+                      "channel-budget (%llu) must be at least 2 frames (%llu)",
+                      (unsigned long long)c->channel_budget, (unsigned long long)(2 * frame));
     }
     /* One channel must be able to run with a stuck receiver holding a full
      * window, or its sender would wait for that receiver. */
     if (c->memory < c->channel_budget + c->window + frame) {
-        say(err, errcap, "memory (%llu) must be at least channel-budget + window + one frame "
-            "(%llu)", (unsigned long long)c->memory,
-            (unsigned long long)(c->channel_budget + c->window + frame));
-        return -EINVAL;
+        return refuse(c, "memory channel-budget window max-payload", err, errcap,
+                      "memory (%llu) must be at least channel-budget + window + one frame "
+                      "(%llu)", (unsigned long long)c->memory,
+                      (unsigned long long)(c->channel_budget + c->window + frame));
     }
     /* The log may trail the live edge by write-behind bytes of dirty page
      * cache per channel: like the pool, it must fit in memory, and hold
      * two frames or every frame would wait for a sync. */
     if (c->write_behind && (c->write_behind > c->memory || c->write_behind < 2 * frame)) {
-        say(err, errcap, "write-behind (%llu) must be at least 2 frames (%llu) and at most "
-            "memory (%llu)", (unsigned long long)c->write_behind,
-            (unsigned long long)(2 * frame), (unsigned long long)c->memory);
-        return -EINVAL;
+        return refuse(c, "write-behind memory max-payload", err, errcap,
+                      "write-behind (%llu) must be at least 2 frames (%llu) and at most "
+                      "memory (%llu)", (unsigned long long)c->write_behind,
+                      (unsigned long long)(2 * frame), (unsigned long long)c->memory);
     }
     if (c->segment_bytes < 2 * frame) {
-        say(err, errcap, "segment-bytes (%llu) must hold at least 2 frames (%llu)",
-            (unsigned long long)c->segment_bytes, (unsigned long long)(2 * frame));
-        return -EINVAL;
+        return refuse(c, "segment-bytes max-payload", err, errcap,
+                      "segment-bytes (%llu) must hold at least 2 frames (%llu)",
+                      (unsigned long long)c->segment_bytes, (unsigned long long)(2 * frame));
     }
     if (!c->data[0]) {
-        say(err, errcap, "data: empty directory name");
-        return -EINVAL;
+        return refuse(c, "data", err, errcap, "data: empty directory name");
     }
     if (!c->tls_cert[0] != !c->tls_key[0]) {
-        say(err, errcap, "tls-cert and tls-key go together: set both or neither");
-        return -EINVAL;
+        return refuse(c, "tls-cert tls-key", err, errcap,
+                      "tls-cert and tls-key go together: set both or neither");
     }
     if (c->tls_client_ca[0] && !c->tls_cert[0]) {
-        say(err, errcap, "tls-client-ca needs tls-cert and tls-key (client certificates are "
-            "asked for in a TLS handshake)");
-        return -EINVAL;
+        return refuse(c, "tls-client-ca", err, errcap,
+                      "tls-client-ca needs tls-cert and tls-key (client certificates are "
+                      "asked for in a TLS handshake)");
     }
     if (c->upstream[0] && !strrchr(c->upstream, ':')) {
-        say(err, errcap, "upstream: '%s' is not HOST:PORT", c->upstream);
-        return -EINVAL;
+        return refuse(c, "upstream", err, errcap, "upstream: '%s' is not HOST:PORT",
+                      c->upstream);
     }
+    return 0;
+}
+
+/* One path key's file: readable by us now.  0 or -EINVAL with the reason. */
+static int readable(const fy_conf *c, const char *key, const char *path, char *err,
+                    size_t errcap)
+{
+    FILE *f = path[0] ? fopen(path, "re") : NULL;
+
+    if (!path[0])
+        return 0;
+    if (!f)
+        return refuse(c, key, err, errcap, "%s: cannot open %s: %s", key, path, strerror(errno));
+    fclose(f);
+    return 0;
+}
+
+int fy_conf_check_files(const fy_conf *c, char *err, size_t errcap)
+{
+    static const char *const names[] = {"tls-cert", "tls-key", "tls-client-ca", "upstream-ca"};
+    const char *paths[] = {c->tls_cert, c->tls_key, c->tls_client_ca, c->upstream_ca};
+    char e[600] = "";
+    fy_tls *t = NULL;
+
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (readable(c, names[i], paths[i], err, errcap) < 0)
+            return -EINVAL;
+    /* The contents: built and dropped again, as the relay builds them at
+     * start (and on SIGHUP, for the listener's). */
+    if (c->tls_cert[0] && fy_tls_server_new(c->tls_cert, c->tls_key, c->tls_client_ca, &t, e,
+                                            sizeof e) < 0)
+        return refuse(c, "tls-cert tls-key tls-client-ca", err, errcap, "TLS: %s", e);
+    fy_tls_free(t);
+    t = NULL;
+    if (c->upstream_ca[0] && fy_tls_client_new(c->upstream_ca, NULL, NULL, &t, e, sizeof e) < 0)
+        return refuse(c, "upstream-ca", err, errcap, "upstream TLS: %s", e);
+    fy_tls_free(t);
     return 0;
 }

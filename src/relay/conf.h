@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #define FY_CONF_PATH_MAX 4096
+#define FY_CONF_KEYS_MAX 96 /* room in fy_conf.line for the key table (conf.c asserts it) */
 
 /* live-send: how a live forwarder sends frames to its receiver. */
 enum fy_live_send {
@@ -73,6 +74,11 @@ typedef struct fy_conf {
     char tls_client_ca[FY_CONF_PATH_MAX]; /* require client certificates chained to these */
     char upstream_ca[FY_CONF_PATH_MAX];   /* TLS to the upstream, verified against these CAs */
     char upstream_tls_name[256];          /* name expected in the upstream's certificate */
+    /* Where each value came from, for errors that name FILE:LINE: the line
+     * of the config file that set it, by key-table index (0 = a default or
+     * a flag), and that file. */
+    uint32_t line[FY_CONF_KEYS_MAX];
+    char file[FY_CONF_PATH_MAX];
 } fy_conf;
 
 /* The write-behind budget in effect: write_behind, or its default. */
@@ -89,12 +95,23 @@ int fy_conf_set(fy_conf *c, const char *key, const char *val, char *err, size_t 
  * Returns 0 or a negative error with "FILE:LINE: reason" in err. */
 int fy_conf_load(fy_conf *c, const char *path, char *err, size_t errcap);
 
-/* Check the combination of values (after file and flags).  0 or -EINVAL. */
+/* Check the combination of values (after file and flags).  0 or -EINVAL;
+ * the message starts "FILE:LINE: " when a key it names came from the
+ * config file. */
 int fy_conf_check(const fy_conf *c, char *err, size_t errcap);
 
 
 /* Is key a known key?  (For the flag parser: --KEY VALUE.) */
 int fy_conf_known(const char *key);
+
+/* The files the settings name, checked as the relay will use them: the TLS
+ * certificate, key and CAs open and load.  0 or -EINVAL with the reason,
+ * "FILE:LINE: " first when the key came from the config file.  (The token
+ * file is fy_auth_load's.) */
+int fy_conf_check_files(const fy_conf *c, char *err, size_t errcap);
+
+/* "FILE:LINE: " when key's value in c came from the config file, else "". */
+void fy_conf_where(const fy_conf *c, const char *key, char *buf, size_t cap);
 
 /* ---- reloading (ferryd's SIGHUP) --------------------------------------------- */
 

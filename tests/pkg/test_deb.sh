@@ -2,14 +2,16 @@
 # test_deb.sh BUILD_DIR [CPACK [FERRY_MAN]] - the Debian package end to end.
 #
 # Builds the .deb from BUILD_DIR (cpack -G DEB, output in a temp directory),
-# installs it with dpkg -i, runs the INSTALLED programs: --version, ferryd on
+# installs it with dpkg -i, checks the installed config names data =
+# /var/lib/ferry and the copyright file and changelogs are there, runs the
+# INSTALLED programs: --version, ferryd on
 # 127.0.0.1:0 with a temp --data, the installed /etc/ferry/ferryd.conf, TLS
 # (a self-signed certificate), a token file and /metrics; GET /readyz; a
 # file sent with `ferry send` and received with `ferry recv` over TLS
 # (byte-identical); SIGHUP with a changed token file (the new token gets in,
 # the old is refused, ferryd keeps running);
 # `ferry check` on the data, `ferry demo` (finds ../sbin/ferryd), then
-# `systemd-analyze verify` on the installed unit, stops ferryd by its PID and
+# `systemd-analyze verify` on the installed unit (and its WatchdogSec=), stops ferryd by its PID and
 # purges the package, checking every file is gone.  ferryd runs as a plain
 # process: no systemd is running here.
 #
@@ -44,7 +46,9 @@ if dpkg-query -W -f='${Status}' ferry 2>/dev/null | grep -Eq 'installed|config-f
        "(dpkg --purge ferry, then run again)"
 fi
 files=(/usr/sbin/ferryd /usr/bin/ferry /usr/bin/ferry-trace /usr/bin/ferry-swarm
-       /etc/ferry/ferryd.conf /lib/systemd/system/ferryd.service)
+       /etc/ferry/ferryd.conf /lib/systemd/system/ferryd.service
+       /usr/share/doc/ferry/copyright /usr/share/doc/ferry/changelog.gz
+       /usr/share/doc/ferry/changelog.Debian.gz)
 pages=(/usr/share/man/man8/ferryd.8.gz /usr/share/man/man1/ferry.1.gz
        /usr/share/man/man1/ferry-trace.1.gz /usr/share/man/man1/ferry-swarm.1.gz)
 [ "$man" = OFF ] || files+=("${pages[@]}")
@@ -104,6 +108,23 @@ for prog in /usr/sbin/ferryd /usr/bin/ferry /usr/bin/ferry-trace /usr/bin/ferry-
   [[ "$v" == "$(basename "$prog") $version"* ]] || fail "$prog --version said '$v', want '$(basename "$prog") $version'"
 done
 say "installed; ferryd --version: $(/usr/sbin/ferryd --version)"
+
+# The installed config names the unit's data directory, so ferryd run by hand
+# with it uses /var/lib/ferry; the other lines stay commented (defaults).
+grep -qx 'data = /var/lib/ferry' /etc/ferry/ferryd.conf ||
+  fail "/etc/ferry/ferryd.conf has no 'data = /var/lib/ferry' line"
+set_lines=$(grep -Ev '^[[:space:]]*(#|$)' /etc/ferry/ferryd.conf)
+[ "$set_lines" = "data = /var/lib/ferry" ] || fail "/etc/ferry/ferryd.conf sets more than data: $set_lines"
+# The copyright file (machine-readable format) and both changelogs.
+head -n1 /usr/share/doc/ferry/copyright |
+  grep -qx 'Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/' ||
+  fail "/usr/share/doc/ferry/copyright is not in the machine-readable format"
+grep -q '^License: Expat$' /usr/share/doc/ferry/copyright || fail "copyright names no Expat (MIT) license"
+zcat /usr/share/doc/ferry/changelog.Debian.gz | head -n1 | grep -q "^ferry ($version) " ||
+  fail "changelog.Debian.gz does not start with version $version"
+zcat /usr/share/doc/ferry/changelog.gz | head -n1 | grep -qx '# Changelog' ||
+  fail "changelog.gz is not CHANGELOG.md"
+say "config data = /var/lib/ferry; copyright and changelogs installed"
 
 # ---- the installed ferryd over TLS, with tokens and /readyz --------------------------
 # A self-signed certificate for 127.0.0.1, a token file, and the metrics address.
@@ -166,6 +187,7 @@ mandoc=--man=no
 command -v man >/dev/null && mandoc=--man=yes
 (cd / && systemd-analyze verify "$mandoc" /lib/systemd/system/ferryd.service) >"$tmp/verify.log" 2>&1 ||
   fail "systemd-analyze verify /lib/systemd/system/ferryd.service failed"
+grep -qx 'WatchdogSec=30' /lib/systemd/system/ferryd.service || fail "the unit sets no WatchdogSec=30"
 say "systemd-analyze verify ($mandoc): ok"
 
 # ---- stop by PID, then the offline tools ------------------------------------------
@@ -187,7 +209,7 @@ say "ferryd stopped (exit 0); ferry check and ferry demo ok"
 # ---- purge ------------------------------------------------------------------------
 dpkg --purge ferry >"$tmp/purge.log" 2>&1 || fail "dpkg --purge failed"
 installed=0
-for f in "${files[@]}" /etc/ferry; do
+for f in "${files[@]}" /etc/ferry /usr/share/doc/ferry; do
   [ ! -e "$f" ] || fail "$f still there after dpkg --purge"
 done
 ! dpkg-query -W -f='${Status}' ferry 2>/dev/null | grep -q installed || fail "dpkg still lists ferry"

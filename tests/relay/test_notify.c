@@ -5,7 +5,9 @@
  *
  * The last test runs the real ferryd (FERRYD_PATH) on 127.0.0.1:0 and
  * checks READY=1 comes once it listens and STOPPING=1 once SIGTERM starts
- * the shutdown (started and stopped through tests/common).  Sockets and
+ * the shutdown (started and stopped through tests/common); the watchdog
+ * test runs it with WATCHDOG_USEC set and checks WATCHDOG=1 comes while the
+ * schedulers run and stops while the test hook stalls them.  Sockets and
  * data live in a temp directory (tc_tmpdir) that each test removes again.
  */
 #include <setjmp.h>
@@ -24,6 +26,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/tc.h"
@@ -60,6 +63,8 @@ static int tmp_teardown(void **state)
     if (t->fd >= 0)
         close(t->fd);
     unsetenv("NOTIFY_SOCKET");
+    unsetenv("WATCHDOG_USEC");
+    unsetenv("FERRY_TEST_WATCHDOG_STALL_MS");
     tc_daemon_stop(&t->d, 10000, NULL);
     int rc = tc_rmtree(t->dir);
     free(t);
@@ -185,6 +190,95 @@ static void test_ferryd_ready_and_stopping(void **state)
     assert_int_equal(WEXITSTATUS(st), 0);
 }
 
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* How many datagrams equal to want arrive within ms (others are ignored). */
+static unsigned count_msgs(int fd, const char *want, int ms)
+{
+    uint64_t end = (uint64_t)now_ms() + (uint64_t)ms;
+    unsigned n = 0;
+    for (;;) {
+        int64_t left = (int64_t)(end - (uint64_t)now_ms());
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (left <= 0 || poll(&p, 1, (int)left) != 1)
+            return n;
+        char buf[256];
+        ssize_t r = recv(fd, buf, sizeof buf - 1, 0);
+        if (r < 0)
+            return n;
+        buf[r] = 0;
+        n += strcmp(buf, want) == 0;
+    }
+}
+
+/* WATCHDOG_USEC 200 ms: WATCHDOG=1 every 50 ms while the schedulers run;
+ * none while every scheduler thread is stalled (2 s, the test hook); then
+ * again. */
+static void test_ferryd_watchdog(void **state)
+{
+    struct tmp *t = *state;
+    char buf[512], data[128], log[128];
+    snprintf(t->sock, sizeof t->sock, "%s/notify", t->dir);
+    snprintf(data, sizeof data, "%s/data", t->dir);
+    snprintf(log, sizeof log, "%s/ferryd.log", t->dir);
+    listen_at(t, t->sock);
+    setenv("WATCHDOG_USEC", "200000", 1);
+    setenv("FERRY_TEST_WATCHDOG_STALL_MS", "2000", 1);
+
+    const char *extra[] = {"--threads", "2", NULL};
+    assert_int_equal(tc_daemon_start(&t->d, FERRYD_PATH, data, log, extra, WAIT_MS), 0);
+    next_msg(t->fd, buf, sizeof buf, WAIT_MS);
+    assert_true(strncmp(buf, "READY=1", 7) == 0);
+    unsigned running = count_msgs(t->fd, "WATCHDOG=1", 1000);
+    print_message("WATCHDOG=1 in 1 s while running: %u\n", running);
+    assert_true(running >= 5);
+
+    assert_int_equal(kill(t->d.pid, SIGUSR2), 0);
+    (void)count_msgs(t->fd, "WATCHDOG=1", 300); /* one may have been on its way */
+    unsigned stalled = count_msgs(t->fd, "WATCHDOG=1", 1200);
+    print_message("WATCHDOG=1 in 1.2 s while stalled: %u\n", stalled);
+    assert_int_equal(stalled, 0);
+
+    unsigned again = count_msgs(t->fd, "WATCHDOG=1", 3000);
+    print_message("WATCHDOG=1 in the 3 s after: %u\n", again);
+    assert_true(again >= 5);
+    int st = 0;
+    assert_int_equal(tc_daemon_stop(&t->d, WAIT_MS, &st), 0);
+    assert_int_equal(tc_exit_code(st), 0);
+    FILE *f = fopen(log, "r");
+    assert_non_null(f);
+    char line[2048];
+    bool warned = false, back = false;
+    while (fgets(line, sizeof line, f)) {
+        warned |= strstr(line, "msg=\"watchdog: no progress from the schedulers\"") != NULL;
+        back |= strstr(line, "msg=\"watchdog: the schedulers progress again\"") != NULL;
+    }
+    fclose(f);
+    assert_true(warned && back);
+}
+
+/* Without WATCHDOG_USEC: READY=1, and no WATCHDOG=1 ever. */
+static void test_ferryd_no_watchdog_unasked(void **state)
+{
+    struct tmp *t = *state;
+    char buf[512], data[128], log[128];
+    snprintf(t->sock, sizeof t->sock, "%s/notify", t->dir);
+    snprintf(data, sizeof data, "%s/data", t->dir);
+    snprintf(log, sizeof log, "%s/ferryd.log", t->dir);
+    listen_at(t, t->sock);
+    unsetenv("WATCHDOG_USEC");
+    const char *extra[] = {"--threads", "1", NULL};
+    assert_int_equal(tc_daemon_start(&t->d, FERRYD_PATH, data, log, extra, WAIT_MS), 0);
+    next_msg(t->fd, buf, sizeof buf, WAIT_MS);
+    assert_true(strncmp(buf, "READY=1", 7) == 0);
+    assert_int_equal(count_msgs(t->fd, "WATCHDOG=1", 500), 0);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, tmp_setup, tmp_teardown)
 
 int main(void)
@@ -195,6 +289,8 @@ int main(void)
         T(test_abstract_socket),
         T(test_bad_addresses),
         T(test_ferryd_ready_and_stopping),
+        T(test_ferryd_watchdog),
+        T(test_ferryd_no_watchdog_unasked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
