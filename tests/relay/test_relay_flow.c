@@ -3,7 +3,9 @@
  * by live receivers, throttled (slow) receivers, memory pressure; for both
  * live-send modes where the relay has them; write-behind: a sender paced
  * by a small budget in every write mode and fsync policy, and a failed
- * sync (injected) that is never acknowledged.
+ * sync (injected: at a file-end, at a segment roll, at an --fsync
+ * interval, just before a stop) that is never acknowledged nor kept: the
+ * log is cut back to its last good sync and a sender resumes there.
  */
 /* Every header these tests use comes with the fixture. */
 #include "relay_fixture.h"
@@ -375,6 +377,42 @@ static void test_sync_failure_interval(void **st)
     t->ok = true;
 }
 
+/* A failed sync and then a stop (SIGTERM) at once: the stop cuts the log
+ * back too, so the restarted relay does not take the unsynced tail from
+ * the page cache as stored (its recovery would: the frames look whole). */
+static void test_sync_failure_stop(void **st)
+{
+    tstate *t = *st;
+    size_t len = 100000;
+    uint8_t *data = random_data(len, 64);
+    fy_welcome w;
+
+    setenv("FERRY_TEST_SYNC_FAIL_AFTER", "1", 1);
+    start(t, NULL);
+    unsetenv("FERRY_TEST_SYNC_FAIL_AFTER");
+    int fd = sender(t, "ss", "", &w);
+    assert_true(fd >= 0);
+    uint64_t seq = w.next_seq;
+    uint64_t a_end = send_acked(fd, &w, &seq, "a.bin", data, len);
+    assert_int_equal(rh_send_file(fd, w.channel, &seq, "b.bin", data, len, CHUNK), 0);
+    assert_int_equal(rh_wait_ack(fd, seq - 1), -FY_ESTORAGE);
+    close(fd);
+    int status = rh_stop(&t->d, 10000);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_int_equal(rh_log_count(&t->d, "log cut back to its last good sync"), 1);
+    start(t, NULL);
+    fd = sender(t, "ss", "", &w);
+    assert_true(fd >= 0);
+    assert_int_equal(w.next_seq, a_end + 1);
+    seq = w.next_seq;
+    send_acked(fd, &w, &seq, "b.bin", data, len);
+    say_bye(fd);
+    const char *names[] = {"a.bin", "b.bin"};
+    expect_files(t, "ss", names, 2, data, len);
+    free(data);
+    t->ok = true;
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -390,6 +428,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sync_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sync_failure_roll, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sync_failure_interval, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sync_failure_stop, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
