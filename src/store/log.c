@@ -14,7 +14,8 @@
  * end at): the worker reports, in order, up to where each job made the
  * log durable, and the owner passes that to fy_log_synced.  A failed sync
  * fails the log: after a failed fdatasync the kernel may have dropped the
- * dirty pages, so retrying it could report data durable that is not.
+ * dirty pages, so retrying it could report data durable that is not; the
+ * owner cuts it back to its durable end (fy_log_rewind) and closes it.
  *
  * Appends go through the page cache by default (fy_store_opts.buffered,
  * ferryd's --write-mode buffered): with write-behind the writer must not
