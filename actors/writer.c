@@ -549,9 +549,13 @@ static void dtor(void *state)
 {
     fy__writer *w = state;
 
-    /* Only reached with the log still open on a forced shutdown. */
+    /* Only reached with the log still open on a forced shutdown.  A failed
+     * log is cut back here too (the indexer may still run: recovery drops
+     * the index records and files it leaves past the cut). */
     if (w->log) {
-        fy_log_sync(w->log);
+        uint64_t dropped;
+        if (fy_log_sync(w->log) < 0)
+            (void)fy_log_rewind(w->log, &dropped);
         fy_log_close(w->log);
     }
     for (size_t i = 0; i < w->nfwd; i++)

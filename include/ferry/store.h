@@ -155,8 +155,9 @@ int fy_log_synced(fy_log *l, uint64_t seq, uint64_t bytes, int rc);
  * succeeds would not bring them back.  Segments rolled to after that point
  * are deleted (data and index), the one it lies in is truncated there and
  * is the current segment again, with the open flag (recovery repairs its
- * index).  Waits for the log's jobs first.  Call it with the indexer
- * stopped and only to close the log next: the log stays failed.  *dropped:
+ * index).  Waits for the log's jobs first.  Call it only to close the log
+ * next (the log stays failed), best with the indexer stopped (records it
+ * writes later past the cut are dropped by recovery).  *dropped:
  * the bytes cut.  0 (also when nothing needed cutting) or -errno. */
 int fy_log_rewind(fy_log *l, uint64_t *dropped);
 /* Bytes appended since the log was opened, and how many of them are

@@ -170,6 +170,7 @@ static void write_fault(fy_ct *t, const char *spec, const char *channel)
     assert_true(fy_ct_contains(fy_ct_path(t, "send.out", p), "files=300 "));
     assert_true(fy_ct_contains(fy_ct_path(t, "send.err", p), "connection to relay lost: reconnecting"));
     assert_true(fy_ct_contains(fy_ct_path(t, "ferryd-0.log", p), "fy_log_append failed"));
+    assert_false(fy_ct_contains(p, "file digest mismatch")); /* issue 21: it used to be */
     expect_all(t, channel, sha);
     fy_ct_daemon_stop(t);
     expect_clean(t, channel);
