@@ -6,12 +6,15 @@
  *     this test's own) while 300 small files are sent, and empties a few
  *     seconds later: every file acknowledged, exit 0, all identical at a
  *     receiver, and the log clean (`ferry check`);
- *   - the same with the fault injected (FERRY_TEST_ENOSPC_AFTER, no root);
+ *   - the same with the fault injected part way through a batch
+ *     (FERRY_TEST_WRITE_FAIL, no root), as ENOSPC and as EIO (which used to
+ *     be FY_EINTERNAL: exit 3, never retried);
  *   - an fdatasync that fails (FERRY_TEST_SYNC_FAIL_AFTER) at a segment
- *     roll whose batch holds a file-end, and at an --fsync interval: the
- *     file is not acknowledged on the failed sync, the sender comes back
- *     (exit 2 class, retried) and ends with every file stored once, and
- *     the frames past the last good sync are not kept in the log.
+ *     roll whose batch holds file-ends: those files are not acknowledged,
+ *     the channel closes and cuts its log back to the last good sync, the
+ *     sender comes back (FY_ESTORAGE, retried) and resends them, and a
+ *     live receiver that had them is reconciled: every file once, the log
+ *     clean.  (The --fsync interval case: test_relay_flow.)
  */
 #include <errno.h>
 #include <fcntl.h>
