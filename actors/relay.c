@@ -183,6 +183,27 @@ static void sync_fail_hook(fy_syncer *s)
     fy_syncer_fail_after(s, (unsigned)n, -EIO);
 }
 
+/* Test hook (tests/client/test_cli_storage.c): FERRY_TEST_WRITE_FAIL=ERR:N:MS
+ * (ERR one of ENOSPC, EDQUOT, EIO) makes appends fail with ERR once N more
+ * bytes were appended, for MS milliseconds (the first one part way). */
+static void write_fail_hook(fy_syncer *s)
+{
+    static const struct { const char *name; int err; } errs[] = {
+        {"ENOSPC", ENOSPC}, {"EDQUOT", EDQUOT}, {"EIO", EIO}};
+    const char *v = getenv("FERRY_TEST_WRITE_FAIL");
+    unsigned long long after, ms;
+    char name[8], end;
+
+    if (!v || sscanf(v, "%7[A-Z]:%llu:%llu%c", name, &after, &ms, &end) != 3)
+        return;
+    for (size_t i = 0; i < sizeof errs / sizeof errs[0]; i++)
+        if (!strcmp(name, errs[i].name)) {
+            fy_klog(FY_LOG_WARN, "test hook", "FERRY_TEST_WRITE_FAIL=%s action=\"appends will "
+                    "fail with %s after %llu bytes, for %llu ms\"", v, name, after, ms);
+            fy_syncer_write_fault(s, -errs[i].err, after, ms);
+        }
+}
+
 int fy_relay_new(const fy_conf *conf, const fy_auth *auth, fy_relay **out, char *err,
                  size_t errcap)
 {
@@ -255,6 +276,7 @@ int fy_relay_new(const fy_conf *conf, const fy_auth *auth, fy_relay **out, char 
         goto fail;
     }
     sync_fail_hook(r->ctx.syncer);
+    write_fail_hook(r->ctx.syncer);
     *out = r;
     return 0;
 fail:

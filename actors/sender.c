@@ -121,7 +121,8 @@ void fy__sender_attached(session *s, fy_msg *m)
     if (s->st != S_WAIT_ATTACH)
         return;
     if (m->u32) {
-        fy__session_fail(s, (int)m->u32, "channel %s already has a sender", s->chan->name);
+        fy__session_fail(s, (int)m->u32, m->u32 == FY_ESHUTDOWN ? "channel %s is closing; "
+                         "connect again" : "channel %s already has a sender", s->chan->name);
         return;
     }
     fy_welcome w = {.channel = s->chan->id, .next_seq = m->u64[0], .first_seq = m->u64[1],
@@ -158,9 +159,11 @@ void fy__sender_attached(session *s, fy_msg *m)
 }
 
 /* The writer could not store the stream (it logged the details once):
- * tell the sender what it can act on.  A full disk has its own code, so a
- * client knows to try again once the relay has room; frames before the
- * failure were stored and acknowledged as usual. */
+ * tell the sender what it can act on.  Every storage error is "try again
+ * later" (a client retries it, ferry exits 2, never 3 "refused"): a full
+ * disk has its own code, so a client knows to wait for room; any other
+ * failed write or sync is FY_ESTORAGE.  next_seq: where the stored (after a
+ * failed sync: the durable) log ends, from which the sender resumes. */
 void fy__sender_store_err(session *s, int err, uint64_t next_seq)
 {
     if (err == ENOSPC || err == EDQUOT || err == EFBIG)
@@ -168,8 +171,9 @@ void fy__sender_store_err(session *s, int err, uint64_t next_seq)
                          "send again once the relay has room", fy_errname(-err),
                          (unsigned long long)next_seq);
     else
-        fy__session_fail(s, FY_EINTERNAL, "storing the channel's frames failed: %s",
-                         fy_strerror(-err));
+        fy__session_fail(s, FY_ESTORAGE, "storing the channel's frames failed (%s): stored up "
+                         "to seq %llu; send again later", fy_errname(-err),
+                         (unsigned long long)next_seq);
 }
 
 /* The writer refused a frame of this stream and stored the ones before it

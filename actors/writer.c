@@ -43,6 +43,10 @@
 
 /* ---- idleness ------------------------------------------------------------------ */
 
+/* After a failed sync, how often the channel looks whether the sessions
+ * still holding it have gone (they are ending: each was told). */
+#define REWIND_LOOK_MS 20
+
 /* Has anyone a use for the channel?  Drops the leases of sessions that have
  * stopped: everything such a session sent here (ATTACH, SUBSCRIBE for its
  * forwarder, DETACH) was queued before it stopped, so it is handled before
@@ -77,10 +81,16 @@ static void idle_check(fy__writer *w)
 
     if (w->shutting || w->idle_told || !w->log)
         return;
+    if (w->rewind)
+        idle_ms = 0; /* close as soon as nobody uses it */
     if (in_use(w)) {
         w->idle_since = 0;
-        if (!w->sender && !w->nfwd)
-            idle_arm(w, idle_ms); /* only leases: look again when they may have ended */
+        if (w->rewind && !w->rewind_armed) { /* look again soon: each user was told */
+            w->rewind_armed = true;
+            fy_timer_after(w->self, REWIND_LOOK_MS, FY__TM_REWIND);
+        } else if (!w->sender && !w->nfwd) { /* only leases: look when they may have ended */
+            idle_arm(w, idle_ms);
+        }
         return;
     }
     if (!w->idle_since)
@@ -129,9 +139,15 @@ static void on_close(fy__writer *w)
         idle_check(w);
         return;
     }
-    fy_klog(FY_LOG_INFO, "channel idle, closing", "channel=%s idle_ms=%llu next_seq=%llu",
-            w->chan->name, (unsigned long long)w->ctx->conf->channel_idle_ms,
-            (unsigned long long)fy_log_next_seq(w->log));
+    if (w->rewind)
+        fy_klog(FY_LOG_WARN, "channel closing after a failed sync", "channel=%s durable_seq=%llu "
+                "next_seq=%llu action=\"cut the log back to durable_seq, reopen on the next "
+                "hello\"", w->chan->name, (unsigned long long)fy_log_durable_seq(w->log),
+                (unsigned long long)fy_log_next_seq(w->log));
+    else
+        fy_klog(FY_LOG_INFO, "channel idle, closing", "channel=%s idle_ms=%llu next_seq=%llu",
+                w->chan->name, (unsigned long long)w->ctx->conf->channel_idle_ms,
+                (unsigned long long)fy_log_next_seq(w->log));
     w->idle_close = true;
     on_shutdown(w);
 }
@@ -145,7 +161,7 @@ static void mirror_start(fy__writer *w)
     bool empty = fy_log_next_seq(w->log) == fy_log_first_seq(w->log);
     fy_actor *up;
 
-    if (!w->ctx->conf->upstream[0] || w->sender || w->shutting || w->store_failed ||
+    if (!w->ctx->conf->upstream[0] || w->sender || w->shutting || w->store_failed || w->rewind ||
         (!empty && !w->mirrored))
         return;
     int rc = fy__upstream_new(w->ctx, w->chan, w->self, fy_log_next_seq(w->log), empty, &up);
@@ -197,7 +213,7 @@ static void on_subscribe(fy__writer *w, fy_actor *f)
         return;
     }
     w->fwd[w->nfwd++] = f;
-    si->err = w->shutting ? FY_ESHUTDOWN : 0;
+    si->err = w->shutting || w->rewind ? FY_ESHUTDOWN : 0;
     si->end = fy_log_end(w->log);
     si->next_seq = fy_log_next_seq(w->log);
     si->first_seq = fy_log_first_seq(w->log);
@@ -207,6 +223,23 @@ static void on_subscribe(fy__writer *w, fy_actor *f)
         free(si);
     w->up_alone_since = 0;
     mirror_start(w);
+}
+
+/* The log failed a sync: cut it back to its durable end before it is
+ * closed, so neither the reopen nor a restart's recovery takes the frames
+ * after it as stored (the kernel may have dropped their pages; a later
+ * sync that succeeds says nothing about them).  Runs with the indexer
+ * stopped (fy_log_rewind). */
+static void cut_back(fy__writer *w)
+{
+    uint64_t dropped = 0;
+    int rc = fy_log_rewind(w->log, &dropped);
+
+    fy_klog(rc < 0 ? FY_LOG_ERROR : FY_LOG_WARN, "log cut back to its last good sync",
+            "channel=%s next_seq=%llu dropped_bytes=%llu err=%s action=\"%s\"", w->chan->name,
+            (unsigned long long)fy_log_next_seq(w->log), (unsigned long long)dropped,
+            rc < 0 ? fy_errname(rc) : "none", rc < 0 ? "recovery repairs what it can at the "
+            "next open" : "senders resume from next_seq");
 }
 
 static void maybe_done(fy__writer *w)
@@ -223,10 +256,13 @@ static void maybe_done(fy__writer *w)
     if (!w->idx_done || !w->log)
         return;
     int rc = fy__writer_sync_now(w);
+    if (rc < 0)
+        cut_back(w);
     fy_log_close(w->log); /* waits for the log's jobs on the sync worker */
     w->log = NULL;
     fy_klog(rc < 0 ? FY_LOG_ERROR : FY_LOG_INFO, "channel closed", "channel=%s reason=%s sync=%s",
-            w->chan->name, w->idle_close ? "idle" : "shutdown", rc < 0 ? fy_errname(rc) : "ok");
+            w->chan->name, w->rewind && w->idle_close ? "sync-failed" : w->idle_close ? "idle" :
+            "shutdown", rc < 0 ? fy_errname(rc) : "ok");
     /* The last messages: the registry frees the channel record on
      * WRITER_DONE, so nothing here may touch w->chan after it. */
     fy__msg_writer_totals(w->ctx->registry, w->chan, w->gone_out, w->gone_frames_out);
@@ -279,8 +315,8 @@ static void on_attach(fy__writer *w, fy__attach_req *r)
         free(r);
         return;
     }
-    if (w->shutting || !w->sender) {
-        answer_attach(w, r, w->shutting ? FY_ESHUTDOWN : 0);
+    if (w->shutting || w->rewind || !w->sender) {
+        answer_attach(w, r, w->shutting || w->rewind ? FY_ESHUTDOWN : 0);
         return;
     }
     /* Occupied: only the same sender (same token) may take over, one at a time. */
@@ -341,6 +377,23 @@ static void on_detach(fy__writer *w, fy_actor *s)
     idle_check(w);
 }
 
+void fy__writer_rewind_start(fy__writer *w)
+{
+    if (w->rewind)
+        return;
+    w->rewind = true;
+    if (w->shutting)
+        return; /* closing anyway: maybe_done cuts the log back */
+    /* Receivers may hold frames past the durable end: they end here (at a
+     * frame boundary, with bye) and, reconnecting after the reopen, are
+     * reconciled by the epochs rule (a receiver ahead of the log). */
+    for (size_t i = 0; i < w->nfwd; i++) {
+        fy__msg_shutdown(w->fwd[i]);
+        fy__msg_drain_cut(w->fwd[i]);
+    }
+    idle_check(w); /* the sender (an edge's mirror too) heard STORE_ERR: it detaches */
+}
+
 static void on_shutdown(fy__writer *w)
 {
     if (w->shutting)
@@ -397,8 +450,8 @@ static void on_timer(fy__writer *w, uint64_t tag)
     } else if (tag == FY__TM_UPLINGER) {
         w->up_linger_armed = false;
         mirror_linger(w);
-    } else if (tag == FY__TM_IDLE) {
-        w->idle_armed = false;
+    } else if (tag == FY__TM_IDLE || tag == FY__TM_REWIND) {
+        *(tag == FY__TM_IDLE ? &w->idle_armed : &w->rewind_armed) = false;
         idle_check(w);
     } else if (tag == FY__TM_RETAIN) {
         fy__writer_retain(w);
@@ -496,9 +549,13 @@ static void dtor(void *state)
 {
     fy__writer *w = state;
 
-    /* Only reached with the log still open on a forced shutdown. */
+    /* Only reached with the log still open on a forced shutdown.  A failed
+     * log is cut back here too (the indexer may still run: recovery drops
+     * the index records and files it leaves past the cut). */
     if (w->log) {
-        fy_log_sync(w->log);
+        uint64_t dropped;
+        if (fy_log_sync(w->log) < 0)
+            (void)fy_log_rewind(w->log, &dropped);
         fy_log_close(w->log);
     }
     for (size_t i = 0; i < w->nfwd; i++)

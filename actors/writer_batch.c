@@ -368,7 +368,8 @@ void fy__writer_sync_due(fy__writer *w)
     int rc = fy_log_sync_start(w->log);
     if (rc < 0 && !fy_log_failed(w->log))
         fy_klog(FY_LOG_ERROR, "fy_log_sync_start failed", "channel=%s err=%s "
-                "action=\"retry at next interval\"", w->chan->name, fy_errname(rc));
+                "action=\"queue it at the next interval (nothing was synced)\"", w->chan->name,
+                fy_errname(rc));
     w->dirty = rc < 0 && !fy_log_failed(w->log);
 }
 
@@ -383,7 +384,7 @@ void fy__writer_batch(fy__writer *w, fy__batch *b)
     refusal r = {0};
     int rc;
 
-    if (w->store_failed || w->digest_failed) {
+    if (w->store_failed || w->digest_failed || w->rewind) {
         give_back(w, b);
         return;
     }

@@ -18,9 +18,10 @@
  * Both queues are FIFO and released in order, acks before credits.  A sync
  * starts at each file-end (file-end policy) and whenever half the budget is
  * not durable, so dirty pages stay bounded in every mode.  A failed sync
- * fails the log for good (fy_log_synced): nothing waiting is acked, the
- * credits are given back, and the sender hears FY_RM_STORE_ERR with the
- * durable seq, from which it can resume.
+ * fails the log (fy_log_synced): nothing waiting is acked, the credits are
+ * given back, the sender hears FY_RM_STORE_ERR with the durable seq, from
+ * which it resumes, and the channel closes to cut its log back to that seq
+ * (writer.c, rewind) and reopens on the next hello.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -167,7 +168,8 @@ void fy__writer_answer(fy__writer *w, fy_actor *to, uint64_t held, const uint64_
 static void failed(fy__writer *w, int rc)
 {
     fy_klog(FY_LOG_ERROR, "log sync failed", "channel=%s err=%s durable_seq=%llu next_seq=%llu "
-            "action=\"acknowledge nothing more, end the sender's stream\"", w->chan->name,
+            "action=\"acknowledge nothing more, end the sender's stream, close the channel and cut "
+            "its log back to durable_seq\"", w->chan->name,
             fy_errname(rc), (unsigned long long)fy_log_durable_seq(w->log),
             (unsigned long long)fy_log_next_seq(w->log));
     w->acks.n = w->acks.head = 0;
@@ -180,6 +182,7 @@ static void failed(fy__writer *w, int rc)
     w->store_failed = true;
     if (w->sender)
         fy__msg_store_err(w->sender, (uint32_t)-rc, fy_log_durable_seq(w->log));
+    fy__writer_rewind_start(w);
 }
 
 void fy__writer_synced(fy__writer *w, uint64_t seq, uint64_t bytes, int rc)

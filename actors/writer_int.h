@@ -15,6 +15,9 @@
 #include "relay_int.h"
 
 #define FY__RETAIN_MS 1000 /* how often the retention limits are applied */
+/* The writer's own timer tag (after relay_int.h's FY__TM_*): a rewinding
+ * channel's look at whether it is unused yet. */
+#define FY__TM_REWIND 0x77720001u
 
 /* What waits for the log to be durable up to need (fy_log_bytes units):
  * an ack (val = the file-end's seq) or a credit (val = buffer bytes). */
@@ -52,6 +55,11 @@ typedef struct fy__writer {
     uint64_t fb_got;   /* its payload bytes stored */
     bool dirty, fsync_armed, shutting, idx_shut, idx_done;
     bool store_failed; /* the attached sender's stream broke on a store error */
+    /* A sync failed: the channel closes as soon as nobody uses it, its log
+     * cut back to the last good sync, and reopens on the next hello (its
+     * recovery starts a new epoch).  Until then it takes no sender or
+     * receiver (FY_ESHUTDOWN: try again). */
+    bool rewind, rewind_armed;
     /* The SHA-256 of the file in progress, checked at its file-end before
      * the file-end is stored.  Kept across senders (the channel's stream is
      * one sequence), so a sender that continues the file needs nothing;
@@ -95,6 +103,12 @@ void fy__writer_sync_due(fy__writer *w);
 fy_buf *fy__writer_part_buf(fy__writer *w);
 /* At open: find the file in progress in the log (before the indexer owns idx). */
 void fy__writer_find_part(fy__writer *w, fy_idx *idx);
+
+/* ---- writer.c --------------------------------------------------------------- */
+
+/* The log failed a sync: receivers are cut, and the channel closes (the
+ * log cut back to what is durable) once nobody uses it (rewind). */
+void fy__writer_rewind_start(fy__writer *w);
 
 /* ---- writer_durable.c ----------------------------------------------------- */
 

@@ -97,6 +97,11 @@ void fy_syncer_stop(fy_syncer *s);
 /* Test hook: the job after the next `after` ones fails with err (a
  * negative errno) without syncing, as a failed fdatasync would. */
 void fy_syncer_fail_after(fy_syncer *s, unsigned after, int err);
+/* Test hook: once `after` more bytes were appended by the logs that use s,
+ * appends fail with err (a negative errno: -ENOSPC, -EIO, ...) for `ms`
+ * milliseconds, the first one part way (a torn tail, cut back as a real
+ * failed write is); then they succeed again.  Buffered appends only. */
+void fy_syncer_write_fault(fy_syncer *s, int err, uint64_t after, uint64_t ms);
 
 /* How a log hears that a job finished, on the worker's thread: frames below
  * seq (bytes: fy_log_bytes at the time it was queued) are durable, or the
@@ -144,6 +149,17 @@ int fy_log_sync_start(fy_log *l);
  * stays, appends return the error (the pages may be gone: a sync is never
  * retried and called durable).  Returns 0 or that error. */
 int fy_log_synced(fy_log *l, uint64_t seq, uint64_t bytes, int rc);
+/* After a failed sync (fy_log_failed): cut the log back to its durable
+ * end, what the last good sync covered -- the frames after it may be gone
+ * from the disk whatever the page cache shows, and a later sync that
+ * succeeds would not bring them back.  Segments rolled to after that point
+ * are deleted (data and index), the one it lies in is truncated there and
+ * is the current segment again, with the open flag (recovery repairs its
+ * index).  Waits for the log's jobs first.  Call it only to close the log
+ * next (the log stays failed), best with the indexer stopped (records it
+ * writes later past the cut are dropped by recovery).  *dropped:
+ * the bytes cut.  0 (also when nothing needed cutting) or -errno. */
+int fy_log_rewind(fy_log *l, uint64_t *dropped);
 /* Bytes appended since the log was opened, and how many of them are
  * durable; the frames below fy_log_durable_seq are.  0 or the sync error
  * that failed the log. */

@@ -21,6 +21,7 @@ int fy_cli_exit_for(int err)
         return FY_CLI_EXIT_USAGE;
     case FY_ESHUTDOWN: /* the relay is going away: like a lost connection */
     case FY_ENOSPACE:  /* the relay's disk is full: try again once it has room */
+    case FY_ESTORAGE:  /* the relay's disk failed a write or sync: try again later */
     case FY_ETIMEOUT:  /* the relay cut us for idling: like a lost connection */
         return FY_CLI_EXIT_NET;
     case FY_ECRC:
@@ -74,7 +75,7 @@ const char *fy_cli_exit_help(void)
            "  0    ok\n"
            "  1    `ferry check`: damage found\n"
            "  2    server unreachable, or the connection was lost; the relay is\n"
-           "       shutting down or its storage is full: try again later\n"
+           "       shutting down, or its storage is full or failed: try again later\n"
            "  3    refused by the relay (token, busy channel, protocol error); the\n"
            "       relay's error code name and text are printed\n"
            "  4    checksum or size mismatch (frame CRC32C, file size, file SHA-256)\n"

@@ -31,6 +31,7 @@ bool fy_cli_retry_transient(int err, bool reconnecting)
     switch (-err) {
     case FY_ESHUTDOWN:
     case FY_ENOSPACE:
+    case FY_ESTORAGE: /* a failed write or sync on the relay: its next try may work */
         return true;
     case FY_EBUSY:
         return reconnecting;

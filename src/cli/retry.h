@@ -3,9 +3,9 @@
  * they reconnect to a relay they lost (--retry, --retries N).
  *
  * Only a connection that was welcomed and then lost is retried: a relay
- * that restarts, a cut link, a relay shutting down (FY_ESHUTDOWN) or out of
- * storage (FY_ENOSPACE), and, while reconnecting, a relay that still holds
- * our old connection (FY_EBUSY).  The first connect of a run is not retried,
+ * that restarts, a cut link, a relay shutting down (FY_ESHUTDOWN), out of
+ * storage (FY_ENOSPACE) or whose storage failed (FY_ESTORAGE), and, while
+ * reconnecting, a relay that still holds our old connection (FY_EBUSY).  The first connect of a run is not retried,
  * so a wrong address fails at once.  Waits grow exponentially with jitter,
  * 0.2 s .. 10 s, and a run gives up after `max` attempts in a row that made
  * no progress (exit 2 then, as before).  Progress: a file acknowledged or

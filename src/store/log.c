@@ -14,7 +14,8 @@
  * end at): the worker reports, in order, up to where each job made the
  * log durable, and the owner passes that to fy_log_synced.  A failed sync
  * fails the log: after a failed fdatasync the kernel may have dropped the
- * dirty pages, so retrying it could report data durable that is not.
+ * dirty pages, so retrying it could report data durable that is not; the
+ * owner cuts it back to its durable end (fy_log_rewind) and closes it.
  *
  * Appends go through the page cache by default (fy_store_opts.buffered,
  * ferryd's --write-mode buffered): with write-behind the writer must not
@@ -426,6 +427,21 @@ static int write_direct(fy_log *l, const struct iovec *frames, size_t k, size_t 
     return 0;
 }
 
+/* Shorten v[0..m) to n bytes; returns the iovecs left. */
+static size_t trim_iov(struct iovec *v, size_t m, uint64_t n)
+{
+    size_t i = 0;
+
+    for (; i < m && n; i++) {
+        if (v[i].iov_len >= n) {
+            v[i].iov_len = (size_t)n;
+            return i + 1;
+        }
+        n -= v[i].iov_len;
+    }
+    return i;
+}
+
 /* Write frames[0..k) at the end of the current segment with pwritev(),
  * resuming after short writes.  Frames that lie back to back in memory
  * (small frames packed into one buffer by the session) go as one iovec:
@@ -450,6 +466,10 @@ static int write_run(fy_log *l, const struct iovec *frames, size_t k, size_t *do
         else
             v[m++] = frames[i];
     }
+    int fault = 0;
+    if (l->sync && (total = fy__syncer_write_allow(l->sync, total, &fault)) == 0)
+        return cut_back(l, frames, k, start, start, fault, done);
+    m = trim_iov(v, m, total); /* a fault lets only total bytes through */
     while (put < total) {
         ssize_t w = pwritev(l->fd, v + vi, (int)(m - vi), (off_t)(start + put));
         if (w < 0 && errno == EINTR)
@@ -465,6 +485,8 @@ static int write_run(fy_log *l, const struct iovec *frames, size_t k, size_t *do
         }
     }
     l->tail_ok = false; /* the next direct append reads the block this one ended in */
+    if (fault)
+        return cut_back(l, frames, k, start, start + put, fault, done);
     *done = k;
     return 0;
 }
@@ -503,6 +525,93 @@ int fy_log_append(fy_log *l, const struct iovec *frames, size_t n, fy_idx_rec *r
             return rc;
         i += k;
     }
+    return 0;
+}
+
+/* ==== after a failed sync ================================================ */
+
+/* Which segment holds the durable end d (fy_log_bytes units), and at which
+ * offset: segments since open follow each other in those units (a roll
+ * happens at a frame boundary, the old segment's end is the new one's
+ * start).  At a boundary the older segment is taken: its seal may be the
+ * job that failed.  -1 when d lies before every segment held (retention
+ * removed it: cannot happen, the current segment is never removed). */
+static ssize_t durable_at(const fy_log *l, uint64_t d, uint64_t *off)
+{
+    uint64_t c = l->bytes; /* the counter at the end of segment i */
+
+    for (size_t i = l->nsegs; i-- > 0;) {
+        uint64_t len = l->segs[i].bytes - FY__SEG_HDR_SIZE;
+        if (c - d < len || (c - d == len && i == 0)) {
+            *off = l->segs[i].bytes - (c - d);
+            return (ssize_t)i;
+        }
+        c -= len;
+    }
+    return -1;
+}
+
+/* Drop segments keep.. newest first (data and index: the indexer has
+ * stopped), then the directory, so recovery never finds them again. */
+static int drop_after(fy_log *l, size_t keep)
+{
+    int rc = 0;
+
+    while (l->nsegs > keep + 1) {
+        char name[FY__SEG_NAME_CAP];
+        uint64_t base = cur(l)->base;
+        fy__seg_name(base, FY__SEG_LOG, name);
+        if (unlinkat(l->dirfd, name, 0) != 0 && errno != ENOENT && !rc)
+            rc = -errno;
+        fy__seg_name(base, FY__SEG_IDX, name);
+        (void)unlinkat(l->dirfd, name, 0); /* derived data: recovery deletes a stray one */
+        l->nsegs--;
+    }
+    if (fsync(l->dirfd) != 0 && !rc)
+        rc = -errno;
+    return rc;
+}
+
+int fy_log_rewind(fy_log *l, uint64_t *dropped)
+{
+    uint64_t off;
+
+    *dropped = 0;
+    if (l->sync)
+        fy__syncer_wait(l->sync, l);
+    if (!l->failed || l->bytes == l->durable)
+        return 0;
+    ssize_t i = durable_at(l, l->durable, &off);
+    if (i < 0)
+        return -FY_ECORRUPT;
+    *dropped = l->bytes - l->durable;
+    direct_close(l);
+    if ((size_t)i + 1 < l->nsegs) {
+        /* The segment the durable end is in was rolled away from: it is
+         * the current one again, open (its seal may be what failed). */
+        char name[FY__SEG_NAME_CAP];
+        uint8_t hdr[FY__SEG_HDR_SIZE];
+        fy__seg_name(l->segs[i].base, FY__SEG_LOG, name);
+        int fd = openat(l->dirfd, name, O_RDWR | O_CLOEXEC);
+        if (fd < 0)
+            return -errno;
+        fy__seg_hdr_encode_open(l->segs[i].base, hdr);
+        int rc = fy__seg_pwrite(fd, hdr, sizeof hdr, 0);
+        if (rc < 0) {
+            close(fd);
+            return rc;
+        }
+        close(l->fd);
+        l->fd = fd;
+        if ((rc = drop_after(l, (size_t)i)) < 0)
+            return rc;
+    }
+    if (ftruncate(l->fd, (off_t)off) != 0)
+        return -errno;
+    cur(l)->bytes = off;
+    l->bytes = l->queued = l->durable;
+    l->next_seq = l->durable_seq;
+    l->tail_ok = false;
     return 0;
 }
 

@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "store/seg.h"
@@ -35,6 +36,10 @@ struct fy_syncer {
     bool stop;
     unsigned fail_after; /* test hook: jobs to run before the failure */
     int fail_err;        /* 0 = no failure armed */
+    /* test hook (fy_syncer_write_fault): appends fail with wf_err after
+     * wf_left more bytes, for wf_ms, from wf_until_ns - wf_ms */
+    int wf_err;
+    uint64_t wf_left, wf_ms, wf_until_ns;
     pthread_t th;
 };
 
@@ -143,6 +148,48 @@ void fy_syncer_fail_after(fy_syncer *s, unsigned after, int err)
     s->fail_after = after;
     s->fail_err = err;
     pthread_mutex_unlock(&s->mu);
+}
+
+void fy_syncer_write_fault(fy_syncer *s, int err, uint64_t after, uint64_t ms)
+{
+    pthread_mutex_lock(&s->mu);
+    s->wf_err = err;
+    s->wf_left = after;
+    s->wf_ms = ms;
+    s->wf_until_ns = 0;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t fy__syncer_write_allow(fy_syncer *s, uint64_t want, int *err)
+{
+    uint64_t ok = want;
+
+    *err = 0;
+    pthread_mutex_lock(&s->mu);
+    if (s->wf_err) {
+        uint64_t now = mono_ns();
+        if (s->wf_until_ns && now >= s->wf_until_ns) {
+            s->wf_err = 0; /* the fault is over ("space came back") */
+        } else if (s->wf_until_ns) {
+            ok = 0;
+            *err = s->wf_err;
+        } else if (want > s->wf_left) {
+            ok = s->wf_left; /* may end inside a frame: a torn tail to cut */
+            *err = s->wf_err;
+            s->wf_until_ns = now + s->wf_ms * 1000000u;
+        } else {
+            s->wf_left -= want;
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    return ok;
 }
 
 /* The owner's last queued job, if a plain sync of seg can be merged into

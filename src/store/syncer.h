@@ -36,5 +36,9 @@ void fy__syncer_push(fy_syncer *s, fy__sync_job *j);
  * caller's load).
  * Blocks the caller: only for close and fy_log_sync. */
 void fy__syncer_wait(fy_syncer *s, const void *owner);
+/* The write-fault test hook (fy_syncer_write_fault): how many of the next
+ * want bytes an append may write; fewer when the fault strikes, with *err
+ * set to the error the append then returns.  Any thread. */
+uint64_t fy__syncer_write_allow(fy_syncer *s, uint64_t want, int *err);
 
 #endif

@@ -20,6 +20,7 @@
 #include "cli/cancel.h"
 #include "cli/cliexit.h"
 #include "cli/progress.h"
+#include "cli/retry.h"
 #include "cli/send.h"
 #include "cli/state.h"
 #include "ferry/err.h"
@@ -209,6 +210,12 @@ static void test_exit_codes(void **state)
     assert_int_equal(fy_cli_exit_for(-ETIMEDOUT), FY_CLI_EXIT_NET);
     assert_int_equal(fy_cli_exit_for(-FY_ESHUTDOWN), FY_CLI_EXIT_NET);
     assert_int_equal(fy_cli_exit_for(-FY_ETIMEOUT), FY_CLI_EXIT_NET);
+    /* Storage errors on the relay are "try again later": exit 2, retried. */
+    assert_int_equal(fy_cli_exit_for(-FY_ENOSPACE), FY_CLI_EXIT_NET);
+    assert_int_equal(fy_cli_exit_for(-FY_ESTORAGE), FY_CLI_EXIT_NET);
+    assert_true(fy_cli_retry_transient(-FY_ENOSPACE, false));
+    assert_true(fy_cli_retry_transient(-FY_ESTORAGE, false));
+    assert_false(fy_cli_retry_transient(-FY_EAUTH, false));
     assert_int_equal(fy_cli_exit_for(-FY_EAUTH), FY_CLI_EXIT_REFUSED);
     assert_int_equal(fy_cli_exit_for(-FY_EBUSY), FY_CLI_EXIT_REFUSED);
     assert_int_equal(fy_cli_exit_for(-FY_EMAGIC), FY_CLI_EXIT_REFUSED);

@@ -3,7 +3,9 @@
  * by live receivers, throttled (slow) receivers, memory pressure; for both
  * live-send modes where the relay has them; write-behind: a sender paced
  * by a small budget in every write mode and fsync policy, and a failed
- * sync (injected) that is never acknowledged.
+ * sync (injected: at a file-end, at a segment roll, at an --fsync
+ * interval, just before a stop) that is never acknowledged nor kept: the
+ * log is cut back to its last good sync and a sender resumes there.
  */
 /* Every header these tests use comes with the fixture. */
 #include "relay_fixture.h"
@@ -219,6 +221,45 @@ static void test_write_behind_paced_never(void **st)
 /* The sync worker's first job fails (the test hook): the file-end it was
  * to make durable is never acknowledged, the sender is told instead, the
  * relay says so once, and a later sender is refused rather than acked. */
+/* A sender back after a failed sync: the channel refuses (FY_ESHUTDOWN)
+ * while it closes to cut its log back, then welcomes at the durable end. */
+static int sender_back(tstate *t, const char *chan, fy_welcome *w)
+{
+    int fd = -FY_EBUSY;
+    for (int i = 0; i < 250 && (fd == -FY_EBUSY || fd == -FY_ESHUTDOWN); i++) {
+        fd = sender(t, chan, "", w);
+        if (fd < 0)
+            usleep(20000);
+    }
+    return fd;
+}
+
+/* Wait (bounded) for a log line. */
+static void wait_log(tstate *t, const char *s, int n)
+{
+    for (int i = 0; i < 500 && rh_log_count(&t->d, s) < n; i++)
+        usleep(10000);
+    assert_int_equal(rh_log_count(&t->d, s), n);
+}
+
+/* From the start, a receiver gets exactly the files named (each `len`
+ * bytes of data), in order. */
+static void expect_files(tstate *t, const char *chan, const char *const *names, size_t n,
+                         const uint8_t *data, size_t len)
+{
+    rh_rx all;
+    receiver(t, &all, chan, FY_MODE_START, 0);
+    assert_int_equal(rh_rx_until(&all, n, 0), 0);
+    assert_int_equal(all.nfiles, n);
+    for (size_t i = 0; i < n; i++)
+        check_file(&all.files[i], names[i], data, len);
+    rh_rx_free(&all);
+}
+
+/* The first sync fails (fsync file-end): the file is not acknowledged, the
+ * sender hears FY_ESTORAGE ("try again later"), the channel closes and
+ * cuts its log back to the last good sync (nothing), and a sender that
+ * comes back is welcomed there and stored. */
 static void test_sync_failure(void **st)
 {
     tstate *t = *st;
@@ -233,16 +274,141 @@ static void test_sync_failure(void **st)
     assert_true(fd >= 0);
     uint64_t seq = w.next_seq;
     assert_int_equal(rh_send_file(fd, w.channel, &seq, "a.bin", data, len, CHUNK), 0);
-    assert_int_equal(rh_wait_ack(fd, seq - 1), -FY_EINTERNAL);
+    assert_int_equal(rh_wait_ack(fd, seq - 1), -FY_ESTORAGE);
     close(fd);
     assert_int_equal(rh_log_count(&t->d, "log sync failed"), 1);
-    /* The log stays failed: the next sender's file is refused, not acked. */
-    fd = sender_retry(t, "sf", &w);
+    /* Back at the durable end (the start): the file again, acknowledged. */
+    fd = sender_back(t, "sf", &w);
     assert_true(fd >= 0);
+    assert_int_equal(w.next_seq, 1);
+    assert_int_equal(rh_log_count(&t->d, "log cut back to its last good sync"), 1);
     seq = w.next_seq;
+    send_acked(fd, &w, &seq, "a.bin", data, len);
+    say_bye(fd);
+    const char *names[] = {"a.bin"};
+    expect_files(t, "sf", names, 1, data, len);
+    free(data);
+    t->ok = true;
+}
+
+/* Issue 21 defect 1: a segment roll whose seal (its fdatasync) fails, and
+ * a later sync of the next segment that succeeds, in the order the sync
+ * worker runs them (a's sync, the roll's seal, b's file-end).  b is never
+ * acknowledged (it used to be: the later sync covered it), the rolled-to
+ * segment is dropped, and b sent again lands after a. */
+static void test_sync_failure_roll(void **st)
+{
+    tstate *t = *st;
+    size_t len = 200000; /* 4 frames; a and b do not fit one segment */
+    uint8_t *data = random_data(len, 62);
+    const char *args[] = {"--max-payload", "65536", "--segment-bytes", "262144", NULL};
+    fy_welcome w;
+
+    setenv("FERRY_TEST_SYNC_FAIL_AFTER", "1", 1);
+    start(t, args);
+    unsetenv("FERRY_TEST_SYNC_FAIL_AFTER");
+    int fd = sender(t, "sr", "", &w);
+    assert_true(fd >= 0);
+    uint64_t seq = w.next_seq;
+    uint64_t a_end = send_acked(fd, &w, &seq, "a.bin", data, len);
+    /* b's frames in one push, so the relay reads them, roll and file-end,
+     * as one batch (as a rule; either way b must not be acknowledged). */
+    int one = 1, zero = 0;
+    assert_int_equal(setsockopt(fd, IPPROTO_TCP, TCP_CORK, &one, sizeof one), 0);
     assert_int_equal(rh_send_file(fd, w.channel, &seq, "b.bin", data, len, CHUNK), 0);
-    assert_int_equal(rh_wait_ack(fd, seq - 1), -FY_EINTERNAL);
+    assert_int_equal(setsockopt(fd, IPPROTO_TCP, TCP_CORK, &zero, sizeof zero), 0);
+    assert_int_equal(rh_wait_ack(fd, seq - 1), -FY_ESTORAGE);
     close(fd);
+    fd = sender_back(t, "sr", &w);
+    assert_true(fd >= 0);
+    assert_int_equal(w.next_seq, a_end + 1); /* the durable end: after a */
+    seq = w.next_seq;
+    send_acked(fd, &w, &seq, "b.bin", data, len);
+    say_bye(fd);
+    const char *names[] = {"a.bin", "b.bin"};
+    expect_files(t, "sr", names, 2, data, len);
+    /* The failure came at the roll: b's frames were past the durable end. */
+    assert_int_equal(rh_log_count(&t->d, "durable_seq=7 "), 2);
+    assert_int_equal(rh_log_count(&t->d, "log sync failed"), 1);
+    assert_int_equal(rh_stop(&t->d, 10000), 0);
+    char ch[600];
+    snprintf(ch, sizeof ch, "%s/channels/sr", t->d.data);
+    fy_check_report cr;
+    assert_int_equal(fy_store_check(ch, 65536, &cr), 0);
+    assert_int_equal(cr.unindexed + cr.torn_bytes, 0);
+    free(data);
+    t->ok = true;
+}
+
+/* --fsync MS: acks go at once (they mean "appended" under an interval);
+ * the interval's sync fails.  It is not retried at the next interval and
+ * called durable: the channel closes, its log is cut back to the last good
+ * sync (a, acknowledged within the interval, is lost as to a power cut),
+ * and a sender that comes back is welcomed there and stored. */
+static void test_sync_failure_interval(void **st)
+{
+    tstate *t = *st;
+    size_t len = 100000;
+    uint8_t *data = random_data(len, 63);
+    const char *args[] = {"--fsync", "50", NULL};
+    fy_welcome w;
+
+    setenv("FERRY_TEST_SYNC_FAIL_AFTER", "0", 1);
+    start(t, args);
+    unsetenv("FERRY_TEST_SYNC_FAIL_AFTER");
+    int fd = sender(t, "si", "", &w);
+    assert_true(fd >= 0);
+    uint64_t seq = w.next_seq;
+    send_acked(fd, &w, &seq, "a.bin", data, len);
+    wait_log(t, "log sync failed", 1);
+    assert_int_equal(rh_wait_ack(fd, seq), -FY_ESTORAGE);
+    close(fd);
+    fd = sender_back(t, "si", &w);
+    assert_true(fd >= 0);
+    assert_int_equal(w.next_seq, 1);
+    seq = w.next_seq;
+    send_acked(fd, &w, &seq, "b.bin", data, len);
+    usleep(200000); /* an interval or more: b's sync ran, and succeeded */
+    say_bye(fd);
+    const char *names[] = {"b.bin"};
+    expect_files(t, "si", names, 1, data, len);
+    assert_int_equal(rh_log_count(&t->d, "log sync failed"), 1);
+    free(data);
+    t->ok = true;
+}
+
+/* A failed sync and then a stop (SIGTERM) at once: the stop cuts the log
+ * back too, so the restarted relay does not take the unsynced tail from
+ * the page cache as stored (its recovery would: the frames look whole). */
+static void test_sync_failure_stop(void **st)
+{
+    tstate *t = *st;
+    size_t len = 100000;
+    uint8_t *data = random_data(len, 64);
+    fy_welcome w;
+
+    setenv("FERRY_TEST_SYNC_FAIL_AFTER", "1", 1);
+    start(t, NULL);
+    unsetenv("FERRY_TEST_SYNC_FAIL_AFTER");
+    int fd = sender(t, "ss", "", &w);
+    assert_true(fd >= 0);
+    uint64_t seq = w.next_seq;
+    uint64_t a_end = send_acked(fd, &w, &seq, "a.bin", data, len);
+    assert_int_equal(rh_send_file(fd, w.channel, &seq, "b.bin", data, len, CHUNK), 0);
+    assert_int_equal(rh_wait_ack(fd, seq - 1), -FY_ESTORAGE);
+    close(fd);
+    int status = rh_stop(&t->d, 10000);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_int_equal(rh_log_count(&t->d, "log cut back to its last good sync"), 1);
+    start(t, NULL);
+    fd = sender(t, "ss", "", &w);
+    assert_true(fd >= 0);
+    assert_int_equal(w.next_seq, a_end + 1);
+    seq = w.next_seq;
+    send_acked(fd, &w, &seq, "b.bin", data, len);
+    say_bye(fd);
+    const char *names[] = {"a.bin", "b.bin"};
+    expect_files(t, "ss", names, 2, data, len);
     free(data);
     t->ok = true;
 }
@@ -260,6 +426,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_write_behind_paced_direct, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_behind_paced_never, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sync_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sync_failure_roll, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sync_failure_interval, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sync_failure_stop, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,7 +2,8 @@
  * test_writebehind.c - the store's write-behind half: the sync worker
  * (fy_syncer) reporting durable positions in order, a roll that leaves the
  * old segment to the worker, an injected failed sync failing the log for
- * good, and recovery of segments whose seal never ran: an open segment
+ * good and the log then cut back to its durable end (fy_log_rewind), the
+ * write-fault hook's torn append cut back, and recovery of segments whose seal never ran: an open segment
  * before the last that was torn is cut and the later segments dropped, an
  * open one that is whole is kept and sealed, a sealed one with a bad
  * frame is still refused, and a log from before the flag (its last segment
@@ -168,6 +169,105 @@ static void test_syncer_failure(void **state)
     fy_syncer_stop(s);
 }
 
+static size_t nsegs(const char *dir);
+
+/* After a failed sync the log is cut back to its durable end
+ * (fy_log_rewind): in the current segment, and across a roll whose seal
+ * is the job that failed (the later segments go; a later sync that
+ * succeeded changes nothing).  Reopened, the log ends there. */
+static void test_rewind(void **state)
+{
+    fix *f = *state;
+    const fy_store_opts o = {.segment_bytes = 4096, .buffered = true};
+    reports r = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    fy_syncer *s;
+    fy_log *l;
+    fy_idx *x;
+    size_t from = 0;
+    uint64_t dropped;
+
+    assert_int_equal(fy_syncer_start(&s), 0);
+    assert_int_equal(fy_store_open(f->dir, &o, &l, &x, NULL), 0);
+    fy_log_set_syncer(l, s, on_synced, &r);
+    append(l, 1, 10, 200); /* 232 bytes a frame: a roll every 17 frames */
+    assert_int_equal(fy_log_sync_start(l), 0);
+    assert_int_equal(fy_log_rewind(l, &dropped), 0); /* not failed: nothing to cut */
+    assert_int_equal(dropped, 0);
+    assert_int_equal(deliver(l, &r, &from), 0);
+    assert_int_equal(fy_log_durable_seq(l), 11);
+    fy_syncer_fail_after(s, 0, -EIO); /* the next job: the seal of the roll at 18 */
+    append(l, 11, 30, 200);           /* rolls at 18 and 35 */
+    assert_int_equal(nsegs(f->dir), 3);
+    assert_int_equal(fy_log_sync_start(l), 0); /* this one succeeds */
+    assert_int_equal(fy_log_sync(l), -EIO);
+    assert_int_equal(deliver(l, &r, &from), -EIO);
+    assert_int_equal(fy_log_durable_seq(l), 11);
+    assert_int_equal(fy_log_rewind(l, &dropped), 0);
+    assert_int_equal(dropped, 30 * 232);
+    assert_int_equal(fy_log_next_seq(l), 11);
+    assert_int_equal(nsegs(f->dir), 1);
+    header_state(f->dir, 1, 1); /* the current segment again: open */
+    t_close(l, x);
+    fy_recovery rep;
+    assert_int_equal(fy_store_open(f->dir, &o, &l, &x, &rep), 0);
+    assert_int_equal(rep.next_seq, 11);
+    assert_int_equal(rep.truncated_bytes, 0);
+    /* And inside the current segment, nothing durable since the open. */
+    fy_log_set_syncer(l, s, on_synced, &r);
+    fy_syncer_fail_after(s, 0, -EIO);
+    append(l, 11, 3, 200);
+    assert_int_equal(fy_log_sync_start(l), 0);
+    assert_int_equal(fy_log_sync(l), -EIO);
+    assert_int_equal(fy_log_rewind(l, &dropped), 0);
+    assert_int_equal(dropped, 3 * 232);
+    t_close(l, x);
+    assert_int_equal(fy_store_open(f->dir, &o, &l, &x, &rep), 0);
+    assert_int_equal(rep.next_seq, 11);
+    t_close(l, x);
+    fy_check_report cr;
+    assert_int_equal(fy_store_check(f->dir, 0, &cr), 0);
+    fy_syncer_stop(s);
+}
+
+/* The write-fault hook: an append that fails part way (inside a frame)
+ * keeps the whole frames before it and cuts the torn rest; once the fault
+ * is over appends go on from there. */
+static void test_write_fault(void **state)
+{
+    fix *f = *state;
+    const fy_store_opts o = {.buffered = true};
+    reports r = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    fy_syncer *s;
+    fy_log *l;
+    fy_idx *x;
+    tframe fr[5];
+    struct iovec v[5];
+    fy_idx_rec rec[5];
+
+    assert_int_equal(fy_syncer_start(&s), 0);
+    assert_int_equal(fy_store_open(f->dir, &o, &l, &x, NULL), 0);
+    fy_log_set_syncer(l, s, on_synced, &r);
+    fy_syncer_write_fault(s, -ENOSPC, 2 * 232 + 100, 0);
+    for (int i = 0; i < 5; i++) {
+        fr[i] = t_frame(1 + (uint64_t)i, 200);
+        v[i] = (struct iovec){fr[i].b, fr[i].len};
+    }
+    assert_int_equal(fy_log_append(l, v, 5, rec), -ENOSPC);
+    assert_int_equal(fy_log_next_seq(l), 3);
+    assert_int_equal(fy_log_end(l).off, 32 + 2 * 232);
+    assert_int_equal(fy_log_append(l, v + 2, 3, rec), 0); /* the fault is over */
+    assert_int_equal(fy_log_next_seq(l), 6);
+    for (int i = 0; i < 5; i++)
+        free(fr[i].b);
+    t_close(l, x);
+    fy_recovery rep;
+    assert_int_equal(fy_store_open(f->dir, &o, &l, &x, &rep), 0);
+    assert_int_equal(rep.next_seq, 6);
+    assert_int_equal(rep.truncated_bytes, 0);
+    t_close(l, x);
+    fy_syncer_stop(s);
+}
+
 /* ---- recovery of segments whose seal never ran ------------------------------- */
 
 static size_t nsegs(const char *dir)
@@ -325,6 +425,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_syncer_order, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_syncer_failure, t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_rewind, t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_write_fault, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_open_torn_cut, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_open_whole_kept, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_sealed_torn_refused, t_setup, t_teardown),
