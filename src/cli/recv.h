@@ -1,9 +1,10 @@
 /*
  * recv.h - `ferry recv`: receive a channel's files into a directory.
  *
- * Each file is written to DIR/.NAME.part, checked (size and SHA-256 from
- * file-end; every frame's CRC32C was checked by the decoder), fsync'd and
- * renamed to DIR/NAME.  A file-begin before the previous file's file-end
+ * Each file is written to a temp file in DIR (partfile.h: DIR/.NAME.part,
+ * or a shortened name for a long NAME; never through a planted symlink),
+ * checked (size and SHA-256 from file-end; every frame's CRC32C was checked
+ * by the decoder), fsync'd and renamed to DIR/NAME.  A file-begin before the previous file's file-end
  * means the sender died mid-file: the partial file is discarded with a
  * warning.  DIR/.ferry-state (state.h) records where to resume.
  *
