@@ -71,7 +71,7 @@
  * log).  A failure is logged; the mirror goes on. */
 void fy__upstream_state_save(upstream *u, bool sync)
 {
-    fy_mirror_state st = {.delta = u->delta, .file_begin = u->fb_local};
+    fy_mirror_state st = {.delta = u->delta, .file_begin = u->fb_local, .epoch = u->up_epoch};
     int rc = fy_mirror_save(u->dir, &st, u->ctx->conf->upstream, sync);
 
     if (rc < 0) {
@@ -87,6 +87,14 @@ int fy__upstream_marked(const char *chan_dir)
     fy_mirror_state st;
 
     return fy_mirror_load(chan_dir, &st);
+}
+
+void fy__upstream_recorded(const char *chan_dir, char *up, size_t cap)
+{
+    fy_mirror_state st;
+
+    (void)fy_mirror_load(chan_dir, &st);
+    snprintf(up, cap, "%s", st.upstream);
 }
 
 /* ---- batches to the writer, in local numbering ---------------------------------- */
@@ -448,6 +456,7 @@ int fy__upstream_new(const fy__ctx *ctx, const fy__chan *chan, fy_actor *writer,
     u->fresh = !fy_mirror_load(u->dir, &st);
     u->delta = st.delta;
     u->fb_local = st.file_begin;
+    u->up_epoch = st.epoch; /* so a restarted edge ahead of its origin is still seen as ahead */
     if (u->fresh && !empty) {
         free(u);
         return -FY_EBUSY;

@@ -166,6 +166,7 @@ static void on_welcome(upstream *u)
     int rc;
     bool ahead = w->ext2 && (w->wflags & FY_WELCOME_F_AHEAD) && !u->fresh && !u->restart;
 
+    bool new_epoch = w->ext2 && w->epoch != u->up_epoch;
     if (w->ext2)
         u->up_epoch = w->epoch;
     if (ahead)
@@ -201,6 +202,8 @@ static void on_welcome(upstream *u)
         fy__upstream_lost(u, FY_LOG_ERROR, fy_strerror(rc));
         return;
     }
+    if (new_epoch) /* for a restart of this edge: an older epoch would look ahead */
+        fy__upstream_state_save(u, true);
     u->st = U_STREAM;
     u->backoff_ms = BACKOFF_MIN_MS;
     if (w->next_seq + 0 > u->origin_next)

@@ -33,18 +33,34 @@ int fy_mirror_load(const char *chan_dir, fy_mirror_state *st)
     FILE *f = fopen(path, "re");
     if (!f)
         return 0;
-    if (fscanf(f, "delta=%" SCNd64 " file_begin=%" SCNu64, &st->delta, &st->file_begin) >= 1)
+    char line[512];
+    if (fgets(line, sizeof line, f) && sscanf(line, "delta=%" SCNd64, &st->delta) == 1)
         rc = 1;
     fclose(f);
-    return rc;
+    if (rc == 0)
+        return 0;
+    /* The fields after delta, each "key=value", in any order. */
+    char *save = NULL;
+    for (char *t = strtok_r(line, " \n", &save); t; t = strtok_r(NULL, " \n", &save)) {
+        if (sscanf(t, "file_begin=%" SCNu64, &st->file_begin) == 1 ||
+            sscanf(t, "epoch=%" SCNu64, &st->epoch) == 1)
+            continue;
+        if (strncmp(t, "upstream=", 9) == 0)
+            snprintf(st->upstream, sizeof st->upstream, "%s", t + 9);
+    }
+    return 1;
 }
 
 int fy_mirror_save(const char *chan_dir, const fy_mirror_state *st, const char *upstream,
                    bool sync)
 {
     char path[4608], tmp[4616], text[400];
-    int n = snprintf(text, sizeof text, "delta=%" PRId64 " file_begin=%" PRIu64 " upstream=%s\n",
+    int n = snprintf(text, sizeof text, "delta=%" PRId64 " file_begin=%" PRIu64 " upstream=%s",
                      st->delta, st->file_begin, upstream);
+    if (n > 0 && (size_t)n < sizeof text)
+        n += st->epoch ? snprintf(text + n, sizeof text - (size_t)n, " epoch=%" PRIu64 "\n",
+                                  st->epoch)
+                       : snprintf(text + n, sizeof text - (size_t)n, "\n");
     int rc = 0;
 
     if (n < 0 || (size_t)n >= sizeof text)

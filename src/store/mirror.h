@@ -6,8 +6,10 @@
  * even while nobody receives); its content is what the upstream actor
  * (actors/upstream.c) needs after a restart: the seq offset between the
  * upstream's numbering and the local one, and where the file in progress
- * began.  One line of text, "delta=N file_begin=S upstream=HOST:PORT", so
- * an operator can read it.  Any thread; the caller serialises writes to
+ * began.  One line of text, "delta=N file_begin=S upstream=HOST:PORT", and
+ * " epoch=E" after it once the upstream's log epoch is known, so an
+ * operator can read it.  The file outlives a restart without --upstream:
+ * the channel stays a mirror (actors/writer.c refuses local senders).  Any thread; the caller serialises writes to
  * one channel's file (its upstream actor alone writes it).
  */
 #ifndef FERRY_STORE_MIRROR_H
@@ -20,13 +22,19 @@
 typedef struct fy_mirror_state {
     int64_t delta;       /* upstream seq - local seq */
     uint64_t file_begin; /* local seq of the file in progress's file-begin, 0 = none */
+    /* The upstream log's epoch the mirrored frames came from (0: unknown),
+     * so an edge restarted after its origin lost frames still says it
+     * (docs/reliability.md, "A receiver ahead of the relay's log"). */
+    uint64_t epoch;
+    /* Load only: the upstream the file names ("" when it names none). */
+    char upstream[256];
 } fy_mirror_state;
 
 /* The state file's path for channel directory chan_dir, into buf. */
 void fy_mirror_path(const char *chan_dir, char *buf, size_t cap);
 
 /* 1 with *st read from chan_dir's state file, 0 when there is none (or it
- * does not begin with a delta).  file_begin is 0 when the file has none. */
+ * does not begin with a delta).  A field the file lacks is 0 (""). */
 int fy_mirror_load(const char *chan_dir, fy_mirror_state *st);
 
 /* Replace the state file whole (a temporary file renamed over it, so a

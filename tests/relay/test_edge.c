@@ -470,6 +470,59 @@ static void test_edge_refused_file(void **state)
     free(g);
 }
 
+/* An edge restarted without --upstream still knows a channel is a mirror
+ * (its state file): a local sender is refused with a text naming the
+ * upstream, receivers get what it holds; with --upstream back, a receiver
+ * from the start gets the origin's files once each and nothing else (it
+ * got a foreign file and every later file twice when the local sender
+ * was let in: issue 21). */
+static void test_edge_mirror_remembered(void **state)
+{
+    world *w = *state;
+    size_t n = 256u << 10;
+    uint8_t *f[3];
+    const char *names[] = {"a.bin", "b.bin", "c.bin"};
+    rh_rx r;
+    fy_welcome wl;
+
+    for (int i = 0; i < 3; i++) {
+        f[i] = malloc(n);
+        assert_non_null(f[i]);
+        rh_fill(f[i], n, 60 + (uint64_t)i);
+    }
+    assert_int_equal(start_edge(&w->edge, &w->origin, "60s"), 0);
+    rx_open(&r, &w->edge, "mm");
+    send_file(&w->origin, "mm", names[0], f[0], n);
+    assert_int_equal(rh_rx_until(&r, 1, 0), 0);
+    rh_rx_free(&r);
+    rh_stop(&w->edge, 5000);
+
+    assert_int_equal(rh_start(&w->edge, NULL), 0); /* no --upstream */
+    int fd = rh_connect(&w->edge);
+    assert_true(fd >= 0);
+    assert_int_equal(rh_hello(fd, FY_ROLE_SENDER, "mm", "", 0, 0, &wl), -FY_EBUSY);
+    close(fd);
+    assert_true(rh_log_count(&w->edge, "runs without --upstream and takes no local sender") >= 1);
+    assert_true(rh_log_count(&w->edge, "mirrored channel opened without --upstream") >= 1);
+    rx_open(&r, &w->edge, "mm"); /* what it holds is served */
+    assert_int_equal(rh_rx_until(&r, 1, 0), 0);
+    check_file(&r, 0, names[0], f[0], n);
+    rh_rx_free(&r);
+    rh_stop(&w->edge, 5000);
+
+    assert_int_equal(start_edge(&w->edge, &w->origin, "60s"), 0);
+    rx_open(&r, &w->edge, "mm");
+    send_file(&w->origin, "mm", names[1], f[1], n);
+    send_file(&w->origin, "mm", names[2], f[2], n);
+    assert_int_equal(rh_rx_until(&r, 3, 0), 0);
+    for (int i = 0; i < 3; i++)
+        check_file(&r, (size_t)i, names[i], f[i], n);
+    assert_int_equal(r.err, 0);
+    rh_rx_free(&r);
+    for (int i = 0; i < 3; i++)
+        free(f[i]);
+}
+
 /* The last receiver leaves: after upstream-linger the edge unsubscribes;
  * the next receiver gets the old files from the edge's log and the new
  * ones after the edge resumes upstream. */
@@ -511,6 +564,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_edge_enoseq_mid_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_edge_refused_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_edge_linger, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_edge_mirror_remembered, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

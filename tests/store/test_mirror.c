@@ -100,6 +100,27 @@ static void test_round_trip(void **state)
     assert_int_equal(access(p, F_OK), -1);
 }
 
+/* The upstream's epoch, once known, follows the upstream; loads give the
+ * upstream back (an edge restarted without --upstream names it). */
+static void test_epoch_upstream(void **state)
+{
+    fix *f = *state;
+    fy_mirror_state in = {.delta = 2, .file_begin = 9, .epoch = 0xabcdef0123ull}, out;
+    char text[256];
+
+    assert_int_equal(fy_mirror_save(f->dir, &in, "127.0.0.1:7000", false), 0);
+    read_text(f, text, sizeof text);
+    assert_string_equal(text, "delta=2 file_begin=9 upstream=127.0.0.1:7000 epoch=737894400291\n");
+    assert_int_equal(fy_mirror_load(f->dir, &out), 1);
+    assert_true(out.delta == 2 && out.file_begin == 9 && out.epoch == 0xabcdef0123ull);
+    assert_string_equal(out.upstream, "127.0.0.1:7000");
+    in.epoch = 0;
+    assert_int_equal(fy_mirror_save(f->dir, &in, "h:1", false), 0);
+    assert_int_equal(fy_mirror_load(f->dir, &out), 1);
+    assert_true(out.epoch == 0);
+    assert_string_equal(out.upstream, "h:1");
+}
+
 static void test_replace(void **state)
 {
     fix *f = *state;
@@ -146,6 +167,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_absent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_epoch_upstream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delta_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_a_state_file, setup, teardown),
