@@ -124,13 +124,15 @@ static bool skip_stored(upstream *u, fy__batch *b)
 static void rebase(upstream *u, uint64_t first_upstream_seq)
 {
     int64_t d = (int64_t)first_upstream_seq - (int64_t)u->rebase_local;
-    u->rebase = false;
+    bool quiet = u->rebase_quiet;
+    u->rebase = u->rebase_quiet = false;
     if (d == u->delta)
         return;
-    fy_klog(FY_LOG_WARN, "upstream stream began inside a file", "channel=%s upstream=%s "
-            "skipped_frames=%lld first_seq=%llu action=\"start at the next file\"", u->name,
-            u->ctx->conf->upstream, (long long)(d - u->delta),
-            (unsigned long long)first_upstream_seq);
+    if (!quiet)
+        fy_klog(FY_LOG_WARN, "upstream stream began inside a file", "channel=%s upstream=%s "
+                "skipped_frames=%lld first_seq=%llu action=\"start at the next file\"", u->name,
+                u->ctx->conf->upstream, (long long)(d - u->delta),
+                (unsigned long long)first_upstream_seq);
     u->delta = d;
     fy__upstream_state_save(u, true);
 }
@@ -143,10 +145,11 @@ void fy__upstream_batch_out(void *arg, fy__batch *b)
     upstream *u = arg;
     bool boundary = false;
 
-    if (u->skip_until && !skip_stored(u, b))
+    if (u->recon ? !fy__upstream_recon(u, b) : u->skip_until && !skip_stored(u, b))
         return;
     if (u->rebase && b->n)
         rebase(u, fy__batch_seq(b, 0));
+    fy__upstream_note_marks(u, b);
     for (uint32_t i = 0; i < b->n; i++) {
         uint64_t seq = (uint64_t)((int64_t)fy__batch_seq(b, i) - u->delta);
         fy_frame_restamp(b->fr[i].iov_base, u->chan_id, seq);
@@ -259,6 +262,7 @@ static void on_digest_err(upstream *u, const fy_msg *m)
     u->ing = NULL;
     u->local_next = u->rebase_local = seq;
     u->skip_until = 0;
+    u->recon = u->seek_begin = false;
     u->rebase = true;
     /* After the batches the writer drops (the mailbox keeps our order). */
     fy__msg_digest_reset(u->writer, u->self);

@@ -282,10 +282,75 @@ static void test_edge_origin_power_loss(void **state)
     check_file(&r, 1, "c.bin", b, nb / 2);
     assert_int_equal(r.err, 0);
     assert_true(rh_log_count(&w->edge, "upstream's log ends before frames this edge stored") >= 1);
+    assert_true(rh_log_count(&w->edge, "upstream sends other files where this edge stored") >= 1);
     assert_true(rh_log_count(&w->origin, "receiver ahead of the log") >= 1);
     rh_rx_free(&r);
     free(a);
     free(b);
+}
+
+/* The origin lost, in a power cut, two files' worth the edge had stored:
+ * b.bin whole and the first half of c.bin.  The same sender sends both
+ * again with the same seqs and bytes (what ferry send --retry does).  The
+ * edge is ahead of the origin's log; it drops b.bin (it has it), continues
+ * its partial c.bin where its log ends, and its receiver gets a, b and c
+ * once each (it got b twice when the edge took the stream up again at the
+ * origin's next file-begin: issue 21). */
+static void test_edge_origin_power_loss_resent(void **state)
+{
+    world *w = *state;
+    size_t n = 1u << 20;
+    uint8_t *f[4];
+    const char *names[] = {"a.bin", "b.bin", "c.bin", "d.bin"};
+    rh_rx r;
+    fy_welcome wl;
+    char port[32], seg[400];
+
+    for (int i = 0; i < 4; i++) {
+        f[i] = malloc(n);
+        assert_non_null(f[i]);
+        rh_fill(f[i], n, 70 + (uint64_t)i);
+    }
+    assert_int_equal(start_edge(&w->edge, &w->origin, "60s"), 0);
+    rx_open(&r, &w->edge, "rp");
+    int fd = rh_connect(&w->origin);
+    assert_true(fd >= 0);
+    assert_int_equal(rh_hello(fd, FY_ROLE_SENDER, "rp", "", 0, 0, &wl), 0);
+    uint64_t seq = wl.next_seq;
+    assert_int_equal(rh_send_file(fd, wl.channel, &seq, names[0], f[0], n, CHUNK), 0);
+    uint64_t b_seq = seq;
+    assert_int_equal(rh_send_file(fd, wl.channel, &seq, names[1], f[1], n, CHUNK), 0);
+    assert_int_equal(rh_wait_ack(fd, seq - 1), 0);
+    send_half(fd, wl.channel, &seq, names[2], f[2], n);
+    assert_int_equal(rh_rx_until(&r, 3, 2 * n + n / 2), 1); /* a, b whole, c's half at the edge */
+    wait_ms(300);
+    close(fd);
+    snprintf(port, sizeof port, "127.0.0.1:%u", w->origin.port);
+    rh_stop(&w->origin, 5000);
+    snprintf(seg, sizeof seg, "%s/channels/rp/%020llu.log", w->origin.data, 1ull);
+    cut_segment_at(seg, b_seq); /* the log ends where b.bin began */
+    const char *args[] = {"--listen", port, NULL};
+    assert_int_equal(rh_start(&w->origin, args), 0);
+
+    fd = rh_connect(&w->origin);
+    assert_true(fd >= 0);
+    assert_int_equal(rh_hello(fd, FY_ROLE_SENDER, "rp", "", 0, 0, &wl), 0);
+    assert_int_equal(wl.next_seq, b_seq);
+    seq = wl.next_seq;
+    for (int i = 1; i < 4; i++) /* b and c again, then a new one */
+        assert_int_equal(rh_send_file(fd, wl.channel, &seq, names[i], f[i], n, CHUNK), 0);
+    assert_int_equal(rh_wait_ack(fd, seq - 1), 0);
+    close(fd);
+    assert_int_equal(rh_rx_until(&r, 4, 0), 0);
+    for (int i = 0; i < 4; i++)
+        check_file(&r, (size_t)i, names[i], f[i], n);
+    assert_int_equal(r.err, 0);
+    assert_true(rh_log_count(&w->edge, "upstream's log ends before frames this edge stored") >= 1);
+    assert_true(rh_log_count(&w->edge, "files_dropped_as_resent=1 local_seq=") >= 1);
+    assert_true(rh_log_count(&w->edge, "partial=continued") >= 1);
+    rh_rx_free(&r);
+    for (int i = 0; i < 4; i++)
+        free(f[i]);
 }
 
 /* The origin's retention dropped what the edge needs next, and its oldest
@@ -560,6 +625,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_edge_tree, setup, teardown),
         cmocka_unit_test_setup_teardown(test_edge_origin_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_edge_origin_power_loss, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_edge_origin_power_loss_resent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_edge_restart_mid_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_edge_enoseq_mid_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_edge_refused_file, setup, teardown),
