@@ -309,6 +309,8 @@ enum fy__msg {
     FY_RM_READY,                      /* relay -> metrics: the acceptor listens */
     /* to a session (last, so the kinds above keep their numbers in traces) */
     FY_RM_ATTACH_MIRROR,              /* the answer to ATTACH on an edge's mirror */
+    /* upstream -> writer -> forwarders (appended: the numbers above stay) */
+    FY_RM_NOTICE,                     /* a mirror skipped frames: DIR/skipped has it */
 };
 
 /* Timer tags. */

@@ -118,6 +118,22 @@ static bool skip_stored(upstream *u, fy__batch *b)
     return true;
 }
 
+/* After FY_ENOSEQ the upstream's frames [u->lost_from, to) never reached
+ * this edge: keep that (DIR/skipped) and tell the receivers, through the
+ * writer, before the frame at local seq at goes to them. */
+static void record_skip(upstream *u, uint64_t at, uint64_t to)
+{
+    fy_mirror_skip s = {.at_seq = at, .up_from = u->lost_from, .up_to = to, .code = FY_ESKIPPED};
+    int rc = fy_mirror_skip_add(u->dir, &s);
+
+    fy_klog(FY_LOG_WARN, "files skipped: the upstream's retention removed them first",
+            "channel=%s upstream=%s upstream_from=%llu upstream_to=%llu at_seq=%llu "
+            "action=\"notice to receivers\"%s%s", u->name, u->ctx->conf->upstream,
+            (unsigned long long)s.up_from, (unsigned long long)to, (unsigned long long)at,
+            rc < 0 ? " record_err=" : "", rc < 0 ? fy_errname(rc) : "");
+    fy__msg_notice(u->writer, at);
+}
+
 /* The first frame of a new stream is stored: frames before it were the
  * rest of a file this edge cannot have (upstream's oldest seq was inside
  * it), so delta moves past them and the local log has no gap. */
@@ -126,6 +142,9 @@ static void rebase(upstream *u, uint64_t first_upstream_seq)
     int64_t d = (int64_t)first_upstream_seq - (int64_t)u->rebase_local;
     bool quiet = u->rebase_quiet;
     u->rebase = u->rebase_quiet = false;
+    if (u->lost_from && first_upstream_seq > u->lost_from)
+        record_skip(u, u->rebase_local, first_upstream_seq);
+    u->lost_from = 0;
     if (d == u->delta)
         return;
     if (!quiet)

@@ -62,6 +62,8 @@ typedef struct upstream {
                              from the first frame stored, so local seqs stay contiguous */
     uint64_t rebase_local; /* the local seq that first stored frame gets */
     bool rebase_quiet;    /* the rebase is a reconcile's (upstream_recon.c logged it) */
+    uint64_t lost_from;   /* after FY_ENOSEQ: the upstream seq we wanted (0: none); the
+                             rebase records what was skipped (DIR/skipped) and tells */
     /* upstream_recon.c: ahead of the upstream's log, frames below skip_until
      * are dropped while they are files this edge has */
     bool recon;

@@ -120,6 +120,8 @@ void fy__upstream_error_frame(upstream *u, const fy_frame *f)
         }
         u->recon = u->seek_begin = false;
         u->restart = true;
+        if (!u->lost_from) /* the rebase records the skip from here */
+            u->lost_from = (uint64_t)((int64_t)u->local_next + u->delta);
         fy_klog(FY_LOG_ERROR, "upstream no longer holds the next seq", "channel=%s upstream=%s "
                 "want_seq=%llu text=%s action=\"start again from the oldest seq upstream "
                 "holds; frames in between are lost on this edge\"", u->name,

@@ -471,6 +471,10 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
     case FY_RM_DAMAGED:
         w->damaged += m->u64[0];
         break;
+    case FY_RM_NOTICE: /* before the batch that holds at_seq: the mailbox keeps the order */
+        for (size_t i = 0; i < w->nfwd; i++)
+            fy__msg_notice(w->fwd[i], m->u64[0]);
+        break;
     case FY_RM_SYNCED:
         fy__writer_synced(w, m->u64[0], m->u64[1], -(int)m->u32);
         break;

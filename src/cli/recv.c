@@ -55,6 +55,7 @@ typedef struct receiver {
     /* progress of the run */
     uint64_t files, bytes, done_seq; /* done_seq: after the last completed file-end */
     uint64_t skipped;       /* frames outside a file (joined mid-file) */
+    uint64_t notices;       /* FY_FT_NOTICE frames: what the relay skipped */
     /* --skip-damaged: a skipped file is counted at its file-end (or at the
      * next file-begin when the frame before it was the damaged one), as
      * after a damaged frame we cannot tell which file the frames are of. */
@@ -269,6 +270,24 @@ static int throttle(receiver *r, uint64_t bytes)
     return 0;
 }
 
+/* An edge relay skipped what its upstream no longer held: say so (the
+ * files are not missing by our fault, and no other receiver of that relay
+ * has them either). */
+static int on_notice(receiver *r, const fy_frame *f)
+{
+    fy_notice v;
+    char q[FY_NOTICE_TEXT_MAX + 8];
+    int rc = fy_notice_decode(f->payload, f->hdr.len, &v);
+    if (rc < 0)
+        return rc;
+    r->notices++;
+    fy_klog(FY_LOG_WARN, "the relay skipped files it never had", "code=%s before_seq=%llu "
+            "upstream_from=%llu upstream_to=%llu text=%s", fy_errname((int)v.code),
+            (unsigned long long)v.at_seq, (unsigned long long)v.up_from,
+            (unsigned long long)v.up_to, fy_klog_q(v.text, q, sizeof q));
+    return 0;
+}
+
 /* Handle one frame; returns 0, a negative error (connection-level, mapped by
  * fy_cli_conn_fail) or a positive exit code (local failure, logged). */
 static int on_frame(receiver *r, const fy_frame *f)
@@ -292,6 +311,8 @@ static int on_frame(receiver *r, const fy_frame *f)
     case FY_FT_FILE_END:
         rc = on_end(r, f);
         break;
+    case FY_FT_NOTICE:
+        return on_notice(r, f);
     case FY_FT_BYE:
         return -ENODATA; /* the relay ended the session */
     default:
@@ -320,6 +341,7 @@ static int start_hello(receiver *r, fy_hello *h)
      * file); a --from-seq past the end stays FY_ENOSEQ.  An older relay
      * refuses the flag: fy_cli_dial drops it. */
     h->flags = o->start == FY_CLI_RECV_FROM_SEQ ? 0 : FY_HELLO_F_AHEAD;
+    h->flags |= FY_HELLO_F_NOTICE; /* an edge relay tells us what it skipped */
     snprintf(h->channel, sizeof h->channel, "%s", o->channel);
     snprintf(h->token, sizeof h->token, "%s", o->token ? o->token : "");
     h->mode = o->start == FY_CLI_RECV_LIVE ? FY_MODE_LIVE : FY_MODE_START;
@@ -648,6 +670,7 @@ int fy_cli_recv_run(const fy_cli_recv_opts *o, fy_cli_recv_result *res)
         r.res.skipped = r.damaged;
         r.res.seconds = secs;
         r.res.next_seq = r.done_seq;
+        r.res.notices = r.notices;
         *res = r.res;
     }
     fy_cli_conn_close(r.k, code == FY_CLI_EXIT_OK);

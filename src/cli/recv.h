@@ -65,6 +65,7 @@ typedef struct fy_cli_recv_result {
     uint64_t skipped;      /* files that failed their check and were skipped */
     double seconds;        /* welcome to the last file-end */
     uint64_t next_seq;     /* after the last completed file's file-end */
+    uint64_t notices;      /* notices from an edge relay: what it skipped (logged) */
     char last_name[FY_NAME_MAX + 1];
     uint8_t last_sha256[FY_SHA256_LEN];
 } fy_cli_recv_result;

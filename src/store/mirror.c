@@ -1,5 +1,6 @@
 /*
- * mirror.c - an edge relay's mirror state file (fy_mirror; see mirror.h).
+ * mirror.c - an edge relay's mirror state file and its record of what it
+ * skipped (fy_mirror; see mirror.h).
  *
  * Storage work kept out of the upstream actor: the actor decides when the
  * state changes and whether the write must be durable, this file owns the
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #define STATE_FILE "upstream"
+#define SKIP_FILE "skipped"
 
 void fy_mirror_path(const char *chan_dir, char *buf, size_t cap)
 {
@@ -79,4 +81,78 @@ int fy_mirror_save(const char *chan_dir, const fy_mirror_state *st, const char *
     if (rc == 0 && rename(tmp, path) < 0)
         rc = -errno;
     return rc;
+}
+
+/* ---- what a mirror skipped ------------------------------------------------------ */
+
+/* Every record of chan_dir's skipped file, oldest first, into out (cap):
+ * the newest cap when there are more.  Count, or -errno (-ENOENT: none). */
+static int skip_read(const char *chan_dir, fy_mirror_skip *out, size_t cap)
+{
+    char path[4608], line[256];
+    size_t n = 0;
+
+    snprintf(path, sizeof path, "%s/%s", chan_dir, SKIP_FILE);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return -errno;
+    while (cap && fgets(line, sizeof line, f)) {
+        fy_mirror_skip s;
+        if (sscanf(line, "at_seq=%" SCNu64 " up_from=%" SCNu64 " up_to=%" SCNu64 " code=%" SCNu32,
+                   &s.at_seq, &s.up_from, &s.up_to, &s.code) != 4)
+            continue; /* not ours: skipped, as an operator's comment would be */
+        if (n == cap) /* keep the newest: drop the oldest */
+            memmove(out, out + 1, (cap - 1) * sizeof *out), n--;
+        out[n++] = s;
+    }
+    fclose(f);
+    return (int)n;
+}
+
+int fy_mirror_skip_add(const char *chan_dir, const fy_mirror_skip *s)
+{
+    fy_mirror_skip recs[FY_MIRROR_SKIPS_MAX];
+    char path[4608], tmp[4616];
+    int n = skip_read(chan_dir, recs, FY_MIRROR_SKIPS_MAX - 1);
+    int rc = 0;
+
+    if (n == -ENOENT)
+        n = 0;
+    if (n < 0)
+        return n;
+    recs[n++] = *s;
+    snprintf(path, sizeof path, "%s/%s", chan_dir, SKIP_FILE);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "we");
+    if (!f)
+        return -errno;
+    for (int i = 0; i < n; i++)
+        fprintf(f, "at_seq=%" PRIu64 " up_from=%" PRIu64 " up_to=%" PRIu64 " code=%" PRIu32 "\n",
+                recs[i].at_seq, recs[i].up_from, recs[i].up_to, recs[i].code);
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0)
+        rc = -errno;
+    if (fclose(f) != 0 && rc == 0)
+        rc = -errno;
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = -errno;
+    if (rc < 0)
+        unlink(tmp);
+    return rc;
+}
+
+int fy_mirror_skip_load(const char *chan_dir, uint64_t from_seq, fy_mirror_skip *out, size_t cap)
+{
+    fy_mirror_skip recs[FY_MIRROR_SKIPS_MAX];
+    int n = skip_read(chan_dir, recs, FY_MIRROR_SKIPS_MAX);
+    size_t k = 0;
+
+    if (n == -ENOENT)
+        return 0;
+    for (int i = 0; i < n; i++)
+        if (recs[i].at_seq >= from_seq)
+            recs[k++] = recs[i];
+    size_t first = k > cap ? k - cap : 0;
+    for (size_t i = first; i < k; i++)
+        out[i - first] = recs[i];
+    return n < 0 ? n : (int)(k - first);
 }

@@ -30,6 +30,28 @@ typedef struct fy_mirror_state {
     char upstream[256];
 } fy_mirror_state;
 
+/* What a mirror skipped: before local seq at_seq, the upstream's frames
+ * [up_from, up_to), which it no longer held (code FY_ESKIPPED: its
+ * retention removed them before this edge mirrored them).  Kept in the
+ * channel's file DIR/skipped, the last FY_MIRROR_SKIPS_MAX, one line each:
+ * "at_seq=N up_from=A up_to=B code=C", so a receiver that crosses at_seq
+ * later (catch-up, a reconnect) is told too (docs/reliability.md). */
+#define FY_MIRROR_SKIPS_MAX 64
+typedef struct fy_mirror_skip {
+    uint64_t at_seq, up_from, up_to;
+    uint32_t code;
+} fy_mirror_skip;
+
+/* Add s to chan_dir's skipped file (the oldest dropped past the maximum),
+ * durably (tmp, fsync, rename).  0 or -errno.  The mirror's actor alone
+ * writes it. */
+int fy_mirror_skip_add(const char *chan_dir, const fy_mirror_skip *s);
+
+/* The records with at_seq >= from_seq, oldest first, at most cap of them
+ * (the newest kept) into out.  Their count (0: none or no file) or -errno.
+ * Any thread. */
+int fy_mirror_skip_load(const char *chan_dir, uint64_t from_seq, fy_mirror_skip *out, size_t cap);
+
 /* The state file's path for channel directory chan_dir, into buf. */
 void fy_mirror_path(const char *chan_dir, char *buf, size_t cap);
 

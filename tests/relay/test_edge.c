@@ -353,10 +353,68 @@ static void test_edge_origin_power_loss_resent(void **state)
         free(f[i]);
 }
 
+/* A receiver on d from the start of ch that asks for notices. */
+static void rx_open_notice(rh_rx *r, const rh_daemon *d, const char *ch)
+{
+    fy_welcome w;
+    memset(r, 0, sizeof *r);
+    r->fd = rh_connect(d);
+    assert_true(r->fd >= 0);
+    assert_int_equal(rh_hello_flags(r->fd, FY_ROLE_RECEIVER, ch, "", FY_MODE_START, 0,
+                                     FY_HELLO_F_NOTICE, &w), 0);
+    r->next_seq = w.next_seq;
+}
+
+/* The notice of what the edge skipped: before the second file, the
+ * origin's seqs from the one after the first file's end on. */
+static void check_notice(const rh_rx *r)
+{
+    assert_int_equal(r->notices, 1);
+    assert_int_equal(r->notice.code, FY_ESKIPPED);
+    assert_int_equal(r->notice.at_seq, r->files[1].begin_seq);
+    assert_int_equal(r->notice.up_from, r->files[0].end_seq + 1);
+    assert_true(r->notice.up_to > r->notice.up_from);
+    assert_non_null(strstr(r->notice.text, "retention"));
+}
+
+/* Does the (small) file at path hold s? */
+static bool file_contains(const char *path, const char *s)
+{
+    char buf[16384];
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    return strstr(buf, s) != NULL;
+}
+
+/* `ferry recv` of n files from the start of ch on d, into a new directory
+ * under d's root; its stderr in *err.  Asserts exit 0. */
+static void ferry_recv(const rh_daemon *d, const char *ch, int n, char *err, size_t cap)
+{
+    char addr[32], out[600], count[16];
+    int st;
+    snprintf(addr, sizeof addr, "127.0.0.1:%u", d->port);
+    snprintf(out, sizeof out, "%s/recv-%s", d->root, ch);
+    snprintf(err, cap, "%s/recv-%s.err", d->root, ch);
+    snprintf(count, sizeof count, "%d", n);
+    const char *argv[] = {FERRY_PATH, "recv", "--server", addr, "--channel", ch, "--out", out,
+                          "--from-start", "--count", count, "--quiet", NULL};
+    pid_t pid = tc_spawn(argv, NULL, NULL, err, false);
+    assert_true(pid > 0);
+    assert_int_equal(tc_wait(pid, 60000, &st), 0);
+    assert_int_equal(tc_exit_code(st), 0);
+}
+
 /* The origin's retention dropped what the edge needs next, and its oldest
  * frame lies inside a file: the edge starts again at the next file-begin
  * (FY_ENOSEQ logged), its log stays gap-free, and a receiver gets the file
- * the edge had and then whole files, the last one included. */
+ * the edge had and then whole files, the last one included.  Receivers
+ * that ask for notices are told what was skipped and why (FY_FT_NOTICE
+ * FY_ESKIPPED), live and later; `ferry recv` logs it (issue 21: only the
+ * edge logged it). */
 static void test_edge_enoseq_mid_file(void **state)
 {
     world *w = *state;
@@ -387,6 +445,8 @@ static void test_edge_enoseq_mid_file(void **state)
         send_file(&w->origin, "rt", name[i], f[i], N);
 
     assert_int_equal(rh_start(&w->edge, eargs), 0);
+    rh_rx live;
+    rx_open_notice(&live, &w->edge, "rt");
     rx_open(&r, &w->edge, "rt");
     for (size_t n = 2; n <= K; n++) {
         assert_int_equal(rh_rx_until(&r, n, 0), 0);
@@ -401,6 +461,20 @@ static void test_edge_enoseq_mid_file(void **state)
     }
     assert_string_equal(r.files[r.nfiles - 1].name, name[K - 1]);
     assert_true(rh_log_count(&w->edge, "upstream no longer holds the next seq") >= 1);
+    assert_int_equal(r.notices, 0); /* not asked for */
+    assert_int_equal(rh_rx_until(&live, 2, 0), 0);
+    check_notice(&live);
+    rh_rx late;
+    rx_open_notice(&late, &w->edge, "rt");
+    assert_int_equal(rh_rx_until(&late, 2, 0), 0);
+    check_notice(&late);
+    char err[700];
+    ferry_recv(&w->edge, "rt", 2, err, sizeof err);
+    assert_true(file_contains(err, "msg=\"the relay skipped files it never had\" "
+                                      "code=FY_ESKIPPED"));
+    assert_true(rh_log_count(&w->edge, "files skipped: the upstream's retention removed them") == 1);
+    rh_rx_free(&late);
+    rh_rx_free(&live);
     rh_rx_free(&r);
     for (int i = 0; i < K; i++)
         free(f[i]);
