@@ -23,16 +23,17 @@
  * file-end does not is one the edge already gave its receivers under that
  * name with other bytes: it is skipped and logged.
  *
- * The ring lives in memory: an edge restarted meanwhile matches its partial
- * file only (by seq), so files the upstream resends after both restarts are
- * new to it (stored again, once).  Everything here runs on the upstream
- * actor's turn.
+ * The ring lives in memory; an edge restarted meanwhile reads it back from
+ * the tail of its own log when it first needs it (rebuild: its last two
+ * segments, a pread per frame, on this actor's turn: rare, and bounded).
+ * Everything here runs on the upstream actor's turn.
  */
 #include <inttypes.h>
 #include <string.h>
 
 #include "ferry/klog.h"
 #include "ferry/proto.h"
+#include "store/mirror.h"
 #include "upstream_int.h"
 
 /* FNV-1a: enough to tell two names apart in a match that also needs the
@@ -90,12 +91,37 @@ static void forget_from(upstream *u, uint64_t q)
             u->done[i].begin = 0;
 }
 
+/* An edge restarted meanwhile remembers no file: read them back from its
+ * log's tail (src/store/mirror.c), numbered with today's delta (a file
+ * stored under an older one then matches nothing, and is stored again). */
+static void rebuild(upstream *u)
+{
+    fy_mirror_file f[RECON_RING], part;
+    int n = fy_mirror_tail_files(u->dir, f, RECON_RING, &part);
+
+    for (int i = 0; i < n; i++) {
+        u->done[u->done_head] = (up_file){.begin = (uint64_t)((int64_t)f[i].begin + u->delta),
+                                          .end = (uint64_t)((int64_t)f[i].end + u->delta),
+                                          .size = f[i].size, .name_h = name_hash(f[i].name)};
+        memcpy(u->done[u->done_head].sha, f[i].sha256, FY_SHA256_LEN);
+        u->done_head = (u->done_head + 1) % RECON_RING;
+        u->done_n += u->done_n < RECON_RING;
+    }
+    if (part.begin && !u->cur.begin)
+        u->cur = (up_file){.begin = (uint64_t)((int64_t)part.begin + u->delta),
+                           .size = part.size, .name_h = name_hash(part.name)};
+    fy_klog(FY_LOG_INFO, "files read back from the log", "channel=%s files=%d partial=%s%s",
+            u->name, n, part.begin ? "yes" : "no", n < 0 ? " (failed)" : "");
+}
+
 /* ---- reconciling -------------------------------------------------------------- */
 
 void fy__upstream_recon_start(upstream *u, uint64_t from_seq)
 {
     uint64_t end = u->skip_until ? u->skip_until : u->local_next;
 
+    if (u->done_n == 0)
+        rebuild(u);
     u->recon_part = u->fb_local ? (uint64_t)((int64_t)u->fb_local + u->delta) : 0;
     u->recon_pf = u->cur.begin == u->recon_part ? u->cur : (up_file){0};
     u->skip_until = end;

@@ -10,12 +10,19 @@
  */
 #include "store/mirror.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "ferry/err.h"
+#include "ferry/proto.h"
+#include "ferry/store.h"
+#include "store/seg.h"
 
 #define STATE_FILE "upstream"
 #define SKIP_FILE "skipped"
@@ -155,4 +162,115 @@ int fy_mirror_skip_load(const char *chan_dir, uint64_t from_seq, fy_mirror_skip 
     for (size_t i = first; i < k; i++)
         out[i - first] = recs[i];
     return n < 0 ? n : (int)(k - first);
+}
+
+/* ---- the files at the log's tail ------------------------------------------------- */
+
+#define TAIL_SEGS 2                    /* the write-behind budget spans at most two */
+#define TAIL_FRAMES_MAX ((uint64_t)1 << 22) /* a bound on the walk, per segment */
+
+/* The bases of chan_dir's last TAIL_SEGS segments, ascending, into b. */
+static int tail_segs(const char *chan_dir, uint64_t b[TAIL_SEGS])
+{
+    DIR *d = opendir(chan_dir);
+    struct dirent *e;
+    int n = 0;
+
+    if (!d)
+        return -errno;
+    while ((e = readdir(d))) {
+        char *end;
+        if (strlen(e->d_name) != 24 || strcmp(e->d_name + 20, ".log") != 0)
+            continue;
+        uint64_t v = strtoull(e->d_name, &end, 10);
+        if (end != e->d_name + 20)
+            continue;
+        if (n < TAIL_SEGS) { /* insertion keeps b ascending */
+            int i = n++;
+            for (; i > 0 && b[i - 1] > v; i--)
+                b[i] = b[i - 1];
+            b[i] = v;
+        } else if (v > b[0]) {
+            int i = 0;
+            for (; i + 1 < TAIL_SEGS && b[i + 1] < v; i++)
+                b[i] = b[i + 1];
+            b[i] = v;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+/* The payload of the frame h at `at` into buf (cap).  0 or -errno. */
+static int tail_payload(fy_logrd *rd, fy_pos at, const fy_frame_hdr *h, uint8_t *buf, size_t cap)
+{
+    fy_pos end = {at.seg, at.off + FY_FRAME_HDR_SIZE + h->len};
+    size_t len;
+    int rc = fy_logrd_seek(rd, at);
+
+    if (rc == 0)
+        rc = fy_logrd_read(rd, end, buf, cap, &len);
+    return rc < 0 ? rc : len == FY_FRAME_HDR_SIZE + h->len ? 0 : -FY_ECORRUPT;
+}
+
+/* One file-begin or file-end at `at` (seq h->seq) into *cur; a completed
+ * file goes to out (the newest cap kept, *n of them). */
+static void tail_mark(fy_logrd *rd, fy_pos at, const fy_frame_hdr *h, fy_mirror_file *cur,
+                      fy_mirror_file *out, size_t cap, size_t *n)
+{
+    uint8_t buf[FY_FRAME_HDR_SIZE + 12 + FY_NAME_MAX];
+    fy_file_begin fb;
+    fy_file_end fe;
+
+    if (tail_payload(rd, at, h, buf, sizeof buf) < 0) {
+        cur->begin = 0;
+        return;
+    }
+    if (h->type == FY_FT_FILE_BEGIN) {
+        *cur = (fy_mirror_file){0};
+        if (fy_file_begin_decode(buf + FY_FRAME_HDR_SIZE, h->len, &fb) == 0) {
+            cur->begin = h->seq;
+            cur->size = fb.size;
+            snprintf(cur->name, sizeof cur->name, "%s", fb.name);
+        }
+        return;
+    }
+    if (cur->begin && fy_file_end_decode(buf + FY_FRAME_HDR_SIZE, h->len, &fe) == 0 &&
+        fe.size == cur->size) {
+        cur->end = h->seq;
+        memcpy(cur->sha256, fe.sha256, sizeof cur->sha256);
+        if (*n == cap)
+            memmove(out, out + 1, (cap - 1) * sizeof *out), (*n)--;
+        out[(*n)++] = *cur;
+    }
+    cur->begin = 0;
+}
+
+int fy_mirror_tail_files(const char *chan_dir, fy_mirror_file *out, size_t cap,
+                         fy_mirror_file *partial)
+{
+    uint64_t segs[TAIL_SEGS];
+    fy_mirror_file cur = {0};
+    fy_logrd *rd;
+    size_t n = 0;
+    int ns = tail_segs(chan_dir, segs);
+
+    *partial = cur;
+    if (ns <= 0 || cap == 0)
+        return ns < 0 ? ns : 0;
+    int rc = fy_logrd_open(chan_dir, &rd);
+    if (rc < 0)
+        return rc;
+    for (int s = 0; s < ns; s++) {
+        fy_pos at = {segs[s], FY__SEG_HDR_SIZE};
+        fy_frame_hdr h;
+        for (uint64_t i = 0; i < TAIL_FRAMES_MAX && fy_logrd_peek(rd, at, &h) == 0; i++) {
+            if (h.type == FY_FT_FILE_BEGIN || h.type == FY_FT_FILE_END)
+                tail_mark(rd, at, &h, &cur, out, cap, &n);
+            at.off += FY_FRAME_HDR_SIZE + h.len;
+        }
+    }
+    fy_logrd_close(rd);
+    *partial = cur;
+    return (int)n;
 }

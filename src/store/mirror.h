@@ -52,6 +52,23 @@ int fy_mirror_skip_add(const char *chan_dir, const fy_mirror_skip *s);
  * Any thread. */
 int fy_mirror_skip_load(const char *chan_dir, uint64_t from_seq, fy_mirror_skip *out, size_t cap);
 
+/* A file in the channel's log, in local seqs (begin 0: none). */
+typedef struct fy_mirror_file {
+    uint64_t begin, end, size;
+    char name[256];
+    uint8_t sha256[32];
+} fy_mirror_file;
+
+/* The last cap files completed in the log of chan_dir (both their
+ * file-begin and file-end in its last two segments), oldest first, and the
+ * file in progress after them into *partial (begin 0: none).  Walks frame
+ * headers (one pread each) and reads the payloads of file-begins and
+ * file-ends, up to a frame that does not check (the end, or a torn tail
+ * the writer is still writing).  For an edge that lost its memory of them
+ * in a restart (actors/upstream_recon.c).  Count, or -errno. */
+int fy_mirror_tail_files(const char *chan_dir, fy_mirror_file *out, size_t cap,
+                         fy_mirror_file *partial);
+
 /* The state file's path for channel directory chan_dir, into buf. */
 void fy_mirror_path(const char *chan_dir, char *buf, size_t cap);
 

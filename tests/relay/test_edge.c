@@ -408,6 +408,71 @@ static void ferry_recv(const rh_daemon *d, const char *ch, int n, char *err, siz
     assert_int_equal(tc_exit_code(st), 0);
 }
 
+/* As above, with the edge restarted too (both lost power): it reads the
+ * files it completed back from its log and still drops the ones the
+ * origin sends again; the sender resends before the edge is back, so only
+ * the origin's epoch, which the edge kept in its state file, shows it is
+ * ahead.  A receiver from the start gets a, b, c, d once each. */
+static void test_edge_power_loss_both(void **state)
+{
+    world *w = *state;
+    size_t n = 1u << 20;
+    uint8_t *f[4];
+    const char *names[] = {"a.bin", "b.bin", "c.bin", "d.bin"};
+    rh_rx r;
+    fy_welcome wl;
+    char port[32], seg[400];
+
+    for (int i = 0; i < 4; i++) {
+        f[i] = malloc(n);
+        assert_non_null(f[i]);
+        rh_fill(f[i], n, 80 + (uint64_t)i);
+    }
+    assert_int_equal(start_edge(&w->edge, &w->origin, "60s"), 0);
+    rx_open(&r, &w->edge, "pb");
+    int fd = rh_connect(&w->origin);
+    assert_true(fd >= 0);
+    assert_int_equal(rh_hello(fd, FY_ROLE_SENDER, "pb", "", 0, 0, &wl), 0);
+    uint64_t seq = wl.next_seq;
+    assert_int_equal(rh_send_file(fd, wl.channel, &seq, names[0], f[0], n, CHUNK), 0);
+    uint64_t b_seq = seq;
+    assert_int_equal(rh_send_file(fd, wl.channel, &seq, names[1], f[1], n, CHUNK), 0);
+    assert_int_equal(rh_wait_ack(fd, seq - 1), 0);
+    send_half(fd, wl.channel, &seq, names[2], f[2], n);
+    assert_int_equal(rh_rx_until(&r, 3, 2 * n + n / 2), 1);
+    wait_ms(300);
+    close(fd);
+    rh_rx_free(&r);
+    rh_stop(&w->edge, 5000);
+    snprintf(port, sizeof port, "127.0.0.1:%u", w->origin.port);
+    rh_stop(&w->origin, 5000);
+    snprintf(seg, sizeof seg, "%s/channels/pb/%020llu.log", w->origin.data, 1ull);
+    cut_segment_at(seg, b_seq);
+    const char *args[] = {"--listen", port, NULL};
+    assert_int_equal(rh_start(&w->origin, args), 0);
+    fd = rh_connect(&w->origin);
+    assert_true(fd >= 0);
+    assert_int_equal(rh_hello(fd, FY_ROLE_SENDER, "pb", "", 0, 0, &wl), 0);
+    assert_int_equal(wl.next_seq, b_seq);
+    seq = wl.next_seq;
+    for (int i = 1; i < 4; i++)
+        assert_int_equal(rh_send_file(fd, wl.channel, &seq, names[i], f[i], n, CHUNK), 0);
+    assert_int_equal(rh_wait_ack(fd, seq - 1), 0);
+    close(fd);
+
+    assert_int_equal(start_edge(&w->edge, &w->origin, "60s"), 0);
+    rx_open(&r, &w->edge, "pb");
+    assert_int_equal(rh_rx_until(&r, 4, 0), 0);
+    for (int i = 0; i < 4; i++)
+        check_file(&r, (size_t)i, names[i], f[i], n);
+    assert_int_equal(r.err, 0);
+    assert_true(rh_log_count(&w->edge, "files read back from the log") >= 1);
+    assert_true(rh_log_count(&w->edge, "files_dropped_as_resent=1 local_seq=") >= 1);
+    rh_rx_free(&r);
+    for (int i = 0; i < 4; i++)
+        free(f[i]);
+}
+
 /* The origin's retention dropped what the edge needs next, and its oldest
  * frame lies inside a file: the edge starts again at the next file-begin
  * (FY_ENOSEQ logged), its log stays gap-free, and a receiver gets the file
@@ -700,6 +765,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_edge_origin_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_edge_origin_power_loss, setup, teardown),
         cmocka_unit_test_setup_teardown(test_edge_origin_power_loss_resent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_edge_power_loss_both, setup, teardown),
         cmocka_unit_test_setup_teardown(test_edge_restart_mid_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_edge_enoseq_mid_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_edge_refused_file, setup, teardown),
