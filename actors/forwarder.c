@@ -51,6 +51,9 @@
 #include "forwarder_int.h"
 #include "msg.h"
 #include "relay/stats.h"
+#include "store/mirror.h"
+
+#define FWD_NOTICES_MAX 16 /* at a welcome: the newest this many a receiver crosses */
 
 static void on_readable(fwd *f);
 
@@ -127,6 +130,31 @@ void fy__fwd_fail(fwd *f, int code, const char *fmt, ...)
 
 /* ---- starting: subscription and look-up --------------------------------------- */
 
+/* To a receiver that asked for notices (FY_HELLO_F_NOTICE): what an edge's
+ * mirror skipped before a seq in [from, to] (src/store/mirror.c). */
+static void notices(fwd *f, uint64_t from, uint64_t to)
+{
+    fy_mirror_skip s[FWD_NOTICES_MAX];
+
+    if (!(f->hflags & FY_HELLO_F_NOTICE))
+        return;
+    int n = fy_mirror_skip_load(f->chan->dir, from, s, FWD_NOTICES_MAX);
+    for (int i = 0; i < n && s[i].at_seq <= to; i++) {
+        fy_notice v = {.code = s[i].code, .at_seq = s[i].at_seq, .up_from = s[i].up_from,
+                       .up_to = s[i].up_to};
+        uint8_t p[32 + FY_NOTICE_TEXT_MAX];
+        size_t len;
+        snprintf(v.text, sizeof v.text, "the upstream's retention removed its seqs %llu..%llu "
+                 "before this relay mirrored them: the files in them are not here",
+                 (unsigned long long)s[i].up_from, (unsigned long long)s[i].up_to - 1);
+        if (fy_notice_encode(&v, p, sizeof p, &len) == 0 &&
+            fy__fwd_ctl_push(f, FY_FT_NOTICE, p, len) == 0)
+            fy_klog(FY_LOG_INFO, "notice to receiver", "peer=%s channel=%s at_seq=%llu "
+                    "code=%s", f->peer, f->chan->name, (unsigned long long)v.at_seq,
+                    fy_errname((int)v.code));
+    }
+}
+
 /* The welcome; to a hello with FY_HELLO_F_AHEAD with the extension (its
  * part fields 0: they are a sender's) and the epoch fields, f->wflags
  * included. */
@@ -146,6 +174,7 @@ static void welcome(fwd *f, uint64_t first_seq, uint64_t start_seq)
 
     if (fy_welcome_encode(&w, p, sizeof p, &n) == 0)
         fy__fwd_ctl_push(f, FY_FT_WELCOME, p, n);
+    notices(f, start_seq, UINT64_MAX);
 }
 
 /* LIVE: from the file-begin of the file in progress, or from the end. */
@@ -575,6 +604,14 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
         break;
     case FY_RM_DRAIN_CUT:
         on_cut(f);
+        break;
+    case FY_RM_NOTICE:
+        /* Before our welcome went out, the welcome's own look at the
+         * file finds it (written before this message was sent). */
+        if (f->st == F_CATCHUP || f->st == F_LIVE) {
+            notices(f, m->u64[0], m->u64[0]);
+            fy__fwd_pump(f);
+        }
         break;
     case FY_RM_SHUTDOWN:
         /* No batch follows (every sender is gone): send what is queued or

@@ -125,6 +125,13 @@ static inline int fy__msg_attach_mirror(fy_actor *to)
     return fy_actor_post(to, FY_RM_ATTACH_MIRROR, 0, 0, 0, NULL, NULL);
 }
 
+/* An edge's mirror skipped frames before local seq at_seq (the record is
+ * in DIR/skipped): upstream -> writer, writer -> each forwarder. */
+static inline int fy__msg_notice(fy_actor *to, uint64_t at_seq)
+{
+    return fy_actor_post(to, FY_RM_NOTICE, 0, at_seq, 0, NULL, NULL);
+}
+
 /* u64[0] = bytes of buffer capacity the writer freed. */
 static inline int fy__msg_credit(fy_actor *to, uint64_t bytes)
 {

@@ -309,6 +309,8 @@ enum fy__msg {
     FY_RM_READY,                      /* relay -> metrics: the acceptor listens */
     /* to a session (last, so the kinds above keep their numbers in traces) */
     FY_RM_ATTACH_MIRROR,              /* the answer to ATTACH on an edge's mirror */
+    /* upstream -> writer -> forwarders (appended: the numbers above stay) */
+    FY_RM_NOTICE,                     /* a mirror skipped frames: DIR/skipped has it */
 };
 
 /* Timer tags. */
@@ -343,6 +345,8 @@ int fy__upstream_new(const fy__ctx *ctx, const fy__chan *chan, fy_actor *writer,
                      uint64_t next_seq, bool empty, fy_actor **out);
 /* 1 when the channel directory holds a mirror's state (any thread). */
 int fy__upstream_marked(const char *chan_dir);
+/* The upstream a mirror's state file names into up ("" when none). */
+void fy__upstream_recorded(const char *chan_dir, char *up, size_t cap);
 
 /* The 16-byte key the connection limits count by: the peer's IP address
  * (IPv4 as ::ffff:a.b.c.d), port left out (any thread).  The acceptor makes

@@ -110,10 +110,20 @@ const fy__pump_fns fy__sender_pump = {consume, read_more, fy__session_closed};
 
 void fy__sender_mirrored(session *s)
 {
+    char up[256];
+
     if (s->st != S_WAIT_ATTACH)
         return;
-    fy__session_fail(s, FY_EBUSY, "channel %s is mirrored from upstream %s", s->chan->name,
-                     s->ctx->conf->upstream);
+    if (s->ctx->conf->upstream[0]) {
+        fy__session_fail(s, FY_EBUSY, "channel %s is mirrored from upstream %s", s->chan->name,
+                         s->ctx->conf->upstream);
+        return;
+    }
+    /* An edge restarted without --upstream: the channel is still a mirror. */
+    fy__upstream_recorded(s->chan->dir, up, sizeof up);
+    fy__session_fail(s, FY_EBUSY, "channel %s is mirrored from upstream %s; this relay runs "
+                     "without --upstream and takes no local sender there: send to %s",
+                     s->chan->name, up[0] ? up : "(unknown)", up[0] ? up : "the origin");
 }
 
 void fy__sender_attached(session *s, fy_msg *m)

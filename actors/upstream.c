@@ -71,7 +71,7 @@
  * log).  A failure is logged; the mirror goes on. */
 void fy__upstream_state_save(upstream *u, bool sync)
 {
-    fy_mirror_state st = {.delta = u->delta, .file_begin = u->fb_local};
+    fy_mirror_state st = {.delta = u->delta, .file_begin = u->fb_local, .epoch = u->up_epoch};
     int rc = fy_mirror_save(u->dir, &st, u->ctx->conf->upstream, sync);
 
     if (rc < 0) {
@@ -87,6 +87,14 @@ int fy__upstream_marked(const char *chan_dir)
     fy_mirror_state st;
 
     return fy_mirror_load(chan_dir, &st);
+}
+
+void fy__upstream_recorded(const char *chan_dir, char *up, size_t cap)
+{
+    fy_mirror_state st;
+
+    (void)fy_mirror_load(chan_dir, &st);
+    snprintf(up, cap, "%s", st.upstream);
 }
 
 /* ---- batches to the writer, in local numbering ---------------------------------- */
@@ -110,19 +118,40 @@ static bool skip_stored(upstream *u, fy__batch *b)
     return true;
 }
 
+/* After FY_ENOSEQ the upstream's frames [u->lost_from, to) never reached
+ * this edge: keep that (DIR/skipped) and tell the receivers, through the
+ * writer, before the frame at local seq at goes to them. */
+static void record_skip(upstream *u, uint64_t at, uint64_t to)
+{
+    fy_mirror_skip s = {.at_seq = at, .up_from = u->lost_from, .up_to = to, .code = FY_ESKIPPED};
+    int rc = fy_mirror_skip_add(u->dir, &s);
+
+    fy_klog(FY_LOG_WARN, "files skipped: the upstream's retention removed them first",
+            "channel=%s upstream=%s upstream_from=%llu upstream_to=%llu at_seq=%llu "
+            "action=\"notice to receivers\"%s%s", u->name, u->ctx->conf->upstream,
+            (unsigned long long)s.up_from, (unsigned long long)to, (unsigned long long)at,
+            rc < 0 ? " record_err=" : "", rc < 0 ? fy_errname(rc) : "");
+    fy__msg_notice(u->writer, at);
+}
+
 /* The first frame of a new stream is stored: frames before it were the
  * rest of a file this edge cannot have (upstream's oldest seq was inside
  * it), so delta moves past them and the local log has no gap. */
 static void rebase(upstream *u, uint64_t first_upstream_seq)
 {
     int64_t d = (int64_t)first_upstream_seq - (int64_t)u->rebase_local;
-    u->rebase = false;
+    bool quiet = u->rebase_quiet;
+    u->rebase = u->rebase_quiet = false;
+    if (u->lost_from && first_upstream_seq > u->lost_from)
+        record_skip(u, u->rebase_local, first_upstream_seq);
+    u->lost_from = 0;
     if (d == u->delta)
         return;
-    fy_klog(FY_LOG_WARN, "upstream stream began inside a file", "channel=%s upstream=%s "
-            "skipped_frames=%lld first_seq=%llu action=\"start at the next file\"", u->name,
-            u->ctx->conf->upstream, (long long)(d - u->delta),
-            (unsigned long long)first_upstream_seq);
+    if (!quiet)
+        fy_klog(FY_LOG_WARN, "upstream stream began inside a file", "channel=%s upstream=%s "
+                "skipped_frames=%lld first_seq=%llu action=\"start at the next file\"", u->name,
+                u->ctx->conf->upstream, (long long)(d - u->delta),
+                (unsigned long long)first_upstream_seq);
     u->delta = d;
     fy__upstream_state_save(u, true);
 }
@@ -135,10 +164,11 @@ void fy__upstream_batch_out(void *arg, fy__batch *b)
     upstream *u = arg;
     bool boundary = false;
 
-    if (u->skip_until && !skip_stored(u, b))
+    if (u->recon ? !fy__upstream_recon(u, b) : u->skip_until && !skip_stored(u, b))
         return;
     if (u->rebase && b->n)
         rebase(u, fy__batch_seq(b, 0));
+    fy__upstream_note_marks(u, b);
     for (uint32_t i = 0; i < b->n; i++) {
         uint64_t seq = (uint64_t)((int64_t)fy__batch_seq(b, i) - u->delta);
         fy_frame_restamp(b->fr[i].iov_base, u->chan_id, seq);
@@ -251,6 +281,7 @@ static void on_digest_err(upstream *u, const fy_msg *m)
     u->ing = NULL;
     u->local_next = u->rebase_local = seq;
     u->skip_until = 0;
+    u->recon = u->seek_begin = false;
     u->rebase = true;
     /* After the batches the writer drops (the mailbox keeps our order). */
     fy__msg_digest_reset(u->writer, u->self);
@@ -448,6 +479,7 @@ int fy__upstream_new(const fy__ctx *ctx, const fy__chan *chan, fy_actor *writer,
     u->fresh = !fy_mirror_load(u->dir, &st);
     u->delta = st.delta;
     u->fb_local = st.file_begin;
+    u->up_epoch = st.epoch; /* so a restarted edge ahead of its origin is still seen as ahead */
     if (u->fresh && !empty) {
         free(u);
         return -FY_EBUSY;

@@ -21,11 +21,21 @@
 #define BACKOFF_MAX_MS 5000
 #define CONNECT_MS 10000     /* connect + hello + welcome must finish within this */
 #define RING 256             /* batches in flight tracked for the lag figures */
+#define RECON_RING 64        /* completed files remembered for upstream_recon.c */
 
 /* Timer tags (this actor's own): the connection generation rides above. */
 enum { TM_RETRY = 1, TM_RECONNECT = 2, TM_CONNECT = 3 };
 
 enum up_st { U_WAIT, U_LINK, U_STREAM, U_DONE };
+
+/* A file as it passed this edge, in upstream seqs (begin 0: none). */
+typedef struct up_file {
+    uint64_t begin, end, size, name_h;
+    uint8_t sha[FY_SHA256_LEN];
+} up_file;
+
+/* What the file the upstream sends again is, while reconciling. */
+enum up_match { RM_NONE, RM_DONE, RM_PART };
 
 typedef struct upstream {
     const fy__ctx *ctx;
@@ -51,6 +61,21 @@ typedef struct upstream {
                              ingest drops frames to the first file-begin and delta is set
                              from the first frame stored, so local seqs stay contiguous */
     uint64_t rebase_local; /* the local seq that first stored frame gets */
+    bool rebase_quiet;    /* the rebase is a reconcile's (upstream_recon.c logged it) */
+    uint64_t lost_from;   /* after FY_ENOSEQ: the upstream seq we wanted (0: none); the
+                             rebase records what was skipped (DIR/skipped) and tells */
+    /* upstream_recon.c: ahead of the upstream's log, frames below skip_until
+     * are dropped while they are files this edge has */
+    bool recon;
+    bool seek_begin;      /* drop up to the next file-begin, then rebase there */
+    enum up_match recon_match;
+    up_file recon_file;   /* RM_DONE: the file it matched */
+    uint64_t recon_part;  /* upstream seq of our partial file's file-begin, 0 = none */
+    up_file recon_pf;     /* that file as it passed (begin 0: unknown, a restarted edge) */
+    uint64_t recon_dups;  /* files dropped as sent again */
+    up_file cur;          /* the file in progress as it passed */
+    up_file done[RECON_RING]; /* the last files completed, a ring */
+    unsigned done_head, done_n;
     bool leaving;         /* linger over: leave at the next file boundary */
     fy__pump pump;        /* the read loop, shared with a sender's session */
     unsigned backoff_ms;
@@ -72,6 +97,18 @@ void fy__upstream_finish(upstream *u, const char *why);
 void fy__upstream_state_save(upstream *u, bool sync);
 /* The ingest's output (fy_ingest_conf.out; arg = the upstream). */
 void fy__upstream_batch_out(void *arg, fy__batch *b);
+
+/* ---- upstream_recon.c ------------------------------------------------------ */
+
+/* Record the file-begins and file-ends of batch b, which passes to the
+ * writer (before its frames are restamped). */
+void fy__upstream_note_marks(upstream *u, const fy__batch *b);
+/* The upstream starts us at from_seq, before our end (FY_WELCOME_F_AHEAD):
+ * reconcile from there, keeping delta. */
+void fy__upstream_recon_start(upstream *u, uint64_t from_seq);
+/* Drop the front of b that this edge has; false when nothing is left (b
+ * is gone then and its buffers count as credited). */
+bool fy__upstream_recon(upstream *u, fy__batch *b);
 
 /* ---- upstream_link.c ------------------------------------------------------ */
 

@@ -118,7 +118,10 @@ void fy__upstream_error_frame(upstream *u, const fy_frame *f)
             u->local_next = u->skip_until;
             u->skip_until = u->fb_local = 0;
         }
+        u->recon = u->seek_begin = false;
         u->restart = true;
+        if (!u->lost_from) /* the rebase records the skip from here */
+            u->lost_from = (uint64_t)((int64_t)u->local_next + u->delta);
         fy_klog(FY_LOG_ERROR, "upstream no longer holds the next seq", "channel=%s upstream=%s "
                 "want_seq=%llu text=%s action=\"start again from the oldest seq upstream "
                 "holds; frames in between are lost on this edge\"", u->name,
@@ -137,24 +140,25 @@ void fy__upstream_error_frame(upstream *u, const fy_frame *f)
 
 /* The upstream's log ends before frames this edge stored (a power loss
  * took them after they were sent): what the upstream numbers from
- * w->next_seq on may be other frames.  The edge's log cannot be cut back
- * (its receivers have those frames), so it goes on as after FY_ENOSEQ: a
- * new delta from its own end, the partial file left unfinished (local
- * receivers discard it at the next file-begin), the stream taken up at
- * the upstream's next file-begin -- at once when it starts us at the
- * begin of our partial file (docs/reliability.md). */
+ * w->next_seq on may be the same files again or other ones.  The edge's
+ * log cannot be cut back (its receivers have those frames), so it takes
+ * the stream from there with a fresh ingest and reconciles
+ * (upstream_recon.c): files it has are dropped, its partial file is
+ * continued when the upstream sends it again, and the first other file
+ * is stored from its own end on (docs/reliability.md). */
 static void on_ahead(upstream *u, const fy_welcome *w)
 {
+    uint64_t end = u->skip_until ? u->skip_until : u->local_next;
+
     fy_klog(FY_LOG_WARN, "upstream's log ends before frames this edge stored", "channel=%s "
-            "upstream=%s wanted_seq=%llu upstream_seq=%llu local_seq=%llu action=\"leave the "
-            "partial file unfinished, go on from the upstream's next file-begin\"", u->name,
-            u->ctx->conf->upstream, (unsigned long long)((int64_t)u->local_next + u->delta),
-            (unsigned long long)w->next_seq, (unsigned long long)u->local_next);
-    if (u->skip_until) { /* the new delta counts from the log's end */
-        u->local_next = u->skip_until;
-        u->skip_until = u->fb_local = 0;
-    }
-    u->restart = true;
+            "upstream=%s wanted_seq=%llu upstream_seq=%llu local_seq=%llu action=\"drop the "
+            "files it sends again, store from the first other file on\"", u->name,
+            u->ctx->conf->upstream, (unsigned long long)((int64_t)end + u->delta),
+            (unsigned long long)w->next_seq, (unsigned long long)end);
+    fy_ingest_stop(u->ing); /* its stream is over; in-flight credit is forgotten */
+    fy_ingest_free(u->ing);
+    u->ing = NULL;
+    fy__upstream_recon_start(u, w->next_seq);
 }
 
 /* Welcomed: from here on the socket's bytes go to the ingest. */
@@ -166,6 +170,7 @@ static void on_welcome(upstream *u)
     int rc;
     bool ahead = w->ext2 && (w->wflags & FY_WELCOME_F_AHEAD) && !u->fresh && !u->restart;
 
+    bool new_epoch = w->ext2 && w->epoch != u->up_epoch;
     if (w->ext2)
         u->up_epoch = w->epoch;
     if (ahead)
@@ -192,7 +197,8 @@ static void on_welcome(upstream *u)
         fy_ingest_conf c = {.pool = u->ctx->pool, .max_payload = u->ctx->conf->max_payload,
                             .budget = u->ctx->conf->channel_budget, .channel = w->channel,
                             .next_seq = (uint64_t)((int64_t)u->local_next + u->delta),
-                            .out = fy__upstream_batch_out, .arg = u, .skip_partial = u->rebase};
+                            .out = fy__upstream_batch_out, .arg = u,
+                            .skip_partial = u->rebase || u->recon};
         rc = fy_ingest_new(&c, rest, n, &u->ing);
     } else {
         rc = fy_ingest_restart(u->ing, w->channel, rest, n);
@@ -201,6 +207,8 @@ static void on_welcome(upstream *u)
         fy__upstream_lost(u, FY_LOG_ERROR, fy_strerror(rc));
         return;
     }
+    if (new_epoch) /* for a restart of this edge: an older epoch would look ahead */
+        fy__upstream_state_save(u, true);
     u->st = U_STREAM;
     u->backoff_ms = BACKOFF_MIN_MS;
     if (w->next_seq + 0 > u->origin_next)

@@ -25,7 +25,8 @@
  * On an edge relay (--upstream) a channel with receivers and no sender is
  * mirrored: the writer starts an upstream actor (actors/upstream.c) and
  * gives it the sender slot, and ends it upstream-linger after the last
- * receiver left.
+ * receiver left.  The mirror's state file marks the channel for good: a
+ * local sender is refused there, with or without --upstream.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -523,6 +524,10 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
     case FY_RM_DAMAGED:
         w->damaged += m->u64[0];
         break;
+    case FY_RM_NOTICE: /* before the batch that holds at_seq: the mailbox keeps the order */
+        for (size_t i = 0; i < w->nfwd; i++)
+            fy__msg_notice(w->fwd[i], m->u64[0]);
+        break;
     case FY_RM_SYNCED:
         fy__writer_synced(w, m->u64[0], m->u64[1], -(int)m->u32);
         break;
@@ -596,7 +601,12 @@ int fy__writer_new(const fy__ctx *ctx, const fy__chan *chan, fy_log *log, fy_idx
     w->log = log;
     w->first_seq = fy_log_first_seq(log);
     fy__writer_find_part(w, idx);
-    w->mirrored = ctx->conf->upstream[0] && fy__upstream_marked(chan->dir);
+    /* A mirror stays one without --upstream: a local sender's frames in it
+     * would reach its receivers between the origin's (issue 21). */
+    w->mirrored = fy__upstream_marked(chan->dir);
+    if (w->mirrored && !ctx->conf->upstream[0])
+        fy_klog(FY_LOG_WARN, "mirrored channel opened without --upstream", "channel=%s "
+                "action=\"serve what it holds, refuse local senders\"", chan->name);
     fy_actor_opts o = {.fn = handle, .dtor = dtor, .state = w, .kind = FY_KIND_WRITER,
                        .label = chan->name};
     if ((rc = fy_actor_new(ctx->sched, &o, &w->self)) < 0) {

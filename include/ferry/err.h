@@ -39,8 +39,9 @@
     X(FY_ELIMIT,     1024, "relay limit reached")                           \
     X(FY_ETIMEOUT,   1025, "peer idle too long")                            \
     X(FY_ETLS,       1026, "TLS failed (handshake, certificate or record)") \
-    X(FY_ETLSREQ,    1027, "this relay requires TLS")                       \
-    X(FY_ESTORAGE,   1030, "relay storage failed, try again later")
+    X(FY_ETLSREQ,    1027, "this relay requires TLS")                        \
+    X(FY_ESTORAGE,   1030, "relay storage failed, try again later")          \
+    X(FY_ESKIPPED,   1070, "files skipped: the upstream relay no longer held them")
 
 enum fy_err {
 #define FY__ERR_ENUM(name, num, msg) name = num,

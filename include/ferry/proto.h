@@ -47,7 +47,9 @@ enum fy_frame_type {
     FY_FT_PING = 8,
     FY_FT_PONG = 9,
     FY_FT_BYE = 10,
-    FY_FT_MAX_ = 10
+    /* 48-55: an edge relay's notices (docs/protocol.md, "Notices") */
+    FY_FT_NOTICE = 48,    /* relay->receiver: what the relay could not deliver, and why */
+    FY_FT_MAX_ = 48       /* the highest number; numbers in between may be unused */
 };
 
 /* Decoded header. On the wire (little-endian, packed):
@@ -86,7 +88,10 @@ enum fy_mode {
  * the extension and the epoch fields (docs/protocol.md, "A receiver ahead
  * of the log"). */
 #define FY_HELLO_F_AHEAD 0x0002u
-#define FY_HELLO_F_KNOWN (FY_HELLO_F_RESUME | FY_HELLO_F_AHEAD)
+/* A receiver that takes notice frames (FY_FT_NOTICE): files an edge relay
+ * skipped and why.  Without it the relay sends none. */
+#define FY_HELLO_F_NOTICE 0x4000u
+#define FY_HELLO_F_KNOWN (FY_HELLO_F_RESUME | FY_HELLO_F_AHEAD | FY_HELLO_F_NOTICE)
 #define FY_HELLO_MAX (16u + FY_NAME_MAX + FY_TOKEN_MAX + 16u)
 
 /* Welcome flags (the epoch fields' u32). */
@@ -150,6 +155,18 @@ typedef struct fy_error {
     char text[FY_ERRTEXT_MAX + 1];
 } fy_error;
 
+/* A notice (relay->receiver, to a hello with FY_HELLO_F_NOTICE): before the
+ * stream frame at_seq, the relay skipped what its upstream numbered
+ * [up_from, up_to) -- files it never had, for the reason code says
+ * (FY_ESKIPPED: the upstream's retention removed them first). */
+#define FY_NOTICE_TEXT_MAX 512u
+typedef struct fy_notice {
+    uint32_t code;      /* FY_E* number: why */
+    uint64_t at_seq;    /* the first stream seq after what was skipped */
+    uint64_t up_from, up_to;
+    char text[FY_NOTICE_TEXT_MAX + 1];
+} fy_notice;
+
 /* ---- headers ------------------------------------------------------------ */
 
 /* Fill out[0..31] from h; computes hcrc (h->crc must already be set).
@@ -206,6 +223,8 @@ int fy_ack_encode(const fy_ack *v, uint8_t *out, size_t cap, size_t *len);
 int fy_ack_decode(const uint8_t *p, size_t n, fy_ack *v);
 int fy_error_encode(const fy_error *v, uint8_t *out, size_t cap, size_t *len);
 int fy_error_decode(const uint8_t *p, size_t n, fy_error *v);
+int fy_notice_encode(const fy_notice *v, uint8_t *out, size_t cap, size_t *len);
+int fy_notice_decode(const uint8_t *p, size_t n, fy_notice *v);
 
 /* A channel or file name: 1..FY_NAME_MAX bytes of [A-Za-z0-9._-], not
  * starting with '.', so it is always safe as one path component.

@@ -24,6 +24,7 @@
 
 #include "cli/conn.h"
 #include "cli/cliexit.h"
+#include "cli/partfile.h"
 #include "cli/progress.h"
 #include "cli/retry.h"
 #include "cli/state.h"
@@ -46,15 +47,15 @@ typedef struct receiver {
     uint64_t expect;        /* next stream seq */
     /* the file being received */
     bool in_file;
-    int fd;
+    fy_cli_part pf;         /* its temp file (partfile.h) */
     char name[FY_NAME_MAX + 1];
-    char part[FY_NAME_MAX + 8];
     uint64_t size, got;
     uint64_t part_seq;      /* its file-begin's seq */
     double t0;
     /* progress of the run */
     uint64_t files, bytes, done_seq; /* done_seq: after the last completed file-end */
     uint64_t skipped;       /* frames outside a file (joined mid-file) */
+    uint64_t notices;       /* FY_FT_NOTICE frames: what the relay skipped */
     /* --skip-damaged: a skipped file is counted at its file-end (or at the
      * next file-begin when the frame before it was the damaged one), as
      * after a damaged frame we cannot tell which file the frames are of. */
@@ -83,8 +84,7 @@ static void discard_part(receiver *r)
 {
     if (!r->in_file)
         return;
-    close(r->fd);
-    unlinkat(r->dirfd, r->part, 0);
+    fy_cli_part_discard(&r->pf);
     r->in_file = false;
     fy_cli_progress_abort(&r->prog);
 }
@@ -122,10 +122,10 @@ static int on_begin(receiver *r, const fy_frame *f)
         r->damaged++; /* the damaged frame ended the skipped file */
     r->skipping = false;
     snprintf(r->name, sizeof r->name, "%s", fb.name);
-    snprintf(r->part, sizeof r->part, ".%s.part", fb.name);
-    r->fd = openat(r->dirfd, r->part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (r->fd < 0)
-        return local_fail(r, "openat", r->part, -errno);
+    const char *call;
+    rc = fy_cli_part_open(&r->pf, r->dirfd, fb.name, &call);
+    if (rc < 0)
+        return local_fail(r, call, r->pf.tmp[0] ? r->pf.tmp : fb.name, rc);
     r->in_file = true;
     r->part_seq = f->hdr.seq;
     r->size = fb.size;
@@ -184,9 +184,9 @@ static int on_data(receiver *r, const fy_frame *f)
                 r->name, (unsigned long long)r->size);
         return skip_damaged(r, -FY_ESIZE, "file is longer than its file-begin said", false);
     }
-    int rc = fy_fd_write_all(r->fd, f->payload, f->hdr.len);
+    int rc = fy_fd_write_all(r->pf.fd, f->payload, f->hdr.len);
     if (rc < 0)
-        return local_fail(r, "write", r->part, rc);
+        return local_fail(r, "write", r->pf.tmp, rc);
     fy_sha256_update(r->sha, f->payload, f->hdr.len);
     r->got += f->hdr.len;
     r->unacked += f->hdr.len;
@@ -223,18 +223,10 @@ static int on_end(receiver *r, const fy_frame *f)
                 want, got);
         return skip_damaged(r, -FY_EDIGEST, "file SHA-256 mismatch", true);
     }
-    if (fsync(r->fd) != 0)
-        return local_fail(r, "fsync", r->part, -errno);
-    if (close(r->fd) != 0) {
-        r->fd = -1;
-        return local_fail(r, "close", r->part, -errno);
-    }
+    const char *call;
     r->in_file = false;
-    if (renameat(r->dirfd, r->part, r->dirfd, r->name) != 0) {
-        int err = -errno;
-        unlinkat(r->dirfd, r->part, 0);
-        return local_fail(r, "renameat", r->name, err);
-    }
+    if ((rc = fy_cli_part_commit(&r->pf, &call)) < 0)
+        return local_fail(r, call, strcmp(call, "renameat") ? r->pf.tmp : r->name, rc);
     double now = fy_cli_progress_now();
     r->files++;
     r->bytes += r->size;
@@ -278,6 +270,24 @@ static int throttle(receiver *r, uint64_t bytes)
     return 0;
 }
 
+/* An edge relay skipped what its upstream no longer held: say so (the
+ * files are not missing by our fault, and no other receiver of that relay
+ * has them either). */
+static int on_notice(receiver *r, const fy_frame *f)
+{
+    fy_notice v;
+    char q[FY_NOTICE_TEXT_MAX + 8];
+    int rc = fy_notice_decode(f->payload, f->hdr.len, &v);
+    if (rc < 0)
+        return rc;
+    r->notices++;
+    fy_klog(FY_LOG_WARN, "the relay skipped files it never had", "code=%s before_seq=%llu "
+            "upstream_from=%llu upstream_to=%llu text=%s", fy_errname((int)v.code),
+            (unsigned long long)v.at_seq, (unsigned long long)v.up_from,
+            (unsigned long long)v.up_to, fy_klog_q(v.text, q, sizeof q));
+    return 0;
+}
+
 /* Handle one frame; returns 0, a negative error (connection-level, mapped by
  * fy_cli_conn_fail) or a positive exit code (local failure, logged). */
 static int on_frame(receiver *r, const fy_frame *f)
@@ -301,6 +311,8 @@ static int on_frame(receiver *r, const fy_frame *f)
     case FY_FT_FILE_END:
         rc = on_end(r, f);
         break;
+    case FY_FT_NOTICE:
+        return on_notice(r, f);
     case FY_FT_BYE:
         return -ENODATA; /* the relay ended the session */
     default:
@@ -329,6 +341,7 @@ static int start_hello(receiver *r, fy_hello *h)
      * file); a --from-seq past the end stays FY_ENOSEQ.  An older relay
      * refuses the flag: fy_cli_dial drops it. */
     h->flags = o->start == FY_CLI_RECV_FROM_SEQ ? 0 : FY_HELLO_F_AHEAD;
+    h->flags |= FY_HELLO_F_NOTICE; /* an edge relay tells us what it skipped */
     snprintf(h->channel, sizeof h->channel, "%s", o->channel);
     snprintf(h->token, sizeof h->token, "%s", o->token ? o->token : "");
     h->mode = o->start == FY_CLI_RECV_LIVE ? FY_MODE_LIVE : FY_MODE_START;
@@ -400,7 +413,7 @@ static int on_ahead(receiver *r, const fy_welcome *w, uint64_t wanted)
             "wanted_seq=%llu from_seq=%llu epoch_seq=%llu partial=%s "
             "action=\"discard the partial file, keep completed files, continue from from_seq\"",
             (unsigned long long)wanted, (unsigned long long)w->next_seq,
-            (unsigned long long)w->epoch_seq, r->in_file ? r->part : "none");
+            (unsigned long long)w->epoch_seq, r->in_file ? r->pf.tmp : "none");
     discard_part(r);
     r->skipping = false;
     r->expect = w->next_seq;
@@ -559,7 +572,7 @@ static bool redial_lost(receiver *r, dialer *d, int *rc, uint64_t expect0, doubl
     fy_klog(FY_LOG_WARN, "connection to relay lost: reconnecting", "server=%s during=%s "
             "err=%s reason=%s resume_seq=%llu partial=%s attempt=%u of=%u", o->server, d->what,
             fy_errname(*rc), fy_klog_q(fy_strerror(*rc), q, sizeof q),
-            (unsigned long long)r->expect, r->in_file ? r->part : "none", d->rt.failed + 1,
+            (unsigned long long)r->expect, r->in_file ? r->pf.tmp : "none", d->rt.failed + 1,
             d->rt.max);
     fy_cli_conn_close(r->k, false);
     r->k = NULL;
@@ -624,7 +637,8 @@ static int session(receiver *r)
 
 int fy_cli_recv_run(const fy_cli_recv_opts *o, fy_cli_recv_result *res)
 {
-    receiver r = {.o = o, .dirfd = -1, .fd = -1};
+    receiver r = {.o = o, .dirfd = -1};
+    fy_cli_part_init(&r.pf);
     fy_cli_progress_init(&r.prog, o->progress, o->json);
     int code = open_dir(&r);
     if (code == FY_CLI_EXIT_OK)
@@ -639,7 +653,7 @@ int fy_cli_recv_run(const fy_cli_recv_opts *o, fy_cli_recv_result *res)
                 "files_completed=%llu skipped=%llu last_completed=%s partial_removed=%s "
                 "resume_seq=%llu exit=%d", (unsigned long long)r.files,
                 (unsigned long long)r.damaged, r.files ? r.res.last_name : "none",
-                had_part ? r.part : "none", (unsigned long long)r.done_seq, code);
+                had_part ? r.pf.tmp : "none", (unsigned long long)r.done_seq, code);
     double secs = (r.last_end_t > 0 ? r.last_end_t : fy_cli_progress_now()) - r.welcome_t;
     if (r.welcome_t == 0)
         secs = 0;
@@ -656,6 +670,7 @@ int fy_cli_recv_run(const fy_cli_recv_opts *o, fy_cli_recv_result *res)
         r.res.skipped = r.damaged;
         r.res.seconds = secs;
         r.res.next_seq = r.done_seq;
+        r.res.notices = r.notices;
         *res = r.res;
     }
     fy_cli_conn_close(r.k, code == FY_CLI_EXIT_OK);

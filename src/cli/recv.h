@@ -1,9 +1,10 @@
 /*
  * recv.h - `ferry recv`: receive a channel's files into a directory.
  *
- * Each file is written to DIR/.NAME.part, checked (size and SHA-256 from
- * file-end; every frame's CRC32C was checked by the decoder), fsync'd and
- * renamed to DIR/NAME.  A file-begin before the previous file's file-end
+ * Each file is written to a temp file in DIR (partfile.h: DIR/.NAME.part,
+ * or a shortened name for a long NAME; never through a planted symlink),
+ * checked (size and SHA-256 from file-end; every frame's CRC32C was checked
+ * by the decoder), fsync'd and renamed to DIR/NAME.  A file-begin before the previous file's file-end
  * means the sender died mid-file: the partial file is discarded with a
  * warning.  DIR/.ferry-state (state.h) records where to resume.
  *
@@ -64,6 +65,7 @@ typedef struct fy_cli_recv_result {
     uint64_t skipped;      /* files that failed their check and were skipped */
     double seconds;        /* welcome to the last file-end */
     uint64_t next_seq;     /* after the last completed file's file-end */
+    uint64_t notices;      /* notices from an edge relay: what it skipped (logged) */
     char last_name[FY_NAME_MAX + 1];
     uint8_t last_sha256[FY_SHA256_LEN];
 } fy_cli_recv_result;

@@ -88,13 +88,22 @@ int fy_cli_dial(const char *server, int timeout_ms, const fy_cli_tls *tls, fy_cl
         *what = "hello";
         rc = fy_cli_conn_hello(*k, &hh, timeout_ms, w);
         /* An older relay refuses a flag bit it does not know (FY_EPAYLOAD),
-         * or the hello the AHEAD fields made longer than it allows. */
-        if ((rc != -FY_EPAYLOAD && rc != -FY_EOVERSIZE) || !hh.flags || round > 0)
+         * or the hello the AHEAD fields made longer than it allows.  The
+         * newest flag goes first, so a relay that knows the resume flags
+         * keeps them. */
+        if ((rc != -FY_EPAYLOAD && rc != -FY_EOVERSIZE) || !hh.flags || round > 1)
             return rc;
-        fy_klog(FY_LOG_INFO, "relay does not know the resume flags: saying hello without them",
-                "server=%s effect=\"a lost connection restarts the file in progress; a receiver "
-                "ahead of the relay's log gets FY_ENOSEQ\"", server);
-        hh.flags = 0;
+        if (round == 0 && (hh.flags & FY_HELLO_F_NOTICE) && (hh.flags & ~FY_HELLO_F_NOTICE)) {
+            fy_klog(FY_LOG_INFO, "relay does not know notices: saying hello without them",
+                    "server=%s effect=\"an edge relay's skipped files are not reported\"",
+                    server);
+            hh.flags &= (uint16_t)~FY_HELLO_F_NOTICE;
+        } else {
+            fy_klog(FY_LOG_INFO, "relay does not know the resume flags: saying hello without "
+                    "them", "server=%s effect=\"a lost connection restarts the file in "
+                    "progress; a receiver ahead of the relay's log gets FY_ENOSEQ\"", server);
+            hh.flags = 0;
+        }
         fy_cli_conn_close(*k, false);
         *k = NULL;
     }

@@ -83,6 +83,12 @@ static void payload_round_trip(uint8_t type, const uint8_t *p, size_t n)
             erc = fy_error_encode(&v, out, sizeof out, &len);
         break;
     }
+    case FY_FT_NOTICE: {
+        fy_notice v;
+        if ((rc = fy_notice_decode(p, n, &v)) == 0)
+            erc = fy_notice_encode(&v, out, sizeof out, &len);
+        break;
+    }
     default:
         return;
     }

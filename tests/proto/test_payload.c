@@ -40,6 +40,7 @@ static int fbegin_dec(const uint8_t *p, size_t n, void *v) { return fy_file_begi
 static int fend_dec(const uint8_t *p, size_t n, void *v) { return fy_file_end_decode(p, n, v); }
 static int ack_dec(const uint8_t *p, size_t n, void *v) { return fy_ack_decode(p, n, v); }
 static int error_dec(const uint8_t *p, size_t n, void *v) { return fy_error_decode(p, n, v); }
+static int notice_dec(const uint8_t *p, size_t n, void *v) { return fy_notice_decode(p, n, v); }
 
 /* ---- names ---------------------------------------------------------------- */
 
@@ -556,10 +557,44 @@ static void test_error(void **state)
     assert_int_equal(fy_error_decode(b, sizeof b, &g), -FY_EPAYLOAD);
 }
 
+/* An edge's notice: the fields round-trip; a reversed range, seq 0, a NUL
+ * in the text and a reserved bit are refused. */
+static void test_notice(void **state)
+{
+    (void)state;
+    uint8_t b[32 + FY_NOTICE_TEXT_MAX];
+    size_t n;
+    fy_notice v = {.code = FY_ESKIPPED, .at_seq = 19, .up_from = 100, .up_to = 250}, g;
+    strcpy(v.text, "removed by the upstream's retention");
+    assert_int_equal(fy_notice_encode(&v, b, sizeof b, &n), 0);
+    assert_int_equal(n, 32 + strlen(v.text));
+    assert_int_equal(fy_frame_payload_max(FY_FT_NOTICE, FY_PAYLOAD_MAX_DEFAULT), sizeof b);
+    assert_string_equal(fy_frame_type_name(FY_FT_NOTICE), "notice");
+    assert_string_equal(fy_frame_type_name(47), "unknown");
+    memset(&g, 0xee, sizeof g);
+    assert_int_equal(fy_notice_decode(b, n, &g), 0);
+    assert_true(g.code == FY_ESKIPPED && g.at_seq == 19 && g.up_from == 100 && g.up_to == 250);
+    assert_string_equal(g.text, v.text);
+    check_prefixes_and_trailing(b, n, notice_dec, &g);
+    assert_int_equal(fy_notice_encode(&v, b, n - 1, &n), -ENOBUFS);
+    v.up_to = 99;
+    assert_int_equal(fy_notice_encode(&v, b, sizeof b, &n), -EINVAL);
+    v.up_to = 250;
+    assert_int_equal(fy_notice_encode(&v, b, sizeof b, &n), 0);
+    b[6] = 1; /* reserved */
+    assert_int_equal(fy_notice_decode(b, n, &g), -FY_EPAYLOAD);
+    b[6] = 0;
+    b[32] = 0; /* a NUL in the text */
+    assert_int_equal(fy_notice_decode(b, n, &g), -FY_EPAYLOAD);
+    memset(b + 8, 0, 8); /* at_seq 0 */
+    assert_int_equal(fy_notice_decode(b, n, &g), -FY_EPAYLOAD);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_name_check), cmocka_unit_test(test_hello),
+        cmocka_unit_test(test_notice),
         cmocka_unit_test(test_hello_bad),  cmocka_unit_test(test_welcome),
         cmocka_unit_test(test_welcome_ext), cmocka_unit_test(test_welcome_epoch),
         cmocka_unit_test(test_hello_ahead),

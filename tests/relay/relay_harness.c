@@ -190,7 +190,13 @@ static int error_code(const rh_frame *f)
 int rh_hello(int fd, uint8_t role, const char *channel, const char *token, uint8_t mode,
              uint64_t resume_from, fy_welcome *w)
 {
-    fy_hello h = {.role = role, .mode = mode, .resume_from = resume_from};
+    return rh_hello_flags(fd, role, channel, token, mode, resume_from, 0, w);
+}
+
+int rh_hello_flags(int fd, uint8_t role, const char *channel, const char *token, uint8_t mode,
+                   uint64_t resume_from, uint16_t flags, fy_welcome *w)
+{
+    fy_hello h = {.role = role, .mode = mode, .resume_from = resume_from, .flags = flags};
     uint8_t p[1024];
     size_t n;
     rh_frame f;
@@ -291,6 +297,11 @@ static int rx_frame(rh_rx *r, rh_frame *f)
             return r->err = error_code(f);
         if (h->type == FY_FT_BYE)
             return r->err = -EPIPE;
+        if (h->type == FY_FT_NOTICE) {
+            if (fy_notice_decode(f->payload, h->len, &r->notice) < 0)
+                return r->err = -FY_EPAYLOAD;
+            r->notices++;
+        }
         return 0; /* pong etc. */
     }
     if (r->next_seq == 0) /* not told a welcome: take the first as it comes */

@@ -67,6 +67,9 @@ void rh_frame_free(rh_frame *f);
  * the error frame the relay answered with (or -errno). */
 int rh_hello(int fd, uint8_t role, const char *channel, const char *token, uint8_t mode,
              uint64_t resume_from, fy_welcome *w);
+/* rh_hello with FY_HELLO_F_* flags (FY_HELLO_F_AHEAD not supported here). */
+int rh_hello_flags(int fd, uint8_t role, const char *channel, const char *token, uint8_t mode,
+                   uint64_t resume_from, uint16_t flags, fy_welcome *w);
 
 /* Send one file as file-begin, data (chunk bytes each), file-end; *seq is the
  * next seq and is advanced.  Does not wait for the ack. */
@@ -97,6 +100,8 @@ typedef struct rh_rx {
     rh_file cur;
     size_t cur_cap;
     int err;           /* first problem seen (gap, duplicate, error frame) */
+    size_t notices;    /* FY_FT_NOTICE frames seen; the last one in notice */
+    fy_notice notice;
 } rh_rx;
 
 /* Read stream frames until nfiles whole files are there, or a problem.

@@ -282,16 +282,204 @@ static void test_edge_origin_power_loss(void **state)
     check_file(&r, 1, "c.bin", b, nb / 2);
     assert_int_equal(r.err, 0);
     assert_true(rh_log_count(&w->edge, "upstream's log ends before frames this edge stored") >= 1);
+    assert_true(rh_log_count(&w->edge, "upstream sends other files where this edge stored") >= 1);
     assert_true(rh_log_count(&w->origin, "receiver ahead of the log") >= 1);
     rh_rx_free(&r);
     free(a);
     free(b);
 }
 
+/* The origin lost, in a power cut, two files' worth the edge had stored:
+ * b.bin whole and the first half of c.bin.  The same sender sends both
+ * again with the same seqs and bytes (what ferry send --retry does).  The
+ * edge is ahead of the origin's log; it drops b.bin (it has it), continues
+ * its partial c.bin where its log ends, and its receiver gets a, b and c
+ * once each (it got b twice when the edge took the stream up again at the
+ * origin's next file-begin: issue 21). */
+static void test_edge_origin_power_loss_resent(void **state)
+{
+    world *w = *state;
+    size_t n = 1u << 20;
+    uint8_t *f[4];
+    const char *names[] = {"a.bin", "b.bin", "c.bin", "d.bin"};
+    rh_rx r;
+    fy_welcome wl;
+    char port[32], seg[400];
+
+    for (int i = 0; i < 4; i++) {
+        f[i] = malloc(n);
+        assert_non_null(f[i]);
+        rh_fill(f[i], n, 70 + (uint64_t)i);
+    }
+    assert_int_equal(start_edge(&w->edge, &w->origin, "60s"), 0);
+    rx_open(&r, &w->edge, "rp");
+    int fd = rh_connect(&w->origin);
+    assert_true(fd >= 0);
+    assert_int_equal(rh_hello(fd, FY_ROLE_SENDER, "rp", "", 0, 0, &wl), 0);
+    uint64_t seq = wl.next_seq;
+    assert_int_equal(rh_send_file(fd, wl.channel, &seq, names[0], f[0], n, CHUNK), 0);
+    uint64_t b_seq = seq;
+    assert_int_equal(rh_send_file(fd, wl.channel, &seq, names[1], f[1], n, CHUNK), 0);
+    assert_int_equal(rh_wait_ack(fd, seq - 1), 0);
+    send_half(fd, wl.channel, &seq, names[2], f[2], n);
+    assert_int_equal(rh_rx_until(&r, 3, 2 * n + n / 2), 1); /* a, b whole, c's half at the edge */
+    wait_ms(300);
+    close(fd);
+    snprintf(port, sizeof port, "127.0.0.1:%u", w->origin.port);
+    rh_stop(&w->origin, 5000);
+    snprintf(seg, sizeof seg, "%s/channels/rp/%020llu.log", w->origin.data, 1ull);
+    cut_segment_at(seg, b_seq); /* the log ends where b.bin began */
+    const char *args[] = {"--listen", port, NULL};
+    assert_int_equal(rh_start(&w->origin, args), 0);
+
+    fd = rh_connect(&w->origin);
+    assert_true(fd >= 0);
+    assert_int_equal(rh_hello(fd, FY_ROLE_SENDER, "rp", "", 0, 0, &wl), 0);
+    assert_int_equal(wl.next_seq, b_seq);
+    seq = wl.next_seq;
+    for (int i = 1; i < 4; i++) /* b and c again, then a new one */
+        assert_int_equal(rh_send_file(fd, wl.channel, &seq, names[i], f[i], n, CHUNK), 0);
+    assert_int_equal(rh_wait_ack(fd, seq - 1), 0);
+    close(fd);
+    assert_int_equal(rh_rx_until(&r, 4, 0), 0);
+    for (int i = 0; i < 4; i++)
+        check_file(&r, (size_t)i, names[i], f[i], n);
+    assert_int_equal(r.err, 0);
+    assert_true(rh_log_count(&w->edge, "upstream's log ends before frames this edge stored") >= 1);
+    assert_true(rh_log_count(&w->edge, "files_dropped_as_resent=1 local_seq=") >= 1);
+    assert_true(rh_log_count(&w->edge, "partial=continued") >= 1);
+    rh_rx_free(&r);
+    for (int i = 0; i < 4; i++)
+        free(f[i]);
+}
+
+/* A receiver on d from the start of ch that asks for notices. */
+static void rx_open_notice(rh_rx *r, const rh_daemon *d, const char *ch)
+{
+    fy_welcome w;
+    memset(r, 0, sizeof *r);
+    r->fd = rh_connect(d);
+    assert_true(r->fd >= 0);
+    assert_int_equal(rh_hello_flags(r->fd, FY_ROLE_RECEIVER, ch, "", FY_MODE_START, 0,
+                                     FY_HELLO_F_NOTICE, &w), 0);
+    r->next_seq = w.next_seq;
+}
+
+/* The notice of what the edge skipped: before the second file, the
+ * origin's seqs from the one after the first file's end on. */
+static void check_notice(const rh_rx *r)
+{
+    assert_int_equal(r->notices, 1);
+    assert_int_equal(r->notice.code, FY_ESKIPPED);
+    assert_int_equal(r->notice.at_seq, r->files[1].begin_seq);
+    assert_int_equal(r->notice.up_from, r->files[0].end_seq + 1);
+    assert_true(r->notice.up_to > r->notice.up_from);
+    assert_non_null(strstr(r->notice.text, "retention"));
+}
+
+/* Does the (small) file at path hold s? */
+static bool file_contains(const char *path, const char *s)
+{
+    char buf[16384];
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    return strstr(buf, s) != NULL;
+}
+
+/* `ferry recv` of n files from the start of ch on d, into a new directory
+ * under d's root; its stderr in *err.  Asserts exit 0. */
+static void ferry_recv(const rh_daemon *d, const char *ch, int n, char *err, size_t cap)
+{
+    char addr[32], out[600], count[16];
+    int st;
+    snprintf(addr, sizeof addr, "127.0.0.1:%u", d->port);
+    snprintf(out, sizeof out, "%s/recv-%s", d->root, ch);
+    snprintf(err, cap, "%s/recv-%s.err", d->root, ch);
+    snprintf(count, sizeof count, "%d", n);
+    const char *argv[] = {FERRY_PATH, "recv", "--server", addr, "--channel", ch, "--out", out,
+                          "--from-start", "--count", count, "--quiet", NULL};
+    pid_t pid = tc_spawn(argv, NULL, NULL, err, false);
+    assert_true(pid > 0);
+    assert_int_equal(tc_wait(pid, 60000, &st), 0);
+    assert_int_equal(tc_exit_code(st), 0);
+}
+
+/* As above, with the edge restarted too (both lost power): it reads the
+ * files it completed back from its log and still drops the ones the
+ * origin sends again; the sender resends before the edge is back, so only
+ * the origin's epoch, which the edge kept in its state file, shows it is
+ * ahead.  A receiver from the start gets a, b, c, d once each. */
+static void test_edge_power_loss_both(void **state)
+{
+    world *w = *state;
+    size_t n = 1u << 20;
+    uint8_t *f[4];
+    const char *names[] = {"a.bin", "b.bin", "c.bin", "d.bin"};
+    rh_rx r;
+    fy_welcome wl;
+    char port[32], seg[400];
+
+    for (int i = 0; i < 4; i++) {
+        f[i] = malloc(n);
+        assert_non_null(f[i]);
+        rh_fill(f[i], n, 80 + (uint64_t)i);
+    }
+    assert_int_equal(start_edge(&w->edge, &w->origin, "60s"), 0);
+    rx_open(&r, &w->edge, "pb");
+    int fd = rh_connect(&w->origin);
+    assert_true(fd >= 0);
+    assert_int_equal(rh_hello(fd, FY_ROLE_SENDER, "pb", "", 0, 0, &wl), 0);
+    uint64_t seq = wl.next_seq;
+    assert_int_equal(rh_send_file(fd, wl.channel, &seq, names[0], f[0], n, CHUNK), 0);
+    uint64_t b_seq = seq;
+    assert_int_equal(rh_send_file(fd, wl.channel, &seq, names[1], f[1], n, CHUNK), 0);
+    assert_int_equal(rh_wait_ack(fd, seq - 1), 0);
+    send_half(fd, wl.channel, &seq, names[2], f[2], n);
+    assert_int_equal(rh_rx_until(&r, 3, 2 * n + n / 2), 1);
+    wait_ms(300);
+    close(fd);
+    rh_rx_free(&r);
+    rh_stop(&w->edge, 5000);
+    snprintf(port, sizeof port, "127.0.0.1:%u", w->origin.port);
+    rh_stop(&w->origin, 5000);
+    snprintf(seg, sizeof seg, "%s/channels/pb/%020llu.log", w->origin.data, 1ull);
+    cut_segment_at(seg, b_seq);
+    const char *args[] = {"--listen", port, NULL};
+    assert_int_equal(rh_start(&w->origin, args), 0);
+    fd = rh_connect(&w->origin);
+    assert_true(fd >= 0);
+    assert_int_equal(rh_hello(fd, FY_ROLE_SENDER, "pb", "", 0, 0, &wl), 0);
+    assert_int_equal(wl.next_seq, b_seq);
+    seq = wl.next_seq;
+    for (int i = 1; i < 4; i++)
+        assert_int_equal(rh_send_file(fd, wl.channel, &seq, names[i], f[i], n, CHUNK), 0);
+    assert_int_equal(rh_wait_ack(fd, seq - 1), 0);
+    close(fd);
+
+    assert_int_equal(start_edge(&w->edge, &w->origin, "60s"), 0);
+    rx_open(&r, &w->edge, "pb");
+    assert_int_equal(rh_rx_until(&r, 4, 0), 0);
+    for (int i = 0; i < 4; i++)
+        check_file(&r, (size_t)i, names[i], f[i], n);
+    assert_int_equal(r.err, 0);
+    assert_true(rh_log_count(&w->edge, "files read back from the log") >= 1);
+    assert_true(rh_log_count(&w->edge, "files_dropped_as_resent=1 local_seq=") >= 1);
+    rh_rx_free(&r);
+    for (int i = 0; i < 4; i++)
+        free(f[i]);
+}
+
 /* The origin's retention dropped what the edge needs next, and its oldest
  * frame lies inside a file: the edge starts again at the next file-begin
  * (FY_ENOSEQ logged), its log stays gap-free, and a receiver gets the file
- * the edge had and then whole files, the last one included. */
+ * the edge had and then whole files, the last one included.  Receivers
+ * that ask for notices are told what was skipped and why (FY_FT_NOTICE
+ * FY_ESKIPPED), live and later; `ferry recv` logs it (issue 21: only the
+ * edge logged it). */
 static void test_edge_enoseq_mid_file(void **state)
 {
     world *w = *state;
@@ -322,6 +510,8 @@ static void test_edge_enoseq_mid_file(void **state)
         send_file(&w->origin, "rt", name[i], f[i], N);
 
     assert_int_equal(rh_start(&w->edge, eargs), 0);
+    rh_rx live;
+    rx_open_notice(&live, &w->edge, "rt");
     rx_open(&r, &w->edge, "rt");
     for (size_t n = 2; n <= K; n++) {
         assert_int_equal(rh_rx_until(&r, n, 0), 0);
@@ -336,6 +526,20 @@ static void test_edge_enoseq_mid_file(void **state)
     }
     assert_string_equal(r.files[r.nfiles - 1].name, name[K - 1]);
     assert_true(rh_log_count(&w->edge, "upstream no longer holds the next seq") >= 1);
+    assert_int_equal(r.notices, 0); /* not asked for */
+    assert_int_equal(rh_rx_until(&live, 2, 0), 0);
+    check_notice(&live);
+    rh_rx late;
+    rx_open_notice(&late, &w->edge, "rt");
+    assert_int_equal(rh_rx_until(&late, 2, 0), 0);
+    check_notice(&late);
+    char err[700];
+    ferry_recv(&w->edge, "rt", 2, err, sizeof err);
+    assert_true(file_contains(err, "msg=\"the relay skipped files it never had\" "
+                                      "code=FY_ESKIPPED"));
+    assert_true(rh_log_count(&w->edge, "files skipped: the upstream's retention removed them") == 1);
+    rh_rx_free(&late);
+    rh_rx_free(&live);
     rh_rx_free(&r);
     for (int i = 0; i < K; i++)
         free(f[i]);
@@ -470,6 +674,59 @@ static void test_edge_refused_file(void **state)
     free(g);
 }
 
+/* An edge restarted without --upstream still knows a channel is a mirror
+ * (its state file): a local sender is refused with a text naming the
+ * upstream, receivers get what it holds; with --upstream back, a receiver
+ * from the start gets the origin's files once each and nothing else (it
+ * got a foreign file and every later file twice when the local sender
+ * was let in: issue 21). */
+static void test_edge_mirror_remembered(void **state)
+{
+    world *w = *state;
+    size_t n = 256u << 10;
+    uint8_t *f[3];
+    const char *names[] = {"a.bin", "b.bin", "c.bin"};
+    rh_rx r;
+    fy_welcome wl;
+
+    for (int i = 0; i < 3; i++) {
+        f[i] = malloc(n);
+        assert_non_null(f[i]);
+        rh_fill(f[i], n, 60 + (uint64_t)i);
+    }
+    assert_int_equal(start_edge(&w->edge, &w->origin, "60s"), 0);
+    rx_open(&r, &w->edge, "mm");
+    send_file(&w->origin, "mm", names[0], f[0], n);
+    assert_int_equal(rh_rx_until(&r, 1, 0), 0);
+    rh_rx_free(&r);
+    rh_stop(&w->edge, 5000);
+
+    assert_int_equal(rh_start(&w->edge, NULL), 0); /* no --upstream */
+    int fd = rh_connect(&w->edge);
+    assert_true(fd >= 0);
+    assert_int_equal(rh_hello(fd, FY_ROLE_SENDER, "mm", "", 0, 0, &wl), -FY_EBUSY);
+    close(fd);
+    assert_true(rh_log_count(&w->edge, "runs without --upstream and takes no local sender") >= 1);
+    assert_true(rh_log_count(&w->edge, "mirrored channel opened without --upstream") >= 1);
+    rx_open(&r, &w->edge, "mm"); /* what it holds is served */
+    assert_int_equal(rh_rx_until(&r, 1, 0), 0);
+    check_file(&r, 0, names[0], f[0], n);
+    rh_rx_free(&r);
+    rh_stop(&w->edge, 5000);
+
+    assert_int_equal(start_edge(&w->edge, &w->origin, "60s"), 0);
+    rx_open(&r, &w->edge, "mm");
+    send_file(&w->origin, "mm", names[1], f[1], n);
+    send_file(&w->origin, "mm", names[2], f[2], n);
+    assert_int_equal(rh_rx_until(&r, 3, 0), 0);
+    for (int i = 0; i < 3; i++)
+        check_file(&r, (size_t)i, names[i], f[i], n);
+    assert_int_equal(r.err, 0);
+    rh_rx_free(&r);
+    for (int i = 0; i < 3; i++)
+        free(f[i]);
+}
+
 /* The last receiver leaves: after upstream-linger the edge unsubscribes;
  * the next receiver gets the old files from the edge's log and the new
  * ones after the edge resumes upstream. */
@@ -507,10 +764,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_edge_tree, setup, teardown),
         cmocka_unit_test_setup_teardown(test_edge_origin_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_edge_origin_power_loss, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_edge_origin_power_loss_resent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_edge_power_loss_both, setup, teardown),
         cmocka_unit_test_setup_teardown(test_edge_restart_mid_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_edge_enoseq_mid_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_edge_refused_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_edge_linger, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_edge_mirror_remembered, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

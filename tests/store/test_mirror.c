@@ -100,6 +100,57 @@ static void test_round_trip(void **state)
     assert_int_equal(access(p, F_OK), -1);
 }
 
+/* The upstream's epoch, once known, follows the upstream; loads give the
+ * upstream back (an edge restarted without --upstream names it). */
+static void test_epoch_upstream(void **state)
+{
+    fix *f = *state;
+    fy_mirror_state in = {.delta = 2, .file_begin = 9, .epoch = 0xabcdef0123ull}, out;
+    char text[256];
+
+    assert_int_equal(fy_mirror_save(f->dir, &in, "127.0.0.1:7000", false), 0);
+    read_text(f, text, sizeof text);
+    assert_string_equal(text, "delta=2 file_begin=9 upstream=127.0.0.1:7000 epoch=737894400291\n");
+    assert_int_equal(fy_mirror_load(f->dir, &out), 1);
+    assert_true(out.delta == 2 && out.file_begin == 9 && out.epoch == 0xabcdef0123ull);
+    assert_string_equal(out.upstream, "127.0.0.1:7000");
+    in.epoch = 0;
+    assert_int_equal(fy_mirror_save(f->dir, &in, "h:1", false), 0);
+    assert_int_equal(fy_mirror_load(f->dir, &out), 1);
+    assert_true(out.epoch == 0);
+    assert_string_equal(out.upstream, "h:1");
+}
+
+/* Skip records: added durably, loaded from a seq on, the newest 64 kept. */
+static void test_skips(void **state)
+{
+    fix *f = *state;
+    fy_mirror_skip out[4], s = {.at_seq = 10, .up_from = 100, .up_to = 150, .code = 1070};
+    char p[128];
+
+    assert_int_equal(fy_mirror_skip_load(f->dir, 1, out, 4), 0); /* no file */
+    assert_int_equal(fy_mirror_skip_add(f->dir, &s), 0);
+    s.at_seq = 20, s.up_from = 200, s.up_to = 260;
+    assert_int_equal(fy_mirror_skip_add(f->dir, &s), 0);
+    assert_int_equal(fy_mirror_skip_load(f->dir, 1, out, 4), 2);
+    assert_true(out[0].at_seq == 10 && out[0].up_from == 100 && out[0].up_to == 150 &&
+                out[0].code == 1070 && out[1].at_seq == 20);
+    assert_int_equal(fy_mirror_skip_load(f->dir, 11, out, 4), 1);
+    assert_true(out[0].at_seq == 20 && out[0].up_to == 260);
+    assert_int_equal(fy_mirror_skip_load(f->dir, 21, out, 4), 0);
+    for (uint64_t i = 0; i < 70; i++) {
+        s.at_seq = 100 + i;
+        assert_int_equal(fy_mirror_skip_add(f->dir, &s), 0);
+    }
+    assert_int_equal(fy_mirror_skip_load(f->dir, 1, out, 4), 4); /* the newest 4 */
+    assert_true(out[0].at_seq == 166 && out[3].at_seq == 169);
+    fy_mirror_skip all[FY_MIRROR_SKIPS_MAX];
+    assert_int_equal(fy_mirror_skip_load(f->dir, 1, all, FY_MIRROR_SKIPS_MAX), FY_MIRROR_SKIPS_MAX);
+    assert_true(all[0].at_seq == 106);
+    snprintf(p, sizeof p, "%s/skipped", f->dir);
+    unlink(p);
+}
+
 static void test_replace(void **state)
 {
     fix *f = *state;
@@ -146,6 +197,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_absent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_epoch_upstream, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_skips, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delta_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_a_state_file, setup, teardown),
