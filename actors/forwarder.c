@@ -512,6 +512,7 @@ static void on_stats(fwd *f, const fy_msg *m)
     if (f->st != F_CLOSING)
         snprintf(r.channel, sizeof r.channel, "%.71s", f->chan->name);
     snprintf(r.peer, sizeof r.peer, "%s", f->peer);
+    snprintf(r.client, sizeof r.client, "%s", f->client);
     snprintf(r.mode, sizeof r.mode, "%s", f->st == F_LIVE || !f->behind ? "live" : "catch-up");
     r.v[FY_ST_BYTES_OUT] = f->sent;
     r.v[FY_ST_FRAMES_OUT] = f->frames_live;
@@ -617,6 +618,7 @@ int fy__forwarder_new(const fy__fwd_init *in, fy_actor **out)
     f->r_epoch = in->r_epoch;
     f->r_part = in->r_part;
     snprintf(f->peer, sizeof f->peer, "%s", in->peer);
+    snprintf(f->client, sizeof f->client, "%s", in->client);
     if (in->npending) {
         if (!(f->pending = malloc(in->npending)))
             goto fail;

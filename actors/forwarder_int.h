@@ -29,6 +29,7 @@ typedef struct fwd {
     fy_conn conn;         /* plain or TLS: every byte to the receiver goes through it */
     enum fst st;
     char peer[64];
+    char client[FY_CLIENT_MAX + 1]; /* from the hello, for `ferry info` */
     uint64_t addr_key[2]; /* the acceptor counts our connection under it */
     uint8_t mode;
     uint64_t resume_from;

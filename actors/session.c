@@ -97,6 +97,11 @@ static void linger(session *s)
     fy__session_drive(s);
 }
 
+void fy__session_linger(session *s)
+{
+    linger(s);
+}
+
 /* End this connection with an error frame and one log line, msg. */
 static void vfail_as(session *s, int code, const char *msg, const char *fmt, va_list ap)
 {
@@ -157,9 +162,9 @@ static void on_hello(session *s, const fy_frame *f)
         fy__session_fail(s, FY_EPAYLOAD, "hello: unknown role %u", h->role);
         return;
     }
-    fy_klog(FY_LOG_INFO, "hello", "peer=%s role=%s channel=%s mode=%u resume_from=%llu", s->peer,
-            sender ? "sender" : "receiver", h->channel, h->mode,
-            (unsigned long long)h->resume_from);
+    fy_klog(FY_LOG_INFO, "hello", "peer=%s role=%s channel=%s mode=%u resume_from=%llu client=%s",
+            s->peer, sender ? "sender" : "receiver", h->channel, h->mode,
+            (unsigned long long)h->resume_from, h->client[0] ? h->client : "-");
     if (!fy_auth_allows(fy__auth(s->ctx), h->token, sender ? FY_AUTH_PUBLISH : FY_AUTH_SUBSCRIBE,
                         h->channel)) {
         fy__session_fail(s, FY_EAUTH, "token may not %s channel %s",
@@ -194,6 +199,8 @@ static int consume_hello(void *arg)
             break;
         if (rc < 0)
             fy__session_fail(s, rc, "bad frame after seq 0: %s", fy_strerror(rc));
+        else if (f.hdr.type == FY_FT_QUERY)
+            fy__query_frame(s, &f);
         else if (f.hdr.type != FY_FT_HELLO)
             fy__session_fail(s, FY_EPROTO, "%s before hello",
                              fy_frame_type_name(f.hdr.type));
@@ -303,6 +310,7 @@ static void handoff(session *s)
     fy_actor *fwd;
 
     snprintf(in.peer, sizeof in.peer, "%s", s->peer);
+    snprintf(in.client, sizeof in.client, "%s", s->hello.client);
     memcpy(in.addr_key, s->addr_key, sizeof in.addr_key);
     fy_io_del(s->ctx->sched, s->conn.fd);
     int rc = fy__forwarder_new(&in, &fwd);
@@ -377,6 +385,7 @@ static void on_stats(session *s, const fy_msg *m)
     r.depth = fy_actor_depth(s->self);
     snprintf(r.channel, sizeof r.channel, "%.71s", s->hello.channel);
     snprintf(r.peer, sizeof r.peer, "%s", s->peer);
+    snprintf(r.client, sizeof r.client, "%s", s->hello.client);
     r.v[FY_ST_BYTES_IN] = in->bytes;
     r.v[FY_ST_FRAMES_IN] = in->frames;
     r.v[FY_ST_QUEUED_BYTES] = in->inflight;
@@ -475,6 +484,9 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
     case FY_STATS_REQ:
         on_stats(s, m);
         break;
+    case FY_RM_QREPLY:
+        fy__query_reply(s, m);
+        break;
     default:
         break;
     }
@@ -490,6 +502,7 @@ static void dtor(void *state)
     fy_dec_free(s->dec);
     free(s->rbuf);
     fy_outq_free(&s->out);
+    free(s->query);
     free(s);
 }
 

@@ -39,7 +39,10 @@
     X(FY_ELIMIT,     1024, "relay limit reached")                           \
     X(FY_ETIMEOUT,   1025, "peer idle too long")                            \
     X(FY_ETLS,       1026, "TLS failed (handshake, certificate or record)") \
-    X(FY_ETLSREQ,    1027, "this relay requires TLS")
+    X(FY_ETLSREQ,    1027, "this relay requires TLS")                        \
+    X(FY_ENOFILE,    1050, "no such file on the channel")                   \
+    X(FY_ENOCHAN,    1051, "no such channel on the relay")                  \
+    X(FY_EINUSE,     1052, "channel in use")
 
 enum fy_err {
 #define FY__ERR_ENUM(name, num, msg) name = num,

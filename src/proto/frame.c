@@ -31,18 +31,23 @@ static const uint32_t type_max[FY_FT_MAX_ + 1] = {
     [FY_FT_PING] = FY_PING_MAX,
     [FY_FT_PONG] = FY_PING_MAX,
     [FY_FT_BYE] = 0,
+    [FY_FT_QUERY] = FY_QUERY_MAX,
+    [FY_FT_QREC] = FY_QREC_MAX,
+    [FY_FT_QEND] = 8,
 };
 
 static const char *const type_name[FY_FT_MAX_ + 1] = {
     [FY_FT_HELLO] = "hello",     [FY_FT_WELCOME] = "welcome", [FY_FT_FILE_BEGIN] = "file-begin",
     [FY_FT_DATA] = "data",       [FY_FT_FILE_END] = "file-end", [FY_FT_ACK] = "ack",
     [FY_FT_ERROR] = "error",     [FY_FT_PING] = "ping",       [FY_FT_PONG] = "pong",
-    [FY_FT_BYE] = "bye",
+    [FY_FT_BYE] = "bye",         [FY_FT_QUERY] = "query",     [FY_FT_QREC] = "qrec",
+    [FY_FT_QEND] = "qend",
 };
 
 static bool type_known(uint8_t type)
 {
-    return type >= FY_FT_HELLO && type <= FY_FT_MAX_;
+    /* the table has holes (each helper's range): a hole is unknown */
+    return type >= FY_FT_HELLO && type <= FY_FT_MAX_ && type_name[type];
 }
 
 size_t fy_frame_payload_max(uint8_t type, size_t max_payload)

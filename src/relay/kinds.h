@@ -21,7 +21,8 @@
     X(FORWARDER, 6, "forwarder", 1) /* actors/forwarder.c */ \
     X(UPSTREAM, 7, "upstream", 1)   /* actors/upstream.c */  \
     X(METRICS, 16, "metrics", 0)    /* actors/metrics.c */   \
-    X(TRACER, 17, "tracer", 0)      /* actors/tracer.c */
+    X(TRACER, 17, "tracer", 0)      /* actors/tracer.c */  \
+    X(QUERY, 18, "query", 0)        /* actors/qinfo.c */
 
 #define FY__KIND_ENUM(name, num, str, scrape) FY_KIND_##name = num,
 enum fy_relay_kind { FY_RELAY_KINDS(FY__KIND_ENUM) };
