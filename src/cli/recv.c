@@ -415,7 +415,9 @@ static int on_ahead(receiver *r, const fy_welcome *w, uint64_t wanted)
 /* Has the run received (or skipped) the files --count asked for? */
 static bool count_done(const receiver *r)
 {
-    return r->o->count != 0 && r->files + r->damaged >= r->o->count;
+    uint64_t done = r->done_seq > r->state_seq ? r->done_seq : r->state_seq;
+    return (r->o->count != 0 && r->files + r->damaged >= r->o->count) ||
+           (r->o->until_seq != 0 && done >= r->o->until_seq);
 }
 
 /* The decoder rejected the next frame with err.  With --skip-damaged and a

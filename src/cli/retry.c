@@ -8,11 +8,13 @@
 #include "cli/retry.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "ferry/err.h"
 #include "ferry/klog.h"
+#include "cli/ident.h"
 
 #define RETRY_SLICE_MS 50 /* sleep in slices, to notice a stop */
 
@@ -79,6 +81,10 @@ int fy_cli_dial(const char *server, int timeout_ms, const fy_cli_tls *tls, fy_cl
                 const fy_hello *h, fy_cli_conn **k, fy_welcome *w, const char **what)
 {
     fy_hello hh = *h;
+    if (!hh.client[0] && fy_cli_client_name()[0]) { /* who we are, for the relay's logs */
+        snprintf(hh.client, sizeof hh.client, "%s", fy_cli_client_name());
+        hh.flags |= FY_HELLO_F_CLIENT;
+    }
     for (int round = 0;; round++) {
         *what = "connect";
         int rc = fy_cli_conn_open_timeout(server, timeout_ms, tls, cancel, k);
