@@ -329,6 +329,8 @@ void fy__query_frame(session *s, const fy_frame *f)
     }
     s->st = S_QUERY;
     s->out.max = QUERY_OUT_MAX;
+    snprintf(s->hello.channel, sizeof s->hello.channel, "%s", q->channel); /* for log lines */
+    snprintf(s->hello.client, sizeof s->hello.client, "%s", q->client);
     fy_klog(FY_LOG_INFO, "query", "peer=%s client=%s op=%s channel=%s names=%u", s->peer,
             q->client[0] ? q->client : "-", op_name[q->op], q->channel[0] ? q->channel : "-",
             q->nnames);
