@@ -126,6 +126,8 @@ static void test_hdr_round_trip_every_type(void **state)
     uint8_t payload[FY_CTL_PAYLOAD_MAX];
     memset(payload, 0x5a, sizeof payload);
     for (uint8_t t = FY_FT_HELLO; t <= FY_FT_MAX_; t++) {
+        if (!strcmp(fy_frame_type_name(t), "unknown"))
+            continue; /* a hole in the numbering: each range's unused types */
         size_t max = fy_frame_payload_max(t, FY_PAYLOAD_MAX_DEFAULT);
         size_t lens[] = {0, max / 2, max};
         for (size_t i = 0; i < 3; i++) {
@@ -157,7 +159,7 @@ static void test_payload_max(void **state)
 {
     (void)state;
     assert_int_equal(fy_frame_payload_max(FY_FT_DATA, 65536), 65536);
-    assert_int_equal(fy_frame_payload_max(FY_FT_HELLO, 1 << 20), 16 + 255 + 255 + 16);
+    assert_int_equal(fy_frame_payload_max(FY_FT_HELLO, 1 << 20), 16 + 255 + 255 + 16 + 1 + 64);
     assert_int_equal(fy_frame_payload_max(FY_FT_HELLO, 100), 100);
     assert_int_equal(fy_frame_payload_max(FY_FT_WELCOME, 1 << 20), FY_WELCOME_MAX);
     assert_int_equal(fy_frame_payload_max(FY_FT_FILE_BEGIN, 1 << 20), 12 + 255);
@@ -231,6 +233,8 @@ static void test_hdr_errors(void **state)
 
     /* Control frames have their own, smaller limits. */
     for (uint8_t t = FY_FT_HELLO; t <= FY_FT_MAX_; t++) {
+        if (!strcmp(fy_frame_type_name(t), "unknown"))
+            continue; /* a hole in the numbering: each range's unused types */
         if (t == FY_FT_DATA)
             continue;
         uint32_t max = (uint32_t)fy_frame_payload_max(t, FY_PAYLOAD_MAX_DEFAULT);
