@@ -599,6 +599,7 @@ static void dtor(void *state)
     fy_dec_free(f->dec);
     free(f->pending);
     free(f->q);
+    free(f->tombs);
     free(f);
 }
 

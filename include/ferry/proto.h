@@ -53,7 +53,11 @@ enum fy_frame_type {
     FY_FT_QUERY = 16,
     FY_FT_QREC = 17,
     FY_FT_QEND = 18,
-    FY_FT_MAX_ = 18
+    /* Relay -> a receiver that set FY_HELLO_F_SKIP: the stream frames
+     * [first, next) are deleted files (`ferry rm`) and are not sent; the
+     * next stream frame is seq next.  Sent at a frame boundary. */
+    FY_FT_SKIP = 19,
+    FY_FT_MAX_ = 19
 };
 
 /* Decoded header. On the wire (little-endian, packed):
@@ -95,7 +99,10 @@ enum fy_mode {
 /* The hello ends with the client's name (u8 length + bytes; shown in the
  * relay's logs and `ferry info`). */
 #define FY_HELLO_F_CLIENT 0x0010u
-#define FY_HELLO_F_KNOWN (FY_HELLO_F_RESUME | FY_HELLO_F_AHEAD | FY_HELLO_F_CLIENT)
+/* A receiver that understands FY_FT_SKIP: deleted files are skipped, not
+ * sent (a receiver without it gets them from the log as they are). */
+#define FY_HELLO_F_SKIP 0x0020u
+#define FY_HELLO_F_KNOWN (FY_HELLO_F_RESUME | FY_HELLO_F_AHEAD | FY_HELLO_F_CLIENT | FY_HELLO_F_SKIP)
 #define FY_CLIENT_MAX 64u   /* a client's name, bytes */
 #define FY_HELLO_MAX (16u + FY_NAME_MAX + FY_TOKEN_MAX + 16u + 1u + FY_CLIENT_MAX)
 
@@ -257,6 +264,13 @@ int fy_query_encode(const fy_query *v, uint8_t *out, size_t cap, size_t *len);
 int fy_query_decode(const uint8_t *p, size_t n, fy_query *v);
 int fy_qend_encode(const fy_qend *v, uint8_t *out, size_t cap, size_t *len);
 int fy_qend_decode(const uint8_t *p, size_t n, fy_qend *v);
+
+/* SKIP: 0 first u64 | 8 next u64 (first < next). */
+typedef struct fy_skip {
+    uint64_t first, next;
+} fy_skip;
+int fy_skip_encode(const fy_skip *v, uint8_t *out, size_t cap, size_t *len);
+int fy_skip_decode(const uint8_t *p, size_t n, fy_skip *v);
 
 /* A client name: 1..FY_CLIENT_MAX bytes of [A-Za-z0-9._@+:-].  0 or
  * -FY_ENAME.  Any thread. */

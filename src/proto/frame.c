@@ -34,6 +34,7 @@ static const uint32_t type_max[FY_FT_MAX_ + 1] = {
     [FY_FT_QUERY] = FY_QUERY_MAX,
     [FY_FT_QREC] = FY_QREC_MAX,
     [FY_FT_QEND] = 8,
+    [FY_FT_SKIP] = 16,
 };
 
 static const char *const type_name[FY_FT_MAX_ + 1] = {
@@ -41,7 +42,7 @@ static const char *const type_name[FY_FT_MAX_ + 1] = {
     [FY_FT_DATA] = "data",       [FY_FT_FILE_END] = "file-end", [FY_FT_ACK] = "ack",
     [FY_FT_ERROR] = "error",     [FY_FT_PING] = "ping",       [FY_FT_PONG] = "pong",
     [FY_FT_BYE] = "bye",         [FY_FT_QUERY] = "query",     [FY_FT_QREC] = "qrec",
-    [FY_FT_QEND] = "qend",
+    [FY_FT_QEND] = "qend",       [FY_FT_SKIP] = "skip",
 };
 
 static bool type_known(uint8_t type)

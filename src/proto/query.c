@@ -9,6 +9,8 @@
  *  25 channel_len u8 | 26 client_len u8 | 27 reserved u8 (0) |
  *  28 token | channel | client | nnames x (len u8 | name)
  * QEND: 0 code u32 | 4 count u32
+ * SKIP: 0 first u64 | 8 next u64 (a receiver's frame, kept here with the
+ * other frames of deleting: docs/protocol.md, "Deleted files")
  */
 #include <errno.h>
 #include <string.h>
@@ -145,4 +147,27 @@ int fy_qend_decode(const uint8_t *p, size_t n, fy_qend *v)
     v->code = fy__ld32(p);
     v->count = fy__ld32(p + 4);
     return 0;
+}
+
+int fy_skip_encode(const fy_skip *v, uint8_t *out, size_t cap, size_t *len)
+{
+    if (v->first == 0 || v->next <= v->first)
+        return -EINVAL;
+    if (cap < 16)
+        return -ENOBUFS;
+    fy__st64(out, v->first);
+    fy__st64(out + 8, v->next);
+    *len = 16;
+    return 0;
+}
+
+int fy_skip_decode(const uint8_t *p, size_t n, fy_skip *v)
+{
+    if (n < 16)
+        return -FY_ETRUNC;
+    if (n > 16)
+        return -FY_EPAYLOAD;
+    v->first = fy__ld64(p);
+    v->next = fy__ld64(p + 8);
+    return v->first && v->next > v->first ? 0 : -FY_EPAYLOAD;
 }

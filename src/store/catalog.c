@@ -26,11 +26,9 @@
 
 /* ---- deleted ------------------------------------------------------------------ */
 
-typedef struct tomb {
-    uint64_t first, last;
-} tomb;
+typedef fy_cat_tomb tomb;
 
-/* The ranges in dirfd's `deleted` file.  0 (none: *n = 0), or -errno. */
+/* The entries of dirfd's `deleted` file.  0 (none: *n = 0), or -errno. */
 static int tombs_load(int dirfd, tomb **out, size_t *n)
 {
     int fd = openat(dirfd, FY_CAT_DELETED, O_RDONLY | O_CLOEXEC);
@@ -43,24 +41,26 @@ static int tombs_load(int dirfd, tomb **out, size_t *n)
         close(fd);
         return -ENOMEM;
     }
-    char line[512];
+    char line[512], name[FY_NAME_MAX + 1];
     size_t cap = 0;
     while (fgets(line, sizeof line, f)) {
-        uint64_t a, b;
-        if (sscanf(line, "%" SCNu64 " %" SCNu64, &a, &b) != 2 || b < a)
+        tomb t = {0};
+        if (sscanf(line, "%" SCNu64 " %" SCNu64 " %255s %" SCNu64 " %" SCNu64 " %" SCNu64
+                   " %" SCNu64, &t.first, &t.last, name, &t.begin.seg, &t.begin.off, &t.end.seg,
+                   &t.end.off) != 7 || t.last < t.first)
             continue; /* a line we do not understand deletes nothing */
         if (*n == cap) {
             cap = cap ? 2 * cap : 16;
-            tomb *t = realloc(*out, cap * sizeof *t);
-            if (!t) {
+            tomb *nt = realloc(*out, cap * sizeof *nt);
+            if (!nt) {
                 fclose(f);
                 free(*out);
                 *out = NULL;
                 return -ENOMEM;
             }
-            *out = t;
+            *out = nt;
         }
-        (*out)[(*n)++] = (tomb){a, b};
+        (*out)[(*n)++] = t;
     }
     fclose(f);
     return 0;
@@ -89,11 +89,24 @@ int fy__cat_seg_deleted(int dirfd, uint64_t base, uint64_t next)
     return at >= next;
 }
 
+int fy_cat_tombs(const char *dir, fy_cat_tomb **out, size_t *n)
+{
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return -errno;
+    int rc = tombs_load(dfd, out, n);
+    close(dfd);
+    if (rc == 0 && *n > 1)
+        qsort(*out, *n, sizeof **out, tomb_cmp);
+    return rc;
+}
+
 int fy_cat_delete(const char *dir, const fy_cat_file *f)
 {
-    char path[4600], line[FY_NAME_MAX + 64];
-    int n = snprintf(line, sizeof line, "%" PRIu64 " %" PRIu64 " %s\n", f->seq_first, f->seq_last,
-                     f->name);
+    char path[4600], line[FY_NAME_MAX + 160];
+    int n = snprintf(line, sizeof line, "%" PRIu64 " %" PRIu64 " %s %" PRIu64 " %" PRIu64 " %" PRIu64
+                     " %" PRIu64 "\n", f->seq_first, f->seq_last, f->name, f->begin.seg,
+                     f->begin.off, f->end.seg, f->end.off);
     snprintf(path, sizeof path, "%s/%s", dir, FY_CAT_DELETED);
     int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
     if (fd < 0)
@@ -178,7 +191,8 @@ static int push(fy_cat *c, const fy_cat_file *f)
 }
 
 /* A file-begin or file-end at off: read, check and apply its payload. */
-static int mark(walk *w, int fd, uint64_t off, const fy_frame_hdr *h, int64_t mtime)
+static int mark(walk *w, int fd, uint64_t base, uint64_t off, const fy_frame_hdr *h,
+                int64_t mtime)
 {
     uint8_t p[16 + FY_NAME_MAX];
 
@@ -189,7 +203,7 @@ static int mark(walk *w, int fd, uint64_t off, const fy_frame_hdr *h, int64_t mt
         fy_file_begin fb;
         if (fy_file_begin_decode(p, h->len, &fb) < 0)
             return 1;
-        w->cur = (fy_cat_file){.size = fb.size, .seq_first = h->seq};
+        w->cur = (fy_cat_file){.size = fb.size, .seq_first = h->seq, .begin = {base, off}};
         snprintf(w->cur.name, sizeof w->cur.name, "%s", fb.name);
         w->in_file = true;
         return 0;
@@ -202,6 +216,7 @@ static int mark(walk *w, int fd, uint64_t off, const fy_frame_hdr *h, int64_t mt
     memcpy(w->cur.sha256, fe.sha256, sizeof fe.sha256);
     w->cur.seq_last = h->seq;
     w->cur.stored_s = mtime;
+    w->cur.end = (fy_pos){base, off + FY_FRAME_HDR_SIZE + h->len};
     w->in_file = false;
     w->c->end_seq = h->seq + 1;
     return push(w->c, &w->cur);
@@ -234,7 +249,7 @@ static int walk_seg(walk *w, int dirfd, uint64_t base)
             fy_frame_hdr_decode(raw, FY_PAYLOAD_MAX_LIMIT, &h) < 0 ||
             off + FY_FRAME_HDR_SIZE + h.len > (uint64_t)st.st_size || !fy_frame_is_stream(h.type))
             break;
-        if (h.type != FY_FT_DATA && (rc = mark(w, fd, off, &h, st.st_mtim.tv_sec)) != 0)
+        if (h.type != FY_FT_DATA && (rc = mark(w, fd, base, off, &h, st.st_mtim.tv_sec)) != 0)
             break;
         if (!c->first_seq)
             c->first_seq = h.seq;

@@ -18,8 +18,10 @@
 #include <stdint.h>
 
 #include "ferry/proto.h"
+#include "ferry/store.h"
 
-#define FY_CAT_DELETED "deleted" /* one line per deleted file: SEQ_FIRST SEQ_LAST NAME */
+/* One line per deleted file: SEQ_FIRST SEQ_LAST NAME BEGIN_SEG BEGIN_OFF END_SEG END_OFF */
+#define FY_CAT_DELETED "deleted"
 #define FY_CAT_RETAIN "retain"   /* one line: bytes=N age=S (0 = no limit) */
 
 /* One complete file (its file-begin and file-end are both held). */
@@ -29,6 +31,7 @@ typedef struct fy_cat_file {
     uint8_t sha256[FY_SHA256_LEN];
     uint64_t seq_first, seq_last; /* its file-begin's and file-end's seq */
     int64_t stored_s;             /* the mtime of the segment holding its file-end */
+    fy_pos begin, end;            /* its file-begin, and just after its file-end */
     bool deleted;                 /* named in `deleted`: never listed or served */
 } fy_cat_file;
 
@@ -50,6 +53,17 @@ void fy_cat_free(fy_cat *c);
 /* The latest live (not deleted) version of name, or with seq != 0 the one
  * whose file-begin is seq.  NULL when there is none. */
 const fy_cat_file *fy_cat_find(const fy_cat *c, const char *name, uint64_t seq);
+
+/* A deleted file where a forwarder skips it: seqs [first, last], bytes
+ * [begin, end) of the log. */
+typedef struct fy_cat_tomb {
+    uint64_t first, last;
+    fy_pos begin, end;
+} fy_cat_tomb;
+
+/* The deleted files of the channel in dir, sorted by seq (*out malloc'd,
+ * NULL when *n == 0).  0 or -errno (-ENOENT: no channel). */
+int fy_cat_tombs(const char *dir, fy_cat_tomb **out, size_t *n);
 
 /* Add f to dir's `deleted` file (appended, fsync'd).  0 or -errno. */
 int fy_cat_delete(const char *dir, const fy_cat_file *f);

@@ -4,7 +4,8 @@
  * --json parsed), fetching by name (latest and --seq), who is connected
  * with its client name, the admin right for rm and retain, deleting a
  * file (never listed or fetched again, its segments freed) and a channel
- * (refused while a receiver is connected), the channel's own retention.
+ * (refused while a receiver is connected), the channel's own retention;
+ * a receiver catching up is never sent a deleted file (SKIP).
  */
 #include <dirent.h>
 #include <signal.h>
@@ -235,6 +236,13 @@ static void test_rm_retain(void **state)
     assert_int_equal(ferry(t, "get-rm", (const char *[]){"get", "docs", "a.bin", "--out",
                                                           fy_ct_path(t, "g", p), "--token", "pub",
                                                           NULL}), 3);
+    /* catch-up leaves deleted files out: only b.txt arrives */
+    pid_t s = fy_ct_recv(t, "stored", "docs", fy_ct_path(t, "st", p),
+                         (const char *[]){"--stored", "--token", "pub", "--quiet", NULL});
+    fy_ct_expect_exit(t, s, "stored", T_MS, 0);
+    assert_true(fy_ct_size(fy_ct_path(t, "st/b.txt", p)) == 1000);
+    assert_true(fy_ct_size(fy_ct_path(t, "st/a.bin", p)) < 0);
+    assert_int_equal(lines_with(t, "stored", "file="), 1);
     /* a.bin (v1) fills the first segments alone: the retention pass frees them */
     int segs = segs0;
     for (int i = 0; i < 50 && segs == segs0; i++) {

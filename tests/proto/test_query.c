@@ -1,6 +1,6 @@
 /*
  * test_query.c - the query payloads (QUERY, QEND), the hello's client name
- * (FY_HELLO_F_CLIENT) and the query frame types: round trips, every proper
+ * (FY_HELLO_F_CLIENT), SKIP and the query frame types: round trips, every proper
  * prefix truncated, a trailing byte refused, each bad field's error.
  */
 #include <setjmp.h>
@@ -90,6 +90,16 @@ static void test_query_bad(void **state)
     assert_int_equal(fy_qend_decode(buf, 9, &e2), -FY_EPAYLOAD);
     assert_int_equal(fy_qend_decode(buf, 8, &e2), 0);
     assert_int_equal(e2.count, 7);
+    fy_skip k = {.first = 5, .next = 9}, k2;
+    assert_int_equal(fy_skip_encode(&k, buf, sizeof buf, &n), 0);
+    assert_int_equal(fy_skip_decode(buf, 15, &k2), -FY_ETRUNC);
+    assert_int_equal(fy_skip_decode(buf, 17, &k2), -FY_EPAYLOAD);
+    assert_int_equal(fy_skip_decode(buf, 16, &k2), 0);
+    assert_true(k2.first == 5 && k2.next == 9);
+    k.next = 5; /* an empty range says nothing */
+    assert_int_equal(fy_skip_encode(&k, buf, sizeof buf, &n), -EINVAL);
+    buf[8] = 5;
+    assert_int_equal(fy_skip_decode(buf, 16, &k2), -FY_EPAYLOAD);
     free(q);
     free(r);
 }
