@@ -80,8 +80,9 @@ static const char usage_rm[] =
     "segment is deleted (the next retention pass, within a second).  A NAME the\n"
     "channel does not hold: nothing is deleted, exit 3.  Prints per version:\n"
     "  type=deleted channel=C name=NAME seq_first=N seq_last=N\n"
-    "Without NAMEs: delete the whole channel and its files now; refused (exit 3)\n"
-    "while a sender or a receiver is connected.  Prints: type=removed channel=C\n"
+    "Without NAMEs: delete the whole channel and its files now; refused (exit 3,\n"
+    "after trying for 2 s) while a sender or a receiver is connected.\n"
+    "Prints: type=removed channel=C\n"
     "Needs a token with the admin right on the channel.\n\n" USAGE_COMMON "\n";
 
 static const char usage_retain[] =
@@ -275,7 +276,9 @@ static int print_rec(void *arg, const char *rec)
 static int run(qopts *c, fy_query *q, fy_cli_query_fn fn, void *arg)
 {
     fy_cli_query_opts o = {.server = c->server, .tls = &c->t, .timeout_ms = c->timeout_ms,
-                           .cancel = c->cancel};
+                           .cancel = c->cancel,
+                           /* a sender or receiver that just left may still be detaching */
+                           .busy_wait_ms = q->op == FY_QOP_RM && !q->nnames ? 2000 : 0};
     if (c->token)
         snprintf(q->token, sizeof q->token, "%s", c->token);
     return fy_cli_query_run(&o, q, fn, arg);

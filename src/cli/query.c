@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/cliexit.h"
 #include "cli/ident.h"
@@ -15,6 +16,7 @@
 #include "ferry/klog.h"
 
 #define QUERY_TIMEOUT_MS 10000
+#define BUSY_STEP_MS 200
 
 static int exchange(fy_cli_conn *k, const fy_query *q, fy_cli_query_fn fn, void *arg, int *cb)
 {
@@ -47,11 +49,21 @@ int fy_cli_query_run(const fy_cli_query_opts *o, fy_query *q, fy_cli_query_fn fn
 
     if (!q->client[0])
         snprintf(q->client, sizeof q->client, "%s", fy_cli_client_name());
-    int rc = fy_cli_conn_open_timeout(o->server, tmo, o->tls, o->cancel, &k);
-    const char *what = "connect";
-    if (rc == 0) {
-        what = "query";
-        rc = exchange(k, q, fn, arg, &cb);
+    const char *what;
+    int rc;
+    for (int waited = 0;; waited += BUSY_STEP_MS) {
+        rc = fy_cli_conn_open_timeout(o->server, tmo, o->tls, o->cancel, &k);
+        what = "connect";
+        if (rc == 0) {
+            what = "query";
+            rc = exchange(k, q, fn, arg, &cb);
+        }
+        if (rc != -FY_EINUSE || waited >= o->busy_wait_ms ||
+            (o->cancel && fy_cli_cancel_requested(o->cancel)))
+            break;
+        fy_cli_conn_close(k, false);
+        k = NULL;
+        nanosleep(&(struct timespec){0, BUSY_STEP_MS * 1000000L}, NULL);
     }
     if (rc < 0) {
         int code = fy_cli_conn_fail(k, rc, what);

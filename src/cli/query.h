@@ -19,6 +19,9 @@ typedef struct fy_cli_query_opts {
     const fy_cli_tls *tls; /* NULL: plaintext */
     int timeout_ms;        /* connect and answer; 0 = 10 s */
     fy_cli_cancel *cancel;
+    /* FY_EINUSE (a channel a sender or receiver is still leaving) is asked
+     * again every 200 ms for up to this long before it is reported. */
+    int busy_wait_ms;
 } fy_cli_query_opts;
 
 /* Called for each record, in order; a nonzero return stops the query and
