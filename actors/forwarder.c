@@ -629,9 +629,11 @@ int fy__forwarder_new(const fy__fwd_init *in, fy_actor **out)
     /* Receivers send only small control frames. */
     if ((rc = fy_dec_new(FY_CTL_PAYLOAD_MAX, &f->dec)) < 0)
         goto fail;
-    /* "peer channel": ferry-trace shows both in its tables. */
-    char label[sizeof f->peer + FY_NAME_MAX + 2];
-    snprintf(label, sizeof label, "%s %s", in->peer, in->chan->name);
+    /* "peer channel [client]": ferry-trace shows them in its tables (the
+     * runtime keeps 63 bytes of it). */
+    char label[sizeof f->peer + FY_NAME_MAX + FY_CLIENT_MAX + 3];
+    snprintf(label, sizeof label, "%s %s%s%s", in->peer, in->chan->name, in->client[0] ? " " : "",
+             in->client);
     fy_actor_opts o = {.fn = handle, .dtor = dtor, .state = f, .kind = FY_KIND_FORWARDER,
                        .label = label};
     if ((rc = fy_actor_new(f->ctx->sched, &o, &f->self)) < 0)
