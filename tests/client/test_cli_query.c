@@ -20,6 +20,8 @@
 
 #include <cmocka.h>
 
+#include "cli/conn.h"
+#include "ferry/proto.h"
 #include "harness.h"
 
 #define T_MS 30000
@@ -182,6 +184,22 @@ static void test_info_and_stored(void **state)
     fy_ct_kill(r, SIGTERM);
     fy_ct_wait(t, r, T_MS);
 
+    /* a sender, with its name in the hello: shown by info; its channel is
+     * not deleted while it is connected */
+    fy_cli_conn *k = NULL;
+    fy_welcome w;
+    fy_hello h = {.role = FY_ROLE_SENDER, .flags = FY_HELLO_F_CLIENT};
+    strcpy(h.channel, "pics");
+    strcpy(h.token, "pub");
+    strcpy(h.client, "carol@ci");
+    assert_int_equal(fy_cli_conn_open(g_addr, NULL, &k), 0);
+    assert_int_equal(fy_cli_conn_hello(k, &h, 10000, &w), 0);
+    assert_int_equal(ferry(t, "info-s", (const char *[]){"info", "pics", "--token", "pub", NULL}), 0);
+    assert_int_equal(lines_with(t, "info-s", "type=sender channel=pics client=carol@ci "), 1);
+    assert_int_equal(ferry(t, "rm-s", (const char *[]){"rm", "pics", "--token", "adm", NULL}), 3);
+    assert_true(fy_ct_contains(fy_ct_path(t, "rm-s.err", p), "FY_EINUSE"));
+    fy_cli_conn_close(k, true);
+
     /* recv --stored: what is stored, then exit 0 */
     pid_t s = fy_ct_recv(t, "stored", "docs", fy_ct_path(t, "st", p2),
                          (const char *[]){"--stored", "--token", "pub", "--quiet", NULL});
@@ -265,6 +283,14 @@ static void test_rm_retain(void **state)
                                            "\"source\":\"channel\""), 1);
     snprintf(d, sizeof d, "%s/channels/docs/retain", t->data);
     assert_true(fy_ct_size(d) > 0);
+    /* the channel's own byte limit is applied to it, within a few passes */
+    assert_int_equal(ferry(t, "ret2", (const char *[]){"retain", "docs", "--bytes", "64K",
+                                                        "--token", "adm", NULL}), 0);
+    segs0 = segments(t, "docs");
+    assert_true(segs0 > 2);
+    for (int i = 0; i < 50 && (segs = segments(t, "docs")) > 2; i++)
+        fy_ct_sleep_ms(100);
+    assert_true(segs <= 2);
 
     /* a channel with a receiver is not deleted; without one it is */
     pid_t r = fy_ct_recv(t, "live", "pics", fy_ct_path(t, "live", p),
