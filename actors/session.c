@@ -415,6 +415,8 @@ static void on_timer(session *s, uint64_t tag)
             tls_fail(s, -ETIMEDOUT, "no TLS handshake within the hello timeout");
         else if (s->st == S_HELLO)
             fy__session_fail(s, FY_EPROTO, "no hello within %d ms", HELLO_MS);
+        else if (s->st == S_QUERY) /* an answer that never came (a full pool) */
+            fy__session_fail(s, FY_EINTERNAL, "query not answered within %d ms", HELLO_MS);
     } else if (tag == FY__TM_IDLE) {
         fy__sender_idle_tick(s);
     } else if (tag == FY__TM_RETRY) {
