@@ -22,6 +22,7 @@
 
 #include "cli/cliexit.h"
 #include "cli/ident.h"
+#include "cli/qtable.h"
 #include "cli/query.h"
 #include "cli/recv.h"
 #include "cli/retry.h"
@@ -53,7 +54,8 @@ static const char usage_ls[] =
     "With CHANNEL: that line, then one per stored file, oldest first:\n"
     "  type=file channel=C name=NAME size=N sha256=HEX seq_first=N seq_last=N stored=UNIX age_s=N\n"
     "(bytes: on the relay's disk; age_s: since the last write; stored: when the\n"
-    "segment holding the file's end was last written)\n\n" USAGE_COMMON "\n";
+    "segment holding the file's end was last written).  On a terminal: tables.\n\n"
+    USAGE_COMMON "\n";
 
 static const char usage_info[] =
     "Usage: ferry info CHANNEL [OPTIONS]\n\n"
@@ -122,6 +124,7 @@ typedef struct qopts {
     char token_buf[FY_TOKEN_MAX + 1];
     fy_cli_tls t;
     fy_cli_cancel *cancel;
+    fy_cli_qtable *table; /* ls and info on a terminal: a table instead of lines */
 } qopts;
 
 static int usage_error(const qopts *c, const char *what, const char *arg)
@@ -265,6 +268,8 @@ static int parse(qopts *c, const char *allowed, int argc, char **argv)
 static int print_rec(void *arg, const char *rec)
 {
     const qopts *c = arg;
+    if (c->table && fy_cli_qtable_add(c->table, rec) == 0)
+        return 0;
     if (c->json)
         fy_cli_kv_json(stdout, rec);
     else
@@ -450,12 +455,14 @@ int fy_cli_qcmd_main(const char *cmd, int argc, char **argv, fy_cli_cancel *canc
     if (!rc && c.help) {
         fputs(usage, stdout);
         fputs(fy_cli_exit_help(), stdout);
-    } else if (!rc && !strcmp(cmd, "ls")) {
-        q->op = FY_QOP_LS;
-        rc = simple(&c, argc, argv, q, false, false);
-    } else if (!rc && !strcmp(cmd, "info")) {
-        q->op = FY_QOP_INFO;
-        rc = simple(&c, argc, argv, q, true, false);
+    } else if (!rc && (!strcmp(cmd, "ls") || !strcmp(cmd, "info"))) {
+        q->op = !strcmp(cmd, "ls") ? FY_QOP_LS : FY_QOP_INFO;
+        if (!c.json && isatty(STDOUT_FILENO))
+            c.table = fy_cli_qtable_new();
+        rc = simple(&c, argc, argv, q, q->op == FY_QOP_INFO, false);
+        if (c.table && rc == 0)
+            fy_cli_qtable_print(c.table, stdout);
+        fy_cli_qtable_free(c.table);
     } else if (!rc && !strcmp(cmd, "rm")) {
         q->op = FY_QOP_RM;
         rc = simple(&c, argc, argv, q, true, true);
