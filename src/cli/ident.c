@@ -6,7 +6,9 @@
  */
 #include "cli/ident.h"
 
+#include <pthread.h>
 #include <pwd.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +18,8 @@
 #include "ferry/proto.h"
 
 static char g_name[FY_CLIENT_MAX + 1];
-static int g_set;
+static bool g_given; /* fy_cli_set_client_name ran (before any thread) */
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
 static void make_default(void)
 {
@@ -35,14 +38,23 @@ static void make_default(void)
             *p = '_';
 }
 
+static void init_name(void)
+{
+    const char *env = getenv("FERRY_CLIENT_NAME");
+
+    if (g_given)
+        return;
+    if (env && fy_client_name_check(env, strlen(env)) == 0)
+        snprintf(g_name, sizeof g_name, "%s", env);
+    else
+        make_default();
+}
+
 const char *fy_cli_client_name(void)
 {
-    if (!g_set) {
-        const char *env = getenv("FERRY_CLIENT_NAME");
-        if (!env || fy_cli_set_client_name(env) < 0)
-            make_default();
-        g_set = 1;
-    }
+    /* once, whichever thread asks first (ferry demo's receivers are threads);
+     * pthread_once orders the writes before every caller's reads */
+    pthread_once(&g_once, init_name);
     return g_name;
 }
 
@@ -51,6 +63,6 @@ int fy_cli_set_client_name(const char *name)
     if (fy_client_name_check(name, strlen(name)) < 0)
         return -FY_ENAME;
     snprintf(g_name, sizeof g_name, "%s", name);
-    g_set = 1;
+    g_given = true;
     return 0;
 }

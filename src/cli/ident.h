@@ -3,7 +3,8 @@
  * (FY_HELLO_F_CLIENT): shown in ferryd's log lines and in `ferry info`,
  * so an operator sees who a connection is, not only its address.
  * Default `user@host`; --client-name or $FERRY_CLIENT_NAME replace it.
- * Set once by the program before any connection; read by any thread after.
+ * fy_cli_set_client_name: the program, before any other thread starts;
+ * fy_cli_client_name: any thread.
  */
 #ifndef FY_CLI_IDENT_H
 #define FY_CLI_IDENT_H
