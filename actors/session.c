@@ -119,7 +119,9 @@ static void vfail_as(session *s, int code, const char *msg, const char *fmt, va_
         s->attach_sent = false;
         fy__msg_detach(s->chan->writer, s->self);
     }
-    fy_klog(code == FY_EAUTH || code == FY_EBUSY ? FY_LOG_INFO : FY_LOG_WARN, msg,
+    bool said_no = code == FY_EAUTH || code == FY_EBUSY || code == FY_EINUSE ||
+                   code == FY_ENOCHAN || code == FY_ENOFILE; /* an answer, not a fault */
+    fy_klog(said_no ? FY_LOG_INFO : FY_LOG_WARN, msg,
             "peer=%s channel=%s err=%s text=%s action=\"error frame, close\"", s->peer,
             s->hello.channel[0] ? s->hello.channel : "-", fy_errname(code),
             fy_klog_q(text, q, sizeof q));
