@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "cli/conn.h"
+#include "cli/query.h"
 #include "ferry/proto.h"
 #include "harness.h"
 
@@ -212,6 +213,29 @@ static void test_info_and_stored(void **state)
     snprintf(ch, sizeof ch, "%s/channels/dcos", t->data);
     struct stat st;
     assert_true(stat(ch, &st) != 0);
+
+    /* a receiver that starts inside a deleted file, or before one, is not
+     * sent it: b.txt deleted, --from-seq its first seq gets a.bin v2 */
+    assert_int_equal(ferry(t, "ls-b", (const char *[]){"ls", "docs", "--token", "pub", NULL}), 0);
+    char out[8192], seq[24] = "";
+    out_of(t, "ls-b", out, sizeof out);
+    for (char *l = strtok(out, "\n"); l; l = strtok(NULL, "\n"))
+        if (strstr(l, "name=b.txt"))
+            fy_cli_kv_get(l, "seq_first", seq, sizeof seq);
+    assert_true(seq[0] != 0);
+    assert_int_equal(ferry(t, "rm-b", (const char *[]){"rm", "docs", "b.txt", "--token", "adm", NULL}), 0);
+    s = fy_ct_recv(t, "from-b", "docs", fy_ct_path(t, "fb", p2),
+                   (const char *[]){"--from-seq", seq, "--count", "1", "--token", "pub", "--quiet",
+                                    NULL});
+    fy_ct_expect_exit(t, s, "from-b", T_MS, 0);
+    fy_ct_assert_same(fy_ct_path(t, "fb/a.bin", p2), a2);
+    assert_true(fy_ct_size(fy_ct_path(t, "fb/b.txt", p2)) < 0);
+    s = fy_ct_recv(t, "from-1", "docs", fy_ct_path(t, "f1", p2),
+                   (const char *[]){"--from-start", "--count", "2", "--token", "pub", "--quiet",
+                                    NULL});
+    fy_ct_expect_exit(t, s, "from-1", T_MS, 0);
+    assert_int_equal(lines_with(t, "from-1", "file=a.bin"), 2);
+    assert_int_equal(lines_with(t, "from-1", "file=b.txt"), 0);
 }
 
 /* Data segments in DATA/channels/ch. */
