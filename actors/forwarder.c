@@ -541,6 +541,7 @@ static void on_stats(fwd *f, const fy_msg *m)
     if (f->st != F_CLOSING)
         snprintf(r.channel, sizeof r.channel, "%.71s", f->chan->name);
     snprintf(r.peer, sizeof r.peer, "%s", f->peer);
+    snprintf(r.client, sizeof r.client, "%s", f->client);
     snprintf(r.mode, sizeof r.mode, "%s", f->st == F_LIVE || !f->behind ? "live" : "catch-up");
     r.v[FY_ST_BYTES_OUT] = f->sent;
     r.v[FY_ST_FRAMES_OUT] = f->frames_live;
@@ -635,6 +636,7 @@ static void dtor(void *state)
     fy_dec_free(f->dec);
     free(f->pending);
     free(f->q);
+    free(f->tombs);
     free(f);
 }
 
@@ -654,6 +656,7 @@ int fy__forwarder_new(const fy__fwd_init *in, fy_actor **out)
     f->r_epoch = in->r_epoch;
     f->r_part = in->r_part;
     snprintf(f->peer, sizeof f->peer, "%s", in->peer);
+    snprintf(f->client, sizeof f->client, "%s", in->client);
     if (in->npending) {
         if (!(f->pending = malloc(in->npending)))
             goto fail;
@@ -663,9 +666,11 @@ int fy__forwarder_new(const fy__fwd_init *in, fy_actor **out)
     /* Receivers send only small control frames. */
     if ((rc = fy_dec_new(FY_CTL_PAYLOAD_MAX, &f->dec)) < 0)
         goto fail;
-    /* "peer channel": ferry-trace shows both in its tables. */
-    char label[sizeof f->peer + FY_NAME_MAX + 2];
-    snprintf(label, sizeof label, "%s %s", in->peer, in->chan->name);
+    /* "peer channel [client]": ferry-trace shows them in its tables (the
+     * runtime keeps 63 bytes of it). */
+    char label[sizeof f->peer + FY_NAME_MAX + FY_CLIENT_MAX + 3];
+    snprintf(label, sizeof label, "%s %s%s%s", in->peer, in->chan->name, in->client[0] ? " " : "",
+             in->client);
     fy_actor_opts o = {.fn = handle, .dtor = dtor, .state = f, .kind = FY_KIND_FORWARDER,
                        .label = label};
     if ((rc = fy_actor_new(f->ctx->sched, &o, &f->self)) < 0)

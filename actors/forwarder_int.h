@@ -29,6 +29,7 @@ typedef struct fwd {
     fy_conn conn;         /* plain or TLS: every byte to the receiver goes through it */
     enum fst st;
     char peer[64];
+    char client[FY_CLIENT_MAX + 1]; /* from the hello, for `ferry info` */
     uint64_t addr_key[2]; /* the acceptor counts our connection under it */
     uint8_t mode;
     uint64_t resume_from;
@@ -71,6 +72,8 @@ typedef struct fwd {
     fy_pos bound;         /* catch-up: a frame boundary at or before pos */
     uint64_t sent, acked, catchups, frames_live;
     uint64_t sent_disk;   /* of sent, bytes sent from the file (catch-up) */
+    struct fy_cat_tomb *tombs; /* catch-up: the deleted files to skip (fwd_skip.c) */
+    size_t ntombs, tomb_next; /* tomb_next: the one a send stopped before */
 } fwd;
 
 /* The i-th queued live batch (i < f->qlen). */
@@ -119,5 +122,17 @@ void fy__fwd_pump(fwd *f);
 void fy__fwd_start_catchup(fwd *f, fy_pos at, uint64_t seq);
 /* FY__TM_LINGER: close a follower's reader idle for a while. */
 void fy__fwd_linger(fwd *f);
+
+/* ---- fwd_skip.c: deleted files in catch-up ------------------------------------ */
+
+/* Read the channel's deleted files (a receiver with FY_HELLO_F_SKIP only). */
+void fy__fwd_skip_load(fwd *f);
+/* The end of the next send from f->pos: f->end, or the start of the next
+ * deleted file before it.  Returns 1 when f->pos is at or in a deleted
+ * file (skip it now with fy__fwd_skip), else 0. */
+int fy__fwd_skip_limit(fwd *f, fy_pos *lim);
+/* Skip the deleted file the last limit named: queue SKIP, move f->pos
+ * past it.  0 or -errno (the control queue is full). */
+int fy__fwd_skip(fwd *f);
 
 #endif

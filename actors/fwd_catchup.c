@@ -30,6 +30,7 @@
 
 void fy__fwd_start_catchup(fwd *f, fy_pos at, uint64_t seq)
 {
+    fy__fwd_skip_load(f);
     f->st = F_CATCHUP;
     f->behind = true;
     f->pos = at;
@@ -159,7 +160,10 @@ static ssize_t catchup_step(fwd *f, size_t max)
             return rc;
         f->rd_seeked = true;
     }
-    rc = fy_logrd_send(f->rd, send_file, &f->conn, f->end, max, &sent);
+    fy_pos lim = f->end;
+    if (f->ntombs && fy__fwd_skip_limit(f, &lim))
+        return fy__fwd_skip(f); /* at a frame boundary: a deleted file starts here */
+    rc = fy_logrd_send(f->rd, send_file, &f->conn, lim, max, &sent);
     f->sent += sent;
     if (f->behind)
         f->sent_disk += sent;
@@ -170,6 +174,8 @@ static ssize_t catchup_step(fwd *f, size_t max)
         return sent ? (ssize_t)sent : -EAGAIN;
     if (rc < 0)
         return rc;
+    if (sent == 0 && (lim.seg != f->end.seg || lim.off != f->end.off))
+        return fy__fwd_skip(f); /* reached the deleted file the limit stopped at */
     if (sent == 0) {
         go_live(f);
         return 0;

@@ -39,6 +39,7 @@
 #include "ferry/proto.h"
 #include "relay/stats.h"
 #include "msg.h"
+#include "query.h"
 #include "relay_int.h"
 
 /* The registry's own view of a channel (the fy__chan it points to is what
@@ -48,6 +49,7 @@ typedef struct slot {
     bool closing;         /* CLOSE sent: requests wait below */
     fy__chan_req **wait;  /* requests that came while closing */
     size_t nwait, capwait;
+    fy__chan_req *drop;   /* `ferry rm CHANNEL` waiting for the close (query.h) */
 } slot;
 
 typedef struct registry {
@@ -229,6 +231,27 @@ static void on_get(registry *r, fy__chan_req *q)
         reply(q, ch, 0);
 }
 
+/* `ferry rm CHANNEL`: a channel no writer has open is deleted now; an open
+ * one is closed first the way an idle one is (CLOSE), which its writer
+ * refuses while it has a user (CHAN_KEEP: refused) and otherwise does
+ * (WRITER_DONE: deleted). */
+static void on_drop(registry *r, fy__chan_req *q)
+{
+    slot *s = find_name(r, q->name);
+
+    if (r->shutting)
+        fy__query_drop_refuse(r->ctx, q, FY_ESHUTDOWN, "the relay is shutting down");
+    else if (!s)
+        fy__query_drop_now(r->ctx, q);
+    else if (s->closing)
+        fy__query_drop_refuse(r->ctx, q, FY_EINUSE, "it is closing or being deleted: try again");
+    else {
+        s->drop = q;
+        s->closing = true;
+        fy__msg_close(s->ch->writer);
+    }
+}
+
 static void done(registry *r)
 {
     uint64_t one = 1;
@@ -260,6 +283,10 @@ static void on_keep(registry *r, const fy__chan *ch)
     if (!s)
         return;
     s->closing = false;
+    if (s->drop) { /* the writer has a sender, receivers or a session about to be one */
+        fy__query_drop_refuse(r->ctx, s->drop, FY_EINUSE, "a sender or receivers are connected");
+        s->drop = NULL;
+    }
     for (size_t i = 0; i < s->nwait; i++)
         reply(s->wait[i], r->shutting ? NULL : s->ch, r->shutting ? -FY_ESHUTDOWN : 0);
     s->nwait = 0;
@@ -274,7 +301,7 @@ static void on_writer_done(registry *r, const fy_msg *m)
     if (!s)
         return;
     fy__chan *ch = s->ch;
-    fy__chan_req **wait = s->wait;
+    fy__chan_req **wait = s->wait, *drop = s->drop;
     size_t nwait = s->nwait;
     char name[FY_NAME_MAX + 1];
 
@@ -288,6 +315,8 @@ static void on_writer_done(registry *r, const fy_msg *m)
     fy_actor_unref(ch->indexer);
     free(ch);
     if (r->shutting) {
+        if (drop)
+            fy__query_drop_refuse(r->ctx, drop, FY_ESHUTDOWN, "the relay is shutting down");
         for (size_t i = 0; i < nwait; i++)
             reply(wait[i], NULL, -FY_ESHUTDOWN);
         free(wait);
@@ -296,6 +325,8 @@ static void on_writer_done(registry *r, const fy_msg *m)
         return;
     }
     r->closed++;
+    if (drop) /* closed for `ferry rm`: before a waiting session reopens it (empty) */
+        fy__query_drop_now(r->ctx, drop);
     if (nwait) {
         fy__chan *nch = NULL;
         int rc = open_chan(r, name, &nch);
@@ -328,6 +359,9 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
     switch (m->type) {
     case FY_RM_CHAN_GET:
         on_get(r, m->ptr);
+        break;
+    case FY_RM_CHAN_DROP:
+        on_drop(r, m->ptr);
         break;
     case FY_RM_SHUTDOWN:
         on_shutdown(r);

@@ -322,6 +322,8 @@ int fy_relay_start(fy_relay *r, char *err, size_t errcap)
         (rc = fy__metrics_new(&r->ctx, r->ctx.conf->metrics, &r->ctx.metrics, r->metrics_bound,
                               sizeof r->metrics_bound, err, errcap)) < 0)
         return rc;
+    if ((rc = fy__qinfo_new(&r->ctx, &r->ctx.query)) < 0) /* `ferry info` asks both */
+        return rc;
     int lfd = r->lfd;
     r->lfd = -1; /* the acceptor owns it now */
     /* ctx is complete: from here on it is only read. */
@@ -436,6 +438,7 @@ void fy_relay_free(fy_relay *r)
         return;
     fy_actor_unref(r->tracer); /* stopped (after a last drain) by the join */
     fy_actor_unref(r->ctx.metrics);
+    fy_actor_unref(r->ctx.query);
     fy_actor_unref(r->ctx.acceptor);
     fy_actor_unref(r->ctx.registry);
     fy__registry_cleanup(r->reg_state);

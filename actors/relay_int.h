@@ -104,6 +104,7 @@ typedef struct fy__ctx {
     fy_actor *registry;  /* set before the first session exists */
     fy_actor *acceptor;
     fy_actor *metrics;   /* the stats collector (actors/metrics.c), or NULL */
+    fy_actor *query;     /* `ferry info`'s collector (actors/qinfo.c) */
     int done_fd;         /* eventfd: the registry signals "shutdown complete" */
     fy_tls *tls;         /* the listener's TLS settings, or NULL: plaintext */
     fy_tls *up_tls;      /* TLS to the upstream (upstream-ca), or NULL: plaintext */
@@ -252,6 +253,7 @@ typedef struct fy__fwd_init {
     uint64_t r_epoch;      /* with FY_HELLO_F_AHEAD: the epoch the receiver's frames came from */
     uint64_t r_part;       /* and its partial file's file-begin seq (0: none) */
     char peer[64];
+    char client[FY_CLIENT_MAX + 1]; /* the client's name from hello, "" = none */
     uint64_t addr_key[2];   /* the peer's address key (fy__addr_key), as the acceptor counts it */
     const uint8_t *pending; /* bytes read past the hello; copied */
     size_t npending;
@@ -311,6 +313,10 @@ enum fy__msg {
     FY_RM_ATTACH_MIRROR,              /* the answer to ATTACH on an edge's mirror */
     /* upstream -> writer -> forwarders (appended: the numbers above stay) */
     FY_RM_NOTICE,                     /* a mirror skipped frames: DIR/skipped has it */
+    /* queries (actors/query.h) */
+    FY_RM_QREPLY,                     /* to a session: records or an error for its query */
+    FY_RM_QINFO,                      /* to the query collector: who is on a channel */
+    FY_RM_CHAN_DROP,                  /* to the registry: delete a channel */
 };
 
 /* Timer tags. */
@@ -352,6 +358,9 @@ void fy__upstream_recorded(const char *chan_dir, char *up, size_t cap);
  * (IPv4 as ::ffff:a.b.c.d), port left out (any thread).  The acceptor makes
  * it once; sessions and forwarders carry it as data. */
 void fy__addr_key(const fy_addr *a, uint64_t key[2]);
+
+/* `ferry info`'s collector (actors/qinfo.c), one per relay. */
+int fy__qinfo_new(const fy__ctx *ctx, fy_actor **out);
 
 /* The metrics actor: GET /metrics on addr (actors/metrics.c).  *bound gets
  * the address it listens on.  0 or -errno with a message in err. */

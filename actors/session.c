@@ -98,6 +98,11 @@ static void linger(session *s)
     fy__session_drive(s);
 }
 
+void fy__session_linger(session *s)
+{
+    linger(s);
+}
+
 /* End this connection with an error frame and one log line, msg. */
 static void vfail_as(session *s, int code, const char *msg, const char *fmt, va_list ap)
 {
@@ -115,7 +120,9 @@ static void vfail_as(session *s, int code, const char *msg, const char *fmt, va_
         s->attach_sent = false;
         fy__msg_detach(s->chan->writer, s->self);
     }
-    fy_klog(code == FY_EAUTH || code == FY_EBUSY ? FY_LOG_INFO : FY_LOG_WARN, msg,
+    bool said_no = code == FY_EAUTH || code == FY_EBUSY || code == FY_EINUSE ||
+                   code == FY_ENOCHAN || code == FY_ENOFILE; /* an answer, not a fault */
+    fy_klog(said_no ? FY_LOG_INFO : FY_LOG_WARN, msg,
             "peer=%s channel=%s err=%s text=%s action=\"error frame, close\"", s->peer,
             s->hello.channel[0] ? s->hello.channel : "-", fy_errname(code),
             fy_klog_q(text, q, sizeof q));
@@ -158,9 +165,9 @@ static void on_hello(session *s, const fy_frame *f)
         fy__session_fail(s, FY_EPAYLOAD, "hello: unknown role %u", h->role);
         return;
     }
-    fy_klog(FY_LOG_INFO, "hello", "peer=%s role=%s channel=%s mode=%u resume_from=%llu", s->peer,
-            sender ? "sender" : "receiver", h->channel, h->mode,
-            (unsigned long long)h->resume_from);
+    fy_klog(FY_LOG_INFO, "hello", "peer=%s role=%s channel=%s mode=%u resume_from=%llu client=%s",
+            s->peer, sender ? "sender" : "receiver", h->channel, h->mode,
+            (unsigned long long)h->resume_from, h->client[0] ? h->client : "-");
     if (!fy_auth_allows(fy__auth(s->ctx), h->token, sender ? FY_AUTH_PUBLISH : FY_AUTH_SUBSCRIBE,
                         h->channel)) {
         fy__session_fail(s, FY_EAUTH, "token may not %s channel %s",
@@ -195,6 +202,8 @@ static int consume_hello(void *arg)
             break;
         if (rc < 0)
             fy__session_fail(s, rc, "bad frame after seq 0: %s", fy_strerror(rc));
+        else if (f.hdr.type == FY_FT_QUERY)
+            fy__query_frame(s, &f);
         else if (f.hdr.type != FY_FT_HELLO)
             fy__session_fail(s, FY_EPROTO, "%s before hello",
                              fy_frame_type_name(f.hdr.type));
@@ -308,6 +317,7 @@ static void handoff(session *s)
     fy_actor *fwd;
 
     snprintf(in.peer, sizeof in.peer, "%s", s->peer);
+    snprintf(in.client, sizeof in.client, "%s", s->hello.client);
     memcpy(in.addr_key, s->addr_key, sizeof in.addr_key);
     fy_io_del(s->ctx->sched, s->conn.fd);
     int rc = fy__forwarder_new(&in, &fwd);
@@ -382,6 +392,7 @@ static void on_stats(session *s, const fy_msg *m)
     r.depth = fy_actor_depth(s->self);
     snprintf(r.channel, sizeof r.channel, "%.71s", s->hello.channel);
     snprintf(r.peer, sizeof r.peer, "%s", s->peer);
+    snprintf(r.client, sizeof r.client, "%s", s->hello.client);
     r.v[FY_ST_BYTES_IN] = in->bytes;
     r.v[FY_ST_FRAMES_IN] = in->frames;
     r.v[FY_ST_QUEUED_BYTES] = in->inflight;
@@ -411,6 +422,8 @@ static void on_timer(session *s, uint64_t tag)
             tls_fail(s, -ETIMEDOUT, "no TLS handshake within the hello timeout");
         else if (s->st == S_HELLO)
             fy__session_fail(s, FY_EPROTO, "no hello within %d ms", HELLO_MS);
+        else if (s->st == S_QUERY) /* an answer that never came (a full pool) */
+            fy__session_fail(s, FY_EINTERNAL, "query not answered within %d ms", HELLO_MS);
     } else if (tag == FY__TM_IDLE) {
         fy__sender_idle_tick(s);
     } else if (tag == FY__TM_RETRY) {
@@ -480,6 +493,9 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
     case FY_STATS_REQ:
         on_stats(s, m);
         break;
+    case FY_RM_QREPLY:
+        fy__query_reply(s, m);
+        break;
     default:
         break;
     }
@@ -495,6 +511,7 @@ static void dtor(void *state)
     fy_dec_free(s->dec);
     free(s->rbuf);
     fy_outq_free(&s->out);
+    free(s->query);
     free(s);
 }
 

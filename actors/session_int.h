@@ -18,7 +18,7 @@
 #include "pump.h"
 #include "relay_int.h"
 
-enum st { S_TLS, S_HELLO, S_WAIT_CHAN, S_WAIT_ATTACH, S_SENDER, S_LINGER, S_DONE };
+enum st { S_TLS, S_HELLO, S_WAIT_CHAN, S_WAIT_ATTACH, S_SENDER, S_LINGER, S_DONE, S_QUERY };
 
 typedef struct session {
     const fy__ctx *ctx;
@@ -40,6 +40,8 @@ typedef struct session {
     fy__part_info part;
     int end_code; /* FY_E* that ended the connection, 0 = none */
     fy__idle idle;       /* a sender: its last byte, and our ping */
+    struct fy_query *query; /* a query connection's query (actors/query.c) */
+    uint32_t qrecs;         /* records sent for it */
 } session;
 
 /* ---- session.c, for sender.c ------------------------------------------------ */
@@ -59,6 +61,14 @@ void fy__session_finish(session *s, const char *why);
 void fy__session_drive(session *s);
 /* The socket gave EOF (0) or -errno: the connection is over. */
 void fy__session_closed(void *arg, ssize_t n);
+/* The last frame is queued: close once it is out (a short linger). */
+void fy__session_linger(session *s);
+
+/* ---- query.c: a query connection (FY_FT_QUERY instead of hello) ------------------ */
+
+void fy__query_frame(session *s, const fy_frame *f);
+/* FY_RM_QREPLY: the collector's or the registry's part of the answer. */
+void fy__query_reply(session *s, fy_msg *m);
 
 /* ---- sender.c: the session as a sender ----------------------------------------- */
 

@@ -624,8 +624,9 @@ int fy__writer_new(const fy__ctx *ctx, const fy__chan *chan, fy_log *log, fy_idx
         fy_actor_unref(w->self);
         return rc;
     }
-    if (ctx->conf->retain_bytes || ctx->conf->retain_age)
-        fy_timer_after(w->self, FY__RETAIN_MS, FY__TM_RETAIN);
+    /* Always: a channel may have limits of its own, or deleted files
+     * (`ferry retain`, `ferry rm`: store/catalog.h), set while it is open. */
+    fy_timer_after(w->self, FY__RETAIN_MS, FY__TM_RETAIN);
     *out = w->self;
     *indexer = w->indexer;
     return 0;

@@ -396,7 +396,7 @@ void fy__writer_batch(fy__writer *w, fy__batch *b)
     uint64_t held = b->held; /* b belongs to the forwarders after publish */
     publish_stage(w, b, acks, &nacks);
     acknowledge_stage(w, to, held, acks, nacks, rc, &r);
-    if (fy_log_end(w->log).seg != seg0 && (w->ctx->conf->retain_bytes || w->ctx->conf->retain_age))
+    if (fy_log_end(w->log).seg != seg0)
         fy__writer_retain(w);
 }
 

@@ -41,6 +41,9 @@
     X(FY_ETLS,       1026, "TLS failed (handshake, certificate or record)") \
     X(FY_ETLSREQ,    1027, "this relay requires TLS")                        \
     X(FY_ESTORAGE,   1030, "relay storage failed, try again later")          \
+    X(FY_ENOFILE,    1050, "no such file on the channel")                   \
+    X(FY_ENOCHAN,    1051, "no such channel on the relay")                  \
+    X(FY_EINUSE,     1052, "channel in use")                                \
     X(FY_ESKIPPED,   1070, "files skipped: the upstream relay no longer held them")
 
 enum fy_err {

@@ -47,6 +47,16 @@ enum fy_frame_type {
     FY_FT_PING = 8,
     FY_FT_PONG = 9,
     FY_FT_BYE = 10,
+    /* Queries (docs/protocol.md, "Queries"): instead of hello, a client
+     * sends one QUERY; the relay answers with QREC records, then QEND (or
+     * an error frame), and closes. */
+    FY_FT_QUERY = 16,
+    FY_FT_QREC = 17,
+    FY_FT_QEND = 18,
+    /* Relay -> a receiver that set FY_HELLO_F_SKIP: the stream frames
+     * [first, next) are deleted files (`ferry rm`) and are not sent; the
+     * next stream frame is seq next.  Sent at a frame boundary. */
+    FY_FT_SKIP = 19,
     /* 48-55: an edge relay's notices (docs/protocol.md, "Notices") */
     FY_FT_NOTICE = 48,    /* relay->receiver: what the relay could not deliver, and why */
     FY_FT_MAX_ = 48       /* the highest number; numbers in between may be unused */
@@ -88,11 +98,19 @@ enum fy_mode {
  * the extension and the epoch fields (docs/protocol.md, "A receiver ahead
  * of the log"). */
 #define FY_HELLO_F_AHEAD 0x0002u
+/* The hello ends with the client's name (u8 length + bytes; shown in the
+ * relay's logs and `ferry info`). */
+#define FY_HELLO_F_CLIENT 0x0010u
+/* A receiver that understands FY_FT_SKIP: deleted files are skipped, not
+ * sent (a receiver without it gets them from the log as they are). */
+#define FY_HELLO_F_SKIP 0x0020u
 /* A receiver that takes notice frames (FY_FT_NOTICE): files an edge relay
  * skipped and why.  Without it the relay sends none. */
 #define FY_HELLO_F_NOTICE 0x4000u
-#define FY_HELLO_F_KNOWN (FY_HELLO_F_RESUME | FY_HELLO_F_AHEAD | FY_HELLO_F_NOTICE)
-#define FY_HELLO_MAX (16u + FY_NAME_MAX + FY_TOKEN_MAX + 16u)
+#define FY_HELLO_F_KNOWN (FY_HELLO_F_RESUME | FY_HELLO_F_AHEAD | FY_HELLO_F_CLIENT | \
+                          FY_HELLO_F_SKIP | FY_HELLO_F_NOTICE)
+#define FY_CLIENT_MAX 64u   /* a client's name, bytes */
+#define FY_HELLO_MAX (16u + FY_NAME_MAX + FY_TOKEN_MAX + 16u + 1u + FY_CLIENT_MAX)
 
 /* Welcome flags (the epoch fields' u32). */
 #define FY_WELCOME_F_AHEAD 0x0001u /* the resume point was beyond what the log holds */
@@ -110,6 +128,8 @@ typedef struct fy_hello {
      * its partial file (0: none). */
     uint64_t epoch;
     uint64_t part_seq;
+    /* With FY_HELLO_F_CLIENT: who the client says it is ("user@host"). */
+    char client[FY_CLIENT_MAX + 1];
 } fy_hello;
 
 typedef struct fy_welcome {
@@ -225,6 +245,56 @@ int fy_error_encode(const fy_error *v, uint8_t *out, size_t cap, size_t *len);
 int fy_error_decode(const uint8_t *p, size_t n, fy_error *v);
 int fy_notice_encode(const fy_notice *v, uint8_t *out, size_t cap, size_t *len);
 int fy_notice_decode(const uint8_t *p, size_t n, fy_notice *v);
+
+/* ---- queries (query.c) ------------------------------------------------------ */
+
+enum fy_query_op {
+    FY_QOP_LS = 1,     /* channel "": every channel on disk; else that channel's files */
+    FY_QOP_INFO = 2,   /* one channel: store, retention, who is connected */
+    FY_QOP_RM = 3,     /* names: delete those files; none: delete the channel */
+    FY_QOP_RETAIN = 4, /* set the channel's own retention (FY_QF_BYTES / FY_QF_AGE) */
+};
+#define FY_QF_BYTES 0x0001u /* retain: arg1 is the byte limit (0 = none) */
+#define FY_QF_AGE 0x0002u   /* retain: arg2 is the age limit in seconds (0 = none) */
+#define FY_QF_KNOWN (FY_QF_BYTES | FY_QF_AGE)
+#define FY_QUERY_NAMES_MAX 64u /* names in one query */
+
+typedef struct fy_query {
+    uint8_t op;     /* enum fy_query_op */
+    uint16_t flags; /* FY_QF_* */
+    uint64_t arg1, arg2;
+    char token[FY_TOKEN_MAX + 1];
+    char channel[FY_NAME_MAX + 1];  /* "" only for FY_QOP_LS */
+    char client[FY_CLIENT_MAX + 1]; /* may be "" */
+    uint16_t nnames;
+    char names[FY_QUERY_NAMES_MAX][FY_NAME_MAX + 1];
+} fy_query;
+
+/* QEND: the status of the query and how many QREC records came before. */
+typedef struct fy_qend {
+    uint32_t code;  /* 0 */
+    uint32_t count;
+} fy_qend;
+
+#define FY_QUERY_MAX (32u + FY_TOKEN_MAX + FY_NAME_MAX + FY_CLIENT_MAX + \
+                      FY_QUERY_NAMES_MAX * (1u + FY_NAME_MAX))
+#define FY_QREC_MAX 4096u /* one record: a key=value line, no newline */
+
+int fy_query_encode(const fy_query *v, uint8_t *out, size_t cap, size_t *len);
+int fy_query_decode(const uint8_t *p, size_t n, fy_query *v);
+int fy_qend_encode(const fy_qend *v, uint8_t *out, size_t cap, size_t *len);
+int fy_qend_decode(const uint8_t *p, size_t n, fy_qend *v);
+
+/* SKIP: 0 first u64 | 8 next u64 (first < next). */
+typedef struct fy_skip {
+    uint64_t first, next;
+} fy_skip;
+int fy_skip_encode(const fy_skip *v, uint8_t *out, size_t cap, size_t *len);
+int fy_skip_decode(const uint8_t *p, size_t n, fy_skip *v);
+
+/* A client name: 1..FY_CLIENT_MAX bytes of [A-Za-z0-9._@+:-].  0 or
+ * -FY_ENAME.  Any thread. */
+int fy_client_name_check(const char *name, size_t len);
 
 /* A channel or file name: 1..FY_NAME_MAX bytes of [A-Za-z0-9._-], not
  * starting with '.', so it is always safe as one path component.

@@ -8,7 +8,7 @@
 # preformatted, up to the exit-code table (the main --help has that once).
 file(READ "${IN}" text)
 string(APPEND text "\n[COMMANDS]\n")
-foreach(cmd send recv check demo)
+foreach(cmd send recv ls info get rm retain check demo)
   execute_process(COMMAND "${FERRY}" ${cmd} --help OUTPUT_VARIABLE help RESULT_VARIABLE rc)
   if(NOT rc EQUAL 0)
     message(FATAL_ERROR "${FERRY} ${cmd} --help exited ${rc}")

@@ -288,6 +288,29 @@ static int on_notice(receiver *r, const fy_frame *f)
     return 0;
 }
 
+/* SKIP: the relay leaves out deleted files (`ferry rm`); the stream goes on
+ * at s.next, and nothing of them is ours to have or to resume from. */
+static int on_skip(receiver *r, const fy_frame *f)
+{
+    fy_skip s;
+    int rc = fy_skip_decode(f->payload, f->hdr.len, &s);
+    if (rc < 0)
+        return rc;
+    if (s.first > r->expect || s.next < r->expect)
+        return -FY_ESEQ;
+    if (r->in_file) {
+        fy_klog(FY_LOG_WARN, "deleted files after a partial file: the sender died mid-file",
+                "file=%s action=\"discard partial file\"", r->name);
+        discard_part(r);
+    }
+    r->skipping = false;
+    fy_klog(FY_LOG_DEBUG, "deleted files skipped", "first_seq=%llu next_seq=%llu",
+            (unsigned long long)s.first, (unsigned long long)s.next);
+    r->expect = s.next;
+    r->done_seq = s.next;
+    return 0;
+}
+
 /* Handle one frame; returns 0, a negative error (connection-level, mapped by
  * fy_cli_conn_fail) or a positive exit code (local failure, logged). */
 static int on_frame(receiver *r, const fy_frame *f)
@@ -313,6 +336,9 @@ static int on_frame(receiver *r, const fy_frame *f)
         break;
     case FY_FT_NOTICE:
         return on_notice(r, f);
+    case FY_FT_SKIP:
+        rc = on_skip(r, f);
+        break;
     case FY_FT_BYE:
         return -ENODATA; /* the relay ended the session */
     default:
@@ -342,6 +368,7 @@ static int start_hello(receiver *r, fy_hello *h)
      * refuses the flag: fy_cli_dial drops it. */
     h->flags = o->start == FY_CLI_RECV_FROM_SEQ ? 0 : FY_HELLO_F_AHEAD;
     h->flags |= FY_HELLO_F_NOTICE; /* an edge relay tells us what it skipped */
+    h->flags |= FY_HELLO_F_SKIP; /* deleted files are left out, not sent */
     snprintf(h->channel, sizeof h->channel, "%s", o->channel);
     snprintf(h->token, sizeof h->token, "%s", o->token ? o->token : "");
     h->mode = o->start == FY_CLI_RECV_LIVE ? FY_MODE_LIVE : FY_MODE_START;
@@ -428,7 +455,9 @@ static int on_ahead(receiver *r, const fy_welcome *w, uint64_t wanted)
 /* Has the run received (or skipped) the files --count asked for? */
 static bool count_done(const receiver *r)
 {
-    return r->o->count != 0 && r->files + r->damaged >= r->o->count;
+    uint64_t done = r->done_seq > r->state_seq ? r->done_seq : r->state_seq;
+    return (r->o->count != 0 && r->files + r->damaged >= r->o->count) ||
+           (r->o->until_seq != 0 && done >= r->o->until_seq);
 }
 
 /* The decoder rejected the next frame with err.  With --skip-damaged and a

@@ -47,6 +47,7 @@ typedef struct fy_cli_recv_opts {
     int start;          /* enum fy_cli_recv_start */
     uint64_t from_seq;
     uint64_t count;     /* stop after this many files (skipped ones count); 0 = until interrupted */
+    uint64_t until_seq; /* also stop once the files below this seq are done (--stored); 0 = no */
     uint64_t rate;      /* read throttle in bytes/s; 0 = none */
     int progress;       /* enum fy_cli_progress_mode */
     bool json;          /* results as JSON lines on stdout (progress.h) */

@@ -8,11 +8,13 @@
 #include "cli/retry.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "ferry/err.h"
 #include "ferry/klog.h"
+#include "cli/ident.h"
 
 #define RETRY_SLICE_MS 50 /* sleep in slices, to notice a stop */
 
@@ -80,6 +82,10 @@ int fy_cli_dial(const char *server, int timeout_ms, const fy_cli_tls *tls, fy_cl
                 const fy_hello *h, fy_cli_conn **k, fy_welcome *w, const char **what)
 {
     fy_hello hh = *h;
+    if (!hh.client[0] && fy_cli_client_name()[0]) { /* who we are, for the relay's logs */
+        snprintf(hh.client, sizeof hh.client, "%s", fy_cli_client_name());
+        hh.flags |= FY_HELLO_F_CLIENT;
+    }
     for (int round = 0;; round++) {
         *what = "connect";
         int rc = fy_cli_conn_open_timeout(server, timeout_ms, tls, cancel, k);
@@ -93,11 +99,12 @@ int fy_cli_dial(const char *server, int timeout_ms, const fy_cli_tls *tls, fy_cl
          * keeps them. */
         if ((rc != -FY_EPAYLOAD && rc != -FY_EOVERSIZE) || !hh.flags || round > 1)
             return rc;
-        if (round == 0 && (hh.flags & FY_HELLO_F_NOTICE) && (hh.flags & ~FY_HELLO_F_NOTICE)) {
+        const uint16_t newer = FY_HELLO_F_NOTICE | FY_HELLO_F_CLIENT | FY_HELLO_F_SKIP;
+        if (round == 0 && (hh.flags & newer) && (hh.flags & ~newer)) {
             fy_klog(FY_LOG_INFO, "relay does not know notices: saying hello without them",
-                    "server=%s effect=\"an edge relay's skipped files are not reported\"",
-                    server);
-            hh.flags &= (uint16_t)~FY_HELLO_F_NOTICE;
+                    "server=%s effect=\"an edge relay's skipped files are not reported, "
+                    "deleted files are sent, the client name is not shown\"", server);
+            hh.flags &= (uint16_t)~newer;
         } else {
             fy_klog(FY_LOG_INFO, "relay does not know the resume flags: saying hello without "
                     "them", "server=%s effect=\"a lost connection restarts the file in "

@@ -1,5 +1,5 @@
 /*
- * ferry.c - the Ferry client: `ferry send|recv|check|demo`.
+ * ferry.c - the Ferry client: `ferry send|recv|ls|info|get|rm|retain|check|demo`.
  *
  * Only option parsing and wiring live here; the work is in src/cli/
  * (send.c, recv.c, check.c, demo.c).  Flags, output lines and exit codes
@@ -17,7 +17,9 @@
 #include "cli/check.h"
 #include "cli/demo.h"
 #include "cli/cliexit.h"
+#include "cli/ident.h"
 #include "cli/progress.h"
+#include "cli/qcmd.h"
 #include "cli/recv.h"
 #include "cli/retry.h"
 #include "cli/send.h"
@@ -42,6 +44,11 @@ static const char usage_main[] =
     "  recv    receive a channel's files into a directory\n"
     "  check   verify a relay's data directory offline\n"
     "  demo    start a relay, send a file to 3 receivers, verify, time it\n"
+    "  ls      list a relay's channels, or a channel's stored files\n"
+    "  info    a channel's store, retention, and who is connected\n"
+    "  get     fetch stored files by name\n"
+    "  rm      delete stored files, or a whole channel (admin)\n"
+    "  retain  set a channel's own retention (admin)\n"
     "\n"
     "`ferry COMMAND --help` shows a command's options; `ferry --version` the version.\n"
     "docs/client.md has examples.\n"
@@ -75,7 +82,8 @@ static const char usage_main[] =
     "  --quiet             no progress bar, even on a terminal: key=value lines on\n"       \
     "                      stdout as without one (errors are still logged)\n"              \
     "  --json              results on stdout as JSON, one object a line: per file,\n"      \
-    "                      then the total; the keys of the key=value lines below\n"
+    "                      then the total; the keys of the key=value lines below\n"      \
+    "  --client-name NAME  the name the relay shows for us (default user@host)\n"
 
 static const char usage_send[] =
     "Usage: ferry send [--server HOST:PORT] --channel NAME [--token T | --token-file FILE]\n"
@@ -128,6 +136,9 @@ static const char usage_recv[] =
     "                      (default: live, from the next file that starts)\n"
     "  --count N           exit 0 after N files, skipped ones included (default: run\n"
     "                      until interrupted)\n"
+    "  --stored            take what the relay stores now (from the start, or from\n"
+    "                      --resume / --from-seq), then exit 0; a channel the relay\n"
+    "                      does not have exits 3\n"
     "  --rate BYTES_PER_S  read at most this fast (K/M suffixes), e.g. to test a\n"
     "                      slow receiver\n"
     "  --skip-damaged      a file that fails its check (frame CRC32C, size, SHA-256:\n"
@@ -219,7 +230,7 @@ static int bad_option(const char *cmd, char **argv, int opt)
 enum { O_SERVER = 256, O_CHANNEL, O_TOKEN, O_CHUNK, O_OUT, O_FROM_START, O_RESUME, O_FROM_SEQ,
        O_COUNT, O_RATE, O_DATA, O_MAXP, O_SIZE, O_RECEIVERS, O_KEEP, O_HELP, O_TOKEN_FILE,
        O_RETRY, O_NO_RETRY, O_RETRIES, O_CONNECT_TIMEOUT, O_TLS, O_CA, O_TLS_NAME, O_TLS_CERT,
-       O_TLS_KEY, O_QUIET, O_PROGRESS, O_JSON, O_NAME, O_SKIP_DAMAGED };
+       O_TLS_KEY, O_QUIET, O_PROGRESS, O_JSON, O_NAME, O_SKIP_DAMAGED, O_STORED, O_CLIENT_NAME };
 
 static const struct option long_opts[] = {
     {"server", required_argument, 0, O_SERVER},   {"channel", required_argument, 0, O_CHANNEL},
@@ -239,6 +250,7 @@ static const struct option long_opts[] = {
     {"quiet", no_argument, 0, O_QUIET},           {"progress", no_argument, 0, O_PROGRESS},
     {"json", no_argument, 0, O_JSON},             {"name", required_argument, 0, O_NAME},
     {"skip-damaged", no_argument, 0, O_SKIP_DAMAGED},
+    {"stored", no_argument, 0, O_STORED}, {"client-name", required_argument, 0, O_CLIENT_NAME},
     {0, 0, 0, 0}};
 
 /* Every option a command accepts; the others are "unknown" for it. */
@@ -247,7 +259,7 @@ typedef struct cmd_opts {
     uint64_t chunk, from_seq, count, rate, max_payload, size, receivers, retries;
     int start, starts, timeout_ms;
     int progress, progress_flags; /* enum fy_cli_progress_mode; --quiet/--progress given */
-    bool keep, help, no_retry, tls, json, skip_damaged;
+    bool keep, help, no_retry, tls, json, skip_damaged, stored;
     const char *ca, *tls_name, *tls_cert, *tls_key;
     char token_buf[FY_TOKEN_MAX + 1];
 } cmd_opts;
@@ -303,6 +315,11 @@ static int parse(const char *cmd, const char *allowed, int argc, char **argv, cm
         case O_JSON: c->json = true; break;
         case O_NAME: c->name = optarg; break;
         case O_SKIP_DAMAGED: c->skip_damaged = true; break;
+        case O_STORED: c->stored = true; break;
+        case O_CLIENT_NAME:
+            if (fy_cli_set_client_name(optarg) < 0)
+                return usage_error(cmd, "invalid --client-name: 1-64 of [A-Za-z0-9._@+:-]", optarg);
+            break;
         }
         if (rc < 0)
             return usage_error(cmd, "not a number (digits, optional K/M/G)", optarg);
@@ -384,7 +401,7 @@ static int cmd_send(int argc, char **argv, fy_cli_cancel *cancel)
     const char allowed[] = {A(O_SERVER), A(O_CHANNEL), A(O_TOKEN), A(O_CHUNK), A(O_HELP),
                             A(O_TOKEN_FILE), A(O_RETRY), A(O_NO_RETRY), A(O_RETRIES),
                             A(O_CONNECT_TIMEOUT), A_TLS, A(O_QUIET), A(O_PROGRESS), A(O_JSON),
-                            A(O_NAME), 0};
+                            A(O_NAME), A(O_CLIENT_NAME), 0};
     cmd_opts c;
     int rc = parse("send", allowed, argc, argv, &c);
     if (rc || c.help)
@@ -458,13 +475,33 @@ out:
     return rc;
 }
 
+/* recv --stored: stop at the end of what the relay stores now (asked with
+ * a query); -1 when that is nothing (exit 0 at once), 0, or an exit code. */
+static int stored_end(const cmd_opts *c, const fy_cli_tls *tls, fy_cli_recv_opts *o)
+{
+    uint64_t end = 0;
+    int rc = fy_cli_stored_end(c->server, tls, c->token, c->channel, c->timeout_ms, o->cancel,
+                               &end);
+    if (rc)
+        return rc;
+    if (end == 0 || (o->start == FY_CLI_RECV_FROM_SEQ && o->from_seq >= end)) {
+        fy_klog(FY_LOG_INFO, "nothing stored to take", "channel=%s end_seq=%llu", c->channel,
+                (unsigned long long)end);
+        return -1;
+    }
+    if (o->start == FY_CLI_RECV_LIVE)
+        o->start = FY_CLI_RECV_START;
+    o->until_seq = end;
+    return 0;
+}
+
 static int cmd_recv(int argc, char **argv, fy_cli_cancel *cancel)
 {
     const char allowed[] = {A(O_SERVER), A(O_CHANNEL), A(O_TOKEN), A(O_OUT), A(O_FROM_START),
                             A(O_RESUME), A(O_FROM_SEQ), A(O_COUNT), A(O_RATE), A(O_HELP),
                             A(O_TOKEN_FILE), A(O_RETRY), A(O_NO_RETRY), A(O_RETRIES),
                             A(O_CONNECT_TIMEOUT), A_TLS, A(O_QUIET), A(O_PROGRESS), A(O_JSON),
-                            A(O_SKIP_DAMAGED), 0};
+                            A(O_SKIP_DAMAGED), A(O_STORED), A(O_CLIENT_NAME), 0};
     cmd_opts c;
     int rc = parse("recv", allowed, argc, argv, &c);
     if (rc || c.help)
@@ -491,6 +528,10 @@ static int cmd_recv(int argc, char **argv, fy_cli_cancel *cancel)
                           .retries = c.no_retry ? 0 : (unsigned)c.retries,
                           .timeout_ms = c.timeout_ms, .tls = &tls,
                           .skip_damaged = c.skip_damaged};
+    if (c.stored && (rc = stored_end(&c, &tls, &o)) != 0) {
+        fy_tls_free(tls.ctx);
+        return rc < 0 ? 0 : rc;
+    }
     rc = fy_cli_recv_run(&o, NULL);
     fy_tls_free(tls.ctx);
     return rc;
@@ -533,7 +574,7 @@ int main(int argc, char **argv)
     fy_klog_setup("ferry", FY_LOG_INFO);
     if (argc < 2) {
         fputs(usage_main, stderr);
-        return usage_error("ferry", "no command: use send, recv, check or demo", NULL);
+        return usage_error("ferry", "no command: use send, recv, ls, info, get, rm, retain, check or demo", NULL);
     }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help"))
@@ -544,9 +585,11 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "check"))
         return cmd_check(argc - 1, argv + 1);
-    bool known = !strcmp(cmd, "send") || !strcmp(cmd, "recv") || !strcmp(cmd, "demo");
+    bool query = !strcmp(cmd, "ls") || !strcmp(cmd, "info") || !strcmp(cmd, "get") ||
+                 !strcmp(cmd, "rm") || !strcmp(cmd, "retain");
+    bool known = query || !strcmp(cmd, "send") || !strcmp(cmd, "recv") || !strcmp(cmd, "demo");
     if (!known) {
-        usage_error("ferry", "unknown command: use send, recv, check or demo", cmd);
+        usage_error("ferry", "unknown command: use send, recv, ls, info, get, rm, retain, check or demo", cmd);
         return FY_CLI_EXIT_USAGE;
     }
     fy_cli_cancel *cancel = NULL;
@@ -555,7 +598,9 @@ int main(int argc, char **argv)
         fy_klog(FY_LOG_ERROR, "cannot start the signal watcher", "err=%d", rc);
         return FY_CLI_EXIT_IO;
     }
-    if (!strcmp(cmd, "send"))
+    if (query)
+        rc = fy_cli_qcmd_main(cmd, argc - 1, argv + 1, cancel);
+    else if (!strcmp(cmd, "send"))
         rc = cmd_send(argc - 1, argv + 1, cancel);
     else if (!strcmp(cmd, "recv"))
         rc = cmd_recv(argc - 1, argv + 1, cancel);

@@ -45,7 +45,7 @@ static const char usage[] =
     "  --threads N            scheduler threads (default: one per core)\n"
     "  --config FILE          'key = value' settings; the flags below override it\n"
     "                         (keys: the flag names without '--'; see docs/ferryd.conf)\n"
-    "  --auth FILE            token rules 'TOKEN publish|subscribe|both CHANNEL-GLOB';\n"
+    "  --auth FILE            token rules 'TOKEN publish|subscribe|both|admin CHANNEL-GLOB';\n"
     "                         without it anyone who reaches the port may publish/subscribe\n"
     "  --memory BYTES         packet buffer pool limit (default 256M; K/M/G suffixes)\n"
     "  --max-payload BYTES    largest frame payload accepted (default 1M)\n"

@@ -31,6 +31,10 @@ static const uint32_t type_max[FY_FT_MAX_ + 1] = {
     [FY_FT_PING] = FY_PING_MAX,
     [FY_FT_PONG] = FY_PING_MAX,
     [FY_FT_BYE] = 0,
+    [FY_FT_QUERY] = FY_QUERY_MAX,
+    [FY_FT_QREC] = FY_QREC_MAX,
+    [FY_FT_QEND] = 8,
+    [FY_FT_SKIP] = 16,
     [FY_FT_NOTICE] = 32 + FY_NOTICE_TEXT_MAX,
 };
 
@@ -38,7 +42,8 @@ static const char *const type_name[FY_FT_MAX_ + 1] = {
     [FY_FT_HELLO] = "hello",     [FY_FT_WELCOME] = "welcome", [FY_FT_FILE_BEGIN] = "file-begin",
     [FY_FT_DATA] = "data",       [FY_FT_FILE_END] = "file-end", [FY_FT_ACK] = "ack",
     [FY_FT_ERROR] = "error",     [FY_FT_PING] = "ping",       [FY_FT_PONG] = "pong",
-    [FY_FT_BYE] = "bye",         [FY_FT_NOTICE] = "notice",
+    [FY_FT_BYE] = "bye",         [FY_FT_QUERY] = "query",     [FY_FT_QREC] = "qrec",
+    [FY_FT_QEND] = "qend",       [FY_FT_SKIP] = "skip",       [FY_FT_NOTICE] = "notice",
 };
 
 /* The numbers are ranges now (docs/protocol.md): a gap is unknown. */

@@ -70,7 +70,9 @@ static bool has_nul(const uint8_t *p, size_t n)
  *  6 flags u16 (FY_HELLO_F_*; unknown bits refused) | 8 resume_from u64 |
  *  16 name | 16+name_len token
  * and, only with FY_HELLO_F_AHEAD, after the token:
- *  +0 epoch u64 | +8 part_seq u64 */
+ *  +0 epoch u64 | +8 part_seq u64
+ * and, only with FY_HELLO_F_CLIENT, last:
+ *  +0 client_len u8 | +1 client (fy_client_name_check) */
 
 int fy_hello_encode(const fy_hello *v, uint8_t *out, size_t cap, size_t *len)
 {
@@ -83,7 +85,11 @@ int fy_hello_encode(const fy_hello *v, uint8_t *out, size_t cap, size_t *len)
         v->mode > FY_MODE_RESUME || (v->flags & ~FY_HELLO_F_KNOWN))
         return -EINVAL;
     size_t ah = (v->flags & FY_HELLO_F_AHEAD) ? HELLO_AHEAD_SIZE : 0;
-    if (cap < HELLO_FIXED + nl + tl + ah)
+    size_t cl = field_len(v->client, FY_CLIENT_MAX);
+    size_t ch = (v->flags & FY_HELLO_F_CLIENT) ? 1 + cl : 0;
+    if (ch && fy_client_name_check(v->client, cl) < 0)
+        return -EINVAL;
+    if (cap < HELLO_FIXED + nl + tl + ah + ch)
         return -ENOBUFS;
     out[0] = v->role;
     out[1] = v->mode;
@@ -97,7 +103,11 @@ int fy_hello_encode(const fy_hello *v, uint8_t *out, size_t cap, size_t *len)
         fy__st64(out + HELLO_FIXED + nl + tl, v->epoch);
         fy__st64(out + HELLO_FIXED + nl + tl + 8, v->part_seq);
     }
-    *len = HELLO_FIXED + nl + tl + ah;
+    if (ch) {
+        out[HELLO_FIXED + nl + tl + ah] = (uint8_t)cl;
+        memcpy(out + HELLO_FIXED + nl + tl + ah + 1, v->client, cl);
+    }
+    *len = HELLO_FIXED + nl + tl + ah + ch;
     return 0;
 }
 
@@ -110,9 +120,17 @@ int fy_hello_decode(const uint8_t *p, size_t n, fy_hello *v)
         return -FY_EPAYLOAD;
     size_t nl = fy__ld16(p + 2), tl = fy__ld16(p + 4);
     size_t ah = (fy__ld16(p + 6) & FY_HELLO_F_AHEAD) ? HELLO_AHEAD_SIZE : 0;
-    if (n < HELLO_FIXED + nl + tl + ah)
+    size_t ch = 0, at = HELLO_FIXED + nl + tl + ah;
+    if (fy__ld16(p + 6) & FY_HELLO_F_CLIENT) {
+        if (n <= at || n < at + 1 + (size_t)p[at])
+            return -FY_ETRUNC;
+        if (fy_client_name_check((const char *)p + at + 1, p[at]) < 0)
+            return -FY_EPAYLOAD;
+        ch = 1 + (size_t)p[at];
+    }
+    if (n < at + ch)
         return -FY_ETRUNC;
-    if (n > HELLO_FIXED + nl + tl + ah)
+    if (n > at + ch)
         return -FY_EPAYLOAD;
     const uint8_t *name = p + HELLO_FIXED, *tok = name + nl;
     if (fy_name_check((const char *)name, nl) < 0)
@@ -127,6 +145,9 @@ int fy_hello_decode(const uint8_t *p, size_t n, fy_hello *v)
     take_str(v->token, tok, tl);
     v->epoch = ah ? fy__ld64(tok + tl) : 0;
     v->part_seq = ah ? fy__ld64(tok + tl + 8) : 0;
+    v->client[0] = 0;
+    if (ch)
+        take_str(v->client, p + at + 1, ch - 1);
     return 0;
 }
 

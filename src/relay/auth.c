@@ -81,6 +81,8 @@ static int parse_line(char *s, struct rule *r)
         r->rights = FY_AUTH_SUBSCRIBE;
     else if (strcmp(what, "both") == 0)
         r->rights = FY_AUTH_PUBLISH | FY_AUTH_SUBSCRIBE;
+    else if (strcmp(what, "admin") == 0) /* rm and retain; seeing what it deletes too */
+        r->rights = FY_AUTH_ADMIN | FY_AUTH_SUBSCRIBE;
     else
         return -EINVAL;
     snprintf(r->token, sizeof r->token, "%s", tok);
@@ -130,7 +132,7 @@ int fy_auth_load(const char *path, fy_auth **out, char *err, size_t errcap)
             a->r = nr;
         }
         if ((rc = parse_line(s, &a->r[a->n])) < 0) {
-            snprintf(err, errcap, "%s:%u: expected 'TOKEN publish|subscribe|both CHANNEL-GLOB'",
+            snprintf(err, errcap, "%s:%u: expected 'TOKEN publish|subscribe|both|admin CHANNEL-GLOB'",
                      path, lineno);
             goto fail;
         }

@@ -22,6 +22,7 @@
     X(UPSTREAM, 7, "upstream", 1)   /* actors/upstream.c */  \
     X(METRICS, 16, "metrics", 0)    /* actors/metrics.c */   \
     X(TRACER, 17, "tracer", 0)      /* actors/tracer.c */    \
+    X(QUERY, 18, "query", 0)        /* actors/qinfo.c */     \
     X(WATCHDOG, 20, "watchdog", 0)  /* src/relay/watchdog.c */
 
 #define FY__KIND_ENUM(name, num, str, scrape) FY_KIND_##name = num,

@@ -4,6 +4,7 @@
 #include "relay/stats.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "ferry/err.h"
@@ -13,15 +14,22 @@ int fy_stats_ask(fy_actor *who, uint64_t scrape)
     return fy_actor_post(who, FY_STATS_REQ, 0, scrape, 0, NULL, NULL);
 }
 
+int fy_stats_ask_to(fy_actor *who, uint64_t scrape, fy_actor *collector)
+{
+    return fy_actor_post(who, FY_STATS_REQ, 0, scrape, (uint64_t)(uintptr_t)collector, NULL, NULL);
+}
+
 int fy_stats_pass(const fy_msg *req, fy_actor *to)
 {
-    return fy_stats_ask(to, req->u64[0]) == 0;
+    return fy_actor_post(to, FY_STATS_REQ, 0, req->u64[0], req->u64[1], NULL, NULL) == 0;
 }
 
 int fy_stats_answer(fy_bufpool *pool, fy_actor *collector, const fy_msg *req,
                     const fy_stats_rec *r)
 {
     fy_buf *b = NULL;
+    if (req->u64[1]) /* a scrape for another collector (fy_stats_ask_to) */
+        collector = (fy_actor *)(uintptr_t)req->u64[1];
     if (!collector)
         return 0;
     int rc = fy_buf_alloc(pool, sizeof *r, &b);

@@ -25,6 +25,7 @@
 
 #include "ferry/actor.h"
 #include "ferry/buf.h"
+#include "ferry/proto.h"
 
 enum fy_stats_msg {
     FY_STATS_REQ = FY_MSG_USER + 0x7F00, /* far above the relay's own types */
@@ -68,6 +69,7 @@ typedef struct fy_stats_rec {
     char channel[72];
     char peer[64];
     char mode[16];   /* forwarder: "live" or "catch-up" */
+    char client[FY_CLIENT_MAX + 1]; /* session, forwarder: the client's name from hello */
     uint64_t v[FY_ST_N];
     /* errors by code (FY_E* or errno), e.g. the acceptor's tally of how
      * sessions ended */
@@ -77,6 +79,11 @@ typedef struct fy_stats_rec {
 
 /* Collector: ask `who` (any thread).  0 or -FY_ECLOSED / -ENOMEM. */
 int fy_stats_ask(fy_actor *who, uint64_t scrape);
+/* The same for a collector other than the context's (`ferry info`'s,
+ * actors/qinfo.c): the request carries it (u64[1], no reference: such a
+ * collector lives as long as the relay), and every answer to this scrape
+ * goes to it instead. */
+int fy_stats_ask_to(fy_actor *who, uint64_t scrape, fy_actor *collector);
 
 /* Handler of a REQ: pass it on to `to`.  Returns 1 when sent (count it in
  * fanout), 0 when `to` is stopped or out of memory (do not count it). */

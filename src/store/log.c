@@ -51,6 +51,7 @@
 
 #include "ferry/err.h"
 #include "ferry/proto.h"
+#include "store/catalog.h"
 #include "store/seg.h"
 #include "store/syncer.h"
 
@@ -615,31 +616,39 @@ int fy_log_rewind(fy_log *l, uint64_t *dropped)
     return 0;
 }
 
-/* Whether the oldest segment is past a retention limit.  Age is the
- * segment file's mtime: the time its last frame was written, since a
- * segment is never written again after it rolls. */
-static bool expired(const fy_log *l, uint64_t total, uint64_t now_s)
+/* Whether the oldest segment is past a retention limit (bytes, secs: 0 =
+ * none), or holds only deleted files (catalog.h).  Age is the segment
+ * file's mtime: the time its last frame was written, since a segment is
+ * never written again after it rolls. */
+static bool expired(const fy_log *l, uint64_t total, uint64_t now_s, uint64_t bytes, uint64_t secs)
 {
-    if (l->o.retain_bytes && total > l->o.retain_bytes)
+    if (bytes && total > bytes)
         return true;
-    if (!l->o.retain_secs)
+    if (fy__cat_seg_deleted(l->dirfd, l->segs[0].base, l->segs[1].base) == 1)
+        return true;
+    if (!secs)
         return false;
     char name[FY__SEG_NAME_CAP];
     struct stat st;
     fy__seg_name(l->segs[0].base, FY__SEG_LOG, name);
     if (fstatat(l->dirfd, name, &st, 0) != 0)
         return errno == ENOENT; /* already gone: just forget it */
-    return st.st_mtim.tv_sec >= 0 && (uint64_t)st.st_mtim.tv_sec + l->o.retain_secs <= now_s;
+    return st.st_mtim.tv_sec >= 0 && (uint64_t)st.st_mtim.tv_sec + secs <= now_s;
 }
 
 int fy_log_retain(fy_log *l, uint64_t now_s, uint64_t *first_seq)
 {
-    uint64_t total = 0;
+    uint64_t total = 0, bytes = l->o.retain_bytes, secs = l->o.retain_secs;
     int removed = 0;
 
+    /* The channel's own limits (`ferry retain`) replace the relay's. */
+    if (fy__cat_retain_at(l->dirfd, &bytes, &secs) < 0) {
+        bytes = l->o.retain_bytes;
+        secs = l->o.retain_secs;
+    }
     for (size_t i = 0; i < l->nsegs; i++)
         total += l->segs[i].bytes;
-    while (l->nsegs > 1 && expired(l, total, now_s)) {
+    while (l->nsegs > 1 && expired(l, total, now_s, bytes, secs)) {
         char name[FY__SEG_NAME_CAP];
         fy__seg_name(l->segs[0].base, FY__SEG_LOG, name);
         if (unlinkat(l->dirfd, name, 0) != 0 && errno != ENOENT) {

@@ -383,7 +383,7 @@ static void test_welcome_epoch(void **state)
 static void test_hello_ahead(void **state)
 {
     (void)state;
-    uint8_t b[600];
+    uint8_t b[FY_HELLO_MAX];
     size_t n;
     fy_hello v = {.role = FY_ROLE_RECEIVER, .mode = FY_MODE_RESUME, .resume_from = 500,
                   .flags = FY_HELLO_F_AHEAD, .epoch = 0xa1a2a3a4a5a6a7a8ull, .part_seq = 321};
@@ -421,7 +421,9 @@ static void test_hello_ahead(void **state)
     v.channel[FY_NAME_MAX] = 0;
     memset(v.token, 't', FY_TOKEN_MAX);
     v.token[FY_TOKEN_MAX] = 0;
-    v.flags = FY_HELLO_F_AHEAD;
+    memset(v.client, 'k', FY_CLIENT_MAX);
+    v.client[FY_CLIENT_MAX] = 0;
+    v.flags = FY_HELLO_F_AHEAD | FY_HELLO_F_CLIENT;
     assert_int_equal(fy_hello_encode(&v, b, sizeof b, &n), 0);
     assert_int_equal(n, FY_HELLO_MAX);
     assert_int_equal(n, fy_frame_payload_max(FY_FT_HELLO, FY_PAYLOAD_MAX_DEFAULT));

@@ -325,7 +325,7 @@ static void test_bad_lines(void **state)
             fy_auth_free(a);
             continue;
         }
-        snprintf(want, sizeof want, "%s:3: expected 'TOKEN publish|subscribe|both CHANNEL-GLOB'", p);
+        snprintf(want, sizeof want, "%s:3: expected 'TOKEN publish|subscribe|both|admin CHANNEL-GLOB'", p);
         assert_string_equal(err, want);
         assert_ptr_equal(a, (fy_auth *)&sentinel);
     }

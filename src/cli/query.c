@@ -1,0 +1,138 @@
+/*
+ * query.c - one query to a relay (query.h).  A query has no welcome: the
+ * relay's first frame is a record, QEND or an error frame, and it closes
+ * after QEND, so one connection answers one query.
+ */
+#include "cli/query.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/cliexit.h"
+#include "cli/ident.h"
+#include "ferry/err.h"
+#include "ferry/klog.h"
+
+#define QUERY_TIMEOUT_MS 10000
+#define BUSY_STEP_MS 200
+
+static int exchange(fy_cli_conn *k, const fy_query *q, fy_cli_query_fn fn, void *arg, int *cb)
+{
+    static uint8_t p[FY_QUERY_MAX];
+    char rec[FY_QREC_MAX + 1];
+    size_t n;
+    int rc = fy_query_encode(q, p, sizeof p, &n);
+
+    if (rc < 0 || (rc = fy_cli_conn_send(k, FY_FT_QUERY, 0, p, n)) < 0)
+        return rc;
+    for (;;) {
+        fy_frame f;
+        if ((rc = fy_cli_conn_next(k, &f, false)) < 0)
+            return rc;
+        if (f.hdr.type == FY_FT_QEND)
+            return 0;
+        if (f.hdr.type != FY_FT_QREC)
+            return -FY_EPROTO;
+        memcpy(rec, f.payload, f.hdr.len);
+        rec[f.hdr.len] = 0;
+        if ((*cb = fn(arg, rec)) != 0)
+            return 0;
+    }
+}
+
+int fy_cli_query_run(const fy_cli_query_opts *o, fy_query *q, fy_cli_query_fn fn, void *arg)
+{
+    fy_cli_conn *k = NULL;
+    int cb = 0, tmo = o->timeout_ms ? o->timeout_ms : QUERY_TIMEOUT_MS;
+
+    if (!q->client[0])
+        snprintf(q->client, sizeof q->client, "%s", fy_cli_client_name());
+    const char *what;
+    int rc;
+    for (int waited = 0;; waited += BUSY_STEP_MS) {
+        rc = fy_cli_conn_open_timeout(o->server, tmo, o->tls, o->cancel, &k);
+        what = "connect";
+        if (rc == 0) {
+            what = "query";
+            rc = exchange(k, q, fn, arg, &cb);
+        }
+        if (rc != -FY_EINUSE || waited >= o->busy_wait_ms ||
+            (o->cancel && fy_cli_cancel_requested(o->cancel)))
+            break;
+        fy_cli_conn_close(k, false);
+        k = NULL;
+        nanosleep(&(struct timespec){0, BUSY_STEP_MS * 1000000L}, NULL);
+    }
+    if (rc < 0) {
+        int code = fy_cli_conn_fail(k, rc, what);
+        fy_cli_conn_close(k, false);
+        return code;
+    }
+    fy_cli_conn_close(k, false);
+    return cb;
+}
+
+bool fy_cli_kv_get(const char *rec, const char *key, char *out, size_t cap)
+{
+    size_t kl = strlen(key);
+    for (const char *p = rec; p && *p;) {
+        if (strncmp(p, key, kl) == 0 && p[kl] == '=') {
+            const char *v = p + kl + 1;
+            size_t vl = strcspn(v, " ");
+            snprintf(out, cap, "%.*s", (int)vl, v);
+            return true;
+        }
+        p = strchr(p, ' ');
+        if (p)
+            p++;
+    }
+    return false;
+}
+
+static bool all_digits(const char *s, size_t n)
+{
+    if (n == 0 || n > 19 || (n > 1 && s[0] == '0'))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    return true;
+}
+
+void fy_cli_kv_json(FILE *f, const char *rec)
+{
+    const char *p = rec;
+    bool first = true;
+
+    fputc('{', f);
+    while (*p) {
+        const char *eq = strchr(p, '=');
+        if (!eq)
+            break;
+        const char *v = eq + 1;
+        size_t vl = strcspn(v, " ");
+        fprintf(f, "%s\"%.*s\":", first ? "" : ",", (int)(eq - p), p);
+        if (all_digits(v, vl)) {
+            fprintf(f, "%.*s", (int)vl, v);
+        } else {
+            fputc('"', f);
+            for (size_t i = 0; i < vl; i++) {
+                unsigned char c = (unsigned char)v[i];
+                if (c == '"' || c == '\\')
+                    fprintf(f, "\\%c", c);
+                else if (c < 0x20)
+                    fprintf(f, "\\u%04x", c);
+                else
+                    fputc(c, f);
+            }
+            fputc('"', f);
+        }
+        first = false;
+        p = v + vl;
+        while (*p == ' ')
+            p++;
+    }
+    fputs("}\n", f);
+}
