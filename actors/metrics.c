@@ -46,7 +46,8 @@
 #include "relay_int.h"
 
 #define GATHER_MS 500
-#define SWEEP_MS 5000
+#define SWEEP_MS 1000  /* how often connections are checked against: */
+#define CONN_MS 5000   /* a connection's whole life: request, gather, answer */
 #define TAG_SWEEP 1ull
 #define TAG_GATHER 2ull /* | scrape << 8 */
 #define HTTP_TAGS (1ull << 32)
@@ -369,6 +370,14 @@ static void finish(metrics *m)
     fy_prom_family(p, "ferry_metrics_incomplete_total", "counter",
                    "Gathers rendered at the deadline with answers missing.");
     fy_prom_u64(p, "ferry_metrics_incomplete_total", m->incomplete, NULL);
+    uint64_t evicted, refused;
+    fy_httpd_counts(m->h, &evicted, &refused);
+    fy_prom_family(p, "ferry_metrics_http_evicted_total", "counter",
+                   "Metrics-port connections still sending their request, closed to make room.");
+    fy_prom_u64(p, "ferry_metrics_http_evicted_total", evicted, NULL);
+    fy_prom_family(p, "ferry_metrics_http_refused_total", "counter",
+                   "Metrics-port connections closed at once: every slot was answering.");
+    fy_prom_u64(p, "ferry_metrics_http_refused_total", refused, NULL);
     size_t len;
     const char *text = fy_prom_text(p, &len);
     for (size_t i = 0; i < m->nwaiting; i++) {
@@ -465,7 +474,7 @@ static int handle(fy_actor *self, void *state, fy_msg *msg)
         break;
     case FY_MSG_TIMER:
         if (msg->u64[0] == TAG_SWEEP) {
-            fy_httpd_sweep(m->h, SWEEP_MS);
+            fy_httpd_sweep(m->h, CONN_MS);
             (void)fy_timer_after(m->self, SWEEP_MS, TAG_SWEEP);
         } else if ((msg->u64[0] & 0xFF) == TAG_GATHER && m->cur && msg->u64[0] >> 8 == m->cur) {
             finish(m);

