@@ -379,6 +379,7 @@ static void on_stats(fy__writer *w, const fy_msg *m)
     r.v[FY_ST_FRAMES_IN] = w->frames;
     r.v[FY_ST_FILES] = w->files;
     r.v[FY_ST_DAMAGED] = w->damaged;
+    r.v[FY_ST_SYNC_FAILED] = w->sync_failed;
     r.v[FY_ST_RECEIVERS] = w->nfwd;
     r.v[FY_ST_NEXT_SEQ] = w->log ? fy_log_next_seq(w->log) : 0;
     /* Forwarders that have left (live ones answer for themselves). */

@@ -54,6 +54,9 @@ enum fy_stat_id {
     FY_ST_UP_CONNECTED, /* upstream: 1 while its link to the upstream relay streams */
     FY_ST_RECONNECTS,   /* upstream: links lost and made again */
     FY_ST_ENOSEQ,       /* upstream: times upstream no longer held the next seq */
+    FY_ST_REFUSED,      /* acceptor: connections refused at a limit (FY_ELIMIT) */
+    FY_ST_TLS_FAILED,   /* acceptor: sessions that ended in a failed TLS handshake */
+    FY_ST_SYNC_FAILED,  /* writer: syncs of its log that failed (nothing acknowledged) */
     FY_ST_N
 };
 
