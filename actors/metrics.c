@@ -100,8 +100,34 @@ static void start_gather(metrics *m)
         finish(m);
 }
 
+/* A writer's counters into the channel table (chanstat.c). */
+static void feed_chan(metrics *m, const fy_stats_rec *r)
+{
+    uint64_t v[FY_CS_N] = {
+        [FY_CS_BYTES] = r->v[FY_ST_BYTES_IN], [FY_CS_FRAMES] = r->v[FY_ST_FRAMES_IN],
+        [FY_CS_FILES] = r->v[FY_ST_FILES], [FY_CS_DAMAGED] = r->v[FY_ST_DAMAGED],
+        [FY_CS_SYNC_FAILED] = r->v[FY_ST_SYNC_FAILED]};
+    (void)fy_chanstat_writer(m->chans, r->channel, r->actor, v);
+}
+
+/* A closing writer's last counts (scrape id 0): into the channel table. */
+static void on_final(metrics *m, const fy_msg *msg)
+{
+    fy_stats_rec r;
+    if (!msg->buf || fy_buf_len(msg->buf) != sizeof r)
+        return;
+    memcpy(&r, fy_buf_cdata(msg->buf), sizeof r);
+    r.channel[sizeof r.channel - 1] = 0;
+    if (r.kind == FY_KIND_WRITER)
+        feed_chan(m, &r);
+}
+
 static void on_rep(metrics *m, fy_msg *msg)
 {
+    if (msg->u64[0] == 0) {
+        on_final(m, msg);
+        return;
+    }
     if (msg->u64[0] != m->cur || !m->cur || !msg->buf ||
         fy_buf_len(msg->buf) != sizeof(fy_stats_rec))
         return; /* a late answer to a gather already rendered */
@@ -250,16 +276,9 @@ static void render_channels(metrics *m, fy_prom *p)
     };
     /* Stored figures and counters: every channel on disk, kept across reopens. */
     fy_chanstat_begin(m->chans);
-    for (size_t i = 0; i < m->nrecs; i++) {
-        const fy_stats_rec *r = &m->recs[i];
-        if (r->kind != FY_KIND_WRITER)
-            continue;
-        uint64_t v[FY_CS_N] = {
-            [FY_CS_BYTES] = r->v[FY_ST_BYTES_IN], [FY_CS_FRAMES] = r->v[FY_ST_FRAMES_IN],
-            [FY_CS_FILES] = r->v[FY_ST_FILES], [FY_CS_DAMAGED] = r->v[FY_ST_DAMAGED],
-            [FY_CS_SYNC_FAILED] = r->v[FY_ST_SYNC_FAILED]};
-        (void)fy_chanstat_writer(m->chans, r->channel, r->actor, v);
-    }
+    for (size_t i = 0; i < m->nrecs; i++)
+        if (m->recs[i].kind == FY_KIND_WRITER)
+            feed_chan(m, &m->recs[i]);
     (void)fy_chanstat_scan(m->chans, m->ctx->chan_root, fy_now_ns() / 1000000u, SCAN_MS);
     fy_chanstat_render(m->chans, p);
     for (size_t f = 0; f < sizeof fam / sizeof *fam; f++) {

@@ -87,7 +87,9 @@ int fy_stats_pass(const fy_msg *req, fy_actor *to);
 
 /* Handler of a REQ: send the record r (copied into a buffer of pool) to the
  * collector.  Call once per REQ.  0, or a negative error (the collector
- * then stops waiting at its deadline).  collector NULL: nothing to do. */
+ * then stops waiting at its deadline).  collector NULL: nothing to do.
+ * req NULL: an unasked record (scrape id 0), a closing writer's last
+ * counts, which the collector keeps for the channel's next writer. */
 int fy_stats_answer(fy_bufpool *pool, fy_actor *collector, const fy_msg *req,
                     const fy_stats_rec *r);
 

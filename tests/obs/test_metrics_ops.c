@@ -199,12 +199,186 @@ static void test_metrics_memory(void **state)
     assert_int_equal(rh_stop(d, 10000), 0);
 }
 
+/* GET path: status, and the body (malloc'd) in *body. */
+static int get(const char *addr, const char *path, char **body)
+{
+    char req[128];
+    snprintf(req, sizeof req, "GET %s HTTP/1.0\r\n\r\n", path);
+    char *buf = t_http(addr, req, RH_IO_TIMEOUT_S);
+    int st = 0;
+    sscanf(buf, "HTTP/1.0 %d", &st);
+    char *b = strstr(buf, "\r\n\r\n");
+    *body = strdup(b ? b + 4 : "");
+    free(buf);
+    return st;
+}
+
+static double sample(const char *text, const char *name, const char *labels)
+{
+    double v = -1;
+    if (fy_prom_find(text, name, labels, &v) != 0)
+        fail_msg("no sample %s{%s} in the scrape", name, labels ? labels : "");
+    return v;
+}
+
+/* promtool from $PATH, or NULL. */
+static const char *promtool(void)
+{
+    static char path[512];
+    const char *env = getenv("PATH");
+    char dirs[4096];
+    snprintf(dirs, sizeof dirs, "%s", env ? env : "/usr/bin:/bin");
+    for (char *sv, *d = strtok_r(dirs, ":", &sv); d; d = strtok_r(NULL, ":", &sv)) {
+        snprintf(path, sizeof path, "%s/promtool", d);
+        if (access(path, X_OK) == 0)
+            return path;
+    }
+    return NULL;
+}
+
+/* Sender: one file of len bytes on chan, acknowledged, then bye. */
+static void send_file(const rh_daemon *d, const char *chan, size_t len, uint64_t seed)
+{
+    uint8_t *data = malloc(len);
+    assert_non_null(data);
+    rh_fill(data, len, seed);
+    int fd = rh_connect(d);
+    assert_true(fd >= 0);
+    fy_welcome w;
+    assert_int_equal(rh_hello(fd, FY_ROLE_SENDER, chan, "", 0, 0, &w), 0);
+    uint64_t seq = w.next_seq;
+    assert_int_equal(rh_send_file(fd, w.channel, &seq, "f.bin", data, len, 64 << 10), 0);
+    assert_int_equal(rh_wait_ack(fd, seq - 1), 0);
+    rh_send_frame(fd, FY_FT_BYE, w.channel, 0, NULL, 0);
+    close(fd);
+    free(data);
+}
+
+/* promtool check metrics on a real scrape (today's complaint was
+ * ferry_mailbox_depth_sum), and the process_* and data-directory families. */
+static void test_promtool(void **state)
+{
+    rh_daemon *d = *state;
+    const char *extra[] = {"--metrics", "127.0.0.1:0", NULL};
+    assert_int_equal(rh_start(d, extra), 0);
+    char addr[64], path[400];
+    metrics_addr(d, addr, sizeof addr);
+    send_file(d, "alpha", 100000, 1);
+    char *m;
+    assert_int_equal(get(addr, "/metrics", &m), 200);
+    assert_true(sample(m, "process_resident_memory_bytes", NULL) > 1e6);
+    assert_true(sample(m, "process_open_fds", NULL) >= 4);
+    assert_true(sample(m, "process_cpu_seconds_total", NULL) >= 0);
+    double start = sample(m, "process_start_time_seconds", NULL);
+    assert_true(start > (double)time(NULL) - 600 && start <= (double)time(NULL) + 1);
+    assert_true(sample(m, "ferry_data_free_bytes", NULL) > 0);
+    assert_true(sample(m, "ferry_connections_refused_total", NULL) == 0);
+    assert_true(sample(m, "ferry_tls_handshake_failures_total", NULL) == 0);
+    assert_null(strstr(m, "_depth_sum"));
+    snprintf(path, sizeof path, "%s/scrape.txt", d->root);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(m, f);
+    fclose(f);
+    free(m);
+    const char *pt = promtool();
+    if (!pt) {
+        print_message("promtool not found (Debian package prometheus): check skipped\n");
+        assert_int_equal(rh_stop(d, 10000), 0);
+        skip();
+    }
+    char out[400];
+    snprintf(out, sizeof out, "%s/promtool.out", d->root);
+    const char *argv[] = {pt, "check", "metrics", NULL};
+    pid_t pid = tc_spawn(argv, path, out, out, false);
+    assert_true(pid > 0);
+    int st = 0;
+    assert_int_equal(tc_wait(pid, 30000, &st), 0);
+    if (tc_exit_code(st) != 0) {
+        char msg[2048] = "";
+        FILE *o = fopen(out, "r");
+        if (o) {
+            size_t n = fread(msg, 1, sizeof msg - 1, o);
+            msg[n] = 0;
+            fclose(o);
+        }
+        fail_msg("promtool check metrics exit %d: %s", tc_exit_code(st), msg);
+    }
+    assert_int_equal(rh_stop(d, 10000), 0);
+}
+
+/* Channel figures outlive the writer: counters across an idle close and
+ * reopen, stored bytes of a channel that is on disk but not open. */
+static void test_channels_kept(void **state)
+{
+    rh_daemon *d = *state;
+    const char *extra[] = {"--metrics", "127.0.0.1:0", "--channel-idle", "300ms", NULL};
+    assert_int_equal(rh_start(d, extra), 0);
+    char addr[64];
+    metrics_addr(d, addr, sizeof addr);
+    char *m = NULL;
+    send_file(d, "alpha", 100000, 2);
+    /* no scrape while it is open: the closing writer's last counts count */
+    bool closed = false;
+    for (int i = 0; i < 100 && !closed; i++) {
+        rh_sleep_ms(50);
+        free(m);
+        assert_int_equal(get(addr, "/metrics", &m), 200);
+        closed = sample(m, "ferry_channels_closed_total", NULL) >= 1;
+    }
+    assert_true(closed);
+    send_file(d, "alpha", 100000, 3);
+    free(m);
+    assert_int_equal(get(addr, "/metrics", &m), 200);
+    assert_true(sample(m, "ferry_channel_files_total", "channel=\"alpha\"") == 2);
+    assert_true(sample(m, "ferry_channel_bytes_total", "channel=\"alpha\"") > 200000);
+    free(m);
+    assert_int_equal(rh_stop(d, 10000), 0);
+
+    /* after a restart, nothing is open: the channel is there all the same */
+    assert_int_equal(rh_start(d, extra), 0);
+    metrics_addr(d, addr, sizeof addr);
+    assert_int_equal(get(addr, "/metrics", &m), 200);
+    assert_true(sample(m, "ferry_channels_open", NULL) == 0);
+    assert_true(sample(m, "ferry_channel_stored_bytes", "channel=\"alpha\"") > 200000);
+    assert_true(sample(m, "ferry_channel_files_total", "channel=\"alpha\"") == 0);
+    free(m);
+    assert_int_equal(rh_stop(d, 10000), 0);
+}
+
+/* /readyz fails below min-free, with the reason. */
+static void test_min_free(void **state)
+{
+    rh_daemon *d = *state;
+    const char *extra[] = {"--metrics", "127.0.0.1:0", "--min-free", "1125899906842624",
+                           "--metrics-timeout", "2s", NULL};
+    assert_int_equal(rh_start(d, extra), 0);
+    char addr[64];
+    metrics_addr(d, addr, sizeof addr);
+    char *b;
+    assert_int_equal(get(addr, "/readyz", &b), 503);
+    assert_non_null(strstr(b, "below min-free 1125899906842624"));
+    free(b);
+    assert_int_equal(get(addr, "/healthz", &b), 200);
+    free(b);
+    assert_int_equal(rh_stop(d, 10000), 0);
+    const char *ok[] = {"--metrics", "127.0.0.1:0", "--min-free", "0", NULL};
+    assert_int_equal(rh_start(d, ok), 0);
+    metrics_addr(d, addr, sizeof addr);
+    assert_int_equal(get(addr, "/readyz", &b), 200);
+    free(b);
+    assert_int_equal(rh_stop(d, 10000), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_slowloris, rh_setup, rh_teardown),
         cmocka_unit_test_setup_teardown(test_conn_memory, rh_setup, rh_teardown),
         cmocka_unit_test_setup_teardown(test_metrics_memory, rh_setup, rh_teardown),
+        cmocka_unit_test_setup_teardown(test_promtool, rh_setup, rh_teardown),
+        cmocka_unit_test_setup_teardown(test_channels_kept, rh_setup, rh_teardown),
+        cmocka_unit_test_setup_teardown(test_min_free, rh_setup, rh_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
