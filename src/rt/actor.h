@@ -41,6 +41,7 @@ struct fy_actor {
     uint32_t refs;  /* atomic */
     uint32_t timed; /* atomic flag: a timer was ever added (timer.c) */
     struct fy__timer *timers; /* the poller's: pending timers (timer.c) */
+    bool timers_gone;         /* the poller's: cancelled; later adds are dropped */
     fy__link tcancel;         /* pushed once, by die(), to cancel them */
     uint32_t taken; /* owner stores at each take and turn end: taken, not yet
                        handled; senders read it for the depth, on the line

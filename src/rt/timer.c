@@ -131,6 +131,11 @@ void fy__timer_collect(fy__timers *t)
     while (l) {
         fy__timer *tm = fy__container_of(l, fy__timer, link);
         l = l->next;
+        if (tm->a->timers_gone) { /* added as it died, collected after the cancel */
+            fy_actor_unref(tm->a);
+            free(tm);
+            continue;
+        }
         t->heap = meld(t->heap, tm);
         t->n++;
         tm->anext = tm->a->timers;
@@ -143,6 +148,7 @@ void fy__timer_collect(fy__timers *t)
     while (l) {
         fy_actor *a = fy__container_of(l, fy_actor, tcancel);
         l = l->next;
+        a->timers_gone = true;
         while (a->timers) {
             fy__timer *tm = a->timers;
             unlink_timer(t, tm);

@@ -137,6 +137,19 @@ static void test_slowloris(void **state)
     assert_int_equal(rh_stop(d, 10000), 0);
 }
 
+/* Sanitizer builds (FY_POOL_MALLOC) keep freed memory in quarantine and
+ * shadow it: RSS says nothing about leaks there, so the memory tests skip
+ * (test_io's test_timer_cancel checks the timers' references in every build). */
+static bool rss_meaningless(void)
+{
+#ifdef FY_POOL_MALLOC
+    print_message("sanitizer build: RSS bounds not checked\n");
+    return true;
+#else
+    return false;
+#endif
+}
+
 /* n connections that connect and close without a word. */
 static void quick_conns(const rh_daemon *d, int n)
 {
@@ -164,6 +177,8 @@ static void test_conn_memory(void **state)
 {
     rh_daemon *d = *state;
     const char *extra[] = {"--metrics", "127.0.0.1:0", NULL};
+    if (rss_meaningless())
+        skip();
     assert_int_equal(rh_start(d, extra), 0);
     quick_conns(d, 20000); /* warm-up: pools, arenas, trace table reach their size */
     rh_sleep_ms(300);
@@ -183,6 +198,8 @@ static void test_metrics_memory(void **state)
 {
     rh_daemon *d = *state;
     const char *extra[] = {"--metrics", "127.0.0.1:0", NULL};
+    if (rss_meaningless())
+        skip();
     assert_int_equal(rh_start(d, extra), 0);
     char addr[64];
     metrics_addr(d, addr, sizeof addr);
