@@ -5,12 +5,14 @@
  *
  *  - slowloris: 200 connections trickling a header byte at a time must not
  *    stop /readyz answering (40 probes, each within PROBE_MS).
- *  - memory: 10 000 quick connections to the relay port, and 16 000 GETs of
+ *  - memory: 10 000 quick connections to the relay port, and 12 000 GETs of
  *    /healthz and /metrics, must not grow RSS (/proc/PID/status) by more
  *    than a bound, measured after a warm-up of the same traffic.
  *  - promtool check metrics on a real scrape (skipped when promtool is
  *    absent), the process_* families, per-channel figures of a channel that
  *    is on disk but not open, and /readyz below the free-space threshold.
+ *  - the counters the packaged alerts need: refused connections, failed TLS
+ *    handshakes.
  *
  * Every loop is bounded in count and in time; the daemon is stopped by PID
  * (relay_harness.c).
@@ -176,43 +178,55 @@ static void gets(const char *addr, const char *path, int n)
 static void test_conn_memory(void **state)
 {
     rh_daemon *d = *state;
-    const char *extra[] = {"--metrics", "127.0.0.1:0", NULL};
+    /* No flight recorder: its rings fill (and their pages become resident)
+     * over the first tens of thousands of events, which is not a leak. */
+    const char *extra[] = {"--metrics", "127.0.0.1:0", "--trace-events", "0", NULL};
     if (rss_meaningless())
         skip();
     assert_int_equal(rh_start(d, extra), 0);
-    quick_conns(d, 20000); /* warm-up: pools, arenas, trace table reach their size */
-    rh_sleep_ms(300);
-    long before = rss_kb(d->pid);
-    double t0 = rh_now_s();
-    quick_conns(d, 10000);
-    rh_sleep_ms(300);
-    long after = rss_kb(d->pid);
-    print_message("10000 quick connections in %.1f s: RSS %ld -> %ld kB (+%ld)\n",
-                  rh_now_s() - t0, before, after, after - before);
-    assert_true(after - before < 1500);
+    quick_conns(d, 10000); /* warm-up: pools and arenas reach their size */
+    /* Two rounds: the allocator may still settle in the first; a leak (the
+     * old ferryd: ~5 MB a round, kept 30 s) grows both. */
+    long grew = -1;
+    for (int round = 0; round < 2; round++) {
+        rh_sleep_ms(300);
+        long before = rss_kb(d->pid);
+        double t0 = rh_now_s();
+        quick_conns(d, 10000);
+        rh_sleep_ms(300);
+        long after = rss_kb(d->pid);
+        print_message("10000 quick connections in %.1f s: RSS %ld -> %ld kB (+%ld)\n",
+                      rh_now_s() - t0, before, after, after - before);
+        if (grew < 0 || after - before < grew)
+            grew = after - before;
+    }
+    assert_true(grew < 1500);
     assert_int_equal(rh_stop(d, 10000), 0);
 }
 
-/* GETs: nothing grows per request (before: ~150-400 B each). */
+/* GETs: nothing grows per request (before: ~150-400 B each; 16 000 GETs
+ * +2.6 MB, now +0.3 MB). */
 static void test_metrics_memory(void **state)
 {
     rh_daemon *d = *state;
-    const char *extra[] = {"--metrics", "127.0.0.1:0", NULL};
+    /* No flight recorder: its rings fill (and their pages become resident)
+     * over the first tens of thousands of events, which is not a leak. */
+    const char *extra[] = {"--metrics", "127.0.0.1:0", "--trace-events", "0", NULL};
     if (rss_meaningless())
         skip();
     assert_int_equal(rh_start(d, extra), 0);
     char addr[64];
     metrics_addr(d, addr, sizeof addr);
-    gets(addr, "/metrics", 6000); /* warm-up: pools and arenas reach their size */
-    gets(addr, "/healthz", 6000);
+    gets(addr, "/metrics", 3000); /* warm-up: pools and arenas reach their size */
+    gets(addr, "/healthz", 3000);
     long before = rss_kb(d->pid);
     double t0 = rh_now_s();
-    gets(addr, "/metrics", 8000);
-    gets(addr, "/healthz", 8000);
+    gets(addr, "/metrics", 6000);
+    gets(addr, "/healthz", 6000);
     long after = rss_kb(d->pid);
-    print_message("8000 GET /metrics + 8000 GET /healthz in %.1f s: RSS %ld -> %ld kB (+%ld)\n",
+    print_message("6000 GET /metrics + 6000 GET /healthz in %.1f s: RSS %ld -> %ld kB (+%ld)\n",
                   rh_now_s() - t0, before, after, after - before);
-    assert_true(after - before < 800);
+    assert_true(after - before < 600);
     assert_int_equal(rh_stop(d, 10000), 0);
 }
 
@@ -387,6 +401,65 @@ static void test_min_free(void **state)
     assert_int_equal(rh_stop(d, 10000), 0);
 }
 
+/* Poll /metrics (bounded) until name >= want; its last value. */
+static double wait_sample(const char *addr, const char *name, double want)
+{
+    double v = -1;
+    for (int i = 0; i < 100 && v < want; i++) {
+        char *m;
+        assert_int_equal(get(addr, "/metrics", &m), 200);
+        v = sample(m, name, NULL);
+        free(m);
+        if (v < want)
+            rh_sleep_ms(50);
+    }
+    return v;
+}
+
+/* The counters the alert rules need: refused connections, failed TLS
+ * handshakes (a record that is TLS by its first byte and garbage after). */
+static void test_alert_counters(void **state)
+{
+    rh_daemon *d = *state;
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+             "-keyout srv.key -out srv.pem -days 2 -subj /CN=relay "
+             "-addext subjectAltName=IP:127.0.0.1 2>/dev/null", d->root);
+    const char *sh[] = {"/bin/sh", "-c", cmd, NULL};
+    int st = 0;
+    assert_int_equal(tc_run(sh, 30000, &st), 0);
+    if (tc_exit_code(st) != 0)
+        fail_msg("openssl could not make a test certificate: install the package openssl");
+    char cert[400], key[400];
+    snprintf(cert, sizeof cert, "%s/srv.pem", d->root);
+    snprintf(key, sizeof key, "%s/srv.key", d->root);
+    const char *extra[] = {"--metrics", "127.0.0.1:0", "--tls-cert", cert, "--tls-key", key,
+                           "--max-connections", "2", NULL};
+    assert_int_equal(rh_start(d, extra), 0);
+    char addr[64];
+    metrics_addr(d, addr, sizeof addr);
+
+    int fd = rh_connect(d);
+    assert_true(fd >= 0);
+    static const uint8_t junk[] = {0x16, 0x03, 0x01, 0x00, 0x08, 0xde, 0xad, 0xbe, 0xef,
+                                   0x00, 0x01, 0x02, 0x03};
+    assert_int_equal(fy_sock_write_all(fd, junk, sizeof junk), 0);
+    assert_true(wait_sample(addr, "ferry_tls_handshake_failures_total", 1) == 1);
+    close(fd);
+
+    int held[3];
+    for (int i = 0; i < 3; i++) { /* the third is over --max-connections 2 */
+        held[i] = rh_connect(d);
+        assert_true(held[i] >= 0);
+        rh_sleep_ms(50);
+    }
+    assert_true(wait_sample(addr, "ferry_connections_refused_total", 1) >= 1);
+    for (int i = 0; i < 3; i++)
+        close(held[i]);
+    assert_int_equal(rh_stop(d, 10000), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -396,6 +469,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_promtool, rh_setup, rh_teardown),
         cmocka_unit_test_setup_teardown(test_channels_kept, rh_setup, rh_teardown),
         cmocka_unit_test_setup_teardown(test_min_free, rh_setup, rh_teardown),
+        cmocka_unit_test_setup_teardown(test_alert_counters, rh_setup, rh_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
