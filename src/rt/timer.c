@@ -18,7 +18,6 @@
  */
 #include "rt/timer.h"
 
-#include <assert.h>
 #include <ck_pr.h>
 #include <errno.h>
 #include <stdlib.h>
