@@ -272,6 +272,7 @@ static void on_gone(acceptor *a, fy_actor *s, const fy_msg *m)
 {
     if (m->u32)
         fy_stats_err(&a->ends, m->u32, 1);
+    a->ends.v[FY_ST_TLS_FAILED] += m->u32 == FY_ETLS; /* its own series: alerts need it */
     a->ends.v[FY_ST_BYTES_IN] += m->u64[0];
     a->ends.v[FY_ST_FRAMES_IN] += m->u64[1];
     for (size_t i = 0; i < a->n; i++)
@@ -296,6 +297,7 @@ static void on_stats(acceptor *a, const fy_msg *m)
         r.fanout += (uint32_t)fy_stats_pass(m, a->sess[i].a);
     r.depth = fy_actor_depth(a->self);
     r.v[FY_ST_ACCEPTED] = a->accepted;
+    r.v[FY_ST_REFUSED] = a->refused;
     fy_stats_answer(a->ctx->pool, a->ctx->metrics, m, &r);
 }
 

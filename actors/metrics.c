@@ -27,7 +27,14 @@
  * Health: /healthz answers 200 while the actor runs.  /readyz answers 200
  * once the relay told it the acceptor listens (FY_RM_READY) and until the
  * shutdown begins (FY_RM_SHUTDOWN), while DATA/channels is writable
- * (access(2), one syscall per probe); 503 with the reason otherwise.
+ * (access(2)) and its file system has min-free bytes free (statvfs(2)); 503
+ * with the reason otherwise.  Both are answered in the turn their request
+ * arrives, never after a gather, and slow clients cannot take their place
+ * (httpd.c).
+ *
+ * Per-channel stored figures cover every channel on disk, open or not, and
+ * the per-channel counters survive a channel's close and reopen
+ * (src/metrics/chanstat.c).
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -40,14 +47,17 @@
 #include "ferry/io.h"
 #include "ferry/klog.h"
 #include "ferry/sched.h"
+#include "metrics/chanstat.h"
 #include "metrics/httpd.h"
+#include "metrics/procstat.h"
 #include "metrics/prom.h"
 #include "relay/stats.h"
 #include "relay/tlsfail.h"
 #include "relay_int.h"
 
 #define GATHER_MS 500
-#define SWEEP_MS 5000
+#define SWEEP_MS 1000 /* how often connections are checked against metrics-timeout */
+#define SCAN_MS 5000  /* the channel directories are read at most this often */
 #define TAG_SWEEP 1ull
 #define TAG_GATHER 2ull /* | scrape << 8 */
 #define HTTP_TAGS (1ull << 32)
@@ -62,6 +72,7 @@ typedef struct metrics {
     fy_actor *self;
     fy_httpd *h;
     fy_prom *prom;
+    fy_chanstat *chans; /* every channel on disk; counters kept across reopens */
     uint64_t next_scrape, cur; /* cur: the gather in progress, 0 = none */
     uint32_t expect, got;
     fy_stats_rec *recs;
@@ -90,8 +101,34 @@ static void start_gather(metrics *m)
         finish(m);
 }
 
+/* A writer's counters into the channel table (chanstat.c). */
+static void feed_chan(metrics *m, const fy_stats_rec *r)
+{
+    uint64_t v[FY_CS_N] = {
+        [FY_CS_BYTES] = r->v[FY_ST_BYTES_IN], [FY_CS_FRAMES] = r->v[FY_ST_FRAMES_IN],
+        [FY_CS_FILES] = r->v[FY_ST_FILES], [FY_CS_DAMAGED] = r->v[FY_ST_DAMAGED],
+        [FY_CS_SYNC_FAILED] = r->v[FY_ST_SYNC_FAILED]};
+    (void)fy_chanstat_writer(m->chans, r->channel, r->actor, v);
+}
+
+/* A closing writer's last counts (scrape id 0): into the channel table. */
+static void on_final(metrics *m, const fy_msg *msg)
+{
+    fy_stats_rec r;
+    if (!msg->buf || fy_buf_len(msg->buf) != sizeof r)
+        return;
+    memcpy(&r, fy_buf_cdata(msg->buf), sizeof r);
+    r.channel[sizeof r.channel - 1] = 0;
+    if (r.kind == FY_KIND_WRITER)
+        feed_chan(m, &r);
+}
+
 static void on_rep(metrics *m, fy_msg *msg)
 {
+    if (msg->u64[0] == 0) {
+        on_final(m, msg);
+        return;
+    }
     if (msg->u64[0] != m->cur || !m->cur || !msg->buf ||
         fy_buf_len(msg->buf) != sizeof(fy_stats_rec))
         return; /* a late answer to a gather already rendered */
@@ -184,6 +221,9 @@ static void render_conns(metrics *m, fy_prom *p, const fy_stats_rec *acc)
     fy_prom_u64(p, "ferry_connections", pending, "role", "handshake", NULL);
     fy_prom_family(p, "ferry_connections_accepted_total", "counter", "Connections accepted.");
     fy_prom_u64(p, "ferry_connections_accepted_total", acc ? acc->v[FY_ST_ACCEPTED] : 0, NULL);
+    fy_prom_family(p, "ferry_connections_refused_total", "counter",
+                   "Connections refused at --max-connections or --max-connections-per-ip.");
+    fy_prom_u64(p, "ferry_connections_refused_total", acc ? acc->v[FY_ST_REFUSED] : 0, NULL);
     fy_prom_family(p, "ferry_tls_handshake_failures_total", "counter",
                    "TLS handshakes that failed (logged at a bounded rate, relay/tlsfail.h).");
     fy_prom_u64(p, "ferry_tls_handshake_failures_total", fy_tlsfail_total(), NULL);
@@ -232,14 +272,16 @@ static void render_channels(metrics *m, fy_prom *p)
         const char *name, *type, *help;
         int st;
     } fam[] = {
-        {"ferry_channel_bytes_total", "counter", "Bytes appended to the channel's log.", FY_ST_BYTES_IN},
-        {"ferry_channel_frames_total", "counter", "Frames appended to the channel's log.", FY_ST_FRAMES_IN},
-        {"ferry_channel_files_total", "counter", "Files stored in the channel.", FY_ST_FILES},
-        {"ferry_channel_receivers", "gauge", "Receivers subscribed to the channel.", FY_ST_RECEIVERS},
-        {"ferry_channel_next_seq", "gauge", "Next sequence number of the channel.", FY_ST_NEXT_SEQ},
-        {"ferry_channel_damaged_frames_total", "counter",
-         "Frames the background scrub found damaged on disk (CRC or header).", FY_ST_DAMAGED},
+        {"ferry_channel_receivers", "gauge", "Receivers subscribed to the open channel.", FY_ST_RECEIVERS},
+        {"ferry_channel_next_seq", "gauge", "Next sequence number of the open channel.", FY_ST_NEXT_SEQ},
     };
+    /* Stored figures and counters: every channel on disk, kept across reopens. */
+    fy_chanstat_begin(m->chans);
+    for (size_t i = 0; i < m->nrecs; i++)
+        if (m->recs[i].kind == FY_KIND_WRITER)
+            feed_chan(m, &m->recs[i]);
+    (void)fy_chanstat_scan(m->chans, m->ctx->chan_root, fy_now_ns() / 1000000u, SCAN_MS);
+    fy_chanstat_render(m->chans, p);
     for (size_t f = 0; f < sizeof fam / sizeof *fam; f++) {
         fy_prom_family(p, fam[f].name, fam[f].type, fam[f].help);
         for (size_t i = 0; i < m->nrecs; i++)
@@ -327,7 +369,8 @@ static void render_depths(metrics *m, fy_prom *p)
                 mx = m->recs[i].depth;
         fy_prom_u64(p, "ferry_mailbox_depth_max", mx, "kind", kinds[k].name, NULL);
     }
-    fy_prom_family(p, "ferry_mailbox_depth_sum", "gauge",
+    /* Not ..._depth_sum: a _sum suffix belongs to histograms and summaries. */
+    fy_prom_family(p, "ferry_mailbox_queued_messages", "gauge",
                    "Messages queued in the mailboxes of a kind's actors.");
     for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) {
         if (!kinds[k].scraped)
@@ -336,8 +379,25 @@ static void render_depths(metrics *m, fy_prom *p)
         for (size_t i = 0; i < m->nrecs; i++)
             if (m->recs[i].kind == kinds[k].kind)
                 sum += m->recs[i].depth;
-        fy_prom_u64(p, "ferry_mailbox_depth_sum", sum, "kind", kinds[k].name, NULL);
+        fy_prom_u64(p, "ferry_mailbox_queued_messages", sum, "kind", kinds[k].name, NULL);
     }
+}
+
+/* The process_* families and the data directory's file system. */
+static void render_process(metrics *m, fy_prom *p)
+{
+    uint64_t free_b = 0, size_b = 0;
+    fy_procstat_render(p);
+    (void)fy_procstat_disk(m->ctx->chan_root, &free_b, &size_b);
+    fy_prom_family(p, "ferry_data_free_bytes", "gauge",
+                   "Free bytes of the data directory's file system (statvfs f_bavail).");
+    fy_prom_u64(p, "ferry_data_free_bytes", free_b, NULL);
+    fy_prom_family(p, "ferry_data_size_bytes", "gauge",
+                   "Size of the data directory's file system.");
+    fy_prom_u64(p, "ferry_data_size_bytes", size_b, NULL);
+    fy_prom_family(p, "ferry_data_min_free_bytes", "gauge",
+                   "The min-free setting: /readyz fails below it (0 = off).");
+    fy_prom_u64(p, "ferry_data_min_free_bytes", m->ctx->conf->min_free, NULL);
 }
 
 static void finish(metrics *m)
@@ -368,11 +428,20 @@ static void finish(metrics *m)
     render_upstreams(m, p);
     render_depths(m, p);
     render_runtime(m, p);
+    render_process(m, p);
     fy_prom_family(p, "ferry_metrics_scrapes_total", "counter", "Gathers run for /metrics.");
     fy_prom_u64(p, "ferry_metrics_scrapes_total", m->scrapes, NULL);
     fy_prom_family(p, "ferry_metrics_incomplete_total", "counter",
                    "Gathers rendered at the deadline with answers missing.");
     fy_prom_u64(p, "ferry_metrics_incomplete_total", m->incomplete, NULL);
+    uint64_t evicted, refused;
+    fy_httpd_counts(m->h, &evicted, &refused);
+    fy_prom_family(p, "ferry_metrics_http_evicted_total", "counter",
+                   "Metrics-port connections still sending their request, closed to make room.");
+    fy_prom_u64(p, "ferry_metrics_http_evicted_total", evicted, NULL);
+    fy_prom_family(p, "ferry_metrics_http_refused_total", "counter",
+                   "Metrics-port connections closed at once: every slot was answering.");
+    fy_prom_u64(p, "ferry_metrics_http_refused_total", refused, NULL);
     size_t len;
     const char *text = fy_prom_text(p, &len);
     for (size_t i = 0; i < m->nwaiting; i++) {
@@ -402,6 +471,13 @@ static int readiness(const metrics *m, char *why, size_t cap)
     if (access(m->ctx->chan_root, W_OK) != 0) {
         snprintf(why, cap, "not ready: data directory %s not writable: %s\n",
                  m->ctx->chan_root, strerror(errno));
+        return -1;
+    }
+    uint64_t free_b, size_b, min = m->ctx->conf->min_free;
+    if (min && fy_procstat_disk(m->ctx->chan_root, &free_b, &size_b) == 0 && free_b < min) {
+        snprintf(why, cap, "not ready: data directory %s has %llu bytes free, below min-free "
+                 "%llu\n", m->ctx->chan_root, (unsigned long long)free_b,
+                 (unsigned long long)min);
         return -1;
     }
     snprintf(why, cap, "ready\n");
@@ -469,7 +545,7 @@ static int handle(fy_actor *self, void *state, fy_msg *msg)
         break;
     case FY_MSG_TIMER:
         if (msg->u64[0] == TAG_SWEEP) {
-            fy_httpd_sweep(m->h, SWEEP_MS);
+            fy_httpd_sweep(m->h, (unsigned)m->ctx->conf->metrics_timeout_ms);
             (void)fy_timer_after(m->self, SWEEP_MS, TAG_SWEEP);
         } else if ((msg->u64[0] & 0xFF) == TAG_GATHER && m->cur && msg->u64[0] >> 8 == m->cur) {
             finish(m);
@@ -486,6 +562,7 @@ static void dtor(void *state)
     metrics *m = state;
     fy_httpd_free(m->h);
     fy_prom_free(m->prom);
+    fy_chanstat_free(m->chans);
     free(m->recs);
     free(m);
 }
@@ -502,7 +579,9 @@ int fy__metrics_new(const fy__ctx *ctx, const char *addr, fy_actor **out, char *
 {
     metrics *m = calloc(1, sizeof *m);
     int rc;
-    if (!m || fy_prom_new(&m->prom) < 0) {
+    if (!m || fy_prom_new(&m->prom) < 0 || fy_chanstat_new(&m->chans) < 0) {
+        if (m)
+            fy_prom_free(m->prom);
         free(m);
         snprintf(err, errcap, "out of memory");
         return -ENOMEM;
@@ -512,6 +591,7 @@ int fy__metrics_new(const fy__ctx *ctx, const char *addr, fy_actor **out, char *
                        .label = "metrics"};
     if ((rc = fy_actor_new(ctx->sched, &o, &m->self)) < 0) {
         fy_prom_free(m->prom);
+        fy_chanstat_free(m->chans);
         free(m);
         snprintf(err, errcap, "metrics actor: %s", fy_strerror(rc));
         return rc;

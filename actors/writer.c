@@ -243,6 +243,8 @@ static void cut_back(fy__writer *w)
             "next open" : "senders resume from next_seq");
 }
 
+static void on_stats(fy__writer *w, const fy_msg *m);
+
 static void maybe_done(fy__writer *w)
 {
     if (!w->shutting || w->nfwd || w->upstream)
@@ -266,6 +268,7 @@ static void maybe_done(fy__writer *w)
             "shutdown", rc < 0 ? fy_errname(rc) : "ok");
     /* The last messages: the registry frees the channel record on
      * WRITER_DONE, so nothing here may touch w->chan after it. */
+    on_stats(w, NULL); /* its last counts: /metrics keeps them over a reopen */
     fy__msg_writer_totals(w->ctx->registry, w->chan, w->gone_out, w->gone_frames_out);
     fy__msg_writer_done(w->ctx->registry, w->chan, w->bytes, w->frames);
     fy_actor_stop(w->self);
@@ -418,14 +421,15 @@ static void on_shutdown(fy__writer *w)
     maybe_done(w);
 }
 
-/* Stats: one record for the channel, and the request to every forwarder. */
+/* Stats: one record for the channel, and the request to every forwarder;
+ * m NULL: the record alone, unasked, as the channel closes. */
 static void on_stats(fy__writer *w, const fy_msg *m)
 {
     fy_stats_rec r = {.actor = fy_actor_id(w->self), .kind = FY_KIND_WRITER};
 
-    for (size_t i = 0; i < w->nfwd; i++)
+    for (size_t i = 0; m && i < w->nfwd; i++)
         r.fanout += (uint32_t)fy_stats_pass(m, w->fwd[i]);
-    if (w->upstream)
+    if (m && w->upstream)
         r.fanout += (uint32_t)fy_stats_pass(m, w->upstream);
     r.depth = fy_actor_depth(w->self);
     snprintf(r.channel, sizeof r.channel, "%.71s", w->chan->name);
@@ -433,6 +437,7 @@ static void on_stats(fy__writer *w, const fy_msg *m)
     r.v[FY_ST_FRAMES_IN] = w->frames;
     r.v[FY_ST_FILES] = w->files;
     r.v[FY_ST_DAMAGED] = w->damaged;
+    r.v[FY_ST_SYNC_FAILED] = w->sync_failed;
     r.v[FY_ST_RECEIVERS] = w->nfwd;
     r.v[FY_ST_NEXT_SEQ] = w->log ? fy_log_next_seq(w->log) : 0;
     /* Forwarders that have left (live ones answer for themselves). */

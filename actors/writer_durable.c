@@ -172,6 +172,7 @@ static void failed(fy__writer *w, int rc)
             "its log back to durable_seq\"", w->chan->name,
             fy_errname(rc), (unsigned long long)fy_log_durable_seq(w->log),
             (unsigned long long)fy_log_next_seq(w->log));
+    w->sync_failed++;
     w->acks.n = w->acks.head = 0;
     const fy__wb_item *it;
     while (w->sender && (it = q_front(&w->credits))) {

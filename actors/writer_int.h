@@ -71,6 +71,7 @@ typedef struct fy__writer {
     uint64_t first_seq;
     uint64_t bytes, frames, files; /* for /metrics */
     uint64_t damaged;              /* frames the scrub found damaged, for /metrics */
+    uint64_t sync_failed;          /* log syncs that failed, for /metrics */
     uint64_t gone_out, gone_frames_out; /* totals of forwarders that have left */
     /* channel lifetime */
     fy_actor **lease;    /* sessions given this channel, until they stop (references) */

@@ -47,8 +47,9 @@ int fy_io_add(fy_actor *a, int fd, uint32_t events, uint64_t tag);
 int fy_io_del(fy_sched *s, int fd);
 
 /* Deliver FY_MSG_TIMER with u64[0] = tag to a after ms milliseconds (any
- * thread).  The timer holds a reference to a; a stopped actor's timer is
- * dropped.  Returns 0 or -ENOMEM. */
+ * thread).  The timer holds a reference to a until it fires; when a dies
+ * (its dtor ran) its pending timers are dropped at once, with their
+ * references.  Returns 0, -ENOMEM, or -FY_ECLOSED when a is stopped. */
 int fy_timer_after(fy_actor *a, uint32_t ms, uint64_t tag);
 
 #endif

@@ -6,6 +6,15 @@
  * message or a late reply for a connection that was closed and whose slot
  * was reused is recognised and dropped.  Registration is edge-triggered
  * (io.h): every read and write goes on until EAGAIN.
+ *
+ * Slow clients cannot lock the health checks out (issue 21, defect 7: 200
+ * slowloris connections, /readyz answered 3 of 40 probes).  When every
+ * slot is taken, a new connection evicts the oldest one still reading its
+ * request (a scrape being gathered or an answer being written is not
+ * idle); a new connection's request is read at once, in the turn that
+ * accepted it, so a probe that sent its request is answered before later
+ * arrivals can evict it; and the sweep closes a connection that has not
+ * finished within the owner's limit, however slowly it trickles bytes.
  */
 #include "metrics/httpd.h"
 
@@ -42,7 +51,7 @@ struct fy_httpd {
     uint64_t tag_base;
     int lfd;
     fy_addr bound;
-    uint64_t served;
+    uint64_t served, evicted, refused;
     conn c[FY_HTTPD_CONNS];
 };
 
@@ -74,7 +83,9 @@ int fy_httpd_new(fy_actor *owner, const char *addr, uint64_t tag_base, fy_httpd 
     h->tag_base = tag_base & ~FY_HTTPD_TAG_MASK;
     for (unsigned i = 0; i < FY_HTTPD_CONNS; i++)
         h->c[i].fd = -1;
-    if ((rc = fy_sock_listen(&a, 16, &h->bound)) < 0) {
+    /* A deep backlog: a burst of slow clients must not fill the kernel's
+     * queue, where a probe's SYN would be dropped and retried after 1 s. */
+    if ((rc = fy_sock_listen(&a, 512, &h->bound)) < 0) {
         snprintf(err, errcap, "listen on %s: %s", addr, strerror(-rc));
         free(h);
         return rc;
@@ -105,6 +116,12 @@ uint64_t fy_httpd_served(const fy_httpd *h)
     return h->served;
 }
 
+void fy_httpd_counts(const fy_httpd *h, uint64_t *evicted, uint64_t *refused)
+{
+    *evicted = h->evicted;
+    *refused = h->refused;
+}
+
 static void conn_close(fy_httpd *h, conn *c)
 {
     if (c->fd >= 0) {
@@ -118,7 +135,29 @@ static void conn_close(fy_httpd *h, conn *c)
     c->gen++;
 }
 
-static void accept_all(fy_httpd *h)
+/* A free slot, or the one the oldest connection still reading its request
+ * held (closed now: it is the likeliest slow client); FY_HTTPD_CONNS when
+ * every connection is past its request. */
+static unsigned free_slot(fy_httpd *h)
+{
+    unsigned old = FY_HTTPD_CONNS;
+    for (unsigned i = 0; i < FY_HTTPD_CONNS; i++) {
+        if (h->c[i].state == C_FREE)
+            return i;
+        if (h->c[i].state == C_READ &&
+            (old == FY_HTTPD_CONNS || h->c[i].since_ns < h->c[old].since_ns))
+            old = i;
+    }
+    if (old < FY_HTTPD_CONNS) {
+        conn_close(h, &h->c[old]);
+        h->evicted++;
+    }
+    return old;
+}
+
+static void on_conn(fy_httpd *h, unsigned i, uint32_t bits, fy_httpd_req_fn fn, void *arg);
+
+static void accept_all(fy_httpd *h, fy_httpd_req_fn fn, void *arg)
 {
     for (;;) {
         fy_addr peer;
@@ -130,11 +169,10 @@ static void accept_all(fy_httpd *h)
                     "action=\"wait for the next connection\"", -fd);
             return;
         }
-        unsigned i = 0;
-        while (i < FY_HTTPD_CONNS && h->c[i].state != C_FREE)
-            i++;
+        unsigned i = free_slot(h);
         if (i == FY_HTTPD_CONNS) {
-            close(fd); /* full: the scraper retries */
+            close(fd); /* every slot past its request: the client retries */
+            h->refused++;
             continue;
         }
         conn *c = &h->c[i];
@@ -142,8 +180,13 @@ static void accept_all(fy_httpd *h)
         c->state = C_READ;
         c->nin = 0;
         c->since_ns = fy_now_ns();
-        if (fy_io_add(h->owner, fd, FY_IO_READ | FY_IO_WRITE, tag_of(h, i + 1, c->gen)) < 0)
+        if (fy_io_add(h->owner, fd, FY_IO_READ | FY_IO_WRITE, tag_of(h, i + 1, c->gen)) < 0) {
             conn_close(h, c);
+            continue;
+        }
+        /* The request may be here already: answer it before a later
+         * arrival in this loop could evict it. */
+        on_conn(h, i, FY_IO_READ, fn, arg);
     }
 }
 
@@ -227,7 +270,7 @@ void fy_httpd_io(fy_httpd *h, const fy_msg *m, fy_httpd_req_fn fn, void *arg)
     unsigned slot = (unsigned)(low & 0xFF);
     uint32_t gen = (uint32_t)(low >> 8);
     if (slot == 0) {
-        accept_all(h);
+        accept_all(h, fn, arg);
         return;
     }
     if (slot > FY_HTTPD_CONNS)

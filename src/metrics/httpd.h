@@ -8,8 +8,9 @@
  * request comes out through a callback with a connection id, and the owner
  * answers it with fy_httpd_reply() -- at once or later, after it gathered
  * the figures by message.  One request per connection (HTTP/1.0, then
- * close); at most FY_HTTPD_CONNS connections; a request over 8 KiB or a
- * connection idle past the sweep limit is closed.
+ * close); at most FY_HTTPD_CONNS connections, a new one evicting the
+ * oldest that is still reading its request when all are taken; a request
+ * over 8 KiB or a connection older than the sweep limit is closed.
  */
 #ifndef FY_METRICS_HTTPD_H
 #define FY_METRICS_HTTPD_H
@@ -56,11 +57,15 @@ int fy_httpd_reply(fy_httpd *h, uint32_t conn, int status, const char *ctype, co
 int fy_httpd_answer(fy_httpd *h, uint32_t conn, int status, const char *ctype, const char *body,
                     size_t len, bool head);
 
-/* Close connections older than idle_ms (call from the owner's timer). */
+/* Close connections accepted more than idle_ms ago, whatever they are
+ * doing (call from the owner's timer; the limit bounds a slow request). */
 void fy_httpd_sweep(fy_httpd *h, unsigned idle_ms);
 
 /* Requests answered so far (for the server's own metric). */
 uint64_t fy_httpd_served(const fy_httpd *h);
+/* Connections evicted to make room, and refused (every slot busy past its
+ * request), so far. */
+void fy_httpd_counts(const fy_httpd *h, uint64_t *evicted, uint64_t *refused);
 
 /* Close everything (owner's handler or dtor).  NULL ignored. */
 void fy_httpd_free(fy_httpd *h);

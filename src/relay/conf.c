@@ -58,6 +58,8 @@ void fy_conf_defaults(fy_conf *c)
     c->takeover_grace = 2;
     c->drain_timeout = 5;
     c->upstream_linger_ms = 60000;
+    c->metrics_timeout_ms = 5000;
+    c->min_free = 64ull << 20;
 }
 
 /* "30" (seconds), "30s", "500ms", "2m" -> milliseconds.  0 or -EINVAL. */
@@ -107,6 +109,8 @@ static const char *const write_mode_names[] = {
 static const struct key keys[] = {
     {"listen", K_STR, OFF(listen), 0, 0, NULL},
     {"metrics", K_STR, OFF(metrics), 0, 0, NULL},
+    {"metrics-timeout", K_MS, OFF(metrics_timeout_ms), 500, 300000, NULL},
+    {"min-free", K_SIZE, OFF(min_free), 0, 1ull << 50, NULL},
     {"data", K_PATH, OFF(data), 0, 0, NULL},
     {"auth", K_PATH, OFF(auth), 0, 0, NULL},
     {"threads", K_UINT, OFF(threads), 0, 256, NULL},

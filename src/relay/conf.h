@@ -64,6 +64,8 @@ typedef struct fy_conf {
     uint64_t max_connections;     /* client connections at once (sessions + receivers) */
     uint64_t max_conns_per_ip;    /* of those, from one address */
     uint64_t drain_timeout;       /* seconds an orderly shutdown may take before it is cut */
+    uint64_t metrics_timeout_ms;  /* a metrics-port connection's whole life (slow clients) */
+    uint64_t min_free;            /* /readyz fails with less free space in DATA; 0 = off */
     /* Edge relay (actors/upstream.c): mirror channels from this relay. */
     char upstream[256];           /* HOST:PORT; "" = this relay originates every channel */
     char upstream_token[256];     /* subscribe token for the upstream; "" = none */

@@ -37,7 +37,7 @@ int fy_stats_answer(fy_bufpool *pool, fy_actor *collector, const fy_msg *req,
         return rc;
     memcpy(fy_buf_data(b), r, sizeof *r);
     fy_buf_set_len(b, sizeof *r);
-    return fy_actor_post(collector, FY_STATS_REP, 0, req->u64[0], 0, NULL, b);
+    return fy_actor_post(collector, FY_STATS_REP, 0, req ? req->u64[0] : 0, 0, NULL, b);
 }
 
 void fy_stats_err(fy_stats_rec *r, uint32_t err, uint64_t n)

@@ -55,6 +55,9 @@ enum fy_stat_id {
     FY_ST_UP_CONNECTED, /* upstream: 1 while its link to the upstream relay streams */
     FY_ST_RECONNECTS,   /* upstream: links lost and made again */
     FY_ST_ENOSEQ,       /* upstream: times upstream no longer held the next seq */
+    FY_ST_REFUSED,      /* acceptor: connections refused at a limit (FY_ELIMIT) */
+    FY_ST_TLS_FAILED,   /* acceptor: sessions that ended in a failed TLS handshake */
+    FY_ST_SYNC_FAILED,  /* writer: syncs of its log that failed (nothing acknowledged) */
     FY_ST_N
 };
 
@@ -91,7 +94,9 @@ int fy_stats_pass(const fy_msg *req, fy_actor *to);
 
 /* Handler of a REQ: send the record r (copied into a buffer of pool) to the
  * collector.  Call once per REQ.  0, or a negative error (the collector
- * then stops waiting at its deadline).  collector NULL: nothing to do. */
+ * then stops waiting at its deadline).  collector NULL: nothing to do.
+ * req NULL: an unasked record (scrape id 0), a closing writer's last
+ * counts, which the collector keeps for the channel's next writer. */
 int fy_stats_answer(fy_bufpool *pool, fy_actor *collector, const fy_msg *req,
                     const fy_stats_rec *r);
 

@@ -6,8 +6,8 @@
  * finds nothing left clears it.  The scheduled state holds one reference,
  * so a queued or running actor is never freed under the thread that runs
  * it.  Other references: the creator's, one "life" reference dropped after
- * the dtor ran, and one per I/O registration and pending timer.  The
- * memory goes when the last one goes, so a sender holding a reference can
+ * the dtor ran, and one per I/O registration and pending timer (a dying
+ * actor's timers are cancelled, timer.c).  The memory goes when the last one goes, so a sender holding a reference can
  * always send: after fy_actor_stop() the send releases the message and
  * returns -FY_ECLOSED, and a message that slips in while the actor stops is
  * released by the next turn, which no longer calls the handler.
@@ -30,7 +30,7 @@
 #include "rt/msg.h"
 #include "rt/tsan.h"
 #include "rt/sched.h"
-#include "rt/tsan.h"
+#include "rt/timer.h"
 
 /* ---- lifetime ----------------------------------------------------------- */
 
@@ -249,7 +249,7 @@ static uint32_t drain(fy_actor *a)
  * cannot see ck's atomic count, so it would take that call for a free and
  * report the caller's next use of a.
  */
-static void unref_not_last(fy_actor *a)
+void fy__actor_unref_not_last(fy_actor *a)
 {
     FY__TSAN_RELEASE(&a->refs); /* as in fy_actor_unref: for the last holder's free */
     uint32_t was = ck_pr_faa_32(&a->refs, (uint32_t)-1);
@@ -264,7 +264,8 @@ static void die(fy_actor *a)
         a->dtor(a->state);
     a->state = NULL;
     fy__sched_actor_gone(a->s, a);
-    unref_not_last(a); /* the life reference; the scheduled one is still held */
+    fy__timer_cancel(a); /* its timers' references must not keep it ~30 s */
+    fy__actor_unref_not_last(a); /* the life reference; the scheduled one is still held */
 }
 
 /* Handle one message; returns extra messages consumed (by a drain). */

@@ -39,6 +39,10 @@ struct fy_actor {
     /* written by every sender */
     _Alignas(FY__CACHELINE) fy__mbox mb;
     uint32_t refs;  /* atomic */
+    uint32_t timed; /* atomic flag: a timer was ever added (timer.c) */
+    struct fy__timer *timers; /* the poller's: pending timers (timer.c) */
+    bool timers_gone;         /* the poller's: cancelled; later adds are dropped */
+    fy__link tcancel;         /* pushed once, by die(), to cancel them */
     uint32_t taken; /* owner stores at each take and turn end: taken, not yet
                        handled; senders read it for the depth, on the line
                        their push already holds */
@@ -59,6 +63,9 @@ bool fy__actor_turn(fy_actor *a, unsigned batch);
  * scheduled actor, run its dtor if it is stopped, drop the scheduled
  * reference. */
 void fy__actor_abandon(fy_actor *a);
+
+/* Drop a reference that cannot be the last: the caller holds another. */
+void fy__actor_unref_not_last(fy_actor *a);
 
 /* Send an internal message (skips the stopped check). */
 void fy__actor_push(fy_actor *a, fy_msg *m);

@@ -32,6 +32,7 @@
 #include "ferry/trace.h"
 #include "rt/actor.h"
 #include "rt/mbox.h"
+#include "rt/msg.h"
 #include "rt/sched.h"
 #include "rt/timer.h"
 #include "rt/tsan.h"
@@ -250,6 +251,9 @@ static void *poller_main(void *arg)
     fy__io *io = arg;
     struct epoll_event evs[64];
 
+    /* Readiness and timer messages are made here and freed on scheduler
+     * threads: take their spare chunks back (msg.c). */
+    fy__msg_cache_on(&io->s->msg_spare, &io->s->msg_spare_n);
     for (;;) {
         /* Every event of the previous batch is handled: deleted
          * registrations can lose the epoll set's reference now. */
@@ -269,6 +273,7 @@ static void *poller_main(void *arg)
         }
         fy__timer_fire(&io->timers, fy_now_ns());
     }
+    fy__msg_cache_off();
     return NULL;
 }
 

@@ -194,7 +194,7 @@ static void *thr_main(void *arg)
     fy_sched *s = t->s;
 
     fy__self = t;
-    fy__msg_cache_on(&s->msg_spare);
+    fy__msg_cache_on(&s->msg_spare, &s->msg_spare_n);
     /* One clock read per turn for busy_ns: a turn's end is the next one's
      * start, unless the thread ran out of work in between. */
     uint64_t t0 = fy_now_ns();

@@ -44,6 +44,7 @@ struct fy_sched {
     int trace_on; /* atomic; read by every emit */
 
     _Alignas(FY__CACHELINE) fy_msg *msg_spare; /* message pool chunks (msg.c) */
+    uint32_t msg_spare_n;                      /* atomic: chunks on msg_spare */
 
     _Alignas(FY__CACHELINE) uint32_t nparked; /* atomic: threads parked */
     uint32_t rr;                              /* atomic: round robin for outside sends */

@@ -16,7 +16,8 @@
 typedef struct fy__timer fy__timer;
 
 typedef struct fy__timers {
-    fy__lifo adds;   /* any thread pushes */
+    fy__lifo adds;    /* any thread pushes */
+    fy__lifo cancels; /* dying actors push their tcancel link */
     fy__timer *heap; /* poller only */
     uint32_t n;      /* poller only: timers in the heap */
 } fy__timers;
@@ -24,7 +25,10 @@ typedef struct fy__timers {
 /* Any thread: queue a timer; returns 0, or -ENOMEM.  *wake is set when the
  * poller must be woken (the add queue was empty). */
 int fy__timer_add(fy__timers *t, fy_actor *a, uint32_t ms, uint64_t tag, int *wake);
-/* Poller: move added timers into the heap. */
+/* The thread running a's dtor (once): drop a's pending timers, and the
+ * references they hold, soon (the poller does it and is woken). */
+void fy__timer_cancel(fy_actor *a);
+/* Poller: move added timers into the heap, drop cancelled actors' timers. */
 void fy__timer_collect(fy__timers *t);
 /* Poller: milliseconds until the next timer is due (rounded up), -1 if none. */
 int fy__timer_timeout_ms(const fy__timers *t, uint64_t now_ns);

@@ -52,6 +52,7 @@ files=(/usr/sbin/ferryd /usr/bin/ferry /usr/bin/ferry-trace /usr/bin/ferry-swarm
 pages=(/usr/share/man/man8/ferryd.8.gz /usr/share/man/man1/ferry.1.gz
        /usr/share/man/man1/ferry-trace.1.gz /usr/share/man/man1/ferry-swarm.1.gz)
 [ "$man" = OFF ] || files+=("${pages[@]}")
+files+=(/usr/share/ferry/ferry-dashboard.json /usr/share/ferry/ferry-alerts.yml) # monitoring kit
 for f in "${files[@]}"; do
   [ ! -e "$f" ] || skip "$f exists (not from a ferry package); this test would overwrite and remove it"
 done

@@ -4,7 +4,8 @@
  * A socketpair stands in for a connection: the test writes into one end and
  * an actor reads the other until EAGAIN, as every Ferry actor must with
  * edge-triggered readiness.  Timers must fire in deadline order, and a
- * timer or readiness for a stopped actor must be released, not leaked.
+ * timer or readiness for a stopped actor must be released, not leaked; a
+ * dead actor's pending timers go at once, with the references they hold.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,9 +18,13 @@
 
 #include <cmocka.h>
 
+#include <ck_pr.h>
+
 #include "ferry/actor.h"
+#include "ferry/err.h"
 #include "ferry/io.h"
 #include "ferry/sched.h"
+#include "rt/actor.h" /* refs: a dead actor's timers must not hold it */
 #include "rt/util.h"
 
 enum { T_REG = FY_MSG_USER, T_DEL };
@@ -83,6 +88,57 @@ static void test_timers(void **st)
     assert_int_equal(atomic_load(&tb.fired), 0);
     fy_actor_unref(b);
     fy_actor_unref(a);
+    rt_sched_down(s);
+}
+
+/* Wait (bounded) until a holds only the test's reference. */
+static bool only_ours(fy_actor *a)
+{
+    for (int i = 0; i < 400; i++) {
+        if (ck_pr_load_32(&a->refs) == 1)
+            return true;
+        sleep_ms(5);
+    }
+    return false;
+}
+
+/* A dead actor's timers are unlinked from the middle of the poller's heap:
+ * the actor is not kept alive until they are due (issue 21, defect 8), and
+ * the other actors' timers all still fire. */
+static void test_timer_cancel(void **st)
+{
+    (void)st;
+    fy_sched *s = start();
+    enum { N = 48, PER = 6 };
+    fy_actor *a[N];
+    tstate ts[N];
+    memset(ts, 0, sizeof ts);
+    uint64_t seed = 0x9e3779b97f4a7c15ull;
+    for (int i = 0; i < N; i++) {
+        fy_actor_opts o = {.fn = timer_fn, .state = &ts[i]};
+        assert_int_equal(fy_actor_new(s, &o, &a[i]), 0);
+        for (int k = 0; k < PER; k++) {
+            seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+            /* the stopped ones far away, the others soon: mixed in one heap */
+            uint32_t ms = i % 2 ? 100000 + (uint32_t)(seed % 1000) : 20 + (uint32_t)(seed % 200);
+            assert_int_equal(fy_timer_after(a[i], ms, (uint64_t)k), 0);
+        }
+    }
+    sleep_ms(10); /* the poller has them in its heap */
+    for (int i = 1; i < N; i += 2)
+        fy_actor_stop(a[i]);
+    for (int i = 1; i < N; i += 2) {
+        assert_true(only_ours(a[i])); /* not in 100 s: now */
+        assert_int_equal(fy_timer_after(a[i], 1, 1), -FY_ECLOSED);
+    }
+    for (int i = 0; i < N; i += 2)
+        assert_true(wait_u64(&ts[i].fired, PER));
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(ts[i].bad, 0);
+        if (i % 2)
+            assert_int_equal(atomic_load(&ts[i].fired), 0);
+        fy_actor_unref(a[i]);
+    }
     rt_sched_down(s);
 }
 
@@ -203,6 +259,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_timers),
+        cmocka_unit_test(test_timer_cancel),
         cmocka_unit_test(test_fd_ready),
         cmocka_unit_test(test_io_teardown),
     };
