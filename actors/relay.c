@@ -223,7 +223,8 @@ int fy_relay_new(const fy_conf *conf, const fy_auth *auth, fy_relay **out, char 
         goto fail;
     }
     if ((rc = fy_addr_parse(conf->listen, "127.0.0.1", &a)) < 0) {
-        snprintf(err, errcap, "listen: cannot parse '%s' (HOST:PORT, numeric host)", conf->listen);
+        snprintf(err, errcap, "listen: %s '%s' (HOST:PORT: a host name, an IP, or [IPv6])",
+                 rc == -EINVAL ? "cannot parse" : "cannot resolve the host of", conf->listen);
         goto fail;
     }
     if ((rc = fy_sock_listen(&a, 0, &r->bound)) < 0) {
