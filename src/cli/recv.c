@@ -79,6 +79,16 @@ static int local_fail(receiver *r, const char *call, const char *what, int err)
     return FY_CLI_EXIT_IO;
 }
 
+/* On a terminal, between files: say the receiver is there and waiting,
+ * so a quiet channel is not a blank screen.  The next bar replaces it. */
+static void waiting(receiver *r)
+{
+    char t[400];
+    snprintf(t, sizeof t, "connected to %s, channel %s: waiting for the next file", r->o->server,
+             r->o->channel);
+    fy_cli_progress_status(&r->prog, t);
+}
+
 static void discard_part(receiver *r)
 {
     if (!r->in_file)
@@ -243,6 +253,7 @@ static int on_end(receiver *r, const fy_frame *f)
     snprintf(r->res.last_name, sizeof r->res.last_name, "%s", r->name);
     memcpy(r->res.last_sha256, sha, sizeof sha);
     fy_cli_progress_end(&r->prog, r->name, r->size, now - r->t0, sha);
+    waiting(r);
     if (r->files == 1 || now - r->last_state_t >= RECV_STATE_INTERVAL_S) {
         rc = save_state(r);
         if (rc < 0)
@@ -363,6 +374,26 @@ static int start_hello(receiver *r, fy_hello *h)
     return FY_CLI_EXIT_OK;
 }
 
+/* A directory we cannot write to (permissions, a read-only mount) fails
+ * at start, not when the first file arrives, perhaps hours later: create
+ * and remove a probe file in it.  FY_CLI_EXIT_OK or FY_CLI_EXIT_IO (logged). */
+static int check_writable(receiver *r)
+{
+    char probe[64], q[1100];
+    snprintf(probe, sizeof probe, ".ferry-probe.%ld", (long)getpid());
+    int fd = openat(r->dirfd, probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        int err = errno;
+        fy_klog(FY_LOG_ERROR, "the --out directory is not writable", "dir=%s call=openat err=%s "
+                "reason=\"%s\" exit=%d", fy_klog_q(r->o->out_dir, q, sizeof q), fy_errname(-err),
+                strerror(err), FY_CLI_EXIT_IO);
+        return FY_CLI_EXIT_IO;
+    }
+    close(fd);
+    unlinkat(r->dirfd, probe, 0);
+    return FY_CLI_EXIT_OK;
+}
+
 static int open_dir(receiver *r)
 {
     if (mkdir(r->o->out_dir, 0755) != 0 && errno != EEXIST)
@@ -372,7 +403,7 @@ static int open_dir(receiver *r)
         return local_fail(r, "open", r->o->out_dir, -errno);
     if (fy_sha256_new(&r->sha) < 0)
         return local_fail(r, "sha256", "-", -ENOMEM);
-    return FY_CLI_EXIT_OK;
+    return check_writable(r);
 }
 
 /* The welcome w of a connection that resumed at r->expect (a reconnect). */
@@ -497,6 +528,8 @@ static int on_welcome(receiver *r, dialer *d)
         d->welcomed = true;
     }
     d->what = "receive";
+    if (!r->in_file)
+        waiting(r);
     return code;
 }
 

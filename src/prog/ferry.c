@@ -15,6 +15,7 @@
 
 #include "cli/cancel.h"
 #include "cli/check.h"
+#include "cli/cliconf.h"
 #include "cli/demo.h"
 #include "cli/cliexit.h"
 #include "cli/progress.h"
@@ -184,6 +185,12 @@ static int help(const char *text, int code)
     return code;
 }
 
+static int version(void)
+{
+    printf("ferry %s (protocol %u)\n", FY_VERSION, FY_PROTO_VERSION);
+    return 0;
+}
+
 /* A usage error: one log line naming the command's --help; FY_CLI_EXIT_USAGE. */
 static int usage_error(const char *cmd, const char *what, const char *arg)
 {
@@ -219,7 +226,8 @@ static int bad_option(const char *cmd, char **argv, int opt)
 enum { O_SERVER = 256, O_CHANNEL, O_TOKEN, O_CHUNK, O_OUT, O_FROM_START, O_RESUME, O_FROM_SEQ,
        O_COUNT, O_RATE, O_DATA, O_MAXP, O_SIZE, O_RECEIVERS, O_KEEP, O_HELP, O_TOKEN_FILE,
        O_RETRY, O_NO_RETRY, O_RETRIES, O_CONNECT_TIMEOUT, O_TLS, O_CA, O_TLS_NAME, O_TLS_CERT,
-       O_TLS_KEY, O_QUIET, O_PROGRESS, O_JSON, O_NAME, O_SKIP_DAMAGED };
+       O_TLS_KEY, O_QUIET, O_PROGRESS, O_JSON, O_NAME, O_SKIP_DAMAGED,
+       O_VERBOSE, O_LOG_LEVEL, O_VERSION };
 
 static const struct option long_opts[] = {
     {"server", required_argument, 0, O_SERVER},   {"channel", required_argument, 0, O_CHANNEL},
@@ -239,7 +247,21 @@ static const struct option long_opts[] = {
     {"quiet", no_argument, 0, O_QUIET},           {"progress", no_argument, 0, O_PROGRESS},
     {"json", no_argument, 0, O_JSON},             {"name", required_argument, 0, O_NAME},
     {"skip-damaged", no_argument, 0, O_SKIP_DAMAGED},
+    {"verbose", no_argument, 0, O_VERBOSE},       {"log-level", required_argument, 0, O_LOG_LEVEL},
+    {"version", no_argument, 0, O_VERSION},
     {0, 0, 0, 0}};
+
+/* The short options, the same in every Ferry program. */
+static int short_opt(int opt)
+{
+    switch (opt) {
+    case 'h': return O_HELP;
+    case 'V': return O_VERSION;
+    case 'v': return O_VERBOSE;
+    case 'q': return O_QUIET;
+    default: return opt;
+    }
+}
 
 /* Every option a command accepts; the others are "unknown" for it. */
 typedef struct cmd_opts {
@@ -247,25 +269,67 @@ typedef struct cmd_opts {
     uint64_t chunk, from_seq, count, rate, max_payload, size, receivers, retries;
     int start, starts, timeout_ms;
     int progress, progress_flags; /* enum fy_cli_progress_mode; --quiet/--progress given */
-    bool keep, help, no_retry, tls, json, skip_damaged;
+    bool keep, help, version, no_retry, tls, json, skip_damaged;
+    bool server_given; /* --server on the command line */
+    int log_level;     /* -1: not given (-v, -q, --log-level) */
+    fy_cli_conf file;  /* ~/.config/ferry/config, for the commands that connect */
     const char *ca, *tls_name, *tls_cert, *tls_key;
     char token_buf[FY_TOKEN_MAX + 1];
 } cmd_opts;
 
+/* Options every command takes: -h, -V, -v, -q, --log-level. */
+static bool common_opt(int opt)
+{
+    return opt == O_HELP || opt == O_VERSION || opt == O_VERBOSE || opt == O_LOG_LEVEL ||
+           opt == O_QUIET;
+}
+
+/* Where the relay is, for a command that connects: --server, else
+ * $FERRY_SERVER, else the settings file's server, else DEFAULT_SERVER.
+ * Reads the settings file (cliconf.h) into c->file for the token and TLS
+ * keys too.  0, or the exit code of a file that does not parse (logged). */
+static int settings(const char *cmd, cmd_opts *c)
+{
+    char err[1200], q[1300];
+    int rc = fy_cli_conf_load(&c->file, err, sizeof err);
+    if (rc < 0) {
+        int code = rc == -EINVAL ? FY_CLI_EXIT_USAGE : FY_CLI_EXIT_IO;
+        fy_klog(FY_LOG_ERROR, "cannot use the client settings file", "command=%s reason=%s exit=%d",
+                cmd, fy_klog_q(err, q, sizeof q), code);
+        return code;
+    }
+    const char *env = getenv("FERRY_SERVER");
+    if (c->server_given)
+        return 0;
+    if (env && *env)
+        c->server = env;
+    else if (c->file.server[0])
+        c->server = c->file.server;
+    return 0;
+}
+
+/* After parse: its error, else --help, else --version. */
+static int early(int rc, const cmd_opts *c, const char *usage)
+{
+    if (rc)
+        return rc;
+    return c->help ? help(usage, 0) : version();
+}
+
 static int parse(const char *cmd, const char *allowed, int argc, char **argv, cmd_opts *c)
 {
-    *c = (cmd_opts){.server = DEFAULT_SERVER, .retries = FY_CLI_RETRIES_DEFAULT};
+    *c = (cmd_opts){.server = DEFAULT_SERVER, .retries = FY_CLI_RETRIES_DEFAULT, .log_level = -1};
     opterr = 0;
     optind = 1;
     int opt;
-    while ((opt = getopt_long(argc, argv, ":", long_opts, NULL)) != -1) {
+    while ((opt = short_opt(getopt_long(argc, argv, ":hVvq", long_opts, NULL))) != -1) {
         if (opt == '?' || opt == ':')
             return bad_option(cmd, argv, opt);
-        if (!strchr(allowed, 1 + opt - O_SERVER))
+        if (!common_opt(opt) && !strchr(allowed, 1 + opt - O_SERVER))
             return usage_error(cmd, "option not valid for this command", argv[optind - 1]);
         int rc = 0;
         switch (opt) {
-        case O_SERVER: c->server = optarg; break;
+        case O_SERVER: c->server = optarg; c->server_given = true; break;
         case O_CHANNEL: c->channel = optarg; break;
         case O_TOKEN: c->token = optarg; break;
         case O_OUT: c->out = optarg; break;
@@ -298,7 +362,17 @@ static int parse(const char *cmd, const char *allowed, int argc, char **argv, cm
         case O_TLS_NAME: c->tls_name = optarg; break;
         case O_TLS_CERT: c->tls_cert = optarg; break;
         case O_TLS_KEY: c->tls_key = optarg; break;
-        case O_QUIET: c->progress = FY_CLI_PROGRESS_LINES; c->progress_flags |= 1; break;
+        case O_QUIET:
+            c->progress = FY_CLI_PROGRESS_LINES;
+            c->progress_flags |= 1;
+            c->log_level = c->log_level < 0 ? FY_LOG_WARN : c->log_level;
+            break;
+        case O_VERBOSE: c->log_level = FY_LOG_DEBUG; break;
+        case O_LOG_LEVEL:
+            if ((c->log_level = fy_klog_level_parse(optarg)) < 0)
+                return usage_error(cmd, "--log-level takes debug, info, warn or error", optarg);
+            break;
+        case O_VERSION: c->version = true; break;
         case O_PROGRESS: c->progress = FY_CLI_PROGRESS_BAR; c->progress_flags |= 2; break;
         case O_JSON: c->json = true; break;
         case O_NAME: c->name = optarg; break;
@@ -309,7 +383,9 @@ static int parse(const char *cmd, const char *allowed, int argc, char **argv, cm
     }
     if (c->progress_flags == 3)
         return usage_error(cmd, "choose one of --quiet, --progress", NULL);
-    return 0;
+    if (c->log_level >= 0)
+        fy_klog_set_level((enum fy_klog_level)c->log_level);
+    return strchr(allowed, 1 + O_SERVER - O_SERVER) ? settings(cmd, c) : 0;
 }
 
 /* The token: --token, else the first line of --token-file, else
@@ -348,6 +424,11 @@ static int resolve_token(const char *cmd, cmd_opts *c)
         if (strlen(env) > FY_TOKEN_MAX)
             return usage_error(cmd, "$FERRY_TOKEN is longer than 255 bytes", NULL);
         c->token = env;
+        return 0;
+    }
+    if (c->file.token_file[0]) { /* the settings file's, last */
+        c->token_file = c->file.token_file;
+        return resolve_token(cmd, c);
     }
     return 0;
 }
@@ -358,9 +439,16 @@ static int resolve_token(const char *cmd, cmd_opts *c)
 
 /* --tls and friends: the client TLS settings, or plaintext (t->ctx NULL).
  * 0, or the exit code for settings that cannot be used. */
-static int setup_tls(const char *cmd, const cmd_opts *c, fy_cli_tls *t)
+static int setup_tls(const char *cmd, cmd_opts *c, fy_cli_tls *t)
 {
     char err[512];
+    /* the settings file fills what no flag said */
+    const fy_cli_conf *f = &c->file;
+    c->tls = c->tls || f->tls;
+    c->ca = c->ca ? c->ca : f->ca[0] ? f->ca : NULL;
+    c->tls_name = c->tls_name ? c->tls_name : f->tls_name[0] ? f->tls_name : NULL;
+    c->tls_cert = c->tls_cert ? c->tls_cert : f->tls_cert[0] ? f->tls_cert : NULL;
+    c->tls_key = c->tls_key ? c->tls_key : f->tls_key[0] ? f->tls_key : NULL;
     *t = (fy_cli_tls){.name = c->tls_name};
     if (!c->tls) {
         if (c->tls_name || c->tls_cert || c->tls_key)
@@ -376,6 +464,16 @@ static int setup_tls(const char *cmd, const cmd_opts *c, fy_cli_tls *t)
     return 0;
 }
 
+/* --json: a failed or interrupted run ends with an error record. */
+static void json_error(const cmd_opts *c, int code)
+{
+    char msg[512];
+    if (!c->json || code == FY_CLI_EXIT_OK)
+        return;
+    fy_klog_last(msg, sizeof msg);
+    fy_cli_progress_json_error(code, fy_cli_exit_text(code), msg);
+}
+
 /* `ferry send ... - --name NAME`: standard input spooled to a temp file
  * (spool.h), sent under NAME, removed afterwards.  The file list is copied
  * so the "-" can point at the temp file. */
@@ -387,8 +485,8 @@ static int cmd_send(int argc, char **argv, fy_cli_cancel *cancel)
                             A(O_NAME), 0};
     cmd_opts c;
     int rc = parse("send", allowed, argc, argv, &c);
-    if (rc || c.help)
-        return rc ? rc : help(usage_send, 0);
+    if (rc || c.help || c.version)
+        return early(rc, &c, usage_send);
     if ((rc = resolve_token("send", &c)))
         return rc;
     if ((rc = check_name("send", "--channel is required", c.channel)))
@@ -450,6 +548,7 @@ static int cmd_send(int argc, char **argv, fy_cli_cancel *cancel)
                           .timeout_ms = c.timeout_ms, .tls = &tls};
     rc = fy_cli_send_run(&o, NULL);
 out:
+    json_error(&c, rc);
     fy_tls_free(tls.ctx);
     if (spool[0])
         unlink(spool);
@@ -467,8 +566,8 @@ static int cmd_recv(int argc, char **argv, fy_cli_cancel *cancel)
                             A(O_SKIP_DAMAGED), 0};
     cmd_opts c;
     int rc = parse("recv", allowed, argc, argv, &c);
-    if (rc || c.help)
-        return rc ? rc : help(usage_recv, 0);
+    if (rc || c.help || c.version)
+        return early(rc, &c, usage_recv);
     if ((rc = resolve_token("recv", &c)))
         return rc;
     if ((rc = check_name("recv", "--channel is required", c.channel)))
@@ -492,6 +591,7 @@ static int cmd_recv(int argc, char **argv, fy_cli_cancel *cancel)
                           .timeout_ms = c.timeout_ms, .tls = &tls,
                           .skip_damaged = c.skip_damaged};
     rc = fy_cli_recv_run(&o, NULL);
+    json_error(&c, rc);
     fy_tls_free(tls.ctx);
     return rc;
 }
@@ -501,8 +601,8 @@ static int cmd_check(int argc, char **argv)
     const char allowed[] = {A(O_DATA), A(O_MAXP), A(O_HELP), 0};
     cmd_opts c;
     int rc = parse("check", allowed, argc, argv, &c);
-    if (rc || c.help)
-        return rc ? rc : help(usage_check, 0);
+    if (rc || c.help || c.version)
+        return early(rc, &c, usage_check);
     if (!c.data)
         return usage_error("check", "--data DIR is required", NULL);
     if (optind < argc)
@@ -517,8 +617,8 @@ static int cmd_demo(int argc, char **argv, fy_cli_cancel *cancel)
     const char allowed[] = {A(O_SIZE), A(O_RECEIVERS), A(O_KEEP), A(O_HELP), 0};
     cmd_opts c;
     int rc = parse("demo", allowed, argc, argv, &c);
-    if (rc || c.help)
-        return rc ? rc : help(usage_demo, 0);
+    if (rc || c.help || c.version)
+        return early(rc, &c, usage_demo);
     if (optind < argc)
         return usage_error("demo", "unexpected argument", argv[optind]);
     if (c.receivers > FY_CLI_DEMO_RECEIVERS_MAX)
@@ -538,10 +638,8 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help"))
         return help(usage_main, 0);
-    if (!strcmp(cmd, "--version")) {
-        printf("ferry %s (protocol %u)\n", FY_VERSION, FY_PROTO_VERSION);
-        return 0;
-    }
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V"))
+        return version();
     if (!strcmp(cmd, "check"))
         return cmd_check(argc - 1, argv + 1);
     bool known = !strcmp(cmd, "send") || !strcmp(cmd, "recv") || !strcmp(cmd, "demo");

@@ -41,6 +41,15 @@ static void test_bytes(void **state)
         assert_true(strlen(fy_cli_progress_bytes(n, b, sizeof b)) <= 5);
 }
 
+/* Columns of UTF-8 text. */
+static int ucols(const char *s)
+{
+    int c = 0;
+    for (; *s; s++)
+        c += ((unsigned char)*s & 0xC0) != 0x80;
+    return c;
+}
+
 static void test_bar(void **state)
 {
     (void)state;
@@ -49,10 +58,11 @@ static void test_bar(void **state)
     size_t n = fy_cli_progress_format_bar(b, sizeof b, "big.bin", 100ull << 20, 200ull << 20, 1.0, 80);
     assert_int_equal(n, strlen(b));
     assert_true(n <= 80);
-    assert_non_null(strstr(b, "big.bin ["));
+    assert_non_null(strstr(b, "big.bin "));
+    assert_non_null(strstr(b, " ["));
     assert_non_null(strstr(b, " 50%"));
     assert_non_null(strstr(b, " 100M/200M "));
-    assert_non_null(strstr(b, " 100M/s"));
+    assert_non_null(strstr(b, " 100MiB/s"));
     assert_non_null(strstr(b, "ETA 0:01"));
     char *lb = strchr(b, '['), *rb = strchr(b, ']');
     assert_true(rb - lb - 1 >= 10);
@@ -68,8 +78,8 @@ static void test_bar(void **state)
     char name[256];
     memset(name, 'n', 255);
     name[255] = 0;
-    n = fy_cli_progress_format_bar(b, sizeof b, name, 1, 2, 10.0, 80);
-    assert_true(n <= 80);
+    fy_cli_progress_format_bar(b, sizeof b, name, 1, 2, 10.0, 80);
+    assert_true(ucols(b) <= 80);
     assert_non_null(strstr(b, "ETA"));
     /* long ETAs use hours */
     fy_cli_progress_format_bar(b, sizeof b, "slow", 1000, 1000 + 3600 * 1000, 1.0, 100);
@@ -109,18 +119,48 @@ static void test_bar_width(void **state)
                                                   4000.0, w);
             assert_int_equal(n, strlen(b));
             if (w >= 5)
-                assert_true((int)n <= w);
+                assert_true(ucols(b) <= w);
             assert_non_null(strstr(b, "%"));
         }
     }
     /* 50 columns: all the numbers and a name of 8 */
-    size_t n = fy_cli_progress_format_bar(b, sizeof b, "report.bin", 1ull << 20, 2ull << 20, 1.0, 49);
-    assert_true(n <= 49);
+    fy_cli_progress_format_bar(b, sizeof b, "report.bin", 1ull << 20, 2ull << 20, 1.0, 49);
+    assert_true(ucols(b) <= 49);
     assert_non_null(strstr(b, "report.b"));
     assert_non_null(strstr(b, "ETA"));
     /* 80 columns: a bar too */
     fy_cli_progress_format_bar(b, sizeof b, "report.bin", 1ull << 20, 2ull << 20, 1.0, 79);
-    assert_non_null(strstr(b, "report.bin ["));
+    assert_non_null(strstr(b, "report.bin "));
+    assert_non_null(strstr(b, " ["));
+}
+
+/* Bars of files with different names line up (the layout depends on the
+ * width only); a long name is cut with an ellipsis; a finished file shows
+ * the time it took, not "ETA 0:00"; the total line. */
+static void test_bar_aligned(void **state)
+{
+    (void)state;
+    char a[512], b[512], name[256];
+    memset(name, 'n', 255);
+    name[255] = 0;
+    const int widths[] = {39, 79, 159};
+    for (size_t i = 0; i < 3; i++) {
+        int w = widths[i];
+        fy_cli_progress_format_bar(a, sizeof a, "a", 1ull << 20, 2ull << 20, 1.0, w);
+        fy_cli_progress_format_bar(b, sizeof b, name, 1ull << 20, 2ull << 20, 1.0, w);
+        assert_int_equal(ucols(a), ucols(b));
+        assert_true(ucols(b) <= w);
+        assert_non_null(strstr(b, "\xE2\x80\xA6")); /* the cut name ends in an ellipsis */
+        if (strchr(a, '['))
+            assert_int_equal(strchr(a, '[') - a, strchr(b, '[') - b - 2); /* 2: the ellipsis' extra bytes */
+        fy_cli_progress_format_done(a, sizeof a, "a", 2ull << 20, 2.0, w);
+        assert_null(strstr(a, "ETA"));
+        fy_cli_progress_format_total(a, sizeof a, 3, 6ull << 20, 3.0, w);
+        assert_non_null(strstr(a, "total"));
+        assert_true(ucols(a) <= w);
+    }
+    fy_cli_progress_format_done(a, sizeof a, "a", 2ull << 20, 2.0, 79);
+    assert_non_null(strstr(a, "in  0:02"));
 }
 
 static void test_json(void **state)
@@ -251,6 +291,7 @@ int main(void)
         cmocka_unit_test(test_bar),
         cmocka_unit_test(test_line),
         cmocka_unit_test(test_bar_width),
+        cmocka_unit_test(test_bar_aligned),
         cmocka_unit_test(test_json),
         cmocka_unit_test_setup_teardown(test_state, fy_ct_setup, fy_ct_teardown),
         cmocka_unit_test(test_names),
