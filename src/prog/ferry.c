@@ -46,17 +46,36 @@ static const char usage_main[] =
     "\n"
     "`ferry COMMAND --help` shows a command's options; `ferry --version` the version.\n"
     "docs/client.md has examples.\n"
+    "\n"
+    "Every command: -h/--help, -V/--version, -v/--verbose (debug log lines),\n"
+    "-q/--quiet (no bar, warnings and errors only), --log-level debug|info|warn|error.\n"
+    "\n"
+    "Where the relay is, and how to reach it (send, recv), first found wins:\n"
+    "  1. flags: --server HOST:PORT, --token/--token-file, --tls, --ca, --tls-name, ...\n"
+    "  2. environment: FERRY_SERVER=HOST:PORT, FERRY_TOKEN\n"
+    "  3. the settings file $XDG_CONFIG_HOME/ferry/config (default\n"
+    "     ~/.config/ferry/config; $FERRY_CONFIG names another): 'key = value' lines\n"
+    "     with keys server, token-file, tls (yes|no), ca, tls-name, tls-cert, tls-key\n"
+    "  4. the default, " DEFAULT_SERVER ", plaintext, no token\n"
+    "HOST is a name (/etc/hosts, DNS: every address is tried in turn), an IPv4\n"
+    "address, or an IPv6 one in brackets: [::1]:7420.  With TLS the relay's\n"
+    "certificate must name HOST (or --tls-name).\n"
+    "\n"
     "Progress: a bar on a terminal (--progress: always, --quiet: never), else one\n"
-    "key=value line per file on stdout; --json: one JSON object per file instead.\n"
-    "Log lines (key=value, on stderr) say what failed and why.\n\n";
+    "key=value line per file on stdout; --json: JSON Lines instead, each object with\n"
+    "a \"type\": \"file\" per file, \"total\" at the end, \"error\" on a failure or an\n"
+    "interrupt.  Units: mbps = MB/s = 10^6 bytes/s; the bar's K/M/G and MiB/s are\n"
+    "powers of 1024.  Log lines (key=value, on stderr) say what failed and why.\n\n";
 
 /* Options send and recv share: connection, token, reconnecting. */
 #define USAGE_CONN                                                                            \
-    "  --server HOST:PORT  relay address (default " DEFAULT_SERVER ")\n"                        \
+    "  --server HOST:PORT  relay address: a host name, an IP, or [IPv6]:PORT (default:\n"     \
+    "                      $FERRY_SERVER, else the settings file, else " DEFAULT_SERVER ")\n" \
     "  --token T           access token, if the relay requires one; it shows in `ps`,\n"     \
     "                      so prefer --token-file or FERRY_TOKEN\n"                            \
     "  --token-file FILE   read the token from FILE (its first line)\n"                       \
-    "                      (precedence: --token, then --token-file, then $FERRY_TOKEN)\n"     \
+    "                      (precedence: --token, then --token-file, then $FERRY_TOKEN,\n"     \
+    "                      then token-file in the settings file)\n"                           \
     "  --connect-timeout S give up connecting, and waiting for the relay's welcome,\n"       \
     "                      after S seconds (default 10)\n"                                     \
     "  --retry             reconnect after a lost connection (relay restart, cut\n"           \
@@ -73,10 +92,13 @@ static const char usage_main[] =
     "  --tls-key FILE      with its private key\n"                                           \
     "  --progress          draw the progress bar on stderr even when it is not a\n"         \
     "                      terminal (width: the terminal's, else $COLUMNS, else 80)\n"      \
-    "  --quiet             no progress bar, even on a terminal: key=value lines on\n"       \
-    "                      stdout as without one (errors are still logged)\n"              \
-    "  --json              results on stdout as JSON, one object a line: per file,\n"      \
-    "                      then the total; the keys of the key=value lines below\n"
+    "  -q, --quiet         no progress bar, even on a terminal: key=value lines on\n"       \
+    "                      stdout as without one; only warnings and errors logged\n"      \
+    "  -v, --verbose       debug log lines;  --log-level LEVEL: debug|info|warn|error\n"  \
+    "  --json              results on stdout as JSON Lines: {\"type\":\"file\",...} per\n" \
+    "                      file, {\"type\":\"total\",...} at the end, with the keys of\n"   \
+    "                      the key=value lines below; {\"type\":\"error\",\"exit\":N,\n"     \
+    "                      \"error\":..,\"message\":..} when the run fails or is stopped\n"
 
 static const char usage_send[] =
     "Usage: ferry send [--server HOST:PORT] --channel NAME [--token T | --token-file FILE]\n"
@@ -99,13 +121,14 @@ static const char usage_send[] =
     "  --chunk BYTES       data bytes per frame (default 64K; K/M suffixes; at most\n"
     "                      the relay's maximum payload)\n"
     USAGE_CONN
-    "  --help              this text\n"
+    "  -h, --help          this text;  -V, --version: the version\n"
     "\n"
     "Without a bar, prints per file once the relay acknowledged it:\n"
     "  file=NAME bytes=N seconds=S mbps=R sha256=HEX   (mbps = 10^6 bytes/s)\n"
     "and at the end: files=N bytes=N seconds=S mbps=R bytes_sent=N reconnects=N status=ok\n"
     "(bytes_sent: stream-frame bytes written, headers included, over all connections)\n"
-    "The bar's K/M/G are powers of 1024, as in BYTES options (12.3M/s = 12.3 MiB/s).\n\n";
+    "The bar's K/M/G are powers of 1024, as in BYTES options (its rate: MiB/s); each\n"
+    "file's finished bar says how long it took, and a total line ends the run.\n\n";
 
 static const char usage_recv[] =
     "Usage: ferry recv [--server HOST:PORT] --channel NAME --out DIR [--token T | --token-file FILE]\n"
@@ -135,13 +158,18 @@ static const char usage_recv[] =
     "                      e.g. damaged on the relay's disk) is not fatal: log a\n"
     "                      warning naming it and why, discard it, go on with the\n"
     "                      next file (default: exit 4 at that file)\n"
-    "  --help              this text\n"
+    "  -h, --help          this text;  -V, --version: the version\n"
+    "\n"
+    "Receives into DIR only if it can write there: checked at start (exit 5).\n"
+    "On a terminal, between files: \"connected to HOST:PORT, channel NAME: waiting\n"
+    "for the next file\".\n"
     "\n"
     "Without a bar, prints per file:\n"
     "  file=NAME bytes=N seconds=S mbps=R sha256=HEX   (mbps = 10^6 bytes/s)\n"
     "and, after --count files: files=N bytes=N seconds=S mbps=R skipped=N status=ok\n"
     "(skipped: files that failed their check, with --skip-damaged)\n"
-    "The bar's K/M/G are powers of 1024, as in BYTES options (12.3M/s = 12.3 MiB/s).\n\n";
+    "The bar's K/M/G are powers of 1024, as in BYTES options (its rate: MiB/s); each\n"
+    "file's finished bar says how long it took, and a total line ends the run.\n\n";
 
 static const char usage_check[] =
     "Usage: ferry check --data DIR [--max-payload BYTES]\n"

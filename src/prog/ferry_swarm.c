@@ -69,7 +69,9 @@ static const char usage[] =
     "\n"
     "stdout ends with one key=value line: mode= target= senders= channels= receivers=\n"
     "bytes= seconds= mbps_aggregate= mbps_per_receiver= msgs_per_s= integrity_failures=\n"
-    "... (+ p50_us= p99_us= p999_us= max_us= in rate mode, served= storm= in storm mode).\n"
+    "... (+ p50_us= p99_us= p999_us= max_us= in rate mode, served= storm= in storm mode)\n"
+    "... server= chunk= (the flags' names; target= and packet= say the same, kept for\n"
+    "scripts).  mbps_* are MB/s: 10^6 bytes per second.\n"
     "Exit status: 0 all good, 1 integrity failure / error / timeout, 2 setup failed,\n"
     "64 bad usage (the usage-error code of every Ferry program).  Errors are one\n"
     "key=value line on stderr.\n";
