@@ -3,6 +3,7 @@
 # free loopback port and stopped by its PID, bounded waits, and `fail`.
 # Source it after setting BIN (the directory holding ferry and ferryd).
 
+BIN=$(cd "$BIN" && pwd) # absolute: tests cd, and an installed ferry must never be the one run
 T=$(mktemp -d "${TMPDIR:-/tmp}/ferry-clitest.XXXXXX")
 PIDS=()
 cleanup() {
