@@ -93,4 +93,16 @@ for _ in $(seq 100); do kill -0 "$rp" 2>/dev/null || break; sleep 0.1; done
 wait "$rp" || rc=$?
 [ "$rc" = 130 ] || { cat "$T/int.err"; fail "interrupted recv exit $rc"; }
 expect_in "$T/int.out" '{"type":"error","exit":130,"error":"interrupted"'
-echo "ok: settings precedence, one dialect, --json records"
+# ---- bash completion (packaging/completion): commands, and every flag --help names
+COMP=$(dirname "$0")/../../packaging/completion
+. "$COMP/ferry.bash"
+COMP_WORDS=(ferry re); COMP_CWORD=1; _ferry
+[ "${COMPREPLY[*]}" = recv ] || fail "completion of 're': ${COMPREPLY[*]}"
+for cmd in send recv check demo; do
+    COMP_WORDS=(ferry "$cmd" --); COMP_CWORD=2; _ferry
+    for f in $("$BIN/ferry" "$cmd" --help | grep -oE '^ {1,4}(-[a-zA-Z], )?--[a-z-]+' | grep -oE -- '--[a-z-]+'); do
+        [[ " ${COMPREPLY[*]} " == *" $f "* ]] || fail "bash completion of 'ferry $cmd' lacks $f"
+    done
+done
+if command -v zsh >/dev/null; then zsh -n "$COMP/_ferry" || fail "_ferry does not parse"; fi
+echo "ok: settings precedence, one dialect, --json records, completion"
