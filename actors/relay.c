@@ -232,6 +232,15 @@ int fy_relay_new(const fy_conf *conf, const fy_auth *auth, fy_relay **out, char 
         goto fail;
     }
     r->lfd = rc;
+    /* The upstream's name is looked up here, once: actors never wait on a
+     * resolver.  Its links try the addresses in turn (upstream_link.c). */
+    if (conf->upstream[0] &&
+        (rc = fy_addr_resolve(conf->upstream, "127.0.0.1", r->ctx.up_addr, FY_ADDR_MAX,
+                              &r->ctx.up_naddr)) < 0) {
+        snprintf(err, errcap, "upstream: %s '%s' (HOST:PORT: a host name, an IP, or [IPv6])",
+                 rc == -EINVAL ? "cannot parse" : "cannot resolve the host of", conf->upstream);
+        goto fail;
+    }
     if ((rc = setup_tls(r, err, errcap)) < 0)
         goto fail;
     if ((rc = fy_bufpool_new(conf->memory, &r->ctx.pool)) < 0) {
