@@ -4,16 +4,20 @@
  * Two independent outputs:
  *  - the bar: on stderr, one line per file (bytes, rate, ETA) redrawn at
  *    most ten times a second so drawing never costs throughput, cut to the
- *    terminal's width (TIOCGWINSZ on stderr, else $COLUMNS, else 80).  On
- *    when stderr is a terminal; --progress forces it on, --quiet off.
+ *    terminal's width (TIOCGWINSZ on stderr, else $COLUMNS, else 80); a
+ *    finished file's line keeps the time it took, a total line ends the
+ *    run, and a status line ("waiting for the next file") may stand where
+ *    the next bar goes.  On when stderr is a terminal; --progress forces it
+ *    on, --quiet off.
  *  - the result: on stdout, per file and a total at the end, for scripts:
  *      file=NAME bytes=N seconds=S mbps=R sha256=HEX
- *    or, with --json, the same keys as one JSON object per line.  Key=value
+ *    or, with --json, the same keys as one JSON object per line, with a
+ *    "type" (file, total; error from fy_cli_progress_json_error).  Key=value
  *    lines are printed when there is no bar (as without a terminal); JSON
  *    whenever it was asked for.
- * Units: the bar shows bytes and bytes/s with K/M/G suffixes meaning powers
- * of 1024 (KiB, MiB, GiB), as the suffixes of every size option
- * (fy_units_bytes); the result's `mbps` keys are 10^6 bytes/s, a contract
+ * Units: the bar shows bytes with K/M/G suffixes meaning powers of 1024
+ * (KiB, MiB, GiB), as the suffixes of every size option (fy_units_bytes),
+ * and its rate as MiB/s; the result's `mbps` keys are 10^6 bytes/s, a contract
  * kept from before.  The format functions are pure, so tests check them
  * without a terminal.
  */
