@@ -328,6 +328,13 @@ int fy_cli_conn_fail(fy_cli_conn *k, int rc, const char *what)
     }
     if (rc == -EPROTONOSUPPORT && k)
         return not_a_relay(k, what);
+    if (rc == -ETIMEDOUT && k && k->conn.fd >= 0 && k->frames == 0 && k->nfirst == 0 &&
+        !strcmp(what, "hello")) {
+        fy_klog(FY_LOG_ERROR, "no answer to the hello: is this a Ferry relay?", "server=%s "
+                "during=hello err=ETIMEDOUT hint=\"a relay answers at once; check the address and "
+                "port, or raise --connect-timeout\" exit=%d", k->server, FY_CLI_EXIT_NET);
+        return FY_CLI_EXIT_NET;
+    }
     /* A write that failed because the relay closed on us usually has the
      * relay's reason waiting in our receive buffer: fetch it to say why. */
     if (k && k->conn.fd >= 0 && !k->got_error && -rc < 1000) {

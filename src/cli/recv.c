@@ -24,6 +24,7 @@
 
 #include "cli/conn.h"
 #include "cli/cliexit.h"
+#include "cli/outdir.h"
 #include "cli/progress.h"
 #include "cli/retry.h"
 #include "cli/state.h"
@@ -374,26 +375,6 @@ static int start_hello(receiver *r, fy_hello *h)
     return FY_CLI_EXIT_OK;
 }
 
-/* A directory we cannot write to (permissions, a read-only mount) fails
- * at start, not when the first file arrives, perhaps hours later: create
- * and remove a probe file in it.  FY_CLI_EXIT_OK or FY_CLI_EXIT_IO (logged). */
-static int check_writable(receiver *r)
-{
-    char probe[64], q[1100];
-    snprintf(probe, sizeof probe, ".ferry-probe.%ld", (long)getpid());
-    int fd = openat(r->dirfd, probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        int err = errno;
-        fy_klog(FY_LOG_ERROR, "the --out directory is not writable", "dir=%s call=openat err=%s "
-                "reason=\"%s\" exit=%d", fy_klog_q(r->o->out_dir, q, sizeof q), fy_errname(-err),
-                strerror(err), FY_CLI_EXIT_IO);
-        return FY_CLI_EXIT_IO;
-    }
-    close(fd);
-    unlinkat(r->dirfd, probe, 0);
-    return FY_CLI_EXIT_OK;
-}
-
 static int open_dir(receiver *r)
 {
     if (mkdir(r->o->out_dir, 0755) != 0 && errno != EEXIST)
@@ -403,7 +384,7 @@ static int open_dir(receiver *r)
         return local_fail(r, "open", r->o->out_dir, -errno);
     if (fy_sha256_new(&r->sha) < 0)
         return local_fail(r, "sha256", "-", -ENOMEM);
-    return check_writable(r);
+    return fy_cli_outdir_writable(r->dirfd, r->o->out_dir);
 }
 
 /* The welcome w of a connection that resumed at r->expect (a reconnect). */
@@ -574,7 +555,9 @@ static bool redial_after_bad_frame(receiver *r, dialer *d, int *rc)
  * fails fast. */
 static bool retryable(const dialer *d, int rc)
 {
-    return rc < 0 && (d->welcomed || strcmp(d->what, "hello") == 0) &&
+    /* a first hello nothing answered: not a Ferry relay, most likely */
+    bool first_silent = !d->welcomed && rc == -ETIMEDOUT;
+    return rc < 0 && (d->welcomed || (strcmp(d->what, "hello") == 0 && !first_silent)) &&
            fy_cli_retry_transient(rc, strcmp(d->what, "receive") != 0);
 }
 

@@ -93,6 +93,28 @@ grep -q reconnecting "$T/last.err" && fail "retried a peer that is not a relay"
 expect_exit 2 "$BIN/ferry" recv --server "$M4" --channel x --out "$T/rm" --json
 expect_in "$T/last.out" '{"type":"error","exit":2,'
 
+# ---- a server that accepts and says nothing: named at once, not retried
+python3 -c 'import socket,sys,time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(4)
+print(s.getsockname()[1], flush=True)
+conns = []
+end = time.time() + 30
+while time.time() < end:
+    s.settimeout(end - time.time())
+    try: conns.append(s.accept()[0])
+    except OSError: break' >"$T/silent.port" &
+PIDS+=("$!")
+for _ in $(seq 50); do [ -s "$T/silent.port" ] && break; sleep 0.1; done
+SP=$(cat "$T/silent.port")
+t0=$(date +%s%N)
+expect_exit 2 "$BIN/ferry" send --connect-timeout 1 --server "127.0.0.1:$SP" --channel x "$T/a.bin"
+expect_in "$T/last.err" "no answer to the hello: is this a Ferry relay?"
+grep -q reconnecting "$T/last.err" && fail "retried a silent server"
+expect_exit 2 "$BIN/ferry" recv --connect-timeout 1 --server "127.0.0.1:$SP" --channel x --out "$T/rs"
+expect_in "$T/last.err" "no answer to the hello"
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+[ "$ms" -lt 6000 ] || fail "two silent hellos took $ms ms"
+
 # ---- a read-only --out: exit 5 at start, before any file
 mkdir -p "$T/ro"
 mount --bind "$T/ro" "$T/ro"
