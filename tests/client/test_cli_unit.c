@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "cli/cancel.h"
+#include "cli/cliconf.h"
 #include "cli/cliexit.h"
 #include "cli/progress.h"
 #include "cli/send.h"
@@ -284,6 +285,49 @@ static void test_cancel(void **state)
     assert_false(fy_cli_cancel_requested(NULL));
 }
 
+/* The settings file: where it is, comments and blanks, every key, and the
+ * errors that name the file and line. */
+static void test_cliconf(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/ferry-cliconf-XXXXXX", err[1200], where[1100];
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char good[] = "# settings\n\n server = relay.example:7420 # the relay\n"
+                        "token-file=/t\nca = /ca.pem\ntls-name = r\ntls-cert = /c\ntls-key = /k\n";
+    assert_int_equal(write(fd, good, sizeof good - 1), (ssize_t)(sizeof good - 1));
+    close(fd);
+    setenv("FERRY_CONFIG", path, 1);
+    assert_int_equal(fy_cli_conf_path(where, sizeof where), 0);
+    assert_string_equal(where, path);
+    fy_cli_conf c;
+    assert_int_equal(fy_cli_conf_load(&c, err, sizeof err), 0);
+    assert_string_equal(c.server, "relay.example:7420");
+    assert_string_equal(c.token_file, "/t");
+    assert_string_equal(c.tls_name, "r");
+    assert_true(c.tls); /* ca implies tls */
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("server = a:1\ntls = maybe\n", f);
+    fclose(f);
+    assert_int_equal(fy_cli_conf_load(&c, err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, ":2: tls: expected yes or no"));
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("just words\n", f);
+    fclose(f);
+    assert_int_equal(fy_cli_conf_load(&c, err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, ":1: expected 'key = value'"));
+    unlink(path);
+    assert_int_equal(fy_cli_conf_load(&c, err, sizeof err), 0); /* missing: no settings */
+    assert_string_equal(c.server, "");
+    unsetenv("FERRY_CONFIG");
+    setenv("XDG_CONFIG_HOME", "/x", 1);
+    assert_int_equal(fy_cli_conf_path(where, sizeof where), 0);
+    assert_string_equal(where, "/x/ferry/config");
+    unsetenv("XDG_CONFIG_HOME");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -293,6 +337,7 @@ int main(void)
         cmocka_unit_test(test_bar_width),
         cmocka_unit_test(test_bar_aligned),
         cmocka_unit_test(test_json),
+        cmocka_unit_test(test_cliconf),
         cmocka_unit_test_setup_teardown(test_state, fy_ct_setup, fy_ct_teardown),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_exit_codes),
