@@ -128,8 +128,9 @@ static bool is_loopback(const fy_addr *a)
     return (ntohl(((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr) >> 24) == 127;
 }
 
-/* The listener's and the upstream link's TLS settings, and the warnings
- * for a listener that other machines reach without TLS or tokens. */
+/* The upstream's addresses; the listener's and the upstream link's TLS
+ * settings, and the warnings for a listener that other machines reach
+ * without TLS or tokens. */
 static int setup_tls(fy_relay *r, char *err, size_t errcap)
 {
     const fy_conf *c = &r->conf;
@@ -140,6 +141,15 @@ static int setup_tls(fy_relay *r, char *err, size_t errcap)
         (rc = fy_tls_server_new(c->tls_cert, c->tls_key, c->tls_client_ca, &r->ctx.tls, e,
                                 sizeof e)) < 0) {
         snprintf(err, errcap, "TLS: %s", e);
+        return rc;
+    }
+    /* The upstream's name is looked up here, once: actors never wait on a
+     * resolver.  Its links try the addresses in turn (upstream_link.c). */
+    if (c->upstream[0] &&
+        (rc = fy_addr_resolve(c->upstream, "127.0.0.1", r->ctx.up_addr, FY_ADDR_MAX,
+                              &r->ctx.up_naddr)) < 0) {
+        snprintf(err, errcap, "upstream: %s '%s' (HOST:PORT: a host name, an IP, or [IPv6])",
+                 rc == -EINVAL ? "cannot parse" : "cannot resolve the host of", c->upstream);
         return rc;
     }
     if (c->upstream_ca[0] &&
@@ -244,7 +254,8 @@ int fy_relay_new(const fy_conf *conf, const fy_auth *auth, fy_relay **out, char 
         goto fail;
     }
     if ((rc = fy_addr_parse(conf->listen, "127.0.0.1", &a)) < 0) {
-        snprintf(err, errcap, "listen: cannot parse '%s' (HOST:PORT, numeric host)", conf->listen);
+        snprintf(err, errcap, "listen: %s '%s' (HOST:PORT: a host name, an IP, or [IPv6])",
+                 rc == -EINVAL ? "cannot parse" : "cannot resolve the host of", conf->listen);
         goto fail;
     }
     if ((rc = fy_sock_listen(&a, 0, &r->bound)) < 0) {

@@ -32,6 +32,7 @@
 #include "ferry/actor.h"
 #include "ferry/buf.h"
 #include "ferry/conn.h"
+#include "ferry/sock.h"
 #include "ferry/tls.h"
 #include "store/epochs.h"
 #include "ferry/proto.h"
@@ -108,6 +109,8 @@ typedef struct fy__ctx {
     int done_fd;         /* eventfd: the registry signals "shutdown complete" */
     fy_tls *tls;         /* the listener's TLS settings, or NULL: plaintext */
     fy_tls *up_tls;      /* TLS to the upstream (upstream-ca), or NULL: plaintext */
+    fy_addr up_addr[FY_ADDR_MAX]; /* the upstream's addresses, resolved once at start */
+    size_t up_naddr;     /* 0: no upstream */
     fy_syncer *syncer;   /* the sync worker every channel's log uses (store/syncer.c) */
     char chan_root[4200];/* DATA/channels */
 } fy__ctx;

@@ -468,11 +468,12 @@ int fy__upstream_new(const fy__ctx *ctx, const fy__chan *chan, fy_actor *writer,
     /* Edges started together must not retry in step: time, process, actor. */
     u->rng = (fy_now_ns() ^ (uint64_t)getpid() << 32 ^ (uint64_t)(uintptr_t)u) | 1;
     fy_link_init(&u->link);
-    if ((rc = fy_addr_parse(ctx->conf->upstream, "127.0.0.1", &u->addr)) < 0) {
+    if (ctx->up_naddr == 0) { /* fy_relay_new resolved it, or refused to start */
         fy_klog(FY_LOG_ERROR, "bad upstream address", "upstream=%s", ctx->conf->upstream);
         free(u);
-        return rc;
+        return -EINVAL;
     }
+    u->addr = ctx->up_addr[0];
     /* A log with frames and no state file came from a local sender: never
      * mirror over it (the writer checks this before starting us). */
     fy_mirror_state st;

@@ -44,7 +44,8 @@ typedef struct upstream {
     uint32_t chan_id;     /* the local id, written into every header */
     char name[FY_NAME_MAX + 1];
     char dir[4500];       /* the channel's directory: its state file is there */
-    fy_addr addr;
+    fy_addr addr;         /* ctx->up_addr[addr_i % up_naddr] */
+    size_t addr_i;
     enum up_st st;
     fy_link link;
     fy_ingest *ing;       /* from the first welcome on; survives reconnects */

@@ -38,6 +38,8 @@ void fy__upstream_lost(upstream *u, int level, const char *why)
         fy__upstream_finish(u, "linger over, link lost");
         return;
     }
+    if (u->st != U_STREAM && u->ctx->up_naddr > 1) /* never streamed: the next address */
+        u->addr = u->ctx->up_addr[++u->addr_i % u->ctx->up_naddr];
     u->st = U_WAIT;
     u->rng ^= u->rng << 13;
     u->rng ^= u->rng >> 7;

@@ -33,6 +33,11 @@ int fy_klog_level_parse(const char *s);
 void fy_klog(enum fy_klog_level lvl, const char *msg, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* The msg of the last warn or error line logged (even one under the
+ * threshold), "" when none: a client's --json error record quotes it.
+ * Any thread. */
+void fy_klog_last(char *buf, size_t cap);
+
 /* A usage error, as every program reports one: an error line
  * `msg="..." arg="..." hint="HELP --help" exit=64` (FY_EXIT_USAGE, exit.h).
  * arg may be NULL (left out); help is the command whose --help to try, NULL

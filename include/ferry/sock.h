@@ -15,14 +15,30 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+/* Addresses kept from one host name's lookup. */
+#define FY_ADDR_MAX 16
+
 typedef struct fy_addr {
     struct sockaddr_storage ss;
     socklen_t len;
 } fy_addr;
 
-/* Parse "HOST:PORT", "[v6]:PORT" or ":PORT" (host defaults to
- * default_host).  Numeric hosts and "localhost" only: no DNS.  Returns 0 or
- * -EINVAL. */
+/* Split "HOST:PORT", "[v6]:PORT" or ":PORT" (host defaults to
+ * default_host) into host (brackets removed) and port.  A bare IPv6
+ * literal without brackets parses only when the last colon is the
+ * port's ("::1:7420"); "[::1]:7420" is the form to write.  0 or -EINVAL. */
+int fy_addr_split(const char *text, const char *default_host, char *host, size_t hcap,
+                  uint16_t *port);
+/* Resolve such an address: a numeric host (and "localhost" = 127.0.0.1)
+ * without a lookup, else a host name through getaddrinfo (blocks: call it
+ * at start-up or from a client, never from an actor's handler).  Fills
+ * out[0..*n) (at most cap) in the resolver's order.  Returns 0, -EINVAL
+ * (syntax, or a host with characters no name has), -ENXIO (unknown name),
+ * -EAGAIN (the resolver failed for now), or -errno. */
+int fy_addr_resolve(const char *text, const char *default_host, fy_addr *out, size_t cap,
+                    size_t *n);
+/* fy_addr_resolve's first address only (a listener binds one).  Same
+ * returns. */
 int fy_addr_parse(const char *text, const char *default_host, fy_addr *out);
 /* Format as "HOST:PORT" / "[v6]:PORT" into buf (cap >= 64). */
 void fy_addr_format(const fy_addr *a, char *buf, size_t cap);
@@ -37,6 +53,10 @@ int fy_sock_accept(int lfd, fy_addr *peer);
 /* Blocking connect with a timeout in ms (0 = none); the returned fd is
  * blocking, TCP_NODELAY set.  Returns fd or -errno (-ETIMEDOUT). */
 int fy_sock_connect(const fy_addr *a, int timeout_ms);
+/* fy_sock_connect to a[0], a[1], ... in order until one connects (each
+ * within timeout_ms); *used (may be NULL) gets its index.  Returns fd, or
+ * the last address's -errno. */
+int fy_sock_connect_any(const fy_addr *a, size_t n, int timeout_ms, size_t *used);
 /* Start a non-blocking connect without waiting (for many connects in
  * flight, as the swarm's storm does): returns a non-blocking fd with the
  * connect in progress (TCP_NODELAY set), or -errno.  Wait for FY writability,

@@ -26,6 +26,30 @@ static atomic_int g_min = FY_LOG_INFO;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
+/* The last warn/error line's msg, for a client's --json error record.
+ * A spin flag, not a mutex: taken for one short copy, and klog stays
+ * async-signal-tolerant as before. */
+static atomic_flag g_last_lock = ATOMIC_FLAG_INIT;
+static char g_last[512];
+
+static void remember(enum fy_klog_level lvl, const char *msg)
+{
+    if (lvl < FY_LOG_WARN)
+        return;
+    while (atomic_flag_test_and_set_explicit(&g_last_lock, memory_order_acquire))
+        ; /* acquire: the copy below happens after the last holder's */
+    snprintf(g_last, sizeof g_last, "%s", msg);
+    atomic_flag_clear_explicit(&g_last_lock, memory_order_release); /* publishes the copy */
+}
+
+void fy_klog_last(char *buf, size_t cap)
+{
+    while (atomic_flag_test_and_set_explicit(&g_last_lock, memory_order_acquire))
+        ;
+    snprintf(buf, cap, "%s", g_last);
+    atomic_flag_clear_explicit(&g_last_lock, memory_order_release);
+}
+
 void fy_klog_setup(const char *prog, enum fy_klog_level min_level)
 {
     g_prog = prog;
@@ -86,6 +110,7 @@ void fy_klog(enum fy_klog_level lvl, const char *msg, const char *fmt, ...)
     struct timespec ts;
     struct tm tm;
 
+    remember(lvl, msg);
     if ((int)lvl < atomic_load_explicit(&g_min, memory_order_relaxed))
         return;
     clock_gettime(CLOCK_REALTIME, &ts);

@@ -33,6 +33,10 @@ struct fy_cli_conn {
     uint32_t channel;
     fy_cli_cancel *cancel;
     bool got_error;  /* the relay sent an error frame: err holds it */
+    int resolve_err; /* the host lookup failed: fy_addr_resolve's code */
+    uint64_t frames; /* whole frames decoded: 0 = the peer never spoke Ferry */
+    char first[48];  /* the peer's first bytes, for "not a Ferry relay" */
+    size_t nfirst;
     fy_error err;
     char server[128];
 };
@@ -87,11 +91,14 @@ int fy_cli_conn_open_timeout(const char *server, int timeout_ms, const fy_cli_tl
     int rc = k->rbuf ? fy_dec_new(FY_PAYLOAD_MAX_LIMIT, &k->dec) : -ENOMEM;
     if (rc < 0)
         return rc;
-    fy_addr a;
-    rc = fy_addr_parse(server, "127.0.0.1", &a);
-    if (rc < 0)
-        return -EINVAL;
-    int fd = fy_sock_connect(&a, timeout_ms > 0 ? timeout_ms : CONN_CONNECT_TIMEOUT_MS);
+    fy_addr a[FY_ADDR_MAX];
+    size_t n = 0;
+    rc = fy_addr_resolve(server, "127.0.0.1", a, FY_ADDR_MAX, &n);
+    if (rc < 0) {
+        k->resolve_err = rc;
+        return rc == -EINVAL ? -EINVAL : -ENXIO;
+    }
+    int fd = fy_sock_connect_any(a, n, timeout_ms > 0 ? timeout_ms : CONN_CONNECT_TIMEOUT_MS, NULL);
     if (fd < 0)
         return fd;
     k->conn = fy_conn_plain(fd);
@@ -178,6 +185,10 @@ static int fill(fy_cli_conn *k, int timeout_ms)
         return stopped_or(k, (int)n);
     k->rlen = (size_t)n;
     k->roff = 0;
+    if (k->nfirst == 0 && k->frames == 0) {
+        k->nfirst = (size_t)n < sizeof k->first ? (size_t)n : sizeof k->first;
+        memcpy(k->first, k->rbuf, k->nfirst);
+    }
     return 1;
 }
 
@@ -196,6 +207,7 @@ static int next_frame(fy_cli_conn *k, fy_frame *f, int timeout_ms)
             return rc;
         if (rc == 0)
             continue;
+        k->frames++;
         if (f->hdr.type == FY_FT_PING) {
             rc = fy_cli_conn_send(k, FY_FT_PONG, f->hdr.seq, f->payload, f->hdr.len);
             if (rc < 0)
@@ -227,6 +239,11 @@ int fy_cli_conn_hello(fy_cli_conn *k, const fy_hello *h, int timeout_ms, fy_welc
         return rc;
     fy_frame f;
     rc = next_frame(k, &f, timeout_ms);
+    /* Bytes that are not a Ferry frame before any frame: another protocol
+     * (an HTTP server, the metrics port, ssh) answered, not a relay. */
+    if (rc < 0 && -rc >= 1000 && !k->got_error && k->frames == 0 &&
+        k->nfirst > 0)
+        return -EPROTONOSUPPORT;
     if (rc < 0)
         return rc;
     if (f.hdr.type != FY_FT_WELCOME)
@@ -274,6 +291,22 @@ int fy_cli_conn_send(fy_cli_conn *k, uint8_t type, uint64_t seq, const void *p, 
 
 /* ---- failures --------------------------------------------------------------- */
 
+/* The peer answered hello with bytes that are not a Ferry frame: name it
+ * as such, quoting what it said (printable bytes only). */
+static int not_a_relay(fy_cli_conn *k, const char *what)
+{
+    char said[sizeof k->first + 1], q[128];
+    size_t n = 0;
+    for (size_t i = 0; i < k->nfirst && k->first[i] != '\r' && k->first[i] != '\n'; i++)
+        said[n++] = k->first[i] >= 0x20 && k->first[i] < 0x7f ? k->first[i] : '.';
+    said[n] = 0;
+    fy_klog(FY_LOG_ERROR, "not a Ferry relay: the server answered in another protocol",
+            "server=%s during=%s answer=%s hint=\"check the port: ferryd prints listening=HOST:PORT, "
+            "not its metrics=HOST:PORT\" exit=%d", k->server, what, fy_klog_q(said, q, sizeof q),
+            FY_CLI_EXIT_NET);
+    return FY_CLI_EXIT_NET;
+}
+
 int fy_cli_conn_fail(fy_cli_conn *k, int rc, const char *what)
 {
     char q[FY_ERRTEXT_MAX + 8];
@@ -282,9 +315,25 @@ int fy_cli_conn_fail(fy_cli_conn *k, int rc, const char *what)
         return FY_CLI_EXIT_INTR;
     }
     if (rc == -EINVAL && k && k->conn.fd < 0) {
-        fy_klog(FY_LOG_ERROR, "bad server address: expected HOST:PORT", "server=%s",
-                fy_klog_q(k->server, q, sizeof q));
+        fy_klog(FY_LOG_ERROR, "bad server address: expected HOST:PORT ([::1]:PORT for IPv6)",
+                "server=%s exit=%d", fy_klog_q(k->server, q, sizeof q), FY_CLI_EXIT_USAGE);
         return FY_CLI_EXIT_USAGE;
+    }
+    if (rc == -ENXIO && k && k->resolve_err) {
+        fy_klog(FY_LOG_ERROR, "cannot resolve the relay's host name", "server=%s err=%s "
+                "reason=%s exit=%d", fy_klog_q(k->server, q, sizeof q), fy_errname(k->resolve_err),
+                k->resolve_err == -ENXIO ? "\"unknown host name\"" : "\"resolver failed\"",
+                FY_CLI_EXIT_NET);
+        return FY_CLI_EXIT_NET;
+    }
+    if (rc == -EPROTONOSUPPORT && k)
+        return not_a_relay(k, what);
+    if (rc == -ETIMEDOUT && k && k->conn.fd >= 0 && k->frames == 0 && k->nfirst == 0 &&
+        !strcmp(what, "hello")) {
+        fy_klog(FY_LOG_ERROR, "no answer to the hello: is this a Ferry relay?", "server=%s "
+                "during=hello err=ETIMEDOUT hint=\"a relay answers at once; check the address and "
+                "port, or raise --connect-timeout\" exit=%d", k->server, FY_CLI_EXIT_NET);
+        return FY_CLI_EXIT_NET;
     }
     /* A write that failed because the relay closed on us usually has the
      * relay's reason waiting in our receive buffer: fetch it to say why. */

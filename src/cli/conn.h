@@ -29,10 +29,12 @@ typedef struct fy_cli_tls {
     const char *name; /* expected in the relay's certificate; NULL: --server's host */
 } fy_cli_tls;
 
-/* Connect to server ("HOST:PORT", default 127.0.0.1:7420 parts), with a
- * connect timeout.  Always sets *out (free it with fy_cli_conn_close), so
- * fy_cli_conn_fail can describe a failure.  Returns 0, -EINVAL (address),
- * or -errno from connect. */
+/* Connect to server ("HOST:PORT", "[v6]:PORT"; HOST a name, looked up
+ * here, or an IP), trying each address of the name in turn, with a connect
+ * timeout each.  Always sets *out (free it with fy_cli_conn_close), so
+ * fy_cli_conn_fail can describe a failure.  Returns 0, -EINVAL (address
+ * syntax), -ENXIO (the name did not resolve), or -errno from the last
+ * connect. */
 int fy_cli_conn_open(const char *server, fy_cli_cancel *cancel, fy_cli_conn **out);
 /* The same with a connect timeout of timeout_ms (> 0); -ETIMEDOUT when it
  * passes.  fy_cli_conn_open uses 5 s.  With tls (NULL or ctx NULL: plain)
@@ -42,8 +44,9 @@ int fy_cli_conn_open_timeout(const char *server, int timeout_ms, const fy_cli_tl
                              fy_cli_cancel *cancel, fy_cli_conn **out);
 
 /* Send hello and wait (at most timeout_ms) for welcome, which is copied to
- * *w.  Returns 0, -FY_E* (the relay's error frame, or a protocol error), or
- * -errno (-ENODATA: the relay closed). */
+ * *w.  Returns 0, -FY_E* (the relay's error frame, or a protocol error),
+ * -EPROTONOSUPPORT (the first bytes back were not a Ferry frame: not a
+ * relay), or -errno (-ENODATA: the peer closed; -ETIMEDOUT: no answer). */
 int fy_cli_conn_hello(fy_cli_conn *k, const fy_hello *h, int timeout_ms, fy_welcome *w);
 
 /* The next frame other than ping (answered) and pong (ignored).  Blocks;

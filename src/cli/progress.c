@@ -22,7 +22,8 @@
 #define BAR_MIN 6   /* fewer cells than this: no bar */
 #define BAR_MAX 40
 #define NAME_MIN 8  /* the numbers give way before the name gets shorter than this */
-#define NAME_MAX 24 /* a longer name is cut when the bar would be narrower than BAR_MAX */
+#define NAME_MAX 24 /* the name column while the bar is narrower than BAR_MAX */
+#define NAME_WIDE 64 /* the name column at most, on a wide terminal */
 
 double fy_cli_progress_now(void)
 {
@@ -54,6 +55,7 @@ void fy_cli_progress_init(fy_cli_progress *p, int mode, bool json)
     p->mode = mode;
     p->json = json && mode != FY_CLI_PROGRESS_QUIET;
     p->width = mode == FY_CLI_PROGRESS_BAR ? term_width() : 80;
+    p->run_t0 = fy_cli_progress_now();
 }
 
 static void draw(fy_cli_progress *p, double now, bool final)
@@ -61,8 +63,10 @@ static void draw(fy_cli_progress *p, double now, bool final)
     char line[512];
     /* width - 1: a line as wide as the terminal wraps on some terminals, and
      * then \r no longer returns to its start (a new line per redraw). */
-    size_t n = fy_cli_progress_format_bar(line, sizeof line, p->name, p->done, p->total,
-                                          now - p->t0, p->width - 1);
+    size_t n = final ? fy_cli_progress_format_done(line, sizeof line, p->name, p->done,
+                                                   now - p->t0, p->width - 1)
+                     : fy_cli_progress_format_bar(line, sizeof line, p->name, p->done, p->total,
+                                                  now - p->t0, p->width - 1);
     /* \r + erase-to-end: one write per redraw, so the bar never tears. */
     char out[600];
     int m = snprintf(out, sizeof out, "\r%.*s\033[K%s", (int)n, line, final ? "\n" : "");
@@ -97,6 +101,8 @@ void fy_cli_progress_done(fy_cli_progress *p, const char *name, uint64_t bytes, 
     double now = fy_cli_progress_now();
     if (seconds < 0)
         seconds = now - p->t0;
+    p->files++;
+    p->bytes += bytes;
     if (p->mode != FY_CLI_PROGRESS_BAR)
         return;
     snprintf(p->name, sizeof p->name, "%s", name);
@@ -106,12 +112,14 @@ void fy_cli_progress_done(fy_cli_progress *p, const char *name, uint64_t bytes, 
     draw(p, now, true);
 }
 
-/* One result line on stdout: kv as is without a bar, as JSON with json. */
-static void put_result(fy_cli_progress *p, const char *kv)
+/* One result line on stdout: kv as is without a bar, as JSON with json
+ * (its first key "type": file or total). */
+static void put_result(fy_cli_progress *p, const char *type, const char *kv)
 {
     if (p->json) {
-        char js[1024];
-        size_t n = fy_cli_progress_json(js, sizeof js, kv);
+        char js[1024], typed[1024];
+        snprintf(typed, sizeof typed, "type=%s %s", type, kv);
+        size_t n = fy_cli_progress_json(js, sizeof js, typed);
         printf("%.*s\n", (int)n, js);
     } else if (p->mode == FY_CLI_PROGRESS_LINES) {
         printf("%s\n", kv);
@@ -128,12 +136,45 @@ void fy_cli_progress_result(fy_cli_progress *p, const char *name, uint64_t bytes
         seconds = fy_cli_progress_now() - p->t0;
     char line[512];
     fy_cli_progress_format_line(line, sizeof line, name, bytes, seconds, sha256);
-    put_result(p, line);
+    put_result(p, "file", line);
 }
 
 void fy_cli_progress_total(fy_cli_progress *p, const char *kv)
 {
-    put_result(p, kv);
+    if (p->mode == FY_CLI_PROGRESS_BAR) {
+        char line[512], out[600];
+        size_t n = fy_cli_progress_format_total(line, sizeof line, p->files, p->bytes,
+                                                fy_cli_progress_now() - p->run_t0, p->width - 1);
+        int m = snprintf(out, sizeof out, "\r%.*s\033[K\n", (int)n, line);
+        if (m > 0)
+            (void)!write(STDERR_FILENO, out, (size_t)m < sizeof out ? (size_t)m : sizeof out - 1);
+    }
+    put_result(p, "total", kv);
+}
+
+/* JSON string value: quotes, \" \\ and \u00XX escapes. */
+static void put_json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        if (*c == '"' || *c == '\\')
+            fprintf(f, "\\%c", *c);
+        else if (*c < 0x20 || *c == 0x7f)
+            fprintf(f, "\\u%04x", *c);
+        else
+            fputc(*c, f);
+    }
+    fputc('"', f);
+}
+
+void fy_cli_progress_json_error(int code, const char *error, const char *message)
+{
+    printf("{\"type\":\"error\",\"exit\":%d,\"error\":", code);
+    put_json_string(stdout, error ? error : "");
+    printf(",\"message\":");
+    put_json_string(stdout, message ? message : "");
+    printf("}\n");
+    fflush(stdout);
 }
 
 void fy_cli_progress_end(fy_cli_progress *p, const char *name, uint64_t bytes, double seconds,
@@ -143,6 +184,17 @@ void fy_cli_progress_end(fy_cli_progress *p, const char *name, uint64_t bytes, d
         seconds = fy_cli_progress_now() - p->t0;
     fy_cli_progress_done(p, name, bytes, seconds);
     fy_cli_progress_result(p, name, bytes, seconds, sha256);
+}
+
+void fy_cli_progress_status(fy_cli_progress *p, const char *text)
+{
+    if (p->mode != FY_CLI_PROGRESS_BAR)
+        return;
+    char out[600];
+    int w = p->width - 1 > 0 ? p->width - 1 : 1;
+    int m = snprintf(out, sizeof out, "\r%.*s\033[K", w, text);
+    if (m > 0)
+        (void)!write(STDERR_FILENO, out, (size_t)m < sizeof out ? (size_t)m : sizeof out - 1);
 }
 
 void fy_cli_progress_abort(fy_cli_progress *p)
@@ -195,25 +247,74 @@ static void format_eta(char *buf, size_t cap, double eta)
 }
 
 /* The numbers after the bar, at fixed widths; `level` says how many:
- * 0 the percentage, 1 + sizes, 2 + rate, 3 + ETA. */
+ * 0 the percentage, 1 + sizes, 2 + rate, 3 + ETA (or, once the file is
+ * done, the time it took: a finished file never shows a stale ETA). */
 static int format_tail(char *buf, size_t cap, int level, double frac, uint64_t done,
-                       uint64_t total, double rate, const char *eta)
+                       uint64_t total, double rate, const char *eta, bool final)
 {
     char d[16], t[16], r[16];
     int n = snprintf(buf, cap, " %3d%%", (int)(frac * 100));
     if (level >= 1)
         n += snprintf(buf + n, cap - (size_t)n, " %5s/%-5s", fy_cli_progress_bytes(done, d, sizeof d),
                       fy_cli_progress_bytes(total, t, sizeof t));
-    if (level >= 2)
-        n += snprintf(buf + n, cap - (size_t)n, " %5s/s",
-                      fy_cli_progress_bytes((uint64_t)rate, r, sizeof r));
+    if (level >= 2) {
+        fy_cli_progress_bytes((uint64_t)rate, r, sizeof r);
+        size_t rl = strlen(r);
+        bool bytes = rl && r[rl - 1] == 'B';
+        if (bytes)
+            r[rl - 1] = 0; /* "512B" -> "512" + "B/s" */
+        n += snprintf(buf + n, cap - (size_t)n, " %5s%-4s", r, bytes ? "B/s" : "iB/s");
+    }
     if (level >= 3)
-        n += snprintf(buf + n, cap - (size_t)n, " ETA %-5s", eta);
+        n += snprintf(buf + n, cap - (size_t)n, final ? " in  %-5s" : " ETA %-5s", eta);
     return n;
 }
 
-size_t fy_cli_progress_format_bar(char *buf, size_t cap, const char *name, uint64_t done,
-                                  uint64_t total, double seconds, int width)
+/* Columns of UTF-8 text (continuation bytes take none). */
+static int cols(const char *s, size_t n)
+{
+    int c = 0;
+    for (size_t i = 0; i < n && s[i]; i++)
+        c += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return c;
+}
+
+/* name in exactly `w` columns: padded with spaces, or cut at a character
+ * boundary with an ellipsis.  Returns bytes written. */
+static size_t put_name(char *out, size_t cap, const char *name, int w)
+{
+    size_t o = 0, len = strlen(name);
+    if (w <= 0 || cap < (size_t)w + 4)
+        return 0;
+    if (cols(name, len) <= w) {
+        memcpy(out, name, len);
+        o = len;
+        for (int c = cols(name, len); c < w; c++)
+            out[o++] = ' ';
+    } else {
+        int c = 0;
+        while (o < len && c < w - 1) { /* w - 1 characters, then the ellipsis */
+            size_t k = 1;
+            while (o + k < len && ((unsigned char)name[o + k] & 0xC0) == 0x80)
+                k++;
+            memcpy(out + o, name + o, k);
+            o += k;
+            c++;
+        }
+        memcpy(out + o, "\xE2\x80\xA6", 3); /* U+2026 HORIZONTAL ELLIPSIS */
+        o += 3;
+    }
+    out[o] = 0;
+    return o;
+}
+
+/* The layout depends on the width only, never on the name, so the bars of
+ * successive files line up: the numbers first, as many as leave NAME_MIN
+ * columns (the percentage always); a name column of NAME_MIN..NAME_WIDE;
+ * the bar takes the rest up to BAR_MAX, or nothing when that is under
+ * BAR_MIN. */
+static size_t format_bar(char *buf, size_t cap, const char *name, uint64_t done, uint64_t total,
+                         double seconds, int width, bool final)
 {
     if (cap == 0)
         return 0;
@@ -222,34 +323,32 @@ size_t fy_cli_progress_format_bar(char *buf, size_t cap, const char *name, uint6
         frac = 1.0;
     double rate = seconds > 0 ? (double)done / seconds : 0.0;
     char eta[16];
-    format_eta(eta, sizeof eta, rate > 0 ? (double)(total > done ? total - done : 0) / rate : -1);
-    /* The numbers first, as many as leave NAME_MIN cells for the name (the
-     * percentage always); then the name, up to NAME_MAX while the bar is
-     * narrower than BAR_MAX; the bar takes the rest, or nothing when that
-     * is under BAR_MIN cells. */
-    int namew = (int)strlen(name);
-    int want_name = namew < NAME_MIN ? namew : NAME_MIN;
+    if (final)
+        format_eta(eta, sizeof eta, seconds);
+    else
+        format_eta(eta, sizeof eta, rate > 0 ? (double)(total > done ? total - done : 0) / rate : -1);
     char tail[96];
     int tl = 0;
     for (int level = 3; level >= 0; level--) {
-        tl = format_tail(tail, sizeof tail, level, frac, done, total, rate, eta);
-        if (width - tl >= want_name)
+        tl = format_tail(tail, sizeof tail, level, frac, done, total, rate, eta, final);
+        if (width - tl >= NAME_MIN)
             break;
     }
-    int room = width - tl; /* for the name and " [bar]" */
-    if (room < 0)
-        room = 0;
-    int shown = namew < NAME_MAX ? namew : NAME_MAX;
-    int barw = room - (shown < room ? shown : room) - 3;
-    if (barw < BAR_MIN) /* keep a short bar if the name can give way down to NAME_MIN */
-        barw = room - want_name - 3 >= BAR_MIN ? BAR_MIN : 0;
-    if (barw > BAR_MAX)
-        barw = BAR_MAX;
-    int maxname = room - (barw ? barw + 3 : 0);
-    if (maxname > namew)
-        maxname = namew;
-    if (maxname < 0)
-        maxname = 0;
+    int room = width - tl > 0 ? width - tl : 0; /* for the name and " [bar]" */
+    int namew = room - 3 - BAR_MAX;             /* wide: the bar is full, the name gets the rest */
+    if (namew > NAME_WIDE)
+        namew = NAME_WIDE;
+    if (namew < NAME_MAX)
+        namew = room - 3 - BAR_MIN >= NAME_MAX ? NAME_MAX : room - 3 - BAR_MIN;
+    int barw = 0;
+    if (namew >= NAME_MIN) {
+        barw = room - namew - 3 > BAR_MAX ? BAR_MAX : room - namew - 3;
+    } else {
+        namew = room; /* no bar: the name takes the room */
+    }
+    char nm[4 * NAME_WIDE + 8] = "";
+    if (namew > 0 && (size_t)namew < sizeof nm / 4)
+        put_name(nm, sizeof nm, name, namew);
     int fill = (int)(frac * barw);
     char bar[BAR_MAX + 4] = "";
     if (barw) {
@@ -261,11 +360,39 @@ size_t fy_cli_progress_format_bar(char *buf, size_t cap, const char *name, uint6
         bar[3 + barw] = 0;
     }
     /* With no name shown, the tail's leading space goes too. */
-    const char *tp = maxname == 0 && !barw ? tail + 1 : tail;
-    int n = snprintf(buf, cap, "%.*s%s%s", maxname, name, bar, tp);
+    const char *tp = !nm[0] && !barw ? tail + 1 : tail;
+    int n = snprintf(buf, cap, "%s%s%s", nm, bar, tp);
     if (n < 0)
         n = 0;
-    return (size_t)n < cap ? (size_t)n : cap - 1;
+    if ((size_t)n >= cap) { /* truncated: never end inside a character */
+        n = (int)cap - 1;
+        while (n > 0 && ((unsigned char)buf[n] & 0xC0) == 0x80)
+            n--;
+        buf[n] = 0;
+    }
+    return (size_t)n;
+}
+
+size_t fy_cli_progress_format_bar(char *buf, size_t cap, const char *name, uint64_t done,
+                                  uint64_t total, double seconds, int width)
+{
+    return format_bar(buf, cap, name, done, total, seconds, width, false);
+}
+
+size_t fy_cli_progress_format_done(char *buf, size_t cap, const char *name, uint64_t bytes,
+                                   double seconds, int width)
+{
+    return format_bar(buf, cap, name, bytes, bytes, seconds, width, true);
+}
+
+size_t fy_cli_progress_format_total(char *buf, size_t cap, uint64_t files, uint64_t bytes,
+                                    double seconds, int width)
+{
+    char name[64], b[16];
+    snprintf(name, sizeof name, "total: %llu file%s", (unsigned long long)files,
+             files == 1 ? "" : "s");
+    (void)b;
+    return format_bar(buf, cap, name, bytes, bytes, seconds, width, true);
 }
 
 size_t fy_cli_progress_format_line(char *buf, size_t cap, const char *name, uint64_t bytes,
@@ -286,7 +413,7 @@ size_t fy_cli_progress_format_line(char *buf, size_t cap, const char *name, uint
 
 size_t fy_cli_progress_json(char *buf, size_t cap, const char *kv)
 {
-    static const char *const text_keys[] = {"file", "sha256", "status"};
+    static const char *const text_keys[] = {"type", "file", "sha256", "status"};
     size_t o = 0;
 #define PUT(c)                      \
     do {                            \

@@ -4,16 +4,20 @@
  * Two independent outputs:
  *  - the bar: on stderr, one line per file (bytes, rate, ETA) redrawn at
  *    most ten times a second so drawing never costs throughput, cut to the
- *    terminal's width (TIOCGWINSZ on stderr, else $COLUMNS, else 80).  On
- *    when stderr is a terminal; --progress forces it on, --quiet off.
+ *    terminal's width (TIOCGWINSZ on stderr, else $COLUMNS, else 80); a
+ *    finished file's line keeps the time it took, a total line ends the
+ *    run, and a status line ("waiting for the next file") may stand where
+ *    the next bar goes.  On when stderr is a terminal; --progress forces it
+ *    on, --quiet off.
  *  - the result: on stdout, per file and a total at the end, for scripts:
  *      file=NAME bytes=N seconds=S mbps=R sha256=HEX
- *    or, with --json, the same keys as one JSON object per line.  Key=value
+ *    or, with --json, the same keys as one JSON object per line, with a
+ *    "type" (file, total; error from fy_cli_progress_json_error).  Key=value
  *    lines are printed when there is no bar (as without a terminal); JSON
  *    whenever it was asked for.
- * Units: the bar shows bytes and bytes/s with K/M/G suffixes meaning powers
- * of 1024 (KiB, MiB, GiB), as the suffixes of every size option
- * (fy_units_bytes); the result's `mbps` keys are 10^6 bytes/s, a contract
+ * Units: the bar shows bytes with K/M/G suffixes meaning powers of 1024
+ * (KiB, MiB, GiB), as the suffixes of every size option (fy_units_bytes),
+ * and its rate as MiB/s; the result's `mbps` keys are 10^6 bytes/s, a contract
  * kept from before.  The format functions are pure, so tests check them
  * without a terminal.
  */
@@ -38,6 +42,8 @@ typedef struct fy_cli_progress {
     uint64_t total, done;
     double t0, last_draw;
     int width; /* terminal columns */
+    double run_t0;       /* init: for the total line */
+    uint64_t files, bytes; /* files done so far, their bytes */
 } fy_cli_progress;
 
 /* Seconds on the monotonic clock.  Any thread. */
@@ -61,8 +67,17 @@ void fy_cli_progress_done(fy_cli_progress *p, const char *name, uint64_t bytes, 
 void fy_cli_progress_result(fy_cli_progress *p, const char *name, uint64_t bytes, double seconds,
                             const uint8_t sha256[32]);
 /* The run's total on stdout, given as a key=value line ("files=2 bytes=..
- * status=ok"): printed as is without a bar, as a JSON object with json. */
+ * status=ok"): printed as is without a bar, as a JSON object with json
+ * ("type":"total").  With a bar, a last bar line for the whole run too:
+ * "total: N files [####] 100% ... in M:SS". */
 void fy_cli_progress_total(fy_cli_progress *p, const char *kv);
+/* --json's record of a failure or an interrupt, on stdout:
+ * {"type":"error","exit":N,"error":"<exit code's meaning>","message":"<the
+ * error log line's msg>"}.  Any thread, once, at the end of a run. */
+void fy_cli_progress_json_error(int code, const char *error, const char *message);
+/* With a bar only: a status line (cut to the width) where the bar goes,
+ * e.g. a receiver "waiting for the next file"; the next bar replaces it. */
+void fy_cli_progress_status(fy_cli_progress *p, const char *text);
 /* Leave the terminal tidy after an error (ends a half-drawn bar). */
 void fy_cli_progress_abort(fy_cli_progress *p);
 
@@ -70,13 +85,23 @@ void fy_cli_progress_abort(fy_cli_progress *p);
  * typed: "0B", "1023B", "1.00K", "12.3M", "256M", "1.50G".  Returns buf. */
 const char *fy_cli_progress_bytes(uint64_t n, char *buf, size_t cap);
 /* The bar line without newline, never wider than `width` columns:
- * NAME [#####-----]  45%  115M/ 256M 12.3M/s ETA 0:02
- * The numbers have fixed widths, so the bar does not jitter; when the width
+ * NAME     [#####-----]  45%  115M/256M  12.3MiB/s ETA 0:02
+ * The numbers have fixed widths and the name a column whose width depends
+ * on `width` only, so the bars of successive files line up; when the width
  * is short, the ETA, then the rate, then the sizes are left out (the
- * percentage stays), the bar shrinks and goes, the name is cut.  total 0
- * with done 0 shows 100%.  Returns the length written. */
+ * percentage stays), the bar shrinks and goes; a name longer than its
+ * column is cut with an ellipsis (U+2026, one column, three bytes).  total
+ * 0 with done 0 shows 100%.  Returns the length written (bytes). */
 size_t fy_cli_progress_format_bar(char *buf, size_t cap, const char *name, uint64_t done,
                                   uint64_t total, double seconds, int width);
+/* The bar of a file that is done, as fy_cli_progress_format_bar at 100 %
+ * but with the time it took ("in 0:02") where the ETA was. */
+size_t fy_cli_progress_format_done(char *buf, size_t cap, const char *name, uint64_t bytes,
+                                   double seconds, int width);
+/* The run's last bar line: "total: N files" as the name, all bytes, the
+ * time the run took. */
+size_t fy_cli_progress_format_total(char *buf, size_t cap, uint64_t files, uint64_t bytes,
+                                    double seconds, int width);
 /* The summary line without newline: file=.. bytes=.. seconds=.. mbps=..
  * sha256=.. (sha256 omitted when NULL).  Returns the length written. */
 size_t fy_cli_progress_format_line(char *buf, size_t cap, const char *name, uint64_t bytes,

@@ -25,6 +25,7 @@
 #include "cli/conn.h"
 #include "cli/cliexit.h"
 #include "cli/partfile.h"
+#include "cli/outdir.h"
 #include "cli/progress.h"
 #include "cli/retry.h"
 #include "cli/state.h"
@@ -78,6 +79,16 @@ static int local_fail(receiver *r, const char *call, const char *what, int err)
     fy_klog(FY_LOG_ERROR, "local I/O error", "call=%s file=%s dir=%s err=%s reason=\"%s\" exit=%d",
             call, what, r->o->out_dir, fy_errname(-err), fy_strerror(-err), FY_CLI_EXIT_IO);
     return FY_CLI_EXIT_IO;
+}
+
+/* On a terminal, between files: say the receiver is there and waiting,
+ * so a quiet channel is not a blank screen.  The next bar replaces it. */
+static void waiting(receiver *r)
+{
+    char t[400];
+    snprintf(t, sizeof t, "connected to %s, channel %s: waiting for the next file", r->o->server,
+             r->o->channel);
+    fy_cli_progress_status(&r->prog, t);
 }
 
 static void discard_part(receiver *r)
@@ -235,6 +246,7 @@ static int on_end(receiver *r, const fy_frame *f)
     snprintf(r->res.last_name, sizeof r->res.last_name, "%s", r->name);
     memcpy(r->res.last_sha256, sha, sizeof sha);
     fy_cli_progress_end(&r->prog, r->name, r->size, now - r->t0, sha);
+    waiting(r);
     if (r->files == 1 || now - r->last_state_t >= RECV_STATE_INTERVAL_S) {
         rc = save_state(r);
         if (rc < 0)
@@ -412,7 +424,7 @@ static int open_dir(receiver *r)
         return local_fail(r, "open", r->o->out_dir, -errno);
     if (fy_sha256_new(&r->sha) < 0)
         return local_fail(r, "sha256", "-", -ENOMEM);
-    return FY_CLI_EXIT_OK;
+    return fy_cli_outdir_writable(r->dirfd, r->o->out_dir);
 }
 
 /* The welcome w of a connection that resumed at r->expect (a reconnect). */
@@ -539,6 +551,8 @@ static int on_welcome(receiver *r, dialer *d)
         d->welcomed = true;
     }
     d->what = "receive";
+    if (!r->in_file)
+        waiting(r);
     return code;
 }
 
@@ -583,7 +597,9 @@ static bool redial_after_bad_frame(receiver *r, dialer *d, int *rc)
  * fails fast. */
 static bool retryable(const dialer *d, int rc)
 {
-    return rc < 0 && (d->welcomed || strcmp(d->what, "hello") == 0) &&
+    /* a first hello nothing answered: not a Ferry relay, most likely */
+    bool first_silent = !d->welcomed && rc == -ETIMEDOUT;
+    return rc < 0 && (d->welcomed || (strcmp(d->what, "hello") == 0 && !first_silent)) &&
            fy_cli_retry_transient(rc, strcmp(d->what, "receive") != 0);
 }
 

@@ -28,7 +28,7 @@ void fy_cli_retry_init(fy_cli_retry *r, unsigned max)
 
 bool fy_cli_retry_transient(int err, bool reconnecting)
 {
-    if (err >= 0 || err == -EINTR || err == -EINVAL || err == -ENOMEM)
+    if (err >= 0 || err == -EINTR || err == -EINVAL || err == -ENOMEM || err == -EPROTONOSUPPORT)
         return false;
     switch (-err) {
     case FY_ESHUTDOWN:

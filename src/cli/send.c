@@ -397,8 +397,9 @@ int fy_cli_send_run(const fy_cli_send_opts *o, fy_cli_send_result *r)
                          o->cancel, &h, &s.k, &w, &what);
     /* Connected but lost during the hello: the relay is there (restarting),
      * so that is retried; a refused connect exits at once (a wrong address
-     * fails fast). */
-    if (rc < 0 && o->retries && strcmp(what, "hello") == 0)
+     * fails fast), and so does a first hello nothing answered (a server
+     * that is not a Ferry relay: fy_cli_conn_fail says so). */
+    if (rc < 0 && o->retries && strcmp(what, "hello") == 0 && rc != -ETIMEDOUT)
         rc = reconnect(&s, &h, &rt, rc, &what, &w);
     if (rc == 0 && (rc = setup(&s, &w)) < 0) {
         fy_klog(FY_LOG_ERROR, "out of memory", "err=%s", fy_errname(rc));

@@ -72,7 +72,8 @@ int fy_httpd_new(fy_actor *owner, const char *addr, uint64_t tag_base, fy_httpd 
     fy_addr a;
     int rc;
     if ((rc = fy_addr_parse(addr, "127.0.0.1", &a)) < 0) {
-        snprintf(err, errcap, "metrics address '%s': want HOST:PORT with a numeric host", addr);
+        snprintf(err, errcap, "metrics address '%s': want HOST:PORT (a host name, an IP, or "
+                 "[IPv6]): %s", addr, rc == -EINVAL ? "cannot parse it" : "cannot resolve the host");
         return rc;
     }
     fy_httpd *h = calloc(1, sizeof *h);
@@ -255,6 +256,11 @@ static void on_conn(fy_httpd *h, unsigned i, uint32_t bits, fy_httpd_req_fn fn, 
             continue; /* bytes after the request: ignored */
         c->nin += (size_t)k;
         c->in[c->nin] = 0;
+        if (memchr(dst, 0, (size_t)k)) { /* no request has a NUL: a Ferry hello, say so now */
+            c->state = C_WAIT;
+            fy_httpd_reply(h, id_of(i, c->gen), 400, "text/plain", "bad request\n", 12);
+            return;
+        }
         if (strstr(c->in, "\r\n\r\n") || strstr(c->in, "\n\n")) {
             parse(h, i, fn, arg);
             if (c->state != C_WAIT)

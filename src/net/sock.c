@@ -1,20 +1,26 @@
 /*
  * sock.c - socket helpers (include/ferry/sock.h).
  *
- * Addresses are numeric (or "localhost") on purpose: the relay and its tools
- * never block on DNS, and a test can never reach a name it did not mean.
+ * Addresses may be numeric, "[v6]" literals or host names.  A name is
+ * looked up with getaddrinfo (so /etc/hosts and DNS as nsswitch.conf says)
+ * once, when a program starts or a client (re)connects: the relay's event
+ * loop never waits on a resolver.  A client tries every address returned,
+ * in order (fy_sock_connect_any).
  * Every fd is close-on-exec so a daemon's children never inherit sockets.
  */
 #include "ferry/sock.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <linux/sockios.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +41,10 @@ static int parse_port(const char *s, uint16_t *port)
     return 0;
 }
 
-static int fill_addr(const char *host, uint16_t port, fy_addr *out)
+/* A numeric host (or "localhost", kept as 127.0.0.1 so a default relay on
+ * 127.0.0.1 is reached without trying ::1 first): 0, or -EINVAL when it is
+ * not numeric (a name for getaddrinfo). */
+static int fill_numeric(const char *host, uint16_t port, fy_addr *out)
 {
     memset(out, 0, sizeof(*out));
     if (strcmp(host, "localhost") == 0)
@@ -57,36 +66,104 @@ static int fill_addr(const char *host, uint16_t port, fy_addr *out)
     return -EINVAL;
 }
 
-int fy_addr_parse(const char *text, const char *default_host, fy_addr *out)
+/* Letters, digits, '-', '_' and '.': anything else is a typo, refused
+ * before it costs a DNS query. */
+static bool name_ok(const char *h)
 {
-    char host[128];
-    const char *colon;
-    uint16_t port;
+    if (!*h || strlen(h) > 253)
+        return false;
+    for (const char *c = h; *c; c++)
+        if (!isalnum((unsigned char)*c) && *c != '-' && *c != '_' && *c != '.')
+            return false;
+    return true;
+}
 
-    if (!text || !out)
+/* The getaddrinfo answer for host, in the resolver's order, at most cap. */
+static int lookup(const char *host, uint16_t port, fy_addr *out, size_t cap, size_t *n)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_protocol = IPPROTO_TCP}, *res = NULL;
+    int g = getaddrinfo(host, NULL, &hints, &res);
+    if (g != 0) {
+        switch (g) {
+        case EAI_AGAIN: return -EAGAIN;
+        case EAI_MEMORY: return -ENOMEM;
+        case EAI_SYSTEM: return errno ? -errno : -ENXIO;
+        default: return -ENXIO; /* EAI_NONAME, EAI_NODATA, EAI_FAIL, ... */
+        }
+    }
+    *n = 0;
+    for (struct addrinfo *ai = res; ai && *n < cap; ai = ai->ai_next) {
+        if ((ai->ai_family != AF_INET && ai->ai_family != AF_INET6) ||
+            ai->ai_addrlen > sizeof out->ss)
+            continue;
+        fy_addr *a = &out[(*n)++];
+        memset(a, 0, sizeof *a);
+        memcpy(&a->ss, ai->ai_addr, ai->ai_addrlen);
+        a->len = ai->ai_addrlen;
+        if (ai->ai_family == AF_INET)
+            ((struct sockaddr_in *)&a->ss)->sin_port = htons(port);
+        else
+            ((struct sockaddr_in6 *)&a->ss)->sin6_port = htons(port);
+    }
+    freeaddrinfo(res);
+    return *n ? 0 : -ENXIO;
+}
+
+int fy_addr_split(const char *text, const char *default_host, char *host, size_t hcap,
+                  uint16_t *port)
+{
+    const char *colon;
+
+    if (!text || !host || hcap == 0)
         return -EINVAL;
     if (text[0] == '[') { /* [v6]:port */
         const char *close = strchr(text, ']');
-        if (!close || close[1] != ':' || (size_t)(close - text - 1) >= sizeof(host))
+        if (!close || close[1] != ':' || (size_t)(close - text - 1) >= hcap)
             return -EINVAL;
         memcpy(host, text + 1, (size_t)(close - text - 1));
         host[close - text - 1] = '\0';
         colon = close + 1;
     } else {
         colon = strrchr(text, ':');
-        if (!colon || (size_t)(colon - text) >= sizeof(host))
+        if (!colon || (size_t)(colon - text) >= hcap)
             return -EINVAL;
         memcpy(host, text, (size_t)(colon - text));
         host[colon - text] = '\0';
         if (host[0] == '\0') {
-            if (!default_host || strlen(default_host) >= sizeof(host))
+            if (!default_host || strlen(default_host) >= hcap)
                 return -EINVAL;
             strcpy(host, default_host);
         }
     }
-    if (parse_port(colon + 1, &port) < 0)
+    return parse_port(colon + 1, port);
+}
+
+int fy_addr_resolve(const char *text, const char *default_host, fy_addr *out, size_t cap,
+                    size_t *n)
+{
+    char host[256];
+    uint16_t port;
+
+    if (!out || !n || cap == 0)
         return -EINVAL;
-    return fill_addr(host, port, out);
+    *n = 0;
+    int rc = fy_addr_split(text, default_host, host, sizeof host, &port);
+    if (rc < 0)
+        return rc;
+    if (fill_numeric(host, port, out) == 0) {
+        *n = 1;
+        return 0;
+    }
+    if (text[0] == '[' || !name_ok(host))
+        return -EINVAL;
+    return lookup(host, port, out, cap, n);
+}
+
+int fy_addr_parse(const char *text, const char *default_host, fy_addr *out)
+{
+    size_t n;
+    return fy_addr_resolve(text, default_host, out, 1, &n);
 }
 
 void fy_addr_format(const fy_addr *a, char *buf, size_t cap)
@@ -183,6 +260,20 @@ int fy_sock_connect(const fy_addr *a, int timeout_ms)
         return rc;
     }
     return fd;
+}
+
+int fy_sock_connect_any(const fy_addr *a, size_t n, int timeout_ms, size_t *used)
+{
+    int rc = -EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        rc = fy_sock_connect(&a[i], timeout_ms);
+        if (rc >= 0) {
+            if (used)
+                *used = i;
+            return rc;
+        }
+    }
+    return rc;
 }
 
 int fy_sock_connect_start(const fy_addr *a)

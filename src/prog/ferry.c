@@ -15,6 +15,7 @@
 
 #include "cli/cancel.h"
 #include "cli/check.h"
+#include "cli/cliconf.h"
 #include "cli/demo.h"
 #include "cli/cliexit.h"
 #include "cli/ident.h"
@@ -52,17 +53,36 @@ static const char usage_main[] =
     "\n"
     "`ferry COMMAND --help` shows a command's options; `ferry --version` the version.\n"
     "docs/client.md has examples.\n"
+    "\n"
+    "Every command: -h/--help, -V/--version, -v/--verbose (debug log lines),\n"
+    "-q/--quiet (no bar, warnings and errors only), --log-level debug|info|warn|error.\n"
+    "\n"
+    "Where the relay is, and how to reach it (send, recv), first found wins:\n"
+    "  1. flags: --server HOST:PORT, --token/--token-file, --tls, --ca, --tls-name, ...\n"
+    "  2. environment: FERRY_SERVER=HOST:PORT, FERRY_TOKEN\n"
+    "  3. the settings file $XDG_CONFIG_HOME/ferry/config (default\n"
+    "     ~/.config/ferry/config; $FERRY_CONFIG names another): 'key = value' lines\n"
+    "     with keys server, token-file, tls (yes|no), ca, tls-name, tls-cert, tls-key\n"
+    "  4. the default, " DEFAULT_SERVER ", plaintext, no token\n"
+    "HOST is a name (/etc/hosts, DNS: every address is tried in turn), an IPv4\n"
+    "address, or an IPv6 one in brackets: [::1]:7420.  With TLS the relay's\n"
+    "certificate must name HOST (or --tls-name).\n"
+    "\n"
     "Progress: a bar on a terminal (--progress: always, --quiet: never), else one\n"
-    "key=value line per file on stdout; --json: one JSON object per file instead.\n"
-    "Log lines (key=value, on stderr) say what failed and why.\n\n";
+    "key=value line per file on stdout; --json: JSON Lines instead, each object with\n"
+    "a \"type\": \"file\" per file, \"total\" at the end, \"error\" on a failure or an\n"
+    "interrupt.  Units: mbps = MB/s = 10^6 bytes/s; the bar's K/M/G and MiB/s are\n"
+    "powers of 1024.  Log lines (key=value, on stderr) say what failed and why.\n\n";
 
 /* Options send and recv share: connection, token, reconnecting. */
 #define USAGE_CONN                                                                            \
-    "  --server HOST:PORT  relay address (default " DEFAULT_SERVER ")\n"                        \
+    "  --server HOST:PORT  relay address: a host name, an IP, or [IPv6]:PORT (default:\n"     \
+    "                      $FERRY_SERVER, else the settings file, else " DEFAULT_SERVER ")\n" \
     "  --token T           access token, if the relay requires one; it shows in `ps`,\n"     \
     "                      so prefer --token-file or FERRY_TOKEN\n"                            \
     "  --token-file FILE   read the token from FILE (its first line)\n"                       \
-    "                      (precedence: --token, then --token-file, then $FERRY_TOKEN)\n"     \
+    "                      (precedence: --token, then --token-file, then $FERRY_TOKEN,\n"     \
+    "                      then token-file in the settings file)\n"                           \
     "  --connect-timeout S give up connecting, and waiting for the relay's welcome,\n"       \
     "                      after S seconds (default 10)\n"                                     \
     "  --retry             reconnect after a lost connection (relay restart, cut\n"           \
@@ -79,10 +99,13 @@ static const char usage_main[] =
     "  --tls-key FILE      with its private key\n"                                           \
     "  --progress          draw the progress bar on stderr even when it is not a\n"         \
     "                      terminal (width: the terminal's, else $COLUMNS, else 80)\n"      \
-    "  --quiet             no progress bar, even on a terminal: key=value lines on\n"       \
-    "                      stdout as without one (errors are still logged)\n"              \
-    "  --json              results on stdout as JSON, one object a line: per file,\n"      \
-    "                      then the total; the keys of the key=value lines below\n"      \
+    "  -q, --quiet         no progress bar, even on a terminal: key=value lines on\n"       \
+    "                      stdout as without one; only warnings and errors logged\n"      \
+    "  -v, --verbose       debug log lines;  --log-level LEVEL: debug|info|warn|error\n"  \
+    "  --json              results on stdout as JSON Lines: {\"type\":\"file\",...} per\n" \
+    "                      file, {\"type\":\"total\",...} at the end, with the keys of\n"   \
+    "                      the key=value lines below; {\"type\":\"error\",\"exit\":N,\n"     \
+    "                      \"error\":..,\"message\":..} when the run fails or is stopped\n"     \
     "  --client-name NAME  the name the relay shows for us (default user@host)\n"
 
 static const char usage_send[] =
@@ -106,13 +129,14 @@ static const char usage_send[] =
     "  --chunk BYTES       data bytes per frame (default 64K; K/M suffixes; at most\n"
     "                      the relay's maximum payload)\n"
     USAGE_CONN
-    "  --help              this text\n"
+    "  -h, --help          this text;  -V, --version: the version\n"
     "\n"
     "Without a bar, prints per file once the relay acknowledged it:\n"
     "  file=NAME bytes=N seconds=S mbps=R sha256=HEX   (mbps = 10^6 bytes/s)\n"
     "and at the end: files=N bytes=N seconds=S mbps=R bytes_sent=N reconnects=N status=ok\n"
     "(bytes_sent: stream-frame bytes written, headers included, over all connections)\n"
-    "The bar's K/M/G are powers of 1024, as in BYTES options (12.3M/s = 12.3 MiB/s).\n\n";
+    "The bar's K/M/G are powers of 1024, as in BYTES options (its rate: MiB/s); each\n"
+    "file's finished bar says how long it took, and a total line ends the run.\n\n";
 
 static const char usage_recv[] =
     "Usage: ferry recv [--server HOST:PORT] --channel NAME --out DIR [--token T | --token-file FILE]\n"
@@ -145,13 +169,18 @@ static const char usage_recv[] =
     "                      e.g. damaged on the relay's disk) is not fatal: log a\n"
     "                      warning naming it and why, discard it, go on with the\n"
     "                      next file (default: exit 4 at that file)\n"
-    "  --help              this text\n"
+    "  -h, --help          this text;  -V, --version: the version\n"
+    "\n"
+    "Receives into DIR only if it can write there: checked at start (exit 5).\n"
+    "On a terminal, between files: \"connected to HOST:PORT, channel NAME: waiting\n"
+    "for the next file\".\n"
     "\n"
     "Without a bar, prints per file:\n"
     "  file=NAME bytes=N seconds=S mbps=R sha256=HEX   (mbps = 10^6 bytes/s)\n"
     "and, after --count files: files=N bytes=N seconds=S mbps=R skipped=N status=ok\n"
     "(skipped: files that failed their check, with --skip-damaged)\n"
-    "The bar's K/M/G are powers of 1024, as in BYTES options (12.3M/s = 12.3 MiB/s).\n\n";
+    "The bar's K/M/G are powers of 1024, as in BYTES options (its rate: MiB/s); each\n"
+    "file's finished bar says how long it took, and a total line ends the run.\n\n";
 
 static const char usage_check[] =
     "Usage: ferry check --data DIR [--max-payload BYTES]\n"
@@ -195,6 +224,12 @@ static int help(const char *text, int code)
     return code;
 }
 
+static int version(void)
+{
+    printf("ferry %s (protocol %u)\n", FY_VERSION, FY_PROTO_VERSION);
+    return 0;
+}
+
 /* A usage error: one log line naming the command's --help; FY_CLI_EXIT_USAGE. */
 static int usage_error(const char *cmd, const char *what, const char *arg)
 {
@@ -230,7 +265,8 @@ static int bad_option(const char *cmd, char **argv, int opt)
 enum { O_SERVER = 256, O_CHANNEL, O_TOKEN, O_CHUNK, O_OUT, O_FROM_START, O_RESUME, O_FROM_SEQ,
        O_COUNT, O_RATE, O_DATA, O_MAXP, O_SIZE, O_RECEIVERS, O_KEEP, O_HELP, O_TOKEN_FILE,
        O_RETRY, O_NO_RETRY, O_RETRIES, O_CONNECT_TIMEOUT, O_TLS, O_CA, O_TLS_NAME, O_TLS_CERT,
-       O_TLS_KEY, O_QUIET, O_PROGRESS, O_JSON, O_NAME, O_SKIP_DAMAGED, O_STORED, O_CLIENT_NAME };
+       O_TLS_KEY, O_QUIET, O_PROGRESS, O_JSON, O_NAME, O_SKIP_DAMAGED, O_STORED, O_CLIENT_NAME,
+       O_VERBOSE, O_LOG_LEVEL, O_VERSION };
 
 static const struct option long_opts[] = {
     {"server", required_argument, 0, O_SERVER},   {"channel", required_argument, 0, O_CHANNEL},
@@ -251,7 +287,21 @@ static const struct option long_opts[] = {
     {"json", no_argument, 0, O_JSON},             {"name", required_argument, 0, O_NAME},
     {"skip-damaged", no_argument, 0, O_SKIP_DAMAGED},
     {"stored", no_argument, 0, O_STORED}, {"client-name", required_argument, 0, O_CLIENT_NAME},
+    {"verbose", no_argument, 0, O_VERBOSE},       {"log-level", required_argument, 0, O_LOG_LEVEL},
+    {"version", no_argument, 0, O_VERSION},
     {0, 0, 0, 0}};
+
+/* The short options, the same in every Ferry program. */
+static int short_opt(int opt)
+{
+    switch (opt) {
+    case 'h': return O_HELP;
+    case 'V': return O_VERSION;
+    case 'v': return O_VERBOSE;
+    case 'q': return O_QUIET;
+    default: return opt;
+    }
+}
 
 /* Every option a command accepts; the others are "unknown" for it. */
 typedef struct cmd_opts {
@@ -259,25 +309,67 @@ typedef struct cmd_opts {
     uint64_t chunk, from_seq, count, rate, max_payload, size, receivers, retries;
     int start, starts, timeout_ms;
     int progress, progress_flags; /* enum fy_cli_progress_mode; --quiet/--progress given */
-    bool keep, help, no_retry, tls, json, skip_damaged, stored;
+    bool keep, help, version, no_retry, tls, json, skip_damaged, stored;
+    bool server_given; /* --server on the command line */
+    int log_level;     /* -1: not given (-v, -q, --log-level) */
+    fy_cli_conf file;  /* ~/.config/ferry/config, for the commands that connect */
     const char *ca, *tls_name, *tls_cert, *tls_key;
     char token_buf[FY_TOKEN_MAX + 1];
 } cmd_opts;
 
+/* Options every command takes: -h, -V, -v, -q, --log-level. */
+static bool common_opt(int opt)
+{
+    return opt == O_HELP || opt == O_VERSION || opt == O_VERBOSE || opt == O_LOG_LEVEL ||
+           opt == O_QUIET;
+}
+
+/* Where the relay is, for a command that connects: --server, else
+ * $FERRY_SERVER, else the settings file's server, else DEFAULT_SERVER.
+ * Reads the settings file (cliconf.h) into c->file for the token and TLS
+ * keys too.  0, or the exit code of a file that does not parse (logged). */
+static int settings(const char *cmd, cmd_opts *c)
+{
+    char err[1200], q[1300];
+    int rc = fy_cli_conf_load(&c->file, err, sizeof err);
+    if (rc < 0) {
+        int code = rc == -EINVAL ? FY_CLI_EXIT_USAGE : FY_CLI_EXIT_IO;
+        fy_klog(FY_LOG_ERROR, "cannot use the client settings file", "command=%s reason=%s exit=%d",
+                cmd, fy_klog_q(err, q, sizeof q), code);
+        return code;
+    }
+    const char *env = getenv("FERRY_SERVER");
+    if (c->server_given)
+        return 0;
+    if (env && *env)
+        c->server = env;
+    else if (c->file.server[0])
+        c->server = c->file.server;
+    return 0;
+}
+
+/* After parse: its error, else --help, else --version. */
+static int early(int rc, const cmd_opts *c, const char *usage)
+{
+    if (rc)
+        return rc;
+    return c->help ? help(usage, 0) : version();
+}
+
 static int parse(const char *cmd, const char *allowed, int argc, char **argv, cmd_opts *c)
 {
-    *c = (cmd_opts){.server = DEFAULT_SERVER, .retries = FY_CLI_RETRIES_DEFAULT};
+    *c = (cmd_opts){.server = DEFAULT_SERVER, .retries = FY_CLI_RETRIES_DEFAULT, .log_level = -1};
     opterr = 0;
     optind = 1;
     int opt;
-    while ((opt = getopt_long(argc, argv, ":", long_opts, NULL)) != -1) {
+    while ((opt = short_opt(getopt_long(argc, argv, ":hVvq", long_opts, NULL))) != -1) {
         if (opt == '?' || opt == ':')
             return bad_option(cmd, argv, opt);
-        if (!strchr(allowed, 1 + opt - O_SERVER))
+        if (!common_opt(opt) && !strchr(allowed, 1 + opt - O_SERVER))
             return usage_error(cmd, "option not valid for this command", argv[optind - 1]);
         int rc = 0;
         switch (opt) {
-        case O_SERVER: c->server = optarg; break;
+        case O_SERVER: c->server = optarg; c->server_given = true; break;
         case O_CHANNEL: c->channel = optarg; break;
         case O_TOKEN: c->token = optarg; break;
         case O_OUT: c->out = optarg; break;
@@ -310,7 +402,17 @@ static int parse(const char *cmd, const char *allowed, int argc, char **argv, cm
         case O_TLS_NAME: c->tls_name = optarg; break;
         case O_TLS_CERT: c->tls_cert = optarg; break;
         case O_TLS_KEY: c->tls_key = optarg; break;
-        case O_QUIET: c->progress = FY_CLI_PROGRESS_LINES; c->progress_flags |= 1; break;
+        case O_QUIET:
+            c->progress = FY_CLI_PROGRESS_LINES;
+            c->progress_flags |= 1;
+            c->log_level = c->log_level < 0 ? FY_LOG_WARN : c->log_level;
+            break;
+        case O_VERBOSE: c->log_level = FY_LOG_DEBUG; break;
+        case O_LOG_LEVEL:
+            if ((c->log_level = fy_klog_level_parse(optarg)) < 0)
+                return usage_error(cmd, "--log-level takes debug, info, warn or error", optarg);
+            break;
+        case O_VERSION: c->version = true; break;
         case O_PROGRESS: c->progress = FY_CLI_PROGRESS_BAR; c->progress_flags |= 2; break;
         case O_JSON: c->json = true; break;
         case O_NAME: c->name = optarg; break;
@@ -326,7 +428,9 @@ static int parse(const char *cmd, const char *allowed, int argc, char **argv, cm
     }
     if (c->progress_flags == 3)
         return usage_error(cmd, "choose one of --quiet, --progress", NULL);
-    return 0;
+    if (c->log_level >= 0)
+        fy_klog_set_level((enum fy_klog_level)c->log_level);
+    return strchr(allowed, 1 + O_SERVER - O_SERVER) ? settings(cmd, c) : 0;
 }
 
 /* The token: --token, else the first line of --token-file, else
@@ -365,6 +469,11 @@ static int resolve_token(const char *cmd, cmd_opts *c)
         if (strlen(env) > FY_TOKEN_MAX)
             return usage_error(cmd, "$FERRY_TOKEN is longer than 255 bytes", NULL);
         c->token = env;
+        return 0;
+    }
+    if (c->file.token_file[0]) { /* the settings file's, last */
+        c->token_file = c->file.token_file;
+        return resolve_token(cmd, c);
     }
     return 0;
 }
@@ -375,9 +484,16 @@ static int resolve_token(const char *cmd, cmd_opts *c)
 
 /* --tls and friends: the client TLS settings, or plaintext (t->ctx NULL).
  * 0, or the exit code for settings that cannot be used. */
-static int setup_tls(const char *cmd, const cmd_opts *c, fy_cli_tls *t)
+static int setup_tls(const char *cmd, cmd_opts *c, fy_cli_tls *t)
 {
     char err[512];
+    /* the settings file fills what no flag said */
+    const fy_cli_conf *f = &c->file;
+    c->tls = c->tls || f->tls;
+    c->ca = c->ca ? c->ca : f->ca[0] ? f->ca : NULL;
+    c->tls_name = c->tls_name ? c->tls_name : f->tls_name[0] ? f->tls_name : NULL;
+    c->tls_cert = c->tls_cert ? c->tls_cert : f->tls_cert[0] ? f->tls_cert : NULL;
+    c->tls_key = c->tls_key ? c->tls_key : f->tls_key[0] ? f->tls_key : NULL;
     *t = (fy_cli_tls){.name = c->tls_name};
     if (!c->tls) {
         if (c->tls_name || c->tls_cert || c->tls_key)
@@ -393,6 +509,16 @@ static int setup_tls(const char *cmd, const cmd_opts *c, fy_cli_tls *t)
     return 0;
 }
 
+/* --json: a failed or interrupted run ends with an error record. */
+static void json_error(const cmd_opts *c, int code)
+{
+    char msg[512];
+    if (!c->json || code == FY_CLI_EXIT_OK)
+        return;
+    fy_klog_last(msg, sizeof msg);
+    fy_cli_progress_json_error(code, fy_cli_exit_text(code), msg);
+}
+
 /* `ferry send ... - --name NAME`: standard input spooled to a temp file
  * (spool.h), sent under NAME, removed afterwards.  The file list is copied
  * so the "-" can point at the temp file. */
@@ -404,8 +530,8 @@ static int cmd_send(int argc, char **argv, fy_cli_cancel *cancel)
                             A(O_NAME), A(O_CLIENT_NAME), 0};
     cmd_opts c;
     int rc = parse("send", allowed, argc, argv, &c);
-    if (rc || c.help)
-        return rc ? rc : help(usage_send, 0);
+    if (rc || c.help || c.version)
+        return early(rc, &c, usage_send);
     if ((rc = resolve_token("send", &c)))
         return rc;
     if ((rc = check_name("send", "--channel is required", c.channel)))
@@ -467,6 +593,7 @@ static int cmd_send(int argc, char **argv, fy_cli_cancel *cancel)
                           .timeout_ms = c.timeout_ms, .tls = &tls};
     rc = fy_cli_send_run(&o, NULL);
 out:
+    json_error(&c, rc);
     fy_tls_free(tls.ctx);
     if (spool[0])
         unlink(spool);
@@ -504,8 +631,8 @@ static int cmd_recv(int argc, char **argv, fy_cli_cancel *cancel)
                             A(O_SKIP_DAMAGED), A(O_STORED), A(O_CLIENT_NAME), 0};
     cmd_opts c;
     int rc = parse("recv", allowed, argc, argv, &c);
-    if (rc || c.help)
-        return rc ? rc : help(usage_recv, 0);
+    if (rc || c.help || c.version)
+        return early(rc, &c, usage_recv);
     if ((rc = resolve_token("recv", &c)))
         return rc;
     if ((rc = check_name("recv", "--channel is required", c.channel)))
@@ -533,6 +660,7 @@ static int cmd_recv(int argc, char **argv, fy_cli_cancel *cancel)
         return rc < 0 ? 0 : rc;
     }
     rc = fy_cli_recv_run(&o, NULL);
+    json_error(&c, rc);
     fy_tls_free(tls.ctx);
     return rc;
 }
@@ -542,8 +670,8 @@ static int cmd_check(int argc, char **argv)
     const char allowed[] = {A(O_DATA), A(O_MAXP), A(O_HELP), 0};
     cmd_opts c;
     int rc = parse("check", allowed, argc, argv, &c);
-    if (rc || c.help)
-        return rc ? rc : help(usage_check, 0);
+    if (rc || c.help || c.version)
+        return early(rc, &c, usage_check);
     if (!c.data)
         return usage_error("check", "--data DIR is required", NULL);
     if (optind < argc)
@@ -558,8 +686,8 @@ static int cmd_demo(int argc, char **argv, fy_cli_cancel *cancel)
     const char allowed[] = {A(O_SIZE), A(O_RECEIVERS), A(O_KEEP), A(O_HELP), 0};
     cmd_opts c;
     int rc = parse("demo", allowed, argc, argv, &c);
-    if (rc || c.help)
-        return rc ? rc : help(usage_demo, 0);
+    if (rc || c.help || c.version)
+        return early(rc, &c, usage_demo);
     if (optind < argc)
         return usage_error("demo", "unexpected argument", argv[optind]);
     if (c.receivers > FY_CLI_DEMO_RECEIVERS_MAX)
@@ -579,10 +707,8 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help"))
         return help(usage_main, 0);
-    if (!strcmp(cmd, "--version")) {
-        printf("ferry %s (protocol %u)\n", FY_VERSION, FY_PROTO_VERSION);
-        return 0;
-    }
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V"))
+        return version();
     if (!strcmp(cmd, "check"))
         return cmd_check(argc - 1, argv + 1);
     bool query = !strcmp(cmd, "ls") || !strcmp(cmd, "info") || !strcmp(cmd, "get") ||

@@ -61,14 +61,17 @@ static const char usage[] =
     "  --csv FILE           append one CSV row (header first if FILE is new); - = stdout\n"
     "  --timeout SECONDS    hard bound on the whole run (default 120); exit 1 on timeout\n"
     "  --log-level LEVEL    debug | info | warn | error (default warn)\n"
-    "  --help, --version\n"
+    "  -v, --verbose        --log-level debug;  -q, --quiet: --log-level error\n"
+    "  -h, --help           this text;  -V, --version: the version\n"
     "Old spellings, still accepted (with a warning): --target (--server), --packet\n"
     "(--chunk), --rate (--msg-rate), --window (--connect-timeout); docs/swarm.md.\n"
     "Sizes and byte rates are bytes with K/M/G suffixes (powers of 1024).\n"
     "\n"
     "stdout ends with one key=value line: mode= target= senders= channels= receivers=\n"
     "bytes= seconds= mbps_aggregate= mbps_per_receiver= msgs_per_s= integrity_failures=\n"
-    "... (+ p50_us= p99_us= p999_us= max_us= in rate mode, served= storm= in storm mode).\n"
+    "... (+ p50_us= p99_us= p999_us= max_us= in rate mode, served= storm= in storm mode)\n"
+    "... server= chunk= (the flags' names; target= and packet= say the same, kept for\n"
+    "scripts).  mbps_* are MB/s: 10^6 bytes per second.\n"
     "Exit status: 0 all good, 1 integrity failure / error / timeout, 2 setup failed,\n"
     "64 bad usage (the usage-error code of every Ferry program).  Errors are one\n"
     "key=value line on stderr.\n";
@@ -102,7 +105,7 @@ static const struct option opts[] = {
     {"version", 0, 0, O_VERSION}, {"tls", 0, 0, O_TLS}, {"ca", 1, 0, O_CA},
     {"tls-name", 1, 0, O_TLS_NAME},
     {"target", 1, 0, O_OLD_TARGET}, {"packet", 1, 0, O_OLD_PACKET}, {"rate", 1, 0, O_OLD_RATE},
-    {"window", 1, 0, O_OLD_WINDOW}, {0, 0, 0, 0}};
+    {"window", 1, 0, O_OLD_WINDOW}, {"verbose", 0, 0, 'v'}, {"quiet", 0, 0, 'q'}, {0, 0, 0, 0}};
 
 struct args {
     fy_swarm_cfg cfg;
@@ -215,7 +218,12 @@ static int parse_args(int argc, char **argv, struct args *a)
     set_target(c, "127.0.0.1:7420");
     int o;
     opterr = 0; /* getopt's own messages are not key=value lines: ours are */
-    while ((o = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, ":hVvq", opts, NULL)) != -1) {
+        o = o == 'h' ? O_HELP : o == 'V' ? O_VERSION : o;
+        if (o == 'v' || o == 'q') { /* --log-level debug / error */
+            a->log_level = o == 'v' ? FY_LOG_DEBUG : FY_LOG_ERROR;
+            continue;
+        }
         if (o == O_HELP) {
             fputs(usage, stdout);
             return 1;

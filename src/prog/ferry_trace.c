@@ -45,7 +45,8 @@ static const char usage[] =
     "common options:\n"
     "  --partial      read a file cut short (crash, still being written): use the\n"
     "                 complete records and warn, instead of refusing it\n"
-    "  --help, --version\n"
+    "  -v, --verbose  -q, --quiet (errors only)  --log-level debug|info|warn|error\n"
+    "  -h, --help     this text;  -V, --version: the version\n"
     "\n"
     "exit: 0 ok, 1 unreadable/foreign/truncated file, 64 bad usage (the usage-error\n"
     "code of every Ferry program).  Errors are one key=value line on stderr.\n";
@@ -73,11 +74,21 @@ static int parse_args(int argc, char **argv, opts *o)
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         bool takes = !strcmp(a, "--actor") || !strcmp(a, "--kind") || !strcmp(a, "--since") ||
-                     !strcmp(a, "--until") || !strcmp(a, "--top");
+                     !strcmp(a, "--until") || !strcmp(a, "--top") || !strcmp(a, "--log-level");
         if (takes && !v)
             return bad_usage("option needs a value", a);
         if (!strcmp(a, "--partial")) {
             o->flags |= FY_TRFILE_PARTIAL;
+        } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
+            fy_klog_set_level(FY_LOG_DEBUG);
+        } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+            fy_klog_set_level(FY_LOG_ERROR); /* no warnings (a --partial file's) */
+        } else if (!strcmp(a, "--log-level")) {
+            FY_ANALYZER_ASSUME(v != NULL);
+            int lv = fy_klog_level_parse(v);
+            if (lv < 0)
+                return bad_usage("--log-level takes debug, info, warn or error", v);
+            fy_klog_set_level((enum fy_klog_level)lv);
         } else if (!strcmp(a, "--actor")) {
             char *end;
             /* False positive: takes was true; the analyser sees each strcmp() anew. */
@@ -151,7 +162,7 @@ int main(int argc, char **argv)
             fputs(usage, stdout);
             return 0;
         }
-        if (!strcmp(argv[i], "--version")) {
+        if (!strcmp(argv[i], "--version") || !strcmp(argv[i], "-V")) {
             printf("ferry-trace %s (trace format %u)\n", FY_VERSION, FY_TRACE_VERSION);
             return 0;
         }

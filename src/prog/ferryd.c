@@ -115,10 +115,11 @@ static const char usage[] =
     "  --trace-events N       events kept per scheduler thread, the flight recorder\n"
     "                         (default 65536; 0 = record nothing)\n"
     "  --log-level LEVEL      debug|info|warn|error (default info)\n"
+    "  -v, --verbose          --log-level debug;  -q, --quiet: --log-level warn\n"
     "  --drain-timeout SECONDS  how long SIGTERM's drain may take (default 5): then\n"
     "                         receivers still being sent are cut at a frame end and\n"
     "                         told bye, and ferryd exits within another second\n"
-    "  --help, --version\n"
+    "  -h, --help             this text;  -V, --version: the version\n"
     "\n"
     "Signals:\n"
     "  SIGTERM/SIGINT  stop accepting, store what was received, say bye, exit 0\n"
@@ -166,6 +167,13 @@ static int parse_flags(int argc, char **argv, fy_conf *c, bool config_only, char
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val;
         char key[64];
+        /* -v/--verbose and -q/--quiet: --log-level debug / warn, where they stand */
+        bool verbose = !strcmp(a, "-v") || !strcmp(a, "--verbose");
+        if (verbose || !strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+            if (!config_only && fy_conf_set(c, "log-level", verbose ? "debug" : "warn", err, cap) < 0)
+                return -EINVAL;
+            continue;
+        }
         if (strncmp(a, "--", 2) != 0) {
             snprintf(err, cap, "unexpected argument '%s'", a);
             return -EINVAL;
@@ -305,7 +313,7 @@ static bool info_flag(int argc, char **argv)
             fputs(usage, stdout);
             return true;
         }
-        if (strcmp(argv[i], "--version") == 0) {
+        if (strcmp(argv[i], "--version") == 0 || strcmp(argv[i], "-V") == 0) {
             printf("ferryd %s (protocol %u)\n", FY_VERSION, FY_PROTO_VERSION);
             return true;
         }

@@ -22,7 +22,7 @@ struct fig {
     int only;  /* F_ALL or the mode it belongs to */
 };
 
-#define MAX_FIGS 64
+#define MAX_FIGS 96
 
 struct figs {
     struct fig f[MAX_FIGS];
@@ -162,6 +162,10 @@ static void figures(struct figs *fs, const fy_swarm_cfg *c, const fy_swarm_resul
     add(fs, F_CHURN, false, "churners", "%u", c->churners);
     add(fs, F_CHURN, false, "churn_times", "%u", c->churn_times);
     add(fs, F_CHURN, false, "reconnects", "%u", r->reconnects);
+    /* The flags' names (--server, --chunk), after every older key so a CSV
+     * appended to a file with the old header only grows at its end. */
+    add(fs, F_ALL, true, "server", "%s", c->p2p ? "p2p" : c->target_text);
+    add(fs, F_ALL, false, "chunk", "%u", c->packet);
 }
 
 /* Does figure f apply to this run? */
@@ -248,16 +252,17 @@ void fy_report_table(FILE *f, const fy_swarm_cfg *c, const fy_swarm_result *r)
 {
     struct figs fs;
     figures(&fs, c, r);
-    fprintf(f, "ferry-swarm  mode=%s  target=%s  threads=%u  verify=%s\n", find(&fs, "mode"),
-            find(&fs, "target"), r->threads, find(&fs, "verify"));
+    fprintf(f, "ferry-swarm  mode=%s  server=%s  target=%s  threads=%u  verify=%s\n",
+            find(&fs, "mode"), find(&fs, "server"), find(&fs, "target"), r->threads,
+            find(&fs, "verify"));
     fprintf(f, "  %-28s %s senders on %s channels, %s receivers per channel\n", "shape",
             find(&fs, "senders"), find(&fs, "channels"), find(&fs, "receivers"));
     if (c->mode != FY_SWARM_STORM) {
-        fprintf(f, "  %-28s %s files x %s bytes, %s-byte packets\n", "per sender",
-                find(&fs, "files"), find(&fs, "size"), find(&fs, "packet"));
+        fprintf(f, "  %-28s %s files x %s bytes, %s-byte chunks\n", "per sender",
+                find(&fs, "files"), find(&fs, "size"), find(&fs, "chunk"));
         fprintf(f, "  %-28s %s bytes in %s s\n", "delivered", find(&fs, "bytes"),
                 find(&fs, "seconds"));
-        fprintf(f, "  %-28s %s MB/s aggregate, %s MB/s per receiver\n", "throughput",
+        fprintf(f, "  %-28s %s MB/s aggregate, %s MB/s per receiver (MB = 10^6 bytes)\n", "throughput",
                 find(&fs, "mbps_aggregate"), find(&fs, "mbps_per_receiver"));
         fprintf(f, "  %-28s %s data frames/s delivered\n", "messages", find(&fs, "msgs_per_s"));
     }

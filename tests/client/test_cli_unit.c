@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "cli/cancel.h"
+#include "cli/cliconf.h"
 #include "cli/cliexit.h"
 #include "cli/progress.h"
 #include "cli/retry.h"
@@ -42,6 +43,15 @@ static void test_bytes(void **state)
         assert_true(strlen(fy_cli_progress_bytes(n, b, sizeof b)) <= 5);
 }
 
+/* Columns of UTF-8 text. */
+static int ucols(const char *s)
+{
+    int c = 0;
+    for (; *s; s++)
+        c += ((unsigned char)*s & 0xC0) != 0x80;
+    return c;
+}
+
 static void test_bar(void **state)
 {
     (void)state;
@@ -50,10 +60,11 @@ static void test_bar(void **state)
     size_t n = fy_cli_progress_format_bar(b, sizeof b, "big.bin", 100ull << 20, 200ull << 20, 1.0, 80);
     assert_int_equal(n, strlen(b));
     assert_true(n <= 80);
-    assert_non_null(strstr(b, "big.bin ["));
+    assert_non_null(strstr(b, "big.bin "));
+    assert_non_null(strstr(b, " ["));
     assert_non_null(strstr(b, " 50%"));
     assert_non_null(strstr(b, " 100M/200M "));
-    assert_non_null(strstr(b, " 100M/s"));
+    assert_non_null(strstr(b, " 100MiB/s"));
     assert_non_null(strstr(b, "ETA 0:01"));
     char *lb = strchr(b, '['), *rb = strchr(b, ']');
     assert_true(rb - lb - 1 >= 10);
@@ -69,8 +80,8 @@ static void test_bar(void **state)
     char name[256];
     memset(name, 'n', 255);
     name[255] = 0;
-    n = fy_cli_progress_format_bar(b, sizeof b, name, 1, 2, 10.0, 80);
-    assert_true(n <= 80);
+    fy_cli_progress_format_bar(b, sizeof b, name, 1, 2, 10.0, 80);
+    assert_true(ucols(b) <= 80);
     assert_non_null(strstr(b, "ETA"));
     /* long ETAs use hours */
     fy_cli_progress_format_bar(b, sizeof b, "slow", 1000, 1000 + 3600 * 1000, 1.0, 100);
@@ -110,18 +121,48 @@ static void test_bar_width(void **state)
                                                   4000.0, w);
             assert_int_equal(n, strlen(b));
             if (w >= 5)
-                assert_true((int)n <= w);
+                assert_true(ucols(b) <= w);
             assert_non_null(strstr(b, "%"));
         }
     }
     /* 50 columns: all the numbers and a name of 8 */
-    size_t n = fy_cli_progress_format_bar(b, sizeof b, "report.bin", 1ull << 20, 2ull << 20, 1.0, 49);
-    assert_true(n <= 49);
+    fy_cli_progress_format_bar(b, sizeof b, "report.bin", 1ull << 20, 2ull << 20, 1.0, 49);
+    assert_true(ucols(b) <= 49);
     assert_non_null(strstr(b, "report.b"));
     assert_non_null(strstr(b, "ETA"));
     /* 80 columns: a bar too */
     fy_cli_progress_format_bar(b, sizeof b, "report.bin", 1ull << 20, 2ull << 20, 1.0, 79);
-    assert_non_null(strstr(b, "report.bin ["));
+    assert_non_null(strstr(b, "report.bin "));
+    assert_non_null(strstr(b, " ["));
+}
+
+/* Bars of files with different names line up (the layout depends on the
+ * width only); a long name is cut with an ellipsis; a finished file shows
+ * the time it took, not "ETA 0:00"; the total line. */
+static void test_bar_aligned(void **state)
+{
+    (void)state;
+    char a[512], b[512], name[256];
+    memset(name, 'n', 255);
+    name[255] = 0;
+    const int widths[] = {39, 79, 159};
+    for (size_t i = 0; i < 3; i++) {
+        int w = widths[i];
+        fy_cli_progress_format_bar(a, sizeof a, "a", 1ull << 20, 2ull << 20, 1.0, w);
+        fy_cli_progress_format_bar(b, sizeof b, name, 1ull << 20, 2ull << 20, 1.0, w);
+        assert_int_equal(ucols(a), ucols(b));
+        assert_true(ucols(b) <= w);
+        assert_non_null(strstr(b, "\xE2\x80\xA6")); /* the cut name ends in an ellipsis */
+        if (strchr(a, '['))
+            assert_int_equal(strchr(a, '[') - a, strchr(b, '[') - b - 2); /* 2: the ellipsis' extra bytes */
+        fy_cli_progress_format_done(a, sizeof a, "a", 2ull << 20, 2.0, w);
+        assert_null(strstr(a, "ETA"));
+        fy_cli_progress_format_total(a, sizeof a, 3, 6ull << 20, 3.0, w);
+        assert_non_null(strstr(a, "total"));
+        assert_true(ucols(a) <= w);
+    }
+    fy_cli_progress_format_done(a, sizeof a, "a", 2ull << 20, 2.0, 79);
+    assert_non_null(strstr(a, "in  0:02"));
 }
 
 static void test_json(void **state)
@@ -251,6 +292,49 @@ static void test_cancel(void **state)
     assert_false(fy_cli_cancel_requested(NULL));
 }
 
+/* The settings file: where it is, comments and blanks, every key, and the
+ * errors that name the file and line. */
+static void test_cliconf(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/ferry-cliconf-XXXXXX", err[1200], where[1100];
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char good[] = "# settings\n\n server = relay.example:7420 # the relay\n"
+                        "token-file=/t\nca = /ca.pem\ntls-name = r\ntls-cert = /c\ntls-key = /k\n";
+    assert_int_equal(write(fd, good, sizeof good - 1), (ssize_t)(sizeof good - 1));
+    close(fd);
+    setenv("FERRY_CONFIG", path, 1);
+    assert_int_equal(fy_cli_conf_path(where, sizeof where), 0);
+    assert_string_equal(where, path);
+    fy_cli_conf c;
+    assert_int_equal(fy_cli_conf_load(&c, err, sizeof err), 0);
+    assert_string_equal(c.server, "relay.example:7420");
+    assert_string_equal(c.token_file, "/t");
+    assert_string_equal(c.tls_name, "r");
+    assert_true(c.tls); /* ca implies tls */
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("server = a:1\ntls = maybe\n", f);
+    fclose(f);
+    assert_int_equal(fy_cli_conf_load(&c, err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, ":2: tls: expected yes or no"));
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("just words\n", f);
+    fclose(f);
+    assert_int_equal(fy_cli_conf_load(&c, err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, ":1: expected 'key = value'"));
+    unlink(path);
+    assert_int_equal(fy_cli_conf_load(&c, err, sizeof err), 0); /* missing: no settings */
+    assert_string_equal(c.server, "");
+    unsetenv("FERRY_CONFIG");
+    setenv("XDG_CONFIG_HOME", "/x", 1);
+    assert_int_equal(fy_cli_conf_path(where, sizeof where), 0);
+    assert_string_equal(where, "/x/ferry/config");
+    unsetenv("XDG_CONFIG_HOME");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -258,7 +342,9 @@ int main(void)
         cmocka_unit_test(test_bar),
         cmocka_unit_test(test_line),
         cmocka_unit_test(test_bar_width),
+        cmocka_unit_test(test_bar_aligned),
         cmocka_unit_test(test_json),
+        cmocka_unit_test(test_cliconf),
         cmocka_unit_test_setup_teardown(test_state, fy_ct_setup, fy_ct_teardown),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_exit_codes),

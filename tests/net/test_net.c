@@ -53,7 +53,16 @@ static void test_addr_parse(void **state)
     assert_int_equal(fy_addr_parse("127.0.0.1", NULL, &a), -EINVAL);
     assert_int_equal(fy_addr_parse("127.0.0.1:70000", NULL, &a), -EINVAL);
     assert_int_equal(fy_addr_parse("127.0.0.1:", NULL, &a), -EINVAL);
-    assert_int_equal(fy_addr_parse("example.com:80", NULL, &a), -EINVAL);
+    /* host names are looked up; a host no name can be is refused without one */
+    assert_int_equal(fy_addr_parse("bad host!:80", NULL, &a), -EINVAL);
+    assert_int_equal(fy_addr_parse("[relay.example]:80", NULL, &a), -EINVAL);
+    char host[64];
+    uint16_t port;
+    assert_int_equal(fy_addr_split("[::1]:7420", NULL, host, sizeof host, &port), 0);
+    assert_string_equal(host, "::1");
+    assert_int_equal(port, 7420);
+    assert_int_equal(fy_addr_split("relay.example.net:7420", NULL, host, sizeof host, &port), 0);
+    assert_string_equal(host, "relay.example.net");
     assert_int_equal(fy_addr_parse("[::1:80", NULL, &a), -EINVAL);
 }
 

@@ -48,7 +48,8 @@ fi
 files=(/usr/sbin/ferryd /usr/bin/ferry /usr/bin/ferry-trace /usr/bin/ferry-swarm
        /etc/ferry/ferryd.conf /lib/systemd/system/ferryd.service
        /usr/share/doc/ferry/copyright /usr/share/doc/ferry/changelog.gz
-       /usr/share/doc/ferry/changelog.Debian.gz)
+       /usr/share/doc/ferry/changelog.Debian.gz
+       /usr/share/bash-completion/completions/ferry /usr/share/zsh/vendor-completions/_ferry)
 pages=(/usr/share/man/man8/ferryd.8.gz /usr/share/man/man1/ferry.1.gz
        /usr/share/man/man1/ferry-trace.1.gz /usr/share/man/man1/ferry-swarm.1.gz)
 [ "$man" = OFF ] || files+=("${pages[@]}")
