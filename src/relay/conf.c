@@ -193,23 +193,26 @@ static int set_enum(const struct key *k, const char *val, int *out, char *err, s
 
 /* listen, metrics, upstream, upstream-token, upstream-tls-name: 256 bytes;
  * paths FY_CONF_PATH_MAX.  Messages name the key as the caller spelt it
- * ("max_payload").  The two listening addresses are parsed here, as the
- * relay will (fy_addr_parse: numeric or localhost, no DNS), so a bad one is
- * a settings error with its file and line, not a failed start. */
+ * ("max_payload").  The two listening addresses are checked here for their
+ * form (fy_addr_split: no lookup), so a malformed one is a settings error
+ * with its file and line; a host name that does not resolve fails the
+ * bind at start (exit 1, "cannot resolve"), as DNS may come back. */
 static int set_text(fy_conf *c, const struct key *k, const char *key, const char *val,
                     char *err, size_t errcap)
 {
     size_t cap = k->kind == K_STR ? sizeof c->listen : FY_CONF_PATH_MAX;
     bool addr = k->off == OFF(listen) || k->off == OFF(metrics);
-    fy_addr a;
+    char host[256];
+    uint16_t port;
 
     if (strlen(val) >= cap) {
         say(err, errcap, "%s: value too long (max %zu bytes)", key, cap - 1);
         return -EINVAL;
     }
-    if (addr && (val[0] || k->off == OFF(listen)) && fy_addr_parse(val, "127.0.0.1", &a) < 0) {
-        say(err, errcap, "%s: '%s' is not HOST:PORT, [IPv6]:PORT or :PORT (numeric host or "
-            "localhost, port 0-65535)%s", key, val, k->off == OFF(metrics) ? ", or empty for off" : "");
+    if (addr && (val[0] || k->off == OFF(listen)) &&
+        fy_addr_split(val, "127.0.0.1", host, sizeof host, &port) < 0) {
+        say(err, errcap, "%s: '%s' is not HOST:PORT, [IPv6]:PORT or :PORT (port 0-65535)%s",
+            key, val, k->off == OFF(metrics) ? ", or empty for off" : "");
         return -EINVAL;
     }
     memcpy((char *)c + k->off, val, strlen(val) + 1);

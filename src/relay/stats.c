@@ -28,7 +28,7 @@ int fy_stats_answer(fy_bufpool *pool, fy_actor *collector, const fy_msg *req,
                     const fy_stats_rec *r)
 {
     fy_buf *b = NULL;
-    if (req->u64[1]) /* a scrape for another collector (fy_stats_ask_to) */
+    if (req && req->u64[1]) /* a scrape for another collector (fy_stats_ask_to) */
         collector = (fy_actor *)(uintptr_t)req->u64[1];
     if (!collector)
         return 0;
