@@ -27,6 +27,7 @@
 #include "ferry/err.h"
 #include "ferry/io.h"
 #include "ferry/klog.h"
+#include "ferry/sock.h"
 #include "msg.h"
 #include "session_int.h"
 
@@ -231,13 +232,17 @@ void fy__sender_takeover(session *s, uint64_t resume_from)
     uint64_t idle = fy_now_ns() - s->idle.alive_ns;
     uint64_t next = fy_ingest_info_get(s->ing)->next_seq;
     bool stale = !s->pump.paused && idle >= s->ctx->conf->takeover_grace * 1000000000ull;
-    if (s->shutting || (!stale && (resume_from == 0 || resume_from != next))) {
+    /* A sender interrupted while we were not reading (paused) has closed
+     * its end: it is gone, whatever the clock says (Ctrl-C, run again). */
+    bool gone = s->conn.fd >= 0 && fy_sock_peer_gone(s->conn.fd);
+    if (s->shutting || (!stale && !gone && (resume_from == 0 || resume_from != next))) {
         fy__msg_keep(s->chan->writer, s->self);
         return;
     }
     fy__session_fail_as(s, FY_EBUSY, "sender replaced", "replaced by a new connection of the "
-                        "same sender (this one idle %llu ms; the new one resumes at seq %llu, "
-                        "the channel is at %llu)", (unsigned long long)(idle / 1000000),
+                        "same sender (this one %s, idle %llu ms; the new one resumes at seq %llu, "
+                        "the channel is at %llu)", gone ? "closed by its peer" : "open",
+                        (unsigned long long)(idle / 1000000),
                         (unsigned long long)resume_from, (unsigned long long)next);
 }
 
