@@ -128,6 +128,8 @@ void fy__sender_attached(session *s, fy_msg *m)
     fy_welcome w = {.channel = s->chan->id, .next_seq = m->u64[0], .first_seq = m->u64[1],
                     .max_payload = (uint32_t)s->ctx->conf->max_payload,
                     .ext = (s->hello.flags & FY_HELLO_F_RESUME) != 0};
+    /* the source fields sit after the epoch fields (zero for a sender) */
+    w.ext3 = w.ext2 = w.ext && (s->hello.flags & FY_HELLO_F_SOURCE) != 0;
     if (m->buf && fy_buf_len(m->buf) == sizeof s->part) {
         memcpy(&s->part, fy_buf_cdata(m->buf), sizeof s->part);
         s->has_part = true;

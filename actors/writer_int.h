@@ -44,6 +44,7 @@ typedef struct fy__writer {
     fy_pos fb_pos;
     uint64_t fb_size;
     char fb_name[FY_NAME_MAX + 1];
+    uint64_t fb_source; /* its file-begin's source id (0: none), for a sender's rerun */
     /* The same file for a sender that continues it: unlike fb_seq (which a
      * sender leaving mid-file clears, so LIVE joiners skip a dead file) it
      * lasts until the file's file-end or the next file-begin, and a restart

@@ -47,7 +47,10 @@ enum fy_frame_type {
     FY_FT_PING = 8,
     FY_FT_PONG = 9,
     FY_FT_BYE = 10,
-    FY_FT_MAX_ = 10
+    /* stream frame: the next `len` (u64 payload) bytes of the file are
+     * zeros, a hole; it stands for them in the file's size and digest */
+    FY_FT_HOLE = 32,
+    FY_FT_MAX_ = 32
 };
 
 /* Decoded header. On the wire (little-endian, packed):
@@ -66,7 +69,8 @@ typedef struct fy_frame_hdr {
 
 static inline bool fy_frame_is_stream(uint8_t type)
 {
-    return type == FY_FT_FILE_BEGIN || type == FY_FT_DATA || type == FY_FT_FILE_END;
+    return type == FY_FT_FILE_BEGIN || type == FY_FT_DATA || type == FY_FT_FILE_END ||
+           type == FY_FT_HOLE;
 }
 
 /* Roles and receiver modes in hello. */
@@ -86,7 +90,11 @@ enum fy_mode {
  * the extension and the epoch fields (docs/protocol.md, "A receiver ahead
  * of the log"). */
 #define FY_HELLO_F_AHEAD 0x0002u
-#define FY_HELLO_F_KNOWN (FY_HELLO_F_RESUME | FY_HELLO_F_AHEAD)
+/* A sender: "send me the source fields of the file in progress" (welcome:
+ * after the extension and the epoch fields; docs/protocol.md, "Trees,
+ * sparse files and resuming across runs").  Needs FY_HELLO_F_RESUME. */
+#define FY_HELLO_F_SOURCE 0x0100u
+#define FY_HELLO_F_KNOWN (FY_HELLO_F_RESUME | FY_HELLO_F_AHEAD | FY_HELLO_F_SOURCE)
 #define FY_HELLO_MAX (16u + FY_NAME_MAX + FY_TOKEN_MAX + 16u)
 
 /* Welcome flags (the epoch fields' u32). */
@@ -129,12 +137,41 @@ typedef struct fy_welcome {
     uint64_t epoch;
     uint64_t epoch_seq;
     uint32_t wflags;
+    /* After the epoch fields, only to a hello with FY_HELLO_F_SOURCE: the
+     * source id its file-begin carried (0: none) and, when
+     * FY_WELCOME_SRC_F_PREFIX, the SHA-256 of its part_got stored bytes. */
+    bool ext3;            /* the source fields are present (encode: needs ext2) */
+    uint64_t part_source;
+    uint32_t src_flags;
+    uint8_t part_prefix_sha[FY_SHA256_LEN];
 } fy_welcome;
+
+#define FY_WELCOME_SRC_F_PREFIX 0x0001u /* part_prefix_sha is valid */
 
 typedef struct fy_file_begin {
     uint64_t size;
-    char name[FY_NAME_MAX + 1];
+    char name[FY_NAME_MAX + 1]; /* a relative path: fy_path_check */
+    /* The optional trailer (24 bytes after the name; decoders ignore bytes
+     * after it): fflags FY_FB_F_*, then what they say is valid. */
+    bool ext;           /* the trailer is present (encode: write it) */
+    uint32_t fflags;
+    uint32_t mode;      /* FY_FB_F_META: permission bits (07777) */
+    int64_t mtime_ns;   /* FY_FB_F_META: modification time, ns since the epoch */
+    uint64_t source;    /* FY_FB_F_SOURCE: the sender's id of its source file */
 } fy_file_begin;
+
+#define FY_FB_F_META 0x0001u   /* mode and mtime_ns are the source's */
+#define FY_FB_F_SOURCE 0x0002u /* source is set (resuming across runs) */
+#define FY_FB_F_KNOWN (FY_FB_F_META | FY_FB_F_SOURCE)
+#define FY_FILE_BEGIN_EXT 24u
+/* The header limit: fixed part, longest name, trailer, and room for later
+ * trailer fields (which today's decoders ignore). */
+#define FY_FILE_BEGIN_MAX (12u + FY_NAME_MAX + 64u)
+
+/* Hole (FY_FT_HOLE): 8 bytes, the hole's length, 1 .. 2^62. */
+typedef struct fy_hole {
+    uint64_t len;
+} fy_hole;
 
 typedef struct fy_file_end {
     uint64_t size;
@@ -206,11 +243,21 @@ int fy_ack_encode(const fy_ack *v, uint8_t *out, size_t cap, size_t *len);
 int fy_ack_decode(const uint8_t *p, size_t n, fy_ack *v);
 int fy_error_encode(const fy_error *v, uint8_t *out, size_t cap, size_t *len);
 int fy_error_decode(const uint8_t *p, size_t n, fy_error *v);
+int fy_hole_encode(const fy_hole *v, uint8_t *out, size_t cap, size_t *len);
+int fy_hole_decode(const uint8_t *p, size_t n, fy_hole *v);
 
 /* A channel or file name: 1..FY_NAME_MAX bytes of [A-Za-z0-9._-], not
  * starting with '.', so it is always safe as one path component.
  * Returns 0 or -FY_ENAME. */
 int fy_name_check(const char *name, size_t len);
+
+/* A file name: a relative path of 1..FY_NAME_MAX bytes of valid UTF-8
+ * (shortest forms, no surrogates), '/'-separated components that are
+ * neither empty, "." nor "..", no NUL or other control character (< 0x20,
+ * 0x7f), not starting or ending with '/'.  Every fy_name_check name passes.
+ * Receivers join it under their directory (never outside it).
+ * Returns 0 or -FY_ENAME.  Any thread. */
+int fy_path_check(const char *path, size_t len);
 
 /* ---- incremental decoder ------------------------------------------------- */
 

@@ -23,7 +23,7 @@ _Static_assert(FY_PAYLOAD_MAX_LIMIT <= UINT32_MAX, "len is a u32 on the wire");
 static const uint32_t type_max[FY_FT_MAX_ + 1] = {
     [FY_FT_HELLO] = FY_HELLO_MAX,
     [FY_FT_WELCOME] = FY_WELCOME_MAX,
-    [FY_FT_FILE_BEGIN] = 12 + FY_NAME_MAX,
+    [FY_FT_FILE_BEGIN] = FY_FILE_BEGIN_MAX,
     [FY_FT_DATA] = UINT32_MAX,
     [FY_FT_FILE_END] = 8 + FY_SHA256_LEN,
     [FY_FT_ACK] = 8,
@@ -31,18 +31,20 @@ static const uint32_t type_max[FY_FT_MAX_ + 1] = {
     [FY_FT_PING] = FY_PING_MAX,
     [FY_FT_PONG] = FY_PING_MAX,
     [FY_FT_BYE] = 0,
+    [FY_FT_HOLE] = 8,
 };
 
 static const char *const type_name[FY_FT_MAX_ + 1] = {
     [FY_FT_HELLO] = "hello",     [FY_FT_WELCOME] = "welcome", [FY_FT_FILE_BEGIN] = "file-begin",
     [FY_FT_DATA] = "data",       [FY_FT_FILE_END] = "file-end", [FY_FT_ACK] = "ack",
     [FY_FT_ERROR] = "error",     [FY_FT_PING] = "ping",       [FY_FT_PONG] = "pong",
-    [FY_FT_BYE] = "bye",
+    [FY_FT_BYE] = "bye",         [FY_FT_HOLE] = "hole",
 };
 
 static bool type_known(uint8_t type)
 {
-    return type >= FY_FT_HELLO && type <= FY_FT_MAX_;
+    /* the numbering has gaps (ranges kept for later types) */
+    return type >= FY_FT_HELLO && type <= FY_FT_MAX_ && type_name[type] != NULL;
 }
 
 size_t fy_frame_payload_max(uint8_t type, size_t max_payload)
