@@ -53,6 +53,8 @@ typedef struct fy_cli_recv_opts {
     int timeout_ms;     /* connect and welcome timeout; 0 = 10 s */
     const fy_cli_tls *tls; /* NULL = plaintext (ferry --tls) */
     bool skip_damaged;  /* a file that fails its check is skipped, not fatal */
+    int on_conflict;    /* enum fy_cli_conflict (place.h): a different file has the name */
+    bool no_perms;      /* --no-perms: ignore the mode and mtime files were sent with */
     fy_cli_cancel *cancel;
     /* Called once the relay welcomed us (the subscription is in place). */
     void (*on_welcome)(void *arg, const fy_welcome *w);

@@ -41,6 +41,8 @@ typedef struct fy_cli_send_opts {
     int timeout_ms;       /* connect and welcome timeout; 0 = 10 s */
     const fy_cli_tls *tls; /* NULL = plaintext (ferry --tls) */
     fy_cli_cancel *cancel; /* may be NULL */
+    bool no_perms;        /* --no-perms: file-begins carry no mode and mtime */
+    bool no_sparse;       /* send holes as zeros (tests; old receivers) */
 } fy_cli_send_opts;
 
 typedef struct fy_cli_send_result {
@@ -52,8 +54,8 @@ typedef struct fy_cli_send_result {
 } fy_cli_send_result;
 
 /* The name a file is sent under: the part of path after the last '/'.
- * Returns it, or NULL when it fails fy_name_check (empty, starts with '.',
- * characters outside [A-Za-z0-9._-], longer than 255). */
+ * Returns it, or NULL when it fails fy_path_check (empty, "." or "..",
+ * not UTF-8, a control character, longer than 255 bytes). */
 const char *fy_cli_send_name(const char *path);
 
 /* Run a send; logs what goes wrong and returns an exit code (exit.h).

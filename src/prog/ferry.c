@@ -20,8 +20,10 @@
 #include "cli/progress.h"
 #include "cli/recv.h"
 #include "cli/retry.h"
+#include "cli/place.h"
 #include "cli/send.h"
 #include "cli/spool.h"
+#include "cli/tree.h"
 #include "ferry/err.h"
 #include "ferry/klog.h"
 #include "ferry/proto.h"
@@ -219,7 +221,8 @@ static int bad_option(const char *cmd, char **argv, int opt)
 enum { O_SERVER = 256, O_CHANNEL, O_TOKEN, O_CHUNK, O_OUT, O_FROM_START, O_RESUME, O_FROM_SEQ,
        O_COUNT, O_RATE, O_DATA, O_MAXP, O_SIZE, O_RECEIVERS, O_KEEP, O_HELP, O_TOKEN_FILE,
        O_RETRY, O_NO_RETRY, O_RETRIES, O_CONNECT_TIMEOUT, O_TLS, O_CA, O_TLS_NAME, O_TLS_CERT,
-       O_TLS_KEY, O_QUIET, O_PROGRESS, O_JSON, O_NAME, O_SKIP_DAMAGED };
+       O_TLS_KEY, O_QUIET, O_PROGRESS, O_JSON, O_NAME, O_SKIP_DAMAGED, O_RECURSIVE, O_NO_PERMS,
+       O_ON_CONFLICT };
 
 static const struct option long_opts[] = {
     {"server", required_argument, 0, O_SERVER},   {"channel", required_argument, 0, O_CHANNEL},
@@ -239,6 +242,8 @@ static const struct option long_opts[] = {
     {"quiet", no_argument, 0, O_QUIET},           {"progress", no_argument, 0, O_PROGRESS},
     {"json", no_argument, 0, O_JSON},             {"name", required_argument, 0, O_NAME},
     {"skip-damaged", no_argument, 0, O_SKIP_DAMAGED},
+    {"recursive", no_argument, 0, O_RECURSIVE},   {"no-perms", no_argument, 0, O_NO_PERMS},
+    {"on-conflict", required_argument, 0, O_ON_CONFLICT},
     {0, 0, 0, 0}};
 
 /* Every option a command accepts; the others are "unknown" for it. */
@@ -247,7 +252,8 @@ typedef struct cmd_opts {
     uint64_t chunk, from_seq, count, rate, max_payload, size, receivers, retries;
     int start, starts, timeout_ms;
     int progress, progress_flags; /* enum fy_cli_progress_mode; --quiet/--progress given */
-    bool keep, help, no_retry, tls, json, skip_damaged;
+    bool keep, help, no_retry, tls, json, skip_damaged, recursive, no_perms;
+    int on_conflict; /* enum fy_cli_conflict */
     const char *ca, *tls_name, *tls_cert, *tls_key;
     char token_buf[FY_TOKEN_MAX + 1];
 } cmd_opts;
@@ -258,9 +264,11 @@ static int parse(const char *cmd, const char *allowed, int argc, char **argv, cm
     opterr = 0;
     optind = 1;
     int opt;
-    while ((opt = getopt_long(argc, argv, ":", long_opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, ":r", long_opts, NULL)) != -1) {
         if (opt == '?' || opt == ':')
             return bad_option(cmd, argv, opt);
+        if (opt == 'r')
+            opt = O_RECURSIVE;
         if (!strchr(allowed, 1 + opt - O_SERVER))
             return usage_error(cmd, "option not valid for this command", argv[optind - 1]);
         int rc = 0;
@@ -303,6 +311,12 @@ static int parse(const char *cmd, const char *allowed, int argc, char **argv, cm
         case O_JSON: c->json = true; break;
         case O_NAME: c->name = optarg; break;
         case O_SKIP_DAMAGED: c->skip_damaged = true; break;
+        case O_RECURSIVE: c->recursive = true; break;
+        case O_NO_PERMS: c->no_perms = true; break;
+        case O_ON_CONFLICT:
+            if ((c->on_conflict = fy_cli_conflict_parse(optarg)) < 0)
+                return usage_error(cmd, "--on-conflict takes keep, replace or rename", optarg);
+            break;
         }
         if (rc < 0)
             return usage_error(cmd, "not a number (digits, optional K/M/G)", optarg);
@@ -376,6 +390,25 @@ static int setup_tls(const char *cmd, const cmd_opts *c, fy_cli_tls *t)
     return 0;
 }
 
+/* The FILE arguments with directories expanded (-r: tree.h).  0 or an
+ * exit code (logged): a directory without -r keeps exit 5 (err=EISDIR). */
+static int expand_trees(const cmd_opts *c, const char **files, const char **names, size_t n,
+                        fy_cli_tree_list *tree)
+{
+    const char *bad = "";
+    char q[600];
+    int rc = fy_cli_tree_expand(files, names, n, c->recursive, tree, &bad);
+    if (rc == 0)
+        return 0;
+    if (rc == -EINVAL)
+        return usage_error("send", "-r needs a directory with a name (not . or /)", bad);
+    fy_klog(FY_LOG_ERROR, rc == -EISDIR ? "is a directory: use -r to send a tree"
+                                        : "cannot read the tree to send",
+            "file=%s err=%s exit=%d", fy_klog_q(bad, q, sizeof q), fy_errname(rc),
+            FY_CLI_EXIT_IO);
+    return FY_CLI_EXIT_IO;
+}
+
 /* `ferry send ... - --name NAME`: standard input spooled to a temp file
  * (spool.h), sent under NAME, removed afterwards.  The file list is copied
  * so the "-" can point at the temp file. */
@@ -384,7 +417,7 @@ static int cmd_send(int argc, char **argv, fy_cli_cancel *cancel)
     const char allowed[] = {A(O_SERVER), A(O_CHANNEL), A(O_TOKEN), A(O_CHUNK), A(O_HELP),
                             A(O_TOKEN_FILE), A(O_RETRY), A(O_NO_RETRY), A(O_RETRIES),
                             A(O_CONNECT_TIMEOUT), A_TLS, A(O_QUIET), A(O_PROGRESS), A(O_JSON),
-                            A(O_NAME), 0};
+                            A(O_NAME), A(O_RECURSIVE), A(O_NO_PERMS), 0};
     cmd_opts c;
     int rc = parse("send", allowed, argc, argv, &c);
     if (rc || c.help)
@@ -409,15 +442,16 @@ static int cmd_send(int argc, char **argv, fy_cli_cancel *cancel)
         return usage_error("send", "- (standard input) needs --name NAME for the relay", NULL);
     if (dash == n && c.name)
         return usage_error("send", "--name is for the file from standard input (-)", c.name);
-    if (c.name && fy_name_check(c.name, strlen(c.name)) != 0)
-        return usage_error("send", "invalid --name: use 1-255 of [A-Za-z0-9._-], not starting "
-                           "with '.'", c.name);
+    if (c.name && fy_path_check(c.name, strlen(c.name)) != 0)
+        return usage_error("send", "invalid --name: a relative path of 1-255 bytes of UTF-8, "
+                           "no '..' or empty component, no control character", c.name);
     /* before standard input is read: a bad TLS setting fails at once */
     fy_cli_tls tls;
     if ((rc = setup_tls("send", &c, &tls)))
         return rc;
     const char **files = calloc(n, sizeof *files), **names = calloc(n, sizeof *names);
     char spool[4096] = "";
+    fy_cli_tree_list tree = {0};
     if (!files || !names) {
         fy_klog(FY_LOG_ERROR, "out of memory", "exit=%d", FY_CLI_EXIT_IO);
         rc = FY_CLI_EXIT_IO;
@@ -443,13 +477,17 @@ static int cmd_send(int argc, char **argv, fy_cli_cancel *cancel)
         files[dash] = spool;
         names[dash] = c.name;
     }
+    if ((rc = expand_trees(&c, files, names, n, &tree)) != 0)
+        goto out;
     fy_cli_send_opts o = {.server = c.server, .channel = c.channel, .token = c.token,
-                          .chunk = (size_t)c.chunk, .files = files, .names = names,
-                          .nfiles = n, .cancel = cancel, .progress = c.progress, .json = c.json,
-                          .retries = c.no_retry ? 0 : (unsigned)c.retries,
-                          .timeout_ms = c.timeout_ms, .tls = &tls};
+                          .chunk = (size_t)c.chunk, .files = tree.files, .names = tree.names,
+                          .nfiles = tree.n, .cancel = cancel, .progress = c.progress,
+                          .json = c.json, .retries = c.no_retry ? 0 : (unsigned)c.retries,
+                          .timeout_ms = c.timeout_ms, .tls = &tls, .no_perms = c.no_perms,
+                          .no_sparse = getenv("FERRY_TEST_NO_SPARSE") != NULL};
     rc = fy_cli_send_run(&o, NULL);
 out:
+    fy_cli_tree_free(&tree);
     fy_tls_free(tls.ctx);
     if (spool[0])
         unlink(spool);
@@ -464,7 +502,7 @@ static int cmd_recv(int argc, char **argv, fy_cli_cancel *cancel)
                             A(O_RESUME), A(O_FROM_SEQ), A(O_COUNT), A(O_RATE), A(O_HELP),
                             A(O_TOKEN_FILE), A(O_RETRY), A(O_NO_RETRY), A(O_RETRIES),
                             A(O_CONNECT_TIMEOUT), A_TLS, A(O_QUIET), A(O_PROGRESS), A(O_JSON),
-                            A(O_SKIP_DAMAGED), 0};
+                            A(O_SKIP_DAMAGED), A(O_NO_PERMS), A(O_ON_CONFLICT), 0};
     cmd_opts c;
     int rc = parse("recv", allowed, argc, argv, &c);
     if (rc || c.help)
@@ -490,7 +528,8 @@ static int cmd_recv(int argc, char **argv, fy_cli_cancel *cancel)
                           .progress = c.progress, .json = c.json,
                           .retries = c.no_retry ? 0 : (unsigned)c.retries,
                           .timeout_ms = c.timeout_ms, .tls = &tls,
-                          .skip_damaged = c.skip_damaged};
+                          .skip_damaged = c.skip_damaged, .on_conflict = c.on_conflict,
+                          .no_perms = c.no_perms};
     rc = fy_cli_recv_run(&o, NULL);
     fy_tls_free(tls.ctx);
     return rc;
