@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli/state.h"
 #include "ferry/err.h"
 #include "ferry/klog.h"
 #include "ferry/proto.h"
@@ -181,7 +182,8 @@ void fy_cli_tree_free(fy_cli_tree_list *l)
 
 int fy_cli_tree_parent(int dirfd, const char *path, int *pdir, const char **base)
 {
-    if (fy_path_check(path, strlen(path)) < 0)
+    /* the resume state file is ours, not a sender's to replace */
+    if (fy_path_check(path, strlen(path)) < 0 || strcmp(path, FY_CLI_STATE_FILE) == 0)
         return -FY_ENAME;
     int fd = dup(dirfd);
     if (fd < 0)

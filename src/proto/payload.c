@@ -245,10 +245,8 @@ int fy_welcome_encode(const fy_welcome *v, uint8_t *out, size_t cap, size_t *len
 /* The source fields at e (n bytes from there on; 0: none) into *w. */
 static int welcome_src_decode(const uint8_t *e, size_t n, fy_welcome *w)
 {
-    if (n == 0)
-        return 0;
     if (n < WELCOME_SRC_SIZE)
-        return -FY_ETRUNC;
+        return 0; /* not ours: bytes after the known fields are ignored */
     w->ext3 = true;
     w->part_source = fy__ld64(e);
     w->src_flags = fy__ld32(e + 8) & FY_WELCOME_SRC_F_PREFIX; /* later bits: ignored */

@@ -126,6 +126,8 @@ static void test_hdr_round_trip_every_type(void **state)
     uint8_t payload[FY_CTL_PAYLOAD_MAX];
     memset(payload, 0x5a, sizeof payload);
     for (uint8_t t = FY_FT_HELLO; t <= FY_FT_MAX_; t++) {
+        if (!strcmp(fy_frame_type_name(t), "unknown"))
+            continue; /* the gaps between number ranges */
         size_t max = fy_frame_payload_max(t, FY_PAYLOAD_MAX_DEFAULT);
         size_t lens[] = {0, max / 2, max};
         for (size_t i = 0; i < 3; i++) {
@@ -160,7 +162,8 @@ static void test_payload_max(void **state)
     assert_int_equal(fy_frame_payload_max(FY_FT_HELLO, 1 << 20), 16 + 255 + 255 + 16);
     assert_int_equal(fy_frame_payload_max(FY_FT_HELLO, 100), 100);
     assert_int_equal(fy_frame_payload_max(FY_FT_WELCOME, 1 << 20), FY_WELCOME_MAX);
-    assert_int_equal(fy_frame_payload_max(FY_FT_FILE_BEGIN, 1 << 20), 12 + 255);
+    assert_int_equal(fy_frame_payload_max(FY_FT_FILE_BEGIN, 1 << 20), 12 + 255 + 64);
+    assert_int_equal(fy_frame_payload_max(FY_FT_HOLE, 1 << 20), 8);
     assert_int_equal(fy_frame_payload_max(FY_FT_FILE_END, 1 << 20), 40);
     assert_int_equal(fy_frame_payload_max(FY_FT_ACK, 1 << 20), 8);
     assert_int_equal(fy_frame_payload_max(FY_FT_ERROR, 1 << 20), 8 + 1024);
@@ -231,8 +234,8 @@ static void test_hdr_errors(void **state)
 
     /* Control frames have their own, smaller limits. */
     for (uint8_t t = FY_FT_HELLO; t <= FY_FT_MAX_; t++) {
-        if (t == FY_FT_DATA)
-            continue;
+        if (t == FY_FT_DATA || !strcmp(fy_frame_type_name(t), "unknown"))
+            continue; /* data: max_payload; the gaps between ranges: unknown */
         uint32_t max = (uint32_t)fy_frame_payload_max(t, FY_PAYLOAD_MAX_DEFAULT);
         good_hdr(b, t, max);
         assert_int_equal(fy_frame_hdr_decode(b, FY_PAYLOAD_MAX_DEFAULT, &h), 0);
