@@ -301,6 +301,8 @@ static void note_frames(fy__writer *w, fy__batch *b, uint64_t *acks, size_t *nac
             fy_klog(FY_LOG_INFO, "file stored", "channel=%s name=%s size=%llu seq_first=%llu "
                     "seq_last=%llu", w->chan->name, w->fb_name, (unsigned long long)w->fb_size,
                     (unsigned long long)w->fb_seq, (unsigned long long)b->recs[i].seq);
+            fy__writer_names_note(w, w->fb_name, w->fb_size, w->part_seq ? w->part_seq : w->fb_seq,
+                                  mk->sha256);
             w->fb_seq = w->part_seq = 0;
             w->files++;
             acks[(*nacks)++] = b->recs[i].seq;

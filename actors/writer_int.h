@@ -79,6 +79,9 @@ typedef struct fy__writer {
     /* write-behind: the sender's acks and credits waiting for the sync
      * worker (writer_durable.c), released in order */
     fy__wb_q acks, credits;
+    /* the latest stored file of each name (writer_names.c) */
+    struct fy__wname **names;
+    size_t nnames;
 } fy__writer;
 
 /* ---- writer_batch.c ------------------------------------------------------- */
@@ -96,6 +99,15 @@ void fy__writer_sync_due(fy__writer *w);
 fy_buf *fy__writer_part_buf(fy__writer *w);
 /* At open: find the file in progress in the log (before the indexer owns idx). */
 void fy__writer_find_part(fy__writer *w, fy_idx *idx);
+
+/* ---- writer_names.c ------------------------------------------------------- */
+
+/* A file-end was stored: name's latest file is this one. */
+void fy__writer_names_note(fy__writer *w, const char *name, uint64_t size, uint64_t begin_seq,
+                           const uint8_t sha[FY_SHA256_LEN]);
+/* FY_RM_QUERY from session `from` (q: a fy_query): answer FY_RM_STORED. */
+void fy__writer_names_query(fy__writer *w, fy_actor *from, const fy_buf *q);
+void fy__writer_names_free(fy__writer *w);
 
 /* ---- writer_durable.c ----------------------------------------------------- */
 

@@ -50,7 +50,11 @@ enum fy_frame_type {
     /* stream frame: the next `len` (u64 payload) bytes of the file are
      * zeros, a hole; it stands for them in the file's size and digest */
     FY_FT_HOLE = 32,
-    FY_FT_MAX_ = 32
+    /* control, sender -> relay: is the channel's latest file of this name
+     * (and size) still held, and what is its SHA-256?  Answer: stored. */
+    FY_FT_QUERY = 33,
+    FY_FT_STORED = 34, /* control, relay -> sender: the answer to query */
+    FY_FT_MAX_ = 34
 };
 
 /* Decoded header. On the wire (little-endian, packed):
@@ -94,7 +98,10 @@ enum fy_mode {
  * after the extension and the epoch fields; docs/protocol.md, "Trees,
  * sparse files and resuming across runs").  Needs FY_HELLO_F_RESUME. */
 #define FY_HELLO_F_SOURCE 0x0100u
-#define FY_HELLO_F_KNOWN (FY_HELLO_F_RESUME | FY_HELLO_F_AHEAD | FY_HELLO_F_SOURCE)
+/* A sender: "I may send query frames" (dedupe; docs/protocol.md §9). */
+#define FY_HELLO_F_DEDUPE 0x0200u
+#define FY_HELLO_F_KNOWN (FY_HELLO_F_RESUME | FY_HELLO_F_AHEAD | FY_HELLO_F_SOURCE | \
+                          FY_HELLO_F_DEDUPE)
 #define FY_HELLO_MAX (16u + FY_NAME_MAX + FY_TOKEN_MAX + 16u)
 
 /* Welcome flags (the epoch fields' u32). */
@@ -167,6 +174,18 @@ typedef struct fy_file_begin {
 /* The header limit: fixed part, longest name, trailer, and room for later
  * trailer fields (which today's decoders ignore). */
 #define FY_FILE_BEGIN_MAX (12u + FY_NAME_MAX + 64u)
+
+/* Query (FY_FT_QUERY): 12 + name, the layout of a file-begin without the
+ * trailer.  Stored (FY_FT_STORED): 40 bytes. */
+typedef struct fy_query {
+    uint64_t size;
+    char name[FY_NAME_MAX + 1];
+} fy_query;
+
+typedef struct fy_stored {
+    uint64_t seq; /* file-begin seq of the latest file of that name and size; 0: none */
+    uint8_t sha256[FY_SHA256_LEN];
+} fy_stored;
 
 /* Hole (FY_FT_HOLE): 8 bytes, the hole's length, 1 .. 2^62. */
 typedef struct fy_hole {
@@ -245,6 +264,10 @@ int fy_error_encode(const fy_error *v, uint8_t *out, size_t cap, size_t *len);
 int fy_error_decode(const uint8_t *p, size_t n, fy_error *v);
 int fy_hole_encode(const fy_hole *v, uint8_t *out, size_t cap, size_t *len);
 int fy_hole_decode(const uint8_t *p, size_t n, fy_hole *v);
+int fy_query_encode(const fy_query *v, uint8_t *out, size_t cap, size_t *len);
+int fy_query_decode(const uint8_t *p, size_t n, fy_query *v);
+int fy_stored_encode(const fy_stored *v, uint8_t *out, size_t cap, size_t *len);
+int fy_stored_decode(const uint8_t *p, size_t n, fy_stored *v);
 
 /* A channel or file name: 1..FY_NAME_MAX bytes of [A-Za-z0-9._-], not
  * starting with '.', so it is always safe as one path component.

@@ -77,6 +77,7 @@ typedef struct sender {
     uint64_t resume_seq;
     bool check_prefix;
     uint8_t prefix_sha[FY_SHA256_LEN];
+    bool dedupe;        /* ask the relay before each file (query frames) */
     uint64_t rate;      /* FERRY_TEST_SEND_RATE, bytes/s; 0 = none */
     double rate_t0;
 } sender;
@@ -280,6 +281,69 @@ static int continue_at(sender *s, int fd, const char *path, uint64_t off)
     return 1;
 }
 
+/* The relay's answer to our query: acks that come first are taken.  0
+ * with *st filled, or a negative connection error. */
+static int wait_stored(sender *s, fy_stored *st)
+{
+    for (int i = 0; i < 1000000; i++) {
+        fy_frame f;
+        int rc = fy_cli_conn_next(s->k, &f, false);
+        if (rc < 0)
+            return rc;
+        if (rc == 0 || f.hdr.type == FY_FT_ACK) {
+            fy_ack a;
+            if (rc > 0 && fy_ack_decode(f.payload, f.hdr.len, &a) == 0)
+                on_ack(s, a.seq);
+            continue;
+        }
+        if (f.hdr.type == FY_FT_BYE)
+            return -ENODATA;
+        if (f.hdr.type != FY_FT_STORED)
+            return -FY_EPROTO;
+        return fy_stored_decode(f.payload, f.hdr.len, st);
+    }
+    return -FY_EPROTO;
+}
+
+/* Dedupe: is the channel's latest file of this name this very file (same
+ * size and SHA-256)?  Then it is not sent again and counts as done (its
+ * result line comes once the files before it are acknowledged).  Returns
+ * 1 (done), 0 (send it), a positive exit code, or a negative connection
+ * error. */
+static int already_stored(sender *s, size_t i, int fd, const fy_file_begin *fb, const char *path)
+{
+    fy_query q = {.size = fb->size};
+    uint8_t pl[FY_CTL_PAYLOAD_MAX];
+    size_t n;
+    fy_stored st;
+    memcpy(q.name, fb->name, sizeof q.name);
+    int rc = fy_query_encode(&q, pl, sizeof pl, &n);
+    if (rc == 0)
+        rc = fy_cli_conn_send(s->k, FY_FT_QUERY, 0, pl, n);
+    if (rc == 0)
+        rc = wait_stored(s, &st);
+    if (rc < 0 || st.seq == 0)
+        return rc;
+    int err = -hash_prefix(s, fd, fb->size); /* the whole file, only for a candidate */
+    if (err)
+        return io_fail("read (to compare with the stored file)", path, err);
+    uint8_t mine[FY_SHA256_LEN];
+    fy_sha256_final(s->sha, mine);
+    fy_sha256_reset(s->sha);
+    if (lseek(fd, 0, SEEK_SET) != 0 || memcmp(mine, st.sha256, sizeof mine) != 0)
+        return 0;
+    char qq[600];
+    fy_klog(FY_LOG_INFO, "already stored on the relay: not sent again (--force sends it)",
+            "file=%s name=%s seq=%llu", fy_klog_q(path, qq, sizeof qq), fb->name,
+            (unsigned long long)st.seq);
+    s->pend[i] = (pending){.name = file_name(s->o, i), .bytes = fb->size,
+                           .t0 = fy_cli_progress_now(), .end_seq = 0};
+    memcpy(s->pend[i].sha, mine, sizeof mine);
+    s->npend = i + 1;
+    on_ack(s, s->acked_seq); /* counted now if every file before it is */
+    return 1;
+}
+
 /* Send file i: from its start (off 0: file-begin, data, file-end) or, after
  * a reconnect or in a rerun, from byte off of it (data from off, file-end),
  * continuing the file the relay holds part of.  Returns an exit code; net
@@ -322,6 +386,12 @@ static int send_file(sender *s, size_t i, uint64_t off, int *net_rc)
         p->end_seq = 0;
         fy_cli_progress_begin(&s->prog, name, fb.size);
         fy_cli_progress_add(&s->prog, off);
+    } else if (s->dedupe && (rc = already_stored(s, i, fd, &fb, path)) != 0) {
+        close(fd);
+        if (rc > 0)
+            return rc == 1 ? FY_CLI_EXIT_OK : rc;
+        *net_rc = rc;
+        return -1;
     } else {
         off = 0;
         rc = 0;
@@ -526,7 +596,8 @@ int fy_cli_send_run(const fy_cli_send_opts *o, fy_cli_send_result *r)
     const char *what = "connect";
     fy_welcome w = {0};
     /* the part fields and their source: a reconnect or a rerun continues a file */
-    fy_hello h = {.role = FY_ROLE_SENDER, .flags = FY_HELLO_F_RESUME | FY_HELLO_F_SOURCE};
+    fy_hello h = {.role = FY_ROLE_SENDER,
+                  .flags = FY_HELLO_F_RESUME | FY_HELLO_F_SOURCE | FY_HELLO_F_DEDUPE};
     snprintf(h.channel, sizeof h.channel, "%s", o->channel);
     snprintf(h.token, sizeof h.token, "%s", o->token ? o->token : "");
     int rc = fy_cli_dial(o->server, o->timeout_ms ? o->timeout_ms : SEND_HELLO_TIMEOUT_MS, o->tls,
@@ -542,6 +613,7 @@ int fy_cli_send_run(const fy_cli_send_opts *o, fy_cli_send_result *r)
     }
     size_t next = 0;
     uint64_t off = rc == 0 && code == FY_CLI_EXIT_OK ? rerun_point(&s, &w) : 0;
+    s.dedupe = !o->force && w.ext; /* w.ext: the relay took our hello flags */
     while (code == FY_CLI_EXIT_OK) {
         for (size_t i = next; rc == 0 && code == FY_CLI_EXIT_OK && i < o->nfiles; i++) {
             what = "send";
@@ -561,6 +633,7 @@ int fy_cli_send_run(const fy_cli_send_opts *o, fy_cli_send_result *r)
         rc = reconnect(&s, &h, &rt, rc, &what, &w);
         if (rc < 0)
             break;
+        s.dedupe = !o->force && w.ext;
         resume_point(&s, &w, &next, &off);
         if (s.nacked > acked0 || w.next_seq > seq0)
             fy_cli_retry_progress(&rt);

@@ -43,6 +43,7 @@ typedef struct fy_cli_send_opts {
     fy_cli_cancel *cancel; /* may be NULL */
     bool no_perms;        /* --no-perms: file-begins carry no mode and mtime */
     bool no_sparse;       /* send holes as zeros (tests; old receivers) */
+    bool force;           /* --force: send a file the relay already holds (no dedupe) */
 } fy_cli_send_opts;
 
 typedef struct fy_cli_send_result {

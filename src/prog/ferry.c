@@ -82,7 +82,7 @@ static const char usage_main[] =
 static const char usage_send[] =
     "Usage: ferry send [--server HOST:PORT] --channel NAME [--token T | --token-file FILE]\n"
     "                  [--chunk BYTES] [--no-retry | --retries N] [--connect-timeout S]\n"
-    "                  [--quiet | --progress] [--json] [-r] [--no-perms]\n"
+    "                  [--quiet | --progress] [--json] [-r] [--no-perms] [--force]\n"
     "                  FILE... | - --name NAME\n"
     "\n"
     "Send FILEs, in order, into channel NAME.  Each file is sent under its base\n"
@@ -104,6 +104,9 @@ static const char usage_send[] =
     "  --name NAME         the name for standard input (-) on the relay (required with -)\n"
     "  -r, --recursive     send directories as trees (regular files; symlinks skipped)\n"
     "  --no-perms          do not send the files' mode and mtime\n"
+    "  --force             send a file even when the channel's latest file of that\n"
+    "                      name is the same (size, SHA-256); without it such a file\n"
+    "                      is not stored again and counts as sent\n"
     "  --chunk BYTES       data bytes per frame (default 64K; K/M suffixes; at most\n"
     "                      the relay's maximum payload)\n"
     USAGE_CONN
@@ -237,7 +240,7 @@ enum { O_SERVER = 256, O_CHANNEL, O_TOKEN, O_CHUNK, O_OUT, O_FROM_START, O_RESUM
        O_COUNT, O_RATE, O_DATA, O_MAXP, O_SIZE, O_RECEIVERS, O_KEEP, O_HELP, O_TOKEN_FILE,
        O_RETRY, O_NO_RETRY, O_RETRIES, O_CONNECT_TIMEOUT, O_TLS, O_CA, O_TLS_NAME, O_TLS_CERT,
        O_TLS_KEY, O_QUIET, O_PROGRESS, O_JSON, O_NAME, O_SKIP_DAMAGED, O_RECURSIVE, O_NO_PERMS,
-       O_ON_CONFLICT };
+       O_ON_CONFLICT, O_FORCE };
 
 static const struct option long_opts[] = {
     {"server", required_argument, 0, O_SERVER},   {"channel", required_argument, 0, O_CHANNEL},
@@ -258,7 +261,7 @@ static const struct option long_opts[] = {
     {"json", no_argument, 0, O_JSON},             {"name", required_argument, 0, O_NAME},
     {"skip-damaged", no_argument, 0, O_SKIP_DAMAGED},
     {"recursive", no_argument, 0, O_RECURSIVE},   {"no-perms", no_argument, 0, O_NO_PERMS},
-    {"on-conflict", required_argument, 0, O_ON_CONFLICT},
+    {"on-conflict", required_argument, 0, O_ON_CONFLICT}, {"force", no_argument, 0, O_FORCE},
     {0, 0, 0, 0}};
 
 /* Every option a command accepts; the others are "unknown" for it. */
@@ -267,7 +270,7 @@ typedef struct cmd_opts {
     uint64_t chunk, from_seq, count, rate, max_payload, size, receivers, retries;
     int start, starts, timeout_ms;
     int progress, progress_flags; /* enum fy_cli_progress_mode; --quiet/--progress given */
-    bool keep, help, no_retry, tls, json, skip_damaged, recursive, no_perms;
+    bool keep, help, no_retry, tls, json, skip_damaged, recursive, no_perms, force;
     int on_conflict; /* enum fy_cli_conflict */
     const char *ca, *tls_name, *tls_cert, *tls_key;
     char token_buf[FY_TOKEN_MAX + 1];
@@ -328,6 +331,7 @@ static int parse(const char *cmd, const char *allowed, int argc, char **argv, cm
         case O_SKIP_DAMAGED: c->skip_damaged = true; break;
         case O_RECURSIVE: c->recursive = true; break;
         case O_NO_PERMS: c->no_perms = true; break;
+        case O_FORCE: c->force = true; break;
         case O_ON_CONFLICT:
             if ((c->on_conflict = fy_cli_conflict_parse(optarg)) < 0)
                 return usage_error(cmd, "--on-conflict takes keep, replace or rename", optarg);
@@ -405,6 +409,26 @@ static int setup_tls(const char *cmd, const cmd_opts *c, fy_cli_tls *t)
     return 0;
 }
 
+/* `-`: standard input to a temp file (spool.h) at spool.  0 or an exit
+ * code (logged; spool is "" then, fy_cli_spool removed the file). */
+static int spool_stdin(fy_cli_cancel *cancel, char *spool, size_t cap)
+{
+    uint64_t bytes;
+    const char *call;
+    int rc = fy_cli_spool(STDIN_FILENO, cancel, spool, cap, &bytes, &call);
+    if (rc == 0)
+        return 0;
+    char q[4200];
+    int code = rc == -EINTR ? FY_CLI_EXIT_INTR : FY_CLI_EXIT_IO;
+    fy_klog(rc == -EINTR ? FY_LOG_WARN : FY_LOG_ERROR,
+            rc == -EINTR ? "interrupted while reading standard input: nothing sent"
+                         : "cannot copy standard input to a temp file",
+            "call=%s file=%s err=%s exit=%d", call, fy_klog_q(spool, q, sizeof q),
+            fy_errname(rc), code);
+    spool[0] = 0;
+    return code;
+}
+
 /* The FILE arguments with directories expanded (-r: tree.h).  0 or an
  * exit code (logged): a directory without -r keeps exit 5 (err=EISDIR). */
 static int expand_trees(const cmd_opts *c, const char **files, const char **names, size_t n,
@@ -432,7 +456,7 @@ static int cmd_send(int argc, char **argv, fy_cli_cancel *cancel)
     const char allowed[] = {A(O_SERVER), A(O_CHANNEL), A(O_TOKEN), A(O_CHUNK), A(O_HELP),
                             A(O_TOKEN_FILE), A(O_RETRY), A(O_NO_RETRY), A(O_RETRIES),
                             A(O_CONNECT_TIMEOUT), A_TLS, A(O_QUIET), A(O_PROGRESS), A(O_JSON),
-                            A(O_NAME), A(O_RECURSIVE), A(O_NO_PERMS), 0};
+                            A(O_NAME), A(O_RECURSIVE), A(O_NO_PERMS), A(O_FORCE), 0};
     cmd_opts c;
     int rc = parse("send", allowed, argc, argv, &c);
     if (rc || c.help)
@@ -474,21 +498,8 @@ static int cmd_send(int argc, char **argv, fy_cli_cancel *cancel)
     }
     memcpy(files, argv + optind, n * sizeof *files);
     if (dash < n) {
-        uint64_t bytes;
-        const char *call;
-        rc = fy_cli_spool(STDIN_FILENO, cancel, spool, sizeof spool, &bytes, &call);
-        if (rc < 0) {
-            char q[4200];
-            int code = rc == -EINTR ? FY_CLI_EXIT_INTR : FY_CLI_EXIT_IO;
-            fy_klog(rc == -EINTR ? FY_LOG_WARN : FY_LOG_ERROR,
-                    rc == -EINTR ? "interrupted while reading standard input: nothing sent"
-                                 : "cannot copy standard input to a temp file",
-                    "call=%s file=%s err=%s exit=%d", call, fy_klog_q(spool, q, sizeof q),
-                    fy_errname(rc), code);
-            spool[0] = 0; /* fy_cli_spool removed it */
-            rc = code;
+        if ((rc = spool_stdin(cancel, spool, sizeof spool)) != 0)
             goto out;
-        }
         files[dash] = spool;
         names[dash] = c.name;
     }
@@ -499,6 +510,7 @@ static int cmd_send(int argc, char **argv, fy_cli_cancel *cancel)
                           .nfiles = tree.n, .cancel = cancel, .progress = c.progress,
                           .json = c.json, .retries = c.no_retry ? 0 : (unsigned)c.retries,
                           .timeout_ms = c.timeout_ms, .tls = &tls, .no_perms = c.no_perms,
+                          .force = c.force,
                           .no_sparse = getenv("FERRY_TEST_NO_SPARSE") != NULL};
     rc = fy_cli_send_run(&o, NULL);
 out:

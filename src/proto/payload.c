@@ -365,6 +365,47 @@ int fy_file_begin_decode(const uint8_t *p, size_t n, fy_file_begin *v)
     return 0;
 }
 
+/* ---- query, stored ------------------------------------------------------
+ * query:  0 size u64 | 8 name_len u16 | 10 reserved u16 = 0 | 12 name
+ * stored: 0 seq u64 | 8 sha256[32] */
+
+int fy_query_encode(const fy_query *v, uint8_t *out, size_t cap, size_t *len)
+{
+    fy_file_begin fb = {.size = v->size};
+    memcpy(fb.name, v->name, sizeof fb.name);
+    return fy_file_begin_encode(&fb, out, cap, len);
+}
+
+int fy_query_decode(const uint8_t *p, size_t n, fy_query *v)
+{
+    fy_file_begin fb;
+    int rc = n >= FBEGIN_FIXED && n > FBEGIN_FIXED + fy__ld16(p + 8) ? -FY_EPAYLOAD
+             : fy_file_begin_decode(p, n, &fb);
+    if (rc < 0)
+        return rc;
+    v->size = fb.size;
+    memcpy(v->name, fb.name, sizeof v->name);
+    return 0;
+}
+
+int fy_stored_encode(const fy_stored *v, uint8_t *out, size_t cap, size_t *len)
+{
+    fy_file_end fe = {.size = v->seq};
+    memcpy(fe.sha256, v->sha256, sizeof fe.sha256);
+    return fy_file_end_encode(&fe, out, cap, len);
+}
+
+int fy_stored_decode(const uint8_t *p, size_t n, fy_stored *v)
+{
+    fy_file_end fe;
+    int rc = fy_file_end_decode(p, n, &fe);
+    if (rc < 0)
+        return rc;
+    v->seq = fe.size;
+    memcpy(v->sha256, fe.sha256, sizeof v->sha256);
+    return 0;
+}
+
 /* ---- hole ---------------------------------------------------------------
  *  0 len u64 (1 .. 2^62) */
 

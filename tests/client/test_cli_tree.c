@@ -7,7 +7,8 @@
  * at the receiver; the relay and the receiver refuse unsafe names; a send
  * interrupted with SIGINT half-way and run again is never FY_EBUSY and
  * continues from what the relay stored (at most 1.1x the file on the
- * link in all); a receiver never overwrites a different file silently.
+ * link in all); a receiver never overwrites a different file silently; a
+ * file the channel already holds is not stored again unless --force.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -250,13 +251,15 @@ static void test_resume_rerun(void **state)
     char src[FY_CT_PATH], out[FY_CT_PATH], p[FY_CT_PATH * 2];
     uint8_t sha[32];
     fy_ct_make_file(fy_ct_path(t, "big.bin", src), (uint64_t)size, 21, sha);
-    /* 2 s for the whole file (test-only throttle): SIGINT at about half */
+    /* 2 s for the whole file (test-only throttle) */
     char rate[32];
     snprintf(rate, sizeof rate, "%lld", size / 2);
     setenv("FERRY_TEST_SEND_RATE", rate, 1);
     pid_t tx = fy_ct_send(t, "send1", "rr", (const char *[]){src, NULL});
     unsetenv("FERRY_TEST_SEND_RATE");
-    fy_ct_sleep_ms(1000);
+    /* SIGINT once the relay holds about half of it (bounded: 20 s) */
+    for (int i = 0; i < 400 && du_bytes(t, t->data) < size / 2; i++)
+        fy_ct_sleep_ms(50);
     fy_ct_kill(tx, SIGINT);
     assert_int_equal(fy_ct_wait(t, tx, 10000), 130);
     /* at once, the same command: the slot is free, the file continues */
@@ -296,12 +299,12 @@ static void test_slot_free_at_once(void **state)
     fy_ct_make_file(fy_ct_path(t, "f.bin", src), (uint64_t)(FY_CT_SANITIZED ? 32 : 256) * MIB, 5,
                     NULL);
     for (int i = 0; i < 3; i++) {
-        pid_t tx = fy_ct_send(t, "a", "busy", (const char *[]){src, "--chunk", "16K", NULL});
+        pid_t tx = fy_ct_send(t, "a", "busy", (const char *[]){src, "--chunk", "16K", "--force", NULL});
         fy_ct_sleep_ms(300);
         fy_ct_kill(tx, SIGINT);
         int rc = fy_ct_wait(t, tx, 20000);
         assert_true(rc == 130 || rc == 0);
-        tx = fy_ct_send(t, "b", "busy", (const char *[]){src, "--no-retry", NULL});
+        tx = fy_ct_send(t, "b", "busy", (const char *[]){src, "--no-retry", "--force", NULL});
         fy_ct_expect_exit(t, tx, "b", T_MS, 0);
     }
     fy_ct_daemon_stop(t);
@@ -356,6 +359,44 @@ static void test_on_conflict(void **state)
     fy_ct_daemon_stop(t);
 }
 
+static int count_lines(fy_ct *t, const char *needle)
+{
+    char p[FY_CT_PATH * 2], line[2048];
+    snprintf(p, sizeof p, "%s/ferryd-0.log", t->dir);
+    FILE *f = fopen(p, "r");
+    assert_non_null(f);
+    int n = 0;
+    while (fgets(line, sizeof line, f))
+        n += strstr(line, needle) != NULL;
+    fclose(f);
+    return n;
+}
+
+/* The same file twice is stored once (the second run is told and exits 0);
+ * --force stores it again; other bytes under the name are stored. */
+static void test_dedupe(void **state)
+{
+    fy_ct *t = *state;
+    fy_ct_daemon_start(t, NULL);
+    char a[FY_CT_PATH], p[FY_CT_PATH * 2];
+    fy_ct_make_file(fy_ct_path(t, "d.bin", a), 3 << 20, 7, NULL);
+    fy_ct_expect_exit(t, fy_ct_send(t, "s1", "dd", (const char *[]){a, NULL}), "s1", T_MS, 0);
+    fy_ct_expect_exit(t, fy_ct_send(t, "s2", "dd", (const char *[]){a, NULL}), "s2", T_MS, 0);
+    snprintf(p, sizeof p, "%s/s2.err", t->dir);
+    assert_true(fy_ct_contains(p, "already stored on the relay: not sent again"));
+    snprintf(p, sizeof p, "%s/s2.out", t->dir);
+    assert_true(fy_ct_contains(p, "file=d.bin bytes=3145728 "));
+    assert_true(out_value(t, "s2", "bytes_sent=") == 0);
+    assert_int_equal(count_lines(t, "msg=\"file stored\" channel=dd name=d.bin"), 1);
+    fy_ct_expect_exit(t, fy_ct_send(t, "s3", "dd", (const char *[]){a, "--force", NULL}), "s3",
+                      T_MS, 0);
+    assert_int_equal(count_lines(t, "msg=\"file stored\" channel=dd name=d.bin"), 2);
+    fy_ct_make_file(a, 3 << 20, 8, NULL); /* other bytes, same name and size */
+    fy_ct_expect_exit(t, fy_ct_send(t, "s4", "dd", (const char *[]){a, NULL}), "s4", T_MS, 0);
+    assert_int_equal(count_lines(t, "msg=\"file stored\" channel=dd name=d.bin"), 3);
+    fy_ct_daemon_stop(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -364,6 +405,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_resume_rerun, fy_ct_setup, fy_ct_teardown),
         cmocka_unit_test_setup_teardown(test_slot_free_at_once, fy_ct_setup, fy_ct_teardown),
         cmocka_unit_test_setup_teardown(test_on_conflict, fy_ct_setup, fy_ct_teardown),
+        cmocka_unit_test_setup_teardown(test_dedupe, fy_ct_setup, fy_ct_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
