@@ -1,9 +1,12 @@
 /*
  * recv.h - `ferry recv`: receive a channel's files into a directory.
  *
- * Each file is written to DIR/.NAME.part, checked (size and SHA-256 from
- * file-end; every frame's CRC32C was checked by the decoder), fsync'd and
- * renamed to DIR/NAME.  A file-begin before the previous file's file-end
+ * Each file is written to .BASE.part in its directory under DIR (a name is
+ * a relative path: tree.h makes the directories, never through a
+ * symlink), checked (size and SHA-256 from file-end; every frame's CRC32C
+ * was checked by the decoder), given its mode and mtime, fsync'd and
+ * renamed to DIR/NAME -- or, when a different file has the name, as
+ * on_conflict says (place.h).  Hole frames keep a sparse file sparse.  A file-begin before the previous file's file-end
  * means the sender died mid-file: the partial file is discarded with a
  * warning.  DIR/.ferry-state (state.h) records where to resume.
  *

@@ -13,6 +13,12 @@
  * continued from there with data frames only -- unless its source changed
  * (size, mtime or inode differ from when it was started), which starts it
  * over with a new file-begin.
+ *
+ * Run again after an interrupt, the first file is continued from the part
+ * the relay kept when that part is a prefix of it (welcome's source fields);
+ * before each file the relay is asked whether the channel already holds it
+ * (query frame; skipped when it does, unless force).  Directories come
+ * expanded (tree.h); holes of sparse files go as hole frames (sparse.h).
  */
 #ifndef FY_CLI_SEND_H
 #define FY_CLI_SEND_H

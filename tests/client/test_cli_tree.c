@@ -161,6 +161,16 @@ static void test_tree_sparse(void **state)
             relay, recv);
     assert_true(relay < 8 * MIB);
     assert_true(recv < 8 * MIB);
+    /* --no-perms: the receiver's own mode and the arrival time */
+    fy_ct_path(t, "plain", out);
+    rx = fy_ct_recv(t, "recv2", "tree", out,
+                    (const char *[]){"--from-start", "--count", "4", "--no-perms", NULL});
+    fy_ct_expect_exit(t, rx, "recv2", T_MS, 0);
+    struct stat st;
+    snprintf(q, sizeof q, "%s/tree/sub/y.txt", out);
+    assert_int_equal(stat(q, &st), 0);
+    assert_int_equal(st.st_mode & 0111, 0);
+    assert_true(st.st_mtim.tv_sec > 1000000000 + 86400);
     fy_ct_daemon_stop(t);
 }
 
