@@ -15,6 +15,15 @@
  * part_got when the relay holds part of it (same file-begin seq, name and
  * size, source unchanged): the client re-reads that prefix from its own
  * disk only to hash it, since the file-end carries the whole file's SHA-256.
+ *
+ * Across runs: the first welcome names the file the relay holds part of
+ * and, with FY_HELLO_F_SOURCE, its source id and the SHA-256 of the stored
+ * part; a run whose first file is that file (its prefix hashes the same)
+ * continues it the same way (rerun_point, continue_at).  Before sending a
+ * file from its start, a query frame asks whether the channel's latest
+ * file of that name has its size; if so, and its SHA-256 is ours, the file
+ * is not sent (already_stored) -- the one extra read of it happens only
+ * then.  Holes (sparse.h) go as hole frames, hashed as zeros.
  */
 #include "cli/send.h"
 
@@ -324,14 +333,15 @@ static int already_stored(sender *s, size_t i, int fd, const fy_file_begin *fb, 
         rc = wait_stored(s, &st);
     if (rc < 0 || st.seq == 0)
         return rc;
-    int err = -hash_prefix(s, fd, fb->size); /* the whole file, only for a candidate */
+    fy_sha256_reset(s->sha); /* (a start-over after continue_at read a prefix) */
+    int err = lseek(fd, 0, SEEK_SET) != 0 ? errno : -hash_prefix(s, fd, fb->size);
     if (err)
         return io_fail("read (to compare with the stored file)", path, err);
     uint8_t mine[FY_SHA256_LEN];
     fy_sha256_final(s->sha, mine);
     fy_sha256_reset(s->sha);
-    if (lseek(fd, 0, SEEK_SET) != 0 || memcmp(mine, st.sha256, sizeof mine) != 0)
-        return 0;
+    if (memcmp(mine, st.sha256, sizeof mine) != 0)
+        return 0; /* send_body reads with pread: fd's offset does not matter */
     char qq[600];
     fy_klog(FY_LOG_INFO, "already stored on the relay: not sent again (--force sends it)",
             "file=%s name=%s seq=%llu", fy_klog_q(path, qq, sizeof qq), fb->name,
