@@ -84,6 +84,8 @@ typedef struct sender {
     /* a rerun continuing the relay's partial file: its file-begin seq and
      * the SHA-256 of its stored prefix, which must be our file's too */
     uint64_t resume_seq;
+    size_t rerun_i;             /* which of our files it is */
+    uint64_t rerun_off, rerun_seq; /* its stored bytes (0: none), welcome's next_seq */
     bool check_prefix;
     uint8_t prefix_sha[FY_SHA256_LEN];
     bool dedupe;        /* ask the relay before each file (query frames) */
@@ -535,35 +537,60 @@ static void resume_point(sender *s, const fy_welcome *w, size_t *next, uint64_t 
 }
 
 /* The first welcome of a run: the relay holds part of a file of this
- * channel (an earlier run was interrupted).  If that is our first file --
- * same name and size, and the same source (device, inode, size, mtime) or
- * a stored prefix whose SHA-256 the relay told us -- continue it at
- * part_got (send_file checks the prefix against our file first); else it
- * is sent from its start (receivers then discard the partial one). */
-static uint64_t rerun_point(sender *s, const fy_welcome *w)
+ * channel (an earlier run was interrupted).  If that is one of our files
+ * -- same name and size, and the same source (device, inode, size, mtime)
+ * or a stored prefix whose SHA-256 the relay told us -- it is continued at
+ * part_got when the run gets to it with nothing sent before it (the files
+ * before it already stored: dedupe), after send_file checked the prefix
+ * against our file; else it is sent from its start (receivers then
+ * discard the partial one). */
+static void rerun_point(sender *s, const fy_welcome *w)
 {
-    const char *name = s->o->nfiles ? file_name(s->o, 0) : NULL;
+    size_t i = 0;
     struct stat st;
     char q[600];
-    if (!name || !w->ext || !w->part_seq || !w->part_got || strcmp(w->part_name, name) != 0 ||
-        stat(s->o->files[0], &st) != 0 || w->part_size != (uint64_t)st.st_size)
-        return 0;
+    while (i < s->o->nfiles && w->ext && w->part_seq && strcmp(w->part_name, file_name(s->o, i)))
+        i++;
+    if (i >= s->o->nfiles || !w->ext || !w->part_seq || !w->part_got ||
+        stat(s->o->files[i], &st) != 0 || w->part_size != (uint64_t)st.st_size)
+        return;
     bool same_src = w->ext3 && w->part_source == source_id(&st);
     s->check_prefix = w->ext3 && (w->src_flags & FY_WELCOME_SRC_F_PREFIX);
     if (!same_src && !s->check_prefix) {
         fy_klog(FY_LOG_INFO, "the relay holds part of a file of this name from another source: "
                 "sending it from its start", "file=%s stored=%llu",
-                fy_klog_q(s->o->files[0], q, sizeof q), (unsigned long long)w->part_got);
-        return 0;
+                fy_klog_q(s->o->files[i], q, sizeof q), (unsigned long long)w->part_got);
+        return;
     }
     memcpy(s->prefix_sha, w->part_prefix_sha, sizeof s->prefix_sha);
     s->resume_seq = w->part_seq;
+    s->rerun_i = i;
+    s->rerun_off = w->part_got;
+    s->rerun_seq = w->next_seq;
     fy_klog(FY_LOG_INFO, "continuing the file an earlier run left unfinished", "file=%s "
             "stored=%llu size=%llu same_source=%s prefix_checked=%s",
-            fy_klog_q(s->o->files[0], q, sizeof q), (unsigned long long)w->part_got,
+            fy_klog_q(s->o->files[i], q, sizeof q), (unsigned long long)w->part_got,
             (unsigned long long)w->part_size, same_src ? "yes" : "no",
             s->check_prefix ? "yes" : "no");
-    return w->part_got;
+}
+
+/* Where file i starts: a reconnect's offset (i == next), the rerun's file
+ * at the relay's part when no frame went out since the welcome (else the
+ * relay's part is gone: a file-begin came after it), or 0. */
+static uint64_t start_at(sender *s, size_t i, size_t next, uint64_t off)
+{
+    if (i == next && off)
+        return off;
+    if (!s->rerun_off || i != s->rerun_i)
+        return 0;
+    uint64_t at = s->seq == s->rerun_seq ? s->rerun_off : 0;
+    s->rerun_off = 0;
+    if (!at) {
+        s->check_prefix = false;
+        fy_klog(FY_LOG_INFO, "a file before it was sent: sending the unfinished file from its "
+                "start", "file=%s", s->o->files[i]);
+    }
+    return at;
 }
 
 /* The connection broke with rc: reconnect with backoff until a welcome, as
@@ -622,12 +649,14 @@ int fy_cli_send_run(const fy_cli_send_opts *o, fy_cli_send_result *r)
         code = FY_CLI_EXIT_IO;
     }
     size_t next = 0;
-    uint64_t off = rc == 0 && code == FY_CLI_EXIT_OK ? rerun_point(&s, &w) : 0;
+    uint64_t off = 0;
+    if (rc == 0 && code == FY_CLI_EXIT_OK)
+        rerun_point(&s, &w);
     s.dedupe = !o->force && w.ext; /* w.ext: the relay took our hello flags */
     while (code == FY_CLI_EXIT_OK) {
         for (size_t i = next; rc == 0 && code == FY_CLI_EXIT_OK && i < o->nfiles; i++) {
             what = "send";
-            code = send_file(&s, i, i == next ? off : 0, &rc);
+            code = send_file(&s, i, start_at(&s, i, next, off), &rc);
             if (code < 0)
                 code = FY_CLI_EXIT_OK; /* rc carries the connection's error */
         }
@@ -644,6 +673,8 @@ int fy_cli_send_run(const fy_cli_send_opts *o, fy_cli_send_result *r)
         if (rc < 0)
             break;
         s.dedupe = !o->force && w.ext;
+        s.rerun_off = 0; /* a reconnect: resume_point decides */
+        s.check_prefix = false;
         resume_point(&s, &w, &next, &off);
         if (s.nacked > acked0 || w.next_seq > seq0)
             fy_cli_retry_progress(&rt);

@@ -299,6 +299,46 @@ static void test_resume_rerun(void **state)
     fy_ct_daemon_stop(t);
 }
 
+/* A tree interrupted in its second file: run again, the first file is
+ * already stored (not sent) and the second continues. */
+static void test_resume_tree(void **state)
+{
+    fy_ct *t = *state;
+    fy_ct_daemon_start(t, NULL);
+    const long long size = (FY_CT_SANITIZED ? 16 : 64) * MIB;
+    char dir[FY_CT_PATH], p[FY_CT_PATH * 2], out[FY_CT_PATH];
+    uint8_t sha[32];
+    fy_ct_mkdir(fy_ct_path(t, "tr", dir));
+    snprintf(p, sizeof p, "%s/a.bin", dir);
+    fy_ct_make_file(p, 1 << 20, 31, NULL);
+    snprintf(p, sizeof p, "%s/b.bin", dir);
+    fy_ct_make_file(p, (uint64_t)size, 32, sha);
+    char rate[32];
+    snprintf(rate, sizeof rate, "%lld", size / 2);
+    setenv("FERRY_TEST_SEND_RATE", rate, 1);
+    pid_t tx = fy_ct_send(t, "t1", "rt", (const char *[]){"-r", dir, NULL});
+    unsetenv("FERRY_TEST_SEND_RATE");
+    for (int i = 0; i < 400 && du_bytes(t, t->data) < MIB + size / 2; i++)
+        fy_ct_sleep_ms(50);
+    fy_ct_kill(tx, SIGINT);
+    assert_int_equal(fy_ct_wait(t, tx, 10000), 130);
+    tx = fy_ct_send(t, "t2", "rt", (const char *[]){"-r", dir, NULL});
+    fy_ct_expect_exit(t, tx, "t2", T_MS, 0);
+    snprintf(p, sizeof p, "%s/t2.err", t->dir);
+    assert_true(fy_ct_contains(p, "already stored on the relay: not sent again"));
+    assert_true(fy_ct_contains(p, "continuing the file an earlier run left unfinished"));
+    long long second = out_value(t, "t2", "bytes_sent=");
+    fprintf(stderr, "tree of 1 MiB + %lld bytes: the second run sent %lld bytes\n", size, second);
+    assert_true(second > 0 && second <= size * 6 / 10);
+    fy_ct_path(t, "out", out);
+    fy_ct_expect_exit(t, fy_ct_recv(t, "r", "rt", out,
+                                    (const char *[]){"--from-start", "--count", "2", NULL}),
+                      "r", T_MS, 0);
+    snprintf(p, sizeof p, "%s/tr/b.bin", out);
+    fy_ct_assert_same(p, sha);
+    fy_ct_daemon_stop(t);
+}
+
 /* Ctrl-C and the same command at once, while the relay is behind (a slow
  * fsync keeps the sender's session from reading): never FY_EBUSY. */
 static void test_slot_free_at_once(void **state)
@@ -413,6 +453,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tree_sparse, fy_ct_setup, fy_ct_teardown),
         cmocka_unit_test_setup_teardown(test_names, fy_ct_setup, fy_ct_teardown),
         cmocka_unit_test_setup_teardown(test_resume_rerun, fy_ct_setup, fy_ct_teardown),
+        cmocka_unit_test_setup_teardown(test_resume_tree, fy_ct_setup, fy_ct_teardown),
         cmocka_unit_test_setup_teardown(test_slot_free_at_once, fy_ct_setup, fy_ct_teardown),
         cmocka_unit_test_setup_teardown(test_on_conflict, fy_ct_setup, fy_ct_teardown),
         cmocka_unit_test_setup_teardown(test_dedupe, fy_ct_setup, fy_ct_teardown),
