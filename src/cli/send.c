@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "cli/conn.h"
+#include "cli/dedupe.h"
 #include "cli/cliexit.h"
 #include "cli/progress.h"
 #include "cli/retry.h"
@@ -292,28 +293,9 @@ static int continue_at(sender *s, int fd, const char *path, uint64_t off)
     return 1;
 }
 
-/* The relay's answer to our query: acks that come first are taken.  0
- * with *st filled, or a negative connection error. */
-static int wait_stored(sender *s, fy_stored *st)
+static void ack_cb(void *arg, uint64_t seq)
 {
-    for (int i = 0; i < 1000000; i++) {
-        fy_frame f;
-        int rc = fy_cli_conn_next(s->k, &f, false);
-        if (rc < 0)
-            return rc;
-        if (rc == 0 || f.hdr.type == FY_FT_ACK) {
-            fy_ack a;
-            if (rc > 0 && fy_ack_decode(f.payload, f.hdr.len, &a) == 0)
-                on_ack(s, a.seq);
-            continue;
-        }
-        if (f.hdr.type == FY_FT_BYE)
-            return -ENODATA;
-        if (f.hdr.type != FY_FT_STORED)
-            return -FY_EPROTO;
-        return fy_stored_decode(f.payload, f.hdr.len, st);
-    }
-    return -FY_EPROTO;
+    on_ack(arg, seq);
 }
 
 /* Dedupe: is the channel's latest file of this name this very file (same
@@ -323,16 +305,8 @@ static int wait_stored(sender *s, fy_stored *st)
  * error. */
 static int already_stored(sender *s, size_t i, int fd, const fy_file_begin *fb, const char *path)
 {
-    fy_query q = {.size = fb->size};
-    uint8_t pl[FY_CTL_PAYLOAD_MAX];
-    size_t n;
-    fy_stored st;
-    memcpy(q.name, fb->name, sizeof q.name);
-    int rc = fy_query_encode(&q, pl, sizeof pl, &n);
-    if (rc == 0)
-        rc = fy_cli_conn_send(s->k, FY_FT_QUERY, 0, pl, n);
-    if (rc == 0)
-        rc = wait_stored(s, &st);
+    fy_stored st = {0};
+    int rc = fy_cli_dedupe_ask(s->k, fb, ack_cb, s, &st);
     if (rc < 0 || st.seq == 0)
         return rc;
     fy_sha256_reset(s->sha); /* (a start-over after continue_at read a prefix) */
@@ -502,6 +476,9 @@ static void report_interrupt(sender *s)
  * that was not acknowledged: those files are sent again. */
 static void resume_point(sender *s, const fy_welcome *w, size_t *next, uint64_t *off)
 {
+    s->dedupe = !s->o->force && w->ext;
+    s->rerun_off = 0; /* a rerun's part: decided on the first welcome only */
+    s->check_prefix = false;
     bool ours = w->next_seq <= s->seq;
     if (ours && w->next_seq > 0)
         on_ack(s, w->next_seq - 1);
@@ -549,6 +526,7 @@ static void rerun_point(sender *s, const fy_welcome *w)
     size_t i = 0;
     struct stat st;
     char q[600];
+    s->dedupe = !s->o->force && w->ext; /* w->ext: the relay took our hello flags */
     while (i < s->o->nfiles && w->ext && w->part_seq && strcmp(w->part_name, file_name(s->o, i)))
         i++;
     if (i >= s->o->nfiles || !w->ext || !w->part_seq || !w->part_got ||
@@ -652,7 +630,6 @@ int fy_cli_send_run(const fy_cli_send_opts *o, fy_cli_send_result *r)
     uint64_t off = 0;
     if (rc == 0 && code == FY_CLI_EXIT_OK)
         rerun_point(&s, &w);
-    s.dedupe = !o->force && w.ext; /* w.ext: the relay took our hello flags */
     while (code == FY_CLI_EXIT_OK) {
         for (size_t i = next; rc == 0 && code == FY_CLI_EXIT_OK && i < o->nfiles; i++) {
             what = "send";
@@ -672,9 +649,6 @@ int fy_cli_send_run(const fy_cli_send_opts *o, fy_cli_send_result *r)
         rc = reconnect(&s, &h, &rt, rc, &what, &w);
         if (rc < 0)
             break;
-        s.dedupe = !o->force && w.ext;
-        s.rerun_off = 0; /* a reconnect: resume_point decides */
-        s.check_prefix = false;
         resume_point(&s, &w, &next, &off);
         if (s.nacked > acked0 || w.next_seq > seq0)
             fy_cli_retry_progress(&rt);
