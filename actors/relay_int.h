@@ -314,8 +314,8 @@ enum fy__msg {
     FY_RM_READY,                      /* relay -> metrics: the acceptor listens */
     /* to a session (last, so the kinds above keep their numbers in traces) */
     FY_RM_ATTACH_MIRROR,              /* the answer to ATTACH on an edge's mirror */
-    FY_RM_QUERY,                      /* session -> writer: a sender's query frame */
-    FY_RM_STORED,                     /* writer -> session: the answer to QUERY */
+    FY_RM_DUP_ASK,                      /* session -> writer: a sender's dup-ask frame */
+    FY_RM_DUP_ANSWER,                     /* writer -> session: the answer to QUERY */
 };
 
 /* Timer tags. */

@@ -50,29 +50,29 @@ static void fail_ingest(session *s, int rc)
 
 /* "Is this name's latest file stored?"  The frames before it go to the
  * writer first, so its answer counts the files this sender just sent. */
-static int on_query(session *s, const fy_frame *f)
+static int on_dup_ask(session *s, const fy_frame *f)
 {
     fy_buf *b;
-    fy_query q;
-    int rc = fy_query_decode(f->payload, f->hdr.len, &q);
+    fy_dup_ask q;
+    int rc = fy_dup_ask_decode(f->payload, f->hdr.len, &q);
     if (rc == 0)
         rc = fy_buf_alloc(s->ctx->pool, sizeof q, &b);
     if (rc < 0) {
-        fy__session_fail(s, rc == -FY_EPOOL || rc == -ENOMEM ? FY_EINTERNAL : rc, "query: %s",
+        fy__session_fail(s, rc == -FY_EPOOL || rc == -ENOMEM ? FY_EINTERNAL : rc, "dup-ask: %s",
                          fy_strerror(rc));
         return 1;
     }
     memcpy(fy_buf_data(b), &q, sizeof q);
     fy_buf_set_len(b, sizeof q);
     fy_ingest_flush(s->ing);
-    fy__msg_query(s->chan->writer, s->self, b);
+    fy__msg_dup_ask(s->chan->writer, s->self, b);
     return 0;
 }
 
-/* The writer's answer to a query: a stored frame to the sender. */
-void fy__sender_stored(session *s, const fy_msg *m)
+/* The writer's answer to a dup-ask: a dup-answer frame to the sender. */
+void fy__sender_dup_answer(session *s, const fy_msg *m)
 {
-    fy_stored st = {.seq = m->u64[0]};
+    fy_dup_answer st = {.seq = m->u64[0]};
     uint8_t p[64];
     size_t n;
     if (s->st != S_SENDER)
@@ -81,8 +81,8 @@ void fy__sender_stored(session *s, const fy_msg *m)
         memcpy(st.sha256, fy_buf_cdata(m->buf), FY_SHA256_LEN);
     else
         st.seq = 0;
-    if (fy_stored_encode(&st, p, sizeof p, &n) < 0 ||
-        fy__session_send_ctl(s, FY_FT_STORED, 0, p, n) < 0)
+    if (fy_dup_answer_encode(&st, p, sizeof p, &n) < 0 ||
+        fy__session_send_ctl(s, FY_FT_DUP_ANSWER, 0, p, n) < 0)
         fy__session_fail(s, FY_EPROTO, "client does not read its control frames");
 }
 
@@ -110,8 +110,8 @@ static int on_ctl(void *arg, const fy_frame *f)
         fy__ctl_log_peer_error(s->peer, "client sent error", f);
         fy__session_finish(s, "client error");
         return 1;
-    case FY_FT_QUERY:
-        return on_query(s, f);
+    case FY_FT_DUP_ASK:
+        return on_dup_ask(s, f);
     default:
         fy__session_fail(s, FY_EPROTO, "unexpected %s frame from a sender",
                          fy_frame_type_name(t));

@@ -446,8 +446,8 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
     case FY_RM_KEEP:
         on_keep(w, m->ptr);
         break;
-    case FY_RM_QUERY:
-        fy__writer_names_query(w, m->ptr, m->buf);
+    case FY_RM_DUP_ASK:
+        fy__writer_names_ask(w, m->ptr, m->buf);
         break;
     case FY_RM_DIGEST_RESET: /* its batches before this were dropped */
         if (w->sender == m->ptr)

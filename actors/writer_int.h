@@ -105,8 +105,8 @@ void fy__writer_find_part(fy__writer *w, fy_idx *idx);
 /* A file-end was stored: name's latest file is this one. */
 void fy__writer_names_note(fy__writer *w, const char *name, uint64_t size, uint64_t begin_seq,
                            const uint8_t sha[FY_SHA256_LEN]);
-/* FY_RM_QUERY from session `from` (q: a fy_query): answer FY_RM_STORED. */
-void fy__writer_names_query(fy__writer *w, fy_actor *from, const fy_buf *q);
+/* FY_RM_DUP_ASK from session `from` (q: a fy_dup_ask): answer FY_RM_DUP_ANSWER. */
+void fy__writer_names_ask(fy__writer *w, fy_actor *from, const fy_buf *q);
 void fy__writer_names_free(fy__writer *w);
 
 /* ---- writer_durable.c ----------------------------------------------------- */

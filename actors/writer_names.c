@@ -1,10 +1,10 @@
 /*
  * writer_names.c - the channel's latest stored file of each name, for a
- * sender that asks before sending (query frames: dedupe).
+ * sender that asks before sending (dup-ask frames: dedupe).
  *
  * The writer notes every file-end it stores (name, size, SHA-256, the
  * file-begin's seq) in a chained hash table, newest per name, and answers
- * a query with the file that has the name and the size asked for, as long
+ * a dup-ask with the file that has the name and the size asked for, as long
  * as retention has not dropped its first frame.  Memory only: it starts
  * empty each time the channel's log is opened (a restart, a reopen after
  * channel-idle), so a file sent again after that is stored again -- never
@@ -58,23 +58,23 @@ void fy__writer_names_note(fy__writer *w, const char *name, uint64_t size, uint6
     memcpy(e->sha, sha, sizeof e->sha);
 }
 
-void fy__writer_names_query(fy__writer *w, fy_actor *from, const fy_buf *q)
+void fy__writer_names_ask(fy__writer *w, fy_actor *from, const fy_buf *q)
 {
-    if (from != w->sender || !q || fy_buf_len(q) != sizeof(fy_query))
+    if (from != w->sender || !q || fy_buf_len(q) != sizeof(fy_dup_ask))
         return; /* not the attached sender any more: it is gone or going */
-    const fy_query *qu = (const fy_query *)(const void *)fy_buf_cdata(q);
+    const fy_dup_ask *qu = (const fy_dup_ask *)(const void *)fy_buf_cdata(q);
     const fy__wname *e = w->names ? w->names[hash(qu->name)] : NULL;
     while (e && strcmp(e->name, qu->name) != 0)
         e = e->next;
     fy_buf *b;
     if (fy_buf_alloc(w->ctx->pool, FY_SHA256_LEN, &b) < 0) {
-        fy__msg_stored(w->sender, 0, NULL); /* "not known": the sender sends the file */
+        fy__msg_dup_answer(w->sender, 0, NULL); /* "not known": the sender sends the file */
         return;
     }
     bool held = e && e->size == qu->size && e->begin_seq >= fy_log_first_seq(w->log);
     memcpy(fy_buf_data(b), held ? e->sha : (const uint8_t[FY_SHA256_LEN]){0}, FY_SHA256_LEN);
     fy_buf_set_len(b, FY_SHA256_LEN);
-    fy__msg_stored(w->sender, held ? e->begin_seq : 0, b);
+    fy__msg_dup_answer(w->sender, held ? e->begin_seq : 0, b);
 }
 
 void fy__writer_names_free(fy__writer *w)

@@ -51,9 +51,9 @@ enum fy_frame_type {
      * zeros, a hole; it stands for them in the file's size and digest */
     FY_FT_HOLE = 32,
     /* control, sender -> relay: is the channel's latest file of this name
-     * (and size) still held, and what is its SHA-256?  Answer: stored. */
-    FY_FT_QUERY = 33,
-    FY_FT_STORED = 34, /* control, relay -> sender: the answer to query */
+     * (and size) still held, and what is its SHA-256?  Answer: dup-answer. */
+    FY_FT_DUP_ASK = 33,
+    FY_FT_DUP_ANSWER = 34, /* control, relay -> sender: the answer to dup-ask */
     FY_FT_MAX_ = 34
 };
 
@@ -98,7 +98,7 @@ enum fy_mode {
  * after the extension and the epoch fields; docs/protocol.md, "Trees,
  * sparse files and resuming across runs").  Needs FY_HELLO_F_RESUME. */
 #define FY_HELLO_F_SOURCE 0x0100u
-/* A sender: "I may send query frames" (dedupe; docs/protocol.md §9). */
+/* A sender: "I may send dup-ask frames" (dedupe; docs/protocol.md §9). */
 #define FY_HELLO_F_DEDUPE 0x0200u
 #define FY_HELLO_F_KNOWN (FY_HELLO_F_RESUME | FY_HELLO_F_AHEAD | FY_HELLO_F_SOURCE | \
                           FY_HELLO_F_DEDUPE)
@@ -175,17 +175,17 @@ typedef struct fy_file_begin {
  * trailer fields (which today's decoders ignore). */
 #define FY_FILE_BEGIN_MAX (12u + FY_NAME_MAX + 64u)
 
-/* Query (FY_FT_QUERY): 12 + name, the layout of a file-begin without the
- * trailer.  Stored (FY_FT_STORED): 40 bytes. */
-typedef struct fy_query {
+/* Dup-ask (FY_FT_DUP_ASK): 12 + name, the layout of a file-begin without
+ * the trailer.  Dup-answer (FY_FT_DUP_ANSWER): 40 bytes. */
+typedef struct fy_dup_ask {
     uint64_t size;
     char name[FY_NAME_MAX + 1];
-} fy_query;
+} fy_dup_ask;
 
-typedef struct fy_stored {
+typedef struct fy_dup_answer {
     uint64_t seq; /* file-begin seq of the latest file of that name and size; 0: none */
     uint8_t sha256[FY_SHA256_LEN];
-} fy_stored;
+} fy_dup_answer;
 
 /* Hole (FY_FT_HOLE): 8 bytes, the hole's length, 1 .. 2^62. */
 typedef struct fy_hole {
@@ -264,10 +264,10 @@ int fy_error_encode(const fy_error *v, uint8_t *out, size_t cap, size_t *len);
 int fy_error_decode(const uint8_t *p, size_t n, fy_error *v);
 int fy_hole_encode(const fy_hole *v, uint8_t *out, size_t cap, size_t *len);
 int fy_hole_decode(const uint8_t *p, size_t n, fy_hole *v);
-int fy_query_encode(const fy_query *v, uint8_t *out, size_t cap, size_t *len);
-int fy_query_decode(const uint8_t *p, size_t n, fy_query *v);
-int fy_stored_encode(const fy_stored *v, uint8_t *out, size_t cap, size_t *len);
-int fy_stored_decode(const uint8_t *p, size_t n, fy_stored *v);
+int fy_dup_ask_encode(const fy_dup_ask *v, uint8_t *out, size_t cap, size_t *len);
+int fy_dup_ask_decode(const uint8_t *p, size_t n, fy_dup_ask *v);
+int fy_dup_answer_encode(const fy_dup_answer *v, uint8_t *out, size_t cap, size_t *len);
+int fy_dup_answer_decode(const uint8_t *p, size_t n, fy_dup_answer *v);
 
 /* A channel or file name: 1..FY_NAME_MAX bytes of [A-Za-z0-9._-], not
  * starting with '.', so it is always safe as one path component.

@@ -1,5 +1,5 @@
 /*
- * dedupe.c - the query / stored exchange (see dedupe.h).
+ * dedupe.c - the dup-ask / dup-answer exchange (see dedupe.h).
  *
  * The sender pipelines files, so acks of earlier files may come before
  * the answer; they are handed back rather than dropped.
@@ -14,15 +14,15 @@
 #define DEDUPE_FRAMES_MAX 1000000 /* acks before the answer: bounded */
 
 int fy_cli_dedupe_ask(fy_cli_conn *k, const fy_file_begin *fb, void (*on_ack)(void *, uint64_t),
-                      void *arg, fy_stored *st)
+                      void *arg, fy_dup_answer *st)
 {
-    fy_query q = {.size = fb->size};
+    fy_dup_ask q = {.size = fb->size};
     uint8_t pl[FY_CTL_PAYLOAD_MAX];
     size_t n;
     memcpy(q.name, fb->name, sizeof q.name);
-    int rc = fy_query_encode(&q, pl, sizeof pl, &n);
+    int rc = fy_dup_ask_encode(&q, pl, sizeof pl, &n);
     if (rc == 0)
-        rc = fy_cli_conn_send(k, FY_FT_QUERY, 0, pl, n);
+        rc = fy_cli_conn_send(k, FY_FT_DUP_ASK, 0, pl, n);
     for (int i = 0; rc == 0 && i < DEDUPE_FRAMES_MAX; i++) {
         fy_frame f;
         fy_ack a;
@@ -36,9 +36,9 @@ int fy_cli_dedupe_ask(fy_cli_conn *k, const fy_file_begin *fb, void (*on_ack)(vo
         }
         if (f.hdr.type == FY_FT_BYE)
             return -ENODATA; /* the relay is going away */
-        if (f.hdr.type != FY_FT_STORED)
+        if (f.hdr.type != FY_FT_DUP_ANSWER)
             return -FY_EPROTO;
-        return fy_stored_decode(f.payload, f.hdr.len, st);
+        return fy_dup_answer_decode(f.payload, f.hdr.len, st);
     }
     return rc < 0 ? rc : -FY_EPROTO;
 }

@@ -20,7 +20,7 @@
  * and, with FY_HELLO_F_SOURCE, its source id and the SHA-256 of the stored
  * part; a run whose first file is that file (its prefix hashes the same)
  * continues it the same way (rerun_point, continue_at).  Before sending a
- * file from its start, a query frame asks whether the channel's latest
+ * file from its start, a dup-ask frame asks whether the channel's latest
  * file of that name has its size; if so, and its SHA-256 is ours, the file
  * is not sent (already_stored) -- the one extra read of it happens only
  * then.  Holes (sparse.h) go as hole frames, hashed as zeros.
@@ -89,7 +89,7 @@ typedef struct sender {
     uint64_t rerun_off, rerun_seq; /* its stored bytes (0: none), welcome's next_seq */
     bool check_prefix;
     uint8_t prefix_sha[FY_SHA256_LEN];
-    bool dedupe;        /* ask the relay before each file (query frames) */
+    bool dedupe;        /* ask the relay before each file (dup-ask frames) */
     uint64_t rate;      /* FERRY_TEST_SEND_RATE, bytes/s; 0 = none */
     double rate_t0;
 } sender;
@@ -305,7 +305,7 @@ static void ack_cb(void *arg, uint64_t seq)
  * error. */
 static int already_stored(sender *s, size_t i, int fd, const fy_file_begin *fb, const char *path)
 {
-    fy_stored st = {0};
+    fy_dup_answer st = {0};
     int rc = fy_cli_dedupe_ask(s->k, fb, ack_cb, s, &st);
     if (rc < 0 || st.seq == 0)
         return rc;

@@ -32,16 +32,16 @@ static const uint32_t type_max[FY_FT_MAX_ + 1] = {
     [FY_FT_PONG] = FY_PING_MAX,
     [FY_FT_BYE] = 0,
     [FY_FT_HOLE] = 8,
-    [FY_FT_QUERY] = 12 + FY_NAME_MAX,
-    [FY_FT_STORED] = 8 + FY_SHA256_LEN,
+    [FY_FT_DUP_ASK] = 12 + FY_NAME_MAX,
+    [FY_FT_DUP_ANSWER] = 8 + FY_SHA256_LEN,
 };
 
 static const char *const type_name[FY_FT_MAX_ + 1] = {
     [FY_FT_HELLO] = "hello",     [FY_FT_WELCOME] = "welcome", [FY_FT_FILE_BEGIN] = "file-begin",
     [FY_FT_DATA] = "data",       [FY_FT_FILE_END] = "file-end", [FY_FT_ACK] = "ack",
     [FY_FT_ERROR] = "error",     [FY_FT_PING] = "ping",       [FY_FT_PONG] = "pong",
-    [FY_FT_BYE] = "bye",         [FY_FT_HOLE] = "hole",       [FY_FT_QUERY] = "query",
-    [FY_FT_STORED] = "stored",
+    [FY_FT_BYE] = "bye",         [FY_FT_HOLE] = "hole",       [FY_FT_DUP_ASK] = "dup-ask",
+    [FY_FT_DUP_ANSWER] = "dup-answer",
 };
 
 static bool type_known(uint8_t type)

@@ -365,18 +365,18 @@ int fy_file_begin_decode(const uint8_t *p, size_t n, fy_file_begin *v)
     return 0;
 }
 
-/* ---- query, stored ------------------------------------------------------
- * query:  0 size u64 | 8 name_len u16 | 10 reserved u16 = 0 | 12 name
- * stored: 0 seq u64 | 8 sha256[32] */
+/* ---- dup-ask, dup-answer ------------------------------------------------
+ * dup-ask:    0 size u64 | 8 name_len u16 | 10 reserved u16 = 0 | 12 name
+ * dup-answer: 0 seq u64 | 8 sha256[32] */
 
-int fy_query_encode(const fy_query *v, uint8_t *out, size_t cap, size_t *len)
+int fy_dup_ask_encode(const fy_dup_ask *v, uint8_t *out, size_t cap, size_t *len)
 {
     fy_file_begin fb = {.size = v->size};
     memcpy(fb.name, v->name, sizeof fb.name);
     return fy_file_begin_encode(&fb, out, cap, len);
 }
 
-int fy_query_decode(const uint8_t *p, size_t n, fy_query *v)
+int fy_dup_ask_decode(const uint8_t *p, size_t n, fy_dup_ask *v)
 {
     fy_file_begin fb;
     int rc = n >= FBEGIN_FIXED && n > FBEGIN_FIXED + fy__ld16(p + 8) ? -FY_EPAYLOAD
@@ -388,14 +388,14 @@ int fy_query_decode(const uint8_t *p, size_t n, fy_query *v)
     return 0;
 }
 
-int fy_stored_encode(const fy_stored *v, uint8_t *out, size_t cap, size_t *len)
+int fy_dup_answer_encode(const fy_dup_answer *v, uint8_t *out, size_t cap, size_t *len)
 {
     fy_file_end fe = {.size = v->seq};
     memcpy(fe.sha256, v->sha256, sizeof fe.sha256);
     return fy_file_end_encode(&fe, out, cap, len);
 }
 
-int fy_stored_decode(const uint8_t *p, size_t n, fy_stored *v)
+int fy_dup_answer_decode(const uint8_t *p, size_t n, fy_dup_answer *v)
 {
     fy_file_end fe;
     int rc = fy_file_end_decode(p, n, &fe);

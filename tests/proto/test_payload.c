@@ -577,35 +577,35 @@ static void test_welcome_source(void **state)
     assert_int_equal(fy_welcome_encode(&v, b, sizeof b, &n), -EINVAL);
 }
 
-static void test_query_stored(void **state)
+static void test_dup_ask_answer(void **state)
 {
     (void)state;
     uint8_t b[400];
     size_t n;
-    fy_query q = {.size = 12345}, gq;
+    fy_dup_ask q = {.size = 12345}, gq;
     strcpy(q.name, "photos/b/c.jpg");
-    assert_int_equal(fy_query_encode(&q, b, sizeof b, &n), 0);
+    assert_int_equal(fy_dup_ask_encode(&q, b, sizeof b, &n), 0);
     assert_int_equal(n, 12 + strlen(q.name));
-    assert_int_equal(fy_query_decode(b, n, &gq), 0);
+    assert_int_equal(fy_dup_ask_decode(b, n, &gq), 0);
     assert_int_equal(gq.size, 12345);
     assert_string_equal(gq.name, q.name);
-    assert_int_equal(fy_query_decode(b, n - 1, &gq), -FY_ETRUNC);
+    assert_int_equal(fy_dup_ask_decode(b, n - 1, &gq), -FY_ETRUNC);
     b[n] = 0;
-    assert_int_equal(fy_query_decode(b, n + 1, &gq), -FY_EPAYLOAD); /* no trailer */
+    assert_int_equal(fy_dup_ask_decode(b, n + 1, &gq), -FY_EPAYLOAD); /* no trailer */
     strcpy(q.name, "../x");
-    assert_int_equal(fy_query_encode(&q, b, sizeof b, &n), -FY_ENAME);
+    assert_int_equal(fy_dup_ask_encode(&q, b, sizeof b, &n), -FY_ENAME);
 
-    fy_stored st = {.seq = 77}, gs;
+    fy_dup_answer st = {.seq = 77}, gs;
     memset(st.sha256, 0x11, sizeof st.sha256);
-    assert_int_equal(fy_stored_encode(&st, b, sizeof b, &n), 0);
+    assert_int_equal(fy_dup_answer_encode(&st, b, sizeof b, &n), 0);
     assert_int_equal(n, 40);
-    assert_int_equal(fy_stored_decode(b, n, &gs), 0);
+    assert_int_equal(fy_dup_answer_decode(b, n, &gs), 0);
     assert_int_equal(gs.seq, 77);
     assert_memory_equal(gs.sha256, st.sha256, 32);
-    assert_int_equal(fy_stored_decode(b, 39, &gs), -FY_ETRUNC);
-    assert_int_equal(fy_stored_decode(b, 41, &gs), -FY_EPAYLOAD);
-    assert_false(fy_frame_is_stream(FY_FT_QUERY));
-    assert_string_equal(fy_frame_type_name(FY_FT_STORED), "stored");
+    assert_int_equal(fy_dup_answer_decode(b, 39, &gs), -FY_ETRUNC);
+    assert_int_equal(fy_dup_answer_decode(b, 41, &gs), -FY_EPAYLOAD);
+    assert_false(fy_frame_is_stream(FY_FT_DUP_ASK));
+    assert_string_equal(fy_frame_type_name(FY_FT_DUP_ANSWER), "dup-answer");
 }
 
 static void test_file_end(void **state)
@@ -703,7 +703,7 @@ int main(void)
         cmocka_unit_test(test_file_begin), cmocka_unit_test(test_file_end),
         cmocka_unit_test(test_file_begin_trailer), cmocka_unit_test(test_path_check),
         cmocka_unit_test(test_hole), cmocka_unit_test(test_welcome_source),
-        cmocka_unit_test(test_query_stored),
+        cmocka_unit_test(test_dup_ask_answer),
         cmocka_unit_test(test_ack),        cmocka_unit_test(test_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
