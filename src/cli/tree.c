@@ -207,6 +207,11 @@ int fy_cli_tree_parent(int dirfd, const char *path, int *pdir, const char **base
         fd = next;
         p = slash + 1;
     }
+    size_t bl = strlen(p);
+    if (p[0] == '.' && bl >= 6 && strcmp(p + bl - 5, ".part") == 0) {
+        close(fd); /* the form of our temp files: a received file may not take it */
+        return -FY_ENAME;
+    }
     *pdir = fd;
     *base = p;
     return 0;

@@ -39,8 +39,8 @@ void fy_cli_tree_free(fy_cli_tree_list *l);
 /* Receiver: the directory that holds `path` (a relative wire name) under
  * dirfd, created as needed (mode 0755 less the umask), as a new fd in
  * *pdir, and a pointer into path at its last component in *base.  Checks
- * path again (fy_path_check, and never the state file .ferry-state:
- * -FY_ENAME) and refuses a component that is a
+ * path again (fy_path_check; never the state file .ferry-state nor a
+ * last component of the temp files' form ".*.part": -FY_ENAME) and refuses a component that is a
  * symlink or not a directory (-ELOOP / -ENOTDIR).  0 or -errno. */
 int fy_cli_tree_parent(int dirfd, const char *path, int *pdir, const char **base);
 

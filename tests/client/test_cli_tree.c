@@ -217,6 +217,7 @@ static void test_names(void **state)
     assert_true(dfd >= 0);
     assert_int_equal(fy_cli_tree_parent(dfd, "../x", &pdir, &base), -FY_ENAME);
     assert_int_equal(fy_cli_tree_parent(dfd, ".ferry-state", &pdir, &base), -FY_ENAME);
+    assert_int_equal(fy_cli_tree_parent(dfd, "d/.x.part", &pdir, &base), -FY_ENAME);
     assert_int_equal(fy_cli_tree_parent(dfd, "link/x", &pdir, &base), -ENOTDIR);
     assert_int_equal(fy_cli_tree_parent(dfd, "a/b/c.txt", &pdir, &base), 0);
     assert_string_equal(base, "c.txt");
