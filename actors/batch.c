@@ -93,7 +93,8 @@ void fy__batch_mark_begin(fy__batch *b, uint32_t frame, const fy_file_begin *fb)
     fy__file_mark *m = &b->marks[b->nmarks++];
 
     *m = (fy__file_mark){.frame = frame, .type = FY_FT_FILE_BEGIN, .name = b->lnames,
-                         .size = fb->size};
+                         .size = fb->size,
+                         .source = fb->ext && (fb->fflags & FY_FB_F_SOURCE) ? fb->source : 0};
     memcpy(b->names + b->lnames, fb->name, len);
     b->lnames += (uint32_t)len;
 }
@@ -104,6 +105,11 @@ void fy__batch_mark_end(fy__batch *b, uint32_t frame, const fy_file_end *fe)
 
     *m = (fy__file_mark){.frame = frame, .type = FY_FT_FILE_END, .size = fe->size};
     memcpy(m->sha256, fe->sha256, sizeof m->sha256);
+}
+
+void fy__batch_mark_hole(fy__batch *b, uint32_t frame, uint64_t len)
+{
+    b->marks[b->nmarks++] = (fy__file_mark){.frame = frame, .type = FY_FT_HOLE, .size = len};
 }
 
 /* ---- cutting ---------------------------------------------------------------- */

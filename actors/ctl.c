@@ -52,6 +52,9 @@ int fy__ctl_welcome(const fy_welcome *w, const fy__part_info *part, uint8_t *out
         x.part_size = part->size;
         x.part_got = part->got;
         snprintf(x.part_name, sizeof x.part_name, "%s", part->name);
+        x.part_source = part->source;
+        x.src_flags = part->prefix_ok ? FY_WELCOME_SRC_F_PREFIX : 0;
+        memcpy(x.part_prefix_sha, part->prefix_sha, sizeof x.part_prefix_sha);
     }
     int rc = fy_welcome_encode(&x, p, sizeof p, &n);
     return rc < 0 ? rc : fy__ctl_frame(FY_FT_WELCOME, w->channel, 0, p, n, out, cap);

@@ -69,6 +69,7 @@ struct fy_ingest {
     uint8_t mark;
     fy_file_begin mb;
     fy_file_end me;
+    uint64_t mhole;     /* the hole frame being batched: its length */
     uint64_t file_size, file_got;
     bool inherit;       /* conf.in_file, until the first stream frame decides */
     bool skipping;      /* conf.skip_partial, until the first file-begin */
@@ -222,6 +223,24 @@ static int check_data(fy_ingest *g, const fy_frame *f)
     return 0;
 }
 
+/* A hole stands for its length in zeros: sized like data. */
+static int check_hole(fy_ingest *g, const fy_frame *f)
+{
+    fy_hole ho;
+    int rc = fy_hole_decode(f->payload, f->hdr.len, &ho);
+
+    if (rc < 0)
+        return fault(g, FY_INGEST_BEGIN_PAYLOAD, rc, &f->hdr);
+    if (!g->info.in_file)
+        return fault(g, FY_INGEST_DATA_OUTSIDE, -FY_EPROTO, &f->hdr);
+    if (ho.len > g->file_size - g->file_got)
+        return fault(g, FY_INGEST_DATA_SIZE, -FY_ESIZE, &f->hdr);
+    g->file_got += ho.len;
+    g->mark = FY_FT_HOLE;
+    g->mhole = ho.len;
+    return 0;
+}
+
 static int check_end(fy_ingest *g, const fy_frame *f)
 {
     fy_file_end fe;
@@ -267,6 +286,7 @@ static int check_stream(fy_ingest *g, const fy_frame *f)
         g->info.continued = true;
     rc = h->type == FY_FT_FILE_BEGIN ? check_begin(g, f, cont)
          : h->type == FY_FT_DATA     ? check_data(g, f)
+         : h->type == FY_FT_HOLE     ? check_hole(g, f)
                                      : check_end(g, f);
     if (rc == 0)
         g->info.next_seq++;
@@ -317,6 +337,8 @@ static void batch_frame(fy_ingest *g, uint8_t *p, size_t len)
         fy__batch_mark_begin(g->batch, i, &g->mb);
     else if (g->mark == FY_FT_FILE_END)
         fy__batch_mark_end(g->batch, i, &g->me);
+    else if (g->mark == FY_FT_HOLE)
+        fy__batch_mark_hole(g->batch, i, g->mhole);
     g->mark = 0;
     g->batch->bytes += len;
     g->info.frames++;

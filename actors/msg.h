@@ -159,6 +159,20 @@ static inline int fy__msg_digest_err(fy_actor *to, uint32_t cause, uint64_t seq,
     return fy_actor_post(to, FY_RM_DIGEST_ERR, cause, seq, 0, NULL, why);
 }
 
+/* A sender's dup-ask frame (buf: a fy_dup_ask, reference consumed); the
+ * writer answers the attached sender only. */
+static inline int fy__msg_dup_ask(fy_actor *to, fy_actor *session, fy_buf *q)
+{
+    return fy_actor_post(to, FY_RM_DUP_ASK, 0, 0, 0, session, q);
+}
+
+/* The answer: u64[0] = the file-begin seq of the latest file of the name
+ * and size (0: none held); buf = its SHA-256 (32 bytes) or NULL. */
+static inline int fy__msg_dup_answer(fy_actor *to, uint64_t seq, fy_buf *sha)
+{
+    return fy_actor_post(to, FY_RM_DUP_ANSWER, 0, seq, 0, NULL, sha);
+}
+
 /* The same sender asks for the slot: u64[0] = its resume_from; the
  * attached session answers KEEP or gives up (DETACH). */
 static inline int fy__msg_takeover(fy_actor *to, uint64_t resume_from)

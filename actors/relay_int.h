@@ -144,9 +144,10 @@ typedef struct fy__chan {
  * decodes a frame again. */
 typedef struct fy__file_mark {
     uint32_t frame;                /* its index in fr[] */
-    uint8_t type;                  /* FY_FT_FILE_BEGIN or FY_FT_FILE_END */
+    uint8_t type;                  /* FY_FT_FILE_BEGIN, FY_FT_FILE_END or FY_FT_HOLE */
     uint32_t name;                 /* file-begin: its name at names + name */
-    uint64_t size;                 /* the file's size, from either frame */
+    uint64_t size;                 /* the file's size, from either frame; a hole's length */
+    uint64_t source;               /* file-begin: its source id (0: none) */
     uint8_t sha256[FY_SHA256_LEN]; /* file-end: the digest it carries */
 } fy__file_mark;
 
@@ -187,6 +188,7 @@ int fy__batch_mark_room(fy__batch *b, size_t name_len);
 /* Mark frame `frame` (the last one added) as a file-begin or file-end. */
 void fy__batch_mark_begin(fy__batch *b, uint32_t frame, const fy_file_begin *fb);
 void fy__batch_mark_end(fy__batch *b, uint32_t frame, const fy_file_end *fe);
+void fy__batch_mark_hole(fy__batch *b, uint32_t frame, uint64_t len);
 static inline const char *fy__batch_name(const fy__batch *b, const fy__file_mark *m)
 {
     return b->names + m->name;
@@ -217,8 +219,11 @@ typedef struct fy__part_info {
     fy_pos pos;        /* where that file-begin is */
     fy_pos end;        /* the log's end when ATTACHED was sent: the stored part ends here */
     uint64_t size;     /* from its file-begin */
-    uint64_t got;      /* payload bytes stored */
+    uint64_t got;      /* payload bytes stored (holes count their length) */
     char name[FY_NAME_MAX + 1];
+    uint64_t source;   /* its file-begin's source id, 0: none */
+    bool prefix_ok;    /* prefix_sha is the SHA-256 of the got stored bytes */
+    uint8_t prefix_sha[FY_SHA256_LEN];
 } fy__part_info;
 
 /* Why the writer refused a file-end: writer -> sender in DIGEST_ERR's m->buf
@@ -320,6 +325,8 @@ enum fy__msg {
     FY_RM_QREPLY,                     /* to a session: records or an error for its query */
     FY_RM_QINFO,                      /* to the query collector: who is on a channel */
     FY_RM_CHAN_DROP,                  /* to the registry: delete a channel */
+    FY_RM_DUP_ASK,                      /* session -> writer: a sender's dup-ask frame */
+    FY_RM_DUP_ANSWER,                     /* writer -> session: the answer to QUERY */
 };
 
 /* Timer tags. */

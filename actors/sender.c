@@ -27,6 +27,7 @@
 #include "ferry/err.h"
 #include "ferry/io.h"
 #include "ferry/klog.h"
+#include "ferry/sock.h"
 #include "msg.h"
 #include "session_int.h"
 
@@ -45,6 +46,44 @@ static void fail_ingest(session *s, int rc)
 
     fy_ingest_fault_text(s->ing, text, sizeof text);
     fy__session_fail(s, rc, "%s", text);
+}
+
+/* "Is this name's latest file stored?"  The frames before it go to the
+ * writer first, so its answer counts the files this sender just sent. */
+static int on_dup_ask(session *s, const fy_frame *f)
+{
+    fy_buf *b;
+    fy_dup_ask q;
+    int rc = fy_dup_ask_decode(f->payload, f->hdr.len, &q);
+    if (rc == 0)
+        rc = fy_buf_alloc(s->ctx->pool, sizeof q, &b);
+    if (rc < 0) {
+        fy__session_fail(s, rc == -FY_EPOOL || rc == -ENOMEM ? FY_EINTERNAL : rc, "dup-ask: %s",
+                         fy_strerror(rc));
+        return 1;
+    }
+    memcpy(fy_buf_data(b), &q, sizeof q);
+    fy_buf_set_len(b, sizeof q);
+    fy_ingest_flush(s->ing);
+    fy__msg_dup_ask(s->chan->writer, s->self, b);
+    return 0;
+}
+
+/* The writer's answer to a dup-ask: a dup-answer frame to the sender. */
+void fy__sender_dup_answer(session *s, const fy_msg *m)
+{
+    fy_dup_answer st = {.seq = m->u64[0]};
+    uint8_t p[64];
+    size_t n;
+    if (s->st != S_SENDER)
+        return;
+    if (st.seq && m->buf && fy_buf_len(m->buf) == FY_SHA256_LEN)
+        memcpy(st.sha256, fy_buf_cdata(m->buf), FY_SHA256_LEN);
+    else
+        st.seq = 0;
+    if (fy_dup_answer_encode(&st, p, sizeof p, &n) < 0 ||
+        fy__session_send_ctl(s, FY_FT_DUP_ANSWER, 0, p, n) < 0)
+        fy__session_fail(s, FY_EPROTO, "client does not read its control frames");
 }
 
 /* A control frame from a sender (whole, CRC-checked).  Returns 0 to go on,
@@ -71,6 +110,8 @@ static int on_ctl(void *arg, const fy_frame *f)
         fy__ctl_log_peer_error(s->peer, "client sent error", f);
         fy__session_finish(s, "client error");
         return 1;
+    case FY_FT_DUP_ASK:
+        return on_dup_ask(s, f);
     default:
         fy__session_fail(s, FY_EPROTO, "unexpected %s frame from a sender",
                          fy_frame_type_name(t));
@@ -138,6 +179,8 @@ void fy__sender_attached(session *s, fy_msg *m)
     fy_welcome w = {.channel = s->chan->id, .next_seq = m->u64[0], .first_seq = m->u64[1],
                     .max_payload = (uint32_t)s->ctx->conf->max_payload,
                     .ext = (s->hello.flags & FY_HELLO_F_RESUME) != 0};
+    /* the source fields sit after the epoch fields (zero for a sender) */
+    w.ext3 = w.ext2 = w.ext && (s->hello.flags & FY_HELLO_F_SOURCE) != 0;
     if (m->buf && fy_buf_len(m->buf) == sizeof s->part) {
         memcpy(&s->part, fy_buf_cdata(m->buf), sizeof s->part);
         s->has_part = true;
@@ -245,13 +288,17 @@ void fy__sender_takeover(session *s, uint64_t resume_from)
     uint64_t idle = fy_now_ns() - s->idle.alive_ns;
     uint64_t next = fy_ingest_info_get(s->ing)->next_seq;
     bool stale = !s->pump.paused && idle >= s->ctx->conf->takeover_grace * 1000000000ull;
-    if (s->shutting || (!stale && (resume_from == 0 || resume_from != next))) {
+    /* A sender interrupted while we were not reading (paused) has closed
+     * its end: it is gone, whatever the clock says (Ctrl-C, run again). */
+    bool gone = s->conn.fd >= 0 && fy_sock_peer_gone(s->conn.fd);
+    if (s->shutting || (!stale && !gone && (resume_from == 0 || resume_from != next))) {
         fy__msg_keep(s->chan->writer, s->self);
         return;
     }
     fy__session_fail_as(s, FY_EBUSY, "sender replaced", "replaced by a new connection of the "
-                        "same sender (this one idle %llu ms; the new one resumes at seq %llu, "
-                        "the channel is at %llu)", (unsigned long long)(idle / 1000000),
+                        "same sender (this one %s, idle %llu ms; the new one resumes at seq %llu, "
+                        "the channel is at %llu)", gone ? "closed by its peer" : "open",
+                        (unsigned long long)(idle / 1000000),
                         (unsigned long long)resume_from, (unsigned long long)next);
 }
 

@@ -471,6 +471,9 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
     case FY_RM_TAKEOVER:
         fy__sender_takeover(s, m->u64[0]);
         break;
+    case FY_RM_DUP_ANSWER:
+        fy__sender_dup_answer(s, m);
+        break;
     case FY_RM_CREDIT:
         on_credit(s, m->u64[0]);
         break;

@@ -87,6 +87,8 @@ void fy__sender_digest_err(session *s, const fy_msg *m);
 void fy__sender_idle_tick(session *s);
 /* The same sender wants the slot (resume_from of its hello). */
 void fy__sender_takeover(session *s, uint64_t resume_from);
+/* The writer's answer to a dup-ask frame (FY_RM_DUP_ANSWER): a dup-answer frame. */
+void fy__sender_dup_answer(session *s, const fy_msg *m);
 /* Shutting down: bye once the writer has credited everything. */
 void fy__sender_bye_on_shutdown(session *s);
 

@@ -505,6 +505,9 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
     case FY_RM_KEEP:
         on_keep(w, m->ptr);
         break;
+    case FY_RM_DUP_ASK:
+        fy__writer_names_ask(w, m->ptr, m->buf);
+        break;
     case FY_RM_DIGEST_RESET: /* its batches before this were dropped */
         if (w->sender == m->ptr)
             w->digest_failed = false;
@@ -580,6 +583,7 @@ static void dtor(void *state)
     }
     free(w->fwd);
     fy_sha256_free(w->sha);
+    fy__writer_names_free(w);
     fy__writer_wb_free(w);
     free(w);
 }

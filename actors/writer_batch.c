@@ -119,6 +119,8 @@ static uint32_t verify(fy__writer *w, const fy__batch *b, int *cause, uint64_t *
         }
         if (t == FY_FT_DATA) {
             fy_sha256_update(w->sha, p, len);
+        } else if (t == FY_FT_HOLE) {
+            fy_sha256_zeros(w->sha, mk->size);
         } else if (t == FY_FT_FILE_END) {
             fy_sha256_final(w->sha, d->got);
             w->sha_ok = false; /* final: the next file starts with a reset */
@@ -287,17 +289,20 @@ static void note_frames(fy__writer *w, fy__batch *b, uint64_t *acks, size_t *nac
         if (t == FY_FT_FILE_BEGIN) {
             snprintf(w->fb_name, sizeof w->fb_name, "%s", fy__batch_name(b, mk));
             w->fb_size = mk->size;
+            w->fb_source = mk->source;
             w->fb_seq = w->part_seq = b->recs[i].seq;
             w->fb_pos = (fy_pos){b->recs[i].seg, b->recs[i].off};
             w->fb_got = 0;
-        } else if (t == FY_FT_DATA) {
-            w->fb_got += len;
+        } else if (t == FY_FT_DATA || t == FY_FT_HOLE) {
+            w->fb_got += t == FY_FT_HOLE ? mk->size : len;
             if (!w->fb_seq && w->part_seq)
                 w->fb_seq = w->part_seq; /* a sender continues the file: LIVE joiners want it */
         } else if (t == FY_FT_FILE_END) {
             fy_klog(FY_LOG_INFO, "file stored", "channel=%s name=%s size=%llu seq_first=%llu "
                     "seq_last=%llu", w->chan->name, w->fb_name, (unsigned long long)w->fb_size,
                     (unsigned long long)w->fb_seq, (unsigned long long)b->recs[i].seq);
+            fy__writer_names_note(w, w->fb_name, w->fb_size, w->part_seq ? w->part_seq : w->fb_seq,
+                                  mk->sha256);
             w->fb_seq = w->part_seq = 0;
             w->files++;
             acks[(*nacks)++] = b->recs[i].seq;
@@ -430,11 +435,20 @@ void fy__writer_find_part(fy__writer *w, fy_idx *idx)
             got += h.len;
             continue;
         }
-        /* file-begin: its payload is small, read it whole */
-        uint8_t buf[FY_FRAME_HDR_SIZE + FY_FRAME_HDR_SIZE + FY_NAME_MAX];
+        /* file-begin or hole: its payload is small, read it whole */
+        uint8_t buf[FY_FRAME_HDR_SIZE + FY_FILE_BEGIN_MAX];
         size_t len;
         fy_file_begin fb;
+        fy_hole ho;
         fy_pos at = {rec.seg, rec.off}, end = {rec.seg, rec.off + rec.len};
+        if (h.type == FY_FT_HOLE) {
+            if (rec.len > sizeof buf || fy_logrd_seek(rd, at) < 0 ||
+                fy_logrd_read(rd, end, buf, sizeof buf, &len) < 0 || len != rec.len ||
+                fy_hole_decode(buf + FY_FRAME_HDR_SIZE, h.len, &ho) < 0)
+                break;
+            got += ho.len;
+            continue;
+        }
         if (fy_logrd_seek(rd, at) == 0 && fy_logrd_read(rd, end, buf, sizeof buf, &len) == 0 &&
             len == rec.len &&
             fy_file_begin_decode(buf + FY_FRAME_HDR_SIZE, h.len, &fb) == 0 && got <= fb.size) {
@@ -442,6 +456,7 @@ void fy__writer_find_part(fy__writer *w, fy_idx *idx)
             w->fb_pos = at;
             w->fb_size = fb.size;
             w->fb_got = got;
+            w->fb_source = fb.ext && (fb.fflags & FY_FB_F_SOURCE) ? fb.source : 0;
             snprintf(w->fb_name, sizeof w->fb_name, "%s", fb.name);
             fy_klog(FY_LOG_INFO, "file in progress found", "channel=%s name=%s size=%llu "
                     "stored=%llu file_begin_seq=%llu frames_walked=%llu action=\"a sender may "
@@ -461,8 +476,10 @@ fy_buf *fy__writer_part_buf(fy__writer *w)
         return NULL;
     fy__part_info *pi = (fy__part_info *)(void *)fy_buf_data(b);
     *pi = (fy__part_info){.seq = w->part_seq, .pos = w->fb_pos, .end = fy_log_end(w->log),
-                          .size = w->fb_size, .got = w->fb_got};
+                          .size = w->fb_size, .got = w->fb_got, .source = w->fb_source};
     snprintf(pi->name, sizeof pi->name, "%s", w->fb_name);
+    /* sha covers exactly the stored part when sha_ok (hashed past it: not ok) */
+    pi->prefix_ok = w->sha_ok && fy_sha256_peek(w->sha, pi->prefix_sha) == 0;
     fy_buf_set_len(b, sizeof *pi);
     return b;
 }

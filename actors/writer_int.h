@@ -47,6 +47,7 @@ typedef struct fy__writer {
     fy_pos fb_pos;
     uint64_t fb_size;
     char fb_name[FY_NAME_MAX + 1];
+    uint64_t fb_source; /* its file-begin's source id (0: none), for a sender's rerun */
     /* The same file for a sender that continues it: unlike fb_seq (which a
      * sender leaving mid-file clears, so LIVE joiners skip a dead file) it
      * lasts until the file's file-end or the next file-begin, and a restart
@@ -87,6 +88,9 @@ typedef struct fy__writer {
     /* write-behind: the sender's acks and credits waiting for the sync
      * worker (writer_durable.c), released in order */
     fy__wb_q acks, credits;
+    /* the latest stored file of each name (writer_names.c) */
+    struct fy__wname **names;
+    size_t nnames;
 } fy__writer;
 
 /* ---- writer_batch.c ------------------------------------------------------- */
@@ -110,6 +114,15 @@ void fy__writer_find_part(fy__writer *w, fy_idx *idx);
 /* The log failed a sync: receivers are cut, and the channel closes (the
  * log cut back to what is durable) once nobody uses it (rewind). */
 void fy__writer_rewind_start(fy__writer *w);
+
+/* ---- writer_names.c ------------------------------------------------------- */
+
+/* A file-end was stored: name's latest file is this one. */
+void fy__writer_names_note(fy__writer *w, const char *name, uint64_t size, uint64_t begin_seq,
+                           const uint8_t sha[FY_SHA256_LEN]);
+/* FY_RM_DUP_ASK from session `from` (q: a fy_dup_ask): answer FY_RM_DUP_ANSWER. */
+void fy__writer_names_ask(fy__writer *w, fy_actor *from, const fy_buf *q);
+void fy__writer_names_free(fy__writer *w);
 
 /* ---- writer_durable.c ----------------------------------------------------- */
 

@@ -31,6 +31,13 @@ int fy_sha256_reset(fy_sha256 *h);
 /* Release h (NULL is allowed), whether or not final was called. */
 void fy_sha256_free(fy_sha256 *h);
 
+/* The digest of what h has taken so far, without ending h (a copy is
+ * finalised): the SHA-256 of a file's stored prefix.  0 or -ENOMEM. */
+int fy_sha256_peek(const fy_sha256 *h, uint8_t out[32]);
+
+/* Take n zero bytes (a hole of a sparse file: FY_FT_HOLE). */
+void fy_sha256_zeros(fy_sha256 *h, uint64_t n);
+
 /* One-shot digest of p[0..n).  0 or -ENOMEM / -FY_EINTERNAL. */
 int fy_sha256_oneshot(const void *p, size_t n, uint8_t out[32]);
 

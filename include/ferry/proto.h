@@ -57,6 +57,13 @@ enum fy_frame_type {
      * [first, next) are deleted files (`ferry rm`) and are not sent; the
      * next stream frame is seq next.  Sent at a frame boundary. */
     FY_FT_SKIP = 19,
+    /* stream frame: the next `len` (u64 payload) bytes of the file are
+     * zeros, a hole; it stands for them in the file's size and digest */
+    FY_FT_HOLE = 32,
+    /* control, sender -> relay: is the channel's latest file of this name
+     * (and size) still held, and what is its SHA-256?  Answer: dup-answer. */
+    FY_FT_DUP_ASK = 33,
+    FY_FT_DUP_ANSWER = 34, /* control, relay -> sender: the answer to dup-ask */
     /* 48-55: an edge relay's notices (docs/protocol.md, "Notices") */
     FY_FT_NOTICE = 48,    /* relay->receiver: what the relay could not deliver, and why */
     FY_FT_MAX_ = 48       /* the highest number; numbers in between may be unused */
@@ -78,7 +85,8 @@ typedef struct fy_frame_hdr {
 
 static inline bool fy_frame_is_stream(uint8_t type)
 {
-    return type == FY_FT_FILE_BEGIN || type == FY_FT_DATA || type == FY_FT_FILE_END;
+    return type == FY_FT_FILE_BEGIN || type == FY_FT_DATA || type == FY_FT_FILE_END ||
+           type == FY_FT_HOLE;
 }
 
 /* Roles and receiver modes in hello. */
@@ -104,11 +112,19 @@ enum fy_mode {
 /* A receiver that understands FY_FT_SKIP: deleted files are skipped, not
  * sent (a receiver without it gets them from the log as they are). */
 #define FY_HELLO_F_SKIP 0x0020u
+/* A sender: "send me the source fields of the file in progress" (welcome:
+ * after the extension and the epoch fields; docs/protocol.md, "Trees,
+ * sparse files and resuming across runs").  Needs FY_HELLO_F_RESUME. */
+#define FY_HELLO_F_SOURCE 0x0100u
+/* A sender: "I may send dup-ask frames" (dedupe; docs/protocol.md, "Trees,
+ * sparse files and resuming across runs"). */
+#define FY_HELLO_F_DEDUPE 0x0200u
 /* A receiver that takes notice frames (FY_FT_NOTICE): files an edge relay
  * skipped and why.  Without it the relay sends none. */
 #define FY_HELLO_F_NOTICE 0x4000u
 #define FY_HELLO_F_KNOWN (FY_HELLO_F_RESUME | FY_HELLO_F_AHEAD | FY_HELLO_F_CLIENT | \
-                          FY_HELLO_F_SKIP | FY_HELLO_F_NOTICE)
+                          FY_HELLO_F_SKIP | FY_HELLO_F_SOURCE | FY_HELLO_F_DEDUPE | \
+                          FY_HELLO_F_NOTICE)
 #define FY_CLIENT_MAX 64u   /* a client's name, bytes */
 #define FY_HELLO_MAX (16u + FY_NAME_MAX + FY_TOKEN_MAX + 16u + 1u + FY_CLIENT_MAX)
 
@@ -154,12 +170,53 @@ typedef struct fy_welcome {
     uint64_t epoch;
     uint64_t epoch_seq;
     uint32_t wflags;
+    /* After the epoch fields, only to a hello with FY_HELLO_F_SOURCE: the
+     * source id its file-begin carried (0: none) and, when
+     * FY_WELCOME_SRC_F_PREFIX, the SHA-256 of its part_got stored bytes. */
+    bool ext3;            /* the source fields are present (encode: needs ext2) */
+    uint64_t part_source;
+    uint32_t src_flags;
+    uint8_t part_prefix_sha[FY_SHA256_LEN];
 } fy_welcome;
+
+#define FY_WELCOME_SRC_F_PREFIX 0x0001u /* part_prefix_sha is valid */
 
 typedef struct fy_file_begin {
     uint64_t size;
-    char name[FY_NAME_MAX + 1];
+    char name[FY_NAME_MAX + 1]; /* a relative path: fy_path_check */
+    /* The optional trailer (24 bytes after the name; decoders ignore bytes
+     * after it): fflags FY_FB_F_*, then what they say is valid. */
+    bool ext;           /* the trailer is present (encode: write it) */
+    uint32_t fflags;
+    uint32_t mode;      /* FY_FB_F_META: permission bits (07777) */
+    int64_t mtime_ns;   /* FY_FB_F_META: modification time, ns since the epoch */
+    uint64_t source;    /* FY_FB_F_SOURCE: the sender's id of its source file */
 } fy_file_begin;
+
+#define FY_FB_F_META 0x0001u   /* mode and mtime_ns are the source's */
+#define FY_FB_F_SOURCE 0x0002u /* source is set (resuming across runs) */
+#define FY_FB_F_KNOWN (FY_FB_F_META | FY_FB_F_SOURCE)
+#define FY_FILE_BEGIN_EXT 24u
+/* The header limit: fixed part, longest name, trailer, and room for later
+ * trailer fields (which today's decoders ignore). */
+#define FY_FILE_BEGIN_MAX (12u + FY_NAME_MAX + 64u)
+
+/* Dup-ask (FY_FT_DUP_ASK): 12 + name, the layout of a file-begin without
+ * the trailer.  Dup-answer (FY_FT_DUP_ANSWER): 40 bytes. */
+typedef struct fy_dup_ask {
+    uint64_t size;
+    char name[FY_NAME_MAX + 1];
+} fy_dup_ask;
+
+typedef struct fy_dup_answer {
+    uint64_t seq; /* file-begin seq of the latest file of that name and size; 0: none */
+    uint8_t sha256[FY_SHA256_LEN];
+} fy_dup_answer;
+
+/* Hole (FY_FT_HOLE): 8 bytes, the hole's length, 1 .. 2^62. */
+typedef struct fy_hole {
+    uint64_t len;
+} fy_hole;
 
 typedef struct fy_file_end {
     uint64_t size;
@@ -296,10 +353,25 @@ int fy_skip_decode(const uint8_t *p, size_t n, fy_skip *v);
  * -FY_ENAME.  Any thread. */
 int fy_client_name_check(const char *name, size_t len);
 
+int fy_hole_encode(const fy_hole *v, uint8_t *out, size_t cap, size_t *len);
+int fy_hole_decode(const uint8_t *p, size_t n, fy_hole *v);
+int fy_dup_ask_encode(const fy_dup_ask *v, uint8_t *out, size_t cap, size_t *len);
+int fy_dup_ask_decode(const uint8_t *p, size_t n, fy_dup_ask *v);
+int fy_dup_answer_encode(const fy_dup_answer *v, uint8_t *out, size_t cap, size_t *len);
+int fy_dup_answer_decode(const uint8_t *p, size_t n, fy_dup_answer *v);
+
 /* A channel or file name: 1..FY_NAME_MAX bytes of [A-Za-z0-9._-], not
  * starting with '.', so it is always safe as one path component.
  * Returns 0 or -FY_ENAME. */
 int fy_name_check(const char *name, size_t len);
+
+/* A file name: a relative path of 1..FY_NAME_MAX bytes of valid UTF-8
+ * (shortest forms, no surrogates), '/'-separated components that are
+ * neither empty, "." nor "..", no NUL or other control character (< 0x20,
+ * 0x7f), not starting or ending with '/'.  Every fy_name_check name passes.
+ * Receivers join it under their directory (never outside it).
+ * Returns 0 or -FY_ENAME.  Any thread. */
+int fy_path_check(const char *path, size_t len);
 
 /* ---- incremental decoder ------------------------------------------------- */
 

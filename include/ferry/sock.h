@@ -9,6 +9,7 @@
 #ifndef FERRY_SOCK_H
 #define FERRY_SOCK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -80,6 +81,11 @@ int fy_sock_set_keepalive(int fd, int idle_s, int intvl_s, int cnt, unsigned use
 /* Bytes written to a TCP socket that its peer has not acknowledged yet,
  * sent or not (SIOCOUTQ).  Whoever owns fd.  Count or -errno. */
 ssize_t fy_sock_unacked(int fd);
+
+/* The peer closed or reset its end (FIN or RST seen), whether or not bytes
+ * it sent before that are still unread: a sender killed while the relay
+ * was not reading its socket.  Whoever owns fd; never blocks. */
+bool fy_sock_peer_gone(int fd);
 
 /* One recv()/writev() on a non-blocking socket: returns bytes (> 0), 0 on
  * orderly close (recv only), -EAGAIN, or -errno.  EINTR is retried. */

@@ -4,8 +4,9 @@
  * Trust nothing from the wire: sequence numbers must be consecutive from
  * welcome's next_seq, a file may not grow past the size its file-begin
  * announced, and the file-end's size and SHA-256 must match what was
- * written.  Names were checked by the decoder (fy_name_check) and are used
- * only relative to DIR's fd.  The resume state is written at most once a
+ * written.  Names are relative paths, checked by the decoder and again
+ * here (fy_path_check), and opened one directory at a time under DIR's fd
+ * (tree.h), so nothing is written outside DIR.  The resume state is written at most once a
  * second (and at exit), after an fsync of DIR, so it never claims a file
  * whose rename is not durable.  A file skipped with --skip-damaged does
  * not move the state: a later --resume meets it again.
@@ -26,9 +27,11 @@
 #include "cli/cliexit.h"
 #include "cli/partfile.h"
 #include "cli/outdir.h"
+#include "cli/place.h"
 #include "cli/progress.h"
 #include "cli/retry.h"
 #include "cli/state.h"
+#include "cli/tree.h"
 #include "ferry/digest.h"
 #include "ferry/err.h"
 #include "ferry/fd.h"
@@ -48,7 +51,10 @@ typedef struct receiver {
     uint64_t expect;        /* next stream seq */
     /* the file being received */
     bool in_file;
-    fy_cli_part pf;         /* its temp file (partfile.h) */
+    fy_cli_part pf;         /* its temp file (partfile.h), in pdir */
+    int pdir;               /* the directory under --out that holds it (tree.h) */
+    const char *base;       /* its last component, in name */
+    fy_file_begin fb;       /* its file-begin (mode, mtime) */
     char name[FY_NAME_MAX + 1];
     uint64_t size, got;
     uint64_t part_seq;      /* its file-begin's seq */
@@ -96,6 +102,7 @@ static void discard_part(receiver *r)
     if (!r->in_file)
         return;
     fy_cli_part_discard(&r->pf);
+    close(r->pdir);
     r->in_file = false;
     fy_cli_progress_abort(&r->prog);
 }
@@ -117,6 +124,21 @@ static int save_state(receiver *r)
 
 /* ---- stream frames ----------------------------------------------------------- */
 
+/* .BASE.part in the name's directory under --out, made as needed and never
+ * through a symlink (tree.h).  0 or an exit code (logged). */
+static int open_part(receiver *r, const fy_file_begin *fb)
+{
+    r->fb = *fb;
+    snprintf(r->name, sizeof r->name, "%s", fb->name);
+    int rc = fy_cli_tree_parent(r->dirfd, r->name, &r->pdir, &r->base);
+    if (rc < 0)
+        return local_fail(r, "open (directories of the name)", r->name, rc);
+    const char *call;
+    if ((rc = fy_cli_part_open(&r->pf, r->pdir, r->base, &call)) < 0)
+        close(r->pdir);
+    return rc < 0 ? local_fail(r, call, r->name, rc) : 0;
+}
+
 static int on_begin(receiver *r, const fy_frame *f)
 {
     fy_file_begin fb;
@@ -132,11 +154,8 @@ static int on_begin(receiver *r, const fy_frame *f)
     if (r->skipping && f->hdr.seq == r->bad_seq + 1)
         r->damaged++; /* the damaged frame ended the skipped file */
     r->skipping = false;
-    snprintf(r->name, sizeof r->name, "%s", fb.name);
-    const char *call;
-    rc = fy_cli_part_open(&r->pf, r->dirfd, fb.name, &call);
-    if (rc < 0)
-        return local_fail(r, call, r->pf.tmp[0] ? r->pf.tmp : fb.name, rc);
+    if ((rc = open_part(r, &fb)) != 0)
+        return rc;
     r->in_file = true;
     r->part_seq = f->hdr.seq;
     r->size = fb.size;
@@ -186,23 +205,47 @@ static int skip_damaged(receiver *r, int err, const char *reason, bool ended)
     return 0;
 }
 
+/* Data, or a hole: the file stays sparse (the offset moves; its size is
+ * set at its end) and the digest takes the zeros the hole stands for. */
 static int on_data(receiver *r, const fy_frame *f)
 {
+    bool hole = f->hdr.type == FY_FT_HOLE;
+    fy_hole h = {.len = f->hdr.len};
+    int rc = hole ? fy_hole_decode(f->payload, f->hdr.len, &h) : 0;
+    if (rc < 0)
+        return rc;
     if (skip_outside_file(r, f))
         return 0;
-    if (r->got + f->hdr.len > r->size) {
+    if (h.len > r->size - r->got) {
         fy_klog(check_level(r), "file is longer than its file-begin said", "file=%s size=%llu",
                 r->name, (unsigned long long)r->size);
         return skip_damaged(r, -FY_ESIZE, "file is longer than its file-begin said", false);
     }
-    int rc = fy_fd_write_all(r->pf.fd, f->payload, f->hdr.len);
+    if (hole) {
+        rc = lseek(r->pf.fd, (off_t)h.len, SEEK_CUR) < 0 ? -errno : 0;
+        fy_sha256_zeros(r->sha, h.len);
+    } else {
+        rc = fy_fd_write_all(r->pf.fd, f->payload, f->hdr.len);
+        fy_sha256_update(r->sha, f->payload, f->hdr.len);
+        r->unacked += h.len;
+    }
     if (rc < 0)
-        return local_fail(r, "write", r->pf.tmp, rc);
-    fy_sha256_update(r->sha, f->payload, f->hdr.len);
-    r->got += f->hdr.len;
-    r->unacked += f->hdr.len;
-    fy_cli_progress_add(&r->prog, f->hdr.len);
+        return local_fail(r, hole ? "lseek" : "write", r->pf.tmp, rc);
+    r->got += h.len;
+    fy_cli_progress_add(&r->prog, h.len);
     return 0;
+}
+
+static int place_part(receiver *r, const uint8_t sha[FY_SHA256_LEN]) /* place.h */
+{
+    const char *call = "close";
+    fy_cli_place_req q = {.fd = r->pf.fd, .pdir = r->pdir, .part = r->pf.tmp, .base = r->base,
+                          .name = r->name, .fb = r->o->no_perms ? NULL : &r->fb,
+                          .policy = r->o->on_conflict, .size = r->size, .sha = sha};
+    int rc = fy_cli_place_finish(&q, &call);
+    fy_cli_part_init(&r->pf); /* place_finish closed the fd (and removed the file on failure) */
+    r->in_file = false; /* fd and pdir are closed, the temp file gone on failure */
+    return rc < 0 ? local_fail(r, call, r->name, rc) : 0;
 }
 
 static int on_end(receiver *r, const fy_frame *f)
@@ -234,10 +277,8 @@ static int on_end(receiver *r, const fy_frame *f)
                 want, got);
         return skip_damaged(r, -FY_EDIGEST, "file SHA-256 mismatch", true);
     }
-    const char *call;
-    r->in_file = false;
-    if ((rc = fy_cli_part_commit(&r->pf, &call)) < 0)
-        return local_fail(r, call, strcmp(call, "renameat") ? r->pf.tmp : r->name, rc);
+    if ((rc = place_part(r, sha)) != 0)
+        return rc;
     double now = fy_cli_progress_now();
     r->files++;
     r->bytes += r->size;
@@ -341,6 +382,7 @@ static int on_frame(receiver *r, const fy_frame *f)
         rc = on_begin(r, f);
         break;
     case FY_FT_DATA:
+    case FY_FT_HOLE:
         rc = on_data(r, f);
         break;
     case FY_FT_FILE_END:

@@ -1,10 +1,14 @@
 /*
  * recv.h - `ferry recv`: receive a channel's files into a directory.
  *
- * Each file is written to a temp file in DIR (partfile.h: DIR/.NAME.part,
- * or a shortened name for a long NAME; never through a planted symlink),
- * checked (size and SHA-256 from file-end; every frame's CRC32C was checked
- * by the decoder), fsync'd and renamed to DIR/NAME.  A file-begin before the previous file's file-end
+ * Each file is written to a temp file in its directory under DIR (a name
+ * is a relative path: tree.h makes the directories, never through a
+ * symlink; partfile.h names the temp file .BASE.part, or a shortened name
+ * for a long BASE, and never opens it through a planted symlink), checked
+ * (size and SHA-256 from file-end; every frame's CRC32C was checked by the
+ * decoder), given its mode and mtime, fsync'd and renamed to DIR/NAME --
+ * or, when a different file has the name, as on_conflict says (place.h).
+ * Hole frames keep a sparse file sparse.  A file-begin before the previous file's file-end
  * means the sender died mid-file: the partial file is discarded with a
  * warning.  DIR/.ferry-state (state.h) records where to resume.
  *
@@ -55,6 +59,8 @@ typedef struct fy_cli_recv_opts {
     int timeout_ms;     /* connect and welcome timeout; 0 = 10 s */
     const fy_cli_tls *tls; /* NULL = plaintext (ferry --tls) */
     bool skip_damaged;  /* a file that fails its check is skipped, not fatal */
+    int on_conflict;    /* enum fy_cli_conflict (place.h): a different file has the name */
+    bool no_perms;      /* --no-perms: ignore the mode and mtime files were sent with */
     fy_cli_cancel *cancel;
     /* Called once the relay welcomed us (the subscription is in place). */
     void (*on_welcome)(void *arg, const fy_welcome *w);

@@ -15,6 +15,15 @@
  * part_got when the relay holds part of it (same file-begin seq, name and
  * size, source unchanged): the client re-reads that prefix from its own
  * disk only to hash it, since the file-end carries the whole file's SHA-256.
+ *
+ * Across runs: the first welcome names the file the relay holds part of
+ * and, with FY_HELLO_F_SOURCE, its source id and the SHA-256 of the stored
+ * part; a run whose first file is that file (its prefix hashes the same)
+ * continues it the same way (rerun_point, continue_at).  Before sending a
+ * file from its start, a dup-ask frame asks whether the channel's latest
+ * file of that name has its size; if so, and its SHA-256 is ours, the file
+ * is not sent (already_stored) -- the one extra read of it happens only
+ * then.  Holes (sparse.h) go as hole frames, hashed as zeros.
  */
 #include "cli/send.h"
 
@@ -25,12 +34,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli/conn.h"
+#include "cli/dedupe.h"
 #include "cli/cliexit.h"
 #include "cli/progress.h"
 #include "cli/retry.h"
+#include "cli/sparse.h"
 #include "ferry/digest.h"
 #include "ferry/err.h"
 #include "ferry/klog.h"
@@ -39,6 +51,7 @@
 #define SEND_BATCH_BYTES ((size_t)1 << 20)
 #define SEND_BATCH_MAX 64 /* frames per writev: 128 iovecs, far below IOV_MAX */
 #define SEND_HELLO_TIMEOUT_MS 10000
+#define SEND_HOLE_MIN ((uint64_t)64 << 10) /* shorter holes go as zeros in data frames */
 
 /* A file that was written and waits for the relay's ack of its file-end. */
 typedef struct pending {
@@ -69,23 +82,47 @@ typedef struct sender {
     uint64_t acked_seq;
     uint64_t acked_bytes;
     const char *current; /* file being written, for the interrupt message */
+    /* a rerun continuing the relay's partial file: its file-begin seq and
+     * the SHA-256 of its stored prefix, which must be our file's too */
+    uint64_t resume_seq;
+    size_t rerun_i;             /* which of our files it is */
+    uint64_t rerun_off, rerun_seq; /* its stored bytes (0: none), welcome's next_seq */
+    bool check_prefix;
+    uint8_t prefix_sha[FY_SHA256_LEN];
+    bool dedupe;        /* ask the relay before each file (dup-ask frames) */
+    uint64_t rate;      /* FERRY_TEST_SEND_RATE, bytes/s; 0 = none */
+    double rate_t0;
 } sender;
 
 const char *fy_cli_send_name(const char *path)
 {
     const char *slash = strrchr(path, '/');
     const char *base = slash ? slash + 1 : path;
-    return fy_name_check(base, strlen(base)) == 0 ? base : NULL;
+    return fy_path_check(base, strlen(base)) == 0 ? base : NULL;
 }
 
-/* The name file i is sent under: names[i] if given, else its base name;
- * NULL when that name is not valid (fy_name_check). */
+/* The name file i is sent under: names[i] if given (a tree's relative
+ * path), else its base name; NULL when that name is not valid
+ * (fy_path_check). */
 static const char *file_name(const fy_cli_send_opts *o, size_t i)
 {
     const char *n = o->names ? o->names[i] : NULL;
     if (!n)
         return fy_cli_send_name(o->files[i]);
-    return fy_name_check(n, strlen(n)) == 0 ? n : NULL;
+    return fy_path_check(n, strlen(n)) == 0 ? n : NULL;
+}
+
+/* The id of a source file a rerun compares with the relay's partial file:
+ * device, inode, size and mtime, hashed (nonzero). */
+static uint64_t source_id(const struct stat *st)
+{
+    uint64_t v[5] = {(uint64_t)st->st_dev, (uint64_t)st->st_ino, (uint64_t)st->st_size,
+                     (uint64_t)st->st_mtim.tv_sec, (uint64_t)st->st_mtim.tv_nsec};
+    uint8_t d[FY_SHA256_LEN];
+    uint64_t id = 0;
+    if (fy_sha256_oneshot(v, sizeof v, d) == 0)
+        memcpy(&id, d, sizeof id);
+    return id ? id : 1;
 }
 
 /* ---- acks ------------------------------------------------------------------ */
@@ -134,6 +171,7 @@ static int send_ctl(sender *s, uint8_t type, const void *v)
     uint8_t p[FY_CTL_PAYLOAD_MAX];
     size_t n = 0;
     int rc = type == FY_FT_FILE_BEGIN ? fy_file_begin_encode(v, p, sizeof p, &n)
+             : type == FY_FT_HOLE     ? fy_hole_encode(v, p, sizeof p, &n)
                                       : fy_file_end_encode(v, p, sizeof p, &n);
     if (rc < 0)
         return rc;
@@ -184,11 +222,119 @@ static int hash_prefix(sender *s, int fd, uint64_t off)
     return 0;
 }
 
+/* FERRY_TEST_SEND_RATE (bytes/s, tests only): sleep until what was sent
+ * fits under it, so a test can interrupt a send half-way on loopback. */
+static void test_throttle(sender *s)
+{
+    if (!s->rate)
+        return;
+    double ahead = s->rate_t0 + (double)s->sent / (double)s->rate - fy_cli_progress_now();
+    if (ahead > 0) {
+        struct timespec ts = {(time_t)ahead, (long)((ahead - (double)(time_t)ahead) * 1e9)};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Send bytes pos..size of fd: data frames for data, a hole frame for each
+ * hole (hashed as the zeros it stands for).  0, a positive exit code (a
+ * local failure, logged), or a negative connection error. */
+static int send_body(sender *s, int fd, const char *path, uint64_t pos, uint64_t size)
+{
+    int rc = 0;
+    while (rc == 0 && pos < size) {
+        bool hole = false;
+        uint64_t end = size;
+        if (!s->o->no_sparse && (rc = fy_cli_sparse_extent(fd, pos, size, SEND_HOLE_MIN, &hole,
+                                                            &end)) < 0)
+            return io_fail("lseek (SEEK_DATA/SEEK_HOLE)", path, -rc);
+        if (hole) {
+            fy_hole h = {.len = end - pos};
+            fy_sha256_zeros(s->sha, h.len);
+            rc = send_ctl(s, FY_FT_HOLE, &h);
+            fy_cli_progress_add(&s->prog, h.len);
+            pos = end;
+            continue;
+        }
+        while (rc == 0 && pos < end) {
+            size_t want = end - pos < s->batch ? (size_t)(end - pos) : s->batch;
+            ssize_t n = pread(fd, s->buf, want, (off_t)pos);
+            if (n <= 0) /* n == 0: the file shrank while we sent it */
+                return io_fail(n < 0 ? "read" : "read (file shrank)", path, n < 0 ? errno : ENODATA);
+            fy_sha256_update(s->sha, s->buf, (size_t)n);
+            rc = send_batch(s, (size_t)n);
+            pos += (uint64_t)n;
+            fy_cli_progress_add(&s->prog, (uint64_t)n);
+            test_throttle(s);
+        }
+    }
+    return rc;
+}
+
+/* Continuing at off: hash the stored prefix from our own file; when the
+ * relay told us its prefix's SHA-256 (a rerun), it must be ours too.
+ * Returns 0 to continue, 1 to start the file over, or an exit code. */
+static int continue_at(sender *s, int fd, const char *path, uint64_t off)
+{
+    _Static_assert(FY_CLI_EXIT_IO > 1, "1 means: start over");
+    int err = -hash_prefix(s, fd, off);
+    if (err)
+        return io_fail("read (prefix to hash)", path, err);
+    if (!s->check_prefix)
+        return 0;
+    s->check_prefix = false;
+    uint8_t mine[FY_SHA256_LEN];
+    if (fy_sha256_peek(s->sha, mine) == 0 && memcmp(mine, s->prefix_sha, sizeof mine) == 0)
+        return 0;
+    char q[600];
+    fy_klog(FY_LOG_WARN, "the relay's partial file is not a prefix of this file: sending it from "
+            "its start", "file=%s stored=%llu", fy_klog_q(path, q, sizeof q),
+            (unsigned long long)off);
+    fy_sha256_reset(s->sha);
+    return 1;
+}
+
+static void ack_cb(void *arg, uint64_t seq)
+{
+    on_ack(arg, seq);
+}
+
+/* Dedupe: is the channel's latest file of this name this very file (same
+ * size and SHA-256)?  Then it is not sent again and counts as done (its
+ * result line comes once the files before it are acknowledged).  Returns
+ * 1 (done), 0 (send it), a positive exit code, or a negative connection
+ * error. */
+static int already_stored(sender *s, size_t i, int fd, const fy_file_begin *fb, const char *path)
+{
+    fy_dup_answer st = {0};
+    int rc = fy_cli_dedupe_ask(s->k, fb, ack_cb, s, &st);
+    if (rc < 0 || st.seq == 0)
+        return rc;
+    fy_sha256_reset(s->sha); /* (a start-over after continue_at read a prefix) */
+    int err = lseek(fd, 0, SEEK_SET) != 0 ? errno : -hash_prefix(s, fd, fb->size);
+    if (err)
+        return io_fail("read (to compare with the stored file)", path, err);
+    uint8_t mine[FY_SHA256_LEN];
+    fy_sha256_final(s->sha, mine);
+    fy_sha256_reset(s->sha);
+    if (memcmp(mine, st.sha256, sizeof mine) != 0)
+        return 0; /* send_body reads with pread: fd's offset does not matter */
+    char qq[600];
+    fy_klog(FY_LOG_INFO, "already stored on the relay: not sent again (--force sends it)",
+            "file=%s name=%s seq=%llu", fy_klog_q(path, qq, sizeof qq), fb->name,
+            (unsigned long long)st.seq);
+    s->pend[i] = (pending){.name = file_name(s->o, i), .bytes = fb->size,
+                           .t0 = fy_cli_progress_now(), .end_seq = 0};
+    memcpy(s->pend[i].sha, mine, sizeof mine);
+    s->npend = i + 1;
+    on_ack(s, s->acked_seq); /* counted now if every file before it is */
+    return 1;
+}
+
 /* Send file i: from its start (off 0: file-begin, data, file-end) or, after
- * a reconnect, from byte off of it (data from off, file-end), continuing
- * the file the relay holds part of.  Returns an exit code; net errors are
- * turned into one by the caller: *net_rc gets the negative error and the
- * result is -1. */
+ * a reconnect or in a rerun, from byte off of it (data from off, file-end),
+ * continuing the file the relay holds part of.  Returns an exit code; net
+ * errors are turned into one by the caller: *net_rc gets the negative error
+ * and the result is -1. */
 static int send_file(sender *s, size_t i, uint64_t off, int *net_rc)
 {
     const char *path = s->o->files[i];
@@ -204,41 +350,50 @@ static int send_file(sender *s, size_t i, uint64_t off, int *net_rc)
     }
     s->current = name;
     pending *p = &s->pend[i];
-    fy_file_begin fb = {.size = (uint64_t)st.st_size};
+    fy_file_begin fb = {.size = (uint64_t)st.st_size, .ext = true, .fflags = FY_FB_F_SOURCE,
+                        .source = source_id(&st)};
+    if (!s->o->no_perms) {
+        fb.fflags |= FY_FB_F_META;
+        fb.mode = (uint32_t)st.st_mode & 07777;
+        fb.mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+    }
     snprintf(fb.name, sizeof fb.name, "%s", name);
     fy_sha256_reset(s->sha);
     int rc = 0;
-    if (off == 0) {
+    if (off > 0 && (rc = continue_at(s, fd, path, off)) > 1) {
+        close(fd);
+        return rc;
+    }
+    if (off > 0 && rc == 0) {
+        if (!p->name) /* a rerun: this run did not start the file */
+            *p = (pending){.name = name, .bytes = fb.size, .t0 = fy_cli_progress_now(),
+                           .begin_seq = s->resume_seq, .dev = st.st_dev, .ino = st.st_ino,
+                           .size = st.st_size, .mtime = st.st_mtim};
+        p->end_seq = 0;
+        fy_cli_progress_begin(&s->prog, name, fb.size);
+        fy_cli_progress_add(&s->prog, off);
+    } else if (s->dedupe && (rc = already_stored(s, i, fd, &fb, path)) != 0) {
+        close(fd);
+        if (rc > 0)
+            return rc == 1 ? FY_CLI_EXIT_OK : rc;
+        *net_rc = rc;
+        return -1;
+    } else {
+        off = 0;
+        rc = 0;
         *p = (pending){.name = name, .bytes = (uint64_t)st.st_size, .t0 = fy_cli_progress_now(),
                        .begin_seq = s->seq, .dev = st.st_dev, .ino = st.st_ino,
                        .size = st.st_size, .mtime = st.st_mtim};
         fy_cli_progress_begin(&s->prog, name, fb.size);
         rc = send_ctl(s, FY_FT_FILE_BEGIN, &fb);
-    } else {
-        p->end_seq = 0;
-        if ((err = -hash_prefix(s, fd, off)) != 0) {
-            close(fd);
-            return io_fail("read (prefix to hash)", path, err);
-        }
-        fy_cli_progress_begin(&s->prog, name, fb.size);
-        fy_cli_progress_add(&s->prog, off);
     }
-    uint64_t left = fb.size - off;
-    while (rc == 0 && left > 0) {
-        size_t want = left < s->batch ? (size_t)left : s->batch;
-        ssize_t n = read(fd, s->buf, want);
-        if (n <= 0) {
-            int rerr = n < 0 ? errno : ENODATA; /* the file shrank while we sent it */
-            close(fd);
-            fy_cli_progress_abort(&s->prog);
-            return io_fail(n < 0 ? "read" : "read (file shrank)", path, rerr);
-        }
-        fy_sha256_update(s->sha, s->buf, (size_t)n);
-        rc = send_batch(s, (size_t)n);
-        left -= (uint64_t)n;
-        fy_cli_progress_add(&s->prog, (uint64_t)n);
-    }
+    if (rc == 0)
+        rc = send_body(s, fd, path, off, fb.size);
     close(fd);
+    if (rc > 0) {
+        fy_cli_progress_abort(&s->prog);
+        return rc;
+    }
     if (rc == 0) {
         fy_file_end fe = {.size = fb.size};
         fy_sha256_final(s->sha, fe.sha256);
@@ -268,7 +423,8 @@ static int check_files(const fy_cli_send_opts *o)
         if (!file_name(o, i)) {
             const char *n = o->names && o->names[i] ? o->names[i] : o->files[i];
             fy_klog(FY_LOG_ERROR,
-                    "file name cannot be sent: names are 1-255 of [A-Za-z0-9._-], not starting with '.'",
+                    "file name cannot be sent: names are relative paths of 1-255 bytes of "
+                    "UTF-8, no '.', '..' or empty component, no control character",
                     "file=%s exit=%d", fy_klog_q(n, q, sizeof q), FY_CLI_EXIT_USAGE);
             return FY_CLI_EXIT_USAGE;
         }
@@ -294,6 +450,9 @@ static int setup(sender *s, const fy_welcome *w)
     s->iov = malloc(2 * frames * sizeof *s->iov);
     s->pend = calloc(s->o->nfiles ? s->o->nfiles : 1, sizeof *s->pend);
     s->seq = w->next_seq;
+    const char *rate = getenv("FERRY_TEST_SEND_RATE");
+    s->rate = rate ? strtoull(rate, NULL, 10) : 0;
+    s->rate_t0 = fy_cli_progress_now();
     if (!s->buf || !s->hdrs || !s->iov || !s->pend)
         return -ENOMEM;
     return fy_sha256_new(&s->sha);
@@ -317,6 +476,9 @@ static void report_interrupt(sender *s)
  * that was not acknowledged: those files are sent again. */
 static void resume_point(sender *s, const fy_welcome *w, size_t *next, uint64_t *off)
 {
+    s->dedupe = !s->o->force && w->ext;
+    s->rerun_off = 0; /* a rerun's part: decided on the first welcome only */
+    s->check_prefix = false;
     bool ours = w->next_seq <= s->seq;
     if (ours && w->next_seq > 0)
         on_ack(s, w->next_seq - 1);
@@ -349,6 +511,64 @@ static void resume_point(sender *s, const fy_welcome *w, size_t *next, uint64_t 
     fy_klog(FY_LOG_INFO, "reconnected: continuing the file", "file=%s stored=%llu size=%llu "
             "next_seq=%llu", fy_klog_q(path, q, sizeof q), (unsigned long long)w->part_got,
             (unsigned long long)p->bytes, (unsigned long long)w->next_seq);
+}
+
+/* The first welcome of a run: the relay holds part of a file of this
+ * channel (an earlier run was interrupted).  If that is one of our files
+ * -- same name and size, and the same source (device, inode, size, mtime)
+ * or a stored prefix whose SHA-256 the relay told us -- it is continued at
+ * part_got when the run gets to it with nothing sent before it (the files
+ * before it already stored: dedupe), after send_file checked the prefix
+ * against our file; else it is sent from its start (receivers then
+ * discard the partial one). */
+static void rerun_point(sender *s, const fy_welcome *w)
+{
+    size_t i = 0;
+    struct stat st;
+    char q[600];
+    s->dedupe = !s->o->force && w->ext; /* w->ext: the relay took our hello flags */
+    while (i < s->o->nfiles && w->ext && w->part_seq && strcmp(w->part_name, file_name(s->o, i)))
+        i++;
+    if (i >= s->o->nfiles || !w->ext || !w->part_seq || !w->part_got ||
+        stat(s->o->files[i], &st) != 0 || w->part_size != (uint64_t)st.st_size)
+        return;
+    bool same_src = w->ext3 && w->part_source == source_id(&st);
+    s->check_prefix = w->ext3 && (w->src_flags & FY_WELCOME_SRC_F_PREFIX);
+    if (!same_src && !s->check_prefix) {
+        fy_klog(FY_LOG_INFO, "the relay holds part of a file of this name from another source: "
+                "sending it from its start", "file=%s stored=%llu",
+                fy_klog_q(s->o->files[i], q, sizeof q), (unsigned long long)w->part_got);
+        return;
+    }
+    memcpy(s->prefix_sha, w->part_prefix_sha, sizeof s->prefix_sha);
+    s->resume_seq = w->part_seq;
+    s->rerun_i = i;
+    s->rerun_off = w->part_got;
+    s->rerun_seq = w->next_seq;
+    fy_klog(FY_LOG_INFO, "continuing the file an earlier run left unfinished", "file=%s "
+            "stored=%llu size=%llu same_source=%s prefix_checked=%s",
+            fy_klog_q(s->o->files[i], q, sizeof q), (unsigned long long)w->part_got,
+            (unsigned long long)w->part_size, same_src ? "yes" : "no",
+            s->check_prefix ? "yes" : "no");
+}
+
+/* Where file i starts: a reconnect's offset (i == next), the rerun's file
+ * at the relay's part when no frame went out since the welcome (else the
+ * relay's part is gone: a file-begin came after it), or 0. */
+static uint64_t start_at(sender *s, size_t i, size_t next, uint64_t off)
+{
+    if (i == next && off)
+        return off;
+    if (!s->rerun_off || i != s->rerun_i)
+        return 0;
+    uint64_t at = s->seq == s->rerun_seq ? s->rerun_off : 0;
+    s->rerun_off = 0;
+    if (!at) {
+        s->check_prefix = false;
+        fy_klog(FY_LOG_INFO, "a file before it was sent: sending the unfinished file from its "
+                "start", "file=%s", s->o->files[i]);
+    }
+    return at;
 }
 
 /* The connection broke with rc: reconnect with backoff until a welcome, as
@@ -390,7 +610,9 @@ int fy_cli_send_run(const fy_cli_send_opts *o, fy_cli_send_result *r)
     double t0 = fy_cli_progress_now();
     const char *what = "connect";
     fy_welcome w = {0};
-    fy_hello h = {.role = FY_ROLE_SENDER, .flags = o->retries ? FY_HELLO_F_RESUME : 0};
+    /* the part fields and their source: a reconnect or a rerun continues a file */
+    fy_hello h = {.role = FY_ROLE_SENDER,
+                  .flags = FY_HELLO_F_RESUME | FY_HELLO_F_SOURCE | FY_HELLO_F_DEDUPE};
     snprintf(h.channel, sizeof h.channel, "%s", o->channel);
     snprintf(h.token, sizeof h.token, "%s", o->token ? o->token : "");
     int rc = fy_cli_dial(o->server, o->timeout_ms ? o->timeout_ms : SEND_HELLO_TIMEOUT_MS, o->tls,
@@ -407,10 +629,12 @@ int fy_cli_send_run(const fy_cli_send_opts *o, fy_cli_send_result *r)
     }
     size_t next = 0;
     uint64_t off = 0;
+    if (rc == 0 && code == FY_CLI_EXIT_OK)
+        rerun_point(&s, &w);
     while (code == FY_CLI_EXIT_OK) {
         for (size_t i = next; rc == 0 && code == FY_CLI_EXIT_OK && i < o->nfiles; i++) {
             what = "send";
-            code = send_file(&s, i, i == next ? off : 0, &rc);
+            code = send_file(&s, i, start_at(&s, i, next, off), &rc);
             if (code < 0)
                 code = FY_CLI_EXIT_OK; /* rc carries the connection's error */
         }

@@ -13,6 +13,12 @@
  * continued from there with data frames only -- unless its source changed
  * (size, mtime or inode differ from when it was started), which starts it
  * over with a new file-begin.
+ *
+ * Run again after an interrupt, the first file is continued from the part
+ * the relay kept when that part is a prefix of it (welcome's source fields);
+ * before each file the relay is asked whether the channel already holds it
+ * (query frame; skipped when it does, unless force).  Directories come
+ * expanded (tree.h); holes of sparse files go as hole frames (sparse.h).
  */
 #ifndef FY_CLI_SEND_H
 #define FY_CLI_SEND_H
@@ -41,6 +47,9 @@ typedef struct fy_cli_send_opts {
     int timeout_ms;       /* connect and welcome timeout; 0 = 10 s */
     const fy_cli_tls *tls; /* NULL = plaintext (ferry --tls) */
     fy_cli_cancel *cancel; /* may be NULL */
+    bool no_perms;        /* --no-perms: file-begins carry no mode and mtime */
+    bool no_sparse;       /* send holes as zeros (tests; old receivers) */
+    bool force;           /* --force: send a file the relay already holds (no dedupe) */
 } fy_cli_send_opts;
 
 typedef struct fy_cli_send_result {
@@ -52,8 +61,8 @@ typedef struct fy_cli_send_result {
 } fy_cli_send_result;
 
 /* The name a file is sent under: the part of path after the last '/'.
- * Returns it, or NULL when it fails fy_name_check (empty, starts with '.',
- * characters outside [A-Za-z0-9._-], longer than 255). */
+ * Returns it, or NULL when it fails fy_path_check (empty, "." or "..",
+ * not UTF-8, a control character, longer than 255 bytes). */
 const char *fy_cli_send_name(const char *path);
 
 /* Run a send; logs what goes wrong and returns an exit code (exit.h).

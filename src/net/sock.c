@@ -343,6 +343,14 @@ ssize_t fy_sock_unacked(int fd)
     return ioctl(fd, SIOCOUTQ, &v) < 0 ? -errno : (ssize_t)v;
 }
 
+bool fy_sock_peer_gone(int fd)
+{
+    /* POLLRDHUP is set once the FIN arrived, even with unread bytes still
+     * queued before it, which is the case this answers. */
+    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+    return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
 /* ---- data --------------------------------------------------------------- */
 
 ssize_t fy_sock_recv(int fd, void *buf, size_t n)

@@ -23,8 +23,10 @@
 #include "cli/qcmd.h"
 #include "cli/recv.h"
 #include "cli/retry.h"
+#include "cli/place.h"
 #include "cli/send.h"
 #include "cli/spool.h"
+#include "cli/tree.h"
 #include "ferry/err.h"
 #include "ferry/klog.h"
 #include "ferry/proto.h"
@@ -111,14 +113,19 @@ static const char usage_main[] =
 static const char usage_send[] =
     "Usage: ferry send [--server HOST:PORT] --channel NAME [--token T | --token-file FILE]\n"
     "                  [--chunk BYTES] [--no-retry | --retries N] [--connect-timeout S]\n"
-    "                  [--quiet | --progress] [--json] FILE... | - --name NAME\n"
+    "                  [--quiet | --progress] [--json] [-r] [--no-perms] [--force]\n"
+    "                  FILE... | - --name NAME\n"
     "\n"
     "Send FILEs, in order, into channel NAME.  Each file is sent under its base\n"
-    "name, which must be 1-255 of [A-Za-z0-9._-] and not start with '.'.  Exits 0\n"
-    "only once the relay has acknowledged (stored) every file.  After a lost\n"
-    "connection it reconnects and continues the file in progress from the last\n"
-    "byte the relay stored; a file whose source changed meanwhile (size, mtime,\n"
-    "inode) is sent again from its start.\n"
+    "name; with -r a directory DIR is sent as a tree, each file under DIR's last\n"
+    "component and its path below it (photos/b/c.jpg).  Names are UTF-8, 1-255\n"
+    "bytes, no '.', '..' or empty component, no control character.  Mode and\n"
+    "mtime go along; holes of sparse files are sent as holes.  Exits 0 only once\n"
+    "the relay has acknowledged (stored) every file.  After a lost connection it\n"
+    "reconnects and continues the file in progress from the last byte the relay\n"
+    "stored; a file whose source changed meanwhile (size, mtime, inode) is sent\n"
+    "again from its start.  Run again after an interrupt, it continues the first\n"
+    "file from what the relay stored when the relay's part is a prefix of it.\n"
     "\n"
     "FILE `-` is standard input, sent under --name NAME: it is first copied to a\n"
     "temp file in $TMPDIR (else /tmp; it needs the room), since a file's size goes\n"
@@ -126,6 +133,11 @@ static const char usage_send[] =
     "\n"
     "  --channel NAME      channel to send into (required)\n"
     "  --name NAME         the name for standard input (-) on the relay (required with -)\n"
+    "  -r, --recursive     send directories as trees (regular files; symlinks skipped)\n"
+    "  --no-perms          do not send the files' mode and mtime\n"
+    "  --force             send a file even when the channel's latest file of that\n"
+    "                      name is the same (size, SHA-256); without it such a file\n"
+    "                      is not stored again and counts as sent\n"
     "  --chunk BYTES       data bytes per frame (default 64K; K/M suffixes; at most\n"
     "                      the relay's maximum payload)\n"
     USAGE_CONN
@@ -142,11 +154,14 @@ static const char usage_recv[] =
     "Usage: ferry recv [--server HOST:PORT] --channel NAME --out DIR [--token T | --token-file FILE]\n"
     "                  [--from-start | --resume | --from-seq N] [--count N] [--rate BYTES_PER_S]\n"
     "                  [--no-retry | --retries N] [--connect-timeout S] [--quiet | --progress]\n"
-    "                  [--json] [--skip-damaged]\n"
+    "                  [--json] [--skip-damaged] [--on-conflict rename|keep|replace]\n"
+    "                  [--no-perms]\n"
     "\n"
     "Receive channel NAME's files into DIR (created if missing).  Each file is\n"
-    "written to DIR/.NAME.part, checked (frame CRC32C, size, SHA-256), fsync'd and\n"
-    "renamed to DIR/NAME.  DIR/.ferry-state records where to resume.  After a lost\n"
+    "written to .BASE.part in its directory under DIR (made as needed, never\n"
+    "through a symlink), checked (frame CRC32C, size, SHA-256), given the mode and\n"
+    "mtime it was sent with, fsync'd and renamed to DIR/NAME (NAME may be a path:\n"
+    "a/b/c.txt).  DIR/.ferry-state records where to resume.  After a lost\n"
     "connection it reconnects from the next sequence number it needs and keeps\n"
     "the partial file, which the rest of the file continues.\n"
     "\n"
@@ -169,6 +184,11 @@ static const char usage_recv[] =
     "                      e.g. damaged on the relay's disk) is not fatal: log a\n"
     "                      warning naming it and why, discard it, go on with the\n"
     "                      next file (default: exit 4 at that file)\n"
+    "  --on-conflict P     a different file of the name is there: rename (default:\n"
+    "                      the new one becomes NAME.1, NAME.2, ...), keep (the old\n"
+    "                      one; the new copy is dropped) or replace; an identical\n"
+    "                      file is simply kept\n"
+    "  --no-perms          ignore the mode and mtime files were sent with\n"
     "  -h, --help          this text;  -V, --version: the version\n"
     "\n"
     "Receives into DIR only if it can write there: checked at start (exit 5).\n"
@@ -266,7 +286,7 @@ enum { O_SERVER = 256, O_CHANNEL, O_TOKEN, O_CHUNK, O_OUT, O_FROM_START, O_RESUM
        O_COUNT, O_RATE, O_DATA, O_MAXP, O_SIZE, O_RECEIVERS, O_KEEP, O_HELP, O_TOKEN_FILE,
        O_RETRY, O_NO_RETRY, O_RETRIES, O_CONNECT_TIMEOUT, O_TLS, O_CA, O_TLS_NAME, O_TLS_CERT,
        O_TLS_KEY, O_QUIET, O_PROGRESS, O_JSON, O_NAME, O_SKIP_DAMAGED, O_STORED, O_CLIENT_NAME,
-       O_VERBOSE, O_LOG_LEVEL, O_VERSION };
+       O_VERBOSE, O_LOG_LEVEL, O_VERSION, O_RECURSIVE, O_NO_PERMS, O_ON_CONFLICT, O_FORCE };
 
 static const struct option long_opts[] = {
     {"server", required_argument, 0, O_SERVER},   {"channel", required_argument, 0, O_CHANNEL},
@@ -289,6 +309,8 @@ static const struct option long_opts[] = {
     {"stored", no_argument, 0, O_STORED}, {"client-name", required_argument, 0, O_CLIENT_NAME},
     {"verbose", no_argument, 0, O_VERBOSE},       {"log-level", required_argument, 0, O_LOG_LEVEL},
     {"version", no_argument, 0, O_VERSION},
+    {"recursive", no_argument, 0, O_RECURSIVE},   {"no-perms", no_argument, 0, O_NO_PERMS},
+    {"on-conflict", required_argument, 0, O_ON_CONFLICT}, {"force", no_argument, 0, O_FORCE},
     {0, 0, 0, 0}};
 
 /* The short options, the same in every Ferry program. */
@@ -310,6 +332,8 @@ typedef struct cmd_opts {
     int start, starts, timeout_ms;
     int progress, progress_flags; /* enum fy_cli_progress_mode; --quiet/--progress given */
     bool keep, help, version, no_retry, tls, json, skip_damaged, stored;
+    bool recursive, no_perms, force;
+    int on_conflict; /* enum fy_cli_conflict */
     bool server_given; /* --server on the command line */
     int log_level;     /* -1: not given (-v, -q, --log-level) */
     fy_cli_conf file;  /* ~/.config/ferry/config, for the commands that connect */
@@ -362,9 +386,11 @@ static int parse(const char *cmd, const char *allowed, int argc, char **argv, cm
     opterr = 0;
     optind = 1;
     int opt;
-    while ((opt = short_opt(getopt_long(argc, argv, ":hVvq", long_opts, NULL))) != -1) {
+    while ((opt = short_opt(getopt_long(argc, argv, ":hVvqr", long_opts, NULL))) != -1) {
         if (opt == '?' || opt == ':')
             return bad_option(cmd, argv, opt);
+        if (opt == 'r')
+            opt = O_RECURSIVE;
         if (!common_opt(opt) && !strchr(allowed, 1 + opt - O_SERVER))
             return usage_error(cmd, "option not valid for this command", argv[optind - 1]);
         int rc = 0;
@@ -421,6 +447,12 @@ static int parse(const char *cmd, const char *allowed, int argc, char **argv, cm
         case O_CLIENT_NAME:
             if (fy_cli_set_client_name(optarg) < 0)
                 return usage_error(cmd, "invalid --client-name: 1-64 of [A-Za-z0-9._@+:-]", optarg);
+        case O_RECURSIVE: c->recursive = true; break;
+        case O_NO_PERMS: c->no_perms = true; break;
+        case O_FORCE: c->force = true; break;
+        case O_ON_CONFLICT:
+            if ((c->on_conflict = fy_cli_conflict_parse(optarg)) < 0)
+                return usage_error(cmd, "--on-conflict takes keep, replace or rename", optarg);
             break;
         }
         if (rc < 0)
@@ -519,6 +551,45 @@ static void json_error(const cmd_opts *c, int code)
     fy_cli_progress_json_error(code, fy_cli_exit_text(code), msg);
 }
 
+/* `-`: standard input to a temp file (spool.h) at spool.  0 or an exit
+ * code (logged; spool is "" then, fy_cli_spool removed the file). */
+static int spool_stdin(fy_cli_cancel *cancel, char *spool, size_t cap)
+{
+    uint64_t bytes;
+    const char *call;
+    int rc = fy_cli_spool(STDIN_FILENO, cancel, spool, cap, &bytes, &call);
+    if (rc == 0)
+        return 0;
+    char q[4200];
+    int code = rc == -EINTR ? FY_CLI_EXIT_INTR : FY_CLI_EXIT_IO;
+    fy_klog(rc == -EINTR ? FY_LOG_WARN : FY_LOG_ERROR,
+            rc == -EINTR ? "interrupted while reading standard input: nothing sent"
+                         : "cannot copy standard input to a temp file",
+            "call=%s file=%s err=%s exit=%d", call, fy_klog_q(spool, q, sizeof q),
+            fy_errname(rc), code);
+    spool[0] = 0;
+    return code;
+}
+
+/* The FILE arguments with directories expanded (-r: tree.h).  0 or an
+ * exit code (logged): a directory without -r keeps exit 5 (err=EISDIR). */
+static int expand_trees(const cmd_opts *c, const char **files, const char **names, size_t n,
+                        fy_cli_tree_list *tree)
+{
+    const char *bad = "";
+    char q[600];
+    int rc = fy_cli_tree_expand(files, names, n, c->recursive, tree, &bad);
+    if (rc == 0)
+        return 0;
+    if (rc == -EINVAL)
+        return usage_error("send", "-r needs a directory with a name (not . or /)", bad);
+    fy_klog(FY_LOG_ERROR, rc == -EISDIR ? "is a directory: use -r to send a tree"
+                                        : "cannot read the tree to send",
+            "file=%s err=%s exit=%d", fy_klog_q(bad, q, sizeof q), fy_errname(rc),
+            FY_CLI_EXIT_IO);
+    return FY_CLI_EXIT_IO;
+}
+
 /* `ferry send ... - --name NAME`: standard input spooled to a temp file
  * (spool.h), sent under NAME, removed afterwards.  The file list is copied
  * so the "-" can point at the temp file. */
@@ -527,7 +598,8 @@ static int cmd_send(int argc, char **argv, fy_cli_cancel *cancel)
     const char allowed[] = {A(O_SERVER), A(O_CHANNEL), A(O_TOKEN), A(O_CHUNK), A(O_HELP),
                             A(O_TOKEN_FILE), A(O_RETRY), A(O_NO_RETRY), A(O_RETRIES),
                             A(O_CONNECT_TIMEOUT), A_TLS, A(O_QUIET), A(O_PROGRESS), A(O_JSON),
-                            A(O_NAME), A(O_CLIENT_NAME), 0};
+                            A(O_NAME), A(O_CLIENT_NAME), A(O_RECURSIVE), A(O_NO_PERMS),
+                            A(O_FORCE), 0};
     cmd_opts c;
     int rc = parse("send", allowed, argc, argv, &c);
     if (rc || c.help || c.version)
@@ -552,15 +624,16 @@ static int cmd_send(int argc, char **argv, fy_cli_cancel *cancel)
         return usage_error("send", "- (standard input) needs --name NAME for the relay", NULL);
     if (dash == n && c.name)
         return usage_error("send", "--name is for the file from standard input (-)", c.name);
-    if (c.name && fy_name_check(c.name, strlen(c.name)) != 0)
-        return usage_error("send", "invalid --name: use 1-255 of [A-Za-z0-9._-], not starting "
-                           "with '.'", c.name);
+    if (c.name && fy_path_check(c.name, strlen(c.name)) != 0)
+        return usage_error("send", "invalid --name: a relative path of 1-255 bytes of UTF-8, "
+                           "no '..' or empty component, no control character", c.name);
     /* before standard input is read: a bad TLS setting fails at once */
     fy_cli_tls tls;
     if ((rc = setup_tls("send", &c, &tls)))
         return rc;
     const char **files = calloc(n, sizeof *files), **names = calloc(n, sizeof *names);
     char spool[4096] = "";
+    fy_cli_tree_list tree = {0};
     if (!files || !names) {
         fy_klog(FY_LOG_ERROR, "out of memory", "exit=%d", FY_CLI_EXIT_IO);
         rc = FY_CLI_EXIT_IO;
@@ -568,32 +641,24 @@ static int cmd_send(int argc, char **argv, fy_cli_cancel *cancel)
     }
     memcpy(files, argv + optind, n * sizeof *files);
     if (dash < n) {
-        uint64_t bytes;
-        const char *call;
-        rc = fy_cli_spool(STDIN_FILENO, cancel, spool, sizeof spool, &bytes, &call);
-        if (rc < 0) {
-            char q[4200];
-            int code = rc == -EINTR ? FY_CLI_EXIT_INTR : FY_CLI_EXIT_IO;
-            fy_klog(rc == -EINTR ? FY_LOG_WARN : FY_LOG_ERROR,
-                    rc == -EINTR ? "interrupted while reading standard input: nothing sent"
-                                 : "cannot copy standard input to a temp file",
-                    "call=%s file=%s err=%s exit=%d", call, fy_klog_q(spool, q, sizeof q),
-                    fy_errname(rc), code);
-            spool[0] = 0; /* fy_cli_spool removed it */
-            rc = code;
+        if ((rc = spool_stdin(cancel, spool, sizeof spool)) != 0)
             goto out;
-        }
         files[dash] = spool;
         names[dash] = c.name;
     }
+    if ((rc = expand_trees(&c, files, names, n, &tree)) != 0)
+        goto out;
     fy_cli_send_opts o = {.server = c.server, .channel = c.channel, .token = c.token,
-                          .chunk = (size_t)c.chunk, .files = files, .names = names,
-                          .nfiles = n, .cancel = cancel, .progress = c.progress, .json = c.json,
-                          .retries = c.no_retry ? 0 : (unsigned)c.retries,
-                          .timeout_ms = c.timeout_ms, .tls = &tls};
+                          .chunk = (size_t)c.chunk, .files = tree.files, .names = tree.names,
+                          .nfiles = tree.n, .cancel = cancel, .progress = c.progress,
+                          .json = c.json, .retries = c.no_retry ? 0 : (unsigned)c.retries,
+                          .timeout_ms = c.timeout_ms, .tls = &tls, .no_perms = c.no_perms,
+                          .force = c.force,
+                          .no_sparse = getenv("FERRY_TEST_NO_SPARSE") != NULL};
     rc = fy_cli_send_run(&o, NULL);
 out:
     json_error(&c, rc);
+    fy_cli_tree_free(&tree);
     fy_tls_free(tls.ctx);
     if (spool[0])
         unlink(spool);
@@ -628,7 +693,8 @@ static int cmd_recv(int argc, char **argv, fy_cli_cancel *cancel)
                             A(O_RESUME), A(O_FROM_SEQ), A(O_COUNT), A(O_RATE), A(O_HELP),
                             A(O_TOKEN_FILE), A(O_RETRY), A(O_NO_RETRY), A(O_RETRIES),
                             A(O_CONNECT_TIMEOUT), A_TLS, A(O_QUIET), A(O_PROGRESS), A(O_JSON),
-                            A(O_SKIP_DAMAGED), A(O_STORED), A(O_CLIENT_NAME), 0};
+                            A(O_SKIP_DAMAGED), A(O_STORED), A(O_CLIENT_NAME), A(O_NO_PERMS),
+                            A(O_ON_CONFLICT), 0};
     cmd_opts c;
     int rc = parse("recv", allowed, argc, argv, &c);
     if (rc || c.help || c.version)
@@ -654,7 +720,8 @@ static int cmd_recv(int argc, char **argv, fy_cli_cancel *cancel)
                           .progress = c.progress, .json = c.json,
                           .retries = c.no_retry ? 0 : (unsigned)c.retries,
                           .timeout_ms = c.timeout_ms, .tls = &tls,
-                          .skip_damaged = c.skip_damaged};
+                          .skip_damaged = c.skip_damaged, .on_conflict = c.on_conflict,
+                          .no_perms = c.no_perms};
     if (c.stored && (rc = stored_end(&c, &tls, &o)) != 0) {
         fy_tls_free(tls.ctx);
         return rc < 0 ? 0 : rc;

@@ -23,7 +23,7 @@ _Static_assert(FY_PAYLOAD_MAX_LIMIT <= UINT32_MAX, "len is a u32 on the wire");
 static const uint32_t type_max[FY_FT_MAX_ + 1] = {
     [FY_FT_HELLO] = FY_HELLO_MAX,
     [FY_FT_WELCOME] = FY_WELCOME_MAX,
-    [FY_FT_FILE_BEGIN] = 12 + FY_NAME_MAX,
+    [FY_FT_FILE_BEGIN] = FY_FILE_BEGIN_MAX,
     [FY_FT_DATA] = UINT32_MAX,
     [FY_FT_FILE_END] = 8 + FY_SHA256_LEN,
     [FY_FT_ACK] = 8,
@@ -36,6 +36,9 @@ static const uint32_t type_max[FY_FT_MAX_ + 1] = {
     [FY_FT_QEND] = 8,
     [FY_FT_SKIP] = 16,
     [FY_FT_NOTICE] = 32 + FY_NOTICE_TEXT_MAX,
+    [FY_FT_HOLE] = 8,
+    [FY_FT_DUP_ASK] = 12 + FY_NAME_MAX,
+    [FY_FT_DUP_ANSWER] = 8 + FY_SHA256_LEN,
 };
 
 static const char *const type_name[FY_FT_MAX_ + 1] = {
@@ -43,7 +46,8 @@ static const char *const type_name[FY_FT_MAX_ + 1] = {
     [FY_FT_DATA] = "data",       [FY_FT_FILE_END] = "file-end", [FY_FT_ACK] = "ack",
     [FY_FT_ERROR] = "error",     [FY_FT_PING] = "ping",       [FY_FT_PONG] = "pong",
     [FY_FT_BYE] = "bye",         [FY_FT_QUERY] = "query",     [FY_FT_QREC] = "qrec",
-    [FY_FT_QEND] = "qend",       [FY_FT_SKIP] = "skip",       [FY_FT_NOTICE] = "notice",
+    [FY_FT_QEND] = "qend",       [FY_FT_SKIP] = "skip",       [FY_FT_HOLE] = "hole",
+    [FY_FT_DUP_ASK] = "dup-ask", [FY_FT_DUP_ANSWER] = "dup-answer", [FY_FT_NOTICE] = "notice",
 };
 
 /* The numbers are ranges now (docs/protocol.md): a gap is unknown. */

@@ -9,8 +9,9 @@
  * that is not zero is -FY_EPAYLOAD, and a name that could not be used as a
  * single path component is -FY_ENAME.  Strictness costs nothing here and
  * keeps room for later versions to give those bytes a meaning.  The one
- * exception is welcome, which grew optional trailing fields: its decoder
- * ignores bytes after the fields it knows (see its layout below).
+ * exceptions are welcome and file-begin, which grew optional trailing
+ * fields: their decoders ignore bytes after the fields they know (see
+ * their layouts below).  File names are relative paths (fy_path_check).
  */
 #include "ferry/proto.h"
 
@@ -24,6 +25,7 @@
 #define WELCOME_SIZE 24u
 #define WELCOME_EXT_FIXED 52u
 #define WELCOME_EPOCH_SIZE 24u
+#define WELCOME_SRC_SIZE (16u + FY_SHA256_LEN)
 #define HELLO_AHEAD_SIZE 16u
 #define FBEGIN_FIXED 12u
 #define FEND_SIZE (8u + FY_SHA256_LEN)
@@ -40,6 +42,50 @@ int fy_name_check(const char *name, size_t len)
                   c == '.' || c == '_' || c == '-';
         if (!ok)
             return -FY_ENAME;
+    }
+    return 0;
+}
+
+/* Length of the UTF-8 sequence at p[0..n) (shortest form, no surrogates,
+ * at most U+10FFFF), or 0 when it is not valid. */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+    unsigned c = p[0];
+    size_t len = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3
+                 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    if (len == 0 || len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+    if ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] > 0x9f) || /* overlong, surrogate */
+        (c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] > 0x8f))  /* overlong, > U+10FFFF */
+        return 0;
+    return len;
+}
+
+int fy_path_check(const char *path, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)path;
+    size_t comp = 0; /* start of the current component */
+
+    if (len == 0 || len > FY_NAME_MAX)
+        return -FY_ENAME;
+    for (size_t i = 0; i <= len;) {
+        if (i == len || p[i] == '/') {
+            size_t cl = i - comp;
+            if (cl == 0 || (cl == 1 && p[comp] == '.') ||
+                (cl == 2 && p[comp] == '.' && p[comp + 1] == '.'))
+                return -FY_ENAME; /* empty (leading, trailing, "//"), "." or ".." */
+            comp = ++i;
+            continue;
+        }
+        if (p[i] < 0x20 || p[i] == 0x7f)
+            return -FY_ENAME;
+        size_t u = utf8_len(p + i, len - i);
+        if (u == 0)
+            return -FY_ENAME;
+        i += u;
     }
     return 0;
 }
@@ -160,6 +206,10 @@ int fy_hello_decode(const uint8_t *p, size_t n, fy_hello *v)
  * Then, only to a hello with FY_HELLO_F_AHEAD, the epoch fields:
  *  52+name_len epoch u64 | +8 epoch_seq u64 | +16 flags u32 (FY_WELCOME_F_*;
  *  unknown bits refused) | +20 reserved u32 = 0
+ * Then, only to a hello with FY_HELLO_F_SOURCE (which gets the epoch fields
+ * too), the source fields:
+ *  +24 part_source u64 | +8 flags u32 (FY_WELCOME_SRC_F_*) | +12 reserved u32 |
+ *  +16 prefix SHA-256 [32]
  * Unlike the other payloads, bytes after the fields a decoder knows are
  * ignored: a later relay may append fields for the clients that ask. */
 
@@ -169,13 +219,15 @@ int fy_welcome_encode(const fy_welcome *v, uint8_t *out, size_t cap, size_t *len
 
     if (v->max_payload == 0 || v->max_payload > FY_PAYLOAD_MAX_LIMIT || v->next_seq == 0)
         return -EINVAL;
-    if (v->ext && v->part_seq && fy_name_check(v->part_name, nl) < 0)
+    if (v->ext && v->part_seq && fy_path_check(v->part_name, nl) < 0)
         return -FY_ENAME;
     if (v->ext && (v->part_got > v->part_size || (!v->part_seq && (v->part_size || v->part_got))))
         return -EINVAL;
     if (v->ext2 && (!v->ext || (v->wflags & ~FY_WELCOME_F_KNOWN)))
         return -EINVAL;
-    size_t e2 = v->ext2 ? WELCOME_EPOCH_SIZE : 0;
+    if (v->ext3 && (!v->ext2 || (v->src_flags & ~FY_WELCOME_SRC_F_PREFIX)))
+        return -EINVAL;
+    size_t e2 = (v->ext2 ? WELCOME_EPOCH_SIZE : 0) + (v->ext3 ? WELCOME_SRC_SIZE : 0);
     if (cap < (v->ext ? WELCOME_EXT_FIXED + nl + e2 : WELCOME_SIZE))
         return -ENOBUFS;
     fy__st32(out + 0, v->channel);
@@ -200,6 +252,26 @@ int fy_welcome_encode(const fy_welcome *v, uint8_t *out, size_t cap, size_t *len
     fy__st32(e + 16, v->wflags);
     fy__st32(e + 20, 0);
     *len += WELCOME_EPOCH_SIZE;
+    if (!v->ext3)
+        return 0;
+    e += WELCOME_EPOCH_SIZE;
+    fy__st64(e, v->part_source);
+    fy__st32(e + 8, v->src_flags);
+    fy__st32(e + 12, 0);
+    memcpy(e + 16, v->part_prefix_sha, FY_SHA256_LEN);
+    *len += WELCOME_SRC_SIZE;
+    return 0;
+}
+
+/* The source fields at e (n bytes from there on; 0: none) into *w. */
+static int welcome_src_decode(const uint8_t *e, size_t n, fy_welcome *w)
+{
+    if (n < WELCOME_SRC_SIZE)
+        return 0; /* not ours: bytes after the known fields are ignored */
+    w->ext3 = true;
+    w->part_source = fy__ld64(e);
+    w->src_flags = fy__ld32(e + 8) & FY_WELCOME_SRC_F_PREFIX; /* later bits: ignored */
+    memcpy(w->part_prefix_sha, e + 16, FY_SHA256_LEN);
     return 0;
 }
 
@@ -215,7 +287,7 @@ static int welcome_epoch_decode(const uint8_t *e, size_t n, fy_welcome *w)
     w->epoch = fy__ld64(e);
     w->epoch_seq = fy__ld64(e + 8);
     w->wflags = fl;
-    return 0;
+    return welcome_src_decode(e + WELCOME_EPOCH_SIZE, n - WELCOME_EPOCH_SIZE, w);
 }
 
 int fy_welcome_decode(const uint8_t *p, size_t n, fy_welcome *v)
@@ -241,7 +313,7 @@ int fy_welcome_decode(const uint8_t *p, size_t n, fy_welcome *v)
             return -FY_EPAYLOAD;
         if (n < WELCOME_EXT_FIXED + nl)
             return -FY_ETRUNC;
-        if (w.part_seq && fy_name_check((const char *)p + WELCOME_EXT_FIXED, nl) < 0)
+        if (w.part_seq && fy_path_check((const char *)p + WELCOME_EXT_FIXED, nl) < 0)
             return -FY_ENAME;
         take_str(w.part_name, p + WELCOME_EXT_FIXED, nl);
         if (n > WELCOME_EXT_FIXED + nl) {
@@ -255,24 +327,39 @@ int fy_welcome_decode(const uint8_t *p, size_t n, fy_welcome *v)
 }
 
 /* ---- file-begin ---------------------------------------------------------
- *  0 size u64 | 8 name_len u16 | 10 reserved u16 = 0 | 12 name */
+ *  0 size u64 | 8 name_len u16 | 10 reserved u16 = 0 | 12 name
+ * and optionally the trailer:
+ *  12+name_len flags u32 | +4 mode u32 | +8 mtime_ns i64 | +16 source u64 */
 
 int fy_file_begin_encode(const fy_file_begin *v, uint8_t *out, size_t cap, size_t *len)
 {
     size_t nl = field_len(v->name, FY_NAME_MAX);
+    size_t ext = v->ext ? FY_FILE_BEGIN_EXT : 0;
 
-    if (fy_name_check(v->name, nl) < 0)
+    if (fy_path_check(v->name, nl) < 0)
         return -FY_ENAME;
-    if (cap < FBEGIN_FIXED + nl)
+    if (v->ext && (v->fflags & ~FY_FB_F_KNOWN))
+        return -EINVAL;
+    if (cap < FBEGIN_FIXED + nl + ext)
         return -ENOBUFS;
     fy__st64(out, v->size);
     fy__st16(out + 8, (uint16_t)nl);
     fy__st16(out + 10, 0);
     memcpy(out + FBEGIN_FIXED, v->name, nl);
-    *len = FBEGIN_FIXED + nl;
+    *len = FBEGIN_FIXED + nl + ext;
+    if (!ext)
+        return 0;
+    uint8_t *e = out + FBEGIN_FIXED + nl;
+    fy__st32(e, v->fflags);
+    fy__st32(e + 4, v->mode);
+    fy__st64(e + 8, (uint64_t)v->mtime_ns);
+    fy__st64(e + 16, v->source);
     return 0;
 }
 
+/* The trailer after the name: bytes after the 24 known ones are ignored
+ * (later fields); unknown flag bits too, so a later sender's trailer
+ * still decodes (its fields are then not used). */
 int fy_file_begin_decode(const uint8_t *p, size_t n, fy_file_begin *v)
 {
     if (n < FBEGIN_FIXED)
@@ -282,12 +369,91 @@ int fy_file_begin_decode(const uint8_t *p, size_t n, fy_file_begin *v)
     size_t nl = fy__ld16(p + 8);
     if (n < FBEGIN_FIXED + nl)
         return -FY_ETRUNC;
-    if (n > FBEGIN_FIXED + nl)
-        return -FY_EPAYLOAD;
-    if (fy_name_check((const char *)p + FBEGIN_FIXED, nl) < 0)
+    size_t ext = n - FBEGIN_FIXED - nl;
+    if (ext && ext < FY_FILE_BEGIN_EXT)
+        return -FY_ETRUNC;
+    if (fy_path_check((const char *)p + FBEGIN_FIXED, nl) < 0)
         return -FY_ENAME;
-    v->size = fy__ld64(p);
+    *v = (fy_file_begin){.size = fy__ld64(p), .ext = ext != 0};
     take_str(v->name, p + FBEGIN_FIXED, nl);
+    if (ext) {
+        const uint8_t *e = p + FBEGIN_FIXED + nl;
+        v->fflags = fy__ld32(e) & FY_FB_F_KNOWN;
+        v->mode = fy__ld32(e + 4) & 07777;
+        v->mtime_ns = (int64_t)fy__ld64(e + 8);
+        v->source = fy__ld64(e + 16);
+    }
+    return 0;
+}
+
+/* ---- dup-ask, dup-answer ------------------------------------------------
+ * dup-ask:    0 size u64 | 8 name_len u16 | 10 reserved u16 = 0 | 12 name
+ * dup-answer: 0 seq u64 | 8 sha256[32] */
+
+int fy_dup_ask_encode(const fy_dup_ask *v, uint8_t *out, size_t cap, size_t *len)
+{
+    fy_file_begin fb = {.size = v->size};
+    memcpy(fb.name, v->name, sizeof fb.name);
+    return fy_file_begin_encode(&fb, out, cap, len);
+}
+
+int fy_dup_ask_decode(const uint8_t *p, size_t n, fy_dup_ask *v)
+{
+    fy_file_begin fb;
+    int rc = n >= FBEGIN_FIXED && n > FBEGIN_FIXED + fy__ld16(p + 8) ? -FY_EPAYLOAD
+             : fy_file_begin_decode(p, n, &fb);
+    if (rc < 0)
+        return rc;
+    v->size = fb.size;
+    memcpy(v->name, fb.name, sizeof v->name);
+    return 0;
+}
+
+int fy_dup_answer_encode(const fy_dup_answer *v, uint8_t *out, size_t cap, size_t *len)
+{
+    fy_file_end fe = {.size = v->seq};
+    memcpy(fe.sha256, v->sha256, sizeof fe.sha256);
+    return fy_file_end_encode(&fe, out, cap, len);
+}
+
+int fy_dup_answer_decode(const uint8_t *p, size_t n, fy_dup_answer *v)
+{
+    fy_file_end fe;
+    int rc = fy_file_end_decode(p, n, &fe);
+    if (rc < 0)
+        return rc;
+    v->seq = fe.size;
+    memcpy(v->sha256, fe.sha256, sizeof v->sha256);
+    return 0;
+}
+
+/* ---- hole ---------------------------------------------------------------
+ *  0 len u64 (1 .. 2^62) */
+
+#define HOLE_SIZE 8u
+#define HOLE_MAX ((uint64_t)1 << 62)
+
+int fy_hole_encode(const fy_hole *v, uint8_t *out, size_t cap, size_t *len)
+{
+    if (v->len == 0 || v->len > HOLE_MAX)
+        return -EINVAL;
+    if (cap < HOLE_SIZE)
+        return -ENOBUFS;
+    fy__st64(out, v->len);
+    *len = HOLE_SIZE;
+    return 0;
+}
+
+int fy_hole_decode(const uint8_t *p, size_t n, fy_hole *v)
+{
+    if (n < HOLE_SIZE)
+        return -FY_ETRUNC;
+    if (n > HOLE_SIZE)
+        return -FY_EPAYLOAD;
+    uint64_t l = fy__ld64(p);
+    if (l == 0 || l > HOLE_MAX)
+        return -FY_EPAYLOAD;
+    v->len = l;
     return 0;
 }
 

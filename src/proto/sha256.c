@@ -94,3 +94,26 @@ void fy_sha256_hex(const uint8_t d[32], char out[65])
     }
     out[64] = '\0';
 }
+
+int fy_sha256_peek(const fy_sha256 *h, uint8_t out[32])
+{
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    unsigned int n = 0;
+
+    if (!c)
+        return -ENOMEM;
+    int ok = EVP_MD_CTX_copy_ex(c, h->ctx) == 1 && EVP_DigestFinal_ex(c, out, &n) == 1;
+    EVP_MD_CTX_free(c);
+    return ok ? 0 : -ENOMEM;
+}
+
+void fy_sha256_zeros(fy_sha256 *h, uint64_t n)
+{
+    static const uint8_t zero[64 << 10];
+
+    while (n > 0) {
+        size_t k = n < sizeof zero ? (size_t)n : sizeof zero;
+        fy_sha256_update(h, zero, k);
+        n -= k;
+    }
+}

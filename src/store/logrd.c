@@ -296,11 +296,17 @@ int fy_logrd_hash_file(const char *dir, fy_pos begin, fy_pos end, uint64_t begin
             fy_frame_hdr h;
             (void)fy_frame_hdr_decode(buf + at, FY_PAYLOAD_MAX_LIMIT, &h); /* checked by the read */
             bool first = frames++ == 0;
-            if (first ? h.type != FY_FT_FILE_BEGIN || h.seq != begin_seq : h.type != FY_FT_DATA) {
+            fy_hole ho = {0};
+            if (first ? h.type != FY_FT_FILE_BEGIN || h.seq != begin_seq
+                      : h.type != FY_FT_DATA && (h.type != FY_FT_HOLE ||
+                        fy_hole_decode(buf + at + FY_FRAME_HDR_SIZE, h.len, &ho) < 0)) {
                 rc = -FY_ECORRUPT;
                 goto out;
             }
-            if (!first) {
+            if (!first && h.type == FY_FT_HOLE) {
+                fy_sha256_zeros(sha, ho.len); /* a hole stands for its length in zeros */
+                *got += ho.len;
+            } else if (!first) {
                 fy_sha256_update(sha, buf + at + FY_FRAME_HDR_SIZE, h.len);
                 *got += h.len;
             }

@@ -168,12 +168,14 @@ static void test_file_names(void **state)
 {
     fy_ct *t = *state;
     char p[FY_CT_PATH];
-    fy_ct_make_file(fy_ct_path(t, ".hidden", p), 10, 1, NULL);
+    fy_ct_make_file(fy_ct_path(t, "ctl\x01name", p), 10, 1, NULL); /* a control character */
     expect(t, "n0", (const char *[]){"send", "--channel", "c", p, NULL}, USAGE, NULL,
            "file name cannot be sent");
     fy_ct_path(t, "missing.bin", p);
     expect(t, "n1", (const char *[]){"send", "--channel", "c", p, NULL}, 5, NULL, "ENOENT");
     expect(t, "n2", (const char *[]){"send", "--channel", "c", t->dir, NULL}, 5, NULL, "EISDIR");
+    expect(t, "n3", (const char *[]){"send", "--channel", "c", "-r", ".", NULL}, USAGE, NULL,
+           "-r needs a directory with a name");
 }
 
 static void test_unreachable(void **state)

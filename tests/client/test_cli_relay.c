@@ -108,7 +108,8 @@ static void test_stdin_and_output(void **state)
     setenv("COLUMNS", "50", 1);
     pid = fy_ct_spawn_prog(t, "s-bar", NULL, NULL,
                            (const char *[]){"send", "--server", addr, "--channel", "in",
-                                            "--progress", "--chunk", "4K", src, NULL});
+                                            "--progress", "--chunk", "4K", "--force", src,
+                                            NULL}); /* --force: in.bin again, not deduped */
     unsetenv("COLUMNS");
     fy_ct_expect_exit(t, pid, "s-bar", T_MS, 0);
     snprintf(p, sizeof p, "%s/s-bar.out", t->dir);

@@ -228,10 +228,13 @@ static void test_names(void **state)
     (void)state;
     assert_string_equal(fy_cli_send_name("/a/b/report-2024.tar.gz"), "report-2024.tar.gz");
     assert_string_equal(fy_cli_send_name("plain"), "plain");
-    assert_null(fy_cli_send_name("/a/b/.hidden"));
+    /* names are UTF-8 path components now (fy_path_check) */
+    assert_string_equal(fy_cli_send_name("/a/b/.hidden"), ".hidden");
     assert_null(fy_cli_send_name("dir/"));
-    assert_null(fy_cli_send_name("with space"));
-    assert_null(fy_cli_send_name("caf\xc3\xa9"));
+    assert_string_equal(fy_cli_send_name("my report (v2).txt"), "my report (v2).txt");
+    assert_string_equal(fy_cli_send_name("caf\xc3\xa9"), "caf\xc3\xa9");
+    assert_null(fy_cli_send_name("caf\xc3"));
+    assert_null(fy_cli_send_name("tab\there"));
     assert_null(fy_cli_send_name(".."));
     char longname[300];
     memset(longname, 'x', 256);

@@ -162,7 +162,8 @@ static void test_payload_max(void **state)
     assert_int_equal(fy_frame_payload_max(FY_FT_HELLO, 1 << 20), 16 + 255 + 255 + 16 + 1 + 64);
     assert_int_equal(fy_frame_payload_max(FY_FT_HELLO, 100), 100);
     assert_int_equal(fy_frame_payload_max(FY_FT_WELCOME, 1 << 20), FY_WELCOME_MAX);
-    assert_int_equal(fy_frame_payload_max(FY_FT_FILE_BEGIN, 1 << 20), 12 + 255);
+    assert_int_equal(fy_frame_payload_max(FY_FT_FILE_BEGIN, 1 << 20), 12 + 255 + 64);
+    assert_int_equal(fy_frame_payload_max(FY_FT_HOLE, 1 << 20), 8);
     assert_int_equal(fy_frame_payload_max(FY_FT_FILE_END, 1 << 20), 40);
     assert_int_equal(fy_frame_payload_max(FY_FT_ACK, 1 << 20), 8);
     assert_int_equal(fy_frame_payload_max(FY_FT_ERROR, 1 << 20), 8 + 1024);
