@@ -447,6 +447,7 @@ static int parse(const char *cmd, const char *allowed, int argc, char **argv, cm
         case O_CLIENT_NAME:
             if (fy_cli_set_client_name(optarg) < 0)
                 return usage_error(cmd, "invalid --client-name: 1-64 of [A-Za-z0-9._@+:-]", optarg);
+            break;
         case O_RECURSIVE: c->recursive = true; break;
         case O_NO_PERMS: c->no_perms = true; break;
         case O_FORCE: c->force = true; break;
