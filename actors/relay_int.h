@@ -87,10 +87,11 @@ static inline uint32_t fy__idle_tick_ms(uint64_t timeout_s)
  * context, which only points at it.  The token table in force is an
  * immutable fy_auth published whole through an atomic pointer: the main
  * thread stores a new one (release, after fy_auth_load wrote it), a session
- * loads it at hello time (acquire, fy__auth) and uses it within that one
- * turn.  A replaced table is never freed while actors run: the relay keeps
- * it until fy_relay_free (docs/architecture.md, "Reloading").  C11 atomics
- * rather than ck so ThreadSanitizer sees the pair. */
+ * loads it at hello time (acquire, fy__auth) inside an epoch read section
+ * (fy_auth_read_begin/end) and uses it only there.  A replaced table is
+ * freed after the grace period that waits for those sections
+ * (fy_auth_retire; docs/architecture.md, "Reloading").  C11 atomics for
+ * the pointer rather than ck so ThreadSanitizer sees the pair. */
 typedef struct fy__live {
     _Atomic(const fy_auth *) auth; /* NULL: everyone may publish and subscribe */
 } fy__live;
@@ -111,7 +112,8 @@ typedef struct fy__ctx {
     char chan_root[4200];/* DATA/channels */
 } fy__ctx;
 
-/* The token table in force (any actor; use it within the turn). */
+/* The token table in force (any actor; use it only inside
+ * fy_auth_read_begin/end). */
 static inline const fy_auth *fy__auth(const fy__ctx *ctx)
 {
     /* acquire: pairs with fy_relay_set_auth's release store, so the table's

@@ -160,8 +160,14 @@ static void on_hello(session *s, const fy_frame *f)
     fy_klog(FY_LOG_INFO, "hello", "peer=%s role=%s channel=%s mode=%u resume_from=%llu", s->peer,
             sender ? "sender" : "receiver", h->channel, h->mode,
             (unsigned long long)h->resume_from);
-    if (!fy_auth_allows(fy__auth(s->ctx), h->token, sender ? FY_AUTH_PUBLISH : FY_AUTH_SUBSCRIBE,
-                        h->channel)) {
+    /* The read section keeps a reload from freeing the table under us. */
+    bool ok = fy_auth_read_begin() == 0;
+    if (ok) {
+        ok = fy_auth_allows(fy__auth(s->ctx), h->token,
+                            sender ? FY_AUTH_PUBLISH : FY_AUTH_SUBSCRIBE, h->channel);
+        fy_auth_read_end();
+    }
+    if (!ok) {
         fy__session_fail(s, FY_EAUTH, "token may not %s channel %s",
                          sender ? "publish to" : "subscribe to", h->channel);
         return;

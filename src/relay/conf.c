@@ -316,6 +316,11 @@ int fy_conf_set(fy_conf *c, const char *key, const char *val, char *err, size_t 
  * from or to 0 would need the channels' actors told. */
 static const char *const reloadable[] = {"auth", "log-level", "drain-timeout"};
 
+const char *fy_conf_token_file(const fy_conf *c)
+{
+    return c->auth[0] && strcmp(c->auth, "off") != 0 ? c->auth : NULL;
+}
+
 bool fy_conf_reloadable(const char *key)
 {
     const struct key *k = find(key);
