@@ -273,6 +273,7 @@ enum fy__msg {
     FY_RM_WRITER_TOTALS,              /* what its receivers took, just before WRITER_DONE */
     FY_RM_CHAN_IDLE,                  /* no user for --channel-idle */
     FY_RM_CHAN_KEEP,                  /* CLOSE came too late, a user arrived */
+    FY_RM_CHAN_UNUSED,                /* a writer's last user left (LRU hint) */
     /* to a session */
     FY_RM_CHAN,                       /* the answer to CHAN_GET */
     FY_RM_ATTACHED,                   /* the answer to ATTACH: the slot, or why not */
