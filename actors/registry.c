@@ -30,6 +30,14 @@
  * created for it).  A channel whose log never held a frame leaves no
  * directory behind when it closes (remove_empty_dir).
  *
+ * Receivers do not create channels (issue 20): a receiver that said
+ * FY_HELLO_F_WAIT, asking for a name with no directory and no open
+ * channel, gets CHAN(FY_ENOCHAN) at once and waits in the `named` list,
+ * with nothing made on disk; the open that a sender causes answers it.
+ * Older receivers get the channel opened as before (its directory goes
+ * again at the close if nothing was stored), and so does every receiver of
+ * an edge relay, whose channels come from the upstream.
+ *
  * Shutdown: after every session is gone the acceptor sends FY_RM_SHUTDOWN;
  * the registry passes it to every writer, counts their FY_RM_WRITER_DONE
  * and then tells the main thread through the done eventfd.
@@ -74,6 +82,8 @@ typedef struct registry {
     fy__chan_req **room;  /* requests waiting for a channel to close at the limit */
     size_t nroom, caproom;
     size_t evicting;      /* channels closing to make room */
+    fy__chan_req **named; /* receivers waiting for their channel to be created */
+    size_t nnamed, capnamed;
     uint64_t opened, closed, refused, evicted;
     /* figures of the channels closed so far, so /metrics stays monotonic */
     uint64_t gone_in, gone_frames_in, gone_out, gone_frames_out;
@@ -119,6 +129,73 @@ static void log_opened(const fy__chan *ch, const fy_recovery *rep, double ms, si
             (unsigned long long)rep->truncated_bytes, (unsigned long long)rep->index_dropped,
             (unsigned long long)rep->index_added, (unsigned long long)rep->scanned_bytes, ms, open,
             (unsigned long long)ch->epochs.e[ch->epochs.n - 1].id);
+}
+
+static void reply(fy__chan_req *q, fy__chan *ch, int rc);
+
+/* ---- receivers waiting for a channel to be created --------------------------- */
+
+/* Does DATA/channels/name exist?  (Anything but a clear "no" counts as yes:
+ * the open then says what is wrong.) */
+static bool has_dir(const registry *r, const char *name)
+{
+    char path[sizeof r->ctx->chan_root + FY_NAME_MAX + 2];
+    struct stat sb;
+
+    snprintf(path, sizeof path, "%s/%s", r->ctx->chan_root, name);
+    return stat(path, &sb) == 0 || errno != ENOENT;
+}
+
+/* Drop the waiting receivers whose session has ended (the client left). */
+static void sweep_named(registry *r)
+{
+    for (size_t i = 0; i < r->nnamed;) {
+        if (fy_actor_stopped(r->named[i]->reply)) {
+            fy_actor_unref(r->named[i]->reply);
+            free(r->named[i]);
+            r->named[i] = r->named[--r->nnamed];
+        } else {
+            i++;
+        }
+    }
+}
+
+/* q waits for its channel: told FY_ENOCHAN now, answered by wake_named. */
+static void park_named(registry *r, fy__chan_req *q)
+{
+    int rc = fy_name_check(q->name, strlen(q->name));
+
+    if (rc < 0) {
+        reply(q, NULL, rc);
+        return;
+    }
+    sweep_named(r); /* keeps the list to the receivers still connected */
+    if (r->nnamed == r->capnamed) {
+        size_t cap = r->capnamed ? 2 * r->capnamed : 8;
+        fy__chan_req **nq = realloc(r->named, cap * sizeof *nq);
+        if (!nq) {
+            reply(q, NULL, -ENOMEM);
+            return;
+        }
+        r->named = nq;
+        r->capnamed = cap;
+    }
+    r->named[r->nnamed++] = q;
+    fy__msg_chan(q->reply, FY_ENOCHAN, NULL);
+}
+
+/* ch has just opened: the receivers waiting for its name get it. */
+static void wake_named(registry *r, fy__chan *ch)
+{
+    for (size_t i = 0; i < r->nnamed;) {
+        fy__chan_req *q = r->named[i];
+        if (strcmp(q->name, ch->name) == 0) {
+            r->named[i] = r->named[--r->nnamed];
+            reply(q, ch, 0);
+        } else {
+            i++;
+        }
+    }
 }
 
 /* max-channels reached and no room coming: -FY_ELIMIT, logged (the first
@@ -194,6 +271,7 @@ static int open_chan(registry *r, const char *name, fy__chan **out)
     r->slots[r->n++] = (slot){.ch = ch};
     r->opened++;
     *out = ch;
+    wake_named(r, ch);
     return 0;
 fail:
     /* A directory made for nothing would outlive the refusal: remove it if
@@ -350,6 +428,8 @@ static void on_get(registry *r, fy__chan_req *q)
     } else if (s) {
         s->unused = false;
         reply(q, s->ch, 0);
+    } else if (q->wait && !r->ctx->conf->upstream[0] && !has_dir(r, q->name)) {
+        park_named(r, q);
     } else if (r->n >= r->ctx->conf->max_channels &&
                fy_name_check(q->name, strlen(q->name)) == 0) {
         want_room(r, q);
@@ -457,6 +537,9 @@ static void on_shutdown(registry *r)
     for (size_t i = 0; i < r->nroom; i++)
         reply(r->room[i], NULL, -FY_ESHUTDOWN);
     r->nroom = 0;
+    for (size_t i = 0; i < r->nnamed; i++)
+        reply(r->named[i], NULL, -FY_ESHUTDOWN);
+    r->nnamed = 0;
     /* Closing channels too: each slot ends in exactly one WRITER_DONE. */
     r->pending = r->n;
     for (size_t i = 0; i < r->n; i++)
@@ -558,6 +641,11 @@ void fy__registry_cleanup(void *state)
         free(r->room[j]);
     }
     free(r->room);
+    for (size_t j = 0; j < r->nnamed; j++) {
+        fy_actor_unref(r->named[j]->reply);
+        free(r->named[j]);
+    }
+    free(r->named);
     free(r->slots);
     free(r);
 }

@@ -231,6 +231,10 @@ typedef struct fy__digest_err {
 typedef struct fy__chan_req {
     fy_actor *reply; /* a reference, dropped by the registry */
     char name[FY_NAME_MAX + 1];
+    /* A receiver that said FY_HELLO_F_WAIT: for a channel with no directory
+     * the registry creates nothing, answers CHAN(FY_ENOCHAN) at once and
+     * CHAN(the channel) once a sender has created it. */
+    bool wait;
 } fy__chan_req;
 
 /* Session -> writer: a sender asks for the channel's sender slot

@@ -40,6 +40,7 @@ typedef struct session {
     fy__part_info part;
     int end_code; /* FY_E* that ended the connection, 0 = none */
     fy__idle idle;       /* a sender: its last byte, and our ping */
+    bool parked;         /* S_WAIT_CHAN, told no-channel: waiting for a sender to create it */
 } session;
 
 /* ---- session.c, for sender.c ------------------------------------------------ */

@@ -39,7 +39,8 @@
     X(FY_ELIMIT,     1024, "relay limit reached")                           \
     X(FY_ETIMEOUT,   1025, "peer idle too long")                            \
     X(FY_ETLS,       1026, "TLS failed (handshake, certificate or record)") \
-    X(FY_ETLSREQ,    1027, "this relay requires TLS")
+    X(FY_ETLSREQ,    1027, "this relay requires TLS")                       \
+    X(FY_ENOCHAN,    1040, "no such channel on the relay (yet)")
 
 enum fy_err {
 #define FY__ERR_ENUM(name, num, msg) name = num,

@@ -47,7 +47,12 @@ enum fy_frame_type {
     FY_FT_PING = 8,
     FY_FT_PONG = 9,
     FY_FT_BYE = 10,
-    FY_FT_MAX_ = 10
+    /* relay -> a receiver that said FY_HELLO_F_WAIT: its channel does not
+     * exist yet; the welcome follows once a sender creates it.  Payload:
+     * UTF-8 text for people (docs/protocol.md, "Receivers wait for a
+     * channel"). */
+    FY_FT_NOCHAN = 56,
+    FY_FT_MAX_ = 56
 };
 
 /* Decoded header. On the wire (little-endian, packed):
@@ -86,7 +91,11 @@ enum fy_mode {
  * the extension and the epoch fields (docs/protocol.md, "A receiver ahead
  * of the log"). */
 #define FY_HELLO_F_AHEAD 0x0002u
-#define FY_HELLO_F_KNOWN (FY_HELLO_F_RESUME | FY_HELLO_F_AHEAD)
+/* A receiver that waits for a channel that does not exist yet: the relay
+ * creates nothing for it, answers FY_FT_NOCHAN and welcomes it once a
+ * sender has created the channel. */
+#define FY_HELLO_F_WAIT 0x1000u
+#define FY_HELLO_F_KNOWN (FY_HELLO_F_RESUME | FY_HELLO_F_AHEAD | FY_HELLO_F_WAIT)
 #define FY_HELLO_MAX (16u + FY_NAME_MAX + FY_TOKEN_MAX + 16u)
 
 /* Welcome flags (the epoch fields' u32). */

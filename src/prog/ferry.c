@@ -110,7 +110,7 @@ static const char usage_recv[] =
     "Usage: ferry recv [--server HOST:PORT] --channel NAME --out DIR [--token T | --token-file FILE]\n"
     "                  [--from-start | --resume | --from-seq N] [--count N] [--rate BYTES_PER_S]\n"
     "                  [--no-retry | --retries N] [--connect-timeout S] [--quiet | --progress]\n"
-    "                  [--json] [--skip-damaged]\n"
+    "                  [--json] [--skip-damaged] [--no-wait]\n"
     "\n"
     "Receive channel NAME's files into DIR (created if missing).  Each file is\n"
     "written to DIR/.NAME.part, checked (frame CRC32C, size, SHA-256), fsync'd and\n"
@@ -134,6 +134,9 @@ static const char usage_recv[] =
     "                      e.g. damaged on the relay's disk) is not fatal: log a\n"
     "                      warning naming it and why, discard it, go on with the\n"
     "                      next file (default: exit 4 at that file)\n"
+    "  --no-wait           exit 3 when the relay has no channel NAME (default: say\n"
+    "                      \"no channel 'NAME' on the relay; waiting for it\" and\n"
+    "                      wait until a sender creates it)\n"
     "  --help              this text\n"
     "\n"
     "Without a bar, prints per file:\n"
@@ -219,7 +222,7 @@ static int bad_option(const char *cmd, char **argv, int opt)
 enum { O_SERVER = 256, O_CHANNEL, O_TOKEN, O_CHUNK, O_OUT, O_FROM_START, O_RESUME, O_FROM_SEQ,
        O_COUNT, O_RATE, O_DATA, O_MAXP, O_SIZE, O_RECEIVERS, O_KEEP, O_HELP, O_TOKEN_FILE,
        O_RETRY, O_NO_RETRY, O_RETRIES, O_CONNECT_TIMEOUT, O_TLS, O_CA, O_TLS_NAME, O_TLS_CERT,
-       O_TLS_KEY, O_QUIET, O_PROGRESS, O_JSON, O_NAME, O_SKIP_DAMAGED };
+       O_TLS_KEY, O_QUIET, O_PROGRESS, O_JSON, O_NAME, O_SKIP_DAMAGED, O_NO_WAIT };
 
 static const struct option long_opts[] = {
     {"server", required_argument, 0, O_SERVER},   {"channel", required_argument, 0, O_CHANNEL},
@@ -239,6 +242,7 @@ static const struct option long_opts[] = {
     {"quiet", no_argument, 0, O_QUIET},           {"progress", no_argument, 0, O_PROGRESS},
     {"json", no_argument, 0, O_JSON},             {"name", required_argument, 0, O_NAME},
     {"skip-damaged", no_argument, 0, O_SKIP_DAMAGED},
+    {"no-wait", no_argument, 0, O_NO_WAIT},
     {0, 0, 0, 0}};
 
 /* Every option a command accepts; the others are "unknown" for it. */
@@ -247,7 +251,7 @@ typedef struct cmd_opts {
     uint64_t chunk, from_seq, count, rate, max_payload, size, receivers, retries;
     int start, starts, timeout_ms;
     int progress, progress_flags; /* enum fy_cli_progress_mode; --quiet/--progress given */
-    bool keep, help, no_retry, tls, json, skip_damaged;
+    bool keep, help, no_retry, tls, json, skip_damaged, no_wait;
     const char *ca, *tls_name, *tls_cert, *tls_key;
     char token_buf[FY_TOKEN_MAX + 1];
 } cmd_opts;
@@ -303,6 +307,7 @@ static int parse(const char *cmd, const char *allowed, int argc, char **argv, cm
         case O_JSON: c->json = true; break;
         case O_NAME: c->name = optarg; break;
         case O_SKIP_DAMAGED: c->skip_damaged = true; break;
+        case O_NO_WAIT: c->no_wait = true; break;
         }
         if (rc < 0)
             return usage_error(cmd, "not a number (digits, optional K/M/G)", optarg);
@@ -464,7 +469,7 @@ static int cmd_recv(int argc, char **argv, fy_cli_cancel *cancel)
                             A(O_RESUME), A(O_FROM_SEQ), A(O_COUNT), A(O_RATE), A(O_HELP),
                             A(O_TOKEN_FILE), A(O_RETRY), A(O_NO_RETRY), A(O_RETRIES),
                             A(O_CONNECT_TIMEOUT), A_TLS, A(O_QUIET), A(O_PROGRESS), A(O_JSON),
-                            A(O_SKIP_DAMAGED), 0};
+                            A(O_SKIP_DAMAGED), A(O_NO_WAIT), 0};
     cmd_opts c;
     int rc = parse("recv", allowed, argc, argv, &c);
     if (rc || c.help)
@@ -490,7 +495,7 @@ static int cmd_recv(int argc, char **argv, fy_cli_cancel *cancel)
                           .progress = c.progress, .json = c.json,
                           .retries = c.no_retry ? 0 : (unsigned)c.retries,
                           .timeout_ms = c.timeout_ms, .tls = &tls,
-                          .skip_damaged = c.skip_damaged};
+                          .skip_damaged = c.skip_damaged, .no_wait = c.no_wait};
     rc = fy_cli_recv_run(&o, NULL);
     fy_tls_free(tls.ctx);
     return rc;

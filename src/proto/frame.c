@@ -31,18 +31,20 @@ static const uint32_t type_max[FY_FT_MAX_ + 1] = {
     [FY_FT_PING] = FY_PING_MAX,
     [FY_FT_PONG] = FY_PING_MAX,
     [FY_FT_BYE] = 0,
+    [FY_FT_NOCHAN] = FY_CTL_PAYLOAD_MAX,
 };
 
 static const char *const type_name[FY_FT_MAX_ + 1] = {
     [FY_FT_HELLO] = "hello",     [FY_FT_WELCOME] = "welcome", [FY_FT_FILE_BEGIN] = "file-begin",
     [FY_FT_DATA] = "data",       [FY_FT_FILE_END] = "file-end", [FY_FT_ACK] = "ack",
     [FY_FT_ERROR] = "error",     [FY_FT_PING] = "ping",       [FY_FT_PONG] = "pong",
-    [FY_FT_BYE] = "bye",
+    [FY_FT_BYE] = "bye",         [FY_FT_NOCHAN] = "no-channel",
 };
 
+/* The numbers are ranges with gaps (new types are added in blocks). */
 static bool type_known(uint8_t type)
 {
-    return type >= FY_FT_HELLO && type <= FY_FT_MAX_;
+    return type >= FY_FT_HELLO && type <= FY_FT_MAX_ && type_name[type];
 }
 
 size_t fy_frame_payload_max(uint8_t type, size_t max_payload)

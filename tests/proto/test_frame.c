@@ -126,6 +126,8 @@ static void test_hdr_round_trip_every_type(void **state)
     uint8_t payload[FY_CTL_PAYLOAD_MAX];
     memset(payload, 0x5a, sizeof payload);
     for (uint8_t t = FY_FT_HELLO; t <= FY_FT_MAX_; t++) {
+        if (!strcmp(fy_frame_type_name(t), "unknown"))
+            continue; /* the type numbers have gaps */
         size_t max = fy_frame_payload_max(t, FY_PAYLOAD_MAX_DEFAULT);
         size_t lens[] = {0, max / 2, max};
         for (size_t i = 0; i < 3; i++) {
@@ -231,7 +233,7 @@ static void test_hdr_errors(void **state)
 
     /* Control frames have their own, smaller limits. */
     for (uint8_t t = FY_FT_HELLO; t <= FY_FT_MAX_; t++) {
-        if (t == FY_FT_DATA)
+        if (t == FY_FT_DATA || !strcmp(fy_frame_type_name(t), "unknown"))
             continue;
         uint32_t max = (uint32_t)fy_frame_payload_max(t, FY_PAYLOAD_MAX_DEFAULT);
         good_hdr(b, t, max);
