@@ -238,6 +238,8 @@ int fy_cli_conn_welcome(fy_cli_conn *k, int timeout_ms, fy_welcome *w)
         return -ETIMEDOUT;
     if (f.hdr.type == FY_FT_NOCHAN)
         return -FY_ENOCHAN; /* FY_HELLO_F_WAIT: the welcome comes when the channel does */
+    if (f.hdr.type == FY_FT_BYE)
+        return -FY_ESHUTDOWN; /* the relay stops before it welcomed us: try again later */
     if (f.hdr.type != FY_FT_WELCOME)
         return -FY_EPROTO;
     rc = fy_welcome_decode(f.payload, f.hdr.len, w);
