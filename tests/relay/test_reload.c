@@ -17,6 +17,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -170,7 +171,7 @@ static int count_from(const rh_daemon *d, long *off, const char *s)
 
 struct hammer {
     const rh_daemon *d;
-    volatile int stop;
+    atomic_int stop;
     int hellos, wrong;
 };
 
@@ -178,7 +179,7 @@ struct hammer {
 static void *hammer_fn(void *arg)
 {
     struct hammer *h = arg;
-    for (int i = 0; i < 100000 && !h->stop; i++) {
+    for (int i = 0; i < 100000 && !atomic_load(&h->stop); i++) {
         bool good = i % 2 == 0;
         int rc = hello_as(h->d, FY_ROLE_RECEIVER, "rel", good ? "t7" : "nope");
         if (rc != (good ? 0 : -FY_EAUTH))
@@ -216,7 +217,7 @@ static void test_reload_reclaims_tables(void **state)
         if (i == 9)
             base = rss_kb(d->pid);
     }
-    h.stop = 1;
+    atomic_store(&h.stop, 1);
     pthread_join(th, NULL);
     long end = rss_kb(d->pid);
     print_message("reloads=%d rss_kb=%ld->%ld hellos=%d\n", RELOADS, base, end, h.hellos);
