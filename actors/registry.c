@@ -331,11 +331,17 @@ static void want_room(registry *r, fy__chan_req *q)
         r->caproom = cap;
     }
     r->room[r->nroom++] = q;
+    /* Room is coming from every channel closing for room, and from every
+     * channel closing for idleness that no request waits to reopen. */
+    size_t coming = r->evicting;
+    for (size_t i = 0; i < r->n; i++)
+        coming += r->slots[i].closing && !r->slots[i].evict && !r->slots[i].nwait;
     slot *v;
-    while (r->evicting < r->nroom && (v = lru_unused(r))) {
+    while (coming < r->nroom && (v = lru_unused(r))) {
         v->closing = v->evict = true;
         v->unused = false;
         r->evicting++;
+        coming++;
         r->evicted++;
         fy_klog(FY_LOG_DEBUG, "channel closed for room", "channel=%s for=%s limit=max-channels "
                 "value=%llu unused_ms=%llu evicted_total=%llu", v->ch->name, q->name,
@@ -344,7 +350,7 @@ static void want_room(registry *r, fy__chan_req *q)
                 (unsigned long long)r->evicted);
         fy__msg_close(v->ch->writer);
     }
-    while (r->nroom > r->evicting) {
+    while (r->nroom > coming) {
         fy__chan_req *last = r->room[--r->nroom];
         reply(last, NULL, refuse_limit(r, last->name));
     }
