@@ -76,11 +76,13 @@ static inline int fy__msg_chan_get(fy_actor *to, fy__chan_req *r)
     return fy_actor_post(to, FY_RM_CHAN_GET, 0, 0, 0, r, NULL);
 }
 
-/* ch's writer closed (idle or shutdown): u64 = the bytes and frames it took in. */
+/* ch's writer closed (idle or shutdown): u64 = the bytes and frames it took
+ * in, u32 = 1 when its log never held a frame (the registry removes the
+ * directory). */
 static inline int fy__msg_writer_done(fy_actor *to, const fy__chan *ch, uint64_t bytes,
-                                      uint64_t frames)
+                                      uint64_t frames, bool empty)
 {
-    return fy_actor_post(to, FY_RM_WRITER_DONE, 0, bytes, frames, (void *)ch, NULL);
+    return fy_actor_post(to, FY_RM_WRITER_DONE, empty, bytes, frames, (void *)ch, NULL);
 }
 
 /* Sent just before WRITER_DONE: u64 = the bytes and frames ch's receivers took. */
@@ -94,6 +96,13 @@ static inline int fy__msg_writer_totals(fy_actor *to, const fy__chan *ch, uint64
 static inline int fy__msg_chan_idle(fy_actor *to, const fy__chan *ch)
 {
     return fy_actor_post(to, FY_RM_CHAN_IDLE, 0, 0, 0, (void *)ch, NULL);
+}
+
+/* ch's last user left (the writer's idle clock starts): the registry may
+ * close it at once to make room at max-channels (ptr compare only). */
+static inline int fy__msg_chan_unused(fy_actor *to, const fy__chan *ch)
+{
+    return fy_actor_post(to, FY_RM_CHAN_UNUSED, 0, 0, 0, (void *)ch, NULL);
 }
 
 /* CLOSE came too late for ch: a user arrived, keep it. */

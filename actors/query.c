@@ -124,6 +124,19 @@ static int scan(session *s, const char *name, fy_cat *c)
 
 /* ---- the operations answered here ----------------------------------------------- */
 
+/* May token do right on chan?  Inside a read section, so a reload cannot
+ * free the table while it is read (auth.h). */
+static bool allowed(session *s, const char *token, unsigned right, const char *chan)
+{
+    bool ok = fy_auth_read_begin() == 0;
+
+    if (ok) {
+        ok = fy_auth_allows(fy__auth(s->ctx), token, right, chan);
+        fy_auth_read_end();
+    }
+    return ok;
+}
+
 static int ls_all(session *s)
 {
     char (*names)[FY_NAME_MAX + 1];
@@ -132,7 +145,7 @@ static int ls_all(session *s)
 
     for (size_t i = 0; rc >= 0 && i < n; i++) {
         fy_cat c;
-        if (!fy_auth_allows(fy__auth(s->ctx), s->query->token, FY_AUTH_SUBSCRIBE, names[i]))
+        if (!allowed(s, s->query->token, FY_AUTH_SUBSCRIBE, names[i]))
             continue;
         if (scan(s, names[i], &c) < 0)
             continue; /* removed meanwhile, or unreadable: not listed */
@@ -335,7 +348,7 @@ void fy__query_frame(session *s, const fy_frame *f)
             q->client[0] ? q->client : "-", op_name[q->op], q->channel[0] ? q->channel : "-",
             q->nnames);
     unsigned right = q->op == FY_QOP_LS || q->op == FY_QOP_INFO ? FY_AUTH_SUBSCRIBE : FY_AUTH_ADMIN;
-    if (q->channel[0] && !fy_auth_allows(fy__auth(s->ctx), q->token, right, q->channel)) {
+    if (q->channel[0] && !allowed(s, q->token, right, q->channel)) {
         fy__session_fail(s, FY_EAUTH, "token may not %s channel %s",
                          right == FY_AUTH_ADMIN ? "administer" : "subscribe to", q->channel);
         return;

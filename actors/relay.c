@@ -37,8 +37,8 @@ struct fy_relay {
     fy__ctx ctx;
     fy_conf conf;     /* the caller's, with the limits fitted to RLIMIT_NOFILE */
     fy__live live;
-    fy_auth **old_auth; /* tables replaced by fy_relay_set_auth, freed by fy_relay_free */
-    size_t nold_auth;
+    size_t nfreed_auth; /* tables replaced by fy_relay_set_auth and freed since */
+    bool caller_auth_replaced; /* fy_relay_new's table is no longer in force */
     fy_auth *own_auth;  /* the table in force when fy_relay_set_auth gave it */
     fy_addr bound;
     int lfd;
@@ -167,7 +167,7 @@ static int setup_tls(fy_relay *r, char *err, size_t errcap)
             fy_klog(FY_LOG_WARN, "listening on a non-loopback address without TLS",
                     "listen=%s action=\"serve plaintext; set tls-cert and tls-key "
                     "(docs/operations.md, TLS)\"", where);
-        if (!c->auth[0] && !fy__auth(&r->ctx))
+        if (!fy_conf_token_file(c) && !fy__auth(&r->ctx))
             fy_klog(FY_LOG_WARN, "listening on a non-loopback address without --auth",
                     "listen=%s action=\"anyone who reaches the port may publish and "
                     "subscribe\"", where);
@@ -347,18 +347,20 @@ int fy_relay_start(fy_relay *r, char *err, size_t errcap)
 
 int fy_relay_set_auth(fy_relay *r, fy_auth *a)
 {
-    if (r->own_auth) {
-        fy_auth **p = realloc(r->old_auth, (r->nold_auth + 1) * sizeof *p);
-        if (!p)
-            return -ENOMEM;
-        r->old_auth = p;
-        /* Still readable: a session may have loaded it this very turn. */
-        r->old_auth[r->nold_auth++] = r->own_auth;
-    }
+    fy_auth *old = r->own_auth;
+
+    if (!old && fy_relay_auth(r))
+        r->caller_auth_replaced = true;
     r->own_auth = a;
     /* release: fy_auth_load's writes of the table happen before a session
      * that loads this pointer (fy__auth, acquire) reads them */
     atomic_store_explicit(&r->live.auth, a, memory_order_release);
+    /* A session may have loaded the old table this very turn: freed after
+     * the grace period that waits for its read section to end. */
+    if (old) {
+        fy_auth_retire(old);
+        r->nfreed_auth++;
+    }
     return 0;
 }
 
@@ -369,7 +371,12 @@ const fy_auth *fy_relay_auth(const fy_relay *r)
 
 size_t fy_relay_auth_generations(const fy_relay *r)
 {
-    return r->nold_auth;
+    return r->caller_auth_replaced ? 1 : 0;
+}
+
+size_t fy_relay_auth_freed(const fy_relay *r)
+{
+    return r->nfreed_auth;
 }
 
 /* Wait up to ms for the registry's "all channels closed".  0 or -errno. */
@@ -469,9 +476,6 @@ void fy_relay_free(fy_relay *r)
         close(r->ctx.done_fd);
     if (r->lock_fd >= 0)
         close(r->lock_fd); /* the next ferryd may have the directory */
-    for (size_t i = 0; i < r->nold_auth; i++)
-        fy_auth_free(r->old_auth[i]);
-    free(r->old_auth);
     fy_auth_free(r->own_auth);
     free(r);
 }

@@ -45,18 +45,22 @@ int fy_relay_stop(fy_relay *r, unsigned timeout_ms);
 
 /* Replace the token table (SIGHUP): hellos read from now on are checked
  * against a (NULL: everyone may publish and subscribe); connections that
- * passed their hello keep going.  The relay takes a.  The table it replaces
- * stays allocated until fy_relay_free, because a session may be reading it
- * at this moment (the one given to fy_relay_new stays the caller's): one
- * table kept per call.  Main thread, after fy_relay_start.  0 or -ENOMEM
- * (then nothing changed and a is still the caller's). */
+ * passed their hello keep going.  The relay takes a.  A table it replaces
+ * that it took earlier is freed once no session can be reading it
+ * (fy_auth_retire: this call waits for that grace period, a few
+ * microseconds); the one given to fy_relay_new stays the caller's.  Main
+ * thread, after fy_relay_start.  Returns 0. */
 int fy_relay_set_auth(fy_relay *r, fy_auth *a);
 
 /* The token table in force (main thread). */
 const fy_auth *fy_relay_auth(const fy_relay *r);
 
-/* How many replaced tables the relay keeps (the bound above, for the log). */
+/* How many replaced tables are still allocated: 1 when the caller's table
+ * (fy_relay_new's) was replaced, else 0 (for the log). */
 size_t fy_relay_auth_generations(const fy_relay *r);
+
+/* How many replaced tables the relay has freed so far (for the log). */
+size_t fy_relay_auth_freed(const fy_relay *r);
 
 /* Write the flight recorder (the scheduler's trace rings) to
  * DATA/trace-<UTC time>.trace; path gets the name.  Any time after start

@@ -88,10 +88,11 @@ static inline uint32_t fy__idle_tick_ms(uint64_t timeout_s)
  * context, which only points at it.  The token table in force is an
  * immutable fy_auth published whole through an atomic pointer: the main
  * thread stores a new one (release, after fy_auth_load wrote it), a session
- * loads it at hello time (acquire, fy__auth) and uses it within that one
- * turn.  A replaced table is never freed while actors run: the relay keeps
- * it until fy_relay_free (docs/architecture.md, "Reloading").  C11 atomics
- * rather than ck so ThreadSanitizer sees the pair. */
+ * loads it at hello time (acquire, fy__auth) inside an epoch read section
+ * (fy_auth_read_begin/end) and uses it only there.  A replaced table is
+ * freed after the grace period that waits for those sections
+ * (fy_auth_retire; docs/architecture.md, "Reloading").  C11 atomics for
+ * the pointer rather than ck so ThreadSanitizer sees the pair. */
 typedef struct fy__live {
     _Atomic(const fy_auth *) auth; /* NULL: everyone may publish and subscribe */
 } fy__live;
@@ -115,7 +116,8 @@ typedef struct fy__ctx {
     char chan_root[4200];/* DATA/channels */
 } fy__ctx;
 
-/* The token table in force (any actor; use it within the turn). */
+/* The token table in force (any actor; use it only inside
+ * fy_auth_read_begin/end). */
 static inline const fy_auth *fy__auth(const fy__ctx *ctx)
 {
     /* acquire: pairs with fy_relay_set_auth's release store, so the table's
@@ -238,6 +240,10 @@ typedef struct fy__digest_err {
 typedef struct fy__chan_req {
     fy_actor *reply; /* a reference, dropped by the registry */
     char name[FY_NAME_MAX + 1];
+    /* A receiver that said FY_HELLO_F_WAIT: for a channel with no directory
+     * the registry creates nothing, answers CHAN(FY_ENOCHAN) at once and
+     * CHAN(the channel) once a sender has created it. */
+    bool wait;
 } fy__chan_req;
 
 /* Session -> writer: a sender asks for the channel's sender slot
@@ -281,6 +287,7 @@ enum fy__msg {
     FY_RM_WRITER_TOTALS,              /* what its receivers took, just before WRITER_DONE */
     FY_RM_CHAN_IDLE,                  /* no user for --channel-idle */
     FY_RM_CHAN_KEEP,                  /* CLOSE came too late, a user arrived */
+    FY_RM_CHAN_UNUSED,                /* a writer's last user left (LRU hint) */
     /* to a session */
     FY_RM_CHAN,                       /* the answer to CHAN_GET */
     FY_RM_ATTACHED,                   /* the answer to ATTACH: the slot, or why not */

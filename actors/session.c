@@ -168,8 +168,14 @@ static void on_hello(session *s, const fy_frame *f)
     fy_klog(FY_LOG_INFO, "hello", "peer=%s role=%s channel=%s mode=%u resume_from=%llu client=%s",
             s->peer, sender ? "sender" : "receiver", h->channel, h->mode,
             (unsigned long long)h->resume_from, h->client[0] ? h->client : "-");
-    if (!fy_auth_allows(fy__auth(s->ctx), h->token, sender ? FY_AUTH_PUBLISH : FY_AUTH_SUBSCRIBE,
-                        h->channel)) {
+    /* The read section keeps a reload from freeing the table under us. */
+    bool ok = fy_auth_read_begin() == 0;
+    if (ok) {
+        ok = fy_auth_allows(fy__auth(s->ctx), h->token,
+                            sender ? FY_AUTH_PUBLISH : FY_AUTH_SUBSCRIBE, h->channel);
+        fy_auth_read_end();
+    }
+    if (!ok) {
         fy__session_fail(s, FY_EAUTH, "token may not %s channel %s",
                          sender ? "publish to" : "subscribe to", h->channel);
         return;
@@ -181,6 +187,7 @@ static void on_hello(session *s, const fy_frame *f)
     }
     r->reply = fy_actor_ref(s->self);
     snprintf(r->name, sizeof r->name, "%s", h->channel);
+    r->wait = !sender && (h->flags & FY_HELLO_F_WAIT);
     s->st = S_WAIT_CHAN;
     fy__msg_chan_get(s->ctx->registry, r);
 }
@@ -239,11 +246,42 @@ void fy__session_closed(void *arg, ssize_t n)
 
 static const fy__pump_fns hello_pump = {consume_hello, read_hello, fy__session_closed};
 
+/* Parked (waiting for its channel to be created): the client says nothing
+ * until the welcome, so a read is for noticing that it left.  Bytes that
+ * do come are kept for the forwarder, as the hello's leftovers are. */
+static void watch_parked(session *s)
+{
+    for (int i = 0; i < 16; i++) {
+        if (s->roff && s->rlen == s->rcap) {
+            memmove(s->rbuf, s->rbuf + s->roff, s->rlen - s->roff);
+            s->rlen -= s->roff;
+            s->roff = 0;
+        }
+        if (s->rlen == s->rcap) {
+            fy__session_fail(s, FY_EPROTO, "%zu bytes before the welcome", s->rlen - s->roff);
+            return;
+        }
+        ssize_t n = fy_conn_recv(&s->conn, s->rbuf + s->rlen, s->rcap - s->rlen);
+        if (n == -EAGAIN)
+            return;
+        if (n <= 0) {
+            fy__session_finish(s, n == 0 ? "peer closed while waiting for the channel"
+                                         : fy_strerror((int)n));
+            return;
+        }
+        s->rlen += (size_t)n;
+    }
+}
+
 void fy__session_drive(session *s)
 {
     if (s->st == S_LINGER) {
         if (fy_conn_drain(&s->conn, 64) == 0)
             fy__session_finish(s, NULL);
+        return;
+    }
+    if (s->st == S_WAIT_CHAN && s->parked) {
+        watch_parked(s);
         return;
     }
     if ((s->st != S_HELLO && s->st != S_SENDER) || s->pump.paused || s->shutting)
@@ -333,10 +371,37 @@ static void handoff(session *s)
     fy__session_finish(s, NULL);
 }
 
+/* The receiver's channel does not exist yet: say so (FY_FT_NOCHAN) and
+ * wait for the registry's CHAN, watching the socket meanwhile. */
+static void park(session *s)
+{
+    char text[FY_NAME_MAX + 64];
+    int n = snprintf(text, sizeof text, "no channel '%s' on the relay; waiting for it",
+                     s->hello.channel);
+
+    s->parked = true;
+    fy_klog(FY_LOG_INFO, "receiver waits for its channel", "peer=%s channel=%s "
+            "reason=\"no channel directory and no sender\"", s->peer, s->hello.channel);
+    if (fy__session_send_ctl(s, FY_FT_NOCHAN, 0, (const uint8_t *)text, (size_t)n) < 0) {
+        fy__session_finish(s, "cannot queue the no-channel notice");
+        return;
+    }
+    watch_parked(s); /* the client may have gone already */
+}
+
 static void on_chan(session *s, fy_msg *m)
 {
     if (s->st != S_WAIT_CHAN)
         return;
+    if (m->u32 == FY_ENOCHAN) { /* the registry keeps the request: CHAN comes later */
+        park(s);
+        return;
+    }
+    /* Woken: the channel is new, so all of it is news to this receiver
+     * (LIVE could miss the first file to the race with the sender's attach). */
+    if (s->parked && s->hello.mode == FY_MODE_LIVE)
+        s->hello.mode = FY_MODE_START;
+    s->parked = false;
     if (m->u32 == FY_ELIMIT) {
         fy__session_fail(s, FY_ELIMIT, "channel %s refused: max-channels %llu reached",
                          s->hello.channel, (unsigned long long)s->ctx->conf->max_channels);

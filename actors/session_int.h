@@ -42,6 +42,7 @@ typedef struct session {
     fy__idle idle;       /* a sender: its last byte, and our ping */
     struct fy_query *query; /* a query connection's query (actors/query.c) */
     uint32_t qrecs;         /* records sent for it */
+    bool parked;         /* S_WAIT_CHAN, told no-channel: waiting for a sender to create it */
 } session;
 
 /* ---- session.c, for sender.c ------------------------------------------------ */

@@ -94,8 +94,10 @@ static void idle_check(fy__writer *w)
         }
         return;
     }
-    if (!w->idle_since)
+    if (!w->idle_since) {
         w->idle_since = now;
+        fy__msg_chan_unused(w->ctx->registry, w->chan); /* a candidate for eviction */
+    }
     uint64_t el = (now - w->idle_since) / 1000000;
     if (el >= idle_ms) {
         w->idle_told = true;
@@ -259,6 +261,7 @@ static void maybe_done(fy__writer *w)
     if (!w->idx_done || !w->log)
         return;
     int rc = fy__writer_sync_now(w);
+    bool empty = fy_log_next_seq(w->log) <= 1; /* never held a frame */
     if (rc < 0)
         cut_back(w);
     fy_log_close(w->log); /* waits for the log's jobs on the sync worker */
@@ -270,7 +273,7 @@ static void maybe_done(fy__writer *w)
      * WRITER_DONE, so nothing here may touch w->chan after it. */
     on_stats(w, NULL); /* its last counts: /metrics keeps them over a reopen */
     fy__msg_writer_totals(w->ctx->registry, w->chan, w->gone_out, w->gone_frames_out);
-    fy__msg_writer_done(w->ctx->registry, w->chan, w->bytes, w->frames);
+    fy__msg_writer_done(w->ctx->registry, w->chan, w->bytes, w->frames, empty && rc == 0);
     fy_actor_stop(w->self);
 }
 

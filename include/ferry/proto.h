@@ -66,7 +66,12 @@ enum fy_frame_type {
     FY_FT_DUP_ANSWER = 34, /* control, relay -> sender: the answer to dup-ask */
     /* 48-55: an edge relay's notices (docs/protocol.md, "Notices") */
     FY_FT_NOTICE = 48,    /* relay->receiver: what the relay could not deliver, and why */
-    FY_FT_MAX_ = 48       /* the highest number; numbers in between may be unused */
+    /* relay -> a receiver that said FY_HELLO_F_WAIT: its channel does not
+     * exist yet; the welcome follows once a sender creates it.  Payload:
+     * UTF-8 text for people (docs/protocol.md, "Receivers wait for a
+     * channel"). */
+    FY_FT_NOCHAN = 56,
+    FY_FT_MAX_ = 56       /* the highest number; numbers in between may be unused */
 };
 
 /* Decoded header. On the wire (little-endian, packed):
@@ -122,9 +127,13 @@ enum fy_mode {
 /* A receiver that takes notice frames (FY_FT_NOTICE): files an edge relay
  * skipped and why.  Without it the relay sends none. */
 #define FY_HELLO_F_NOTICE 0x4000u
+/* A receiver that waits for a channel that does not exist yet: the relay
+ * creates nothing for it, answers FY_FT_NOCHAN and welcomes it once a
+ * sender has created the channel. */
+#define FY_HELLO_F_WAIT 0x1000u
 #define FY_HELLO_F_KNOWN (FY_HELLO_F_RESUME | FY_HELLO_F_AHEAD | FY_HELLO_F_CLIENT | \
                           FY_HELLO_F_SKIP | FY_HELLO_F_SOURCE | FY_HELLO_F_DEDUPE | \
-                          FY_HELLO_F_NOTICE)
+                          FY_HELLO_F_WAIT | FY_HELLO_F_NOTICE)
 #define FY_CLIENT_MAX 64u   /* a client's name, bytes */
 #define FY_HELLO_MAX (16u + FY_NAME_MAX + FY_TOKEN_MAX + 16u + 1u + FY_CLIENT_MAX)
 

@@ -237,8 +237,13 @@ int fy_cli_conn_hello(fy_cli_conn *k, const fy_hello *h, int timeout_ms, fy_welc
     rc = fy_cli_conn_send(k, FY_FT_HELLO, 0, p, n);
     if (rc < 0)
         return rc;
+    return fy_cli_conn_welcome(k, timeout_ms, w);
+}
+
+int fy_cli_conn_welcome(fy_cli_conn *k, int timeout_ms, fy_welcome *w)
+{
     fy_frame f;
-    rc = next_frame(k, &f, timeout_ms);
+    int rc = next_frame(k, &f, timeout_ms);
     /* Bytes that are not a Ferry frame before any frame: another protocol
      * (an HTTP server, the metrics port, ssh) answered, not a relay. */
     if (rc < 0 && -rc >= 1000 && !k->got_error && k->frames == 0 &&
@@ -246,6 +251,12 @@ int fy_cli_conn_hello(fy_cli_conn *k, const fy_hello *h, int timeout_ms, fy_welc
         return -EPROTONOSUPPORT;
     if (rc < 0)
         return rc;
+    if (rc == 0)
+        return -ETIMEDOUT;
+    if (f.hdr.type == FY_FT_NOCHAN)
+        return -FY_ENOCHAN; /* FY_HELLO_F_WAIT: the welcome comes when the channel does */
+    if (f.hdr.type == FY_FT_BYE)
+        return -FY_ESHUTDOWN; /* the relay stops before it welcomed us: try again later */
     if (f.hdr.type != FY_FT_WELCOME)
         return -FY_EPROTO;
     rc = fy_welcome_decode(f.payload, f.hdr.len, w);

@@ -48,6 +48,11 @@ int fy_cli_conn_open_timeout(const char *server, int timeout_ms, const fy_cli_tl
  * -EPROTONOSUPPORT (the first bytes back were not a Ferry frame: not a
  * relay), or -errno (-ENODATA: the peer closed; -ETIMEDOUT: no answer). */
 int fy_cli_conn_hello(fy_cli_conn *k, const fy_hello *h, int timeout_ms, fy_welcome *w);
+/* The welcome after a hello (timeout_ms < 0: no limit).  As
+ * fy_cli_conn_hello, and -FY_ENOCHAN when the relay said its channel does
+ * not exist yet (a hello with FY_HELLO_F_WAIT): call again to wait for
+ * the welcome that comes once a sender has created it. */
+int fy_cli_conn_welcome(fy_cli_conn *k, int timeout_ms, fy_welcome *w);
 
 /* The next frame other than ping (answered) and pong (ignored).  Blocks;
  * with poll_only, returns 0 at once when no whole frame is buffered or

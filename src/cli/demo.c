@@ -147,6 +147,13 @@ static void on_welcome(void *arg, const fy_welcome *w)
     pthread_mutex_unlock(&d->mu);
 }
 
+/* The relay has no channel yet and keeps the receiver waiting: once the
+ * sender creates it, the receiver gets all of it, as if welcomed now. */
+static void on_waiting(void *arg)
+{
+    on_welcome(arg, NULL);
+}
+
 static void *rx_main(void *arg)
 {
     demo_rx *x = arg;
@@ -169,7 +176,7 @@ static bool wait_welcomed(demo *d, int n)
     while (d->welcomed < n && d->finished == 0)
         if (pthread_cond_timedwait(&d->cv, &d->mu, &until) == ETIMEDOUT)
             break;
-    bool ok = d->welcomed == n;
+    bool ok = d->welcomed >= n;
     pthread_mutex_unlock(&d->mu);
     return ok;
 }
@@ -183,7 +190,8 @@ static int start_receivers(demo *d, int n)
         x->o = (fy_cli_recv_opts){.server = d->daemon.addr, .channel = DEMO_CHANNEL,
                                   .out_dir = x->dir, .start = FY_CLI_RECV_START, .count = 1,
                                   .progress = FY_CLI_PROGRESS_QUIET, .cancel = d->o->cancel,
-                                  .on_welcome = on_welcome, .arg = d};
+                                  .on_welcome = on_welcome, .on_waiting = on_waiting,
+                                  .arg = d};
         if (pthread_create(&x->thread, NULL, rx_main, x) != 0)
             return -EAGAIN;
         x->started = true;

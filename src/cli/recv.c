@@ -423,6 +423,7 @@ static int start_hello(receiver *r, fy_hello *h)
     h->flags = o->start == FY_CLI_RECV_FROM_SEQ ? 0 : FY_HELLO_F_AHEAD;
     h->flags |= FY_HELLO_F_NOTICE; /* an edge relay tells us what it skipped */
     h->flags |= FY_HELLO_F_SKIP; /* deleted files are left out, not sent */
+    h->flags |= FY_HELLO_F_WAIT; /* a channel that does not exist yet: told, and we wait */
     snprintf(h->channel, sizeof h->channel, "%s", o->channel);
     snprintf(h->token, sizeof h->token, "%s", o->token ? o->token : "");
     h->mode = o->start == FY_CLI_RECV_LIVE ? FY_MODE_LIVE : FY_MODE_START;
@@ -545,12 +546,42 @@ typedef struct dialer {
     int tmo;
     const char *what; /* "connect", "hello" or "receive", for fy_cli_conn_fail */
     bool welcomed;    /* a relay has welcomed the run (the stream's start is fixed) */
+    bool told;        /* a relay said it has no such channel (we waited for it) */
 } dialer;
+
+/* The relay has no channel of our name (FY_FT_NOCHAN): say so, then wait
+ * for the welcome without a time limit (a sender creates the channel), or
+ * with --no-wait exit 3.  Returns 0, an exit code, or -errno / -FY_E*. */
+static int wait_channel(receiver *r, dialer *d)
+{
+    const fy_cli_recv_opts *o = r->o;
+    char msg[FY_NAME_MAX + 64];
+    if (o->no_wait) {
+        snprintf(msg, sizeof msg, "no channel '%s' on the relay", o->channel);
+        fy_klog(FY_LOG_ERROR, msg, "server=%s channel=%s no_wait=yes exit=%d", o->server,
+                o->channel, FY_CLI_EXIT_REFUSED);
+        return FY_CLI_EXIT_REFUSED;
+    }
+    snprintf(msg, sizeof msg, "no channel '%s' on the relay; waiting for it", o->channel);
+    fy_klog(FY_LOG_WARN, msg, "server=%s channel=%s", o->server, o->channel);
+    d->told = true; /* the relay is there: a lost connection is retried as after a welcome */
+    if (o->on_waiting)
+        o->on_waiting(o->arg);
+    double t0 = fy_cli_progress_now();
+    int rc = fy_cli_conn_welcome(r->k, -1, &d->w);
+    if (rc == 0)
+        fy_klog(FY_LOG_INFO, "channel created: receiving", "server=%s channel=%s", o->server,
+                o->channel);
+    else if (fy_cli_progress_now() - t0 >= FY_CLI_RETRY_UP_MS / 1000.0)
+        fy_cli_retry_progress(&d->rt); /* it was up: not a failed attempt */
+    return rc;
+}
 
 static int dial(receiver *r, dialer *d)
 {
     const fy_cli_recv_opts *o = r->o;
-    return fy_cli_dial(o->server, d->tmo, o->tls, o->cancel, &d->h, &r->k, &d->w, &d->what);
+    int rc = fy_cli_dial(o->server, d->tmo, o->tls, o->cancel, &d->h, &r->k, &d->w, &d->what);
+    return rc == -FY_ENOCHAN ? wait_channel(r, d) : rc;
 }
 
 /* Later hellos ask for the stream from the next seq we need, saying which
@@ -640,8 +671,9 @@ static bool redial_after_bad_frame(receiver *r, dialer *d, int *rc)
 static bool retryable(const dialer *d, int rc)
 {
     /* a first hello nothing answered: not a Ferry relay, most likely */
-    bool first_silent = !d->welcomed && rc == -ETIMEDOUT;
-    return rc < 0 && (d->welcomed || (strcmp(d->what, "hello") == 0 && !first_silent)) &&
+    bool first_silent = !d->welcomed && !d->told && rc == -ETIMEDOUT;
+    return rc < 0 &&
+           (d->welcomed || d->told || (strcmp(d->what, "hello") == 0 && !first_silent)) &&
            fy_cli_retry_transient(rc, strcmp(d->what, "receive") != 0);
 }
 

@@ -61,9 +61,14 @@ typedef struct fy_cli_recv_opts {
     bool skip_damaged;  /* a file that fails its check is skipped, not fatal */
     int on_conflict;    /* enum fy_cli_conflict (place.h): a different file has the name */
     bool no_perms;      /* --no-perms: ignore the mode and mtime files were sent with */
+    bool no_wait;       /* no such channel on the relay: exit 3 instead of waiting for it */
     fy_cli_cancel *cancel;
     /* Called once the relay welcomed us (the subscription is in place). */
     void (*on_welcome)(void *arg, const fy_welcome *w);
+    /* Called when the relay has no such channel and keeps us waiting for
+     * it (may be NULL): the welcome follows once a sender creates it, and
+     * the receiver then gets the channel from its first file. */
+    void (*on_waiting)(void *arg);
     void *arg;
 } fy_cli_recv_opts;
 

@@ -155,7 +155,7 @@ static const char usage_recv[] =
     "                  [--from-start | --resume | --from-seq N] [--count N] [--rate BYTES_PER_S]\n"
     "                  [--no-retry | --retries N] [--connect-timeout S] [--quiet | --progress]\n"
     "                  [--json] [--skip-damaged] [--on-conflict rename|keep|replace]\n"
-    "                  [--no-perms]\n"
+    "                  [--no-perms] [--no-wait]\n"
     "\n"
     "Receive channel NAME's files into DIR (created if missing).  Each file is\n"
     "written to .BASE.part in its directory under DIR (made as needed, never\n"
@@ -189,6 +189,9 @@ static const char usage_recv[] =
     "                      one; the new copy is dropped) or replace; an identical\n"
     "                      file is simply kept\n"
     "  --no-perms          ignore the mode and mtime files were sent with\n"
+    "  --no-wait           exit 3 when the relay has no channel NAME (default: say\n"
+    "                      \"no channel 'NAME' on the relay; waiting for it\" and\n"
+    "                      wait until a sender creates it)\n"
     "  -h, --help          this text;  -V, --version: the version\n"
     "\n"
     "Receives into DIR only if it can write there: checked at start (exit 5).\n"
@@ -286,7 +289,8 @@ enum { O_SERVER = 256, O_CHANNEL, O_TOKEN, O_CHUNK, O_OUT, O_FROM_START, O_RESUM
        O_COUNT, O_RATE, O_DATA, O_MAXP, O_SIZE, O_RECEIVERS, O_KEEP, O_HELP, O_TOKEN_FILE,
        O_RETRY, O_NO_RETRY, O_RETRIES, O_CONNECT_TIMEOUT, O_TLS, O_CA, O_TLS_NAME, O_TLS_CERT,
        O_TLS_KEY, O_QUIET, O_PROGRESS, O_JSON, O_NAME, O_SKIP_DAMAGED, O_STORED, O_CLIENT_NAME,
-       O_VERBOSE, O_LOG_LEVEL, O_VERSION, O_RECURSIVE, O_NO_PERMS, O_ON_CONFLICT, O_FORCE };
+       O_VERBOSE, O_LOG_LEVEL, O_VERSION, O_RECURSIVE, O_NO_PERMS, O_ON_CONFLICT, O_FORCE,
+       O_NO_WAIT };
 
 static const struct option long_opts[] = {
     {"server", required_argument, 0, O_SERVER},   {"channel", required_argument, 0, O_CHANNEL},
@@ -311,6 +315,7 @@ static const struct option long_opts[] = {
     {"version", no_argument, 0, O_VERSION},
     {"recursive", no_argument, 0, O_RECURSIVE},   {"no-perms", no_argument, 0, O_NO_PERMS},
     {"on-conflict", required_argument, 0, O_ON_CONFLICT}, {"force", no_argument, 0, O_FORCE},
+    {"no-wait", no_argument, 0, O_NO_WAIT},
     {0, 0, 0, 0}};
 
 /* The short options, the same in every Ferry program. */
@@ -332,7 +337,7 @@ typedef struct cmd_opts {
     int start, starts, timeout_ms;
     int progress, progress_flags; /* enum fy_cli_progress_mode; --quiet/--progress given */
     bool keep, help, version, no_retry, tls, json, skip_damaged, stored;
-    bool recursive, no_perms, force;
+    bool recursive, no_perms, force, no_wait;
     int on_conflict; /* enum fy_cli_conflict */
     bool server_given; /* --server on the command line */
     int log_level;     /* -1: not given (-v, -q, --log-level) */
@@ -455,6 +460,7 @@ static int parse(const char *cmd, const char *allowed, int argc, char **argv, cm
             if ((c->on_conflict = fy_cli_conflict_parse(optarg)) < 0)
                 return usage_error(cmd, "--on-conflict takes keep, replace or rename", optarg);
             break;
+        case O_NO_WAIT: c->no_wait = true; break;
         }
         if (rc < 0)
             return usage_error(cmd, "not a number (digits, optional K/M/G)", optarg);
@@ -695,7 +701,7 @@ static int cmd_recv(int argc, char **argv, fy_cli_cancel *cancel)
                             A(O_TOKEN_FILE), A(O_RETRY), A(O_NO_RETRY), A(O_RETRIES),
                             A(O_CONNECT_TIMEOUT), A_TLS, A(O_QUIET), A(O_PROGRESS), A(O_JSON),
                             A(O_SKIP_DAMAGED), A(O_STORED), A(O_CLIENT_NAME), A(O_NO_PERMS),
-                            A(O_ON_CONFLICT), 0};
+                            A(O_ON_CONFLICT), A(O_NO_WAIT), 0};
     cmd_opts c;
     int rc = parse("recv", allowed, argc, argv, &c);
     if (rc || c.help || c.version)
@@ -722,7 +728,7 @@ static int cmd_recv(int argc, char **argv, fy_cli_cancel *cancel)
                           .retries = c.no_retry ? 0 : (unsigned)c.retries,
                           .timeout_ms = c.timeout_ms, .tls = &tls,
                           .skip_damaged = c.skip_damaged, .on_conflict = c.on_conflict,
-                          .no_perms = c.no_perms};
+                          .no_perms = c.no_perms, .no_wait = c.no_wait};
     if (c.stored && (rc = stored_end(&c, &tls, &o)) != 0) {
         fy_tls_free(tls.ctx);
         return rc < 0 ? 0 : rc;

@@ -45,8 +45,9 @@ static const char usage[] =
     "  --threads N            scheduler threads (default: one per core)\n"
     "  --config FILE          'key = value' settings; the flags below override it\n"
     "                         (keys: the flag names without '--'; see docs/ferryd.conf)\n"
-    "  --auth FILE            token rules 'TOKEN publish|subscribe|both|admin CHANNEL-GLOB';\n"
-    "                         without it anyone who reaches the port may publish/subscribe\n"
+    "  --auth FILE|off        token rules 'TOKEN publish|subscribe|both|admin CHANNEL-GLOB';\n"
+    "                         without it (or 'off') anyone who reaches the port may\n"
+    "                         publish/subscribe\n"
     "  --memory BYTES         packet buffer pool limit (default 256M; K/M/G suffixes)\n"
     "  --max-payload BYTES    largest frame payload accepted (default 1M)\n"
     "  --fsync never|file-end|MS\n"
@@ -77,7 +78,9 @@ static const char usage[] =
     "  --sndbuf BYTES         receiver sockets' send buffer (default 0 = kernel autotuning)\n"
     "  --channel-idle TIME    close a channel after TIME with no sender and no receiver;\n"
     "                         it reopens on demand (default 30s; ms, s or m; bare = s)\n"
-    "  --max-channels N       channels open at once; more get FY_ELIMIT (default 1024)\n"
+    "  --max-channels N       channels open at once (default 1024); at the limit the\n"
+    "                         least recently used one with no client is closed to make\n"
+    "                         room; when every one has clients, FY_ELIMIT\n"
     "  --max-connections N    client connections at once (default 4096; lowered to fit\n"
     "                         the descriptor limit, ulimit -n, with a warning)\n"
     "  --max-connections-per-ip N\n"
@@ -128,7 +131,9 @@ static const char usage[] =
     "                  the token file; apply auth, log-level and drain-timeout, log\n"
     "                  each change (key=old->new); other changed keys need a restart\n"
     "                  and are logged and ignored.  A file that does not parse is\n"
-    "                  refused with the reason and the old settings stay.\n"
+    "                  refused with the reason and the old settings stay; so are\n"
+    "                  settings that drop the token file (unless 'auth = off') and\n"
+    "                  a token file with no rules (unless it says 'deny-all').\n"
     "                  Then the files of tls-cert, tls-key and tls-client-ca are\n"
     "                  read again: new handshakes use them, open connections keep\n"
     "                  theirs; a pair that does not load is refused, the old stays.\n"
@@ -247,10 +252,55 @@ static void on_change(void *arg, const char *key, const char *old_val, const cha
             fy_klog_q(new_val, qn, sizeof qn));
 }
 
+/* A token file with no rules refuses every hello: said at warn, at start
+ * and at each reload that takes one. */
+static void warn_empty(const char *file, const fy_auth *a)
+{
+    if (a && fy_auth_rules(a) == 0)
+        fy_klog(FY_LOG_WARN, "token file has no rules", "file=%s deny_all=%s action=\"refuse "
+                "every hello\"", file, fy_auth_deny_all(a) ? "yes" : "no");
+}
+
+/* The token-table step of a reload: load next's token file into *out (NULL:
+ * no table) unless the change would weaken access without saying so.  A
+ * config that drops the token file needs `auth = off`; a table with no
+ * rules needs `deny-all` in the file.  0, or -EINVAL with the reason in
+ * err (then nothing is loaded).  Main thread. */
+static int reload_auth(const fy_conf *now, const fy_conf *next, fy_auth **out, char *err,
+                       size_t cap)
+{
+    const char *file = fy_conf_token_file(next), *was = fy_conf_token_file(now);
+
+    *out = NULL;
+    if (!file) {
+        if (was && strcmp(next->auth, "off") != 0) {
+            snprintf(err, cap, "the new settings name no token file (auth was %s): that would "
+                     "let everyone in; set 'auth = off' to mean it", was);
+            return -EINVAL;
+        }
+        if (was)
+            fy_klog(FY_LOG_WARN, "reload: authentication off", "auth=%s->off action=\"anyone "
+                    "who reaches the port may publish and subscribe\"", was);
+        return 0;
+    }
+    if (fy_auth_load(file, out, err, cap) < 0)
+        return -EINVAL;
+    if (fy_auth_rules(*out) == 0 && !fy_auth_deny_all(*out)) {
+        snprintf(err, cap, "%s holds no rules: that would lock everyone out; write a line "
+                 "'deny-all' in it to mean it", file);
+        fy_auth_free(*out);
+        *out = NULL;
+        return -EINVAL;
+    }
+    warn_empty(file, *out);
+    return 0;
+}
+
 /* Read the config file and the token file again and apply what can change
  * without a restart (fy_conf_reloadable), all or nothing: a file that does
- * not parse leaves every setting as it was.  now holds the running values
- * (main's copy: the relay's fy_conf is never written).  Main thread. */
+ * not parse, or would weaken access silently (reload_auth), leaves every
+ * setting as it was.  now holds the running values (main's copy: the
+ * relay's fy_conf is never written).  Main thread. */
 static void reload(int argc, char **argv, fy_conf *now, fy_relay *relay)
 {
     fy_conf next;
@@ -260,26 +310,21 @@ static void reload(int argc, char **argv, fy_conf *now, fy_relay *relay)
 
     fy_klog(FY_LOG_INFO, "reload", "signal=HUP");
     if (settings(argc, argv, &next, err, sizeof err) < 0 ||
-        (next.auth[0] && fy_auth_load(next.auth, &auth, err, sizeof err) < 0)) {
+        reload_auth(now, &next, &auth, err, sizeof err) < 0) {
         fy_klog(FY_LOG_ERROR, "reload refused", "reason=%s action=\"keep the old settings\"",
                 fy_klog_q(err, q, sizeof q));
         return;
     }
     size_t before = fy_auth_rules(fy_relay_auth(relay));
-    if (fy_relay_set_auth(relay, auth) < 0) {
-        fy_klog(FY_LOG_ERROR, "reload refused", "reason=\"out of memory\" "
-                "action=\"keep the old settings\"");
-        fy_auth_free(auth);
-        return;
-    }
+    (void)fy_relay_set_auth(relay, auth); /* frees the table it replaces, when its own */
     /* Log under the more verbose of the old and new levels, so a change of
      * level shows either way. */
     if (next.log_level < now->log_level)
         fy_klog_set_level((enum fy_klog_level)next.log_level);
     size_t changed = fy_conf_diff(now, &next, on_change, &restart);
-    fy_klog(FY_LOG_INFO, "reload: token rules", "file=%s auth_rules=%zu->%zu tables_kept=%zu",
-            next.auth[0] ? next.auth : "none", before, fy_auth_rules(auth),
-            fy_relay_auth_generations(relay));
+    fy_klog(FY_LOG_INFO, "reload: token rules", "file=%s auth_rules=%zu->%zu tables_kept=%zu "
+            "tables_freed=%zu", fy_conf_token_file(&next) ? next.auth : "none", before,
+            fy_auth_rules(auth), fy_relay_auth_generations(relay), fy_relay_auth_freed(relay));
     fy_klog(FY_LOG_INFO, "reload done", "changed=%zu need_restart=%zu", changed - restart,
             restart);
     fy_klog_set_level((enum fy_klog_level)next.log_level);
@@ -465,10 +510,11 @@ int main(int argc, char **argv)
     if (settings(argc, argv, &conf, err, sizeof err) < 0 ||
         fy_conf_check_files(&conf, err, sizeof err) < 0)
         return bad(err);
-    if (conf.auth[0] && fy_auth_load(conf.auth, &auth, err, sizeof err) < 0)
+    if (fy_conf_token_file(&conf) && fy_auth_load(conf.auth, &auth, err, sizeof err) < 0)
         return bad_at(&conf, "auth", err);
 
     fy_klog_setup("ferryd", conf.log_level);
+    warn_empty(conf.auth, auth);
     block_signals(&sigs);
     if (start(&conf, auth, &relay) != 0)
         return 1;

@@ -355,6 +355,11 @@ void fy_conf_where(const fy_conf *c, const char *key, char *buf, size_t cap)
  * from or to 0 would need the channels' actors told. */
 static const char *const reloadable[] = {"auth", "log-level", "drain-timeout"};
 
+const char *fy_conf_token_file(const fy_conf *c)
+{
+    return c->auth[0] && strcmp(c->auth, "off") != 0 ? c->auth : NULL;
+}
+
 bool fy_conf_reloadable(const char *key)
 {
     const struct key *k = find(key);

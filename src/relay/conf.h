@@ -32,7 +32,7 @@ enum fy_write_mode {
 typedef struct fy_conf {
     char listen[256];
     char data[FY_CONF_PATH_MAX];
-    char auth[FY_CONF_PATH_MAX];  /* "" = no token file */
+    char auth[FY_CONF_PATH_MAX];  /* "" or "off" = no token file (fy_conf_token_file) */
     char metrics[256];            /* HOST:PORT for GET /metrics; "" = off */
     char trace[FY_CONF_PATH_MAX]; /* record the trace continuously to this file; "" = off */
     uint64_t trace_max_bytes;     /* trace file + its predecessor; 0 = 64 MiB */
@@ -121,6 +121,10 @@ void fy_conf_where(const fy_conf *c, const char *key, char *buf, size_t cap);
  * log-level, drain-timeout; the others are read when a socket, a pool or a
  * channel is set up, so a new value needs a restart.) */
 bool fy_conf_reloadable(const char *key);
+
+/* The token file to load: c->auth, or NULL for none ("" or the explicit
+ * `auth = off`, which a reload needs to drop a token file). */
+const char *fy_conf_token_file(const fy_conf *c);
 
 /* key's value in c as text ("8388608", "file-end", "info"); "" for an
  * unknown key. */

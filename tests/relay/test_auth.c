@@ -265,6 +265,42 @@ static void test_empty_file(void **state)
     assert_false(fy_auth_allows(a, "alice", PUB, "logs"));
 }
 
+/* `deny-all`: no rules, on purpose (a reload to it is taken); with rules
+ * beside it, an error. */
+static void test_deny_all(void **state)
+{
+    struct tmp *t = *state;
+    const fy_auth *a = load(t, "# maintenance\n  deny-all  \n");
+    assert_int_equal(fy_auth_rules(a), 0);
+    assert_true(fy_auth_deny_all(a));
+    assert_false(fy_auth_allows(a, "", PUB, "logs"));
+    a = load(t, "alice both *\n");
+    assert_false(fy_auth_deny_all(a));
+
+    char err[256] = "";
+    fy_auth *b = NULL;
+    const char *p = tmp_write(t, "mixed", "deny-all\nalice both *\n");
+    assert_int_equal(fy_auth_load(p, &b, err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, "deny-all in a file with 1 rules"));
+    assert_null(b);
+}
+
+/* A table freed by fy_auth_retire while no one reads it (readers'
+ * sections are exercised by the relay tests, under TSan too). */
+static void test_retire(void **state)
+{
+    struct tmp *t = *state;
+    char err[256] = "";
+    fy_auth *a = NULL;
+    const char *p = tmp_write(t, "r", "alice both *\n");
+    assert_int_equal(fy_auth_load(p, &a, err, sizeof err), 0);
+    assert_int_equal(fy_auth_read_begin(), 0);
+    assert_true(fy_auth_allows(a, "alice", PUB, "logs"));
+    fy_auth_read_end();
+    fy_auth_retire(a);
+    fy_auth_retire(NULL);
+}
+
 static void test_many_rules(void **state)
 {
     struct tmp *t = *state;
@@ -398,6 +434,8 @@ int main(void)
         T(test_longest_token_and_glob),
         T(test_comments_blank_lines_whitespace),
         T(test_empty_file),
+        T(test_deny_all),
+        T(test_retire),
         T(test_many_rules),
         T(test_bad_lines),
         T(test_overlong_line),
