@@ -65,12 +65,13 @@ PY
     for f in a.bin "$LONG" mid_name.dat; do cmp "$T/src/$f" "$T/o$w/$f" || fail "$f differs"; done
 done
 
-# a receiver on a quiet channel: "waiting for the next file"
+# a receiver on a quiet channel: "waiting for the next file" (or, the channel not
+# there yet, "no channel ... waiting for it")
 tmx new-session -d -s wait -x 80 -y 10 "'$BIN/ferry' recv --server $ADDR --channel quiet --out '$T/ow'; sleep 60"
 ok=""
 for _ in $(seq 100); do
-    tmx capture-pane -p -t wait >"$T/wait.screen" 2>/dev/null || true
-    if grep -q "waiting for the next file" "$T/wait.screen"; then ok=1; break; fi
+    tmx capture-pane -p -J -t wait >"$T/wait.screen" 2>/dev/null || true
+    if grep -qE "waiting for the next file|on the relay; waiting for it" "$T/wait.screen"; then ok=1; break; fi
     sleep 0.1
 done
 [ -n "$ok" ] || { cat "$T/wait.screen"; fail "no 'waiting for the next file'"; }

@@ -205,7 +205,10 @@ static void test_info_and_stored(void **state)
     pid_t s = fy_ct_recv(t, "stored", "docs", fy_ct_path(t, "st", p2),
                          (const char *[]){"--stored", "--token", "pub", "--quiet", NULL});
     fy_ct_expect_exit(t, s, "stored", T_MS, 0);
-    fy_ct_assert_same(fy_ct_path(t, "st/a.bin", p2), a2);
+    /* both versions of a.bin are stored: the second, a different file of
+     * the same name, is kept beside the first (--on-conflict rename) */
+    fy_ct_assert_same(fy_ct_path(t, "st/a.bin", p2), a1);
+    fy_ct_assert_same(fy_ct_path(t, "st/a.bin.1", p2), a2);
     /* a channel the relay does not have: exit 3, and none is made */
     s = fy_ct_recv(t, "stored-no", "dcos", fy_ct_path(t, "st2", p2),
                    (const char *[]){"--stored", "--token", "pub", NULL});
