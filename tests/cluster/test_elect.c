@@ -17,53 +17,23 @@
 #include <cmocka.h>
 
 #include "cluster/elect.h"
+#include "cluster/etcd_fixture.h"
 #include "common/tc.h"
 
 #define P "/t"
 
-typedef struct fixture {
-    char dir[512];
-    tc_etcd etcd;
-    fy_etcd *e;
-} fixture;
-
 static int setup(void **state)
 {
-    static fixture f;
-
-    *state = NULL;
-    if (!tc_etcd_available()) {
-        fprintf(stderr, "skip: etcd-server is not installed (/usr/bin/etcd)\n");
-        return 0;
-    }
-    if (tc_tmpdir(f.dir, sizeof f.dir, "elect") < 0 || tc_etcd_start(&f.etcd, f.dir, 20000) < 0 ||
-        fy_etcd_open(f.etcd.url, 2000, &f.e) < 0)
-        return -1;
-    *state = &f;
-    return 0;
+    return ef_setup(state, "elect");
 }
 
 static int teardown(void **state)
 {
-    fixture *f = *state;
-
-    if (f) {
-        fy_etcd_close(f->e);
-        tc_etcd_stop(&f->etcd);
-        tc_tmpdir_done(f->dir);
-    }
-    return 0;
+    return ef_teardown(state);
 }
 
-#define FIXTURE()        \
-    fixture *f = *state; \
-    if (!f) {            \
-        skip();          \
-        return;          \
-    }
-
 /* A node: a lease and its registration. */
-static int64_t node_up(fixture *f, const char *name)
+static int64_t node_up(ef_etcd *f, const char *name)
 {
     int64_t lease;
 
@@ -74,7 +44,7 @@ static int64_t node_up(fixture *f, const char *name)
 
 static void test_register_once(void **state)
 {
-    FIXTURE();
+    EF_FIXTURE();
     int64_t a = node_up(f, "reg"), b;
 
     /* The same lease again is a refresh; another lease is a second process. */
@@ -91,7 +61,7 @@ static void test_register_once(void **state)
 
 static void test_failover(void **state)
 {
-    FIXTURE();
+    EF_FIXTURE();
     int64_t la = node_up(f, "a"), lb = node_up(f, "b"), lc = node_up(f, "c");
     fy_chanstate sa, sb, sc;
 
@@ -130,7 +100,7 @@ static void test_failover(void **state)
 
 static void test_race(void **state)
 {
-    FIXTURE();
+    EF_FIXTURE();
     int64_t la = node_up(f, "r1"), lb = node_up(f, "r2");
     fy_chanstate s1, s2, stale;
 

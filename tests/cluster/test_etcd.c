@@ -17,53 +17,22 @@
 #include <cmocka.h>
 
 #include "cluster/etcd.h"
+#include "cluster/etcd_fixture.h"
 #include "common/tc.h"
-
-typedef struct fixture {
-    char dir[512];
-    tc_etcd etcd;
-    fy_etcd *e;
-} fixture;
 
 static int setup(void **state)
 {
-    static fixture f;
-
-    if (!tc_etcd_available()) {
-        fprintf(stderr, "skip: etcd-server is not installed (/usr/bin/etcd)\n");
-        *state = NULL;
-        return 0;
-    }
-    if (tc_tmpdir(f.dir, sizeof f.dir, "etcd") < 0 || tc_etcd_start(&f.etcd, f.dir, 20000) < 0)
-        return -1;
-    if (fy_etcd_open(f.etcd.url, 2000, &f.e) < 0)
-        return -1;
-    *state = &f;
-    return 0;
+    return ef_setup(state, "etcd");
 }
 
 static int teardown(void **state)
 {
-    fixture *f = *state;
-
-    if (!f)
-        return 0;
-    fy_etcd_close(f->e);
-    tc_etcd_stop(&f->etcd);
-    tc_tmpdir_done(f->dir);
-    return 0;
+    return ef_teardown(state);
 }
-
-#define FIXTURE()             \
-    fixture *f = *state;      \
-    if (!f) {                 \
-        skip();               \
-        return;               \
-    }
 
 static void test_put_get_binary(void **state)
 {
-    FIXTURE();
+    EF_FIXTURE();
     const char val[] = {'a', 0, (char)0xff, '"', '\\', '\n', 'z'};
     fy_etcd_kv kv;
 
@@ -83,7 +52,7 @@ static void test_put_get_binary(void **state)
 
 static void test_cas(void **state)
 {
-    FIXTURE();
+    EF_FIXTURE();
     fy_etcd_kv kv;
     int64_t rev;
 
@@ -103,7 +72,7 @@ static void test_cas(void **state)
 
 static void test_list_prefix(void **state)
 {
-    FIXTURE();
+    EF_FIXTURE();
     fy_etcd_kv *kvs;
     size_t n;
 
@@ -125,7 +94,7 @@ static void test_list_prefix(void **state)
 
 static void test_lease_revoke(void **state)
 {
-    FIXTURE();
+    EF_FIXTURE();
     int64_t id;
     int ttl = 0;
     fy_etcd_kv kv;
@@ -147,7 +116,7 @@ static void test_lease_revoke(void **state)
 
 static void test_lease_expires(void **state)
 {
-    FIXTURE();
+    EF_FIXTURE();
     int64_t id;
     fy_etcd_kv kv;
     int rc = 0;
@@ -167,7 +136,7 @@ static void test_lease_expires(void **state)
 
 static void test_endpoint_list(void **state)
 {
-    FIXTURE();
+    EF_FIXTURE();
     char list[256];
     uint16_t dead;
     fy_etcd *e;

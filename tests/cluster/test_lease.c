@@ -18,52 +18,21 @@
 
 #include "cluster/etcd.h"
 #include "cluster/lease.h"
+#include "cluster/etcd_fixture.h"
 #include "common/tc.h"
 #include "ferry/sched.h"
 
-typedef struct fixture {
-    char dir[512];
-    tc_etcd etcd;
-    fy_etcd *e;
-} fixture;
-
 static int setup(void **state)
 {
-    static fixture f;
-
-    *state = NULL;
-    if (!tc_etcd_available()) {
-        fprintf(stderr, "skip: etcd-server is not installed (/usr/bin/etcd)\n");
-        return 0;
-    }
-    if (tc_tmpdir(f.dir, sizeof f.dir, "lease") < 0 || tc_etcd_start(&f.etcd, f.dir, 20000) < 0 ||
-        fy_etcd_open(f.etcd.url, 2000, &f.e) < 0)
-        return -1;
-    *state = &f;
-    return 0;
+    return ef_setup(state, "lease");
 }
 
 static int teardown(void **state)
 {
-    fixture *f = *state;
-
-    if (f) {
-        kill(f->etcd.pid, SIGCONT);
-        fy_etcd_close(f->e);
-        tc_etcd_stop(&f->etcd);
-        tc_tmpdir_done(f->dir);
-    }
-    return 0;
+    return ef_teardown(state);
 }
 
-#define FIXTURE()        \
-    fixture *f = *state; \
-    if (!f) {            \
-        skip();          \
-        return;          \
-    }
-
-static bool etcd_has(fixture *f, int64_t id)
+static bool etcd_has(ef_etcd *f, int64_t id)
 {
     int ttl;
 
@@ -72,7 +41,7 @@ static bool etcd_has(fixture *f, int64_t id)
 
 static void test_renewed_then_revoked(void **state)
 {
-    FIXTURE();
+    EF_FIXTURE();
     fy_lease *l;
     int64_t id;
 
@@ -90,7 +59,7 @@ static void test_renewed_then_revoked(void **state)
 
 static void test_crash_expires(void **state)
 {
-    FIXTURE();
+    EF_FIXTURE();
     fy_lease *l;
     int64_t id;
 
@@ -104,7 +73,7 @@ static void test_crash_expires(void **state)
 
 static void test_unanswered_deadline(void **state)
 {
-    FIXTURE();
+    EF_FIXTURE();
     fy_lease *l;
     uint64_t t0;
     bool held = true;

@@ -19,15 +19,11 @@
 #include <cmocka.h>
 
 #include "cluster/member.h"
+#include "cluster/etcd_fixture.h"
 #include "common/tc.h"
 #include "ferry/sched.h"
 
 #define TTL 2
-
-typedef struct fixture {
-    char dir[512];
-    tc_etcd etcd;
-} fixture;
 
 typedef struct node {
     uint64_t epoch, seq; /* its progress, as the relay would report it */
@@ -36,36 +32,13 @@ typedef struct node {
 
 static int setup(void **state)
 {
-    static fixture f;
-
-    *state = NULL;
-    if (!tc_etcd_available()) {
-        fprintf(stderr, "skip: etcd-server is not installed (/usr/bin/etcd)\n");
-        return 0;
-    }
-    if (tc_tmpdir(f.dir, sizeof f.dir, "member") < 0 || tc_etcd_start(&f.etcd, f.dir, 20000) < 0)
-        return -1;
-    *state = &f;
-    return 0;
+    return ef_setup(state, "member");
 }
 
 static int teardown(void **state)
 {
-    fixture *f = *state;
-
-    if (f) {
-        tc_etcd_stop(&f->etcd);
-        tc_tmpdir_done(f->dir);
-    }
-    return 0;
+    return ef_teardown(state);
 }
-
-#define FIXTURE()        \
-    fixture *f = *state; \
-    if (!f) {            \
-        skip();          \
-        return;          \
-    }
 
 static void changed(void *arg, const fy_member_view *v)
 {
@@ -82,7 +55,7 @@ static void progress(void *arg, const char *chan, uint64_t *epoch, uint64_t *seq
     *seq = n->seq;
 }
 
-static fy_member *up(fixture *f, const char *name, node *n, unsigned r)
+static fy_member *up(ef_etcd *f, const char *name, node *n, unsigned r)
 {
     fy_member_conf c = {.endpoints = f->etcd.url, .prefix = "/m", .node = name,
                         .advertise = "127.0.0.1:7420", .ttl_s = TTL, .r = r, .poll_ms = 100,
@@ -112,7 +85,7 @@ static fy_chanstate wait_for(fy_member *m, const char *chan, const char *leader,
 
 static void test_failover_to_most_advanced(void **state)
 {
-    FIXTURE();
+    EF_FIXTURE();
     node n1 = {.epoch = 1, .seq = 300}, n2 = {.epoch = 1, .seq = 100}, n3 = {.epoch = 1, .seq = 200};
     fy_member *m1 = up(f, "n1", &n1, 2), *m2, *m3;
     fy_chanstate st;
@@ -163,7 +136,7 @@ static void test_failover_to_most_advanced(void **state)
 
 static void test_clean_stop_hands_over(void **state)
 {
-    FIXTURE();
+    EF_FIXTURE();
     node a = {.epoch = 0}, b = {.epoch = 0};
     fy_member *ma = up(f, "a", &a, 1), *mb = up(f, "b", &b, 1);
 
