@@ -226,8 +226,8 @@ static int open_chan(registry *r, const char *name, fy__chan **out)
     bool made = false;
     int rc;
 
-    if ((rc = fy_name_check(name, strlen(name))) < 0)
-        return rc;
+    if ((rc = fy_name_check(name, strlen(name))) != 0)
+        return rc < 0 ? rc : -FY_ENAME;
     if (r->n >= c->max_channels)
         return refuse_limit(r, name);
     if (r->n == r->cap) {
@@ -534,6 +534,9 @@ static void on_writer_done(registry *r, const fy_msg *m)
     if (s->evict)
         r->evicting--;
     *s = r->slots[--r->n];
+    /* The vacated last slot holds nothing (s itself when it was the last):
+     * its wait array is freed below. */
+    memset(&r->slots[r->n], 0, sizeof r->slots[0]);
     if (m->u32) /* before a waiting request opens it again */
         remove_empty_dir(ch->dir, name);
     /* Both have stopped (the indexer before the writer's IDX_DONE): these

@@ -52,12 +52,13 @@ static void fail_ingest(session *s, int rc)
  * writer first, so its answer counts the files this sender just sent. */
 static int on_dup_ask(session *s, const fy_frame *f)
 {
-    fy_buf *b;
+    fy_buf *b = NULL;
     fy_dup_ask q;
     int rc = fy_dup_ask_decode(f->payload, f->hdr.len, &q);
     if (rc == 0)
         rc = fy_buf_alloc(s->ctx->pool, sizeof q, &b);
-    if (rc < 0) {
+    if (rc < 0 || !b) {
+        rc = rc < 0 ? rc : -FY_EINTERNAL;
         fy__session_fail(s, rc == -FY_EPOOL || rc == -ENOMEM ? FY_EINTERNAL : rc, "dup-ask: %s",
                          fy_strerror(rc));
         return 1;

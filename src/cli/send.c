@@ -380,7 +380,6 @@ static int send_file(sender *s, size_t i, uint64_t off, int *net_rc)
         return -1;
     } else {
         off = 0;
-        rc = 0;
         *p = (pending){.name = name, .bytes = (uint64_t)st.st_size, .t0 = fy_cli_progress_now(),
                        .begin_seq = s->seq, .dev = st.st_dev, .ino = st.st_ino,
                        .size = st.st_size, .mtime = st.st_mtim};

@@ -153,15 +153,15 @@ int fy_mirror_skip_load(const char *chan_dir, uint64_t from_seq, fy_mirror_skip 
     int n = skip_read(chan_dir, recs, FY_MIRROR_SKIPS_MAX);
     size_t k = 0;
 
-    if (n == -ENOENT)
-        return 0;
+    if (n < 0)
+        return n == -ENOENT ? 0 : n;
     for (int i = 0; i < n; i++)
         if (recs[i].at_seq >= from_seq)
             recs[k++] = recs[i];
     size_t first = k > cap ? k - cap : 0;
     for (size_t i = first; i < k; i++)
         out[i - first] = recs[i];
-    return n < 0 ? n : (int)(k - first);
+    return (int)(k - first);
 }
 
 /* ---- the files at the log's tail ------------------------------------------------- */
@@ -205,7 +205,7 @@ static int tail_segs(const char *chan_dir, uint64_t b[TAIL_SEGS])
 static int tail_payload(fy_logrd *rd, fy_pos at, const fy_frame_hdr *h, uint8_t *buf, size_t cap)
 {
     fy_pos end = {at.seg, at.off + FY_FRAME_HDR_SIZE + h->len};
-    size_t len;
+    size_t len = 0;
     int rc = fy_logrd_seek(rd, at);
 
     if (rc == 0)
@@ -249,7 +249,7 @@ static void tail_mark(fy_logrd *rd, fy_pos at, const fy_frame_hdr *h, fy_mirror_
 int fy_mirror_tail_files(const char *chan_dir, fy_mirror_file *out, size_t cap,
                          fy_mirror_file *partial)
 {
-    uint64_t segs[TAIL_SEGS];
+    uint64_t segs[TAIL_SEGS] = {0};
     fy_mirror_file cur = {0};
     fy_logrd *rd;
     size_t n = 0;
