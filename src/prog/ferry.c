@@ -1,9 +1,12 @@
 /*
  * ferry.c - the Ferry client: `ferry send|recv|ls|info|get|rm|retain|check|demo`.
  *
- * Only option parsing and wiring live here; the work is in src/cli/
- * (send.c, recv.c, check.c, demo.c).  Flags, output lines and exit codes
- * are a contract with scripts: docs/client.md describes them.
+ * Only the commands' help texts and wiring live here: the options are
+ * parsed by src/cli/opts.c (one table, one dialect for every command), the
+ * work is in src/cli/ (send.c, recv.c, check.c, demo.c; the query commands
+ * ls, info, get, rm, retain with their help texts in qcmd.c).  Flags, output
+ * lines and exit codes are a contract with scripts: docs/client.md
+ * describes them.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -50,7 +53,8 @@ static const char usage_main[] =
     "Every command: -h/--help, -V/--version, -v/--verbose (debug log lines),\n"
     "-q/--quiet (no bar, warnings and errors only), --log-level debug|info|warn|error.\n"
     "\n"
-    "Where the relay is, and how to reach it (send, recv), first found wins:\n"
+    "Where the relay is, and how to reach it (every command but check and demo),\n"
+    "first found wins:\n"
     "  1. flags: --server HOST:PORT, --token/--token-file, --tls, --ca, --tls-name, ...\n"
     "  2. environment: FERRY_SERVER=HOST:PORT, FERRY_TOKEN\n"
     "  3. the settings file $XDG_CONFIG_HOME/ferry/config (default\n"
@@ -61,10 +65,11 @@ static const char usage_main[] =
     "address, or an IPv6 one in brackets: [::1]:7420.  With TLS the relay's\n"
     "certificate must name HOST (or --tls-name).\n"
     "\n"
-    "Progress: a bar on a terminal (--progress: always, --quiet: never), else one\n"
-    "key=value line per file on stdout; --json: JSON Lines instead, each object with\n"
-    "a \"type\": \"file\" per file, \"total\" at the end, \"error\" on a failure or an\n"
-    "interrupt.  Units: mbps = MB/s = 10^6 bytes/s; the bar's K/M/G and MiB/s are\n"
+    "Progress (send, recv, get): a bar on a terminal (--progress: always, --quiet:\n"
+    "never), else one key=value line per file on stdout; --json: JSON Lines instead,\n"
+    "each object with a \"type\": \"file\" per file, \"total\" at the end, \"error\" on\n"
+    "a failure or an interrupt (ls, info, rm, retain: their records, and \"error\").\n"
+    "Units: mbps = MB/s = 10^6 bytes/s; the bar's K/M/G and MiB/s are\n"
     "powers of 1024.  Log lines (key=value, on stderr) say what failed and why.\n\n";
 
 /* Options send and recv share: where the relay is, reconnecting, output. */
