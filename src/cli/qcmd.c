@@ -148,8 +148,9 @@ static int names_arg(const fy_cli_opts *c, int argc, char **argv, fy_query *q)
         const char *n = argv[optind];
         if (q->nnames == FY_QUERY_NAMES_MAX)
             return fy_cli_opts_usage_error(c->cmd, "too many NAMEs (at most 64)", n);
-        if (fy_name_check(n, strlen(n)) < 0)
-            return fy_cli_opts_usage_error(c->cmd, "invalid file name", n);
+        if (fy_path_check(n, strlen(n)) < 0)
+            return fy_cli_opts_usage_error(c->cmd, "invalid file name: a relative path of 1-255 "
+                                           "bytes of UTF-8", n);
         snprintf(q->names[q->nnames++], sizeof q->names[0], "%s", n);
     }
     return 0;
@@ -263,7 +264,8 @@ static int cmd_get(fy_cli_opts *c, int argc, char **argv)
 
     for (; !rc && optind < argc; optind++) {
         if (fy_path_check(argv[optind], strlen(argv[optind])) < 0)
-            rc = fy_cli_opts_usage_error(c->cmd, "invalid file name", argv[optind]);
+            rc = fy_cli_opts_usage_error(c->cmd, "invalid file name: a relative path of 1-255 "
+                                         "bytes of UTF-8", argv[optind]);
         w[g.n++] = (want){.name = argv[optind], .seq = c->seq};
     }
     if (!rc && g.n == 0)

@@ -32,6 +32,8 @@
 #define RECV_STATE_INTERVAL_S 1.0
 #define RECV_SLEEP_MAX_S 0.05 /* throttle sleeps in slices, to notice a stop */
 
+/* ---- the partial file ---------------------------------------------------------- */
+
 void fy__recv_discard_part(receiver *r)
 {
     if (!r->in_file)
