@@ -1,16 +1,23 @@
 # bash completion for ferry (installed as
 # /usr/share/bash-completion/completions/ferry).  Static lists: a new
-# command or flag in src/prog/ferry.c is added here too.
-_ferry_cmds="send recv check demo"
+# command or flag in src/prog/ferry.c, src/cli/qcmd.c or src/cli/opts.c is
+# added here too (tests/client/test_cli_settings.sh checks every flag that
+# a command's --help names).
+_ferry_cmds="send recv ls info get rm retain check demo"
 _ferry_common="-h --help -V --version -v --verbose -q --quiet --log-level"
-_ferry_conn="--server --token --token-file --connect-timeout --retry --no-retry --retries
- --tls --ca --tls-name --tls-cert --tls-key --progress --json"
+_ferry_reach="--server --token --token-file --connect-timeout --tls --ca --tls-name --tls-cert
+ --tls-key --client-name --json"
+_ferry_conn="$_ferry_reach --retry --no-retry --retries --progress"
 
 _ferry_flags() {
     case $1 in
-    send) echo "$_ferry_common $_ferry_conn --channel --name --chunk" ;;
+    send) echo "$_ferry_common $_ferry_conn --channel --name --chunk -r --recursive --no-perms
+                --force" ;;
     recv) echo "$_ferry_common $_ferry_conn --channel --out --from-start --resume --from-seq
-                --count --rate --skip-damaged" ;;
+                --count --rate --skip-damaged --stored --on-conflict --no-perms --no-wait" ;;
+    ls|info|rm) echo "$_ferry_common $_ferry_reach" ;;
+    get) echo "$_ferry_common $_ferry_conn --out --seq" ;;
+    retain) echo "$_ferry_common $_ferry_reach --bytes --age" ;;
     check) echo "$_ferry_common --data --max-payload" ;;
     demo) echo "$_ferry_common --size --receivers --keep" ;;
     esac
@@ -31,8 +38,10 @@ _ferry() {
     --out|--data) COMPREPLY=($(compgen -d -- "$cur")); return ;;
     --token-file|--ca|--tls-cert|--tls-key) COMPREPLY=($(compgen -f -- "$cur")); return ;;
     --log-level) COMPREPLY=($(compgen -W "debug info warn error" -- "$cur")); return ;;
+    --on-conflict) COMPREPLY=($(compgen -W "rename keep replace" -- "$cur")); return ;;
     --server|--token|--channel|--name|--chunk|--connect-timeout|--retries|--tls-name|\
-    --from-seq|--count|--rate|--max-payload|--size|--receivers) return ;;
+    --from-seq|--count|--rate|--max-payload|--size|--receivers|--client-name|--seq|--bytes|\
+    --age) return ;;
     esac
     if [[ $cur == -* ]]; then
         COMPREPLY=($(compgen -W "$(_ferry_flags "$cmd")" -- "$cur"))

@@ -6,7 +6,7 @@
  * flags they stand for: server, token-file, tls, ca, tls-name, tls-cert,
  * tls-key.  Where the file is: $FERRY_CONFIG if set, else
  * $XDG_CONFIG_HOME/ferry/config, else $HOME/.config/ferry/config.  A
- * missing file is no error.  Precedence, decided in src/prog/ferry.c:
+ * missing file is no error.  Precedence, decided in src/cli/opts.c:
  * flags, then the environment (FERRY_SERVER, FERRY_TOKEN), then this
  * file, then the defaults.
  */

@@ -9,9 +9,11 @@
 
 #include "cli/cancel.h"
 #include "cli/conn.h"
+#include "cli/opts.h"
 
-/* Run `ferry CMD argv...` (argv[0] is CMD).  Returns the exit code. */
-int fy_cli_qcmd_main(const char *cmd, int argc, char **argv, fy_cli_cancel *cancel);
+/* The query command called name (ls, info, get, rm, retain), to run with
+ * fy_cli_opts_main; NULL for another name. */
+const fy_cli_cmd *fy_cli_qcmd_find(const char *name);
 
 /* The seq after the last complete file the relay holds on channel (0:
  * none), for `recv --stored`.  Returns 0 or an exit code (logged); a

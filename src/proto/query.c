@@ -73,7 +73,7 @@ int fy_query_encode(const fy_query *v, uint8_t *out, size_t cap, size_t *len)
     for (uint16_t i = 0; i < v->nnames; i++) {
         size_t nl = strnlen(v->names[i], FY_NAME_MAX + 1);
         uint8_t b = (uint8_t)nl;
-        if (fy_name_check(v->names[i], nl) < 0)
+        if (fy_path_check(v->names[i], nl) < 0) /* file names: relative paths (§12) */
             return -FY_ENAME;
         if ((rc = put(out, cap, &at, &b, 1)) < 0 || (rc = put(out, cap, &at, v->names[i], nl)) < 0)
             return rc;
@@ -122,7 +122,7 @@ int fy_query_decode(const uint8_t *p, size_t n, fy_query *v)
         size_t nl = p[at++];
         if ((rc = take(p, n, &at, nl, v->names[i])) < 0)
             return rc;
-        if (fy_name_check(v->names[i], nl) < 0)
+        if (fy_path_check(v->names[i], nl) < 0) /* file names: relative paths (§12) */
             return -FY_ENAME;
     }
     return at == n ? 0 : -FY_EPAYLOAD;

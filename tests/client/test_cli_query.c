@@ -5,7 +5,8 @@
  * with its client name, the admin right for rm and retain, deleting a
  * file (never listed or fetched again, its segments freed) and a channel
  * (refused while a receiver is connected), the channel's own retention;
- * a receiver catching up is never sent a deleted file (SKIP).
+ * a receiver catching up is never sent a deleted file (SKIP); the names
+ * of a tree (paths) in get and rm.
  */
 #include <dirent.h>
 #include <signal.h>
@@ -156,6 +157,28 @@ static void test_ls_get(void **state)
     /* a channel the relay does not have */
     assert_int_equal(ferry(t, "ls-no", (const char *[]){"ls", "dcos", "--token", "pub", NULL}), 3);
     assert_true(fy_ct_contains(fy_ct_path(t, "ls-no.err", buf), "FY_ENOCHAN"));
+
+    /* names of a tree (send -r) are paths: get and rm take them */
+    uint8_t c1[32];
+    char d[FY_CT_PATH];
+    fy_ct_mkdir(fy_ct_path(t, "tree", d));
+    fy_ct_mkdir(fy_ct_path(t, "tree/sub", d));
+    fy_ct_make_file(fy_ct_path(t, "tree/sub/c.bin", p), 3000, 5, c1);
+    fy_ct_make_file(fy_ct_path(t, "tree/top.txt", p), 100, 6, NULL);
+    send_files(t, "s-tree", "trees", (const char *[]){"-r", fy_ct_path(t, "tree", d), NULL});
+    assert_int_equal(ferry(t, "get-tree", (const char *[]){"get", "trees", "tree/sub/c.bin",
+                                                            "--out", fy_ct_path(t, "gt", d),
+                                                            "--token", "pub", "-q", NULL}), 0);
+    fy_ct_assert_same(fy_ct_path(t, "gt/tree/sub/c.bin", p), c1);
+    assert_int_equal(ferry(t, "rm-tree", (const char *[]){"rm", "trees", "tree/sub/c.bin",
+                                                           "--token", "adm", NULL}), 0);
+    assert_int_equal(lines_with(t, "rm-tree", "type=deleted channel=trees name=tree/sub/c.bin "), 1);
+    assert_int_equal(ferry(t, "ls-tree", (const char *[]){"ls", "trees", "--token", "pub", NULL}), 0);
+    assert_int_equal(lines_with(t, "ls-tree", "name=tree/sub/c.bin "), 0);
+    assert_int_equal(lines_with(t, "ls-tree", "name=tree/top.txt "), 1);
+    /* a name that is not a relative path: a usage error before any connection */
+    assert_int_equal(ferry(t, "rm-bad", (const char *[]){"rm", "trees", "../x", "--token", "adm",
+                                                          NULL}), 64);
 }
 
 static void test_info_and_stored(void **state)

@@ -7,8 +7,11 @@
 #    a bad key is a usage error (64);
 #  - the dialect: -h/--help exit 0 on stdout, -V/--version, -v, -q,
 #    --log-level, in ferry (and its commands), ferryd, ferry-trace, ferry-swarm;
+#    the query commands (ls, info, get, rm, retain) the same as send/recv:
+#    the settings file's server and token, -q, --json error records;
 #  - --json: JSON Lines with "type" file/total, and an "error" record when
-#    the run fails or is interrupted.
+#    the run fails or is interrupted;
+#  - bash and zsh completion of every command and every flag --help names.
 set -euo pipefail
 BIN=$1
 . "$(dirname "$0")/cli_lib.sh"
@@ -48,6 +51,35 @@ expect_in "$T/last.err" "cannot set up TLS"
 printf 'server = %s\nsrever = x\n' "$GOOD" >"$T/bad.conf"
 FERRY_CONFIG="$T/bad.conf" expect_exit 64 "$BIN/ferry" send --channel p "$T/a.bin"
 expect_in "$T/last.err" "bad.conf:2: unknown key 'srever'"
+# ---- the query commands read the same settings: server and token-file
+printf 'server = %s\ntoken-file = %s\n' "$GOOD" "$T/token" >"$HOME/.config/ferry/config"
+expect_exit 0 "$BIN/ferry" ls
+expect_in "$T/last.out" "type=channel channel=p "
+expect_exit 0 "$BIN/ferry" ls p -q
+expect_in "$T/last.out" "type=file channel=p name=a.bin "
+expect_exit 0 "$BIN/ferry" get p a.bin --out "$T/got" -q
+cmp "$T/a.bin" "$T/got/a.bin" || fail "ferry get with the settings file: wrong copy"
+expect_exit 0 "$BIN/ferry" info p --log-level error
+XDG_CONFIG_HOME="$T/xdg" expect_exit 2 "$BIN/ferry" ls
+expect_in "$T/last.err" "server=$BAD"
+FERRY_TOKEN=wrong expect_exit 3 "$BIN/ferry" ls p
+FERRY_CONFIG="$T/bad.conf" expect_exit 64 "$BIN/ferry" ls
+expect_in "$T/last.err" "bad.conf:2: unknown key 'srever'"
+# --help and --version whatever the settings file holds
+FERRY_CONFIG="$T/bad.conf" expect_exit 0 "$BIN/ferry" ls --help
+FERRY_CONFIG="$T/bad.conf" expect_exit 0 "$BIN/ferry" send -V
+# --json: an error record on failure, for the query commands too
+expect_exit 3 "$BIN/ferry" ls dcos --json
+expect_in "$T/last.out" '{"type":"error","exit":3,"error":"refused by the relay",'
+expect_exit 3 "$BIN/ferry" get p nope.bin --json --out "$T/got"
+expect_in "$T/last.out" '{"type":"error","exit":3,'
+expect_exit 64 "$BIN/ferry" retain p --json
+expect_in "$T/last.out" '{"type":"error","exit":64,"error":"usage error",'
+expect_exit 64 "$BIN/ferry" rm --quiet --progress p
+expect_exit 64 "$BIN/ferry" ls --log-level loud
+expect_exit 64 "$BIN/ferry" info -r p
+expect_in "$T/last.err" "option not valid for this command"
+
 # ---- the default when nothing says otherwise
 rm -f "$HOME/.config/ferry/config"
 expect_exit 0 "$BIN/ferry" send --help
@@ -65,9 +97,18 @@ for prog in ferry ferryd ferry-trace ferry-swarm; do
         expect_in "$T/last.out" "$prog "
     done
 done
-for cmd in send recv check demo; do
-    expect_exit 0 "$BIN/ferry" $cmd -h
-    expect_exit 0 "$BIN/ferry" $cmd -V
+CMDS="send recv ls info get rm retain check demo"
+for cmd in $CMDS; do
+    for h in -h --help; do
+        expect_exit 0 "$BIN/ferry" $cmd $h
+        expect_in "$T/last.out" "Usage: ferry $cmd"
+    done
+    for v in -V --version; do
+        expect_exit 0 "$BIN/ferry" $cmd $v
+        expect_in "$T/last.out" "ferry "
+    done
+    expect_exit 64 "$BIN/ferry" $cmd --bogus
+    expect_in "$T/last.err" "hint=\"ferry $cmd --help\""
 done
 expect_exit 64 "$BIN/ferry" recv --log-level loud --channel p --out "$T/o"
 expect_in "$T/last.err" "exit=64"
@@ -96,13 +137,22 @@ expect_in "$T/int.out" '{"type":"error","exit":130,"error":"interrupted"'
 # ---- bash completion (packaging/completion): commands, and every flag --help names
 COMP=$(dirname "$0")/../../packaging/completion
 . "$COMP/ferry.bash"
-COMP_WORDS=(ferry re); COMP_CWORD=1; _ferry
-[ "${COMPREPLY[*]}" = recv ] || fail "completion of 're': ${COMPREPLY[*]}"
-for cmd in send recv check demo; do
+COMP_WORDS=(ferry rec); COMP_CWORD=1; _ferry
+[ "${COMPREPLY[*]}" = recv ] || fail "completion of 'rec': ${COMPREPLY[*]}"
+for cmd in $CMDS; do
     COMP_WORDS=(ferry "$cmd" --); COMP_CWORD=2; _ferry
-    for f in $("$BIN/ferry" "$cmd" --help | grep -oE '^ {1,4}(-[a-zA-Z], )?--[a-z-]+' | grep -oE -- '--[a-z-]+'); do
+    flags=$("$BIN/ferry" "$cmd" --help | grep -oE '^ {1,4}(-[a-zA-Z], )?--[a-z-]+( |$)' |
+            grep -oE -- '--[a-z-]+')
+    [ -n "$flags" ] || fail "no flags found in 'ferry $cmd --help'"
+    for f in $flags --log-level; do
         [[ " ${COMPREPLY[*]} " == *" $f "* ]] || fail "bash completion of 'ferry $cmd' lacks $f"
+        # zsh: the flag spelled as an _arguments spec ('--flag[...]' or {-x,--flag})
+        grep -qE -- "['{,]$f(\\[|\\})" "$COMP/_ferry" || fail "zsh completion lacks $f"
     done
+    COMP_WORDS=(ferry ""); COMP_CWORD=1; _ferry
+    [[ " ${COMPREPLY[*]} " == *" $cmd "* ]] || fail "bash completion lacks the command $cmd"
+    grep -qE "^    '$cmd:" "$COMP/_ferry" || fail "zsh completion lacks the command $cmd"
+    grep -qE "^$cmd\)" "$COMP/_ferry" || fail "zsh completion has no branch for $cmd"
 done
 if command -v zsh >/dev/null; then zsh -n "$COMP/_ferry" || fail "_ferry does not parse"; fi
 echo "ok: settings precedence, one dialect, --json records, completion"

@@ -48,6 +48,15 @@ static void test_query_round_trip(void **state)
     assert_string_equal(r->client, "alice@lab-1");
     assert_int_equal(r->nnames, 2);
     assert_string_equal(r->names[1], "b.txt");
+    /* file names are relative paths (UTF-8, directories), as in file-begin */
+    strcpy(q->names[0], "photos/b/c.jpg");
+    strcpy(q->names[1], "r\xc3\xa9sum\xc3\xa9 (v2).txt");
+    assert_int_equal(fy_query_encode(q, buf, sizeof buf, &n), 0);
+    assert_int_equal(fy_query_decode(buf, n, r), 0);
+    assert_string_equal(r->names[0], "photos/b/c.jpg");
+    assert_string_equal(r->names[1], "r\xc3\xa9sum\xc3\xa9 (v2).txt");
+    strcpy(q->names[1], "../x");
+    assert_int_equal(fy_query_encode(q, buf, sizeof buf, &n), -FY_ENAME);
     /* ls of every channel: no channel */
     memset(q, 0, sizeof *q);
     q->op = FY_QOP_LS;
@@ -77,7 +86,7 @@ static void test_query_bad(void **state)
     buf[2] = 0x80; /* unknown flag */
     assert_int_equal(fy_query_decode(buf, n, r), -FY_EPAYLOAD);
     buf[2] = 0;
-    buf[n - 1] = '/'; /* a file name that is a path */
+    buf[n - 1] = '/'; /* a file name that is not a relative path */
     assert_int_equal(fy_query_decode(buf, n, r), -FY_ENAME);
     strcpy(q->client, "a b");
     assert_int_equal(fy_query_encode(q, buf, sizeof buf, &n), -FY_ENAME);
