@@ -197,7 +197,7 @@ int fy_cli_dial(const char *server, int timeout_ms, const fy_cli_tls *tls, fy_cl
         rc = dial_leader(item, timeout_ms, tls, cancel, h, k, w, what);
         if (rc == 0)
             snprintf(good, sizeof good, "%s", item);
-        if (rc == 0 || strcmp(*what, "connect") != 0 || rc == -EINTR)
+        if (rc == 0 || strcmp(*what, "connect") != 0 || rc == -EINTR || rc == -EINVAL)
             return rc;
         if (i + 1 < n)
             fy_klog(FY_LOG_INFO, "relay unreachable: trying the next address", "server=%s err=%s "
