@@ -57,7 +57,7 @@ static double now_s(void)
 /* ferryd node i (n1..n3) in the cluster; listen "": any port. */
 static int start_node(fixture *f, int i, const char *listen)
 {
-    char node[8];
+    char node[16];
     snprintf(node, sizeof node, "n%d", i + 1);
     const char *extra[] = {"--cluster", f->etcd.url, "--node", node, "--cluster-ttl", TTL,
                            "--metrics", "127.0.0.1:0", "--threads", "2",
