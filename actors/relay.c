@@ -423,7 +423,10 @@ int fy_relay_stop(fy_relay *r, unsigned timeout_ms)
     r->started = false;
     /* No actor runs now: leave the cluster, revoking the lease so that
      * the others see this node gone at once, not a TTL later. */
-    fy_member_stop(r->ctx.member, false);
+    if (r->ctx.member) {
+        fy_member_stop(r->ctx.member, false);
+        fy_klog(FY_LOG_INFO, "cluster left", "lease=revoked");
+    }
     r->ctx.member = NULL;
     return rc;
 }

@@ -264,6 +264,10 @@ static void test_redirect_restart_and_lists(void **state)
     assert_int_equal(tc_exit_code(st), 1);
     assert_true(count_in(dup_log, "etcd did not answer") == 1);
     assert_true(count_in(dup_log, bad) >= 1);
+    /* SIGTERM: the member leaves after the drain, revoking its lease. */
+    assert_int_equal(tc_daemon_stop(&f->d[2], 10000, &st), 0);
+    assert_int_equal(tc_exit_code(st), 0);
+    assert_int_equal(count_in(f->log[2], "msg=\"cluster left\" lease=revoked"), 1);
     fprintf(stderr, "measured: send direct %.3f s, redirected %.3f s; kill -9 to listening "
             "again %.3f s (ttl " TTL " s); name held: exit after %.3f s\n", direct, redirected,
             rejoin, dup_s);
