@@ -77,9 +77,11 @@ static int setup(void **state)
     if (tc_tmpdir(f.dir, sizeof f.dir, "cluster-relay") < 0 ||
         tc_etcd_start(&f.etcd, f.dir, 20000) < 0)
         return -1;
+    char dir[sizeof f.dir]; /* a copy: snprintf into f from f */
+    memcpy(dir, f.dir, sizeof dir);
     for (int i = 0; i < 3; i++) {
-        snprintf(f.data[i], sizeof f.data[i], "%s/n%d", f.dir, i + 1);
-        snprintf(f.log[i], sizeof f.log[i], "%s/n%d.log", f.dir, i + 1);
+        snprintf(f.data[i], sizeof f.data[i], "%s/n%d", dir, i + 1);
+        snprintf(f.log[i], sizeof f.log[i], "%s/n%d.log", dir, i + 1);
         if (start_node(&f, i, "") < 0)
             return -1;
     }
