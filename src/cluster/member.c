@@ -433,13 +433,16 @@ int fy_member_serve(fy_member *m, const char *chan)
         return -EINVAL;
     pthread_mutex_lock(&m->mu);
     if (!find(m, chan)) {
-        if (m->nchans == CHANS_MAX)
+        if (m->nchans == CHANS_MAX) {
             rc = -ENOSPC;
-        else
+        } else {
             snprintf(m->chans[m->nchans++].name, sizeof m->chans[0].name, "%s", chan);
+            /* Poll now, or again at once when a poll is under way (not for
+             * a channel already served: every hello would be a poll). */
+            m->kick = true;
+            pthread_cond_signal(&m->cv);
+        }
     }
-    m->kick = true; /* poll now, or again at once when a poll is under way */
-    pthread_cond_signal(&m->cv);
     pthread_mutex_unlock(&m->mu);
     return rc;
 }
