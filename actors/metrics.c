@@ -400,6 +400,28 @@ static void render_process(metrics *m, fy_prom *p)
     fy_prom_u64(p, "ferry_data_min_free_bytes", m->ctx->conf->min_free, NULL);
 }
 
+/* --cluster: the lease, and who leads each channel this relay serves. */
+static void render_cluster(metrics *m, fy_prom *p)
+{
+    fy_member *mb = m->ctx->member;
+    char chan[FY_NAME_MAX + 1];
+    fy_member_lead l;
+
+    if (!mb)
+        return;
+    fy_prom_family(p, "ferry_cluster_lease_held", "gauge",
+                   "1 while this relay holds its cluster lease.");
+    fy_prom_u64(p, "ferry_cluster_lease_held", fy_member_lease_held(mb, fy_now_ns()), NULL);
+    fy_prom_family(p, "ferry_cluster_leader", "gauge", "1 when this relay leads the channel.");
+    for (unsigned i = 0; fy_member_lead_at(mb, i, chan, sizeof chan, &l) == 0; i++)
+        if (l.known)
+            fy_prom_u64(p, "ferry_cluster_leader", l.leading, "channel", chan, NULL);
+    fy_prom_family(p, "ferry_cluster_epoch", "gauge", "The channel's leader epoch.");
+    for (unsigned i = 0; fy_member_lead_at(mb, i, chan, sizeof chan, &l) == 0; i++)
+        if (l.known)
+            fy_prom_u64(p, "ferry_cluster_epoch", l.epoch, "channel", chan, NULL);
+}
+
 static void finish(metrics *m)
 {
     if (m->got < m->expect)
@@ -426,6 +448,7 @@ static void finish(metrics *m)
     render_channels(m, p);
     render_receivers(m, p);
     render_upstreams(m, p);
+    render_cluster(m, p);
     render_depths(m, p);
     render_runtime(m, p);
     render_process(m, p);

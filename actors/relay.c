@@ -421,7 +421,19 @@ int fy_relay_stop(fy_relay *r, unsigned timeout_ms)
     fy_sched_exit(r->ctx.sched);
     fy_sched_join(r->ctx.sched);
     r->started = false;
+    /* No actor runs now: leave the cluster, revoking the lease so that
+     * the others see this node gone at once, not a TTL later. */
+    if (r->ctx.member) {
+        fy_member_stop(r->ctx.member, false);
+        fy_klog(FY_LOG_INFO, "cluster left", "lease=revoked");
+    }
+    r->ctx.member = NULL;
     return rc;
+}
+
+void fy_relay_set_member(fy_relay *r, struct fy_member *m)
+{
+    r->ctx.member = m;
 }
 
 fy_sched *fy_relay_sched(fy_relay *r)
@@ -454,6 +466,7 @@ void fy_relay_free(fy_relay *r)
 {
     if (!r)
         return;
+    fy_member_stop(r->ctx.member, false); /* a relay freed without a stop */
     fy_actor_unref(r->tracer); /* stopped (after a last drain) by the join */
     fy_actor_unref(r->ctx.metrics);
     fy_actor_unref(r->ctx.query);

@@ -80,6 +80,13 @@ fy_sched *fy_relay_sched(fy_relay *r);
  * thread, after fy_relay_start. */
 int fy_relay_reload_tls(fy_relay *r, char *desc, size_t desccap, char *err, size_t errcap);
 
+/* --cluster: the relay takes m (ferryd started it once the relay was
+ * bound) and gives it to its actors; fy_relay_stop stops it after them,
+ * revoking its lease so other relays know at once.  Main thread, between
+ * fy_relay_new and fy_relay_start. */
+struct fy_member;
+void fy_relay_set_member(fy_relay *r, struct fy_member *m);
+
 /* Free a stopped (or never started) relay. */
 void fy_relay_free(fy_relay *r);
 

@@ -39,6 +39,7 @@
 #include "ferry/sched.h"
 #include "ferry/sock.h"
 #include "ferry/store.h"
+#include "cluster/member.h"
 #include "relay/auth.h"
 #include "relay/conf.h"
 #include "relay/kinds.h" /* the actor kinds: FY_KIND_* */
@@ -114,6 +115,10 @@ typedef struct fy__ctx {
     size_t up_naddr;     /* 0: no upstream */
     fy_syncer *syncer;   /* the sync worker every channel's log uses (store/syncer.c) */
     char chan_root[4200];/* DATA/channels */
+    /* --cluster: this relay's membership (src/cluster/member.h), or NULL.
+     * Actors only call its non-blocking side (serve, lead_of: a mutex held
+     * for a copy), never etcd: that is the member's own thread. */
+    fy_member *member;
 } fy__ctx;
 
 /* The token table in force (any actor; use it only inside
@@ -338,7 +343,8 @@ enum fy__msg {
 
 /* Timer tags. */
 enum { FY__TM_RETRY = 1, FY__TM_LINGER = 2, FY__TM_FSYNC = 3, FY__TM_RETAIN = 4, FY__TM_ACCEPT = 5,
-       FY__TM_HELLO = 6, FY__TM_SCRUB = 7, FY__TM_IDLE = 8, FY__TM_UPLINGER = 9 };
+       FY__TM_HELLO = 6, FY__TM_SCRUB = 7, FY__TM_IDLE = 8, FY__TM_UPLINGER = 9,
+       FY__TM_LEAD = 10 };
 
 /* ---- the actors' constructors (one file each) ---------------------------- */
 

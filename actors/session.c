@@ -121,7 +121,8 @@ static void vfail_as(session *s, int code, const char *msg, const char *fmt, va_
         fy__msg_detach(s->chan->writer, s->self);
     }
     bool said_no = code == FY_EAUTH || code == FY_EBUSY || code == FY_EINUSE ||
-                   code == FY_ENOCHAN || code == FY_ENOFILE; /* an answer, not a fault */
+                   code == FY_ENOCHAN || code == FY_ENOFILE ||
+                   code == FY_ENOTLEADER; /* an answer, not a fault */
     fy_klog(said_no ? FY_LOG_INFO : FY_LOG_WARN, msg,
             "peer=%s channel=%s err=%s text=%s action=\"error frame, close\"", s->peer,
             s->hello.channel[0] ? s->hello.channel : "-", fy_errname(code),
@@ -180,14 +181,22 @@ static void on_hello(session *s, const fy_frame *f)
                          sender ? "publish to" : "subscribe to", h->channel);
         return;
     }
+    if (s->ctx->member)
+        fy__session_lead(s); /* docs/cluster.md: only the channel's leader serves it */
+    else
+        fy__session_ask_chan(s);
+}
+
+void fy__session_ask_chan(session *s)
+{
     fy__chan_req *r = calloc(1, sizeof *r);
     if (!r) {
         fy__session_fail(s, FY_EINTERNAL, "out of memory");
         return;
     }
     r->reply = fy_actor_ref(s->self);
-    snprintf(r->name, sizeof r->name, "%s", h->channel);
-    r->wait = !sender && (h->flags & FY_HELLO_F_WAIT);
+    snprintf(r->name, sizeof r->name, "%s", s->hello.channel);
+    r->wait = s->hello.role != FY_ROLE_SENDER && (s->hello.flags & FY_HELLO_F_WAIT);
     s->st = S_WAIT_CHAN;
     fy__msg_chan_get(s->ctx->registry, r);
 }
@@ -491,6 +500,8 @@ static void on_timer(session *s, uint64_t tag)
             fy__session_fail(s, FY_EINTERNAL, "query not answered within %d ms", HELLO_MS);
     } else if (tag == FY__TM_IDLE) {
         fy__sender_idle_tick(s);
+    } else if (tag == FY__TM_LEAD && s->st == S_WAIT_LEAD) {
+        fy__session_lead(s);
     } else if (tag == FY__TM_RETRY) {
         fy__pump_retry(&s->pump);
         fy__session_drive(s);

@@ -18,7 +18,8 @@
 #include "pump.h"
 #include "relay_int.h"
 
-enum st { S_TLS, S_HELLO, S_WAIT_CHAN, S_WAIT_ATTACH, S_SENDER, S_LINGER, S_DONE, S_QUERY };
+enum st { S_TLS, S_HELLO, S_WAIT_CHAN, S_WAIT_ATTACH, S_SENDER, S_LINGER, S_DONE, S_QUERY,
+          S_WAIT_LEAD };
 
 typedef struct session {
     const fy__ctx *ctx;
@@ -43,6 +44,7 @@ typedef struct session {
     struct fy_query *query; /* a query connection's query (actors/query.c) */
     uint32_t qrecs;         /* records sent for it */
     bool parked;         /* S_WAIT_CHAN, told no-channel: waiting for a sender to create it */
+    uint64_t lead_t0;    /* --cluster: when the hello asked who leads its channel (0: not yet) */
 } session;
 
 /* ---- session.c, for sender.c ------------------------------------------------ */
@@ -64,6 +66,15 @@ void fy__session_drive(session *s);
 void fy__session_closed(void *arg, ssize_t n);
 /* The last frame is queued: close once it is out (a short linger). */
 void fy__session_linger(session *s);
+/* The hello passed its checks: ask the registry for the channel. */
+void fy__session_ask_chan(session *s);
+
+/* ---- session_lead.c: --cluster ------------------------------------------------------ */
+
+/* The hello passed its checks: go on (fy__session_ask_chan) when this relay
+ * leads the channel, answer FY_ENOTLEADER naming the leader when another
+ * does, or wait for the member's first poll (FY__TM_LEAD, S_WAIT_LEAD). */
+void fy__session_lead(session *s);
 
 /* ---- query.c: a query connection (FY_FT_QUERY instead of hello) ------------------ */
 

@@ -23,6 +23,7 @@ int fy_cli_exit_for(int err)
     case FY_ENOSPACE:  /* the relay's disk is full: try again once it has room */
     case FY_ESTORAGE:  /* the relay's disk failed a write or sync: try again later */
     case FY_ETIMEOUT:  /* the relay cut us for idling: like a lost connection */
+    case FY_ENOTLEADER: /* no reachable leader (yet): like a lost connection */
         return FY_CLI_EXIT_NET;
     case FY_ECRC:
     case FY_EHDRCHECK:

@@ -115,6 +115,11 @@ bool fy_cli_conn_relay_error(const fy_cli_conn *k)
     return k && k->got_error;
 }
 
+const char *fy_cli_conn_error_text(const fy_cli_conn *k)
+{
+    return k && k->got_error ? k->err.text : "";
+}
+
 const char *fy_cli_conn_server(const fy_cli_conn *k)
 {
     return k->server;
@@ -358,7 +363,8 @@ int fy_cli_conn_fail(fy_cli_conn *k, int rc, const char *what)
         int code = fy_cli_exit_for(-(int)k->err.code);
         if (code == FY_CLI_EXIT_NET || code == FY_CLI_EXIT_OK || code == FY_CLI_EXIT_USAGE)
             code = FY_CLI_EXIT_REFUSED;
-        if (k->err.code == FY_ESHUTDOWN || k->err.code == FY_ETIMEOUT)
+        if (k->err.code == FY_ESHUTDOWN || k->err.code == FY_ETIMEOUT ||
+            k->err.code == FY_ENOTLEADER) /* a cluster without a reachable leader */
             code = FY_CLI_EXIT_NET;
         fy_klog(FY_LOG_ERROR, "refused by relay", "server=%s during=%s code=%s text=%s exit=%d",
                 k->server, what, fy_errname((int)k->err.code), fy_klog_q(k->err.text, q, sizeof q),

@@ -83,6 +83,9 @@ int fy_cli_conn_fail(fy_cli_conn *k, int rc, const char *what);
  * us, not the decoder's on its bytes)? */
 bool fy_cli_conn_relay_error(const fy_cli_conn *k);
 
+/* The text of the relay's error frame ("" when none came). */
+const char *fy_cli_conn_error_text(const fy_cli_conn *k);
+
 /* The server address as given, for messages. */
 const char *fy_cli_conn_server(const fy_cli_conn *k);
 

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -34,6 +35,7 @@ bool fy_cli_retry_transient(int err, bool reconnecting)
     case FY_ESHUTDOWN:
     case FY_ENOSPACE:
     case FY_ESTORAGE: /* a failed write or sync on the relay: its next try may work */
+    case FY_ENOTLEADER: /* a cluster whose leader is unknown or unreachable for now */
         return true;
     case FY_EBUSY:
         return reconnecting;
@@ -78,8 +80,10 @@ void fy_cli_retry_progress(fy_cli_retry *r)
     r->failed = 0;
 }
 
-int fy_cli_dial(const char *server, int timeout_ms, const fy_cli_tls *tls, fy_cli_cancel *cancel,
-                const fy_hello *h, fy_cli_conn **k, fy_welcome *w, const char **what)
+/* One address: connect, hello, and the older relay's flag fallback. */
+static int dial_one(const char *server, int timeout_ms, const fy_cli_tls *tls,
+                    fy_cli_cancel *cancel, const fy_hello *h, fy_cli_conn **k, fy_welcome *w,
+                    const char **what)
 {
     fy_hello hh = *h;
     if (!hh.client[0] && fy_cli_client_name()[0]) { /* who we are, for the relay's logs */
@@ -114,4 +118,90 @@ int fy_cli_dial(const char *server, int timeout_ms, const fy_cli_tls *tls, fy_cl
         fy_cli_conn_close(*k, false);
         *k = NULL;
     }
+}
+
+/* ---- clusters: address lists and redirects -------------------------------------- */
+
+/* The value of key (e.g. "addr=") in an FY_ENOTLEADER text into out: true
+ * when it is there and not empty. */
+static bool text_field(const char *text, const char *key, char *out, size_t cap)
+{
+    const char *p = text;
+    size_t kl = strlen(key);
+
+    while ((p = strstr(p, key)) && p != text && p[-1] != ' ')
+        p += kl;
+    if (!p)
+        return false;
+    p += kl;
+    size_t n = strcspn(p, " ");
+    snprintf(out, cap, "%.*s", (int)(n < cap ? n : cap - 1), p);
+    return n > 0;
+}
+
+/* server, then the leaders its FY_ENOTLEADER answers name. */
+static int dial_leader(const char *server, int timeout_ms, const fy_cli_tls *tls,
+                       fy_cli_cancel *cancel, const fy_hello *h, fy_cli_conn **k, fy_welcome *w,
+                       const char **what)
+{
+    char at[256], next[256], leader[80] = "?", epoch[24] = "?";
+
+    snprintf(at, sizeof at, "%s", server);
+    for (unsigned hop = 0;; hop++) {
+        int rc = dial_one(at, timeout_ms, tls, cancel, h, k, w, what);
+        if (rc != -FY_ENOTLEADER) {
+            if (hop && rc < 0)
+                *what = "hello"; /* a cluster is there: retried, not a wrong address */
+            return rc;
+        }
+        const char *text = fy_cli_conn_error_text(*k);
+        if (hop == FY_CLI_REDIRECTS_MAX || !text_field(text, "addr=", next, sizeof next))
+            return rc; /* *what is "hello" */
+        text_field(text, "leader=", leader, sizeof leader);
+        text_field(text, "epoch=", epoch, sizeof epoch);
+        fy_klog(FY_LOG_INFO, "redirected to the channel's leader", "server=%s leader=%s addr=%s "
+                "epoch=%s hop=%u", at, leader, next, epoch, hop + 1);
+        fy_cli_conn_close(*k, false);
+        *k = NULL;
+        snprintf(at, sizeof at, "%s", next);
+    }
+}
+
+int fy_cli_dial(const char *server, int timeout_ms, const fy_cli_tls *tls, fy_cli_cancel *cancel,
+                const fy_hello *h, fy_cli_conn **k, fy_welcome *w, const char **what)
+{
+    /* The address of the list that welcomed this thread last: a reconnect
+     * goes there first rather than through the list's dead ones again. */
+    static _Thread_local char good[256];
+    char item[256];
+    size_t n = 0, start = 0;
+    int rc = -EINVAL;
+
+    if (!strchr(server, ','))
+        return dial_leader(server, timeout_ms, tls, cancel, h, k, w, what);
+    for (const char *p = server; *p; n++) {
+        size_t len = strcspn(p, ",");
+        if (good[0] && len == strlen(good) && strncmp(p, good, len) == 0)
+            start = n;
+        p += len + (p[len] == ',');
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *p = server;
+        for (size_t j = (start + i) % n; j > 0; j--)
+            p += strcspn(p, ",") + 1;
+        snprintf(item, sizeof item, "%.*s", (int)strcspn(p, ","), p);
+        if (i > 0) {
+            fy_cli_conn_close(*k, false);
+            *k = NULL;
+        }
+        rc = dial_leader(item, timeout_ms, tls, cancel, h, k, w, what);
+        if (rc == 0)
+            snprintf(good, sizeof good, "%s", item);
+        if (rc == 0 || strcmp(*what, "connect") != 0 || rc == -EINTR || rc == -EINVAL)
+            return rc;
+        if (i + 1 < n)
+            fy_klog(FY_LOG_INFO, "relay unreachable: trying the next address", "server=%s err=%s "
+                    "next=%d of=%zu", item, fy_errname(rc), (int)((start + i + 1) % n) + 1, n);
+    }
+    return rc;
 }

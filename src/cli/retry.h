@@ -57,7 +57,17 @@ void fy_cli_retry_progress(fy_cli_retry *r);
  * new connection, so *w then has no extension.  Always sets *k (close it
  * with fy_cli_conn_close) and *what ("connect" or "hello", for
  * fy_cli_conn_fail).  tls: NULL (or its ctx NULL) = plaintext.  Returns 0
- * or what fy_cli_conn_open_timeout/hello returned. */
+ * or what fy_cli_conn_open_timeout/hello returned.
+ *
+ * A cluster (docs/cluster.md): server may be a list "A,B,C", tried in
+ * order while an address cannot be connected to (starting, in this
+ * thread, with the one that welcomed it last); a relay that answers
+ * FY_ENOTLEADER is left for the leader its error names, at once and at
+ * most FY_CLI_REDIRECTS_MAX times in a row.  A redirect that leads
+ * nowhere (no address, a leader that cannot be connected to, too many
+ * hops) returns with *what "hello", so callers retry it as a relay that
+ * is there but not ready (fy_cli_retry_transient). */
+#define FY_CLI_REDIRECTS_MAX 4
 int fy_cli_dial(const char *server, int timeout_ms, const fy_cli_tls *tls, fy_cli_cancel *cancel,
                 const fy_hello *h, fy_cli_conn **k, fy_welcome *w, const char **what);
 

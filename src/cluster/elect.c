@@ -64,16 +64,30 @@ int fy_elect_read(fy_etcd *e, const char *prefix, const char *chan, fy_chanstate
 
 int fy_elect_alive(fy_etcd *e, const char *prefix, const char *node)
 {
+    return fy_elect_node(e, prefix, node, NULL, 0);
+}
+
+int fy_elect_node(fy_etcd *e, const char *prefix, const char *node, char *addr, size_t cap)
+{
     char k[KEY_MAX];
     fy_etcd_kv kv;
     int rc = key(k, prefix, "nodes", node);
 
+    if (cap)
+        addr[0] = 0;
     if (rc == 0)
         rc = fy_etcd_get(e, k, &kv);
     if (rc == -ENOENT)
         return 0;
     if (rc < 0)
         return rc;
+    /* {"advertise":"HOST:PORT"} as fy_elect_register wrote it */
+    const char *a = strstr(kv.value, "\"advertise\":\"");
+    if (a && cap) {
+        a += strlen("\"advertise\":\"");
+        size_t n = strcspn(a, "\"");
+        snprintf(addr, cap, "%.*s", (int)(n < cap ? n : cap - 1), a);
+    }
     fy_etcd_kv_free(&kv);
     return 1;
 }

@@ -33,6 +33,9 @@ int fy_elect_register(fy_etcd *e, const char *prefix, const char *node, const ch
 int fy_elect_read(fy_etcd *e, const char *prefix, const char *chan, fy_chanstate *st);
 /* Is node's key there (the node alive)?  1, 0, or an error. */
 int fy_elect_alive(fy_etcd *e, const char *prefix, const char *node);
+/* The same, and when alive its advertised HOST:PORT into addr (cap bytes;
+ * "" when its value has none). */
+int fy_elect_node(fy_etcd *e, const char *prefix, const char *node, char *addr, size_t cap);
 /* Try to lead chan as node.  A channel without state gets its first leader
  * (epoch 1, isr {node}, r); a dead leader is replaced by an in-sync node
  * (epoch + 1, isr without the old leader).  *st gets the state after.

@@ -37,6 +37,8 @@ typedef struct slot {
     char name[FY_NAME_MAX + 1];
     fy_chanstate st;     /* as last read; under mu */
     bool known, leading; /* under mu */
+    char addr[FY_MEMBER_ADDR_MAX]; /* the leader's advertised address; under mu, written
+                                      by the member thread only */
     unsigned dead_polls; /* member thread only, from here on */
     uint64_t pub_epoch, pub_seq;
     bool published;
@@ -60,7 +62,7 @@ struct fy_member {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    bool stop;
+    bool stop, kick; /* kick: poll again at once (a channel was served) */
     slot *chans;
     unsigned nchans;
     isr_req reqs[REQS_MAX];
@@ -159,10 +161,13 @@ static bool best_candidate(fy_member *m, const char *chan, const fy_chanstate *s
 /* chan has a leader that is not this node: note whether it is alive, and
  * take over when it is not and this node should.  0 when this node now
  * leads, -EBUSY (st holds the state read) otherwise, or an error. */
-static int follow(fy_member *m, slot *s, fy_chanstate *st)
+static int follow(fy_member *m, slot *s, fy_chanstate *st, char *addr)
 {
-    int rc = fy_elect_alive(m->etcd, m->prefix, st->leader);
+    char got[FY_MEMBER_ADDR_MAX];
+    int rc = fy_elect_node(m->etcd, m->prefix, st->leader, got, sizeof got);
 
+    if (rc == 1 && got[0])
+        snprintf(addr, FY_MEMBER_ADDR_MAX, "%s", got);
     if (rc != 0) {
         s->dead_polls = 0;
         return rc < 0 ? rc : -EBUSY;
@@ -226,21 +231,24 @@ static bool same_state(const fy_chanstate *a, const fy_chanstate *b)
            a->r == b->r && memcmp(a->isr, b->isr, sizeof a->isr) == 0;
 }
 
-/* Record what was read and tell the relay when it changed. */
-static void update(fy_member *m, unsigned i, const fy_chanstate *st)
+/* Record what was read (addr: the leader's address) and tell the relay
+ * when it changed. */
+static void update(fy_member *m, unsigned i, const fy_chanstate *st, const char *addr)
 {
     slot *s = &m->chans[i];
     bool leading = strcmp(st->leader, m->node) == 0, changed;
     fy_chanstate copy = *st;
 
     pthread_mutex_lock(&m->mu);
-    changed = !s->known || s->leading != leading || !same_state(&s->st, st);
+    changed = !s->known || s->leading != leading || !same_state(&s->st, st) ||
+              strcmp(s->addr, addr) != 0;
     s->st = *st;
     s->known = true;
     s->leading = leading;
+    snprintf(s->addr, sizeof s->addr, "%s", addr);
     pthread_mutex_unlock(&m->mu);
     if (changed && m->changed) {
-        fy_member_view v = {s->name, leading, &copy};
+        fy_member_view v = {s->name, leading, &copy, addr};
         m->changed(m->arg, &v);
     }
 }
@@ -249,18 +257,25 @@ static void poll_chan(fy_member *m, unsigned i)
 {
     slot *s = &m->chans[i]; /* its name never changes once served */
     fy_chanstate st;
+    char addr[FY_MEMBER_ADDR_MAX] = "";
     int rc;
 
     publish(m, s);
     rc = fy_elect_read(m->etcd, m->prefix, s->name, &st);
+    /* A dead leader's address stays the last one seen (it may come back
+     * under its name); s->addr is written by this thread only. */
+    if (rc == 0 && s->known && strcmp(st.leader, s->st.leader) == 0)
+        snprintf(addr, sizeof addr, "%s", s->addr);
     if (rc == -ENOENT)
         rc = fy_elect_try(m->etcd, m->prefix, s->name, m->node, m->r, &st);
     else if (rc == 0 && strcmp(st.leader, m->node) != 0)
-        rc = follow(m, s, &st);
+        rc = follow(m, s, &st, addr);
     else if (rc == 0)
         rc = apply_isr(m, i, &st);
+    if (rc == 0 && strcmp(st.leader, m->node) == 0)
+        snprintf(addr, sizeof addr, "%s", m->advertise);
     if (rc == 0 || rc == -EBUSY || rc == -EPERM)
-        update(m, i, &st);
+        update(m, i, &st, addr);
     else if (rc != -ESTALE)
         fy_klog(FY_LOG_DEBUG, "cluster poll failed", "channel=%s err=%s", s->name,
                 fy_errname(rc));
@@ -281,8 +296,9 @@ static bool nap(fy_member *m, unsigned ms)
         ts.tv_nsec -= 1000000000L;
     }
     pthread_mutex_lock(&m->mu);
-    if (!m->stop)
+    if (!m->stop && !m->kick)
         pthread_cond_timedwait(&m->cv, &m->mu, &ts);
+    m->kick = false;
     stop = m->stop;
     pthread_mutex_unlock(&m->mu);
     return stop;
@@ -417,12 +433,16 @@ int fy_member_serve(fy_member *m, const char *chan)
         return -EINVAL;
     pthread_mutex_lock(&m->mu);
     if (!find(m, chan)) {
-        if (m->nchans == CHANS_MAX)
+        if (m->nchans == CHANS_MAX) {
             rc = -ENOSPC;
-        else
+        } else {
             snprintf(m->chans[m->nchans++].name, sizeof m->chans[0].name, "%s", chan);
+            /* Poll now, or again at once when a poll is under way (not for
+             * a channel already served: every hello would be a poll). */
+            m->kick = true;
+            pthread_cond_signal(&m->cv);
+        }
     }
-    pthread_cond_signal(&m->cv); /* poll now */
     pthread_mutex_unlock(&m->mu);
     return rc;
 }
@@ -479,4 +499,59 @@ int fy_member_state(fy_member *m, const char *chan, fy_chanstate *st)
 uint64_t fy_member_failovers(fy_member *m)
 {
     return atomic_load(&m->failovers);
+}
+
+/* Copy slot s out, under mu. */
+static void lead_copy(const slot *s, fy_member_lead *out)
+{
+    memset(out, 0, sizeof *out);
+    out->known = s->known;
+    out->leading = s->known && s->leading;
+    if (!s->known)
+        return;
+    out->epoch = s->st.epoch;
+    snprintf(out->leader, sizeof out->leader, "%s", s->st.leader);
+    snprintf(out->addr, sizeof out->addr, "%s", s->addr);
+}
+
+int fy_member_lead_of(fy_member *m, const char *chan, fy_member_lead *out)
+{
+    int rc = -ENOENT;
+
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&m->mu);
+    slot *s = find(m, chan);
+    if (s) {
+        lead_copy(s, out);
+        rc = 0;
+    }
+    pthread_mutex_unlock(&m->mu);
+    return rc;
+}
+
+int fy_member_lead_at(fy_member *m, unsigned i, char *chan, size_t cap, fy_member_lead *out)
+{
+    int rc = -ENOENT;
+
+    pthread_mutex_lock(&m->mu);
+    if (i < m->nchans) {
+        snprintf(chan, cap, "%s", m->chans[i].name);
+        lead_copy(&m->chans[i], out);
+        rc = 0;
+    }
+    pthread_mutex_unlock(&m->mu);
+    return rc;
+}
+
+bool fy_member_lease_held(fy_member *m, uint64_t now_ns)
+{
+    pthread_mutex_lock(&m->mu); /* the member thread replaces the lease under it */
+    bool held = fy_lease_held(m->lease, now_ns);
+    pthread_mutex_unlock(&m->mu);
+    return held;
+}
+
+const char *fy_member_node(const fy_member *m)
+{
+    return m->node;
 }

@@ -14,6 +14,7 @@
 #define FERRY_CLUSTER_MEMBER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "cluster/chanstate.h"
@@ -25,7 +26,20 @@ typedef struct fy_member_view {
     const char *chan;
     bool leading;          /* this node leads in the current epoch */
     const fy_chanstate *st; /* leader, epoch, in-sync set, r */
+    const char *leader_addr; /* the leader's advertised HOST:PORT; "" unknown */
 } fy_member_view;
+
+#define FY_MEMBER_ADDR_MAX 300 /* bytes of an advertised address, NUL included */
+
+/* Who leads a channel, for a relay that must redirect a client (any
+ * thread; a copy as of the last poll). */
+typedef struct fy_member_lead {
+    bool known;   /* read from etcd since the channel was served */
+    bool leading; /* this node leads it */
+    uint64_t epoch;
+    char leader[FY_NODE_NAME_MAX + 1];
+    char addr[FY_MEMBER_ADDR_MAX]; /* the leader's advertised HOST:PORT; "" unknown */
+} fy_member_lead;
 
 /* Called on the member's thread whenever a channel's leader, epoch or
  * in-sync set changes (and once when first read). */
@@ -71,5 +85,16 @@ bool fy_member_may_ack(fy_member *m, const char *chan, uint64_t epoch, uint64_t 
 int fy_member_state(fy_member *m, const char *chan, fy_chanstate *st);
 /* Takeovers this member won, for metrics. */
 uint64_t fy_member_failovers(fy_member *m);
+/* chan's leader as of the last poll: 0, or -ENOENT when chan is not
+ * served (then *out is zeroed).  out->known is false until the first poll
+ * after fy_member_serve. */
+int fy_member_lead_of(fy_member *m, const char *chan, fy_member_lead *out);
+/* The i-th served channel's name (into chan, cap bytes) and leader, for
+ * metrics: 0, or -ENOENT past the last one. */
+int fy_member_lead_at(fy_member *m, unsigned i, char *chan, size_t cap, fy_member_lead *out);
+/* Is the lease held at now_ns (any thread)? */
+bool fy_member_lease_held(fy_member *m, uint64_t now_ns);
+/* This node's name (as configured). */
+const char *fy_member_node(const fy_member *m);
 
 #endif

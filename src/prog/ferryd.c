@@ -27,6 +27,8 @@
 #include "ferry/exit.h"
 #include "ferry/klog.h"
 #include "ferry/proto.h"
+#include "ferry/sched.h"
+#include "cluster/member.h"
 #include "relay/auth.h"
 #include "relay/conf.h"
 #include "relay/notify.h"
@@ -117,6 +119,17 @@ static const char usage[] =
     "  --trace-max-bytes BYTES  FILE + FILE.1 together (default 64M)\n"
     "  --trace-events N       events kept per scheduler thread, the flight recorder\n"
     "                         (default 65536; 0 = record nothing)\n"
+    "  --cluster URL[,URL...] join a cluster of relays coordinated by etcd at these\n"
+    "                         endpoints (http://HOST:PORT; default: none); a hello on\n"
+    "                         a channel another relay leads is answered FY_ENOTLEADER\n"
+    "                         naming it (docs/cluster.md)\n"
+    "  --node NAME            this relay's name in the cluster (required with --cluster)\n"
+    "  --advertise HOST:PORT  where clients are sent to reach this relay (default: the\n"
+    "                         bound listening address)\n"
+    "  --cluster-ttl SECONDS  lease TTL: a relay that dies loses its leadership this\n"
+    "                         long after (default 5)\n"
+    "  --replicas R           replica count of the channels this relay creates (default 2)\n"
+    "  --cluster-prefix P     etcd key prefix (default /ferry)\n"
     "  --log-level LEVEL      debug|info|warn|error (default info)\n"
     "  -v, --verbose          --log-level debug;  -q, --quiet: --log-level warn\n"
     "  --drain-timeout SECONDS  how long SIGTERM's drain may take (default 5): then\n"
@@ -146,8 +159,9 @@ static const char usage[] =
     "scheduler threads answer a heartbeat.\n"
     "\n"
     "Exit: 0 after a shutdown, 1 the relay could not start (address in use, data\n"
-    "directory), 64 bad options or settings (flags, --config, --auth file; the\n"
-    "usage-error code of every Ferry program).  Errors are one key=value line.\n";
+    "directory, etcd unreachable, node name held by a live relay), 64 bad options or\n"
+    "settings (flags, --config, --auth file; the usage-error code of every Ferry\n"
+    "program).  Errors are one key=value line.\n";
 
 /* Bad options or settings: one error line, FY_EXIT_USAGE. */
 static int bad(const char *msg)
@@ -412,6 +426,47 @@ static void announce(const fy_conf *conf, const fy_auth *auth, fy_relay *relay, 
     notify(note);
 }
 
+/* ---- --cluster ---------------------------------------------------------------- */
+
+/* The member's thread tells of each channel's leader as it changes. */
+static void on_lead(void *arg, const fy_member_view *v)
+{
+    (void)arg;
+    fy_klog(FY_LOG_INFO, "cluster channel leader", "channel=%s leader=%s addr=%s epoch=%llu "
+            "leading=%s isr=%u r=%u", v->chan, v->st->leader, v->leader_addr[0] ?
+            v->leader_addr : "-", (unsigned long long)v->st->epoch, v->leading ? "yes" : "no",
+            v->st->nisr, v->st->r);
+}
+
+/* Join the cluster (docs/cluster.md) once the relay is bound, so that the
+ * advertised address defaults to the bound one.  0, or -1 after the error
+ * line (the relay must not start). */
+static int join_cluster(const fy_conf *c, const char *bound, fy_member **out)
+{
+    const char *adv = c->advertise[0] ? c->advertise : bound;
+    fy_member_conf mc = {.endpoints = c->cluster, .prefix = c->cluster_prefix, .node = c->node,
+                         .advertise = adv, .ttl_s = (int)c->cluster_ttl,
+                         .r = (unsigned)c->replicas, .changed = on_lead};
+    uint64_t t0 = fy_now_ns();
+    int rc = fy_member_start(&mc, out);
+    unsigned ms = (unsigned)((fy_now_ns() - t0) / 1000000);
+
+    if (rc == -EADDRINUSE)
+        fy_klog(FY_LOG_ERROR, "cannot join the cluster: the node name is held by a live relay",
+                "node=%s cluster=%s waited_ms=%u action=exit", c->node, c->cluster, ms);
+    else if (rc < 0)
+        fy_klog(FY_LOG_ERROR, "cannot join the cluster: etcd did not answer", "cluster=%s "
+                "err=%s waited_ms=%u action=exit", c->cluster, fy_errname(rc), ms);
+    else
+        fy_klog(FY_LOG_INFO, "cluster joined", "node=%s advertise=%s cluster=%s prefix=%s ttl=%llu "
+                "replicas=%llu join_ms=%u", c->node, adv, c->cluster, c->cluster_prefix,
+                (unsigned long long)c->cluster_ttl, (unsigned long long)c->replicas, ms);
+    if (rc == 0 && !c->advertise[0] && (!strncmp(bound, "0.0.0.0:", 8) || !strncmp(bound, "[::]:", 5)))
+        fy_klog(FY_LOG_WARN, "advertised address is a wildcard", "advertise=%s action=\"clients "
+                "redirected here cannot connect; set --advertise HOST:PORT\"", bound);
+    return rc < 0 ? -1 : 0;
+}
+
 /* Create and start the relay and announce it.  0, or 1 (the exit code)
  * with everything freed, auth included. */
 static int start(const fy_conf *conf, fy_auth *auth, fy_relay **out)
@@ -425,6 +480,13 @@ static int start(const fy_conf *conf, fy_auth *auth, fy_relay **out)
         return 1;
     }
     fy_relay_bound(relay, addr, sizeof addr);
+    fy_member *member = NULL;
+    if (conf->cluster[0] && join_cluster(conf, addr, &member) < 0) {
+        fy_relay_free(relay);
+        fy_auth_free(auth);
+        return 1;
+    }
+    fy_relay_set_member(relay, member);
     if ((rc = fy_relay_start(relay, err, sizeof err)) < 0) {
         fy_klog(FY_LOG_ERROR, "cannot start", "err=%s text=\"%s\"", fy_errname(rc), err);
         fy_relay_stop(relay, (unsigned)conf->drain_timeout * 1000u);

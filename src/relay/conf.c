@@ -60,6 +60,9 @@ void fy_conf_defaults(fy_conf *c)
     c->upstream_linger_ms = 60000;
     c->metrics_timeout_ms = 5000;
     c->min_free = 64ull << 20;
+    snprintf(c->cluster_prefix, sizeof c->cluster_prefix, "/ferry");
+    c->cluster_ttl = 5;
+    c->replicas = 2;
 }
 
 /* "30" (seconds), "30s", "500ms", "2m" -> milliseconds.  0 or -EINVAL. */
@@ -149,6 +152,12 @@ static const struct key keys[] = {
     {"tls-client-ca", K_PATH, OFF(tls_client_ca), 0, 0, NULL},
     {"upstream-ca", K_PATH, OFF(upstream_ca), 0, 0, NULL},
     {"upstream-tls-name", K_STR, OFF(upstream_tls_name), 0, 0, NULL},
+    {"cluster", K_STR, OFF(cluster), 0, 0, NULL},
+    {"node", K_STR, OFF(node), 0, 0, NULL},
+    {"advertise", K_STR, OFF(advertise), 0, 0, NULL},
+    {"cluster-prefix", K_STR, OFF(cluster_prefix), 0, 0, NULL},
+    {"cluster-ttl", K_UINT, OFF(cluster_ttl), 2, 3600, NULL},
+    {"replicas", K_UINT, OFF(replicas), 1, 16, NULL},
 };
 
 _Static_assert(sizeof keys / sizeof keys[0] <= FY_CONF_KEYS_MAX, "fy_conf.line holds every key");
@@ -191,6 +200,48 @@ static int set_enum(const struct key *k, const char *val, int *out, char *err, s
     return -EINVAL;
 }
 
+/* The cluster keys' forms (docs/cluster.md): each etcd endpoint
+ * [http://]HOST:PORT, a node name of 1-63 bytes of [A-Za-z0-9._-], an
+ * advertised HOST:PORT with a port, a prefix "/..." without a trailing
+ * '/'.  0, or -EINVAL with the reason. */
+static int cluster_form(const struct key *k, const char *key, const char *val, char *err,
+                        size_t errcap)
+{
+    char host[256], item[256];
+    uint16_t port = 0;
+    size_t n = strlen(val);
+    bool ok = true;
+
+    if (k->off == OFF(cluster)) {
+        for (const char *p = val; ok && *p; p += *p == ',') {
+            size_t len = strcspn(p, ",");
+            snprintf(item, sizeof item, "%.*s", (int)len, p);
+            const char *hp = strncmp(item, "http://", 7) == 0 ? item + 7 : item;
+            ok = fy_addr_split(hp, NULL, host, sizeof host, &port) == 0 && host[0] && port;
+            p += len;
+        }
+        if (!ok)
+            say(err, errcap, "%s: '%s' is not a list of etcd endpoints "
+                "[http://]HOST:PORT[,...]", key, val);
+    } else if (k->off == OFF(node)) {
+        ok = n == 0 || (n <= 63 && strspn(val, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                               "0123456789._-") == n);
+        if (!ok)
+            say(err, errcap, "%s: '%s' is not a node name (1-63 of A-Z a-z 0-9 . _ -)", key, val);
+    } else if (k->off == OFF(advertise)) {
+        ok = n == 0 || (fy_addr_split(val, NULL, host, sizeof host, &port) == 0 && host[0] && port);
+        if (!ok)
+            say(err, errcap, "%s: '%s' is not HOST:PORT (a port other than 0), or empty for "
+                "the listening address", key, val);
+    } else if (k->off == OFF(cluster_prefix)) {
+        ok = n >= 2 && n < 128 && val[0] == '/' && val[n - 1] != '/' && !strpbrk(val, " \t");
+        if (!ok)
+            say(err, errcap, "%s: '%s' is not a key prefix such as /ferry (1-127 bytes, starting "
+                "with '/', not ending with one)", key, val);
+    }
+    return ok ? 0 : -EINVAL;
+}
+
 /* listen, metrics, upstream, upstream-token, upstream-tls-name: 256 bytes;
  * paths FY_CONF_PATH_MAX.  Messages name the key as the caller spelt it
  * ("max_payload").  The two listening addresses are checked here for their
@@ -215,6 +266,8 @@ static int set_text(fy_conf *c, const struct key *k, const char *key, const char
             key, val, k->off == OFF(metrics) ? ", or empty for off" : "");
         return -EINVAL;
     }
+    if (cluster_form(k, key, val, err, errcap) < 0)
+        return -EINVAL;
     memcpy((char *)c + k->off, val, strlen(val) + 1);
     return 0;
 }
@@ -585,6 +638,12 @@ int fy_conf_check(const fy_conf *c, char *err, size_t errcap)
     if (c->upstream[0] && !strrchr(c->upstream, ':')) {
         return refuse(c, "upstream", err, errcap, "upstream: '%s' is not HOST:PORT",
                       c->upstream);
+    }
+    if (c->cluster[0] && !c->node[0])
+        return refuse(c, "cluster", err, errcap, "cluster: needs node (this relay's name)");
+    if (c->cluster[0] && c->upstream[0]) {
+        return refuse(c, "cluster upstream", err, errcap,
+                      "cluster and upstream: an edge relay is not a cluster member");
     }
     return 0;
 }

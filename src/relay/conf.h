@@ -76,6 +76,13 @@ typedef struct fy_conf {
     char tls_client_ca[FY_CONF_PATH_MAX]; /* require client certificates chained to these */
     char upstream_ca[FY_CONF_PATH_MAX];   /* TLS to the upstream, verified against these CAs */
     char upstream_tls_name[256];          /* name expected in the upstream's certificate */
+    /* Cluster (docs/cluster.md): "" = a relay on its own. */
+    char cluster[256];            /* etcd endpoints "http://H:P[,http://H:P...]" */
+    char node[256];               /* this relay's name in the cluster (1-63 of [A-Za-z0-9._-]) */
+    char advertise[256];          /* HOST:PORT clients are redirected to; "" = the bound address */
+    char cluster_prefix[256];     /* etcd key prefix, "/ferry" */
+    uint64_t cluster_ttl;         /* lease TTL, seconds */
+    uint64_t replicas;            /* R of the channels this relay creates */
     /* Where each value came from, for errors that name FILE:LINE: the line
      * of the config file that set it, by key-table index (0 = a default or
      * a flag), and that file. */

@@ -146,6 +146,21 @@ static void test_clean_stop_hands_over(void **state)
     assert_int_equal(fy_member_serve(mb, "logs"), 0);
     assert_int_equal(fy_member_set_insync(ma, "logs", "b", true), 0);
     wait_for(mb, "logs", "a", 2);
+    /* What a relay redirects with: the leader, its advertised address. */
+    fy_member_lead l;
+    char chan[64];
+    assert_int_equal(fy_member_lead_of(mb, "logs", &l), 0);
+    assert_true(l.known && !l.leading && l.epoch == 1);
+    assert_string_equal(l.leader, "a");
+    assert_string_equal(l.addr, "127.0.0.1:7420");
+    assert_int_equal(fy_member_lead_of(ma, "logs", &l), 0);
+    assert_true(l.known && l.leading);
+    assert_int_equal(fy_member_lead_of(ma, "nope", &l), -ENOENT);
+    assert_int_equal(fy_member_lead_at(ma, 0, chan, sizeof chan, &l), 0);
+    assert_string_equal(chan, "logs");
+    assert_int_equal(fy_member_lead_at(ma, 1, chan, sizeof chan, &l), -ENOENT);
+    assert_true(fy_member_lease_held(ma, fy_now_ns()));
+    assert_string_equal(fy_member_node(ma), "a");
     fy_member_stop(ma, false); /* revoked: b needs no TTL to take over */
     wait_for(mb, "logs", "b", 1);
     fy_member_stop(mb, false);

@@ -98,6 +98,15 @@ static const struct bad bads[] = {
     {"upstream-ca", "upstream-ca = /nonexistent/ca.pem\n", 3},
     {"upstream-ca", "upstream-ca = @NOTPEM@\n", 3}, /* not PEM */
     {"upstream-tls-name", "upstream-tls-name = " LONG300 "\n", 3},
+    {"cluster", "cluster = nonsense\n", 3},
+    {"cluster", "cluster = http://127.0.0.1:2379,:0\n", 3},
+    {"cluster", "cluster = http://127.0.0.1:2379\n", 3}, /* without node */
+    {"cluster", "node = n1\nupstream = 127.0.0.1:7000\ncluster = 127.0.0.1:2379\n", 5},
+    {"node", "node = bad/name\n", 3},
+    {"advertise", "advertise = 127.0.0.1:0\n", 3},
+    {"cluster-prefix", "cluster-prefix = ferry/\n", 3},
+    {"cluster-ttl", "cluster-ttl = 1\n", 3},
+    {"replicas", "replicas = 0\n", 3},
     {"unknown keys", "threads = 1\nno-such-key = 1\n", 4},
     {"malformed lines", "threads 1\n", 3},
 };
