@@ -42,6 +42,27 @@ static int exchange(fy_cli_conn *k, const fy_query *q, fy_cli_query_fn fn, void 
     }
 }
 
+/* Connect to the first address of server ("A" or a list "A,B,C", as
+ * fy_cli_dial takes) that answers: 0 or the last address's error. */
+static int open_any(const fy_cli_query_opts *o, int tmo, fy_cli_conn **k)
+{
+    char one[300]; /* one HOST:PORT (a host name up to 253 bytes) */
+    int rc = -EINVAL;
+
+    for (const char *p = o->server; *p;) {
+        size_t n = strcspn(p, ",");
+        if (n && n < sizeof one) {
+            memcpy(one, p, n);
+            one[n] = 0;
+            rc = fy_cli_conn_open_timeout(one, tmo, o->tls, o->cancel, k);
+            if (rc == 0 || rc == -EINTR)
+                return rc;
+        }
+        p += n + (p[n] == ',');
+    }
+    return rc;
+}
+
 int fy_cli_query_run(const fy_cli_query_opts *o, fy_query *q, fy_cli_query_fn fn, void *arg)
 {
     fy_cli_conn *k = NULL;
@@ -52,7 +73,7 @@ int fy_cli_query_run(const fy_cli_query_opts *o, fy_query *q, fy_cli_query_fn fn
     const char *what;
     int rc;
     for (int waited = 0;; waited += BUSY_STEP_MS) {
-        rc = fy_cli_conn_open_timeout(o->server, tmo, o->tls, o->cancel, &k);
+        rc = open_any(o, tmo, &k);
         what = "connect";
         if (rc == 0) {
             what = "query";
