@@ -441,8 +441,8 @@ static void on_get(registry *r, fy__chan_req *q)
     } else if (r->n >= r->ctx->conf->max_channels &&
                fy_name_check(q->name, strlen(q->name)) == 0) {
         want_room(r, q);
-    } else if ((rc = open_chan(r, q->name, &ch)) < 0) {
-        reply(q, NULL, rc);
+    } else if ((rc = open_chan(r, q->name, &ch)) < 0 || !ch) {
+        reply(q, NULL, rc < 0 ? rc : -FY_EINTERNAL);
     } else {
         reply(q, ch, 0);
     }

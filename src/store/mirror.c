@@ -149,7 +149,7 @@ int fy_mirror_skip_add(const char *chan_dir, const fy_mirror_skip *s)
 
 int fy_mirror_skip_load(const char *chan_dir, uint64_t from_seq, fy_mirror_skip *out, size_t cap)
 {
-    fy_mirror_skip recs[FY_MIRROR_SKIPS_MAX];
+    fy_mirror_skip recs[FY_MIRROR_SKIPS_MAX] = {{0}};
     int n = skip_read(chan_dir, recs, FY_MIRROR_SKIPS_MAX);
     size_t k = 0;
 
