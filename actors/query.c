@@ -38,6 +38,27 @@ static const char *const op_name[] = {"?", "ls", "info", "rm", "retain"};
 /* ---- output ------------------------------------------------------------------ */
 
 /* One QREC record (a key=value line).  0 or a negative error. */
+/* A record's value: as it is, or "quoted" with \" and \\ escapes when it
+ * holds a space, a quote, a backslash or '=' or is empty (a file name may:
+ * "my report (v2).txt"), so the client's key=value reader (src/cli/query.c)
+ * gets it back whole. */
+static const char *qv(const char *v, char *buf, size_t cap)
+{
+    size_t o = 0;
+
+    if (*v && !strpbrk(v, " \"\\="))
+        return v;
+    buf[o++] = '"';
+    for (; *v && o + 3 < cap; v++) {
+        if (*v == '"' || *v == '\\')
+            buf[o++] = '\\';
+        buf[o++] = *v;
+    }
+    buf[o++] = '"';
+    buf[o] = 0;
+    return buf;
+}
+
 static int rec(session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int rec(session *s, const char *fmt, ...)
 {
@@ -166,12 +187,13 @@ static int ls_chan(session *s, const char *name)
     rc = chan_rec(s, name, &c);
     for (size_t i = 0; rc >= 0 && i < c.n; i++) {
         const fy_cat_file *f = &c.f[i];
-        char sha[2 * FY_SHA256_LEN + 1];
+        char sha[2 * FY_SHA256_LEN + 1], q[2 * FY_NAME_MAX + 3];
         if (f->deleted)
             continue;
         hex(f->sha256, sizeof f->sha256, sha);
         rc = rec(s, "type=file channel=%s name=%s size=%" PRIu64 " sha256=%s seq_first=%" PRIu64
-                 " seq_last=%" PRIu64 " stored=%" PRId64 " age_s=%" PRId64, name, f->name, f->size,
+                 " seq_last=%" PRIu64 " stored=%" PRId64 " age_s=%" PRId64, name,
+                 qv(f->name, q, sizeof q), f->size,
                  sha, f->seq_first, f->seq_last, f->stored_s, age(f->stored_s));
     }
     fy_cat_free(&c);
@@ -235,11 +257,12 @@ static int rm_files(session *s, const char *name)
             if ((rc = fy_cat_delete(dir, f)) < 0)
                 break;
             f->deleted = true;
+            char qn[2 * FY_NAME_MAX + 3];
             fy_klog(FY_LOG_INFO, "file deleted", "channel=%s name=%s seq_first=%" PRIu64
-                    " seq_last=%" PRIu64 " client=%s", name, f->name, f->seq_first, f->seq_last,
-                    q->client[0] ? q->client : "-");
+                    " seq_last=%" PRIu64 " client=%s", name, qv(f->name, qn, sizeof qn),
+                    f->seq_first, f->seq_last, q->client[0] ? q->client : "-");
             rc = rec(s, "type=deleted channel=%s name=%s seq_first=%" PRIu64 " seq_last=%" PRIu64,
-                     name, f->name, f->seq_first, f->seq_last);
+                     name, qv(f->name, qn, sizeof qn), f->seq_first, f->seq_last);
         }
     }
     fy_cat_free(&c);

@@ -95,20 +95,59 @@ int fy_cli_query_run(const fy_cli_query_opts *o, fy_query *q, fy_cli_query_fn fn
     return cb;
 }
 
+/* The record's next key=value at p: key [*k, *kl), the value's raw text
+ * [*v, *vl) (with its quotes when it is quoted: "..." with \" and \\
+ * escapes, as the relay writes a value holding a space, quote, backslash
+ * or '=').  Returns where the next pair starts, or NULL at the end. */
+static const char *kv_next(const char *p, const char **k, size_t *kl, const char **v, size_t *vl)
+{
+    while (*p == ' ')
+        p++;
+    const char *eq = strchr(p, '=');
+    if (!*p || !eq)
+        return NULL;
+    *k = p;
+    *kl = (size_t)(eq - p);
+    *v = eq + 1;
+    const char *e = *v;
+    if (*e == '"') {
+        for (e++; *e && *e != '"'; e++)
+            if (*e == '\\' && e[1])
+                e++;
+        if (*e == '"')
+            e++;
+    } else {
+        e += strcspn(e, " ");
+    }
+    *vl = (size_t)(e - *v);
+    return e;
+}
+
+/* A value's text without its quotes and escapes into out (cap). */
+static void kv_unquote(const char *v, size_t vl, char *out, size_t cap)
+{
+    size_t o = 0;
+    bool q = vl >= 2 && v[0] == '"' && v[vl - 1] == '"';
+
+    for (size_t i = q, end = q ? vl - 1 : vl; i < end && o + 1 < cap; i++) {
+        if (q && v[i] == '\\' && i + 1 < end)
+            i++;
+        out[o++] = v[i];
+    }
+    if (cap)
+        out[o] = 0;
+}
+
 bool fy_cli_kv_get(const char *rec, const char *key, char *out, size_t cap)
 {
-    size_t kl = strlen(key);
-    for (const char *p = rec; p && *p;) {
-        if (strncmp(p, key, kl) == 0 && p[kl] == '=') {
-            const char *v = p + kl + 1;
-            size_t vl = strcspn(v, " ");
-            snprintf(out, cap, "%.*s", (int)vl, v);
+    const char *k, *v;
+    size_t kl, vl, want = strlen(key);
+
+    for (const char *p = rec; (p = kv_next(p, &k, &kl, &v, &vl));)
+        if (kl == want && strncmp(k, key, kl) == 0) {
+            kv_unquote(v, vl, out, cap);
             return true;
         }
-        p = strchr(p, ' ');
-        if (p)
-            p++;
-    }
     return false;
 }
 
@@ -124,36 +163,30 @@ static bool all_digits(const char *s, size_t n)
 
 void fy_cli_kv_json(FILE *f, const char *rec)
 {
-    const char *p = rec;
+    const char *k, *v;
+    size_t kl, vl;
     bool first = true;
+    char text[1024];
 
     fputc('{', f);
-    while (*p) {
-        const char *eq = strchr(p, '=');
-        if (!eq)
-            break;
-        const char *v = eq + 1;
-        size_t vl = strcspn(v, " ");
-        fprintf(f, "%s\"%.*s\":", first ? "" : ",", (int)(eq - p), p);
+    for (const char *p = rec; (p = kv_next(p, &k, &kl, &v, &vl));) {
+        fprintf(f, "%s\"%.*s\":", first ? "" : ",", (int)kl, k);
+        first = false;
         if (all_digits(v, vl)) {
             fprintf(f, "%.*s", (int)vl, v);
-        } else {
-            fputc('"', f);
-            for (size_t i = 0; i < vl; i++) {
-                unsigned char c = (unsigned char)v[i];
-                if (c == '"' || c == '\\')
-                    fprintf(f, "\\%c", c);
-                else if (c < 0x20)
-                    fprintf(f, "\\u%04x", c);
-                else
-                    fputc(c, f);
-            }
-            fputc('"', f);
+            continue;
         }
-        first = false;
-        p = v + vl;
-        while (*p == ' ')
-            p++;
+        kv_unquote(v, vl, text, sizeof text);
+        fputc('"', f);
+        for (const unsigned char *c = (const unsigned char *)text; *c; c++) {
+            if (*c == '"' || *c == '\\')
+                fprintf(f, "\\%c", *c);
+            else if (*c < 0x20)
+                fprintf(f, "\\u%04x", *c);
+            else
+                fputc(*c, f);
+        }
+        fputc('"', f);
     }
     fputs("}\n", f);
 }

@@ -374,12 +374,40 @@ static void test_rm_retain(void **state)
     assert_int_equal(ferry(t, "rm-gone", (const char *[]){"rm", "pics", "--token", "adm", NULL}), 3);
 }
 
+/* A file name with spaces, parentheses, quotes and UTF-8 (allowed since
+ * trees): ls writes it quoted, --json and get read it back whole, rm
+ * finds it. */
+static void test_names_with_spaces(void **state)
+{
+    fy_ct *t = *state;
+    uint8_t a1[32], a2[32], sha[32];
+    char d[FY_CT_PATH], p[FY_CT_PATH * 2], got[FY_CT_PATH * 3];
+    static const char name[] = "my \"report\" (v2) r\xc3\xa9sum\xc3\xa9.txt";
+    setup_relay(t, NULL, a1, a2);
+    fy_ct_mkdir(fy_ct_path(t, "sp", d));
+    snprintf(p, sizeof p, "%s/%s", d, name);
+    fy_ct_make_file(p, 3000, 9, sha);
+    send_files(t, "s-sp", "notes", (const char *[]){p, NULL});
+    assert_int_equal(ferry(t, "ls-sp", (const char *[]){"ls", "notes", "--token", "pub", NULL}), 0);
+    assert_int_equal(lines_with(t, "ls-sp", "name=\"my \\\"report\\\" (v2) r\xc3\xa9sum\xc3\xa9.txt\" size=3000 "), 1);
+    assert_int_equal(ferry(t, "ls-spj", (const char *[]){"ls", "notes", "--json", "--token", "pub", NULL}), 0);
+    assert_int_equal(lines_with(t, "ls-spj", "\"name\":\"my \\\"report\\\" (v2) r\xc3\xa9sum\xc3\xa9.txt\",\"size\":3000,"), 1);
+    assert_int_equal(ferry(t, "get-sp", (const char *[]){"get", "notes", name, "--out",
+                                                          fy_ct_path(t, "gsp", p), "--token", "pub",
+                                                          NULL}), 0);
+    snprintf(got, sizeof got, "%s/%s", p, name);
+    fy_ct_assert_same(got, sha);
+    assert_int_equal(ferry(t, "rm-sp", (const char *[]){"rm", "notes", name, "--token", "adm", NULL}), 0);
+    assert_int_equal(lines_with(t, "rm-sp", "type=deleted channel=notes name=\"my "), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_ls_get, fy_ct_setup, fy_ct_teardown),
         cmocka_unit_test_setup_teardown(test_info_and_stored, fy_ct_setup, fy_ct_teardown),
         cmocka_unit_test_setup_teardown(test_rm_retain, fy_ct_setup, fy_ct_teardown),
+        cmocka_unit_test_setup_teardown(test_names_with_spaces, fy_ct_setup, fy_ct_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
