@@ -268,9 +268,14 @@ static int welcome_src_decode(const uint8_t *e, size_t n, fy_welcome *w)
 {
     if (n < WELCOME_SRC_SIZE)
         return 0; /* not ours: bytes after the known fields are ignored */
+    uint32_t fl = fy__ld32(e + 8);
+    /* As the epoch fields: unknown flag bits or a reserved word that is not
+     * 0 are refused, so what is taken re-encodes to the same bytes. */
+    if ((fl & ~FY_WELCOME_SRC_F_PREFIX) || fy__ld32(e + 12) != 0)
+        return -FY_EPAYLOAD;
     w->ext3 = true;
     w->part_source = fy__ld64(e);
-    w->src_flags = fy__ld32(e + 8) & FY_WELCOME_SRC_F_PREFIX; /* later bits: ignored */
+    w->src_flags = fl;
     memcpy(w->part_prefix_sha, e + 16, FY_SHA256_LEN);
     return 0;
 }

@@ -576,6 +576,16 @@ static void test_welcome_source(void **state)
     assert_false(g.ext3);
     assert_int_equal(fy_welcome_decode(b, n - 48, &g), 0);
     assert_false(g.ext3);
+    /* An unknown source flag or a reserved word that is not 0 is refused:
+     * taking it would re-encode to other bytes (the fuzz contract). */
+    size_t src = n - 48;
+    b[src + 8] |= 0x02;
+    assert_int_equal(fy_welcome_decode(b, n, &g), -FY_EPAYLOAD);
+    b[src + 8] &= (uint8_t)~0x02;
+    b[src + 12] = 1;
+    assert_int_equal(fy_welcome_decode(b, n, &g), -FY_EPAYLOAD);
+    b[src + 12] = 0;
+    assert_int_equal(fy_welcome_decode(b, n, &g), 0);
     v.ext2 = false;
     assert_int_equal(fy_welcome_encode(&v, b, sizeof b, &n), -EINVAL);
 }
