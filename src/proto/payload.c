@@ -377,14 +377,20 @@ int fy_file_begin_decode(const uint8_t *p, size_t n, fy_file_begin *v)
     size_t ext = n - FBEGIN_FIXED - nl;
     if (ext && ext < FY_FILE_BEGIN_EXT)
         return -FY_ETRUNC;
+    /* The trailer is exact: a later field comes with a flag bit of its own
+     * (FY_FB_F_*), so what is taken here re-encodes to the same bytes. */
+    if (ext > FY_FILE_BEGIN_EXT)
+        return -FY_EPAYLOAD;
     if (fy_path_check((const char *)p + FBEGIN_FIXED, nl) < 0)
         return -FY_ENAME;
     *v = (fy_file_begin){.size = fy__ld64(p), .ext = ext != 0};
     take_str(v->name, p + FBEGIN_FIXED, nl);
     if (ext) {
         const uint8_t *e = p + FBEGIN_FIXED + nl;
-        v->fflags = fy__ld32(e) & FY_FB_F_KNOWN;
-        v->mode = fy__ld32(e + 4) & 07777;
+        if ((fy__ld32(e) & ~FY_FB_F_KNOWN) || (fy__ld32(e + 4) & ~07777u))
+            return -FY_EPAYLOAD;
+        v->fflags = fy__ld32(e);
+        v->mode = fy__ld32(e + 4);
         v->mtime_ns = (int64_t)fy__ld64(e + 8);
         v->source = fy__ld64(e + 16);
     }
