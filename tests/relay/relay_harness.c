@@ -118,6 +118,36 @@ int rh_log_count(const rh_daemon *d, const char *s)
     return n;
 }
 
+int rh_wait_log(const rh_daemon *d, const char *s, int n, int timeout_ms)
+{
+    for (int waited = 0; waited <= timeout_ms; waited += 10) {
+        if (rh_log_count(d, s) >= n)
+            return 0;
+        rh_sleep_ms(10);
+    }
+    return -ETIMEDOUT;
+}
+
+int rh_write_file(const char *path, const char *text)
+{
+    char tmp[4200];
+    int rc = 0;
+
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return -errno;
+    if (fputs(text, f) < 0)
+        rc = -EIO;
+    if (fclose(f) != 0 && rc == 0)
+        rc = -errno;
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = -errno;
+    if (rc < 0)
+        unlink(tmp);
+    return rc;
+}
+
 int rh_connect(const rh_daemon *d)
 {
     fy_addr a;

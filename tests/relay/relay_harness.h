@@ -47,6 +47,12 @@ int rh_stop(rh_daemon *d, int wait_ms);
 void rh_cleanup(rh_daemon *d, bool dump);
 /* Count lines of the daemon's log containing s. */
 int rh_log_count(const rh_daemon *d, const char *s);
+/* Wait (10 ms steps, at most timeout_ms) until the log has at least n lines
+ * containing s: 0, or -ETIMEDOUT. */
+int rh_wait_log(const rh_daemon *d, const char *s, int n, int timeout_ms);
+/* Replace path's content at once (a temp file beside it, renamed): 0 or
+ * -errno.  For config and token files a running ferryd reloads. */
+int rh_write_file(const char *path, const char *text);
 
 /* Connect (blocking, with timeouts).  fd or -errno. */
 int rh_connect(const rh_daemon *d);

@@ -32,27 +32,17 @@
 #include "relay_harness.h"
 
 
-/* Replace path's content at once (write a temp file, rename). */
+/* Replace path's content at once (the harness's tmp + rename). */
 static void write_file(const char *path, const char *text)
 {
-    char tmp[512];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    assert_int_equal(fclose(f), 0);
-    assert_int_equal(rename(tmp, path), 0);
+    assert_int_equal(rh_write_file(path, text), 0);
 }
 
 /* Wait (bounded, 10 s) until the log has at least n lines containing s. */
 static void wait_log(const rh_daemon *d, const char *s, int n)
 {
-    for (int i = 0; i < 1000; i++) {
-        if (rh_log_count(d, s) >= n)
-            return;
-        rh_sleep_ms(10);
-    }
-    fail_msg("no %d log lines with '%s' after 10 s", n, s);
+    if (rh_wait_log(d, s, n, 10000) < 0)
+        fail_msg("no %d log lines with '%s' after 10 s", n, s);
 }
 
 static void assert_running(const rh_daemon *d)

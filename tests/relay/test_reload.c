@@ -38,27 +38,17 @@
 #define JUDGE_RSS 1
 #endif
 
-/* Replace path's content at once (write a temp file, rename). */
+/* Replace path's content at once (the harness's tmp + rename). */
 static void write_file(const char *path, const char *text)
 {
-    char tmp[512];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    assert_int_equal(fclose(f), 0);
-    assert_int_equal(rename(tmp, path), 0);
+    assert_int_equal(rh_write_file(path, text), 0);
 }
 
 /* Wait (bounded, 30 s) until the log has at least n lines containing s. */
 static void wait_log(const rh_daemon *d, const char *s, int n)
 {
-    for (int i = 0; i < 3000; i++) {
-        if (rh_log_count(d, s) >= n)
-            return;
-        rh_sleep_ms(10);
-    }
-    fail_msg("no %d log lines with '%s' after 30 s", n, s);
+    if (rh_wait_log(d, s, n, 30000) < 0)
+        fail_msg("no %d log lines with '%s' after 30 s", n, s);
 }
 
 static int hello_as(const rh_daemon *d, uint8_t role, const char *chan, const char *token)
