@@ -176,6 +176,7 @@ typedef struct dialer {
     const char *what; /* "connect", "hello" or "receive", for fy_cli_conn_fail */
     bool welcomed;    /* a relay has welcomed the run (the stream's start is fixed) */
     bool told;        /* a relay said it has no such channel (we waited for it) */
+    bool reached;     /* a relay accepted a connection of this run */
 } dialer;
 
 /* The relay has no channel of our name (FY_FT_NOCHAN): say so, then wait
@@ -210,6 +211,8 @@ static int dial(receiver *r, dialer *d)
 {
     const fy_cli_recv_opts *o = r->o;
     int rc = fy_cli_dial(o->server, d->tmo, o->tls, o->cancel, &d->h, &r->k, &d->w, &d->what);
+    if (strcmp(d->what, "connect") != 0)
+        d->reached = true;
     return rc == -FY_ENOCHAN ? wait_channel(r, d) : rc;
 }
 
@@ -293,16 +296,15 @@ static bool redial_after_bad_frame(receiver *r, dialer *d, int *rc)
     return true;
 }
 
-/* Is rc a lost connection to try again?  Before the first welcome only a
- * connection lost during the hello is (the relay is there: it was
- * restarting); a refused connect still exits at once, so a wrong address
- * fails fast. */
+/* Is rc a lost connection to try again?  Before the first welcome, only
+ * once a relay has accepted a connection of this run (it is there: a hello
+ * it cut, or a connect it refuses now, means it is restarting); a refused
+ * first connect still exits at once, so a wrong address fails fast. */
 static bool retryable(const dialer *d, int rc)
 {
     /* a first hello nothing answered: not a Ferry relay, most likely */
     bool first_silent = !d->welcomed && !d->told && rc == -ETIMEDOUT;
-    return rc < 0 &&
-           (d->welcomed || d->told || (strcmp(d->what, "hello") == 0 && !first_silent)) &&
+    return rc < 0 && (d->welcomed || d->told || (d->reached && !first_silent)) &&
            fy_cli_retry_transient(rc, strcmp(d->what, "receive") != 0);
 }
 

@@ -353,6 +353,58 @@ static void test_token_sources(void **state)
     fy_ct_daemon_stop(t);
 }
 
+/* A relay that accepts a receiver's connection and dies before its
+ * welcome, then refuses connections while it restarts: the receiver has
+ * reached a relay, so it keeps trying (before, the refused reconnect
+ * exited 2 at once, as for a wrong address; test_cli_crash hit it). */
+static void *accept_and_die(void *arg)
+{
+    int lfd = *(int *)arg, c = accept(lfd, NULL, NULL);
+    if (c >= 0) {
+        char buf[512];
+        struct pollfd p = {.fd = c, .events = POLLIN};
+        if (poll(&p, 1, 10000) > 0)
+            (void)read(c, buf, sizeof buf); /* the hello, never answered */
+        close(c);
+    }
+    close(lfd); /* now: connection refused */
+    return NULL;
+}
+
+static void test_cut_before_welcome_then_refused(void **state)
+{
+    fy_ct *t = *state;
+    char src[FY_CT_PATH], out[FY_CT_PATH], got[FY_CT_PATH * 2], addr[64];
+    uint8_t sha[32];
+    uint16_t port;
+    assert_int_equal(tc_free_port(&port), 0);
+    snprintf(addr, sizeof addr, "127.0.0.1:%u", port);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int one = 1, lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(lfd >= 0);
+    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(lfd, 4), 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, accept_and_die, &lfd), 0);
+
+    fy_ct_make_file(fy_ct_path(t, "one.bin", src), 200000, 21, sha);
+    const char *argv[] = {"recv", "--server", addr, "--channel", "cut", "--out",
+                          fy_ct_path(t, "out", out), "--from-start", "--count", "1", NULL};
+    pid_t rx = fy_ct_spawn(t, "recv", argv);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    fy_ct_sleep_ms(700); /* its reconnects meet a refused port meanwhile */
+    assert_true(fy_ct_running(rx));
+    fy_ct_daemon_start(t, (const char *const[]){"--listen", addr, NULL});
+    const char *send[] = {"send", "--server", addr, "--channel", "cut", src, NULL};
+    assert_int_equal(fy_ct_run(t, "send", send, T_MS), 0);
+    fy_ct_expect_exit(t, rx, "recv", T_MS, 0);
+    snprintf(got, sizeof got, "%s/one.bin", out);
+    fy_ct_assert_same(got, sha);
+    fy_ct_daemon_stop(t);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -361,6 +413,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_relay_restart_midfile, fy_ct_setup, fy_ct_teardown),
         cmocka_unit_test_setup_teardown(test_changed_source, fy_ct_setup, fy_ct_teardown),
         cmocka_unit_test_setup_teardown(test_token_sources, fy_ct_setup, fy_ct_teardown),
+        cmocka_unit_test_setup_teardown(test_cut_before_welcome_then_refused, fy_ct_setup,
+                                        fy_ct_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
