@@ -45,7 +45,8 @@
     X(FY_ENOCHAN,    1051, "no such channel on the relay")                  \
     X(FY_EINUSE,     1052, "channel in use")                                \
     X(FY_ESKIPPED,   1070, "files skipped: the upstream relay no longer held them") \
-    X(FY_ENOTLEADER, 1080, "this relay does not lead the channel")
+    X(FY_ENOTLEADER, 1080, "this relay does not lead the channel")         \
+    X(FY_ESTALE,     1081, "stale cluster epoch")
 
 enum fy_err {
 #define FY__ERR_ENUM(name, num, msg) name = num,

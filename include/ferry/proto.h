@@ -71,7 +71,11 @@ enum fy_frame_type {
      * UTF-8 text for people (docs/protocol.md, "Receivers wait for a
      * channel"). */
     FY_FT_NOCHAN = 56,
-    FY_FT_MAX_ = 56       /* the highest number; numbers in between may be unused */
+    /* control, a cluster follower -> its channel's leader, on the follower's
+     * replica connection (FY_HELLO_F_REPLICA): "I have stored every frame up
+     * to seq, in cluster epoch cepoch" (docs/cluster.md, "Replication"). */
+    FY_FT_REPLICA_STORED = 64,
+    FY_FT_MAX_ = 64       /* the highest number; numbers in between may be unused */
 };
 
 /* Decoded header. On the wire (little-endian, packed):
@@ -131,11 +135,16 @@ enum fy_mode {
  * creates nothing for it, answers FY_FT_NOCHAN and welcomes it once a
  * sender has created the channel. */
 #define FY_HELLO_F_WAIT 0x1000u
+/* A receiver that is a cluster follower mirroring the channel (its node
+ * name is the client name, so FY_HELLO_F_CLIENT is required): the hello
+ * ends with the replica fields (cepoch, last_epoch, log_next) and the
+ * welcome carries the leader's (docs/cluster.md, "Replication"). */
+#define FY_HELLO_F_REPLICA 0x0004u
 #define FY_HELLO_F_KNOWN (FY_HELLO_F_RESUME | FY_HELLO_F_AHEAD | FY_HELLO_F_CLIENT | \
                           FY_HELLO_F_SKIP | FY_HELLO_F_SOURCE | FY_HELLO_F_DEDUPE | \
-                          FY_HELLO_F_WAIT | FY_HELLO_F_NOTICE)
+                          FY_HELLO_F_WAIT | FY_HELLO_F_NOTICE | FY_HELLO_F_REPLICA)
 #define FY_CLIENT_MAX 64u   /* a client's name, bytes */
-#define FY_HELLO_MAX (16u + FY_NAME_MAX + FY_TOKEN_MAX + 16u + 1u + FY_CLIENT_MAX)
+#define FY_HELLO_MAX (16u + FY_NAME_MAX + FY_TOKEN_MAX + 16u + 1u + FY_CLIENT_MAX + 24u)
 
 /* Welcome flags (the epoch fields' u32). */
 #define FY_WELCOME_F_AHEAD 0x0001u /* the resume point was beyond what the log holds */
@@ -155,6 +164,12 @@ typedef struct fy_hello {
     uint64_t part_seq;
     /* With FY_HELLO_F_CLIENT: who the client says it is ("user@host"). */
     char client[FY_CLIENT_MAX + 1];
+    /* With FY_HELLO_F_REPLICA: the newest cluster epoch of the channel the
+     * follower has seen (it refuses a leader of an older one), the cluster
+     * epoch of its log's last frame (0: empty log) and its log's next seq. */
+    uint64_t cepoch;
+    uint64_t last_epoch;
+    uint64_t log_next;
 } fy_hello;
 
 typedef struct fy_welcome {
@@ -186,6 +201,15 @@ typedef struct fy_welcome {
     uint64_t part_source;
     uint32_t src_flags;
     uint8_t part_prefix_sha[FY_SHA256_LEN];
+    /* After the source fields (written as zeros when ext3 is not set), only
+     * to a hello with FY_HELLO_F_REPLICA: the leader's cluster epoch (the
+     * connection belongs to it) and trunc_seq, where the follower's log must
+     * end before it follows: the seq where the follower's last_epoch ends on
+     * the leader's log, if the follower holds frames at or past it (0: keep
+     * everything, no cut). */
+    bool ext4;            /* the replica fields are present (encode: needs ext2) */
+    uint64_t cepoch;
+    uint64_t trunc_seq;
 } fy_welcome;
 
 #define FY_WELCOME_SRC_F_PREFIX 0x0001u /* part_prefix_sha is valid */
@@ -311,6 +335,17 @@ int fy_error_encode(const fy_error *v, uint8_t *out, size_t cap, size_t *len);
 int fy_error_decode(const uint8_t *p, size_t n, fy_error *v);
 int fy_notice_encode(const fy_notice *v, uint8_t *out, size_t cap, size_t *len);
 int fy_notice_decode(const uint8_t *p, size_t n, fy_notice *v);
+
+/* Replica-stored (FY_FT_REPLICA_STORED, 16 bytes: cepoch u64 != 0 | seq u64):
+ * a follower has stored every frame up to seq (0: none) in cluster epoch
+ * cepoch.  src/proto/replica.c. */
+typedef struct fy_replica_stored {
+    uint64_t cepoch;
+    uint64_t seq;
+} fy_replica_stored;
+#define FY_REPLICA_STORED_SIZE 16u
+int fy_replica_stored_encode(const fy_replica_stored *v, uint8_t *out, size_t cap, size_t *len);
+int fy_replica_stored_decode(const uint8_t *p, size_t n, fy_replica_stored *v);
 
 /* ---- queries (query.c) ------------------------------------------------------ */
 

@@ -40,6 +40,7 @@ static const uint32_t type_max[FY_FT_MAX_ + 1] = {
     [FY_FT_DUP_ASK] = 12 + FY_NAME_MAX,
     [FY_FT_DUP_ANSWER] = 8 + FY_SHA256_LEN,
     [FY_FT_NOCHAN] = FY_CTL_PAYLOAD_MAX,
+    [FY_FT_REPLICA_STORED] = FY_REPLICA_STORED_SIZE,
 };
 
 static const char *const type_name[FY_FT_MAX_ + 1] = {
@@ -49,7 +50,7 @@ static const char *const type_name[FY_FT_MAX_ + 1] = {
     [FY_FT_BYE] = "bye",         [FY_FT_QUERY] = "query",     [FY_FT_QREC] = "qrec",
     [FY_FT_QEND] = "qend",       [FY_FT_SKIP] = "skip",       [FY_FT_HOLE] = "hole",
     [FY_FT_DUP_ASK] = "dup-ask", [FY_FT_DUP_ANSWER] = "dup-answer", [FY_FT_NOTICE] = "notice",
-    [FY_FT_NOCHAN] = "no-channel",
+    [FY_FT_NOCHAN] = "no-channel", [FY_FT_REPLICA_STORED] = "replica-stored",
 };
 
 /* The numbers are ranges now (docs/protocol.md): a gap is unknown. */

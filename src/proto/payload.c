@@ -27,6 +27,8 @@
 #define WELCOME_EPOCH_SIZE 24u
 #define WELCOME_SRC_SIZE (16u + FY_SHA256_LEN)
 #define HELLO_AHEAD_SIZE 16u
+#define HELLO_REPLICA_SIZE 24u
+#define WELCOME_REPLICA_SIZE 16u
 #define FBEGIN_FIXED 12u
 #define FEND_SIZE (8u + FY_SHA256_LEN)
 #define ACK_SIZE 8u
@@ -117,8 +119,15 @@ static bool has_nul(const uint8_t *p, size_t n)
  *  16 name | 16+name_len token
  * and, only with FY_HELLO_F_AHEAD, after the token:
  *  +0 epoch u64 | +8 part_seq u64
- * and, only with FY_HELLO_F_CLIENT, last:
- *  +0 client_len u8 | +1 client (fy_client_name_check) */
+ * and, only with FY_HELLO_F_CLIENT:
+ *  +0 client_len u8 | +1 client (fy_client_name_check)
+ * and, only with FY_HELLO_F_REPLICA (which needs FY_HELLO_F_CLIENT), last:
+ *  +0 cepoch u64 (!= 0) | +8 last_epoch u64 | +16 log_next u64 (!= 0) */
+
+static bool replica_flags_ok(uint16_t fl)
+{
+    return !(fl & FY_HELLO_F_REPLICA) || (fl & FY_HELLO_F_CLIENT);
+}
 
 int fy_hello_encode(const fy_hello *v, uint8_t *out, size_t cap, size_t *len)
 {
@@ -135,7 +144,10 @@ int fy_hello_encode(const fy_hello *v, uint8_t *out, size_t cap, size_t *len)
     size_t ch = (v->flags & FY_HELLO_F_CLIENT) ? 1 + cl : 0;
     if (ch && fy_client_name_check(v->client, cl) < 0)
         return -EINVAL;
-    if (cap < HELLO_FIXED + nl + tl + ah + ch)
+    size_t rp = (v->flags & FY_HELLO_F_REPLICA) ? HELLO_REPLICA_SIZE : 0;
+    if (!replica_flags_ok(v->flags) || (rp && (v->cepoch == 0 || v->log_next == 0)))
+        return -EINVAL;
+    if (cap < HELLO_FIXED + nl + tl + ah + ch + rp)
         return -ENOBUFS;
     out[0] = v->role;
     out[1] = v->mode;
@@ -153,7 +165,13 @@ int fy_hello_encode(const fy_hello *v, uint8_t *out, size_t cap, size_t *len)
         out[HELLO_FIXED + nl + tl + ah] = (uint8_t)cl;
         memcpy(out + HELLO_FIXED + nl + tl + ah + 1, v->client, cl);
     }
-    *len = HELLO_FIXED + nl + tl + ah + ch;
+    if (rp) {
+        uint8_t *r = out + HELLO_FIXED + nl + tl + ah + ch;
+        fy__st64(r, v->cepoch);
+        fy__st64(r + 8, v->last_epoch);
+        fy__st64(r + 16, v->log_next);
+    }
+    *len = HELLO_FIXED + nl + tl + ah + ch + rp;
     return 0;
 }
 
@@ -162,7 +180,7 @@ int fy_hello_decode(const uint8_t *p, size_t n, fy_hello *v)
     if (n < HELLO_FIXED)
         return -FY_ETRUNC;
     if ((p[0] != FY_ROLE_SENDER && p[0] != FY_ROLE_RECEIVER) || p[1] > FY_MODE_RESUME ||
-        (fy__ld16(p + 6) & ~FY_HELLO_F_KNOWN))
+        (fy__ld16(p + 6) & ~FY_HELLO_F_KNOWN) || !replica_flags_ok(fy__ld16(p + 6)))
         return -FY_EPAYLOAD;
     size_t nl = fy__ld16(p + 2), tl = fy__ld16(p + 4);
     size_t ah = (fy__ld16(p + 6) & FY_HELLO_F_AHEAD) ? HELLO_AHEAD_SIZE : 0;
@@ -174,9 +192,10 @@ int fy_hello_decode(const uint8_t *p, size_t n, fy_hello *v)
             return -FY_EPAYLOAD;
         ch = 1 + (size_t)p[at];
     }
-    if (n < at + ch)
+    size_t rp = (fy__ld16(p + 6) & FY_HELLO_F_REPLICA) ? HELLO_REPLICA_SIZE : 0;
+    if (n < at + ch + rp)
         return -FY_ETRUNC;
-    if (n > at + ch)
+    if (n > at + ch + rp || (rp && (fy__ld64(p + at + ch) == 0 || fy__ld64(p + at + ch + 16) == 0)))
         return -FY_EPAYLOAD;
     const uint8_t *name = p + HELLO_FIXED, *tok = name + nl;
     if (fy_name_check((const char *)name, nl) < 0)
@@ -194,6 +213,9 @@ int fy_hello_decode(const uint8_t *p, size_t n, fy_hello *v)
     v->client[0] = 0;
     if (ch)
         take_str(v->client, p + at + 1, ch - 1);
+    v->cepoch = rp ? fy__ld64(p + at + ch) : 0;
+    v->last_epoch = rp ? fy__ld64(p + at + ch + 8) : 0;
+    v->log_next = rp ? fy__ld64(p + at + ch + 16) : 0;
     return 0;
 }
 
@@ -210,6 +232,9 @@ int fy_hello_decode(const uint8_t *p, size_t n, fy_hello *v)
  * too), the source fields:
  *  +24 part_source u64 | +8 flags u32 (FY_WELCOME_SRC_F_*) | +12 reserved u32 |
  *  +16 prefix SHA-256 [32]
+ * Then, only to a hello with FY_HELLO_F_REPLICA (after the source fields,
+ * zeros when that hello did not ask for them), the replica fields:
+ *  +48 cepoch u64 (!= 0) | +8 trunc_seq u64
  * Unlike the other payloads, bytes after the fields a decoder knows are
  * ignored: a later relay may append fields for the clients that ask. */
 
@@ -227,7 +252,10 @@ int fy_welcome_encode(const fy_welcome *v, uint8_t *out, size_t cap, size_t *len
         return -EINVAL;
     if (v->ext3 && (!v->ext2 || (v->src_flags & ~FY_WELCOME_SRC_F_PREFIX)))
         return -EINVAL;
-    size_t e2 = (v->ext2 ? WELCOME_EPOCH_SIZE : 0) + (v->ext3 ? WELCOME_SRC_SIZE : 0);
+    if (v->ext4 && (!v->ext2 || v->cepoch == 0))
+        return -EINVAL;
+    size_t e2 = (v->ext2 ? WELCOME_EPOCH_SIZE : 0) + (v->ext3 || v->ext4 ? WELCOME_SRC_SIZE : 0) +
+                (v->ext4 ? WELCOME_REPLICA_SIZE : 0);
     if (cap < (v->ext ? WELCOME_EXT_FIXED + nl + e2 : WELCOME_SIZE))
         return -ENOBUFS;
     fy__st32(out + 0, v->channel);
@@ -252,14 +280,35 @@ int fy_welcome_encode(const fy_welcome *v, uint8_t *out, size_t cap, size_t *len
     fy__st32(e + 16, v->wflags);
     fy__st32(e + 20, 0);
     *len += WELCOME_EPOCH_SIZE;
-    if (!v->ext3)
+    if (!v->ext3 && !v->ext4)
         return 0;
     e += WELCOME_EPOCH_SIZE;
-    fy__st64(e, v->part_source);
-    fy__st32(e + 8, v->src_flags);
-    fy__st32(e + 12, 0);
-    memcpy(e + 16, v->part_prefix_sha, FY_SHA256_LEN);
+    memset(e, 0, WELCOME_SRC_SIZE);
+    if (v->ext3) {
+        fy__st64(e, v->part_source);
+        fy__st32(e + 8, v->src_flags);
+        memcpy(e + 16, v->part_prefix_sha, FY_SHA256_LEN);
+    }
     *len += WELCOME_SRC_SIZE;
+    if (!v->ext4)
+        return 0;
+    e += WELCOME_SRC_SIZE;
+    fy__st64(e, v->cepoch);
+    fy__st64(e + 8, v->trunc_seq);
+    *len += WELCOME_REPLICA_SIZE;
+    return 0;
+}
+
+/* The replica fields at e (n bytes from there on; 0: none) into *w. */
+static int welcome_replica_decode(const uint8_t *e, size_t n, fy_welcome *w)
+{
+    if (n < WELCOME_REPLICA_SIZE)
+        return 0; /* bytes after the known fields are ignored */
+    if (fy__ld64(e) == 0)
+        return -FY_EPAYLOAD;
+    w->ext4 = true;
+    w->cepoch = fy__ld64(e);
+    w->trunc_seq = fy__ld64(e + 8);
     return 0;
 }
 
@@ -277,7 +326,7 @@ static int welcome_src_decode(const uint8_t *e, size_t n, fy_welcome *w)
     w->part_source = fy__ld64(e);
     w->src_flags = fl;
     memcpy(w->part_prefix_sha, e + 16, FY_SHA256_LEN);
-    return 0;
+    return welcome_replica_decode(e + WELCOME_SRC_SIZE, n - WELCOME_SRC_SIZE, w);
 }
 
 /* The epoch fields at e (n bytes from there on) into *w. */

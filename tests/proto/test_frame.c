@@ -159,7 +159,7 @@ static void test_payload_max(void **state)
 {
     (void)state;
     assert_int_equal(fy_frame_payload_max(FY_FT_DATA, 65536), 65536);
-    assert_int_equal(fy_frame_payload_max(FY_FT_HELLO, 1 << 20), 16 + 255 + 255 + 16 + 1 + 64);
+    assert_int_equal(fy_frame_payload_max(FY_FT_HELLO, 1 << 20), 16 + 255 + 255 + 16 + 1 + 64 + 24);
     assert_int_equal(fy_frame_payload_max(FY_FT_HELLO, 100), 100);
     assert_int_equal(fy_frame_payload_max(FY_FT_WELCOME, 1 << 20), FY_WELCOME_MAX);
     assert_int_equal(fy_frame_payload_max(FY_FT_FILE_BEGIN, 1 << 20), 12 + 255 + 64);

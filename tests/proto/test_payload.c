@@ -40,6 +40,10 @@ static int fend_dec(const uint8_t *p, size_t n, void *v) { return fy_file_end_de
 static int ack_dec(const uint8_t *p, size_t n, void *v) { return fy_ack_decode(p, n, v); }
 static int error_dec(const uint8_t *p, size_t n, void *v) { return fy_error_decode(p, n, v); }
 static int notice_dec(const uint8_t *p, size_t n, void *v) { return fy_notice_decode(p, n, v); }
+static int rstored_dec(const uint8_t *p, size_t n, void *v)
+{
+    return fy_replica_stored_decode(p, n, v);
+}
 
 /* ---- names ---------------------------------------------------------------- */
 
@@ -422,7 +426,8 @@ static void test_hello_ahead(void **state)
     v.token[FY_TOKEN_MAX] = 0;
     memset(v.client, 'k', FY_CLIENT_MAX);
     v.client[FY_CLIENT_MAX] = 0;
-    v.flags = FY_HELLO_F_AHEAD | FY_HELLO_F_CLIENT;
+    v.flags = FY_HELLO_F_AHEAD | FY_HELLO_F_CLIENT | FY_HELLO_F_REPLICA;
+    v.cepoch = v.log_next = 1;
     assert_int_equal(fy_hello_encode(&v, b, sizeof b, &n), 0);
     assert_int_equal(n, FY_HELLO_MAX);
     assert_int_equal(n, fy_frame_payload_max(FY_FT_HELLO, FY_PAYLOAD_MAX_DEFAULT));
@@ -747,11 +752,98 @@ static void test_notice(void **state)
     assert_int_equal(fy_notice_decode(b, n, &g), -FY_EPAYLOAD);
 }
 
+/* A follower's hello: the replica fields round-trip after the client
+ * name; without FY_HELLO_F_CLIENT, or with cepoch or log_next 0, it is
+ * refused both ways. */
+static void test_hello_replica(void **state)
+{
+    (void)state;
+    uint8_t b[FY_HELLO_MAX];
+    size_t n;
+    fy_hello v = {.role = FY_ROLE_RECEIVER, .mode = FY_MODE_RESUME, .resume_from = 42,
+                  .flags = FY_HELLO_F_CLIENT | FY_HELLO_F_REPLICA, .cepoch = 7,
+                  .last_epoch = 6, .log_next = 43},
+             g;
+    strcpy(v.channel, "c1");
+    strcpy(v.client, "n2");
+    assert_int_equal(fy_hello_encode(&v, b, sizeof b, &n), 0);
+    assert_int_equal(n, 16 + 2 + 1 + 2 + 24);
+    memset(&g, 0xee, sizeof g);
+    assert_int_equal(fy_hello_decode(b, n, &g), 0);
+    assert_true(g.cepoch == 7 && g.last_epoch == 6 && g.log_next == 43 && g.resume_from == 42);
+    assert_string_equal(g.client, "n2");
+    check_prefixes_and_trailing(b, n, hello_dec, &g);
+    memset(b + n - 24, 0, 8); /* cepoch 0 */
+    assert_int_equal(fy_hello_decode(b, n, &g), -FY_EPAYLOAD);
+    assert_int_equal(fy_hello_encode(&v, b, sizeof b, &n), 0);
+    b[6] &= (uint8_t)~FY_HELLO_F_CLIENT; /* replica without a name */
+    assert_int_equal(fy_hello_decode(b, n, &g), -FY_EPAYLOAD);
+    v.flags = FY_HELLO_F_REPLICA;
+    assert_int_equal(fy_hello_encode(&v, b, sizeof b, &n), -EINVAL);
+    v.flags = FY_HELLO_F_CLIENT | FY_HELLO_F_REPLICA;
+    v.log_next = 0;
+    assert_int_equal(fy_hello_encode(&v, b, sizeof b, &n), -EINVAL);
+    v.log_next = 1;
+    assert_int_equal(fy_hello_encode(&v, b, n - 1, &n), -ENOBUFS);
+}
+
+/* The leader's welcome to a follower: the replica fields come after the
+ * source fields (zeros when not asked for) and round-trip; cepoch 0 is
+ * refused; a decoder that stops before them still reads the rest. */
+static void test_welcome_replica(void **state)
+{
+    (void)state;
+    uint8_t b[FY_WELCOME_MAX];
+    size_t n;
+    fy_welcome v = {.channel = 3, .next_seq = 10, .first_seq = 1, .max_payload = 65536,
+                    .ext = true, .ext2 = true, .epoch = 5, .epoch_seq = 4, .ext4 = true,
+                    .cepoch = 5, .trunc_seq = 9},
+               g;
+    assert_int_equal(fy_welcome_encode(&v, b, sizeof b, &n), 0);
+    assert_int_equal(n, 52 + 24 + 48 + 16);
+    memset(&g, 0, sizeof g);
+    assert_int_equal(fy_welcome_decode(b, n, &g), 0);
+    assert_true(g.ext4 && g.cepoch == 5 && g.trunc_seq == 9 && g.epoch == 5 && g.ext3);
+    assert_true(g.part_source == 0 && g.src_flags == 0);
+    memset(&g, 0, sizeof g);
+    assert_int_equal(fy_welcome_decode(b, n - 16, &g), 0);
+    assert_false(g.ext4);
+    memset(b + n - 16, 0, 8);
+    assert_int_equal(fy_welcome_decode(b, n, &g), -FY_EPAYLOAD);
+    v.cepoch = 0;
+    assert_int_equal(fy_welcome_encode(&v, b, sizeof b, &n), -EINVAL);
+    v.cepoch = 5;
+    v.ext2 = false;
+    assert_int_equal(fy_welcome_encode(&v, b, sizeof b, &n), -EINVAL);
+}
+
+/* Replica-stored: 16 bytes round-trip; cepoch 0 is refused. */
+static void test_replica_stored(void **state)
+{
+    (void)state;
+    uint8_t b[FY_REPLICA_STORED_SIZE];
+    size_t n;
+    fy_replica_stored v = {.cepoch = 2, .seq = 1234}, g;
+    assert_int_equal(fy_replica_stored_encode(&v, b, sizeof b, &n), 0);
+    assert_int_equal(n, 16);
+    assert_int_equal(fy_frame_payload_max(FY_FT_REPLICA_STORED, FY_PAYLOAD_MAX_DEFAULT), 16);
+    assert_string_equal(fy_frame_type_name(FY_FT_REPLICA_STORED), "replica-stored");
+    assert_int_equal(fy_replica_stored_decode(b, n, &g), 0);
+    assert_true(g.cepoch == 2 && g.seq == 1234);
+    check_prefixes_and_trailing(b, n, rstored_dec, &g);
+    assert_int_equal(fy_replica_stored_encode(&v, b, n - 1, &n), -ENOBUFS);
+    v.cepoch = 0;
+    assert_int_equal(fy_replica_stored_encode(&v, b, sizeof b, &n), -EINVAL);
+    memset(b, 0, 8);
+    assert_int_equal(fy_replica_stored_decode(b, 16, &g), -FY_EPAYLOAD);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_name_check), cmocka_unit_test(test_hello),
-        cmocka_unit_test(test_notice),
+        cmocka_unit_test(test_notice), cmocka_unit_test(test_hello_replica),
+        cmocka_unit_test(test_welcome_replica), cmocka_unit_test(test_replica_stored),
         cmocka_unit_test(test_hello_bad),  cmocka_unit_test(test_welcome),
         cmocka_unit_test(test_welcome_ext), cmocka_unit_test(test_welcome_epoch),
         cmocka_unit_test(test_hello_ahead),
