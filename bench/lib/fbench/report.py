@@ -233,6 +233,9 @@ class Report:
             kv["storm_served"] = served
             kv["storm_connections"] = want
             kv["rate_p99_us_ferryd"] = self._val("rate", "ferryd", "p99_us")
+            for t in ("ferryd", "p2p"):
+                kv["rate240_p99_us_" + t] = self._val("rate_fixed", t, "p99_us")
+                kv["rate240_max_us_" + t] = self._val("rate_fixed", t, "max_us")
             kv["link_ratio"] = lr
         tl = cs.get("tls")
         if tl:
