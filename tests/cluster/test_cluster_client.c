@@ -119,8 +119,11 @@ static int setup(void **state)
         snprintf(node, sizeof node, "n%d", i + 1);
         snprintf(f.data[i], sizeof f.data[i], "%s/n%d", dir, i + 1);
         snprintf(f.log[i], sizeof f.log[i], "%s/n%d.log", dir, i + 1);
+        char trace[140];
+        snprintf(trace, sizeof trace, "%s/n%d.trace", dir, i + 1);
         const char *extra[] = {"--cluster", f.ecl, "--node", node, "--cluster-ttl", TTL,
-                               "--metrics", "127.0.0.1:0", "--threads", "2", NULL};
+                               "--metrics", "127.0.0.1:0", "--threads", "2", "--trace", trace,
+                               NULL};
         if (tc_daemon_start(&f.d[i], FERRYD_PATH, f.data[i], f.log[i], extra, WAIT_MS) < 0)
             return -1;
     }
@@ -266,6 +269,19 @@ static void test_etcd_member_killed(void **state)
     /* The old channel still answers at its leader, which n3 still names. */
     assert_int_equal(ferry(f, NULL, "send", "--server", f->d[2].addr, "--channel", "q1", c,
                            NULL), 0);
+    /* n2's trace shows the channels' leaders (ferry-trace, cluster events). */
+    char trace[140], dump[140];
+    snprintf(trace, sizeof trace, "%s/n2.trace", f->dir);
+    snprintf(dump, sizeof dump, "%s/n2.dump", f->dir);
+    tc_sleep_ms(300); /* the tracer's next tick */
+    const char *targv[] = {FERRY_TRACE_PATH, "summary", trace, "--partial", NULL};
+    int st = 0;
+    pid_t tp = tc_spawn(targv, NULL, dump, NULL, false);
+    assert_true(tp > 0);
+    assert_int_equal(tc_wait(tp, WAIT_MS, &st), 0);
+    assert_int_equal(tc_exit_code(st), 0);
+    assert_int_equal(count_in(dump, "leader   epoch=1 channel=q1 leader=n1 old_epoch=0"), 1);
+    assert_int_equal(count_in(dump, "leader   epoch=1 channel=k2 leader=n2 old_epoch=0"), 1);
     fprintf(stderr, "measured: etcd member killed, leases held, new channel led after %.3f s\n",
             (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 }
