@@ -75,7 +75,7 @@ static int etcd3_start(fixture *f)
     snprintf(ic, sizeof ic, "e1=%s,e2=%s,e3=%s", peer[0], peer[1], peer[2]);
     snprintf(f->ecl, sizeof f->ecl, "%s,%s,%s", f->eurl[0], f->eurl[1], f->eurl[2]);
     for (int i = 0; i < 3; i++) {
-        char name[8];
+        char name[16];
         snprintf(name, sizeof name, "e%d", i + 1);
         snprintf(data[i], sizeof data[i], "%s/%s", f->dir, name);
         snprintf(log[i], sizeof log[i], "%s/%s.log", f->dir, name);
@@ -115,7 +115,7 @@ static int setup(void **state)
     char dir[sizeof f.dir]; /* a copy: snprintf into f from f */
     memcpy(dir, f.dir, sizeof dir);
     for (int i = 0; i < 3; i++) {
-        char node[8];
+        char node[16];
         snprintf(node, sizeof node, "n%d", i + 1);
         snprintf(f.data[i], sizeof f.data[i], "%s/n%d", dir, i + 1);
         snprintf(f.log[i], sizeof f.log[i], "%s/n%d.log", dir, i + 1);
