@@ -41,7 +41,8 @@ static const char usage[] =
     "      --top N        per-actor rows to print (default 50, 0 = all)\n"
     "  chrome FILE    Chrome Trace Event JSON on stdout, for ui.perfetto.dev or\n"
     "                 chrome://tracing: a track per actor, a slice per turn, flow\n"
-    "                 arrows from send to handling, depth and lag counters\n"
+    "                 arrows from send to handling, depth and lag counters, cluster\n"
+    "                 events as instant events across every track\n"
     "  info FILE      the header and counts\n"
     "\n"
     "common options:\n"
@@ -139,13 +140,14 @@ static int parse_args(int argc, char **argv, opts *o)
 static int info(const char *name, const fy_trfile *f)
 {
     const fy_trace_file_hdr *h = fy_trfile_hdr(f);
-    size_t nev, nact;
+    size_t nev, nact, ncl;
     fy_trfile_events(f, &nev);
     fy_trfile_actors(f, &nact);
+    fy_trfile_clusters(f, &ncl);
     printf("file=%s version=%u kind=%s pid=%u threads=%u ring_events=%u events=%zu actors=%zu "
-           "lost=%llu\n",
+           "lost=%llu cluster_events=%zu\n",
            name, h->version, h->flags & 1 ? "stream" : "dump", h->pid, h->threads,
-           h->ring_events, nev, nact, (unsigned long long)fy_trfile_lost(f));
+           h->ring_events, nev, nact, (unsigned long long)fy_trfile_lost(f), ncl);
     if (fy_trfile_warning(f)[0])
         printf("warning=\"%s\"\n", fy_trfile_warning(f));
     return 0;

@@ -27,6 +27,7 @@
 #include "trread/trfile.h"
 #include "relay/trsnap.h"
 #include "tracer.h"
+#include "trread/trchrome.h"
 #include "trread/trdump.h"
 #include "trread/trsum.h"
 #include "cluster/cltrace.h"
@@ -197,7 +198,9 @@ static void test_stream_cluster_events(void **state)
     fy_trsum *sum = NULL;
     assert_int_equal(fy_trsum_compute(f, &sum), 0);
     assert_int_equal(fy_trsum_print(out, "cl.trace", f, sum, 50), 0);
+    assert_int_equal(fy_trchrome_write(out, f), 0);
     fclose(out);
+    assert_non_null(strstr(txt, "\"name\":\"cluster failover\""));
     assert_non_null(strstr(txt, " cluster    failover epoch=2 channel=c1 leader=n2 old_leader=n1"));
     assert_non_null(strstr(txt, "cluster events: 4 (leader=1 isr=1 failover=1 note=1 other=0)"));
     assert_non_null(strstr(txt, "note     epoch=2 channel=c1 node=n3 in=0 why=lag"));
