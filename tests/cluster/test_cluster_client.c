@@ -14,7 +14,11 @@
  *   - the etcd member the relays talk to (the first endpoint: etcd.c tries
  *     them in order) is killed: every relay keeps its lease past two TTLs
  *     (ferry_cluster_lease_held stays 1, no "cluster lease lost"), and a new
- *     channel still gets a leader and takes a file.
+ *     channel still gets a leader and takes a file;
+ *   - the clients' epoch rule against real relays: a receiver redirected in
+ *     epoch 5 does not follow a later redirect that names epoch 3 (a stale
+ *     view, made here by writing the channel's state in etcd back to an
+ *     older epoch), and never says hello to the relay it names.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -31,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster/etcd.h"
 #include "common/tc.h"
 #include "obs/http_get.h"
 
@@ -286,11 +291,73 @@ static void test_etcd_member_killed(void **state)
             (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 }
 
+/* Poll (bounded) until node i's ferry_cluster_epoch of chan is want. */
+static bool epoch_becomes(fixture *f, int i, const char *chan, long long want)
+{
+    char name[96];
+    snprintf(name, sizeof name, "ferry_cluster_epoch{channel=\"%s\"}", chan);
+    for (int k = 0; k < 200; k++) {
+        if (metric(f, i, name) == want)
+            return true;
+        tc_sleep_ms(25);
+    }
+    return false;
+}
+
+static void put_state(fy_etcd *e, const char *chan, const char *json)
+{
+    char key[96];
+    snprintf(key, sizeof key, "/ferry/channels/%s", chan);
+    assert_int_equal(fy_etcd_put(e, key, json, strlen(json), 0), 0);
+}
+
+static void test_stale_epoch_not_followed(void **state)
+{
+    FIXTURE();
+    char x[128], out[128], rout[128], rlog[128];
+    snprintf(x, sizeof x, "%s/x1.bin", f->dir);
+    snprintf(out, sizeof out, "%s/sout", f->dir);
+    snprintf(rout, sizeof rout, "%s/recv.out", f->dir);
+    snprintf(rlog, sizeof rlog, "%s/recv.log", f->dir);
+    assert_int_equal(tc_make_file(x, 64u << 10, 11, NULL), 0);
+    assert_int_equal(ferry(f, NULL, "send", "--server", f->d[0].addr, "--channel", "s1", x,
+                           NULL), 0);
+    fy_etcd *e = NULL;
+    assert_int_equal(fy_etcd_open(f->ecl, 2000, &e), 0);
+    put_state(e, "s1", "{\"leader\":\"n1\",\"epoch\":5,\"isr\":[\"n1\"],\"r\":2}");
+    assert_true(epoch_becomes(f, 0, "s1", 5));
+
+    /* Redirected by n2 in epoch 5, it gets x1 from n1. */
+    const char *rargv[] = {FERRY_PATH, "recv", "--server", f->d[1].addr, "--channel", "s1",
+                           "--out", out, "--from-start", "--count", "2", "--retries", "2", "-v",
+                           NULL};
+    pid_t r = tc_spawn(rargv, NULL, rout, rlog, false);
+    assert_true(r > 0);
+    int k = 0;
+    for (; k < 400 && count_in(rout, "file=x1.bin") == 0; k++)
+        tc_sleep_ms(25);
+    assert_true(k < 400);
+    assert_int_equal(count_in(rlog, "msg=\"redirected to the channel's leader\""), 1);
+
+    /* n2 now names n3 in epoch 3; n1 dies: the receiver does not go to n3. */
+    put_state(e, "s1", "{\"leader\":\"n3\",\"epoch\":3,\"isr\":[\"n3\"],\"r\":2}");
+    assert_true(epoch_becomes(f, 1, "s1", 3));
+    tc_daemon_kill9(&f->d[0]);
+    int st = 0;
+    assert_int_equal(tc_wait(r, WAIT_MS, &st), 0);
+    assert_int_equal(tc_exit_code(st), 2);
+    assert_true(count_in(rlog, "msg=\"redirect from an older cluster epoch not followed\"") >= 1);
+    assert_true(count_in(rlog, "epoch=3 seen_epoch=5") >= 1);
+    assert_int_equal(count_in(f->log[2], "channel=s1"), 0); /* no hello at n3 */
+    fy_etcd_close(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_queries_follow_the_leader),
         cmocka_unit_test(test_etcd_member_killed),
+        cmocka_unit_test(test_stale_epoch_not_followed),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
