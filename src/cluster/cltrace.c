@@ -85,9 +85,9 @@ static last_view *find(fy_cltrace *t, const char *chan)
 
 /* One event; a text longer than an event holds is cut (the channel and
  * the leader come first, so what is cut is the tail of a long in-sync set). */
-static void record(fy_cltrace *t, uint16_t ev, uint64_t epoch, const char *fmt, ...)
+static void record(fy_sched *s, uint16_t ev, uint64_t epoch, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-static void record(fy_cltrace *t, uint16_t ev, uint64_t epoch, const char *fmt, ...)
+static void record(fy_sched *s, uint16_t ev, uint64_t epoch, const char *fmt, ...)
 {
     char text[FY_TRACE_CL_TEXT];
     va_list ap;
@@ -95,7 +95,14 @@ static void record(fy_cltrace *t, uint16_t ev, uint64_t epoch, const char *fmt, 
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    fy_trace_cluster(t->s, ev, epoch, text);
+    fy_trace_cluster(s, ev, epoch, text);
+}
+
+void fy_cltrace_isr_ask(fy_sched *s, const char *chan, uint64_t epoch, const char *node, bool in,
+                        const char *why)
+{
+    record(s, FY_TR_CL_NOTE, epoch, "channel=%s node=%s isr=%s why=%s", chan, node,
+           in ? "in" : "out", why && why[0] ? why : "-");
 }
 
 void fy_cltrace_view(fy_cltrace *t, const fy_member_view *v)
@@ -111,14 +118,14 @@ void fy_cltrace_view(fy_cltrace *t, const fy_member_view *v)
     join_isr(st, isr, sizeof isr);
     const char *me = v->leading ? "yes" : "no";
     if (l->leader[0] && st->epoch > l->epoch && strcmp(l->leader, st->leader) != 0) {
-        record(t, FY_TR_CL_FAILOVER, st->epoch, "channel=%s leader=%s old_leader=%s "
+        record(t->s, FY_TR_CL_FAILOVER, st->epoch, "channel=%s leader=%s old_leader=%s "
                "old_epoch=%llu isr=%s leading=%s", v->chan, st->leader, l->leader,
                (unsigned long long)l->epoch, isr, me);
     } else if (!l->leader[0] || st->epoch != l->epoch || strcmp(l->leader, st->leader) != 0) {
-        record(t, FY_TR_CL_LEADER, st->epoch, "channel=%s leader=%s old_epoch=%llu isr=%s r=%u "
+        record(t->s, FY_TR_CL_LEADER, st->epoch, "channel=%s leader=%s old_epoch=%llu isr=%s r=%u "
                "leading=%s", v->chan, st->leader, (unsigned long long)l->epoch, isr, st->r, me);
     } else if (strcmp(l->isr, isr) != 0) {
-        record(t, FY_TR_CL_ISR, st->epoch, "channel=%s isr=%s old_isr=%s r=%u leading=%s",
+        record(t->s, FY_TR_CL_ISR, st->epoch, "channel=%s isr=%s old_isr=%s r=%u leading=%s",
                v->chan, isr, l->isr, st->r, me);
     }
     snprintf(l->leader, sizeof l->leader, "%s", st->leader);

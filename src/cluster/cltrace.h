@@ -28,4 +28,12 @@ void fy_cltrace_free(fy_cltrace *t);
  * tracks changed. */
 void fy_cltrace_view(fy_cltrace *t, const fy_member_view *v);
 
+/* The leader's own in-sync decision, for the relay code that makes it
+ * (the replica lag check, before fy_member_set_insync): one NOTE event
+ * `channel=C node=N isr=in|out why=W` in epoch.  The member's view of the
+ * change follows as an ISR event once etcd holds it.  Any thread; s NULL
+ * or why NULL allowed. */
+void fy_cltrace_isr_ask(fy_sched *s, const char *chan, uint64_t epoch, const char *node, bool in,
+                        const char *why);
+
 #endif

@@ -161,7 +161,7 @@ static void test_stream_cluster_events(void **state)
         rec_sleep_ms(6);
     }
     view(ct, "n2", 2, "n2,n3", true);          /* n1 gone: failover */
-    fy_trace_cluster(r.s, FY_TR_CL_NOTE, 2, "channel=c1 node=n3 in=0 why=lag");
+    fy_cltrace_isr_ask(r.s, "c1", 2, "n3", false, "lag");
     fy_actor_stop(tr);
     fy_actor_unref(tr);
     rec_stop(&r);
@@ -203,7 +203,7 @@ static void test_stream_cluster_events(void **state)
     assert_non_null(strstr(txt, "\"name\":\"cluster failover\""));
     assert_non_null(strstr(txt, " cluster    failover epoch=2 channel=c1 leader=n2 old_leader=n1"));
     assert_non_null(strstr(txt, "cluster events: 4 (leader=1 isr=1 failover=1 note=1 other=0)"));
-    assert_non_null(strstr(txt, "note     epoch=2 channel=c1 node=n3 in=0 why=lag"));
+    assert_non_null(strstr(txt, "note     epoch=2 channel=c1 node=n3 isr=out why=lag"));
     free(txt);
     /* An actor or kind filter leaves the cluster lines out (they belong to no actor). */
     txt = NULL;
