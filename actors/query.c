@@ -14,6 +14,12 @@
  * Rights (src/relay/auth.h): ls and info need subscribe on the channel
  * (ls without a channel lists only the channels the token may subscribe
  * to); rm and retain need admin.
+ *
+ * In a cluster (docs/cluster.md) ls and info answer from this relay's own
+ * copy, a follower's being seq-identical to the leader's; rm and retain
+ * change the channel, so only its leader runs them: another member answers
+ * FY_ENOTLEADER naming it, as it does to a hello (session_lead.c), and the
+ * client follows (src/cli/query.c).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -25,13 +31,17 @@
 #include <time.h>
 
 #include "ferry/err.h"
+#include "ferry/io.h"
 #include "ferry/klog.h"
 #include "ferry/proto.h"
+#include "ferry/sched.h"
 #include "query.h"
 #include "session_int.h"
 #include "store/catalog.h"
 
 #define QUERY_OUT_MAX ((size_t)64 << 20) /* a listing queued for a slow client, at most */
+#define LEAD_RETRY_MS 10                 /* looking again for the member's first poll */
+#define LEAD_WAIT_MAX_NS (20ull * 1000000000ull) /* within the session's 30 s answer timeout */
 
 static const char *const op_name[] = {"?", "ls", "info", "rm", "retain"};
 
@@ -348,6 +358,51 @@ static int run(session *s)
     }
 }
 
+/* rm and retain on a cluster member that does not lead the channel:
+ * FY_ENOTLEADER naming the leader.  While the member has not read the
+ * channel's state yet, look again in LEAD_RETRY_MS (FY__TM_LEAD brings the
+ * session back to fy__query_lead), for at most the lease TTL.  True when
+ * the query is answered or waits. */
+static bool not_leader(session *s)
+{
+    fy_member *m = s->ctx->member;
+    fy_query *q = s->query;
+    fy_member_lead l;
+    uint64_t now = fy_now_ns(), ttl = s->ctx->conf->cluster_ttl * 1000000000ull;
+
+    if (!m || (q->op != FY_QOP_RM && q->op != FY_QOP_RETAIN) || !q->channel[0])
+        return false;
+    if (!s->lead_t0) {
+        s->lead_t0 = now;
+        if (fy_member_serve(m, q->channel) < 0)
+            return false; /* the member is full: answer from here, as before clusters */
+    }
+    (void)fy_member_lead_of(m, q->channel, &l);
+    if (l.leading)
+        return false;
+    bool settled = l.known && l.addr[0] && strcmp(l.leader, fy_member_node(m)) != 0;
+    if (!settled && now - s->lead_t0 < (ttl < LEAD_WAIT_MAX_NS ? ttl : LEAD_WAIT_MAX_NS)) {
+        fy_timer_after(s->self, LEAD_RETRY_MS, FY__TM_LEAD);
+        return true;
+    }
+    fy__session_fail_as(s, FY_ENOTLEADER, settled ? "query redirected to the channel's leader"
+                                                  : "channel's leader unknown",
+                        "leader=%s addr=%s epoch=%llu", l.known ? l.leader : "",
+                        settled ? l.addr : "", (unsigned long long)l.epoch);
+    return true;
+}
+
+void fy__query_lead(session *s)
+{
+    if (s->st != S_QUERY || not_leader(s))
+        return;
+    int rc = run(s);
+    if (rc < 0)
+        failed(s, rc);
+    else if (rc == 0)
+        finish(s);
+}
+
 void fy__query_frame(session *s, const fy_frame *f)
 {
     fy_query *q = calloc(1, sizeof *q);
@@ -376,12 +431,8 @@ void fy__query_frame(session *s, const fy_frame *f)
                          right == FY_AUTH_ADMIN ? "administer" : "subscribe to", q->channel);
         return;
     }
-    rc = run(s);
-    if (rc < 0)
-        failed(s, rc);
-    else if (rc == 0)
-        finish(s);
-    /* 1: answered already (an error), or the rest comes as QREPLY */
+    fy__query_lead(s);
+    /* run's 1: answered already (an error), or the rest comes as QREPLY */
 }
 
 void fy__query_reply(session *s, fy_msg *m)

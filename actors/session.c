@@ -502,6 +502,8 @@ static void on_timer(session *s, uint64_t tag)
         fy__sender_idle_tick(s);
     } else if (tag == FY__TM_LEAD && s->st == S_WAIT_LEAD) {
         fy__session_lead(s);
+    } else if (tag == FY__TM_LEAD && s->st == S_QUERY) {
+        fy__query_lead(s);
     } else if (tag == FY__TM_RETRY) {
         fy__pump_retry(&s->pump);
         fy__session_drive(s);

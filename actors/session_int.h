@@ -81,6 +81,9 @@ void fy__session_lead(session *s);
 void fy__query_frame(session *s, const fy_frame *f);
 /* FY_RM_QREPLY: the collector's or the registry's part of the answer. */
 void fy__query_reply(session *s, fy_msg *m);
+/* Run the decoded query, or (rm, retain in a cluster) redirect it or wait
+ * for the member's poll: FY__TM_LEAD in S_QUERY calls it again. */
+void fy__query_lead(session *s);
 
 /* ---- sender.c: the session as a sender ----------------------------------------- */
 

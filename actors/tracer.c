@@ -47,6 +47,9 @@ typedef struct tracer {
     uint32_t *ids;                /* actors written to the current file, sorted */
     size_t nids, capids;
     vec all_act, new_act, blocks, newids;
+    vec all_cl, new_cl;  /* cluster events: every one in the head, those new to the file */
+    uint32_t cl_seen;    /* the newest cluster event's serial already in the file */
+    uint32_t cl_head;    /* the newest one in this tick's head */
     uint64_t events, lost, rotations, write_errs;
     bool more; /* the last drain left events in a ring: drain again at once */
 } tracer;
@@ -140,6 +143,7 @@ static int rotate(tracer *t)
 static int split(tracer *t, const uint8_t *m, size_t len, fy_trace_file_hdr *h)
 {
     t->all_act.n = t->new_act.n = t->blocks.n = t->newids.n = 0;
+    t->all_cl.n = t->new_cl.n = 0;
     if (len < sizeof *h)
         return -FY_ECORRUPT;
     memcpy(h, m, sizeof *h);
@@ -148,7 +152,8 @@ static int split(tracer *t, const uint8_t *m, size_t len, fy_trace_file_hdr *h)
     for (size_t i = 0; i < nrec;) {
         fy_trace_rec r;
         memcpy(&r, r0 + i * 32, 32);
-        size_t follow = r.type == FY_TR_META_ACTOR || r.type == FY_TR_META_THREAD ? r.b : 0;
+        size_t follow = r.type == FY_TR_META_ACTOR || r.type == FY_TR_META_THREAD ||
+                        r.type == FY_TR_META_CLUSTER ? r.b : 0;
         if (follow > nrec - i - 1)
             return -FY_ECORRUPT;
         const uint8_t *blk = r0 + i * 32;
@@ -162,6 +167,12 @@ static int split(tracer *t, const uint8_t *m, size_t len, fy_trace_file_hdr *h)
                 if (!rc)
                     rc = vec_put(&t->newids, &r.actor, sizeof r.actor);
             }
+        } else if (r.type == FY_TR_META_CLUSTER) {
+            rc = vec_put(&t->all_cl, blk, (1 + follow) * 32);
+            if (!rc && r.actor > t->cl_seen)
+                rc = vec_put(&t->new_cl, blk, (1 + follow) * 32);
+            if (r.actor > t->cl_head)
+                t->cl_head = r.actor;
         }
         if (rc)
             return rc;
@@ -230,7 +241,10 @@ static void append(tracer *t, const fy_trace_file_hdr *dh)
             rc = fy_fd_write_all(t->fd, &h, sizeof h);
             if (!rc)
                 rc = fy_fd_write_all(t->fd, t->all_act.p, t->all_act.n);
-            t->file_bytes += sizeof h + t->all_act.n;
+            if (!rc)
+                rc = fy_fd_write_all(t->fd, t->all_cl.p, t->all_cl.n);
+            t->file_bytes += sizeof h + t->all_act.n + t->all_cl.n;
+            t->new_cl.n = 0; /* all of them are in the fresh file */
             t->nids = 0;
             size_t na = 0;
             uint32_t *ids = malloc((t->all_act.n / 32 + 1) * sizeof *ids);
@@ -251,9 +265,12 @@ static void append(tracer *t, const fy_trace_file_hdr *dh)
     if (!rc)
         rc = fy_fd_write_all(t->fd, t->new_act.p, t->new_act.n);
     if (!rc)
+        rc = fy_fd_write_all(t->fd, t->new_cl.p, t->new_cl.n);
+    if (!rc)
         rc = fy_fd_write_all(t->fd, t->blocks.p, t->blocks.n);
+    t->cl_seen = t->cl_head; /* written, or dropped with the chunk as events are */
     if (!rc) {
-        t->file_bytes += t->new_act.n + t->blocks.n;
+        t->file_bytes += t->new_act.n + t->new_cl.n + t->blocks.n;
         remember(t, (const uint32_t *)(void *)t->newids.p, t->newids.n / sizeof(uint32_t));
     } else if (t->write_errs++ == 0) {
         fy_klog(FY_LOG_WARN, "trace write failed", "file=%s err=%s action=\"drop this chunk, "
@@ -321,6 +338,8 @@ static void tracer_free(tracer *t)
     free(t->new_act.p);
     free(t->blocks.p);
     free(t->newids.p);
+    free(t->all_cl.p);
+    free(t->new_cl.p);
     free(t);
 }
 

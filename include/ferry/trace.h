@@ -70,7 +70,21 @@ enum fy_trace_meta {
                                    length, b = label records that follow (raw bytes) */
     FY_TR_META_THREAD = 0xFF03, /* thread = index, a = events lost to wrap-around,
                                    b = that thread's event records that follow */
+    FY_TR_META_CLUSTER = 0xFF04, /* a cluster event: thread = enum fy_trace_cluster,
+                                    actor = its serial (from 1), ts_ns = when, a = the
+                                    channel's cluster epoch, b = text records that follow
+                                    (key=value text, NUL-padded) */
 };
+
+/* What a FY_TR_META_CLUSTER record tells (docs/trace-format.md). */
+enum fy_trace_cluster {
+    FY_TR_CL_LEADER = 1,   /* a channel's leader or epoch as this relay first sees it or
+                              as it changed (not by a takeover) */
+    FY_TR_CL_ISR = 2,      /* the channel's in-sync set changed */
+    FY_TR_CL_FAILOVER = 3, /* a new leader took over from a dead one (epoch + 1) */
+    FY_TR_CL_NOTE = 4,     /* the relay's own cluster decision (text says which) */
+};
+#define FY_TRACE_CL_TEXT 128 /* bytes of a cluster event's text, NUL included */
 
 #if FY_TRACE
 /* Record an event in the calling scheduler thread's ring (no-op off the
@@ -82,6 +96,14 @@ static inline void fy_trace_emit(uint16_t type, uint32_t actor, uint64_t a, uint
     (void)type, (void)actor, (void)a, (void)b;
 }
 #endif
+
+/* Record a cluster event (enum fy_trace_cluster) of a channel in cluster
+ * epoch `epoch`, described by text (key=value, cut at FY_TRACE_CL_TEXT - 1
+ * bytes).  Any thread, the scheduler's or not (the cluster member's thread
+ * calls it); kept in a table of the last FY__TRACE_CLUSTER events that
+ * every dump and the streaming tracer write as FY_TR_META_CLUSTER records.
+ * Nothing is kept when the relay records no trace (trace-events 0). */
+void fy_trace_cluster(fy_sched *s, uint16_t ev, uint64_t epoch, const char *text);
 
 /* Switch recording on or off at run time (any thread). */
 void fy_trace_enable(fy_sched *s, bool on);

@@ -12,6 +12,8 @@
 
 #include "cli/cliexit.h"
 #include "cli/ident.h"
+#include "cli/redirect.h"
+#include "cli/retry.h"
 #include "ferry/err.h"
 #include "ferry/klog.h"
 
@@ -42,20 +44,69 @@ static int exchange(fy_cli_conn *k, const fy_query *q, fy_cli_query_fn fn, void 
     }
 }
 
-/* Connect to the first address of server ("A" or a list "A,B,C", as
- * fy_cli_dial takes) that answers: 0 or the last address's error. */
-static int open_any(const fy_cli_query_opts *o, int tmo, fy_cli_conn **k)
+/* The query at one address, then at the leaders its FY_ENOTLEADER
+ * answers name (rm and retain on a cluster member that does not lead the
+ * channel), at most FY_CLI_REDIRECTS_MAX hops; a redirect naming an epoch
+ * older than one this run has seen is not followed (*stale).  *what:
+ * "connect" while nothing answered at server itself. */
+static int ask_leader(const fy_cli_query_opts *o, const char *server, int tmo, fy_query *q,
+                      fy_cli_query_fn fn, void *arg, int *cb, fy_cli_conn **k, const char **what,
+                      bool *stale)
+{
+    char at[300];
+    fy_cli_redirect r;
+    uint64_t seen;
+
+    *stale = false;
+    snprintf(at, sizeof at, "%s", server);
+    for (unsigned hop = 0;; hop++) {
+        int rc = fy_cli_conn_open_timeout(at, tmo, o->tls, o->cancel, k);
+        *what = hop ? "query" : "connect";
+        if (rc == 0) {
+            *what = "query";
+            rc = exchange(*k, q, fn, arg, cb);
+        }
+        if (rc != -FY_ENOTLEADER || hop == FY_CLI_REDIRECTS_MAX ||
+            fy_cli_redirect_parse(fy_cli_conn_error_text(*k), &r) == -ENOENT)
+            return rc;
+        if (!fy_cli_epoch_admit(q->channel, r.epoch, &seen)) {
+            fy_klog(FY_LOG_WARN, "redirect from an older cluster epoch not followed",
+                    "server=%s channel=%s leader=%s addr=%s epoch=%llu seen_epoch=%llu "
+                    "action=\"next address\"", at, q->channel, r.leader, r.addr,
+                    (unsigned long long)r.epoch, (unsigned long long)seen);
+            *stale = true;
+            return rc;
+        }
+        fy_klog(FY_LOG_INFO, "redirected to the channel's leader", "server=%s leader=%s addr=%s "
+                "epoch=%llu hop=%u", at, r.leader[0] ? r.leader : "?", r.addr,
+                (unsigned long long)r.epoch, hop + 1);
+        fy_cli_conn_close(*k, false);
+        *k = NULL;
+        snprintf(at, sizeof at, "%s", r.addr);
+    }
+}
+
+/* The query at the first address of o->server ("A" or a list "A,B,C", as
+ * fy_cli_dial takes) that answers, following redirects; an address that
+ * cannot be connected to, or whose redirect is stale, gives way to the
+ * next.  0, or the last address's error. */
+static int ask_any(const fy_cli_query_opts *o, int tmo, fy_query *q, fy_cli_query_fn fn,
+                   void *arg, int *cb, fy_cli_conn **k, const char **what)
 {
     char one[300]; /* one HOST:PORT (a host name up to 253 bytes) */
     int rc = -EINVAL;
+    bool stale;
 
+    *what = "connect";
     for (const char *p = o->server; *p;) {
         size_t n = strcspn(p, ",");
         if (n && n < sizeof one) {
             memcpy(one, p, n);
             one[n] = 0;
-            rc = fy_cli_conn_open_timeout(one, tmo, o->tls, o->cancel, k);
-            if (rc == 0 || rc == -EINTR)
+            fy_cli_conn_close(*k, false);
+            *k = NULL;
+            rc = ask_leader(o, one, tmo, q, fn, arg, cb, k, what, &stale);
+            if (rc == -EINTR || (strcmp(*what, "connect") != 0 && !stale))
                 return rc;
         }
         p += n + (p[n] == ',');
@@ -73,12 +124,7 @@ int fy_cli_query_run(const fy_cli_query_opts *o, fy_query *q, fy_cli_query_fn fn
     const char *what;
     int rc;
     for (int waited = 0;; waited += BUSY_STEP_MS) {
-        rc = open_any(o, tmo, &k);
-        what = "connect";
-        if (rc == 0) {
-            what = "query";
-            rc = exchange(k, q, fn, arg, &cb);
-        }
+        rc = ask_any(o, tmo, q, fn, arg, &cb, &k, &what);
         if (rc != -FY_EINUSE || waited >= o->busy_wait_ms ||
             (o->cancel && fy_cli_cancel_requested(o->cancel)))
             break;

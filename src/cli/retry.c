@@ -16,6 +16,7 @@
 #include "ferry/err.h"
 #include "ferry/klog.h"
 #include "cli/ident.h"
+#include "cli/redirect.h"
 
 #define RETRY_SLICE_MS 50 /* sleep in slices, to notice a stop */
 
@@ -122,30 +123,18 @@ static int dial_one(const char *server, int timeout_ms, const fy_cli_tls *tls,
 
 /* ---- clusters: address lists and redirects -------------------------------------- */
 
-/* The value of key (e.g. "addr=") in an FY_ENOTLEADER text into out: true
- * when it is there and not empty. */
-static bool text_field(const char *text, const char *key, char *out, size_t cap)
-{
-    const char *p = text;
-    size_t kl = strlen(key);
-
-    while ((p = strstr(p, key)) && p != text && p[-1] != ' ')
-        p += kl;
-    if (!p)
-        return false;
-    p += kl;
-    size_t n = strcspn(p, " ");
-    snprintf(out, cap, "%.*s", (int)(n < cap ? n : cap - 1), p);
-    return n > 0;
-}
-
-/* server, then the leaders its FY_ENOTLEADER answers name. */
+/* server, then the leaders its FY_ENOTLEADER answers name.  *stale: the
+ * last answer named an epoch older than one this run has seen for the
+ * channel (redirect.h), so it was not followed. */
 static int dial_leader(const char *server, int timeout_ms, const fy_cli_tls *tls,
                        fy_cli_cancel *cancel, const fy_hello *h, fy_cli_conn **k, fy_welcome *w,
-                       const char **what)
+                       const char **what, bool *stale)
 {
-    char at[256], next[256], leader[80] = "?", epoch[24] = "?";
+    char at[256];
+    fy_cli_redirect r;
+    uint64_t seen;
 
+    *stale = false;
     snprintf(at, sizeof at, "%s", server);
     for (unsigned hop = 0;; hop++) {
         int rc = dial_one(at, timeout_ms, tls, cancel, h, k, w, what);
@@ -154,16 +143,23 @@ static int dial_leader(const char *server, int timeout_ms, const fy_cli_tls *tls
                 *what = "hello"; /* a cluster is there: retried, not a wrong address */
             return rc;
         }
-        const char *text = fy_cli_conn_error_text(*k);
-        if (hop == FY_CLI_REDIRECTS_MAX || !text_field(text, "addr=", next, sizeof next))
+        if (fy_cli_redirect_parse(fy_cli_conn_error_text(*k), &r) == -ENOENT ||
+            hop == FY_CLI_REDIRECTS_MAX)
             return rc; /* *what is "hello" */
-        text_field(text, "leader=", leader, sizeof leader);
-        text_field(text, "epoch=", epoch, sizeof epoch);
+        if (!fy_cli_epoch_admit(h->channel, r.epoch, &seen)) {
+            fy_klog(FY_LOG_WARN, "redirect from an older cluster epoch not followed",
+                    "server=%s channel=%s leader=%s addr=%s epoch=%llu seen_epoch=%llu "
+                    "action=\"next address, or back off\"", at, h->channel, r.leader, r.addr,
+                    (unsigned long long)r.epoch, (unsigned long long)seen);
+            *stale = true;
+            return rc;
+        }
         fy_klog(FY_LOG_INFO, "redirected to the channel's leader", "server=%s leader=%s addr=%s "
-                "epoch=%s hop=%u", at, leader, next, epoch, hop + 1);
+                "epoch=%llu hop=%u", at, r.leader[0] ? r.leader : "?", r.addr,
+                (unsigned long long)r.epoch, hop + 1);
         fy_cli_conn_close(*k, false);
         *k = NULL;
-        snprintf(at, sizeof at, "%s", next);
+        snprintf(at, sizeof at, "%s", r.addr);
     }
 }
 
@@ -176,9 +172,10 @@ int fy_cli_dial(const char *server, int timeout_ms, const fy_cli_tls *tls, fy_cl
     char item[256];
     size_t n = 0, start = 0;
     int rc = -EINVAL;
+    bool stale;
 
     if (!strchr(server, ','))
-        return dial_leader(server, timeout_ms, tls, cancel, h, k, w, what);
+        return dial_leader(server, timeout_ms, tls, cancel, h, k, w, what, &stale);
     for (const char *p = server; *p; n++) {
         size_t len = strcspn(p, ",");
         if (good[0] && len == strlen(good) && strncmp(p, good, len) == 0)
@@ -194,12 +191,13 @@ int fy_cli_dial(const char *server, int timeout_ms, const fy_cli_tls *tls, fy_cl
             fy_cli_conn_close(*k, false);
             *k = NULL;
         }
-        rc = dial_leader(item, timeout_ms, tls, cancel, h, k, w, what);
+        rc = dial_leader(item, timeout_ms, tls, cancel, h, k, w, what, &stale);
         if (rc == 0)
             snprintf(good, sizeof good, "%s", item);
-        if (rc == 0 || strcmp(*what, "connect") != 0 || rc == -EINTR || rc == -EINVAL)
+        if (rc == 0 || (strcmp(*what, "connect") != 0 && !stale) || rc == -EINTR ||
+            rc == -EINVAL)
             return rc;
-        if (i + 1 < n)
+        if (i + 1 < n && !stale)
             fy_klog(FY_LOG_INFO, "relay unreachable: trying the next address", "server=%s err=%s "
                     "next=%d of=%zu", item, fy_errname(rc), (int)((start + i + 1) % n) + 1, n);
     }

@@ -66,7 +66,10 @@ void fy_cli_retry_progress(fy_cli_retry *r);
  * most FY_CLI_REDIRECTS_MAX times in a row.  A redirect that leads
  * nowhere (no address, a leader that cannot be connected to, too many
  * hops) returns with *what "hello", so callers retry it as a relay that
- * is there but not ready (fy_cli_retry_transient). */
+ * is there but not ready (fy_cli_retry_transient).  A redirect naming a
+ * cluster epoch older than one this run has seen for the channel is not
+ * followed (redirect.h): the list's next address is tried instead, and
+ * after the last one the caller's backoff. */
 #define FY_CLI_REDIRECTS_MAX 4
 int fy_cli_dial(const char *server, int timeout_ms, const fy_cli_tls *tls, fy_cli_cancel *cancel,
                 const fy_hello *h, fy_cli_conn **k, fy_welcome *w, const char **what);

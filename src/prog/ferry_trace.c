@@ -27,19 +27,22 @@ static const char usage[] =
     "Read a trace file written by ferryd (--trace FILE, SIGUSR1, or a crash).\n"
     "\n"
     "commands:\n"
-    "  dump FILE      the timeline, one line per event, oldest first\n"
-    "      --actor ID     only this actor (and the sends it made)\n"
+    "  dump FILE      the timeline, one line per event, oldest first; a relay's\n"
+    "                 cluster events (leader, isr, failover, note) as `cluster` lines\n"
+    "      --actor ID     only this actor (and the sends it made); no cluster lines\n"
     "      --kind K       only actors of this kind (acceptor, session, registry,\n"
     "                     writer, indexer, forwarder, metrics, tracer, or a number)\n"
     "      --since T      from T after the first event (T: 1.5, 1.5s, 250ms, 40us)\n"
     "      --until T      up to T after the first event\n"
-    "  summary FILE   per kind and per actor: messages, time handling (p50/p99/max),\n"
+    "  summary FILE   the cluster events, counted by kind, the newest listed; then\n"
+    "                 per kind and per actor: messages, time handling (p50/p99/max),\n"
     "                 mailbox wait (p50/p99/max), peak mailbox depth, bytes moved;\n"
     "                 the most lagging receivers and the slowest actors first\n"
     "      --top N        per-actor rows to print (default 50, 0 = all)\n"
     "  chrome FILE    Chrome Trace Event JSON on stdout, for ui.perfetto.dev or\n"
     "                 chrome://tracing: a track per actor, a slice per turn, flow\n"
-    "                 arrows from send to handling, depth and lag counters\n"
+    "                 arrows from send to handling, depth and lag counters, cluster\n"
+    "                 events as instant events across every track\n"
     "  info FILE      the header and counts\n"
     "\n"
     "common options:\n"
@@ -137,13 +140,14 @@ static int parse_args(int argc, char **argv, opts *o)
 static int info(const char *name, const fy_trfile *f)
 {
     const fy_trace_file_hdr *h = fy_trfile_hdr(f);
-    size_t nev, nact;
+    size_t nev, nact, ncl;
     fy_trfile_events(f, &nev);
     fy_trfile_actors(f, &nact);
+    fy_trfile_clusters(f, &ncl);
     printf("file=%s version=%u kind=%s pid=%u threads=%u ring_events=%u events=%zu actors=%zu "
-           "lost=%llu\n",
+           "lost=%llu cluster_events=%zu\n",
            name, h->version, h->flags & 1 ? "stream" : "dump", h->pid, h->threads,
-           h->ring_events, nev, nact, (unsigned long long)fy_trfile_lost(f));
+           h->ring_events, nev, nact, (unsigned long long)fy_trfile_lost(f), ncl);
     if (fy_trfile_warning(f)[0])
         printf("warning=\"%s\"\n", fy_trfile_warning(f));
     return 0;

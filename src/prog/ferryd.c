@@ -28,6 +28,7 @@
 #include "ferry/klog.h"
 #include "ferry/proto.h"
 #include "ferry/sched.h"
+#include "cluster/cltrace.h"
 #include "cluster/member.h"
 #include "relay/auth.h"
 #include "relay/conf.h"
@@ -428,10 +429,15 @@ static void announce(const fy_conf *conf, const fy_auth *auth, fy_relay *relay, 
 
 /* ---- --cluster ---------------------------------------------------------------- */
 
+/* Cluster events into the trace (the member's thread only); freed after
+ * the relay, which stops the member. */
+static fy_cltrace *cltrace;
+
 /* The member's thread tells of each channel's leader as it changes. */
 static void on_lead(void *arg, const fy_member_view *v)
 {
     (void)arg;
+    fy_cltrace_view(cltrace, v);
     fy_klog(FY_LOG_INFO, "cluster channel leader", "channel=%s leader=%s addr=%s epoch=%llu "
             "leading=%s isr=%u r=%u", v->chan, v->st->leader, v->leader_addr[0] ?
             v->leader_addr : "-", (unsigned long long)v->st->epoch, v->leading ? "yes" : "no",
@@ -481,8 +487,11 @@ static int start(const fy_conf *conf, fy_auth *auth, fy_relay **out)
     }
     fy_relay_bound(relay, addr, sizeof addr);
     fy_member *member = NULL;
+    if (conf->cluster[0])
+        (void)fy_cltrace_new(fy_relay_sched(relay), &cltrace); /* none: no cluster events */
     if (conf->cluster[0] && join_cluster(conf, addr, &member) < 0) {
         fy_relay_free(relay);
+        fy_cltrace_free(cltrace);
         fy_auth_free(auth);
         return 1;
     }
@@ -491,6 +500,7 @@ static int start(const fy_conf *conf, fy_auth *auth, fy_relay **out)
         fy_klog(FY_LOG_ERROR, "cannot start", "err=%s text=\"%s\"", fy_errname(rc), err);
         fy_relay_stop(relay, (unsigned)conf->drain_timeout * 1000u);
         fy_relay_free(relay);
+        fy_cltrace_free(cltrace);
         fy_auth_free(auth);
         return 1;
     }
@@ -554,6 +564,7 @@ static void shut_down(int sig, const fy_conf *now, fy_relay *relay, fy_auth *aut
     notify("STOPPING=1\nSTATUS=draining");
     int rc = fy_relay_stop(relay, drain_ms);
     fy_relay_free(relay);
+    fy_cltrace_free(cltrace);
     fy_auth_free(auth);
     fy_klog(FY_LOG_INFO, "exit", "forced=%s", rc < 0 ? "yes" : "no");
 }

@@ -305,7 +305,8 @@ int fy_sched_new(const fy_sched_opts *o, fy_sched **out)
             goto fail;
     }
     s->tab = calloc(FY__TRACE_ACTORS, sizeof(*s->tab));
-    if (!s->tab)
+    s->cl = events ? calloc(FY__TRACE_CLUSTER, sizeof(*s->cl)) : NULL;
+    if (!s->tab || (events && !s->cl))
         goto fail;
     if ((err = fy__io_new(s, &s->io)) < 0)
         goto fail;
@@ -420,6 +421,7 @@ void fy_sched_free(fy_sched *s)
     fy__msg_spare_free(&s->msg_spare);
     free(s->thr);
     free(s->tab);
+    free(s->cl);
     fy__io_free(s->io);
     pthread_cond_destroy(&s->cond);
     pthread_mutex_destroy(&s->lock);

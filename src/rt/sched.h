@@ -35,6 +35,7 @@ typedef struct fy__thr {
 enum { FY__RUNNING = 0, FY__PARKED = 1 };
 
 #define FY__TRACE_ACTORS 4096 /* actor-table entries kept for the trace */
+#define FY__TRACE_CLUSTER 256 /* cluster events kept for the trace */
 
 struct fy_sched {
     unsigned n;
@@ -58,6 +59,8 @@ struct fy_sched {
     int started, exit_req, closing, joined;
     fy__trace_actor *tab; /* the last FY__TRACE_ACTORS actors created */
     uint64_t tab_n;
+    fy__trace_cl *cl; /* the last FY__TRACE_CLUSTER cluster events */
+    uint64_t cl_n;
 };
 
 /* The calling thread's scheduler record, NULL off the scheduler. */

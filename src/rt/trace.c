@@ -10,13 +10,16 @@
  * rule only the events after a reader's cursor, so a streaming reader pays
  * for the new events rather than for the whole ring.  The actor table is
  * a fixed array of the last FY__TRACE_ACTORS actors created (in sched.c,
- * under the scheduler's lock), so a long-running daemon does not grow it.
+ * under the scheduler's lock), so a long-running daemon does not grow it;
+ * cluster events, recorded off the scheduler by the member's thread, are
+ * kept the same way (the last FY__TRACE_CLUSTER, under the same lock).
  * The format is in docs/trace-format.md.
  */
 #include "rt/trace.h"
 
 #include <ck_pr.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -29,6 +32,8 @@
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "trace records are written in host order");
 
 #define LABEL_RECS 2 /* 64 label bytes after an actor record */
+#define CL_RECS (FY_TRACE_CL_TEXT / 32) /* text records after a cluster record */
+_Static_assert(FY_TRACE_CL_TEXT % 32 == 0, "a cluster event's text fills whole records");
 
 int fy__ring_init(fy__ring *r, size_t events)
 {
@@ -81,6 +86,22 @@ void fy_trace_emit(uint16_t type, uint32_t actor, uint64_t a, uint64_t b)
     fy__trace_emit_ts(t, ts, type, actor, a, b);
 }
 #endif
+
+void fy_trace_cluster(fy_sched *s, uint16_t ev, uint64_t epoch, const char *text)
+{
+    if (!s || !s->cl)
+        return;
+    uint64_t ts = fy_now_ns();
+    pthread_mutex_lock(&s->lock);
+    fy__trace_cl *e = &s->cl[s->cl_n++ % FY__TRACE_CLUSTER];
+    memset(e, 0, sizeof(*e));
+    e->ts_ns = ts;
+    e->epoch = epoch;
+    e->serial = (uint32_t)s->cl_n;
+    e->ev = ev;
+    strncpy(e->text, text, sizeof(e->text) - 1);
+    pthread_mutex_unlock(&s->lock);
+}
 
 void fy_trace_enable(fy_sched *s, bool on)
 {
@@ -167,10 +188,26 @@ static void meta(fy_trace_rec *r, uint16_t type, uint64_t ts, uint32_t actor, ui
     r->b = b;
 }
 
-/* Header, clock record and the actor table, as one buffer. */
+/* The cluster events, oldest first, into recs from n; the new n.  Under
+ * the scheduler's lock. */
+static size_t cluster_recs(const fy_sched *s, fy_trace_rec *recs, size_t n)
+{
+    uint64_t first = s->cl_n > FY__TRACE_CLUSTER ? s->cl_n - FY__TRACE_CLUSTER : 0;
+    for (uint64_t i = first; s->cl && i < s->cl_n; i++) {
+        const fy__trace_cl *e = &s->cl[i % FY__TRACE_CLUSTER];
+        meta(&recs[n++], FY_TR_META_CLUSTER, e->ts_ns, e->serial, e->ev, e->epoch, CL_RECS);
+        memcpy(&recs[n], e->text, sizeof(e->text)); /* NUL-padded */
+        n += CL_RECS;
+    }
+    return n;
+}
+
+/* Header, clock record, the actor table and the cluster events, as one
+ * buffer. */
 static int write_head(fy_sched *s, int fd)
 {
-    size_t max = 2 + (size_t)FY__TRACE_ACTORS * (1 + LABEL_RECS);
+    size_t max = 2 + (size_t)FY__TRACE_ACTORS * (1 + LABEL_RECS) +
+                 (size_t)FY__TRACE_CLUSTER * (1 + CL_RECS);
     fy_trace_rec *recs = calloc(max, sizeof(*recs));
     if (!recs)
         return -ENOMEM;
@@ -197,6 +234,7 @@ static int write_head(fy_sched *s, int fd)
         memcpy(&recs[n], e->label, len); /* the rest stays NUL */
         n += LABEL_RECS;
     }
+    n = cluster_recs(s, recs, n);
     pthread_mutex_unlock(&s->lock);
 
     int err = fy_fd_write_all(fd, &h, sizeof(h));

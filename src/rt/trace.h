@@ -28,6 +28,13 @@ typedef struct fy__trace_actor {
     char label[64];
 } fy__trace_actor;
 
+typedef struct fy__trace_cl {
+    uint64_t ts_ns, epoch;
+    uint32_t serial;
+    uint16_t ev;
+    char text[FY_TRACE_CL_TEXT];
+} fy__trace_cl;
+
 struct fy__thr;
 
 /* Scheduler thread t, tracing on: record an event stamped ts (a clock the

@@ -269,6 +269,26 @@ static int event(chrome *c, const fy_trace_rec *e, uint64_t *park)
     return 0;
 }
 
+/* Cluster events: global instant events (a line across every track),
+ * named "cluster leader" etc., the text in args. */
+static void clusters(chrome *c)
+{
+    size_t n;
+    const fy_trfile_cluster *cl = fy_trfile_clusters(c->f, &n);
+    char b[16];
+
+    for (size_t i = 0; i < n; i++) {
+        sep(c);
+        fprintf(c->o, "{\"ph\":\"i\",\"s\":\"g\",\"name\":\"cluster %s\",\"pid\":%d,"
+                "\"tid\":0,\"ts\":", fy_trfile_cluster_name(cl[i].ev, b, sizeof b),
+                FY_TRCHROME_SCHED_PID);
+        us(c, cl[i].ts_ns);
+        fprintf(c->o, ",\"args\":{\"epoch\":%" PRIu64 ",\"text\":", cl[i].epoch);
+        jstr(c->o, cl[i].text);
+        fputs("}}", c->o);
+    }
+}
+
 int fy_trchrome_write(FILE *o, const fy_trfile *f)
 {
     size_t n;
@@ -285,6 +305,7 @@ int fy_trchrome_write(FILE *o, const fy_trfile *f)
         metadata(&c);
         for (size_t i = 0; i < n && rc == 0; i++)
             rc = event(&c, &ev[i], park);
+        clusters(&c);
         fputs("\n]}\n", o);
     }
     free(park);

@@ -122,13 +122,33 @@ static int pass(const fy_trfile *f, const fy_trace_rec *e, uint64_t t0,
     return 1;
 }
 
+/* A cluster event's line; only without an actor or kind filter (it
+ * belongs to no actor). */
+static long cluster_line(FILE *o, const fy_trfile_cluster *c, uint64_t t0,
+                         const fy_trdump_filter *flt)
+{
+    char b[16];
+    uint64_t rel = c->ts_ns - t0;
+    if (flt->actor || flt->kind >= 0 || rel < flt->since || rel > flt->until)
+        return 0;
+    fprintf(o, "%4" PRIu64 ".%09" PRIu64 " --  %-10s %s epoch=%" PRIu64 " ", rel / 1000000000u,
+            rel % 1000000000u, "cluster", fy_trfile_cluster_name(c->ev, b, sizeof b), c->epoch);
+    for (const char *p = c->text; *p; p++)
+        fputc(*p >= 32 && *p < 127 ? *p : '?', o);
+    fputc('\n', o);
+    return 1;
+}
+
 long fy_trdump_print(FILE *o, const char *name, const fy_trfile *f, const fy_trdump_filter *flt)
 {
-    size_t n;
+    size_t n, ncl, ci = 0;
     const fy_trace_rec *ev = fy_trfile_events(f, &n);
+    const fy_trfile_cluster *cl = fy_trfile_clusters(f, &ncl);
     uint64_t t0 = n ? ev[0].ts_ns : 0;
+    if (ncl && (!n || cl[0].ts_ns < t0))
+        t0 = cl[0].ts_ns; /* the timeline starts with whichever came first */
     char when[64] = "unknown", t[16];
-    uint64_t real = n ? fy_trfile_real_ns(f, t0) : 0;
+    uint64_t real = n || ncl ? fy_trfile_real_ns(f, t0) : 0;
     if (real) {
         time_t sec = (time_t)(real / 1000000000u);
         struct tm tm;
@@ -136,13 +156,15 @@ long fy_trdump_print(FILE *o, const char *name, const fy_trfile *f, const fy_trd
         size_t k = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
         snprintf(when + k, sizeof when - k, ".%06uZ", (unsigned)(real % 1000000000u / 1000));
     }
-    fprintf(o, "# trace %s: %zu events from %s, %" PRIu64 " lost; time is seconds after it\n",
-            name, n, when, fy_trfile_lost(f));
+    fprintf(o, "# trace %s: %zu events and %zu cluster events from %s, %" PRIu64 " lost; time "
+            "is seconds after it\n", name, n, ncl, when, fy_trfile_lost(f));
     if (fy_trfile_warning(f)[0])
         fprintf(o, "# warning: %s\n", fy_trfile_warning(f));
     long lines = 0;
     for (size_t i = 0; i < n; i++) {
         const fy_trace_rec *e = &ev[i];
+        for (; ci < ncl && cl[ci].ts_ns <= e->ts_ns; ci++)
+            lines += cluster_line(o, &cl[ci], t0, flt);
         if (!pass(f, e, t0, flt))
             continue;
         uint64_t rel = e->ts_ns - t0;
@@ -153,6 +175,8 @@ long fy_trdump_print(FILE *o, const char *name, const fy_trfile *f, const fy_trd
         fputc('\n', o);
         lines++;
     }
+    for (; ci < ncl; ci++)
+        lines += cluster_line(o, &cl[ci], t0, flt);
     fflush(o);
     return ferror(o) ? -EIO : lines;
 }

@@ -32,6 +32,8 @@ struct fy_trfile {
     size_t nev;
     fy_trfile_actor *act;
     size_t nact;
+    fy_trfile_cluster *cl;
+    size_t ncl, capcl;
     uint64_t *lost; /* per thread */
     unsigned nthr;
     uint64_t clock_mono, clock_real;
@@ -68,6 +70,17 @@ const char *fy_trfile_kind_name(uint16_t kind, char *buf, size_t cap)
     if (kind < sizeof kind_names / sizeof *kind_names && kind_names[kind])
         return kind_names[kind];
     snprintf(buf, cap, "kind%u", (unsigned)kind);
+    return buf;
+}
+
+const char *fy_trfile_cluster_name(uint16_t ev, char *buf, size_t cap)
+{
+    static const char *const names[] = {[FY_TR_CL_LEADER] = "leader", [FY_TR_CL_ISR] = "isr",
+                                        [FY_TR_CL_FAILOVER] = "failover",
+                                        [FY_TR_CL_NOTE] = "note"};
+    if (ev < sizeof names / sizeof *names && names[ev])
+        return names[ev];
+    snprintf(buf, cap, "cluster%u", (unsigned)ev);
     return buf;
 }
 
@@ -192,6 +205,24 @@ static int add_actor(fy_trfile *f, size_t *cap, const fy_trace_rec *m, const uin
     return 0;
 }
 
+static int add_cluster(fy_trfile *f, const fy_trace_rec *m, uint64_t pos, const uint8_t *text,
+                       size_t avail)
+{
+    if (grow((void **)&f->cl, &f->capcl, f->ncl + 1, sizeof *f->cl) < 0)
+        return -ENOMEM;
+    fy_trfile_cluster *c = &f->cl[f->ncl++];
+    memset(c, 0, sizeof *c);
+    c->ts_ns = m->ts_ns;
+    c->epoch = m->a;
+    c->serial = m->actor;
+    c->ev = m->thread;
+    c->pos = pos;
+    size_t len = avail < sizeof c->text - 1 ? avail : sizeof c->text - 1;
+    memcpy(c->text, text, len);
+    c->text[strnlen(c->text, len)] = 0;
+    return 0;
+}
+
 static int note_thread(fy_trfile *f, unsigned t, uint64_t lost)
 {
     if (t >= f->nthr) {
@@ -203,6 +234,45 @@ static int note_thread(fy_trfile *f, unsigned t, uint64_t lost)
         f->nthr = t + 1;
     }
     f->lost[t] += lost;
+    return 0;
+}
+
+/* A meta record's own fields: the clock, loss counts, checks; *follow
+ * gets the records it announces.  0, or fail()'s error. */
+static int meta_rec(fy_trfile *f, const fy_trace_rec *m, uint64_t off, uint64_t *follow,
+                    char *err, size_t cap)
+{
+    switch (m->type) {
+    case FY_TR_META_CLOCK:
+        f->clock_mono = m->ts_ns;
+        f->clock_real = m->a;
+        f->has_clock = true;
+        break;
+    case FY_TR_META_ACTOR:
+        *follow = m->b;
+        if (m->b > 64 || m->a > m->b * 32)
+            return fail(err, cap, -FY_ECORRUPT,
+                        "actor record at byte %llu: label of %llu bytes in %llu records",
+                        (unsigned long long)off, (unsigned long long)m->a,
+                        (unsigned long long)m->b);
+        break;
+    case FY_TR_META_CLUSTER:
+        *follow = m->b;
+        if (m->b > 64)
+            return fail(err, cap, -FY_ECORRUPT, "cluster record at byte %llu: %llu text records",
+                        (unsigned long long)off, (unsigned long long)m->b);
+        break;
+    case FY_TR_META_THREAD:
+        *follow = m->b;
+        if (m->thread >= MAX_THREADS)
+            return fail(err, cap, -FY_ECORRUPT, "thread record at byte %llu: thread index %u",
+                        (unsigned long long)off, m->thread);
+        if (note_thread(f, m->thread, m->a) < 0)
+            return -ENOMEM;
+        break;
+    default:
+        break; /* a meta record of a later minor revision: one record, skipped */
+    }
     return 0;
 }
 
@@ -226,46 +296,29 @@ static int walk(fy_trfile *f, const uint8_t *base, size_t nrec, unsigned flags, 
             continue;
         }
         uint64_t follow = 0;
-        switch (r.type) {
-        case FY_TR_META_CLOCK:
-            f->clock_mono = r.ts_ns;
-            f->clock_real = r.a;
-            f->has_clock = true;
-            break;
-        case FY_TR_META_ACTOR:
-            follow = r.b;
-            if (r.b > 64 || r.a > r.b * 32)
-                return fail(err, cap, -FY_ECORRUPT,
-                            "actor record at byte %llu: label of %llu bytes in %llu records",
-                            (unsigned long long)off, (unsigned long long)r.a,
-                            (unsigned long long)r.b);
-            break;
-        case FY_TR_META_THREAD:
-            follow = r.b;
-            if (r.thread >= MAX_THREADS)
-                return fail(err, cap, -FY_ECORRUPT, "thread record at byte %llu: thread index %u",
-                            (unsigned long long)off, r.thread);
-            if (note_thread(f, r.thread, r.a) < 0)
-                return -ENOMEM;
-            break;
-        default:
-            break; /* a meta record of a later minor revision: one record, skipped */
-        }
+        int rc = meta_rec(f, &r, off, &follow, err, cap);
+        if (rc < 0)
+            return rc;
         if (follow > nrec - i - 1) {
             if (!(flags & FY_TRFILE_PARTIAL))
                 return fail(err, cap, -FY_ETRUNC,
                             "truncated: the %s record at byte %llu announces %llu records, "
                             "the file holds %zu more",
-                            r.type == FY_TR_META_ACTOR ? "actor" : "thread",
+                            r.type == FY_TR_META_ACTOR     ? "actor"
+                            : r.type == FY_TR_META_CLUSTER ? "cluster"
+                                                           : "thread",
                             (unsigned long long)off, (unsigned long long)follow, nrec - i - 1);
             snprintf(f->warn, sizeof f->warn,
                      "file cut at byte %llu: %llu of %llu announced records present",
                      (unsigned long long)(hs + (uint64_t)nrec * 32),
                      (unsigned long long)(nrec - i - 1), (unsigned long long)follow);
             follow = nrec - i - 1;
-            if (r.type == FY_TR_META_ACTOR)
-                break; /* a label cut short is no actor */
+            if (r.type == FY_TR_META_ACTOR || r.type == FY_TR_META_CLUSTER)
+                break; /* a label or text cut short is no actor or event */
         }
+        if (r.type == FY_TR_META_CLUSTER &&
+            add_cluster(f, &r, i, base + (i + 1) * 32, (size_t)follow * 32) < 0)
+            return -ENOMEM;
         if (r.type == FY_TR_META_ACTOR &&
             add_actor(f, &actcap, &r, base + (i + 1) * 32, (size_t)follow * 32) < 0)
             return -ENOMEM;
@@ -287,8 +340,42 @@ static int walk(fy_trfile *f, const uint8_t *base, size_t nrec, unsigned flags, 
     return 0;
 }
 
+static int cmp_cl_serial(const void *x, const void *y)
+{
+    const fy_trfile_cluster *a = x, *b = y;
+    if (a->serial != b->serial)
+        return a->serial < b->serial ? -1 : 1;
+    return a->pos < b->pos ? -1 : a->pos > b->pos;
+}
+
+static int cmp_cl_time(const void *x, const void *y)
+{
+    const fy_trfile_cluster *a = x, *b = y;
+    if (a->ts_ns != b->ts_ns)
+        return a->ts_ns < b->ts_ns ? -1 : 1;
+    return a->serial < b->serial ? -1 : a->serial > b->serial;
+}
+
+/* Cluster events by time, each serial once: of a serial repeated (a head
+ * written again), the one read last. */
+static void finish_clusters(fy_trfile *f)
+{
+    if (f->ncl < 2)
+        return;
+    qsort(f->cl, f->ncl, sizeof *f->cl, cmp_cl_serial);
+    size_t k = 0;
+    for (size_t i = 0; i < f->ncl; i++) {
+        if (i + 1 < f->ncl && f->cl[i + 1].serial == f->cl[i].serial)
+            continue;
+        f->cl[k++] = f->cl[i];
+    }
+    f->ncl = k;
+    qsort(f->cl, f->ncl, sizeof *f->cl, cmp_cl_time);
+}
+
 static int finish(fy_trfile *f, ord_rec *ev)
 {
+    finish_clusters(f);
     if (f->nev)
         qsort(ev, f->nev, sizeof *ev, cmp_ord);
     f->ev = malloc((f->nev ? f->nev : 1) * sizeof *f->ev);
@@ -412,6 +499,7 @@ void fy_trfile_free(fy_trfile *f)
         return;
     free(f->ev);
     free(f->act);
+    free(f->cl);
     free(f->lost);
     free(f);
 }
@@ -439,6 +527,12 @@ const fy_trfile_actor *fy_trfile_actor_find(const fy_trfile *f, uint32_t id)
 {
     fy_trfile_actor key = {.id = id};
     return f->nact ? bsearch(&key, f->act, f->nact, sizeof key, cmp_act) : NULL;
+}
+
+const fy_trfile_cluster *fy_trfile_clusters(const fy_trfile *f, size_t *n)
+{
+    *n = f->ncl;
+    return f->cl;
 }
 
 uint64_t fy_trfile_lost(const fy_trfile *f)

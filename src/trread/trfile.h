@@ -30,6 +30,16 @@ typedef struct fy_trfile_actor {
     char label[65]; /* NUL-terminated, raw bytes as recorded */
 } fy_trfile_actor;
 
+/* A cluster event (FY_TR_META_CLUSTER): what the relay's member saw. */
+typedef struct fy_trfile_cluster {
+    uint64_t ts_ns;
+    uint64_t epoch;
+    uint32_t serial; /* the relay's count of cluster events, from 1 */
+    uint16_t ev;     /* enum fy_trace_cluster */
+    char text[FY_TRACE_CL_TEXT + 1]; /* key=value, NUL-terminated, as recorded */
+    uint64_t pos; /* its record's index in the file */
+} fy_trfile_cluster;
+
 enum {
     /* Accept a file cut in the middle of its last record or block (a dump
      * interrupted by a crash, a streamed file still being written): use the
@@ -54,6 +64,9 @@ const fy_trace_rec *fy_trfile_events(const fy_trfile *f, size_t *n);
 /* Actors ordered by id; fy_trfile_actor_find() finds one (NULL when unknown). */
 const fy_trfile_actor *fy_trfile_actors(const fy_trfile *f, size_t *n);
 const fy_trfile_actor *fy_trfile_actor_find(const fy_trfile *f, uint32_t id);
+/* Cluster events ordered by time (a serial repeated keeps the last one in
+ * the file). */
+const fy_trfile_cluster *fy_trfile_clusters(const fy_trfile *f, size_t *n);
 /* Events lost to ring wrap-around, over all threads, and the number of
  * threads seen (highest index + 1). */
 uint64_t fy_trfile_lost(const fy_trfile *f);
@@ -69,6 +82,8 @@ const char *fy_trfile_warning(const fy_trfile *f);
  * "kind<N>" in a static-free way (buf, cap >= 16). */
 const char *fy_trfile_type_name(uint16_t type, char *buf, size_t cap);
 const char *fy_trfile_kind_name(uint16_t kind, char *buf, size_t cap);
+/* "leader", "isr", "failover", "note"; else "cluster<N>". */
+const char *fy_trfile_cluster_name(uint16_t ev, char *buf, size_t cap);
 /* Kind by name or number ("forwarder", "6"); -EINVAL when unknown. */
 int fy_trfile_kind_parse(const char *s);
 

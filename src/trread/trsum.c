@@ -436,6 +436,38 @@ static void print_head(FILE *o, const char *name, const fy_trfile *f, const fy_t
         fprintf(o, "warning: %s\n", fy_trfile_warning(f));
 }
 
+/* The cluster events (FY_TR_META_CLUSTER), counted by kind, then the
+ * newest `top` of them (0: all) with their wall-clock time. */
+static void print_cluster(FILE *o, const fy_trfile *f, unsigned top)
+{
+    size_t n;
+    const fy_trfile_cluster *c = fy_trfile_clusters(f, &n);
+    uint64_t by[FY_TR_CL_NOTE + 2] = {0};
+    char b[16];
+
+    for (size_t i = 0; i < n; i++)
+        by[c[i].ev <= FY_TR_CL_NOTE ? c[i].ev : FY_TR_CL_NOTE + 1]++;
+    fprintf(o, "\ncluster events: %zu (leader=%" PRIu64 " isr=%" PRIu64 " failover=%" PRIu64
+            " note=%" PRIu64 " other=%" PRIu64 ")\n", n, by[FY_TR_CL_LEADER], by[FY_TR_CL_ISR],
+            by[FY_TR_CL_FAILOVER], by[FY_TR_CL_NOTE], by[0] + by[FY_TR_CL_NOTE + 1]);
+    size_t from = top && n > top ? n - top : 0;
+    if (from)
+        fprintf(o, "  ... %zu older (--top 0 shows all)\n", from);
+    for (size_t i = from; i < n; i++) {
+        char when[32] = "?";
+        uint64_t real = fy_trfile_real_ns(f, c[i].ts_ns);
+        if (real) {
+            time_t sec = (time_t)(real / 1000000000u);
+            struct tm tm;
+            gmtime_r(&sec, &tm);
+            size_t k = strftime(when, sizeof when, "%H:%M:%S", &tm);
+            snprintf(when + k, sizeof when - k, ".%03u", (unsigned)(real % 1000000000u / 1000000));
+        }
+        fprintf(o, "  %s %-8s epoch=%" PRIu64 " %s\n", when,
+                fy_trfile_cluster_name(c[i].ev, b, sizeof b), c[i].epoch, c[i].text);
+    }
+}
+
 int fy_trsum_print(FILE *o, const char *name, const fy_trfile *f, const fy_trsum *s,
                    unsigned top)
 {
@@ -443,6 +475,7 @@ int fy_trsum_print(FILE *o, const char *name, const fy_trfile *f, const fy_trsum
     if (!v)
         return -ENOMEM;
     print_head(o, name, f, s);
+    print_cluster(o, f, top);
 
     size_t nl = 0;
     for (size_t i = 0; i < s->nact; i++)

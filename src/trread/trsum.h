@@ -65,8 +65,9 @@ void fy_trsum_free(fy_trsum *s); /* NULL ignored */
 /* The actor's figures, NULL when it has no events. */
 const fy_trsum_actor *fy_trsum_actor_find(const fy_trsum *s, uint32_t id);
 
-/* Print the summary: lagging forwarders, slowest actors, per kind, per
- * actor (at most top actors; 0 = all).  name labels the file.  Returns 0 or
+/* Print the summary: the cluster events (counted by kind, the newest top
+ * listed), lagging forwarders, slowest actors, per kind, per actor (at
+ * most top actors; 0 = all).  name labels the file.  Returns 0 or
  * -EIO when the stream failed. */
 int fy_trsum_print(FILE *o, const char *name, const fy_trfile *f, const fy_trsum *s,
                    unsigned top);

@@ -27,7 +27,10 @@
 #include "trread/trfile.h"
 #include "relay/trsnap.h"
 #include "tracer.h"
+#include "trread/trchrome.h"
+#include "trread/trdump.h"
 #include "trread/trsum.h"
+#include "cluster/cltrace.h"
 
 typedef struct tdir {
     char dir[64];
@@ -99,6 +102,119 @@ static void test_stream_exactly_once(void **state)
     /* Every message once: no gap, no duplicate chunk.  The runtime counts
      * the stop message in the actor's last turn, hence the one extra. */
     assert_true(n == 3000 || n == 3001);
+}
+
+/* FY_TR_META_CLUSTER records in the file as written (the reader would
+ * hide a duplicate: it keeps each serial once). */
+static size_t raw_clusters(const char *path)
+{
+    FILE *fp = fopen(path, "rb");
+    fy_trace_file_hdr h;
+    fy_trace_rec r;
+    size_t n = 0;
+    assert_non_null(fp);
+    assert_int_equal(fread(&h, sizeof h, 1, fp), 1);
+    while (fread(&r, sizeof r, 1, fp) == 1) {
+        n += r.type == FY_TR_META_CLUSTER;
+        if (r.type == FY_TR_META_ACTOR || r.type == FY_TR_META_CLUSTER)
+            fseek(fp, (long)r.b * 32, SEEK_CUR); /* label or text records */
+    }
+    fclose(fp);
+    return n;
+}
+
+/* One member view of channel c1 into the cluster tracer. */
+static void view(fy_cltrace *ct, const char *leader, uint64_t epoch, const char *isr, bool me)
+{
+    fy_chanstate st = {.epoch = epoch, .r = 2};
+    snprintf(st.leader, sizeof st.leader, "%s", leader);
+    for (const char *p = isr; *p && st.nisr < FY_CLUSTER_NODES_MAX;) {
+        size_t l = strcspn(p, ",");
+        snprintf(st.isr[st.nisr++], sizeof st.isr[0], "%.*s", (int)l, p);
+        p += l + (p[l] == ',');
+    }
+    fy_member_view v = {.chan = "c1", .leading = me, .st = &st, .leader_addr = "127.0.0.1:1"};
+    fy_cltrace_view(ct, &v);
+}
+
+/* Cluster events (the member's views, told apart by cltrace.c, and a
+ * relay's own note) go into the streamed file once each, across ticks and
+ * rotations, and ferry-trace's dump and summary show and count them. */
+static void test_stream_cluster_events(void **state)
+{
+    tdir *t = *state;
+    char path[128], err[256];
+    snprintf(path, sizeof path, "%s/cl.trace", t->dir);
+    rec_run r = {0};
+    assert_int_equal(rec_start(&r, 1 << 16), 0);
+    fy_actor *tr = NULL;
+    fy_tracer_opts o = {.path = path, .max_bytes = 64 * 1024, .period_ms = 5};
+    assert_int_equal(fy_tracer_new(r.s, &o, &tr, err, sizeof err), 0);
+    fy_cltrace *ct = NULL;
+    assert_int_equal(fy_cltrace_new(r.s, &ct), 0);
+    view(ct, "n1", 1, "n1", false);            /* first seen: leader */
+    view(ct, "n1", 1, "n1", false);            /* nothing changed: no event */
+    rec_sleep_ms(12);
+    view(ct, "n1", 1, "n1,n2,n3", false);      /* isr */
+    for (int k = 0; k < 10; k++) {             /* rotations in between */
+        assert_int_equal(rec_send(&r, (uint64_t)k * 200 + 1, 200), 0);
+        rec_sleep_ms(6);
+    }
+    view(ct, "n2", 2, "n2,n3", true);          /* n1 gone: failover */
+    fy_cltrace_isr_ask(r.s, "c1", 2, "n3", false, "lag");
+    fy_actor_stop(tr);
+    fy_actor_unref(tr);
+    rec_stop(&r);
+    fy_cltrace_free(ct);
+
+    char path1[140];
+    struct stat st;
+    snprintf(path1, sizeof path1, "%s.1", path);
+    assert_int_equal(stat(path1, &st), 0); /* it rotated */
+    assert_int_equal(raw_clusters(path), 4); /* FILE: all of them once, none twice */
+    fy_trfile *f = NULL;
+    assert_int_equal(fy_trfile_open(path, 0, &f, err, sizeof err), 0);
+    size_t n;
+    const fy_trfile_cluster *c = fy_trfile_clusters(f, &n);
+    assert_int_equal(n, 4);
+    assert_int_equal(c[0].ev, FY_TR_CL_LEADER);
+    assert_int_equal(c[0].epoch, 1);
+    assert_string_equal(c[0].text, "channel=c1 leader=n1 old_epoch=0 isr=n1 r=2 leading=no");
+    assert_int_equal(c[1].ev, FY_TR_CL_ISR);
+    assert_string_equal(c[1].text, "channel=c1 isr=n1,n2,n3 old_isr=n1 r=2 leading=no");
+    assert_int_equal(c[2].ev, FY_TR_CL_FAILOVER);
+    assert_int_equal(c[2].epoch, 2);
+    assert_string_equal(c[2].text,
+                        "channel=c1 leader=n2 old_leader=n1 old_epoch=1 isr=n2,n3 leading=yes");
+    assert_int_equal(c[3].ev, FY_TR_CL_NOTE);
+    for (size_t i = 1; i < n; i++)
+        assert_true(c[i - 1].serial < c[i].serial);
+
+    char *txt = NULL;
+    size_t tl = 0;
+    FILE *out = open_memstream(&txt, &tl);
+    fy_trdump_filter all = {.kind = -1, .until = UINT64_MAX};
+    assert_true(fy_trdump_print(out, "cl.trace", f, &all) >= 4);
+    fy_trsum *sum = NULL;
+    assert_int_equal(fy_trsum_compute(f, &sum), 0);
+    assert_int_equal(fy_trsum_print(out, "cl.trace", f, sum, 50), 0);
+    assert_int_equal(fy_trchrome_write(out, f), 0);
+    fclose(out);
+    assert_non_null(strstr(txt, "\"name\":\"cluster failover\""));
+    assert_non_null(strstr(txt, " cluster    failover epoch=2 channel=c1 leader=n2 old_leader=n1"));
+    assert_non_null(strstr(txt, "cluster events: 4 (leader=1 isr=1 failover=1 note=1 other=0)"));
+    assert_non_null(strstr(txt, "note     epoch=2 channel=c1 node=n3 isr=out why=lag"));
+    free(txt);
+    /* An actor or kind filter leaves the cluster lines out (they belong to no actor). */
+    txt = NULL;
+    out = open_memstream(&txt, &tl);
+    fy_trdump_filter kind = {.kind = REC_KIND_S, .until = UINT64_MAX};
+    assert_true(fy_trdump_print(out, "cl.trace", f, &kind) > 0);
+    fclose(out);
+    assert_null(strstr(txt, "--  cluster"));
+    free(txt);
+    fy_trsum_free(sum);
+    fy_trfile_free(f);
 }
 
 static void test_stream_rotates(void **state)
@@ -265,6 +381,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_stream_exactly_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_rotates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_cluster_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_burst_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_dump, setup, teardown),
