@@ -114,6 +114,7 @@ typedef struct fy__ctx {
     fy_addr up_addr[FY_ADDR_MAX]; /* the upstream's addresses, resolved once at start */
     size_t up_naddr;     /* 0: no upstream */
     fy_syncer *syncer;   /* the sync worker every channel's log uses (store/syncer.c) */
+    struct fy_hasher *hasher; /* the hash workers (relay/hasher.c); NULL: writers hash in series */
     char chan_root[4200];/* DATA/channels */
     /* --cluster: this relay's membership (src/cluster/member.h), or NULL.
      * Actors only call its non-blocking side (serve, lead_of: a mutex held
@@ -313,6 +314,7 @@ enum fy__msg {
     FY_RM_IDX_DONE,                   /* indexer closed */
     FY_RM_DAMAGED,                    /* the scrubber found damaged frames */
     FY_RM_SYNCED,                     /* the sync worker finished a job of the writer's log */
+    FY_RM_HASHED,                     /* a hash worker finished jobs of the writer's stream */
     FY_RM_LEASE,                      /* a session was given this channel */
     FY_RM_CLOSE,                      /* registry: close if still unused, else CHAN_KEEP */
     /* to an indexer */
