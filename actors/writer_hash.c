@@ -54,7 +54,7 @@ void fy__writer_hash_close(fy__writer *w)
     fy__writer_hash_own(w); /* the last credits, while the sender may still be here */
     fy_hasher_close(w->hs);
     w->hs = NULL;
-    fy_klog(FY_LOG_DEBUG, "hash stream closed", "channel=%s batches_behind=%llu waits=%llu "
+    fy_klog(FY_LOG_INFO, "hash stream closed", "channel=%s batches_behind=%llu waits=%llu "
             "wait_ms=%.3f", w->chan->name, (unsigned long long)jobs,
             (unsigned long long)waits, (double)wait_ns / 1e6);
 }
