@@ -599,6 +599,7 @@ static void dtor(void *state)
     free(w->fwd);
     fy_hasher_close(w->hs); /* a forced stop: its jobs release their batches */
     free(w->hops);
+    free(w->hheld);
     fy_sha256_free(w->sha);
     fy__writer_names_free(w);
     fy__writer_wb_free(w);

@@ -368,7 +368,8 @@ static void publish_stage(fy__writer *w, fy__batch *b, bool *behind, uint64_t he
 static void acknowledge_stage(fy__writer *w, fy_actor *to, uint64_t held, const uint64_t *acks,
                               size_t nacks, int rc, const refusal *r)
 {
-    fy__writer_answer(w, to, held, acks, nacks);
+    if (held || nacks) /* else hashed behind: the worker's report credits it */
+        fy__writer_answer(w, to, held, acks, nacks);
     if (w->ctx->conf->fsync_mode == FY_FSYNC_INTERVAL && w->dirty && !w->fsync_armed) {
         w->fsync_armed = true;
         fy_timer_after(w->self, w->ctx->conf->fsync_ms, FY__TM_FSYNC);

@@ -18,6 +18,7 @@
  * whose digest differs is still refused before its file-end is stored,
  * acknowledged or forwarded.
  */
+#include <errno.h>
 #include <stdlib.h>
 
 #include "ferry/err.h"
@@ -54,19 +55,34 @@ void fy__writer_hash_close(fy__writer *w)
     fy__writer_hash_own(w); /* the last credits, while the sender may still be here */
     fy_hasher_close(w->hs);
     w->hs = NULL;
+    free(w->hheld);
+    w->hheld = NULL;
+    w->hheld_n = w->hheld_cap = 0;
     fy_klog(FY_LOG_INFO, "hash stream closed", "channel=%s batches_behind=%llu waits=%llu "
             "wait_ms=%.3f", w->chan->name, (unsigned long long)jobs,
             (unsigned long long)waits, (double)wait_ns / 1e6);
 }
 
-/* The worker's finished credits to the sender: through the write-behind
- * queue as any credit, or at once when the log failed (nothing will be
- * durable again, and the sender waits for its budget to end cleanly). */
+/* One credit to the sender: through the write-behind queue as any
+ * credit, or at once when the log failed (nothing will be durable again,
+ * and the sender waits for its budget to end cleanly). */
+static void credit_one(fy__writer *w, uint64_t bytes)
+{
+    if (!w->sender)
+        return;
+    if (w->store_failed || !w->log || fy_log_failed(w->log))
+        fy__msg_credit(w->sender, bytes);
+    else
+        fy__writer_answer(w, w->sender, bytes, NULL, 0);
+}
+
+/* The credits of the batches the worker finished, one per batch, in
+ * order (an edge's mirror counts its batches by them). */
 static void credit(fy__writer *w)
 {
     int err = 0;
-    uint64_t bytes = fy_hasher_take(w->hs, &err);
 
+    (void)fy_hasher_take(w->hs, &err);
     if (err) {
         /* A worker could not start a file's hash: the writer hashes its
          * stored part back from the log before the file-end (rehash). */
@@ -74,12 +90,30 @@ static void credit(fy__writer *w)
         fy_klog(FY_LOG_WARN, "fy_sha256_reset failed", "channel=%s err=%s action=\"hash the "
                 "file back from the log at its file-end\"", w->chan->name, fy_errname(err));
     }
-    if (!bytes || !w->sender)
-        return;
-    if (w->store_failed || !w->log || fy_log_failed(w->log))
-        fy__msg_credit(w->sender, bytes);
-    else
-        fy__writer_answer(w, w->sender, bytes, NULL, 0);
+    for (uint64_t done = fy_hasher_done(w->hs); w->hheld_done < done; w->hheld_done++) {
+        uint64_t bytes = w->hheld[w->hheld_head];
+        w->hheld_head = (w->hheld_head + 1) % w->hheld_cap;
+        w->hheld_n--;
+        credit_one(w, bytes);
+    }
+}
+
+/* Room for one more credit in the ring.  0 or -ENOMEM. */
+static int held_room(fy__writer *w)
+{
+    if (w->hheld_n < w->hheld_cap)
+        return 0;
+    size_t cap = w->hheld_cap ? w->hheld_cap * 2 : 64;
+    uint64_t *v = malloc(cap * sizeof *v);
+    if (!v)
+        return -ENOMEM;
+    for (size_t i = 0; i < w->hheld_n; i++)
+        v[i] = w->hheld[(w->hheld_head + i) % w->hheld_cap];
+    free(w->hheld);
+    w->hheld = v;
+    w->hheld_head = 0;
+    w->hheld_cap = cap;
+    return 0;
 }
 
 void fy__writer_hashed(fy__writer *w)
@@ -158,6 +192,12 @@ static void hash_here(fy__writer *w, const fy__batch *b)
 
 bool fy__writer_hash_push(fy__writer *w, fy__batch *b, uint64_t held)
 {
+    if (held_room(w) < 0) {
+        fy_klog(FY_LOG_WARN, "malloc failed", "what=hash_credits channel=%s action=\"hash on "
+                "the writer's thread\"", w->chan->name);
+        hash_here(w, b);
+        return false;
+    }
     if (w->caphops < b->n) {
         fy_hash_op *v = realloc(w->hops, b->n * sizeof *v);
         if (!v) {
@@ -174,8 +214,9 @@ bool fy__writer_hash_push(fy__writer *w, fy__batch *b, uint64_t held)
     for (size_t i = 0; i < n; i++)
         if (w->hops[i].kind == FY_HASH_RESET)
             ok = true; /* unless the worker's reset fails: credit() */
-    if (fy_hasher_push(w->hs, w->hops, n, held, release, b) == 0) {
+    if (fy_hasher_push(w->hs, w->hops, n, 0, release, b) == 0) {
         w->sha_ok = ok;
+        w->hheld[(w->hheld_head + w->hheld_n++) % w->hheld_cap] = held;
         return true;
     }
     fy_klog(FY_LOG_WARN, "malloc failed", "what=hash_job channel=%s action=\"hash on the "

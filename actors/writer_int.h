@@ -75,6 +75,11 @@ typedef struct fy__writer {
     fy_hasher_stream *hs;
     fy_hash_op *hops; /* scratch for a job's ops */
     size_t caphops;
+    /* the credits (held bytes) of the batches given to hs, in order: one
+     * per batch is sent as its job finishes (an edge's mirror counts them) */
+    uint64_t *hheld;
+    size_t hheld_head, hheld_n, hheld_cap;
+    uint64_t hheld_done; /* jobs of hs whose credit was sent */
     bool digest_failed; /* the attached sender's stream broke on a refused file-end */
     uint64_t first_seq;
     uint64_t bytes, frames, files; /* for /metrics */

@@ -60,8 +60,9 @@ struct fy_hasher_stream {
     uint64_t pushed;          /* owner only */
     uint64_t waits, wait_ns;  /* owner only */
     /* Written by the worker.  done: release after the job's hashing and
-     * its credit, so an acquire load that sees it sees both. */
-    atomic_uint_fast64_t done;
+     * its credit, so an acquire load that sees it sees both; settled:
+     * after its notification too (the worker is done with the stream). */
+    atomic_uint_fast64_t done, settled;
     atomic_uint_fast64_t credit;
     atomic_int err;
     /* A notification is out and not yet taken (exchanged both ways, so
@@ -90,7 +91,10 @@ static void run(job *j)
     if (j->release)
         j->release(j->ref);
     atomic_fetch_add_explicit(&s->credit, j->credit, memory_order_relaxed);
-    /* acq_rel: publishes the credit (and err) to the take that clears it */
+    /* release: the sha's state, the credit and err before it */
+    atomic_fetch_add_explicit(&s->done, 1, memory_order_release);
+    /* After done: a take that clears the flag sees this job as done (the
+     * exchanges are acq_rel), or the flag was clear and we notify anew. */
     if (!atomic_exchange_explicit(&s->notified, true, memory_order_acq_rel) && s->fn)
         s->fn(s->arg);
 }
@@ -115,9 +119,10 @@ static void *worker_main(void *arg)
             nanosleep(&(struct timespec){d / 1000, (long)(d % 1000) * 1000000L}, NULL);
         run(j);
         pthread_mutex_lock(&w->mu);
-        /* release: the sha's state and the credit before it; after this
-         * store the stream may be freed, so nothing below touches it */
-        atomic_fetch_add_explicit(&j->s->done, 1, memory_order_release);
+        /* Under the lock, so a waiter cannot miss the broadcast; after
+         * this the stream may be freed (fy_hasher_close), so nothing below
+         * touches it. */
+        atomic_fetch_add_explicit(&j->s->settled, 1, memory_order_release);
         pthread_cond_broadcast(&w->idle);
         free(j);
     }
@@ -198,6 +203,7 @@ int fy_hasher_open(fy_hasher *h, fy_sha256 *sha, fy_hasher_notify_fn *fn, void *
     s->fn = fn;
     s->arg = arg;
     atomic_init(&s->done, 0);
+    atomic_init(&s->settled, 0);
     atomic_init(&s->credit, 0);
     atomic_init(&s->err, 0);
     atomic_init(&s->notified, false);
@@ -205,11 +211,24 @@ int fy_hasher_open(fy_hasher *h, fy_sha256 *sha, fy_hasher_notify_fn *fn, void *
     return 0;
 }
 
+/* Block until count (done or settled) reaches what was pushed.  The worker
+ * bumps done before the lock and settled under it, then broadcasts: a
+ * waiter that saw either short is woken after it moved. */
+static void wait_for(fy_hasher_stream *s, atomic_uint_fast64_t *count)
+{
+    worker *w = s->w;
+
+    pthread_mutex_lock(&w->mu);
+    while (atomic_load_explicit(count, memory_order_acquire) != s->pushed)
+        pthread_cond_wait(&w->idle, &w->mu);
+    pthread_mutex_unlock(&w->mu);
+}
+
 void fy_hasher_close(fy_hasher_stream *s)
 {
     if (!s)
         return;
-    fy_hasher_wait(s);
+    wait_for(s, &s->settled);
     free(s);
 }
 
@@ -241,6 +260,11 @@ bool fy_hasher_idle(const fy_hasher_stream *s)
     return atomic_load_explicit(&s->done, memory_order_acquire) == s->pushed;
 }
 
+uint64_t fy_hasher_done(const fy_hasher_stream *s)
+{
+    return atomic_load_explicit(&s->done, memory_order_acquire);
+}
+
 static uint64_t mono_ns(void)
 {
     struct timespec ts;
@@ -253,11 +277,7 @@ void fy_hasher_wait(fy_hasher_stream *s)
     if (fy_hasher_idle(s))
         return;
     uint64_t t0 = mono_ns();
-    worker *w = s->w;
-    pthread_mutex_lock(&w->mu);
-    while (atomic_load_explicit(&s->done, memory_order_acquire) != s->pushed)
-        pthread_cond_wait(&w->idle, &w->mu);
-    pthread_mutex_unlock(&w->mu);
+    wait_for(s, &s->done);
     s->waits++;
     s->wait_ns += mono_ns() - t0;
 }

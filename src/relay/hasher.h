@@ -70,6 +70,9 @@ int fy_hasher_push(fy_hasher_stream *s, const fy_hash_op *ops, size_t n, uint64_
 /* True when every pushed job has run: the fy_sha256 is the owner's again
  * (an acquire: the worker's writes to it are visible).  Owner only. */
 bool fy_hasher_idle(const fy_hasher_stream *s);
+/* How many of the stream's jobs have run, in push order (an acquire, as
+ * fy_hasher_idle).  Owner only. */
+uint64_t fy_hasher_done(const fy_hasher_stream *s);
 /* Block until fy_hasher_idle().  Owner only; the caller hands its
  * scheduler thread's queue to the others first if it runs on one. */
 void fy_hasher_wait(fy_hasher_stream *s);
