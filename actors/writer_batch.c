@@ -182,6 +182,7 @@ typedef struct refusal {
 /* The batch's buffers go back to the sender unused. */
 static void give_back(fy__writer *w, fy__batch *b)
 {
+    fy__writer_hash_own(w); /* the credits of earlier batches first, in order */
     if (w->sender)
         fy__msg_credit(w->sender, b->held);
     fy__batch_unref(b);
