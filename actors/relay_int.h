@@ -314,7 +314,6 @@ enum fy__msg {
     FY_RM_IDX_DONE,                   /* indexer closed */
     FY_RM_DAMAGED,                    /* the scrubber found damaged frames */
     FY_RM_SYNCED,                     /* the sync worker finished a job of the writer's log */
-    FY_RM_HASHED,                     /* a hash worker finished jobs of the writer's stream */
     FY_RM_LEASE,                      /* a session was given this channel */
     FY_RM_CLOSE,                      /* registry: close if still unused, else CHAN_KEEP */
     /* to an indexer */
@@ -341,6 +340,8 @@ enum fy__msg {
     FY_RM_CHAN_DROP,                  /* to the registry: delete a channel */
     FY_RM_DUP_ASK,                      /* session -> writer: a sender's dup-ask frame */
     FY_RM_DUP_ANSWER,                     /* writer -> session: the answer to QUERY */
+    /* hash worker -> writer (appended: the numbers above stay in traces) */
+    FY_RM_HASHED,                     /* a hash worker finished jobs of the writer's stream */
 };
 
 /* Timer tags. */
