@@ -269,6 +269,13 @@ static inline int fy__msg_synced(fy_actor *to, int rc, uint64_t seq, uint64_t by
     return fy_actor_post(to, FY_RM_SYNCED, (uint32_t)-rc, seq, bytes, NULL, NULL);
 }
 
+/* A hash worker (its thread, relay/hasher.c) -> writer: jobs of the
+ * writer's hash stream finished; their credits wait in the stream. */
+static inline int fy__msg_hashed(fy_actor *to)
+{
+    return fy_actor_post(to, FY_RM_HASHED, 0, 0, 0, NULL, NULL);
+}
+
 /* Registry -> writer: close if still unused, else answer CHAN_KEEP. */
 static inline int fy__msg_close(fy_actor *to)
 {

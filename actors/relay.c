@@ -24,6 +24,7 @@
 #include "ferry/sock.h"
 #include "ferry/trace.h"
 #include "msg.h"
+#include "relay/hasher.h"
 #include "relay/trsnap.h"
 #include "tracer.h"
 #include "relay_int.h"
@@ -193,6 +194,24 @@ static void sync_fail_hook(fy_syncer *s)
     fy_syncer_fail_after(s, (unsigned)n, -EIO);
 }
 
+/* Test hook (tests/relay/test_relay_hash.c): FERRY_TEST_HASH_DELAY_MS=N makes
+ * each hash worker job take N ms longer, so the hash lags many batches
+ * behind the append. */
+static void hash_delay_hook(fy_hasher *h)
+{
+    const char *v = getenv("FERRY_TEST_HASH_DELAY_MS");
+    char *end;
+
+    if (!v || !*v)
+        return;
+    unsigned long n = strtoul(v, &end, 10);
+    if (*end || n > 10000)
+        return;
+    fy_klog(FY_LOG_WARN, "test hook", "FERRY_TEST_HASH_DELAY_MS=%lu action=\"each hash job "
+            "waits that long\"", n);
+    fy_hasher_delay(h, (unsigned)n);
+}
+
 /* Test hook (tests/client/test_cli_storage.c): FERRY_TEST_WRITE_FAIL=ERR:N:MS
  * (ERR one of ENOSPC, EDQUOT, EIO) makes appends fail with ERR once N more
  * bytes were appended, for MS milliseconds (the first one part way). */
@@ -212,6 +231,27 @@ static void write_fail_hook(fy_syncer *s)
                     "fail with %s after %llu bytes, for %llu ms\"", v, name, after, ms);
             fy_syncer_write_fault(s, -errs[i].err, after, ms);
         }
+}
+
+/* The threads beside the scheduler: the sync worker and the hash workers. */
+static int start_workers(fy_relay *r, char *err, size_t errcap)
+{
+    int rc;
+
+    if ((rc = fy_syncer_start(&r->ctx.syncer)) < 0) {
+        snprintf(err, errcap, "sync worker thread: %s", fy_strerror(rc));
+        return rc;
+    }
+    sync_fail_hook(r->ctx.syncer);
+    write_fail_hook(r->ctx.syncer);
+    /* As many hash workers as scheduler threads: the writers hashed on
+     * those before, so no channel mix hashes slower than it did. */
+    if ((rc = fy_hasher_start(fy_sched_threads(r->ctx.sched), &r->ctx.hasher)) < 0) {
+        snprintf(err, errcap, "hash worker threads: %s", fy_strerror(rc));
+        return rc;
+    }
+    hash_delay_hook(r->ctx.hasher);
+    return 0;
 }
 
 int fy_relay_new(const fy_conf *conf, const fy_auth *auth, fy_relay **out, char *err,
@@ -282,12 +322,8 @@ int fy_relay_new(const fy_conf *conf, const fy_auth *auth, fy_relay **out, char 
         snprintf(err, errcap, "eventfd: %s", strerror(-rc));
         goto fail;
     }
-    if ((rc = fy_syncer_start(&r->ctx.syncer)) < 0) {
-        snprintf(err, errcap, "sync worker thread: %s", fy_strerror(rc));
+    if ((rc = start_workers(r, err, errcap)) < 0)
         goto fail;
-    }
-    sync_fail_hook(r->ctx.syncer);
-    write_fail_hook(r->ctx.syncer);
     *out = r;
     return 0;
 fail:
@@ -477,6 +513,7 @@ void fy_relay_free(fy_relay *r)
         fy_sched_free(r->ctx.sched);
     /* After every writer's log is closed (their dtors wait for its jobs). */
     fy_syncer_stop(r->ctx.syncer);
+    fy_hasher_stop(r->ctx.hasher); /* after every writer's stream is closed (dtors) */
     /* A forced stop may leave buffers referenced from released messages;
      * then the pool is left to process exit rather than asserting. */
     if (r->ctx.pool && fy_bufpool_live(r->ctx.pool) == 0)

@@ -114,6 +114,7 @@ typedef struct fy__ctx {
     fy_addr up_addr[FY_ADDR_MAX]; /* the upstream's addresses, resolved once at start */
     size_t up_naddr;     /* 0: no upstream */
     fy_syncer *syncer;   /* the sync worker every channel's log uses (store/syncer.c) */
+    struct fy_hasher *hasher; /* the hash workers (relay/hasher.c); NULL: writers hash in series */
     char chan_root[4200];/* DATA/channels */
     /* --cluster: this relay's membership (src/cluster/member.h), or NULL.
      * Actors only call its non-blocking side (serve, lead_of: a mutex held
@@ -339,6 +340,8 @@ enum fy__msg {
     FY_RM_CHAN_DROP,                  /* to the registry: delete a channel */
     FY_RM_DUP_ASK,                      /* session -> writer: a sender's dup-ask frame */
     FY_RM_DUP_ANSWER,                     /* writer -> session: the answer to QUERY */
+    /* hash worker -> writer (appended: the numbers above stay in traces) */
+    FY_RM_HASHED,                     /* a hash worker finished jobs of the writer's stream */
 };
 
 /* Timer tags. */

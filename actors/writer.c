@@ -260,6 +260,7 @@ static void maybe_done(fy__writer *w)
     }
     if (!w->idx_done || !w->log)
         return;
+    fy__writer_hash_close(w); /* its last credits go into what the sync releases */
     int rc = fy__writer_sync_now(w);
     bool empty = fy_log_next_seq(w->log) <= 1; /* never held a frame */
     if (rc < 0)
@@ -362,6 +363,7 @@ static void on_detach(fy__writer *w, fy_actor *s)
                 (unsigned long long)fy_log_next_seq(w->log));
         w->fb_seq = 0;
     }
+    fy__writer_hash_own(w); /* the credits of its batches still being hashed */
     fy_actor_unref(w->sender);
     w->sender = NULL;
     fy__writer_wb_clear(w); /* its acks and credits waiting for the disk: nobody to tell */
@@ -413,6 +415,7 @@ static void on_shutdown(fy__writer *w)
     /* Everything received is on disk before anything else happens, so a
      * shutdown that has to be forced (a receiver that does not read) loses
      * nothing. */
+    fy__writer_hash_own(w);
     int rc = fy__writer_sync_now(w); /* also answers the sender's acks and credits */
     if (rc < 0)
         fy_klog(FY_LOG_ERROR, "fy_log_sync failed", "channel=%s err=%s", w->chan->name,
@@ -482,6 +485,16 @@ static void drop_late(fy_msg *m)
         fy_actor_unref(m->ptr);
 }
 
+/* DRAIN_CUT and NOTICE go on to every forwarder. */
+static void tell_forwarders(fy__writer *w, const fy_msg *m)
+{
+    for (size_t i = 0; i < w->nfwd; i++)
+        if (m->type == FY_RM_DRAIN_CUT)
+            fy__msg_drain_cut(w->fwd[i]);
+        else
+            fy__msg_notice(w->fwd[i], m->u64[0]);
+}
+
 static int handle(fy_actor *self, void *state, fy_msg *m)
 {
     fy__writer *w = state;
@@ -525,22 +538,21 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
         w->gone_catchups += m->u32;
         w->gone_disk += m->u64[0];
         break;
-    case FY_RM_DRAIN_CUT:
-        for (size_t i = 0; i < w->nfwd; i++)
-            fy__msg_drain_cut(w->fwd[i]);
-        break;
     case FY_RM_SHUTDOWN:
         on_shutdown(w);
         break;
     case FY_RM_DAMAGED:
         w->damaged += m->u64[0];
         break;
+    case FY_RM_DRAIN_CUT:
     case FY_RM_NOTICE: /* before the batch that holds at_seq: the mailbox keeps the order */
-        for (size_t i = 0; i < w->nfwd; i++)
-            fy__msg_notice(w->fwd[i], m->u64[0]);
+        tell_forwarders(w, m);
         break;
     case FY_RM_SYNCED:
         fy__writer_synced(w, m->u64[0], m->u64[1], -(int)m->u32);
+        break;
+    case FY_RM_HASHED:
+        fy__writer_hashed(w);
         break;
     case FY_RM_IDX_DONE:
         w->idx_done = true;
@@ -585,6 +597,9 @@ static void dtor(void *state)
         free(w->taker);
     }
     free(w->fwd);
+    fy_hasher_close(w->hs); /* a forced stop: its jobs release their batches */
+    free(w->hops);
+    free(w->hheld);
     fy_sha256_free(w->sha);
     fy__writer_names_free(w);
     fy__writer_wb_free(w);
@@ -631,7 +646,9 @@ int fy__writer_new(const fy__ctx *ctx, const fy__chan *chan, fy_log *log, fy_idx
     /* Write-behind: the log's syncs run on the relay's sync worker, whose
      * reports come back as FY_RM_SYNCED (writer_durable.c). */
     fy_log_set_syncer(log, ctx->syncer, fy__writer_synced_cb, w->self);
-    if ((rc = fy__indexer_new(ctx, chan, idx, w->self, &w->indexer)) < 0) {
+    if ((rc = fy__writer_hash_open(w)) < 0)
+        fy_idx_close(idx);
+    if (rc < 0 || (rc = fy__indexer_new(ctx, chan, idx, w->self, &w->indexer)) < 0) {
         fy_actor_stop(w->self); /* the dtor closes the log */
         fy_actor_unref(w->self);
         return rc;

@@ -3,15 +3,18 @@
  * batch a sender (a local session or an edge's upstream) hands the writer,
  * in four stages, each its own function and always in this order:
  *
- *   verify       every file's SHA-256 is checked before anything is stored
- *                (the writer hashes each data payload and compares at each
- *                file-end; a refused frame and everything after it are cut
- *                off, the sender hears FY_RM_DIGEST_ERR and its later
- *                batches are dropped)
+ *   verify       a batch that holds a file-end is checked here before
+ *                anything of it is stored: the writer waits for the hash
+ *                worker to finish the file's earlier batches, hashes the
+ *                rest and compares at each file-end; a refused frame and
+ *                everything after it are cut off, the sender hears
+ *                FY_RM_DIGEST_ERR and its later batches are dropped.  A
+ *                batch without one is not hashed here (writer_hash.c)
  *   append       one fy_log_append (one pwritev in the common case); a
  *                failure part way keeps what was stored
  *   publish      the index records go to the indexer, the file in progress
- *                is noted, and every subscribed forwarder gets the batch
+ *                is noted, a batch not verified here goes to the hash
+ *                worker, and every subscribed forwarder gets the batch
  *                (one shared reference count: the same bytes, no copy)
  *                together with the new end position
  *   acknowledge  the sender gets a credit for the buffer bytes, which
@@ -20,11 +23,13 @@
  *                (writer_durable.c: write-behind), then a store or digest
  *                error if there was one
  *
- * The hash runs here rather than on the sender's session, whose thread also
- * reads and CRC-checks and was the pipeline's slowest stage with it.  The
- * writer keeps the hash state of the file in progress across senders and
- * hashes the stored part back from the log only when it has none (a restart
- * inside the file).  The ingest decoded every file-begin and file-end
+ * The hash runs beside the writer rather than on the sender's session, whose
+ * thread also reads and CRC-checks and was the pipeline's slowest stage
+ * with it, and the body of a file beside the append rather than before it
+ * (at 1 -> 1 it was 38 % of the relay's CPU, all on the writer's turn).
+ * The writer keeps the hash state of the file in progress across senders
+ * and hashes the stored part back from the log only when it has none (a
+ * restart inside the file).  The ingest decoded every file-begin and file-end
  * (fy__batch's marks): nothing here decodes a frame.  Before a blocking
  * write or sync the writer hands the actors waiting on its thread to the
  * others (fy_sched_handoff).  The writer never waits for a forwarder: one
@@ -53,9 +58,11 @@
 /* The writer checks every file's SHA-256, not the sender's session: the
  * session reads, CRC-checks and packs on its own thread, and with the hash
  * there as well it was the pipeline's slowest stage (docs/reliability.md,
- * "What is guaranteed").  The writer sees every batch in order before it is
- * stored, so the guarantee is the same: a file-end whose file does not hash
- * to its digest is never stored, acknowledged or forwarded. */
+ * "What is guaranteed").  The writer sees every batch in order, and every
+ * batch that holds a file-end before it is stored, with the hash of all of
+ * the file before it (fy__writer_hash_own), so the guarantee is the same: a
+ * file-end whose file does not hash to its digest is never stored,
+ * acknowledged or forwarded. */
 
 /* Hash the stored part of the file in progress (part_seq) back from the
  * log: the writer has no state for it (the relay restarted inside the
@@ -175,6 +182,7 @@ typedef struct refusal {
 /* The batch's buffers go back to the sender unused. */
 static void give_back(fy__writer *w, fy__batch *b)
 {
+    fy__writer_hash_own(w); /* the credits of earlier batches first, in order */
     if (w->sender)
         fy__msg_credit(w->sender, b->held);
     fy__batch_unref(b);
@@ -184,6 +192,7 @@ static void give_back(fy__writer *w, fy__batch *b)
  * nothing is left to store (the batch is gone and the sender told). */
 static bool verify_stage(fy__writer *w, fy__batch *b, refusal *r)
 {
+    fy__writer_hash_own(w); /* the file's earlier batches are hashed */
     uint32_t ok = verify(w, b, &r->cause, &r->seq, &r->d);
 
     r->refused = ok < b->n;
@@ -223,6 +232,7 @@ void fy__writer_retain(fy__writer *w)
  * a word until it detaches. */
 static void store_failed(fy__writer *w, int rc)
 {
+    fy__writer_hash_own(w); /* its credits before the error */
     w->store_failed = true;
     if (w->sender)
         fy__msg_store_err(w->sender, (uint32_t)-rc, fy_log_next_seq(w->log));
@@ -255,7 +265,7 @@ static bool keep_stored(fy__writer *w, fy__batch *b, uint64_t seq0, int rc)
 /* Stage 2.  Append the batch to the log.  Returns false when nothing was
  * stored (the batch is gone, the sender told); else *rc is 0, or the error
  * that cut the batch short (keep_stored). */
-static bool append_stage(fy__writer *w, fy__batch *b, int *rc)
+static bool append_stage(fy__writer *w, fy__batch *b, bool behind, int *rc)
 {
     uint64_t seq0 = fy_log_next_seq(w->log);
 
@@ -264,7 +274,7 @@ static bool append_stage(fy__writer *w, fy__batch *b, int *rc)
     if (fy_log_direct(w->log, b->bytes))
         fy_sched_handoff();
     *rc = fy_log_append(w->log, b->fr, b->n, b->recs);
-    if (*rc < 0)
+    if (*rc < 0 && !behind)
         w->sha_ok = false; /* hashed past what was stored: hash the file back if it goes on */
     if (*rc < 0 && !keep_stored(w, b, seq0, *rc))
         return false;
@@ -311,9 +321,12 @@ static void note_frames(fy__writer *w, fy__batch *b, uint64_t *acks, size_t *nac
 }
 
 /* Stage 3.  The index records to the indexer, the file in progress noted
- * (acks: the stored file-ends' seqs), then the batch to every forwarder:
- * the writer's reference becomes theirs. */
-static void publish_stage(fy__writer *w, fy__batch *b, uint64_t *acks, size_t *nacks)
+ * (acks: the stored file-ends' seqs), the payload to the hash worker when
+ * *behind (false afterwards if it was hashed here instead: then the
+ * caller credits held), then the batch to every forwarder: the writer's
+ * reference becomes theirs and the worker's. */
+static void publish_stage(fy__writer *w, fy__batch *b, bool *behind, uint64_t held,
+                          uint64_t *acks, size_t *nacks)
 {
     fy_idx_rec *recs = malloc(b->n * sizeof *recs);
 
@@ -326,11 +339,20 @@ static void publish_stage(fy__writer *w, fy__batch *b, uint64_t *acks, size_t *n
     }
     note_frames(w, b, acks, nacks);
     w->dirty = true;
+    /* relaxed: the job's queue lock and the LIVE messages carry the count */
+    if (*behind) {
+        atomic_store_explicit(&b->refs, (unsigned)w->nfwd + 1, memory_order_relaxed);
+        if (!(*behind = fy__writer_hash_push(w, b, held))) /* nobody else holds b yet */
+            atomic_store_explicit(&b->refs, w->nfwd ? (unsigned)w->nfwd : 1u,
+                                  memory_order_relaxed);
+    } else if (w->nfwd) {
+        atomic_store_explicit(&b->refs, (unsigned)w->nfwd, memory_order_relaxed);
+    }
     if (!w->nfwd) {
-        fy__batch_unref(b);
+        if (!*behind) /* else b may be gone already: the worker's was the last reference */
+            fy__batch_unref(b);
         return;
     }
-    atomic_store_explicit(&b->refs, (unsigned)w->nfwd, memory_order_relaxed);
     for (size_t i = 0; i < w->nfwd; i++)
         if (fy__msg_live(w->fwd[i], b) < 0)
             fy__batch_unref(b);
@@ -347,7 +369,8 @@ static void publish_stage(fy__writer *w, fy__batch *b, uint64_t *acks, size_t *n
 static void acknowledge_stage(fy__writer *w, fy_actor *to, uint64_t held, const uint64_t *acks,
                               size_t nacks, int rc, const refusal *r)
 {
-    fy__writer_answer(w, to, held, acks, nacks);
+    if (held || nacks) /* else hashed behind: the worker's report credits it */
+        fy__writer_answer(w, to, held, acks, nacks);
     if (w->ctx->conf->fsync_mode == FY_FSYNC_INTERVAL && w->dirty && !w->fsync_armed) {
         w->fsync_armed = true;
         fy_timer_after(w->self, w->ctx->conf->fsync_ms, FY__TM_FSYNC);
@@ -393,14 +416,18 @@ void fy__writer_batch(fy__writer *w, fy__batch *b)
         give_back(w, b);
         return;
     }
-    if (!verify_stage(w, b, &r))
+    /* The body of a file is hashed behind the append, on a hash worker;
+     * a batch that ends a file is checked here first (writer_hash.c). */
+    bool behind = fy__writer_hash_behind(w, b);
+    if (!behind && !verify_stage(w, b, &r))
         return;
     uint64_t seg0 = fy_log_end(w->log).seg;
-    if (!append_stage(w, b, &rc))
+    if (!append_stage(w, b, behind, &rc))
         return;
     uint64_t held = b->held; /* b belongs to the forwarders after publish */
-    publish_stage(w, b, acks, &nacks);
-    acknowledge_stage(w, to, held, acks, nacks, rc, &r);
+    publish_stage(w, b, &behind, held, acks, &nacks);
+    /* behind: the worker's report credits the buffers once hashed */
+    acknowledge_stage(w, to, behind ? 0 : held, acks, nacks, rc, &r);
     if (fy_log_end(w->log).seg != seg0)
         fy__writer_retain(w);
 }
@@ -472,6 +499,7 @@ fy_buf *fy__writer_part_buf(fy__writer *w)
 {
     fy_buf *b;
 
+    fy__writer_hash_own(w); /* sha is peeked below */
     if (!w->part_seq || fy_buf_alloc(w->ctx->pool, sizeof(fy__part_info), &b) < 0)
         return NULL;
     fy__part_info *pi = (fy__part_info *)(void *)fy_buf_data(b);

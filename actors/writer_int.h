@@ -5,13 +5,15 @@
  * shutdown, an edge's mirror); writer_batch.c is the batch path (verify ->
  * append -> publish -> acknowledge) and the file in progress it keeps;
  * writer_durable.c holds the acks and credits that wait for the log to be
- * durable (write-behind).
+ * durable (write-behind); writer_hash.c hands the SHA-256 of a file's body
+ * to a hash worker (src/relay/hasher.c) beside the write.
  * Everything here runs on the writer's turn only.
  */
 #ifndef FERRY_ACTORS_WRITER_INT_H
 #define FERRY_ACTORS_WRITER_INT_H
 
 #include "ferry/digest.h"
+#include "relay/hasher.h"
 #include "relay_int.h"
 
 #define FY__RETAIN_MS 1000 /* how often the retention limits are applied */
@@ -67,7 +69,17 @@ typedef struct fy__writer {
      * sha_ok false (a restart inside the file, a batch cut short) means the
      * stored part is hashed back from the log first (rehash). */
     fy_sha256 *sha;
-    bool sha_ok;        /* sha covers the stored payload of the file part_seq */
+    bool sha_ok;        /* sha covers the stored payload of the file part_seq (once hs is idle) */
+    /* The hash worker's stream on sha (writer_hash.c): while it has jobs,
+     * sha is the worker's; NULL without workers (every batch in series). */
+    fy_hasher_stream *hs;
+    fy_hash_op *hops; /* scratch for a job's ops */
+    size_t caphops;
+    /* the credits (held bytes) of the batches given to hs, in order: one
+     * per batch is sent as its job finishes (an edge's mirror counts them) */
+    uint64_t *hheld;
+    size_t hheld_head, hheld_n, hheld_cap;
+    uint64_t hheld_done; /* jobs of hs whose credit was sent */
     bool digest_failed; /* the attached sender's stream broke on a refused file-end */
     uint64_t first_seq;
     uint64_t bytes, frames, files; /* for /metrics */
@@ -108,6 +120,28 @@ void fy__writer_sync_due(fy__writer *w);
 fy_buf *fy__writer_part_buf(fy__writer *w);
 /* At open: find the file in progress in the log (before the indexer owns idx). */
 void fy__writer_find_part(fy__writer *w, fy_idx *idx);
+
+/* ---- writer_hash.c -------------------------------------------------------- */
+
+/* At open: the channel's stream on the hash workers (none without them).
+ * 0 or -ENOMEM. */
+int fy__writer_hash_open(fy__writer *w);
+/* Wait for the stream, give the sender its last credits, free the stream. */
+void fy__writer_hash_close(fy__writer *w);
+/* True when b may be hashed behind the append: it holds no file-end and
+ * needs no rehash (the writer holds the hash of the file it continues, or
+ * b starts a file). */
+bool fy__writer_hash_behind(const fy__writer *w, const fy__batch *b);
+/* Queue b's payload (b just appended) to the stream.  True: the worker
+ * took the reference the caller counted for it in b->refs and will
+ * credit held; false: b was hashed here (the caller drops that reference
+ * and credits held itself). */
+bool fy__writer_hash_push(fy__writer *w, fy__batch *b, uint64_t held);
+/* Make sha the writer's again: wait for the worker (its thread's queue
+ * handed to the others meanwhile), then credit the sender what it finished. */
+void fy__writer_hash_own(fy__writer *w);
+/* FY_RM_HASHED: credit the sender what the worker finished. */
+void fy__writer_hashed(fy__writer *w);
 
 /* ---- writer.c --------------------------------------------------------------- */
 

@@ -11,8 +11,9 @@
  * What is checked is what arrives where, never when or in how many
  * pieces: the log holds the stored frames byte for byte; the forwarder
  * gets every stored seq once, in order, and nothing else; the sender gets
- * a credit for every batch's buffer bytes, an ack for every stored
- * file-end and the one error that ended its stream.  Every wait is bounded
+ * a credit for every batch's buffer bytes (one per batch, in order, also
+ * for a batch hashed on a hash worker: an edge's mirror counts them), an
+ * ack for every stored file-end and the one error that ended its stream.  Every wait is bounded
  * in count and time (WAIT_NS, generous: acks may come after a background
  * sync), and no assertion counts LIVE messages or batches per message.
  */
@@ -34,6 +35,7 @@
 #include "ferry/err.h"
 #include "ingest.h"
 #include "proto/test_util.h"
+#include "relay/hasher.h"
 #include "relay_int.h"
 
 #define CHAN 1u
@@ -286,6 +288,7 @@ static void rig_open(rig *g, int fsync_mode)
     g->ctx.done_fd = -1;
     assert_int_equal(fy_bufpool_new(64u << 20, &g->ctx.pool), 0);
     assert_int_equal(fy_syncer_start(&g->ctx.syncer), 0); /* as fy_relay_new: write-behind */
+    assert_int_equal(fy_hasher_start(2, &g->ctx.hasher), 0); /* and the hash beside it */
     snprintf(g->ctx.chan_root, sizeof g->ctx.chan_root, "%s", g->root);
     g->chan.id = CHAN;
     snprintf(g->chan.name, sizeof g->chan.name, "c");
@@ -307,6 +310,7 @@ static void rig_close(rig *g)
         fy_actor_unref(g->refs[i]);
     fy_sched_free(g->sched);
     fy_syncer_stop(g->ctx.syncer); /* after the writer closed its log */
+    fy_hasher_stop(g->ctx.hasher);  /* and its hash stream */
     fy_bufpool_free(g->ctx.pool); /* every buffer came back */
 }
 
