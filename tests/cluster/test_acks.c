@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster/etcd.h"
 #include "ferry/err.h"
 #include "obs/http_get.h"
 #include "relay/relay_harness.h"
@@ -183,8 +184,9 @@ static int ack_within(int fd, uint64_t seq, int ms)
         if (rc < 0)
             return rc;
         fy_ack a = {0};
+        fy_error e;
         if (fr.hdr.type == FY_FT_ERROR)
-            rc = -FY_EPROTO;
+            rc = fy_error_decode(fr.payload, fr.hdr.len, &e) < 0 ? -FY_EPAYLOAD : -(int)e.code;
         else if (fr.hdr.type == FY_FT_ACK)
             fy_ack_decode(fr.payload, fr.hdr.len, &a);
         rh_frame_free(&fr);
@@ -324,6 +326,65 @@ static void test_replica_hello_checks(void **state)
     close(s);
 }
 
+/* The next error frame on fd within ms: -FY_E*, or -ETIMEDOUT. */
+static int error_within(int fd, int ms)
+{
+    double end = now_s() + ms / 1e3;
+    for (;;) {
+        int left = (int)((end - now_s()) * 1e3);
+        if (left <= 0 || !readable(fd, left))
+            return -ETIMEDOUT;
+        rh_frame fr;
+        int rc = rh_read_frame(fd, &fr);
+        if (rc < 0)
+            return rc;
+        fy_error e;
+        if (fr.hdr.type == FY_FT_ERROR)
+            rc = fy_error_decode(fr.payload, fr.hdr.len, &e) < 0 ? -FY_EPAYLOAD : -(int)e.code;
+        rh_frame_free(&fr);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+/* Fencing: another node leads the channel in a newer epoch (written to
+ * etcd here, as a takeover would): the file waiting for its ack is never
+ * acked, the sender and the replica connection get FY_ENOTLEADER. */
+static void test_fenced(void **state)
+{
+    fixture *f = *state;
+    fy_welcome w;
+    if (!f)
+        skip();
+    int s = sender_connect(f, "x1", &w);
+    uint64_t seq = w.next_seq;
+    int r1 = replica_connect(f, "x1", "f1", 1);
+    uint64_t fe = send_one(s, w.channel, &seq, "one");
+    replica_read_to(r1, fe);
+    replica_report(r1, 1, fe);
+    assert_int_equal(ack_within(s, fe, SOON_MS), 0);
+
+    fe = send_one(s, w.channel, &seq, "two"); /* f1 does not report it */
+    replica_read_to(r1, fe);
+    fy_etcd *e;
+    const char *st = "{\"leader\":\"f1\",\"epoch\":2,\"isr\":[\"f1\"],\"r\":2}";
+    assert_int_equal(fy_etcd_open(f->etcd.url, 2000, &e), 0);
+    assert_int_equal(fy_etcd_put(e, "/ferry/channels/x1", st, strlen(st), 0), 0);
+    fy_etcd_close(e);
+    double t0 = now_s();
+    assert_int_equal(ack_within(s, fe, SOON_MS), -FY_ENOTLEADER);
+    printf("etcd names another leader -> sender told FY_ENOTLEADER: %.3f s\n", now_s() - t0);
+    assert_int_equal(error_within(r1, SOON_MS), -FY_ENOTLEADER);
+    assert_int_equal(rh_wait_log(&f->d, "msg=\"cluster leader fenced\" channel=x1 epoch=1 "
+                                        "leader=f1 leader_epoch=2", 1, 2000), 0);
+    close(r1);
+    close(s);
+    /* a new sender is redirected */
+    s = rh_connect(&f->d);
+    assert_int_equal(rh_hello(s, FY_ROLE_SENDER, "x1", "", 0, 0, &w), -FY_ENOTLEADER);
+    close(s);
+}
+
 /* (e) --acks leader acks at once; without --cluster a replica hello is
  * refused FY_EPROTO. */
 static void test_acks_leader(void **state)
@@ -353,6 +414,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_acks_wait_for_isr),
         cmocka_unit_test(test_replica_hello_checks),
+        cmocka_unit_test(test_fenced),
         cmocka_unit_test(test_acks_leader),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
