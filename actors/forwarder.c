@@ -169,6 +169,8 @@ static void welcome(fwd *f, uint64_t first_seq, uint64_t start_seq)
         w.epoch_seq = cur->start_seq;
         w.wflags = f->wflags;
     }
+    if (f->hflags & FY_HELLO_F_REPLICA)
+        fy__fwd_replica_welcome(f, &w);
     uint8_t p[FY_WELCOME_MAX];
     size_t n;
 
@@ -404,6 +406,8 @@ static int on_frame(fwd *f, const fy_frame *fr)
         return 0;
     case FY_FT_PONG: /* the answer to our ping: reading it was the sign of life */
         return 0;
+    case FY_FT_REPLICA_STORED:
+        return fy__fwd_replica_stored(f, fr);
     case FY_FT_BYE:
         fy__fwd_close(f, FY_LOG_INFO, "bye");
         return 1;

@@ -135,4 +135,12 @@ int fy__fwd_skip_limit(fwd *f, fy_pos *lim);
  * past it.  0 or -errno (the control queue is full). */
 int fy__fwd_skip(fwd *f);
 
+/* ---- fwd_replica.c ------------------------------------------------------ */
+
+/* A cluster leader's welcome to a replica hello: the replica fields. */
+void fy__fwd_replica_welcome(fwd *f, fy_welcome *w);
+/* A replica's stored report (FY_FT_REPLICA_STORED): 0 to go on, 1 when the
+ * connection ended. */
+int fy__fwd_replica_stored(fwd *f, const fy_frame *fr);
+
 #endif

@@ -261,6 +261,16 @@ typedef struct fy__attach_req {
     char token[FY_TOKEN_MAX + 1];
 } fy__attach_req;
 
+/* Replica -> writer (FY_RM_FOLLOW, malloc'd; the writer keeps the latest):
+ * lead the channel in epoch, or follow leader at addr (to: resolved). */
+typedef struct fy__follow {
+    bool leading;
+    uint64_t epoch;
+    char leader[FY_NODE_NAME_MAX + 1];
+    char addr[FY_MEMBER_ADDR_MAX];
+    fy_addr to;
+} fy__follow;
+
 /* Forwarder start-up parameters (moved into the forwarder's state). */
 typedef struct fy__fwd_init {
     const fy__ctx *ctx;
@@ -339,6 +349,9 @@ enum fy__msg {
     FY_RM_CHAN_DROP,                  /* to the registry: delete a channel */
     FY_RM_DUP_ASK,                      /* session -> writer: a sender's dup-ask frame */
     FY_RM_DUP_ANSWER,                     /* writer -> session: the answer to QUERY */
+    /* cluster (actors/replica.c) */
+    FY_RM_CLUSTER,                    /* member thread -> replica: a channel's leader changed */
+    FY_RM_FOLLOW,                     /* replica -> writer: lead or follow (a fy__follow) */
 };
 
 /* Timer tags. */
@@ -372,6 +385,16 @@ int fy__forwarder_new(const fy__fwd_init *in, fy_actor **out);
  * frame.  -FY_EBUSY when the log has frames and is not a mirror. */
 int fy__upstream_new(const fy__ctx *ctx, const fy__chan *chan, fy_actor *writer,
                      uint64_t next_seq, bool empty, fy_actor **out);
+/* A cluster follower's replica link to chan's leader (upstream_replica.c),
+ * started by chan's writer as for a mirror; next_seq is the log's next seq,
+ * part_seq the file-begin of its file in progress (0: none). */
+int fy__upstream_new_replica(const fy__ctx *ctx, const fy__chan *chan, fy_actor *writer,
+                             uint64_t next_seq, uint64_t part_seq, const fy__follow *f,
+                             fy_actor **out);
+/* The cluster's replica manager (actors/replica.c), one per relay with
+ * --cluster: it opens every channel the member serves and tells each
+ * writer whether to lead or whom to follow. */
+int fy__replica_new(const fy__ctx *ctx, fy_actor **out);
 /* 1 when the channel directory holds a mirror's state (any thread). */
 int fy__upstream_marked(const char *chan_dir);
 /* The upstream a mirror's state file names into up ("" when none). */

@@ -281,6 +281,8 @@ static void poll_chan(fy_member *m, unsigned i)
                 fy_errname(rc));
 }
 
+static slot *find(fy_member *m, const char *chan);
+
 /* ---- the thread ----------------------------------------------------------------- */
 
 static bool nap(fy_member *m, unsigned ms)
@@ -326,6 +328,31 @@ static void rejoin(fy_member *m)
             (long long)fy_lease_id(l));
 }
 
+/* Serve every channel listed under PREFIX/channels/ (so a node learns of
+ * channels created on others and replicates them all: docs/cluster.md,
+ * "Followers").  A channel name the relay would refuse is skipped. */
+static void discover(fy_member *m)
+{
+    char k[KEY_MAX];
+    fy_etcd_kv *kvs;
+    size_t n;
+
+    snprintf(k, sizeof k, "%s/channels/", m->prefix);
+    if (fy_etcd_list(m->etcd, k, &kvs, &n) < 0)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        const char *name = kvs[i].key + strlen(k);
+        if (name[0] && strlen(name) <= FY_NAME_MAX && !strchr(name, '/')) {
+            pthread_mutex_lock(&m->mu);
+            if (!find(m, name) && m->nchans < CHANS_MAX)
+                snprintf(m->chans[m->nchans++].name, sizeof m->chans[0].name, "%s", name);
+            pthread_mutex_unlock(&m->mu);
+        }
+        fy_etcd_kv_free(&kvs[i]);
+    }
+    free(kvs);
+}
+
 static void *run(void *arg)
 {
     fy_member *m = arg;
@@ -334,6 +361,7 @@ static void *run(void *arg)
         unsigned n;
         if (fy_lease_lost(m->lease))
             rejoin(m);
+        discover(m);
         pthread_mutex_lock(&m->mu);
         n = m->nchans;
         pthread_mutex_unlock(&m->mu);
