@@ -30,6 +30,7 @@ typedef struct fwd {
     enum fst st;
     char peer[64];
     char client[FY_CLIENT_MAX + 1]; /* from the hello, for `ferry info` */
+    bool replica_in; /* fwd_replica.c: this replica was put in the in-sync set */
     uint64_t addr_key[2]; /* the acceptor counts our connection under it */
     uint8_t mode;
     uint64_t resume_from;
