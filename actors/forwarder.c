@@ -163,10 +163,10 @@ static void welcome(fwd *f, uint64_t first_seq, uint64_t start_seq)
     fy_welcome w = {.channel = f->chan->id, .next_seq = start_seq, .first_seq = first_seq,
                     .max_payload = (uint32_t)f->ctx->conf->max_payload};
     if (f->hflags & FY_HELLO_F_AHEAD) {
-        const fy_epoch *cur = &f->chan->epochs.e[f->chan->epochs.n - 1];
+        fy_epoch cur = fy__chan_epoch_cur(f->chan), *c = &cur;
         w.ext = w.ext2 = true;
-        w.epoch = cur->id;
-        w.epoch_seq = cur->start_seq;
+        w.epoch = c->id;
+        w.epoch_seq = c->start_seq;
         w.wflags = f->wflags;
     }
     if (f->hflags & FY_HELLO_F_REPLICA)
@@ -202,7 +202,7 @@ static void subscribe_live(fwd *f, const fy__sub_info *si)
  * to start at (want when it is not ahead). */
 static uint64_t reconcile_ahead(fwd *f, const fy__sub_info *si, uint64_t want)
 {
-    uint64_t limit = fy_epochs_valid_below(&f->chan->epochs, f->r_epoch);
+    uint64_t limit = fy__chan_valid_below(f->chan, f->r_epoch);
     if (limit > si->next_seq)
         limit = si->next_seq;
     if (want <= limit)

@@ -24,6 +24,7 @@
 
 #include <assert.h>
 #include <stdatomic.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -143,8 +144,24 @@ typedef struct fy__chan {
     char dir[4500];
     fy_actor *writer;  /* registry's reference */
     fy_actor *indexer; /* registry's reference */
-    fy_epochs epochs;  /* the log's epochs, this opening's last (forwarders: receivers ahead) */
+    fy_epochs epochs;  /* the log's epochs, this opening's last (forwarders: receivers
+                          ahead); under ep_mu, through chan_epochs.c */
+    pthread_mutex_t ep_mu;
+    bool ep_cluster;   /* ids are cluster epochs (--cluster) */
 } fy__chan;
+
+/* ---- chan_epochs.c: the table under the channel's mutex (any thread) ---- */
+void fy__chan_epochs_init(fy__chan *ch, bool cluster);
+void fy__chan_free(fy__chan *ch); /* NULL ignored */
+/* The current (last) epoch; id 0 when there is none yet (cluster mode). */
+fy_epoch fy__chan_epoch_cur(const fy__chan *ch);
+/* fy_epochs_valid_below, and in cluster mode an unknown id counts only
+ * below the current epoch's start. */
+uint64_t fy__chan_valid_below(const fy__chan *ch, uint64_t id);
+/* The epoch id seq belongs to, 0 when none. */
+uint64_t fy__chan_epoch_of(const fy__chan *ch, uint64_t seq);
+/* fy_epochs_add on the table and the file, logged.  0, 1 (already), -errno. */
+int fy__chan_epoch_add(const fy__chan *ch, uint64_t id, uint64_t start_seq);
 
 /* A file-begin or file-end of a batch as the ingest decoded it: the
  * writer takes the file's name, size and digest from here and never

@@ -90,6 +90,7 @@ typedef struct upstream {
     /* A cluster follower's replica link (upstream_replica.c): delta pinned
      * to 0, the leader's address instead of conf->upstream. */
     bool replica;
+    const fy__chan *chan; /* replica: its epochs table records the leader's epochs */
     char peer[FY_MEMBER_ADDR_MAX]; /* who logs name as upstream: conf->upstream or the leader */
     uint64_t cepoch;      /* the newest cluster epoch seen: an older leader is refused */
     uint64_t rep_seq;     /* the last seq reported stored (FY_FT_REPLICA_STORED), 0: none */

@@ -33,11 +33,12 @@ void fy__upstream_replica_hello(upstream *u, fy_hello *h)
     h->flags = FY_HELLO_F_AHEAD | FY_HELLO_F_REPLICA | FY_HELLO_F_CLIENT;
     snprintf(h->client, sizeof h->client, "%s", fy_member_node(u->ctx->member));
     h->cepoch = u->cepoch;
-    /* The cluster epoch of the log's last frame: the newest one this link
-     * stored into, else the epoch it was started in (a log it did not fill
-     * names the epoch it was told of; the leader bounds it by its log). */
-    h->last_epoch = u->local_next > 1 ? u->cepoch : 0;
-    h->log_next = u->local_next ? u->local_next : 1;
+    /* The cluster epoch of the log's last frame, from the epochs table
+     * (leaders' entries this node recorded, its own as a leader). */
+    uint64_t end = u->skip_until ? u->skip_until : u->local_next;
+    h->last_epoch = end > 1 ? fy__chan_epoch_of(u->chan, end - 1) : 0;
+    h->log_next = end ? end : 1;
+    h->epoch = h->last_epoch; /* the receiver-ahead rule reads it (cluster epochs) */
 }
 
 bool fy__upstream_replica_welcome(upstream *u, const fy_welcome *w)
@@ -65,6 +66,10 @@ bool fy__upstream_replica_welcome(upstream *u, const fy_welcome *w)
         fy__upstream_lost(u, FY_LOG_ERROR, why);
         return false;
     }
+    /* The leader's current epoch began at epoch_seq on its log, which this
+     * log copies: the same entry here (a history it may lead one day). */
+    if (w->ext2 && w->epoch)
+        (void)fy__chan_epoch_add(u->chan, w->epoch, w->epoch_seq);
     return true;
 }
 
@@ -96,6 +101,7 @@ int fy__upstream_new_replica(const fy__ctx *ctx, const fy__chan *chan, fy_actor 
         return -ENOMEM;
     u->ctx = ctx;
     u->replica = true;
+    u->chan = chan;
     u->chan_id = chan->id;
     snprintf(u->name, sizeof u->name, "%s", chan->name);
     snprintf(u->dir, sizeof u->dir, "%s", chan->dir);

@@ -322,9 +322,9 @@ static void on_attach(fy__writer *w, fy__attach_req *r)
         free(r);
         return;
     }
-    if (w->shutting || w->rewind || !w->sender || fy__writer_following(w)) {
-        answer_attach(w, r, w->shutting || w->rewind || fy__writer_following(w) ? FY_ESHUTDOWN
-                                                                                 : 0);
+    if (w->shutting || w->rewind || !w->sender || fy__writer_not_leading(w)) {
+        answer_attach(w, r, w->shutting || w->rewind || fy__writer_not_leading(w) ? FY_ESHUTDOWN
+                                                                                   : 0);
         return;
     }
     /* Occupied: only the same sender (same token) may take over, one at a time. */

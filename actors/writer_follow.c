@@ -32,12 +32,45 @@ bool fy__writer_following(const fy__writer *w)
     return w->follow && !w->follow->leading;
 }
 
+bool fy__writer_not_leading(const fy__writer *w)
+{
+    return w->ctx->member && (!w->follow || !w->follow->leading || !w->lead_ready);
+}
+
+/* This node leads in epoch E: its epochs table gets (E, log's next seq),
+ * unless E is there already from an earlier opening of the log -- then
+ * the member moves the channel to E + 1 first, so one epoch id never spans
+ * two openings (a restarted leader may have lost a tail its followers
+ * hold), and local senders wait for that. */
+static void lead(fy__writer *w, uint64_t epoch)
+{
+    fy_epoch cur = fy__chan_epoch_cur(w->chan);
+
+    if (w->lead_epoch == epoch)
+        return;
+    if (cur.id == epoch) {
+        w->lead_ready = false;
+        if (fy_member_bump(w->ctx->member, w->chan->name, epoch) == 0)
+            fy_klog(FY_LOG_INFO, "cluster epoch bump asked", "channel=%s epoch=%llu "
+                    "reason=\"log reopened while leading\"", w->chan->name,
+                    (unsigned long long)epoch);
+        return;
+    }
+    (void)fy__chan_epoch_add(w->chan, epoch, fy_log_next_seq(w->log));
+    w->lead_epoch = epoch;
+    w->lead_ready = true;
+}
+
 void fy__writer_follow_start(fy__writer *w)
 {
     fy_actor *up;
 
-    if (!fy__writer_following(w) || w->sender || w->shutting || w->store_failed || w->rewind)
+    if (!w->follow || w->sender || w->shutting || w->store_failed || w->rewind)
         return;
+    if (w->follow->leading) { /* the replica link has left: its frames are stored */
+        lead(w, w->follow->epoch);
+        return;
+    }
     int rc = fy__upstream_new_replica(w->ctx, w->chan, w->self, fy_log_next_seq(w->log),
                                       w->part_seq, w->follow, &up);
     if (rc < 0) {
@@ -68,8 +101,12 @@ void fy__writer_follow(fy__writer *w, fy__follow *f)
         fy__msg_shutdown(w->upstream);
         return;
     }
-    if (f->leading)
+    if (f->leading) {
+        lead(w, f->epoch);
         return;
+    }
+    w->lead_ready = false;
+    w->lead_epoch = 0;
     if (w->sender) { /* a local sender of the leader this node was: it goes */
         fy__msg_shutdown(w->sender);
         for (size_t i = 0; i < w->nfwd; i++) /* receivers reconnect and are redirected */

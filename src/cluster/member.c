@@ -42,6 +42,7 @@ typedef struct slot {
     unsigned dead_polls; /* member thread only, from here on */
     uint64_t pub_epoch, pub_seq;
     bool published;
+    uint64_t bump_from;  /* under mu: move to epoch + 1 while it is this one (0: no) */
 } slot;
 
 typedef struct isr_req {
@@ -225,6 +226,28 @@ static int apply_isr(fy_member *m, unsigned i, fy_chanstate *st)
     return rc;
 }
 
+/* This node leads chan: a bump asked for its current epoch is made (one
+ * compare-and-swap; asked again when it fails). */
+static int bump(fy_member *m, slot *s, fy_chanstate *st)
+{
+    pthread_mutex_lock(&m->mu);
+    uint64_t from = s->bump_from;
+    pthread_mutex_unlock(&m->mu);
+    if (!from || from != st->epoch)
+        return 0;
+    int rc = fy_elect_bump(m->etcd, m->prefix, s->name, m->node, st);
+    if (rc == 0) {
+        fy_klog(FY_LOG_INFO, "cluster epoch moved on", "channel=%s node=%s old_epoch=%llu "
+                "epoch=%llu reason=\"log reopened\"", s->name, m->node, (unsigned long long)from,
+                (unsigned long long)st->epoch);
+        pthread_mutex_lock(&m->mu);
+        if (s->bump_from == from)
+            s->bump_from = 0;
+        pthread_mutex_unlock(&m->mu);
+    }
+    return rc;
+}
+
 static bool same_state(const fy_chanstate *a, const fy_chanstate *b)
 {
     return a->epoch == b->epoch && strcmp(a->leader, b->leader) == 0 && a->nisr == b->nisr &&
@@ -270,8 +293,8 @@ static void poll_chan(fy_member *m, unsigned i)
         rc = fy_elect_try(m->etcd, m->prefix, s->name, m->node, m->r, &st);
     else if (rc == 0 && strcmp(st.leader, m->node) != 0)
         rc = follow(m, s, &st, addr);
-    else if (rc == 0)
-        rc = apply_isr(m, i, &st);
+    else if (rc == 0 && (rc = apply_isr(m, i, &st)) == 0)
+        rc = bump(m, s, &st);
     if (rc == 0 && strcmp(st.leader, m->node) == 0)
         snprintf(addr, sizeof addr, "%s", m->advertise);
     if (rc == 0 || rc == -EBUSY || rc == -EPERM)
@@ -492,6 +515,23 @@ int fy_member_set_insync(fy_member *m, const char *chan, const char *node, bool 
         q->chan = (unsigned)(s - m->chans);
         snprintf(q->node, sizeof q->node, "%s", node);
         q->in = in;
+        pthread_cond_signal(&m->cv);
+    }
+    pthread_mutex_unlock(&m->mu);
+    return rc;
+}
+
+int fy_member_bump(fy_member *m, const char *chan, uint64_t epoch)
+{
+    int rc = 0;
+
+    pthread_mutex_lock(&m->mu);
+    slot *s = find(m, chan);
+    if (!s || !s->leading || s->st.epoch != epoch) {
+        rc = -EPERM;
+    } else {
+        s->bump_from = epoch;
+        m->kick = true;
         pthread_cond_signal(&m->cv);
     }
     pthread_mutex_unlock(&m->mu);
