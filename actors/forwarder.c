@@ -194,7 +194,7 @@ static void subscribe_live(fwd *f, const fy__sub_info *si)
  * to start at (want when it is not ahead). */
 static uint64_t reconcile_ahead(fwd *f, const fy__sub_info *si, uint64_t want)
 {
-    uint64_t limit = fy_epochs_valid_below(&f->chan->epochs, f->r_epoch);
+    uint64_t limit = fy__chan_valid_below(f->chan, f->r_epoch);
     if (limit > si->next_seq)
         limit = si->next_seq;
     if (want <= limit)

@@ -21,7 +21,7 @@ static uint64_t replica_trunc(const fwd *f)
 {
     if (!f->rep_last_epoch)
         return 0;
-    uint64_t limit = fy_epochs_valid_below(&f->chan->epochs, f->rep_last_epoch);
+    uint64_t limit = fy__chan_valid_below(f->chan, f->rep_last_epoch);
     if (limit > f->end_seq)
         limit = f->end_seq;
     return f->rep_log_next > limit ? limit : 0;
@@ -30,10 +30,10 @@ static uint64_t replica_trunc(const fwd *f)
 void fy__fwd_welcome_ext(const fwd *f, fy_welcome *w)
 {
     if (f->hflags & (FY_HELLO_F_AHEAD | FY_HELLO_F_REPLICA)) {
-        const fy_epoch *cur = &f->chan->epochs.e[f->chan->epochs.n - 1];
+        fy_epoch cur = fy__chan_epoch_cur(f->chan);
         w->ext = w->ext2 = true;
-        w->epoch = cur->id;
-        w->epoch_seq = cur->start_seq;
+        w->epoch = cur.id;
+        w->epoch_seq = cur.start_seq;
         w->wflags = f->wflags;
     }
     if (f->hflags & FY_HELLO_F_REPLICA) {

@@ -7,6 +7,7 @@
 #include "relay.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -46,6 +47,9 @@ struct fy_relay {
     void *reg_state;
     char metrics_bound[128];
     fy_actor *tracer; /* --trace: the streaming trace recorder, or NULL */
+    /* --cluster: the replica manager (actors/replica.c); the member's thread
+     * loads it to post, so it is published with a release store. */
+    _Atomic(fy_actor *) replica;
     int lock_fd;      /* DATA/ferryd.lock, held until fy_relay_free */
 };
 
@@ -335,6 +339,12 @@ int fy_relay_start(fy_relay *r, char *err, size_t errcap)
         return rc;
     if ((rc = fy__qinfo_new(&r->ctx, &r->ctx.query)) < 0) /* `ferry info` asks both */
         return rc;
+    if (r->ctx.member) {
+        fy_actor *rep;
+        if ((rc = fy__replica_new(&r->ctx, &rep)) < 0)
+            return rc;
+        atomic_store_explicit(&r->replica, rep, memory_order_release);
+    }
     int lfd = r->lfd;
     r->lfd = -1; /* the acceptor owns it now */
     /* ctx is complete: from here on it is only read. */
@@ -404,6 +414,9 @@ int fy_relay_stop(fy_relay *r, unsigned timeout_ms)
         return 0;
     if (r->ctx.metrics) /* /readyz: 503 from now on */
         fy__msg_shutdown(r->ctx.metrics);
+    fy_actor *rep = atomic_load_explicit(&r->replica, memory_order_relaxed);
+    if (rep) /* it opens channels no more, and its leases end */
+        fy__msg_shutdown(rep);
     fy__msg_shutdown(r->ctx.acceptor);
     if ((rc = wait_done(r, timeout_ms)) == -ETIMEDOUT) {
         /* Receivers still being sent the log are cut at their next frame
@@ -434,6 +447,14 @@ int fy_relay_stop(fy_relay *r, unsigned timeout_ms)
 void fy_relay_set_member(fy_relay *r, struct fy_member *m)
 {
     r->ctx.member = m;
+}
+
+void fy_relay_cluster_changed(fy_relay *r)
+{
+    /* acquire: pairs with fy_relay_start's release, the actor is whole */
+    fy_actor *rep = atomic_load_explicit(&r->replica, memory_order_acquire);
+    if (rep)
+        (void)fy_actor_post(rep, FY_RM_CLUSTER, 0, 0, 0, NULL, NULL);
 }
 
 fy_sched *fy_relay_sched(fy_relay *r)
@@ -470,6 +491,7 @@ void fy_relay_free(fy_relay *r)
     fy_actor_unref(r->tracer); /* stopped (after a last drain) by the join */
     fy_actor_unref(r->ctx.metrics);
     fy_actor_unref(r->ctx.query);
+    fy_actor_unref(atomic_load_explicit(&r->replica, memory_order_relaxed));
     fy_actor_unref(r->ctx.acceptor);
     fy_actor_unref(r->ctx.registry);
     fy__registry_cleanup(r->reg_state);

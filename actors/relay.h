@@ -87,6 +87,11 @@ int fy_relay_reload_tls(fy_relay *r, char *desc, size_t desccap, char *err, size
 struct fy_member;
 void fy_relay_set_member(fy_relay *r, struct fy_member *m);
 
+/* --cluster: a channel's leader, epoch or in-sync set changed (the
+ * member's callback; any thread): the replica manager reads the member's
+ * table again and tells each writer to lead or whom to follow. */
+void fy_relay_cluster_changed(fy_relay *r);
+
 /* Free a stopped (or never started) relay. */
 void fy_relay_free(fy_relay *r);
 

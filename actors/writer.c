@@ -324,8 +324,9 @@ static void on_attach(fy__writer *w, fy__attach_req *r)
         free(r);
         return;
     }
-    if (w->shutting || w->rewind || !w->sender) {
-        answer_attach(w, r, w->shutting || w->rewind ? FY_ESHUTDOWN : 0);
+    if (w->shutting || w->rewind || !w->sender || fy__writer_not_leading(w)) {
+        answer_attach(w, r, w->shutting || w->rewind || fy__writer_not_leading(w) ? FY_ESHUTDOWN
+                                                                                   : 0);
         return;
     }
     /* Occupied: only the same sender (same token) may take over, one at a time. */
@@ -383,6 +384,7 @@ static void on_detach(fy__writer *w, fy_actor *s)
         answer_attach(w, w->taker, w->shutting ? FY_ESHUTDOWN : 0);
         w->taker = NULL;
     }
+    fy__writer_follow_start(w); /* cluster: a replica link for the new leader */
     idle_check(w);
 }
 
@@ -493,8 +495,8 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
     fy__writer *w = state;
 
     (void)self;
-    if (m->type == FY_STATS_REQ) {
-        on_stats(w, m);
+    if (m->type == FY_STATS_REQ || m->type == FY_RM_FOLLOW) { /* also while closing */
+        m->type == FY_STATS_REQ ? on_stats(w, m) : fy__writer_follow(w, m->ptr);
         return FY_MSG_DONE;
     }
     if (!w->log) {
@@ -594,6 +596,7 @@ static void dtor(void *state)
     free(w->fwd);
     fy_sha256_free(w->sha);
     fy__writer_names_free(w);
+    free(w->follow);
     fy__writer_wb_free(w);
     fy__isr_free(w);
     free(w);

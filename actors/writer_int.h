@@ -90,6 +90,13 @@ typedef struct fy__writer {
     bool mirrored;       /* the channel is a mirror: local senders are refused */
     bool up_linger_armed;
     uint64_t up_alone_since; /* fy_now_ns() when the last receiver left */
+    /* cluster (writer_follow.c): the latest FY_RM_FOLLOW, and whom the
+     * replica link in the sender slot (upstream) follows */
+    fy__follow *follow;
+    uint64_t follow_epoch;
+    char follow_addr[FY_MEMBER_ADDR_MAX];
+    uint64_t lead_epoch; /* the epoch this opening added to the epochs as leader (0: none) */
+    bool lead_ready;     /* leading, and that epoch is recorded: local senders may attach */
     /* write-behind: the sender's acks and credits waiting for the sync
      * worker (writer_durable.c), released in order */
     fy__wb_q acks, credits;
@@ -121,6 +128,18 @@ void fy__writer_find_part(fy__writer *w, fy_idx *idx);
 /* The log failed a sync: receivers are cut, and the channel closes (the
  * log cut back to what is durable) once nobody uses it (rewind). */
 void fy__writer_rewind_start(fy__writer *w);
+
+/* ---- writer_follow.c ------------------------------------------------------ */
+
+/* FY_RM_FOLLOW: lead the channel or follow f's leader (takes f). */
+void fy__writer_follow(fy__writer *w, fy__follow *f);
+/* Start the replica link when this node follows and the slot is free. */
+void fy__writer_follow_start(fy__writer *w);
+/* This node follows the channel (its replica link may have the slot). */
+bool fy__writer_following(const fy__writer *w);
+/* In a cluster, this node does not lead the channel (yet): local senders
+ * are refused (FY_ESHUTDOWN: they try again and are redirected). */
+bool fy__writer_not_leading(const fy__writer *w);
 
 /* ---- writer_names.c ------------------------------------------------------- */
 

@@ -165,13 +165,17 @@ static bool leads(fy__writer *w, struct fy__isr *s)
 
     if (fy_member_lead_of(w->ctx->member, w->chan->name, &l) < 0 || !l.known)
         return !s->fenced && s->epoch;
-    if (l.leading && (!s->epoch || (s->fenced && l.epoch > s->epoch))) {
-        if (s->fenced)
-            fy_klog(FY_LOG_INFO, "cluster leader again", "channel=%s epoch=%llu",
-                    w->chan->name, (unsigned long long)l.epoch);
+    if (l.leading && l.epoch > s->epoch) {
+        /* First look, leading again after a fence, or the member moved the
+         * channel to a new epoch while this node leads it (a log reopened
+         * while leading: writer_follow.c): acks count reports of it only. */
+        if (s->epoch)
+            fy_klog(FY_LOG_INFO, "cluster leader epoch", "channel=%s epoch=%llu was=%llu "
+                    "fenced=%s", w->chan->name, (unsigned long long)l.epoch,
+                    (unsigned long long)s->epoch, s->fenced ? "yes" : "no");
         s->epoch = l.epoch;
         s->fenced = false;
-    } else if (!s->fenced && s->epoch && (!l.leading || l.epoch != s->epoch)) {
+    } else if (!s->fenced && s->epoch && !l.leading) {
         fence(w, s, &l);
     }
     return !s->fenced && s->epoch;

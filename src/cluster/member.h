@@ -77,6 +77,11 @@ int fy_member_serve(fy_member *m, const char *chan);
 /* The leader puts node in (or out of) chan's in-sync set (any thread; done
  * by the next poll).  -EPERM when this node does not lead chan. */
 int fy_member_set_insync(fy_member *m, const char *chan, const char *node, bool in);
+/* This node leads chan in epoch and has just opened its log: move chan to
+ * epoch + 1 (done by the next poll, at once; the callback then tells of the
+ * new epoch).  Any thread.  0, or -EPERM when this node does not lead chan
+ * in that epoch. */
+int fy_member_bump(fy_member *m, const char *chan, uint64_t epoch);
 /* May this node acknowledge a frame of chan in epoch, now?  It leads chan
  * in that epoch as of its last poll, its lease is held until after
  * now_ns, the in-sync set has at least r members, and no peer named a

@@ -436,7 +436,7 @@ static void announce(const fy_conf *conf, const fy_auth *auth, fy_relay *relay, 
 /* The member's thread tells of each channel's leader as it changes. */
 static void on_lead(void *arg, const fy_member_view *v)
 {
-    (void)arg;
+    fy_relay_cluster_changed(arg); /* followers follow, a new leader leads */
     fy_klog(FY_LOG_INFO, "cluster channel leader", "channel=%s leader=%s addr=%s epoch=%llu "
             "leading=%s isr=%u r=%u", v->chan, v->st->leader, v->leader_addr[0] ?
             v->leader_addr : "-", (unsigned long long)v->st->epoch, v->leading ? "yes" : "no",
@@ -446,12 +446,13 @@ static void on_lead(void *arg, const fy_member_view *v)
 /* Join the cluster (docs/cluster.md) once the relay is bound, so that the
  * advertised address defaults to the bound one.  0, or -1 after the error
  * line (the relay must not start). */
-static int join_cluster(const fy_conf *c, const char *bound, fy_member **out)
+static int join_cluster(const fy_conf *c, const char *bound, fy_relay *relay, fy_member **out)
 {
     const char *adv = c->advertise[0] ? c->advertise : bound;
     fy_member_conf mc = {.endpoints = c->cluster, .prefix = c->cluster_prefix, .node = c->node,
                          .advertise = adv, .ttl_s = (int)c->cluster_ttl,
-                         .r = (unsigned)c->replicas, .changed = on_lead};
+                         .r = (unsigned)c->replicas, .changed = on_lead,
+                         .arg = relay};
     uint64_t t0 = fy_now_ns();
     int rc = fy_member_start(&mc, out);
     unsigned ms = (unsigned)((fy_now_ns() - t0) / 1000000);
@@ -488,7 +489,7 @@ static int start(const fy_conf *conf, fy_auth *auth, fy_relay **out)
     }
     fy_relay_bound(relay, addr, sizeof addr);
     fy_member *member = NULL;
-    if (conf->cluster[0] && join_cluster(conf, addr, &member) < 0) {
+    if (conf->cluster[0] && join_cluster(conf, addr, relay, &member) < 0) {
         fy_relay_free(relay);
         fy_auth_free(auth);
         return 1;

@@ -313,10 +313,21 @@ static void test_replica_hello_checks(void **state)
     uint64_t seq = w.next_seq;
     (void)send_one(s, w.channel, &seq, "one");
 
+    /* ahead of the log in the leader's epoch: cut at the log's end */
     int fd = rh_connect(&f->d);
-    assert_int_equal(replica_hello(fd, "d1", "f9", 1, 999, seq + 50, &w), 0);
+    assert_int_equal(replica_hello(fd, "d1", "f9", 1, 1, seq + 50, &w), 0);
     assert_true(w.ext4);
     assert_int_equal(w.trunc_seq, seq);
+    close(fd);
+    /* an epoch the leader does not know: trusted below its epoch's start only */
+    fd = rh_connect(&f->d);
+    assert_int_equal(replica_hello(fd, "d1", "f9", 1, 999, seq, &w), 0);
+    assert_int_equal(w.trunc_seq, 1);
+    close(fd);
+    /* nothing past the leader's history: no cut */
+    fd = rh_connect(&f->d);
+    assert_int_equal(replica_hello(fd, "d1", "f9", 1, 1, seq, &w), 0);
+    assert_int_equal(w.trunc_seq, 0);
     close(fd);
 
     fd = rh_connect(&f->d);
