@@ -27,6 +27,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,7 @@ typedef struct fixture {
     char dir[64];
     tc_etcd etcd;
     rh_daemon d;
+    rh_daemon peer[2]; /* real followers (test_real_followers) */
 } fixture;
 
 static double now_s(void)
@@ -89,6 +91,11 @@ static int teardown(void **state)
     if (!f)
         return 0;
     rh_cleanup(&f->d, true);
+    for (int i = 0; i < 2; i++)
+        if (f->peer[i].pid > 0) {
+            kill(f->peer[i].pid, SIGCONT);
+            rh_cleanup(&f->peer[i], true);
+        }
     tc_etcd_stop(&f->etcd);
     tc_tmpdir_done(f->dir);
     return 0;
@@ -396,6 +403,63 @@ static void test_fenced(void **state)
     close(s);
 }
 
+/* ferryd `node` in a cluster of its own prefix (real followers). */
+static int start_real(fixture *f, rh_daemon *d, const char *node)
+{
+    const char *extra[] = {"--cluster", f->etcd.url, "--node", node, "--cluster-ttl", "2",
+                           "--cluster-prefix", "/real", "--replicas", "2", "--replica-lag",
+                           "1500ms", NULL};
+    if (rh_init(d) < 0)
+        return -1;
+    return rh_start(d, extra);
+}
+
+/* Real followers (actors/upstream_replica.c): n1 leads, n2 and n3 follow.
+ * A file is acked once they are in sync; both stopped (SIGSTOP), they
+ * leave the in-sync set after the lag and nothing is acked (below R);
+ * one continued catches up, is put back, and the file is acked. */
+static void test_real_followers(void **state)
+{
+    fixture *f = *state;
+    fy_welcome w;
+    if (!f)
+        skip();
+    rh_cleanup(&f->d, false);
+    assert_int_equal(start_real(f, &f->d, "n1"), 0);
+    assert_int_equal(start_real(f, &f->peer[0], "n2"), 0);
+    assert_int_equal(start_real(f, &f->peer[1], "n3"), 0);
+    int s = sender_connect(f, "r1", &w); /* the first hello: n1 leads */
+    uint64_t seq = w.next_seq;
+    double t0 = now_s();
+    uint64_t fe = send_one(s, w.channel, &seq, "one");
+    assert_int_equal(ack_within(s, fe, SOON_MS), 0);
+    printf("real followers: first file acked after %.3f s (followers found and put in sync)\n",
+           now_s() - t0);
+    assert_int_equal(rh_wait_log(&f->d, "channel=r1 node=n2 in=yes", 1, SOON_MS), 0);
+    assert_int_equal(rh_wait_log(&f->d, "channel=r1 node=n3 in=yes", 1, SOON_MS), 0);
+    t0 = now_s();
+    fe = send_one(s, w.channel, &seq, "two");
+    assert_int_equal(ack_within(s, fe, SOON_MS), 0);
+    printf("real followers in sync: file acked after %.3f s\n", now_s() - t0);
+
+    kill(f->peer[0].pid, SIGSTOP);
+    kill(f->peer[1].pid, SIGSTOP);
+    fe = send_one(s, w.channel, &seq, "three");
+    assert_int_equal(ack_within(s, fe, LAG_MS + 1500), -ETIMEDOUT);
+    assert_int_equal(rh_wait_log(&f->d, "channel=r1 node=n2 in=no", 1, SOON_MS), 0);
+    assert_int_equal(rh_wait_log(&f->d, "channel=r1 node=n3 in=no", 1, SOON_MS), 0);
+    assert_int_equal(ack_within(s, fe, QUIET_MS), -ETIMEDOUT); /* below R */
+    t0 = now_s();
+    kill(f->peer[1].pid, SIGCONT);
+    assert_int_equal(ack_within(s, fe, 3 * SOON_MS), 0);
+    printf("a follower continued: acked %.3f s later\n", now_s() - t0);
+    assert_int_equal(rh_wait_log(&f->d, "channel=r1 node=n3 in=yes", 2, 2000), 0);
+    kill(f->peer[0].pid, SIGCONT);
+    close(s);
+    for (int i = 0; i < 2; i++)
+        rh_cleanup(&f->peer[i], false);
+}
+
 /* (e) --acks leader acks at once; without --cluster a replica hello is
  * refused FY_EPROTO. */
 static void test_acks_leader(void **state)
@@ -426,6 +490,7 @@ int main(void)
         cmocka_unit_test(test_acks_wait_for_isr),
         cmocka_unit_test(test_replica_hello_checks),
         cmocka_unit_test(test_fenced),
+        cmocka_unit_test(test_real_followers),
         cmocka_unit_test(test_acks_leader),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
