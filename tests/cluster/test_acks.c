@@ -408,10 +408,36 @@ static int start_real(fixture *f, rh_daemon *d, const char *node)
 {
     const char *extra[] = {"--cluster", f->etcd.url, "--node", node, "--cluster-ttl", "2",
                            "--cluster-prefix", "/real", "--replicas", "2", "--replica-lag",
-                           "1500ms", NULL};
+                           "1500ms", "--metrics", "127.0.0.1:0", NULL};
     if (rh_init(d) < 0)
         return -1;
     return rh_start(d, extra);
+}
+
+/* Below R on a new channel: a sender that never waits is paced by its
+ * credits (they wait for the acks before them), so the relay holds at most
+ * about the channel budget of it (4 MiB), not all it would send. */
+static void pace_below_r(fixture *f)
+{
+    static uint8_t data[64 << 10];
+    fy_welcome w;
+    int s = sender_connect(f, "r2", &w);
+    struct timeval tv = {0, 300000};
+    uint64_t seq = w.next_seq, sent = 0;
+    char name[32];
+
+    setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    rh_fill(data, sizeof data, 7);
+    for (int i = 0; sent < (128u << 20); i++) {
+        snprintf(name, sizeof name, "p%d", i);
+        if (rh_send_file(s, w.channel, &seq, name, data, sizeof data, 16 << 10) < 0)
+            break;
+        sent += sizeof data;
+    }
+    printf("below R: the sender was paced after %llu KiB\n", (unsigned long long)(sent >> 10));
+    assert_true(sent < (32u << 20));
+    assert_true(metric(f, "ferry_cluster_acks_waiting{channel=\"r2\"}") >= 1);
+    close(s);
 }
 
 /* Real followers (actors/upstream_replica.c): n1 leads, n2 and n3 follow.
@@ -449,6 +475,7 @@ static void test_real_followers(void **state)
     assert_int_equal(rh_wait_log(&f->d, "channel=r1 node=n2 in=no", 1, SOON_MS), 0);
     assert_int_equal(rh_wait_log(&f->d, "channel=r1 node=n3 in=no", 1, SOON_MS), 0);
     assert_int_equal(ack_within(s, fe, QUIET_MS), -ETIMEDOUT); /* below R */
+    pace_below_r(f);
     t0 = now_s();
     kill(f->peer[1].pid, SIGCONT);
     assert_int_equal(ack_within(s, fe, 3 * SOON_MS), 0);
