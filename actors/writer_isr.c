@@ -43,6 +43,7 @@
 #define TICK_WAIT_MS 20   /* the timer while acks wait (lease and set changes) */
 #define TICK_MAX_MS 1000  /* otherwise: replica-lag / 4, at most this */
 #define ASK_AGAIN_MS 2000 /* an in-sync change not seen in etcd by then is asked again */
+#define REPS_MAX (4 * FY_CLUSTER_NODES_MAX) /* followers tracked per channel */
 
 typedef struct rep {
     char node[FY_CLIENT_MAX + 1];
@@ -90,6 +91,8 @@ static rep *add(struct fy__isr *s, const char *node, uint64_t now)
     rep *r = find(s, node);
     if (r)
         return r;
+    if (s->n == REPS_MAX)
+        return NULL; /* names beyond a cluster's worth: not tracked, never in sync */
     if (s->n == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 4;
         rep *v = realloc(s->v, cap * sizeof *v);
