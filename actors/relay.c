@@ -218,6 +218,25 @@ static void write_fail_hook(fy_syncer *s)
         }
 }
 
+/* The data directory's lock (one ferryd per directory): r->lock_fd.  0 or
+ * -errno with err set. */
+static int lock_data(fy_relay *r, char *err, size_t errcap)
+{
+    const char *data = r->ctx.conf->data;
+    long holder = 0;
+    int rc = fy_store_lock(data, &holder);
+
+    if (rc == -EBUSY)
+        snprintf(err, errcap, "data directory %s is in use by another ferryd (pid %ld, "
+                 "lock %s/" FY_STORE_LOCK_NAME "): one ferryd per data directory", data,
+                 holder, data);
+    else if (rc < 0)
+        snprintf(err, errcap, "cannot lock %s/" FY_STORE_LOCK_NAME ": %s", data, strerror(-rc));
+    else
+        r->lock_fd = rc;
+    return rc < 0 ? rc : 0;
+}
+
 int fy_relay_new(const fy_conf *conf, const fy_auth *auth, fy_relay **out, char *err,
                  size_t errcap)
 {
@@ -240,18 +259,12 @@ int fy_relay_new(const fy_conf *conf, const fy_auth *auth, fy_relay **out, char 
         snprintf(err, errcap, "cannot create %s: %s", conf->data, strerror(-rc));
         goto fail;
     }
-    long holder = 0;
-    if ((rc = fy_store_lock(conf->data, &holder)) < 0) {
-        if (rc == -EBUSY)
-            snprintf(err, errcap, "data directory %s is in use by another ferryd (pid %ld, "
-                     "lock %s/" FY_STORE_LOCK_NAME "): one ferryd per data directory",
-                     conf->data, holder, conf->data);
-        else
-            snprintf(err, errcap, "cannot lock %s/" FY_STORE_LOCK_NAME ": %s", conf->data,
-                     strerror(-rc));
+    if ((rc = lock_data(r, err, errcap)) < 0)
+        goto fail;
+    if (conf->cluster[0] && (rc = fy__progress_new(&r->ctx.progress)) < 0) {
+        snprintf(err, errcap, "out of memory");
         goto fail;
     }
-    r->lock_fd = rc;
     snprintf(r->ctx.chan_root, sizeof r->ctx.chan_root, "%s/channels", conf->data);
     if ((rc = mkdir_p(r->ctx.chan_root)) < 0) {
         snprintf(err, errcap, "cannot create %s: %s", r->ctx.chan_root, strerror(-rc));
@@ -449,6 +462,13 @@ void fy_relay_set_member(fy_relay *r, struct fy_member *m)
     r->ctx.member = m;
 }
 
+void fy_relay_progress(fy_relay *r, const char *chan, uint64_t *epoch, uint64_t *seq)
+{
+    *epoch = *seq = 0;
+    if (r->ctx.progress)
+        fy__progress_get(r->ctx.progress, chan, epoch, seq);
+}
+
 void fy_relay_cluster_changed(fy_relay *r)
 {
     /* acquire: pairs with fy_relay_start's release, the actor is whole */
@@ -492,6 +512,7 @@ void fy_relay_free(fy_relay *r)
     fy_actor_unref(r->ctx.metrics);
     fy_actor_unref(r->ctx.query);
     fy_actor_unref(atomic_load_explicit(&r->replica, memory_order_relaxed));
+    fy__progress_free(r->ctx.progress); /* the member, its reader, is stopped */
     fy_actor_unref(r->ctx.acceptor);
     fy_actor_unref(r->ctx.registry);
     fy__registry_cleanup(r->reg_state);

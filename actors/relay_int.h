@@ -120,7 +120,18 @@ typedef struct fy__ctx {
      * Actors only call its non-blocking side (serve, lead_of: a mutex held
      * for a copy), never etcd: that is the member's own thread. */
     fy_member *member;
+    /* --cluster: how far each followed channel is stored (actors/progress.c) */
+    struct fy__progress *progress;
 } fy__ctx;
+
+/* ---- progress.c: the stored (epoch, seq) of each followed channel ------- */
+typedef struct fy__progress fy__progress;
+int fy__progress_new(fy__progress **out);
+void fy__progress_free(fy__progress *p); /* NULL ignored */
+/* Any thread: chan is stored up to seq (inclusive), its frame of epoch. */
+void fy__progress_set(fy__progress *p, const char *chan, uint64_t epoch, uint64_t seq);
+/* Any thread: 0, 0 when chan was never set. */
+void fy__progress_get(fy__progress *p, const char *chan, uint64_t *epoch, uint64_t *seq);
 
 /* The token table in force (any actor; use it only inside
  * fy_auth_read_begin/end). */

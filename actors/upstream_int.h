@@ -95,6 +95,7 @@ typedef struct upstream {
     uint64_t cepoch;      /* the newest cluster epoch seen: an older leader is refused */
     uint64_t rep_seq;     /* the last seq reported stored (FY_FT_REPLICA_STORED), 0: none */
     uint64_t rep_ns;      /* fy_now_ns() of that report */
+    uint64_t prog_seq;    /* the last seq given to ctx->progress */
 } upstream;
 
 /* ---- upstream.c, for upstream_link.c ------------------------------------ */

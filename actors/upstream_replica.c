@@ -80,6 +80,10 @@ void fy__upstream_replica_report(upstream *u, bool force)
     uint8_t p[FY_REPLICA_STORED_SIZE];
     size_t n;
 
+    if (seq && seq != u->prog_seq && u->ctx->progress) { /* for the member's takeovers */
+        fy__progress_set(u->ctx->progress, u->name, fy__chan_epoch_of(u->chan, seq), seq);
+        u->prog_seq = seq;
+    }
     if (u->st != U_STREAM || !u->cepoch || (seq == u->rep_seq && !force) ||
         (seq == u->rep_seq && now - u->rep_ns < REPORT_MS * 1000000ull))
         return;

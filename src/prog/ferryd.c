@@ -443,6 +443,12 @@ static void on_lead(void *arg, const fy_member_view *v)
             v->st->nisr, v->st->r);
 }
 
+/* The member's thread asks how far this relay has stored a channel. */
+static void on_progress(void *arg, const char *chan, uint64_t *epoch, uint64_t *seq)
+{
+    fy_relay_progress(arg, chan, epoch, seq);
+}
+
 /* Join the cluster (docs/cluster.md) once the relay is bound, so that the
  * advertised address defaults to the bound one.  0, or -1 after the error
  * line (the relay must not start). */
@@ -452,7 +458,7 @@ static int join_cluster(const fy_conf *c, const char *bound, fy_relay *relay, fy
     fy_member_conf mc = {.endpoints = c->cluster, .prefix = c->cluster_prefix, .node = c->node,
                          .advertise = adv, .ttl_s = (int)c->cluster_ttl,
                          .r = (unsigned)c->replicas, .changed = on_lead,
-                         .arg = relay};
+                         .progress = on_progress, .arg = relay};
     uint64_t t0 = fy_now_ns();
     int rc = fy_member_start(&mc, out);
     unsigned ms = (unsigned)((fy_now_ns() - t0) / 1000000);

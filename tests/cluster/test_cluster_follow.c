@@ -12,7 +12,9 @@
  *     with no gap and no duplicate;
  *   - the leader killed with SIGKILL: a follower takes over in epoch 2, a
  *     sender with --retries and a --server list finishes there, and both
- *     live nodes hold identical logs.
+ *     live nodes hold identical logs;
+ *   - every node killed, the leader restarted alone: it reopened its log
+ *     while named leader, so it moves the channel to the next epoch first.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -314,12 +316,44 @@ static void test_leader_kill9_failover(void **state)
             "(ttl " TTL " s)\n", lead + 1, took);
 }
 
+/* Every node down, the leader restarted alone: still named leader (no
+ * live follower to take over), it reopened its log, so it moves the channel
+ * to the next epoch before it takes a file (docs/cluster.md, "Epochs"). */
+static void test_reopened_leader_moves_epoch(void **state)
+{
+    FIXTURE();
+    char file[128], listen[64];
+    int lead = metric(f, 1, LEADER) == 1 ? 1 : 2;
+    long long e = metric(f, lead, EPOCH);
+    snprintf(file, sizeof file, "%s/d.bin", f->dir);
+    assert_int_equal(tc_make_file(file, 256u << 10, 40, NULL), 0);
+    snprintf(listen, sizeof listen, "%s", f->d[lead].addr);
+    for (int i = 0; i < 3; i++)
+        if (f->d[i].pid > 0)
+            tc_daemon_kill9(&f->d[i]);
+    assert_int_equal(start_node(f, lead, listen), 0);
+    assert_int_equal(send_to(f, f->d[lead].addr, file), 0);
+    assert_int_equal(metric(f, lead, LEADER), 1);
+    assert_int_equal(metric(f, lead, EPOCH), e + 1);
+    char log[160];
+    snprintf(log, sizeof log, "%s", f->log[lead]);
+    FILE *fp = fopen(log, "r");
+    char line[4096];
+    int bumped = 0;
+    while (fp && fgets(line, sizeof line, fp))
+        bumped += strstr(line, "msg=\"cluster epoch moved on\"") != NULL;
+    if (fp)
+        fclose(fp);
+    assert_int_equal(bumped, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_followers_mirror),
         cmocka_unit_test(test_follower_restart_midstream),
         cmocka_unit_test(test_leader_kill9_failover),
+        cmocka_unit_test(test_reopened_leader_moves_epoch),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
