@@ -59,12 +59,16 @@ static void nap_ms(unsigned ms)
     nanosleep(&ts, NULL);
 }
 
+/* --acks of the nodes started from now on. */
+static const char *acks_mode = "all";
+
 static int start_node(fixture *f, int i, const char *listen)
 {
     char node[16];
     snprintf(node, sizeof node, "n%d", i + 1);
     const char *extra[] = {"--cluster", f->etcd.url, "--node", node, "--cluster-ttl", TTL,
-                           "--replicas", "2", "--metrics", "127.0.0.1:0", "--threads", "2",
+                           "--replicas", "2", "--acks", acks_mode, "--metrics", "127.0.0.1:0",
+                           "--threads", "2",
                            listen[0] ? "--listen" : NULL, listen, NULL};
     return tc_daemon_start(&f->d[i], FERRYD_PATH, f->data[i], f->log[i], extra, WAIT_MS);
 }
@@ -331,6 +335,9 @@ static void test_reopened_leader_moves_epoch(void **state)
     for (int i = 0; i < 3; i++)
         if (f->d[i].pid > 0)
             tc_daemon_kill9(&f->d[i]);
+    /* Alone (its followers stay down) it is below R: with acks all nothing
+     * is acknowledged (writer_isr.c); the epoch is what is tested here. */
+    acks_mode = "leader";
     assert_int_equal(start_node(f, lead, listen), 0);
     assert_int_equal(send_to(f, f->d[lead].addr, file), 0);
     assert_int_equal(metric(f, lead, LEADER), 1);
