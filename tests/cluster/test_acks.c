@@ -319,6 +319,7 @@ static void test_replica_hello_checks(void **state)
     int s = sender_connect(f, "d1", &w);
     uint64_t seq = w.next_seq;
     (void)send_one(s, w.channel, &seq, "one");
+    assert_int_equal(rh_wait_log(&f->d, "msg=\"file stored\" channel=d1", 1, SOON_MS), 0);
 
     /* ahead of the log in the leader's epoch: cut at the log's end */
     int fd = rh_connect(&f->d);
