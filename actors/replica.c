@@ -108,8 +108,10 @@ static void tell(rchan *c, const fy_member_lead *l)
         free(f);
         return;
     }
-    if (fy_actor_post(c->chan->writer, FY_RM_FOLLOW, 0, 0, 0, f, NULL) < 0)
-        return; /* the writer is closing (shutdown): the message freed nothing of ours */
+    if (fy_actor_post(c->chan->writer, FY_RM_FOLLOW, 0, 0, 0, f, NULL) < 0) {
+        free(f); /* the writer has stopped (shutdown): ptr is ours again */
+        return;
+    }
     c->told = true;
     c->leading = l->leading;
     c->epoch = l->epoch;
