@@ -30,12 +30,12 @@ typedef struct fwd {
     enum fst st;
     char peer[64];
     char client[FY_CLIENT_MAX + 1]; /* from the hello, for `ferry info` */
-    bool replica_in; /* fwd_replica.c: this replica was put in the in-sync set */
     uint64_t addr_key[2]; /* the acceptor counts our connection under it */
     uint8_t mode;
     uint64_t resume_from;
     uint16_t hflags;      /* the hello's FY_HELLO_F_* (AHEAD: the welcome carries the epoch) */
     uint64_t r_epoch, r_part; /* FY_HELLO_F_AHEAD: the receiver's epoch and partial file */
+    uint64_t rep_cepoch, rep_last_epoch, rep_log_next; /* FY_HELLO_F_REPLICA (fy__fwd_init) */
     uint32_t wflags;      /* FY_WELCOME_F_* of the welcome to send (after a look-up too) */
     fy_dec *dec;
     uint8_t *pending; /* bytes the session read past the hello */
@@ -124,6 +124,19 @@ void fy__fwd_start_catchup(fwd *f, fy_pos at, uint64_t seq);
 /* FY__TM_LINGER: close a follower's reader idle for a while. */
 void fy__fwd_linger(fwd *f);
 
+/* ---- fwd_replica.c: a cluster follower's replica connection ------------------ */
+
+/* The welcome's extensions: to a hello with FY_HELLO_F_AHEAD or _REPLICA
+ * the epoch fields (f->wflags included), to a replica hello also the
+ * replica fields (cepoch, trunc_seq). */
+void fy__fwd_welcome_ext(const fwd *f, fy_welcome *w);
+/* Subscribed: a replica connection is announced to the writer. */
+void fy__fwd_replica_join(fwd *f);
+/* A replica-stored frame: to the writer.  1 when the connection ended. */
+int fy__fwd_replica_stored(fwd *f, const fy_frame *fr);
+/* FY_RM_FENCE: end with an error frame naming the leader (code: FY_E*). */
+void fy__fwd_fence(fwd *f, int code);
+
 /* ---- fwd_skip.c: deleted files in catch-up ------------------------------------ */
 
 /* Read the channel's deleted files (a receiver with FY_HELLO_F_SKIP only). */
@@ -135,13 +148,5 @@ int fy__fwd_skip_limit(fwd *f, fy_pos *lim);
 /* Skip the deleted file the last limit named: queue SKIP, move f->pos
  * past it.  0 or -errno (the control queue is full). */
 int fy__fwd_skip(fwd *f);
-
-/* ---- fwd_replica.c ------------------------------------------------------ */
-
-/* A cluster leader's welcome to a replica hello: the replica fields. */
-void fy__fwd_replica_welcome(fwd *f, fy_welcome *w);
-/* A replica's stored report (FY_FT_REPLICA_STORED): 0 to go on, 1 when the
- * connection ended. */
-int fy__fwd_replica_stored(fwd *f, const fy_frame *fr);
 
 #endif

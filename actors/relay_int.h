@@ -309,6 +309,10 @@ typedef struct fy__fwd_init {
     uint16_t hflags;       /* the hello's FY_HELLO_F_* */
     uint64_t r_epoch;      /* with FY_HELLO_F_AHEAD: the epoch the receiver's frames came from */
     uint64_t r_part;       /* and its partial file's file-begin seq (0: none) */
+    /* FY_HELLO_F_REPLICA (a cluster follower): the epoch this relay leads
+     * the channel in (the welcome's cepoch), and the follower's last_epoch
+     * and log_next from its hello (for the welcome's trunc_seq). */
+    uint64_t rep_cepoch, rep_last_epoch, rep_log_next;
     char peer[64];
     char client[FY_CLIENT_MAX + 1]; /* the client's name from hello, "" = none */
     uint64_t addr_key[2];   /* the peer's address key (fy__addr_key), as the acceptor counts it */
@@ -380,7 +384,19 @@ enum fy__msg {
     /* cluster (actors/replica.c) */
     FY_RM_CLUSTER,                    /* member thread -> replica: a channel's leader changed */
     FY_RM_FOLLOW,                     /* replica -> writer: lead or follow (a fy__follow) */
+    /* cluster replication (actors/writer_isr.c; appended) */
+    FY_RM_REPLICA_JOIN,               /* forwarder -> writer: a follower's replica connection */
+    FY_RM_REPLICA_STORED,             /* forwarder -> writer: the follower's replica-stored */
+    FY_RM_FENCE,                      /* writer -> forwarder: not the leader any more, close */
 };
+
+/* A follower's replica connection, announced to the channel's writer
+ * (FY_RM_REPLICA_JOIN, malloc'd: the writer frees it). */
+typedef struct fy__replica_join {
+    fy_actor *fwd;                  /* the forwarder (compare only) */
+    uint64_t cepoch;                /* the epoch the connection belongs to */
+    char node[FY_CLIENT_MAX + 1];   /* the follower's node name */
+} fy__replica_join;
 
 /* Timer tags. */
 enum { FY__TM_RETRY = 1, FY__TM_LINGER = 2, FY__TM_FSYNC = 3, FY__TM_RETAIN = 4, FY__TM_ACCEPT = 5,

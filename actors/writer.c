@@ -292,6 +292,7 @@ static void on_unsubscribe(fy__writer *w, fy_actor *f, const fy_msg *m)
     /* The forwarder waits for this reply before it stops, so the pointer is
      * good even without a reference; it is the last message we send it. */
     fy__msg_unsubscribed(f);
+    fy__isr_gone(w, f);
     fy_actor_unref(ref);
     maybe_done(w);
     mirror_linger(w);
@@ -310,6 +311,7 @@ static void answer_attach(fy__writer *w, fy__attach_req *r, int err)
     } else {
         w->sender = r->session;
         memcpy(w->sender_token, r->token, sizeof w->sender_token);
+        fy__isr_watch(w); /* cluster: its acks wait for the replicas, and a fence ends it */
     }
     free(r);
 }
@@ -464,6 +466,8 @@ static void on_timer(fy__writer *w, uint64_t tag)
     } else if (tag == FY__TM_IDLE || tag == FY__TM_REWIND) {
         *(tag == FY__TM_IDLE ? &w->idle_armed : &w->rewind_armed) = false;
         idle_check(w);
+    } else if (tag == FY__TM_ISR) {
+        fy__isr_tick(w);
     } else if (tag == FY__TM_RETAIN) {
         fy__writer_retain(w);
         fy_timer_after(w->self, FY__RETAIN_MS, FY__TM_RETAIN);
@@ -482,6 +486,8 @@ static void drop_late(fy_msg *m)
     }
     if (m->type == FY_RM_LEASE)
         fy_actor_unref(m->ptr);
+    if (m->type == FY_RM_REPLICA_JOIN)
+        free(m->ptr);
 }
 
 static int handle(fy_actor *self, void *state, fy_msg *m)
@@ -558,6 +564,7 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
         on_timer(w, m->u64[0]);
         break;
     default:
+        fy__isr_msg(w, m); /* cluster replication's messages */
         break;
     }
     return FY_MSG_DONE;
@@ -591,6 +598,7 @@ static void dtor(void *state)
     fy__writer_names_free(w);
     free(w->follow);
     fy__writer_wb_free(w);
+    fy__isr_free(w);
     free(w);
 }
 

@@ -18,11 +18,16 @@
 /* The writer's own timer tag (after relay_int.h's FY__TM_*): a rewinding
  * channel's look at whether it is unused yet. */
 #define FY__TM_REWIND 0x77720001u
+/* writer_isr.c's timer: the in-sync set, and acks waiting for replicas. */
+#define FY__TM_ISR 0x77720010u
 
 /* What waits for the log to be durable up to need (fy_log_bytes units):
- * an ack (val = the file-end's seq) or a credit (val = buffer bytes). */
+ * an ack (val = the file-end's seq) or a credit (val = buffer bytes).  A
+ * credit under --acks all in a cluster also waits until the acks queued
+ * before it went out (gate: their count, writer acks_pushed), so a sender
+ * runs at most one budget ahead of what the replicas stored. */
 typedef struct fy__wb_item {
-    uint64_t need, val;
+    uint64_t need, val, gate;
 } fy__wb_item;
 
 /* A FIFO of them: v[head .. head + n). */
@@ -95,6 +100,8 @@ typedef struct fy__writer {
     /* write-behind: the sender's acks and credits waiting for the sync
      * worker (writer_durable.c), released in order */
     fy__wb_q acks, credits;
+    uint64_t acks_pushed, acks_sent; /* acks queued and released, ever (credit gates) */
+    struct fy__isr *isr; /* cluster: followers and the in-sync set (writer_isr.c), or NULL */
     /* the latest stored file of each name (writer_names.c) */
     struct fy__wname **names;
     size_t nnames;
@@ -169,5 +176,27 @@ void fy__writer_wb_free(fy__writer *w);
 /* The log's fy_log_synced_fn (arg = the writer actor): runs on the sync
  * worker's thread and only posts FY_RM_SYNCED. */
 void fy__writer_synced_cb(void *arg, uint64_t seq, uint64_t bytes, int rc);
+
+/* ---- writer_isr.c: cluster followers and the in-sync set ---------------------- */
+
+/* Do this writer's acks wait for the in-sync replicas (cluster, --acks all,
+ * a local sender's channel)? */
+bool fy__isr_gating(const fy__writer *w);
+/* May the ack of the file-end at seq go out now?  (True when not gating.) */
+bool fy__isr_ack_ok(fy__writer *w, uint64_t seq);
+/* After a release: n acks still wait (for metrics; arms the timer). */
+void fy__isr_waiting(fy__writer *w, uint64_t n);
+/* Arm the timer (FY__TM_ISR) unless it is. */
+void fy__isr_watch(fy__writer *w);
+/* FY_RM_REPLICA_JOIN (frees j), FY_RM_REPLICA_STORED, and a forwarder's
+ * unsubscribe (its replica connection is gone). */
+void fy__isr_join(fy__writer *w, fy__replica_join *j);
+void fy__isr_stored(fy__writer *w, fy_actor *fwd, uint64_t cepoch, uint64_t seq);
+void fy__isr_gone(fy__writer *w, fy_actor *fwd);
+/* The writer's other messages: JOIN and STORED are handled, the rest ignored. */
+void fy__isr_msg(fy__writer *w, fy_msg *m);
+/* FY__TM_ISR. */
+void fy__isr_tick(fy__writer *w);
+void fy__isr_free(fy__writer *w);
 
 #endif

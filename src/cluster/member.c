@@ -37,6 +37,7 @@ typedef struct slot {
     char name[FY_NAME_MAX + 1];
     fy_chanstate st;     /* as last read; under mu */
     bool known, leading; /* under mu */
+    uint64_t seen;       /* newest epoch a peer named (fy_member_saw_epoch); under mu */
     char addr[FY_MEMBER_ADDR_MAX]; /* the leader's advertised address; under mu, written
                                       by the member thread only */
     unsigned dead_polls; /* member thread only, from here on */
@@ -545,9 +546,21 @@ bool fy_member_may_ack(fy_member *m, const char *chan, uint64_t epoch, uint64_t 
     pthread_mutex_lock(&m->mu);
     slot *s = find(m, chan);
     ok = s && s->leading && s->st.epoch == epoch && s->st.nisr >= s->st.r &&
-         fy_lease_held(m->lease, now_ns);
+         s->seen <= epoch && fy_lease_held(m->lease, now_ns);
     pthread_mutex_unlock(&m->mu);
     return ok;
+}
+
+void fy_member_saw_epoch(fy_member *m, const char *chan, uint64_t epoch)
+{
+    pthread_mutex_lock(&m->mu);
+    slot *s = find(m, chan);
+    if (s && epoch > s->seen) {
+        s->seen = epoch;
+        m->kick = true; /* read the state now rather than at the next poll */
+        pthread_cond_signal(&m->cv);
+    }
+    pthread_mutex_unlock(&m->mu);
 }
 
 int fy_member_state(fy_member *m, const char *chan, fy_chanstate *st)

@@ -129,6 +129,11 @@ static const char usage[] =
     "  --cluster-ttl SECONDS  lease TTL: a relay that dies loses its leadership this\n"
     "                         long after (default 5)\n"
     "  --replicas R           replica count of the channels this relay creates (default 2)\n"
+    "  --acks all|leader      with --cluster: a file-end is acknowledged once every\n"
+    "                         in-sync replica stored it (all, the default) or once this\n"
+    "                         relay did (leader; the only value without --cluster)\n"
+    "  --replica-lag MS       a follower not caught up this long leaves the in-sync set\n"
+    "                         (default: the cluster TTL; 100ms..3600s)\n"
     "  --cluster-prefix P     etcd key prefix (default /ferry)\n"
     "  --log-level LEVEL      debug|info|warn|error (default info)\n"
     "  -v, --verbose          --log-level debug;  -q, --quiet: --log-level warn\n"
@@ -466,8 +471,10 @@ static int join_cluster(const fy_conf *c, const char *bound, fy_relay *relay, fy
                 "err=%s waited_ms=%u action=exit", c->cluster, fy_errname(rc), ms);
     else
         fy_klog(FY_LOG_INFO, "cluster joined", "node=%s advertise=%s cluster=%s prefix=%s ttl=%llu "
-                "replicas=%llu join_ms=%u", c->node, adv, c->cluster, c->cluster_prefix,
-                (unsigned long long)c->cluster_ttl, (unsigned long long)c->replicas, ms);
+                "replicas=%llu acks=%s replica_lag_ms=%llu join_ms=%u", c->node, adv, c->cluster,
+                c->cluster_prefix, (unsigned long long)c->cluster_ttl,
+                (unsigned long long)c->replicas, fy_conf_acks_all(c) ? "all" : "leader",
+                (unsigned long long)fy_conf_replica_lag_ms(c), ms);
     if (rc == 0 && !c->advertise[0] && (!strncmp(bound, "0.0.0.0:", 8) || !strncmp(bound, "[::]:", 5)))
         fy_klog(FY_LOG_WARN, "advertised address is a wildcard", "advertise=%s action=\"clients "
                 "redirected here cannot connect; set --advertise HOST:PORT\"", bound);

@@ -61,7 +61,10 @@ static int start_node(fixture *f, int i, const char *listen)
 {
     char node[16];
     snprintf(node, sizeof node, "n%d", i + 1);
+    /* --acks leader: phase 1's meaning (this test has no followers, and
+     * acks all would wait for R = 2 in-sync replicas). */
     const char *extra[] = {"--cluster", f->etcd.url, "--node", node, "--cluster-ttl", TTL,
+                           "--acks", "leader",
                            "--metrics", "127.0.0.1:0", "--threads", "2",
                            listen[0] ? "--listen" : NULL, listen, NULL};
     return tc_daemon_start(&f->d[i], FERRYD_PATH, f->data[i], f->log[i], extra, WAIT_MS);
