@@ -297,6 +297,7 @@ typedef struct fy__follow {
     char leader[FY_NODE_NAME_MAX + 1];
     char addr[FY_MEMBER_ADDR_MAX];
     fy_addr to;
+    fy_actor *from; /* the replica manager (no reference: it outlives the writers) */
 } fy__follow;
 
 /* Forwarder start-up parameters (moved into the forwarder's state). */
@@ -384,6 +385,8 @@ enum fy__msg {
     /* cluster (actors/replica.c) */
     FY_RM_CLUSTER,                    /* member thread -> replica: a channel's leader changed */
     FY_RM_FOLLOW,                     /* replica -> writer: lead or follow (a fy__follow) */
+    FY_RM_CUT,                        /* replica link -> writer: cut the log back below u64 */
+    FY_RM_CHAN_CUT,                   /* writer -> replica: closed for a cut, ask again */
     /* cluster replication (actors/writer_isr.c; appended) */
     FY_RM_REPLICA_JOIN,               /* forwarder -> writer: a follower's replica connection */
     FY_RM_REPLICA_STORED,             /* forwarder -> writer: the follower's replica-stored */

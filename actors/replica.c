@@ -88,7 +88,7 @@ static void ask_chan(replica *r, rchan *c)
 }
 
 /* Tell c's writer what the member says, when it changed since last told. */
-static void tell(rchan *c, const fy_member_lead *l)
+static void tell(replica *r, rchan *c, const fy_member_lead *l)
 {
     if (c->told && c->leading == l->leading && c->epoch == l->epoch &&
         (l->leading || strcmp(c->addr, l->addr) == 0))
@@ -97,6 +97,7 @@ static void tell(rchan *c, const fy_member_lead *l)
     if (!f)
         return;
     f->leading = l->leading;
+    f->from = r->self;
     f->epoch = l->epoch;
     snprintf(f->leader, sizeof f->leader, "%s", l->leader);
     snprintf(f->addr, sizeof f->addr, "%s", l->addr);
@@ -133,7 +134,7 @@ static void sync_all(replica *r)
         if (c->st == R_NONE)
             ask_chan(r, c);
         else if (c->st == R_OPEN)
-            tell(c, &l);
+            tell(r, c, &l);
     }
 }
 
@@ -159,6 +160,19 @@ static void on_chan(replica *r, fy_msg *m)
     sync_all(r);
 }
 
+/* c's writer closed the channel to cut its log (writer_follow.c): forget
+ * the record (freed once the registry has its WRITER_DONE, queued before
+ * this), and open the channel again at the next look. */
+static void on_chan_cut(replica *r, const fy_msg *m)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (r->v[i].st == R_OPEN && r->v[i].chan == m->ptr) {
+            r->v[i].st = R_NONE;
+            r->v[i].chan = NULL;
+            r->v[i].told = false;
+        }
+}
+
 static int handle(fy_actor *self, void *state, fy_msg *m)
 {
     replica *r = state;
@@ -175,6 +189,9 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
         break;
     case FY_RM_CHAN:
         on_chan(r, m);
+        break;
+    case FY_RM_CHAN_CUT:
+        on_chan_cut(r, m);
         break;
     case FY_RM_SHUTDOWN: /* our leases end with us: the channels may close */
         r->stopping = true;

@@ -57,13 +57,17 @@ bool fy__upstream_replica_welcome(upstream *u, const fy_welcome *w)
     uint64_t cut = w->ext4 && w->trunc_seq && w->trunc_seq < end ? w->trunc_seq
                    : ahead ? w->next_seq : 0;
     if (cut) {
-        /* The log holds frames the leader's history does not: they must be
-         * cut before this node follows (not built yet: docs/cluster.md). */
-        char why[160];
-        snprintf(why, sizeof why, "log diverged: the leader's history ends at seq %llu, "
-                 "the log at %llu; a cut is needed", (unsigned long long)cut,
-                 (unsigned long long)end);
-        fy__upstream_lost(u, FY_LOG_ERROR, why);
+        /* The log holds frames the leader's history does not: they are cut
+         * before this node follows (KIP-101: to the leader's history, never
+         * to a locally cached commit point). */
+        fy_klog(FY_LOG_WARN, "replica log diverged from the leader's history", "channel=%s "
+                "leader=%s cut_seq=%llu next_seq=%llu cepoch=%llu action=\"cut the log back, "
+                "then follow\"", u->name, u->peer, (unsigned long long)cut,
+                (unsigned long long)end, (unsigned long long)u->cepoch);
+        /* The writer cuts once this link has detached (the mailbox keeps
+         * the order): it closes the channel, cuts, and it is opened again. */
+        fy_actor_post(u->writer, FY_RM_CUT, 0, cut, 0, NULL, NULL);
+        fy__upstream_finish(u, "log diverged: cut back");
         return false;
     }
     /* The leader's current epoch began at epoch_seq on its log, which this

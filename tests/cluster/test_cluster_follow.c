@@ -15,7 +15,9 @@
  *     live nodes hold identical logs;
  *   - every node killed, the leader restarted first: it reopened its log
  *     while named leader, so it moves the channel to the next epoch first;
- *     with a follower back, files are acknowledged and mirrored again.
+ *     with a follower back, files are acknowledged and mirrored again;
+ *   - a follower holding a file its new leader lacks (the leader named in
+ *     etcd) cuts that tail back and follows: both logs identical.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -31,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster/etcd.h"
 #include "common/tc.h"
 #include "ferry/proto.h"
 #include "obs/http_get.h"
@@ -359,6 +362,47 @@ static void test_reopened_leader_moves_epoch(void **state)
     assert_true(wait_same(f, lead, other, NULL));
 }
 
+/* Divergence: a follower holds a file its new leader never got (the
+ * leader's state is set in etcd as an operator or a race could leave it):
+ * it cuts that tail back to where its epoch ends on the new leader, then
+ * follows; both logs end up identical. */
+static void test_diverged_follower_cuts(void **state)
+{
+    FIXTURE();
+    int lead = metric(f, 1, LEADER) == 1 ? 1 : 2, ahead = 3 - lead, behind = 0;
+    long long e = metric(f, lead, EPOCH);
+    char x[128], y[128], v[160];
+    snprintf(x, sizeof x, "%s/x.bin", f->dir);
+    snprintf(y, sizeof y, "%s/y.bin", f->dir);
+    assert_int_equal(tc_make_file(x, 512u << 10, 50, NULL), 0);
+    assert_int_equal(tc_make_file(y, 128u << 10, 51, NULL), 0);
+    assert_true(f->d[behind].pid <= 0); /* down since the test before */
+    assert_int_equal(send_to(f, f->d[lead].addr, x), 0);
+    assert_true(wait_same(f, lead, ahead, NULL));
+    logsum before = sum_log(f, ahead), old = sum_log(f, behind);
+    assert_true(before.next_seq > old.next_seq);
+
+    /* The leader dies; etcd names the node that lacks x. */
+    tc_daemon_kill9(&f->d[lead]);
+    fy_etcd *ec;
+    assert_int_equal(fy_etcd_open(f->etcd.url, 2000, &ec), 0);
+    snprintf(v, sizeof v, "{\"leader\":\"n%d\",\"epoch\":%lld,\"isr\":[\"n%d\",\"n%d\"],"
+             "\"r\":2}", behind + 1, e + 1, behind + 1, ahead + 1);
+    assert_int_equal(fy_etcd_put(ec, "/ferry/channels/" CHAN, v, strlen(v), 0), 0);
+    fy_etcd_close(ec);
+    assert_int_equal(start_node(f, behind, ""), 0);
+    assert_int_equal(send_to(f, f->d[behind].addr, y), 0);
+    assert_int_equal(metric(f, behind, LEADER), 1);
+    assert_int_equal(metric(f, behind, EPOCH), e + 1);
+    assert_true(wait_same(f, behind, ahead, NULL));
+    assert_int_equal(count_in(f->log[ahead], "msg=\"diverged tail cut\""), 1);
+    logsum now = sum_log(f, ahead);
+    assert_false(now.gap);
+    fprintf(stderr, "measured: diverged follower n%d cut from next_seq %llu back to %llu, "
+            "now at %llu\n", ahead + 1, (unsigned long long)before.next_seq,
+            (unsigned long long)old.next_seq, (unsigned long long)now.next_seq);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -366,6 +410,7 @@ int main(void)
         cmocka_unit_test(test_follower_restart_midstream),
         cmocka_unit_test(test_leader_kill9_failover),
         cmocka_unit_test(test_reopened_leader_moves_epoch),
+        cmocka_unit_test(test_diverged_follower_cuts),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
