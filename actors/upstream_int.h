@@ -131,6 +131,10 @@ int fy__upstream_launch(upstream *u, const fy__chan *chan, fy_actor *writer, fy_
 void fy__upstream_replica_hello(upstream *u, fy_hello *h);
 /* A replica's welcome: false when it was refused (the link is lost then). */
 bool fy__upstream_replica_welcome(upstream *u, const fy_welcome *w);
+/* The leader no longer holds what this log needs next (FY_ENOSEQ, text
+ * "... the channel holds A..B"): the writer empties the log to start at A,
+ * the link leaves.  False when the text names no first seq. */
+bool fy__upstream_replica_enoseq(upstream *u, const char *text);
 /* Tell the leader what is stored (when it changed, or REPORT_MS passed
  * with force). */
 void fy__upstream_replica_report(upstream *u, bool force);

@@ -116,6 +116,9 @@ void fy__upstream_error_frame(upstream *u, const fy_frame *f)
         fy__upstream_connect(u);
         return;
     }
+    if (e.code == FY_ENOSEQ && u->st == U_LINK && u->replica &&
+        fy__upstream_replica_enoseq(u, e.text))
+        return;
     if (e.code == FY_ENOSEQ && u->st == U_LINK && !u->replica) {
         u->enoseq++;
         if (u->skip_until) { /* the new delta counts from the log's end */

@@ -77,6 +77,23 @@ bool fy__upstream_replica_welcome(upstream *u, const fy_welcome *w)
     return true;
 }
 
+bool fy__upstream_replica_enoseq(upstream *u, const char *text)
+{
+    const char *p = strstr(text, "holds ");
+    unsigned long long first = 0, last = 0;
+
+    if (!p || sscanf(p, "holds %llu..%llu", &first, &last) != 2 || first <= u->local_next)
+        return false;
+    fy_klog(FY_LOG_ERROR, "leader no longer holds what this replica needs", "channel=%s "
+            "leader=%s want_seq=%llu leader_first_seq=%llu action=\"empty the log, start again "
+            "at the leader's first seq\"", u->name, u->peer, (unsigned long long)u->local_next,
+            first);
+    u->enoseq++;
+    fy_actor_post(u->writer, FY_RM_CUT, 1, first, 0, NULL, NULL); /* u32 1: restart there */
+    fy__upstream_finish(u, "leader's retention passed this log");
+    return true;
+}
+
 void fy__upstream_replica_report(upstream *u, bool force)
 {
     uint64_t now = fy_now_ns(), seq = u->stored_next ? u->stored_next - 1 : 0;

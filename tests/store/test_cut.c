@@ -4,6 +4,7 @@
  * and across segments; the next open's recovery finds the log ending there
  * with its index rebuilt, appends go on at that seq, and every frame kept
  * reads back unchanged.  Nothing to cut and a seq before the log are said.
+ * fy_store_restart: a log emptied to start at a later seq.
  */
 #include "store/store_util.h"
 
@@ -116,11 +117,35 @@ static void test_cut_at_segment_base(void **state)
     free(bases);
 }
 
+/* A log emptied to start at a later seq (a follower behind its leader's
+ * retention): the next open ends there, empty, and appends go on. */
+static void test_restart_later(void **state)
+{
+    t_fix *f = *state;
+    fy_log *l;
+    fy_idx *x;
+
+    t_open_fill(f->dir, &opts, &l, &x, 1, 50, 10, MP);
+    assert_int_equal(fy_log_sync(l), 0);
+    t_close(l, x);
+    assert_int_equal(fy_store_restart(f->dir, 0), -EINVAL);
+    assert_int_equal(fy_store_restart(f->dir, 400), 0);
+    uint64_t segs = 0;
+    assert_int_equal(reopen_next(f->dir, &segs), 400);
+    assert_int_equal(segs, 1);
+    assert_int_equal(fy_store_open(f->dir, &opts, &l, &x, NULL), 0);
+    assert_int_equal(fy_log_first_seq(l), 400);
+    assert_int_equal(t_fill(l, x, 400, 5, 5, MP, 0), 0);
+    t_close(l, x);
+    assert_int_equal(reopen_next(f->dir, NULL), 405);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_cut_points, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_cut_at_segment_base, t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_restart_later, t_setup, t_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
