@@ -208,7 +208,7 @@ static void on_welcome(upstream *u)
                             .budget = u->ctx->conf->channel_budget, .channel = w->channel,
                             .next_seq = (uint64_t)((int64_t)u->local_next + u->delta),
                             .out = fy__upstream_batch_out, .arg = u,
-                            .skip_partial = u->rebase || u->recon};
+                            .skip_partial = u->rebase || u->recon || u->replica_seek};
         rc = fy_ingest_new(&c, rest, n, &u->ing);
     } else {
         rc = fy_ingest_restart(u->ing, w->channel, rest, n);

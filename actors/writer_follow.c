@@ -18,6 +18,7 @@
  * relay restart.
  * Everything here runs on the writer's turn.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,8 +74,8 @@ void fy__writer_follow_start(fy__writer *w)
         lead(w, w->follow->epoch);
         return;
     }
-    int rc = fy__upstream_new_replica(w->ctx, w->chan, w->self, fy_log_next_seq(w->log),
-                                      w->part_seq, w->follow, &up);
+    int rc = fy__upstream_new_replica(w->ctx, w->chan, w->self, fy_log_first_seq(w->log),
+                                      fy_log_next_seq(w->log), w->part_seq, w->follow, &up);
     if (rc < 0) {
         fy_klog(FY_LOG_ERROR, "cannot follow the channel's leader", "channel=%s err=%s",
                 w->chan->name, fy_errname(rc));
@@ -161,6 +162,8 @@ fy_actor *fy__writer_cut_closed(fy__writer *w)
 {
     int rc = w->cut_restart ? fy_store_restart(w->chan->dir, w->cut_to)
                             : fy_store_cut(w->chan->dir, w->cut_to, w->ctx->conf->max_payload);
+    if (rc == -ERANGE) /* the whole log lies past the cut: it starts there, empty */
+        rc = fy_store_restart(w->chan->dir, w->cut_to);
 
     fy_klog(rc < 0 ? FY_LOG_ERROR : FY_LOG_WARN, w->cut_restart ? "log emptied to start "
             "again" : "diverged tail cut", "channel=%s cut_seq=%llu result=%s", w->chan->name,
