@@ -297,6 +297,7 @@ typedef struct fy__follow {
     char leader[FY_NODE_NAME_MAX + 1];
     char addr[FY_MEMBER_ADDR_MAX];
     fy_addr to;
+    fy_actor *from; /* the replica manager (no reference: it outlives the writers) */
 } fy__follow;
 
 /* Forwarder start-up parameters (moved into the forwarder's state). */
@@ -384,6 +385,8 @@ enum fy__msg {
     /* cluster (actors/replica.c) */
     FY_RM_CLUSTER,                    /* member thread -> replica: a channel's leader changed */
     FY_RM_FOLLOW,                     /* replica -> writer: lead or follow (a fy__follow) */
+    FY_RM_CUT,                        /* replica link -> writer: cut the log back below u64 */
+    FY_RM_CHAN_CUT,                   /* writer -> replica: closed for a cut, ask again */
     /* cluster replication (actors/writer_isr.c; appended) */
     FY_RM_REPLICA_JOIN,               /* forwarder -> writer: a follower's replica connection */
     FY_RM_REPLICA_STORED,             /* forwarder -> writer: the follower's replica-stored */
@@ -430,11 +433,11 @@ int fy__forwarder_new(const fy__fwd_init *in, fy_actor **out);
 int fy__upstream_new(const fy__ctx *ctx, const fy__chan *chan, fy_actor *writer,
                      uint64_t next_seq, bool empty, fy_actor **out);
 /* A cluster follower's replica link to chan's leader (upstream_replica.c),
- * started by chan's writer as for a mirror; next_seq is the log's next seq,
- * part_seq the file-begin of its file in progress (0: none). */
+ * started by chan's writer as for a mirror; first_seq and next_seq are the
+ * log's, part_seq the file-begin of its file in progress (0: none). */
 int fy__upstream_new_replica(const fy__ctx *ctx, const fy__chan *chan, fy_actor *writer,
-                             uint64_t next_seq, uint64_t part_seq, const fy__follow *f,
-                             fy_actor **out);
+                             uint64_t first_seq, uint64_t next_seq, uint64_t part_seq,
+                             const fy__follow *f, fy_actor **out);
 /* The cluster's replica manager (actors/replica.c), one per relay with
  * --cluster: it opens every channel the member serves and tells each
  * writer whether to lead or whom to follow. */

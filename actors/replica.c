@@ -88,7 +88,7 @@ static void ask_chan(replica *r, rchan *c)
 }
 
 /* Tell c's writer what the member says, when it changed since last told. */
-static void tell(rchan *c, const fy_member_lead *l)
+static void tell(replica *r, rchan *c, const fy_member_lead *l)
 {
     if (c->told && c->leading == l->leading && c->epoch == l->epoch &&
         (l->leading || strcmp(c->addr, l->addr) == 0))
@@ -97,6 +97,7 @@ static void tell(rchan *c, const fy_member_lead *l)
     if (!f)
         return;
     f->leading = l->leading;
+    f->from = r->self;
     f->epoch = l->epoch;
     snprintf(f->leader, sizeof f->leader, "%s", l->leader);
     snprintf(f->addr, sizeof f->addr, "%s", l->addr);
@@ -108,8 +109,10 @@ static void tell(rchan *c, const fy_member_lead *l)
         free(f);
         return;
     }
-    if (fy_actor_post(c->chan->writer, FY_RM_FOLLOW, 0, 0, 0, f, NULL) < 0)
-        return; /* the writer is closing (shutdown): the message freed nothing of ours */
+    if (fy_actor_post(c->chan->writer, FY_RM_FOLLOW, 0, 0, 0, f, NULL) < 0) {
+        free(f); /* the writer has stopped (shutdown): ptr is ours again */
+        return;
+    }
     c->told = true;
     c->leading = l->leading;
     c->epoch = l->epoch;
@@ -131,7 +134,7 @@ static void sync_all(replica *r)
         if (c->st == R_NONE)
             ask_chan(r, c);
         else if (c->st == R_OPEN)
-            tell(c, &l);
+            tell(r, c, &l);
     }
 }
 
@@ -157,6 +160,20 @@ static void on_chan(replica *r, fy_msg *m)
     sync_all(r);
 }
 
+/* c's writer closed the channel to cut its log (writer_follow.c): forget
+ * the record (freed once the registry has its WRITER_DONE, queued before
+ * this), and ask for the channel again (the registry opens it anew). */
+static void on_chan_cut(replica *r, const fy_msg *m)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (r->v[i].st == R_OPEN && r->v[i].chan == m->ptr) {
+            r->v[i].st = R_NONE;
+            r->v[i].chan = NULL;
+            r->v[i].told = false;
+        }
+    sync_all(r); /* at once: the registry's queue has the WRITER_DONE before our ask */
+}
+
 static int handle(fy_actor *self, void *state, fy_msg *m)
 {
     replica *r = state;
@@ -173,6 +190,9 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
         break;
     case FY_RM_CHAN:
         on_chan(r, m);
+        break;
+    case FY_RM_CHAN_CUT:
+        on_chan_cut(r, m);
         break;
     case FY_RM_SHUTDOWN: /* our leases end with us: the channels may close */
         r->stopping = true;

@@ -64,7 +64,7 @@ static bool in_use(fy__writer *w)
     }
     /* (fy_actor_stopped is an acquire: the session's sends before its stop
      * happened before the CHAN_IDLE this may lead to.) */
-    return w->sender || w->nfwd || w->nlease;
+    return w->sender || w->nfwd || w->nlease > fy__writer_cut_leases(w);
 }
 
 static void idle_arm(fy__writer *w, uint64_t ms)
@@ -82,7 +82,7 @@ static void idle_check(fy__writer *w)
 
     if (w->shutting || w->idle_told || !w->log)
         return;
-    if (w->rewind)
+    if (w->rewind || w->cut_to)
         idle_ms = 0; /* close as soon as nobody uses it */
     if (in_use(w)) {
         w->idle_since = 0;
@@ -261,19 +261,24 @@ static void maybe_done(fy__writer *w)
     if (!w->idx_done || !w->log)
         return;
     int rc = fy__writer_sync_now(w);
-    bool empty = fy_log_next_seq(w->log) <= 1; /* never held a frame */
+    bool empty = fy_log_next_seq(w->log) <= 1 && !w->cut_to; /* never held a frame */
     if (rc < 0)
         cut_back(w);
     fy_log_close(w->log); /* waits for the log's jobs on the sync worker */
     w->log = NULL;
     fy_klog(rc < 0 ? FY_LOG_ERROR : FY_LOG_INFO, "channel closed", "channel=%s reason=%s sync=%s",
-            w->chan->name, w->rewind && w->idle_close ? "sync-failed" : w->idle_close ? "idle" :
-            "shutdown", rc < 0 ? fy_errname(rc) : "ok");
+            w->chan->name, w->rewind && w->idle_close ? "sync-failed" : w->cut_to ? "diverged" :
+            w->idle_close ? "idle" : "shutdown", rc < 0 ? fy_errname(rc) : "ok");
     /* The last messages: the registry frees the channel record on
      * WRITER_DONE, so nothing here may touch w->chan after it. */
     on_stats(w, NULL); /* its last counts: /metrics keeps them over a reopen */
+    /* A cluster follower's diverged tail, now the log is closed. */
+    fy_actor *cut_tell = w->cut_to ? fy__writer_cut_closed(w) : NULL;
+    const void *ch = w->chan; /* only compared by the manager: never read */
     fy__msg_writer_totals(w->ctx->registry, w->chan, w->gone_out, w->gone_frames_out);
     fy__msg_writer_done(w->ctx->registry, w->chan, w->bytes, w->frames, empty && rc == 0);
+    if (cut_tell)
+        fy_actor_post(cut_tell, FY_RM_CHAN_CUT, 0, 0, 0, (void *)ch, NULL);
     fy_actor_stop(w->self);
 }
 
@@ -495,8 +500,8 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
     fy__writer *w = state;
 
     (void)self;
-    if (m->type == FY_STATS_REQ || m->type == FY_RM_FOLLOW) { /* also while closing */
-        m->type == FY_STATS_REQ ? on_stats(w, m) : fy__writer_follow(w, m->ptr);
+    if (m->type == FY_STATS_REQ || m->type == FY_RM_FOLLOW || m->type == FY_RM_CUT) {
+        m->type == FY_STATS_REQ ? on_stats(w, m) : fy__writer_cluster_msg(w, m);
         return FY_MSG_DONE;
     }
     if (!w->log) {

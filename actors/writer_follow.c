@@ -18,6 +18,7 @@
  * relay restart.
  * Everything here runs on the writer's turn.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,12 +68,14 @@ void fy__writer_follow_start(fy__writer *w)
 
     if (!w->follow || w->sender || w->shutting || w->store_failed || w->rewind)
         return;
+    if (w->cut_to) /* the link has left: the channel closes to cut (idle_check) */
+        return;
     if (w->follow->leading) { /* the replica link has left: its frames are stored */
         lead(w, w->follow->epoch);
         return;
     }
-    int rc = fy__upstream_new_replica(w->ctx, w->chan, w->self, fy_log_next_seq(w->log),
-                                      w->part_seq, w->follow, &up);
+    int rc = fy__upstream_new_replica(w->ctx, w->chan, w->self, fy_log_first_seq(w->log),
+                                      fy_log_next_seq(w->log), w->part_seq, w->follow, &up);
     if (rc < 0) {
         fy_klog(FY_LOG_ERROR, "cannot follow the channel's leader", "channel=%s err=%s",
                 w->chan->name, fy_errname(rc));
@@ -83,7 +86,7 @@ void fy__writer_follow_start(fy__writer *w)
     snprintf(w->follow_addr, sizeof w->follow_addr, "%s", w->follow->addr);
 }
 
-void fy__writer_follow(fy__writer *w, fy__follow *f)
+static void follow(fy__writer *w, fy__follow *f)
 {
     free(w->follow);
     w->follow = f;
@@ -114,4 +117,57 @@ void fy__writer_follow(fy__writer *w, fy__follow *f)
         return;
     }
     fy__writer_follow_start(w);
+}
+
+/* ---- the divergence cut --------------------------------------------------- */
+
+/* The replica link found that the log holds frames the leader's history
+ * does not, from seq on.  Once the link has detached (it leaves right
+ * after this), the channel closes as soon as nothing else uses it -- the
+ * replica manager's lease does not count -- and is cut after the log is
+ * closed (fy_store_cut): recovery runs on the cut log when the manager
+ * opens the channel again, and the writer of that opening follows from
+ * the new end.  No client uses a follower's channel (clients are
+ * redirected), so nobody sees frames go away. */
+static void cut_ask(fy__writer *w, uint64_t seq, bool restart)
+{
+    if (!seq || w->shutting || (w->cut_to && !restart && w->cut_to <= seq))
+        return;
+    w->cut_to = seq;
+    w->cut_restart = restart;
+    fy_klog(FY_LOG_WARN, restart ? "channel closing to start its log again" : "channel closing "
+            "to cut a diverged tail", "channel=%s cut_seq=%llu next_seq=%llu action=\"close, cut "
+            "the log, open and follow again\"",
+            w->chan->name, (unsigned long long)seq, (unsigned long long)fy_log_next_seq(w->log));
+}
+
+void fy__writer_cluster_msg(fy__writer *w, fy_msg *m)
+{
+    if (m->type == FY_RM_FOLLOW)
+        follow(w, m->ptr);
+    else if (m->type == FY_RM_CUT && w->log)
+        cut_ask(w, m->u64[0], m->u32 == 1);
+}
+
+size_t fy__writer_cut_leases(fy__writer *w)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; w->cut_to && w->follow && i < w->nlease; i++)
+        n += w->lease[i] == w->follow->from;
+    return n;
+}
+
+fy_actor *fy__writer_cut_closed(fy__writer *w)
+{
+    int rc = w->cut_restart ? fy_store_restart(w->chan->dir, w->cut_to)
+                            : fy_store_cut(w->chan->dir, w->cut_to, w->ctx->conf->max_payload);
+    if (rc == -ERANGE) /* the whole log lies past the cut: it starts there, empty */
+        rc = fy_store_restart(w->chan->dir, w->cut_to);
+
+    fy_klog(rc < 0 ? FY_LOG_ERROR : FY_LOG_WARN, w->cut_restart ? "log emptied to start "
+            "again" : "diverged tail cut", "channel=%s cut_seq=%llu result=%s", w->chan->name,
+            (unsigned long long)w->cut_to, rc < 0 ? fy_errname(rc) : rc == 1 ? "nothing-to-cut"
+                                                                            : "cut");
+    return w->follow ? w->follow->from : NULL;
 }

@@ -97,6 +97,8 @@ typedef struct fy__writer {
     char follow_addr[FY_MEMBER_ADDR_MAX];
     uint64_t lead_epoch; /* the epoch this opening added to the epochs as leader (0: none) */
     bool lead_ready;     /* leading, and that epoch is recorded: local senders may attach */
+    uint64_t cut_to;     /* the log must end below this seq: closing to cut it (0: no) */
+    bool cut_restart;    /* ...or be emptied to start at cut_to (FY_ENOSEQ) */
     /* write-behind: the sender's acks and credits waiting for the sync
      * worker (writer_durable.c), released in order */
     fy__wb_q acks, credits;
@@ -131,8 +133,15 @@ void fy__writer_rewind_start(fy__writer *w);
 
 /* ---- writer_follow.c ------------------------------------------------------ */
 
-/* FY_RM_FOLLOW: lead the channel or follow f's leader (takes f). */
-void fy__writer_follow(fy__writer *w, fy__follow *f);
+/* FY_RM_FOLLOW (lead the channel or follow its leader; takes the
+ * fy__follow) and FY_RM_CUT (the replica link found the log diverged). */
+void fy__writer_cluster_msg(fy__writer *w, fy_msg *m);
+/* Leases in_use() does not count: the replica manager's, while cutting. */
+size_t fy__writer_cut_leases(fy__writer *w);
+/* The log is closed: cut it (cut_to).  Returns the replica manager, to be
+ * told FY_RM_CHAN_CUT after WRITER_DONE (so it asks for the channel only
+ * once the registry knows it closed), or NULL. */
+fy_actor *fy__writer_cut_closed(fy__writer *w);
 /* Start the replica link when this node follows and the slot is free. */
 void fy__writer_follow_start(fy__writer *w);
 /* This node follows the channel (its replica link may have the slot). */

@@ -13,8 +13,13 @@
  *   - the leader killed with SIGKILL: a follower takes over in epoch 2, a
  *     sender with --retries and a --server list finishes there, and both
  *     live nodes hold identical logs;
- *   - every node killed, the leader restarted alone: it reopened its log
- *     while named leader, so it moves the channel to the next epoch first.
+ *   - every node killed, the leader restarted first: it reopened its log
+ *     while named leader, so it moves the channel to the next epoch first;
+ *     with a follower back, files are acknowledged and mirrored again;
+ *   - a follower holding a file its new leader lacks (the leader named in
+ *     etcd) cuts that tail back and follows: both logs identical;
+ *   - a follower behind its leader's retention (FY_ENOSEQ) starts its log
+ *     again at the first file-begin the leader holds and follows.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -30,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster/etcd.h"
 #include "common/tc.h"
 #include "ferry/proto.h"
 #include "obs/http_get.h"
@@ -59,18 +65,23 @@ static void nap_ms(unsigned ms)
     nanosleep(&ts, NULL);
 }
 
-/* --acks of the nodes started from now on. */
-static const char *acks_mode = "all";
-
-static int start_node(fixture *f, int i, const char *listen)
+/* Node i (n1..n3); listen "": any port; retain: --segment-bytes 4 MiB
+ * --retain-bytes 8 MiB (old segments go). */
+static int start_node_r(fixture *f, int i, const char *listen, bool retain)
 {
     char node[16];
     snprintf(node, sizeof node, "n%d", i + 1);
     const char *extra[] = {"--cluster", f->etcd.url, "--node", node, "--cluster-ttl", TTL,
-                           "--replicas", "2", "--acks", acks_mode, "--metrics", "127.0.0.1:0",
-                           "--threads", "2",
-                           listen[0] ? "--listen" : NULL, listen, NULL};
+                           "--replicas", "2", "--metrics", "127.0.0.1:0", "--threads", "2",
+                           "--listen", listen[0] ? listen : "127.0.0.1:0",
+                           retain ? "--segment-bytes" : NULL, "4194304", "--retain-bytes",
+                           "8388608", NULL};
     return tc_daemon_start(&f->d[i], FERRYD_PATH, f->data[i], f->log[i], extra, WAIT_MS);
+}
+
+static int start_node(fixture *f, int i, const char *listen)
+{
+    return start_node_r(f, i, listen, false);
 }
 
 static int setup(void **state)
@@ -130,7 +141,7 @@ static void fnv(uint64_t *h, const void *p, size_t n)
         *h = (*h ^ b[i]) * 0x100000001b3ull;
 }
 
-static void sum_segment(const char *path, logsum *s, uint8_t *buf)
+static void sum_segment(const char *path, logsum *s, uint8_t *buf, uint64_t from)
 {
     FILE *fp = fopen(path, "rb");
     uint8_t raw[FY_FRAME_HDR_SIZE];
@@ -144,6 +155,8 @@ static void sum_segment(const char *path, logsum *s, uint8_t *buf)
     while (fp && fread(raw, 1, sizeof raw, fp) == sizeof raw &&
            fy_frame_hdr_decode(raw, MAX_PAYLOAD, &h) == 0 &&
            fread(buf, 1, h.len, fp) == h.len) {
+        if (h.seq < from)
+            continue;
         if (s->frames && h.seq != s->next_seq)
             s->gap = true;
         if (!s->frames)
@@ -158,8 +171,8 @@ static void sum_segment(const char *path, logsum *s, uint8_t *buf)
         fclose(fp);
 }
 
-/* Node i's channel log, summed (frames 0: none yet). */
-static logsum sum_log(fixture *f, int i)
+/* Node i's channel log from seq `from` on, summed (frames 0: none yet). */
+static logsum sum_log_from(fixture *f, int i, uint64_t from)
 {
     char dir[200], path[600];
     struct dirent **ents;
@@ -172,7 +185,7 @@ static logsum sum_log(fixture *f, int i)
         size_t l = strlen(ents[k]->d_name);
         if (l > 4 && strcmp(ents[k]->d_name + l - 4, ".log") == 0) {
             snprintf(path, sizeof path, "%s/%s", dir, ents[k]->d_name);
-            sum_segment(path, &s, buf);
+            sum_segment(path, &s, buf, from);
         }
         free(ents[k]);
     }
@@ -180,6 +193,11 @@ static logsum sum_log(fixture *f, int i)
         free(ents);
     free(buf);
     return s;
+}
+
+static logsum sum_log(fixture *f, int i)
+{
+    return sum_log_from(f, i, 0);
 }
 
 /* Wait (bounded) until node b's log equals node a's; true when it does. */
@@ -320,38 +338,138 @@ static void test_leader_kill9_failover(void **state)
             "(ttl " TTL " s)\n", lead + 1, took);
 }
 
-/* Every node down, the leader restarted alone: still named leader (no
- * live follower to take over), it reopened its log, so it moves the channel
- * to the next epoch before it takes a file (docs/cluster.md, "Epochs"). */
+/* Lines of path holding needle. */
+static int count_in(const char *path, const char *needle)
+{
+    FILE *fp = fopen(path, "r");
+    char line[4096];
+    int n = 0;
+    while (fp && fgets(line, sizeof line, fp))
+        n += strstr(line, needle) != NULL;
+    if (fp)
+        fclose(fp);
+    return n;
+}
+
+/* Every node down, the leader restarted first: still named leader (no
+ * live follower to take over), it reopened its log, so it moves the
+ * channel to the next epoch before it takes a file (docs/cluster.md,
+ * "Followers").  A follower restarted next lets acks (R = 2) go on. */
 static void test_reopened_leader_moves_epoch(void **state)
 {
     FIXTURE();
-    char file[128], listen[64];
-    int lead = metric(f, 1, LEADER) == 1 ? 1 : 2;
+    char file[128], listen[2][64];
+    int lead = metric(f, 1, LEADER) == 1 ? 1 : 2, other = 3 - lead;
     long long e = metric(f, lead, EPOCH);
     snprintf(file, sizeof file, "%s/d.bin", f->dir);
     assert_int_equal(tc_make_file(file, 256u << 10, 40, NULL), 0);
-    snprintf(listen, sizeof listen, "%s", f->d[lead].addr);
+    snprintf(listen[0], sizeof listen[0], "%s", f->d[lead].addr);
+    snprintf(listen[1], sizeof listen[1], "%s", f->d[other].addr);
     for (int i = 0; i < 3; i++)
         if (f->d[i].pid > 0)
             tc_daemon_kill9(&f->d[i]);
-    /* Alone (its followers stay down) it is below R: with acks all nothing
-     * is acknowledged (writer_isr.c); the epoch is what is tested here. */
-    acks_mode = "leader";
-    assert_int_equal(start_node(f, lead, listen), 0);
+    assert_int_equal(start_node(f, lead, listen[0]), 0);
+    for (int k = 0; k < 400 && !count_in(f->log[lead], "msg=\"cluster epoch moved on\""); k++)
+        nap_ms(25);
+    assert_int_equal(count_in(f->log[lead], "msg=\"cluster epoch moved on\""), 1);
+    assert_int_equal(metric(f, lead, EPOCH), e + 1);
+    assert_int_equal(start_node(f, other, listen[1]), 0);
     assert_int_equal(send_to(f, f->d[lead].addr, file), 0);
     assert_int_equal(metric(f, lead, LEADER), 1);
     assert_int_equal(metric(f, lead, EPOCH), e + 1);
-    char log[160];
-    snprintf(log, sizeof log, "%s", f->log[lead]);
-    FILE *fp = fopen(log, "r");
-    char line[4096];
-    int bumped = 0;
-    while (fp && fgets(line, sizeof line, fp))
-        bumped += strstr(line, "msg=\"cluster epoch moved on\"") != NULL;
-    if (fp)
-        fclose(fp);
-    assert_int_equal(bumped, 1);
+    assert_true(wait_same(f, lead, other, NULL));
+}
+
+/* Divergence: a follower holds a file its new leader never got (the
+ * leader's state is set in etcd as an operator or a race could leave it):
+ * it cuts that tail back to where its epoch ends on the new leader, then
+ * follows; both logs end up identical. */
+static void test_diverged_follower_cuts(void **state)
+{
+    FIXTURE();
+    int lead = metric(f, 1, LEADER) == 1 ? 1 : 2, ahead = 3 - lead, behind = 0;
+    long long e = metric(f, lead, EPOCH);
+    char x[128], y[128], v[160];
+    snprintf(x, sizeof x, "%s/x.bin", f->dir);
+    snprintf(y, sizeof y, "%s/y.bin", f->dir);
+    assert_int_equal(tc_make_file(x, 512u << 10, 50, NULL), 0);
+    assert_int_equal(tc_make_file(y, 128u << 10, 51, NULL), 0);
+    assert_true(f->d[behind].pid <= 0); /* down since the test before */
+    assert_int_equal(send_to(f, f->d[lead].addr, x), 0);
+    assert_true(wait_same(f, lead, ahead, NULL));
+    logsum before = sum_log(f, ahead), old = sum_log(f, behind);
+    assert_true(before.next_seq > old.next_seq);
+
+    /* The leader dies; etcd names the node that lacks x. */
+    tc_daemon_kill9(&f->d[lead]);
+    fy_etcd *ec;
+    assert_int_equal(fy_etcd_open(f->etcd.url, 2000, &ec), 0);
+    snprintf(v, sizeof v, "{\"leader\":\"n%d\",\"epoch\":%lld,\"isr\":[\"n%d\",\"n%d\"],"
+             "\"r\":2}", behind + 1, e + 1, behind + 1, ahead + 1);
+    assert_int_equal(fy_etcd_put(ec, "/ferry/channels/" CHAN, v, strlen(v), 0), 0);
+    fy_etcd_close(ec);
+    assert_int_equal(start_node(f, behind, ""), 0);
+    assert_int_equal(send_to(f, f->d[behind].addr, y), 0);
+    assert_int_equal(metric(f, behind, LEADER), 1);
+    assert_int_equal(metric(f, behind, EPOCH), e + 1);
+    assert_true(wait_same(f, behind, ahead, NULL));
+    assert_int_equal(count_in(f->log[ahead], "msg=\"diverged tail cut\""), 1);
+    logsum now = sum_log(f, ahead);
+    assert_false(now.gap);
+    fprintf(stderr, "measured: diverged follower n%d cut from next_seq %llu back to %llu, "
+            "now at %llu\n", ahead + 1, (unsigned long long)before.next_seq,
+            (unsigned long long)old.next_seq, (unsigned long long)now.next_seq);
+}
+
+/* A follower down while its leader's retention removed what it needs
+ * next: the leader answers FY_ENOSEQ, and the follower empties its log to
+ * start again at the leader's first seq, then follows. */
+static void test_follower_behind_retention(void **state)
+{
+    FIXTURE();
+    int L = -1, F = -1, D = -1;
+    char listen[64], file[128];
+    for (int i = 0; i < 3; i++) {
+        if (f->d[i].pid <= 0)
+            D = i;
+        else if (metric(f, i, LEADER) == 1)
+            L = i;
+        else
+            F = i;
+    }
+    assert_true(L >= 0 && F >= 0 && D >= 0);
+    logsum old = sum_log(f, F);
+    assert_int_equal(tc_daemon_stop(&f->d[F], 10000, NULL), 0);
+    snprintf(listen, sizeof listen, "%s", f->d[L].addr);
+    assert_int_equal(tc_daemon_stop(&f->d[L], 10000, NULL), 0);
+    assert_int_equal(start_node_r(f, L, listen, true), 0);
+    assert_int_equal(start_node(f, D, ""), 0);
+    for (int k = 0; k < 6; k++) {
+        snprintf(file, sizeof file, "%s/r%d.bin", f->dir, k);
+        assert_int_equal(tc_make_file(file, 3u << 20, 60 + k, NULL), 0);
+        assert_int_equal(send_to(f, f->d[L].addr, file), 0);
+    }
+    for (int k = 0; k < 200 && sum_log(f, L).first_seq <= old.next_seq; k++)
+        nap_ms(25);
+    logsum lead = sum_log(f, L);
+    assert_true(lead.first_seq > old.next_seq);
+    assert_int_equal(start_node(f, F, ""), 0);
+    /* Its log starts at the first file-begin the leader holds (the frames
+     * before it are the rest of a file) and is the leader's from there. */
+    logsum a = {0}, b = {0};
+    for (int k = 0; k < 400; k++) {
+        b = sum_log(f, F);
+        a = sum_log_from(f, L, b.first_seq);
+        if (b.frames && a.hash == b.hash && a.next_seq == b.next_seq && !b.gap)
+            break;
+        nap_ms(25);
+    }
+    assert_true(b.frames && a.hash == b.hash && a.frames == b.frames && !b.gap);
+    assert_true(b.first_seq >= lead.first_seq && b.first_seq < lead.next_seq);
+    assert_int_equal(count_in(f->log[F], "msg=\"log emptied to start again\""), 1);
+    fprintf(stderr, "measured: follower at next_seq %llu started again at seq %llu (the "
+            "leader's first seq %llu; its first file-begin)\n", (unsigned long long)old.next_seq,
+            (unsigned long long)b.first_seq, (unsigned long long)lead.first_seq);
 }
 
 int main(void)
@@ -361,6 +479,8 @@ int main(void)
         cmocka_unit_test(test_follower_restart_midstream),
         cmocka_unit_test(test_leader_kill9_failover),
         cmocka_unit_test(test_reopened_leader_moves_epoch),
+        cmocka_unit_test(test_diverged_follower_cuts),
+        cmocka_unit_test(test_follower_behind_retention),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
