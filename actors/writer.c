@@ -329,6 +329,8 @@ static void on_attach(fy__writer *w, fy__attach_req *r)
         free(r);
         return;
     }
+    if (!w->shutting && !w->rewind && fy__writer_lead_hold(w, r))
+        return; /* this node leads: answered once its epoch is recorded */
     if (w->shutting || w->rewind || !w->sender || fy__writer_not_leading(w)) {
         answer_attach(w, r, w->shutting || w->rewind || fy__writer_not_leading(w) ? FY_ESHUTDOWN
                                                                                    : 0);
@@ -344,6 +346,11 @@ static void on_attach(fy__writer *w, fy__attach_req *r)
 }
 
 /* The attached sender is active: the takeover candidate is refused. */
+void fy__writer_attach(fy__writer *w, fy__attach_req *r)
+{
+    on_attach(w, r);
+}
+
 static void on_keep(fy__writer *w, fy_actor *s)
 {
     if (w->sender != s || !w->taker)
@@ -419,6 +426,8 @@ static void on_shutdown(fy__writer *w)
         answer_attach(w, w->taker, FY_ESHUTDOWN);
         w->taker = NULL;
     }
+    if (w->lead_hold) /* on_attach answers it: shutting */
+        fy__writer_attach(w, fy__writer_lead_take(w));
     /* Everything received is on disk before anything else happens, so a
      * shutdown that has to be forced (a receiver that does not read) loses
      * nothing. */
@@ -602,6 +611,10 @@ static void dtor(void *state)
     fy_sha256_free(w->sha);
     fy__writer_names_free(w);
     free(w->follow);
+    if (w->lead_hold) { /* a forced shutdown: nobody answers it now */
+        fy_actor_unref(w->lead_hold->session);
+        free(w->lead_hold);
+    }
     fy__writer_wb_free(w);
     fy__isr_free(w);
     free(w);

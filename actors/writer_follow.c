@@ -60,6 +60,27 @@ static void lead(fy__writer *w, uint64_t epoch)
     (void)fy__chan_epoch_add(w->chan, epoch, fy_log_next_seq(w->log));
     w->lead_epoch = epoch;
     w->lead_ready = true;
+    if (w->lead_hold)
+        fy__writer_attach(w, fy__writer_lead_take(w));
+}
+
+bool fy__writer_lead_hold(fy__writer *w, fy__attach_req *r)
+{
+    fy_member_lead l;
+
+    if (!fy__writer_not_leading(w) || w->lead_hold || fy__writer_following(w) ||
+        fy_member_lead_of(w->ctx->member, w->chan->name, &l) < 0 || !l.leading)
+        return false;
+    w->lead_hold = r;
+    return true;
+}
+
+fy__attach_req *fy__writer_lead_take(fy__writer *w)
+{
+    fy__attach_req *r = w->lead_hold;
+
+    w->lead_hold = NULL;
+    return r;
 }
 
 void fy__writer_follow_start(fy__writer *w)
@@ -96,6 +117,8 @@ static void follow(fy__writer *w, fy__follow *f)
             "channel=%s leader=%s addr=%s epoch=%llu next_seq=%llu", w->chan->name, f->leader,
             f->addr[0] ? f->addr : "-", (unsigned long long)f->epoch,
             (unsigned long long)fy_log_next_seq(w->log));
+    if (!f->leading && w->lead_hold) /* refused now: redirected when it asks again */
+        fy__writer_attach(w, fy__writer_lead_take(w));
     if (w->upstream) {
         /* The link follows another leader or epoch, or none: it leaves (at
          * once), and a new one starts when it has detached. */

@@ -99,6 +99,7 @@ typedef struct fy__writer {
     bool lead_ready;     /* leading, and that epoch is recorded: local senders may attach */
     uint64_t cut_to;     /* the log must end below this seq: closing to cut it (0: no) */
     bool cut_restart;    /* ...or be emptied to start at cut_to (FY_ENOSEQ) */
+    fy__attach_req *lead_hold; /* a local sender waiting for this leader's epoch entry */
     /* write-behind: the sender's acks and credits waiting for the sync
      * worker (writer_durable.c), released in order */
     fy__wb_q acks, credits;
@@ -136,6 +137,13 @@ void fy__writer_rewind_start(fy__writer *w);
 /* FY_RM_FOLLOW (lead the channel or follow its leader; takes the
  * fy__follow) and FY_RM_CUT (the replica link found the log diverged). */
 void fy__writer_cluster_msg(fy__writer *w, fy_msg *m);
+/* A local sender asks while this node is about to lead (the member says
+ * so, its epoch not recorded yet): hold r, true; false otherwise. */
+bool fy__writer_lead_hold(fy__writer *w, fy__attach_req *r);
+/* The held request, taken (NULL: none). */
+fy__attach_req *fy__writer_lead_take(fy__writer *w);
+/* writer.c: a sender's request for the slot, handled (again). */
+void fy__writer_attach(fy__writer *w, fy__attach_req *r);
 /* Leases in_use() does not count: the replica manager's, while cutting. */
 size_t fy__writer_cut_leases(fy__writer *w);
 /* The log is closed: cut it (cut_to).  Returns the replica manager, to be
