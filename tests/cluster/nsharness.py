@@ -261,16 +261,23 @@ class Cluster:
         raise RuntimeError("%s: no '%s' within %d s (see %s)" % (p.name, text, timeout,
                                                                  p.err_path))
 
+    def _http(self, url, body=None):
+        """One HTTP request from the clients' namespace (python3's urllib:
+        curl is not in CI's packages), bounded; the answer's text or None."""
+        script = ("import sys,urllib.request\n"
+                  "b=sys.argv[2].encode() if len(sys.argv)>2 else None\n"
+                  "sys.stdout.write(urllib.request.urlopen(sys.argv[1],b,timeout=3)"
+                  ".read().decode())\n")
+        argv = self.ex(self.cns) + [sys.executable, "-c", script, url]
+        r = run(argv + ([body] if body is not None else []), check=False, timeout=10)
+        return r.stdout if r.returncode == 0 else None
+
     def etcd_get(self, key):
-        """The value of key (bytes) or None, read through etcd's JSON gateway
-        from the clients' namespace (curl, one request, bounded)."""
+        """The value of key (bytes) or None, through etcd's JSON gateway."""
         body = json.dumps({"key": base64.b64encode(key.encode()).decode()})
-        r = run(self.ex(self.cns) + ["curl", "-s", "-m", "3", "-X", "POST", "-d", body,
-                                     self.etcd_url + "/v3/kv/range"], check=False, timeout=10)
-        if r.returncode != 0:
-            return None
+        text = self._http(self.etcd_url + "/v3/kv/range", body)
         try:
-            kvs = json.loads(r.stdout).get("kvs") or []
+            kvs = (json.loads(text).get("kvs") or []) if text else []
         except ValueError:
             return None
         return base64.b64decode(kvs[0]["value"]) if kvs else None
@@ -400,9 +407,7 @@ class Cluster:
                               timeout, self.chanstate(chan)))
 
     def metrics(self, i):
-        r = run(self.ex(self.cns) + ["curl", "-s", "-m", "2", "http://%s:%d/metrics"
-                                     % (self.ips[i], METRICS_PORT)], check=False, timeout=10)
-        return r.stdout if r.returncode == 0 else ""
+        return self._http("http://%s:%d/metrics" % (self.ips[i], METRICS_PORT)) or ""
 
     def grep_log(self, i, text):
         try:
