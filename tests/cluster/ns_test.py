@@ -45,6 +45,7 @@ import nsharness as h  # noqa: E402
 CHAN = "c1"
 TTL = 2
 R = 2
+LIMIT_S = 140  # the whole test, below ctest's TIMEOUT (150)
 SLACK = 0.3  # s: an ack's trip to the client, the watcher's poll
 
 
@@ -63,7 +64,7 @@ class Load:
     another, each bounded in time; every acknowledged file is recorded with
     its arrival time."""
 
-    def __init__(self, cl, rnd, nrecv=2, batch=4, size=(32 << 10, 1 << 20), batch_s=40):
+    def __init__(self, cl, rnd, nrecv=2, batch=4, size=(32 << 10, 1 << 20), batch_s=15):
         self.cl = cl
         self.rnd = rnd
         self.src = os.path.join(cl.dir, "src")
@@ -266,7 +267,7 @@ def verify(cl, load, report, restart_dead=True):
         if later and t > min(later) + SLACK:
             fails.append("ack of %s (epoch %d) at t=%.3f, %.3f s after etcd showed a newer epoch"
                          % (n, e, t, t - min(later)))
-        if e in first_seen and t < first_seen[e] - 0.1 - SLACK:
+        if e in first_seen and e != min(first_seen) and t < first_seen[e] - 0.1 - SLACK:
             fails.append("ack of %s (epoch %d) at t=%.3f before etcd showed that epoch (%.3f)"
                          % (n, e, t, first_seen[e]))
     need(not fails, "; ".join(fails[:12]) + (" (and %d more)" % (len(fails) - 12)
@@ -307,7 +308,7 @@ def t_kill9(cl, rnd, report):
     for rnd_i in range(10):
         full_isr(cl)
         time.sleep(rnd.uniform(0.1, 0.9))  # the seeded point: mid-file, as files keep coming
-        old, st = cl.leader(CHAN)
+        old, st = cl.wait_leader(CHAN)
         t_kill = cl.kill9(old)
         restart = threading.Thread(target=cl.start, args=(old,), daemon=True)
         restart.start()
@@ -331,7 +332,7 @@ def t_cutoff(cl, rnd, report):
     load = start(cl, rnd)
     full_isr(cl)
     time.sleep(0.5)
-    old, st = cl.leader(CHAN)
+    old, st = cl.wait_leader(CHAN)
     t_cut = cl.cut_etcd(old)
     new, st2 = cl.wait_leader(CHAN, not_node=old, min_epoch=st["epoch"] + 1, timeout=TTL + 10)
     t_new = time.monotonic()
@@ -353,7 +354,7 @@ def t_sigstop(cl, rnd, report):
     load = start(cl, rnd)
     full_isr(cl)
     time.sleep(0.5)
-    old, st = cl.leader(CHAN)
+    old, st = cl.wait_leader(CHAN)
     t_stop = cl.pause(old)
     new, st2 = cl.wait_leader(CHAN, not_node=old, min_epoch=st["epoch"] + 1, timeout=TTL + 10)
     left = 3 * TTL - (time.monotonic() - t_stop)
@@ -379,7 +380,7 @@ def t_sigstop(cl, rnd, report):
 def t_twofail(cl, rnd, report):
     load = start(cl, rnd)
     full_isr(cl)
-    a, st = cl.leader(CHAN)
+    a, st = cl.wait_leader(CHAN)
     lag = next(i for i in range(cl.n) if i != a and i != (a + 1) % cl.n)
     cl.lossy(lag)  # the lagging follower
     report["loss_kind"] = '"%s"' % cl.loss_kind
@@ -406,7 +407,7 @@ def t_twofail(cl, rnd, report):
 def t_isr(cl, rnd, report):
     load = start(cl, rnd)
     full_isr(cl)
-    lead, st = cl.leader(CHAN)
+    lead, st = cl.wait_leader(CHAN)
     f1, f2 = [i for i in range(cl.n) if i != lead]
     name = lambda i: "n%d" % (i + 1)  # noqa: E731
     # a follower restarted
@@ -476,7 +477,8 @@ def main():
     if why:
         print("skip: %s" % why, flush=True)
         return h.SKIP
-    h.install()
+    h.install(limit_s=LIMIT_S)
+    h.stale()
     rnd = random.Random(args.seed)
     report = {"test": args.test, "seed": args.seed}
     t0 = time.monotonic()

@@ -59,10 +59,35 @@ def _on_signal(signum, _frame):
     raise SystemExit(128 + signum)  # unwinds every finally:, then atexit
 
 
-def install():
+def install(limit_s=None):
+    """Arm the cleanup (atexit, the stop signals); with limit_s, SIGALRM
+    after that many seconds ends the run the same way, before a harder
+    timeout (ctest's SIGKILL) can leave namespaces behind."""
     atexit.register(_cleanup_all)
-    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGALRM):
         signal.signal(s, _on_signal)
+    if limit_s:
+        signal.alarm(int(limit_s))
+
+
+def stale():
+    """Namespaces an earlier run left behind (fyt-PID-... whose PID is gone,
+    e.g. killed by a timeout): the processes still in them (ours: etcd,
+    ferryd, clients) are killed by PID and the namespaces deleted."""
+    r = run(["ip", "netns", "list"], check=False)
+    for line in r.stdout.splitlines():
+        m = re.match(r"(fyt-(\d+)-\S+)", line)
+        if not m or os.path.exists("/proc/%s" % m.group(2)):
+            continue
+        ns = m.group(1)
+        pids = run(["ip", "netns", "pids", ns], check=False).stdout.split()
+        for pid in pids:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except (ProcessLookupError, ValueError):
+                pass
+        run(["ip", "netns", "del", ns], check=False)
+        log("stale namespace removed", ns=ns, pids=len(pids))
 
 
 def run(argv, check=True, timeout=20):
