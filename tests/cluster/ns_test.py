@@ -310,9 +310,11 @@ def t_kill9(cl, rnd, report):
         time.sleep(rnd.uniform(0.1, 0.9))  # the seeded point: mid-file, as files keep coming
         old, st = cl.wait_leader(CHAN)
         t_kill = cl.kill9(old)
+        new, st2 = cl.wait_leader(CHAN, not_node=old, min_epoch=st["epoch"] + 1, timeout=TTL + 10)
+        # restarted once another leads: sooner, it would come back as the
+        # leader itself (its node key again before the followers' takeover)
         restart = threading.Thread(target=cl.start, args=(old,), daemon=True)
         restart.start()
-        new, st2 = cl.wait_leader(CHAN, not_node=old, min_epoch=st["epoch"] + 1, timeout=TTL + 10)
         t_ack = load.wait_ack_after(t_kill, 20)
         need(t_ack is not None, "round %d: no ack within 20 s of killing n%d" % (rnd_i + 1,
                                                                                  old + 1))

@@ -139,6 +139,7 @@ class Proc:
         self.err_path = err_path
         self.lines = []  # (t, line)
         self._err = open(err_path, "ab")
+        self.log_from = self._err.tell()  # an earlier process's lines (a restart) come before
         self.p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stderr=self._err,
                                   stdout=subprocess.PIPE if want_lines else self._err,
                                   close_fds=True)
@@ -273,8 +274,9 @@ class Cluster:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                with open(p.err_path, errors="replace") as f:
-                    m = re.search(text, f.read())
+                with open(p.err_path, "rb") as f:
+                    f.seek(p.log_from)
+                    m = re.search(text, f.read().decode(errors="replace"))
                     if m:
                         return m
             except OSError:
@@ -397,21 +399,28 @@ class Cluster:
         log("relay reaches etcd again", node="n%d" % (i + 1))
         return time.monotonic()
 
+    def _legs(self, i):
+        """Both ends of node i's link: its eth0, and its port on the bridge
+        (egress there is what node i receives)."""
+        return [(self.nns[i], "eth0"), (self.br, "p%d" % (i + 2))]
+
     def lossy(self, i, loss="20%"):
-        """Node i's link drops packets: netem loss when the kernel has it, else
-        a 4 Mbit/s tbf with a 4 KiB queue (drops whatever overflows it under
-        load).  Sets and returns loss_kind."""
-        dev = ["tc", "-n", self.nns[i], "qdisc", "add", "dev", "eth0", "root"]
-        if run(dev + ["netem", "loss", loss], check=False).returncode == 0:
-            self.loss_kind = "netem loss " + loss
-        else:
-            run(dev + ["tbf", "rate", "4mbit", "burst", "8kb", "limit", "4kb"])
-            self.loss_kind = "tbf 4mbit limit 4kb (no sch_netem)"
+        """Node i's link drops packets both ways: netem loss when the kernel
+        has it, else a 1 Mbit/s tbf with a 4 KiB queue on each end (drops
+        whatever overflows it under load).  Sets and returns loss_kind."""
+        for ns, dev in self._legs(i):
+            q = ["tc", "-n", ns, "qdisc", "add", "dev", dev, "root"]
+            if run(q + ["netem", "loss", loss], check=False).returncode == 0:
+                self.loss_kind = "netem loss " + loss
+            else:
+                run(q + ["tbf", "rate", "1mbit", "burst", "4kb", "limit", "4kb"])
+                self.loss_kind = "tbf 1mbit limit 4kb (no sch_netem)"
         log("link lossy", node="n%d" % (i + 1), kind='"%s"' % self.loss_kind)
         return self.loss_kind
 
     def clean(self, i):
-        run(["tc", "-n", self.nns[i], "qdisc", "del", "dev", "eth0", "root"], check=False)
+        for ns, dev in self._legs(i):
+            run(["tc", "-n", ns, "qdisc", "del", "dev", dev, "root"], check=False)
         log("link clean", node="n%d" % (i + 1))
 
     def leader(self, chan):
