@@ -496,6 +496,8 @@ def main():
         if cl:
             cl.keep = True
             report["logs"] = cl.dir
+            for k, line in enumerate(cl.log_errors()):
+                print("relay_log_%d=\"%s\"" % (k, line.replace('"', "'")), flush=True)
     finally:
         if cl:
             cl.close()

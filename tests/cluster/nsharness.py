@@ -510,6 +510,23 @@ class Cluster:
             raise RuntimeError("%s on n%d did not end in %d s" % (name, i + 1, timeout))
         return c
 
+    def log_errors(self, per_node=2):
+        """The commonest error and warn lines of each relay (msg and reason,
+        counted), for a failing test's report."""
+        out = []
+        for i in range(self.n):
+            seen = {}
+            for ln in self.grep_log(i, "level=error") + self.grep_log(i, "level=warn"):
+                m = re.search(r'msg="([^"]*)"', ln)
+                r = re.search(r'reason="([^"]*)"', ln)
+                if not m or "listening on a non-loopback" in m.group(1):
+                    continue
+                k = m.group(1) + (": " + r.group(1) if r else "")
+                seen[k] = seen.get(k, 0) + 1
+            top = sorted(seen.items(), key=lambda kv: -kv[1])[:per_node]
+            out += ["n%d %dx %s" % (i + 1, c, k) for k, c in top]
+        return out
+
     # ---- the end ----------------------------------------------------------------------
 
     def close(self):
