@@ -391,8 +391,10 @@ def t_twofail(cl, rnd, report):
     b, st2 = cl.wait_leader(CHAN, not_node=a, min_epoch=st["epoch"] + 1, timeout=TTL + 10)
     need(load.wait_ack_after(t1, 15) is not None, "no ack after the first failover")
     cl.start(a)
-    # the second one: as soon as another in-sync relay can take over
-    wait_isr(cl, lambda s: len(s["isr"]) >= 2, "a second in-sync relay after failover 1", 20)
+    # the second one as soon as the restarted one is back in sync (so that
+    # R relays are left in sync after it)
+    wait_isr(cl, lambda s: "n%d" % (a + 1) in s["isr"], "the restarted n%d back in sync"
+             % (a + 1), 20)
     t2 = cl.kill9(b)
     c, st3 = cl.wait_leader(CHAN, not_node=b, min_epoch=st2["epoch"] + 1, timeout=TTL + 10)
     need(load.wait_ack_after(t2, 15) is not None, "no ack after the second failover")
