@@ -162,13 +162,7 @@ static void welcome(fwd *f, uint64_t first_seq, uint64_t start_seq)
 {
     fy_welcome w = {.channel = f->chan->id, .next_seq = start_seq, .first_seq = first_seq,
                     .max_payload = (uint32_t)f->ctx->conf->max_payload};
-    if (f->hflags & FY_HELLO_F_AHEAD) {
-        const fy_epoch *cur = &f->chan->epochs.e[f->chan->epochs.n - 1];
-        w.ext = w.ext2 = true;
-        w.epoch = cur->id;
-        w.epoch_seq = cur->start_seq;
-        w.wflags = f->wflags;
-    }
+    fy__fwd_welcome_ext(f, &w);
     uint8_t p[FY_WELCOME_MAX];
     size_t n;
 
@@ -200,7 +194,7 @@ static void subscribe_live(fwd *f, const fy__sub_info *si)
  * to start at (want when it is not ahead). */
 static uint64_t reconcile_ahead(fwd *f, const fy__sub_info *si, uint64_t want)
 {
-    uint64_t limit = fy_epochs_valid_below(&f->chan->epochs, f->r_epoch);
+    uint64_t limit = fy__chan_valid_below(f->chan, f->r_epoch);
     if (limit > si->next_seq)
         limit = si->next_seq;
     if (want <= limit)
@@ -285,6 +279,7 @@ static void on_subscribed(fwd *f, fy__sub_info *si)
     fy__idle_alive(&f->idle, fy_now_ns());
     if (f->ctx->conf->idle_timeout)
         fy_timer_after(f->self, fy__idle_tick_ms(f->ctx->conf->idle_timeout), FY__TM_IDLE);
+    fy__fwd_replica_join(f);
     if (f->mode == FY_MODE_LIVE)
         subscribe_live(f, si);
     else
@@ -397,6 +392,8 @@ static int on_frame(fwd *f, const fy_frame *fr)
         f->acked = a.seq;
         return 0;
     }
+    case FY_FT_REPLICA_STORED:
+        return fy__fwd_replica_stored(f, fr);
     case FY_FT_PING:
         /* dropped if the queue is full */
         fy__fwd_ctl_push(f, FY_FT_PONG, fr->payload, fr->hdr.len);
@@ -606,6 +603,9 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
     case FY_RM_DRAIN_CUT:
         on_cut(f);
         break;
+    case FY_RM_FENCE:
+        fy__fwd_fence(f, (int)m->u32);
+        break;
     case FY_RM_NOTICE:
         /* Before our welcome went out, the welcome's own look at the
          * file finds it (written before this message was sent). */
@@ -655,6 +655,9 @@ int fy__forwarder_new(const fy__fwd_init *in, fy_actor **out)
     f->hflags = in->hflags;
     f->r_epoch = in->r_epoch;
     f->r_part = in->r_part;
+    f->rep_cepoch = in->rep_cepoch;
+    f->rep_last_epoch = in->rep_last_epoch;
+    f->rep_log_next = in->rep_log_next;
     snprintf(f->peer, sizeof f->peer, "%s", in->peer);
     snprintf(f->client, sizeof f->client, "%s", in->client);
     if (in->npending) {

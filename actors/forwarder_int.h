@@ -35,6 +35,7 @@ typedef struct fwd {
     uint64_t resume_from;
     uint16_t hflags;      /* the hello's FY_HELLO_F_* (AHEAD: the welcome carries the epoch) */
     uint64_t r_epoch, r_part; /* FY_HELLO_F_AHEAD: the receiver's epoch and partial file */
+    uint64_t rep_cepoch, rep_last_epoch, rep_log_next; /* FY_HELLO_F_REPLICA (fy__fwd_init) */
     uint32_t wflags;      /* FY_WELCOME_F_* of the welcome to send (after a look-up too) */
     fy_dec *dec;
     uint8_t *pending; /* bytes the session read past the hello */
@@ -122,6 +123,19 @@ void fy__fwd_pump(fwd *f);
 void fy__fwd_start_catchup(fwd *f, fy_pos at, uint64_t seq);
 /* FY__TM_LINGER: close a follower's reader idle for a while. */
 void fy__fwd_linger(fwd *f);
+
+/* ---- fwd_replica.c: a cluster follower's replica connection ------------------ */
+
+/* The welcome's extensions: to a hello with FY_HELLO_F_AHEAD or _REPLICA
+ * the epoch fields (f->wflags included), to a replica hello also the
+ * replica fields (cepoch, trunc_seq). */
+void fy__fwd_welcome_ext(const fwd *f, fy_welcome *w);
+/* Subscribed: a replica connection is announced to the writer. */
+void fy__fwd_replica_join(fwd *f);
+/* A replica-stored frame: to the writer.  1 when the connection ended. */
+int fy__fwd_replica_stored(fwd *f, const fy_frame *fr);
+/* FY_RM_FENCE: end with an error frame naming the leader (code: FY_E*). */
+void fy__fwd_fence(fwd *f, int code);
 
 /* ---- fwd_skip.c: deleted files in catch-up ------------------------------------ */
 

@@ -53,6 +53,7 @@
 #include "metrics/prom.h"
 #include "relay/stats.h"
 #include "relay/tlsfail.h"
+#include "isr_stats.h"
 #include "relay_int.h"
 
 #define GATHER_MS 500
@@ -400,6 +401,53 @@ static void render_process(metrics *m, fy_prom *p)
     fy_prom_u64(p, "ferry_data_min_free_bytes", m->ctx->conf->min_free, NULL);
 }
 
+/* One family of the replication table's rows (isr_stats.h). */
+typedef struct isr_pick {
+    fy_prom *p;
+    const char *name;
+    int which; /* 0: a channel's acks waiting, 1: lag frames, 2: lag seconds */
+} isr_pick;
+
+static void isr_row(void *arg, const char *chan, const char *node, uint64_t a, uint64_t b)
+{
+    const isr_pick *k = arg;
+    if (k->which == 0 && !node)
+        fy_prom_u64(k->p, k->name, a, "channel", chan, NULL);
+    else if (k->which == 1 && node)
+        fy_prom_u64(k->p, k->name, a, "channel", chan, "node", node, NULL);
+    else if (k->which == 2 && node)
+        fy_prom_f64(k->p, k->name, (double)b / 1e3, "channel", chan, "node", node, NULL);
+}
+
+/* --cluster: the in-sync set of each channel, and, on a leader, what its
+ * followers lag and the acks that wait for them (actors/writer_isr.c). */
+static void render_isr(fy_member *mb, fy_prom *p)
+{
+    static const char *const names[] = {"ferry_cluster_acks_waiting",
+                                        "ferry_cluster_replica_lag_frames",
+                                        "ferry_cluster_replica_lag_seconds"};
+    static const char *const helps[] = {
+        "Acks of the channel's file-ends held for the disk or the in-sync replicas.",
+        "Frames the follower's reports trail the leader's log by.",
+        "Seconds since the follower was last known caught up with the leader's log."};
+    char chan[FY_NAME_MAX + 1];
+    fy_member_lead l;
+    fy_chanstate st;
+
+    fy_prom_family(p, "ferry_cluster_isr_size", "gauge", "Members of the channel's in-sync set.");
+    for (unsigned i = 0; fy_member_lead_at(mb, i, chan, sizeof chan, &l) == 0; i++)
+        if (l.known && fy_member_state(mb, chan, &st) == 0)
+            fy_prom_u64(p, "ferry_cluster_isr_size", st.nisr, "channel", chan, NULL);
+    for (int k = 0; k < 3; k++) {
+        isr_pick pick = {p, names[k], k};
+        fy_prom_family(p, names[k], "gauge", helps[k]);
+        fy__isrst_each(isr_row, &pick);
+    }
+    fy_prom_family(p, "ferry_cluster_failovers_total", "counter",
+                   "Takeovers of a channel whose leader was gone, won by this relay.");
+    fy_prom_u64(p, "ferry_cluster_failovers_total", fy_member_failovers(mb), NULL);
+}
+
 /* --cluster: the lease, and who leads each channel this relay serves. */
 static void render_cluster(metrics *m, fy_prom *p)
 {
@@ -420,6 +468,7 @@ static void render_cluster(metrics *m, fy_prom *p)
     for (unsigned i = 0; fy_member_lead_at(mb, i, chan, sizeof chan, &l) == 0; i++)
         if (l.known)
             fy_prom_u64(p, "ferry_cluster_epoch", l.epoch, "channel", chan, NULL);
+    render_isr(mb, p);
 }
 
 static void finish(metrics *m)

@@ -322,6 +322,30 @@ static inline int fy__msg_unsubscribed(fy_actor *to)
     return fy_actor_post(to, FY_RM_UNSUBSCRIBED, 0, 0, 0, NULL, NULL);
 }
 
+/* ---- cluster replication (actors/writer_isr.c) ------------------------- */
+
+/* Forwarder -> writer: a follower's replica connection (ptr = j,
+ * malloc'd: the writer frees it; on a failed post the sender does). */
+static inline int fy__msg_replica_join(fy_actor *to, fy__replica_join *j)
+{
+    return fy_actor_post(to, FY_RM_REPLICA_JOIN, 0, 0, 0, j, NULL);
+}
+
+/* Forwarder -> writer: its follower's replica-stored frame.  ptr = the
+ * forwarder (compare only), u64 = the report's cepoch and seq. */
+static inline int fy__msg_replica_stored(fy_actor *to, fy_actor *forwarder, uint64_t cepoch,
+                                         uint64_t seq)
+{
+    return fy_actor_post(to, FY_RM_REPLICA_STORED, 0, cepoch, seq, forwarder, NULL);
+}
+
+/* Writer -> a replica forwarder: this relay no longer leads the channel in
+ * the connection's epoch; end it with an error frame (u32 = FY_E*). */
+static inline int fy__msg_fence(fy_actor *to, uint32_t code)
+{
+    return fy_actor_post(to, FY_RM_FENCE, code, 0, 0, NULL, NULL);
+}
+
 /* ---- drain and health -------------------------------------------------- */
 
 /* Relay -> registry -> writers -> forwarders: the drain timeout passed;

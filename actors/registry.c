@@ -112,7 +112,10 @@ static slot *find_chan(registry *r, const fy__chan *ch)
  * cannot be written costs only the history: the epoch holds for this run. */
 static void begin_epoch(fy__chan *ch, uint64_t next_seq)
 {
-    int rc = fy_epochs_begin(ch->dir, next_seq, &ch->epochs);
+    /* --cluster: the epochs are the cluster's, added by the cluster's rules
+     * (chan_epochs.c), never one of our own at an opening. */
+    int rc = ch->ep_cluster ? fy_epochs_load(ch->dir, &ch->epochs)
+                            : fy_epochs_begin(ch->dir, next_seq, &ch->epochs);
     if (rc < 0)
         fy_klog(FY_LOG_WARN, "epochs file", "channel=%s dir=%s err=%s action=\"%s\"", ch->name,
                 ch->dir, fy_errname(rc), rc == -FY_ECORRUPT ? "older epochs dropped, file rewritten"
@@ -130,7 +133,7 @@ static void log_opened(const fy__chan *ch, const fy_recovery *rep, double ms, si
             (unsigned long long)rep->first_seq, (unsigned long long)rep->next_seq,
             (unsigned long long)rep->truncated_bytes, (unsigned long long)rep->index_dropped,
             (unsigned long long)rep->index_added, (unsigned long long)rep->scanned_bytes, ms, open,
-            (unsigned long long)ch->epochs.e[ch->epochs.n - 1].id);
+            (unsigned long long)fy__chan_epoch_cur(ch).id);
 }
 
 static void reply(fy__chan_req *q, fy__chan *ch, int rc);
@@ -240,6 +243,7 @@ static int open_chan(registry *r, const char *name, fy__chan **out)
     }
     if (!(ch = calloc(1, sizeof *ch)))
         return -ENOMEM;
+    fy__chan_epochs_init(ch, r->ctx->member != NULL);
     snprintf(ch->name, sizeof ch->name, "%s", name);
     snprintf(ch->dir, sizeof ch->dir, "%s/%s", r->ctx->chan_root, name);
     if (mkdir(ch->dir, 0750) == 0) {
@@ -250,7 +254,7 @@ static int open_chan(registry *r, const char *name, fy__chan **out)
         FY_ANALYZER_ASSUME(rc < 0);
         fy_klog(FY_LOG_ERROR, "mkdir failed", "path=%s err=%s action=\"refuse channel\"", ch->dir,
                 fy_errname(rc));
-        free(ch);
+        fy__chan_free(ch);
         return rc;
     }
     fy_store_opts so = {.segment_bytes = c->segment_bytes, .max_payload = c->max_payload,
@@ -280,7 +284,7 @@ fail:
      * it is still empty (rmdir fails otherwise, which is what we want). */
     if (made)
         (void)rmdir(ch->dir);
-    free(ch);
+    fy__chan_free(ch);
     return rc;
 }
 
@@ -543,7 +547,7 @@ static void on_writer_done(registry *r, const fy_msg *m)
      * are the last references the registry holds. */
     fy_actor_unref(ch->writer);
     fy_actor_unref(ch->indexer);
-    free(ch);
+    fy__chan_free(ch);
     if (r->shutting) {
         if (drop)
             fy__query_drop_refuse(r->ctx, drop, FY_ESHUTDOWN, "the relay is shutting down");
@@ -672,7 +676,7 @@ void fy__registry_cleanup(void *state)
         slot *s = &r->slots[i];
         fy_actor_unref(s->ch->writer);
         fy_actor_unref(s->ch->indexer);
-        free(s->ch);
+        fy__chan_free(s->ch);
         for (size_t j = 0; j < s->nwait; j++) {
             fy_actor_unref(s->wait[j]->reply);
             free(s->wait[j]);

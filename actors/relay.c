@@ -7,6 +7,7 @@
 #include "relay.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -46,6 +47,9 @@ struct fy_relay {
     void *reg_state;
     char metrics_bound[128];
     fy_actor *tracer; /* --trace: the streaming trace recorder, or NULL */
+    /* --cluster: the replica manager (actors/replica.c); the member's thread
+     * loads it to post, so it is published with a release store. */
+    _Atomic(fy_actor *) replica;
     int lock_fd;      /* DATA/ferryd.lock, held until fy_relay_free */
 };
 
@@ -214,6 +218,25 @@ static void write_fail_hook(fy_syncer *s)
         }
 }
 
+/* The data directory's lock (one ferryd per directory): r->lock_fd.  0 or
+ * -errno with err set. */
+static int lock_data(fy_relay *r, char *err, size_t errcap)
+{
+    const char *data = r->ctx.conf->data;
+    long holder = 0;
+    int rc = fy_store_lock(data, &holder);
+
+    if (rc == -EBUSY)
+        snprintf(err, errcap, "data directory %s is in use by another ferryd (pid %ld, "
+                 "lock %s/" FY_STORE_LOCK_NAME "): one ferryd per data directory", data,
+                 holder, data);
+    else if (rc < 0)
+        snprintf(err, errcap, "cannot lock %s/" FY_STORE_LOCK_NAME ": %s", data, strerror(-rc));
+    else
+        r->lock_fd = rc;
+    return rc < 0 ? rc : 0;
+}
+
 int fy_relay_new(const fy_conf *conf, const fy_auth *auth, fy_relay **out, char *err,
                  size_t errcap)
 {
@@ -236,18 +259,12 @@ int fy_relay_new(const fy_conf *conf, const fy_auth *auth, fy_relay **out, char 
         snprintf(err, errcap, "cannot create %s: %s", conf->data, strerror(-rc));
         goto fail;
     }
-    long holder = 0;
-    if ((rc = fy_store_lock(conf->data, &holder)) < 0) {
-        if (rc == -EBUSY)
-            snprintf(err, errcap, "data directory %s is in use by another ferryd (pid %ld, "
-                     "lock %s/" FY_STORE_LOCK_NAME "): one ferryd per data directory",
-                     conf->data, holder, conf->data);
-        else
-            snprintf(err, errcap, "cannot lock %s/" FY_STORE_LOCK_NAME ": %s", conf->data,
-                     strerror(-rc));
+    if ((rc = lock_data(r, err, errcap)) < 0)
+        goto fail;
+    if (conf->cluster[0] && (rc = fy__progress_new(&r->ctx.progress)) < 0) {
+        snprintf(err, errcap, "out of memory");
         goto fail;
     }
-    r->lock_fd = rc;
     snprintf(r->ctx.chan_root, sizeof r->ctx.chan_root, "%s/channels", conf->data);
     if ((rc = mkdir_p(r->ctx.chan_root)) < 0) {
         snprintf(err, errcap, "cannot create %s: %s", r->ctx.chan_root, strerror(-rc));
@@ -335,6 +352,12 @@ int fy_relay_start(fy_relay *r, char *err, size_t errcap)
         return rc;
     if ((rc = fy__qinfo_new(&r->ctx, &r->ctx.query)) < 0) /* `ferry info` asks both */
         return rc;
+    if (r->ctx.member) {
+        fy_actor *rep;
+        if ((rc = fy__replica_new(&r->ctx, &rep)) < 0)
+            return rc;
+        atomic_store_explicit(&r->replica, rep, memory_order_release);
+    }
     int lfd = r->lfd;
     r->lfd = -1; /* the acceptor owns it now */
     /* ctx is complete: from here on it is only read. */
@@ -404,6 +427,9 @@ int fy_relay_stop(fy_relay *r, unsigned timeout_ms)
         return 0;
     if (r->ctx.metrics) /* /readyz: 503 from now on */
         fy__msg_shutdown(r->ctx.metrics);
+    fy_actor *rep = atomic_load_explicit(&r->replica, memory_order_relaxed);
+    if (rep) /* it opens channels no more, and its leases end */
+        fy__msg_shutdown(rep);
     fy__msg_shutdown(r->ctx.acceptor);
     if ((rc = wait_done(r, timeout_ms)) == -ETIMEDOUT) {
         /* Receivers still being sent the log are cut at their next frame
@@ -434,6 +460,21 @@ int fy_relay_stop(fy_relay *r, unsigned timeout_ms)
 void fy_relay_set_member(fy_relay *r, struct fy_member *m)
 {
     r->ctx.member = m;
+}
+
+void fy_relay_progress(fy_relay *r, const char *chan, uint64_t *epoch, uint64_t *seq)
+{
+    *epoch = *seq = 0;
+    if (r->ctx.progress)
+        fy__progress_get(r->ctx.progress, chan, epoch, seq);
+}
+
+void fy_relay_cluster_changed(fy_relay *r)
+{
+    /* acquire: pairs with fy_relay_start's release, the actor is whole */
+    fy_actor *rep = atomic_load_explicit(&r->replica, memory_order_acquire);
+    if (rep)
+        (void)fy_actor_post(rep, FY_RM_CLUSTER, 0, 0, 0, NULL, NULL);
 }
 
 fy_sched *fy_relay_sched(fy_relay *r)
@@ -470,6 +511,8 @@ void fy_relay_free(fy_relay *r)
     fy_actor_unref(r->tracer); /* stopped (after a last drain) by the join */
     fy_actor_unref(r->ctx.metrics);
     fy_actor_unref(r->ctx.query);
+    fy_actor_unref(atomic_load_explicit(&r->replica, memory_order_relaxed));
+    fy__progress_free(r->ctx.progress); /* the member, its reader, is stopped */
     fy_actor_unref(r->ctx.acceptor);
     fy_actor_unref(r->ctx.registry);
     fy__registry_cleanup(r->reg_state);

@@ -87,6 +87,16 @@ int fy_relay_reload_tls(fy_relay *r, char *desc, size_t desccap, char *err, size
 struct fy_member;
 void fy_relay_set_member(fy_relay *r, struct fy_member *m);
 
+/* --cluster: a channel's leader, epoch or in-sync set changed (the
+ * member's callback; any thread): the replica manager reads the member's
+ * table again and tells each writer to lead or whom to follow. */
+void fy_relay_cluster_changed(fy_relay *r);
+
+/* --cluster: how far this relay has stored chan as a follower (the epoch
+ * and seq of its last stored frame; 0, 0: nothing known), for the member's
+ * progress callback (any thread). */
+void fy_relay_progress(fy_relay *r, const char *chan, uint64_t *epoch, uint64_t *seq);
+
 /* Free a stopped (or never started) relay. */
 void fy_relay_free(fy_relay *r);
 

@@ -24,6 +24,7 @@
 
 #include <assert.h>
 #include <stdatomic.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -119,7 +120,18 @@ typedef struct fy__ctx {
      * Actors only call its non-blocking side (serve, lead_of: a mutex held
      * for a copy), never etcd: that is the member's own thread. */
     fy_member *member;
+    /* --cluster: how far each followed channel is stored (actors/progress.c) */
+    struct fy__progress *progress;
 } fy__ctx;
+
+/* ---- progress.c: the stored (epoch, seq) of each followed channel ------- */
+typedef struct fy__progress fy__progress;
+int fy__progress_new(fy__progress **out);
+void fy__progress_free(fy__progress *p); /* NULL ignored */
+/* Any thread: chan is stored up to seq (inclusive), its frame of epoch. */
+void fy__progress_set(fy__progress *p, const char *chan, uint64_t epoch, uint64_t seq);
+/* Any thread: 0, 0 when chan was never set. */
+void fy__progress_get(fy__progress *p, const char *chan, uint64_t *epoch, uint64_t *seq);
 
 /* The token table in force (any actor; use it only inside
  * fy_auth_read_begin/end). */
@@ -143,8 +155,24 @@ typedef struct fy__chan {
     char dir[4500];
     fy_actor *writer;  /* registry's reference */
     fy_actor *indexer; /* registry's reference */
-    fy_epochs epochs;  /* the log's epochs, this opening's last (forwarders: receivers ahead) */
+    fy_epochs epochs;  /* the log's epochs, this opening's last (forwarders: receivers
+                          ahead); under ep_mu, through chan_epochs.c */
+    pthread_mutex_t ep_mu;
+    bool ep_cluster;   /* ids are cluster epochs (--cluster) */
 } fy__chan;
+
+/* ---- chan_epochs.c: the table under the channel's mutex (any thread) ---- */
+void fy__chan_epochs_init(fy__chan *ch, bool cluster);
+void fy__chan_free(fy__chan *ch); /* NULL ignored */
+/* The current (last) epoch; id 0 when there is none yet (cluster mode). */
+fy_epoch fy__chan_epoch_cur(const fy__chan *ch);
+/* fy_epochs_valid_below, and in cluster mode an unknown id counts only
+ * below the current epoch's start. */
+uint64_t fy__chan_valid_below(const fy__chan *ch, uint64_t id);
+/* The epoch id seq belongs to, 0 when none. */
+uint64_t fy__chan_epoch_of(const fy__chan *ch, uint64_t seq);
+/* fy_epochs_add on the table and the file, logged.  0, 1 (already), -errno. */
+int fy__chan_epoch_add(const fy__chan *ch, uint64_t id, uint64_t start_seq);
 
 /* A file-begin or file-end of a batch as the ingest decoded it: the
  * writer takes the file's name, size and digest from here and never
@@ -261,6 +289,17 @@ typedef struct fy__attach_req {
     char token[FY_TOKEN_MAX + 1];
 } fy__attach_req;
 
+/* Replica -> writer (FY_RM_FOLLOW, malloc'd; the writer keeps the latest):
+ * lead the channel in epoch, or follow leader at addr (to: resolved). */
+typedef struct fy__follow {
+    bool leading;
+    uint64_t epoch;
+    char leader[FY_NODE_NAME_MAX + 1];
+    char addr[FY_MEMBER_ADDR_MAX];
+    fy_addr to;
+    fy_actor *from; /* the replica manager (no reference: it outlives the writers) */
+} fy__follow;
+
 /* Forwarder start-up parameters (moved into the forwarder's state). */
 typedef struct fy__fwd_init {
     const fy__ctx *ctx;
@@ -271,6 +310,10 @@ typedef struct fy__fwd_init {
     uint16_t hflags;       /* the hello's FY_HELLO_F_* */
     uint64_t r_epoch;      /* with FY_HELLO_F_AHEAD: the epoch the receiver's frames came from */
     uint64_t r_part;       /* and its partial file's file-begin seq (0: none) */
+    /* FY_HELLO_F_REPLICA (a cluster follower): the epoch this relay leads
+     * the channel in (the welcome's cepoch), and the follower's last_epoch
+     * and log_next from its hello (for the welcome's trunc_seq). */
+    uint64_t rep_cepoch, rep_last_epoch, rep_log_next;
     char peer[64];
     char client[FY_CLIENT_MAX + 1]; /* the client's name from hello, "" = none */
     uint64_t addr_key[2];   /* the peer's address key (fy__addr_key), as the acceptor counts it */
@@ -339,7 +382,24 @@ enum fy__msg {
     FY_RM_CHAN_DROP,                  /* to the registry: delete a channel */
     FY_RM_DUP_ASK,                      /* session -> writer: a sender's dup-ask frame */
     FY_RM_DUP_ANSWER,                     /* writer -> session: the answer to QUERY */
+    /* cluster (actors/replica.c) */
+    FY_RM_CLUSTER,                    /* member thread -> replica: a channel's leader changed */
+    FY_RM_FOLLOW,                     /* replica -> writer: lead or follow (a fy__follow) */
+    FY_RM_CUT,                        /* replica link -> writer: cut the log back below u64 */
+    FY_RM_CHAN_CUT,                   /* writer -> replica: closed for a cut, ask again */
+    /* cluster replication (actors/writer_isr.c; appended) */
+    FY_RM_REPLICA_JOIN,               /* forwarder -> writer: a follower's replica connection */
+    FY_RM_REPLICA_STORED,             /* forwarder -> writer: the follower's replica-stored */
+    FY_RM_FENCE,                      /* writer -> forwarder: not the leader any more, close */
 };
+
+/* A follower's replica connection, announced to the channel's writer
+ * (FY_RM_REPLICA_JOIN, malloc'd: the writer frees it). */
+typedef struct fy__replica_join {
+    fy_actor *fwd;                  /* the forwarder (compare only) */
+    uint64_t cepoch;                /* the epoch the connection belongs to */
+    char node[FY_CLIENT_MAX + 1];   /* the follower's node name */
+} fy__replica_join;
 
 /* Timer tags. */
 enum { FY__TM_RETRY = 1, FY__TM_LINGER = 2, FY__TM_FSYNC = 3, FY__TM_RETAIN = 4, FY__TM_ACCEPT = 5,
@@ -372,6 +432,16 @@ int fy__forwarder_new(const fy__fwd_init *in, fy_actor **out);
  * frame.  -FY_EBUSY when the log has frames and is not a mirror. */
 int fy__upstream_new(const fy__ctx *ctx, const fy__chan *chan, fy_actor *writer,
                      uint64_t next_seq, bool empty, fy_actor **out);
+/* A cluster follower's replica link to chan's leader (upstream_replica.c),
+ * started by chan's writer as for a mirror; next_seq is the log's next seq,
+ * part_seq the file-begin of its file in progress (0: none). */
+int fy__upstream_new_replica(const fy__ctx *ctx, const fy__chan *chan, fy_actor *writer,
+                             uint64_t next_seq, uint64_t part_seq, const fy__follow *f,
+                             fy_actor **out);
+/* The cluster's replica manager (actors/replica.c), one per relay with
+ * --cluster: it opens every channel the member serves and tells each
+ * writer whether to lead or whom to follow. */
+int fy__replica_new(const fy__ctx *ctx, fy_actor **out);
 /* 1 when the channel directory holds a mirror's state (any thread). */
 int fy__upstream_marked(const char *chan_dir);
 /* The upstream a mirror's state file names into up ("" when none). */

@@ -220,7 +220,14 @@ void fy__sender_attached(session *s, fy_msg *m)
  * failed sync: the durable) log ends, from which the sender resumes. */
 void fy__sender_store_err(session *s, int err, uint64_t next_seq)
 {
-    if (err == ENOSPC || err == EDQUOT || err == EFBIG)
+    fy_member_lead l = {0};
+
+    if (err == FY_ENOTLEADER) { /* fenced (writer_isr.c): the client is redirected */
+        (void)fy_member_lead_of(s->ctx->member, s->hello.channel, &l);
+        fy__session_fail_as(s, FY_ENOTLEADER, "cluster: no longer the channel's leader",
+                            "leader=%s addr=%s epoch=%llu", l.leading ? "" : l.leader,
+                            l.leading ? "" : l.addr, (unsigned long long)l.epoch);
+    } else if (err == ENOSPC || err == EDQUOT || err == EFBIG)
         fy__session_fail(s, FY_ENOSPACE, "relay storage full (%s): stored up to seq %llu; "
                          "send again once the relay has room", fy_errname(-err),
                          (unsigned long long)next_seq);

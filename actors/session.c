@@ -181,6 +181,11 @@ static void on_hello(session *s, const fy_frame *f)
                          sender ? "publish to" : "subscribe to", h->channel);
         return;
     }
+    if ((h->flags & FY_HELLO_F_REPLICA) && (sender || !s->ctx->member)) {
+        fy__session_fail(s, FY_EPROTO, "replica hello: %s", sender ? "only a receiver replicates"
+                         : "this relay is not in a cluster (ferryd --cluster)");
+        return;
+    }
     if (s->ctx->member)
         fy__session_lead(s); /* docs/cluster.md: only the channel's leader serves it */
     else
@@ -359,6 +364,8 @@ static void handoff(session *s)
         .ctx = s->ctx, .chan = s->chan, .conn = s->conn, .mode = s->hello.mode,
         .resume_from = s->hello.resume_from, .hflags = s->hello.flags,
         .r_epoch = s->hello.epoch, .r_part = s->hello.part_seq,
+        .rep_cepoch = s->rep_cepoch, .rep_last_epoch = s->hello.last_epoch,
+        .rep_log_next = s->hello.log_next,
         .pending = s->rbuf + s->roff, .npending = s->rlen - s->roff,
     };
     fy_actor *fwd;

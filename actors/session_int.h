@@ -45,6 +45,7 @@ typedef struct session {
     uint32_t qrecs;         /* records sent for it */
     bool parked;         /* S_WAIT_CHAN, told no-channel: waiting for a sender to create it */
     uint64_t lead_t0;    /* --cluster: when the hello asked who leads its channel (0: not yet) */
+    uint64_t rep_cepoch; /* a replica hello: the epoch this relay leads its channel in */
 } session;
 
 /* ---- session.c, for sender.c ------------------------------------------------ */

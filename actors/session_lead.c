@@ -22,6 +22,29 @@
 
 #define LEAD_RETRY_MS 10
 
+/* A follower's replica hello (FY_HELLO_F_REPLICA) on a channel this relay
+ * leads: the connection belongs to this epoch (COMMON: fencing).  A
+ * follower that has seen a newer epoch in etcd knows this relay is stale:
+ * it is refused FY_ESTALE, and the member acknowledges nothing more in the
+ * old epoch (fy_member_saw_epoch) and reads the state again at once. */
+static void replica(session *s, const fy_member_lead *l)
+{
+    if (s->hello.cepoch > l->epoch) {
+        fy_member_saw_epoch(s->ctx->member, s->hello.channel, s->hello.cepoch);
+        fy_klog(FY_LOG_WARN, "cluster replica names a newer epoch", "channel=%s node=%s "
+                "epoch=%llu peer_epoch=%llu action=\"acknowledge nothing more in epoch %llu, "
+                "refuse the replica\"", s->hello.channel, s->hello.client,
+                (unsigned long long)l->epoch, (unsigned long long)s->hello.cepoch,
+                (unsigned long long)l->epoch);
+        fy__session_fail(s, FY_ESTALE, "leader=%s epoch=%llu: the follower has seen epoch %llu; "
+                         "this relay may be stale", fy_member_node(s->ctx->member),
+                         (unsigned long long)l->epoch, (unsigned long long)s->hello.cepoch);
+        return;
+    }
+    s->rep_cepoch = l->epoch;
+    fy__session_ask_chan(s);
+}
+
 void fy__session_lead(session *s)
 {
     fy_member *m = s->ctx->member;
@@ -41,6 +64,10 @@ void fy__session_lead(session *s)
         }
     }
     (void)fy_member_lead_of(m, s->hello.channel, &l);
+    if (l.leading && (s->hello.flags & FY_HELLO_F_REPLICA)) {
+        replica(s, &l);
+        return;
+    }
     if (l.leading) {
         fy__session_ask_chan(s);
         return;

@@ -72,6 +72,8 @@
 void fy__upstream_state_save(upstream *u, bool sync)
 {
     fy_mirror_state st = {.delta = u->delta, .file_begin = u->fb_local, .epoch = u->up_epoch};
+    if (u->replica) /* a replica's delta is 0 and its channel may be led here one day */
+        return;
     int rc = fy_mirror_save(u->dir, &st, u->ctx->conf->upstream, sync);
 
     if (rc < 0) {
@@ -128,7 +130,7 @@ static void record_skip(upstream *u, uint64_t at, uint64_t to)
 
     fy_klog(FY_LOG_WARN, "files skipped: the upstream's retention removed them first",
             "channel=%s upstream=%s upstream_from=%llu upstream_to=%llu at_seq=%llu "
-            "action=\"notice to receivers\"%s%s", u->name, u->ctx->conf->upstream,
+            "action=\"notice to receivers\"%s%s", u->name, u->peer,
             (unsigned long long)s.up_from, (unsigned long long)to, (unsigned long long)at,
             rc < 0 ? " record_err=" : "", rc < 0 ? fy_errname(rc) : "");
     fy__msg_notice(u->writer, at);
@@ -150,7 +152,7 @@ static void rebase(upstream *u, uint64_t first_upstream_seq)
     if (!quiet)
         fy_klog(FY_LOG_WARN, "upstream stream began inside a file", "channel=%s upstream=%s "
                 "skipped_frames=%lld first_seq=%llu action=\"start at the next file\"", u->name,
-                u->ctx->conf->upstream, (long long)(d - u->delta),
+                u->peer, (long long)(d - u->delta),
                 (unsigned long long)first_upstream_seq);
     u->delta = d;
     fy__upstream_state_save(u, true);
@@ -197,7 +199,7 @@ void fy__upstream_finish(upstream *u, const char *why)
     fy_ingest_stop(u->ing);
     fy__upstream_link_down(u);
     fy_klog(FY_LOG_INFO, "upstream unsubscribed", "channel=%s upstream=%s reason=\"%s\" "
-            "next_seq=%llu", u->name, u->ctx->conf->upstream, why,
+            "next_seq=%llu", u->name, u->peer, why,
             (unsigned long long)u->local_next);
     u->st = U_DONE;
     fy__msg_detach(u->writer, u->self);
@@ -239,7 +241,7 @@ static void fail_ingest(upstream *u, int rc)
          * file-begin with a fresh ingest. */
         fy_klog(FY_LOG_INFO, "upstream file abandoned", "channel=%s upstream=%s "
                 "file_begin_seq=%llu action=\"resume at the new file\"", u->name,
-                u->ctx->conf->upstream, (unsigned long long)x->hdr.seq);
+                u->peer, (unsigned long long)x->hdr.seq);
         u->local_next = (uint64_t)((int64_t)x->hdr.seq - u->delta);
         fy_ingest_free(u->ing);
         u->ing = NULL;
@@ -253,7 +255,7 @@ static void fail_ingest(upstream *u, int rc)
      * was stored; try again from there with a fresh ingest. */
     fy_klog(FY_LOG_ERROR, "upstream stream refused", "channel=%s upstream=%s why=%d err=%s "
             "seq=%llu expect_seq=%llu action=\"reconnect, resume from the last good frame\"",
-            u->name, u->ctx->conf->upstream, (int)x->why, fy_errname(rc),
+            u->name, u->peer, (int)x->why, fy_errname(rc),
             (unsigned long long)x->hdr.seq, (unsigned long long)x->expect_seq);
     u->local_next = (uint64_t)((int64_t)fy_ingest_info_get(u->ing)->next_seq - u->delta);
     fy_ingest_free(u->ing);
@@ -274,7 +276,7 @@ static void on_digest_err(upstream *u, const fy_msg *m)
     uint64_t seq = m->u64[0];
 
     fy_klog(FY_LOG_ERROR, "upstream file refused", "channel=%s upstream=%s seq=%llu err=%s "
-            "action=\"reconnect, resume at the next file\"", u->name, u->ctx->conf->upstream,
+            "action=\"reconnect, resume at the next file\"", u->name, u->peer,
             (unsigned long long)seq, m->u32 ? fy_errname(-(int)m->u32) : "FY_EDIGEST");
     fy_ingest_stop(u->ing); /* its stream is over; in-flight credit is forgotten */
     fy_ingest_free(u->ing);
@@ -352,7 +354,7 @@ static void on_stats(upstream *u, const fy_msg *m)
 
     r.depth = fy_actor_depth(u->self);
     snprintf(r.channel, sizeof r.channel, "%.71s", u->name);
-    snprintf(r.peer, sizeof r.peer, "%.63s", u->ctx->conf->upstream);
+    snprintf(r.peer, sizeof r.peer, "%.63s", u->peer);
     r.v[FY_ST_UP_CONNECTED] = u->st == U_STREAM;
     r.v[FY_ST_RECONNECTS] = u->reconnects;
     r.v[FY_ST_ENOSEQ] = u->enoseq;
@@ -394,6 +396,9 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
             fy__upstream_connect(u);
         } else if ((tag & 0xff) == TM_CONNECT && tag >> 8 == u->gen && u->st == U_LINK) {
             fy__upstream_lost(u, FY_LOG_WARN, "no welcome in time");
+        } else if ((tag & 0xff) == TM_REPORT && tag >> 8 == u->gen && u->st == U_STREAM) {
+            fy__upstream_replica_report(u, true);
+            fy_timer_after(u->self, REPORT_MS, (uint64_t)u->gen << 8 | TM_REPORT);
         }
         break;
     case FY_RM_CONTINUE:
@@ -408,6 +413,8 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
             u->fly_n--;
         }
         fy_ingest_credit(u->ing, m->u64[0]);
+        if (u->replica) /* credit comes when the batch is as durable as --fsync asks */
+            fy__upstream_replica_report(u, false);
         if (fy__pump_credit(&u->pump))
             fy__upstream_drive(u);
         break;
@@ -455,7 +462,6 @@ int fy__upstream_new(const fy__ctx *ctx, const fy__chan *chan, fy_actor *writer,
                      uint64_t next_seq, bool empty, fy_actor **out)
 {
     upstream *u = calloc(1, sizeof *u);
-    int rc;
 
     if (!u)
         return -ENOMEM;
@@ -474,6 +480,7 @@ int fy__upstream_new(const fy__ctx *ctx, const fy__chan *chan, fy_actor *writer,
         return -EINVAL;
     }
     u->addr = ctx->up_addr[0];
+    snprintf(u->peer, sizeof u->peer, "%s", ctx->conf->upstream);
     /* A log with frames and no state file came from a local sender: never
      * mirror over it (the writer checks this before starting us). */
     fy_mirror_state st;
@@ -493,18 +500,25 @@ int fy__upstream_new(const fy__ctx *ctx, const fy__chan *chan, fy_actor *writer,
     } else {
         u->fb_local = 0;
     }
+    fy_klog(FY_LOG_INFO, "mirroring channel", "channel=%s upstream=%s local_next_seq=%llu "
+            "mode=%s resume_at_file_begin=%llu", u->name, ctx->conf->upstream,
+            (unsigned long long)next_seq, u->fresh ? "start" : "resume",
+            (unsigned long long)(u->skip_until ? u->fb_local : 0));
+    return fy__upstream_launch(u, chan, writer, out);
+}
+
+int fy__upstream_launch(upstream *u, const fy__chan *chan, fy_actor *writer, fy_actor **out)
+{
     fy_actor_opts o = {.fn = handle, .dtor = dtor, .state = u, .kind = FY_KIND_UPSTREAM,
                        .label = chan->name};
-    if ((rc = fy_actor_new(ctx->sched, &o, &u->self)) < 0) {
+    int rc;
+
+    if ((rc = fy_actor_new(u->ctx->sched, &o, &u->self)) < 0) {
         free(u);
         return rc;
     }
     u->writer = fy_actor_ref(writer);
     u->pump = (fy__pump){.self = u->self, .retry_tag = TM_RETRY};
-    fy_klog(FY_LOG_INFO, "mirroring channel", "channel=%s upstream=%s local_next_seq=%llu "
-            "mode=%s resume_at_file_begin=%llu", u->name, ctx->conf->upstream,
-            (unsigned long long)next_seq, u->fresh ? "start" : "resume",
-            (unsigned long long)(u->skip_until ? u->fb_local : 0));
     /* The first connect runs on the actor's own turn (a timer of 0 ms). */
     fy_timer_after(u->self, 0, (uint64_t)u->gen << 8 | TM_RECONNECT);
     *out = u->self;

@@ -24,7 +24,8 @@
 #define RECON_RING 64        /* completed files remembered for upstream_recon.c */
 
 /* Timer tags (this actor's own): the connection generation rides above. */
-enum { TM_RETRY = 1, TM_RECONNECT = 2, TM_CONNECT = 3 };
+enum { TM_RETRY = 1, TM_RECONNECT = 2, TM_CONNECT = 3, TM_REPORT = 4 };
+#define REPORT_MS 500        /* a replica reports what it stored at least this often */
 
 enum up_st { U_WAIT, U_LINK, U_STREAM, U_DONE };
 
@@ -86,6 +87,15 @@ typedef struct upstream {
     unsigned fly_head, fly_n;
     uint64_t reconnects, enoseq, stored_next, origin_next, bytes_rx, bytes_fly;
     uint8_t hbuf[HBUF];
+    /* A cluster follower's replica link (upstream_replica.c): delta pinned
+     * to 0, the leader's address instead of conf->upstream. */
+    bool replica;
+    const fy__chan *chan; /* replica: its epochs table records the leader's epochs */
+    char peer[FY_MEMBER_ADDR_MAX]; /* who logs name as upstream: conf->upstream or the leader */
+    uint64_t cepoch;      /* the newest cluster epoch seen: an older leader is refused */
+    uint64_t rep_seq;     /* the last seq reported stored (FY_FT_REPLICA_STORED), 0: none */
+    uint64_t rep_ns;      /* fy_now_ns() of that report */
+    uint64_t prog_seq;    /* the last seq given to ctx->progress */
 } upstream;
 
 /* ---- upstream.c, for upstream_link.c ------------------------------------ */
@@ -110,6 +120,20 @@ void fy__upstream_recon_start(upstream *u, uint64_t from_seq);
 /* Drop the front of b that this edge has; false when nothing is left (b
  * is gone then and its buffers count as credited). */
 bool fy__upstream_recon(upstream *u, fy__batch *b);
+
+/* Create the actor for u (filled in) and arm its first connect; frees u
+ * on failure. */
+int fy__upstream_launch(upstream *u, const fy__chan *chan, fy_actor *writer, fy_actor **out);
+
+/* ---- upstream_replica.c ----------------------------------------------------- */
+
+/* A replica's hello fields (REPLICA, CLIENT, RESUME, AHEAD). */
+void fy__upstream_replica_hello(upstream *u, fy_hello *h);
+/* A replica's welcome: false when it was refused (the link is lost then). */
+bool fy__upstream_replica_welcome(upstream *u, const fy_welcome *w);
+/* Tell the leader what is stored (when it changed, or REPORT_MS passed
+ * with force). */
+void fy__upstream_replica_report(upstream *u, bool force);
 
 /* ---- upstream_link.c ------------------------------------------------------ */
 

@@ -46,7 +46,7 @@ void fy__upstream_lost(upstream *u, int level, const char *why)
     u->rng ^= u->rng << 17;
     unsigned ms = u->backoff_ms / 2 + (unsigned)(u->rng % (u->backoff_ms / 2 + 1));
     fy_klog(level, "upstream lost", "channel=%s upstream=%s reason=\"%s\" next_seq=%llu "
-            "action=\"reconnect in %u ms\"", u->name, u->ctx->conf->upstream, why,
+            "action=\"reconnect in %u ms\"", u->name, u->peer, why,
             (unsigned long long)u->local_next, ms);
     u->backoff_ms = u->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : u->backoff_ms * 2;
     fy_timer_after(u->self, ms, (uint64_t)u->gen << 8 | TM_RECONNECT);
@@ -67,12 +67,14 @@ void fy__upstream_connect(upstream *u)
     }
     snprintf(h.channel, sizeof h.channel, "%s", u->name);
     snprintf(h.token, sizeof h.token, "%s", u->ctx->conf->upstream_token);
+    if (u->replica)
+        fy__upstream_replica_hello(u, &h);
     u->gen++;
     if ((fd = fy_link_connect(&u->link, &u->addr, u->ctx->conf->max_payload)) < 0) {
         fy__upstream_lost(u, FY_LOG_WARN, fy_strerror(fd));
         return;
     }
-    if (u->ctx->up_tls) { /* upstream-ca: TLS, verified against it */
+    if (u->ctx->up_tls && !u->replica) { /* upstream-ca: TLS, verified against it */
         const fy_conf *c = u->ctx->conf;
         char name[256];
         if (c->upstream_tls_name[0])
@@ -94,7 +96,7 @@ void fy__upstream_connect(upstream *u)
     u->st = U_LINK;
     fy_timer_after(u->self, CONNECT_MS, (uint64_t)u->gen << 8 | TM_CONNECT);
     fy_klog(FY_LOG_DEBUG, "upstream connecting", "channel=%s upstream=%s mode=%s resume_from=%llu",
-            u->name, u->ctx->conf->upstream, h.mode == FY_MODE_START ? "start" : "resume",
+            u->name, u->peer, h.mode == FY_MODE_START ? "start" : "resume",
             (unsigned long long)h.resume_from);
 }
 
@@ -109,12 +111,12 @@ void fy__upstream_error_frame(upstream *u, const fy_frame *f)
         u->no_ahead = true;
         fy_klog(FY_LOG_INFO, "upstream does not know FY_HELLO_F_AHEAD: saying hello without it",
                 "channel=%s upstream=%s effect=\"an edge ahead of that relay's log gets "
-                "FY_ENOSEQ\"", u->name, u->ctx->conf->upstream);
+                "FY_ENOSEQ\"", u->name, u->peer);
         fy__upstream_link_down(u);
         fy__upstream_connect(u);
         return;
     }
-    if (e.code == FY_ENOSEQ && u->st == U_LINK) {
+    if (e.code == FY_ENOSEQ && u->st == U_LINK && !u->replica) {
         u->enoseq++;
         if (u->skip_until) { /* the new delta counts from the log's end */
             u->local_next = u->skip_until;
@@ -127,7 +129,7 @@ void fy__upstream_error_frame(upstream *u, const fy_frame *f)
         fy_klog(FY_LOG_ERROR, "upstream no longer holds the next seq", "channel=%s upstream=%s "
                 "want_seq=%llu text=%s action=\"start again from the oldest seq upstream "
                 "holds; frames in between are lost on this edge\"", u->name,
-                u->ctx->conf->upstream,
+                u->peer,
                 (unsigned long long)((int64_t)u->local_next + u->delta),
                 fy_klog_q(e.text, q, sizeof q));
         u->backoff_ms = BACKOFF_MIN_MS;
@@ -155,7 +157,7 @@ static void on_ahead(upstream *u, const fy_welcome *w)
     fy_klog(FY_LOG_WARN, "upstream's log ends before frames this edge stored", "channel=%s "
             "upstream=%s wanted_seq=%llu upstream_seq=%llu local_seq=%llu action=\"drop the "
             "files it sends again, store from the first other file on\"", u->name,
-            u->ctx->conf->upstream, (unsigned long long)((int64_t)end + u->delta),
+            u->peer, (unsigned long long)((int64_t)end + u->delta),
             (unsigned long long)w->next_seq, (unsigned long long)end);
     fy_ingest_stop(u->ing); /* its stream is over; in-flight credit is forgotten */
     fy_ingest_free(u->ing);
@@ -172,6 +174,9 @@ static void on_welcome(upstream *u)
     int rc;
     bool ahead = w->ext2 && (w->wflags & FY_WELCOME_F_AHEAD) && !u->fresh && !u->restart;
 
+    if (u->replica && !fy__upstream_replica_welcome(u, w))
+        return;
+
     bool new_epoch = w->ext2 && w->epoch != u->up_epoch;
     if (w->ext2)
         u->up_epoch = w->epoch;
@@ -182,7 +187,7 @@ static void on_welcome(upstream *u)
         if (u->restart && !ahead)
             fy_klog(FY_LOG_WARN, "upstream restarted from its oldest seq", "channel=%s "
                     "upstream=%s upstream_seq=%llu local_seq=%llu delta=%" PRId64, u->name,
-                    u->ctx->conf->upstream, (unsigned long long)w->next_seq,
+                    u->peer, (unsigned long long)w->next_seq,
                     (unsigned long long)u->local_next, d);
         if (d != u->delta || u->fresh)
             u->delta = d, fy__upstream_state_save(u, true);
@@ -213,11 +218,16 @@ static void on_welcome(upstream *u)
         fy__upstream_state_save(u, true);
     u->st = U_STREAM;
     u->backoff_ms = BACKOFF_MIN_MS;
+    if (u->replica) {
+        u->rep_seq = 0; /* a new connection hears where we are at once */
+        fy__upstream_replica_report(u, true);
+        fy_timer_after(u->self, REPORT_MS, (uint64_t)u->gen << 8 | TM_REPORT);
+    }
     if (w->next_seq + 0 > u->origin_next)
         u->origin_next = w->next_seq;
     fy_klog(FY_LOG_INFO, "upstream connected", "channel=%s upstream=%s upstream_channel=%u "
             "from_seq=%llu upstream_first_seq=%llu local_next_seq=%llu reconnects=%llu",
-            u->name, u->ctx->conf->upstream, w->channel, (unsigned long long)w->next_seq,
+            u->name, u->peer, w->channel, (unsigned long long)w->next_seq,
             (unsigned long long)w->first_seq, (unsigned long long)u->local_next,
             (unsigned long long)u->reconnects);
 }

@@ -146,7 +146,7 @@ static void diverge(upstream *u, uint64_t q)
     fy_klog(FY_LOG_WARN, "upstream sends other files where this edge stored frames",
             "channel=%s upstream=%s upstream_seq=%llu local_seq=%llu files_dropped_as_resent=%llu "
             "action=\"store them from the edge's end on; the partial file stays unfinished\"",
-            u->name, u->ctx->conf->upstream, (unsigned long long)q,
+            u->name, u->peer, (unsigned long long)q,
             (unsigned long long)u->skip_until, (unsigned long long)u->recon_dups);
     forget_from(u, q);
     u->rebase = u->rebase_quiet = true;
@@ -193,7 +193,7 @@ static bool below_end(upstream *u, const fy__batch *b, uint64_t q, uint8_t t,
          * follow without their file-begin. */
         fy_klog(FY_LOG_WARN, "upstream file skipped: the edge holds other bytes under its name",
                 "channel=%s upstream=%s upstream_seq=%llu file_begin_seq=%llu "
-                "action=\"skip to the next file-begin\"", u->name, u->ctx->conf->upstream,
+                "action=\"skip to the next file-begin\"", u->name, u->peer,
                 (unsigned long long)q, (unsigned long long)f->begin);
         u->seek_begin = true;
         u->recon_match = RM_NONE;
@@ -225,7 +225,7 @@ static bool recon_frame(upstream *u, const fy__batch *b, uint32_t i, const fy__f
          * boundary, or inside our partial file, which it continues. */
         fy_klog(FY_LOG_INFO, "edge reconciled with its upstream", "channel=%s upstream=%s "
                 "files_dropped_as_resent=%llu local_seq=%llu partial=%s", u->name,
-                u->ctx->conf->upstream, (unsigned long long)u->recon_dups,
+                u->peer, (unsigned long long)u->recon_dups,
                 (unsigned long long)u->skip_until,
                 u->recon_match == RM_PART ? "continued" : "none");
         recon_end(u);

@@ -64,7 +64,7 @@ static bool in_use(fy__writer *w)
     }
     /* (fy_actor_stopped is an acquire: the session's sends before its stop
      * happened before the CHAN_IDLE this may lead to.) */
-    return w->sender || w->nfwd || w->nlease;
+    return w->sender || w->nfwd || w->nlease > fy__writer_cut_leases(w);
 }
 
 static void idle_arm(fy__writer *w, uint64_t ms)
@@ -82,7 +82,7 @@ static void idle_check(fy__writer *w)
 
     if (w->shutting || w->idle_told || !w->log)
         return;
-    if (w->rewind)
+    if (w->rewind || w->cut_to)
         idle_ms = 0; /* close as soon as nobody uses it */
     if (in_use(w)) {
         w->idle_since = 0;
@@ -267,13 +267,18 @@ static void maybe_done(fy__writer *w)
     fy_log_close(w->log); /* waits for the log's jobs on the sync worker */
     w->log = NULL;
     fy_klog(rc < 0 ? FY_LOG_ERROR : FY_LOG_INFO, "channel closed", "channel=%s reason=%s sync=%s",
-            w->chan->name, w->rewind && w->idle_close ? "sync-failed" : w->idle_close ? "idle" :
-            "shutdown", rc < 0 ? fy_errname(rc) : "ok");
+            w->chan->name, w->rewind && w->idle_close ? "sync-failed" : w->cut_to ? "diverged" :
+            w->idle_close ? "idle" : "shutdown", rc < 0 ? fy_errname(rc) : "ok");
     /* The last messages: the registry frees the channel record on
      * WRITER_DONE, so nothing here may touch w->chan after it. */
     on_stats(w, NULL); /* its last counts: /metrics keeps them over a reopen */
+    /* A cluster follower's diverged tail, now the log is closed. */
+    fy_actor *cut_tell = w->cut_to ? fy__writer_cut_closed(w) : NULL;
+    const void *ch = w->chan; /* only compared by the manager: never read */
     fy__msg_writer_totals(w->ctx->registry, w->chan, w->gone_out, w->gone_frames_out);
     fy__msg_writer_done(w->ctx->registry, w->chan, w->bytes, w->frames, empty && rc == 0);
+    if (cut_tell)
+        fy_actor_post(cut_tell, FY_RM_CHAN_CUT, 0, 0, 0, (void *)ch, NULL);
     fy_actor_stop(w->self);
 }
 
@@ -292,6 +297,7 @@ static void on_unsubscribe(fy__writer *w, fy_actor *f, const fy_msg *m)
     /* The forwarder waits for this reply before it stops, so the pointer is
      * good even without a reference; it is the last message we send it. */
     fy__msg_unsubscribed(f);
+    fy__isr_gone(w, f);
     fy_actor_unref(ref);
     maybe_done(w);
     mirror_linger(w);
@@ -310,6 +316,7 @@ static void answer_attach(fy__writer *w, fy__attach_req *r, int err)
     } else {
         w->sender = r->session;
         memcpy(w->sender_token, r->token, sizeof w->sender_token);
+        fy__isr_watch(w); /* cluster: its acks wait for the replicas, and a fence ends it */
     }
     free(r);
 }
@@ -322,8 +329,9 @@ static void on_attach(fy__writer *w, fy__attach_req *r)
         free(r);
         return;
     }
-    if (w->shutting || w->rewind || !w->sender) {
-        answer_attach(w, r, w->shutting || w->rewind ? FY_ESHUTDOWN : 0);
+    if (w->shutting || w->rewind || !w->sender || fy__writer_not_leading(w)) {
+        answer_attach(w, r, w->shutting || w->rewind || fy__writer_not_leading(w) ? FY_ESHUTDOWN
+                                                                                   : 0);
         return;
     }
     /* Occupied: only the same sender (same token) may take over, one at a time. */
@@ -381,6 +389,7 @@ static void on_detach(fy__writer *w, fy_actor *s)
         answer_attach(w, w->taker, w->shutting ? FY_ESHUTDOWN : 0);
         w->taker = NULL;
     }
+    fy__writer_follow_start(w); /* cluster: a replica link for the new leader */
     idle_check(w);
 }
 
@@ -462,6 +471,8 @@ static void on_timer(fy__writer *w, uint64_t tag)
     } else if (tag == FY__TM_IDLE || tag == FY__TM_REWIND) {
         *(tag == FY__TM_IDLE ? &w->idle_armed : &w->rewind_armed) = false;
         idle_check(w);
+    } else if (tag == FY__TM_ISR) {
+        fy__isr_tick(w);
     } else if (tag == FY__TM_RETAIN) {
         fy__writer_retain(w);
         fy_timer_after(w->self, FY__RETAIN_MS, FY__TM_RETAIN);
@@ -480,6 +491,8 @@ static void drop_late(fy_msg *m)
     }
     if (m->type == FY_RM_LEASE)
         fy_actor_unref(m->ptr);
+    if (m->type == FY_RM_REPLICA_JOIN)
+        free(m->ptr);
 }
 
 static int handle(fy_actor *self, void *state, fy_msg *m)
@@ -487,8 +500,8 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
     fy__writer *w = state;
 
     (void)self;
-    if (m->type == FY_STATS_REQ) {
-        on_stats(w, m);
+    if (m->type == FY_STATS_REQ || m->type == FY_RM_FOLLOW || m->type == FY_RM_CUT) {
+        m->type == FY_STATS_REQ ? on_stats(w, m) : fy__writer_cluster_msg(w, m);
         return FY_MSG_DONE;
     }
     if (!w->log) {
@@ -556,6 +569,7 @@ static int handle(fy_actor *self, void *state, fy_msg *m)
         on_timer(w, m->u64[0]);
         break;
     default:
+        fy__isr_msg(w, m); /* cluster replication's messages */
         break;
     }
     return FY_MSG_DONE;
@@ -587,7 +601,9 @@ static void dtor(void *state)
     free(w->fwd);
     fy_sha256_free(w->sha);
     fy__writer_names_free(w);
+    free(w->follow);
     fy__writer_wb_free(w);
+    fy__isr_free(w);
     free(w);
 }
 

@@ -50,6 +50,8 @@ void fy__writer_wb_clear(fy__writer *w)
 {
     w->acks.n = w->acks.head = 0;
     w->credits.n = w->credits.head = 0;
+    w->acks_sent = w->acks_pushed;
+    fy__isr_waiting(w, 0);
 }
 
 void fy__writer_wb_free(fy__writer *w)
@@ -79,14 +81,18 @@ void fy__writer_release(fy__writer *w)
         fy__writer_wb_clear(w);
         return;
     }
-    while ((it = q_front(&w->acks)) && it->need <= d) {
+    /* In a cluster with --acks all an ack also waits for the in-sync
+     * replicas (writer_isr.c); a credit, for the acks before it. */
+    while ((it = q_front(&w->acks)) && it->need <= d && fy__isr_ack_ok(w, it->val)) {
         fy__msg_ack(w->sender, it->val);
         q_pop(&w->acks);
+        w->acks_sent++;
     }
-    while ((it = q_front(&w->credits)) && it->need <= d) {
+    while ((it = q_front(&w->credits)) && it->need <= d && it->gate <= w->acks_sent) {
         fy__msg_credit(w->sender, it->val);
         q_pop(&w->credits);
     }
+    fy__isr_waiting(w, w->acks.n);
 }
 
 /* Queue a sync when the policy or the budget asks for one. */
@@ -119,9 +125,9 @@ static int q_reserve(fy__wb_q *q, size_t k)
     return 0;
 }
 
-static void q_push(fy__wb_q *q, uint64_t need, uint64_t val)
+static void q_push(fy__wb_q *q, uint64_t need, uint64_t val, uint64_t gate)
 {
-    q->v[q->head + q->n++] = (fy__wb_item){.need = need, .val = val};
+    q->v[q->head + q->n++] = (fy__wb_item){.need = need, .val = val, .gate = gate};
 }
 
 /* No memory to queue what waits: sync here instead (as before write-behind)
@@ -134,7 +140,7 @@ static void answer_now(fy__writer *w, fy_actor *to, uint64_t held, const uint64_
     fy_sched_handoff();
     if (fy__writer_sync_now(w) < 0)
         return; /* failed: the sender was told, nothing is acked */
-    for (size_t i = 0; i < nacks; i++)
+    for (size_t i = 0; i < nacks && !fy__isr_gating(w); i++) /* else never: it resends */
         fy__msg_ack(to, acks[i]);
     fy__msg_credit(to, held);
 }
@@ -155,8 +161,9 @@ void fy__writer_answer(fy__writer *w, fy_actor *to, uint64_t held, const uint64_
         return;
     }
     for (size_t i = 0; i < nacks; i++)
-        q_push(&w->acks, fe ? end : 0, acks[i]);
-    q_push(&w->credits, need, held);
+        q_push(&w->acks, fe ? end : 0, acks[i], 0);
+    w->acks_pushed += nacks;
+    q_push(&w->credits, need, held, fy__isr_gating(w) ? w->acks_pushed : 0);
     kick(w, fe && nacks);
     fy__writer_release(w);
 }

@@ -18,11 +18,16 @@
 /* The writer's own timer tag (after relay_int.h's FY__TM_*): a rewinding
  * channel's look at whether it is unused yet. */
 #define FY__TM_REWIND 0x77720001u
+/* writer_isr.c's timer: the in-sync set, and acks waiting for replicas. */
+#define FY__TM_ISR 0x77720010u
 
 /* What waits for the log to be durable up to need (fy_log_bytes units):
- * an ack (val = the file-end's seq) or a credit (val = buffer bytes). */
+ * an ack (val = the file-end's seq) or a credit (val = buffer bytes).  A
+ * credit under --acks all in a cluster also waits until the acks queued
+ * before it went out (gate: their count, writer acks_pushed), so a sender
+ * runs at most one budget ahead of what the replicas stored. */
 typedef struct fy__wb_item {
-    uint64_t need, val;
+    uint64_t need, val, gate;
 } fy__wb_item;
 
 /* A FIFO of them: v[head .. head + n). */
@@ -85,9 +90,19 @@ typedef struct fy__writer {
     bool mirrored;       /* the channel is a mirror: local senders are refused */
     bool up_linger_armed;
     uint64_t up_alone_since; /* fy_now_ns() when the last receiver left */
+    /* cluster (writer_follow.c): the latest FY_RM_FOLLOW, and whom the
+     * replica link in the sender slot (upstream) follows */
+    fy__follow *follow;
+    uint64_t follow_epoch;
+    char follow_addr[FY_MEMBER_ADDR_MAX];
+    uint64_t lead_epoch; /* the epoch this opening added to the epochs as leader (0: none) */
+    bool lead_ready;     /* leading, and that epoch is recorded: local senders may attach */
+    uint64_t cut_to;     /* the log must end below this seq: closing to cut it (0: no) */
     /* write-behind: the sender's acks and credits waiting for the sync
      * worker (writer_durable.c), released in order */
     fy__wb_q acks, credits;
+    uint64_t acks_pushed, acks_sent; /* acks queued and released, ever (credit gates) */
+    struct fy__isr *isr; /* cluster: followers and the in-sync set (writer_isr.c), or NULL */
     /* the latest stored file of each name (writer_names.c) */
     struct fy__wname **names;
     size_t nnames;
@@ -114,6 +129,25 @@ void fy__writer_find_part(fy__writer *w, fy_idx *idx);
 /* The log failed a sync: receivers are cut, and the channel closes (the
  * log cut back to what is durable) once nobody uses it (rewind). */
 void fy__writer_rewind_start(fy__writer *w);
+
+/* ---- writer_follow.c ------------------------------------------------------ */
+
+/* FY_RM_FOLLOW (lead the channel or follow its leader; takes the
+ * fy__follow) and FY_RM_CUT (the replica link found the log diverged). */
+void fy__writer_cluster_msg(fy__writer *w, fy_msg *m);
+/* Leases in_use() does not count: the replica manager's, while cutting. */
+size_t fy__writer_cut_leases(fy__writer *w);
+/* The log is closed: cut it (cut_to).  Returns the replica manager, to be
+ * told FY_RM_CHAN_CUT after WRITER_DONE (so it asks for the channel only
+ * once the registry knows it closed), or NULL. */
+fy_actor *fy__writer_cut_closed(fy__writer *w);
+/* Start the replica link when this node follows and the slot is free. */
+void fy__writer_follow_start(fy__writer *w);
+/* This node follows the channel (its replica link may have the slot). */
+bool fy__writer_following(const fy__writer *w);
+/* In a cluster, this node does not lead the channel (yet): local senders
+ * are refused (FY_ESHUTDOWN: they try again and are redirected). */
+bool fy__writer_not_leading(const fy__writer *w);
 
 /* ---- writer_names.c ------------------------------------------------------- */
 
@@ -150,5 +184,27 @@ void fy__writer_wb_free(fy__writer *w);
 /* The log's fy_log_synced_fn (arg = the writer actor): runs on the sync
  * worker's thread and only posts FY_RM_SYNCED. */
 void fy__writer_synced_cb(void *arg, uint64_t seq, uint64_t bytes, int rc);
+
+/* ---- writer_isr.c: cluster followers and the in-sync set ---------------------- */
+
+/* Do this writer's acks wait for the in-sync replicas (cluster, --acks all,
+ * a local sender's channel)? */
+bool fy__isr_gating(const fy__writer *w);
+/* May the ack of the file-end at seq go out now?  (True when not gating.) */
+bool fy__isr_ack_ok(fy__writer *w, uint64_t seq);
+/* After a release: n acks still wait (for metrics; arms the timer). */
+void fy__isr_waiting(fy__writer *w, uint64_t n);
+/* Arm the timer (FY__TM_ISR) unless it is. */
+void fy__isr_watch(fy__writer *w);
+/* FY_RM_REPLICA_JOIN (frees j), FY_RM_REPLICA_STORED, and a forwarder's
+ * unsubscribe (its replica connection is gone). */
+void fy__isr_join(fy__writer *w, fy__replica_join *j);
+void fy__isr_stored(fy__writer *w, fy_actor *fwd, uint64_t cepoch, uint64_t seq);
+void fy__isr_gone(fy__writer *w, fy_actor *fwd);
+/* The writer's other messages: JOIN and STORED are handled, the rest ignored. */
+void fy__isr_msg(fy__writer *w, fy_msg *m);
+/* FY__TM_ISR. */
+void fy__isr_tick(fy__writer *w);
+void fy__isr_free(fy__writer *w);
 
 #endif

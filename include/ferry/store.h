@@ -303,6 +303,14 @@ void fy_scrub_close(fy_scrub *s); /* NULL is ignored */
  * it (*holder = its PID, or 0 if the file does not say), or -errno. */
 int fy_store_lock(const char *data_dir, long *holder);
 
+/* Cut the log of a closed channel directory back so that it ends before
+ * seq (its next seq becomes seq): the segment holding seq is truncated at
+ * that frame, later segments are removed, the index is rebuilt by the next
+ * open's recovery (src/store/cut.c).  max_payload as the store's (0: 1
+ * MiB).  0, 1 when the log ends at or before seq (nothing cut), -ERANGE
+ * when seq is before the log's first segment, or -errno. */
+int fy_store_cut(const char *dir, uint64_t seq, size_t max_payload);
+
 /* Is data_dir locked by a running ferryd?  Returns 1 (in use; *holder as
  * above), 0 (free, or no lock file), or -errno.  Takes and drops a shared
  * lock, so it never disturbs the holder. */

@@ -144,5 +144,9 @@ int fy_chanstate_isr_remove(fy_chanstate *st, const char *node)
         return -ENOENT;
     memmove(st->isr[i], st->isr[i + 1], (st->nisr - (unsigned)i - 1) * sizeof st->isr[0]);
     st->nisr--;
+    /* The slot let go is cleared: states are compared whole (member.c's
+     * apply_isr), and a stale name there made a removal of the last
+     * member look like no change. */
+    memset(st->isr[st->nisr], 0, sizeof st->isr[0]);
     return 0;
 }

@@ -180,3 +180,17 @@ int fy_elect_set_isr(fy_etcd *e, const char *prefix, const char *chan, const cha
         *st = next;
     return rc;
 }
+
+int fy_elect_bump(fy_etcd *e, const char *prefix, const char *chan, const char *node,
+                  fy_chanstate *st)
+{
+    fy_chanstate next = *st;
+
+    if (strcmp(st->leader, node) != 0)
+        return -EPERM;
+    next.epoch++;
+    int rc = write_state(e, prefix, chan, st, &next, NULL);
+    if (rc == 0)
+        *st = next;
+    return rc;
+}

@@ -51,5 +51,11 @@ int fy_elect_try(fy_etcd *e, const char *prefix, const char *chan, const char *n
  * a newer epoch may mean node is fenced), -EPERM (node does not lead). */
 int fy_elect_set_isr(fy_etcd *e, const char *prefix, const char *chan, const char *node,
                      fy_chanstate *st);
+/* The leader moves chan to epoch + 1, same leader and in-sync set (a
+ * leader that reopened the channel's log: one epoch id never spans two
+ * log openings, docs/cluster.md).  *st is the state it read; written only
+ * if unchanged since: 0 (*st the new state), -ESTALE, -EPERM. */
+int fy_elect_bump(fy_etcd *e, const char *prefix, const char *chan, const char *node,
+                  fy_chanstate *st);
 
 #endif

@@ -37,11 +37,13 @@ typedef struct slot {
     char name[FY_NAME_MAX + 1];
     fy_chanstate st;     /* as last read; under mu */
     bool known, leading; /* under mu */
+    uint64_t seen;       /* newest epoch a peer named (fy_member_saw_epoch); under mu */
     char addr[FY_MEMBER_ADDR_MAX]; /* the leader's advertised address; under mu, written
                                       by the member thread only */
     unsigned dead_polls; /* member thread only, from here on */
     uint64_t pub_epoch, pub_seq;
     bool published;
+    uint64_t bump_from;  /* under mu: move to epoch + 1 while it is this one (0: no) */
 } slot;
 
 typedef struct isr_req {
@@ -225,6 +227,28 @@ static int apply_isr(fy_member *m, unsigned i, fy_chanstate *st)
     return rc;
 }
 
+/* This node leads chan: a bump asked for its current epoch is made (one
+ * compare-and-swap; asked again when it fails). */
+static int bump(fy_member *m, slot *s, fy_chanstate *st)
+{
+    pthread_mutex_lock(&m->mu);
+    uint64_t from = s->bump_from;
+    pthread_mutex_unlock(&m->mu);
+    if (!from || from != st->epoch)
+        return 0;
+    int rc = fy_elect_bump(m->etcd, m->prefix, s->name, m->node, st);
+    if (rc == 0) {
+        fy_klog(FY_LOG_INFO, "cluster epoch moved on", "channel=%s node=%s old_epoch=%llu "
+                "epoch=%llu reason=\"log reopened\"", s->name, m->node, (unsigned long long)from,
+                (unsigned long long)st->epoch);
+        pthread_mutex_lock(&m->mu);
+        if (s->bump_from == from)
+            s->bump_from = 0;
+        pthread_mutex_unlock(&m->mu);
+    }
+    return rc;
+}
+
 static bool same_state(const fy_chanstate *a, const fy_chanstate *b)
 {
     return a->epoch == b->epoch && strcmp(a->leader, b->leader) == 0 && a->nisr == b->nisr &&
@@ -270,8 +294,8 @@ static void poll_chan(fy_member *m, unsigned i)
         rc = fy_elect_try(m->etcd, m->prefix, s->name, m->node, m->r, &st);
     else if (rc == 0 && strcmp(st.leader, m->node) != 0)
         rc = follow(m, s, &st, addr);
-    else if (rc == 0)
-        rc = apply_isr(m, i, &st);
+    else if (rc == 0 && (rc = apply_isr(m, i, &st)) == 0)
+        rc = bump(m, s, &st);
     if (rc == 0 && strcmp(st.leader, m->node) == 0)
         snprintf(addr, sizeof addr, "%s", m->advertise);
     if (rc == 0 || rc == -EBUSY || rc == -EPERM)
@@ -280,6 +304,8 @@ static void poll_chan(fy_member *m, unsigned i)
         fy_klog(FY_LOG_DEBUG, "cluster poll failed", "channel=%s err=%s", s->name,
                 fy_errname(rc));
 }
+
+static slot *find(fy_member *m, const char *chan);
 
 /* ---- the thread ----------------------------------------------------------------- */
 
@@ -326,6 +352,31 @@ static void rejoin(fy_member *m)
             (long long)fy_lease_id(l));
 }
 
+/* Serve every channel listed under PREFIX/channels/ (so a node learns of
+ * channels created on others and replicates them all: docs/cluster.md,
+ * "Followers").  A channel name the relay would refuse is skipped. */
+static void discover(fy_member *m)
+{
+    char k[KEY_MAX];
+    fy_etcd_kv *kvs;
+    size_t n;
+
+    snprintf(k, sizeof k, "%s/channels/", m->prefix);
+    if (fy_etcd_list(m->etcd, k, &kvs, &n) < 0)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        const char *name = kvs[i].key + strlen(k);
+        if (name[0] && strlen(name) <= FY_NAME_MAX && !strchr(name, '/')) {
+            pthread_mutex_lock(&m->mu);
+            if (!find(m, name) && m->nchans < CHANS_MAX)
+                snprintf(m->chans[m->nchans++].name, sizeof m->chans[0].name, "%s", name);
+            pthread_mutex_unlock(&m->mu);
+        }
+        fy_etcd_kv_free(&kvs[i]);
+    }
+    free(kvs);
+}
+
 static void *run(void *arg)
 {
     fy_member *m = arg;
@@ -334,6 +385,7 @@ static void *run(void *arg)
         unsigned n;
         if (fy_lease_lost(m->lease))
             rejoin(m);
+        discover(m);
         pthread_mutex_lock(&m->mu);
         n = m->nchans;
         pthread_mutex_unlock(&m->mu);
@@ -470,6 +522,23 @@ int fy_member_set_insync(fy_member *m, const char *chan, const char *node, bool 
     return rc;
 }
 
+int fy_member_bump(fy_member *m, const char *chan, uint64_t epoch)
+{
+    int rc = 0;
+
+    pthread_mutex_lock(&m->mu);
+    slot *s = find(m, chan);
+    if (!s || !s->leading || s->st.epoch != epoch) {
+        rc = -EPERM;
+    } else {
+        s->bump_from = epoch;
+        m->kick = true;
+        pthread_cond_signal(&m->cv);
+    }
+    pthread_mutex_unlock(&m->mu);
+    return rc;
+}
+
 bool fy_member_may_ack(fy_member *m, const char *chan, uint64_t epoch, uint64_t now_ns)
 {
     bool ok;
@@ -477,9 +546,21 @@ bool fy_member_may_ack(fy_member *m, const char *chan, uint64_t epoch, uint64_t 
     pthread_mutex_lock(&m->mu);
     slot *s = find(m, chan);
     ok = s && s->leading && s->st.epoch == epoch && s->st.nisr >= s->st.r &&
-         fy_lease_held(m->lease, now_ns);
+         s->seen <= epoch && fy_lease_held(m->lease, now_ns);
     pthread_mutex_unlock(&m->mu);
     return ok;
+}
+
+void fy_member_saw_epoch(fy_member *m, const char *chan, uint64_t epoch)
+{
+    pthread_mutex_lock(&m->mu);
+    slot *s = find(m, chan);
+    if (s && epoch > s->seen) {
+        s->seen = epoch;
+        m->kick = true; /* read the state now rather than at the next poll */
+        pthread_cond_signal(&m->cv);
+    }
+    pthread_mutex_unlock(&m->mu);
 }
 
 int fy_member_state(fy_member *m, const char *chan, fy_chanstate *st)

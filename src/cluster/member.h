@@ -77,10 +77,20 @@ int fy_member_serve(fy_member *m, const char *chan);
 /* The leader puts node in (or out of) chan's in-sync set (any thread; done
  * by the next poll).  -EPERM when this node does not lead chan. */
 int fy_member_set_insync(fy_member *m, const char *chan, const char *node, bool in);
+/* This node leads chan in epoch and has just opened its log: move chan to
+ * epoch + 1 (done by the next poll, at once; the callback then tells of the
+ * new epoch).  Any thread.  0, or -EPERM when this node does not lead chan
+ * in that epoch. */
+int fy_member_bump(fy_member *m, const char *chan, uint64_t epoch);
 /* May this node acknowledge a frame of chan in epoch, now?  It leads chan
  * in that epoch as of its last poll, its lease is held until after
- * now_ns, and the in-sync set has at least r members.  Any thread. */
+ * now_ns, the in-sync set has at least r members, and no peer named a
+ * newer epoch (fy_member_saw_epoch).  Any thread. */
 bool fy_member_may_ack(fy_member *m, const char *chan, uint64_t epoch, uint64_t now_ns);
+/* A peer named epoch for chan (a replica hello of a newer epoch than this
+ * node leads in): from now on may_ack is false for every older epoch, and
+ * the state is read again at once (any thread). */
+void fy_member_saw_epoch(fy_member *m, const char *chan, uint64_t epoch);
 /* A copy of chan's state as of the last poll: 0 or -ENOENT. */
 int fy_member_state(fy_member *m, const char *chan, fy_chanstate *st);
 /* Takeovers this member won, for metrics. */

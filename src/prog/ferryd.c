@@ -129,6 +129,11 @@ static const char usage[] =
     "  --cluster-ttl SECONDS  lease TTL: a relay that dies loses its leadership this\n"
     "                         long after (default 5)\n"
     "  --replicas R           replica count of the channels this relay creates (default 2)\n"
+    "  --acks all|leader      with --cluster: a file-end is acknowledged once every\n"
+    "                         in-sync replica stored it (all, the default) or once this\n"
+    "                         relay did (leader; the only value without --cluster)\n"
+    "  --replica-lag MS       a follower not caught up this long leaves the in-sync set\n"
+    "                         (default: the cluster TTL; 100ms..3600s)\n"
     "  --cluster-prefix P     etcd key prefix (default /ferry)\n"
     "  --log-level LEVEL      debug|info|warn|error (default info)\n"
     "  -v, --verbose          --log-level debug;  -q, --quiet: --log-level warn\n"
@@ -431,22 +436,29 @@ static void announce(const fy_conf *conf, const fy_auth *auth, fy_relay *relay, 
 /* The member's thread tells of each channel's leader as it changes. */
 static void on_lead(void *arg, const fy_member_view *v)
 {
-    (void)arg;
+    fy_relay_cluster_changed(arg); /* followers follow, a new leader leads */
     fy_klog(FY_LOG_INFO, "cluster channel leader", "channel=%s leader=%s addr=%s epoch=%llu "
             "leading=%s isr=%u r=%u", v->chan, v->st->leader, v->leader_addr[0] ?
             v->leader_addr : "-", (unsigned long long)v->st->epoch, v->leading ? "yes" : "no",
             v->st->nisr, v->st->r);
 }
 
+/* The member's thread asks how far this relay has stored a channel. */
+static void on_progress(void *arg, const char *chan, uint64_t *epoch, uint64_t *seq)
+{
+    fy_relay_progress(arg, chan, epoch, seq);
+}
+
 /* Join the cluster (docs/cluster.md) once the relay is bound, so that the
  * advertised address defaults to the bound one.  0, or -1 after the error
  * line (the relay must not start). */
-static int join_cluster(const fy_conf *c, const char *bound, fy_member **out)
+static int join_cluster(const fy_conf *c, const char *bound, fy_relay *relay, fy_member **out)
 {
     const char *adv = c->advertise[0] ? c->advertise : bound;
     fy_member_conf mc = {.endpoints = c->cluster, .prefix = c->cluster_prefix, .node = c->node,
                          .advertise = adv, .ttl_s = (int)c->cluster_ttl,
-                         .r = (unsigned)c->replicas, .changed = on_lead};
+                         .r = (unsigned)c->replicas, .changed = on_lead,
+                         .progress = on_progress, .arg = relay};
     uint64_t t0 = fy_now_ns();
     int rc = fy_member_start(&mc, out);
     unsigned ms = (unsigned)((fy_now_ns() - t0) / 1000000);
@@ -459,8 +471,10 @@ static int join_cluster(const fy_conf *c, const char *bound, fy_member **out)
                 "err=%s waited_ms=%u action=exit", c->cluster, fy_errname(rc), ms);
     else
         fy_klog(FY_LOG_INFO, "cluster joined", "node=%s advertise=%s cluster=%s prefix=%s ttl=%llu "
-                "replicas=%llu join_ms=%u", c->node, adv, c->cluster, c->cluster_prefix,
-                (unsigned long long)c->cluster_ttl, (unsigned long long)c->replicas, ms);
+                "replicas=%llu acks=%s replica_lag_ms=%llu join_ms=%u", c->node, adv, c->cluster,
+                c->cluster_prefix, (unsigned long long)c->cluster_ttl,
+                (unsigned long long)c->replicas, fy_conf_acks_all(c) ? "all" : "leader",
+                (unsigned long long)fy_conf_replica_lag_ms(c), ms);
     if (rc == 0 && !c->advertise[0] && (!strncmp(bound, "0.0.0.0:", 8) || !strncmp(bound, "[::]:", 5)))
         fy_klog(FY_LOG_WARN, "advertised address is a wildcard", "advertise=%s action=\"clients "
                 "redirected here cannot connect; set --advertise HOST:PORT\"", bound);
@@ -481,7 +495,7 @@ static int start(const fy_conf *conf, fy_auth *auth, fy_relay **out)
     }
     fy_relay_bound(relay, addr, sizeof addr);
     fy_member *member = NULL;
-    if (conf->cluster[0] && join_cluster(conf, addr, &member) < 0) {
+    if (conf->cluster[0] && join_cluster(conf, addr, relay, &member) < 0) {
         fy_relay_free(relay);
         fy_auth_free(auth);
         return 1;

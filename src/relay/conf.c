@@ -63,6 +63,17 @@ void fy_conf_defaults(fy_conf *c)
     snprintf(c->cluster_prefix, sizeof c->cluster_prefix, "/ferry");
     c->cluster_ttl = 5;
     c->replicas = 2;
+    c->acks = FY_ACKS_UNSET;
+}
+
+bool fy_conf_acks_all(const fy_conf *c)
+{
+    return c->cluster[0] && c->acks != FY_ACKS_LEADER;
+}
+
+uint64_t fy_conf_replica_lag_ms(const fy_conf *c)
+{
+    return c->replica_lag_ms ? c->replica_lag_ms : c->cluster_ttl * 1000;
 }
 
 /* "30" (seconds), "30s", "500ms", "2m" -> milliseconds.  0 or -EINVAL. */
@@ -101,12 +112,14 @@ struct key {
 /* K_ENUM fields are stored as an int. */
 _Static_assert(sizeof(enum fy_live_send) == sizeof(int), "live-send is an int");
 _Static_assert(sizeof(enum fy_write_mode) == sizeof(int), "write-mode is an int");
+_Static_assert(sizeof(enum fy_acks) == sizeof(int), "acks is an int");
 
 /* In the order the error message lists them ("is not file or buffers"). */
 static const char *const live_send_names[] = {
     [FY_LIVE_SEND_FILE] = "file", [FY_LIVE_SEND_BUFFERS] = "buffers", NULL};
 static const char *const write_mode_names[] = {
     [FY_WRITE_DIRECT] = "direct", [FY_WRITE_BUFFERED] = "buffered", NULL};
+static const char *const acks_names[] = {[FY_ACKS_ALL] = "all", [FY_ACKS_LEADER] = "leader", NULL};
 
 #define OFF(f) offsetof(fy_conf, f)
 static const struct key keys[] = {
@@ -158,6 +171,8 @@ static const struct key keys[] = {
     {"cluster-prefix", K_STR, OFF(cluster_prefix), 0, 0, NULL},
     {"cluster-ttl", K_UINT, OFF(cluster_ttl), 2, 3600, NULL},
     {"replicas", K_UINT, OFF(replicas), 1, 16, NULL},
+    {"acks", K_ENUM, OFF(acks), 0, 0, acks_names},
+    {"replica-lag", K_MS, OFF(replica_lag_ms), 100, 3600000, NULL},
 };
 
 _Static_assert(sizeof keys / sizeof keys[0] <= FY_CONF_KEYS_MAX, "fy_conf.line holds every key");
@@ -444,11 +459,15 @@ static void format_key(const fy_conf *c, const struct key *k, char *buf, size_t 
     case K_ENUM: {
         int e;
         memcpy(&e, p, sizeof e);
+        if (k->off == OFF(acks)) /* the default, shown as what it means */
+            e = fy_conf_acks_all(c) ? FY_ACKS_ALL : FY_ACKS_LEADER;
         snprintf(buf, cap, "%s", k->names[e]);
         return;
     }
     case K_MS:
         memcpy(&v, p, sizeof v);
+        if (k->off == OFF(replica_lag_ms))
+            v = fy_conf_replica_lag_ms(c);
         snprintf(buf, cap, "%llums", (unsigned long long)v);
         return;
     case K_SIZE:
@@ -645,6 +664,9 @@ int fy_conf_check(const fy_conf *c, char *err, size_t errcap)
         return refuse(c, "cluster upstream", err, errcap,
                       "cluster and upstream: an edge relay is not a cluster member");
     }
+    if (!c->cluster[0] && c->acks == FY_ACKS_ALL)
+        return refuse(c, "acks", err, errcap, "acks: all needs cluster (without it only leader: "
+                      "an acknowledgement means this relay's disk)");
     return 0;
 }
 

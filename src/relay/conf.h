@@ -29,6 +29,13 @@ enum fy_write_mode {
     FY_WRITE_BUFFERED, /* "buffered": write-behind through the page cache (default) */
 };
 
+/* acks: what an acknowledgement means (docs/cluster.md, "Acknowledgements"). */
+enum fy_acks {
+    FY_ACKS_ALL,    /* "all": stored by every in-sync replica (cluster mode only) */
+    FY_ACKS_LEADER, /* "leader": stored on this relay's disk */
+    FY_ACKS_UNSET,  /* the default: all with cluster, else leader (fy_conf_acks_all) */
+};
+
 typedef struct fy_conf {
     char listen[256];
     char data[FY_CONF_PATH_MAX];
@@ -83,6 +90,9 @@ typedef struct fy_conf {
     char cluster_prefix[256];     /* etcd key prefix, "/ferry" */
     uint64_t cluster_ttl;         /* lease TTL, seconds */
     uint64_t replicas;            /* R of the channels this relay creates */
+    int acks;                     /* enum fy_acks */
+    uint64_t replica_lag_ms;      /* a follower not caught up this long leaves the in-sync
+                                     set; 0 = the lease TTL (fy_conf_replica_lag_ms) */
     /* Where each value came from, for errors that name FILE:LINE: the line
      * of the config file that set it, by key-table index (0 = a default or
      * a flag), and that file. */
@@ -92,6 +102,12 @@ typedef struct fy_conf {
 
 /* The write-behind budget in effect: write_behind, or its default. */
 uint64_t fy_conf_write_behind(const fy_conf *c);
+
+/* Cluster mode with acks all: a file-end is acknowledged once every
+ * in-sync replica stored it (actors/writer_isr.c). */
+bool fy_conf_acks_all(const fy_conf *c);
+/* replica-lag in effect, in ms: replica_lag_ms, or the lease TTL. */
+uint64_t fy_conf_replica_lag_ms(const fy_conf *c);
 
 /* Fill c with the defaults (any thread). */
 void fy_conf_defaults(fy_conf *c);

@@ -20,6 +20,7 @@
     X(INDEXER, 5, "indexer", 1)     /* actors/indexer.c */   \
     X(FORWARDER, 6, "forwarder", 1) /* actors/forwarder.c */ \
     X(UPSTREAM, 7, "upstream", 1)   /* actors/upstream.c */  \
+    X(REPLICA, 8, "replica", 0)     /* actors/replica.c */   \
     X(METRICS, 16, "metrics", 0)    /* actors/metrics.c */   \
     X(TRACER, 17, "tracer", 0)      /* actors/tracer.c */    \
     X(QUERY, 18, "query", 0)        /* actors/qinfo.c */     \

@@ -135,3 +135,37 @@ uint64_t fy_epochs_valid_below(const fy_epochs *t, uint64_t id)
     }
     return UINT64_MAX; /* not kept: unknown */
 }
+
+int fy_epochs_load(const char *chan_dir, fy_epochs *out)
+{
+    char path[4608];
+    snprintf(path, sizeof path, "%s/%s", chan_dir, EPOCHS_FILE);
+    return load(path, out);
+}
+
+int fy_epochs_add(const char *chan_dir, fy_epochs *t, uint64_t id, uint64_t start_seq)
+{
+    char path[4608];
+
+    if (id == 0)
+        return -EINVAL;
+    if (t->n && t->e[t->n - 1].id == id)
+        return 1;
+    while (t->n && t->e[t->n - 1].start_seq > start_seq)
+        t->n--;
+    if (t->n == FY_EPOCHS_KEEP) {
+        memmove(t->e, t->e + 1, (FY_EPOCHS_KEEP - 1) * sizeof t->e[0]);
+        t->n--;
+    }
+    t->e[t->n++] = (fy_epoch){.id = id, .start_seq = start_seq};
+    snprintf(path, sizeof path, "%s/%s", chan_dir, EPOCHS_FILE);
+    return save(chan_dir, path, t);
+}
+
+uint64_t fy_epochs_of(const fy_epochs *t, uint64_t seq)
+{
+    for (unsigned i = t->n; i-- > 0;)
+        if (t->e[i].start_seq <= seq)
+            return t->e[i].id;
+    return 0;
+}

@@ -42,6 +42,21 @@ typedef struct fy_epochs {
  * unknown epoch). */
 int fy_epochs_begin(const char *chan_dir, uint64_t next_seq, fy_epochs *out);
 
+/* Cluster mode (docs/cluster.md): the ids are cluster epochs, written by
+ * the cluster's rules instead of at each opening.  Read chan_dir's file
+ * into *out (n = 0: none).  0 or -FY_ECORRUPT (n = 0 then). */
+int fy_epochs_load(const char *chan_dir, fy_epochs *out);
+/* Record that epoch id begins at start_seq: nothing when the last entry
+ * is id already; else entries that begin after start_seq are dropped
+ * (a history the log no longer holds), the entry appended, the oldest
+ * dropped past FY_EPOCHS_KEEP, and the file replaced durably (as
+ * fy_epochs_begin).  *t is the table before, updated in place.  0, 1 when
+ * nothing changed, or -errno (t updated, the file not). */
+int fy_epochs_add(const char *chan_dir, fy_epochs *t, uint64_t id, uint64_t start_seq);
+/* The id of the epoch seq belongs to (the last that begins at or below
+ * it), 0 when none does. */
+uint64_t fy_epochs_of(const fy_epochs *t, uint64_t seq);
+
 /* The seq below which frames of epoch id are the log's own: the lowest
  * start_seq of the epochs after it.  UINT64_MAX when id is the current
  * epoch, 0 (none) or not kept (unknown): then only the log's end bounds

@@ -37,6 +37,11 @@ static void test_round_trip(void **state)
     assert_int_equal(fy_chanstate_isr_remove(&back, "relay-2.eu"), 0);
     assert_int_equal(fy_chanstate_isr_remove(&back, "relay-2.eu"), -ENOENT);
     assert_string_equal(back.isr[0], "relay_3");
+    assert_string_equal(back.isr[1], ""); /* cleared: a removal is a change (member.c) */
+    /* Removing the last member changes the set as memcmp sees it. */
+    fy_chanstate two = st;
+    assert_int_equal(fy_chanstate_isr_remove(&two, "relay_3"), 0);
+    assert_true(memcmp(two.isr, st.isr, sizeof two.isr) != 0);
     assert_int_equal(fy_chanstate_encode(&st, buf, 20), -ENOSPC);
 }
 

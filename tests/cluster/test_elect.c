@@ -76,22 +76,35 @@ static void test_failover(void **state)
     assert_int_equal(fy_chanstate_isr_add(&sa, "b"), 0);
     assert_int_equal(fy_elect_set_isr(f->e, P, "docs", "a", &sa), 0);
 
-    /* a dies: c is not in sync and may not take over; b may, epoch 2. */
+    /* The leader moves the channel on an epoch (its log reopened); a
+     * stale state or another node cannot. */
+    fy_chanstate old = sa;
+    assert_int_equal(fy_elect_bump(f->e, P, "docs", "b", &sa), -EPERM);
+    assert_int_equal(fy_elect_bump(f->e, P, "docs", "a", &sa), 0);
+    assert_int_equal(sa.epoch, 2);
+    assert_int_equal(sa.nisr, 2);
+    assert_int_equal(fy_elect_bump(f->e, P, "docs", "a", &old), -ESTALE);
+    assert_int_equal(fy_elect_read(f->e, P, "docs", &sa), 0);
+    assert_int_equal(sa.epoch, 2);
+    assert_string_equal(sa.leader, "a");
+
+    /* a dies: c is not in sync and may not take over; b may, epoch 3. */
     assert_int_equal(fy_etcd_lease_revoke(f->e, la), 0);
     assert_int_equal(fy_elect_try(f->e, P, "docs", "c", 2, &sc), -EPERM);
     assert_int_equal(fy_elect_try(f->e, P, "docs", "b", 2, &sb), 0);
     assert_string_equal(sb.leader, "b");
-    assert_int_equal(sb.epoch, 2);
+    assert_int_equal(sb.epoch, 3);
     assert_int_equal(sb.nisr, 1);
     assert_string_equal(sb.isr[0], "b");
 
     /* a comes back with its old state: fenced, it cannot write. */
     la = node_up(f, "a");
+    assert_int_equal(fy_elect_bump(f->e, P, "docs", "a", &sa), -ESTALE);
     assert_int_equal(fy_chanstate_isr_add(&sa, "c"), 0);
     assert_int_equal(fy_elect_set_isr(f->e, P, "docs", "a", &sa), -ESTALE);
     assert_int_equal(fy_elect_try(f->e, P, "docs", "a", 2, &sa), -EBUSY);
     assert_string_equal(sa.leader, "b");
-    assert_int_equal(sa.epoch, 2);
+    assert_int_equal(sa.epoch, 3);
     assert_int_equal(fy_elect_set_isr(f->e, P, "docs", "a", &sa), -EPERM);
     fy_etcd_lease_revoke(f->e, la);
     fy_etcd_lease_revoke(f->e, lb);

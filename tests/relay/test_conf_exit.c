@@ -107,6 +107,9 @@ static const struct bad bads[] = {
     {"cluster-prefix", "cluster-prefix = ferry/\n", 3},
     {"cluster-ttl", "cluster-ttl = 1\n", 3},
     {"replicas", "replicas = 0\n", 3},
+    {"acks", "acks = some\n", 3},
+    {"acks", "acks = all\n", 3}, /* without cluster */
+    {"replica-lag", "replica-lag = 10ms\n", 3},
     {"unknown keys", "threads = 1\nno-such-key = 1\n", 4},
     {"malformed lines", "threads 1\n", 3},
 };

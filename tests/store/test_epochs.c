@@ -77,6 +77,35 @@ static void test_begin_and_reload(void **state)
     assert_int_equal(fy_epochs_valid_below(&u, other), UINT64_MAX);
 }
 
+/* Cluster mode: ids are cluster epochs, added by the cluster's rules. */
+static void test_cluster_add(void **state)
+{
+    fix *f = *state;
+    fy_epochs t, u;
+
+    assert_int_equal(fy_epochs_load(f->dir, &t), 0);
+    assert_int_equal(t.n, 0); /* no file: no history */
+    assert_int_equal(fy_epochs_of(&t, 5), 0);
+    assert_int_equal(fy_epochs_add(f->dir, &t, 1, 1), 0);
+    assert_int_equal(fy_epochs_add(f->dir, &t, 1, 7), 1); /* already the last: nothing */
+    assert_int_equal(fy_epochs_add(f->dir, &t, 2, 100), 0);
+    assert_int_equal(fy_epochs_add(f->dir, &t, 3, 150), 0);
+    assert_int_equal(fy_epochs_of(&t, 99), 1);
+    assert_int_equal(fy_epochs_of(&t, 100), 2);
+    assert_int_equal(fy_epochs_of(&t, 1000), 3);
+    assert_int_equal(fy_epochs_valid_below(&t, 1), 100);
+    assert_int_equal(fy_epochs_valid_below(&t, 2), 150);
+    /* A leader's entry that begins before ours: our later entries are a
+     * history the log no longer follows. */
+    assert_int_equal(fy_epochs_add(f->dir, &t, 4, 120), 0);
+    assert_int_equal(fy_epochs_load(f->dir, &u), 0);
+    assert_int_equal(u.n, 3);
+    assert_int_equal(u.e[2].id, 4);
+    assert_int_equal(u.e[2].start_seq, 120);
+    assert_int_equal(u.e[1].id, 2);
+    assert_int_equal(fy_epochs_add(f->dir, &u, 0, 5), -EINVAL);
+}
+
 static void test_keeps_the_last(void **state)
 {
     fix *f = *state;
@@ -130,6 +159,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_begin_and_reload, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cluster_add, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keeps_the_last, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unwritable, setup, teardown),
