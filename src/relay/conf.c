@@ -66,15 +66,6 @@ void fy_conf_defaults(fy_conf *c)
     c->acks = FY_ACKS_UNSET;
 }
 
-bool fy_conf_acks_all(const fy_conf *c)
-{
-    return c->cluster[0] && c->acks != FY_ACKS_LEADER;
-}
-
-uint64_t fy_conf_replica_lag_ms(const fy_conf *c)
-{
-    return c->replica_lag_ms ? c->replica_lag_ms : c->cluster_ttl * 1000;
-}
 
 /* "30" (seconds), "30s", "500ms", "2m" -> milliseconds.  0 or -EINVAL. */
 static int parse_ms(const char *val, uint64_t *out)

@@ -105,9 +105,16 @@ uint64_t fy_conf_write_behind(const fy_conf *c);
 
 /* Cluster mode with acks all: a file-end is acknowledged once every
  * in-sync replica stored it (actors/writer_isr.c). */
-bool fy_conf_acks_all(const fy_conf *c);
+static inline bool fy_conf_acks_all(const fy_conf *c)
+{
+    return c->cluster[0] && c->acks != FY_ACKS_LEADER;
+}
+
 /* replica-lag in effect, in ms: replica_lag_ms, or the lease TTL. */
-uint64_t fy_conf_replica_lag_ms(const fy_conf *c);
+static inline uint64_t fy_conf_replica_lag_ms(const fy_conf *c)
+{
+    return c->replica_lag_ms ? c->replica_lag_ms : c->cluster_ttl * 1000;
+}
 
 /* Fill c with the defaults (any thread). */
 void fy_conf_defaults(fy_conf *c);

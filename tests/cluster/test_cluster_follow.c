@@ -63,12 +63,16 @@ static void nap_ms(unsigned ms)
     nanosleep(&ts, NULL);
 }
 
+/* --acks of the nodes started from now on. */
+static const char *acks_mode = "all";
+
 static int start_node(fixture *f, int i, const char *listen)
 {
     char node[16];
     snprintf(node, sizeof node, "n%d", i + 1);
     const char *extra[] = {"--cluster", f->etcd.url, "--node", node, "--cluster-ttl", TTL,
-                           "--replicas", "2", "--metrics", "127.0.0.1:0", "--threads", "2",
+                           "--replicas", "2", "--acks", acks_mode, "--metrics", "127.0.0.1:0",
+                           "--threads", "2",
                            listen[0] ? "--listen" : NULL, listen, NULL};
     return tc_daemon_start(&f->d[i], FERRYD_PATH, f->data[i], f->log[i], extra, WAIT_MS);
 }
