@@ -50,6 +50,10 @@ R = 2
 LIMIT_S = 140  # the whole test, below ctest's TIMEOUT (150)
 SLACK = 0.3  # s: an ack's trip to the client, the watcher's poll
 ACK_SLACK = 0.3  # s: the in-sync set an ack is checked against is etcd's this long before
+# s: a follower's `file stored` line may come after its stored report (the
+# line is written later in its writer's turn, on a loaded 2-core machine);
+# an ack counts as early only when the line came later than this
+STORE_SLACK = 0.5
 
 
 class Fail(Exception):
@@ -304,7 +308,7 @@ def acked_before_stored(cl, load, leader, report):
         checked += 1
         for node in sorted(isr):
             w = stored[int(node[1:]) - 1].get((n, place[(n, s)]))
-            if w is None or w > t + off + 0.05:
+            if w is None or w > t + off + STORE_SLACK:
                 bad.append("%s acked at %.3f but in-sync %s stored it %s" % (
                     n, t, node, "never" if w is None else "%.3f s later" % (w - t - off)))
     report["acks_checked_against_isr"] = checked
