@@ -290,7 +290,9 @@ def acked_before_stored(cl, load, leader, report):
     just before it (the watcher's samples from ACK_SLACK before the ack to
     the ack, intersected: a member taken out meanwhile is not counted) and
     each member's `file stored` line for the file at its final place: a
-    member that stored it only after the ack is a failure."""
+    member that stored it only after the ack is a failure.  The set is the
+    members etcd showed in sync from ACK_SLACK before the ack to ACK_SLACK
+    after it (a member taken out around the ack is not counted)."""
     place = {(f["name"], f["sha256"]): f["seq_first"] for f in leader}
     stored = [stored_times(cl, i) for i in range(cl.n)]
     seen = cl.epochs_seen()
@@ -300,7 +302,9 @@ def acked_before_stored(cl, load, leader, report):
         if (n, s) not in place:
             continue
         before = [x for x in seen if x[0] <= t - ACK_SLACK]
-        inside = [x for x in seen if t - ACK_SLACK < x[0] <= t]
+        # the leader takes a member out, then acks without it: the watcher
+        # may show the removal only after the ack arrived
+        inside = [x for x in seen if t - ACK_SLACK < x[0] <= t + ACK_SLACK]
         if not before:
             continue
         isr = set(before[-1][3])
