@@ -433,11 +433,11 @@ int fy__forwarder_new(const fy__fwd_init *in, fy_actor **out);
 int fy__upstream_new(const fy__ctx *ctx, const fy__chan *chan, fy_actor *writer,
                      uint64_t next_seq, bool empty, fy_actor **out);
 /* A cluster follower's replica link to chan's leader (upstream_replica.c),
- * started by chan's writer as for a mirror; next_seq is the log's next seq,
- * part_seq the file-begin of its file in progress (0: none). */
+ * started by chan's writer as for a mirror; first_seq and next_seq are the
+ * log's, part_seq the file-begin of its file in progress (0: none). */
 int fy__upstream_new_replica(const fy__ctx *ctx, const fy__chan *chan, fy_actor *writer,
-                             uint64_t next_seq, uint64_t part_seq, const fy__follow *f,
-                             fy_actor **out);
+                             uint64_t first_seq, uint64_t next_seq, uint64_t part_seq,
+                             const fy__follow *f, fy_actor **out);
 /* The cluster's replica manager (actors/replica.c), one per relay with
  * --cluster: it opens every channel the member serves and tells each
  * writer whether to lead or whom to follow. */

@@ -162,7 +162,7 @@ static void on_chan(replica *r, fy_msg *m)
 
 /* c's writer closed the channel to cut its log (writer_follow.c): forget
  * the record (freed once the registry has its WRITER_DONE, queued before
- * this), and open the channel again at the next look. */
+ * this), and ask for the channel again (the registry opens it anew). */
 static void on_chan_cut(replica *r, const fy_msg *m)
 {
     for (size_t i = 0; i < r->n; i++)
@@ -171,6 +171,7 @@ static void on_chan_cut(replica *r, const fy_msg *m)
             r->v[i].chan = NULL;
             r->v[i].told = false;
         }
+    sync_all(r); /* at once: the registry's queue has the WRITER_DONE before our ask */
 }
 
 static int handle(fy_actor *self, void *state, fy_msg *m)

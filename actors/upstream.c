@@ -166,6 +166,10 @@ void fy__upstream_batch_out(void *arg, fy__batch *b)
     upstream *u = arg;
     bool boundary = false;
 
+    if (u->replica_seek) {
+        fy__upstream_replica_seek(u, b);
+        return;
+    }
     if (u->recon ? !fy__upstream_recon(u, b) : u->skip_until && !skip_stored(u, b))
         return;
     if (u->rebase && b->n)
@@ -333,7 +337,12 @@ void fy__upstream_drive(upstream *u)
 {
     if (u->st != U_STREAM || u->pump.paused)
         return;
-    if (!fy__pump_run(&u->pump, &pump_fns, u))
+    bool more = fy__pump_run(&u->pump, &pump_fns, u);
+    if (u->st == U_STREAM && u->seek_found) { /* the writer starts the log there */
+        fy__upstream_finish(u, "leader's retention passed this log");
+        return;
+    }
+    if (!more)
         return;
     if (u->st == U_STREAM)
         fy_ingest_flush(u->ing);

@@ -96,6 +96,9 @@ typedef struct upstream {
     uint64_t rep_seq;     /* the last seq reported stored (FY_FT_REPLICA_STORED), 0: none */
     uint64_t rep_ns;      /* fy_now_ns() of that report */
     uint64_t prog_seq;    /* the last seq given to ctx->progress */
+    uint64_t first_seq;   /* replica: the log's first seq (a log that holds none names no epoch) */
+    bool replica_seek;    /* after FY_ENOSEQ: the stream is read only for its first file-begin */
+    bool seek_found;      /* ...which the writer was told to start the log at: leave */
 } upstream;
 
 /* ---- upstream.c, for upstream_link.c ------------------------------------ */
@@ -131,6 +134,14 @@ int fy__upstream_launch(upstream *u, const fy__chan *chan, fy_actor *writer, fy_
 void fy__upstream_replica_hello(upstream *u, fy_hello *h);
 /* A replica's welcome: false when it was refused (the link is lost then). */
 bool fy__upstream_replica_welcome(upstream *u, const fy_welcome *w);
+/* The leader no longer holds what this log needs next (FY_ENOSEQ, text
+ * "... the channel holds A..B"): the writer empties the log to start at A,
+ * the link leaves.  False when the text names no first seq. */
+bool fy__upstream_replica_enoseq(upstream *u, const char *text);
+/* replica_seek: b's first frame is the first file-begin the leader holds;
+ * the writer is told to start the log there, and the link leaves (b is
+ * dropped, its buffers credited). */
+void fy__upstream_replica_seek(upstream *u, fy__batch *b);
 /* Tell the leader what is stored (when it changed, or REPORT_MS passed
  * with force). */
 void fy__upstream_replica_report(upstream *u, bool force);

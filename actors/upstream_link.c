@@ -116,6 +116,9 @@ void fy__upstream_error_frame(upstream *u, const fy_frame *f)
         fy__upstream_connect(u);
         return;
     }
+    if (e.code == FY_ENOSEQ && u->st == U_LINK && u->replica &&
+        fy__upstream_replica_enoseq(u, e.text))
+        return;
     if (e.code == FY_ENOSEQ && u->st == U_LINK && !u->replica) {
         u->enoseq++;
         if (u->skip_until) { /* the new delta counts from the log's end */
@@ -205,7 +208,7 @@ static void on_welcome(upstream *u)
                             .budget = u->ctx->conf->channel_budget, .channel = w->channel,
                             .next_seq = (uint64_t)((int64_t)u->local_next + u->delta),
                             .out = fy__upstream_batch_out, .arg = u,
-                            .skip_partial = u->rebase || u->recon};
+                            .skip_partial = u->rebase || u->recon || u->replica_seek};
         rc = fy_ingest_new(&c, rest, n, &u->ing);
     } else {
         rc = fy_ingest_restart(u->ing, w->channel, rest, n);

@@ -36,7 +36,9 @@ void fy__upstream_replica_hello(upstream *u, fy_hello *h)
     /* The cluster epoch of the log's last frame, from the epochs table
      * (leaders' entries this node recorded, its own as a leader). */
     uint64_t end = u->skip_until ? u->skip_until : u->local_next;
-    h->last_epoch = end > 1 ? fy__chan_epoch_of(u->chan, end - 1) : 0;
+    /* 0: an empty log, or one about to be emptied (replica_seek) */
+    h->last_epoch = end > u->first_seq && !u->replica_seek ? fy__chan_epoch_of(u->chan, end - 1)
+                                                             : 0;
     h->log_next = end ? end : 1;
     h->epoch = h->last_epoch; /* the receiver-ahead rule reads it (cluster epochs) */
 }
@@ -77,6 +79,44 @@ bool fy__upstream_replica_welcome(upstream *u, const fy_welcome *w)
     return true;
 }
 
+bool fy__upstream_replica_enoseq(upstream *u, const char *text)
+{
+    const char *p = strstr(text, "holds ");
+    unsigned long long first = 0, last = 0;
+
+    if (!p || sscanf(p, "holds %llu..%llu", &first, &last) != 2 || first <= u->local_next)
+        return false;
+    fy_klog(FY_LOG_ERROR, "leader no longer holds what this replica needs", "channel=%s "
+            "leader=%s want_seq=%llu leader_first_seq=%llu action=\"empty the log, start again "
+            "at the first file the leader holds\"", u->name, u->peer,
+            (unsigned long long)u->local_next, first);
+    u->enoseq++;
+    /* Read from there to the first file-begin (the leader's oldest frames
+     * may be the rest of a file): the log starts at that seq. */
+    fy_ingest_stop(u->ing);
+    fy_ingest_free(u->ing);
+    u->ing = NULL;
+    u->local_next = first;
+    u->skip_until = u->fb_local = 0;
+    u->replica_seek = true;
+    u->backoff_ms = BACKOFF_MIN_MS;
+    fy__upstream_link_down(u);
+    fy__upstream_connect(u);
+    return true;
+}
+
+void fy__upstream_replica_seek(upstream *u, fy__batch *b)
+{
+    uint64_t at = b->n ? fy__batch_seq(b, 0) : 0;
+
+    fy_ingest_credit(u->ing, b->held);
+    fy__batch_unref(b);
+    if (!at || u->seek_found)
+        return;
+    u->seek_found = true;
+    fy_actor_post(u->writer, FY_RM_CUT, 1, at, 0, NULL, NULL); /* u32 1: start the log there */
+}
+
 void fy__upstream_replica_report(upstream *u, bool force)
 {
     uint64_t now = fy_now_ns(), seq = u->stored_next ? u->stored_next - 1 : 0;
@@ -100,8 +140,8 @@ void fy__upstream_replica_report(upstream *u, bool force)
 }
 
 int fy__upstream_new_replica(const fy__ctx *ctx, const fy__chan *chan, fy_actor *writer,
-                             uint64_t next_seq, uint64_t part_seq, const fy__follow *f,
-                             fy_actor **out)
+                             uint64_t first_seq, uint64_t next_seq, uint64_t part_seq,
+                             const fy__follow *f, fy_actor **out)
 {
     upstream *u = calloc(1, sizeof *u);
 
@@ -117,6 +157,7 @@ int fy__upstream_new_replica(const fy__ctx *ctx, const fy__chan *chan, fy_actor 
     u->addr = f->to;
     u->cepoch = f->epoch;
     u->local_next = u->stored_next = next_seq;
+    u->first_seq = first_seq;
     u->backoff_ms = BACKOFF_MIN_MS;
     u->rng = (fy_now_ns() ^ (uint64_t)(uintptr_t)u) | 1;
     fy_link_init(&u->link);

@@ -261,7 +261,7 @@ static void maybe_done(fy__writer *w)
     if (!w->idx_done || !w->log)
         return;
     int rc = fy__writer_sync_now(w);
-    bool empty = fy_log_next_seq(w->log) <= 1; /* never held a frame */
+    bool empty = fy_log_next_seq(w->log) <= 1 && !w->cut_to; /* never held a frame */
     if (rc < 0)
         cut_back(w);
     fy_log_close(w->log); /* waits for the log's jobs on the sync worker */

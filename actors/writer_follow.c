@@ -18,6 +18,7 @@
  * relay restart.
  * Everything here runs on the writer's turn.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,8 +74,8 @@ void fy__writer_follow_start(fy__writer *w)
         lead(w, w->follow->epoch);
         return;
     }
-    int rc = fy__upstream_new_replica(w->ctx, w->chan, w->self, fy_log_next_seq(w->log),
-                                      w->part_seq, w->follow, &up);
+    int rc = fy__upstream_new_replica(w->ctx, w->chan, w->self, fy_log_first_seq(w->log),
+                                      fy_log_next_seq(w->log), w->part_seq, w->follow, &up);
     if (rc < 0) {
         fy_klog(FY_LOG_ERROR, "cannot follow the channel's leader", "channel=%s err=%s",
                 w->chan->name, fy_errname(rc));
@@ -128,13 +129,15 @@ static void follow(fy__writer *w, fy__follow *f)
  * opens the channel again, and the writer of that opening follows from
  * the new end.  No client uses a follower's channel (clients are
  * redirected), so nobody sees frames go away. */
-static void cut_ask(fy__writer *w, uint64_t seq)
+static void cut_ask(fy__writer *w, uint64_t seq, bool restart)
 {
-    if (!seq || w->shutting || (w->cut_to && w->cut_to <= seq))
+    if (!seq || w->shutting || (w->cut_to && !restart && w->cut_to <= seq))
         return;
     w->cut_to = seq;
-    fy_klog(FY_LOG_WARN, "channel closing to cut a diverged tail", "channel=%s cut_seq=%llu "
-            "next_seq=%llu action=\"close, cut the log back, open and follow again\"",
+    w->cut_restart = restart;
+    fy_klog(FY_LOG_WARN, restart ? "channel closing to start its log again" : "channel closing "
+            "to cut a diverged tail", "channel=%s cut_seq=%llu next_seq=%llu action=\"close, cut "
+            "the log, open and follow again\"",
             w->chan->name, (unsigned long long)seq, (unsigned long long)fy_log_next_seq(w->log));
 }
 
@@ -143,7 +146,7 @@ void fy__writer_cluster_msg(fy__writer *w, fy_msg *m)
     if (m->type == FY_RM_FOLLOW)
         follow(w, m->ptr);
     else if (m->type == FY_RM_CUT && w->log)
-        cut_ask(w, m->u64[0]);
+        cut_ask(w, m->u64[0], m->u32 == 1);
 }
 
 size_t fy__writer_cut_leases(fy__writer *w)
@@ -157,10 +160,14 @@ size_t fy__writer_cut_leases(fy__writer *w)
 
 fy_actor *fy__writer_cut_closed(fy__writer *w)
 {
-    int rc = fy_store_cut(w->chan->dir, w->cut_to, w->ctx->conf->max_payload);
+    int rc = w->cut_restart ? fy_store_restart(w->chan->dir, w->cut_to)
+                            : fy_store_cut(w->chan->dir, w->cut_to, w->ctx->conf->max_payload);
+    if (rc == -ERANGE) /* the whole log lies past the cut: it starts there, empty */
+        rc = fy_store_restart(w->chan->dir, w->cut_to);
 
-    fy_klog(rc < 0 ? FY_LOG_ERROR : FY_LOG_WARN, "diverged tail cut", "channel=%s cut_seq=%llu "
-            "result=%s", w->chan->name, (unsigned long long)w->cut_to,
-            rc < 0 ? fy_errname(rc) : rc == 1 ? "nothing-to-cut" : "cut");
+    fy_klog(rc < 0 ? FY_LOG_ERROR : FY_LOG_WARN, w->cut_restart ? "log emptied to start "
+            "again" : "diverged tail cut", "channel=%s cut_seq=%llu result=%s", w->chan->name,
+            (unsigned long long)w->cut_to, rc < 0 ? fy_errname(rc) : rc == 1 ? "nothing-to-cut"
+                                                                            : "cut");
     return w->follow ? w->follow->from : NULL;
 }

@@ -98,6 +98,7 @@ typedef struct fy__writer {
     uint64_t lead_epoch; /* the epoch this opening added to the epochs as leader (0: none) */
     bool lead_ready;     /* leading, and that epoch is recorded: local senders may attach */
     uint64_t cut_to;     /* the log must end below this seq: closing to cut it (0: no) */
+    bool cut_restart;    /* ...or be emptied to start at cut_to (FY_ENOSEQ) */
     /* write-behind: the sender's acks and credits waiting for the sync
      * worker (writer_durable.c), released in order */
     fy__wb_q acks, credits;

@@ -310,6 +310,10 @@ int fy_store_lock(const char *data_dir, long *holder);
  * MiB).  0, 1 when the log ends at or before seq (nothing cut), -ERANGE
  * when seq is before the log's first segment, or -errno. */
 int fy_store_cut(const char *dir, uint64_t seq, size_t max_payload);
+/* Empty the log of a closed channel directory so that its next seq is seq:
+ * every segment removed, one empty segment (and index) made at base seq.
+ * 0, -EINVAL (seq 0) or -errno. */
+int fy_store_restart(const char *dir, uint64_t seq);
 
 /* Is data_dir locked by a running ferryd?  Returns 1 (in use; *holder as
  * above), 0 (free, or no lock file), or -errno.  Takes and drops a shared

@@ -7,7 +7,9 @@
  * goes, data and index, and the segment's index is cut to its header:
  * recovery, which runs when the log is opened next, rebuilds it from the
  * data.  The channel is closed meanwhile (its writer closed it to cut), so
- * nothing else has these files open.
+ * nothing else has these files open.  fy_store_restart empties such a log
+ * to start at a later seq (a follower whose leader no longer holds what it
+ * needs next starts again at the leader's first seq).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -115,6 +117,37 @@ int fy_store_cut(const char *dir, uint64_t seq, size_t max_payload)
         rc = -errno;
     if (fd >= 0)
         close(fd);
+    close(dirfd);
+    free(bases);
+    return rc;
+}
+
+int fy_store_restart(const char *dir, uint64_t seq)
+{
+    uint64_t *bases = NULL;
+    size_t n = 0;
+    int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
+
+    if (dirfd < 0)
+        return -errno;
+    if (seq == 0) {
+        close(dirfd);
+        return -EINVAL;
+    }
+    rc = fy__seg_list(dirfd, FY__SEG_LOG, &bases, &n);
+    if (rc == 0)
+        rc = drop_after(dirfd, bases, n, (size_t)-1); /* every segment */
+    for (int kind = FY__SEG_LOG; rc == 0 && kind <= FY__SEG_IDX; kind++) {
+        int fd = fy__seg_create(dirfd, kind, seq, false);
+        if (fd < 0)
+            rc = fd;
+        else if (fsync(fd) != 0)
+            rc = -errno;
+        if (fd >= 0)
+            close(fd);
+    }
+    if (rc == 0 && fsync(dirfd) != 0)
+        rc = -errno;
     close(dirfd);
     free(bases);
     return rc;

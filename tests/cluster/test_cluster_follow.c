@@ -17,7 +17,9 @@
  *     while named leader, so it moves the channel to the next epoch first;
  *     with a follower back, files are acknowledged and mirrored again;
  *   - a follower holding a file its new leader lacks (the leader named in
- *     etcd) cuts that tail back and follows: both logs identical.
+ *     etcd) cuts that tail back and follows: both logs identical;
+ *   - a follower behind its leader's retention (FY_ENOSEQ) starts its log
+ *     again at the first file-begin the leader holds and follows.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -63,18 +65,23 @@ static void nap_ms(unsigned ms)
     nanosleep(&ts, NULL);
 }
 
-/* --acks of the nodes started from now on. */
-static const char *acks_mode = "all";
-
-static int start_node(fixture *f, int i, const char *listen)
+/* Node i (n1..n3); listen "": any port; retain: --segment-bytes 4 MiB
+ * --retain-bytes 8 MiB (old segments go). */
+static int start_node_r(fixture *f, int i, const char *listen, bool retain)
 {
     char node[16];
     snprintf(node, sizeof node, "n%d", i + 1);
     const char *extra[] = {"--cluster", f->etcd.url, "--node", node, "--cluster-ttl", TTL,
-                           "--replicas", "2", "--acks", acks_mode, "--metrics", "127.0.0.1:0",
-                           "--threads", "2",
-                           listen[0] ? "--listen" : NULL, listen, NULL};
+                           "--replicas", "2", "--metrics", "127.0.0.1:0", "--threads", "2",
+                           "--listen", listen[0] ? listen : "127.0.0.1:0",
+                           retain ? "--segment-bytes" : NULL, "4194304", "--retain-bytes",
+                           "8388608", NULL};
     return tc_daemon_start(&f->d[i], FERRYD_PATH, f->data[i], f->log[i], extra, WAIT_MS);
+}
+
+static int start_node(fixture *f, int i, const char *listen)
+{
+    return start_node_r(f, i, listen, false);
 }
 
 static int setup(void **state)
@@ -134,7 +141,7 @@ static void fnv(uint64_t *h, const void *p, size_t n)
         *h = (*h ^ b[i]) * 0x100000001b3ull;
 }
 
-static void sum_segment(const char *path, logsum *s, uint8_t *buf)
+static void sum_segment(const char *path, logsum *s, uint8_t *buf, uint64_t from)
 {
     FILE *fp = fopen(path, "rb");
     uint8_t raw[FY_FRAME_HDR_SIZE];
@@ -148,6 +155,8 @@ static void sum_segment(const char *path, logsum *s, uint8_t *buf)
     while (fp && fread(raw, 1, sizeof raw, fp) == sizeof raw &&
            fy_frame_hdr_decode(raw, MAX_PAYLOAD, &h) == 0 &&
            fread(buf, 1, h.len, fp) == h.len) {
+        if (h.seq < from)
+            continue;
         if (s->frames && h.seq != s->next_seq)
             s->gap = true;
         if (!s->frames)
@@ -162,8 +171,8 @@ static void sum_segment(const char *path, logsum *s, uint8_t *buf)
         fclose(fp);
 }
 
-/* Node i's channel log, summed (frames 0: none yet). */
-static logsum sum_log(fixture *f, int i)
+/* Node i's channel log from seq `from` on, summed (frames 0: none yet). */
+static logsum sum_log_from(fixture *f, int i, uint64_t from)
 {
     char dir[200], path[600];
     struct dirent **ents;
@@ -176,7 +185,7 @@ static logsum sum_log(fixture *f, int i)
         size_t l = strlen(ents[k]->d_name);
         if (l > 4 && strcmp(ents[k]->d_name + l - 4, ".log") == 0) {
             snprintf(path, sizeof path, "%s/%s", dir, ents[k]->d_name);
-            sum_segment(path, &s, buf);
+            sum_segment(path, &s, buf, from);
         }
         free(ents[k]);
     }
@@ -184,6 +193,11 @@ static logsum sum_log(fixture *f, int i)
         free(ents);
     free(buf);
     return s;
+}
+
+static logsum sum_log(fixture *f, int i)
+{
+    return sum_log_from(f, i, 0);
 }
 
 /* Wait (bounded) until node b's log equals node a's; true when it does. */
@@ -407,6 +421,57 @@ static void test_diverged_follower_cuts(void **state)
             (unsigned long long)old.next_seq, (unsigned long long)now.next_seq);
 }
 
+/* A follower down while its leader's retention removed what it needs
+ * next: the leader answers FY_ENOSEQ, and the follower empties its log to
+ * start again at the leader's first seq, then follows. */
+static void test_follower_behind_retention(void **state)
+{
+    FIXTURE();
+    int L = -1, F = -1, D = -1;
+    char listen[64], file[128];
+    for (int i = 0; i < 3; i++) {
+        if (f->d[i].pid <= 0)
+            D = i;
+        else if (metric(f, i, LEADER) == 1)
+            L = i;
+        else
+            F = i;
+    }
+    assert_true(L >= 0 && F >= 0 && D >= 0);
+    logsum old = sum_log(f, F);
+    assert_int_equal(tc_daemon_stop(&f->d[F], 10000, NULL), 0);
+    snprintf(listen, sizeof listen, "%s", f->d[L].addr);
+    assert_int_equal(tc_daemon_stop(&f->d[L], 10000, NULL), 0);
+    assert_int_equal(start_node_r(f, L, listen, true), 0);
+    assert_int_equal(start_node(f, D, ""), 0);
+    for (int k = 0; k < 6; k++) {
+        snprintf(file, sizeof file, "%s/r%d.bin", f->dir, k);
+        assert_int_equal(tc_make_file(file, 3u << 20, 60 + k, NULL), 0);
+        assert_int_equal(send_to(f, f->d[L].addr, file), 0);
+    }
+    for (int k = 0; k < 200 && sum_log(f, L).first_seq <= old.next_seq; k++)
+        nap_ms(25);
+    logsum lead = sum_log(f, L);
+    assert_true(lead.first_seq > old.next_seq);
+    assert_int_equal(start_node(f, F, ""), 0);
+    /* Its log starts at the first file-begin the leader holds (the frames
+     * before it are the rest of a file) and is the leader's from there. */
+    logsum a = {0}, b = {0};
+    for (int k = 0; k < 400; k++) {
+        b = sum_log(f, F);
+        a = sum_log_from(f, L, b.first_seq);
+        if (b.frames && a.hash == b.hash && a.next_seq == b.next_seq && !b.gap)
+            break;
+        nap_ms(25);
+    }
+    assert_true(b.frames && a.hash == b.hash && a.frames == b.frames && !b.gap);
+    assert_true(b.first_seq >= lead.first_seq && b.first_seq < lead.next_seq);
+    assert_int_equal(count_in(f->log[F], "msg=\"log emptied to start again\""), 1);
+    fprintf(stderr, "measured: follower at next_seq %llu started again at seq %llu (the "
+            "leader's first seq %llu; its first file-begin)\n", (unsigned long long)old.next_seq,
+            (unsigned long long)b.first_seq, (unsigned long long)lead.first_seq);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -415,6 +480,7 @@ int main(void)
         cmocka_unit_test(test_leader_kill9_failover),
         cmocka_unit_test(test_reopened_leader_moves_epoch),
         cmocka_unit_test(test_diverged_follower_cuts),
+        cmocka_unit_test(test_follower_behind_retention),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
