@@ -226,7 +226,7 @@ int fy__replica_new(const fy__ctx *ctx, fy_actor **out)
         free(r);
         return rc;
     }
-    fy_timer_after(r->self, 0, TM_TICK);
     *out = r->self;
+    fy_timer_after(r->self, 0, TM_TICK);
     return 0;
 }

@@ -528,8 +528,10 @@ int fy__upstream_launch(upstream *u, const fy__chan *chan, fy_actor *writer, fy_
     }
     u->writer = fy_actor_ref(writer);
     u->pump = (fy__pump){.self = u->self, .retry_tag = TM_RETRY};
-    /* The first connect runs on the actor's own turn (a timer of 0 ms). */
-    fy_timer_after(u->self, 0, (uint64_t)u->gen << 8 | TM_RECONNECT);
     *out = u->self;
+    /* The first connect runs on the actor's own turn (a timer of 0 ms);
+     * from here on u is the actor's (a replica link may leave, and u be
+     * freed, before this returns). */
+    fy_timer_after(u->self, 0, (uint64_t)u->gen << 8 | TM_RECONNECT);
     return 0;
 }
