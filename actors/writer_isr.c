@@ -276,7 +276,11 @@ bool fy__isr_ack_ok(fy__writer *w, uint64_t seq)
     if (!s || !leads(w, s) || fy_member_state(w->ctx->member, w->chan->name, &st) < 0 ||
         !fy_member_may_ack(w->ctx->member, w->chan->name, s->epoch, fy_now_ns()))
         return false;
+    /* The set checked is the one counted: may_ack read the member's state
+     * again, which may have changed since st was copied. */
     const char *self = fy_member_node(w->ctx->member);
+    if (st.epoch != s->epoch || st.nisr < st.r || strcmp(st.leader, self) != 0)
+        return false;
     for (unsigned i = 0; i < st.nisr; i++) {
         if (strcmp(st.isr[i], self) == 0)
             continue;
