@@ -274,10 +274,11 @@ def verify(cl, load, report, restart_dead=True):
 
 
 def stored_times(cl, i):
-    """{(name, seq_first): wall-clock time} of node i's `file stored` lines."""
+    """{(name, seq_last): wall-clock time} of node i's `file stored` lines
+    (seq_last: a file a sender continued is logged with seq_first=0)."""
     out = {}
     for ln in cl.grep_log(i, 'msg="file stored"'):
-        m = re.search(r'ts=(\S+)Z .* name=(\S+) size=\d+ seq_first=(\d+)', ln)
+        m = re.search(r'ts=(\S+)Z .* name=(\S+) size=\d+ seq_first=\d+ seq_last=(\d+)', ln)
         if m:
             t = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%f")
             wall = t.replace(tzinfo=datetime.timezone.utc).timestamp()
@@ -293,7 +294,7 @@ def acked_before_stored(cl, load, leader, report):
     member that stored it only after the ack is a failure.  The set is the
     members etcd showed in sync from ACK_SLACK before the ack to ACK_SLACK
     after it (a member taken out around the ack is not counted)."""
-    place = {(f["name"], f["sha256"]): f["seq_first"] for f in leader}
+    place = {(f["name"], f["sha256"]): f["seq_last"] for f in leader}
     stored = [stored_times(cl, i) for i in range(cl.n)]
     seen = cl.epochs_seen()
     off = time.time() - time.monotonic()
