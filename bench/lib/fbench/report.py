@@ -118,6 +118,17 @@ class Report:
                                                                    else "no, user space"),
                      {"ferryd": _v(r.get("tls"), "mbps_aggregate")})
             self.row("", "TLS over plaintext", {"ferryd": tl.get("tls_over_plain")})
+        cl = cs.get("cluster")
+        if cl and cl.get("runs"):
+            r = cl["runs"]
+            self.row(cl["title"], "aggregate MB/s, one relay",
+                     {"ferryd": _v(r.get("single"), "mbps_aggregate")})
+            self.row("", "aggregate MB/s, three-relay cluster",
+                     {"ferryd": _v(r.get("cluster"), "mbps_aggregate")})
+            self.row("", "cluster over single", {"ferryd": cl.get("cluster_over_single")})
+            fo = r.get("failover") or {}
+            self.row("", "failover s: leader kill -9 to first ack (TTL %s s)" % fo.get("ttl_s"),
+                     {"ferryd": fo.get("failover_s")})
         # integrity, every run of every case
         tot = {t: 0 for t in TARGETS}
         bad = {t: 0 for t in TARGETS}
@@ -127,7 +138,8 @@ class Report:
                 extra.setdefault(t, [])
                 extra[t] = extra[t] + xs
             for t, xs in extra.items():
-                tt = "ferryd" if t in ("plain", "tls", "live", "catchup") else t
+                tt = "ferryd" if t in ("plain", "tls", "live", "catchup", "single",
+                                       "cluster") else t
                 if tt not in tot:
                     continue  # a peer (redis): its loss is reported apart, not ours
                 for x in xs:
@@ -137,7 +149,8 @@ class Report:
                 if t in c.get("repeats", {}):
                     continue  # counted with its repeats
                 tt = "p2p" if t == "direct" else "ferryd" if t in ("star", "tree", "live",
-                                                                    "catchup") else t
+                                                                    "catchup",
+                                                                    "failover") else t
                 if tt not in tot:
                     continue
                 tot[tt] += swarm.integrity(x)
@@ -215,6 +228,18 @@ class Report:
             g.append(("ferryd 1->1 sustained >= 0.9x dd oflag=direct on the same disk (MB/s)",
                       fmt_ratio(sod) if sod is not None else (su.get("skipped") or "failed"),
                       None if sod is None else sod >= 0.9))
+        clc = cs.get("cluster")
+        cos = (clc or {}).get("cluster_over_single")
+        fo = (clc or {}).get("runs", {}).get("failover") or {}
+        if clc:
+            why = clc.get("skipped") or "failed"
+            g.append(("three-relay cluster (R = 2) >= 0.8x one relay, 1 -> 4 aggregate MB/s",
+                      fmt_ratio(cos) if cos is not None else why,
+                      None if cos is None else cos >= 0.8))
+            fs, ttl = fo.get("failover_s"), fo.get("ttl_s")
+            g.append(("failover (leader kill -9 to first ack) <= TTL + 1 s",
+                      "%s s (TTL %s s)" % (fmt(fs), ttl) if fs is not None else why,
+                      None if fs is None else fs <= ttl + 1))
         integ = sum(self.integrity.values())
         fails = sum(self.failed_runs.values())
         g.append(("zero integrity failures everywhere", "%d failures, %d failed runs"
@@ -272,6 +297,15 @@ class Report:
             kv["sustained_mbps"] = _v(su.get("runs", {}).get("ferryd"), "mbps_aggregate")
             kv["dd_mbps"] = _v(su.get("runs", {}).get("dd"), "mbps")
             kv["sustained_over_dd"] = sod
+        if clc:
+            kv["single_mbps"] = _v(clc.get("runs", {}).get("single"), "mbps_aggregate")
+            kv["cluster_mbps"] = _v(clc.get("runs", {}).get("cluster"), "mbps_aggregate")
+            kv["cluster_over_single"] = cos
+            kv["failover_s"] = fo.get("failover_s")
+            kv["failover_ttl_s"] = fo.get("ttl_s")
+            kv["cluster_acked"] = fo.get("acked")
+            kv["cluster_lost_acked"] = fo.get("lost_acked")
+            kv["cluster_mismatched"] = fo.get("mismatched")
         kv["integrity_failures"] = integ
         kv["failed_runs"] = fails
         met = [x for x in g if x[2] is not None]

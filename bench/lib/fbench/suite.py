@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 
-from . import disk, netns, peers, procs, swarm, treenet
+from . import cluster, disk, netns, peers, procs, swarm, treenet
 
 TARGETS = ("p2p", "baseline", "ferryd")
 MiB = 1 << 20
@@ -50,6 +50,8 @@ FULL = {
     "sustained_probe": 512 * MiB,
     "sustained_seconds": 12,
     "sustained_timeout": 300,
+    "cluster_size": 64 * MiB,
+    "cluster_files": 400,
     "reps": 3,
 }
 QUICK = {
@@ -73,6 +75,8 @@ QUICK = {
     "sustained_probe": 32 * MiB,
     "sustained_seconds": 12,
     "sustained_timeout": 60,
+    "cluster_size": 8 * MiB,
+    "cluster_files": 120,
     "reps": 3,
 }
 SLOW_RATE = 1000000  # 1 MB/s, the throttled receiver's read cap
@@ -280,7 +284,7 @@ class Suite:
     # ---- the cases ----------------------------------------------------------------
 
     CASES = ("one_to_one", "fanout", "small_msgs", "slow_isolation", "storm", "rate", "link",
-             "tree", "tls", "peers", "catchup", "disk", "sustained")
+             "tree", "tls", "peers", "catchup", "disk", "sustained", "cluster")
     QUICK_CASES = ("one_to_one", "fanout", "slow_isolation")
 
     def want(self, name):
@@ -323,6 +327,8 @@ class Suite:
             disk.disk_case(self)
         if self.want("sustained"):
             disk.sustained_case(self)
+        if self.want("cluster"):
+            cluster.cluster_case(self)
 
     def tls(self):
         """tls: the same 1 -> 4 bulk run against ferryd in plaintext and over
