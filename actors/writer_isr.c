@@ -36,6 +36,7 @@
 #include "ferry/err.h"
 #include "ferry/klog.h"
 #include "ferry/io.h"
+#include "cluster/cltrace.h"
 #include "isr_stats.h"
 #include "msg.h"
 #include "writer_int.h"
@@ -235,6 +236,8 @@ static void ask(fy__writer *w, rep *r, bool in, const char *why, uint64_t now)
     r->ask_in = in;
     r->asked_ns = now;
     r->why = why;
+    fy_cltrace_isr_ask(w->ctx->sched, w->chan->name, w->isr ? w->isr->epoch : 0, r->node, in,
+                       why);
 }
 
 /* Put caught-up followers in, take lagging or gone ones out. */

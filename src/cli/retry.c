@@ -124,8 +124,9 @@ static int dial_one(const char *server, int timeout_ms, const fy_cli_tls *tls,
 /* ---- clusters: address lists and redirects -------------------------------------- */
 
 /* server, then the leaders its FY_ENOTLEADER answers name.  *stale: the
- * last answer named an epoch older than one this run has seen for the
- * channel (redirect.h), so it was not followed. */
+ * last answer was not followed, because it named an epoch older than one
+ * this run has seen for the channel (redirect.h) or no leader at all; the
+ * caller tries the next address of its list. */
 static int dial_leader(const char *server, int timeout_ms, const fy_cli_tls *tls,
                        fy_cli_cancel *cancel, const fy_hello *h, fy_cli_conn **k, fy_welcome *w,
                        const char **what, bool *stale)
@@ -143,9 +144,14 @@ static int dial_leader(const char *server, int timeout_ms, const fy_cli_tls *tls
                 *what = "hello"; /* a cluster is there: retried, not a wrong address */
             return rc;
         }
-        if (fy_cli_redirect_parse(fy_cli_conn_error_text(*k), &r) == -ENOENT ||
-            hop == FY_CLI_REDIRECTS_MAX)
+        if (fy_cli_redirect_parse(fy_cli_conn_error_text(*k), &r) == -ENOENT) {
+            /* The relay does not know who leads (e.g. it lost etcd and fenced
+             * itself): another address of the list may be the new leader. */
+            *stale = true;
             return rc; /* *what is "hello" */
+        }
+        if (hop == FY_CLI_REDIRECTS_MAX)
+            return rc;
         if (!fy_cli_epoch_admit(h->channel, r.epoch, &seen)) {
             fy_klog(FY_LOG_WARN, "redirect from an older cluster epoch not followed",
                     "server=%s channel=%s leader=%s addr=%s epoch=%llu seen_epoch=%llu "
