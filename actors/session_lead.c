@@ -76,7 +76,11 @@ void fy__session_lead(session *s)
      * is joining again; no address yet: the next poll reads it.  Both are
      * worth a wait, a redirect to itself or to nowhere is not. */
     bool settled = l.known && l.addr[0] && strcmp(l.leader, fy_member_node(m)) != 0;
-    if (!settled && now - s->lead_t0 < s->ctx->conf->cluster_ttl * 1000000000ull) {
+    /* Known but nobody named: this node's lease ran out while it led (cut
+     * off from etcd).  Waiting would only hold the client from the relays
+     * that can still reach etcd: it is told at once. */
+    bool lost = l.known && !l.leader[0];
+    if (!settled && !lost && now - s->lead_t0 < s->ctx->conf->cluster_ttl * 1000000000ull) {
         s->st = S_WAIT_LEAD;
         fy_timer_after(s->self, LEAD_RETRY_MS, FY__TM_LEAD);
         return;

@@ -583,14 +583,19 @@ uint64_t fy_member_failovers(fy_member *m)
 }
 
 /* Copy slot s out, under mu. */
-static void lead_copy(const slot *s, fy_member_lead *out)
+/* held: this node's lease is held now.  A leader whose lease ran out (cut
+ * off from etcd) cannot tell who leads: it says so (known, no leader), so
+ * the writer fences and clients go on to another relay of their list. */
+static void lead_copy(const slot *s, bool held, fy_member_lead *out)
 {
     memset(out, 0, sizeof *out);
     out->known = s->known;
-    out->leading = s->known && s->leading;
+    out->leading = s->known && s->leading && held;
     if (!s->known)
         return;
     out->epoch = s->st.epoch;
+    if (s->leading && !held)
+        return;
     snprintf(out->leader, sizeof out->leader, "%s", s->st.leader);
     snprintf(out->addr, sizeof out->addr, "%s", s->addr);
 }
@@ -603,7 +608,7 @@ int fy_member_lead_of(fy_member *m, const char *chan, fy_member_lead *out)
     pthread_mutex_lock(&m->mu);
     slot *s = find(m, chan);
     if (s) {
-        lead_copy(s, out);
+        lead_copy(s, fy_lease_held(m->lease, fy_now_ns()), out);
         rc = 0;
     }
     pthread_mutex_unlock(&m->mu);
@@ -617,7 +622,7 @@ int fy_member_lead_at(fy_member *m, unsigned i, char *chan, size_t cap, fy_membe
     pthread_mutex_lock(&m->mu);
     if (i < m->nchans) {
         snprintf(chan, cap, "%s", m->chans[i].name);
-        lead_copy(&m->chans[i], out);
+        lead_copy(&m->chans[i], fy_lease_held(m->lease, fy_now_ns()), out);
         rc = 0;
     }
     pthread_mutex_unlock(&m->mu);

@@ -97,7 +97,9 @@ int fy_member_state(fy_member *m, const char *chan, fy_chanstate *st);
 uint64_t fy_member_failovers(fy_member *m);
 /* chan's leader as of the last poll: 0, or -ENOENT when chan is not
  * served (then *out is zeroed).  out->known is false until the first poll
- * after fy_member_serve. */
+ * after fy_member_serve.  While this node leads chan but its lease has run
+ * out (cut off from etcd), out->leading is false and leader/addr are empty:
+ * it cannot tell who leads now. */
 int fy_member_lead_of(fy_member *m, const char *chan, fy_member_lead *out);
 /* The i-th served channel's name (into chan, cap bytes) and leader, for
  * metrics: 0, or -ENOENT past the last one. */

@@ -7,6 +7,7 @@
  * its old lease instead of answering for the name twice.
  */
 #include <errno.h>
+#include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -173,9 +174,45 @@ static void test_clean_stop_hands_over(void **state)
     fy_member_stop(mb, false);
 }
 
+/* A leader cut off from etcd (etcd stopped here) past its lease deadline
+ * no longer says it leads, nor names anyone: its relay fences the channel
+ * and sends clients on to another relay.  Before, lead_of kept saying
+ * "leading" from the last poll, so a cut-off leader kept its senders
+ * (test_ns_cutoff).  With etcd back it leads again. */
+static void test_lease_out_leads_nothing(void **state)
+{
+    EF_FIXTURE();
+    node n = {0};
+    fy_member *m = up(f, "solo", &n, 1);
+    fy_member_lead l;
+    bool out = false;
+
+    assert_int_equal(fy_member_serve(m, "cut"), 0);
+    wait_for(m, "cut", "solo", 1);
+    assert_int_equal(fy_member_lead_of(m, "cut", &l), 0);
+    assert_true(l.leading && strcmp(l.leader, "solo") == 0);
+    assert_int_equal(kill(f->etcd.pid, SIGSTOP), 0);
+    for (int i = 0; i < 100 && !out; i++) { /* TTL 2 s: at most 5 s */
+        tc_sleep_ms(50);
+        assert_int_equal(fy_member_lead_of(m, "cut", &l), 0);
+        out = !l.leading;
+    }
+    assert_int_equal(kill(f->etcd.pid, SIGCONT), 0);
+    assert_true(out);
+    assert_true(l.known && l.leader[0] == 0 && l.addr[0] == 0);
+    assert_false(fy_member_may_ack(m, "cut", l.epoch, fy_now_ns()));
+    for (int i = 0; i < 200 && !l.leading; i++) { /* rejoined: leads again */
+        tc_sleep_ms(50);
+        assert_int_equal(fy_member_lead_of(m, "cut", &l), 0);
+    }
+    assert_true(l.leading);
+    fy_member_stop(m, false);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_failover_to_most_advanced),
-                                       cmocka_unit_test(test_clean_stop_hands_over)};
+                                       cmocka_unit_test(test_clean_stop_hands_over),
+                                       cmocka_unit_test(test_lease_out_leads_nothing)};
     return cmocka_run_group_tests(tests, setup, teardown);
 }
