@@ -306,10 +306,41 @@ static void on_unsubscribe(fy__writer *w, fy_actor *f, const fy_msg *m)
 }
 
 
+static void answer_attach(fy__writer *w, fy__attach_req *r, int err);
+
+/* Hold a sender's welcome until fy__isr_attach_ok (one held at a time: a
+ * newer request replaces an older one, which hears FY_EBUSY and retries). */
+static void hold_attach(fy__writer *w, fy__attach_req *r)
+{
+    fy__attach_req *old = w->attach_hold;
+
+    w->attach_hold = r;
+    if (old)
+        answer_attach(w, old, FY_EBUSY);
+    fy__isr_watch(w);
+}
+
+void fy__writer_attach_recheck(fy__writer *w)
+{
+    fy__attach_req *r = w->attach_hold;
+
+    if (!r)
+        return;
+    bool gone = w->shutting || w->rewind || fy__writer_not_leading(w);
+    if (!gone && !fy__isr_attach_ok(w))
+        return;
+    w->attach_hold = NULL;
+    answer_attach(w, r, gone ? FY_ESHUTDOWN : 0);
+}
+
 /* Answer a request for the slot: err, or the slot with the log's end and
  * the file in progress. */
 static void answer_attach(fy__writer *w, fy__attach_req *r, int err)
 {
+    if (!err && r != w->attach_hold && !fy__isr_attach_ok(w)) {
+        hold_attach(w, r);
+        return;
+    }
     fy__msg_attached(r->session, (uint32_t)err, fy_log_next_seq(w->log), fy_log_first_seq(w->log),
                      err ? NULL : fy__writer_part_buf(w));
     if (err) {
@@ -368,6 +399,12 @@ static void on_detach(fy__writer *w, fy_actor *s)
         w->taker = NULL;
         return;
     }
+    if (w->attach_hold && w->attach_hold->session == s) { /* gave up waiting for replicas */
+        fy_actor_unref(s);
+        free(w->attach_hold);
+        w->attach_hold = NULL;
+        return;
+    }
     if (w->sender != s)
         return;
     if (w->fb_seq) {
@@ -424,6 +461,7 @@ static void on_shutdown(fy__writer *w)
     if (w->shutting)
         return;
     w->shutting = true;
+    fy__writer_attach_recheck(w); /* a held welcome hears FY_ESHUTDOWN */
     if (w->taker) {
         answer_attach(w, w->taker, FY_ESHUTDOWN);
         w->taker = NULL;
@@ -618,6 +656,10 @@ static void dtor(void *state)
     if (w->taker) {
         fy_actor_unref(w->taker->session);
         free(w->taker);
+    }
+    if (w->attach_hold) {
+        fy_actor_unref(w->attach_hold->session);
+        free(w->attach_hold);
     }
     free(w->fwd);
     fy_hasher_close(w->hs); /* a forced stop: its jobs release their batches */

@@ -77,6 +77,7 @@ void fy__writer_release(fy__writer *w)
     uint64_t d = w->log ? fy_log_durable_bytes(w->log) : UINT64_MAX;
     const fy__wb_item *it;
 
+    fy__writer_attach_recheck(w);
     if (!w->sender) {
         fy__writer_wb_clear(w);
         return;

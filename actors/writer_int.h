@@ -47,6 +47,8 @@ typedef struct fy__writer {
     fy_actor *sender; /* a reference, or NULL */
     char sender_token[FY_TOKEN_MAX + 1];
     fy__attach_req *taker; /* a takeover waiting for the sender's answer, or NULL */
+    fy__attach_req *attach_hold; /* cluster: a sender's welcome waiting for the replicas
+                                  * (writer_isr.c, fy__isr_attach_ok), or NULL */
     fy_actor **fwd;   /* references */
     size_t nfwd, capfwd;
     /* the file in progress, for LIVE joiners and the "file stored" line */
@@ -235,6 +237,14 @@ void fy__writer_synced_cb(void *arg, uint64_t seq, uint64_t bytes, int rc);
 bool fy__isr_gating(const fy__writer *w);
 /* May the ack of the file-end at seq go out now?  (True when not gating.) */
 bool fy__isr_ack_ok(fy__writer *w, uint64_t seq);
+/* May a sender be welcomed now?  A welcome tells the sender that every
+ * file before its resume point is acknowledged, so in a cluster it waits,
+ * as an ack would, until those files are durable here and stored on every
+ * in-sync replica (a new leader's log may hold files a lagging in-sync
+ * follower does not have yet).  True when not gating. */
+bool fy__isr_attach_ok(fy__writer *w);
+/* Answer a held sender's welcome if it may go now (writer.c). */
+void fy__writer_attach_recheck(fy__writer *w);
 /* After a release: n acks still wait (for metrics; arms the timer). */
 void fy__isr_waiting(fy__writer *w, uint64_t n);
 /* Arm the timer (FY__TM_ISR) unless it is. */

@@ -294,6 +294,20 @@ bool fy__isr_ack_ok(fy__writer *w, uint64_t seq)
     return true;
 }
 
+bool fy__isr_attach_ok(fy__writer *w)
+{
+    if (!fy__isr_gating(w) || !w->log)
+        return true;
+    /* What the welcome vouches for: the files before the one in progress
+     * (that one the sender continues; its tail may be unsynced). */
+    uint64_t upto = w->part_seq ? w->part_seq - 1 : last_seq(w);
+    if (upto == 0)
+        return true;
+    if (w->ctx->conf->fsync_mode == FY_FSYNC_FILE_END && durable_last(w) < upto)
+        return false;
+    return fy__isr_ack_ok(w, upto);
+}
+
 void fy__isr_waiting(fy__writer *w, uint64_t n)
 {
     struct fy__isr *s = w->isr;
@@ -314,7 +328,9 @@ void fy__isr_watch(fy__writer *w)
     if (!s || s->armed)
         return;
     s->armed = true;
-    ms = s->waiting || w->sender ? TICK_WAIT_MS : ms > TICK_MAX_MS ? TICK_MAX_MS : ms;
+    ms = s->waiting || w->sender || w->attach_hold ? TICK_WAIT_MS
+         : ms > TICK_MAX_MS                      ? TICK_MAX_MS
+                                                 : ms;
     fy_timer_after(w->self, (uint32_t)ms, FY__TM_ISR);
 }
 
@@ -414,6 +430,7 @@ void fy__isr_tick(fy__writer *w)
     if (!s)
         return;
     s->armed = false;
+    fy__writer_attach_recheck(w); /* fenced or shutting: a held welcome is refused */
     if (!w->log || !leads(w, s))
         return; /* not leading: the timer starts again with a replica or a sender */
     if (fy_member_state(w->ctx->member, w->chan->name, &st) == 0) {
@@ -422,7 +439,7 @@ void fy__isr_tick(fy__writer *w)
     }
     fy__writer_release(w);
     publish(w, s, now);
-    if (s->n || s->waiting || w->sender)
+    if (s->n || s->waiting || w->sender || w->attach_hold)
         fy__isr_watch(w);
 }
 

@@ -21,6 +21,7 @@ loss when the kernel has sch_netem; else a tbf shaper with a short queue,
 which drops what overflows it under load: `loss_kind` says which).
 """
 import atexit
+import ctypes
 import base64
 import hashlib
 import json
@@ -130,11 +131,21 @@ def make_file(path, size, rnd):
     return sha256_file(path)
 
 
+def _die_with_parent():
+    """In a client before exec: SIGKILL it when the thread that started it
+    ends (the load thread, or the test process: ctest's timeout), so no
+    client outlives a test that lost track of it (a sender started by the
+    load thread while the cleanup ran was left retrying for minutes).  Not
+    for relays: a restart thread that starts one ends at once."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+
+
 class Proc:
     """A child by PID, its stdout lines stamped with time.monotonic() on
     arrival (a thread reads them), its stderr to a file."""
 
-    def __init__(self, argv, err_path, name, want_lines=True):
+    def __init__(self, argv, err_path, name, want_lines=True, die_with_parent=False):
         self.name = name
         self.err_path = err_path
         self.lines = []  # (t, line)
@@ -142,7 +153,8 @@ class Proc:
         self.log_from = self._err.tell()  # an earlier process's lines (a restart) come before
         self.p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stderr=self._err,
                                   stdout=subprocess.PIPE if want_lines else self._err,
-                                  close_fds=True)
+                                  close_fds=True,
+                                  preexec_fn=_die_with_parent if die_with_parent else None)
         self.pid = self.p.pid
         self._t = None
         if want_lines:
@@ -456,7 +468,7 @@ class Cluster:
         argv = self.ex(self.cns) + [self.bin["ferry"], "send", "--server", self.server_list,
                                     "--channel", chan, "--retries", str(retries), "--json",
                                     "--connect-timeout", "3", "-v"] + list(extra) + list(files)
-        p = Proc(argv, os.path.join(self.dir, name + ".err"), name)
+        p = Proc(argv, os.path.join(self.dir, name + ".err"), name, die_with_parent=True)
         self.procs.append(p)
         return p
 
@@ -467,7 +479,7 @@ class Cluster:
                                     "--connect-timeout", "3", "-v"]
         if count:
             argv += ["--count", str(count)]
-        p = Proc(argv, os.path.join(self.dir, name + ".err"), name)
+        p = Proc(argv, os.path.join(self.dir, name + ".err"), name, die_with_parent=True)
         self.procs.append(p)
         return p
 
