@@ -243,8 +243,15 @@ bool fy__isr_ack_ok(fy__writer *w, uint64_t seq);
  * in-sync replica (a new leader's log may hold files a lagging in-sync
  * follower does not have yet).  True when not gating. */
 bool fy__isr_attach_ok(fy__writer *w);
-/* Answer a held sender's welcome if it may go now (writer.c). */
+/* ---- writer_attach.c: the sender slot ---------------------------------------- */
+
+/* Answer a held sender's welcome if it may go now. */
 void fy__writer_attach_recheck(fy__writer *w);
+/* Answer a request for the slot: err, or the slot with the log's end and
+ * the file in progress (held first while fy__isr_attach_ok says no). */
+void fy__writer_answer_attach(fy__writer *w, fy__attach_req *r, int err);
+/* The attached sender is active: a takeover candidate is refused. */
+void fy__writer_on_keep(fy__writer *w, fy_actor *s);
 /* After a release: n acks still wait (for metrics; arms the timer). */
 void fy__isr_waiting(fy__writer *w, uint64_t n);
 /* Arm the timer (FY__TM_ISR) unless it is. */
