@@ -67,12 +67,25 @@ static bool in_use(fy__writer *w)
     return w->sender || w->nfwd || w->nlease > fy__writer_cut_leases(w);
 }
 
+/* A shorter wait than the armed one arms another timer (a timer cannot be
+ * moved; the later one then finds nothing to do): a cut or a failed sync
+ * asks to close at once while an idle wait of channel-idle is pending. */
 static void idle_arm(fy__writer *w, uint64_t ms)
 {
-    if (w->idle_armed)
+    uint64_t due = fy_now_ns() + (ms ? ms : 1) * 1000000ull;
+
+    if (w->idle_armed && due >= w->idle_due_ns)
         return;
     w->idle_armed = true;
+    w->idle_due_ns = due;
     fy_timer_after(w->self, (uint32_t)(ms ? ms : 1), FY__TM_IDLE);
+}
+
+static void idle_check(fy__writer *w);
+
+void fy__writer_idle_check(fy__writer *w)
+{
+    idle_check(w);
 }
 
 /* Called whenever a user may have left, and on the idle timer. */

@@ -162,6 +162,7 @@ static void cut_ask(fy__writer *w, uint64_t seq, bool restart)
             "to cut a diverged tail", "channel=%s cut_seq=%llu next_seq=%llu action=\"close, cut "
             "the log, open and follow again\"",
             w->chan->name, (unsigned long long)seq, (unsigned long long)fy_log_next_seq(w->log));
+    fy__writer_idle_check(w); /* the link may have left already: nothing else would look */
 }
 
 void fy__writer_cluster_msg(fy__writer *w, fy_msg *m)

@@ -98,6 +98,7 @@ typedef struct fy__writer {
     size_t nlease, caplease;
     uint64_t idle_since; /* fy_now_ns() when last seen unused; 0 = in use */
     bool idle_armed, idle_told, idle_close;
+    uint64_t idle_due_ns; /* when the armed idle timer fires */
     uint64_t gone_disk, gone_catchups;  /* (FY_RM_FWD_TOTALS) */
     /* edge relay (actors/upstream.c): the mirror holds the sender slot */
     fy_actor *upstream;  /* == sender while mirroring (no reference of its own) */
@@ -243,6 +244,10 @@ bool fy__isr_ack_ok(fy__writer *w, uint64_t seq);
  * in-sync replica (a new leader's log may hold files a lagging in-sync
  * follower does not have yet).  True when not gating. */
 bool fy__isr_attach_ok(fy__writer *w);
+/* Look now whether the channel may close (writer.c): after something that
+ * shortens the wait, e.g. a cut asked for (writer_follow.c). */
+void fy__writer_idle_check(fy__writer *w);
+
 /* ---- writer_attach.c: the sender slot ---------------------------------------- */
 
 /* Answer a held sender's welcome if it may go now. */
