@@ -133,10 +133,15 @@ static void follow(fy__writer *w, fy__follow *f)
     }
     w->lead_ready = false;
     w->lead_epoch = 0;
+    /* Receivers of the leader this node was reconnect and are redirected,
+     * also when the fence already sent its sender away (else they stayed,
+     * kept the channel open and its diverged tail uncut: test_ns_sigstop). */
+    for (size_t i = 0; i < w->nfwd; i++) {
+        fy__msg_shutdown(w->fwd[i]);
+        fy__msg_drain_cut(w->fwd[i]);
+    }
     if (w->sender) { /* a local sender of the leader this node was: it goes */
         fy__msg_shutdown(w->sender);
-        for (size_t i = 0; i < w->nfwd; i++) /* receivers reconnect and are redirected */
-            fy__msg_shutdown(w->fwd[i]);
         return;
     }
     fy__writer_follow_start(w);
