@@ -55,14 +55,25 @@ static uint64_t next_rand(fy_cli_retry *r)
     return z ^ (z >> 31);
 }
 
+/* Did this thread's last fy_cli_dial meet a cluster in failover (a relay
+ * that answered FY_ENOTLEADER)?  Per thread, like the list's last good
+ * address: each transfer thread dials and waits on its own. */
+static _Thread_local bool cluster_failover;
+
+long fy_cli_retry_cap_ms(void)
+{
+    return cluster_failover ? FY_CLI_RETRY_CLUSTER_MS : FY_CLI_RETRY_MAX_MS;
+}
+
 int fy_cli_retry_wait(fy_cli_retry *r, fy_cli_cancel *cancel)
 {
     if (r->failed >= r->max)
         return -ETIMEDOUT;
     long d = FY_CLI_RETRY_MIN_MS;
-    for (unsigned i = 0; i < r->failed && d < FY_CLI_RETRY_MAX_MS; i++)
+    long cap = fy_cli_retry_cap_ms();
+    for (unsigned i = 0; i < r->failed && d < cap; i++)
         d *= 2;
-    d = d > FY_CLI_RETRY_MAX_MS ? FY_CLI_RETRY_MAX_MS : d;
+    d = d > cap ? cap : d;
     long ms = d / 2 + (long)(next_rand(r) % (uint64_t)(d / 2));
     r->failed++;
     r->total++;
@@ -139,6 +150,8 @@ static int dial_leader(const char *server, int timeout_ms, const fy_cli_tls *tls
     snprintf(at, sizeof at, "%s", server);
     for (unsigned hop = 0;; hop++) {
         int rc = dial_one(at, timeout_ms, tls, cancel, h, k, w, what);
+        if (rc == -FY_ENOTLEADER)
+            cluster_failover = true;
         if (rc != -FY_ENOTLEADER) {
             if (hop && rc < 0)
                 *what = "hello"; /* a cluster is there: retried, not a wrong address */
@@ -179,6 +192,8 @@ int fy_cli_dial(const char *server, int timeout_ms, const fy_cli_tls *tls, fy_cl
     size_t n = 0, start = 0;
     int rc = -EINVAL;
     bool stale;
+
+    cluster_failover = false;
 
     if (!strchr(server, ','))
         return dial_leader(server, timeout_ms, tls, cancel, h, k, w, what, &stale);

@@ -25,6 +25,11 @@
 #define FY_CLI_RETRIES_DEFAULT 8u
 #define FY_CLI_RETRY_MIN_MS 200
 #define FY_CLI_RETRY_MAX_MS 10000
+/* The longest wait after a dial that met a cluster in failover (a relay
+ * answered FY_ENOTLEADER): the new leader is elected within the cluster's
+ * TTL, and a backoff grown to seconds meanwhile would add them to every
+ * failover (bench/run's failover_s: 10.6 s at TTL 5 before this). */
+#define FY_CLI_RETRY_CLUSTER_MS 500
 /* A connection that stayed up this long was not a failed attempt, even if
  * nothing came over it (a receiver on a quiet channel). */
 #define FY_CLI_RETRY_UP_MS 1000
@@ -69,8 +74,12 @@ void fy_cli_retry_progress(fy_cli_retry *r);
  * is there but not ready (fy_cli_retry_transient).  A redirect naming a
  * cluster epoch older than one this run has seen for the channel is not
  * followed (redirect.h): the list's next address is tried instead, and
- * after the last one the caller's backoff. */
+ * after the last one the caller's backoff.  A dial that met FY_ENOTLEADER
+ * keeps this thread's next fy_cli_retry_wait at most
+ * FY_CLI_RETRY_CLUSTER_MS. */
 #define FY_CLI_REDIRECTS_MAX 4
+/* The longest wait fy_cli_retry_wait may take now, in this thread. */
+long fy_cli_retry_cap_ms(void);
 int fy_cli_dial(const char *server, int timeout_ms, const fy_cli_tls *tls, fy_cli_cancel *cancel,
                 const fy_hello *h, fy_cli_conn **k, fy_welcome *w, const char **what);
 

@@ -235,8 +235,12 @@ static void test_unknown_leader_next(void **state)
     assert_int_equal(dial(list, &what), 0); /* cut knows no leader: the next one serves */
     assert_int_equal(dial(cut.port, &what), -FY_ENOTLEADER);
     assert_string_equal(what, "hello");
+    /* A cluster in failover: the backoff stays short (it grew to 10 s). */
+    assert_int_equal(fy_cli_retry_cap_ms(), FY_CLI_RETRY_CLUSTER_MS);
+    assert_int_equal(dial(leader.port, &what), 0);
+    assert_int_equal(fy_cli_retry_cap_ms(), FY_CLI_RETRY_MAX_MS);
     assert_int_equal(fake_stop(&cut), 3);
-    assert_int_equal(fake_stop(&leader), 1);
+    assert_int_equal(fake_stop(&leader), 2);
     fy_cli_epoch_reset();
 }
 
