@@ -90,7 +90,9 @@ static void credit(fy__writer *w)
         fy_klog(FY_LOG_WARN, "fy_sha256_reset failed", "channel=%s err=%s action=\"hash the "
                 "file back from the log at its file-end\"", w->chan->name, fy_errname(err));
     }
-    for (uint64_t done = fy_hasher_done(w->hs); w->hheld_done < done; w->hheld_done++) {
+    /* (hheld_n > 0 whenever a batch is unfinished: also what the analyzer sees) */
+    for (uint64_t done = fy_hasher_done(w->hs); w->hheld_done < done && w->hheld_n;
+         w->hheld_done++) {
         uint64_t bytes = w->hheld[w->hheld_head];
         w->hheld_head = (w->hheld_head + 1) % w->hheld_cap;
         w->hheld_n--;
@@ -104,10 +106,10 @@ static int held_room(fy__writer *w)
     if (w->hheld_n < w->hheld_cap)
         return 0;
     size_t cap = w->hheld_cap ? w->hheld_cap * 2 : 64;
-    uint64_t *v = malloc(cap * sizeof *v);
+    uint64_t *v = calloc(cap, sizeof *v);
     if (!v)
         return -ENOMEM;
-    for (size_t i = 0; i < w->hheld_n; i++)
+    for (size_t i = 0; w->hheld_cap && i < w->hheld_n; i++)
         v[i] = w->hheld[(w->hheld_head + i) % w->hheld_cap];
     free(w->hheld);
     w->hheld = v;

@@ -376,6 +376,7 @@ static void finish_clusters(fy_trfile *f)
 static int finish(fy_trfile *f, ord_rec *ev)
 {
     finish_clusters(f);
+    FY_ANALYZER_ASSUME(ev || !f->nev); /* as in fy_trfile_parse: walk filled ev */
     if (f->nev)
         qsort(ev, f->nev, sizeof *ev, cmp_ord);
     f->ev = malloc((f->nev ? f->nev : 1) * sizeof *f->ev);
