@@ -54,8 +54,6 @@ static int ask_leader(const fy_cli_query_opts *o, const char *server, int tmo, f
                       bool *stale)
 {
     char at[300];
-    fy_cli_redirect r;
-    uint64_t seen;
 
     *stale = false;
     snprintf(at, sizeof at, "%s", server);
@@ -66,23 +64,11 @@ static int ask_leader(const fy_cli_query_opts *o, const char *server, int tmo, f
             *what = "query";
             rc = exchange(*k, q, fn, arg, cb);
         }
-        if (rc != -FY_ENOTLEADER || hop == FY_CLI_REDIRECTS_MAX ||
-            fy_cli_redirect_parse(fy_cli_conn_error_text(*k), &r) == -ENOENT)
+        if (rc != -FY_ENOTLEADER ||
+            fy_cli_redirect_follow(at, q->channel, *k, hop, at, sizeof at, stale) == 0)
             return rc;
-        if (!fy_cli_epoch_admit(q->channel, r.epoch, &seen)) {
-            fy_klog(FY_LOG_WARN, "redirect from an older cluster epoch not followed",
-                    "server=%s channel=%s leader=%s addr=%s epoch=%llu seen_epoch=%llu "
-                    "action=\"next address\"", at, q->channel, r.leader, r.addr,
-                    (unsigned long long)r.epoch, (unsigned long long)seen);
-            *stale = true;
-            return rc;
-        }
-        fy_klog(FY_LOG_INFO, "redirected to the channel's leader", "server=%s leader=%s addr=%s "
-                "epoch=%llu hop=%u", at, r.leader[0] ? r.leader : "?", r.addr,
-                (unsigned long long)r.epoch, hop + 1);
         fy_cli_conn_close(*k, false);
         *k = NULL;
-        snprintf(at, sizeof at, "%s", r.addr);
     }
 }
 

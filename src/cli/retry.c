@@ -134,6 +134,35 @@ static int dial_one(const char *server, int timeout_ms, const fy_cli_tls *tls,
 
 /* ---- clusters: address lists and redirects -------------------------------------- */
 
+int fy_cli_redirect_follow(const char *at, const char *chan, fy_cli_conn *k, unsigned hop,
+                           char *next, size_t cap, bool *stale)
+{
+    fy_cli_redirect r;
+    uint64_t seen;
+
+    if (fy_cli_redirect_parse(fy_cli_conn_error_text(k), &r) == -ENOENT) {
+        /* The relay does not know who leads (e.g. it lost etcd and fenced
+         * itself): another address of the list may be the new leader. */
+        *stale = true;
+        return 0;
+    }
+    if (hop == FY_CLI_REDIRECTS_MAX)
+        return 0;
+    if (!fy_cli_epoch_admit(chan, r.epoch, &seen)) {
+        fy_klog(FY_LOG_WARN, "redirect from an older cluster epoch not followed",
+                "server=%s channel=%s leader=%s addr=%s epoch=%llu seen_epoch=%llu "
+                "action=\"next address, or back off\"", at, chan, r.leader, r.addr,
+                (unsigned long long)r.epoch, (unsigned long long)seen);
+        *stale = true;
+        return 0;
+    }
+    fy_klog(FY_LOG_INFO, "redirected to the channel's leader", "server=%s leader=%s addr=%s "
+            "epoch=%llu hop=%u", at, r.leader[0] ? r.leader : "?", r.addr,
+            (unsigned long long)r.epoch, hop + 1);
+    snprintf(next, cap, "%s", r.addr);
+    return 1;
+}
+
 /* server, then the leaders its FY_ENOTLEADER answers name.  *stale: the
  * last answer was not followed, because it named an epoch older than one
  * this run has seen for the channel (redirect.h) or no leader at all; the
@@ -143,8 +172,6 @@ static int dial_leader(const char *server, int timeout_ms, const fy_cli_tls *tls
                        const char **what, bool *stale)
 {
     char at[256];
-    fy_cli_redirect r;
-    uint64_t seen;
 
     *stale = false;
     snprintf(at, sizeof at, "%s", server);
@@ -157,28 +184,10 @@ static int dial_leader(const char *server, int timeout_ms, const fy_cli_tls *tls
                 *what = "hello"; /* a cluster is there: retried, not a wrong address */
             return rc;
         }
-        if (fy_cli_redirect_parse(fy_cli_conn_error_text(*k), &r) == -ENOENT) {
-            /* The relay does not know who leads (e.g. it lost etcd and fenced
-             * itself): another address of the list may be the new leader. */
-            *stale = true;
+        if (fy_cli_redirect_follow(at, h->channel, *k, hop, at, sizeof at, stale) == 0)
             return rc; /* *what is "hello" */
-        }
-        if (hop == FY_CLI_REDIRECTS_MAX)
-            return rc;
-        if (!fy_cli_epoch_admit(h->channel, r.epoch, &seen)) {
-            fy_klog(FY_LOG_WARN, "redirect from an older cluster epoch not followed",
-                    "server=%s channel=%s leader=%s addr=%s epoch=%llu seen_epoch=%llu "
-                    "action=\"next address, or back off\"", at, h->channel, r.leader, r.addr,
-                    (unsigned long long)r.epoch, (unsigned long long)seen);
-            *stale = true;
-            return rc;
-        }
-        fy_klog(FY_LOG_INFO, "redirected to the channel's leader", "server=%s leader=%s addr=%s "
-                "epoch=%llu hop=%u", at, r.leader[0] ? r.leader : "?", r.addr,
-                (unsigned long long)r.epoch, hop + 1);
         fy_cli_conn_close(*k, false);
         *k = NULL;
-        snprintf(at, sizeof at, "%s", r.addr);
     }
 }
 

@@ -78,6 +78,14 @@ void fy_cli_retry_progress(fy_cli_retry *r);
  * keeps this thread's next fy_cli_retry_wait at most
  * FY_CLI_RETRY_CLUSTER_MS. */
 #define FY_CLI_REDIRECTS_MAX 4
+/* After an FY_ENOTLEADER answer on chan from the relay at `at` (k holds
+ * its error frame), hop redirects in: 1, and the leader's address in next
+ * (cap bytes; may be at itself), when it is to be followed (logged); 0
+ * when not -- *stale is then set when the next address of a list should
+ * be tried instead (a redirect of an older epoch than one seen for chan,
+ * or one that names no leader), not set after FY_CLI_REDIRECTS_MAX hops. */
+int fy_cli_redirect_follow(const char *at, const char *chan, fy_cli_conn *k, unsigned hop,
+                           char *next, size_t cap, bool *stale);
 /* The longest wait fy_cli_retry_wait may take now, in this thread. */
 long fy_cli_retry_cap_ms(void);
 int fy_cli_dial(const char *server, int timeout_ms, const fy_cli_tls *tls, fy_cli_cancel *cancel,
