@@ -169,10 +169,15 @@ static bool leads(fy__writer *w, struct fy__isr *s)
 
     if (fy_member_lead_of(w->ctx->member, w->chan->name, &l) < 0 || !l.known)
         return !s->fenced && s->epoch;
-    if (l.leading && l.epoch > s->epoch) {
+    if (l.leading && (l.epoch > s->epoch || (s->fenced && l.epoch == s->epoch))) {
         /* First look, leading again after a fence, or the member moved the
          * channel to a new epoch while this node leads it (a log reopened
-         * while leading: writer_follow.c): acks count reports of it only. */
+         * while leading: writer_follow.c): acks count reports of it only.
+         * The same epoch after a fence: the lease lapsed (renewals late, or
+         * etcd out of reach) and is held again with nobody else elected, so
+         * this node may lead that epoch again (may_ack checks the lease at
+         * every ack).  Before, a lapse fenced it for good: it never managed
+         * the in-sync set nor acked again (test_acks under TSan in CI). */
         if (s->epoch)
             fy_klog(FY_LOG_INFO, "cluster leader epoch", "channel=%s epoch=%llu was=%llu "
                     "fenced=%s", w->chan->name, (unsigned long long)l.epoch,
