@@ -436,8 +436,16 @@ void fy__isr_tick(fy__writer *w)
         return;
     s->armed = false;
     fy__writer_attach_recheck(w); /* fenced or shutting: a held welcome is refused */
-    if (!w->log || !leads(w, s))
-        return; /* not leading: the timer starts again with a replica or a sender */
+    if (!w->log || !leads(w, s)) {
+        /* Not leading: the timer starts again with a replica or a sender,
+         * except while only this node's lease is out (no leader named): it
+         * looks on, to lead its epoch again when the lease is back. */
+        fy_member_lead l;
+        if (w->log && s->fenced && fy_member_lead_of(w->ctx->member, w->chan->name, &l) == 0 &&
+            l.known && !l.leader[0])
+            fy__isr_watch(w);
+        return;
+    }
     if (fy_member_state(w->ctx->member, w->chan->name, &st) == 0) {
         log_changes(w, s, &st);
         manage(w, s, &st, now);
